@@ -1,0 +1,41 @@
+#!/bin/sh
+# Installs the Debian 12 packages roamhub needs to build, test, fuzz and run its demo.
+# Idempotent: asks apt only for what is missing, and runs `apt-get update` only then.
+# Usage: deploy/bootstrap.sh            (as root, or with sudo available)
+set -eu
+
+PKGS="build-essential cmake pkg-config git ca-certificates curl
+libevent-dev libssl-dev openssl libprotobuf-c-dev protobuf-c-compiler liblmdb-dev lmdb-utils
+libjwt-dev libcjson-dev zlib1g-dev libcmocka-dev python3
+clang libclang-rt-14-dev
+nginx-light wrk"
+
+missing=""
+for p in $PKGS; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing="$missing $p"
+  fi
+done
+
+# Node.js/npm (the e2e test's independent LoRaWAN implementation comes from npm): some images ship
+# nodesource's nodejs, which bundles npm and conflicts with Debian's npm package.
+if ! command -v npm >/dev/null 2>&1; then missing="$missing nodejs npm"; fi
+
+if [ -z "$missing" ]; then
+  echo "bootstrap: all packages present"
+  exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+echo "bootstrap: installing:$missing"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+# nginx-light's package enables a system service on port 80; roamhub starts its own
+# instances on ephemeral loopback ports and never uses the system one.
+if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet nginx 2>/dev/null; then
+  $SUDO systemctl stop nginx || true
+fi
+echo "bootstrap: done"

@@ -1,0 +1,779 @@
+/*
+ * http_server.c — HTTP/1.1 server on bufferevents + http_parser (see http_server.h).
+ *
+ * Invariants:
+ *  - a connection has at most one request awaiting a reply (conn->pending); reading is disabled
+ *    meanwhile and bytes already received stay in the input buffer until the reply is sent;
+ *  - conn->timer enforces exactly one deadline at a time: header (from accept or end of previous
+ *    reply), body (from headers complete), idle (keep-alive, before the first byte of the next
+ *    request); it is off while a request awaits its reply;
+ *  - srv->nconns counts open connections; the listener is disabled at max_connections.
+ */
+#include "http_server.h"
+
+#include "rh_err.h"
+#include "rh_log.h"
+#include "rh_time.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/listener.h>
+#include <http_parser.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define HS_MAX_HEADERS 48
+
+enum conn_phase { PH_HEADERS, PH_BODY, PH_PENDING, PH_IDLE, PH_CLOSING };
+
+struct hs_req {
+    hs_conn_t *conn; /* NULL once the connection is gone */
+    char method[16];
+    char *target;    /* path NUL query, inside hdrbuf */
+    const char *query;
+    unsigned nheaders;
+    const char *hname[HS_MAX_HEADERS];
+    const char *hvalue[HS_MAX_HEADERS];
+    size_t name_off[HS_MAX_HEADERS], value_off[HS_MAX_HEADERS]; /* into hdrbuf while parsing */
+    enum { HST_URL, HST_FIELD, HST_VALUE } hst;
+    char *hdrbuf;    /* URL + header names/values, NUL-separated */
+    size_t hdrlen, hdrcap;
+    char *body;
+    size_t bodylen, bodycap;
+    int keep_alive;
+    int body_incomplete; /* replied before the body was read: must close */
+    uint64_t received_ns;
+};
+
+struct hs_conn {
+    hs_server_t *srv;
+    struct bufferevent *bev;
+    struct event *timer;
+    http_parser parser;
+    hs_req_t *req;      /* request being parsed or awaiting reply */
+    enum conn_phase phase;
+    int close_after_write;
+    int closing;
+    SSL *ssl;
+    int loopback;
+    char peer[64];
+    void *data;
+    void (*data_free)(void *);
+    hs_conn_t *prev, *next;
+};
+
+struct hs_server {
+    struct event_base *base;
+    hs_opts_t o;
+    struct evconnlistener *lev;
+    int listening;
+    unsigned nconns;
+    hs_conn_t *conns;
+    uint16_t port;
+    int draining;
+    struct event *drain_timer;
+    void (*drain_done)(void *);
+    void *drain_arg;
+};
+
+static http_parser_settings parser_settings;
+
+static void conn_close(hs_conn_t *c);
+static void conn_process_input(hs_conn_t *c);
+
+const char *hs_status_text(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 411: return "Length Required";
+    case 413: return "Payload Too Large";
+    case 415: return "Unsupported Media Type";
+    case 422: return "Unprocessable Entity";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    case 507: return "Insufficient Storage";
+    default: return "Status";
+    }
+}
+
+/* ---------- timers ---------- */
+
+static void conn_arm(hs_conn_t *c, unsigned ms)
+{
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    evtimer_add(c->timer, &tv);
+}
+
+static void conn_timer_cb(evutil_socket_t fd, short ev, void *arg)
+{
+    hs_conn_t *c = arg;
+    (void)fd;
+    (void)ev;
+    if (c->phase == PH_HEADERS || c->phase == PH_BODY)
+        RH_LOG(RH_LOG_INFO, "http", "deadline missed, closing phase=%s peer=%s",
+               c->phase == PH_HEADERS ? "headers" : "body", c->peer);
+    conn_close(c);
+}
+
+/* ---------- request buffer helpers ---------- */
+
+static hs_req_t *req_new(hs_conn_t *c)
+{
+    hs_req_t *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    r->conn = c;
+    r->hdrcap = 1024;
+    r->hdrbuf = malloc(r->hdrcap);
+    if (!r->hdrbuf) {
+        free(r);
+        return NULL;
+    }
+    return r;
+}
+
+static void req_free(hs_req_t *r)
+{
+    if (!r)
+        return;
+    free(r->hdrbuf);
+    free(r->body);
+    free(r);
+}
+
+/* Appends to hdrbuf; returns offset of the appended data or -1 when the header cap is hit. */
+static long hdr_append(hs_req_t *r, size_t cap, const char *at, size_t len, int nul)
+{
+    size_t need = r->hdrlen + len + (nul ? 1 : 0);
+    if (need > cap)
+        return -1;
+    if (need > r->hdrcap) {
+        size_t nc = r->hdrcap * 2;
+        while (nc < need)
+            nc *= 2;
+        if (nc > cap + 1)
+            nc = cap + 1;
+        if (nc < need)
+            nc = need;
+        char *nb = realloc(r->hdrbuf, nc);
+        if (!nb)
+            return -1;
+        r->hdrbuf = nb;
+        r->hdrcap = nc;
+    }
+    long off = (long)r->hdrlen;
+    memcpy(r->hdrbuf + r->hdrlen, at, len);
+    r->hdrlen += len;
+    if (nul)
+        r->hdrbuf[r->hdrlen++] = '\0';
+    return off;
+}
+
+/* ---------- http_parser callbacks ---------- */
+
+static int on_message_begin(http_parser *p)
+{
+    hs_conn_t *c = p->data;
+    if (!c->req) {
+        c->req = req_new(c);
+        if (!c->req)
+            return -1;
+    }
+    return 0;
+}
+
+static int on_url(http_parser *p, const char *at, size_t len)
+{
+    hs_conn_t *c = p->data;
+    return hdr_append(c->req, c->srv->o.max_header_bytes, at, len, 0) < 0 ? -1 : 0;
+}
+
+/* Header state machine: URL -> (FIELD -> VALUE)* ; each piece may arrive in several callbacks
+ * (TCP segments); a NUL terminates a piece when the next kind starts. */
+static int on_header_field(http_parser *p, const char *at, size_t len)
+{
+    hs_conn_t *c = p->data;
+    hs_req_t *r = c->req;
+    size_t cap = c->srv->o.max_header_bytes;
+    if (r->hst != HST_FIELD) {
+        if (hdr_append(r, cap, "", 0, 1) < 0 || r->nheaders >= HS_MAX_HEADERS)
+            return -1;
+        r->name_off[r->nheaders++] = r->hdrlen;
+        r->hst = HST_FIELD;
+    }
+    return hdr_append(r, cap, at, len, 0) < 0 ? -1 : 0;
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t len)
+{
+    hs_conn_t *c = p->data;
+    hs_req_t *r = c->req;
+    size_t cap = c->srv->o.max_header_bytes;
+    if (r->hst != HST_VALUE) {
+        if (hdr_append(r, cap, "", 0, 1) < 0)
+            return -1;
+        r->value_off[r->nheaders - 1] = r->hdrlen;
+        r->hst = HST_VALUE;
+    }
+    return hdr_append(r, cap, at, len, 0) < 0 ? -1 : 0;
+}
+
+static void send_error_and_close(hs_conn_t *c, int status);
+
+static int on_headers_complete(http_parser *p)
+{
+    hs_conn_t *c = p->data;
+    hs_req_t *r = c->req;
+    if (hdr_append(r, c->srv->o.max_header_bytes + 2, "", 0, 1) < 0)
+        return -1;
+    if (r->hst == HST_FIELD) { /* a name without value */
+        r->value_off[r->nheaders - 1] = r->hdrlen - 1;
+    }
+    /* Fix up pointers now that hdrbuf no longer moves. */
+    r->target = r->hdrbuf;
+    for (unsigned i = 0; i < r->nheaders; i++) {
+        r->hname[i] = r->hdrbuf + r->name_off[i];
+        r->hvalue[i] = r->hdrbuf + r->value_off[i];
+    }
+    char *q = strchr(r->target, '?');
+    if (q) {
+        *q = '\0';
+        r->query = q + 1;
+    } else {
+        r->query = "";
+    }
+    snprintf(r->method, sizeof r->method, "%s", http_method_str((enum http_method)p->method));
+    if (p->content_length != ULLONG_MAX && p->content_length > c->srv->o.max_body_bytes) {
+        r->body_incomplete = 1;
+        return -2; /* 413 */
+    }
+    c->phase = PH_BODY;
+    conn_arm(c, c->srv->o.body_timeout_ms);
+    return 0;
+}
+
+static int on_body(http_parser *p, const char *at, size_t len)
+{
+    hs_conn_t *c = p->data;
+    hs_req_t *r = c->req;
+    if (r->bodylen + len > c->srv->o.max_body_bytes) {
+        r->body_incomplete = 1;
+        return -2;
+    }
+    if (r->bodylen + len + 1 > r->bodycap) {
+        size_t nc = r->bodycap ? r->bodycap * 2 : 1024;
+        while (nc < r->bodylen + len + 1)
+            nc *= 2;
+        if (nc > c->srv->o.max_body_bytes + 1)
+            nc = c->srv->o.max_body_bytes + 1;
+        char *nb = realloc(r->body, nc);
+        if (!nb)
+            return -1;
+        r->body = nb;
+        r->bodycap = nc;
+    }
+    memcpy(r->body + r->bodylen, at, len);
+    r->bodylen += len;
+    return 0;
+}
+
+static int on_message_complete(http_parser *p)
+{
+    hs_conn_t *c = p->data;
+    hs_req_t *r = c->req;
+    if (!r->body) {
+        r->body = malloc(1);
+        if (!r->body)
+            return -1;
+    }
+    r->body[r->bodylen] = '\0';
+    r->keep_alive = http_should_keep_alive(p);
+    r->received_ns = rh_mono_ns();
+    c->phase = PH_PENDING;
+    http_parser_pause(p, 1); /* one request at a time */
+    return 0;
+}
+
+/* ---------- connection I/O ---------- */
+
+static void conn_unlink(hs_conn_t *c)
+{
+    hs_server_t *s = c->srv;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->prev = c->next = NULL;
+}
+
+static void maybe_drain_done(hs_server_t *s);
+
+static void conn_close(hs_conn_t *c)
+{
+    hs_server_t *s = c->srv;
+    if (c->req) {
+        if (c->phase == PH_PENDING) {
+            c->req->conn = NULL; /* orphan: the handler's reply frees it */
+        } else {
+            req_free(c->req);
+        }
+        c->req = NULL;
+    }
+    if (c->data && c->data_free)
+        c->data_free(c->data);
+    if (c->timer)
+        event_free(c->timer);
+    if (c->bev) {
+        if (c->ssl) {
+            SSL_set_shutdown(c->ssl, SSL_RECEIVED_SHUTDOWN);
+            SSL_shutdown(c->ssl);
+        }
+        bufferevent_free(c->bev);
+    }
+    conn_unlink(c);
+    s->nconns--;
+    free(c);
+    if (!s->draining && !s->listening && s->lev && s->nconns < s->o.max_connections) {
+        evconnlistener_enable(s->lev);
+        s->listening = 1;
+    }
+    if (s->draining)
+        maybe_drain_done(s);
+}
+
+static void write_response(hs_conn_t *c, int status, const char *ctype, const char *extra,
+                           const void *body, size_t len, int keep_alive)
+{
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    char head[512];
+    int n = snprintf(head, sizeof head,
+                     "HTTP/1.1 %d %s\r\nContent-Length: %zu\r\n%s%s%s%s%s",
+                     status, hs_status_text(status), len, ctype ? "Content-Type: " : "",
+                     ctype ? ctype : "", ctype ? "\r\n" : "",
+                     keep_alive ? "" : "Connection: close\r\n", extra ? extra : "");
+    if (n < 0 || n >= (int)sizeof head - 2)
+        n = (int)sizeof head - 3;
+    head[n++] = '\r';
+    head[n++] = '\n';
+    evbuffer_add(out, head, (size_t)n);
+    if (len)
+        evbuffer_add(out, body, len);
+}
+
+static void send_error_and_close(hs_conn_t *c, int status)
+{
+    if (c->closing)
+        return;
+    write_response(c, status, "text/plain", NULL, hs_status_text(status),
+                   strlen(hs_status_text(status)), 0);
+    c->close_after_write = 1;
+    c->closing = 1;
+    c->phase = PH_CLOSING;
+    bufferevent_disable(c->bev, EV_READ);
+    evtimer_del(c->timer);
+    conn_arm(c, 5000); /* bound the time spent flushing to a client that doesn't read */
+}
+
+static void conn_dispatch(hs_conn_t *c)
+{
+    hs_req_t *r = c->req;
+    evtimer_del(c->timer);
+    bufferevent_disable(c->bev, EV_READ);
+    c->srv->o.handler(r, c->srv->o.handler_arg);
+}
+
+static void conn_process_input(hs_conn_t *c)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    while (!c->closing && c->phase != PH_PENDING) {
+        size_t avail = evbuffer_get_length(in);
+        if (avail == 0)
+            return;
+        if (c->phase == PH_IDLE) {
+            c->phase = PH_HEADERS;
+            conn_arm(c, c->srv->o.header_timeout_ms);
+        }
+        struct evbuffer_iovec v;
+        if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+            return;
+        size_t n = http_parser_execute(&c->parser, &parser_settings, v.iov_base, v.iov_len);
+        enum http_errno err = HTTP_PARSER_ERRNO(&c->parser);
+        if (err == HPE_PAUSED) {
+            /* message complete: consume exactly what the parser used */
+            evbuffer_drain(in, n);
+            http_parser_pause(&c->parser, 0);
+            conn_dispatch(c);
+            return;
+        }
+        if (err != HPE_OK) {
+            int status = 400;
+            if (c->req && c->req->body_incomplete)
+                status = 413;
+            else if (err == HPE_CB_url || err == HPE_CB_header_field ||
+                     err == HPE_CB_header_value || err == HPE_HEADER_OVERFLOW)
+                status = 431;
+            RH_LOG(RH_LOG_INFO, "http", "bad request status=%d err=%s peer=%s", status,
+                   http_errno_name(err), c->peer);
+            send_error_and_close(c, status);
+            return;
+        }
+        evbuffer_drain(in, n);
+        if (c->phase == PH_HEADERS && c->req && c->req->hdrlen > c->srv->o.max_header_bytes) {
+            send_error_and_close(c, 431);
+            return;
+        }
+    }
+}
+
+static void conn_read_cb(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    conn_process_input(arg);
+}
+
+static void conn_write_cb(struct bufferevent *bev, void *arg)
+{
+    hs_conn_t *c = arg;
+    (void)bev;
+    if (c->close_after_write)
+        conn_close(c);
+}
+
+static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    hs_conn_t *c = arg;
+    (void)bev;
+    if (what & BEV_EVENT_CONNECTED)
+        return;
+    if (what & BEV_EVENT_ERROR) {
+        unsigned long e;
+        while ((e = bufferevent_get_openssl_error(c->bev)) != 0) {
+            char buf[200];
+            ERR_error_string_n(e, buf, sizeof buf);
+            RH_LOG(RH_LOG_INFO, "tls", "connection error peer=%s err=\"%s\"", c->peer, buf);
+        }
+    }
+    conn_close(c);
+}
+
+static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa, int salen,
+                      void *arg)
+{
+    hs_server_t *s = arg;
+    (void)salen;
+    if (s->draining) {
+        evutil_closesocket(fd);
+        return;
+    }
+    hs_conn_t *c = calloc(1, sizeof *c);
+    if (!c) {
+        evutil_closesocket(fd);
+        return;
+    }
+    c->srv = s;
+    if (sa->sa_family == AF_INET) {
+        struct sockaddr_in *in = (struct sockaddr_in *)sa;
+        c->loopback = (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+        inet_ntop(AF_INET, &in->sin_addr, c->peer, sizeof c->peer);
+    } else if (sa->sa_family == AF_INET6) {
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)sa;
+        c->loopback = IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr);
+        inet_ntop(AF_INET6, &in6->sin6_addr, c->peer, sizeof c->peer);
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (s->o.tls_ctx) {
+        SSL_CTX *ctx = s->o.tls_ctx(s->o.tls_ctx_arg);
+        SSL *ssl = ctx ? SSL_new(ctx) : NULL;
+        if (ctx)
+            SSL_CTX_free(ctx); /* SSL_new holds its own reference */
+        if (!ssl) {
+            free(c);
+            evutil_closesocket(fd);
+            return;
+        }
+        c->ssl = ssl;
+        c->bev = bufferevent_openssl_socket_new(s->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                                BEV_OPT_CLOSE_ON_FREE);
+    } else {
+        c->bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    }
+    c->timer = evtimer_new(s->base, conn_timer_cb, c);
+    if (!c->bev || !c->timer) {
+        if (c->bev)
+            bufferevent_free(c->bev);
+        else
+            evutil_closesocket(fd);
+        if (c->timer)
+            event_free(c->timer);
+        free(c);
+        return;
+    }
+    http_parser_init(&c->parser, HTTP_REQUEST);
+    c->parser.data = c;
+    c->phase = PH_HEADERS;
+    bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    conn_arm(c, s->o.header_timeout_ms);
+    c->next = s->conns;
+    if (s->conns)
+        s->conns->prev = c;
+    s->conns = c;
+    s->nconns++;
+    if (s->nconns >= s->o.max_connections && s->listening) {
+        evconnlistener_disable(lev);
+        s->listening = 0;
+        RH_LOG(RH_LOG_WARN, "http", "connection cap reached, pausing accept conns=%u",
+               s->nconns);
+    }
+}
+
+/* ---------- public API ---------- */
+
+hs_server_t *hs_server_new(struct event_base *base, const hs_opts_t *opts)
+{
+    static int settings_ready;
+    if (!settings_ready) {
+        http_parser_settings_init(&parser_settings);
+        parser_settings.on_message_begin = on_message_begin;
+        parser_settings.on_url = on_url;
+        parser_settings.on_header_field = on_header_field;
+        parser_settings.on_header_value = on_header_value;
+        parser_settings.on_headers_complete = on_headers_complete;
+        parser_settings.on_body = on_body;
+        parser_settings.on_message_complete = on_message_complete;
+        settings_ready = 1;
+    }
+    hs_server_t *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->base = base;
+    s->o = *opts;
+    if (!s->o.header_timeout_ms) s->o.header_timeout_ms = 10000;
+    if (!s->o.body_timeout_ms) s->o.body_timeout_ms = 30000;
+    if (!s->o.idle_timeout_ms) s->o.idle_timeout_ms = 60000;
+    if (!s->o.max_header_bytes) s->o.max_header_bytes = 8192;
+    if (!s->o.max_body_bytes) s->o.max_body_bytes = 65536;
+    if (!s->o.max_connections) s->o.max_connections = 4096;
+
+    unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE;
+    if (opts->listen_fd >= 0) {
+        s->lev = evconnlistener_new(base, accept_cb, s, flags, -1, opts->listen_fd);
+    } else {
+        struct sockaddr_storage ss;
+        memset(&ss, 0, sizeof ss);
+        int sl;
+        char spec[128];
+        snprintf(spec, sizeof spec, "%s port %u", opts->bind_addr, opts->port);
+        struct sockaddr_in *in4 = (struct sockaddr_in *)&ss;
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+        if (inet_pton(AF_INET, opts->bind_addr, &in4->sin_addr) == 1) {
+            in4->sin_family = AF_INET;
+            in4->sin_port = htons(opts->port);
+            sl = sizeof *in4;
+        } else if (inet_pton(AF_INET6, opts->bind_addr, &in6->sin6_addr) == 1) {
+            in6->sin6_family = AF_INET6;
+            in6->sin6_port = htons(opts->port);
+            sl = sizeof *in6;
+        } else {
+            RH_LOG(RH_LOG_ERR, "http", "bad listen address, expected a numeric IP addr=%s",
+                   opts->bind_addr);
+            free(s);
+            return NULL;
+        }
+        if (opts->reuse_port)
+            flags |= LEV_OPT_REUSEABLE_PORT;
+        s->lev = evconnlistener_new_bind(base, accept_cb, s, flags, 1024,
+                                         (struct sockaddr *)&ss, sl);
+        if (!s->lev)
+            RH_LOG(RH_LOG_ERR, "http", "cannot listen addr=%s err=\"%s\"", spec,
+                   strerror(errno));
+    }
+    if (!s->lev) {
+        free(s);
+        return NULL;
+    }
+    s->listening = 1;
+    struct sockaddr_storage bound;
+    socklen_t bl = sizeof bound;
+    if (getsockname(evconnlistener_get_fd(s->lev), (struct sockaddr *)&bound, &bl) == 0) {
+        if (bound.ss_family == AF_INET)
+            s->port = ntohs(((struct sockaddr_in *)&bound)->sin_port);
+        else if (bound.ss_family == AF_INET6)
+            s->port = ntohs(((struct sockaddr_in6 *)&bound)->sin6_port);
+    }
+    return s;
+}
+
+uint16_t hs_server_port(const hs_server_t *s) { return s->port; }
+
+int hs_server_listen_fd(const hs_server_t *s) { return evconnlistener_get_fd(s->lev); }
+
+unsigned hs_server_connections(const hs_server_t *s) { return s->nconns; }
+
+static void drain_finish(hs_server_t *s)
+{
+    if (!s->drain_done)
+        return;
+    void (*done)(void *) = s->drain_done;
+    s->drain_done = NULL;
+    if (s->drain_timer) {
+        event_free(s->drain_timer);
+        s->drain_timer = NULL;
+    }
+    done(s->drain_arg);
+}
+
+static void maybe_drain_done(hs_server_t *s)
+{
+    if (s->nconns == 0)
+        drain_finish(s);
+}
+
+static void drain_timer_cb(evutil_socket_t fd, short ev, void *arg)
+{
+    hs_server_t *s = arg;
+    (void)fd;
+    (void)ev;
+    drain_finish(s);
+}
+
+void hs_server_drain(hs_server_t *s, unsigned drain_ms, void (*done)(void *), void *arg)
+{
+    s->draining = 1;
+    s->drain_done = done;
+    s->drain_arg = arg;
+    if (s->lev && s->listening) {
+        evconnlistener_disable(s->lev);
+        s->listening = 0;
+    }
+    /* Close idle connections now; busy ones close after their reply. */
+    hs_conn_t *c = s->conns;
+    while (c) {
+        hs_conn_t *next = c->next;
+        if (c->phase == PH_IDLE || (c->phase == PH_HEADERS && !c->req))
+            conn_close(c);
+        c = next;
+    }
+    if (s->nconns == 0) {
+        drain_finish(s);
+        return;
+    }
+    s->drain_timer = evtimer_new(s->base, drain_timer_cb, s);
+    struct timeval tv = {drain_ms / 1000, (drain_ms % 1000) * 1000};
+    evtimer_add(s->drain_timer, &tv);
+}
+
+void hs_server_free(hs_server_t *s)
+{
+    if (!s)
+        return;
+    s->drain_done = NULL;
+    while (s->conns)
+        conn_close(s->conns);
+    if (s->drain_timer)
+        event_free(s->drain_timer);
+    if (s->lev)
+        evconnlistener_free(s->lev);
+    free(s);
+}
+
+const char *hs_req_method(const hs_req_t *r) { return r->method; }
+const char *hs_req_path(const hs_req_t *r) { return r->target; }
+const char *hs_req_query(const hs_req_t *r) { return r->query; }
+
+const char *hs_req_header(const hs_req_t *r, const char *name)
+{
+    for (unsigned i = 0; i < r->nheaders; i++) {
+        if (strcasecmp(r->hname[i], name) == 0)
+            return r->hvalue[i];
+    }
+    return NULL;
+}
+
+const char *hs_req_body(const hs_req_t *r, size_t *len)
+{
+    if (len)
+        *len = r->bodylen;
+    return r->body;
+}
+
+SSL *hs_req_ssl(const hs_req_t *r) { return r->conn ? r->conn->ssl : NULL; }
+int hs_req_peer_is_loopback(const hs_req_t *r) { return r->conn ? r->conn->loopback : 0; }
+const char *hs_req_peer_addr(const hs_req_t *r) { return r->conn ? r->conn->peer : "-"; }
+void *hs_req_conn_data(const hs_req_t *r) { return r->conn ? r->conn->data : NULL; }
+
+void hs_req_set_conn_data(hs_req_t *r, void *data, void (*free_fn)(void *))
+{
+    if (!r->conn) {
+        if (free_fn && data)
+            free_fn(data);
+        return;
+    }
+    if (r->conn->data && r->conn->data_free)
+        r->conn->data_free(r->conn->data);
+    r->conn->data = data;
+    r->conn->data_free = free_fn;
+}
+
+uint64_t hs_req_received_ns(const hs_req_t *r) { return r->received_ns; }
+int hs_req_gone(const hs_req_t *r) { return r->conn == NULL; }
+
+void hs_reply_ex(hs_req_t *r, int status, const char *ctype, const char *extra, const void *body,
+                 size_t len)
+{
+    hs_conn_t *c = r->conn;
+    if (!c) {
+        req_free(r);
+        return;
+    }
+    hs_server_t *s = c->srv;
+    int keep = r->keep_alive && !r->body_incomplete && !s->draining;
+    write_response(c, status, ctype, extra, body, len, keep);
+    req_free(r);
+    c->req = NULL;
+    if (!keep) {
+        c->close_after_write = 1;
+        c->phase = PH_CLOSING;
+        conn_arm(c, 5000);
+        return;
+    }
+    c->phase = PH_IDLE;
+    conn_arm(c, s->o.idle_timeout_ms);
+    bufferevent_enable(c->bev, EV_READ);
+    /* Pipelined bytes may already be waiting. */
+    if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+        conn_process_input(c);
+}
+
+void hs_reply(hs_req_t *r, int status, const char *ctype, const void *body, size_t len)
+{
+    hs_reply_ex(r, status, ctype, NULL, body, len);
+}

@@ -1,0 +1,274 @@
+/* Unit tests for broker/http_server: parsing, keep-alive, pipelining, size caps, header/body
+ * deadlines and the connection cap. The server runs its event loop in a second thread; the test
+ * thread is a plain blocking-socket client. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "http_server.h"
+#include "rh_time.h"
+
+typedef struct fixture {
+    struct event_base *base;
+    hs_server_t *srv;
+    pthread_t thr;
+    struct event *stop;
+    uint16_t port;
+} fixture_t;
+
+/* Echo handler: replies 200 with "<method> <path>?<query> h=<X-Test> body=<body>". */
+static void echo(hs_req_t *req, void *arg)
+{
+    (void)arg;
+    size_t len;
+    const char *body = hs_req_body(req, &len);
+    char out[70000];
+    const char *h = hs_req_header(req, "x-test");
+    int n = snprintf(out, sizeof out, "%s %s?%s h=%s body=%.*s", hs_req_method(req),
+                     hs_req_path(req), hs_req_query(req), h ? h : "-", (int)len, body);
+    hs_reply(req, 200, "text/plain", out, (size_t)n);
+}
+
+static void *loop_thread(void *arg)
+{
+    fixture_t *f = arg;
+    event_base_dispatch(f->base);
+    return NULL;
+}
+
+static void stop_cb(evutil_socket_t fd, short ev, void *arg)
+{
+    fixture_t *f = arg;
+    (void)fd;
+    (void)ev;
+    event_base_loopbreak(f->base);
+}
+
+static fixture_t *start(unsigned header_ms, unsigned body_ms, unsigned max_conns)
+{
+    fixture_t *f = calloc(1, sizeof *f);
+    evthread_use_pthreads();
+    f->base = event_base_new();
+    hs_opts_t o = {.bind_addr = "127.0.0.1", .port = 0, .listen_fd = -1,
+                   .header_timeout_ms = header_ms, .body_timeout_ms = body_ms,
+                   .max_connections = max_conns, .max_body_bytes = 1024,
+                   .max_header_bytes = 2048, .handler = echo};
+    f->srv = hs_server_new(f->base, &o);
+    assert_non_null(f->srv);
+    f->port = hs_server_port(f->srv);
+    assert_true(f->port > 0);
+    f->stop = event_new(f->base, -1, 0, stop_cb, f);
+    pthread_create(&f->thr, NULL, loop_thread, f);
+    return f;
+}
+
+static void stop(fixture_t *f)
+{
+    event_active(f->stop, 0, 0);
+    pthread_join(f->thr, NULL);
+    hs_server_free(f->srv);
+    event_free(f->stop);
+    event_base_free(f->base);
+    free(f);
+}
+
+static int dial(uint16_t port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    return fd;
+}
+
+static void send_all(int fd, const char *s, size_t n)
+{
+    while (n) {
+        ssize_t w = send(fd, s, n, MSG_NOSIGNAL);
+        if (w <= 0)
+            return;
+        s += w;
+        n -= (size_t)w;
+    }
+}
+
+/* Reads until `want` responses ("HTTP/1.1 " occurrences with full bodies) or EOF/timeout. */
+static size_t recv_until(int fd, char *buf, size_t cap, const char *needle, unsigned timeout_ms)
+{
+    size_t n = 0;
+    uint64_t end = rh_mono_ms() + timeout_ms;
+    buf[0] = 0;
+    while (n < cap - 1 && rh_mono_ms() < end) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, 50) <= 0)
+            continue;
+        ssize_t r = recv(fd, buf + n, cap - 1 - n, 0);
+        if (r <= 0)
+            break;
+        n += (size_t)r;
+        buf[n] = 0;
+        if (needle && strstr(buf, needle))
+            break;
+    }
+    return n;
+}
+
+/* Returns 1 if the peer closed the connection within timeout_ms. */
+static int closed_within(int fd, unsigned timeout_ms)
+{
+    char b[512];
+    uint64_t end = rh_mono_ms() + timeout_ms;
+    while (rh_mono_ms() < end) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, 50) <= 0)
+            continue;
+        ssize_t r = recv(fd, b, sizeof b, 0);
+        if (r <= 0)
+            return 1;
+    }
+    return 0;
+}
+
+static void test_post_and_keepalive(void **state)
+{
+    (void)state;
+    fixture_t *f = start(2000, 2000, 16);
+    int fd = dial(f->port);
+    const char *req = "POST /sns?x=1 HTTP/1.1\r\nHost: h\r\nX-Test: abc\r\nContent-Length: 5\r\n\r\nhello";
+    char buf[4096];
+    send_all(fd, req, strlen(req));
+    recv_until(fd, buf, sizeof buf, "body=hello", 2000);
+    assert_non_null(strstr(buf, "HTTP/1.1 200 OK"));
+    assert_non_null(strstr(buf, "POST /sns?x=1 h=abc body=hello"));
+    /* same connection, second request */
+    send_all(fd, req, strlen(req));
+    recv_until(fd, buf, sizeof buf, "body=hello", 2000);
+    assert_non_null(strstr(buf, "body=hello"));
+    close(fd);
+    stop(f);
+}
+
+static void test_pipelined_in_order(void **state)
+{
+    (void)state;
+    fixture_t *f = start(2000, 2000, 16);
+    int fd = dial(f->port);
+    const char *two = "POST /a HTTP/1.1\r\nContent-Length: 1\r\n\r\n1"
+                      "POST /b HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n22\r\n0\r\n\r\n";
+    send_all(fd, two, strlen(two));
+    char buf[4096];
+    recv_until(fd, buf, sizeof buf, "body=22", 2000);
+    char *a = strstr(buf, "POST /a? h=- body=1");
+    char *b = strstr(buf, "POST /b? h=- body=22");
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_true(a < b);
+    close(fd);
+    stop(f);
+}
+
+static void test_size_caps(void **state)
+{
+    (void)state;
+    fixture_t *f = start(2000, 2000, 16);
+    char buf[4096];
+    int fd = dial(f->port);
+    const char *big = "POST / HTTP/1.1\r\nContent-Length: 5000\r\n\r\n";
+    send_all(fd, big, strlen(big));
+    recv_until(fd, buf, sizeof buf, "\r\n\r\n", 2000);
+    assert_non_null(strstr(buf, "HTTP/1.1 413"));
+    assert_true(closed_within(fd, 2000));
+    close(fd);
+
+    fd = dial(f->port);
+    char hdr[4000];
+    memset(hdr, 'a', sizeof hdr);
+    send_all(fd, "POST / HTTP/1.1\r\nX-Big: ", 24);
+    send_all(fd, hdr, sizeof hdr);
+    send_all(fd, "\r\n\r\n", 4);
+    recv_until(fd, buf, sizeof buf, "\r\n\r\n", 2000);
+    assert_non_null(strstr(buf, "HTTP/1.1 431"));
+    close(fd);
+
+    fd = dial(f->port);
+    send_all(fd, "GARBAGE\r\n\r\n", 11);
+    recv_until(fd, buf, sizeof buf, "\r\n\r\n", 2000);
+    assert_non_null(strstr(buf, "HTTP/1.1 400"));
+    close(fd);
+    stop(f);
+}
+
+static void test_deadlines(void **state)
+{
+    (void)state;
+    fixture_t *f = start(300, 300, 16);
+    /* slowloris: headers trickled one byte every 100 ms never complete */
+    int fd = dial(f->port);
+    const char *part = "POST / HTTP/1.1\r\nX-A: b";
+    uint64_t t0 = rh_mono_ms();
+    int closed = 0;
+    for (size_t i = 0; i < strlen(part) && !closed; i++) {
+        send_all(fd, part + i, 1);
+        closed = closed_within(fd, 100);
+    }
+    if (!closed)
+        closed = closed_within(fd, 2000);
+    assert_true(closed);
+    assert_true(rh_mono_ms() - t0 < 2000);
+    close(fd);
+    /* slow body */
+    fd = dial(f->port);
+    send_all(fd, "POST / HTTP/1.1\r\nContent-Length: 10\r\n\r\nab", 42);
+    assert_true(closed_within(fd, 2000));
+    close(fd);
+    /* an idle connection that never sends anything is closed too */
+    fd = dial(f->port);
+    assert_true(closed_within(fd, 2000));
+    close(fd);
+    stop(f);
+}
+
+static void test_connection_cap(void **state)
+{
+    (void)state;
+    fixture_t *f = start(1500, 1500, 2);
+    int a = dial(f->port), b = dial(f->port);
+    usleep(100000);
+    int c = dial(f->port); /* queued in the backlog, not served while a and b are open */
+    const char *req = "POST /c HTTP/1.1\r\nContent-Length: 0\r\n\r\n";
+    send_all(c, req, strlen(req));
+    char buf[1024];
+    recv_until(c, buf, sizeof buf, "body=", 300);
+    assert_null(strstr(buf, "200 OK"));
+    close(a);
+    recv_until(c, buf, sizeof buf, "body=", 3000);
+    assert_non_null(strstr(buf, "POST /c"));
+    close(b);
+    close(c);
+    stop(f);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_post_and_keepalive), cmocka_unit_test(test_pipelined_in_order),
+        cmocka_unit_test(test_size_caps),          cmocka_unit_test(test_deadlines),
+        cmocka_unit_test(test_connection_cap),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

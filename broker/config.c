@@ -1,0 +1,302 @@
+/*
+ * config.c — table-driven JSON configuration (see config.h, docs/CONFIG.md).
+ * One table lists every key: its JSON path, type, range and where it lands in rh_config_t, so
+ * parsing, validation and "unknown key" detection all read the same list.
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum kind { K_STR, K_UINT, K_BOOL, K_SIZE, K_PORT };
+
+typedef struct key {
+    const char *section; /* NULL = top level */
+    const char *name;
+    enum kind kind;
+    size_t off;
+    unsigned long long min, max;
+} key_t_;
+
+#define OFF(f) offsetof(rh_config_t, f)
+#define LST(l, f) (offsetof(rh_config_t, l) + offsetof(rh_listener_config_t, f))
+#define TLS(l, f) (offsetof(rh_config_t, l) + offsetof(rh_listener_config_t, tls) + offsetof(rh_tls_config_t, f))
+
+#define LISTENER_KEYS(sec, l)                                                                     \
+    {sec, "address", K_STR, LST(l, address), 0, 0},                                               \
+    {sec, "port", K_PORT, LST(l, port), 0, 65535},                                                \
+    {sec, "tls_cert", K_STR, TLS(l, cert_file), 0, 0},                                            \
+    {sec, "tls_key", K_STR, TLS(l, key_file), 0, 0},                                              \
+    {sec, "tls_client_ca", K_STR, TLS(l, client_ca_file), 0, 0},                                  \
+    {sec, "tls_require_client_cert", K_BOOL, TLS(l, require_client_cert), 0, 1},                  \
+    {sec, "header_timeout_ms", K_UINT, LST(l, header_timeout_ms), 100, 600000},                   \
+    {sec, "body_timeout_ms", K_UINT, LST(l, body_timeout_ms), 100, 600000},                       \
+    {sec, "idle_timeout_ms", K_UINT, LST(l, idle_timeout_ms), 100, 3600000},                      \
+    {sec, "max_header_bytes", K_SIZE, LST(l, max_header_bytes), 1024, 1048576},                   \
+    {sec, "max_body_bytes", K_SIZE, LST(l, max_body_bytes), 1024, 16777216},                      \
+    {sec, "max_connections", K_UINT, LST(l, max_connections), 1, 1000000}
+
+static const key_t_ keys[] = {
+    {NULL, "log_level", K_STR, OFF(log_level), 0, 0},
+    {NULL, "workers", K_UINT, OFF(workers), 0, 256},
+    {NULL, "import", K_STR, OFF(import_file), 0, 0},
+    {"database", "path", K_STR, OFF(db_path), 0, 0},
+    {"database", "map_size_mb", K_SIZE, OFF(db_map_size_mb), 1, 1048576},
+    LISTENER_KEYS("ts002", ts002),
+    {"ts002", "dev_loopback_unauthenticated", K_BOOL, OFF(dev_loopback), 0, 1},
+    LISTENER_KEYS("admin", admin),
+    {"admin", "enabled", K_BOOL, OFF(admin_enabled), 0, 1},
+    {"admin", "jwt_alg", K_STR, OFF(jwt_alg), 0, 0},
+    {"admin", "jwt_secret_file", K_STR, OFF(jwt_secret_file), 0, 0},
+    {"admin", "jwt_public_key_file", K_STR, OFF(jwt_public_key_file), 0, 0},
+    {"admin", "jwt_private_key_file", K_STR, OFF(jwt_private_key_file), 0, 0},
+    {"admin", "jwt_issuer", K_STR, OFF(jwt_issuer), 0, 0},
+    {"admin", "jwt_audience", K_STR, OFF(jwt_audience), 0, 0},
+    {"admin", "jwt_ttl_s", K_UINT, OFF(jwt_ttl_s), 10, 86400},
+    {"admin", "operator_key_file", K_STR, OFF(operator_key_file), 0, 0},
+    {"relay", "request_timeout_ms", K_UINT, OFF(request_timeout_ms), 50, 60000},
+    {"relay", "drain_ms", K_UINT, OFF(drain_ms), 0, 600000},
+    {"relay", "stats_flush_ms", K_UINT, OFF(stats_flush_ms), 100, 60000},
+    {"relay", "stats_retention_days", K_UINT, OFF(stats_retention_days), 1, 3650},
+    {"relay", "pending_max", K_UINT, OFF(pending_max), 16, 10000000},
+    {"relay", "rate_limit_per_s", K_UINT, OFF(rate_limit_per_s), 1, 10000000},
+};
+#define NKEYS (sizeof keys / sizeof keys[0])
+
+static const char *const sections[] = {"database", "ts002", "admin", "relay"};
+
+static int set_str(char **dst, const char *v)
+{
+    char *d = strdup(v);
+    if (!d)
+        return RH_ENOMEM;
+    free(*dst);
+    *dst = d;
+    return RH_OK;
+}
+
+static void listener_defaults(rh_listener_config_t *l, uint16_t port)
+{
+    l->port = port;
+    l->header_timeout_ms = 10000;
+    l->body_timeout_ms = 30000;
+    l->idle_timeout_ms = 60000;
+    l->max_header_bytes = 8192;
+    l->max_body_bytes = 65536;
+    l->max_connections = 8192;
+}
+
+int config_defaults(rh_config_t *c)
+{
+    memset(c, 0, sizeof *c);
+    listener_defaults(&c->ts002, 4270);
+    listener_defaults(&c->admin, 4271);
+    c->admin_enabled = 1;
+    c->db_map_size_mb = 256;
+    c->request_timeout_ms = 3000;
+    c->drain_ms = 5000;
+    c->stats_flush_ms = 1000;
+    c->stats_retention_days = 30;
+    c->pending_max = 65536;
+    c->rate_limit_per_s = 5000;
+    c->jwt_ttl_s = 900;
+    if (set_str(&c->log_level, "info") || set_str(&c->db_path, "var/roamhub-db") ||
+        set_str(&c->ts002.address, "127.0.0.1") || set_str(&c->admin.address, "127.0.0.1") ||
+        set_str(&c->jwt_alg, "HS256") || set_str(&c->jwt_issuer, "roamhub") ||
+        set_str(&c->jwt_audience, "roamhub-admin")) {
+        config_fini(c);
+        return RH_ENOMEM;
+    }
+    return RH_OK;
+}
+
+static const key_t_ *find_key(const char *section, const char *name)
+{
+    for (size_t i = 0; i < NKEYS; i++) {
+        if (((section == NULL && keys[i].section == NULL) ||
+             (section && keys[i].section && strcmp(section, keys[i].section) == 0)) &&
+            strcmp(name, keys[i].name) == 0)
+            return &keys[i];
+    }
+    return NULL;
+}
+
+static int apply(rh_config_t *c, const key_t_ *k, const cJSON *v, const char *where, rh_diag_t *d)
+{
+    char *base = (char *)c;
+    switch (k->kind) {
+    case K_STR:
+        if (!cJSON_IsString(v) && !cJSON_IsNull(v))
+            return rh_diag_fail(d, RH_EINVAL, "%s: expected a string", where);
+        if (cJSON_IsNull(v)) {
+            free(*(char **)(base + k->off));
+            *(char **)(base + k->off) = NULL;
+            return RH_OK;
+        }
+        return set_str((char **)(base + k->off), v->valuestring);
+    case K_BOOL:
+        if (!cJSON_IsBool(v))
+            return rh_diag_fail(d, RH_EINVAL, "%s: expected true or false", where);
+        *(int *)(base + k->off) = cJSON_IsTrue(v);
+        return RH_OK;
+    default: {
+        if (!cJSON_IsNumber(v) || v->valuedouble != (double)(long long)v->valuedouble ||
+            v->valuedouble < (double)k->min || v->valuedouble > (double)k->max)
+            return rh_diag_fail(d, RH_EINVAL, "%s: expected an integer in %llu..%llu", where,
+                                k->min, k->max);
+        unsigned long long x = (unsigned long long)v->valuedouble;
+        if (k->kind == K_UINT)
+            *(unsigned *)(base + k->off) = (unsigned)x;
+        else if (k->kind == K_PORT)
+            *(uint16_t *)(base + k->off) = (uint16_t)x;
+        else
+            *(size_t *)(base + k->off) = (size_t)x;
+        return RH_OK;
+    }
+    }
+}
+
+static int is_loopback(const char *addr)
+{
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (inet_pton(AF_INET, addr, &a4) == 1)
+        return (ntohl(a4.s_addr) >> 24) == 127;
+    if (inet_pton(AF_INET6, addr, &a6) == 1)
+        return IN6_IS_ADDR_LOOPBACK(&a6);
+    return 0;
+}
+
+int config_load(const char *path, rh_config_t *c, rh_diag_t *d)
+{
+    int rc = config_defaults(c);
+    if (rc)
+        return rc;
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        config_fini(c);
+        return rh_diag_fail(d, RH_EIO, "%s: cannot open", path);
+    }
+    char *text = NULL;
+    size_t len = 0, cap = 0;
+    char chunk[4096];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
+        if (len + n + 1 > cap) {
+            cap = (len + n + 1) * 2;
+            char *t = realloc(text, cap);
+            if (!t) {
+                free(text);
+                fclose(f);
+                config_fini(c);
+                return RH_ENOMEM;
+            }
+            text = t;
+        }
+        memcpy(text + len, chunk, n);
+        len += n;
+    }
+    fclose(f);
+    if (!text) {
+        config_fini(c);
+        return rh_diag_fail(d, RH_EINVAL, "%s: empty file", path);
+    }
+    text[len] = '\0';
+    cJSON *root = cJSON_ParseWithLength(text, len);
+    free(text);
+    if (!cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        config_fini(c);
+        return rh_diag_fail(d, RH_EINVAL, "%s: not a JSON object", path);
+    }
+    rc = RH_OK;
+    const cJSON *item;
+    cJSON_ArrayForEach(item, root)
+    {
+        if (rc)
+            break;
+        int is_section = 0;
+        for (size_t s = 0; s < sizeof sections / sizeof sections[0]; s++)
+            is_section |= strcmp(item->string, sections[s]) == 0;
+        if (is_section) {
+            if (!cJSON_IsObject(item)) {
+                rc = rh_diag_fail(d, RH_EINVAL, "%s: expected an object", item->string);
+                break;
+            }
+            const cJSON *sub;
+            cJSON_ArrayForEach(sub, item)
+            {
+                char where[128];
+                snprintf(where, sizeof where, "%s.%s", item->string, sub->string);
+                const key_t_ *k = find_key(item->string, sub->string);
+                rc = k ? apply(c, k, sub, where, d)
+                       : rh_diag_fail(d, RH_EINVAL, "%s: unknown key", where);
+                if (rc)
+                    break;
+            }
+        } else {
+            const key_t_ *k = find_key(NULL, item->string);
+            rc = k ? apply(c, k, item, item->string, d)
+                   : rh_diag_fail(d, RH_EINVAL, "%s: unknown key", item->string);
+        }
+    }
+    cJSON_Delete(root);
+    if (!rc && c->dev_loopback && !is_loopback(c->ts002.address))
+        rc = rh_diag_fail(d, RH_EINVAL,
+                          "ts002.dev_loopback_unauthenticated: only allowed when ts002.address "
+                          "is a loopback address, not %s", c->ts002.address);
+    if (!rc && (c->ts002.tls.cert_file != NULL) != (c->ts002.tls.key_file != NULL))
+        rc = rh_diag_fail(d, RH_EINVAL, "ts002.tls_cert and ts002.tls_key go together");
+    if (!rc && c->ts002.tls.require_client_cert && !c->ts002.tls.client_ca_file)
+        rc = rh_diag_fail(d, RH_EINVAL, "ts002.tls_require_client_cert needs ts002.tls_client_ca");
+    if (!rc) {
+        const char *lv = c->log_level;
+        if (strcmp(lv, "err") && strcmp(lv, "warn") && strcmp(lv, "info") && strcmp(lv, "debug"))
+            rc = rh_diag_fail(d, RH_EINVAL, "log_level: expected err, warn, info or debug");
+    }
+    if (!rc) {
+        const char *a = c->jwt_alg;
+        if (strcmp(a, "HS256") && strcmp(a, "ES256") && strcmp(a, "RS256"))
+            rc = rh_diag_fail(d, RH_EINVAL, "admin.jwt_alg: expected HS256, ES256 or RS256");
+    }
+    if (rc) {
+        config_fini(c);
+        return rc;
+    }
+    if (set_str(&c->path, path)) {
+        config_fini(c);
+        return RH_ENOMEM;
+    }
+    return RH_OK;
+}
+
+static void listener_fini(rh_listener_config_t *l)
+{
+    free(l->address);
+    free(l->tls.cert_file);
+    free(l->tls.key_file);
+    free(l->tls.client_ca_file);
+}
+
+void config_fini(rh_config_t *c)
+{
+    if (!c)
+        return;
+    free(c->path);
+    free(c->log_level);
+    free(c->db_path);
+    free(c->import_file);
+    listener_fini(&c->ts002);
+    listener_fini(&c->admin);
+    free(c->jwt_alg);
+    free(c->jwt_secret_file);
+    free(c->jwt_public_key_file);
+    free(c->jwt_private_key_file);
+    free(c->jwt_issuer);
+    free(c->jwt_audience);
+    free(c->operator_key_file);
+    memset(c, 0, sizeof *c);
+}

@@ -1,0 +1,79 @@
+/*
+ * config.h — roamhubd configuration: a JSON file (parsed with cJSON) over embedded defaults.
+ * Every key, its unit and default is documented in docs/CONFIG.md; a missing file section keeps
+ * the defaults, an unknown key is an error (typos must not pass silently), and a value of the
+ * wrong type or out of range is refused with a message naming the key.
+ *
+ * Reload (SIGHUP): config_load() builds a complete new config; the daemon swaps it in only if
+ * loading succeeded (a failed reload keeps the old configuration) and applies the reloadable
+ * parts (TLS material, timeouts, limits, log level); listen addresses, worker count and the
+ * database path need a restart and are reported as such.
+ */
+#ifndef RH_CONFIG_H
+#define RH_CONFIG_H
+
+#include "rh_err.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct rh_tls_config {
+    char *cert_file;          /* PEM server certificate chain; NULL = plain HTTP */
+    char *key_file;           /* PEM private key */
+    char *client_ca_file;     /* CA bundle for client certificates; NULL = none asked */
+    int require_client_cert;  /* refuse handshakes without a valid client certificate */
+} rh_tls_config_t;
+
+typedef struct rh_listener_config {
+    char *address;            /* numeric IP, default "127.0.0.1" */
+    uint16_t port;            /* 0 = ephemeral (printed at start) */
+    rh_tls_config_t tls;
+    unsigned header_timeout_ms, body_timeout_ms, idle_timeout_ms;
+    size_t max_header_bytes, max_body_bytes;
+    unsigned max_connections; /* whole daemon, split across workers */
+} rh_listener_config_t;
+
+typedef struct rh_config {
+    char *path;               /* file it was read from, or NULL for defaults only */
+    char *log_level;          /* err, warn, info, debug */
+    unsigned workers;         /* 0 = number of online CPUs */
+    char *db_path;            /* LMDB environment directory, created if missing */
+    size_t db_map_size_mb;    /* LMDB map size, MiB (grown on demand) */
+    char *import_file;        /* roamdb JSON imported at start when the database is empty */
+
+    rh_listener_config_t ts002;
+    int dev_loopback;         /* TS002 listener: unauthenticated requests from loopback allowed
+                                 (development only; refused unless address is loopback) */
+    rh_listener_config_t admin;
+    int admin_enabled;
+
+    /* relay */
+    unsigned request_timeout_ms;  /* default receiver timeout when an endpoint sets none */
+    unsigned drain_ms;            /* SIGTERM: time given to in-flight requests */
+    unsigned stats_flush_ms;      /* per-thread counters -> statistics buckets */
+    unsigned stats_retention_days;
+    unsigned pending_max;         /* pending transactions per worker */
+    unsigned rate_limit_per_s;    /* default per-member request rate */
+
+    /* admin API (JWT); see docs/CONFIG.md */
+    char *jwt_alg;                /* "HS256", "ES256" or "RS256" */
+    char *jwt_secret_file;        /* HS256 secret (file holding it) */
+    char *jwt_public_key_file;    /* ES256/RS256 verification key (PEM) */
+    char *jwt_private_key_file;   /* ES256/RS256 signing key for tokens issued by the hub */
+    char *jwt_issuer, *jwt_audience;
+    unsigned jwt_ttl_s;           /* lifetime of issued tokens */
+    char *operator_key_file;      /* file holding the bootstrap operator API key secret */
+} rh_config_t;
+
+/* Fills `cfg` with the embedded defaults (no file). Never fails except RH_ENOMEM. */
+int config_defaults(rh_config_t *cfg);
+
+/* Loads `path` over the defaults. Errors: RH_EIO (unreadable), RH_EINVAL (not JSON, unknown key,
+ * wrong type, out of range, inconsistent: e.g. dev_loopback on a non-loopback address) with
+ * the key named in diag. On error cfg is left freed (nothing to release). */
+int config_load(const char *path, rh_config_t *cfg, rh_diag_t *diag);
+
+/* Releases everything config_defaults/config_load allocated. NULL is a no-op. */
+void config_fini(rh_config_t *cfg);
+
+#endif

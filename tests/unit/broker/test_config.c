@@ -1,0 +1,105 @@
+/* Unit tests for broker/config: defaults, overrides, and every refusal names the key. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+
+static char path[64];
+
+static int write_cfg(const char *text)
+{
+    snprintf(path, sizeof path, "/tmp/roamhub-cfg-XXXXXX");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    return 0;
+}
+
+static void test_defaults(void **state)
+{
+    (void)state;
+    rh_config_t c;
+    assert_int_equal(config_defaults(&c), RH_OK);
+    assert_string_equal(c.ts002.address, "127.0.0.1");
+    assert_int_equal(c.ts002.max_body_bytes, 65536);
+    assert_int_equal(c.ts002.header_timeout_ms, 10000);
+    assert_string_equal(c.db_path, "var/roamhub-db");
+    assert_null(c.ts002.tls.cert_file);
+    config_fini(&c);
+}
+
+static void test_overrides(void **state)
+{
+    (void)state;
+    write_cfg("{\"workers\": 2, \"log_level\": \"debug\", \"database\": {\"path\": \"/tmp/x\", "
+              "\"map_size_mb\": 64}, \"ts002\": {\"port\": 0, \"max_body_bytes\": 2048, "
+              "\"dev_loopback_unauthenticated\": true}, \"relay\": {\"request_timeout_ms\": 800}}");
+    rh_config_t c;
+    rh_diag_t d = {{0}};
+    assert_int_equal(config_load(path, &c, &d), RH_OK);
+    assert_int_equal(c.workers, 2);
+    assert_string_equal(c.log_level, "debug");
+    assert_string_equal(c.db_path, "/tmp/x");
+    assert_int_equal(c.db_map_size_mb, 64);
+    assert_int_equal(c.ts002.port, 0);
+    assert_int_equal(c.ts002.max_body_bytes, 2048);
+    assert_true(c.dev_loopback);
+    assert_int_equal(c.request_timeout_ms, 800);
+    assert_int_equal(c.admin.port, 4271);
+    config_fini(&c);
+    unlink(path);
+}
+
+static void test_refusals(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *json, *msg;
+    } cases[] = {
+        {"{\"wrokers\": 2}", "wrokers: unknown key"},
+        {"{\"ts002\": {\"prot\": 1}}", "ts002.prot: unknown key"},
+        {"{\"ts002\": {\"port\": 70000}}", "ts002.port: expected an integer in 0..65535"},
+        {"{\"ts002\": {\"port\": 1.5}}", "ts002.port: expected an integer"},
+        {"{\"ts002\": {\"address\": 5}}", "ts002.address: expected a string"},
+        {"{\"ts002\": 5}", "ts002: expected an object"},
+        {"{\"ts002\": {\"address\": \"0.0.0.0\", \"dev_loopback_unauthenticated\": true}}",
+         "only allowed when ts002.address is a loopback address"},
+        {"{\"ts002\": {\"tls_cert\": \"a.pem\"}}", "ts002.tls_cert and ts002.tls_key go together"},
+        {"{\"log_level\": \"loud\"}", "log_level: expected err, warn, info or debug"},
+        {"{\"admin\": {\"jwt_alg\": \"none\"}}", "admin.jwt_alg: expected HS256, ES256 or RS256"},
+        {"[1]", "not a JSON object"},
+        {"{", "not a JSON object"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        write_cfg(cases[i].json);
+        rh_config_t c;
+        rh_diag_t d = {{0}};
+        assert_int_equal(config_load(path, &c, &d), RH_EINVAL);
+        if (!strstr(d.text, cases[i].msg))
+            fail_msg("case %zu: '%s' does not contain '%s'", i, d.text, cases[i].msg);
+        unlink(path);
+    }
+    rh_config_t c;
+    rh_diag_t d;
+    assert_int_equal(config_load("/nonexistent/roamhub.json", &c, &d), RH_EIO);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_overrides),
+        cmocka_unit_test(test_refusals),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

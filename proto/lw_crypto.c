@@ -16,6 +16,8 @@
 #include <pthread.h>
 #include <string.h>
 
+#define LW_PHY_MAX_CMAC 256 /* largest MIC message: B0 + 255-byte frame fits in 16 + 256 */
+
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 static EVP_MAC *g_cmac;
 static EVP_CIPHER *g_ecb;
@@ -85,6 +87,15 @@ static int cmac2(lw_aes128_key_t *k, const uint8_t *a, size_t alen, const uint8_
                  uint8_t mac[16])
 {
     size_t outl = 0;
+    uint8_t buf[16 + LW_PHY_MAX_CMAC];
+    if (alen && blen && alen + blen <= sizeof buf) {
+        /* one EVP_MAC_update instead of two: each provider call costs more than the copy */
+        memcpy(buf, a, alen);
+        memcpy(buf + alen, b, blen);
+        a = buf;
+        alen += blen;
+        blen = 0;
+    }
     if (!k->cmac || EVP_MAC_init(k->cmac, NULL, 0, NULL) != 1 ||
         (alen && EVP_MAC_update(k->cmac, a, alen) != 1) ||
         (blen && EVP_MAC_update(k->cmac, b, blen) != 1) ||

@@ -9,6 +9,8 @@
  *   decode_mic       decode + lw_fcnt_extend + MIC verification (what a NS does per uplink)
  *   raw_cmac_42      reference: EVP_MAC_init/update/final of 42 bytes on a keyed CMAC context,
  *                    the loop `openssl speed -cmac aes-128-cbc -bytes 42` runs
+ *   key_setup        lw_aes128_key_init + fini (ITERATIONS/10): what each MIC would cost on top
+ *                    if contexts were not cached per key
  * Each figure is ns/op over ITERATIONS, repeated RUNS times; the median (and min/max) is printed
  * as `name median_ns min_ns max_ns`. Wall-clock (CLOCK_MONOTONIC).
  */
@@ -103,6 +105,22 @@ static unsigned op_raw_cmac(ctx_t *c, long n)
     return acc;
 }
 
+/* What a MIC would cost without cached state: set a key up and tear it down every time. */
+static unsigned op_key_setup(ctx_t *c, long n)
+{
+    static const uint8_t k[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
+    unsigned acc = 0;
+    for (long i = 0; i < n; i++) {
+        lw_aes128_key_t key;
+        if (lw_aes128_key_init(&key, k) != RH_OK)
+            abort();
+        lw_aes128_key_fini(&key);
+        acc++;
+    }
+    (void)c;
+    return acc;
+}
+
 static void run(const char *name, op_fn fn, ctx_t *c, long iters, int runs)
 {
     double *ns = calloc((size_t)runs, sizeof *ns);
@@ -173,6 +191,7 @@ int main(int argc, char **argv)
     run("mic_verify", op_mic_verify, &c, iters, runs);
     run("decode_mic", op_decode_mic, &c, iters, runs);
     run("raw_cmac_42", op_raw_cmac, &c, iters, runs);
+    run("key_setup", op_key_setup, &c, iters / 10 > 0 ? iters / 10 : 1, runs);
 
     EVP_MAC_CTX_free(c.raw);
     EVP_MAC_free(mac);

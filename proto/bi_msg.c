@@ -493,7 +493,7 @@ static int decode_value(dctx_t *c, const fdesc_t *fd, const cJSON *v, void *base
     case FT_AESKEY: {
         bi_key_envelope_t *k = (bi_key_envelope_t *)base;
         size_t n;
-        if ((r = hex_field(c, p, v, 1, sizeof k->aes_key, 0, k->aes_key, &n, MALFORMED)))
+        if ((r = hex_field(c, p, v, 0, 0, 16 | 24 << 8, k->aes_key, &n, MALFORMED)))
             return r;
         k->aes_key_len = (uint8_t)n;
         return RH_OK;
@@ -1327,6 +1327,52 @@ typedef struct prep {
     int detached_at[3];
 } prep_t;
 
+/* Unlinks / relinks a member at a position. Done here rather than with cJSON's Detach/Insert
+ * because cJSON_InsertItemInArray of Debian's 1.7.15 refuses to insert before an item whose
+ * neighbour was detached; cJSON's list invariant (child->prev is the last item) is kept. */
+static void unlink_item(cJSON *parent, cJSON *item)
+{
+    if (item == parent->child) {
+        parent->child = item->next;
+        if (item->next)
+            item->next->prev = item->prev;
+    } else {
+        item->prev->next = item->next;
+        if (item->next)
+            item->next->prev = item->prev;
+        else
+            parent->child->prev = item->prev;
+    }
+    item->next = item->prev = NULL;
+}
+
+static void link_item_at(cJSON *parent, int at, cJSON *item)
+{
+    cJSON *after = parent->child;
+    for (int i = 0; after && i < at; i++)
+        after = after->next;
+    if (!after) {
+        if (!parent->child) {
+            parent->child = item;
+            item->prev = item;
+        } else {
+            cJSON *last = parent->child->prev;
+            last->next = item;
+            item->prev = last;
+            parent->child->prev = item;
+        }
+        item->next = NULL;
+        return;
+    }
+    item->next = after;
+    item->prev = after->prev;
+    if (after == parent->child)
+        parent->child = item;
+    else
+        item->prev->next = item;
+    after->prev = item;
+}
+
 static int prepare(bi_msg_t *m, const bi_dialect_t *d, prep_t *st)
 {
     memset(st, 0, sizeof *st);
@@ -1380,7 +1426,8 @@ static int prepare(bi_msg_t *m, const bi_dialect_t *d, prep_t *st)
             int at = 0;
             for (cJSON *ch = m->root->child; ch; ch = ch->next, at++) {
                 if (ch->string && strcmp(ch->string, nsid_keys[i]) == 0) {
-                    st->detached[i] = cJSON_DetachItemViaPointer(m->root, ch);
+                    unlink_item(m->root, ch);
+                    st->detached[i] = ch;
                     st->detached_at[i] = at;
                     break;
                 }
@@ -1396,10 +1443,8 @@ static void unprepare(bi_msg_t *m, prep_t *st)
         memcpy(st->version_node->valuestring, st->saved_version, 4);
     /* Reverse order restores the original positions (the item keeps its key). */
     for (int i = 2; i >= 0; i--)
-        if (st->detached[i] &&
-            !cJSON_InsertItemInArray(m->root, st->detached[i]->string ? st->detached_at[i] : 0,
-                                     st->detached[i]))
-            cJSON_Delete(st->detached[i]);
+        if (st->detached[i])
+            link_item_at(m->root, st->detached_at[i], st->detached[i]);
 }
 
 int bi_msg_encode(bi_msg_t *m, const bi_dialect_t *d, char **out, size_t *len)

@@ -174,7 +174,7 @@ typedef struct bi_dlmeta {
 /* KeyEnvelope (Tables 11/16): kek_label NULL when absent, "" when empty (key in clear). */
 typedef struct bi_key_envelope {
     const char *kek_label;
-    uint8_t aes_key[40]; /* 16 in clear, 24/40 RFC 3394-wrapped */
+    uint8_t aes_key[24]; /* 16 bytes in clear, 24 RFC 3394-wrapped */
     uint8_t aes_key_len;
 } bi_key_envelope_t;
 

@@ -267,7 +267,7 @@ int bi_time_parse(const char *s, bi_time_t *t, const char *what, rh_diag_t *diag
 {
     const char *bad = "expected an RFC 3339 time like 2024-01-01T12:00:00Z";
     size_t n = strlen(s);
-    if (n < 20)
+    if (n < 19)
         return rh_diag_fail(diag, RH_EINVAL, "%s: %s", what, bad);
     int Y = digits(s, 4), M = digits(s + 5, 2), D = digits(s + 8, 2);
     int h = digits(s + 11, 2), mi = digits(s + 14, 2), se = digits(s + 17, 2);

@@ -36,13 +36,18 @@ struct level {
  * the body non-canonical (encoding writes 12). */
 static bool is_int_key(const char *k, size_t n)
 {
-    static const char *const names[] = {
-        "TransactionID", "FPort",    "FCntUp",    "FCntDown",  "DataRate", "Margin",
-        "Battery",       "GWCnt",    "FineRecvTime", "RSSI",   "RXDelay1", "DataRate1",
-        "DataRate2",     "Lifetime", "RxDelay",
+#define K(s) {s, sizeof s - 1}
+    static const struct {
+        const char *name;
+        size_t len;
+    } names[] = {
+        K("TransactionID"), K("FPort"),    K("FCntUp"),       K("FCntDown"), K("DataRate"),
+        K("Margin"),        K("Battery"),  K("GWCnt"),        K("FineRecvTime"), K("RSSI"),
+        K("RXDelay1"),      K("DataRate1"), K("DataRate2"),   K("Lifetime"), K("RxDelay"),
     };
+#undef K
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (strlen(names[i]) == n && memcmp(names[i], k, n) == 0)
+        if (names[i].len == n && memcmp(names[i].name, k, n) == 0)
             return true;
     return false;
 }
@@ -125,6 +130,21 @@ int bi_scan(const char *body, size_t n, uint32_t *canon, bi_error_t *err)
         if (c == '"') {
             size_t start = ++i;
             for (;;) {
+                /* Fast path: 8 bytes at a time while all are printable ASCII other than '"'
+                 * and '\\' (SWAR: a byte < 0x20, >= 0x80, == '"' or == '\\' stops it). */
+                while (i + 8 <= n) {
+                    uint64_t x;
+                    memcpy(&x, p + i, 8);
+                    const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+                    uint64_t q = x ^ (ones * '"'), b = x ^ (ones * '\\');
+                    uint64_t stop = ((x - ones * 0x20) & ~x) | ((q - ones) & ~q) |
+                                    ((b - ones) & ~b) | x;
+                    if (stop & high)
+                        break;
+                    i += 8;
+                }
+                while (i < n && p[i] >= 0x20 && p[i] < 0x80 && p[i] != '"' && p[i] != '\\')
+                    i++;
                 if (i >= n) {
                     path_of(st, d, path, sizeof path);
                     return bi_fail(err, MALFORMED, RH_EINVAL, "%s: unterminated string", path);

@@ -331,15 +331,26 @@ size_t bi_time_format(bi_time_t t, char out[BI_TIME_MAX])
         y = 9999; m = 12; d = 31; rem = 86399;
     }
     uint32_t ns = t.nsec % 1000000000u;
-    int n;
-    if (ns % 1000000u == 0)
-        n = snprintf(out, BI_TIME_MAX, "%04d-%02u-%02uT%02d:%02d:%02d.%03uZ", (int)y, m, d,
-                     (int)(rem / 3600), (int)(rem / 60 % 60), (int)(rem % 60), ns / 1000000u);
-    else if (ns % 1000u == 0)
-        n = snprintf(out, BI_TIME_MAX, "%04d-%02u-%02uT%02d:%02d:%02d.%06uZ", (int)y, m, d,
-                     (int)(rem / 3600), (int)(rem / 60 % 60), (int)(rem % 60), ns / 1000u);
-    else
-        n = snprintf(out, BI_TIME_MAX, "%04d-%02u-%02uT%02d:%02d:%02d.%09uZ", (int)y, m, d,
-                     (int)(rem / 3600), (int)(rem / 60 % 60), (int)(rem % 60), ns);
-    return n > 0 ? (size_t)n : 0;
+    /* Hand-formatted: this runs on every decoded RecvTime (canonical check). */
+    char *o = out;
+    unsigned Y = (unsigned)y, sec = (unsigned)rem;
+    unsigned f[5] = {m, d, sec / 3600, sec / 60 % 60, sec % 60};
+    *o++ = (char)('0' + Y / 1000);
+    *o++ = (char)('0' + Y / 100 % 10);
+    *o++ = (char)('0' + Y / 10 % 10);
+    *o++ = (char)('0' + Y % 10);
+    static const char sep[5] = {'-', '-', 'T', ':', ':'};
+    for (int i = 0; i < 5; i++) {
+        *o++ = sep[i];
+        *o++ = (char)('0' + f[i] / 10);
+        *o++ = (char)('0' + f[i] % 10);
+    }
+    int digits = ns % 1000000u == 0 ? 3 : ns % 1000u == 0 ? 6 : 9;
+    *o++ = '.';
+    uint32_t div = 100000000u;
+    for (int i = 0; i < digits; i++, div /= 10)
+        *o++ = (char)('0' + ns / div % 10);
+    *o++ = 'Z';
+    *o = '\0';
+    return (size_t)(o - out);
 }

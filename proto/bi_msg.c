@@ -10,7 +10,7 @@
 #include "bi_internal.h"
 #include "rh_hex.h"
 
-#include <math.h>
+#include <math.h> /* isfinite (a macro: no libm needed) */
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -239,7 +239,7 @@ static int fail(dctx_t *c, const path_t *p, bi_result_code_t code, int e, const 
         va_end(ap);
         c->err->code = code;
         c->err->err = e;
-        snprintf(c->err->description, sizeof c->err->description, "%s: %s",
+        snprintf(c->err->description, sizeof c->err->description, "%.120s: %.120s",
                  path[0] ? path : "body", msg);
     }
     return e;
@@ -335,7 +335,8 @@ static int int_field(dctx_t *c, const path_t *p, const cJSON *v, double min, dou
     double d = v->valuedouble;
     if (!isfinite(d))
         return fail(c, p, MALFORMED, RH_ERANGE, "number out of range");
-    if (d != floor(d))
+    double ad = d < 0 ? -d : d;
+    if (ad < 9007199254740992.0 && d != (double)(int64_t)d) /* >= 2^53 is always integral */
         return fail(c, p, MALFORMED, RH_EINVAL, "expected integer, got %.17g", d);
     if (d < min || d > max)
         return fail(c, p, MALFORMED, RH_ERANGE, "%.15g is out of range %.15g..%.15g", d, min, max);

@@ -137,6 +137,15 @@ static void conn_mark_dead(peer_conn_t *k)
 static void conn_free(peer_conn_t *k)
 {
     struct evhttp_connection *evcon = k->evcon;
+    if (k->bev) {
+        /* libevent frees the SSL without SSL_shutdown; OpenSSL would then treat the session as
+         * "bad" and mark it non-resumable (ssl_clear_bad_session), defeating the session cache.
+         * The connection is over either way (idle close, peer close, or failure after the
+         * handshake), so record it as shut down. */
+        SSL *ssl = bufferevent_openssl_get_ssl(k->bev);
+        if (ssl && SSL_is_init_finished(ssl))
+            SSL_set_shutdown(ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+    }
     k->evcon = NULL; /* the close callback fired by the free below must ignore this conn */
     k->bev = NULL;
     k->req = NULL;

@@ -120,6 +120,13 @@ size_t peer_registry_endpoint_count(const peer_registry_t *reg)
     return reg ? reg->n_endpoints : 0;
 }
 
+/* qsort that accepts an empty (possibly NULL) array. */
+static void sort_n(void *base, size_t n, size_t size, int (*cmp)(const void *, const void *))
+{
+    if (n > 1)
+        qsort(base, n, size, cmp);
+}
+
 /* ---- comparators ------------------------------------------------------------------------- */
 
 static int cmp_u32(const void *a, const void *b)
@@ -220,7 +227,7 @@ static int member_new(const Roamhub__V1__Member *rec, peer_member_t **out, rh_di
         }
         m->net_ids[i] = rec->net_ids[i];
     }
-    qsort(m->net_ids, rec->n_net_ids, sizeof *m->net_ids, cmp_u32);
+    sort_n(m->net_ids, rec->n_net_ids, sizeof *m->net_ids, cmp_u32);
     size_t k = 0;
     for (size_t i = 0; i < rec->n_net_ids; i++)
         if (k == 0 || m->net_ids[k - 1] != m->net_ids[i])
@@ -237,7 +244,7 @@ static int member_new(const Roamhub__V1__Member *rec, peer_member_t **out, rh_di
             return RH_ENOMEM;
         }
     }
-    qsort(m->tenant_ids, m->n_tenant_ids, sizeof *m->tenant_ids, cmp_strp);
+    sort_n(m->tenant_ids, m->n_tenant_ids, sizeof *m->tenant_ids, cmp_strp);
     k = 0;
     for (size_t i = 0; i < m->n_tenant_ids; i++) {
         if (k && strcmp(m->tenant_ids[k - 1], m->tenant_ids[i]) == 0)
@@ -292,7 +299,7 @@ static int build_members(peer_registry_t *r, const peer_registry_config_t *cfg, 
         n_nets += r->members[i]->n_net_ids *
                   (r->members[i]->n_tenant_ids ? r->members[i]->n_tenant_ids : 1);
     }
-    qsort(r->members, n, sizeof *r->members, cmp_member_id);
+    sort_n(r->members, n, sizeof *r->members, cmp_member_id);
     for (size_t i = 1; i < n; i++)
         if (strcmp(r->members[i - 1]->id, r->members[i]->id) == 0)
             return rh_diag_fail(diag, RH_EEXIST, "Member[%s].id: duplicate member id",
@@ -342,13 +349,13 @@ static int build_members(peer_registry_t *r, const peer_registry_config_t *cfg, 
                 return rc;
         }
     }
-    qsort(r->fps, r->n_fps, sizeof *r->fps, cmp_fp);
+    sort_n(r->fps, r->n_fps, sizeof *r->fps, cmp_fp);
     for (size_t i = 1; i < r->n_fps; i++)
         if (memcmp(r->fps[i - 1].fp, r->fps[i].fp, PEER_SHA256_LEN) == 0)
             return rh_diag_fail(diag, RH_EEXIST,
                                 "Member[%s].cert_fingerprints: certificate also mapped to "
                                 "Member[%s]", r->fps[i].m->id, r->fps[i - 1].m->id);
-    qsort(r->subjects, r->n_subjects, sizeof *r->subjects, cmp_str_entry);
+    sort_n(r->subjects, r->n_subjects, sizeof *r->subjects, cmp_str_entry);
     for (size_t i = 1; i < r->n_subjects; i++)
         if (strcmp(r->subjects[i - 1].s, r->subjects[i].s) == 0)
             return rh_diag_fail(diag, RH_EEXIST,
@@ -369,7 +376,7 @@ static int build_members(peer_registry_t *r, const peer_registry_config_t *cfg, 
                     (netid_entry_t){m->net_ids[j], m->tenant_ids[t], m};
         }
     }
-    qsort(r->member_nets, r->n_member_nets, sizeof *r->member_nets, cmp_netid_entry);
+    sort_n(r->member_nets, r->n_member_nets, sizeof *r->member_nets, cmp_netid_entry);
     for (size_t i = 1; i < r->n_member_nets; i++) {
         const netid_entry_t *a = &r->member_nets[i - 1], *b = &r->member_nets[i];
         if (a->net_id != b->net_id)
@@ -425,12 +432,12 @@ static int build_endpoints(peer_registry_t *r, const peer_registry_config_t *cfg
         if (ep->join_eui != 0)
             r->ep_euis[r->n_ep_euis++] = (eui_entry_t){ep->join_eui, ep};
     }
-    qsort(r->endpoints, n, sizeof *r->endpoints, cmp_ep_id);
+    sort_n(r->endpoints, n, sizeof *r->endpoints, cmp_ep_id);
     for (size_t i = 1; i < n; i++)
         if (strcmp(r->endpoints[i - 1]->id, r->endpoints[i]->id) == 0)
             return rh_diag_fail(diag, RH_EEXIST, "Endpoint[%s].id: duplicate endpoint id",
                                 r->endpoints[i]->id);
-    qsort(r->ep_nets, r->n_ep_nets, sizeof *r->ep_nets, cmp_netid_entry);
+    sort_n(r->ep_nets, r->n_ep_nets, sizeof *r->ep_nets, cmp_netid_entry);
     for (size_t i = 1; i < r->n_ep_nets; i++)
         if (cmp_netid_entry(&r->ep_nets[i - 1], &r->ep_nets[i]) == 0)
             return rh_diag_fail(diag, RH_EEXIST,
@@ -439,7 +446,7 @@ static int build_endpoints(peer_registry_t *r, const peer_registry_config_t *cfg
                                 r->ep_nets[i].net_id, *r->ep_nets[i].tenant ? " tenant " : "",
                                 r->ep_nets[i].tenant,
                                 ((peer_endpoint_t *)r->ep_nets[i - 1].obj)->id);
-    qsort(r->ep_euis, r->n_ep_euis, sizeof *r->ep_euis, cmp_eui_entry);
+    sort_n(r->ep_euis, r->n_ep_euis, sizeof *r->ep_euis, cmp_eui_entry);
     for (size_t i = 1; i < r->n_ep_euis; i++)
         if (r->ep_euis[i - 1].eui == r->ep_euis[i].eui)
             return rh_diag_fail(diag, RH_EEXIST,

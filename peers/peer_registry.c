@@ -510,12 +510,23 @@ int peer_registry_auth_tls(const peer_registry_t *reg, const peer_tls_identity_t
     return RH_OK;
 }
 
+/* OpenSSL 3 looks an algorithm up on every EVP_sha256() use unless it is fetched once. */
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+static EVP_MD *sha256_md;
+
+static void sha256_fetch(void)
+{
+    sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
 int peer_api_key_hash(const char *key, size_t len, uint8_t out[PEER_SHA256_LEN])
 {
     unsigned int n = 0;
     if (!key || !out)
         return RH_EINVAL;
-    if (EVP_Digest(key, len, out, &n, EVP_sha256(), NULL) != 1 || n != PEER_SHA256_LEN)
+    pthread_once(&sha256_once, sha256_fetch);
+    const EVP_MD *md = sha256_md ? sha256_md : EVP_sha256();
+    if (EVP_Digest(key, len, out, &n, md, NULL) != 1 || n != PEER_SHA256_LEN)
         return RH_ECRYPTO;
     return RH_OK;
 }

@@ -50,6 +50,7 @@ struct peer_conn {
     struct bufferevent *bev; /* TLS only (owned by evcon) */
     enum conn_state state;
     peer_req_t *req;         /* outstanding request, or NULL when idle */
+    unsigned uses;           /* requests completed with a response on this connection */
     bool hs_counted;         /* TLS handshake accounted in stats */
 };
 
@@ -64,6 +65,7 @@ struct peer_req {
     int err;                     /* from the evhttp error callback */
     int deferred_status;         /* != 1: complete with this status from the timer */
     bool probe;                  /* the HALF-OPEN probe */
+    bool stale;                  /* failed on a reused keep-alive connection: not counted */
     bool in_make;                /* inside evhttp_make_request */
     peer_req_t *next_free;
 };
@@ -95,7 +97,7 @@ struct peer_pool {
     int last_err;
     /* counters */
     uint64_t requests, responses, failures, timeouts, rej_backoff, rej_inflight, connects,
-        handshakes, resumed;
+        handshakes, resumed, stale_failures;
 };
 
 struct peer_client {
@@ -150,6 +152,7 @@ static void conn_free(peer_conn_t *k)
     k->evcon = NULL; /* the close callback fired by the free below must ignore this conn */
     k->bev = NULL;
     k->req = NULL;
+    k->uses = 0;
     k->hs_counted = false;
     if (k->state != CONN_FREE)
         k->pool->n_conns--;
@@ -277,13 +280,21 @@ static void req_finish(peer_req_t *r, int status, int http_status, const uint8_t
         p->responses++;
     if (status == RH_ETIMEDOUT)
         p->timeouts++;
-    circuit_result(p, r, failure, status != RH_OK ? status : RH_EIO);
+    if (failure && r->stale && !r->probe) {
+        /* A keep-alive connection the peer had closed (idle timeout, restart) fails the request
+         * it was picked for; that says nothing about the endpoint, whose fresh connections are
+         * what the breaker judges. The caller still sees RH_EIO. */
+        p->stale_failures++;
+    } else {
+        circuit_result(p, r, failure, status != RH_OK ? status : RH_EIO);
+    }
     r->state = REQ_FREE;
     r->conn = NULL;
     r->http = NULL;
     r->cb = NULL;
     r->arg = NULL;
     r->probe = false;
+    r->stale = false;
     r->err = 0;
     r->deferred_status = DEFERRED_NONE;
     r->next_free = p->free_reqs;
@@ -361,6 +372,7 @@ static void http_done_cb(struct evhttp_request *h, void *arg)
             conn_mark_dead(k);
         log_conn_failure(r);
         int status = r->err ? r->err : RH_EIO;
+        r->stale = k && k->uses > 0 && status == RH_EIO;
         if (r->in_make) { /* called back synchronously from evhttp_make_request */
             r->deferred_status = status;
             event_active(r->timer, EV_TIMEOUT, 1);
@@ -369,6 +381,8 @@ static void http_done_cb(struct evhttp_request *h, void *arg)
         req_finish(r, status, 0, NULL, 0);
         return;
     }
+    if (k)
+        k->uses++;
     if (k && k->bev && !k->hs_counted) {
         SSL *ssl = bufferevent_openssl_get_ssl(k->bev);
         k->hs_counted = true;
@@ -577,6 +591,7 @@ static int conn_open(peer_pool_t *p, peer_conn_t *k)
     k->bev = bev;
     k->state = CONN_LIVE;
     k->req = NULL;
+    k->uses = 0;
     k->hs_counted = false;
     p->n_conns++;
     p->connects++;
@@ -844,6 +859,7 @@ static void fill_stats(const peer_pool_t *p, peer_endpoint_stats_t *st)
     st->connects = p->connects;
     st->tls_handshakes = p->handshakes;
     st->tls_resumed = p->resumed;
+    st->stale_failures = p->stale_failures;
 }
 
 int peer_client_stats(peer_client_t *c, const char *endpoint_id, peer_endpoint_stats_t *out,

@@ -21,7 +21,10 @@
  *     cancelled, its connection closed, and the callback gets RH_ETIMEDOUT.
  *   - Failures that count (consecutive, reset by any success): connect/TLS/HTTP errors (RH_EIO),
  *     timeouts (RH_ETIMEDOUT), and HTTP 5xx answers (delivered as RH_OK with the 5xx status,
- *     but counted). 4xx and 2xx are successes of the endpoint.
+ *     but counted). 4xx and 2xx are successes of the endpoint. Not counted: RH_EIO on a reused
+ *     keep-alive connection (the peer closed it while idle — a restart or its idle timeout);
+ *     the caller still gets RH_EIO, is not retried (POST), and the next request opens a fresh
+ *     connection, which is counted if it fails too.
  *   - Back-off (circuit breaker): after opts.failure_threshold consecutive failures the endpoint
  *     is OPEN for d = min(backoff_max_ms, backoff_base_ms * 2^k) ms scaled by a random factor in
  *     [1 - jitter_pct/100, 1], where k counts the back-off rounds since the last success. While
@@ -122,6 +125,8 @@ typedef struct peer_endpoint_stats {
     uint64_t requests;             /* accepted by peer_client_post */
     uint64_t responses;            /* completed with RH_OK (any HTTP status) */
     uint64_t failures;             /* counted failures (errors, timeouts, 5xx) */
+    uint64_t stale_failures;       /* RH_EIO on a reused keep-alive connection the peer had
+                                      closed: reported to the caller, not counted */
     uint64_t timeouts;
     uint64_t rejected_backoff;     /* RH_EAGAIN because of the circuit */
     uint64_t rejected_inflight;    /* RH_EAGAIN because of the bound */

@@ -222,6 +222,7 @@ typedef struct fx_server {
     char last_client_subject[256];
     struct evhttp_request *hung[64];
     int n_hung;
+    struct evhttp_connection *last_evcon; /* server side of the last request's connection */
 } fx_server_t;
 
 static FX_UNUSED struct bufferevent *fx_bevcb(struct event_base *base, void *arg)
@@ -244,6 +245,7 @@ static FX_UNUSED void fx_handler(struct evhttp_request *req, void *arg)
 {
     fx_server_t *s = arg;
     s->requests++;
+    s->last_evcon = evhttp_request_get_connection(req);
     struct evkeyvalq *h = evhttp_request_get_input_headers(req);
     fx_copy_hdr(s->last_host, sizeof s->last_host, h, "Host");
     fx_copy_hdr(s->last_auth, sizeof s->last_auth, h, "Authorization");

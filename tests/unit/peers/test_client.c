@@ -349,6 +349,39 @@ static void test_config_change_retires_pool(void **state)
     fx_server_stop(&s);
 }
 
+/* The peer closes an idle keep-alive connection and we pick it before noticing: the request
+ * fails (RH_EIO, not retried) but the endpoint is not blamed; the next request reconnects. */
+static void test_stale_keepalive_not_counted(void **state)
+{
+    fixture_t *f = *state;
+    fx_server_t s;
+    fx_server_start(&s, f->base, 0, NULL, NULL, NULL);
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/", s.port);
+    peer_endpoint_t *ep = make_ep("stale", url, 5000, 8, NULL);
+    result_t r = {0};
+    peer_endpoint_stats_t st;
+    bool found;
+    for (int round = 0; round < 4; round++) {
+        assert_int_equal(peer_client_post(f->client, ep, NULL, "{}", 2, NULL, 0, on_done, &r), RH_OK);
+        assert_true(fx_run_until(f->base, &r.done, 2 * round + 1, 5000));
+        assert_int_equal(r.status[2 * round], RH_OK);
+        /* Server drops the connection; the client posts before its loop sees the FIN. */
+        evhttp_connection_free(s.last_evcon);
+        assert_int_equal(peer_client_post(f->client, ep, NULL, "{}", 2, NULL, 0, on_done, &r), RH_OK);
+        assert_true(fx_run_until(f->base, &r.done, 2 * round + 2, 5000));
+        assert_int_equal(r.status[2 * round + 1], RH_EIO);
+        peer_client_stats(f->client, "stale", &st, &found);
+        assert_int_equal(st.consecutive_failures, 0);
+        assert_int_equal(st.circuit, PEER_CIRCUIT_CLOSED);
+    }
+    assert_int_equal(st.stale_failures, 4);
+    assert_int_equal(st.failures, 0);
+    assert_int_equal(s.accepted, 4);
+    peer_endpoint_free(ep);
+    fx_server_stop(&s);
+}
+
 /* Freeing the client completes outstanding requests with RH_EIO. */
 static void test_free_with_outstanding(void **state)
 {
@@ -385,6 +418,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_backoff_and_recovery, setup, teardown),
         cmocka_unit_test_setup_teardown(test_5xx_counts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_config_change_retires_pool, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stale_keepalive_not_counted, setup, teardown),
         cmocka_unit_test(test_free_with_outstanding),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -137,7 +137,17 @@ static cJSON *scalar_to_json(const ProtobufCFieldDescriptor *f, const void *p)
     }
     case PROTOBUF_C_TYPE_MESSAGE: {
         const ProtobufCMessage *m = *(ProtobufCMessage *const *)p;
-        return rp_json_from_record(RP_KIND_COUNT, m);
+        if (m)
+            return rp_json_from_record(RP_KIND_COUNT, m);
+        /* absent sub-message: write its defaults, as a present empty one would be */
+        const ProtobufCMessageDescriptor *sd = f->descriptor;
+        ProtobufCMessage *tmp = calloc(1, sd->sizeof_message);
+        if (!tmp)
+            return NULL;
+        protobuf_c_message_init(sd, tmp);
+        cJSON *j = rp_json_from_record(RP_KIND_COUNT, tmp);
+        free(tmp);
+        return j;
     }
     }
     return NULL;

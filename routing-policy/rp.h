@@ -58,6 +58,10 @@ typedef struct rp_db_opts {
     int no_sync;         /* 1: MDB_NOSYNC (tests, fuzzing, bulk loads): a process crash keeps
                             every commit, an OS crash may lose the last ones */
     int read_only;       /* 1: MDB_RDONLY (export, lookups from tools) */
+    int no_index;        /* 1: no compiled read index and no builder thread (one-shot tools);
+                            lookups then always read LMDB (same results, slower) */
+    int no_builder;      /* 1: keep the index but build it only in rp_db_open and
+                            rp_db_refresh (deterministic tests and fuzzing) */
 } rp_db_opts_t;
 
 /* Opens (creating if needed) the environment in directory `path` (must exist; local disk only,
@@ -66,6 +70,14 @@ typedef struct rp_db_opts {
  * Errors: RH_EINVAL (NULL args), RH_EIO (LMDB error; diag names the call and mdb_strerror),
  * RH_ENOMEM. */
 int rp_db_open(const char *path, const rp_db_opts_t *opts, rp_db_t **out, rh_diag_t *diag);
+
+/* Brings the compiled read index up to date with the latest committed state, in the calling
+ * thread (the builder thread does this by itself shortly after every commit; tests and tools use
+ * this to be deterministic). Lookups are correct without it: a reader whose snapshot the index
+ * does not match reads LMDB. It waits for active readers of other threads to end their message:
+ * never call it from a thread that holds an active reader while another thread might do the
+ * same. Errors: RH_ENOMEM, RH_EIO (the old index stays in use). */
+int rp_db_refresh(rp_db_t *db);
 
 /* Closes the environment. Every reader must have been freed and no write txn may be open.
  * NULL is a no-op. */
@@ -89,6 +101,13 @@ void rp_reader_free(rp_reader_t *r);
  * (rp_write_begin) on the same thread while the reader is active: a map growth would wait for
  * it. Errors: RH_EINVAL (already active), RH_EIO. */
 int rp_reader_begin(rp_reader_t *r);
+/* Whether the active snapshot is served by the compiled index (1) or read from LMDB (0): both
+ * give the same answers; exposed for tests and metrics. */
+int rp_reader_uses_index(const rp_reader_t *r);
+/* Disables (on = 0) or re-enables the compiled index for this reader (tests, diagnostics);
+ * takes effect at the next rp_reader_begin. */
+void rp_reader_use_index(rp_reader_t *r, int on);
+
 /* Ends the snapshot (mdb_txn_reset). Results already copied out stay valid. Idempotent. */
 void rp_reader_end(rp_reader_t *r);
 

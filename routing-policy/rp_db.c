@@ -53,6 +53,8 @@ int rp_db_open(const char *path, const rp_db_opts_t *opts, rp_db_t **out, rh_dia
     pthread_mutex_init(&db->reg_mu, NULL);
     db->max_map_size = o.max_map_size;
     db->read_only = o.read_only;
+    db->no_index = o.no_index;
+    db->no_builder = o.no_builder;
 
     int rc = mdb_env_create(&db->env);
     if (rc) {
@@ -116,6 +118,8 @@ int rp_db_open(const char *path, const rp_db_opts_t *opts, rp_db_t **out, rh_dia
         return e == RP_EMAPFULL ? RH_EFULL : e;
     }
     *out = db;
+    if (rp__index_start(db) != RH_OK)
+        RH_LOG(RH_LOG_WARN, "rp", "index builder thread did not start (lookups use LMDB)");
     return RH_OK;
 }
 
@@ -123,6 +127,7 @@ void rp_db_close(rp_db_t *db)
 {
     if (!db)
         return;
+    rp__index_stop(db);
     if (db->readers)
         RH_LOG(RH_LOG_WARN, "rp", "rp_db_close with readers still registered");
     mdb_env_close(db->env);
@@ -212,8 +217,10 @@ int rp_reader_begin(rp_reader_t *r)
                 r->txn = NULL;
         }
         if (rc == 0) {
+            atomic_store_explicit(&r->owner, rp__thread_marker(), memory_order_relaxed);
             r->active = 1;
             r->cur_fresh = 0;
+            rp__snap_attach(r);
             return RH_OK;
         }
         /* Failed: drop the transaction (and its cursors) and start over. */
@@ -245,7 +252,19 @@ void rp_reader_end(rp_reader_t *r)
         return;
     mdb_txn_reset(r->txn);
     r->active = 0;
+    r->snap = NULL;
     pthread_mutex_unlock(&r->mu);
+}
+
+int rp_reader_uses_index(const rp_reader_t *r)
+{
+    return r && r->active && r->snap != NULL;
+}
+
+void rp_reader_use_index(rp_reader_t *r, int on)
+{
+    if (r)
+        r->no_index = !on;
 }
 
 MDB_txn *rp__reader_txn(rp_reader_t *r)

@@ -10,6 +10,7 @@
 
 #include <lmdb.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -32,12 +33,17 @@ enum rp_dbi {
     RP_DBI_COUNT
 };
 
+typedef struct rp_snap rp_snap_t;
+
 struct rp_reader {
     rp_db_t *db;
     MDB_txn *txn;
     MDB_cursor *cur[RP_DBI_COUNT]; /* lazily opened/renewed */
     unsigned cur_fresh;            /* bit i: cur[i] renewed for the current snapshot */
     int active;
+    rp_snap_t *snap;               /* compiled index valid for this snapshot, or NULL */
+    int no_index;                  /* rp_reader_use_index(r, 0) */
+    _Atomic(void *) owner;         /* thread marker of the thread holding mu (rp__thread_marker) */
     pthread_mutex_t mu;            /* held while active; map growth takes every reader's mu */
     struct rp_reader *prev, *next;
 };
@@ -50,6 +56,15 @@ struct rp_db {
     pthread_mutex_t write_mu; /* one writer; held from rp_txn_begin to commit/abort */
     pthread_mutex_t reg_mu;   /* reader registry */
     struct rp_reader *readers;
+    /* compiled read index (rp_index.c) */
+    _Atomic(rp_snap_t *) snap;
+    rp_snap_t *retired;        /* replaced indexes not yet proven unused (under reg_mu) */
+    int no_index, no_builder;
+    pthread_mutex_t build_mu;  /* one build at a time */
+    pthread_mutex_t kick_mu;
+    pthread_cond_t kick_cv;
+    pthread_t builder;
+    int builder_started, stopping, kicked;
 };
 
 /* Key sizes. */
@@ -70,6 +85,19 @@ int rp__temp_reader(rp_db_t *db, rp_reader_t **out, rh_diag_t *diag);
 void rp__temp_reader_done(rp_reader_t *r);
 MDB_cursor *rp__reader_cursor(rp_reader_t *r, int dbi);
 MDB_txn *rp__reader_txn(rp_reader_t *r);
+
+/* Compiled index (rp_index.c). */
+int rp__index_start(rp_db_t *db);
+void rp__index_stop(rp_db_t *db);
+void rp__index_kick(rp_db_t *db);
+void rp__snap_attach(rp_reader_t *r);
+void *rp__thread_marker(void);
+void rp__snap_free(rp_snap_t *s);
+int rp__snap_devaddr(const rp_snap_t *s, uint32_t devaddr, rp_block_match_t *out);
+const rp_flags_t *rp__snap_policy(const rp_snap_t *s, const uint8_t *key);
+uint64_t rp__read_gen(MDB_txn *txn, MDB_dbi meta);
+int rp__bump_gen(MDB_txn *txn, MDB_dbi meta);
+int rp__policy_flags(const uint8_t *p, size_t len, rp_flags_t *f);
 
 /* Key encodings (rp_keys.c). tenant must be valid (<= 36 chars). */
 void rp__key_tenant(uint8_t out[RP_KEY_TENANT], uint32_t net_id, const char *tenant);

@@ -51,6 +51,8 @@ int rp_lookup_devaddr(rp_reader_t *r, uint32_t devaddr, rp_block_match_t *out)
     out->found = 0;
     if (!r || !r->active)
         return RH_EINVAL;
+    if (r->snap)
+        return rp__snap_devaddr(r->snap, devaddr, out);
     MDB_cursor *c = rp__reader_cursor(r, RP_DBI_BLOCK);
     if (!c)
         return lookup_err(MDB_BAD_TXN, "devaddr");
@@ -241,7 +243,7 @@ int rp_lookup_netids(rp_reader_t *r, uint32_t devaddr, uint32_t *netids, uint32_
 }
 
 /* Decodes the flags of a packed RoutingPolicy (fields 6 uplink, 7 downlink). */
-static int policy_flags(const uint8_t *p, size_t len, rp_flags_t *f)
+int rp__policy_flags(const uint8_t *p, size_t len, rp_flags_t *f)
 {
     memset(f, 0, sizeof *f);
     rp_pbs_t s = {p, p + len};
@@ -306,13 +308,21 @@ int rp_policy_effective(rp_reader_t *r, const rp_party_t *fwd, const rp_party_t 
         rp__key_policy(key, fwd->net_id, order[i].fwd_tenant ? fwd->tenant_id : NULL,
                        order[i].has_home, home->net_id,
                        order[i].home_tenant ? home->tenant_id : NULL);
+        if (r->snap) {
+            const rp_flags_t *fl = rp__snap_policy(r->snap, key);
+            if (!fl)
+                continue;
+            out->flags = *fl;
+            out->source = order[i].src;
+            return RH_OK;
+        }
         MDB_val k = {sizeof key, key}, v;
         int rc = mdb_get(txn, dbi, &k, &v);
         if (rc == MDB_NOTFOUND)
             continue;
         if (rc)
             return lookup_err(rc, "policy");
-        if (policy_flags(v.mv_data, v.mv_size, &out->flags))
+        if (rp__policy_flags(v.mv_data, v.mv_size, &out->flags))
             return lookup_err(-1, "policy");
         out->source = order[i].src;
         return RH_OK;

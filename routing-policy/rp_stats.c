@@ -64,6 +64,8 @@ static int raw_write(rp_db_t *db, raw_fn fn, void *ud, rh_diag_t *diag)
             break;
     }
     pthread_mutex_unlock(&db->write_mu);
+    if (rc == RH_OK)
+        rp__index_kick(db);
     return rc;
 }
 

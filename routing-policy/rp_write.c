@@ -40,6 +40,7 @@ struct rp_txn {
     uint64_t n_put, n_del, n_clear; /* summary audit */
     uint64_t audit_seq;
     int seq_loaded;
+    int dirty; /* routing content (blocks/policies) changed: bump the generation */
 };
 
 static const uint8_t META_AUDIT_SEQ[] = "audit_seq";
@@ -434,6 +435,8 @@ static int apply_put(rp_txn_t *t, rp_kind_t kind, const ProtobufCMessage *msg, r
         return rh_diag_fail(diag, RH_ENOMEM, "out of memory");
     }
     rc = mput(t, kind, key, klen, val, vlen, diag);
+    if (kind == RP_KIND_BLOCK || kind == RP_KIND_POLICY)
+        t->dirty = 1;
     if (rc == RH_OK && kind == RP_KIND_NETWORK) {
         MDB_val b = {blen, before};
         rc = netidx_update(t, exists ? &b : NULL, (const Roamhub__V1__Network *)(const void *)msg,
@@ -479,6 +482,8 @@ static int delete_raw(rp_txn_t *t, rp_kind_t kind, const uint8_t *key, size_t kl
     }
     if (rc == RH_OK)
         rc = mdel(t, kind, key, klen, diag);
+    if (kind == RP_KIND_BLOCK || kind == RP_KIND_POLICY)
+        t->dirty = 1;
     if (rc == RH_OK) {
         if (t->flags & RP_TXN_AUDIT_SUMMARY)
             t->n_del++;
@@ -507,6 +512,8 @@ static int apply_delete(rp_txn_t *t, rp_kind_t kind, const ProtobufCMessage *key
 static int apply_clear(rp_txn_t *t, rp_kind_t kind, rh_diag_t *diag)
 {
     int rc = mdb_drop(t->txn, t->db->dbi[kind], 0);
+    if (kind == RP_KIND_BLOCK || kind == RP_KIND_POLICY)
+        t->dirty = 1;
     if (rc == 0 && kind == RP_KIND_NETWORK)
         rc = mdb_drop(t->txn, t->db->dbi[RP_DBI_NETIDX], 0);
     if (rc)
@@ -665,6 +672,7 @@ static int regrow(rp_txn_t *t, rh_diag_t *diag)
             return rc;
         }
         t->n_put = t->n_del = t->n_clear = 0;
+        t->dirty = 0;
         for (size_t i = 0; i < t->n_ops && rc == RH_OK; i++)
             rc = apply_op(t, t->ops[i], diag);
         if (rc == RP_EMAPFULL)
@@ -848,6 +856,10 @@ int rp_txn_commit(rp_txn_t *t, rh_diag_t *diag)
                      (unsigned long long)t->n_clear);
             rc = audit(t, "import", "batch", txt, NULL, 0, NULL, 0, diag);
         }
+        if (rc == RH_OK && t->dirty) {
+            int m = rp__bump_gen(t->txn, t->db->dbi[RP_DBI_META]);
+            rc = m ? rp__lmdb_err(m, diag, "generation") : RH_OK;
+        }
         if (rc == RH_OK) {
             int m = mdb_txn_commit(t->txn);
             t->txn = NULL;
@@ -860,7 +872,10 @@ int rp_txn_commit(rp_txn_t *t, rh_diag_t *diag)
             if (rc == RH_OK)
                 continue;
         }
+        rp_db_t *db = t->db;
         txn_free(t);
+        if (rc == RH_OK)
+            rp__index_kick(db);
         return rc;
     }
 }

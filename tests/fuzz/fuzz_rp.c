@@ -22,12 +22,13 @@ typedef struct { uint64_t jp, dp; unsigned jl, dl; uint32_t home; } rjoin_t;
 
 static const char *const TEN[3] = {"", "a", "b"};
 static rp_db_t *db;
-static rp_reader_t *rd;
+static rp_reader_t *rd, *rd2; /* rd: compiled index when valid; rd2: LMDB only */
 static char dir[64];
 
 static void cleanup(void)
 {
     rp_reader_free(rd);
+    rp_reader_free(rd2);
     rp_db_close(db);
     char p[128];
     snprintf(p, sizeof p, "%s/data.mdb", dir);
@@ -45,8 +46,11 @@ static void init(void)
     rp_db_opts_t o = {0};
     o.no_sync = 1;
     o.map_size = 64 << 20;
-    if (rp_db_open(dir, &o, &db, NULL) || rp_reader_new(db, &rd, NULL))
+    o.no_builder = 1; /* index refreshed by an explicit operation: reproducible */
+    if (rp_db_open(dir, &o, &db, NULL) || rp_reader_new(db, &rd, NULL) ||
+        rp_reader_new(db, &rd2, NULL))
         abort();
+    rp_reader_use_index(rd2, 0);
     atexit(cleanup);
 }
 
@@ -167,15 +171,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             for (size_t k = 0; k < nb; k++)
                 if (!((a ^ blk[k].p) & m32(blk[k].len)) && (!best || blk[k].len > best->len))
                     best = &blk[k];
-            rp_block_match_t m;
-            CHECK(rp_reader_begin(rd) == RH_OK);
-            CHECK(rp_lookup_devaddr(rd, a, &m) == RH_OK);
-            rp_reader_end(rd);
-            CHECK(m.found == (best != NULL));
-            if (best) {
-                CHECK(m.prefix == best->p && m.length == best->len);
-                CHECK(m.owner.net_id == best->net && strcmp(m.owner.tenant_id, TEN[best->ten]) == 0);
+            for (int pass = 0; pass < 2; pass++) {
+                rp_reader_t *r = pass ? rd2 : rd;
+                rp_block_match_t m;
+                CHECK(rp_reader_begin(r) == RH_OK);
+                CHECK(rp_lookup_devaddr(r, a, &m) == RH_OK);
+                rp_reader_end(r);
+                CHECK(m.found == (best != NULL));
+                if (best) {
+                    CHECK(m.prefix == best->p && m.length == best->len);
+                    CHECK(m.owner.net_id == best->net &&
+                          strcmp(m.owner.tenant_id, TEN[best->ten]) == 0);
+                }
             }
+            if (a & 2)
+                CHECK(rp_db_refresh(db) == RH_OK);
             break;
         }
         case 3: case 4: { /* put / delete policy */
@@ -247,10 +257,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                         src = s + 1;
                     }
             }
-            rp_verdict_t v;
+            rp_verdict_t v, v2;
             CHECK(rp_reader_begin(rd) == RH_OK);
             CHECK(rp_policy_check(rd, cls, &f, &h, &v) == RH_OK);
             rp_reader_end(rd);
+            CHECK(rp_reader_begin(rd2) == RH_OK);
+            CHECK(rp_policy_check(rd2, cls, &f, &h, &v2) == RH_OK);
+            rp_reader_end(rd2);
+            CHECK(memcmp(&v, &v2, sizeof v) == 0);
+            if (sel & 0x80)
+                CHECK(rp_db_refresh(db) == RH_OK);
             CHECK((int)v.source == src);
             if (!hit) {
                 CHECK(!v.allow && v.reason == RP_DENY_NO_POLICY);

@@ -276,6 +276,7 @@ int main(int argc, char **argv)
 {
     const char *dir = NULL;
     rp_db_opts_t o = {0};
+    o.no_index = 1; /* one-shot process: no compiled index, no builder thread */
     int i = 1;
     for (; i < argc && argv[i][0] == '-' && argv[i][1] == '-'; i++) {
         if (strcmp(argv[i], "--db") == 0 && i + 1 < argc)

@@ -21,7 +21,8 @@
 typedef struct fx {
     char dir[64];
     rp_db_t *db;
-    rp_reader_t *r;
+    rp_reader_t *r;  /* uses the compiled index when it matches the snapshot */
+    rp_reader_t *r2; /* index disabled: always LMDB */
 } fx_t;
 
 static inline void fx_rmdir(const char *dir)
@@ -43,11 +44,14 @@ static inline fx_t *fx_open_opts(const rp_db_opts_t *o)
     assert_non_null(mkdtemp(f->dir));
     rp_db_opts_t d = {0};
     d.no_sync = 1;
+    d.no_builder = 1; /* index refreshed explicitly: deterministic */
     rh_diag_t diag;
     int rc = rp_db_open(f->dir, o ? o : &d, &f->db, &diag);
     if (rc)
         fail_msg("rp_db_open: %s", diag.text);
     assert_int_equal(rp_reader_new(f->db, &f->r, NULL), RH_OK);
+    assert_int_equal(rp_reader_new(f->db, &f->r2, NULL), RH_OK);
+    rp_reader_use_index(f->r2, 0);
     return f;
 }
 
@@ -61,6 +65,7 @@ static inline int fx_teardown(void **state)
 {
     fx_t *f = *state;
     rp_reader_free(f->r);
+    rp_reader_free(f->r2);
     rp_db_close(f->db);
     fx_rmdir(f->dir);
     free(f);
@@ -108,13 +113,46 @@ static inline int fx_policy(fx_t *f, uint32_t fnet, const char *ften, int has_ho
     return rc;
 }
 
+/* DevAddr lookup through the compiled index (refreshed first) and through LMDB: both must
+ * agree; returns the result. */
 static inline rp_block_match_t fx_lookup(fx_t *f, uint32_t a)
 {
-    rp_block_match_t m;
+    rp_block_match_t m, m2;
+    assert_int_equal(rp_db_refresh(f->db), RH_OK);
     assert_int_equal(rp_reader_begin(f->r), RH_OK);
+    assert_true(rp_reader_uses_index(f->r));
     assert_int_equal(rp_lookup_devaddr(f->r, a, &m), RH_OK);
     rp_reader_end(f->r);
+    assert_int_equal(rp_reader_begin(f->r2), RH_OK);
+    assert_false(rp_reader_uses_index(f->r2));
+    assert_int_equal(rp_lookup_devaddr(f->r2, a, &m2), RH_OK);
+    rp_reader_end(f->r2);
+    assert_int_equal(m.found, m2.found);
+    if (m.found) {
+        assert_int_equal(m.prefix, m2.prefix);
+        assert_int_equal(m.length, m2.length);
+        assert_int_equal(m.owner.net_id, m2.owner.net_id);
+        assert_string_equal(m.owner.tenant_id, m2.owner.tenant_id);
+        assert_string_equal(m.cluster_id, m2.cluster_id);
+    }
     return m;
+}
+
+/* Effective policy through both paths; they must agree. */
+static inline rp_policy_eff_t fx_effective(fx_t *f, const rp_party_t *fw, const rp_party_t *hm)
+{
+    rp_policy_eff_t e, e2;
+    assert_int_equal(rp_db_refresh(f->db), RH_OK);
+    assert_int_equal(rp_reader_begin(f->r), RH_OK);
+    assert_true(rp_reader_uses_index(f->r));
+    assert_int_equal(rp_policy_effective(f->r, fw, hm, &e), RH_OK);
+    rp_reader_end(f->r);
+    assert_int_equal(rp_reader_begin(f->r2), RH_OK);
+    assert_int_equal(rp_policy_effective(f->r2, fw, hm, &e2), RH_OK);
+    rp_reader_end(f->r2);
+    assert_int_equal(e.source, e2.source);
+    assert_memory_equal(&e.flags, &e2.flags, sizeof e.flags);
+    return e;
 }
 
 #endif

@@ -59,10 +59,7 @@ static void test_inheritance_exhaustive(void **state)
                 if (fwd_ok && home_ok)
                     want = i;
             }
-            rp_policy_eff_t eff;
-            assert_int_equal(rp_reader_begin(f->r), RH_OK);
-            assert_int_equal(rp_policy_effective(f->r, &fw, &hm, &eff), RH_OK);
-            rp_reader_end(f->r);
+            rp_policy_eff_t eff = fx_effective(f, &fw, &hm);
             if (want < 0) {
                 if (eff.source != RP_SRC_NONE)
                     fail_msg("set %02x query %zu: got %s want none", set, q,
@@ -93,10 +90,13 @@ static rp_verdict_t check(fx_t *f, rp_class_t cls, uint32_t fn, const char *ft, 
     rp_party_t fw, hm;
     assert_int_equal(rp_party_set(&fw, fn, ft, NULL), RH_OK);
     assert_int_equal(rp_party_set(&hm, hn, ht, NULL), RH_OK);
-    rp_verdict_t v;
+    rp_verdict_t v, v2;
+    rp_policy_eff_t e = fx_effective(f, &fw, &hm); /* both paths agree */
+    rp_policy_eval(cls, &e, &v2);
     assert_int_equal(rp_reader_begin(f->r), RH_OK);
     assert_int_equal(rp_policy_check(f->r, cls, &fw, &hm, &v), RH_OK);
     rp_reader_end(f->r);
+    assert_memory_equal(&v, &v2, sizeof v);
     return v;
 }
 
@@ -248,6 +248,52 @@ static void test_snapshot_and_visibility(void **state)
     rp_reader_free(NULL);
 }
 
+static void test_index_staleness(void **state)
+{
+    fx_t *f = *state;
+    rp_party_t fw, hm;
+    rp_party_set(&fw, FN, NULL, NULL);
+    rp_party_set(&hm, HN, NULL, NULL);
+    rp_verdict_t v;
+    assert_int_equal(fx_policy(f, FN, "", 0, 0, "", 0x00), RH_OK);
+    assert_int_equal(rp_db_refresh(f->db), RH_OK);
+    /* a routing write makes the index stale: the next message reads LMDB and sees the write */
+    assert_int_equal(fx_policy(f, FN, "", 0, 0, "", 0x04), RH_OK);
+    assert_int_equal(rp_reader_begin(f->r), RH_OK);
+    assert_false(rp_reader_uses_index(f->r));
+    assert_int_equal(rp_policy_check(f->r, RP_CLASS_UPLINK_APP, &fw, &hm, &v), RH_OK);
+    assert_true(v.allow);
+    rp_reader_end(f->r);
+    assert_int_equal(rp_db_refresh(f->db), RH_OK);
+    assert_int_equal(rp_reader_begin(f->r), RH_OK);
+    assert_true(rp_reader_uses_index(f->r));
+    assert_int_equal(rp_policy_check(f->r, RP_CLASS_UPLINK_APP, &fw, &hm, &v), RH_OK);
+    assert_true(v.allow);
+    rp_reader_end(f->r);
+    /* a statistics write is a new LMDB transaction but no routing change: revalidated */
+    rp_stats_item_t it;
+    memset(&it, 0, sizeof it);
+    it.minute = 5;
+    it.count = 1;
+    assert_int_equal(rp_stats_add(f->db, &it, 1, NULL), RH_OK);
+    assert_int_equal(rp_reader_begin(f->r), RH_OK);
+    assert_false(rp_reader_uses_index(f->r));
+    rp_reader_end(f->r);
+    assert_int_equal(rp_db_refresh(f->db), RH_OK);
+    assert_int_equal(rp_reader_begin(f->r), RH_OK);
+    assert_true(rp_reader_uses_index(f->r));
+    rp_reader_end(f->r);
+    /* a reader that began before a rebuild keeps its own snapshot's answers */
+    assert_int_equal(rp_reader_begin(f->r2), RH_OK);
+    assert_int_equal(fx_policy(f, FN, "", 0, 0, "", 0x00), RH_OK);
+    assert_int_equal(rp_db_refresh(f->db), RH_OK);
+    assert_int_equal(rp_policy_check(f->r2, RP_CLASS_UPLINK_APP, &fw, &hm, &v), RH_OK);
+    assert_true(v.allow);
+    rp_reader_end(f->r2);
+    v = check(f, RP_CLASS_UPLINK_APP, FN, "", HN, "");
+    assert_false(v.allow);
+}
+
 static void test_policy_validation(void **state)
 {
     fx_t *f = *state;
@@ -285,6 +331,7 @@ int main(void)
         cmocka_unit_test(test_classes),
         cmocka_unit_test_setup_teardown(test_downlink_direction, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_and_visibility, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_index_staleness, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_policy_validation, fx_setup, fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -11,7 +11,6 @@
 #include "rh_hex.h"
 
 #include <errno.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -245,7 +244,7 @@ static int num_in(const cJSON *j, double lo, double hi, double *out)
     if (!cJSON_IsNumber(j))
         return 0;
     double v = j->valuedouble;
-    if (!(v >= lo && v <= hi) || floor(v) != v)
+    if (!(v >= lo && v <= hi) || v != (double)(long long)v)
         return 0;
     *out = v;
     return 1;

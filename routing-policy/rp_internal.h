@@ -1,0 +1,134 @@
+/*
+ * rp_internal.h — private structures of routing-policy/ shared by its .c files: the environment
+ * and reader registry (map growth excludes every reader), key encodings and the zero-allocation
+ * protobuf field scanner used on the data path. Not installed, not for other directories.
+ */
+#ifndef RP_INTERNAL_H
+#define RP_INTERNAL_H
+
+#include "rp.h"
+
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <string.h>
+
+/* Internal code: an LMDB call returned MDB_MAP_FULL; the caller grows the map and replays. */
+#define RP_EMAPFULL (-1000)
+
+enum rp_dbi {
+    RP_DBI_NETWORK = RP_KIND_NETWORK,
+    RP_DBI_TENANT = RP_KIND_TENANT,
+    RP_DBI_BLOCK = RP_KIND_BLOCK,
+    RP_DBI_JOIN = RP_KIND_JOIN_ROUTE,
+    RP_DBI_POLICY = RP_KIND_POLICY,
+    RP_DBI_ENDPOINT = RP_KIND_ENDPOINT,
+    RP_DBI_MEMBER = RP_KIND_MEMBER,
+    RP_DBI_API_KEY = RP_KIND_API_KEY,
+    RP_DBI_AUDIT,
+    RP_DBI_STATS,
+    RP_DBI_NETIDX, /* prefix(4) len(1) netid(4) owner network netid(4) -> "" */
+    RP_DBI_META,
+    RP_DBI_COUNT
+};
+
+typedef struct rp_snap rp_snap_t;
+
+struct rp_reader {
+    rp_db_t *db;
+    MDB_txn *txn;
+    MDB_cursor *cur[RP_DBI_COUNT]; /* lazily opened/renewed */
+    unsigned cur_fresh;            /* bit i: cur[i] renewed for the current snapshot */
+    int active;
+    rp_snap_t *snap;               /* compiled index valid for this snapshot, or NULL */
+    int no_index;                  /* rp_reader_use_index(r, 0) */
+    _Atomic(void *) owner;         /* thread marker of the thread holding mu (rp__thread_marker) */
+    pthread_mutex_t mu;            /* held while active; map growth takes every reader's mu */
+    struct rp_reader *prev, *next;
+};
+
+struct rp_db {
+    MDB_env *env;
+    MDB_dbi dbi[RP_DBI_COUNT];
+    size_t map_size, max_map_size;
+    int read_only;
+    pthread_mutex_t write_mu; /* one writer; held from rp_txn_begin to commit/abort */
+    pthread_mutex_t reg_mu;   /* reader registry */
+    struct rp_reader *readers;
+    /* compiled read index (rp_index.c) */
+    _Atomic(rp_snap_t *) snap;
+    rp_snap_t *retired;        /* replaced indexes not yet proven unused (under reg_mu) */
+    int no_index, no_builder;
+    pthread_mutex_t build_mu;  /* one build at a time */
+    pthread_mutex_t kick_mu;
+    pthread_cond_t kick_cv;
+    pthread_t builder;
+    int builder_started, stopping, kicked;
+};
+
+/* Key sizes. */
+#define RP_KEY_BLOCK 5
+#define RP_KEY_JOIN 18
+#define RP_KEY_TENANT (4 + RP_TENANT_MAX)
+#define RP_KEY_POLICY (4 + RP_TENANT_MAX + 1 + 4 + RP_TENANT_MAX)
+#define RP_KEY_STATS (8 + 4 + 4 + 1 + 1 + RP_RESULT_MAX)
+#define RP_KEY_MAX 511
+
+/* Environment internals (rp_db.c). */
+int rp__lmdb_err(int mdb_rc, rh_diag_t *diag, const char *what);
+/* Grows (new_size > current) or adopts (new_size 0) the map size. Caller holds write_mu and has
+ * no transaction open; waits for every reader to be idle. */
+int rp__set_mapsize(rp_db_t *db, size_t new_size);
+/* A temporary reader for cold-path reads (rp_get, rp_list ...), already begun. */
+int rp__temp_reader(rp_db_t *db, rp_reader_t **out, rh_diag_t *diag);
+void rp__temp_reader_done(rp_reader_t *r);
+MDB_cursor *rp__reader_cursor(rp_reader_t *r, int dbi);
+MDB_txn *rp__reader_txn(rp_reader_t *r);
+
+/* Compiled index (rp_index.c). */
+int rp__index_start(rp_db_t *db);
+void rp__index_stop(rp_db_t *db);
+void rp__index_kick(rp_db_t *db);
+void rp__snap_attach(rp_reader_t *r);
+void *rp__thread_marker(void);
+void rp__snap_free(rp_snap_t *s);
+int rp__snap_devaddr(const rp_snap_t *s, uint32_t devaddr, rp_block_match_t *out);
+const rp_flags_t *rp__snap_policy(const rp_snap_t *s, const uint8_t *key);
+uint64_t rp__read_gen(MDB_txn *txn, MDB_dbi meta);
+int rp__bump_gen(MDB_txn *txn, MDB_dbi meta);
+int rp__policy_flags(const uint8_t *p, size_t len, rp_flags_t *f);
+
+/* Key encodings (rp_keys.c). tenant must be valid (<= 36 chars). */
+void rp__key_tenant(uint8_t out[RP_KEY_TENANT], uint32_t net_id, const char *tenant);
+void rp__key_policy(uint8_t out[RP_KEY_POLICY], uint32_t fnet, const char *ften, int has_home,
+                    uint32_t hnet, const char *hten);
+void rp__key_block(uint8_t out[RP_KEY_BLOCK], uint32_t prefix, unsigned len);
+void rp__key_join(uint8_t out[RP_KEY_JOIN], uint64_t jp, unsigned jl, uint64_t dp, unsigned dl);
+/* Validates the key fields of `msg` and encodes its key. Errors: RH_EINVAL (diag). */
+int rp__key_of(rp_kind_t kind, const ProtobufCMessage *msg, uint8_t *key, size_t *klen,
+               rh_diag_t *diag);
+/* Full validation of a record (key fields and the rest). Errors: RH_EINVAL (diag). */
+int rp__validate(rp_kind_t kind, const ProtobufCMessage *msg, rh_diag_t *diag);
+int rp__tenant_valid(const char *t, const char *field, rh_diag_t *diag);
+int rp__id_valid(const char *id, const char *field, rh_diag_t *diag);
+void rp__tenant_copy(char out[RP_TENANT_MAX + 1], const uint8_t *key36);
+
+static inline uint32_t rp__mask32(unsigned len) { return len == 0 ? 0 : ~0u << (32 - len); }
+static inline uint64_t rp__mask64(unsigned len) { return len == 0 ? 0 : ~0ull << (64 - len); }
+
+/* Zero-allocation protobuf wire scanner (varint and length-delimited fields only need be
+ * understood; fixed32/64 are skipped). Returns 1 with a field, 0 at the end, -1 on a malformed
+ * buffer. */
+typedef struct rp_pbs {
+    const uint8_t *p, *end;
+} rp_pbs_t;
+int rp__pbs_next(rp_pbs_t *s, uint32_t *field, uint64_t *varint, const uint8_t **bytes,
+                 size_t *len);
+
+/* EUI prefix text "70b3d57ed0000000/40" (rp_json.c). */
+int rp__eui_prefix_parse(const char *s, uint64_t *v, unsigned *len, const char *field,
+                         rh_diag_t *diag);
+void rp__eui_prefix_format(uint64_t v, unsigned len, char out[24]);
+
+#endif

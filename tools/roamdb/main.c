@@ -1,0 +1,380 @@
+/*
+ * roamdb — load, dump and query the routing table (routing-policy/, rp_json.h format).
+ *
+ *   roamdb --db DIR [--map-mib N] [--max-map-mib N] [--nosync] COMMAND ...
+ *     import [--replace] [--actor NAME] FILE.json|-   atomic import (whole table with --replace,
+ *                                                     else upsert; "member_net_ids" scopes it)
+ *     export                                          JSON to stdout, loadable by import
+ *     lookup devaddr DEVADDR                          longest-prefix match
+ *     lookup join JOINEUI DEVEUI                      join route
+ *     lookup netids DEVADDR                           known NetIDs whose prefix covers it
+ *     policy FWD[/TENANT] HOME[/TENANT] CLASS         effective policy and verdict
+ *     count                                           records per kind
+ *     audit [SINCE_MS]                                audit records as JSON lines
+ *     burst N ROUND                                   crash-test writer: N single-record
+ *                                                     transactions, each acknowledged on stdout
+ *                                                     ("ack ...") only after its commit
+ * The directory is created if missing. Exit status: 0 ok, 1 error (message on stderr), 2 usage.
+ */
+#include "lw_netid.h"
+#include "rh_hex.h"
+#include "rp.h"
+#include "rp_json.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static int usage(void)
+{
+    fprintf(stderr,
+            "usage: roamdb --db DIR [--map-mib N] [--max-map-mib N] [--nosync] COMMAND\n"
+            "  import [--replace] [--actor NAME] FILE.json|-\n"
+            "  export\n"
+            "  lookup devaddr DEVADDR | lookup join JOINEUI DEVEUI | lookup netids DEVADDR\n"
+            "  policy FWD[/TENANT] HOME[/TENANT] CLASS   (CLASS: join_request uplink_mac "
+            "uplink_app join_accept downlink_mac downlink_app other)\n"
+            "  count | audit [SINCE_MS] | burst N ROUND\n");
+    return 2;
+}
+
+static int fail(const char *what, int rc, const rh_diag_t *d)
+{
+    fprintf(stderr, "roamdb: %s: %s%s%s\n", what, rh_strerror(rc), d && d->text[0] ? ": " : "",
+            d ? d->text : "");
+    return 1;
+}
+
+static char *read_all(const char *path, size_t *len)
+{
+    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+    if (!f)
+        return NULL;
+    size_t cap = 1 << 16, n = 0;
+    char *b = malloc(cap);
+    while (b) {
+        size_t r = fread(b + n, 1, cap - n - 1, f);
+        n += r;
+        if (r == 0)
+            break;
+        if (n + 1 == cap) {
+            char *nb = realloc(b, cap * 2);
+            if (!nb) {
+                free(b);
+                b = NULL;
+                break;
+            }
+            b = nb;
+            cap *= 2;
+        }
+    }
+    if (f != stdin)
+        fclose(f);
+    if (b) {
+        b[n] = 0;
+        *len = n;
+    }
+    return b;
+}
+
+static int parse_party(const char *s, rp_party_t *p, rh_diag_t *d)
+{
+    char net[16];
+    const char *slash = strchr(s, '/');
+    size_t n = slash ? (size_t)(slash - s) : strlen(s);
+    if (n >= sizeof net)
+        return rh_diag_fail(d, RH_EINVAL, "party \"%s\": expected NETID[/TENANT]", s);
+    memcpy(net, s, n);
+    net[n] = 0;
+    uint32_t id;
+    int rc = lw_netid_parse(net, &id, d);
+    if (rc)
+        return rc;
+    return rp_party_set(p, id, slash ? slash + 1 : "", d);
+}
+
+static void print_flags(const rp_flags_t *f)
+{
+    printf("\"uplink\":{\"join_request\":%s,\"mac_data\":%s,\"application_data\":%s,"
+           "\"signal_quality\":%s,\"localization\":%s},\"downlink\":{\"join_accept\":%s,"
+           "\"mac_data\":%s,\"application_data\":%s}",
+           f->up_join_request ? "true" : "false", f->up_mac_data ? "true" : "false",
+           f->up_application_data ? "true" : "false", f->up_signal_quality ? "true" : "false",
+           f->up_localization ? "true" : "false", f->down_join_accept ? "true" : "false",
+           f->down_mac_data ? "true" : "false", f->down_application_data ? "true" : "false");
+}
+
+static int cmd_lookup(rp_db_t *db, int argc, char **argv)
+{
+    if (argc < 2)
+        return usage();
+    rh_diag_t d;
+    rh_diag_clear(&d);
+    rp_reader_t *r;
+    int rc = rp_reader_new(db, &r, &d);
+    if (rc)
+        return fail("reader", rc, &d);
+    if ((rc = rp_reader_begin(r)))
+        return fail("read transaction", rc, NULL);
+    int status = 0;
+    if (strcmp(argv[0], "devaddr") == 0 || strcmp(argv[0], "netids") == 0) {
+        uint32_t a;
+        if ((rc = lw_devaddr_parse(argv[1], &a, &d))) {
+            status = fail("DevAddr", rc, &d);
+        } else if (argv[0][0] == 'd') {
+            rp_block_match_t m;
+            if ((rc = rp_lookup_devaddr(r, a, &m))) {
+                status = fail("lookup", rc, NULL);
+            } else if (!m.found) {
+                printf("{\"found\":false}\n");
+            } else {
+                lw_devaddr_prefix_t p = {m.prefix, m.length};
+                char pt[16], nt[7];
+                lw_devaddr_prefix_format(p, pt);
+                lw_netid_format(m.owner.net_id, nt, 0);
+                printf("{\"found\":true,\"prefix\":\"%s\",\"net_id\":\"%s\",\"tenant_id\":\"%s\","
+                       "\"cluster_id\":\"%s\"}\n",
+                       pt, nt, m.owner.tenant_id, m.cluster_id);
+            }
+        } else {
+            uint32_t ids[64], owners[64];
+            size_t n;
+            if ((rc = rp_lookup_netids(r, a, ids, owners, 64, &n))) {
+                status = fail("lookup", rc, NULL);
+            } else {
+                printf("{\"net_ids\":[");
+                for (size_t i = 0; i < n && i < 64; i++) {
+                    char a1[7], a2[7];
+                    lw_netid_format(ids[i], a1, 0);
+                    lw_netid_format(owners[i], a2, 0);
+                    printf("%s{\"net_id\":\"%s\",\"network\":\"%s\"}", i ? "," : "", a1, a2);
+                }
+                printf("]}\n");
+            }
+        }
+    } else if (strcmp(argv[0], "join") == 0 && argc >= 3) {
+        uint64_t je, de;
+        if ((rc = rh_eui64_parse(argv[1], &je, &d)) || (rc = rh_eui64_parse(argv[2], &de, &d))) {
+            status = fail("EUI", rc, &d);
+        } else {
+            rp_join_match_t m;
+            if ((rc = rp_lookup_join(r, je, de, &m))) {
+                status = fail("lookup", rc, NULL);
+            } else if (!m.found) {
+                printf("{\"found\":false}\n");
+            } else {
+                char a[24], b[24], nt[7];
+                rh_hex_format_be(m.join_eui_prefix, 8, a, 0);
+                rh_hex_format_be(m.dev_eui_prefix, 8, b, 0);
+                lw_netid_format(m.home.net_id, nt, 0);
+                printf("{\"found\":true,\"join_eui\":\"%s/%u\",\"dev_eui\":\"%s/%u\",", a,
+                       m.join_eui_length, b, m.dev_eui_length);
+                if (m.via_join_server)
+                    printf("\"join_server_id\":\"%s\"}\n", m.join_server_id);
+                else
+                    printf("\"home_net_id\":\"%s\",\"home_tenant_id\":\"%s\"}\n", nt,
+                           m.home.tenant_id);
+            }
+        }
+    } else {
+        status = usage();
+    }
+    rp_reader_end(r);
+    rp_reader_free(r);
+    return status;
+}
+
+static int cmd_policy(rp_db_t *db, int argc, char **argv)
+{
+    if (argc < 3)
+        return usage();
+    rh_diag_t d;
+    rh_diag_clear(&d);
+    rp_party_t f, h;
+    rp_class_t cls;
+    int rc;
+    if ((rc = parse_party(argv[0], &f, &d)) || (rc = parse_party(argv[1], &h, &d)))
+        return fail("party", rc, &d);
+    if (rp_class_parse(argv[2], &cls))
+        return usage();
+    rp_reader_t *r;
+    if ((rc = rp_reader_new(db, &r, &d)))
+        return fail("reader", rc, &d);
+    if ((rc = rp_reader_begin(r)))
+        return fail("read transaction", rc, NULL);
+    rp_policy_eff_t eff;
+    rp_verdict_t v;
+    rc = rp_policy_effective(r, &f, &h, &eff);
+    rp_reader_end(r);
+    rp_reader_free(r);
+    if (rc)
+        return fail("policy", rc, NULL);
+    rp_policy_eval(cls, &eff, &v);
+    printf("{\"allow\":%s,\"reason\":\"%s\",\"source\":\"%s\",\"strip_signal_quality\":%s,"
+           "\"strip_localization\":%s,",
+           v.allow ? "true" : "false", rp_deny_name(v.reason), rp_source_name(v.source),
+           v.strip_signal_quality ? "true" : "false", v.strip_localization ? "true" : "false");
+    print_flags(&eff.flags);
+    printf("}\n");
+    return 0;
+}
+
+static int audit_cb(void *ud, const Roamhub__V1__AuditRecord *a)
+{
+    (void)ud;
+    printf("{\"at\":%lld,\"actor\":\"%s\",\"action\":\"%s\",\"kind\":\"%s\",\"key\":\"%s\"}\n",
+           (long long)a->at, a->actor, a->action, a->kind, a->key);
+    return 0;
+}
+
+/* Crash-test writer: alternate a DevAddr block and a policy, one transaction each, printing an
+ * acknowledgement line only after the commit returned. */
+static int cmd_burst(rp_db_t *db, int argc, char **argv)
+{
+    if (argc < 2)
+        return usage();
+    long n = strtol(argv[0], NULL, 10), round = strtol(argv[1], NULL, 10);
+    char tenant[16];
+    snprintf(tenant, sizeof tenant, "r%ld", round);
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    for (long i = 0; i < n; i++) {
+        rh_diag_t d;
+        rh_diag_clear(&d);
+        int rc;
+        if (i % 2 == 0) {
+            Roamhub__V1__DevAddrBlock b = ROAMHUB__V1__DEV_ADDR_BLOCK__INIT;
+            b.prefix = 0x26000000u | ((uint32_t)(i / 2 % 131072) << 8);
+            b.length = 24;
+            b.net_id = 0x000013;
+            b.tenant_id = tenant;
+            rc = rp_put(db, "burst", RP_KIND_BLOCK, &b.base, RP_PUT_UPSERT, &d);
+            if (rc)
+                return fail("burst block", rc, &d);
+            printf("ack devaddr_block %08x/24 %s\n", b.prefix, tenant);
+        } else {
+            Roamhub__V1__RoutingPolicy p = ROAMHUB__V1__ROUTING_POLICY__INIT;
+            Roamhub__V1__UplinkPolicy up = ROAMHUB__V1__UPLINK_POLICY__INIT;
+            p.forwarder_net_id = 0x000013;
+            p.has_home = 1;
+            p.home_net_id = (uint32_t)(i / 2 % 4096);
+            p.forwarder_tenant_id = tenant;
+            up.join_request = (i / 2 + round) % 2;
+            up.mac_data = 1;
+            p.uplink = &up;
+            rc = rp_put(db, "burst", RP_KIND_POLICY, &p.base, RP_PUT_UPSERT, &d);
+            if (rc)
+                return fail("burst policy", rc, &d);
+            printf("ack policy 000013/%s %06x %d\n", tenant, p.home_net_id, up.join_request);
+        }
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    const char *dir = NULL;
+    rp_db_opts_t o = {0};
+    o.no_index = 1; /* one-shot process: no compiled index, no builder thread */
+    int i = 1;
+    for (; i < argc && argv[i][0] == '-' && argv[i][1] == '-'; i++) {
+        if (strcmp(argv[i], "--db") == 0 && i + 1 < argc)
+            dir = argv[++i];
+        else if (strcmp(argv[i], "--map-mib") == 0 && i + 1 < argc)
+            o.map_size = (size_t)strtoull(argv[++i], NULL, 10) << 20;
+        else if (strcmp(argv[i], "--max-map-mib") == 0 && i + 1 < argc)
+            o.max_map_size = (size_t)strtoull(argv[++i], NULL, 10) << 20;
+        else if (strcmp(argv[i], "--nosync") == 0)
+            o.no_sync = 1;
+        else
+            return usage();
+    }
+    if (!dir || i >= argc)
+        return usage();
+    const char *cmd = argv[i++];
+    if (mkdir(dir, 0750) != 0 && errno != EEXIST) {
+        perror(dir);
+        return 1;
+    }
+    rh_diag_t d;
+    rh_diag_clear(&d);
+    rp_db_t *db;
+    int rc = rp_db_open(dir, &o, &db, &d);
+    if (rc)
+        return fail("open", rc, &d);
+    int status = 0;
+    if (strcmp(cmd, "import") == 0) {
+        unsigned flags = 0;
+        const char *actor = "roamdb", *file = NULL;
+        for (; i < argc; i++) {
+            if (strcmp(argv[i], "--replace") == 0)
+                flags |= RP_IMPORT_REPLACE;
+            else if (strcmp(argv[i], "--actor") == 0 && i + 1 < argc)
+                actor = argv[++i];
+            else
+                file = argv[i];
+        }
+        size_t len;
+        char *text = file ? read_all(file, &len) : NULL;
+        if (!file) {
+            status = usage();
+        } else if (!text) {
+            perror(file);
+            status = 1;
+        } else {
+            cJSON *doc = cJSON_ParseWithLength(text, len);
+            if (!doc) {
+                fprintf(stderr, "roamdb: %s: not valid JSON near byte %ld\n", file,
+                        (long)(cJSON_GetErrorPtr() ? cJSON_GetErrorPtr() - text : 0));
+                status = 1;
+            } else {
+                size_t n;
+                rc = rp_json_import(db, actor, doc, flags, &n, &d);
+                if (rc)
+                    status = fail("import", rc, &d);
+                else
+                    fprintf(stderr, "roamdb: imported %zu records\n", n);
+                cJSON_Delete(doc);
+            }
+        }
+        free(text);
+    } else if (strcmp(cmd, "export") == 0) {
+        cJSON *doc;
+        rc = rp_json_export(db, &doc, &d);
+        if (rc) {
+            status = fail("export", rc, &d);
+        } else {
+            char *s = cJSON_Print(doc);
+            if (s) {
+                fputs(s, stdout);
+                fputc('\n', stdout);
+                free(s);
+            } else {
+                status = fail("export", RH_ENOMEM, NULL);
+            }
+            cJSON_Delete(doc);
+        }
+    } else if (strcmp(cmd, "lookup") == 0) {
+        status = cmd_lookup(db, argc - i, argv + i);
+    } else if (strcmp(cmd, "policy") == 0) {
+        status = cmd_policy(db, argc - i, argv + i);
+    } else if (strcmp(cmd, "count") == 0) {
+        for (int k = 0; k < RP_KIND_COUNT; k++) {
+            size_t n = 0;
+            rp_count(db, (rp_kind_t)k, &n);
+            printf("%s %zu\n", rp_kind_name((rp_kind_t)k), n);
+        }
+    } else if (strcmp(cmd, "audit") == 0) {
+        int64_t since = i < argc ? strtoll(argv[i], NULL, 10) : 0;
+        rc = rp_audit_list(db, since, 0, audit_cb, NULL, &d);
+        if (rc)
+            status = fail("audit", rc, &d);
+    } else if (strcmp(cmd, "burst") == 0) {
+        status = cmd_burst(db, argc - i, argv + i);
+    } else {
+        status = usage();
+    }
+    rp_db_close(db);
+    return status;
+}

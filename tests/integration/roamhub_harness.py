@@ -93,9 +93,10 @@ class Member:
         mt = msg.get("MessageType", "")
         if not mt.endswith("Req"):
             return None  # answers and notifications: acknowledge only
-        if self.answer_fn:
-            return self.answer_fn(msg)
-        return answer(msg, "Success")
+        a = self.answer_fn(msg) if self.answer_fn else answer(msg, "Success")
+        if a is not None:
+            a["SenderID"] = self.net_id  # a network server answers with its own NetID
+        return a
 
     def post_async(self, ans):
         time.sleep(0.02)

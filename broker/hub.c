@@ -1,0 +1,558 @@
+/*
+ * hub.c — roamhubd process structure (see hub.h): start-up, worker threads, inboxes, member
+ * registry rebuilds, statistics flushes, signals (SIGTERM drain, SIGHUP reload).
+ * Invariants: LMDB writes (statistics, imports) happen on the main thread only; each worker
+ * touches only its own objects, except the shared pending table and registry slot, which lock.
+ */
+#define _GNU_SOURCE /* pthread_tryjoin_np */
+#include "hub.h"
+
+#include "admin.h"
+#include "relay.h"
+#include "rh_log.h"
+#include "rh_time.h"
+#include "rp_json.h"
+
+#include <errno.h>
+#include <event2/thread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct inbox_item {
+    void (*fn)(worker_t *w, void *arg);
+    void *arg;
+    inbox_item_t *next;
+};
+
+static _Thread_local worker_t *tl_worker;
+
+worker_t *worker_self(void) { return tl_worker; }
+
+int worker_post(worker_t *w, void (*fn)(worker_t *w, void *arg), void *arg)
+{
+    inbox_item_t *it = malloc(sizeof *it);
+    if (!it)
+        return RH_ENOMEM;
+    it->fn = fn;
+    it->arg = arg;
+    it->next = NULL;
+    pthread_mutex_lock(&w->inbox_mu);
+    if (w->inbox_tail)
+        w->inbox_tail->next = it;
+    else
+        w->inbox_head = it;
+    w->inbox_tail = it;
+    pthread_mutex_unlock(&w->inbox_mu);
+    event_active(w->inbox_ev, 0, 0);
+    return RH_OK;
+}
+
+static void inbox_cb(evutil_socket_t fd, short ev, void *arg)
+{
+    worker_t *w = arg;
+    (void)fd;
+    (void)ev;
+    pthread_mutex_lock(&w->inbox_mu);
+    inbox_item_t *it = w->inbox_head;
+    w->inbox_head = w->inbox_tail = NULL;
+    pthread_mutex_unlock(&w->inbox_mu);
+    while (it) {
+        inbox_item_t *next = it->next;
+        it->fn(w, it->arg);
+        free(it);
+        it = next;
+    }
+}
+
+peer_registry_t *worker_registry(worker_t *w)
+{
+    /* the view hands out a const pointer; transactions need a mutable one to take their own
+     * reference (the count is atomic, the registry itself stays immutable) */
+    return (peer_registry_t *)peer_registry_view_get(&w->hub->registry, &w->view);
+}
+
+/* ---------------------------------------------------------------- registry */
+
+typedef struct collect {
+    ProtobufCMessage **items;
+    size_t n, cap;
+} collect_t;
+
+static int collect_cb(void *ud, rp_kind_t kind, const ProtobufCMessage *msg)
+{
+    collect_t *c = ud;
+    (void)kind;
+    if (c->n == c->cap) {
+        size_t nc = c->cap ? c->cap * 2 : 16;
+        ProtobufCMessage **ni = realloc(c->items, nc * sizeof *ni);
+        if (!ni)
+            return 1;
+        c->items = ni;
+        c->cap = nc;
+    }
+    /* copy: the listing's message is valid during the callback only */
+    size_t len = protobuf_c_message_get_packed_size(msg);
+    uint8_t *buf = malloc(len ? len : 1);
+    if (!buf)
+        return 1;
+    protobuf_c_message_pack(msg, buf);
+    ProtobufCMessage *copy = protobuf_c_message_unpack(msg->descriptor, NULL, len, buf);
+    free(buf);
+    if (!copy)
+        return 1;
+    c->items[c->n++] = copy;
+    return 0;
+}
+
+static void collect_free(collect_t *c)
+{
+    for (size_t i = 0; i < c->n; i++)
+        protobuf_c_message_free_unpacked(c->items[i], NULL);
+    free(c->items);
+}
+
+int hub_reload_registry(hub_t *hub, rh_diag_t *diag)
+{
+    collect_t members = {0}, endpoints = {0};
+    char next[RP_PAGE_TOKEN_MAX];
+    int rc = rp_list(hub->db, RP_KIND_MEMBER, NULL, 0, collect_cb, &members, next, sizeof next,
+                     diag);
+    if (rc == RH_OK)
+        rc = rp_list(hub->db, RP_KIND_ENDPOINT, NULL, 0, collect_cb, &endpoints, next,
+                     sizeof next, diag);
+    const char **dev = NULL;
+    if (rc == RH_OK && hub->cfg.dev_loopback) {
+        dev = calloc(members.n + 1, sizeof *dev);
+        if (!dev)
+            rc = RH_ENOMEM;
+        for (size_t i = 0; dev && i < members.n; i++)
+            dev[i] = ((Roamhub__V1__Member *)members.items[i])->id;
+    }
+    peer_registry_t *reg = NULL;
+    if (rc == RH_OK) {
+        peer_registry_config_t pc = {
+            .members = (const Roamhub__V1__Member *const *)members.items,
+            .n_members = members.n,
+            .endpoints = (const Roamhub__V1__Endpoint *const *)endpoints.items,
+            .n_endpoints = endpoints.n,
+            .dev_loopback_members = dev,
+            .n_dev_loopback_members = dev ? members.n : 0,
+        };
+        rc = peer_registry_new(&pc, &reg, diag);
+    }
+    free(dev);
+    if (rc == RH_OK) {
+        peer_registry_slot_publish(&hub->registry, reg);
+        RH_LOG(RH_LOG_INFO, "hub", "member registry loaded members=%zu endpoints=%zu", members.n,
+               endpoints.n);
+    }
+    collect_free(&members);
+    collect_free(&endpoints);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- workers */
+
+static void worker_stop_cb(evutil_socket_t fd, short ev, void *arg)
+{
+    worker_t *w = arg;
+    (void)fd;
+    (void)ev;
+    event_base_loopexit(w->base, NULL);
+}
+
+static void worker_drained(void *arg)
+{
+    worker_t *w = arg;
+    relay_worker_fini(w);
+    /* let the failure answers and async posts go out, then stop */
+    struct timeval tv = {0, 200000};
+    event_add(w->stop_ev, &tv);
+}
+
+static void worker_drain(worker_t *w, void *arg)
+{
+    (void)arg;
+    hs_server_drain(w->ts002, w->hub->cfg.drain_ms, worker_drained, w);
+}
+
+static void *worker_main(void *arg)
+{
+    worker_t *w = arg;
+    tl_worker = w;
+    event_base_dispatch(w->base);
+    return NULL;
+}
+
+static int worker_init(hub_t *hub, worker_t *w, unsigned index, rh_diag_t *diag)
+{
+    w->hub = hub;
+    w->index = index;
+    pthread_mutex_init(&w->inbox_mu, NULL);
+    w->base = event_base_new();
+    if (!w->base)
+        return rh_diag_fail(diag, RH_ENOMEM, "event base");
+    w->inbox_ev = event_new(w->base, -1, 0, inbox_cb, w);
+    w->stop_ev = evtimer_new(w->base, worker_stop_cb, w);
+    w->metrics = metrics_new();
+    peer_client_opts_t po = {.inflight_divisor = hub->nworkers};
+    if (!w->inbox_ev || !w->stop_ev || !w->metrics ||
+        peer_client_new(w->base, &po, &w->client) != RH_OK)
+        return rh_diag_fail(diag, RH_ENOMEM, "worker %u", index);
+    int rc = rp_reader_new(hub->db, &w->reader, diag);
+    if (rc)
+        return rc;
+    const rh_listener_config_t *l = &hub->cfg.ts002;
+    hs_opts_t o = {
+        .bind_addr = l->address,
+        .port = index == 0 ? l->port : hub->ts002_port,
+        .reuse_port = 1,
+        .listen_fd = -1,
+        .tls_ctx = hub->ts002_tls ? tls_holder_get : NULL,
+        .tls_ctx_arg = hub->ts002_tls,
+        .header_timeout_ms = l->header_timeout_ms,
+        .body_timeout_ms = l->body_timeout_ms,
+        .idle_timeout_ms = l->idle_timeout_ms,
+        .max_header_bytes = l->max_header_bytes,
+        .max_body_bytes = l->max_body_bytes,
+        .max_connections = (l->max_connections + hub->nworkers - 1) / hub->nworkers,
+        .handler = relay_handle_request,
+        .handler_arg = w,
+    };
+    w->ts002 = hs_server_new(w->base, &o);
+    if (!w->ts002)
+        return rh_diag_fail(diag, RH_EIO, "ts002 listener %s port %u", l->address, o.port);
+    if (index == 0)
+        hub->ts002_port = hs_server_port(w->ts002);
+    return RH_OK;
+}
+
+static void worker_fini(worker_t *w)
+{
+    if (!w->base)
+        return;
+    hs_server_free(w->ts002);
+    peer_client_free(w->client);
+    rp_reader_free(w->reader);
+    peer_registry_view_release(&w->view);
+    if (w->inbox_ev) {
+        inbox_cb(-1, 0, w); /* run what is left (frees handoffs) */
+        event_free(w->inbox_ev);
+    }
+    if (w->stop_ev)
+        event_free(w->stop_ev);
+    event_base_free(w->base);
+    pthread_mutex_destroy(&w->inbox_mu);
+}
+
+/* ---------------------------------------------------------------- statistics */
+
+static void flush_stats(hub_t *hub)
+{
+    int64_t minute = rh_real_ms() / 60000;
+    for (unsigned i = 0; i < hub->nworkers; i++) {
+        rp_stats_item_t *items;
+        size_t n;
+        if (metrics_take_deltas(hub->workers[i].metrics, minute, &items, &n) != RH_OK || n == 0)
+            continue;
+        rh_diag_t d;
+        if (rp_stats_add(hub->db, items, n, &d) != RH_OK) {
+            RH_LOG(RH_LOG_WARN, "stats", "flush failed, kept for the next try err=\"%s\"", d.text);
+            metrics_restore_deltas(hub->workers[i].metrics, items, n);
+        }
+        free(items);
+    }
+}
+
+static void stats_timer_cb(evutil_socket_t fd, short ev, void *arg)
+{
+    hub_t *hub = arg;
+    (void)fd;
+    (void)ev;
+    flush_stats(hub);
+    static uint64_t last_prune;
+    uint64_t now = rh_mono_ms();
+    if (now - last_prune > 3600000u || last_prune == 0) {
+        last_prune = now;
+        int64_t cutoff = rh_real_ms() / 60000 - (int64_t)hub->cfg.stats_retention_days * 1440;
+        rp_stats_prune(hub->db, cutoff, NULL, NULL);
+    }
+}
+
+/* ---------------------------------------------------------------- signals */
+
+static void all_workers_stopped(hub_t *hub)
+{
+    event_base_loopexit(hub->main_base, NULL);
+}
+
+static void sigterm_cb(evutil_socket_t sig, short ev, void *arg)
+{
+    hub_t *hub = arg;
+    (void)ev;
+    if (atomic_exchange(&hub->draining, 1))
+        return;
+    RH_LOG(RH_LOG_INFO, "hub", "draining signal=%d drain_ms=%u", (int)sig, hub->cfg.drain_ms);
+    for (unsigned i = 0; i < hub->nworkers; i++)
+        worker_post(&hub->workers[i], worker_drain, NULL);
+    if (hub->admin)
+        hs_server_drain(hub->admin, hub->cfg.drain_ms, NULL, NULL);
+    /* the main loop ends once every worker thread has exited (checked in a timer) */
+}
+
+static void reload(hub_t *hub)
+{
+    if (!hub->cfg.path) {
+        rh_diag_t d;
+        if (hub_reload_registry(hub, &d) != RH_OK)
+            RH_LOG(RH_LOG_ERR, "hub", "registry reload failed, keeping the old one err=\"%s\"",
+                   d.text);
+        return;
+    }
+    rh_config_t nc;
+    rh_diag_t d;
+    if (config_load(hub->cfg.path, &nc, &d) != RH_OK) {
+        RH_LOG(RH_LOG_ERR, "hub", "reload failed, keeping the running configuration err=\"%s\"",
+               d.text);
+        return;
+    }
+    if (strcmp(nc.ts002.address, hub->cfg.ts002.address) || nc.ts002.port != hub->cfg.ts002.port ||
+        nc.workers != hub->cfg.workers || strcmp(nc.db_path, hub->cfg.db_path))
+        RH_LOG(RH_LOG_WARN, "hub", "listen address, workers and database path change only on "
+               "restart");
+    if (nc.ts002.tls.cert_file && hub->ts002_tls) {
+        SSL_CTX *ctx = tls_server_ctx_new(&nc.ts002.tls, &d);
+        if (!ctx) {
+            RH_LOG(RH_LOG_ERR, "hub", "TLS reload failed, keeping the old certificates err=\"%s\"",
+                   d.text);
+        } else {
+            tls_holder_swap(hub->ts002_tls, ctx);
+            RH_LOG(RH_LOG_INFO, "hub", "TLS certificates reloaded");
+        }
+    }
+    rh_log_set_level_name(nc.log_level);
+    /* adopt the reloadable values */
+    hub->cfg.request_timeout_ms = nc.request_timeout_ms;
+    hub->cfg.rate_limit_per_s = nc.rate_limit_per_s;
+    hub->cfg.stats_retention_days = nc.stats_retention_days;
+    config_fini(&nc);
+    if (hub_reload_registry(hub, &d) != RH_OK)
+        RH_LOG(RH_LOG_ERR, "hub", "registry reload failed, keeping the old one err=\"%s\"", d.text);
+}
+
+static void sighup_cb(evutil_socket_t sig, short ev, void *arg)
+{
+    (void)sig;
+    (void)ev;
+    reload(arg);
+}
+
+static void join_check_cb(evutil_socket_t fd, short ev, void *arg)
+{
+    hub_t *hub = arg;
+    (void)fd;
+    (void)ev;
+    if (!atomic_load(&hub->draining))
+        return;
+    for (unsigned i = 0; i < hub->nworkers; i++) {
+        worker_t *w = &hub->workers[i];
+        if (w->running && pthread_tryjoin_np(w->thread, NULL) != 0)
+            return; /* still running */
+        w->running = false;
+    }
+    all_workers_stopped(hub);
+}
+
+/* ---------------------------------------------------------------- start-up */
+
+static int mkdir_p(const char *path)
+{
+    char tmp[1024];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p == '/') {
+            *p = '\0';
+            if (mkdir(tmp, 0750) != 0 && errno != EEXIST)
+                return -1;
+            *p = '/';
+        }
+    }
+    if (mkdir(tmp, 0750) != 0 && errno != EEXIST)
+        return -1;
+    return 0;
+}
+
+/* Imports a roamdb JSON file (rp_json.h format) in one transaction. */
+static int import_file(rp_db_t *db, const char *path, rh_diag_t *d)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return rh_diag_fail(d, RH_EIO, "import %s: %s", path, strerror(errno));
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    if (n < 0 || n > 256L * 1024 * 1024) {
+        fclose(f);
+        return rh_diag_fail(d, RH_ERANGE, "import %s: unreadable size", path);
+    }
+    char *text = malloc((size_t)n + 1);
+    size_t got = text ? fread(text, 1, (size_t)n, f) : 0;
+    fclose(f);
+    if (!text)
+        return RH_ENOMEM;
+    cJSON *doc = cJSON_ParseWithLength(text, got);
+    free(text);
+    if (!doc)
+        return rh_diag_fail(d, RH_EINVAL, "import %s: not valid JSON", path);
+    size_t count = 0;
+    int rc = rp_json_import(db, "import", doc, 0, &count, d);
+    cJSON_Delete(doc);
+    return rc;
+}
+
+static int open_db(hub_t *hub, rh_diag_t *d)
+{
+    if (mkdir_p(hub->cfg.db_path) != 0)
+        return rh_diag_fail(d, RH_EIO, "database.path %s: %s", hub->cfg.db_path, strerror(errno));
+    rp_db_opts_t o = {.map_size = hub->cfg.db_map_size_mb << 20};
+    int rc = rp_db_open(hub->cfg.db_path, &o, &hub->db, d);
+    if (rc)
+        return rc;
+    size_t n = 0;
+    rp_count(hub->db, RP_KIND_NETWORK, &n);
+    if (hub->cfg.import_file && n == 0) {
+        rc = import_file(hub->db, hub->cfg.import_file, d);
+        if (rc)
+            return rc;
+        RH_LOG(RH_LOG_INFO, "hub", "imported file=%s", hub->cfg.import_file);
+    }
+    return RH_OK;
+}
+
+const char *hub_ports_file; /* set by main: where to write {"ts002":P,"admin":P} */
+
+static void write_ports(hub_t *hub)
+{
+    if (!hub_ports_file)
+        return;
+    char tmp[1100];
+    snprintf(tmp, sizeof tmp, "%s.tmp", hub_ports_file);
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return;
+    fprintf(f, "{\"ts002\": %u, \"admin\": %u, \"pid\": %ld}\n", hub->ts002_port, hub->admin_port,
+            (long)getpid());
+    fclose(f);
+    rename(tmp, hub_ports_file);
+}
+
+int hub_run(rh_config_t *cfg)
+{
+    hub_t hub_s;
+    hub_t *hub = &hub_s;
+    memset(hub, 0, sizeof *hub);
+    hub->cfg = *cfg;
+    hub->started_mono_ms = rh_mono_ms();
+    rh_log_set_level_name(cfg->log_level);
+    evthread_use_pthreads();
+    signal(SIGPIPE, SIG_IGN);
+    rh_diag_t d = {{0}};
+    int rc = open_db(hub, &d);
+    if (rc) {
+        RH_LOG(RH_LOG_ERR, "hub", "cannot open the routing table err=\"%s\"", d.text);
+        return 1;
+    }
+    if (peer_registry_slot_init(&hub->registry, NULL) != RH_OK ||
+        hub_reload_registry(hub, &d) != RH_OK) {
+        RH_LOG(RH_LOG_ERR, "hub", "cannot load members and endpoints err=\"%s\"", d.text);
+        rp_db_close(hub->db);
+        return 1;
+    }
+    unsigned nw = cfg->workers ? cfg->workers : (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
+    if (nw == 0)
+        nw = 1;
+    if (nw > 256)
+        nw = 256;
+    hub->nworkers = nw;
+    hub->pending = pending_new((size_t)cfg->pending_max * nw);
+    if (cfg->ts002.tls.cert_file) {
+        SSL_CTX *ctx = tls_server_ctx_new(&cfg->ts002.tls, &d);
+        if (!ctx) {
+            RH_LOG(RH_LOG_ERR, "hub", "TS002 TLS err=\"%s\"", d.text);
+            return 1;
+        }
+        hub->ts002_tls = tls_holder_new(ctx);
+    }
+    hub->workers = calloc(nw, sizeof(worker_t));
+    hub->main_base = event_base_new();
+    if (!hub->pending || !hub->workers || !hub->main_base)
+        return 1;
+    int exit_code = 0;
+    for (unsigned i = 0; i < nw; i++) {
+        if (worker_init(hub, &hub->workers[i], i, &d) != RH_OK) {
+            RH_LOG(RH_LOG_ERR, "hub", "cannot start worker err=\"%s\"", d.text);
+            exit_code = 1;
+            goto out;
+        }
+    }
+    if (cfg->admin_enabled) {
+        hub->admin_api = admin_new(hub, &d);
+        if (!hub->admin_api) {
+            RH_LOG(RH_LOG_ERR, "hub", "cannot start the admin API err=\"%s\"", d.text);
+            exit_code = 1;
+            goto out;
+        }
+    }
+    RH_LOG(RH_LOG_INFO, "hub", "listening ts002=%s:%u admin=%s:%u workers=%u tls=%s dev_loopback=%s",
+           cfg->ts002.address, hub->ts002_port, cfg->admin.address, hub->admin_port, nw,
+           hub->ts002_tls ? "on" : "off", cfg->dev_loopback ? "on" : "off");
+    write_ports(hub);
+    for (unsigned i = 0; i < nw; i++)
+        hub->workers[i].running =
+            pthread_create(&hub->workers[i].thread, NULL, worker_main, &hub->workers[i]) == 0;
+
+    struct event *sterm = evsignal_new(hub->main_base, SIGTERM, sigterm_cb, hub);
+    struct event *sint = evsignal_new(hub->main_base, SIGINT, sigterm_cb, hub);
+    struct event *shup = evsignal_new(hub->main_base, SIGHUP, sighup_cb, hub);
+    struct event *stats = event_new(hub->main_base, -1, EV_PERSIST, stats_timer_cb, hub);
+    struct event *joiner = event_new(hub->main_base, -1, EV_PERSIST, join_check_cb, hub);
+    evsignal_add(sterm, NULL);
+    evsignal_add(sint, NULL);
+    evsignal_add(shup, NULL);
+    struct timeval stv = {cfg->stats_flush_ms / 1000, (cfg->stats_flush_ms % 1000) * 1000};
+    event_add(stats, &stv);
+    struct timeval jtv = {0, 50000};
+    event_add(joiner, &jtv);
+    event_base_dispatch(hub->main_base);
+    event_free(sterm);
+    event_free(sint);
+    event_free(shup);
+    event_free(stats);
+    event_free(joiner);
+    flush_stats(hub);
+    RH_LOG(RH_LOG_INFO, "hub", "stopped");
+out:
+    for (unsigned i = 0; i < nw; i++) { /* normally all joined by join_check_cb */
+        if (hub->workers[i].running) {
+            event_base_loopexit(hub->workers[i].base, NULL);
+            pthread_join(hub->workers[i].thread, NULL);
+            hub->workers[i].running = false;
+        }
+    }
+    admin_free(hub->admin_api);
+    for (unsigned i = 0; i < nw; i++)
+        worker_fini(&hub->workers[i]);
+    free(hub->workers);
+    event_base_free(hub->main_base);
+    pending_free(hub->pending);
+    tls_holder_free(hub->ts002_tls);
+    peer_registry_slot_fini(&hub->registry);
+    rp_db_close(hub->db);
+    if (hub_ports_file)
+        unlink(hub_ports_file);
+    return exit_code;
+}

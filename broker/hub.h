@@ -1,0 +1,86 @@
+/*
+ * hub.h — roamhubd's process structure: the shared hub (configuration, LMDB routing table,
+ * member registry, pending transactions, TLS contexts) and its worker threads.
+ *
+ * Threads: N workers, each with its own event_base, TS002 listener (all bound to one port with
+ * SO_REUSEPORT), outbound client pool, routing-table reader, registry view and metrics; the main
+ * thread runs the admin listener, signals, the statistics flusher and registry rebuilds. Nothing
+ * on a worker blocks: LMDB reads are memory-mapped snapshot lookups; writes happen on the main
+ * thread. Work for another worker (an async answer that arrived elsewhere) goes through that
+ * worker's inbox (worker_post).
+ */
+#ifndef RH_HUB_H
+#define RH_HUB_H
+
+#include "config.h"
+#include "http_server.h"
+#include "metrics.h"
+#include "peer_client.h"
+#include "peer_registry.h"
+#include "pending.h"
+#include "rp.h"
+#include "tls_server.h"
+
+#include <event2/event.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+typedef struct hub hub_t;
+typedef struct worker worker_t;
+typedef struct inbox_item inbox_item_t;
+
+struct worker {
+    hub_t *hub;
+    unsigned index;
+    pthread_t thread;
+    bool running;      /* thread started and not yet joined */
+    struct event_base *base;
+    hs_server_t *ts002;
+    peer_client_t *client;
+    rp_reader_t *reader;
+    peer_registry_view_t view;
+    metrics_t *metrics;
+    pthread_mutex_t inbox_mu;
+    inbox_item_t *inbox_head, *inbox_tail;
+    struct event *inbox_ev;
+    struct event *stop_ev;
+    unsigned in_flight; /* relay transactions owned by this worker */
+};
+
+struct hub {
+    rh_config_t cfg;
+    rp_db_t *db;
+    peer_registry_slot_t registry;
+    pending_table_t *pending;
+    tls_holder_t *ts002_tls, *admin_tls;
+    worker_t *workers;
+    unsigned nworkers;
+    struct event_base *main_base;
+    hs_server_t *admin;
+    void *admin_api; /* admin_api_t (admin API state), NULL when disabled */
+    uint16_t ts002_port, admin_port;
+    atomic_int draining;
+    uint64_t started_mono_ms;
+};
+
+/* Runs `fn(w, arg)` on worker w's thread, soon. Safe from any thread. Errors: RH_ENOMEM. */
+int worker_post(worker_t *w, void (*fn)(worker_t *w, void *arg), void *arg);
+
+/* The calling thread's worker, or NULL on the main thread. */
+worker_t *worker_self(void);
+
+/* The current member registry as seen by worker w (refreshed once per call when a rebuild was
+ * published). Valid until w's next worker_registry() call; take peer_registry_ref to keep. */
+peer_registry_t *worker_registry(worker_t *w);
+
+/* Rebuilds the member registry from the Member and Endpoint records in LMDB and publishes it.
+ * Called at start, on SIGHUP and after admin API changes. A failed rebuild keeps the old one.
+ * Errors: RH_EIO/RH_EINVAL/RH_EEXIST with diag naming the record. */
+int hub_reload_registry(hub_t *hub, rh_diag_t *diag);
+
+/* Starts everything from a loaded configuration and runs until SIGTERM/SIGINT.
+ * Returns the process exit code. */
+int hub_run(rh_config_t *cfg);
+
+#endif

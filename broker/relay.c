@@ -1,0 +1,720 @@
+/*
+ * relay.c — TS002 request intake, transactions, forwarding and sync/async answer bridging (see
+ * relay.h for the stages; routing and policy live in relay_route.c).
+ *
+ * Transaction lifetime: a relay_txn_t is reference-counted because two events can race on it —
+ * the HTTP response to our forward (an async receiver's acknowledgement) and the receiver's
+ * answer posted back to the hub (possibly on another worker, handed over through our inbox).
+ * `done` is set by the first completion (answer, failure, timeout); later events only drop
+ * their reference. The pending-table entry is the single ticket for an async answer: whoever
+ * takes it (answer or timeout) completes the transaction.
+ */
+#include "relay_internal.h"
+
+#include "lw_netid.h"
+#include "peer_tls.h"
+#include "rh_log.h"
+#include "rh_time.h"
+
+#include <event2/event.h>
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Reference count and list links kept beside the public struct. */
+typedef struct txn_box {
+    relay_txn_t t;
+    int refs;
+    struct txn_box *prev, *next;
+} txn_box_t;
+
+static txn_box_t *box_of(relay_txn_t *t) { return (txn_box_t *)t; }
+
+/* Per-worker list of live transactions (for shutdown). Indexed by worker index. */
+static txn_box_t *live_heads[256];
+
+const char *relay_netid_text(uint32_t netid, char out[7])
+{
+    lw_netid_format(netid, out, 0);
+    return out;
+}
+
+bi_dialect_t relay_dialect(const peer_endpoint_t *ep)
+{
+    bi_dialect_t d = {BI_VERSION_UNKNOWN, BI_HEX_LOWER, BI_REGION_NAMES_RP002, false};
+    if (ep) {
+        d.version = ep->protocol == PEER_PROTOCOL_1_1 ? BI_VERSION_1_1 : BI_VERSION_1_0;
+        d.hex_case = ep->upper_case_hex ? BI_HEX_UPPER : BI_HEX_LOWER;
+        d.region_names = ep->spec_region_names ? BI_REGION_NAMES_SPEC : BI_REGION_NAMES_RP002;
+    }
+    return d;
+}
+
+static uint64_t elapsed_us(uint64_t since_ns) { return (rh_mono_ns() - since_ns) / 1000u; }
+
+/* ---------------------------------------------------------------- transactions */
+
+static relay_txn_t *txn_new(worker_t *w, hs_req_t *req, peer_registry_t *reg)
+{
+    txn_box_t *b = calloc(1, sizeof *b);
+    if (!b)
+        return NULL;
+    b->refs = 1;
+    relay_txn_t *t = &b->t;
+    t->w = w;
+    t->req = req;
+    t->reg = peer_registry_ref(reg);
+    t->t_recv_ns = hs_req_received_ns(req);
+    t->ans_type = BI_MT_UNKNOWN;
+    t->cls = RP_CLASS_OTHER;
+    b->next = live_heads[w->index];
+    if (b->next)
+        b->next->prev = b;
+    live_heads[w->index] = b;
+    w->in_flight++;
+    return t;
+}
+
+static void txn_ref(relay_txn_t *t) { box_of(t)->refs++; }
+
+static void txn_unref(relay_txn_t *t)
+{
+    txn_box_t *b = box_of(t);
+    if (--b->refs > 0)
+        return;
+    if (b->prev)
+        b->prev->next = b->next;
+    else
+        live_heads[t->w->index] = b->next;
+    if (b->next)
+        b->next->prev = b->prev;
+    t->w->in_flight--;
+    if (t->timer)
+        event_free(t->timer);
+    if (t->req) /* never answered (should not happen): do not leave the client hanging */
+        hs_reply(t->req, 500, "text/plain", "internal error", 14);
+    bi_msg_free(t->msg);
+    free(t->raw);
+    peer_registry_unref(t->reg);
+    free(b);
+}
+
+/* Marks the transaction complete; returns false if it already was. */
+static bool txn_finish(relay_txn_t *t)
+{
+    if (t->done)
+        return false;
+    t->done = true;
+    if (t->timer)
+        evtimer_del(t->timer);
+    if (t->pending && pending_take(t->w->hub->pending, &t->pkey)) {
+        t->pending = false;
+        txn_unref(t); /* the pending entry's reference (callers hold another) */
+    }
+    return true;
+}
+
+/* ---------------------------------------------------------------- answering the sender */
+
+static void async_post_done(int status, int http_status, const uint8_t *body, size_t len,
+                            void *arg)
+{
+    char *ep_id = arg;
+    (void)body;
+    (void)len;
+    if (status != RH_OK || http_status < 200 || http_status > 299)
+        RH_LOG(RH_LOG_WARN, "relay", "async answer not delivered endpoint=%s status=%d http=%d",
+               ep_id, status, http_status);
+    free(ep_id);
+}
+
+/* Sends an encoded answer to the sender: in the held HTTP response (sync) or as a POST to the
+ * sender's endpoint (async). */
+static void deliver(worker_t *w, hs_req_t **req, const peer_endpoint_t *sender_ep,
+                    bool sender_async, const char *body, size_t len)
+{
+    if (!sender_async) {
+        if (*req) {
+            hs_reply(*req, 200, "application/json", body, len);
+            *req = NULL;
+        }
+        return;
+    }
+    char *id = strdup(sender_ep->id);
+    int rc = peer_client_post(w->client, sender_ep, NULL, body, len, NULL, 0, async_post_done, id);
+    if (rc != RH_OK) {
+        RH_LOG(RH_LOG_WARN, "relay", "async answer not sent endpoint=%s err=\"%s\"", sender_ep->id,
+               rh_strerror(rc));
+        free(id);
+        metrics_event(w->metrics, "async_answer_not_sent");
+    }
+}
+
+/* Encodes `ans` for the sender and delivers it. raw/raw_len: the answer's received bytes, used
+ * unchanged when already canonical for the sender's dialect. */
+static void deliver_answer(worker_t *w, hs_req_t **req, const peer_endpoint_t *sender_ep,
+                           bool sender_async, bi_msg_t *ans, const char *raw, size_t raw_len,
+                           bi_version_t req_version)
+{
+    bi_dialect_t d = relay_dialect(sender_ep);
+    if (!sender_ep)
+        d.version = req_version; /* answer in the version the sender spoke */
+    if (raw && bi_msg_is_canonical_for(ans, &d)) {
+        deliver(w, req, sender_ep, sender_async, raw, raw_len);
+        return;
+    }
+    char *out = NULL;
+    size_t len = 0;
+    if (bi_msg_encode(ans, &d, &out, &len) != RH_OK) {
+        if (req && *req) {
+            hs_reply(*req, 500, "text/plain", "out of memory", 13);
+            *req = NULL;
+        }
+        return;
+    }
+    deliver(w, req, sender_ep, sender_async, out, len);
+    bi_buf_free(out);
+}
+
+void relay_reply_failure(worker_t *w, hs_req_t *req, const bi_msg_t *req_msg,
+                         const peer_endpoint_t *sender_ep, bool sender_async,
+                         bi_result_code_t code, const char *description, rp_outcome_t outcome,
+                         rp_class_t cls, uint32_t fwd_net_id, uint32_t home_net_id)
+{
+    metrics_count(w->metrics, fwd_net_id, home_net_id, cls, outcome,
+                  outcome == RP_OUT_RECEIVER_ERROR ? bi_result_code_name(code, BI_VERSION_1_0, true)
+                                                   : NULL,
+                  req ? elapsed_us(hs_req_received_ns(req)) : 0);
+    bi_msg_t *ans = NULL;
+    if (bi_answer_new(req_msg, code, description, &ans) != RH_OK) {
+        /* a notification or answer: nothing to answer, acknowledge */
+        if (req)
+            hs_reply(req, 200, NULL, NULL, 0);
+        return;
+    }
+    deliver_answer(w, &req, sender_ep, sender_async, ans, NULL, 0,
+                   bi_msg_header(req_msg)->version);
+    bi_msg_free(ans);
+    if (req) /* async sender whose request was not yet acknowledged */
+        hs_reply(req, 200, NULL, NULL, 0);
+}
+
+static rp_outcome_t outcome_of(bi_result_code_t rc)
+{
+    return rc == BI_RC_SUCCESS ? RP_OUT_FORWARDED : RP_OUT_RECEIVER_ERROR;
+}
+
+void relay_txn_answer(relay_txn_t *t, bi_msg_t *ans, const char *raw, size_t raw_len)
+{
+    /* raw: the answer's bytes as received (NULL for answers the hub built); forwarded unchanged
+     * when the answer needs no change for the sender's dialect. A policy rewrite below marks the
+     * message mutated, so the canonical check then fails and it is re-encoded. */
+    relay_check_answer_downlink(t, ans);
+    const bi_fields_t *f = bi_msg_fields(ans);
+    bi_result_code_t rc = (f->present & BI_F_RESULT) ? f->result_code : BI_RC_SUCCESS;
+    metrics_count(t->w->metrics, t->fwd.net_id, t->home.net_id, t->cls, outcome_of(rc),
+                  rc == BI_RC_SUCCESS ? NULL : bi_result_code_name(rc, BI_VERSION_1_0, true),
+                  elapsed_us(t->t_recv_ns));
+    deliver_answer(t->w, &t->req, t->sender_ep, t->sender_async, ans, raw, raw_len,
+                   bi_msg_header(t->msg)->version);
+    bi_msg_free(ans);
+}
+
+void relay_txn_fail(relay_txn_t *t, bi_result_code_t code, const char *description,
+                    rp_outcome_t outcome)
+{
+    char fwd[7], home[7];
+    RH_LOG(outcome == RP_OUT_UNAUTHORIZED ? RH_LOG_WARN : RH_LOG_INFO, "relay",
+           "refused result=%s reason=\"%s\" peer=%s fwd=%s home=%s txid=%u",
+           bi_result_code_name(code, BI_VERSION_1_0, true), description, t->sender->id,
+           relay_netid_text(t->fwd.net_id, fwd), relay_netid_text(t->home.net_id, home),
+           bi_msg_transaction_id(t->msg));
+    relay_reply_failure(t->w, t->req, t->msg, t->sender_ep, t->sender_async, code, description,
+                        outcome, t->cls, t->fwd.net_id, t->home.net_id);
+    t->req = NULL;
+}
+
+/* ---------------------------------------------------------------- forwarding */
+
+static bi_result_code_t failure_code(const relay_txn_t *t)
+{
+    return t->dir == RELAY_DOWNLINK ? BI_RC_XMIT_FAILED : BI_RC_OTHER;
+}
+
+static void complete_fail(relay_txn_t *t, rp_outcome_t outcome, const char *what)
+{
+    if (!txn_finish(t))
+        return;
+    char desc[160];
+    snprintf(desc, sizeof desc, "%s (%s)", what, t->recv_ep ? t->recv_ep->id : "-");
+    relay_txn_fail(t, failure_code(t), desc, outcome);
+}
+
+static void complete_answer(relay_txn_t *t, bi_msg_t *ans, const char *raw, size_t raw_len)
+{
+    if (!txn_finish(t)) {
+        bi_msg_free(ans);
+        return;
+    }
+    metrics_observe_answer(t->w->metrics, (rh_mono_ns() - t->t_fwd_ns) / 1000u);
+    relay_txn_answer(t, ans, raw, raw_len);
+}
+
+static void answer_timeout_cb(evutil_socket_t fd, short ev, void *arg)
+{
+    relay_txn_t *t = arg;
+    (void)fd;
+    (void)ev;
+    if (t->pending && !pending_take(t->w->hub->pending, &t->pkey)) {
+        /* an answer claimed the entry on another worker and is on its way with the entry's
+         * reference: only the timer's reference goes */
+        txn_unref(t);
+        return;
+    }
+    if (t->pending) {
+        t->pending = false;
+        txn_unref(t); /* the entry's reference; the timer's keeps t alive */
+    }
+    complete_fail(t, RP_OUT_TIMEOUT, "receiver did not answer in time");
+    txn_unref(t);
+}
+
+/* Checks that a receiver's answer in an HTTP response answers this transaction. The response
+ * correlates it already, so only the answer type must match; a TransactionID that differs is a
+ * peer bug we count ("answer_txid_mismatch") but do not turn into a lost answer. */
+static bool answer_matches(const relay_txn_t *t, const bi_msg_t *ans)
+{
+    const bi_header_t *h = bi_msg_header(ans);
+    if (h->type != t->ans_type)
+        return false;
+    if (h->transaction_id != bi_msg_transaction_id(t->msg))
+        metrics_event(t->w->metrics, "answer_txid_mismatch");
+    return true;
+}
+
+static void forward_done(int status, int http_status, const uint8_t *body, size_t len, void *arg)
+{
+    relay_txn_t *t = arg;
+    if (t->done) {
+        txn_unref(t);
+        return;
+    }
+    if (status == RH_ETIMEDOUT) {
+        complete_fail(t, RP_OUT_TIMEOUT, "receiver timed out");
+    } else if (status != RH_OK) {
+        complete_fail(t, RP_OUT_UNREACHABLE, "receiver unreachable");
+    } else if (http_status < 200 || http_status > 299) {
+        char what[64];
+        snprintf(what, sizeof what, "receiver answered HTTP %d", http_status);
+        complete_fail(t, RP_OUT_UNREACHABLE, what);
+    } else if (t->ans_type == BI_MT_UNKNOWN) {
+        /* notification: delivered, nothing to wait for */
+        if (txn_finish(t))
+            metrics_count(t->w->metrics, t->fwd.net_id, t->home.net_id, t->cls,
+                          RP_OUT_FORWARDED, NULL, elapsed_us(t->t_recv_ns));
+    } else if (t->recv_ep->async_answers) {
+        if (len == 0 || (len == 2 && memcmp(body, "{}", 2) == 0)) {
+            /* acknowledged: wait for the answer (unless it already came) */
+            if (t->pending && !t->done) {
+                struct timeval tv = {t->recv_ep->timeout_ms / 1000,
+                                     (t->recv_ep->timeout_ms % 1000) * 1000};
+                txn_ref(t); /* the timer's reference */
+                evtimer_add(t->timer, &tv);
+            }
+        } else {
+            /* an async peer that answered in the body anyway: accept it */
+            bi_msg_t *ans = NULL;
+            if (bi_msg_decode((const char *)body, len, &ans, NULL) == RH_OK &&
+                answer_matches(t, ans))
+                complete_answer(t, ans, (const char *)body, len);
+            else {
+                bi_msg_free(ans);
+            }
+        }
+    } else {
+        bi_msg_t *ans = NULL;
+        bi_error_t err;
+        if (len == 0) {
+            complete_fail(t, RP_OUT_UNREACHABLE, "receiver acknowledged without an answer");
+        } else if (bi_msg_decode((const char *)body, len, &ans, &err) != RH_OK) {
+            char what[320];
+            snprintf(what, sizeof what, "receiver's answer is malformed: %s", err.description);
+            complete_fail(t, RP_OUT_UNREACHABLE, what);
+        } else if (!answer_matches(t, ans)) {
+            bi_msg_free(ans);
+            complete_fail(t, RP_OUT_UNREACHABLE, "receiver's answer does not match the request");
+        } else {
+            complete_answer(t, ans, (const char *)body, len);
+        }
+    }
+    txn_unref(t);
+}
+
+/* Sends the (possibly stripped) request to t->recv_ep. */
+static void forward(relay_txn_t *t)
+{
+    worker_t *w = t->w;
+    bi_dialect_t d = relay_dialect(t->recv_ep);
+    const char *body;
+    size_t len;
+    char *enc = NULL;
+    if (bi_msg_is_canonical_for(t->msg, &d)) {
+        body = t->raw;
+        len = t->raw_len;
+    } else {
+        if (bi_msg_encode(t->msg, &d, &enc, &len) != RH_OK) {
+            complete_fail(t, RP_OUT_UNREACHABLE, "hub out of memory");
+            txn_unref(t);
+            return;
+        }
+        body = enc;
+    }
+    if (t->ans_type != BI_MT_UNKNOWN && t->recv_ep->async_answers) {
+        t->pkey.peer = t->recv_peer_id;
+        t->pkey.txid = bi_msg_transaction_id(t->msg);
+        t->pkey.ans_type = (uint32_t)t->ans_type;
+        int rc = pending_put(w->hub->pending, &t->pkey, t);
+        if (rc != RH_OK) {
+            bi_buf_free(enc);
+            complete_fail(t, RP_OUT_UNREACHABLE,
+                          rc == RH_EEXIST ? "TransactionID already in flight to that receiver"
+                                          : "hub overloaded: too many pending transactions");
+            txn_unref(t);
+            return;
+        }
+        t->pending = true;
+        txn_ref(t); /* the pending entry's reference, inherited by whoever takes the entry */
+        t->timer = evtimer_new(w->base, answer_timeout_cb, t);
+    }
+    t->t_fwd_ns = rh_mono_ns();
+    metrics_observe_forward(w->metrics, (t->t_fwd_ns - t->t_recv_ns) / 1000u);
+    int rc = peer_client_post(w->client, t->recv_ep, NULL, body, len, NULL, 0, forward_done, t);
+    bi_buf_free(enc);
+    if (rc != RH_OK) {
+        complete_fail(t, RP_OUT_UNREACHABLE,
+                      rc == RH_EAGAIN ? "receiver unavailable (backing off or at its in-flight limit)"
+                                      : "receiver unreachable");
+        txn_unref(t);
+        return;
+    }
+    /* the post's callback owns the initial reference from here */
+}
+
+/* ---------------------------------------------------------------- async answers */
+
+typedef struct handoff {
+    relay_txn_t *t;
+    bi_msg_t *ans;
+    size_t raw_len;
+    char raw[]; /* the answer's received bytes */
+} handoff_t;
+
+static void handoff_cb(worker_t *w, void *arg)
+{
+    handoff_t *h = arg;
+    (void)w;
+    relay_txn_t *t = h->t;
+    t->pending = false; /* the entry (and its reference) was taken by the answering worker */
+    complete_answer(t, h->ans, h->raw, h->raw_len);
+    if (t->timer && evtimer_pending(t->timer, NULL)) {
+        evtimer_del(t->timer);
+        txn_unref(t); /* the timer's reference */
+    }
+    free(h);
+    txn_unref(t); /* the entry's reference */
+}
+
+/* An *Ans message arrived from the authenticated member `from` (its SenderID already checked to
+ * be one of the member's NetIDs). Pending transactions are keyed by the member expected to
+ * answer, not by a NetID: a home network may answer with another of its NetIDs than the one the
+ * request was routed by (ChirpStack's primary vs secondary NetIDs). */
+static void handle_answer(worker_t *w, bi_msg_t *ans, const char *raw, size_t raw_len,
+                          const peer_member_t *from)
+{
+    const bi_header_t *h = bi_msg_header(ans);
+    pending_key_t key = {.peer = peer_hash_str(from->id), .txid = h->transaction_id,
+                         .ans_type = (uint32_t)h->type};
+    relay_txn_t *t = pending_take(w->hub->pending, &key);
+    if (!t) {
+        metrics_event(w->metrics, "unmatched_answer");
+        RH_LOG(RH_LOG_INFO, "relay", "answer matches no pending transaction, dropped type=%s "
+               "txid=%u", bi_msg_type_name(h->type), h->transaction_id);
+        bi_msg_free(ans);
+        return;
+    }
+    handoff_t *ho = malloc(sizeof *ho + raw_len + 1);
+    if (!ho) {
+        bi_msg_free(ans);
+        return; /* the owner's timer will fail the transaction */
+    }
+    ho->t = t;
+    ho->ans = ans;
+    ho->raw_len = raw_len;
+    memcpy(ho->raw, raw, raw_len);
+    ho->raw[raw_len] = '\0';
+    if (t->w == w) {
+        handoff_cb(w, ho);
+    } else if (worker_post(t->w, handoff_cb, ho) != RH_OK) {
+        bi_msg_free(ans);
+        free(ho);
+    }
+}
+
+/* ---------------------------------------------------------------- intake */
+
+/* Per-connection authentication cache: the TLS identity is extracted once per connection; the
+ * member a Bearer credential maps to is remembered for the registry generation it was looked up
+ * in (a rebuilt registry invalidates it), so keep-alive requests skip the SHA-256. */
+typedef struct conn_auth {
+    bool tls_done;
+    peer_tls_identity_t id;
+    uint64_t bearer_gen;            /* registry generation of bearer_member, 0 = none */
+    const peer_member_t *bearer_member;
+    char bearer[160];               /* the Authorization value it was computed for */
+} conn_auth_t;
+
+static const char *route_path_ok(const char *p)
+{
+    if (!strcmp(p, "/") || !strcmp(p, "/fns") || !strcmp(p, "/sns") || !strcmp(p, "/hns"))
+        return p;
+    return NULL;
+}
+
+/* Authenticates by TLS client certificate or Bearer key. Returns 0 and *m (may stay NULL when
+ * no credentials were presented), or an HTTP status to refuse with. */
+static void conn_auth_free(void *p)
+{
+    OPENSSL_cleanse(p, sizeof(conn_auth_t)); /* the cached credential is a secret */
+    free(p);
+}
+
+static int authenticate(worker_t *w, hs_req_t *req, peer_registry_t *reg, const peer_member_t **m)
+{
+    *m = NULL;
+    conn_auth_t *ca = hs_req_conn_data(req);
+    if (!ca) {
+        ca = calloc(1, sizeof *ca);
+        if (!ca)
+            return 500;
+        hs_req_set_conn_data(req, ca, conn_auth_free);
+    }
+    SSL *ssl = hs_req_ssl(req);
+    if (ssl) {
+        if (!ca->tls_done) {
+            if (peer_tls_identity_from_ssl(ssl, &ca->id) != RH_OK)
+                ca->id.present = false;
+            ca->tls_done = true;
+        }
+        if (ca->id.present && SSL_get_verify_result(ssl) == X509_V_OK) {
+            peer_registry_auth_tls(reg, &ca->id, m);
+            if (*m)
+                return 0;
+        }
+    }
+    const char *authz = hs_req_header(req, "authorization");
+    if (authz) {
+        uint64_t gen = w->view.gen;
+        if (ca->bearer_gen == gen && gen != 0 && strcmp(ca->bearer, authz) == 0) {
+            *m = ca->bearer_member;
+            return 0;
+        }
+        if (peer_registry_auth_bearer(reg, authz, m) != RH_OK || !*m)
+            return 401;
+        if (strlen(authz) < sizeof ca->bearer) {
+            snprintf(ca->bearer, sizeof ca->bearer, "%s", authz);
+            ca->bearer_member = *m;
+            ca->bearer_gen = gen;
+        }
+    }
+    return 0;
+}
+
+static const char *tenant_of(const peer_member_t *m)
+{
+    return m->n_tenant_ids == 1 ? m->tenant_ids[0] : NULL;
+}
+
+void relay_handle_request(hs_req_t *req, void *arg)
+{
+    worker_t *w = arg;
+    hub_t *hub = w->hub;
+    const char *path = hs_req_path(req);
+    if (!strcmp(hs_req_method(req), "GET") && !strcmp(path, "/healthz")) {
+        hs_reply(req, atomic_load(&hub->draining) ? 503 : 200, "text/plain", "ok\n", 3);
+        return;
+    }
+    if (!route_path_ok(path)) {
+        hs_reply(req, 404, "text/plain", "not found: TS002 endpoints are /, /fns, /sns, /hns\n", 51);
+        return;
+    }
+    if (strcmp(hs_req_method(req), "POST") != 0) {
+        hs_reply(req, 405, "text/plain", "TS002 messages are POSTed\n", 26);
+        return;
+    }
+    peer_registry_t *reg = worker_registry(w);
+    if (!reg) {
+        hs_reply(req, 503, "text/plain", "no member registry\n", 19);
+        return;
+    }
+    const peer_member_t *member = NULL;
+    int st = authenticate(w, req, reg, &member);
+    if (st) {
+        metrics_event(w->metrics, "unauthenticated");
+        hs_reply(req, st, "text/plain", "authentication required\n", 24);
+        return;
+    }
+    bool dev = hub->cfg.dev_loopback && !hs_req_ssl(req);
+    if (!member && !dev) {
+        metrics_event(w->metrics, "unauthenticated");
+        hs_reply_ex(req, 401, "text/plain", "WWW-Authenticate: Bearer\r\n",
+                    "authentication required\n", 24);
+        return;
+    }
+
+    /* decode */
+    size_t blen;
+    const char *body = hs_req_body(req, &blen);
+    bi_msg_t *msg = NULL;
+    bi_error_t err;
+    if (bi_msg_decode(body, blen, &msg, &err) != RH_OK) {
+        metrics_event(w->metrics, "malformed");
+        bi_msg_t *ans = NULL;
+        if (bi_answer_from_error(&err, &ans) != RH_OK) {
+            char text[300];
+            int n = snprintf(text, sizeof text, "%s\n", err.description);
+            hs_reply(req, 400, "text/plain", text, (size_t)n);
+            return;
+        }
+        char *out;
+        size_t olen;
+        bi_dialect_t d = relay_dialect(NULL);
+        d.version = err.hdr.version == BI_VERSION_UNKNOWN ? BI_VERSION_1_0 : err.hdr.version;
+        if (bi_msg_encode(ans, &d, &out, &olen) == RH_OK) {
+            hs_reply(req, 200, "application/json", out, olen);
+            bi_buf_free(out);
+        } else {
+            hs_reply(req, 500, "text/plain", "out of memory\n", 14);
+        }
+        bi_msg_free(ans);
+        return;
+    }
+    const bi_header_t *h = bi_msg_header(msg);
+
+    /* who is speaking: member's NetIDs must include SenderID */
+    uint64_t sender_id = h->sender_id.value;
+    if (!member && dev && h->sender_id.kind == BI_ID_NETID) {
+        struct sockaddr_in lo = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001)};
+        if (hs_req_peer_is_loopback(req))
+            peer_registry_auth_dev_loopback(reg, true, (struct sockaddr *)&lo,
+                                            (uint32_t)sender_id, &member);
+    }
+    if (!member) {
+        metrics_event(w->metrics, "unauthenticated");
+        bi_msg_free(msg);
+        hs_reply_ex(req, 401, "text/plain", "WWW-Authenticate: Bearer\r\n",
+                    "authentication required\n", 24);
+        return;
+    }
+    const char *tenant = tenant_of(member);
+    const peer_endpoint_t *sender_ep = NULL;
+    bool sender_ok;
+    if (h->sender_id.kind == BI_ID_NETID) {
+        sender_ok = peer_member_check_sender(member, (uint32_t)sender_id, tenant,
+                                             hs_req_peer_addr(req)) == RH_OK;
+        if (sender_ok)
+            peer_registry_endpoint_by_netid(reg, (uint32_t)sender_id, tenant, &sender_ep);
+    } else {
+        /* a Join Server speaks with its JoinEUI: its endpoint must belong to the member */
+        peer_registry_endpoint_by_join_eui(reg, sender_id, &sender_ep);
+        sender_ok = sender_ep && peer_member_may_send_as(member, sender_ep->net_id, NULL);
+        if (!sender_ok)
+            RH_LOG(RH_LOG_WARN, "security", "sender refused peer=%s joineui=%016llx remote=%s",
+                   member->id, (unsigned long long)sender_id, hs_req_peer_addr(req));
+    }
+    bool sender_async = sender_ep && sender_ep->async_answers;
+    if (!sender_ok) {
+        metrics_event(w->metrics, "sender_refused");
+        char desc[128];
+        snprintf(desc, sizeof desc, "SenderID is not a NetID of the authenticated member %s",
+                 member->id);
+        /* answer in the HTTP response: we cannot trust the claimed sender's endpoint */
+        relay_reply_failure(w, req, msg, NULL, false, BI_RC_UNKNOWN_SENDER, desc,
+                            RP_OUT_UNAUTHORIZED, RP_CLASS_OTHER, (uint32_t)sender_id, 0);
+        bi_msg_free(msg);
+        return;
+    }
+    if (!peer_member_rate_allow(member, rh_mono_ns())) {
+        metrics_event(w->metrics, "rate_limited");
+        relay_reply_failure(w, req, msg, NULL, false, BI_RC_OTHER,
+                            "rate limit exceeded: retry later", RP_OUT_UNAUTHORIZED,
+                            RP_CLASS_OTHER, (uint32_t)sender_id, 0);
+        bi_msg_free(msg);
+        return;
+    }
+
+    /* answers close pending transactions; the HTTP response only acknowledges */
+    if (bi_msg_type_is_answer(h->type)) {
+        handle_answer(w, msg, body, blen, member); /* copies the body before the reply frees it */
+        hs_reply(req, 200, NULL, NULL, 0);
+        return;
+    }
+
+    relay_txn_t *t = txn_new(w, req, reg);
+    if (!t) {
+        bi_msg_free(msg);
+        hs_reply(req, 503, "text/plain", "out of memory\n", 14);
+        return;
+    }
+    t->msg = msg;
+    t->raw = malloc(blen + 1);
+    if (!t->raw) {
+        hs_reply(req, 503, "text/plain", "out of memory\n", 14);
+        t->req = NULL;
+        txn_unref(t);
+        return;
+    }
+    memcpy(t->raw, body, blen);
+    t->raw[blen] = '\0';
+    t->raw_len = blen;
+    t->sender = member;
+    t->sender_ep = sender_ep;
+    t->sender_async = sender_async;
+    t->ans_type = bi_msg_type_is_request(h->type) ? bi_msg_type_answer_for(h->type) : BI_MT_UNKNOWN;
+    rp_party_set(&t->fwd, h->sender_id.kind == BI_ID_NETID ? (uint32_t)sender_id : 0, tenant, NULL);
+
+    /* async senders and notifications are acknowledged now; answers follow as POSTs */
+    if (sender_async || t->ans_type == BI_MT_UNKNOWN) {
+        hs_reply(t->req, 200, NULL, NULL, 0);
+        t->req = NULL;
+        if (t->ans_type == BI_MT_UNKNOWN)
+            t->sender_async = false; /* nothing will be sent back */
+    }
+
+    bool go;
+    if (h->type == BI_MT_HOME_NS_REQ)
+        go = !relay_home_ns(t);
+    else
+        go = relay_route(t);
+    if (!go) {
+        txn_finish(t);
+        txn_unref(t);
+        return;
+    }
+    forward(t);
+}
+
+void relay_worker_fini(worker_t *w)
+{
+    txn_box_t *b = live_heads[w->index];
+    while (b) {
+        txn_box_t *next = b->next;
+        relay_txn_t *t = &b->t;
+        if (!t->done) {
+            txn_ref(t);
+            complete_fail(t, RP_OUT_UNREACHABLE, "hub shutting down");
+            txn_unref(t);
+        }
+        b = next;
+    }
+}

@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# Relay benchmark (issue: roamhubd relay): relayed PRStartReq/s and latency p50/p99 with wrk,
+# on one machine in one run, against
+#   1. roamhubd relaying to a stub home network (nginx answering a fixed PRStartAns), sync, keep-alive;
+#   2. nginx as a protocol-blind proxy_pass relay (keepalive upstream) to the same stub;
+#   3. the stub alone.
+# Prints a markdown table (median of RUNS runs each) plus CPU time per relayed message.
+# Usage: tools/bench/relay.sh [BUILD_DIR] [RUNS] [SECONDS] [CONNECTIONS]
+# Needs: nginx (nginx-light) and wrk from Debian (deploy/bootstrap.sh installs both).
+set -euo pipefail
+BUILD=${1:-build}
+RUNS=${2:-3}
+SECS=${3:-10}
+CONNS=${4:-64}
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+HUBD="$BUILD/broker/roamhubd"
+[ -x "$HUBD" ] || { echo "no $HUBD: build first" >&2; exit 1; }
+command -v wrk >/dev/null && command -v nginx >/dev/null || { echo "needs wrk and nginx" >&2; exit 1; }
+W=$(mktemp -d /tmp/roamhub-bench.XXXXXX)
+cleanup() {
+  [ -f "$W/stub.pid" ] && kill "$(cat "$W/stub.pid")" 2>/dev/null || true
+  [ -f "$W/relay.pid" ] && kill "$(cat "$W/relay.pid")" 2>/dev/null || true
+  [ -n "${HUB_PID:-}" ] && kill "$HUB_PID" 2>/dev/null || true
+  sleep 0.3; rm -rf "$W"
+}
+trap cleanup EXIT
+
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+STUB=$(port); RELAY=$(port)
+ANS='{"ProtocolVersion":"1.0","SenderID":"000505","ReceiverID":"000202","TransactionID":1,"MessageType":"PRStartAns","Result":{"ResultCode":"Success"},"DevEUI":"0102030405060708","FCntUp":1,"Lifetime":0}'
+
+nginx_conf() { # $1 name, $2 workers, $3 server block
+  mkdir -p "$W/$1"
+  cat > "$W/$1.conf" <<NGX
+worker_processes $2;
+pid $W/$1.pid;
+error_log $W/$1/error.log crit;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $W/$1; proxy_temp_path $W/$1; fastcgi_temp_path $W/$1;
+  uwsgi_temp_path $W/$1; scgi_temp_path $W/$1;
+  keepalive_requests 1000000;
+  $3
+}
+NGX
+}
+nginx_conf stub 1 "server { listen 127.0.0.1:$STUB; location / { default_type application/json; return 200 '$ANS'; } }"
+nginx_conf relay auto "upstream home { server 127.0.0.1:$STUB; keepalive 128; }
+  server { listen 127.0.0.1:$RELAY; location / { proxy_pass http://home; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }"
+nginx -c "$W/stub.conf" -p "$W"
+nginx -c "$W/relay.conf" -p "$W"
+
+KEY="bench-key-0123456789"
+HASH=$(printf %s "$KEY" | sha256sum | cut -d' ' -f1)
+cat > "$W/table.json" <<JSON
+{"networks":[{"net_id":"000202","name":"fwd"},{"net_id":"000505","name":"home"}],
+ "members":[{"id":"fwd","net_ids":["000202"],"api_key_hashes":["$HASH"],"rate_limit_per_s":10000000},
+            {"id":"home","net_ids":["000505"]}],
+ "endpoints":[{"id":"home","net_id":"000505","url":"http://127.0.0.1:$STUB/","timeout_ms":3000,"max_in_flight":4096}],
+ "devaddr_blocks":[{"prefix":"0A000000/7","net_id":"000505"}],
+ "policies":[{"forwarder_net_id":"000202","uplink":{"join_request":true,"mac_data":true,"application_data":true,"signal_quality":true,"localization":true},
+              "downlink":{"join_accept":true,"mac_data":true,"application_data":true}}]}
+JSON
+cat > "$W/hub.json" <<JSON
+{"log_level":"warn","import":"$W/table.json","database":{"path":"$W/db"},
+ "ts002":{"address":"127.0.0.1","port":0},"admin":{"address":"127.0.0.1","port":0},
+ "relay":{"pending_max":1000000}}
+JSON
+"$HUBD" -c "$W/hub.json" --ports-file "$W/ports.json" > "$W/hub.log" 2>&1 &
+HUB_PID=$!
+for _ in $(seq 100); do [ -f "$W/ports.json" ] && break; sleep 0.05; done
+HUB=$(python3 -c "import json;print(json.load(open('$W/ports.json'))['ts002'])")
+
+# A realistic ChirpStack-style PRStartReq (1 GWInfo), TransactionID varied per request.
+cat > "$W/post.lua" <<'LUA'
+local n = 0
+local t1 = '{"ProtocolVersion":"1.0","SenderID":"000202","ReceiverID":"000505","TransactionID":'
+local t2 = ',"MessageType":"PRStartReq","PHYPayload":"400100000a800100016b5ed0ec2e5c4f9f09f2bd7b","ULMetaData":{"DataRate":5,"ULFreq":868.1,"RecvTime":"2026-11-21T12:00:00.123Z","RFRegion":"EU868","GWCnt":1,"GWInfo":[{"ID":"05060708","RFRegion":"EU868","RSSI":-81,"SNR":7.5,"Lat":52.37,"Lon":4.89,"ULToken":"0a0b0c0d0e0f10111213","DLAllowed":true}]}}'
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer bench-key-0123456789"
+request = function()
+  n = n + 1
+  return wrk.format(nil, "/", nil, t1 .. n .. t2)
+end
+LUA
+
+cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
+run_wrk() { # $1 port -> "rps p50_ms p99_ms requests"
+  wrk -t2 -c"$CONNS" -d"${SECS}s" --latency -s "$W/post.lua" "http://127.0.0.1:$1/" > "$W/wrk.out" 2>&1
+  python3 - "$W/wrk.out" <<'PY'
+import re, sys
+t = open(sys.argv[1]).read()
+def ms(v):
+    m = re.match(r"([\d.]+)(us|ms|s)", v); x = float(m.group(1))
+    return x / 1000 if m.group(2) == "us" else x * 1000 if m.group(2) == "s" else x
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", t).group(1))
+p50 = ms(re.search(r"50%\s+(\S+)", t).group(1)); p99 = ms(re.search(r"99%\s+(\S+)", t).group(1))
+req = int(re.search(r"(\d+) requests in", t).group(1))
+non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", t)
+print(rps, p50, p99, req, non2xx.group(1) if non2xx else 0)
+PY
+}
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+# sanity: the hub really relays (Success from the stub through the hub)
+python3 - "$HUB" <<'PY'
+import http.client, sys, json
+c = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]), timeout=5)
+req = {"ProtocolVersion":"1.0","SenderID":"000202","ReceiverID":"000505","TransactionID":7,"MessageType":"PRStartReq",
+       "PHYPayload":"400100000a800100016b5ed0ec2e5c4f9f09f2bd7b","ULMetaData":{"DataRate":5,"ULFreq":868.1,"RFRegion":"EU868","GWCnt":1,"GWInfo":[]}}
+c.request("POST", "/", json.dumps(req), {"Authorization": "Bearer bench-key-0123456789"})
+a = json.loads(c.getresponse().read())
+assert a["Result"]["ResultCode"] == "Success", a
+PY
+
+declare -A RPS P50 P99 CPU
+for target in hub nginx stub; do
+  case $target in hub) P=$HUB;; nginx) P=$RELAY;; stub) P=$STUB;; esac
+  : > "$W/$target.runs"
+  for r in $(seq "$RUNS"); do
+    if [ "$target" = hub ]; then c0=$(cpu_ticks "$HUB_PID"); fi
+    read -r rps p50 p99 req non2xx < <(run_wrk "$P")
+    cpu_us=0
+    if [ "$target" = hub ]; then
+      c1=$(cpu_ticks "$HUB_PID"); tck=$(getconf CLK_TCK)
+      cpu_us=$(python3 -c "print(round(($c1-$c0)/$tck*1e6/$req, 2))")
+    fi
+    [ "$non2xx" = 0 ] || echo "warning: $target returned $non2xx non-2xx responses" >&2
+    echo "$rps $p50 $p99 $cpu_us" >> "$W/$target.runs"
+  done
+  RPS[$target]=$(cut -d' ' -f1 "$W/$target.runs" | median)
+  P50[$target]=$(cut -d' ' -f2 "$W/$target.runs" | median)
+  P99[$target]=$(cut -d' ' -f3 "$W/$target.runs" | median)
+  CPU[$target]=$(cut -d' ' -f4 "$W/$target.runs" | median)
+done
+# hub errors would show as non-Success answers: count them through the hub's metrics
+ADMIN=$(python3 -c "import json;print(json.load(open('$W/ports.json'))['admin'])")
+curl -s "http://127.0.0.1:$ADMIN/metrics" | grep '^roamhub_messages_total' > "$W/metrics.txt" || true
+
+echo
+echo "relay benchmark: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), wrk -t2 -c$CONNS -d${SECS}s, median of $RUNS runs"
+echo
+echo "| target | requests/s | p50 ms | p99 ms |"
+echo "|---|---:|---:|---:|"
+echo "| roamhubd relay -> nginx stub | ${RPS[hub]} | ${P50[hub]} | ${P99[hub]} |"
+echo "| nginx proxy_pass relay -> nginx stub | ${RPS[nginx]} | ${P50[nginx]} | ${P99[nginx]} |"
+echo "| nginx stub alone | ${RPS[stub]} | ${P50[stub]} | ${P99[stub]} |"
+echo
+python3 -c "print('throughput ratio roamhubd/nginx-relay: %.2f; p99 ratio: %.2f' % (${RPS[hub]}/${RPS[nginx]}, ${P99[hub]}/${P99[nginx]}))"
+echo "roamhubd CPU time per relayed message: ${CPU[hub]} us (user+system, all worker threads)"
+echo "hub outcomes:"; cat "$W/metrics.txt"

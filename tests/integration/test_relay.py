@@ -175,6 +175,50 @@ class RelayTest(unittest.TestCase):
         self.assertEqual(got["DLMetaData"]["FNSULToken"], "c0ffee")
         self.assertEqual(got["DLMetaData"]["GWInfo"][0]["ULToken"], "0a0b0c0d")
 
+    # ------------------------------------------------------------------ other messages
+
+    def test_home_ns_req_answered_from_join_routes(self):
+        req = {"ProtocolVersion": "1.0", "SenderID": A, "ReceiverID": JOIN_EUI_C,
+               "TransactionID": next_txid(), "MessageType": "HomeNSReq", "DevEUI": "0807060504030201"}
+        st, ans, _ = self.hub.post(req, self.a.key)
+        self.assertEqual(st, 200)
+        self.assertEqual(ans["MessageType"], "HomeNSAns")
+        self.assertEqual(ans["Result"]["ResultCode"], "Success")
+        self.assertEqual(ans["HNetID"].lower(), C)
+        self.assertEqual(ans["SenderID"].lower(), JOIN_EUI_C)
+        self.c.assert_nothing()
+        req["ReceiverID"] = "70b3d57ed0009999"
+        req["TransactionID"] = next_txid()
+        st, ans, _ = self.hub.post(req, self.a.key)
+        self.assertEqual(ans["Result"]["ResultCode"], "UnknownDevEUI")
+
+    def test_pr_stop_and_profile_relayed_by_receiver_id(self):
+        for mt in ("PRStopReq", "ProfileReq"):
+            req = {"ProtocolVersion": "1.0", "SenderID": B, "ReceiverID": A, "TransactionID": next_txid(),
+                   "MessageType": mt, "DevEUI": "0102030405060708", "Lifetime": 0}
+            st, ans, _ = self.hub.post(req, self.b.key)
+            self.assertEqual(ans["MessageType"], mt[:-3] + "Ans")
+            self.assertEqual(ans["Result"]["ResultCode"], "Success")
+            got = self.a.get()
+            self.assertEqual((got["MessageType"], got["TransactionID"]), (mt, req["TransactionID"]))
+
+    def test_notifications_relayed_and_acknowledged(self):
+        for mt in ("PRStartNotif", "ErrorNotif"):
+            req = {"ProtocolVersion": "1.1", "SenderID": A, "ReceiverID": B, "TransactionID": next_txid(),
+                   "MessageType": mt, "Result": {"ResultCode": "Success"}}
+            st, ans, _ = self.hub.post(req, self.a.key)
+            self.assertEqual(st, 200)
+            self.assertIsNone(ans)
+            got = self.b.get()
+            self.assertEqual((got["MessageType"], got["TransactionID"]), (mt, req["TransactionID"]))
+
+    def test_unknown_receiver(self):
+        req = {"ProtocolVersion": "1.0", "SenderID": A, "ReceiverID": "000999", "TransactionID": next_txid(),
+               "MessageType": "PRStopReq", "DevEUI": "0102030405060708"}
+        st, ans, _ = self.hub.post(req, self.a.key)
+        self.assertIn(ans["Result"]["ResultCode"], ("UnkownReceiver", "UnknownReceiver"))
+        self.assertIn("000999", ans["Result"]["Description"])
+
     # ------------------------------------------------------------------ policy
 
     def test_each_uplink_flag_denies_exactly_its_class(self):

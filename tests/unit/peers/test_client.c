@@ -1,0 +1,425 @@
+/*
+ * Unit tests for the outbound client pool (peers/peer_client.c) against in-process evhttp
+ * servers on 127.0.0.1 in the same event_base: keep-alive reuse, headers, in-flight bound,
+ * total deadline with isolation of a healthy endpoint, circuit breaker (open, fail-fast,
+ * half-open probe, doubling, recovery), 5xx counting, retirement on configuration change.
+ * Deadlines are generous (ASan/valgrind) but every assertion can fail.
+ */
+#include "peer_fixture.h"
+
+#include "peer_client.h"
+#include "peer_endpoint.h"
+#include "rh_err.h"
+#include "rh_log.h"
+
+typedef struct result {
+    int done;
+    int status[64];
+    int http[64];
+    char body[64][64];
+    uint64_t at_ms[64];
+} result_t;
+
+static void on_done(int status, int http_status, const uint8_t *body, size_t len, void *arg)
+{
+    result_t *r = arg;
+    int i = r->done < 64 ? r->done : 63;
+    r->status[i] = status;
+    r->http[i] = http_status;
+    size_t n = len < 63 ? len : 63;
+    if (body)
+        memcpy(r->body[i], body, n);
+    r->body[i][n] = '\0';
+    r->at_ms[i] = fx_now_ms();
+    r->done++;
+}
+
+static peer_endpoint_t *make_ep(const char *id, const char *url, uint32_t timeout_ms,
+                                uint32_t max_in_flight, const char *authz)
+{
+    Roamhub__V1__Endpoint rec = ROAMHUB__V1__ENDPOINT__INIT;
+    rec.id = (char *)id;
+    rec.net_id = 0x000013;
+    rec.url = (char *)url;
+    rec.timeout_ms = timeout_ms;
+    rec.max_in_flight = max_in_flight;
+    rec.authorization = (char *)(authz ? authz : "");
+    peer_endpoint_t *ep = NULL;
+    rh_diag_t d;
+    int rc = peer_endpoint_new(&rec, 0, &ep, &d);
+    if (rc != RH_OK)
+        fail_msg("peer_endpoint_new: %s", d.text);
+    return ep;
+}
+
+typedef struct fixture {
+    struct event_base *base;
+    peer_client_t *client;
+} fixture_t;
+
+static int setup(void **state)
+{
+    fixture_t *f = calloc(1, sizeof *f);
+    f->base = event_base_new();
+    peer_client_opts_t o = {.failure_threshold = 3, .backoff_base_ms = 200, .no_jitter = true};
+    assert_int_equal(peer_client_new(f->base, &o, &f->client), RH_OK);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture_t *f = *state;
+    peer_client_free(f->client);
+    event_base_free(f->base);
+    free(f);
+    return 0;
+}
+
+/* Sequential requests reuse one TCP connection; the headers are what the spec needs. */
+static void test_roundtrip_keepalive(void **state)
+{
+    fixture_t *f = *state;
+    fx_server_t s;
+    fx_server_start(&s, f->base, 0, NULL, NULL, NULL);
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/bi", s.port);
+    peer_endpoint_t *ep = make_ep("netA", url, 5000, 8, "Bearer s3cret-token");
+    result_t r = {0};
+    const int N = 20;
+    for (int i = 0; i < N; i++) {
+        char body[64];
+        int n = snprintf(body, sizeof body, "{\"TransactionID\":%d}", i);
+        assert_int_equal(peer_client_post(f->client, ep, NULL, body, (size_t)n, NULL, 0, on_done, &r),
+                         RH_OK);
+        assert_true(fx_run_until(f->base, &r.done, i + 1, 10000));
+        assert_int_equal(r.status[i], RH_OK);
+        assert_int_equal(r.http[i], 200);
+        char want[32];
+        snprintf(want, sizeof want, "{\"echo\":%d}", n);
+        assert_string_equal(r.body[i], want);
+        assert_string_equal(s.last_body, body);
+    }
+    assert_int_equal(s.requests, N);
+    assert_int_equal(s.accepted, 1); /* one TCP connection for N sequential requests */
+    char host[64];
+    snprintf(host, sizeof host, "127.0.0.1:%u", s.port);
+    assert_string_equal(s.last_host, host);
+    assert_string_equal(s.last_auth, "Bearer s3cret-token");
+    assert_string_equal(s.last_ctype, "application/json");
+    assert_string_equal(s.last_conn, "keep-alive");
+    assert_string_equal(s.last_path, "/bi");
+
+    /* Explicit path and an extra header. */
+    peer_header_t xh = {"X-Test", "yes"};
+    assert_int_equal(peer_client_post(f->client, ep, "/sns", "{}", 2, &xh, 1, on_done, &r), RH_OK);
+    assert_true(fx_run_until(f->base, &r.done, N + 1, 10000));
+    assert_string_equal(s.last_path, "/sns");
+    assert_string_equal(s.last_extra, "yes");
+    assert_int_equal(s.accepted, 1);
+
+    peer_endpoint_stats_t st;
+    bool found = false;
+    assert_int_equal(peer_client_stats(f->client, "netA", &st, &found), RH_OK);
+    assert_true(found);
+    assert_int_equal(st.connects, 1);
+    assert_int_equal(st.requests, N + 1);
+    assert_int_equal(st.responses, N + 1);
+    assert_int_equal(st.failures, 0);
+    assert_int_equal(st.in_flight, 0);
+    assert_int_equal(st.circuit, PEER_CIRCUIT_CLOSED);
+
+    /* Bad arguments never call back. */
+    assert_int_equal(peer_client_post(f->client, ep, "nosl", "{}", 2, NULL, 0, on_done, &r), RH_EINVAL);
+    peer_header_t bad = {"X-Evil", "a\r\nInjected: 1"};
+    assert_int_equal(peer_client_post(f->client, ep, NULL, "{}", 2, &bad, 1, on_done, &r), RH_EINVAL);
+    assert_int_equal(peer_client_post(f->client, ep, NULL, NULL, 2, NULL, 0, on_done, &r), RH_EINVAL);
+    assert_int_equal(peer_client_post(f->client, ep, NULL, "{}", 2, NULL, 0, NULL, &r), RH_EINVAL);
+    fx_run_until(f->base, NULL, 0, 20);
+    assert_int_equal(r.done, N + 1);
+
+    /* A server that closes after each answer: every request still succeeds, over new
+     * connections. */
+    s.mode = FX_CLOSE;
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(peer_client_post(f->client, ep, NULL, "{}", 2, NULL, 0, on_done, &r), RH_OK);
+        assert_true(fx_run_until(f->base, &r.done, N + 2 + i, 10000));
+        assert_int_equal(r.status[N + 1 + i], RH_OK);
+        assert_int_equal(r.http[N + 1 + i], 200);
+    }
+    assert_int_equal(s.accepted, 3); /* the first reused the open connection, then 2 new */
+    peer_endpoint_free(ep);
+    fx_server_stop(&s);
+}
+
+/* Beyond max_in_flight a post fails at once with RH_EAGAIN, never queues. */
+static void test_inflight_bound(void **state)
+{
+    fixture_t *f = *state;
+    fx_server_t s;
+    fx_server_start(&s, f->base, 0, NULL, NULL, NULL);
+    s.mode = FX_HANG;
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/", s.port);
+    peer_endpoint_t *ep = make_ep("slow", url, 400, 4, NULL);
+    result_t r = {0};
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(peer_client_post(f->client, ep, NULL, "{}", 2, NULL, 0, on_done, &r), RH_OK);
+    assert_int_equal(peer_client_post(f->client, ep, NULL, "{}", 2, NULL, 0, on_done, &r), RH_EAGAIN);
+    peer_endpoint_stats_t st;
+    bool found;
+    peer_client_stats(f->client, "slow", &st, &found);
+    assert_int_equal(st.in_flight, 4);
+    assert_int_equal(st.limit, 4);
+    assert_int_equal(st.rejected_inflight, 1);
+    /* The server sees 4 requests, on 4 connections (one request per connection). */
+    assert_true(fx_run_until(f->base, &s.requests, 4, 5000));
+    assert_int_equal(s.accepted, 4);
+    assert_int_equal(r.done, 0);
+    /* All four time out. */
+    assert_true(fx_run_until(f->base, &r.done, 4, 10000));
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(r.status[i], RH_ETIMEDOUT);
+    peer_client_stats(f->client, "slow", &st, &found);
+    assert_int_equal(st.in_flight, 0);
+    assert_int_equal(st.timeouts, 4);
+    assert_int_equal(st.circuit, PEER_CIRCUIT_OPEN); /* 4 consecutive failures >= 3 */
+    peer_endpoint_free(ep);
+    fx_server_stop(&s);
+}
+
+/* A hung endpoint times out at its deadline while a healthy endpoint keeps answering. */
+static void test_timeout_isolation(void **state)
+{
+    fixture_t *f = *state;
+    fx_server_t hung, ok;
+    fx_server_start(&hung, f->base, 0, NULL, NULL, NULL);
+    fx_server_start(&ok, f->base, 0, NULL, NULL, NULL);
+    hung.mode = FX_HANG;
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/", hung.port);
+    peer_endpoint_t *slow = make_ep("hung", url, 1000, 8, NULL);
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/", ok.port);
+    peer_endpoint_t *fast = make_ep("ok", url, 5000, 8, NULL);
+
+    result_t rs = {0}, rf = {0};
+    uint64_t t0 = fx_now_ms();
+    assert_int_equal(peer_client_post(f->client, slow, NULL, "{}", 2, NULL, 0, on_done, &rs), RH_OK);
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(peer_client_post(f->client, fast, NULL, "{}", 2, NULL, 0, on_done, &rf), RH_OK);
+        assert_true(fx_run_until(f->base, &rf.done, i + 1, 5000));
+        assert_int_equal(rf.status[i], RH_OK);
+    }
+    /* The healthy endpoint's requests all completed while the hung one was still pending. */
+    assert_int_equal(rs.done, 0);
+    assert_true(fx_run_until(f->base, &rs.done, 1, 10000));
+    uint64_t took = rs.at_ms[0] - t0;
+    assert_int_equal(rs.status[0], RH_ETIMEDOUT);
+    assert_int_equal(rs.http[0], 0);
+    assert_true(took >= 990);
+    assert_true(took < 1000 + 1500); /* the deadline, plus a margin for slow runs */
+    for (int i = 0; i < 5; i++)
+        assert_true(rf.at_ms[i] < rs.at_ms[0]);
+    peer_endpoint_free(slow);
+    peer_endpoint_free(fast);
+    fx_server_stop(&hung);
+    fx_server_stop(&ok);
+}
+
+/* Connection refused: back-off opens after 3 failures, fails fast, probes, recovers. */
+static void test_backoff_and_recovery(void **state)
+{
+    fixture_t *f = *state;
+    uint16_t port = fx_closed_port();
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/", port);
+    peer_endpoint_t *ep = make_ep("dead", url, 2000, 8, NULL);
+    result_t r = {0};
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(peer_client_post(f->client, ep, NULL, "{}", 2, NULL, 0, on_done, &r), RH_OK);
+        assert_true(fx_run_until(f->base, &r.done, i + 1, 5000));
+        assert_int_equal(r.status[i], RH_EIO);
+        assert_int_equal(r.http[i], 0);
+    }
+    peer_endpoint_stats_t st;
+    bool found;
+    peer_client_stats(f->client, "dead", &st, &found);
+    assert_int_equal(st.circuit, PEER_CIRCUIT_OPEN);
+    assert_int_equal(st.consecutive_failures, 3);
+    assert_true(st.backoff_remaining_ms > 0 && st.backoff_remaining_ms <= 200);
+    /* Fail fast during back-off: no callback, no connection attempt. */
+    uint64_t connects = st.connects;
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(peer_client_post(f->client, ep, NULL, "{}", 2, NULL, 0, on_done, &r),
+                         RH_EAGAIN);
+    peer_client_stats(f->client, "dead", &st, &found);
+    assert_int_equal(st.rejected_backoff, 10);
+    assert_int_equal(st.connects, connects);
+
+    /* Wait out the back-off; the probe fails again: the next period doubles (400 ms). */
+    fx_run_until(f->base, NULL, 0, 250);
+    assert_int_equal(peer_client_post(f->client, ep, NULL, "{}", 2, NULL, 0, on_done, &r), RH_OK);
+    /* HALF-OPEN with the probe outstanding: others are refused. */
+    assert_int_equal(peer_client_post(f->client, ep, NULL, "{}", 2, NULL, 0, on_done, &r), RH_EAGAIN);
+    assert_true(fx_run_until(f->base, &r.done, 4, 5000));
+    assert_int_equal(r.status[3], RH_EIO);
+    peer_client_stats(f->client, "dead", &st, &found);
+    assert_int_equal(st.circuit, PEER_CIRCUIT_OPEN);
+    assert_true(st.backoff_remaining_ms > 200 && st.backoff_remaining_ms <= 400);
+
+    /* The member comes back on the same port. */
+    fx_server_t s;
+    fx_server_start(&s, f->base, port, NULL, NULL, NULL);
+    assert_int_equal(peer_client_post(f->client, ep, NULL, "{}", 2, NULL, 0, on_done, &r), RH_EAGAIN);
+    fx_run_until(f->base, NULL, 0, 450);
+    assert_int_equal(peer_client_post(f->client, ep, NULL, "{}", 2, NULL, 0, on_done, &r), RH_OK);
+    assert_true(fx_run_until(f->base, &r.done, 5, 5000));
+    assert_int_equal(r.status[4], RH_OK);
+    assert_int_equal(r.http[4], 200);
+    peer_client_stats(f->client, "dead", &st, &found);
+    assert_int_equal(st.circuit, PEER_CIRCUIT_CLOSED);
+    assert_int_equal(st.consecutive_failures, 0);
+    /* Closed again: several requests at once are accepted. */
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(peer_client_post(f->client, ep, NULL, "{}", 2, NULL, 0, on_done, &r), RH_OK);
+    assert_true(fx_run_until(f->base, &r.done, 8, 5000));
+    peer_endpoint_free(ep);
+    fx_server_stop(&s);
+}
+
+/* 5xx answers are delivered but count as failures of the endpoint. */
+static void test_5xx_counts(void **state)
+{
+    fixture_t *f = *state;
+    fx_server_t s;
+    fx_server_start(&s, f->base, 0, NULL, NULL, NULL);
+    s.mode = FX_503;
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/", s.port);
+    peer_endpoint_t *ep = make_ep("e503", url, 5000, 8, NULL);
+    result_t r = {0};
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(peer_client_post(f->client, ep, NULL, "{}", 2, NULL, 0, on_done, &r), RH_OK);
+        assert_true(fx_run_until(f->base, &r.done, i + 1, 5000));
+        assert_int_equal(r.status[i], RH_OK);
+        assert_int_equal(r.http[i], 503);
+    }
+    assert_int_equal(peer_client_post(f->client, ep, NULL, "{}", 2, NULL, 0, on_done, &r), RH_EAGAIN);
+    peer_endpoint_stats_t st;
+    bool found;
+    peer_client_stats(f->client, "e503", &st, &found);
+    assert_int_equal(st.failures, 3);
+    assert_int_equal(st.responses, 3);
+    assert_int_equal(st.circuit, PEER_CIRCUIT_OPEN);
+    assert_int_equal(s.accepted, 1); /* 503 with keep-alive kept the connection */
+    peer_endpoint_free(ep);
+    fx_server_stop(&s);
+}
+
+/* A changed endpoint configuration (same id) retires the old pool and its connections. */
+static void test_config_change_retires_pool(void **state)
+{
+    fixture_t *f = *state;
+    fx_server_t s;
+    fx_server_start(&s, f->base, 0, NULL, NULL, NULL);
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/", s.port);
+    peer_endpoint_t *a = make_ep("chg", url, 5000, 8, "Bearer one");
+    peer_endpoint_t *a_same = make_ep("chg", url, 5000, 8, "Bearer one");
+    peer_endpoint_t *b = make_ep("chg", url, 5000, 8, "Bearer two");
+    assert_memory_equal(a->digest, a_same->digest, 32);
+    assert_memory_not_equal(a->digest, b->digest, 32);
+    result_t r = {0};
+    assert_int_equal(peer_client_post(f->client, a, NULL, "{}", 2, NULL, 0, on_done, &r), RH_OK);
+    assert_true(fx_run_until(f->base, &r.done, 1, 5000));
+    assert_int_equal(peer_client_post(f->client, a_same, NULL, "{}", 2, NULL, 0, on_done, &r), RH_OK);
+    assert_true(fx_run_until(f->base, &r.done, 2, 5000));
+    assert_int_equal(s.accepted, 1); /* an equal rebuilt endpoint keeps the pool */
+    assert_int_equal(peer_client_post(f->client, b, NULL, "{}", 2, NULL, 0, on_done, &r), RH_OK);
+    assert_true(fx_run_until(f->base, &r.done, 3, 5000));
+    assert_string_equal(s.last_auth, "Bearer two");
+    assert_int_equal(s.accepted, 2);
+    peer_endpoint_stats_t st;
+    bool found;
+    peer_client_stats(f->client, "chg", &st, &found);
+    assert_int_equal(st.requests, 1); /* the new pool */
+    peer_endpoint_free(a);
+    peer_endpoint_free(a_same);
+    peer_endpoint_free(b);
+    fx_server_stop(&s);
+}
+
+/* The peer closes an idle keep-alive connection and we pick it before noticing: the request
+ * fails (RH_EIO, not retried) but the endpoint is not blamed; the next request reconnects. */
+static void test_stale_keepalive_not_counted(void **state)
+{
+    fixture_t *f = *state;
+    fx_server_t s;
+    fx_server_start(&s, f->base, 0, NULL, NULL, NULL);
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/", s.port);
+    peer_endpoint_t *ep = make_ep("stale", url, 5000, 8, NULL);
+    result_t r = {0};
+    peer_endpoint_stats_t st;
+    bool found;
+    for (int round = 0; round < 4; round++) {
+        assert_int_equal(peer_client_post(f->client, ep, NULL, "{}", 2, NULL, 0, on_done, &r), RH_OK);
+        assert_true(fx_run_until(f->base, &r.done, 2 * round + 1, 5000));
+        assert_int_equal(r.status[2 * round], RH_OK);
+        /* Server drops the connection; the client posts before its loop sees the FIN. */
+        evhttp_connection_free(s.last_evcon);
+        assert_int_equal(peer_client_post(f->client, ep, NULL, "{}", 2, NULL, 0, on_done, &r), RH_OK);
+        assert_true(fx_run_until(f->base, &r.done, 2 * round + 2, 5000));
+        assert_int_equal(r.status[2 * round + 1], RH_EIO);
+        peer_client_stats(f->client, "stale", &st, &found);
+        assert_int_equal(st.consecutive_failures, 0);
+        assert_int_equal(st.circuit, PEER_CIRCUIT_CLOSED);
+    }
+    assert_int_equal(st.stale_failures, 4);
+    assert_int_equal(st.failures, 0);
+    assert_int_equal(s.accepted, 4);
+    peer_endpoint_free(ep);
+    fx_server_stop(&s);
+}
+
+/* Freeing the client completes outstanding requests with RH_EIO. */
+static void test_free_with_outstanding(void **state)
+{
+    (void)state;
+    struct event_base *base = event_base_new();
+    peer_client_t *c = NULL;
+    assert_int_equal(peer_client_new(base, NULL, &c), RH_OK);
+    fx_server_t s;
+    fx_server_start(&s, base, 0, NULL, NULL, NULL);
+    s.mode = FX_HANG;
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/", s.port);
+    peer_endpoint_t *ep = make_ep("x", url, 5000, 8, NULL);
+    result_t r = {0};
+    assert_int_equal(peer_client_post(c, ep, NULL, "{}", 2, NULL, 0, on_done, &r), RH_OK);
+    assert_int_equal(peer_client_post(c, ep, NULL, "{}", 2, NULL, 0, on_done, &r), RH_OK);
+    assert_true(fx_run_until(base, &s.requests, 2, 5000));
+    peer_client_free(c);
+    assert_int_equal(r.done, 2);
+    assert_int_equal(r.status[0], RH_EIO);
+    assert_int_equal(r.status[1], RH_EIO);
+    peer_endpoint_free(ep);
+    fx_server_stop(&s);
+    event_base_free(base);
+}
+
+int main(void)
+{
+    rh_log_set_level_name("err");
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_roundtrip_keepalive, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_inflight_bound, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_timeout_isolation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_backoff_and_recovery, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_5xx_counts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_config_change_retires_pool, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stale_keepalive_not_counted, setup, teardown),
+        cmocka_unit_test(test_free_with_outstanding),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

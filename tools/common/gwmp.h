@@ -111,7 +111,7 @@ typedef struct gwmp_txpk {
     size_t size;
 } gwmp_txpk_t;
 
-/* {"txpk":{...}} as compact JSON into a new buffer (*out, free()) of *len bytes.
+/* {"txpk":{...}} as compact JSON into a new buffer (*out, cJSON_free()) of *len bytes.
  * Errors: RH_EINVAL (size > 255 or sf/bw unset), RH_ENOMEM. */
 int gwmp_txpk_build(const gwmp_txpk_t *t, char **out, size_t *len);
 

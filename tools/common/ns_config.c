@@ -160,6 +160,7 @@ int ns_config_from_json(const cJSON *root, const char *base_dir, ns_config_t *c,
             return rh_diag_fail(diag, RH_EINVAL, "config.hub.protocol: expected \"1.0\" or \"1.1\"");
         if (recv && rh_hex_parse_be(recv, strlen(recv), 3, &recv_id, "receiver_id", NULL) < 0)
             return rh_diag_fail(diag, RH_EINVAL, "config.hub.receiver_id: expected a NetID (6 hex digits)");
+        c->hub_receiver_set = recv != NULL;
         c->has_hub = true;
     }
     c->hub_timeout_ms = (unsigned)(tmo ? tmo : 3000);

@@ -31,8 +31,10 @@ typedef struct ns_config {
     bool hub_async;
     char *hub_api_key;         /* sent as "Authorization: Bearer <key>", or NULL */
     unsigned hub_timeout_ms;   /* default 3000 */
-    uint32_t hub_receiver_id;  /* ReceiverID for join-requests and DevAddrs of NetID types 3..7;
-                                  default 000000 */
+    uint32_t hub_receiver_id;  /* hub.receiver_id: ReceiverID of every PRStartReq when set
+                                  (hub_receiver_set); else data frames of DevAddr types 0..2 get
+                                  the NetID derived from the DevAddr and the rest 000000 */
+    bool hub_receiver_set;
     devcfg_t *devs;
     size_t n_devs;
     char *downlinks_file;      /* JSON lines of downlinks to queue (read at start, then tailed) */

@@ -131,6 +131,11 @@ static void on_rxpk(roamns_t *ns, uint64_t gw_eui, const gwmp_rxpk_t *r, uint32_
         return;
     uint64_t key = fnv64(r->data, r->size);
     rn_up_t *u = tl_map_get(&ns->ups, key);
+    if (u && u->done && rh_mono_ms() - u->first_ms >= ns->cfg.dedup_window_ms + RN_DEDUP_HOLD_MS) {
+        tl_map_del(&ns->ups, key); /* hold over: a new reception (a replay, if anything) */
+        up_free(u);
+        u = NULL;
+    }
     if (u && (u->len != r->size || memcmp(u->phy, r->data, r->size) != 0)) {
         RH_LOG(RH_LOG_WARN, "gwmp", "dedup hash collision, frame dropped gw=%s", e);
         return;

@@ -191,7 +191,9 @@ static void forward(roamns_t *ns, rn_up_t *up, const lw_frame_t *f)
 {
     bool join = f->mtype == LW_MTYPE_JOIN_REQUEST;
     uint32_t receiver = ns->cfg.hub_receiver_id;
-    if (!join) {
+    if (!join && !ns->cfg.hub_receiver_set) {
+        /* Types 0..2: the NetID is type | NwkID (NetIDs that set the bits between type and
+         * ID, like 000505, are not recoverable from a DevAddr: set hub.receiver_id then). */
         uint32_t nwkid;
         int t = lw_devaddr_type(f->u.data.devaddr);
         if (t >= 0 && t <= 2 && lw_devaddr_nwkid(f->u.data.devaddr, &nwkid) == RH_OK)

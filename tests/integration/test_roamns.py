@@ -431,6 +431,50 @@ class TestLocal(unittest.TestCase):
         self.assertEqual(ns.proc.returncode, 0)
 
 
+    def test_rx2_when_rx1_is_too_close(self):
+        """With a 200 ms deduplication window and a 900 ms margin, the RX1 of a data uplink can no
+        longer be reached: the ACKs go in RX2 (tmst + 2 s, 869.525 MHz, DR0); the join-accept's
+        RX1 (+ 5 s) still can."""
+        ns = RoamNS({"net_id": "000013", "devices": [ABP1, OTAA1], "dedup_window_ms": 200,
+                     "downlink_margin_ms": 900})
+        try:
+            p, summary, events = run_sim(["--ns", "127.0.0.1:%d" % ns.gwmp, "--devices-from-ns",
+                                          ns.cfg_path, "--uplinks", "2", "--interval", "300",
+                                          "--confirmed-ratio", "1"])
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr + ns.logs())
+            self.assertEqual(summary["joins_accepted"], 1)
+            self.assertEqual(summary["acks"], 4)
+            self.assertEqual(summary["downlinks"]["rx2"], 4)
+            self.assertEqual(summary["downlinks"]["rx1"], 1)
+            for e in events:
+                if e["event"] == "downlink":
+                    self.assertEqual((e["window"], e["verdict"]), (2, "on_time"))
+                elif e["event"] == "join_accept":
+                    self.assertEqual((e["window"], e["verdict"]), (1, "on_time"))
+        finally:
+            ns.cleanup()
+
+    def test_no_network_server(self):
+        """Nothing answers: roamsim reports the failed join and exits 1."""
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind(("127.0.0.1", 0))
+        d = tempfile.mkdtemp(prefix="roamsim-it-")
+        devfile = os.path.join(d, "devices.json")
+        with open(devfile, "w") as f:
+            json.dump([OTAA1], f)
+        try:
+            p, summary, _ = run_sim(["--ns", "127.0.0.1:%d" % s.getsockname()[1], "--devices", devfile,
+                                     "--join-attempts", "1", "--duration", "15"])
+            self.assertEqual(p.returncode, 1, p.stdout)
+            self.assertEqual(summary["joins_accepted"], 0)
+            self.assertEqual(summary["join_failures"], 1)
+            self.assertFalse(summary["ok"])
+            self.assertTrue(any("joins" in f for f in summary["failures"]), summary["failures"])
+        finally:
+            s.close()
+            shutil.rmtree(d, ignore_errors=True)
+
+
 class TestHome(unittest.TestCase):
     """roamns as home network: PRStartReq in, PRStartAns out, XmitDataReq to the hub."""
 

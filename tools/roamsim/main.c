@@ -407,8 +407,11 @@ static void dev_schedule(sdev_t *dv)
         at = dv->next_send_ns;
     if (dv->awaiting && dv->await_until_ns < at)
         at = dv->await_until_ns;
-    if (at == UINT64_MAX)
+    if (at == UINT64_MAX) { /* nothing left to send or to wait for (e.g. --uplinks 0) */
+        if (dv->st != ST_DONE)
+            dev_done(dv);
         return;
+    }
     uint64_t d = at > now ? at - now : 0;
     struct timeval tv = {(time_t)(d / 1000000000ull), (suseconds_t)((d % 1000000000ull) / 1000)};
     event_add(dv->timer, &tv);

@@ -1,20 +1,21 @@
 /*
- * peer_client.c — per-thread outbound TS002 client: endpoint pools of keep-alive evhttp
- * connections (plain or bufferevent_openssl), preallocated request slots with a total-deadline
- * timer each, TLS session caching, and the per-endpoint circuit breaker. See peer_client.h for
- * the contract; the notes here are about libevent mechanics:
+ * peer_client.c — per-thread outbound TS002 client: endpoint pools of keep-alive HTTP/1.1
+ * connections (bufferevent_socket or bufferevent_openssl, responses parsed with http_parser),
+ * preallocated request slots with a total-deadline timer each, TLS session caching, and the
+ * per-endpoint circuit breaker. See peer_client.h for the contract; notes on the mechanics:
  *
- *   - A connection is never reused after it failed or closed: evhttp would reconnect it with
- *     the same SSL object, which OpenSSL cannot reuse. Dead connections are freed from a
- *     per-pool "reap" event (never from inside their own callbacks), and only once their request
- *     has completed (evhttp_connection_free drops queued requests without calling back).
- *   - evhttp can call a request's callback synchronously from evhttp_make_request (a connect
- *     that fails at once, e.g. EMFILE); the `in_make` guard defers such a completion through the
- *     request's timer event so that callbacks never run inside peer_client_post.
- *   - Cancelling at the deadline: evhttp_cancel_request resets the connection and calls the
- *     error callback with EVREQ_HTTP_REQUEST_CANCEL (ignored: the slot is already CANCELLING).
- *   - evhttp_connection_free calls the close callback; conn->evcon is cleared first so that
- *     the callback recognises it and does nothing.
+ *   - Transport: a request is the pool's precomputed head ("POST path HTTP/1.1", Host,
+ *     Content-Type, Connection, Authorization) + Content-Length + extra headers + body, written
+ *     into the connection's bufferevent; the response is parsed incrementally from its input
+ *     buffer. (The first version used evhttp; measured per relayed message, evhttp's request
+ *     objects, header lists and its own parser cost more than the whole TS002 decode.)
+ *   - A connection is never reused after it failed or closed (an SSL object cannot be reused
+ *     after an error). Dead connections are freed from a per-pool "reap" event (never from
+ *     inside their own callbacks), and only once their request has completed.
+ *   - A connect that fails at once (e.g. EMFILE) completes the request through its timer event
+ *     (deferred_status) so that callbacks never run inside peer_client_post.
+ *   - Idle keep-alive connections are closed after IDLE_S seconds without traffic, or when the
+ *     peer closes them (EOF).
  */
 #include "peer_client.h"
 
@@ -26,8 +27,10 @@
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
-#include <event2/http.h>
-#include <event2/keyvalq_struct.h>
+#include <arpa/inet.h>
+#include <http_parser.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
@@ -46,27 +49,30 @@ enum req_state { REQ_FREE = 0, REQ_ACTIVE, REQ_CANCELLING };
 
 struct peer_conn {
     peer_pool_t *pool;
-    struct evhttp_connection *evcon;
-    struct bufferevent *bev; /* TLS only (owned by evcon) */
+    struct bufferevent *bev; /* socket or TLS bufferevent, owned */
+    bool is_tls;
     enum conn_state state;
     peer_req_t *req;         /* outstanding request, or NULL when idle */
     unsigned uses;           /* requests completed with a response on this connection */
     bool hs_counted;         /* TLS handshake accounted in stats */
+    http_parser parser;      /* HTTP_RESPONSE, re-initialised per request */
+    bool done;               /* response complete (parser paused) */
+    bool body_too_large;
+    uint8_t *body;           /* response body accumulator */
+    size_t body_len, body_cap;
 };
 
 struct peer_req {
     peer_pool_t *pool;
     peer_conn_t *conn;
-    struct evhttp_request *http; /* NULL once evhttp completed or freed it */
     struct event *timer;         /* deadline, or deferred completion */
     peer_response_cb cb;
     void *arg;
     enum req_state state;
-    int err;                     /* from the evhttp error callback */
+    int err;                     /* transport error seen before completion */
     int deferred_status;         /* != 1: complete with this status from the timer */
     bool probe;                  /* the HALF-OPEN probe */
     bool stale;                  /* failed on a reused keep-alive connection: not counted */
-    bool in_make;                /* inside evhttp_make_request */
     peer_req_t *next_free;
 };
 
@@ -78,6 +84,10 @@ struct peer_pool {
     uint8_t digest[32];
     bool tls, host_is_ip, resolved, retired;
     char *host, *addr, *path, *host_header, *authz;
+    char *head;                  /* precomputed request head up to (excluding) Content-Length */
+    size_t head_len;
+    struct sockaddr_storage sa;  /* resolved address */
+    int sa_len;
     uint16_t port;
     uint32_t timeout_ms;
     const struct timeval *deadline_tv; /* libevent "common timeout" for timeout_ms */
@@ -111,6 +121,9 @@ struct peer_client {
 };
 
 #define DEFERRED_NONE 1
+#define IDLE_S 60 /* idle keep-alive connections are closed after this long */
+
+static http_parser_settings resp_settings;
 
 /* ---- helpers ------------------------------------------------------------------------------ */
 
@@ -139,26 +152,28 @@ static void conn_mark_dead(peer_conn_t *k)
 
 static void conn_free(peer_conn_t *k)
 {
-    struct evhttp_connection *evcon = k->evcon;
-    if (k->bev) {
+    struct bufferevent *bev = k->bev;
+    if (bev && k->is_tls) {
         /* libevent frees the SSL without SSL_shutdown; OpenSSL would then treat the session as
          * "bad" and mark it non-resumable (ssl_clear_bad_session), defeating the session cache.
          * The connection is over either way (idle close, peer close, or failure after the
          * handshake), so record it as shut down. */
-        SSL *ssl = bufferevent_openssl_get_ssl(k->bev);
+        SSL *ssl = bufferevent_openssl_get_ssl(bev);
         if (ssl && SSL_is_init_finished(ssl))
             SSL_set_shutdown(ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
     }
-    k->evcon = NULL; /* the close callback fired by the free below must ignore this conn */
     k->bev = NULL;
     k->req = NULL;
     k->uses = 0;
     k->hs_counted = false;
+    free(k->body);
+    k->body = NULL;
+    k->body_len = k->body_cap = 0;
     if (k->state != CONN_FREE)
         k->pool->n_conns--;
     k->state = CONN_FREE;
-    if (evcon)
-        evhttp_connection_free(evcon);
+    if (bev)
+        bufferevent_free(bev);
 }
 
 static void pool_free(peer_pool_t *p)
@@ -180,6 +195,10 @@ static void pool_free(peer_pool_t *p)
     free(p->addr);
     free(p->path);
     free(p->host_header);
+    if (p->head) {
+        OPENSSL_cleanse(p->head, p->head_len); /* holds the Authorization value */
+        free(p->head);
+    }
     if (p->authz) {
         OPENSSL_cleanse(p->authz, strlen(p->authz));
         free(p->authz);
@@ -290,7 +309,6 @@ static void req_finish(peer_req_t *r, int status, int http_status, const uint8_t
     }
     r->state = REQ_FREE;
     r->conn = NULL;
-    r->http = NULL;
     r->cb = NULL;
     r->arg = NULL;
     r->probe = false;
@@ -316,25 +334,15 @@ static void req_timer_cb(evutil_socket_t fd, short what, void *arg)
         req_finish(r, r->deferred_status, 0, NULL, 0);
         return;
     }
-    /* Deadline. */
+    /* Deadline: the connection is in an unknown state mid-response; it will not be reused. */
     r->state = REQ_CANCELLING;
-    struct evhttp_request *h = r->http;
-    r->http = NULL;
-    if (r->conn)
+    if (r->conn) {
+        bufferevent_disable(r->conn->bev, EV_READ | EV_WRITE);
         conn_mark_dead(r->conn);
-    if (h)
-        evhttp_cancel_request(h); /* resets the connection; callbacks ignored (CANCELLING) */
+    }
     RH_LOG(RH_LOG_DEBUG, "peers", "request timed out peer=%s timeout_ms=%u", r->pool->id,
            r->pool->timeout_ms);
     req_finish(r, RH_ETIMEDOUT, 0, NULL, 0);
-}
-
-static void http_error_cb(enum evhttp_request_error e, void *arg)
-{
-    peer_req_t *r = arg;
-    if (r->state != REQ_ACTIVE)
-        return;
-    r->err = e == EVREQ_HTTP_TIMEOUT ? RH_ETIMEDOUT : RH_EIO;
 }
 
 static void log_conn_failure(peer_req_t *r)
@@ -343,7 +351,7 @@ static void log_conn_failure(peer_req_t *r)
     if (rh_log_level < RH_LOG_DEBUG)
         return;
     char tls[256] = "";
-    if (r->conn && r->conn->bev) {
+    if (r->conn && r->conn->bev && r->conn->is_tls) {
         unsigned long e;
         size_t used = 0;
         while ((e = bufferevent_get_openssl_error(r->conn->bev)) != 0 && used < sizeof tls - 1) {
@@ -359,55 +367,135 @@ static void log_conn_failure(peer_req_t *r)
            rh_strerror(r->err ? r->err : RH_EIO), tls);
 }
 
-static void http_done_cb(struct evhttp_request *h, void *arg)
+/* The connection failed or closed: its request (if any) fails with `status`. */
+static void conn_fail(peer_conn_t *k, int status)
 {
-    peer_req_t *r = arg;
-    if (r->state != REQ_ACTIVE)
+    peer_req_t *r = k->req;
+    conn_mark_dead(k);
+    if (k->bev)
+        bufferevent_disable(k->bev, EV_READ | EV_WRITE);
+    if (!r || r->state != REQ_ACTIVE)
         return;
-    r->http = NULL; /* evhttp frees it when we return */
-    peer_conn_t *k = r->conn;
-    int code = h ? evhttp_request_get_response_code(h) : 0;
-    if (code == 0) {
-        if (k)
-            conn_mark_dead(k);
-        log_conn_failure(r);
-        int status = r->err ? r->err : RH_EIO;
-        r->stale = k && k->uses > 0 && status == RH_EIO;
-        if (r->in_make) { /* called back synchronously from evhttp_make_request */
-            r->deferred_status = status;
-            event_active(r->timer, EV_TIMEOUT, 1);
-            return;
-        }
-        req_finish(r, status, 0, NULL, 0);
-        return;
-    }
-    if (k)
-        k->uses++;
-    if (k && k->bev && !k->hs_counted) {
-        SSL *ssl = bufferevent_openssl_get_ssl(k->bev);
-        k->hs_counted = true;
-        r->pool->handshakes++;
-        if (ssl && SSL_session_reused(ssl))
-            r->pool->resumed++;
-    }
-    struct evbuffer *in = evhttp_request_get_input_buffer(h);
-    size_t len = in ? evbuffer_get_length(in) : 0;
-    const uint8_t *body = len ? evbuffer_pullup(in, -1) : NULL;
-    if (len && !body) {
-        if (k)
-            conn_mark_dead(k);
-        req_finish(r, RH_EIO, 0, NULL, 0);
-        return;
-    }
-    req_finish(r, RH_OK, code, body, len);
+    r->err = status;
+    log_conn_failure(r);
+    r->stale = k->uses > 0 && status == RH_EIO;
+    req_finish(r, status, 0, NULL, 0);
 }
 
-static void conn_close_cb(struct evhttp_connection *evcon, void *arg)
+/* ---- response parsing (http_parser, HTTP_RESPONSE) ----------------------------------------- */
+
+static int on_resp_body(http_parser *hp, const char *at, size_t len)
+{
+    peer_conn_t *k = hp->data;
+    size_t max = k->pool->client->o.max_body;
+    if (k->body_len + len > max) {
+        k->body_too_large = true;
+        return -1;
+    }
+    if (k->body_len + len > k->body_cap) {
+        size_t nc = k->body_cap ? k->body_cap * 2 : 1024;
+        while (nc < k->body_len + len)
+            nc *= 2;
+        if (nc > max)
+            nc = max;
+        uint8_t *nb = realloc(k->body, nc);
+        if (!nb)
+            return -1;
+        k->body = nb;
+        k->body_cap = nc;
+    }
+    memcpy(k->body + k->body_len, at, len);
+    k->body_len += len;
+    return 0;
+}
+
+static int on_resp_complete(http_parser *hp)
+{
+    peer_conn_t *k = hp->data;
+    k->done = true;
+    http_parser_pause(hp, 1);
+    return 0;
+}
+
+/* Delivers a complete response to the connection's request. */
+static void conn_response(peer_conn_t *k)
+{
+    peer_req_t *r = k->req;
+    int code = k->parser.status_code;
+    bool keep = http_should_keep_alive(&k->parser);
+    k->uses++;
+    if (k->is_tls && !k->hs_counted) {
+        SSL *ssl = bufferevent_openssl_get_ssl(k->bev);
+        k->hs_counted = true;
+        k->pool->handshakes++;
+        if (ssl && SSL_session_reused(ssl))
+            k->pool->resumed++;
+    }
+    if (!keep || evbuffer_get_length(bufferevent_get_input(k->bev)) > 0)
+        conn_mark_dead(k); /* closing, or bytes beyond the response: do not reuse */
+    if (r && r->state == REQ_ACTIVE)
+        req_finish(r, RH_OK, code, k->body_len ? k->body : NULL, k->body_len);
+    k->body_len = 0;
+}
+
+static void conn_parse(peer_conn_t *k)
+{
+    struct evbuffer *in = bufferevent_get_input(k->bev);
+    while (!k->done && evbuffer_get_length(in) > 0) {
+        struct evbuffer_iovec v;
+        if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+            break;
+        size_t n = http_parser_execute(&k->parser, &resp_settings, v.iov_base, v.iov_len);
+        enum http_errno e = HTTP_PARSER_ERRNO(&k->parser);
+        if (e == HPE_PAUSED) {
+            evbuffer_drain(in, n);
+            break;
+        }
+        if (e != HPE_OK) {
+            RH_LOG(RH_LOG_DEBUG, "peers", "bad HTTP response peer=%s err=%s", k->pool->id,
+                   k->body_too_large ? "body too large" : http_errno_name(e));
+            conn_fail(k, RH_EIO);
+            return;
+        }
+        evbuffer_drain(in, n);
+    }
+    if (k->done)
+        conn_response(k);
+}
+
+static void conn_read_cb(struct bufferevent *bev, void *arg)
 {
     peer_conn_t *k = arg;
-    if (k->evcon != evcon)
-        return; /* being freed by us */
-    conn_mark_dead(k);
+    (void)bev;
+    if (!k->req) {
+        /* bytes on an idle connection: the peer is confused; drop the connection */
+        conn_fail(k, RH_EIO);
+        return;
+    }
+    conn_parse(k);
+}
+
+static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    peer_conn_t *k = arg;
+    if (what & BEV_EVENT_CONNECTED) {
+        int one = 1;
+        evutil_socket_t fd = bufferevent_getfd(bev);
+        if (fd >= 0)
+            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        return;
+    }
+    if ((what & BEV_EVENT_EOF) && k->req && !k->done &&
+        evbuffer_get_length(bufferevent_get_input(bev)) == 0) {
+        /* a response delimited by connection close completes at EOF */
+        http_parser_execute(&k->parser, &resp_settings, NULL, 0);
+        if (k->done) {
+            conn_mark_dead(k);
+            conn_response(k);
+            return;
+        }
+    }
+    conn_fail(k, (what & BEV_EVENT_TIMEOUT) && k->req ? RH_ETIMEDOUT : RH_EIO);
 }
 
 /* ---- TLS session cache -------------------------------------------------------------------- */
@@ -452,6 +540,38 @@ static peer_pool_t *pool_new(peer_client_t *c, const peer_endpoint_t *ep)
     p->authz = ep->authorization ? strdup(ep->authorization) : NULL;
     p->port = ep->port;
     p->timeout_ms = ep->timeout_ms;
+    {
+        /* Request head without Content-Length: the same bytes for every request of the pool. */
+        size_t cap = 128 + strlen(ep->path) + strlen(ep->host_header) +
+                     (ep->authorization ? strlen(ep->authorization) : 0);
+        p->head = malloc(cap);
+        if (p->head) {
+            int n = snprintf(p->head, cap,
+                             "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
+                             "Connection: keep-alive\r\n%s%s%s",
+                             ep->path, ep->host_header, ep->authorization ? "Authorization: " : "",
+                             ep->authorization ? ep->authorization : "",
+                             ep->authorization ? "\r\n" : "");
+            p->head_len = n > 0 ? (size_t)n : 0;
+        }
+        p->sa_len = 0;
+        if (ep->resolved) {
+            struct sockaddr_in *in4 = (struct sockaddr_in *)&p->sa;
+            struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&p->sa;
+            memset(&p->sa, 0, sizeof p->sa);
+            if (inet_pton(AF_INET, ep->addr_text, &in4->sin_addr) == 1) {
+                in4->sin_family = AF_INET;
+                in4->sin_port = htons(ep->port);
+                p->sa_len = sizeof *in4;
+            } else if (inet_pton(AF_INET6, ep->addr_text, &in6->sin6_addr) == 1) {
+                in6->sin6_family = AF_INET6;
+                in6->sin6_port = htons(ep->port);
+                p->sa_len = sizeof *in6;
+            }
+        }
+        if (!p->sa_len)
+            p->resolved = false;
+    }
     p->conns = calloc(p->n_conn_slots, sizeof *p->conns);
     p->reqs = calloc(p->limit, sizeof *p->reqs);
     p->reap_ev = event_new(c->base, -1, 0, reap_cb, p);
@@ -461,7 +581,7 @@ static peer_pool_t *pool_new(peer_client_t *c, const peer_endpoint_t *ep)
     p->deadline_tv = event_base_init_common_timeout(c->base, &tv);
     p->circuit = PEER_CIRCUIT_CLOSED;
     if (!p->id || !p->host || !p->addr || !p->path || !p->host_header ||
-        (ep->authorization && !p->authz) || !p->conns || !p->reqs || !p->reap_ev ||
+        (ep->authorization && !p->authz) || !p->head || !p->conns || !p->reqs || !p->reap_ev ||
         !p->deadline_tv)
         goto fail;
     if (ep->tls && ep->ssl_ctx) {
@@ -571,30 +691,28 @@ static int conn_open(peer_pool_t *p, peer_conn_t *k)
             return RH_ENOMEM; /* libevent 2.1.12 frees the SSL on this path (CLOSE_ON_FREE) */
         /* Peers often close keep-alive connections without close_notify. */
         bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+    } else {
+        bev = bufferevent_socket_new(c->base, -1, BEV_OPT_CLOSE_ON_FREE);
+        if (!bev)
+            return RH_ENOMEM;
     }
-    struct evhttp_connection *evcon =
-        evhttp_connection_base_bufferevent_new(c->base, NULL, bev, p->addr, p->port);
-    if (!evcon) {
-        if (bev)
-            bufferevent_free(bev);
-        return RH_ENOMEM;
-    }
-    /* evhttp's own read/write inactivity timeout is only a safety net behind our total
-     * deadline; it also closes a keep-alive connection idle for that long. */
-    int idle_s = (int)(p->timeout_ms / 1000 + 2);
-    evhttp_connection_set_timeout(evcon, idle_s < 60 ? 60 : idle_s);
-    evhttp_connection_set_retries(evcon, 0);
-    evhttp_connection_set_max_body_size(evcon, (ev_ssize_t)c->o.max_body);
-    evhttp_connection_set_max_headers_size(evcon, 64 * 1024);
-    evhttp_connection_set_closecb(evcon, conn_close_cb, k);
-    k->evcon = evcon;
     k->bev = bev;
+    k->is_tls = p->tls;
     k->state = CONN_LIVE;
     k->req = NULL;
     k->uses = 0;
     k->hs_counted = false;
+    k->body_len = 0;
     p->n_conns++;
     p->connects++;
+    bufferevent_setcb(bev, conn_read_cb, NULL, conn_event_cb, k);
+    struct timeval idle = {IDLE_S, 0};
+    bufferevent_set_timeouts(bev, &idle, NULL);
+    bufferevent_enable(bev, EV_READ | EV_WRITE);
+    if (bufferevent_socket_connect(bev, (struct sockaddr *)&p->sa, p->sa_len) != 0) {
+        conn_free(k);
+        return RH_EIO;
+    }
     return RH_OK;
 }
 
@@ -629,6 +747,13 @@ int peer_client_new(struct event_base *base, const peer_client_opts_t *opts, pee
     if (!c)
         return RH_ENOMEM;
     c->base = base;
+    if (!resp_settings.on_message_complete) { /* constant table; same values from any thread */
+        http_parser_settings st;
+        http_parser_settings_init(&st);
+        st.on_body = on_resp_body;
+        st.on_message_complete = on_resp_complete;
+        resp_settings = st;
+    }
     if (opts)
         c->o = *opts;
     if (!c->o.failure_threshold)
@@ -662,7 +787,7 @@ int peer_client_new(struct event_base *base, const peer_client_opts_t *opts, pee
 
 static void pool_abort(peer_pool_t *p)
 {
-    /* Connections first (evhttp drops their requests without callbacks), then our slots. */
+    /* Connections first (quietly), then our slots with their callbacks. */
     for (unsigned i = 0; i < p->n_conn_slots; i++)
         if (p->conns[i].state != CONN_FREE)
             conn_free(&p->conns[i]);
@@ -675,7 +800,6 @@ static void pool_abort(peer_pool_t *p)
         void *arg = r->arg;
         r->state = REQ_FREE;
         r->conn = NULL;
-        r->http = NULL;
         p->in_flight--;
         if (cb)
             cb(RH_EIO, 0, NULL, 0, arg);
@@ -755,7 +879,6 @@ int peer_client_post(peer_client_t *c, const peer_endpoint_t *ep, const char *pa
     r->err = 0;
     r->deferred_status = DEFERRED_NONE;
     r->conn = NULL;
-    r->http = NULL;
 
     if (!p->resolved) {
         /* Unresolvable host: fail (asynchronously) and count it. */
@@ -776,26 +899,44 @@ int peer_client_post(peer_client_t *c, const peer_endpoint_t *ep, const char *pa
     if (!k) {
         if (err == RH_EAGAIN)
             p->rej_inflight++;
+        if (err == RH_EIO) { /* connect failed at once: fail asynchronously and count it */
+            p->free_reqs = r->next_free;
+            p->in_flight++;
+            p->requests++;
+            r->state = REQ_ACTIVE;
+            r->probe = probe;
+            if (probe)
+                p->probe_out = true;
+            r->deferred_status = RH_EIO;
+            event_active(r->timer, EV_TIMEOUT, 1);
+            return RH_OK;
+        }
         return err;
     }
-    struct evhttp_request *h = evhttp_request_new(http_done_cb, r);
-    if (!h)
-        return RH_ENOMEM; /* the connection (maybe just opened) stays idle for later use */
-    evhttp_request_set_error_cb(h, http_error_cb);
-    struct evkeyvalq *hdr = evhttp_request_get_output_headers(h);
-    int bad = evhttp_add_header(hdr, "Host", p->host_header);
-    bad |= evhttp_add_header(hdr, "Content-Type", "application/json");
-    bad |= evhttp_add_header(hdr, "Connection", "keep-alive");
-    if (p->authz)
-        bad |= evhttp_add_header(hdr, "Authorization", p->authz);
+    struct evbuffer *out = bufferevent_get_output(k->bev);
+    int bad = 0;
+    if (path && strcmp(path, p->path) != 0) {
+        /* another path than the URL's: rewrite the request line */
+        const char *rest = strstr(p->head, "\r\n");
+        bad |= evbuffer_add_printf(out, "POST %s HTTP/1.1", path) < 0;
+        bad |= evbuffer_add(out, rest, p->head_len - (size_t)(rest - p->head));
+    } else {
+        bad |= evbuffer_add(out, p->head, p->head_len);
+    }
     for (size_t i = 0; i < n_extra; i++)
-        bad |= evhttp_add_header(hdr, extra[i].name, extra[i].value);
+        bad |= evbuffer_add_printf(out, "%s: %s\r\n", extra[i].name, extra[i].value) < 0;
+    bad |= evbuffer_add_printf(out, "Content-Length: %zu\r\n\r\n", len) < 0;
     if (len)
-        bad |= evbuffer_add(evhttp_request_get_output_buffer(h), body, len);
+        bad |= evbuffer_add(out, body, len);
     if (bad) {
-        evhttp_request_free(h);
+        conn_mark_dead(k); /* partial request written: never reuse */
         return RH_ENOMEM;
     }
+    http_parser_init(&k->parser, HTTP_RESPONSE);
+    k->parser.data = k;
+    k->done = false;
+    k->body_too_large = false;
+    k->body_len = 0;
 
     /* Commit the slot. */
     p->free_reqs = r->next_free;
@@ -807,22 +948,8 @@ int peer_client_post(peer_client_t *c, const peer_endpoint_t *ep, const char *pa
     if (probe)
         p->probe_out = true;
     r->conn = k;
-    r->http = h;
     k->req = r;
     evtimer_add(r->timer, p->deadline_tv);
-
-    r->in_make = true;
-    int mk = evhttp_make_request(k->evcon, h, EVHTTP_REQ_POST, path ? path : p->path);
-    r->in_make = false;
-    if (mk != 0 && r->state == REQ_ACTIVE && r->deferred_status == DEFERRED_NONE) {
-        /* evhttp refused the request without calling back. Depending on the path it may or
-         * may not have freed it (OOM-only paths in 2.1): forget it rather than risk a double
-         * free, and fail the slot asynchronously. */
-        r->http = NULL;
-        conn_mark_dead(k);
-        r->deferred_status = RH_EIO;
-        event_active(r->timer, EV_TIMEOUT, 1);
-    }
     return RH_OK;
 }
 

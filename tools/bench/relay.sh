@@ -93,10 +93,13 @@ run_wrk() { # $1 port -> "rps p50_ms p99_ms requests"
 import re, sys
 t = open(sys.argv[1]).read()
 def ms(v):
-    m = re.match(r"([\d.]+)(us|ms|s)", v); x = float(m.group(1))
+    m = re.match(r"([\d.]+)(us|ms|s|m)$", v); x = float(m.group(1))
+    if m.group(2) == "m":
+        return x * 60000
     return x / 1000 if m.group(2) == "us" else x * 1000 if m.group(2) == "s" else x
 rps = float(re.search(r"Requests/sec:\s+([\d.]+)", t).group(1))
-p50 = ms(re.search(r"50%\s+(\S+)", t).group(1)); p99 = ms(re.search(r"99%\s+(\S+)", t).group(1))
+# anchored: "Req/Sec ... 69.50%" must not match the 50th percentile
+p50 = ms(re.search(r"^\s+50%\s+(\S+)", t, re.M).group(1)); p99 = ms(re.search(r"^\s+99%\s+(\S+)", t, re.M).group(1))
 req = int(re.search(r"(\d+) requests in", t).group(1))
 non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", t)
 print(rps, p50, p99, req, non2xx.group(1) if non2xx else 0)

@@ -515,8 +515,14 @@ char *ns_uplink_json(const ns_up_t *u, const ns_rxinfo_t *gw, size_t ngw, bool r
             break;
         }
         cJSON_AddStringToObject(g, "id", gw[i].id);
-        cJSON_AddNumberToObject(g, "rssi", gw[i].rssi);
-        cJSON_AddNumberToObject(g, "snr", gw[i].snr);
+        if (gw[i].has_rssi)
+            cJSON_AddNumberToObject(g, "rssi", gw[i].rssi);
+        else
+            cJSON_AddNullToObject(g, "rssi");
+        if (gw[i].has_snr)
+            cJSON_AddNumberToObject(g, "snr", gw[i].snr);
+        else
+            cJSON_AddNullToObject(g, "snr");
         if (gw[i].has_loc) {
             cJSON_AddNumberToObject(g, "lat", gw[i].lat);
             cJSON_AddNumberToObject(g, "lon", gw[i].lon);

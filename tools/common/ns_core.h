@@ -184,6 +184,7 @@ typedef struct ns_rxinfo {
     char id[17];        /* gateway ID as hex (8 bytes locally, 4 or 8 via roaming) */
     int rssi;
     double snr;
+    bool has_rssi, has_snr; /* false when unknown (a hub may strip them by policy): null */
     bool has_loc;
     double lat, lon;
 } ns_rxinfo_t;

@@ -327,6 +327,8 @@ bi_msg_t *rn_home_uplink(roamns_t *ns, bi_msg_t *req)
                 rh_hex_format_be(g->id, g->id_len == 8 ? 8 : 4, o->id, 0);
             o->rssi = g->rssi;
             o->snr = g->snr;
+            o->has_rssi = (g->present & BI_GW_RSSI) != 0;
+            o->has_snr = (g->present & BI_GW_SNR) != 0;
             if ((g->present & BI_GW_LAT) && (g->present & BI_GW_LON)) {
                 o->has_loc = true;
                 o->lat = g->lat;

@@ -79,6 +79,7 @@ static void rxinfo_local(roamns_t *ns, const rn_up_t *up, ns_rxinfo_t *out, size
         rh_eui64_format(up->rx[i].gw_eui, g->id);
         g->rssi = up->rx[i].rssi;
         g->snr = up->rx[i].snr;
+        g->has_rssi = g->has_snr = true;
         rn_gw_t *gw = rn_gw_find(ns, up->rx[i].gw_eui);
         if (gw && gw->has_loc) {
             g->has_loc = true;

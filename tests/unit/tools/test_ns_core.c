@@ -443,9 +443,9 @@ static void test_uplink_json(void **state)
     u.payload[0] = 0xAB;
     u.payload_len = 1;
     u.confirmed = true;
-    ns_rxinfo_t gw[2] = {{.id = "00800000a0000001", .rssi = -70, .snr = 7.5, .has_loc = true,
-                          .lat = 52.5, .lon = 4.25},
-                         {.id = "a0000002", .rssi = -90, .snr = -2}};
+    ns_rxinfo_t gw[2] = {{.id = "00800000a0000001", .rssi = -70, .snr = 7.5, .has_rssi = true,
+                          .has_snr = true, .has_loc = true, .lat = 52.5, .lon = 4.25},
+                         {.id = "a0000002", .snr = -2, .has_snr = true}}; /* RSSI stripped */
     char *s = ns_uplink_json(&u, gw, 2, true, "000505", 1700000000123);
     cJSON *o = cJSON_Parse(s);
     assert_non_null(o);
@@ -464,6 +464,8 @@ static void test_uplink_json(void **state)
     assert_true(cJSON_GetObjectItem(cJSON_GetArrayItem(g, 0), "lat")->valuedouble == 52.5);
     assert_true(cJSON_IsNull(cJSON_GetObjectItem(cJSON_GetArrayItem(g, 1), "lat")));
     assert_true(cJSON_GetObjectItem(cJSON_GetArrayItem(g, 1), "snr")->valuedouble == -2);
+    assert_true(cJSON_GetObjectItem(cJSON_GetArrayItem(g, 0), "rssi")->valuedouble == -70);
+    assert_true(cJSON_IsNull(cJSON_GetObjectItem(cJSON_GetArrayItem(g, 1), "rssi")));
     cJSON_Delete(o);
     cJSON_free(s);
     u.has_fport = false;

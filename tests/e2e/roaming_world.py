@@ -40,6 +40,10 @@ B_DEVICES = [
     {"name": "b-otaa-2", "dev_eui": "0505050505050512", "join_eui": "70b3d57ed0000505",
      "app_key": "ffeeddccbbaa99887766554433221100"},
 ]
+A_DEVICES = [   # homed in A itself: the no-hub reference for round-trip measurements
+    {"name": "a-abp-1", "dev_eui": "1313131313131301", "dev_addr": "26000101",
+     "nwk_s_key": "303132333435363738393a3b3c3d3e3f", "app_s_key": "3f3e3d3c3b3a39383736353433323130"},
+]
 C_DEVICES = [
     {"name": "c-abp-1", "dev_eui": "0707070707070701", "dev_addr": "0e000101",
      "nwk_s_key": "202122232425262728292a2b2c2d2e2f", "app_s_key": "2f2e2d2c2b2a29282726252423222120"},
@@ -138,13 +142,17 @@ class Network:
 class World:
     """roamhubd + networks A (forwarder with gateways, sync), B (home, async), optional C."""
 
-    def __init__(self, with_c=False, policy_up=None, policy_down=None, hub_config=None):
+    def __init__(self, with_c=False, policy_up=None, policy_down=None, hub_config=None,
+                 a_devices=None, dedup_ms=20):
         self.dir = tempfile.mkdtemp(prefix="roamhub-e2e-")
         self.hub_port = free_port()
         self.home_hint = "000505"
-        self.a = Network(self, "A", "000013", "26000000/7", None, [], hub_async=False)
-        self.b = Network(self, "B", "000505", "0A000000/7", "70b3d57ed0000505", B_DEVICES, hub_async=True)
-        self.c = Network(self, "C", "000707", "0E000000/7", None, C_DEVICES, hub_async=False) if with_c else None
+        self.a = Network(self, "A", "000013", "26000000/7", None, a_devices or [], hub_async=False,
+                         dedup_ms=dedup_ms)
+        self.b = Network(self, "B", "000505", "0A000000/7", "70b3d57ed0000505", B_DEVICES,
+                         hub_async=True, dedup_ms=dedup_ms)
+        self.c = Network(self, "C", "000707", "0E000000/7", None, C_DEVICES, hub_async=False,
+                         dedup_ms=dedup_ms) if with_c else None
         table = {}
         for n in self.networks():
             for k, v in n.records().items():

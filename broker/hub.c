@@ -245,6 +245,7 @@ static void worker_fini(worker_t *w)
     }
     if (w->stop_ev)
         event_free(w->stop_ev);
+    metrics_free(w->metrics);
     event_base_free(w->base);
     pthread_mutex_destroy(&w->inbox_mu);
 }

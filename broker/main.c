@@ -5,6 +5,7 @@
  * docs/CONFIG.md. --check validates the configuration and exits. --ports-file writes the bound
  * ports as JSON once listening (for scripts using port 0).
  */
+#include "arena.h"
 #include "config.h"
 #include "hub.h"
 #include "rh_log.h"
@@ -24,6 +25,7 @@ int main(int argc, char **argv)
 {
     const char *path = NULL;
     int check = 0;
+    arena_install_cjson_hooks(); /* before any thread uses cJSON */
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-c") && i + 1 < argc) {
             path = argv[++i];

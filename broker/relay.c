@@ -94,7 +94,10 @@ static void txn_unref(relay_txn_t *t)
         event_free(t->timer);
     if (t->req) /* never answered (should not happen): do not leave the client hanging */
         hs_reply(t->req, 500, "text/plain", "internal error", 14);
+    rh_arena_t *prev = arena_enter(t->arena);
     bi_msg_free(t->msg);
+    arena_enter(prev == t->arena ? NULL : prev);
+    arena_free(t->arena);
     free(t->raw);
     peer_registry_unref(t->reg);
     free(b);
@@ -266,9 +269,11 @@ static void answer_timeout_cb(evutil_socket_t fd, short ev, void *arg)
     relay_txn_t *t = arg;
     (void)fd;
     (void)ev;
+    arena_enter(t->arena); /* the failure answer is built in the transaction's arena */
     if (t->pending && !pending_take(t->w->hub->pending, &t->pkey)) {
         /* an answer claimed the entry on another worker and is on its way with the entry's
          * reference: only the timer's reference goes */
+        arena_enter(NULL);
         txn_unref(t);
         return;
     }
@@ -277,6 +282,7 @@ static void answer_timeout_cb(evutil_socket_t fd, short ev, void *arg)
         txn_unref(t); /* the entry's reference; the timer's keeps t alive */
     }
     complete_fail(t, RP_OUT_TIMEOUT, "receiver did not answer in time");
+    arena_enter(NULL);
     txn_unref(t);
 }
 
@@ -300,6 +306,7 @@ static void forward_done(int status, int http_status, const uint8_t *body, size_
         txn_unref(t);
         return;
     }
+    arena_enter(t->arena); /* the answer's JSON tree lives as long as the transaction */
     if (status == RH_ETIMEDOUT) {
         complete_fail(t, RP_OUT_TIMEOUT, "receiver timed out");
     } else if (status != RH_OK) {
@@ -348,6 +355,7 @@ static void forward_done(int status, int http_status, const uint8_t *body, size_
             complete_answer(t, ans, (const char *)body, len);
         }
     }
+    arena_enter(NULL);
     txn_unref(t);
 }
 
@@ -406,6 +414,7 @@ static void forward(relay_txn_t *t)
 typedef struct handoff {
     relay_txn_t *t;
     bi_msg_t *ans;
+    rh_arena_t *arena; /* the answer's cJSON memory (the answering request's arena) */
     size_t raw_len;
     char raw[]; /* the answer's received bytes */
 } handoff_t;
@@ -416,7 +425,10 @@ static void handoff_cb(worker_t *w, void *arg)
     (void)w;
     relay_txn_t *t = h->t;
     t->pending = false; /* the entry (and its reference) was taken by the answering worker */
-    complete_answer(t, h->ans, h->raw, h->raw_len);
+    arena_enter(h->arena);
+    complete_answer(t, h->ans, h->raw, h->raw_len); /* frees the answer */
+    arena_enter(NULL);
+    arena_free(h->arena);
     if (t->timer && evtimer_pending(t->timer, NULL)) {
         evtimer_del(t->timer);
         txn_unref(t); /* the timer's reference */
@@ -430,7 +442,7 @@ static void handoff_cb(worker_t *w, void *arg)
  * answer, not by a NetID: a home network may answer with another of its NetIDs than the one the
  * request was routed by (ChirpStack's primary vs secondary NetIDs). */
 static void handle_answer(worker_t *w, bi_msg_t *ans, const char *raw, size_t raw_len,
-                          const peer_member_t *from)
+                          const peer_member_t *from, rh_arena_t **arena)
 {
     const bi_header_t *h = bi_msg_header(ans);
     pending_key_t key = {.peer = peer_hash_str(from->id), .txid = h->transaction_id,
@@ -450,6 +462,8 @@ static void handle_answer(worker_t *w, bi_msg_t *ans, const char *raw, size_t ra
     }
     ho->t = t;
     ho->ans = ans;
+    ho->arena = *arena; /* the hand-off owns the answer's arena from here */
+    *arena = NULL;
     ho->raw_len = raw_len;
     memcpy(ho->raw, raw, raw_len);
     ho->raw[raw_len] = '\0';
@@ -457,6 +471,7 @@ static void handle_answer(worker_t *w, bi_msg_t *ans, const char *raw, size_t ra
         handoff_cb(w, ho);
     } else if (worker_post(t->w, handoff_cb, ho) != RH_OK) {
         bi_msg_free(ans);
+        *arena = ho->arena; /* the caller frees it */
         free(ho);
     }
 }
@@ -535,9 +550,20 @@ static const char *tenant_of(const peer_member_t *m)
     return m->n_tenant_ids == 1 ? m->tenant_ids[0] : NULL;
 }
 
+static void handle_request(worker_t *w, hs_req_t *req, rh_arena_t **arena);
+
 void relay_handle_request(hs_req_t *req, void *arg)
 {
     worker_t *w = arg;
+    rh_arena_t *arena = arena_new(); /* NULL: cJSON falls back to malloc */
+    arena_enter(arena);
+    handle_request(w, req, &arena);  /* takes the arena when a transaction or hand-off keeps it */
+    arena_enter(NULL);
+    arena_free(arena);
+}
+
+static void handle_request(worker_t *w, hs_req_t *req, rh_arena_t **arena)
+{
     hub_t *hub = w->hub;
     const char *path = hs_req_path(req);
     if (!strcmp(hs_req_method(req), "GET") && !strcmp(path, "/healthz")) {
@@ -655,7 +681,7 @@ void relay_handle_request(hs_req_t *req, void *arg)
 
     /* answers close pending transactions; the HTTP response only acknowledges */
     if (bi_msg_type_is_answer(h->type)) {
-        handle_answer(w, msg, body, blen, member); /* copies the body before the reply frees it */
+        handle_answer(w, msg, body, blen, member, arena); /* copies the body before the reply */
         hs_reply(req, 200, NULL, NULL, 0);
         return;
     }
@@ -667,6 +693,8 @@ void relay_handle_request(hs_req_t *req, void *arg)
         return;
     }
     t->msg = msg;
+    t->arena = *arena; /* the transaction owns the request's arena from here */
+    *arena = NULL;
     t->raw = malloc(blen + 1);
     if (!t->raw) {
         hs_reply(req, 503, "text/plain", "out of memory\n", 14);
@@ -712,7 +740,9 @@ void relay_worker_fini(worker_t *w)
         relay_txn_t *t = &b->t;
         if (!t->done) {
             txn_ref(t);
+            arena_enter(t->arena);
             complete_fail(t, RP_OUT_UNREACHABLE, "hub shutting down");
+            arena_enter(NULL);
             txn_unref(t);
         }
         b = next;

@@ -12,6 +12,7 @@
 #ifndef RH_RELAY_INTERNAL_H
 #define RH_RELAY_INTERNAL_H
 
+#include "arena.h"
 #include "bi_msg.h"
 #include "hub.h"
 #include "lw_frame.h"
@@ -33,6 +34,7 @@ typedef struct relay_txn {
     const peer_endpoint_t *sender_ep; /* sender's endpoint (async answers, dialect), may be NULL */
     bool sender_async;                /* answer by POSTing to sender_ep */
     const peer_endpoint_t *recv_ep;   /* receiver's endpoint */
+    rh_arena_t *arena;                /* cJSON memory of msg and of its answers (may be NULL) */
     bi_msg_t *msg;                    /* the request as received (possibly stripped) */
     char *raw;                        /* received body (forwarded as-is when canonical) */
     size_t raw_len;

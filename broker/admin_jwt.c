@@ -270,8 +270,21 @@ static int id_chars_ok(const char *s, size_t max, int printable_any)
     return 1;
 }
 
+/* NUL bytes or \u0000 escapes: cJSON would silently cut strings there. */
+static int has_nul(const uint8_t *p, size_t n)
+{
+    if (memchr(p, 0, n))
+        return 1;
+    for (size_t i = 0; i + 6 <= n; i++)
+        if (p[i] == '\\' && p[i + 1] == 'u' && !memcmp(p + i + 2, "0000", 4))
+            return 1;
+    return 0;
+}
+
 static int check_header(const admin_jwt_t *j, const uint8_t *h, size_t n, rh_diag_t *d)
 {
+    if (has_nul(h, n))
+        return rh_diag_fail(d, RH_EINVAL, "token header: contains a NUL character");
     cJSON *o = cJSON_ParseWithLength((const char *)h, n);
     int rc = RH_OK;
     if (!cJSON_IsObject(o)) {
@@ -314,6 +327,8 @@ out:
 static int check_claims(const admin_jwt_t *j, const uint8_t *p, size_t n, int64_t now,
                         admin_jwt_claims_t *c, rh_diag_t *d)
 {
+    if (has_nul(p, n))
+        return rh_diag_fail(d, RH_EINVAL, "token claims: contain a NUL character");
     cJSON *o = cJSON_ParseWithLength((const char *)p, n);
     int rc = RH_OK;
     if (!cJSON_IsObject(o)) {

@@ -441,9 +441,12 @@ static ProtobufCMessage *load_visible(admin_req_t *r, const res_t *res, Protobuf
         m = NULL;
     }
     if (!m) {
-        char kt[200] = "?";
-        rp_key_text(res->kind, key, kt, sizeof kt);
-        admin_reply_error(r, 404, "%s %s: not found", rp_kind_name(res->kind), kt);
+        /* members: no echo of the key, so a response never names another member's object */
+        char kt[200] = "";
+        if (r->p.is_operator)
+            rp_key_text(res->kind, key, kt, sizeof kt);
+        admin_reply_error(r, 404, "%s%s%s: not found", rp_kind_name(res->kind), kt[0] ? " " : "",
+                          kt);
     }
     return m;
 }
@@ -690,9 +693,9 @@ static void do_write(admin_req_t *r, const res_t *res, char **s, int n, int crea
     if (old && !may_touch(&r->p, res->kind, old, 1)) {
         /* another member's record: do not reveal it (PUT: as if missing; POST: taken) */
         if (create)
-            admin_reply_error(r, 409, "%s %s: not available", rp_kind_name(res->kind), kt);
+            admin_reply_error(r, 409, "%s: that key is not available", rp_kind_name(res->kind));
         else
-            admin_reply_error(r, 404, "%s %s: not found", rp_kind_name(res->kind), kt);
+            admin_reply_error(r, 404, "%s: not found", rp_kind_name(res->kind));
         goto out;
     }
     if (!may_touch(&r->p, res->kind, m, 1)) {

@@ -2,7 +2,8 @@
  * capture of the caller's TS002 traffic metadata (capture.h). The request is held for N seconds
  * (1..60) while the relay fills the capture's ring, then answered with JSON lines, one event per
  * line, gzip-compressed (Content-Encoding: gzip when accepted; download=1 answers the .jsonl.gz
- * file itself as application/gzip). The last line is a summary {"summary": {...}} with the event
+ * file itself as application/gzip); a hub that starts draining answers at once with what it has.
+ * The last line is a summary {"summary": {...}} with the event
  * and drop counts. An operator captures everything; a member only events whose forwarder or home
  * NetID is its own. Events never hold tokens, keys or payload bytes.
  */
@@ -12,6 +13,7 @@
 #include "capture.h"
 #include "lw_netid.h"
 #include "rh_log.h"
+#include "rh_time.h"
 
 #include <event2/event.h>
 #include <stdio.h>
@@ -26,6 +28,7 @@ struct admin_download {
     struct event *timer;
     int download;
     unsigned seconds, max_events;
+    uint64_t deadline_ms;       /* monotonic */
     admin_download_t *next;
 };
 
@@ -151,11 +154,15 @@ static void finish(admin_download_t *dl)
     free(dl);
 }
 
+/* Ticks every 100 ms: answers at the deadline, or at once when the hub starts draining (so a
+ * held capture is answered before the listener's drain period closes its connection). */
 static void timer_cb(evutil_socket_t fd, short ev, void *arg)
 {
+    admin_download_t *dl = arg;
     (void)fd;
     (void)ev;
-    finish(arg);
+    if (rh_mono_ms() >= dl->deadline_ms || atomic_load(&dl->a->hub->draining))
+        finish(dl);
 }
 
 static int uint_param(admin_req_t *r, const char *name, unsigned lo, unsigned hi, unsigned *v)
@@ -210,8 +217,9 @@ void admin_capture_handle(admin_req_t *r)
     dl->download = download;
     dl->seconds = seconds;
     dl->max_events = max_events;
-    dl->timer = evtimer_new(r->a->hub->main_base, timer_cb, dl);
-    struct timeval tv = {seconds, 0};
+    dl->deadline_ms = rh_mono_ms() + (uint64_t)seconds * 1000u;
+    dl->timer = event_new(r->a->hub->main_base, -1, EV_PERSIST, timer_cb, dl);
+    struct timeval tv = {0, 100000};
     evtimer_add(dl->timer, &tv);
     dl->next = r->a->downloads;
     r->a->downloads = dl;

@@ -1,18 +1,19 @@
-/* admin.c — operator listener: health and Prometheus metrics (see admin.h). */
+/* admin.c — operator listener: health, Prometheus metrics, and the /api/v1/ admin API (set-up
+ * of its JWT keys, bootstrap operator key and TLS; the API itself is in admin_api.c and the
+ * files it routes to). See admin.h. */
 #include "admin.h"
 
+#include "admin_internal.h"
 #include "hub.h"
 #include "rh_log.h"
 #include "rh_time.h"
 
+#include <errno.h>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-struct admin_api {
-    hub_t *hub;
-    hs_server_t *srv;
-};
 
 static void serve_metrics(admin_api_t *a, hs_req_t *req)
 {
@@ -57,9 +58,80 @@ static void handle(hs_req_t *req, void *arg)
                  draining ? 9 : 3);
     } else if (get && !strcmp(path, "/metrics")) {
         serve_metrics(a, req);
+    } else if (!strncmp(path, "/api/v1/", 8)) {
+        admin_api_handle(a, req);
     } else {
         hs_reply(req, 404, "text/plain", "not found\n", 10);
     }
+}
+
+/* Reads a whole small file (keys, secrets) into a NUL-terminated buffer. */
+static int read_file(const char *path, const char *key, char **out, size_t *len, rh_diag_t *d)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return rh_diag_fail(d, RH_EIO, "%s %s: %s", key, path, strerror(errno));
+    char *buf = malloc(65537);
+    size_t n = buf ? fread(buf, 1, 65536, f) : 0;
+    int more = buf && fgetc(f) != EOF;
+    fclose(f);
+    if (!buf)
+        return RH_ENOMEM;
+    if (n == 0 || more) {
+        free(buf);
+        return rh_diag_fail(d, RH_EINVAL, "%s %s: empty or larger than 64 KiB", key, path);
+    }
+    buf[n] = '\0';
+    *out = buf;
+    *len = n;
+    return RH_OK;
+}
+
+static int jwt_setup(admin_api_t *a, rh_diag_t *d)
+{
+    const rh_config_t *c = &a->hub->cfg;
+    admin_jwt_opts_t o = {.alg = c->jwt_alg, .issuer = c->jwt_issuer, .audience = c->jwt_audience,
+                          .ttl_s = c->jwt_ttl_s};
+    char *secret = NULL, *pub = NULL, *priv = NULL;
+    size_t sl = 0, pl = 0, kl = 0;
+    uint8_t rnd[32];
+    int rc = RH_OK;
+    if (!strcmp(c->jwt_alg, "HS256")) {
+        if (c->jwt_secret_file) {
+            rc = read_file(c->jwt_secret_file, "admin.jwt_secret_file", &secret, &sl, d);
+            while (rc == RH_OK && sl > 0 && (secret[sl - 1] == '\n' || secret[sl - 1] == '\r'))
+                secret[--sl] = '\0';
+            o.secret = (const uint8_t *)secret;
+            o.secret_len = sl;
+        } else {
+            if (RAND_bytes(rnd, sizeof rnd) != 1)
+                return rh_diag_fail(d, RH_ECRYPTO, "admin: no randomness for the JWT secret");
+            o.secret = rnd;
+            o.secret_len = sizeof rnd;
+            RH_LOG(RH_LOG_INFO, "admin", "no admin.jwt_secret_file: tokens are signed with a "
+                   "random secret and end with this process");
+        }
+    } else {
+        if (!c->jwt_public_key_file)
+            return rh_diag_fail(d, RH_EINVAL, "admin.jwt_public_key_file: required for %s",
+                                c->jwt_alg);
+        rc = read_file(c->jwt_public_key_file, "admin.jwt_public_key_file", &pub, &pl, d);
+        if (rc == RH_OK && c->jwt_private_key_file)
+            rc = read_file(c->jwt_private_key_file, "admin.jwt_private_key_file", &priv, &kl, d);
+        o.public_key_pem = pub;
+        o.private_key_pem = priv;
+    }
+    if (rc == RH_OK)
+        rc = admin_jwt_new(&o, &a->jwt, d);
+    if (secret)
+        OPENSSL_cleanse(secret, sl);
+    if (priv)
+        OPENSSL_cleanse(priv, kl);
+    OPENSSL_cleanse(rnd, sizeof rnd);
+    free(secret);
+    free(pub);
+    free(priv);
+    return rc;
 }
 
 admin_api_t *admin_new(hub_t *hub, rh_diag_t *diag)
@@ -71,10 +143,28 @@ admin_api_t *admin_new(hub_t *hub, rh_diag_t *diag)
     }
     a->hub = hub;
     const rh_listener_config_t *l = &hub->cfg.admin;
+    if (jwt_setup(a, diag) != RH_OK || rp_reader_new(hub->db, &a->reader, diag) != RH_OK)
+        goto fail;
+    if (hub->cfg.operator_key_file &&
+        admin_operator_key_bootstrap(hub->db, hub->cfg.operator_key_file, diag) != RH_OK)
+        goto fail;
+    if (l->tls.cert_file) {
+        SSL_CTX *ctx = tls_server_ctx_new(&l->tls, diag);
+        if (!ctx)
+            goto fail;
+        hub->admin_tls = tls_holder_new(ctx);
+        if (!hub->admin_tls) {
+            SSL_CTX_free(ctx);
+            rh_diag_fail(diag, RH_ENOMEM, "admin TLS");
+            goto fail;
+        }
+    }
     hs_opts_t o = {
         .bind_addr = l->address,
         .port = l->port,
         .listen_fd = -1,
+        .tls_ctx = hub->admin_tls ? tls_holder_get : NULL,
+        .tls_ctx_arg = hub->admin_tls,
         .header_timeout_ms = l->header_timeout_ms,
         .body_timeout_ms = l->body_timeout_ms,
         .idle_timeout_ms = l->idle_timeout_ms,
@@ -87,19 +177,33 @@ admin_api_t *admin_new(hub_t *hub, rh_diag_t *diag)
     a->srv = hs_server_new(hub->main_base, &o);
     if (!a->srv) {
         rh_diag_fail(diag, RH_EIO, "admin listener %s port %u", l->address, l->port);
-        free(a);
-        return NULL;
+        goto fail;
     }
     hub->admin = a->srv;
     hub->admin_port = hs_server_port(a->srv);
+    RH_LOG(RH_LOG_INFO, "admin", "admin API ready jwt_alg=%s tls=%s issue_tokens=%s",
+           admin_jwt_alg(a->jwt), hub->admin_tls ? "on" : "off",
+           admin_jwt_can_issue(a->jwt) ? "yes" : "no");
     return a;
+fail:
+    admin_jwt_free(a->jwt);
+    rp_reader_free(a->reader);
+    tls_holder_free(hub->admin_tls);
+    hub->admin_tls = NULL;
+    free(a);
+    return NULL;
 }
 
 void admin_free(admin_api_t *a)
 {
     if (!a)
         return;
+    admin_capture_fini(a);
     hs_server_free(a->srv);
     a->hub->admin = NULL;
+    admin_jwt_free(a->jwt);
+    rp_reader_free(a->reader);
+    tls_holder_free(a->hub->admin_tls);
+    a->hub->admin_tls = NULL;
     free(a);
 }

@@ -250,6 +250,8 @@ int config_load(const char *path, rh_config_t *c, rh_diag_t *d)
                           "is a loopback address, not %s", c->ts002.address);
     if (!rc && (c->ts002.tls.cert_file != NULL) != (c->ts002.tls.key_file != NULL))
         rc = rh_diag_fail(d, RH_EINVAL, "ts002.tls_cert and ts002.tls_key go together");
+    if (!rc && (c->admin.tls.cert_file != NULL) != (c->admin.tls.key_file != NULL))
+        rc = rh_diag_fail(d, RH_EINVAL, "admin.tls_cert and admin.tls_key go together");
     if (!rc && c->ts002.tls.require_client_cert && !c->ts002.tls.client_ca_file)
         rc = rh_diag_fail(d, RH_EINVAL, "ts002.tls_require_client_cert needs ts002.tls_client_ca");
     if (!rc) {
@@ -262,6 +264,9 @@ int config_load(const char *path, rh_config_t *c, rh_diag_t *d)
         if (strcmp(a, "HS256") && strcmp(a, "ES256") && strcmp(a, "RS256"))
             rc = rh_diag_fail(d, RH_EINVAL, "admin.jwt_alg: expected HS256, ES256 or RS256");
     }
+    if (!rc && strcmp(c->jwt_alg, "HS256") && !c->jwt_public_key_file)
+        rc = rh_diag_fail(d, RH_EINVAL, "admin.jwt_public_key_file: required with jwt_alg %s",
+                          c->jwt_alg);
     if (rc) {
         config_fini(c);
         return rc;

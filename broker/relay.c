@@ -11,6 +11,7 @@
  */
 #include "relay_internal.h"
 
+#include "capture.h"
 #include "lw_netid.h"
 #include "peer_tls.h"
 #include "rh_log.h"
@@ -189,6 +190,10 @@ void relay_reply_failure(worker_t *w, hs_req_t *req, const bi_msg_t *req_msg,
                   outcome == RP_OUT_RECEIVER_ERROR ? bi_result_code_name(code, BI_VERSION_1_0, true)
                                                    : NULL,
                   req ? elapsed_us(hs_req_received_ns(req)) : 0);
+    capture_tap(w->index, fwd_net_id, home_net_id, req_msg, cls, outcome,
+                outcome == RP_OUT_RECEIVER_ERROR ? bi_result_code_name(code, BI_VERSION_1_0, true)
+                                                 : NULL,
+                req ? hs_req_received_ns(req) : 0, NULL);
     bi_msg_t *ans = NULL;
     if (bi_answer_new(req_msg, code, description, &ans) != RH_OK) {
         /* a notification or answer: nothing to answer, acknowledge */
@@ -219,6 +224,9 @@ void relay_txn_answer(relay_txn_t *t, bi_msg_t *ans, const char *raw, size_t raw
     metrics_count(t->w->metrics, t->fwd.net_id, t->home.net_id, t->cls, outcome_of(rc),
                   rc == BI_RC_SUCCESS ? NULL : bi_result_code_name(rc, BI_VERSION_1_0, true),
                   elapsed_us(t->t_recv_ns));
+    capture_tap(t->w->index, t->fwd.net_id, t->home.net_id, t->msg, t->cls, outcome_of(rc),
+                rc == BI_RC_SUCCESS ? NULL : bi_result_code_name(rc, BI_VERSION_1_0, true),
+                t->t_recv_ns, t->sender->id);
     deliver_answer(t->w, &t->req, t->sender_ep, t->sender_async, ans, raw, raw_len,
                    bi_msg_header(t->msg)->version);
     bi_msg_free(ans);
@@ -317,9 +325,12 @@ static void forward_done(int status, int http_status, const uint8_t *body, size_
         complete_fail(t, RP_OUT_UNREACHABLE, what);
     } else if (t->ans_type == BI_MT_UNKNOWN) {
         /* notification: delivered, nothing to wait for */
-        if (txn_finish(t))
+        if (txn_finish(t)) {
             metrics_count(t->w->metrics, t->fwd.net_id, t->home.net_id, t->cls,
                           RP_OUT_FORWARDED, NULL, elapsed_us(t->t_recv_ns));
+            capture_tap(t->w->index, t->fwd.net_id, t->home.net_id, t->msg, t->cls,
+                        RP_OUT_FORWARDED, NULL, t->t_recv_ns, t->sender->id);
+        }
     } else if (t->recv_ep->async_answers) {
         if (len == 0 || (len == 2 && memcmp(body, "{}", 2) == 0)) {
             /* acknowledged: wait for the answer (unless it already came) */

@@ -308,3 +308,101 @@ def pr_start_req(sender, receiver, phy_hex, **ul):
         "TransactionID": next_txid(), "MessageType": "PRStartReq",
         "PHYPayload": phy_hex, "ULMetaData": meta,
     }
+
+
+# ---------------------------------------------------------------------------------------------
+# Admin API helpers (additive): a small HTTP client for /api/v1/ with token handling.
+
+import base64  # noqa: E402
+import gzip  # noqa: E402
+import urllib.parse  # noqa: E402
+
+
+def admin_config(hub_dir=None, **admin):
+    """The "admin" config section for a Hub with a bootstrap operator key file and a fixed HS256
+    secret (written into hub_dir, or a new temp dir)."""
+    d = hub_dir or tempfile.mkdtemp(prefix="roamhub-adm-")
+    secret_path = os.path.join(d, "jwt.secret")
+    if not os.path.exists(secret_path):
+        with open(secret_path, "w") as f:
+            f.write("s" * 16 + os.urandom(24).hex())
+    cfg = {"operator_key_file": os.path.join(d, "operator.key"), "jwt_secret_file": secret_path,
+           "jwt_ttl_s": 300}
+    cfg.update(admin)
+    return cfg
+
+
+class AdminClient:
+    """Talks to the admin listener of a Hub. Responses: (status, parsed JSON | bytes, headers)."""
+
+    def __init__(self, hub):
+        self.hub = hub
+
+    def operator_key(self):
+        with open(self.hub.config["admin"]["operator_key_file"]) as f:
+            return f.read().strip()
+
+    def raw(self, method, path, body=None, headers=None, timeout=10.0):
+        conn = http.client.HTTPConnection("127.0.0.1", self.hub.admin_port, timeout=timeout)
+        try:
+            conn.request(method, path, body=body, headers=headers or {})
+            r = conn.getresponse()
+            data = r.read()
+            return r.status, data, {k.lower(): v for k, v in r.getheaders()}
+        finally:
+            conn.close()
+
+    def token(self, key):
+        """Exchanges "id:secret" for a JWT (client-credentials form). Returns the token."""
+        kid, secret = key.split(":", 1)
+        form = urllib.parse.urlencode({"grant_type": "client_credentials", "client_id": kid,
+                                       "client_secret": secret})
+        st, data, _ = self.raw("POST", "/api/v1/oauth/token", form,
+                               {"Content-Type": "application/x-www-form-urlencoded"})
+        if st != 200:
+            raise AssertionError("token exchange failed: %d %s" % (st, data[:200]))
+        return json.loads(data)["access_token"]
+
+    def call(self, method, path, body=None, token=None, headers=None, timeout=10.0):
+        h = dict(headers or {})
+        if token:
+            h["Authorization"] = "Bearer " + token
+        if body is not None and not isinstance(body, (bytes, str)):
+            body = json.dumps(body)
+            h.setdefault("Content-Type", "application/json")
+        st, data, hd = self.raw(method, "/api/v1" + path, body, h, timeout=timeout)
+        if hd.get("content-encoding") == "gzip":
+            data = gzip.decompress(data)
+        if hd.get("content-type", "").startswith("application/json") and data:
+            try:
+                return st, json.loads(data), hd
+            except ValueError:
+                pass
+        return st, data, hd
+
+    def create_key(self, token, net_id=None, rights=("RIGHT_ADMIN",), operator=False, tenant=None,
+                   name="test"):
+        body = {"rights": list(rights), "name": name}
+        if operator:
+            body["operator"] = True
+        if net_id:
+            body["net_id"] = net_id
+        if tenant:
+            body["tenant_id"] = tenant
+        st, data, _ = self.call("POST", "/keys", body, token)
+        if st != 201:
+            raise AssertionError("key creation failed: %d %s" % (st, data))
+        return data["api_key"], data["key"]["id"]
+
+
+def hs256_token(secret, claims, header=None):
+    """A compact HS256 JWS (for tests that forge tokens)."""
+    import hmac
+
+    def b64(b):
+        return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+    h = b64(json.dumps(header or {"alg": "HS256", "typ": "JWT"}, separators=(",", ":")).encode())
+    p = b64(json.dumps(claims, separators=(",", ":")).encode())
+    sig = hmac.new(secret if isinstance(secret, bytes) else secret.encode(),
+                   (h + "." + p).encode(), hashlib.sha256).digest()
+    return h + "." + p + "." + b64(sig)

@@ -1,0 +1,238 @@
+/* admin_capture.c — GET /api/v1/capture?seconds=N[&max_events=M][&download=1]: a bounded live
+ * capture of the caller's TS002 traffic metadata (capture.h). The request is held for N seconds
+ * (1..60) while the relay fills the capture's ring, then answered with JSON lines, one event per
+ * line, gzip-compressed (Content-Encoding: gzip when accepted; download=1 answers the .jsonl.gz
+ * file itself as application/gzip); a hub that starts draining answers at once with what it has.
+ * The last line is a summary {"summary": {...}} with the event
+ * and drop counts. An operator captures everything; a member only events whose forwarder or home
+ * NetID is its own. Events never hold tokens, keys or payload bytes.
+ */
+#include "admin_internal.h"
+
+#include "bi_types.h"
+#include "capture.h"
+#include "lw_netid.h"
+#include "rh_log.h"
+#include "rh_time.h"
+
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct admin_download {
+    admin_api_t *a;
+    admin_req_t r;              /* copy of the request context (r.req is the held request) */
+    capture_t *cap;
+    struct event *timer;
+    int download;
+    unsigned seconds, max_events;
+    uint64_t deadline_ms;       /* monotonic */
+    admin_download_t *next;
+};
+
+static void unlink_dl(admin_download_t *dl)
+{
+    admin_download_t **pp = &dl->a->downloads;
+    while (*pp && *pp != dl)
+        pp = &(*pp)->next;
+    if (*pp)
+        *pp = dl->next;
+}
+
+static void event_line(admin_api_t *a, const capture_event_t *e, char *out, size_t cap)
+{
+    char t[40], f[7], h[7];
+    time_t s = (time_t)(e->time_ms / 1000);
+    struct tm tm;
+    gmtime_r(&s, &tm);
+    size_t n = strftime(t, sizeof t, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(t + n, sizeof t - n, ".%03dZ", (int)(e->time_ms % 1000));
+    lw_netid_format(e->fwd_net_id, f, 0);
+    lw_netid_format(e->home_net_id, h, 0);
+    char sender[RP_ID_MAX + 1];
+    snprintf(sender, sizeof sender, "%s", e->sender);
+    if (!sender[0]) {
+        /* failures answered before a transaction existed: the member owning the forwarder */
+        peer_registry_view_t v = PEER_REGISTRY_VIEW_INIT;
+        const peer_registry_t *reg = peer_registry_view_get(&a->hub->registry, &v);
+        const peer_member_t *m = NULL;
+        if (reg && peer_registry_member_by_netid(reg, e->fwd_net_id, NULL, &m) == RH_OK && m)
+            snprintf(sender, sizeof sender, "%s", m->id);
+        peer_registry_view_release(&v);
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "time", t);
+    cJSON_AddNumberToObject(o, "worker", e->worker);
+    cJSON_AddStringToObject(o, "forwarder", f);
+    cJSON_AddStringToObject(o, "home", h);
+    cJSON_AddStringToObject(o, "message_type",
+                            e->msg_type == BI_MT_UNKNOWN ? "" : bi_msg_type_name(e->msg_type));
+    cJSON_AddNumberToObject(o, "transaction_id", e->transaction_id);
+    cJSON_AddStringToObject(o, "class", rp_class_name(e->cls));
+    cJSON_AddStringToObject(o, "outcome", rp_outcome_name(e->outcome));
+    if (e->result_code[0])
+        cJSON_AddStringToObject(o, "result_code", e->result_code);
+    cJSON_AddNumberToObject(o, "latency_us", (double)e->latency_us);
+    cJSON_AddStringToObject(o, "sender", sender);
+    if (!cJSON_PrintPreallocated(o, out, (int)cap - 2, 0))
+        snprintf(out, cap, "{}");
+    cJSON_Delete(o);
+    strcat(out, "\n");
+}
+
+static void finish(admin_download_t *dl)
+{
+    size_t cap = 4096, len = 0;
+    char *buf = malloc(cap);
+    capture_event_t ev[64];
+    size_t n, total = 0;
+    char line[1024];
+    while (buf && (n = capture_take(dl->cap, ev, 64)) > 0) {
+        for (size_t i = 0; buf && i < n; i++) {
+            event_line(dl->a, &ev[i], line, sizeof line);
+            size_t l = strlen(line);
+            if (len + l + 1 > cap) {
+                char *nb = realloc(buf, cap * 2 + l);
+                if (!nb) {
+                    free(buf);
+                    buf = NULL;
+                    break;
+                }
+                buf = nb;
+                cap = cap * 2 + l;
+            }
+            memcpy(buf + len, line, l);
+            len += l;
+            total++;
+        }
+    }
+    unsigned long long dropped = (unsigned long long)capture_dropped(dl->cap);
+    capture_stop(dl->cap);
+    dl->cap = NULL;
+    unlink_dl(dl);
+    event_free(dl->timer);
+    admin_req_t *r = &dl->r;
+    if (!buf) {
+        admin_reply_error(r, 503, "capture: out of memory");
+        free(dl);
+        return;
+    }
+    int sl = snprintf(line, sizeof line,
+                      "{\"summary\":{\"events\":%zu,\"dropped\":%llu,\"seconds\":%u}}\n", total,
+                      dropped, dl->seconds);
+    if (len + (size_t)sl + 1 > cap) {
+        char *nb = realloc(buf, len + (size_t)sl + 1);
+        if (nb) {
+            buf = nb;
+            cap = len + (size_t)sl + 1;
+        }
+    }
+    if (len + (size_t)sl + 1 <= cap) {
+        memcpy(buf + len, line, (size_t)sl);
+        len += (size_t)sl;
+    }
+    RH_LOG(RH_LOG_INFO, "admin", "capture done events=%zu dropped=%llu by=%s", total, dropped,
+           r->p.key_id);
+    if (dl->download) {
+        uint8_t *z;
+        size_t zl;
+        if (admin_gzip(buf, len, &z, &zl) != RH_OK) {
+            admin_reply_error(r, 503, "capture: out of memory");
+        } else {
+            hs_reply_ex(r->req, 200, "application/gzip",
+                        "Content-Disposition: attachment; filename=\"capture.jsonl.gz\"\r\n"
+                        "Cache-Control: no-store\r\n",
+                        z, zl);
+            free(z);
+        }
+    } else {
+        admin_reply_body(r, 200, "application/x-ndjson", buf, len);
+    }
+    free(buf);
+    free(dl);
+}
+
+/* Ticks every 100 ms: answers at the deadline, or at once when the hub starts draining (so a
+ * held capture is answered before the listener's drain period closes its connection). */
+static void timer_cb(evutil_socket_t fd, short ev, void *arg)
+{
+    admin_download_t *dl = arg;
+    (void)fd;
+    (void)ev;
+    if (rh_mono_ms() >= dl->deadline_ms || atomic_load(&dl->a->hub->draining))
+        finish(dl);
+}
+
+static int uint_param(admin_req_t *r, const char *name, unsigned lo, unsigned hi, unsigned *v)
+{
+    char b[32];
+    int q = admin_query(r, name, b, sizeof b);
+    if (q == 0)
+        return 0;
+    char *end;
+    long x = q > 0 ? strtol(b, &end, 10) : -1;
+    if (q < 0 || *end || x < (long)lo || x > (long)hi) {
+        admin_reply_error(r, 400, "%s: expected an integer in %u..%u", name, lo, hi);
+        return -1;
+    }
+    *v = (unsigned)x;
+    return 0;
+}
+
+void admin_capture_handle(admin_req_t *r)
+{
+    if (strcmp(r->method, "GET") || r->nseg != 1) {
+        admin_reply_error(r, 405, "capture: GET /api/v1/capture?seconds=N");
+        return;
+    }
+    if (!admin_has_right(&r->p, ROAMHUB__V1__RIGHT__RIGHT_READ_TRAFFIC)) {
+        admin_reply_error(r, 403, "capture: your key lacks RIGHT_READ_TRAFFIC");
+        return;
+    }
+    unsigned seconds = 10, max_events = 10000;
+    if (uint_param(r, "seconds", 1, 60, &seconds) ||
+        uint_param(r, "max_events", 1, CAPTURE_MAX_EVENTS, &max_events))
+        return;
+    char b[8];
+    int download = admin_query(r, "download", b, sizeof b) == 1 && strcmp(b, "0") &&
+                   strcmp(b, "false");
+    admin_download_t *dl = calloc(1, sizeof *dl);
+    if (!dl) {
+        admin_reply_error(r, 503, "capture: out of memory");
+        return;
+    }
+    int rc = capture_start(r->p.is_operator, r->p.net_id, max_events, &dl->cap);
+    if (rc) {
+        free(dl);
+        admin_reply_error(r, rc == RH_EAGAIN ? 503 : 400, "capture: %s",
+                          rc == RH_EAGAIN ? "too many captures in progress, retry later"
+                                          : rh_strerror(rc));
+        return;
+    }
+    dl->a = r->a;
+    dl->r = *r;
+    /* segments point into r->pathbuf: not used after this point */
+    dl->download = download;
+    dl->seconds = seconds;
+    dl->max_events = max_events;
+    dl->deadline_ms = rh_mono_ms() + (uint64_t)seconds * 1000u;
+    dl->timer = event_new(r->a->hub->main_base, -1, EV_PERSIST, timer_cb, dl);
+    struct timeval tv = {0, 100000};
+    evtimer_add(dl->timer, &tv);
+    dl->next = r->a->downloads;
+    r->a->downloads = dl;
+    r->req = NULL; /* held by the download now */
+    RH_LOG(RH_LOG_INFO, "admin", "capture started seconds=%u max_events=%u by=%s", seconds,
+           max_events, dl->r.p.key_id);
+}
+
+void admin_capture_fini(admin_api_t *a)
+{
+    while (a->downloads) {
+        admin_download_t *dl = a->downloads;
+        evtimer_del(dl->timer);
+        finish(dl); /* answers with what was captured so far */
+    }
+}

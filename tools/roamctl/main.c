@@ -1,0 +1,892 @@
+/*
+ * roamctl — command-line client of roamhubd's admin API (docs/roamctl.md, docs/openapi.yaml).
+ *
+ *   roamctl [--url URL] [--key ID:SECRET | --key-file F] [--token JWT] [--json] COMMAND ...
+ *
+ * Credentials: flags, else ROAMCTL_URL / ROAMCTL_KEY (id:secret) / ROAMCTL_KEY_FILE /
+ * ROAMCTL_TOKEN, else ~/.config/roamctl.json {"url": ..., "key": ... | "key_file": ...,
+ * "ca_file": ...}. A key is exchanged for a short-lived token at every run
+ * (POST /api/v1/oauth/token); nothing secret is written to disk. Output: aligned tables, or the
+ * server's JSON with --json. Exit codes: 0 ok, 1 refused by the server, 2 usage, 3 connection.
+ */
+#include "roamctl.h"
+
+#include <cjson/cJSON.h>
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static rc_conf_t cf = {.url = "http://127.0.0.1:4271", .timeout_s = 90};
+static char auth_header[9000];
+
+static void usage(void)
+{
+    fputs(
+        "usage: roamctl [--url URL] [--key ID:SECRET | --key-file FILE] [--token JWT] [--ca FILE]\n"
+        "               [--json] COMMAND ...\n"
+        "commands:\n"
+        "  whoami | token | catalog\n"
+        "  RESOURCE list [--net-id N] [--page-size N] [--page-token T] [--all]\n"
+        "  RESOURCE get KEY...            RESOURCE delete KEY...\n"
+        "  RESOURCE create [-f FILE.json | JSON]\n"
+        "  RESOURCE update KEY... [-f FILE.json | JSON]\n"
+        "     RESOURCE: networks tenants endpoints devaddr-blocks join-routes policies members keys\n"
+        "     KEY: networks NETID | tenants NETID TENANT | endpoints ID | devaddr-blocks PREFIX LEN |\n"
+        "          join-routes JOINEUI LEN [DEVEUI LEN] | policies FWD [HOME|default] | keys ID\n"
+        "  policy set FWD HOME|default [--allow CLASSES] [--down CLASSES] [--forwarder-tenant T]\n"
+        "             [--home-tenant T]   CLASSES: join_request,mac_data,application_data,\n"
+        "             signal_quality,localization | --down join_accept,mac_data,application_data\n"
+        "  policy effective [--forwarder NETID] [--home NETID]\n"
+        "  keys create [--net-id N] [--tenant T] [--operator] --rights R1,R2 [--name NAME] [--id ID]\n"
+        "  keys revoke ID\n"
+        "  routes --devaddr ADDR | --join-eui EUI [--dev-eui EUI]\n"
+        "  audit [--since UNIX_MS] [--limit N]\n"
+        "  stats [--from T] [--to T] [--by minute|hour|day] [--forwarder N] [--home N]\n"
+        "        [--class C] [--outcome O] [--format json|csv]\n"
+        "  capture [--seconds N] [--max-events M] -o FILE.jsonl.gz\n"
+        "  import FILE.json [--replace]\n",
+        stderr);
+}
+
+/* ------------------------------------------------------------------ small helpers */
+
+static char *read_file(const char *path, size_t *len)
+{
+    FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
+    if (!f)
+        return NULL;
+    size_t cap = 65536, n = 0, r;
+    char *buf = malloc(cap);
+    while (buf && (r = fread(buf + n, 1, cap - n - 1, f)) > 0) {
+        n += r;
+        if (n + 1 >= cap) {
+            char *nb = realloc(buf, cap * 2);
+            if (!nb) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+    }
+    if (f != stdin)
+        fclose(f);
+    if (buf) {
+        buf[n] = '\0';
+        if (len)
+            *len = n;
+    }
+    return buf;
+}
+
+static void url_escape(const char *s, char *out, size_t cap)
+{
+    size_t o = 0;
+    for (; *s && o + 4 < cap; s++) {
+        unsigned char c = (unsigned char)*s;
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+            strchr("-._~", c))
+            out[o++] = (char)c;
+        else
+            o += (size_t)snprintf(out + o, cap - o, "%%%02X", c);
+    }
+    out[o] = '\0';
+}
+
+/* Appends "&name=value" (escaped) to a query under construction. */
+static void q_add(char *q, size_t cap, const char *name, const char *value)
+{
+    char esc[1024];
+    url_escape(value, esc, sizeof esc);
+    size_t n = strlen(q);
+    snprintf(q + n, cap - n, "%s%s=%s", strchr(q, '?') ? "&" : "?", name, esc);
+}
+
+static const char *server_message(const rc_resp_t *r)
+{
+    static char msg[600];
+    cJSON *o = r->body ? cJSON_Parse(r->body) : NULL;
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(o, "error");
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(e, "message");
+    snprintf(msg, sizeof msg, "%s", cJSON_IsString(m) ? m->valuestring
+                                    : r->body && r->len < 300 ? r->body : "");
+    cJSON_Delete(o);
+    return msg;
+}
+
+/* Reports a refusal; returns the exit code. */
+static int report(const rc_resp_t *r)
+{
+    if (r->status == 0) {
+        fprintf(stderr, "roamctl: connection failed: %s\n", r->error);
+        return RC_CONN;
+    }
+    const char *hint = "";
+    switch (r->status) {
+    case 401: hint = " (check the key or token: --key, ROAMCTL_KEY, ~/.config/roamctl.json)"; break;
+    case 403: hint = " (your key lacks the right or scope for this)"; break;
+    case 404: hint = " (it does not exist, or is not yours)"; break;
+    case 409: hint = " (conflicts with an existing record)"; break;
+    default: break;
+    }
+    const char *text = r->status == 401 ? "unauthorized" : r->status == 403 ? "forbidden"
+                       : r->status == 404 ? "not found" : r->status == 409 ? "conflict"
+                       : r->status == 413 ? "request too large" : r->status == 422 ? "invalid"
+                       : "refused";
+    fprintf(stderr, "roamctl: %d %s: %s%s\n", r->status, text, server_message(r), hint);
+    return RC_REFUSED;
+}
+
+/* ------------------------------------------------------------------ credentials */
+
+static int load_config(void)
+{
+    const char *home = getenv("HOME");
+    char path[1024];
+    const char *p = getenv("ROAMCTL_CONFIG");
+    if (!p && home) {
+        snprintf(path, sizeof path, "%s/.config/roamctl.json", home);
+        p = path;
+    }
+    size_t len;
+    char *text = p ? read_file(p, &len) : NULL;
+    if (!text)
+        return 0;
+    cJSON *o = cJSON_Parse(text);
+    free(text);
+    if (!cJSON_IsObject(o)) {
+        fprintf(stderr, "roamctl: %s: not a JSON object\n", p);
+        cJSON_Delete(o);
+        return -1;
+    }
+    const cJSON *u = cJSON_GetObjectItemCaseSensitive(o, "url");
+    const cJSON *k = cJSON_GetObjectItemCaseSensitive(o, "key");
+    const cJSON *kf = cJSON_GetObjectItemCaseSensitive(o, "key_file");
+    const cJSON *ca = cJSON_GetObjectItemCaseSensitive(o, "ca_file");
+    if (cJSON_IsString(u))
+        cf.url = strdup(u->valuestring);
+    if (cJSON_IsString(k))
+        cf.key = strdup(k->valuestring);
+    else if (cJSON_IsString(kf)) {
+        cf.key = read_file(kf->valuestring, NULL);
+        if (!cf.key)
+            fprintf(stderr, "roamctl: cannot read key_file %s\n", kf->valuestring);
+    }
+    if (cJSON_IsString(ca))
+        cf.ca_file = strdup(ca->valuestring);
+    cJSON_Delete(o);
+    return 0;
+}
+
+static void trim(char *s)
+{
+    size_t n = strlen(s);
+    while (n && (s[n - 1] == '\n' || s[n - 1] == '\r' || s[n - 1] == ' '))
+        s[--n] = '\0';
+}
+
+/* Gets a token (from --token/ROAMCTL_TOKEN, or by exchanging the key). */
+static int authenticate(void)
+{
+    if (cf.token) {
+        snprintf(auth_header, sizeof auth_header, "Bearer %s", cf.token);
+        return 0;
+    }
+    if (!cf.key) {
+        fprintf(stderr, "roamctl: no credentials: give --key ID:SECRET, ROAMCTL_KEY, "
+                        "ROAMCTL_TOKEN or ~/.config/roamctl.json\n");
+        return RC_USAGE;
+    }
+    trim(cf.key);
+    char *colon = strchr(cf.key, ':');
+    if (!colon || colon == cf.key) {
+        fprintf(stderr, "roamctl: the key must be ID:SECRET\n");
+        return RC_USAGE;
+    }
+    char id[300], sec[600], form[1200];
+    *colon = '\0';
+    url_escape(cf.key, id, sizeof id);
+    url_escape(colon + 1, sec, sizeof sec);
+    *colon = ':';
+    snprintf(form, sizeof form, "grant_type=client_credentials&client_id=%s&client_secret=%s", id,
+             sec);
+    rc_resp_t r;
+    rc_http(&cf, "POST", "/api/v1/oauth/token", "application/x-www-form-urlencoded", form,
+            strlen(form), NULL, 0, &r);
+    OPENSSL_cleanse(form, sizeof form);
+    OPENSSL_cleanse(sec, sizeof sec);
+    if (r.status != 200) {
+        int code = report(&r);
+        rc_resp_free(&r);
+        return code;
+    }
+    cJSON *o = cJSON_Parse(r.body);
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(o, "access_token");
+    int rc = 0;
+    if (cJSON_IsString(t))
+        snprintf(auth_header, sizeof auth_header, "Bearer %s", t->valuestring);
+    else {
+        fprintf(stderr, "roamctl: the token endpoint answered without access_token\n");
+        rc = RC_REFUSED;
+    }
+    cJSON_Delete(o);
+    OPENSSL_cleanse(r.body, r.len);
+    rc_resp_free(&r);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ output */
+
+static void cell_text(const cJSON *v, char *out, size_t cap)
+{
+    out[0] = '\0';
+    if (cJSON_IsString(v))
+        snprintf(out, cap, "%s", v->valuestring);
+    else if (cJSON_IsBool(v))
+        snprintf(out, cap, "%s", cJSON_IsTrue(v) ? "yes" : "no");
+    else if (cJSON_IsNumber(v))
+        snprintf(out, cap, "%.15g", v->valuedouble);
+    else if (cJSON_IsArray(v) || cJSON_IsObject(v)) {
+        /* arrays: comma list; objects of flags: the names set true */
+        const cJSON *it;
+        size_t n = 0;
+        cJSON_ArrayForEach(it, v)
+        {
+            char sub[200];
+            if (cJSON_IsObject(v)) {
+                if (cJSON_IsTrue(it))
+                    snprintf(sub, sizeof sub, "%s", it->string);
+                else if (cJSON_IsFalse(it))
+                    continue;
+                else
+                    cell_text(it, sub, sizeof sub);
+            } else {
+                cell_text(it, sub, sizeof sub);
+            }
+            n += (size_t)snprintf(out + n, n < cap ? cap - n : 0, "%s%s", n ? "," : "", sub);
+            if (n >= cap)
+                break;
+        }
+        if (!n)
+            snprintf(out, cap, "-");
+    }
+}
+
+#define MAXCOL 16
+static void print_table(const cJSON *items)
+{
+    const char *cols[MAXCOL];
+    size_t ncol = 0, width[MAXCOL];
+    const cJSON *row, *f;
+    cJSON_ArrayForEach(row, items)
+    {
+        cJSON_ArrayForEach(f, row)
+        {
+            size_t i;
+            for (i = 0; i < ncol && strcmp(cols[i], f->string); i++)
+                ;
+            if (i == ncol && ncol < MAXCOL)
+                cols[ncol++] = f->string;
+        }
+    }
+    if (ncol == 0) {
+        printf("(none)\n");
+        return;
+    }
+    char cell[256];
+    for (size_t i = 0; i < ncol; i++)
+        width[i] = strlen(cols[i]);
+    cJSON_ArrayForEach(row, items)
+    {
+        for (size_t i = 0; i < ncol; i++) {
+            cell_text(cJSON_GetObjectItemCaseSensitive(row, cols[i]), cell, sizeof cell);
+            if (strlen(cell) > width[i])
+                width[i] = strlen(cell);
+        }
+    }
+    for (size_t i = 0; i < ncol; i++) {
+        char up[64];
+        size_t k;
+        for (k = 0; cols[i][k] && k < sizeof up - 1; k++)
+            up[k] = (char)(cols[i][k] >= 'a' && cols[i][k] <= 'z' ? cols[i][k] - 32 : cols[i][k]);
+        up[k] = '\0';
+        printf("%-*s%s", (int)width[i], up, i + 1 < ncol ? "  " : "\n");
+    }
+    cJSON_ArrayForEach(row, items)
+    {
+        for (size_t i = 0; i < ncol; i++) {
+            cell_text(cJSON_GetObjectItemCaseSensitive(row, cols[i]), cell, sizeof cell);
+            printf("%-*s%s", (int)width[i], cell[0] ? cell : "-", i + 1 < ncol ? "  " : "\n");
+        }
+    }
+}
+
+/* Prints a successful response: JSON as is with --json, else a table or key: value lines. */
+static void print_ok(const rc_resp_t *r)
+{
+    if (r->len == 0) {
+        if (!cf.json)
+            printf("ok\n");
+        return;
+    }
+    cJSON *o = strncmp(r->content_type, "application/json", 16) == 0 ? cJSON_Parse(r->body) : NULL;
+    if (cf.json || !o) {
+        fwrite(r->body, 1, r->len, stdout);
+        if (r->len && r->body[r->len - 1] != '\n')
+            putchar('\n');
+        cJSON_Delete(o);
+        return;
+    }
+    const cJSON *items = cJSON_GetObjectItemCaseSensitive(o, "items");
+    if (cJSON_IsArray(items)) {
+        print_table(items);
+        const cJSON *next = cJSON_GetObjectItemCaseSensitive(o, "next_page_token");
+        if (cJSON_IsString(next) && next->valuestring[0])
+            printf("(more: --page-token %s)\n", next->valuestring);
+    } else {
+        const cJSON *f;
+        size_t w = 0;
+        cJSON_ArrayForEach(f, o) if (strlen(f->string) > w) w = strlen(f->string);
+        char cell[1024];
+        cJSON_ArrayForEach(f, o)
+        {
+            if (cJSON_IsArray(f) && cJSON_GetArraySize(f) > 0 &&
+                cJSON_IsObject(cJSON_GetArrayItem(f, 0))) {
+                printf("%s:\n", f->string);
+                print_table(f);
+                continue;
+            }
+            cell_text(f, cell, sizeof cell);
+            printf("%-*s  %s\n", (int)w, f->string, cell[0] ? cell : "-");
+        }
+    }
+    cJSON_Delete(o);
+}
+
+static int call(const char *method, const char *path, const char *body, size_t len, int print)
+{
+    rc_resp_t r;
+    rc_http(&cf, method, path, "application/json", body, len, auth_header, 0, &r);
+    int code = r.status >= 200 && r.status < 300 ? RC_OK : report(&r);
+    if (code == RC_OK && print)
+        print_ok(&r);
+    rc_resp_free(&r);
+    return code;
+}
+
+/* ------------------------------------------------------------------ commands */
+
+static const char *const resources[] = {"networks", "tenants", "endpoints", "devaddr-blocks",
+                                        "join-routes", "policies", "members", "keys", NULL};
+
+static int key_segs(const char *res, int n)
+{
+    if (!strcmp(res, "tenants") || !strcmp(res, "devaddr-blocks"))
+        return n == 2;
+    if (!strcmp(res, "join-routes"))
+        return n == 2 || n == 4;
+    if (!strcmp(res, "policies"))
+        return n == 1 || n == 2;
+    return n == 1;
+}
+
+static void key_path(char *out, size_t cap, const char *res, char **keys, int n)
+{
+    size_t o = (size_t)snprintf(out, cap, "/api/v1/%s", res);
+    for (int i = 0; i < n && o < cap; i++) {
+        char esc[512];
+        url_escape(keys[i], esc, sizeof esc);
+        o += (size_t)snprintf(out + o, cap - o, "/%s", esc);
+    }
+}
+
+/* Body from -f FILE, a JSON argument, or stdin. */
+static char *body_arg(int argc, char **argv, int *i, size_t *len)
+{
+    if (*i < argc && (!strcmp(argv[*i], "-f") || !strcmp(argv[*i], "--file"))) {
+        if (*i + 1 >= argc)
+            return NULL;
+        char *b = read_file(argv[*i + 1], len);
+        if (!b)
+            fprintf(stderr, "roamctl: cannot read %s\n", argv[*i + 1]);
+        *i += 2;
+        return b;
+    }
+    if (*i < argc) {
+        *len = strlen(argv[*i]);
+        return strdup(argv[(*i)++]);
+    }
+    return read_file("-", len);
+}
+
+static int cmd_resource(const char *res, int argc, char **argv)
+{
+    if (argc < 1) {
+        usage();
+        return RC_USAGE;
+    }
+    const char *verb = argv[0];
+    char path[4096];
+    if (!strcmp(verb, "list")) {
+        char q[2048] = "";
+        int all = 0;
+        for (int i = 1; i < argc; i++) {
+            if (!strcmp(argv[i], "--all"))
+                all = 1;
+            else if (i + 1 < argc && !strcmp(argv[i], "--net-id"))
+                q_add(q, sizeof q, "net_id", argv[++i]);
+            else if (i + 1 < argc && !strcmp(argv[i], "--page-size"))
+                q_add(q, sizeof q, "page_size", argv[++i]);
+            else if (i + 1 < argc && !strcmp(argv[i], "--page-token"))
+                q_add(q, sizeof q, "page_token", argv[++i]);
+            else {
+                usage();
+                return RC_USAGE;
+            }
+        }
+        if (!all) {
+            snprintf(path, sizeof path, "/api/v1/%s%s", res, q);
+            return call("GET", path, NULL, 0, 1);
+        }
+        /* --all: follow page tokens, print one merged listing */
+        cJSON *merged = cJSON_CreateObject();
+        cJSON *items = cJSON_AddArrayToObject(merged, "items");
+        char tok[1100] = "";
+        int code = RC_OK;
+        for (;;) {
+            char qq[3400];
+            snprintf(qq, sizeof qq, "%s", q);
+            if (tok[0])
+                q_add(qq, sizeof qq, "page_token", tok);
+            snprintf(path, sizeof path, "/api/v1/%s%s", res, qq);
+            rc_resp_t r;
+            rc_http(&cf, "GET", path, NULL, NULL, 0, auth_header, 0, &r);
+            if (r.status != 200) {
+                code = report(&r);
+                rc_resp_free(&r);
+                break;
+            }
+            cJSON *o = cJSON_Parse(r.body);
+            rc_resp_free(&r);
+            cJSON *it = cJSON_GetObjectItemCaseSensitive(o, "items");
+            while (cJSON_GetArraySize(it) > 0)
+                cJSON_AddItemToArray(items, cJSON_DetachItemFromArray(it, 0));
+            const cJSON *next = cJSON_GetObjectItemCaseSensitive(o, "next_page_token");
+            snprintf(tok, sizeof tok, "%s", cJSON_IsString(next) ? next->valuestring : "");
+            cJSON_Delete(o);
+            if (!tok[0])
+                break;
+        }
+        if (code == RC_OK) {
+            char *text = cJSON_PrintUnformatted(merged);
+            rc_resp_t fake = {.status = 200, .body = text, .len = strlen(text)};
+            snprintf(fake.content_type, sizeof fake.content_type, "application/json");
+            print_ok(&fake);
+            cJSON_free(text);
+        }
+        cJSON_Delete(merged);
+        return code;
+    }
+    if (!strcmp(verb, "get") || !strcmp(verb, "delete")) {
+        if (!key_segs(res, argc - 1)) {
+            fprintf(stderr, "roamctl: %s %s: wrong key (see roamctl --help)\n", res, verb);
+            return RC_USAGE;
+        }
+        key_path(path, sizeof path, res, argv + 1, argc - 1);
+        return call(!strcmp(verb, "get") ? "GET" : "DELETE", path, NULL, 0, 1);
+    }
+    if (!strcmp(verb, "create") || !strcmp(verb, "update")) {
+        int i = 1, nkeys = 0;
+        if (!strcmp(verb, "update")) {
+            while (i < argc && argv[i][0] != '-' && argv[i][0] != '{')
+                i++;
+            nkeys = i - 1;
+            if (!key_segs(res, nkeys)) {
+                fprintf(stderr, "roamctl: %s update: wrong key\n", res);
+                return RC_USAGE;
+            }
+        }
+        size_t len = 0;
+        char *body = body_arg(argc, argv, &i, &len);
+        if (!body)
+            return RC_USAGE;
+        if (nkeys)
+            key_path(path, sizeof path, res, argv + 1, nkeys);
+        else
+            snprintf(path, sizeof path, "/api/v1/%s", res);
+        int code = call(nkeys ? "PUT" : "POST", path, body, len, 1);
+        free(body);
+        return code;
+    }
+    fprintf(stderr, "roamctl: %s: unknown verb %s (list, get, create, update, delete)\n", res,
+            verb);
+    return RC_USAGE;
+}
+
+static int set_flags(cJSON *obj, const char *list, const char *const *allowed)
+{
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s", list);
+    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+        int ok = 0;
+        for (size_t i = 0; allowed[i]; i++)
+            ok |= !strcmp(tok, allowed[i]);
+        if (!ok) {
+            fprintf(stderr, "roamctl: unknown class %s\n", tok);
+            return -1;
+        }
+        cJSON_AddBoolToObject(obj, tok, 1);
+    }
+    return 0;
+}
+
+static int cmd_policy(int argc, char **argv)
+{
+    static const char *const up[] = {"join_request", "mac_data", "application_data",
+                                     "signal_quality", "localization", NULL};
+    static const char *const down[] = {"join_accept", "mac_data", "application_data", NULL};
+    if (argc >= 1 && !strcmp(argv[0], "effective")) {
+        char q[512] = "", path[1024];
+        for (int i = 1; i + 1 < argc; i += 2) {
+            if (!strcmp(argv[i], "--forwarder"))
+                q_add(q, sizeof q, "forwarder_net_id", argv[i + 1]);
+            else if (!strcmp(argv[i], "--home"))
+                q_add(q, sizeof q, "home_net_id", argv[i + 1]);
+            else {
+                usage();
+                return RC_USAGE;
+            }
+        }
+        snprintf(path, sizeof path, "/api/v1/policies/effective%s", q);
+        return call("GET", path, NULL, 0, 1);
+    }
+    if (argc < 3 || strcmp(argv[0], "set")) {
+        usage();
+        return RC_USAGE;
+    }
+    cJSON *p = cJSON_CreateObject();
+    cJSON_AddStringToObject(p, "forwarder_net_id", argv[1]);
+    if (strcmp(argv[2], "default"))
+        cJSON_AddStringToObject(p, "home_net_id", argv[2]);
+    cJSON *u = cJSON_AddObjectToObject(p, "uplink"), *d = cJSON_AddObjectToObject(p, "downlink");
+    char q[512] = "";
+    for (int i = 3; i < argc; i++) {
+        if (i + 1 >= argc) {
+            usage();
+            cJSON_Delete(p);
+            return RC_USAGE;
+        }
+        const char *v = argv[++i];
+        int bad = 0;
+        if (!strcmp(argv[i - 1], "--allow"))
+            bad = set_flags(u, v, up);
+        else if (!strcmp(argv[i - 1], "--down"))
+            bad = set_flags(d, v, down);
+        else if (!strcmp(argv[i - 1], "--forwarder-tenant")) {
+            cJSON_AddStringToObject(p, "forwarder_tenant_id", v);
+            q_add(q, sizeof q, "forwarder_tenant_id", v);
+        } else if (!strcmp(argv[i - 1], "--home-tenant")) {
+            cJSON_AddStringToObject(p, "home_tenant_id", v);
+            q_add(q, sizeof q, "home_tenant_id", v);
+        } else
+            bad = 1;
+        if (bad) {
+            if (bad == 1)
+                usage();
+            cJSON_Delete(p);
+            return RC_USAGE;
+        }
+    }
+    char *body = cJSON_PrintUnformatted(p);
+    cJSON_Delete(p);
+    char path[1024], e1[64], e2[64];
+    url_escape(argv[1], e1, sizeof e1);
+    url_escape(argv[2], e2, sizeof e2);
+    snprintf(path, sizeof path, "/api/v1/policies/%s/%s%s", e1, e2, q);
+    int code = call("PUT", path, body, strlen(body), 1);
+    cJSON_free(body);
+    return code;
+}
+
+static int cmd_keys(int argc, char **argv)
+{
+    if (argc >= 2 && !strcmp(argv[0], "revoke")) {
+        char path[512], e[300];
+        url_escape(argv[1], e, sizeof e);
+        snprintf(path, sizeof path, "/api/v1/keys/%s", e);
+        return call("DELETE", path, NULL, 0, 1);
+    }
+    if (argc < 1 || strcmp(argv[0], "create"))
+        return cmd_resource("keys", argc, argv);
+    cJSON *b = cJSON_CreateObject();
+    int have_rights = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--operator")) {
+            cJSON_AddBoolToObject(b, "operator", 1);
+            continue;
+        }
+        if (i + 1 >= argc) {
+            cJSON_Delete(b);
+            usage();
+            return RC_USAGE;
+        }
+        const char *v = argv[++i];
+        if (!strcmp(argv[i - 1], "--net-id"))
+            cJSON_AddStringToObject(b, "net_id", v);
+        else if (!strcmp(argv[i - 1], "--tenant"))
+            cJSON_AddStringToObject(b, "tenant_id", v);
+        else if (!strcmp(argv[i - 1], "--name"))
+            cJSON_AddStringToObject(b, "name", v);
+        else if (!strcmp(argv[i - 1], "--id"))
+            cJSON_AddStringToObject(b, "id", v);
+        else if (!strcmp(argv[i - 1], "--rights")) {
+            cJSON *arr = cJSON_AddArrayToObject(b, "rights");
+            char buf[512];
+            snprintf(buf, sizeof buf, "%s", v);
+            for (char *t = strtok(buf, ","); t; t = strtok(NULL, ",")) {
+                char full[80];
+                snprintf(full, sizeof full, "%s%s", strncmp(t, "RIGHT_", 6) ? "RIGHT_" : "", t);
+                for (char *c = full; *c; c++)
+                    *c = (char)(*c >= 'a' && *c <= 'z' ? *c - 32 : *c);
+                cJSON_AddItemToArray(arr, cJSON_CreateString(full));
+            }
+            have_rights = 1;
+        } else {
+            cJSON_Delete(b);
+            usage();
+            return RC_USAGE;
+        }
+    }
+    if (!have_rights) {
+        cJSON_Delete(b);
+        fprintf(stderr, "roamctl: keys create needs --rights\n");
+        return RC_USAGE;
+    }
+    char *body = cJSON_PrintUnformatted(b);
+    cJSON_Delete(b);
+    rc_resp_t r;
+    rc_http(&cf, "POST", "/api/v1/keys", "application/json", body, strlen(body), auth_header, 0,
+            &r);
+    cJSON_free(body);
+    int code = r.status == 201 ? RC_OK : report(&r);
+    if (code == RC_OK) {
+        if (cf.json) {
+            print_ok(&r);
+        } else {
+            cJSON *o = cJSON_Parse(r.body);
+            const cJSON *k = cJSON_GetObjectItemCaseSensitive(o, "api_key");
+            printf("API key (shown once, store it now):\n%s\n",
+                   cJSON_IsString(k) ? k->valuestring : "?");
+            cJSON_Delete(o);
+        }
+    }
+    if (r.body)
+        OPENSSL_cleanse(r.body, r.len);
+    rc_resp_free(&r);
+    return code;
+}
+
+static int cmd_query(const char *what, int argc, char **argv, const char *const *map)
+{
+    /* map: pairs of (--flag, query name), NULL-terminated */
+    char q[2048] = "", path[2400];
+    for (int i = 0; i < argc; i++) {
+        int found = 0;
+        for (size_t k = 0; map[k]; k += 2) {
+            if (!strcmp(argv[i], map[k]) && i + 1 < argc) {
+                q_add(q, sizeof q, map[k + 1], argv[++i]);
+                found = 1;
+                break;
+            }
+        }
+        if (!found) {
+            fprintf(stderr, "roamctl: %s: unknown option %s\n", what, argv[i]);
+            return RC_USAGE;
+        }
+    }
+    snprintf(path, sizeof path, "/api/v1/%s%s", what, q);
+    return call("GET", path, NULL, 0, 1);
+}
+
+static int cmd_capture(int argc, char **argv)
+{
+    const char *out = NULL;
+    char q[256] = "?download=1", path[512];
+    for (int i = 0; i < argc; i++) {
+        if (i + 1 >= argc) {
+            usage();
+            return RC_USAGE;
+        }
+        if (!strcmp(argv[i], "-o") || !strcmp(argv[i], "--output"))
+            out = argv[++i];
+        else if (!strcmp(argv[i], "--seconds"))
+            q_add(q, sizeof q, "seconds", argv[++i]);
+        else if (!strcmp(argv[i], "--max-events"))
+            q_add(q, sizeof q, "max_events", argv[++i]);
+        else {
+            usage();
+            return RC_USAGE;
+        }
+    }
+    if (!out) {
+        fprintf(stderr, "roamctl: capture needs -o FILE.jsonl.gz (- for stdout, decompressed)\n");
+        return RC_USAGE;
+    }
+    snprintf(path, sizeof path, "/api/v1/capture%s", q);
+    rc_resp_t r;
+    rc_http(&cf, "GET", path, NULL, NULL, 0, auth_header, 1, &r);
+    if (r.status != 200) {
+        int code = report(&r);
+        rc_resp_free(&r);
+        return code;
+    }
+    int code = RC_OK;
+    if (!strcmp(out, "-")) {
+        char *plain;
+        size_t pl;
+        if (rc_gunzip(r.body, r.len, &plain, &pl) == 0) {
+            fwrite(plain, 1, pl, stdout);
+            free(plain);
+        } else {
+            fprintf(stderr, "roamctl: the capture is not valid gzip\n");
+            code = RC_REFUSED;
+        }
+    } else {
+        FILE *f = fopen(out, "wb");
+        if (!f || fwrite(r.body, 1, r.len, f) != r.len) {
+            fprintf(stderr, "roamctl: cannot write %s\n", out);
+            code = RC_USAGE;
+        }
+        if (f)
+            fclose(f);
+        if (code == RC_OK && !cf.json)
+            fprintf(stderr, "capture written to %s (%zu bytes, gzip JSON lines)\n", out, r.len);
+    }
+    rc_resp_free(&r);
+    return code;
+}
+
+static int cmd_import(int argc, char **argv)
+{
+    if (argc < 1) {
+        usage();
+        return RC_USAGE;
+    }
+    size_t len;
+    char *doc = read_file(argv[0], &len);
+    if (!doc) {
+        fprintf(stderr, "roamctl: cannot read %s\n", argv[0]);
+        return RC_USAGE;
+    }
+    int replace = argc > 1 && !strcmp(argv[1], "--replace");
+    int code = call("POST", replace ? "/api/v1/import?replace=1" : "/api/v1/import", doc, len, 1);
+    free(doc);
+    return code;
+}
+
+int main(int argc, char **argv)
+{
+    if (load_config() < 0)
+        return RC_USAGE;
+    const char *e;
+    if ((e = getenv("ROAMCTL_URL")) && *e)
+        cf.url = e;
+    if ((e = getenv("ROAMCTL_KEY_FILE")) && *e) {
+        free(cf.key);
+        cf.key = read_file(e, NULL);
+    }
+    if ((e = getenv("ROAMCTL_KEY")) && *e) {
+        free(cf.key);
+        cf.key = strdup(e);
+    }
+    if ((e = getenv("ROAMCTL_TOKEN")) && *e)
+        cf.token = e;
+    int i = 1;
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--json")) {
+            cf.json = 1;
+        } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage();
+            return RC_OK;
+        } else if (i + 1 < argc && !strcmp(a, "--url")) {
+            cf.url = argv[++i];
+        } else if (i + 1 < argc && !strcmp(a, "--key")) {
+            free(cf.key);
+            cf.key = strdup(argv[++i]);
+        } else if (i + 1 < argc && !strcmp(a, "--key-file")) {
+            free(cf.key);
+            cf.key = read_file(argv[++i], NULL);
+            if (!cf.key) {
+                fprintf(stderr, "roamctl: cannot read %s\n", argv[i]);
+                return RC_USAGE;
+            }
+        } else if (i + 1 < argc && !strcmp(a, "--token")) {
+            cf.token = argv[++i];
+        } else if (i + 1 < argc && !strcmp(a, "--ca")) {
+            cf.ca_file = argv[++i];
+        } else {
+            fprintf(stderr, "roamctl: unknown option %s\n", a);
+            usage();
+            return RC_USAGE;
+        }
+    }
+    if (i >= argc) {
+        usage();
+        return RC_USAGE;
+    }
+    const char *cmd = argv[i++];
+    int n = argc - i;
+    char **av = argv + i;
+    int known = 0;
+    for (size_t k = 0; resources[k]; k++)
+        known |= !strcmp(cmd, resources[k]);
+    known |= !strcmp(cmd, "policy") || !strcmp(cmd, "whoami") || !strcmp(cmd, "token") ||
+             !strcmp(cmd, "catalog") || !strcmp(cmd, "routes") || !strcmp(cmd, "audit") ||
+             !strcmp(cmd, "stats") || !strcmp(cmd, "capture") || !strcmp(cmd, "import");
+    if (!known) {
+        fprintf(stderr, "roamctl: unknown command %s\n", cmd);
+        usage();
+        return RC_USAGE;
+    }
+    int rc = authenticate();
+    if (cf.key) {
+        OPENSSL_cleanse(cf.key, strlen(cf.key));
+        free(cf.key);
+        cf.key = NULL;
+    }
+    if (rc)
+        return rc;
+    static const char *const stats_map[] = {
+        "--from", "from", "--to", "to", "--by", "by", "--forwarder", "forwarder", "--home",
+        "home", "--class", "class", "--outcome", "outcome", "--format", "format", NULL};
+    static const char *const routes_map[] = {"--devaddr", "devaddr", "--join-eui", "join_eui",
+                                             "--dev-eui", "dev_eui", NULL};
+    static const char *const audit_map[] = {"--since", "since", "--limit", "limit", NULL};
+    static const char *const none_map[] = {NULL};
+    if (!strcmp(cmd, "token")) {
+        printf("%s\n", auth_header + 7);
+        return RC_OK;
+    }
+    if (!strcmp(cmd, "whoami"))
+        return cmd_query("whoami", n, av, none_map);
+    if (!strcmp(cmd, "catalog"))
+        return cmd_query("catalog", n, av, none_map);
+    if (!strcmp(cmd, "policy"))
+        return cmd_policy(n, av);
+    if (!strcmp(cmd, "keys"))
+        return cmd_keys(n, av);
+    if (!strcmp(cmd, "routes"))
+        return cmd_query("routes", n, av, routes_map);
+    if (!strcmp(cmd, "audit"))
+        return cmd_query("audit", n, av, audit_map);
+    if (!strcmp(cmd, "stats"))
+        return cmd_query("stats", n, av, stats_map);
+    if (!strcmp(cmd, "capture"))
+        return cmd_capture(n, av);
+    if (!strcmp(cmd, "import"))
+        return cmd_import(n, av);
+    return cmd_resource(cmd, n, av);
+}

@@ -1,0 +1,37 @@
+/*
+ * roamctl.h — shared declarations of roamctl, the admin API command-line client (docs/roamctl.md).
+ * Exit codes: 0 ok, 1 the server refused (HTTP >= 400), 2 usage error, 3 connection failure.
+ */
+#ifndef ROAMCTL_H
+#define ROAMCTL_H
+
+#include <stddef.h>
+
+enum { RC_OK = 0, RC_REFUSED = 1, RC_USAGE = 2, RC_CONN = 3 };
+
+typedef struct rc_conf {
+    const char *url;      /* admin API base, e.g. http://127.0.0.1:4271 */
+    char *key;            /* "id:secret" (secret: never printed) */
+    const char *token;    /* a ready JWT instead of a key */
+    const char *ca_file;  /* CA bundle for https */
+    int json;             /* --json: print the server's JSON */
+    int timeout_s;
+} rc_conf_t;
+
+typedef struct rc_resp {
+    int status;           /* HTTP status; 0 = no response (error says why) */
+    char *body;           /* NUL-terminated (inflated unless raw gzip was asked) */
+    size_t len;
+    int gzip;             /* body is still gzip-compressed */
+    char content_type[128];
+    char error[256];
+} rc_resp_t;
+
+/* One request. path includes /api/v1 and the query. authorization: header value or NULL.
+ * raw_gzip: ask for and keep a gzip body as is (downloads). Returns 0 when a response came. */
+int rc_http(const rc_conf_t *cf, const char *method, const char *path, const char *ctype,
+            const char *body, size_t len, const char *authorization, int raw_gzip, rc_resp_t *out);
+void rc_resp_free(rc_resp_t *r);
+int rc_gunzip(const char *in, size_t len, char **out, size_t *outlen);
+
+#endif

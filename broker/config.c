@@ -105,6 +105,7 @@ int config_defaults(rh_config_t *c)
     c->jwt_ttl_s = 900;
     if (set_str(&c->log_level, "info") || set_str(&c->db_path, "var/roamhub-db") ||
         set_str(&c->ts002.address, "127.0.0.1") || set_str(&c->admin.address, "127.0.0.1") ||
+        set_str(&c->operator_key_file, "var/operator.key") ||
         set_str(&c->jwt_alg, "HS256") || set_str(&c->jwt_issuer, "roamhub") ||
         set_str(&c->jwt_audience, "roamhub-admin")) {
         config_fini(c);

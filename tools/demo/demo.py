@@ -1,0 +1,331 @@
+#!/usr/bin/env python3
+"""roamhub demo: two member networks roam through the hub, end to end, on this machine.
+
+  - roamhubd on its embedded defaults (LMDB under ./var, loopback listeners 4270/4271), started
+    in the demo's own directory (demo-out/);
+  - network A (NetID 000013, community) runs roamns with the gateways; it talks to the hub
+    synchronously;
+  - network B (NetID 000505, private) runs roamns with the devices' sessions; asynchronous;
+  - everything is configured through the admin API with roamctl: the operator registers both
+    networks and gives each an admin key; each member then configures its own endpoint, DevAddr
+    block, join route and routing policy with its own key;
+  - roamsim plays B's devices (OTAA and ABP, confirmed and unconfirmed) heard only by A's gateways;
+  - a live summary, then the hub's statistics, and a report in demo-out/REPORT.md.
+It stops by itself in well under a minute.
+
+Usage: tools/demo/demo.py [BUILD_DIR] [--out DIR] [--devices N] [--uplinks N]
+"""
+import argparse
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+ap.add_argument("build", nargs="?", default="build")
+ap.add_argument("--out", default="demo-out")
+ap.add_argument("--devices", type=int, default=16, help="generated devices of B, besides the 4 named ones")
+ap.add_argument("--uplinks", type=int, default=4, help="uplinks per device")
+args = ap.parse_args()
+
+BUILD = os.path.abspath(args.build)
+ROAMHUBD = os.path.join(BUILD, "broker", "roamhubd")
+ROAMNS = os.path.join(BUILD, "tools", "roamns")
+ROAMSIM = os.path.join(BUILD, "tools", "roamsim")
+ROAMCTL = os.path.join(BUILD, "tools", "roamctl")
+OUT = os.path.abspath(args.out)
+HUB_TS002, HUB_ADMIN = 4270, 4271   # roamhubd's embedded defaults (docs/CONFIG.md)
+T0 = time.time()
+procs = []
+
+
+def say(msg=""):
+    print("[%5.1fs] %s" % (time.time() - T0, msg) if msg else "", flush=True)
+
+
+def fail(msg):
+    say("FAILED: " + msg)
+    stop_all()
+    sys.exit(1)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def port_busy(p):
+    s = socket.socket()
+    try:
+        return s.connect_ex(("127.0.0.1", p)) == 0
+    finally:
+        s.close()
+
+
+def start(name, cmd, cwd=OUT):
+    log = open(os.path.join(OUT, name + ".log"), "ab")
+    p = subprocess.Popen(cmd, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
+    procs.append((name, p, log))
+    return p
+
+
+def stop_all():
+    for name, p, log in reversed(procs):
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    for name, p, log in reversed(procs):
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+        log.close()
+
+
+def wait_for(cond, what, timeout=10):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if cond():
+            return
+        time.sleep(0.05)
+    fail("timed out waiting for " + what)
+
+
+def roamctl(*cmd, key_file=None, key=None, input=None, quiet=False):
+    env = dict(os.environ, ROAMCTL_URL="http://127.0.0.1:%d" % HUB_ADMIN)
+    env.pop("ROAMCTL_CONFIG", None)
+    if key_file:
+        env["ROAMCTL_KEY_FILE"] = key_file
+    if key:
+        env["ROAMCTL_KEY"] = key
+    r = subprocess.run([ROAMCTL] + list(cmd), env=env, input=input, capture_output=True, text=True,
+                       timeout=30)
+    if r.returncode != 0:
+        fail("roamctl %s: %s" % (" ".join(cmd), (r.stderr or r.stdout).strip()))
+    if not quiet:
+        print("      $ roamctl " + " ".join(c if len(c) < 60 else c[:57] + "..." for c in cmd))
+    return r.stdout
+
+
+def metrics():
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % HUB_ADMIN, timeout=5) as r:
+        text = r.read().decode()
+    out = {}
+    for line in text.splitlines():
+        if line.startswith("roamhub_messages_total{"):
+            labels, value = line.rsplit(" ", 1)
+            outcome = labels.split('outcome="')[1].split('"')[0]
+            cls = labels.split('class="')[1].split('"')[0]
+            out[(cls, outcome)] = out.get((cls, outcome), 0) + int(float(value))
+    return out
+
+
+def lines(path):
+    try:
+        with open(path) as f:
+            return [json.loads(l) for l in f if l.strip()]
+    except OSError:
+        return []
+
+
+# ------------------------------------------------------------------------------------------------
+for exe in (ROAMHUBD, ROAMNS, ROAMSIM, ROAMCTL):
+    if not os.access(exe, os.X_OK):
+        sys.exit("demo: %s is missing: build first (cmake -S . -B build && cmake --build build)" % exe)
+for p in (HUB_TS002, HUB_ADMIN):
+    if port_busy(p):
+        sys.exit("demo: port %d on 127.0.0.1 is in use (roamhubd's default); stop what uses it" % p)
+shutil.rmtree(OUT, ignore_errors=True)
+os.makedirs(OUT)
+signal.signal(signal.SIGINT, lambda *a: fail("interrupted"))
+
+print("roamhub demo: gateway -> network A -> roamhub -> network B -> downlink -> gateway")
+print("  output and logs in %s" % OUT)
+print()
+say("1. roamhubd on its embedded defaults (LMDB under %s/var, 127.0.0.1:%d TS002, :%d admin)"
+    % (os.path.basename(OUT), HUB_TS002, HUB_ADMIN))
+hub = start("roamhubd", [ROAMHUBD])
+op_key = os.path.join(OUT, "var", "operator.key")
+wait_for(lambda: os.path.exists(op_key) and port_busy(HUB_ADMIN), "roamhubd to listen")
+
+# Each network's TS002 credential towards the hub (Bearer key; the hub stores only its hash).
+ts002_key = {"A": "ts002-A-" + secrets.token_hex(16), "B": "ts002-B-" + secrets.token_hex(16)}
+net = {"A": "000013", "B": "000505"}
+ports = {"A": free_port(), "B": free_port()}
+NAMED = [
+    {"name": "b-otaa-1", "dev_eui": "0505050505050511", "join_eui": "70b3d57ed0000505",
+     "app_key": "00112233445566778899aabbccddeeff"},
+    {"name": "b-otaa-2", "dev_eui": "0505050505050512", "join_eui": "70b3d57ed0000505",
+     "app_key": "ffeeddccbbaa99887766554433221100"},
+    {"name": "b-abp-1", "dev_eui": "0505050505050501", "dev_addr": "0a000101",
+     "nwk_s_key": "000102030405060708090a0b0c0d0e0f", "app_s_key": "0f0e0d0c0b0a09080706050403020100"},
+    {"name": "b-abp-2", "dev_eui": "0505050505050502", "dev_addr": "0a000102",
+     "nwk_s_key": "101112131415161718191a1b1c1d1e1f", "app_s_key": "1f1e1d1c1b1a19181716151413121110"},
+]
+GENERATE = {"count": args.devices, "activation": "otaa", "dev_eui_start": "0505050500000001",
+            "join_eui": "70b3d57ed0000505", "seed": "roamhub-demo"}
+for n in ("A", "B"):
+    cfg = {"net_id": net[n], "dev_addr_blocks": ["26000000/7" if n == "A" else "0A000000/7"],
+           "gwmp": {"address": "127.0.0.1", "port": 0},
+           "ts002": {"address": "127.0.0.1", "port": ports[n]},
+           "hub": {"url": "http://127.0.0.1:%d/" % HUB_TS002, "api_key": ts002_key[n],
+                   "async": n == "B", "timeout_ms": 2500, "receiver_id": net["B"]},
+           "devices": NAMED if n == "B" else [], "output": "uplinks-%s.jsonl" % n,
+           "dedup_window_ms": 50}
+    if n == "B":
+        cfg["generate"] = GENERATE
+        cfg["join_euis"] = ["70b3d57ed0000505/64"]
+    with open(os.path.join(OUT, "roamns-%s.json" % n), "w") as f:
+        json.dump(cfg, f, indent=1)
+
+say("2. network A (NetID 000013, sync) and network B (NetID 000505, async) start their roamns")
+for n in ("A", "B"):
+    start("roamns-" + n, [ROAMNS, "-c", "roamns-%s.json" % n, "--ports-file", "ports-%s.json" % n])
+wait_for(lambda: all(os.path.exists(os.path.join(OUT, "ports-%s.json" % n)) for n in "AB"),
+         "roamns to start")
+with open(os.path.join(OUT, "ports-A.json")) as f:
+    gwmp_a = json.load(f)["gwmp"]
+
+say("3. the operator registers both networks and gives each an admin key (roamctl)")
+opk = dict(key_file=op_key)
+member_key = {}
+for n, name in (("A", "Network A (community)"), ("B", "Network B (private)")):
+    roamctl("networks", "create", json.dumps({"net_id": net[n], "name": name, "listed": True}), **opk)
+    roamctl("members", "create", json.dumps({
+        "id": "net" + n, "net_ids": [net[n]],
+        "api_key_hashes": [hashlib.sha256(ts002_key[n].encode()).hexdigest()]}), **opk)
+    out = roamctl("--json", "keys", "create", "--net-id", net[n], "--rights", "admin",
+                  "--name", "network %s admin" % n, **opk)
+    doc = json.loads(out)
+    member_key[n] = doc["api_key"]   # "id:secret", shown once
+
+say("4. each member configures itself with its own key (self-service)")
+bk = dict(key=member_key["B"])
+roamctl("endpoints", "create", json.dumps({
+    "id": "netB", "net_id": net["B"], "url": "http://127.0.0.1:%d/" % ports["B"],
+    "protocol_version": "PROTOCOL_VERSION_1_0", "async_answers": True, "timeout_ms": 1500}), **bk)
+roamctl("devaddr-blocks", "create", json.dumps({"prefix": "0A000000/7", "net_id": net["B"]}), **bk)
+roamctl("join-routes", "create", json.dumps({"join_eui": "70b3d57ed0000505/64", "home_net_id": net["B"]}), **bk)
+ak = dict(key=member_key["A"])
+roamctl("endpoints", "create", json.dumps({
+    "id": "netA", "net_id": net["A"], "url": "http://127.0.0.1:%d/" % ports["A"],
+    "protocol_version": "PROTOCOL_VERSION_1_0", "async_answers": False, "timeout_ms": 1500}), **ak)
+roamctl("policy", "set", net["A"], net["B"], "--allow",
+        "join_request,mac_data,application_data,signal_quality,localization",
+        "--down", "join_accept,mac_data,application_data", **ak)
+print()
+print(roamctl("routes", "--devaddr", "0a000101", **opk, quiet=True).rstrip())
+print()
+
+n_dev = len(NAMED) + args.devices
+say("5. roamsim: %d devices of B (%d OTAA, 2 ABP), %d uplinks each, half confirmed, heard only by "
+    "2 gateways of A" % (n_dev, n_dev - 2, args.uplinks))
+sim_json = os.path.join(OUT, "roamsim-summary.json")
+sim = start("roamsim", [ROAMSIM, "--ns", "127.0.0.1:%d" % gwmp_a, "--devices-from-ns",
+                        os.path.join(OUT, "roamns-B.json"), "--gateways", "2", "--lat", "52.37",
+                        "--lon", "4.89", "--uplinks", str(args.uplinks), "--interval", "2500",
+                        "--start-spread", "2000", "--confirmed-ratio", "0.5", "--duration", "40",
+                        "--json", sim_json, "--quiet"])
+print("        time   B received   joins   ACKs sent   hub: forwarded  denied  failed")
+last = ""
+while sim.poll() is None:
+    time.sleep(1.0)
+    m = metrics()
+    fwd = sum(v for (c, o), v in m.items() if o == "forwarded")
+    den = sum(v for (c, o), v in m.items() if o == "policy_denied")
+    bad = sum(v for (c, o), v in m.items() if o not in ("forwarded", "policy_denied"))
+    try:
+        with urllib.request.urlopen("http://127.0.0.1:%d/stats" % ports["B"], timeout=2) as r:
+            st = json.loads(r.read())
+    except OSError:
+        st = {}
+    row = "      %5.1fs   %10d   %5d   %9d   %14d  %6d  %6d" % (
+        time.time() - T0, len(lines(os.path.join(OUT, "uplinks-B.jsonl"))),
+        st.get("joins_accepted", 0), st.get("acks_sent", 0), fwd, den, bad)
+    if row.split()[1:] != last.split()[1:]:
+        print(row, flush=True)
+    last = row
+with open(sim_json) as f:
+    s = json.load(f)
+
+say("6. A turns localization off in its policy; the next uplinks reach B without gateway position")
+roamctl("policy", "set", net["A"], net["B"], "--allow", "join_request,mac_data,application_data,signal_quality",
+        "--down", "join_accept,mac_data,application_data", **ak)
+abp = dict(NAMED[2], fcnt_up=1000)
+with open(os.path.join(OUT, "after-policy.json"), "w") as f:
+    json.dump([abp], f)
+r = subprocess.run([ROAMSIM, "--ns", "127.0.0.1:%d" % gwmp_a, "--devices", os.path.join(OUT, "after-policy.json"),
+                    "--gateways", "2", "--lat", "52.37", "--lon", "4.89", "--uplinks", "1", "--quiet"],
+                   capture_output=True, text=True, timeout=30)
+time.sleep(0.5)
+b_lines = lines(os.path.join(OUT, "uplinks-B.jsonl"))
+before = [u for u in b_lines if u["dev_eui"] == abp["dev_eui"] and u["fcnt"] < 1000]
+after = [u for u in b_lines if u["dev_eui"] == abp["dev_eui"] and u["fcnt"] >= 1000]
+loc_before = before[-1]["gateways"][0] if before else {}
+loc_after = after[-1]["gateways"][0] if after else {}
+print("      gateway seen by B before: lat=%s lon=%s   after: lat=%s lon=%s" % (
+    loc_before.get("lat"), loc_before.get("lon"), loc_after.get("lat"), loc_after.get("lon")))
+
+time.sleep(1.2)   # let the hub flush its statistics (relay.stats_flush_ms)
+say("7. the hub's statistics for this minute (roamctl stats, operator)")
+stats_txt = roamctl("stats", "--by", "minute", **opk, quiet=True)
+print(stats_txt.rstrip())
+stop_all()
+
+# ------------------------------------------------------------------------------------------------
+ok = (s.get("ok") and s["joins_accepted"] == n_dev - 2
+      and s["acks"] == s["confirmed_sent"] and s["downlinks"]["late"] == 0
+      and s["downlinks"]["wrong"] == 0 and loc_before.get("lat") is not None
+      and after and loc_after.get("lat") is None)
+received = [u for u in b_lines if u["via"] == "roaming"]
+report = """# roamhub demo report
+
+Generated {when} by `tools/demo/demo.py` (all processes on 127.0.0.1).
+
+| | |
+|---|---|
+| networks | A = NetID 000013 (forwarder, gateways, sync), B = NetID 000505 (home, async) |
+| devices | {ndev} of B ({notaa} OTAA, 2 ABP), heard only by 2 gateways of A |
+| uplinks sent by devices | {sent} ({conf} confirmed) |
+| uplinks B decrypted (roamed through the hub) | {recv} |
+| OTAA joins through the hub | {joins} accepted of {jreq} join-requests |
+| ACKs for confirmed uplinks | {acks} of {conf}, all in RX1: on time {ontime}, late {late}, wrong {wrong} |
+| gateway round trip (PUSH_DATA -> ACK PULL_RESP) | p50 {p50} ms, p99 {p99} ms (includes A's 50 ms deduplication window) |
+| policy change (A drops localization) | gateway position at B before: {lb}, after: {la} |
+| result | {result} |
+
+## Hub statistics (roamctl stats)
+
+```
+{stats}
+```
+
+Logs: roamhubd.log, roamns-A.log, roamns-B.log, roamsim.log; B's application output:
+uplinks-B.jsonl; the hub's LMDB: var/roamhub-db.
+""".format(when=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), ndev=n_dev, notaa=n_dev - 2,
+           sent=s["uplinks_sent"], conf=s["confirmed_sent"], recv=len(received),
+           joins=s["joins_accepted"], jreq=s["join_requests"], acks=s["acks"],
+           ontime=s["downlinks"]["on_time"], late=s["downlinks"]["late"], wrong=s["downlinks"]["wrong"],
+           p50=s["rtt_ms"]["p50"], p99=s["rtt_ms"]["p99"],
+           lb="%s, %s" % (loc_before.get("lat"), loc_before.get("lon")),
+           la="%s, %s" % (loc_after.get("lat"), loc_after.get("lon")),
+           result="OK" if ok else "FAILED: " + json.dumps(s.get("failures")), stats=stats_txt.rstrip())
+with open(os.path.join(OUT, "REPORT.md"), "w") as f:
+    f.write(report)
+print()
+print("roamsim: %d uplinks sent (%d confirmed), %d decrypted at B, %d/%d joins, %d/%d ACKs on time in "
+      "RX1, gateway round trip p50 %.1f ms p99 %.1f ms" % (
+          s["uplinks_sent"], s["confirmed_sent"], len(received), s["joins_accepted"], s["join_requests"],
+          s["acks"], s["confirmed_sent"], s["rtt_ms"]["p50"],
+          s["rtt_ms"]["p99"]))
+say("demo %s; report: %s" % ("OK" if ok else "FAILED", os.path.join(OUT, "REPORT.md")))
+sys.exit(0 if ok else 1)

@@ -1,6 +1,8 @@
 /* admin_auth.c — API keys, token exchange, request authentication (see admin_auth.h). */
 #include "admin_auth.h"
 
+#include "rh_fs.h"
+
 #include "rh_log.h"
 #include "rh_time.h"
 
@@ -212,6 +214,9 @@ int admin_operator_key_bootstrap(rp_db_t *db, const char *path, rh_diag_t *d)
             return rh_diag_fail(d, RH_ECRYPTO, "admin.operator_key_file: no randomness");
         snprintf(id, sizeof id, "op-%02x%02x%02x%02x%02x%02x%02x%02x", rnd[0], rnd[1], rnd[2],
                  rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
+        if (rh_mkdir_parent(path, 0700) != RH_OK)
+            return rh_diag_fail(d, RH_EIO, "admin.operator_key_file %s: cannot create its "
+                                "directory: %s", path, strerror(errno));
         int wfd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600);
         if (wfd < 0)
             return rh_diag_fail(d, RH_EIO, "admin.operator_key_file %s: %s", path,

@@ -9,6 +9,7 @@
 
 #include "admin.h"
 #include "relay.h"
+#include "rh_fs.h"
 #include "rh_log.h"
 #include "rh_time.h"
 #include "rp_json.h"
@@ -370,23 +371,6 @@ static void join_check_cb(evutil_socket_t fd, short ev, void *arg)
 
 /* ---------------------------------------------------------------- start-up */
 
-static int mkdir_p(const char *path)
-{
-    char tmp[1024];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p == '/') {
-            *p = '\0';
-            if (mkdir(tmp, 0750) != 0 && errno != EEXIST)
-                return -1;
-            *p = '/';
-        }
-    }
-    if (mkdir(tmp, 0750) != 0 && errno != EEXIST)
-        return -1;
-    return 0;
-}
-
 /* Imports a roamdb JSON file (rp_json.h format) in one transaction. */
 static int import_file(rp_db_t *db, const char *path, rh_diag_t *d)
 {
@@ -417,7 +401,7 @@ static int import_file(rp_db_t *db, const char *path, rh_diag_t *d)
 
 static int open_db(hub_t *hub, rh_diag_t *d)
 {
-    if (mkdir_p(hub->cfg.db_path) != 0)
+    if (rh_mkdir_p(hub->cfg.db_path, 0750) != RH_OK)
         return rh_diag_fail(d, RH_EIO, "database.path %s: %s", hub->cfg.db_path, strerror(errno));
     rp_db_opts_t o = {.map_size = hub->cfg.db_map_size_mb << 20};
     int rc = rp_db_open(hub->cfg.db_path, &o, &hub->db, d);

@@ -174,7 +174,8 @@ class Hub:
             "import": self.table_path,
             "database": {"path": os.path.join(self.dir, "db"), "map_size_mb": 32},
             "ts002": {"address": "127.0.0.1", "port": 0},
-            "admin": {"address": "127.0.0.1", "port": 0},
+            "admin": {"address": "127.0.0.1", "port": 0,
+                      "operator_key_file": os.path.join(self.dir, "operator.key")},
             "relay": {"stats_flush_ms": 200, "drain_ms": 2000},
         }
         for section, values in (config or {}).items():

@@ -325,6 +325,26 @@ int lw_derive_session_keys_1_0(lw_aes128_key_t *app_key, uint32_t join_nonce, ui
     return RH_OK;
 }
 
+int lw_session_keys_1_0_init(lw_aes128_key_t *app_key, uint32_t join_nonce, uint32_t netid,
+                             uint16_t dev_nonce, lw_aes128_key_t *nwk_s_key,
+                             lw_aes128_key_t *app_s_key)
+{
+    lw_session_keys_t sk;
+    int rc = lw_derive_session_keys_1_0(app_key, join_nonce, netid, dev_nonce, &sk);
+    lw_aes128_key_fini(nwk_s_key);
+    lw_aes128_key_fini(app_s_key);
+    if (rc == RH_OK)
+        rc = lw_aes128_key_init(nwk_s_key, sk.f_nwk_s_int_key);
+    if (rc == RH_OK)
+        rc = lw_aes128_key_init(app_s_key, sk.app_s_key);
+    OPENSSL_cleanse(&sk, sizeof sk);
+    if (rc != RH_OK) {
+        lw_aes128_key_fini(nwk_s_key);
+        lw_aes128_key_fini(app_s_key);
+    }
+    return rc;
+}
+
 int lw_derive_session_keys_1_1(lw_aes128_key_t *nwk_key, lw_aes128_key_t *app_key,
                                uint32_t join_nonce, uint64_t join_eui, uint16_t dev_nonce,
                                lw_session_keys_t *out)

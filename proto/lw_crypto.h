@@ -163,6 +163,15 @@ typedef struct lw_session_keys {
 int lw_derive_session_keys_1_0(lw_aes128_key_t *app_key, uint32_t join_nonce, uint32_t netid,
                                uint16_t dev_nonce, lw_session_keys_t *out);
 
+/* A 1.0.x session after a join, as both a join server and a device set it up: derives NwkSKey
+ * and AppSKey (lw_derive_session_keys_1_0) and (re)initialises the two key contexts with them
+ * (previous contents released with lw_aes128_key_fini). The derived key bytes are wiped before
+ * returning. On error both contexts are left released (zeroed).
+ * Errors: as lw_derive_session_keys_1_0 and lw_aes128_key_init. */
+int lw_session_keys_1_0_init(lw_aes128_key_t *app_key, uint32_t join_nonce, uint32_t netid,
+                             uint16_t dev_nonce, lw_aes128_key_t *nwk_s_key,
+                             lw_aes128_key_t *app_s_key);
+
 /* 1.1 (OptNeg set): FNwkSIntKey/SNwkSIntKey/NwkSEncKey = aes128_encrypt(NwkKey, 0x01/0x03/0x04 |
  * JoinNonce(3 LE) | JoinEUI(8 LE) | DevNonce(2 LE) | pad16); AppSKey = aes128_encrypt(AppKey,
  * 0x02 | same). Errors: RH_EINVAL (join_nonce > 24 bits), RH_ECRYPTO. */

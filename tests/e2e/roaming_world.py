@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -16,18 +15,10 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
-from roamhub_harness import ALL_DOWN, ALL_UP, BUILD, Hub, sha256_hex  # noqa: E402,F401
+from roamhub_harness import ALL_DOWN, ALL_UP, BUILD, Hub, free_port, sha256_hex  # noqa: E402,F401
 
 ROAMNS = os.path.join(BUILD, "tools", "roamns")
 ROAMSIM = os.path.join(BUILD, "tools", "roamsim")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 B_DEVICES = [

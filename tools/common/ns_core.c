@@ -280,18 +280,10 @@ int ns_join(ns_registry_t *r, const uint8_t *phy, size_t len, ns_join_result_t *
         (rc = lw_join_accept_encrypt(&d->app_key, plain, plen, out->accept)) < 0)
         return rh_diag_fail(diag, RH_ECRYPTO, "join-accept: OpenSSL failed");
     out->accept_len = plen;
-    lw_session_keys_t sk;
-    if ((rc = lw_derive_session_keys_1_0(&d->app_key, jn, r->o.net_id, out->dev_nonce, &sk)) < 0)
-        return rh_diag_fail(diag, rc, "session keys: derivation failed");
-    lw_aes128_key_fini(&d->nwk_s_key);
-    lw_aes128_key_fini(&d->app_s_key);
-    rc = lw_aes128_key_init(&d->nwk_s_key, sk.f_nwk_s_int_key);
-    if (rc == RH_OK)
-        rc = lw_aes128_key_init(&d->app_s_key, sk.app_s_key);
-    memset(&sk, 0, sizeof sk);
-    if (rc < 0) {
+    if ((rc = lw_session_keys_1_0_init(&d->app_key, jn, r->o.net_id, out->dev_nonce,
+                                       &d->nwk_s_key, &d->app_s_key)) < 0) {
         d->active = false;
-        return rh_diag_fail(diag, rc, "session keys: OpenSSL failed");
+        return rh_diag_fail(diag, rc, "session keys: derivation failed");
     }
     if (d->devaddr && d->active)
         addr_unlink(r, d);

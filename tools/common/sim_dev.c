@@ -111,17 +111,8 @@ int sim_accept_join(sim_dev_t *d, const uint8_t *phy, size_t len, sim_rx_t *out)
     lw_join_accept_t ja;
     if ((rc = lw_join_accept_decode(plain, len, &ja, NULL)) < 0)
         return rc;
-    lw_session_keys_t sk;
-    if ((rc = lw_derive_session_keys_1_0(&d->app_key, ja.join_nonce, ja.home_netid,
-                                         d->last_dev_nonce, &sk)) < 0)
-        return rc;
-    lw_aes128_key_fini(&d->nwk_s_key);
-    lw_aes128_key_fini(&d->app_s_key);
-    rc = lw_aes128_key_init(&d->nwk_s_key, sk.f_nwk_s_int_key);
-    if (rc == RH_OK)
-        rc = lw_aes128_key_init(&d->app_s_key, sk.app_s_key);
-    memset(&sk, 0, sizeof sk);
-    if (rc < 0) {
+    if ((rc = lw_session_keys_1_0_init(&d->app_key, ja.join_nonce, ja.home_netid,
+                                       d->last_dev_nonce, &d->nwk_s_key, &d->app_s_key)) < 0) {
         d->active = false;
         return rc;
     }

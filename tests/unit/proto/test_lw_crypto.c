@@ -612,6 +612,57 @@ static void test_frm_payload_lengths(void **state)
     lw_aes128_key_fini(&key);
 }
 
+/* lw_session_keys_1_0_init gives contexts that behave exactly like contexts made from the
+ * vector's expected NwkSKey/AppSKey (cs-session-keys-1.0). */
+static void test_session_keys_1_0_init(void **state)
+{
+    (void)state;
+    cJSON *root = rh_test_load_vectors("lorawan_crypto_vectors.json");
+    const cJSON *v, *vec = NULL;
+    cJSON_ArrayForEach(v, cJSON_GetObjectItem(root, "vectors"))
+        if (strcmp(rh_test_str(v, "id"), "cs-session-keys-1.0") == 0)
+            vec = v;
+    assert_non_null(vec);
+    const cJSON *in = cJSON_GetObjectItem(vec, "inputs"), *ex = cJSON_GetObjectItem(vec, "expected");
+    uint8_t appkey[16], nwk[16], app[16];
+    rh_test_hex(rh_test_str(in, "app_key (called nwk_key)"), appkey, 16);
+    rh_test_hex(rh_test_str(ex, "nwk_s_key"), nwk, 16);
+    rh_test_hex(rh_test_str(ex, "app_s_key"), app, 16);
+    uint8_t netid_b[3];
+    rh_test_hex(rh_test_str(in, "net_id"), netid_b, 3);
+    uint32_t netid = (uint32_t)netid_b[0] << 16 | (uint32_t)netid_b[1] << 8 | netid_b[2];
+    lw_aes128_key_t ak, n1, a1, n2, a2;
+    memset(&n1, 0, sizeof n1);
+    memset(&a1, 0, sizeof a1);
+    assert_int_equal(lw_aes128_key_init(&ak, appkey), RH_OK);
+    assert_int_equal(lw_session_keys_1_0_init(&ak, (uint32_t)cJSON_GetObjectItem(in, "join_nonce")->valueint,
+                                              netid, (uint16_t)cJSON_GetObjectItem(in, "dev_nonce")->valueint,
+                                              &n1, &a1), RH_OK);
+    assert_int_equal(lw_aes128_key_init(&n2, nwk), RH_OK);
+    assert_int_equal(lw_aes128_key_init(&a2, app), RH_OK);
+    static const uint8_t msg[] = {0x40, 0x04, 0x03, 0x02, 0x01, 0x00, 0x01, 0x00, 0x01, 0xaa};
+    uint8_t m1[4], m2[4], e1[16], e2[16];
+    assert_int_equal(lw_data_mic_1_0(&n1, LW_UPLINK, 0x01020304, 1, msg, sizeof msg, m1), RH_OK);
+    assert_int_equal(lw_data_mic_1_0(&n2, LW_UPLINK, 0x01020304, 1, msg, sizeof msg, m2), RH_OK);
+    assert_memory_equal(m1, m2, 4);
+    memset(e1, 0x5a, 16);
+    memset(e2, 0x5a, 16);
+    assert_int_equal(lw_frm_payload_crypt(&a1, LW_UPLINK, 0x01020304, 1, e1, 16, e1), RH_OK);
+    assert_int_equal(lw_frm_payload_crypt(&a2, LW_UPLINK, 0x01020304, 1, e2, 16, e2), RH_OK);
+    assert_memory_equal(e1, e2, 16);
+    /* a second join replaces the session: other DevNonce, other keys */
+    assert_int_equal(lw_session_keys_1_0_init(&ak, 1, netid, 7, &n1, &a1), RH_OK);
+    assert_int_equal(lw_data_mic_1_0(&n1, LW_UPLINK, 0x01020304, 1, msg, sizeof msg, m1), RH_OK);
+    assert_memory_not_equal(m1, m2, 4);
+    assert_int_equal(lw_session_keys_1_0_init(&ak, 0x1000000, netid, 7, &n1, &a1), RH_EINVAL);
+    lw_aes128_key_fini(&ak);
+    lw_aes128_key_fini(&n1);
+    lw_aes128_key_fini(&a1);
+    lw_aes128_key_fini(&n2);
+    lw_aes128_key_fini(&a2);
+    cJSON_Delete(root);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -619,6 +670,7 @@ int main(void)
         cmocka_unit_test(test_lorawan_vectors),    cmocka_unit_test(test_fopts_1_1_downlink),
         cmocka_unit_test(test_data_up_mic_1_1),    cmocka_unit_test(test_js_keys_and_rejoin),
         cmocka_unit_test(test_frm_payload_lengths),
+        cmocka_unit_test(test_session_keys_1_0_init),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -19,6 +19,7 @@ from roamhub_harness import ALL_DOWN, ALL_UP, BUILD, Hub, free_port, sha256_hex 
 
 ROAMNS = os.path.join(BUILD, "tools", "roamns")
 ROAMSIM = os.path.join(BUILD, "tools", "roamsim")
+ROAMCTL = os.path.join(BUILD, "tools", "roamctl")
 
 
 B_DEVICES = [
@@ -185,13 +186,26 @@ class World:
             ev = [json.loads(l) for l in f if l.strip()]
         return r.returncode, s, ev
 
-    def set_policies(self, *policies):
-        """Replaces A's forwarder policies (roamdb, while everything runs)."""
-        doc = {"member_net_ids": [self.a.net_id], "policies": list(policies),
-               "devaddr_blocks": [self.a.records()["devaddr_blocks"][0]], "join_routes": []}
-        r = self.hub.roamdb("import", "-", stdin=json.dumps(doc))
+    def roamctl(self, *args):
+        """Runs the real roamctl against the hub's admin API with the operator key."""
+        env = dict(os.environ, ROAMCTL_URL="http://127.0.0.1:%d" % self.hub.admin_port,
+                   ROAMCTL_KEY_FILE=self.hub.config["admin"]["operator_key_file"])
+        env.pop("ROAMCTL_CONFIG", None)
+        r = subprocess.run([ROAMCTL] + list(args), env=env, capture_output=True, text=True, timeout=30)
         if r.returncode != 0:
-            raise RuntimeError(r.stderr)
+            raise RuntimeError("roamctl %s: %s" % (" ".join(args), r.stderr or r.stdout))
+        return r.stdout
+
+    def set_policies(self, *policies):
+        """Sets forwarder policies through the admin API with roamctl, while everything runs."""
+        for p in policies:
+            up = ",".join(k for k, v in sorted(p["uplink"].items()) if v)
+            down = ",".join(k for k, v in sorted(p["downlink"].items()) if v)
+            args = ["policy", "set", p["forwarder_net_id"], p.get("home_net_id", "default"),
+                    "--allow", up]
+            if down:
+                args += ["--down", down]
+            self.roamctl(*args)
 
     def close(self):
         for n in self.networks():

@@ -18,6 +18,7 @@ DATA_MAC_B = "40" "0100000a" "00" "0200" "01020304"                # no FPort: M
 DATA_APP_H = "40" "01000012" "00" "0100" "01" "aabb" "01020304"   # DevAddr 12000001
 DATA_UNKNOWN = "40" "01000016" "00" "0100" "01" "aa" "01020304"    # DevAddr 16000001: no block
 JOIN_EUI_C = "70b3d57ed0000001"
+JOIN_EUI_JS = "70b3d57ed000aaaa"
 JOIN_REQ_C = "00" + bytes.fromhex(JOIN_EUI_C)[::-1].hex() + "0807060504030201" + "0300" + "09b97b32"
 DOWN_APP = "60" "0100000a" "00" "0500" "0a" "54972baa" "8b983cd1"
 DOWN_MAC = "60" "0100000a" "00" "0600" "8b983cd1"
@@ -51,18 +52,24 @@ class RelayTest(unittest.TestCase):
         cls.c = Member("netC", C, "key-C-0123456789", mode="async")
         cls.h = Member("netH", H, "key-H-0123456789", mode="hang")
         cls.x = Member("netX", "000404", "key-X-0123456789", mode="async")
+        # a Join Server (sync), reached through a join route naming it; it answers as its JoinEUI
+        cls.js = Member("js1", JOIN_EUI_JS, "key-JS-0123456789", mode="sync",
+                        answer_fn=lambda req: answer(req, "Success", HNetID=C))
         table = merge(
             member_records(cls.a), member_records(cls.b), member_records(cls.c),
             member_records(cls.h, timeout_ms=800), member_records(cls.x),
             {"devaddr_blocks": [{"prefix": "0A000000/7", "net_id": B},
                                 {"prefix": "0E000000/7", "net_id": C},
                                 {"prefix": "12000000/7", "net_id": H}],
-             "join_routes": [{"join_eui": JOIN_EUI_C + "/64", "home_net_id": C}],
+             "join_routes": [{"join_eui": JOIN_EUI_C + "/64", "home_net_id": C},
+                             {"join_eui": JOIN_EUI_JS + "/64", "join_server_id": "js1"}],
+             "endpoints": [{"id": "js1", "join_eui": JOIN_EUI_JS, "url": cls.js.url,
+                            "protocol_version": "PROTOCOL_VERSION_1_0", "timeout_ms": 1500}],
              "policies": [policy(A, B), policy(A, C), policy(A, H), policy(B, A), policy(C, A),
                           policy("000404", B)]})
         cls.table = table
         cls.hub = Hub(table)
-        for m in (cls.a, cls.b, cls.c, cls.h, cls.x):
+        for m in (cls.a, cls.b, cls.c, cls.h, cls.x, cls.js):
             m.hub = cls.hub
 
     @staticmethod
@@ -74,11 +81,11 @@ class RelayTest(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         cls.hub.cleanup()
-        for m in (cls.a, cls.b, cls.c, cls.h, cls.x):
+        for m in (cls.a, cls.b, cls.c, cls.h, cls.x, cls.js):
             m.stop()
 
     def drain(self):
-        for m in (self.a, self.b, self.c, self.h, self.x):
+        for m in (self.a, self.b, self.c, self.h, self.x, self.js):
             while not m.received.empty():
                 m.received.get_nowait()
 
@@ -191,6 +198,16 @@ class RelayTest(unittest.TestCase):
         req["TransactionID"] = next_txid()
         st, ans, _ = self.hub.post(req, self.a.key)
         self.assertEqual(ans["Result"]["ResultCode"], "UnknownDevEUI")
+
+    def test_home_ns_req_relayed_to_join_server(self):
+        req = {"ProtocolVersion": "1.0", "SenderID": A, "ReceiverID": JOIN_EUI_JS,
+               "TransactionID": next_txid(), "MessageType": "HomeNSReq", "DevEUI": "0807060504030299"}
+        st, ans, _ = self.hub.post(req, self.a.key)
+        self.assertEqual(ans["MessageType"], "HomeNSAns")
+        self.assertEqual(ans["Result"]["ResultCode"], "Success")
+        self.assertEqual(ans["HNetID"].lower(), C)
+        got = self.js.get()
+        self.assertEqual((got["MessageType"], got["DevEUI"]), ("HomeNSReq", "0807060504030299"))
 
     def test_pr_stop_and_profile_relayed_by_receiver_id(self):
         for mt in ("PRStopReq", "ProfileReq"):

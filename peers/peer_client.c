@@ -829,6 +829,22 @@ void peer_client_free(peer_client_t *c)
     free(c);
 }
 
+/* Takes slot r for a request that fails with `status` without reaching the network: it counts
+ * like any request and completes through its timer event, never inside peer_client_post. */
+static int req_fail_later(peer_pool_t *p, peer_req_t *r, bool probe, int status)
+{
+    p->free_reqs = r->next_free;
+    p->in_flight++;
+    p->requests++;
+    r->state = REQ_ACTIVE;
+    r->probe = probe;
+    if (probe)
+        p->probe_out = true;
+    r->deferred_status = status;
+    event_active(r->timer, EV_TIMEOUT, 1);
+    return RH_OK;
+}
+
 static bool header_ok(const char *s)
 {
     return s && !strpbrk(s, "\r\n");
@@ -880,37 +896,16 @@ int peer_client_post(peer_client_t *c, const peer_endpoint_t *ep, const char *pa
     r->deferred_status = DEFERRED_NONE;
     r->conn = NULL;
 
-    if (!p->resolved) {
-        /* Unresolvable host: fail (asynchronously) and count it. */
-        p->free_reqs = r->next_free;
-        p->in_flight++;
-        p->requests++;
-        r->state = REQ_ACTIVE;
-        r->probe = probe;
-        if (probe)
-            p->probe_out = true;
-        r->deferred_status = RH_EIO;
-        event_active(r->timer, EV_TIMEOUT, 1);
-        return RH_OK;
-    }
+    if (!p->resolved) /* unresolvable host: fail (asynchronously) and count it */
+        return req_fail_later(p, r, probe, RH_EIO);
 
     int err = RH_OK;
     peer_conn_t *k = conn_pick(p, &err);
     if (!k) {
         if (err == RH_EAGAIN)
             p->rej_inflight++;
-        if (err == RH_EIO) { /* connect failed at once: fail asynchronously and count it */
-            p->free_reqs = r->next_free;
-            p->in_flight++;
-            p->requests++;
-            r->state = REQ_ACTIVE;
-            r->probe = probe;
-            if (probe)
-                p->probe_out = true;
-            r->deferred_status = RH_EIO;
-            event_active(r->timer, EV_TIMEOUT, 1);
-            return RH_OK;
-        }
+        if (err == RH_EIO) /* connect failed at once: fail asynchronously and count it */
+            return req_fail_later(p, r, probe, RH_EIO);
         return err;
     }
     struct evbuffer *out = bufferevent_get_output(k->bev);

@@ -46,6 +46,7 @@ struct worker {
     struct event *inbox_ev;
     struct event *stop_ev;
     unsigned in_flight; /* relay transactions owned by this worker */
+    void *relay_txns;   /* relay.c's list of those transactions (for shutdown) */
 };
 
 struct hub {

@@ -32,9 +32,6 @@ typedef struct txn_box {
 
 static txn_box_t *box_of(relay_txn_t *t) { return (txn_box_t *)t; }
 
-/* Per-worker list of live transactions (for shutdown). Indexed by worker index. */
-static txn_box_t *live_heads[256];
-
 const char *relay_netid_text(uint32_t netid, char out[7])
 {
     lw_netid_format(netid, out, 0);
@@ -69,10 +66,10 @@ static relay_txn_t *txn_new(worker_t *w, hs_req_t *req, peer_registry_t *reg)
     t->t_recv_ns = hs_req_received_ns(req);
     t->ans_type = BI_MT_UNKNOWN;
     t->cls = RP_CLASS_OTHER;
-    b->next = live_heads[w->index];
+    b->next = w->relay_txns;
     if (b->next)
         b->next->prev = b;
-    live_heads[w->index] = b;
+    w->relay_txns = b;
     w->in_flight++;
     return t;
 }
@@ -87,7 +84,7 @@ static void txn_unref(relay_txn_t *t)
     if (b->prev)
         b->prev->next = b->next;
     else
-        live_heads[t->w->index] = b->next;
+        t->w->relay_txns = b->next;
     if (b->next)
         b->next->prev = b->prev;
     t->w->in_flight--;
@@ -745,7 +742,7 @@ static void handle_request(worker_t *w, hs_req_t *req, rh_arena_t **arena)
 
 void relay_worker_fini(worker_t *w)
 {
-    txn_box_t *b = live_heads[w->index];
+    txn_box_t *b = w->relay_txns;
     while (b) {
         txn_box_t *next = b->next;
         relay_txn_t *t = &b->t;

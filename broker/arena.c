@@ -10,7 +10,7 @@
 #define TAG_ARENA 0x4152454e41ull /* "ARENA" */
 #define TAG_HEAP 0x48454150ull    /* "HEAP" */
 #define HDR 16u                   /* keeps 16-byte alignment for the caller */
-#define FIRST_CHUNK (16u * 1024u)
+#define FIRST_CHUNK (8u * 1024u - 64u) /* stays in a small allocator size class */
 
 #if defined(__SANITIZE_ADDRESS__)
 #define ARENA_DISABLED 1

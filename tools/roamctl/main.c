@@ -260,12 +260,16 @@ static void cell_text(const cJSON *v, char *out, size_t cap)
                     snprintf(sub, sizeof sub, "%s", it->string);
                 else if (cJSON_IsFalse(it))
                     continue;
-                else
-                    cell_text(it, sub, sizeof sub);
+                else { /* named values: "p50=0.72" */
+                    char val[160];
+                    cell_text(it, val, sizeof val);
+                    snprintf(sub, sizeof sub, "%s=%s", it->string, val);
+                }
             } else {
                 cell_text(it, sub, sizeof sub);
             }
-            n += (size_t)snprintf(out + n, n < cap ? cap - n : 0, "%s%s", n ? "," : "", sub);
+            n += (size_t)snprintf(out + n, n < cap ? cap - n : 0, "%s%s",
+                                  n ? (cJSON_IsObject(v) && strchr(sub, '=') ? " " : ",") : "", sub);
             if (n >= cap)
                 break;
         }

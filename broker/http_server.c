@@ -368,21 +368,53 @@ static void conn_close(hs_conn_t *c)
         maybe_drain_done(s);
 }
 
+/* Appends n bytes of s to the head buffer h (capacity cap), bounded. */
+static size_t put(char *h, size_t at, size_t cap, const char *s, size_t n)
+{
+    if (at + n > cap)
+        n = at < cap ? cap - at : 0;
+    memcpy(h + at, s, n);
+    return at + n;
+}
+
+/* Decimal digits of v (no snprintf: this runs for every response). */
+static size_t put_uint(char *h, size_t at, size_t cap, size_t v)
+{
+    char d[24];
+    size_t n = 0;
+    do {
+        d[sizeof d - 1 - n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v && n < sizeof d);
+    return put(h, at, cap, d + sizeof d - n, n);
+}
+
 static void write_response(hs_conn_t *c, int status, const char *ctype, const char *extra,
                            const void *body, size_t len, int keep_alive)
 {
     struct evbuffer *out = bufferevent_get_output(c->bev);
-    char head[512];
-    int n = snprintf(head, sizeof head,
-                     "HTTP/1.1 %d %s\r\nContent-Length: %zu\r\n%s%s%s%s%s",
-                     status, hs_status_text(status), len, ctype ? "Content-Type: " : "",
-                     ctype ? ctype : "", ctype ? "\r\n" : "",
-                     keep_alive ? "" : "Connection: close\r\n", extra ? extra : "");
-    if (n < 0 || n >= (int)sizeof head - 2)
-        n = (int)sizeof head - 3;
-    head[n++] = '\r';
-    head[n++] = '\n';
-    evbuffer_add(out, head, (size_t)n);
+    char h[512];
+    const size_t cap = sizeof h - 2;
+    const char *reason = hs_status_text(status);
+    size_t n = put(h, 0, cap, "HTTP/1.1 ", 9);
+    n = put_uint(h, n, cap, (size_t)(status % 1000));
+    n = put(h, n, cap, " ", 1);
+    n = put(h, n, cap, reason, strlen(reason));
+    n = put(h, n, cap, "\r\nContent-Length: ", 18);
+    n = put_uint(h, n, cap, len);
+    n = put(h, n, cap, "\r\n", 2);
+    if (ctype) {
+        n = put(h, n, cap, "Content-Type: ", 14);
+        n = put(h, n, cap, ctype, strlen(ctype));
+        n = put(h, n, cap, "\r\n", 2);
+    }
+    if (!keep_alive)
+        n = put(h, n, cap, "Connection: close\r\n", 19);
+    if (extra)
+        n = put(h, n, cap, extra, strlen(extra));
+    h[n++] = '\r';
+    h[n++] = '\n';
+    evbuffer_add(out, h, n);
     if (len)
         evbuffer_add(out, body, len);
 }

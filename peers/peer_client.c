@@ -920,7 +920,15 @@ int peer_client_post(peer_client_t *c, const peer_endpoint_t *ep, const char *pa
     }
     for (size_t i = 0; i < n_extra; i++)
         bad |= evbuffer_add_printf(out, "%s: %s\r\n", extra[i].name, extra[i].value) < 0;
-    bad |= evbuffer_add_printf(out, "Content-Length: %zu\r\n\r\n", len) < 0;
+    char cl[48] = "Content-Length: ", digits[24];
+    size_t nd = 0, v = len;
+    do { /* no printf on the per-request path */
+        digits[sizeof digits - 1 - nd++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    memcpy(cl + 16, digits + sizeof digits - nd, nd);
+    memcpy(cl + 16 + nd, "\r\n\r\n", 4);
+    bad |= evbuffer_add(out, cl, 16 + nd + 4) != 0;
     if (len)
         bad |= evbuffer_add(out, body, len);
     if (bad) {

@@ -5,6 +5,7 @@
 
 #include "admin_internal.h"
 #include "hub.h"
+#include "rh_fs.h"
 #include "rh_log.h"
 #include "rh_time.h"
 
@@ -65,25 +66,19 @@ static void handle(hs_req_t *req, void *arg)
     }
 }
 
-/* Reads a whole small file (keys, secrets) into a NUL-terminated buffer. */
+/* Reads a whole small file (keys, secrets; at most 64 KiB, not empty) into a NUL-terminated
+ * buffer; the diagnostic names the configuration key. */
 static int read_file(const char *path, const char *key, char **out, size_t *len, rh_diag_t *d)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return rh_diag_fail(d, RH_EIO, "%s %s: %s", key, path, strerror(errno));
-    char *buf = malloc(65537);
-    size_t n = buf ? fread(buf, 1, 65536, f) : 0;
-    int more = buf && fgetc(f) != EOF;
-    fclose(f);
-    if (!buf)
-        return RH_ENOMEM;
-    if (n == 0 || more) {
-        free(buf);
-        return rh_diag_fail(d, RH_EINVAL, "%s %s: empty or larger than 64 KiB", key, path);
+    rh_diag_t rd;
+    int rc = rh_read_file(path, 64u << 10, out, len, &rd);
+    if (rc)
+        return rh_diag_fail(d, rc, "%s %s", key, rd.text);
+    if (*len == 0) {
+        free(*out);
+        *out = NULL;
+        return rh_diag_fail(d, RH_EINVAL, "%s %s: empty file", key, path);
     }
-    buf[n] = '\0';
-    *out = buf;
-    *len = n;
     return RH_OK;
 }
 

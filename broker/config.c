@@ -5,6 +5,8 @@
  */
 #include "config.h"
 
+#include "rh_fs.h"
+
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
 #include <stdio.h>
@@ -20,6 +22,8 @@ typedef struct key {
     size_t off;
     unsigned long long min, max;
 } key_t_;
+
+#define CONFIG_MAX_BYTES (1u << 20) /* a configuration file larger than 1 MiB is a mistake */
 
 #define OFF(f) offsetof(rh_config_t, f)
 #define LST(l, f) (offsetof(rh_config_t, l) + offsetof(rh_listener_config_t, f))
@@ -176,36 +180,14 @@ int config_load(const char *path, rh_config_t *c, rh_diag_t *d)
     int rc = config_defaults(c);
     if (rc)
         return rc;
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        config_fini(c);
-        return rh_diag_fail(d, RH_EIO, "%s: cannot open", path);
-    }
     char *text = NULL;
-    size_t len = 0, cap = 0;
-    char chunk[4096];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
-        if (len + n + 1 > cap) {
-            cap = (len + n + 1) * 2;
-            char *t = realloc(text, cap);
-            if (!t) {
-                free(text);
-                fclose(f);
-                config_fini(c);
-                return RH_ENOMEM;
-            }
-            text = t;
-        }
-        memcpy(text + len, chunk, n);
-        len += n;
-    }
-    fclose(f);
-    if (!text) {
+    size_t len = 0;
+    rc = rh_read_file(path, CONFIG_MAX_BYTES, &text, &len, d);
+    if (rc || len == 0) {
+        free(text);
         config_fini(c);
-        return rh_diag_fail(d, RH_EINVAL, "%s: empty file", path);
+        return rc ? rc : rh_diag_fail(d, RH_EINVAL, "%s: empty file", path);
     }
-    text[len] = '\0';
     cJSON *root = cJSON_ParseWithLength(text, len);
     free(text);
     if (!cJSON_IsObject(root)) {

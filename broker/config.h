@@ -68,7 +68,8 @@ typedef struct rh_config {
 /* Fills `cfg` with the embedded defaults (no file). Never fails except RH_ENOMEM. */
 int config_defaults(rh_config_t *cfg);
 
-/* Loads `path` over the defaults. Errors: RH_EIO (unreadable), RH_EINVAL (not JSON, unknown key,
+/* Loads `path` over the defaults (read with rh_read_file, at most 1 MiB). Errors: RH_EIO
+ * (unreadable), RH_ERANGE (larger than 1 MiB), RH_ENOMEM, RH_EINVAL (empty, not JSON, unknown key,
  * wrong type, out of range, inconsistent: e.g. dev_loopback on a non-loopback address) with
  * the key named in diag. On error cfg is left freed (nothing to release). */
 int config_load(const char *path, rh_config_t *cfg, rh_diag_t *diag);

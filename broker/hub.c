@@ -374,27 +374,18 @@ static void join_check_cb(evutil_socket_t fd, short ev, void *arg)
 /* Imports a roamdb JSON file (rp_json.h format) in one transaction. */
 static int import_file(rp_db_t *db, const char *path, rh_diag_t *d)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return rh_diag_fail(d, RH_EIO, "import %s: %s", path, strerror(errno));
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    if (n < 0 || n > 256L * 1024 * 1024) {
-        fclose(f);
-        return rh_diag_fail(d, RH_ERANGE, "import %s: unreadable size", path);
-    }
-    char *text = malloc((size_t)n + 1);
-    size_t got = text ? fread(text, 1, (size_t)n, f) : 0;
-    fclose(f);
-    if (!text)
-        return RH_ENOMEM;
+    char *text;
+    size_t got;
+    rh_diag_t rd;
+    int rc = rh_read_file(path, 256u << 20, &text, &got, &rd);
+    if (rc)
+        return rh_diag_fail(d, rc, "import %s", rd.text);
     cJSON *doc = cJSON_ParseWithLength(text, got);
     free(text);
     if (!doc)
         return rh_diag_fail(d, RH_EINVAL, "import %s: not valid JSON", path);
     size_t count = 0;
-    int rc = rp_json_import(db, "import", doc, 0, &count, d);
+    rc = rp_json_import(db, "import", doc, 0, &count, d);
     cJSON_Delete(doc);
     return rc;
 }

@@ -1,9 +1,10 @@
-/* rh_fs.c — mkdir -p (see rh_fs.h). */
+/* rh_fs.c — mkdir -p and whole-file reading (see rh_fs.h). */
 #include "rh_fs.h"
 
-#include "rh_err.h"
-
 #include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -39,4 +40,81 @@ int rh_mkdir_parent(const char *path, mode_t mode)
     memcpy(dir, path, len);
     dir[len] = '\0';
     return rh_mkdir_p(dir, mode);
+}
+
+/* Reads `f` to its end. The buffer keeps one byte for the NUL and grows up to max + 2 bytes, so
+ * that a stream longer than max is recognised after reading max + 1 bytes. */
+static int read_stream(FILE *f, const char *name, size_t max, char **out, size_t *len,
+                       rh_diag_t *diag)
+{
+    if (max > SIZE_MAX / 4)
+        max = SIZE_MAX / 4;
+    size_t cap = 4096;
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) && st.st_size >= 0) {
+        if ((uintmax_t)st.st_size > max)
+            return rh_diag_fail(diag, RH_ERANGE, "%s: larger than %zu bytes", name, max);
+        cap = (size_t)st.st_size + 2; /* content, NUL, and room to see the end of the file */
+    }
+    if (cap > max + 2)
+        cap = max + 2;
+    char *buf = malloc(cap);
+    if (!buf)
+        return rh_diag_fail(diag, RH_ENOMEM, "%s: out of memory", name);
+    size_t n = 0;
+    for (;;) {
+        if (n + 1 == cap) {
+            if (n > max)
+                break;
+            size_t nc = cap <= (max + 2) / 2 ? cap * 2 : max + 2;
+            char *nb = realloc(buf, nc);
+            if (!nb) {
+                free(buf);
+                return rh_diag_fail(diag, RH_ENOMEM, "%s: out of memory", name);
+            }
+            buf = nb;
+            cap = nc;
+        }
+        size_t r = fread(buf + n, 1, cap - n - 1, f);
+        n += r;
+        if (r == 0)
+            break;
+    }
+    if (ferror(f)) {
+        int e = errno;
+        free(buf);
+        return rh_diag_fail(diag, RH_EIO, "%s: read error: %s", name, strerror(e));
+    }
+    if (n > max) {
+        free(buf);
+        return rh_diag_fail(diag, RH_ERANGE, "%s: larger than %zu bytes", name, max);
+    }
+    buf[n] = '\0';
+    *out = buf;
+    if (len)
+        *len = n;
+    return RH_OK;
+}
+
+int rh_read_file(const char *path, size_t max, char **out, size_t *len, rh_diag_t *diag)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        int e = errno;
+        rh_diag_fail(diag, RH_EIO, "%s: %s", path, strerror(e));
+        errno = e;
+        return RH_EIO;
+    }
+    int rc = read_stream(f, path, max, out, len, diag);
+    int e = errno;
+    fclose(f);
+    errno = e;
+    return rc;
+}
+
+int rh_read_input(const char *path, size_t max, char **out, size_t *len, rh_diag_t *diag)
+{
+    if (strcmp(path, "-") == 0)
+        return read_stream(stdin, "-", max, out, len, diag);
+    return rh_read_file(path, max, out, len, diag);
 }

@@ -1,6 +1,8 @@
 /* rh_test.c — see rh_test.h. */
 #include "rh_test.h"
 
+#include "rh_fs.h"
+
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -11,19 +13,8 @@
 
 char *rh_test_read_file(const char *path, size_t *len)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    size_t got = fread(buf, 1, (size_t)n, f);
-    fclose(f);
-    buf[got] = '\0';
-    if (len)
-        *len = got;
-    return buf;
+    char *buf;
+    return rh_read_file(path, 64u << 20, &buf, len, NULL) == RH_OK ? buf : NULL;
 }
 
 static cJSON *load(const char *envvar, const char *name)

@@ -17,7 +17,8 @@ cJSON *rh_test_load_vectors(const char *name);
 /* Same for $ROAMHUB_TESTDATA/<name>. */
 cJSON *rh_test_load_testdata(const char *name);
 
-/* Reads a whole file; returns malloc'd NUL-terminated buffer (caller frees), length in *len. */
+/* Reads a whole file (rh_read_file, at most 64 MiB); returns a malloc'd NUL-terminated buffer
+ * (caller frees), length in *len (len may be NULL); NULL when unreadable. */
 char *rh_test_read_file(const char *path, size_t *len);
 
 /* Decodes hex (spaces allowed and ignored) into out; fails the test on bad hex or overflow.

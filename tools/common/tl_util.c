@@ -1,8 +1,9 @@
 /*
- * tl_util.c — file, JSON-config, PRNG and percentile helpers (see tl_util.h).
+ * tl_util.c — JSON-config, atomic write, PRNG and percentile helpers (see tl_util.h).
  */
 #include "tl_util.h"
 
+#include "rh_fs.h"
 #include "rh_hex.h"
 
 #include <errno.h>
@@ -11,60 +12,11 @@
 #include <string.h>
 #include <unistd.h>
 
-int tl_read_file(const char *path, size_t max, char **out, size_t *len, rh_diag_t *diag)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return rh_diag_fail(diag, RH_EIO, "%s: %s", path, strerror(errno));
-    size_t cap = 4096, n = 0;
-    char *buf = malloc(cap);
-    if (!buf) {
-        fclose(f);
-        return RH_ENOMEM;
-    }
-    for (;;) {
-        if (n + 1 >= cap) {
-            if (cap > max + 1) {
-                free(buf);
-                fclose(f);
-                return rh_diag_fail(diag, RH_ERANGE, "%s: larger than %zu bytes", path, max);
-            }
-            char *nb = realloc(buf, cap * 2);
-            if (!nb) {
-                free(buf);
-                fclose(f);
-                return RH_ENOMEM;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-        size_t r = fread(buf + n, 1, cap - n - 1, f);
-        n += r;
-        if (r == 0)
-            break;
-    }
-    int err = ferror(f);
-    fclose(f);
-    if (err) {
-        free(buf);
-        return rh_diag_fail(diag, RH_EIO, "%s: read error", path);
-    }
-    if (n > max) {
-        free(buf);
-        return rh_diag_fail(diag, RH_ERANGE, "%s: larger than %zu bytes", path, max);
-    }
-    buf[n] = '\0';
-    *out = buf;
-    if (len)
-        *len = n;
-    return RH_OK;
-}
-
 int tl_json_load(const char *path, cJSON **out, rh_diag_t *diag)
 {
     char *buf;
     size_t len;
-    int rc = tl_read_file(path, 16u << 20, &buf, &len, diag);
+    int rc = rh_read_file(path, 16u << 20, &buf, &len, diag);
     if (rc < 0)
         return rc;
     const char *end = NULL;

@@ -1,5 +1,5 @@
 /*
- * tl_util.h — small helpers shared by roamns and roamsim: whole-file reading, JSON files, a
+ * tl_util.h — small helpers shared by roamns and roamsim: JSON files (read by rh_fs.h), a
  * deterministic PRNG, percentiles, and typed getters for config objects that refuse unknown
  * keys and name the offending key ("devices[2].app_key: expected 32 hex digits").
  * No global state; thread-safe.
@@ -14,11 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Reads a whole file (at most max bytes) into a new NUL-terminated buffer (free()).
- * Errors: RH_EIO (cannot open/read), RH_ERANGE (larger than max), RH_ENOMEM. */
-int tl_read_file(const char *path, size_t max, char **out, size_t *len, rh_diag_t *diag);
-
-/* Parses a JSON file (at most 16 MiB). Errors: as tl_read_file, RH_EINVAL (not JSON, with the
+/* Parses a JSON file (at most 16 MiB, read with rh_read_file). Errors: as rh_read_file, RH_EINVAL (not JSON, with the
  * byte offset of the error). Caller frees with cJSON_Delete. */
 int tl_json_load(const char *path, cJSON **out, rh_diag_t *diag);
 

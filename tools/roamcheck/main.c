@@ -12,6 +12,7 @@
 #include "lw_frame.h"
 #include "lw_netid.h"
 #include "rh_hex.h"
+#include "tl_util.h"
 
 #include <cjson/cJSON.h>
 #include <stdarg.h>
@@ -48,32 +49,10 @@ static cJSON *load(const char *name)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", g_dir, name);
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        fprintf(stderr, "%s: cannot open (%s)\n", path, "missing or unreadable");
-        g_io_error = 1;
-        return NULL;
-    }
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    if (n < 0 || n > 16 * 1024 * 1024) {
-        fclose(f);
-        fprintf(stderr, "%s: unreasonable size\n", path);
-        g_io_error = 1;
-        return NULL;
-    }
-    char *buf = malloc((size_t)n + 1);
-    size_t got = buf ? fread(buf, 1, (size_t)n, f) : 0;
-    fclose(f);
     cJSON *j = NULL;
-    if (buf) {
-        buf[got] = '\0';
-        j = cJSON_Parse(buf);
-        free(buf);
-    }
-    if (!j) {
-        fprintf(stderr, "%s: not valid JSON\n", path);
+    rh_diag_t d;
+    if (tl_json_load(path, &j, &d) < 0) { /* rh_read_file (16 MiB at most) + cJSON */
+        fprintf(stderr, "%s\n", d.text);
         g_io_error = 1;
     }
     return j;

@@ -10,6 +10,7 @@
  * server's JSON with --json. Exit codes: 0 ok, 1 refused by the server, 2 usage, 3 connection.
  */
 #include "roamctl.h"
+#include "rh_fs.h"
 
 #include <cjson/cJSON.h>
 #include <openssl/crypto.h>
@@ -51,34 +52,12 @@ static void usage(void)
 
 /* ------------------------------------------------------------------ small helpers */
 
+/* A file, or standard input for "-" (rh_read_input, at most 256 MiB); NULL when unreadable
+ * (callers say which file). */
 static char *read_file(const char *path, size_t *len)
 {
-    FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
-    if (!f)
-        return NULL;
-    size_t cap = 65536, n = 0, r;
-    char *buf = malloc(cap);
-    while (buf && (r = fread(buf + n, 1, cap - n - 1, f)) > 0) {
-        n += r;
-        if (n + 1 >= cap) {
-            char *nb = realloc(buf, cap * 2);
-            if (!nb) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-    }
-    if (f != stdin)
-        fclose(f);
-    if (buf) {
-        buf[n] = '\0';
-        if (len)
-            *len = n;
-    }
-    return buf;
+    char *buf;
+    return rh_read_input(path, 256u << 20, &buf, len, NULL) == RH_OK ? buf : NULL;
 }
 
 static void url_escape(const char *s, char *out, size_t cap)

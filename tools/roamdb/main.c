@@ -17,6 +17,7 @@
  * The directory is created if missing. Exit status: 0 ok, 1 error (message on stderr), 2 usage.
  */
 #include "lw_netid.h"
+#include "rh_fs.h"
 #include "rh_hex.h"
 #include "rp.h"
 #include "rp_json.h"
@@ -45,38 +46,6 @@ static int fail(const char *what, int rc, const rh_diag_t *d)
     fprintf(stderr, "roamdb: %s: %s%s%s\n", what, rh_strerror(rc), d && d->text[0] ? ": " : "",
             d ? d->text : "");
     return 1;
-}
-
-static char *read_all(const char *path, size_t *len)
-{
-    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
-    if (!f)
-        return NULL;
-    size_t cap = 1 << 16, n = 0;
-    char *b = malloc(cap);
-    while (b) {
-        size_t r = fread(b + n, 1, cap - n - 1, f);
-        n += r;
-        if (r == 0)
-            break;
-        if (n + 1 == cap) {
-            char *nb = realloc(b, cap * 2);
-            if (!nb) {
-                free(b);
-                b = NULL;
-                break;
-            }
-            b = nb;
-            cap *= 2;
-        }
-    }
-    if (f != stdin)
-        fclose(f);
-    if (b) {
-        b[n] = 0;
-        *len = n;
-    }
-    return b;
 }
 
 static int parse_party(const char *s, rp_party_t *p, rh_diag_t *d)
@@ -316,12 +285,11 @@ int main(int argc, char **argv)
                 file = argv[i];
         }
         size_t len;
-        char *text = file ? read_all(file, &len) : NULL;
+        char *text = NULL;
         if (!file) {
             status = usage();
-        } else if (!text) {
-            perror(file);
-            status = 1;
+        } else if ((rc = rh_read_input(file, 1u << 30, &text, &len, &d)) < 0) { /* "-": stdin */
+            status = fail("import", rc, &d);
         } else {
             cJSON *doc = cJSON_ParseWithLength(text, len);
             if (!doc) {

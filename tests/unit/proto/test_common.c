@@ -1,13 +1,18 @@
-/* Unit tests for the shared runtime (proto/common): errors, diagnostics, hex/EUI helpers. */
+/* Unit tests for the shared runtime (proto/common): errors, diagnostics, hex/EUI helpers, whole-file
+ * reading. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
 #include "rh_err.h"
+#include "rh_fs.h"
 #include "rh_hex.h"
 #include "rh_log.h"
 
@@ -88,12 +93,87 @@ static void test_strerror_and_diag(void **state)
     assert_int_equal(rh_log_set_level_name("loud"), RH_EINVAL);
 }
 
+/* Writes n bytes of a letter pattern into a new temporary file named into path; returns path. */
+static const char *temp_file(char *path, size_t n)
+{
+    strcpy(path, "/tmp/rh_read_file_XXXXXX");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    for (size_t i = 0; i < n; i++) {
+        char c = (char)('a' + i % 26);
+        assert_int_equal(write(fd, &c, 1), 1);
+    }
+    close(fd);
+    return path;
+}
+
+static void test_read_file(void **state)
+{
+    (void)state;
+    char path[64];
+    char *buf = NULL;
+    size_t len = 99;
+    rh_diag_t d;
+
+    /* Exactly max bytes: accepted, NUL-terminated, one allocation from fstat. */
+    temp_file(path, 5000);
+    assert_int_equal(rh_read_file(path, 5000, &buf, &len, &d), RH_OK);
+    assert_int_equal(len, 5000);
+    assert_int_equal(strlen(buf), 5000);
+    assert_int_equal(buf[25], 'z');
+    free(buf);
+    buf = NULL;
+    /* One byte over: refused, naming the file and the cap, nothing returned. */
+    assert_int_equal(rh_read_file(path, 4999, &buf, &len, &d), RH_ERANGE);
+    assert_null(buf);
+    assert_non_null(strstr(d.text, path));
+    assert_non_null(strstr(d.text, "larger than 4999 bytes"));
+    /* len may be NULL. */
+    assert_int_equal(rh_read_file(path, 1 << 20, &buf, NULL, NULL), RH_OK);
+    free(buf);
+    buf = NULL;
+    /* The same through rh_read_input, and "-" reads standard input. */
+    assert_int_equal(rh_read_input(path, 1 << 20, &buf, &len, &d), RH_OK);
+    assert_int_equal(len, 5000);
+    free(buf);
+    buf = NULL;
+    assert_non_null(freopen(path, "rb", stdin));
+    assert_int_equal(rh_read_input("-", 1 << 20, &buf, &len, &d), RH_OK);
+    assert_int_equal(len, 5000);
+    assert_memory_equal(buf, "abcdef", 6);
+    free(buf);
+    buf = NULL;
+    assert_non_null(freopen(path, "rb", stdin));
+    assert_int_equal(rh_read_input("-", 10, &buf, &len, &d), RH_ERANGE);
+    assert_string_equal(d.text, "-: larger than 10 bytes");
+    unlink(path);
+
+    /* Empty file: RH_OK with length 0 and an empty string. */
+    temp_file(path, 0);
+    assert_int_equal(rh_read_file(path, 0, &buf, &len, &d), RH_OK);
+    assert_int_equal(len, 0);
+    assert_string_equal(buf, "");
+    free(buf);
+    buf = NULL;
+    unlink(path);
+
+    /* Missing file, a directory, and an endless non-regular file (growth path, capped). */
+    assert_int_equal(rh_read_file("/nonexistent/x.json", 100, &buf, &len, &d), RH_EIO);
+    assert_string_equal(d.text, "/nonexistent/x.json: No such file or directory");
+    assert_null(buf);
+    assert_int_equal(rh_read_file("/tmp", 100, &buf, &len, &d), RH_EIO);
+    assert_non_null(strstr(d.text, "/tmp: read error"));
+    assert_int_equal(rh_read_file("/dev/zero", 100000, &buf, &len, &d), RH_ERANGE);
+    assert_string_equal(d.text, "/dev/zero: larger than 100000 bytes");
+    assert_null(buf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hex_decode_lenient), cmocka_unit_test(test_hex_decode_errors),
         cmocka_unit_test(test_parse_be_and_eui),   cmocka_unit_test(test_byte_order_helpers),
-        cmocka_unit_test(test_strerror_and_diag),
+        cmocka_unit_test(test_strerror_and_diag),  cmocka_unit_test(test_read_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

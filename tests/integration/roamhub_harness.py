@@ -11,12 +11,15 @@ import os
 import queue
 import shutil
 import signal
-import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
 import urllib.request
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools", "common"))
+from free_port import free_port  # noqa: E402,F401  (the tools' copy; tests/e2e imports it from here)
 
 BUILD = os.environ.get("ROAMHUB_BUILD", os.path.join(os.path.dirname(__file__), "..", "..", "build"))
 ROAMHUBD = os.path.join(BUILD, "broker", "roamhubd")
@@ -27,20 +30,30 @@ def sha256_hex(text):
 
 
 class Member:
-    """A scripted member network endpoint (a TS002 server on 127.0.0.1).
+    """A scripted TS002 peer (an HTTP server on 127.0.0.1): a member network's endpoint in front
+    of the hub, or the hub itself in front of a network server (tests/integration/test_roamns.py).
 
     mode: "sync"  - answers in the HTTP response with answer_fn(request) (or a Success answer);
           "async" - acknowledges with an empty 200, then POSTs the answer to the hub;
           "hang"  - accepts the request and never answers (until stopped).
-    Every request received is put on self.received (parsed JSON).
+    answer_all: False - only requests (*Req) are answered, answers and notifications are
+                acknowledged with an empty 200; True - answer_fn sees every message, and without
+                answer_fn nothing is answered (an empty 200 each).
+    own_sender_id: True - an answer's SenderID is set to net_id (a network server answers with
+                its own NetID); False - answer_fn's SenderID is sent as it is.
+    Every message received is put on self.received (parsed JSON), with the request's
+    Authorization header as "_authorization" and its path as "_path".
     """
 
-    def __init__(self, name, net_id, key, mode="sync", answer_fn=None, tls=None):
+    def __init__(self, name, net_id, key, mode="sync", answer_fn=None, tls=None, answer_all=False,
+                 own_sender_id=True):
         self.name = name
         self.net_id = net_id
         self.key = key  # Bearer API key this member uses towards the hub
         self.mode = mode
         self.answer_fn = answer_fn
+        self.answer_all = answer_all
+        self.own_sender_id = own_sender_id
         self.received = queue.Queue()
         self.hub = None
         self.stopping = threading.Event()
@@ -60,6 +73,7 @@ class Member:
                 except ValueError:
                     msg = {"_raw": body.decode(errors="replace")}
                 msg["_authorization"] = self.headers.get("Authorization")
+                msg["_path"] = self.path
                 member.received.put(msg)
                 if member.mode == "hang":
                     member.stopping.wait(60)
@@ -90,11 +104,13 @@ class Member:
         return "http://127.0.0.1:%d/" % self.port
 
     def answer_for(self, msg):
-        mt = msg.get("MessageType", "")
-        if not mt.endswith("Req"):
+        if self.answer_all:
+            a = self.answer_fn(msg) if self.answer_fn else None
+        elif not msg.get("MessageType", "").endswith("Req"):
             return None  # answers and notifications: acknowledge only
-        a = self.answer_fn(msg) if self.answer_fn else answer(msg, "Success")
-        if a is not None:
+        else:
+            a = self.answer_fn(msg) if self.answer_fn else answer(msg, "Success")
+        if a is not None and self.own_sender_id:
             a["SenderID"] = self.net_id  # a network server answers with its own NetID
         return a
 
@@ -102,8 +118,14 @@ class Member:
         time.sleep(0.02)
         self.hub.post(ans, self.key)
 
-    def get(self, timeout=3.0):
-        return self.received.get(timeout=timeout)
+    def get(self, timeout=3.0, mtype=None):
+        """The next message received (of MessageType mtype: others are dropped); queue.Empty
+        after timeout seconds."""
+        deadline = time.time() + timeout
+        while True:
+            m = self.received.get(timeout=max(0.01, deadline - time.time()))
+            if mtype is None or m.get("MessageType") == mtype:
+                return m
 
     def assert_nothing(self, wait=0.3):
         try:
@@ -278,14 +300,6 @@ class Hub:
     def cleanup(self):
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 _txid = [1000]

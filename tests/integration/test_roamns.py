@@ -16,7 +16,6 @@ simulator), real processes on 127.0.0.1 with ephemeral ports, no hub:
 """
 import base64
 import http.client
-import http.server
 import json
 import os
 import queue
@@ -25,10 +24,14 @@ import signal
 import socket
 import struct
 import subprocess
+import sys
 import tempfile
 import threading
 import time
 import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from roamhub_harness import Member, answer, next_txid  # noqa: E402
 
 BUILD = os.environ.get("ROAMHUB_BUILD", os.path.join(os.path.dirname(__file__), "..", "..", "build"))
 ROAMNS = os.path.join(BUILD, "tools", "roamns")
@@ -138,6 +141,13 @@ def run_sim(args, timeout=40):
             events = [json.loads(l) for l in f]
     shutil.rmtree(d, ignore_errors=True)
     return p, summary, events
+
+
+def fake_hub(answer_fn):
+    """The hub as roamns sees it: the harness's scripted TS002 peer, recording every POST (with
+    its Authorization header and path), answering each message with answer_fn(msg) (None = an
+    empty 200), SenderID as answer_fn wrote it."""
+    return Member("hub", None, None, answer_fn=answer_fn, answer_all=True, own_sender_id=False)
 
 
 # ---------------------------------------------------------------- GWMP in Python
@@ -257,66 +267,6 @@ class FakeNS:
         self.s.close()
 
 
-class FakeHub:
-    """A TS002 endpoint in Python standing in for the hub: records every POST (with the
-    Authorization header), answers with answer_fn(msg) (None = empty 200)."""
-
-    def __init__(self, answer_fn=None):
-        self.received = queue.Queue()
-        self.answer_fn = answer_fn
-        hub = self
-
-        class H(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *a):
-                pass
-
-            def do_POST(self):
-                n = int(self.headers.get("Content-Length", "0"))
-                msg = json.loads(self.rfile.read(n))
-                msg["_authorization"] = self.headers.get("Authorization")
-                msg["_path"] = self.path
-                hub.received.put(msg)
-                ans = hub.answer_fn(msg) if hub.answer_fn else None
-                out = json.dumps(ans).encode() if ans is not None else b""
-                self.send_response(200)
-                if out:
-                    self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(out)))
-                self.end_headers()
-                self.wfile.write(out)
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def url(self):
-        return "http://127.0.0.1:%d/" % self.port
-
-    def get(self, mtype=None, timeout=3.0):
-        deadline = time.time() + timeout
-        while True:
-            m = self.received.get(timeout=max(0.01, deadline - time.time()))
-            if mtype is None or m.get("MessageType") == mtype:
-                return m
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
-def answer(req, code, **fields):
-    a = {"ProtocolVersion": req["ProtocolVersion"], "SenderID": req["ReceiverID"],
-         "ReceiverID": req["SenderID"], "TransactionID": req["TransactionID"],
-         "MessageType": req["MessageType"][:-3] + "Ans", "Result": {"ResultCode": code}}
-    a.update(fields)
-    return a
-
-
 def datr_to_dr(datr):
     return {"SF12BW125": 0, "SF11BW125": 1, "SF10BW125": 2, "SF9BW125": 3, "SF8BW125": 4,
             "SF7BW125": 5}[datr]
@@ -324,14 +274,6 @@ def datr_to_dr(datr):
 
 def dr_to_datr(dr):
     return "SF%dBW125" % (12 - dr)
-
-
-_txid = [5000]
-
-
-def txid():
-    _txid[0] += 1
-    return _txid[0]
 
 
 class TestLocal(unittest.TestCase):
@@ -479,7 +421,7 @@ class TestHome(unittest.TestCase):
     """roamns as home network: PRStartReq in, PRStartAns out, XmitDataReq to the hub."""
 
     def test_home_network(self):
-        hub = FakeHub(lambda m: answer(m, "Success") if m["MessageType"] == "XmitDataReq" else None)
+        hub = fake_hub(lambda m: answer(m, "Success") if m["MessageType"] == "XmitDataReq" else None)
         home_abp = dict(ABP1, dev_addr="0a000010", dev_eui="0a0a0a0a0a0a0a01")
         home_otaa = dict(OTAA1, dev_eui="0a0a0a0a0a0a0a02")
         ns = RoamNS({"net_id": "000505", "devices": [home_abp, home_otaa],
@@ -503,7 +445,7 @@ class TestHome(unittest.TestCase):
                 phy = base64.b64decode(r["data"])
                 ul_token = "%016x%08x" % (eui, r["tmst"])
                 req = {"ProtocolVersion": "1.0", "SenderID": "000013", "ReceiverID": "000505",
-                       "TransactionID": txid(), "MessageType": "PRStartReq", "PHYPayload": phy.hex(),
+                       "TransactionID": next_txid(), "MessageType": "PRStartReq", "PHYPayload": phy.hex(),
                        "ULMetaData": {"DataRate": datr_to_dr(r["datr"]), "ULFreq": r["freq"],
                                       "RecvTime": "2026-11-21T12:00:00.123Z", "RFRegion": "EU868",
                                       "GWCnt": 1, "FNSULToken": "f" + ul_token,
@@ -540,7 +482,7 @@ class TestHome(unittest.TestCase):
                 self.assertIn("FCntUp", ans)
                 self.assertNotIn("Lifetime", ans)
                 # Confirmed: the ACK comes to the hub as XmitDataReq for the forwarder.
-                x = hub.get("XmitDataReq")
+                x = hub.get(mtype="XmitDataReq")
                 self.assertEqual(x["_authorization"], "Bearer secret-key")
                 self.assertEqual(x["SenderID"], "000505")
                 self.assertEqual(x["ReceiverID"], "000013")
@@ -571,12 +513,12 @@ class TestHome(unittest.TestCase):
                     "MessageType": "PRStartReq",
                     "ULMetaData": {"DataRate": 5, "ULFreq": 868.1, "RFRegion": "EU868", "GWCnt": 0,
                                    "RecvTime": "2026-11-21T12:00:00Z"}}
-            st, ans = http_req(ns.ts002, "POST", "/", dict(base, TransactionID=txid(), PHYPayload=up.hex()))
+            st, ans = http_req(ns.ts002, "POST", "/", dict(base, TransactionID=next_txid(), PHYPayload=up.hex()))
             self.assertEqual(ans["Result"]["ResultCode"], "MICFailed")
             other = up[:1] + bytes.fromhex("9900000a") + up[5:]
-            st, ans = http_req(ns.ts002, "POST", "/", dict(base, TransactionID=txid(), PHYPayload=other.hex()))
+            st, ans = http_req(ns.ts002, "POST", "/", dict(base, TransactionID=next_txid(), PHYPayload=other.hex()))
             self.assertEqual(ans["Result"]["ResultCode"], "UnknownDevAddr")
-            st, ans = http_req(ns.ts002, "POST", "/", dict(base, TransactionID=txid(), PHYPayload="zz"))
+            st, ans = http_req(ns.ts002, "POST", "/", dict(base, TransactionID=next_txid(), PHYPayload="zz"))
             self.assertEqual(st, 200)
             self.assertEqual(ans["Result"]["ResultCode"], "MalformedRequest")
             st, ans = http_req(ns.ts002, "POST", "/", b"not json")
@@ -591,19 +533,19 @@ class TestHome(unittest.TestCase):
 
     def test_async_hub(self):
         """Async hub: requests from the hub get an empty 200, the answer is POSTed to the hub."""
-        hub = FakeHub(None)
+        hub = fake_hub(None)
         ns = RoamNS({"net_id": "000505", "devices": [dict(ABP1, dev_addr="0a000010")],
                      "hub": {"url": hub.url, "async": True}})
         try:
             req = {"ProtocolVersion": "1.0", "SenderID": "000013", "ReceiverID": "000505",
-                   "TransactionID": txid(), "MessageType": "PRStartReq",
+                   "TransactionID": next_txid(), "MessageType": "PRStartReq",
                    "PHYPayload": "401000000a000100" + "01aabb00000000",
                    "ULMetaData": {"DataRate": 5, "ULFreq": 868.1, "RFRegion": "EU868", "GWCnt": 0,
                                   "RecvTime": "2026-11-21T12:00:00Z"}}
             st, body = http_req(ns.ts002, "POST", "/sns", req)
             self.assertEqual(st, 200)
             self.assertIsNone(body)
-            a = hub.get("PRStartAns")
+            a = hub.get(mtype="PRStartAns")
             self.assertEqual(a["TransactionID"], req["TransactionID"])
             self.assertEqual(a["Result"]["ResultCode"], "MICFailed")
             self.assertEqual(a["ReceiverID"], "000013")
@@ -631,7 +573,7 @@ class TestForwarder(unittest.TestCase):
                                       "FNSULToken": ul["FNSULToken"],
                                       "GWInfo": [{"ULToken": g["ULToken"]} for g in ul["GWInfo"]]})
 
-        hub = FakeHub(hub_answer)
+        hub = fake_hub(hub_answer)
         ns = RoamNS({"net_id": "000013", "devices": [ABP1],
                      "hub": {"url": hub.url, "api_key": "fwd-key", "receiver_id": "000000"}})
         gw = FakeGateway(ns.gwmp, eui=0x0016C001FF10A235)
@@ -641,7 +583,7 @@ class TestForwarder(unittest.TestCase):
             tmst = 0xFFFFF000  # the downlink tmst wraps around 2^32
             gw.push(data_up, tmst, freq=868.3, datr="SF9BW125")
             t_up = time.time()
-            req = hub.get("PRStartReq")
+            req = hub.get(mtype="PRStartReq")
             self.assertEqual(req["_authorization"], "Bearer fwd-key")
             self.assertEqual(req["SenderID"], "000013")
             self.assertEqual(req["ReceiverID"], "000000")  # hub.receiver_id
@@ -664,7 +606,7 @@ class TestForwarder(unittest.TestCase):
             # The home network's downlink comes back as XmitDataReq: PULL_RESP at tmst + 1 s.
             dl_phy = "600000000a8005000a54972baa8b983cd1"
             x = {"ProtocolVersion": "1.0", "SenderID": "000505", "ReceiverID": "000013",
-                 "TransactionID": txid(), "MessageType": "XmitDataReq", "PHYPayload": dl_phy,
+                 "TransactionID": next_txid(), "MessageType": "XmitDataReq", "PHYPayload": dl_phy,
                  "DLMetaData": {"ClassMode": "A", "DLFreq1": 868.3, "DataRate1": 3, "DLFreq2": 869.525,
                                 "DataRate2": 0, "RXDelay1": 1, "FNSULToken": ul["FNSULToken"],
                                 "GWInfo": [{"ULToken": g["ULToken"]}]}}
@@ -686,7 +628,7 @@ class TestForwarder(unittest.TestCase):
 
             # Only a GWInfo ULToken (no FNSULToken) works too.
             x2 = json.loads(json.dumps(x))
-            x2["TransactionID"] = txid()
+            x2["TransactionID"] = next_txid()
             del x2["DLMetaData"]["FNSULToken"]
             st, ans = http_req(ns.ts002, "POST", "/fns", x2)
             self.assertEqual(ans["Result"]["ResultCode"], "Success", ans)
@@ -694,7 +636,7 @@ class TestForwarder(unittest.TestCase):
 
             # A token of someone else: XmitFailed, nothing sent.
             x3 = json.loads(json.dumps(x))
-            x3["TransactionID"] = txid()
+            x3["TransactionID"] = next_txid()
             x3["DLMetaData"]["FNSULToken"] = "0a0b0c0d"
             x3["DLMetaData"]["GWInfo"] = [{"ULToken": "0a0b0c0d"}]
             st, ans = http_req(ns.ts002, "POST", "/fns", x3)
@@ -705,7 +647,7 @@ class TestForwarder(unittest.TestCase):
             # join-accept, sent at tmst + 5 s.
             jreq = bytes.fromhex("00" + "0100000000000099" + "0200000000000099" + "3412" + "deadbeef")
             gw.push(jreq, 5000)
-            req = hub.get("PRStartReq")
+            req = hub.get(mtype="PRStartReq")
             self.assertEqual(req["ReceiverID"], "000000")
             self.assertEqual(req["ULMetaData"]["DevEUI"], "9900000000000002")
             t = gw.pull_resp()
@@ -717,7 +659,7 @@ class TestForwarder(unittest.TestCase):
             # Too late: RX2 of the first uplink opened more than 2 s ago.
             time.sleep(max(0, 2.1 - (time.time() - t_up)))
             x4 = json.loads(json.dumps(x))
-            x4["TransactionID"] = txid()
+            x4["TransactionID"] = next_txid()
             st, ans = http_req(ns.ts002, "POST", "/fns", x4)
             self.assertEqual(ans["Result"]["ResultCode"], "XmitFailed")
             self.assertIn("too late", ans["Result"].get("Description", ""))

@@ -28,6 +28,9 @@ import sys
 import time
 import urllib.request
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
+from free_port import free_port  # noqa: E402
+
 ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 ap.add_argument("build", nargs="?", default="build")
 ap.add_argument("--out", default="demo-out")
@@ -54,14 +57,6 @@ def fail(msg):
     say("FAILED: " + msg)
     stop_all()
     sys.exit(1)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def port_busy(p):

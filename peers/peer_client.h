@@ -33,8 +33,18 @@
  *     failures = 0), its failure reopens it with k + 1. Defaults: 3 failures, 100 ms, 30 s, 20 %.
  *   Endpoints are independent: a slow or dead endpoint only consumes its own L slots, so it
  *   never delays traffic to others (everything is asynchronous on the event loop).
- * Per request the pool allocates nothing of its own (request slots, timers and connection slots
- * are preallocated per pool); evhttp allocates its request, headers and buffers.
+ * Transport (libevent bufferevents + http_parser; no evhttp): a connection is a
+ * bufferevent_socket, or a bufferevent_openssl for https, to the address the endpoint resolved
+ * at build time (no DNS per request). peer_client_post writes the request into the connection's
+ * output buffer at once — the pool's precomputed head (request line, Host, Content-Type,
+ * Connection, Authorization), the caller's extra headers, Content-Length, then the body — so the
+ * caller's path, headers and body may be freed as soon as it returns. The response is parsed
+ * incrementally with http_parser (as the hub's own HTTP server does) into a per-connection body
+ * buffer, at most opts.max_body bytes (more fails the request with RH_EIO). A connection is not
+ * reused after a response with "Connection: close", bytes following a response, an error or a
+ * timeout. Per request the pool allocates nothing of its own (request slots with their timers
+ * and connection slots are preallocated per pool); only libevent's buffers and the body buffer
+ * grow with the bytes sent and received.
  * Headers sent: Host, Content-Type: application/json, Connection: keep-alive, Content-Length,
  * Authorization (the endpoint's configured value, never logged), plus caller extras.
  */
@@ -63,7 +73,8 @@ typedef struct peer_client_opts {
     size_t max_body;              /* largest accepted response body, bytes; 0 = 1 MiB */
 } peer_client_opts_t;
 
-/* One extra request header (name and value copied by evhttp). */
+/* One extra request header: "name: value" is written into the request during peer_client_post
+ * (nothing is kept). Neither may contain CR or LF; name may not be empty. */
 typedef struct peer_header {
     const char *name;
     const char *value;
@@ -72,8 +83,10 @@ typedef struct peer_header {
 /* Completion of a posted request, called exactly once, never from inside peer_client_post.
  *   status: RH_OK        an HTTP response arrived (any code, including 4xx/5xx);
  *           RH_ETIMEDOUT the deadline passed;
- *           RH_EIO       connect, TLS, or HTTP protocol error, response too large, endpoint
- *                        unresolved, or the client is being freed;
+ *           RH_EIO       connect, TLS, or HTTP protocol error (http_parser refused the response),
+ *                        response body larger than opts.max_body, endpoint unresolved, the
+ *                        connection closed before the response was complete, or the client is
+ *                        being freed;
  *   http_status: the response code for RH_OK, else 0;
  *   body/len: the response body (contiguous), valid only during the callback; NULL/0 if none.
  * The callback may call peer_client_post (also for the same endpoint). */
@@ -99,7 +112,8 @@ void peer_client_free(peer_client_t *c);
  *              in-flight bound reached, or the client is being freed;
  *   RH_EINVAL  NULL c/ep/cb, path not starting with '/', body NULL with len > 0, a header
  *              name/value with CR or LF;
- *   RH_ENOMEM  (pool creation, evhttp allocation). */
+ *   RH_ENOMEM  creating the endpoint's pool, a connection's bufferevent or SSL object, or
+ *              writing the request into the connection's output buffer. */
 int peer_client_post(peer_client_t *c, const peer_endpoint_t *ep, const char *path,
                      const void *body, size_t len, const peer_header_t *extra, size_t n_extra,
                      peer_response_cb cb, void *arg);

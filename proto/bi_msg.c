@@ -1,7 +1,7 @@
 /*
  * bi_msg.c — TS002 message decode/validate (one table-driven pass over the cJSON tree filling the
  * typed view), the relay's mutations, the answer builder and dialect encoding (see bi_msg.h and
- * docs/arch-bi.md).
+ * docs/ARCHITECTURE.md, "TS002 JSON codec").
  *
  * Invariant: m->root is the truth; m->f is derived from it by build() and kept in step by every
  * mutating function. m->canon describes the bytes received (for bi_msg_is_canonical_for);

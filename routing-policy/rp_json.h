@@ -1,6 +1,7 @@
 /*
  * rp_json.h — the JSON form of the routing table (roamdb import/export, backups, the demo and the
- * admin API). Format (docs/arch-rp.md has a full example):
+ * admin API). Format (docs/ARCHITECTURE.md, "Routing table and policies" > "JSON format", has a
+ * full example):
  *   { "networks": [...], "tenants": [...], "devaddr_blocks": [...], "join_routes": [...],
  *     "policies": [...], "endpoints": [...], "members": [...], "api_keys": [...],
  *     "member_net_ids": ["000013"] }            <- optional: replace what these NetIDs own

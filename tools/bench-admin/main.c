@@ -4,7 +4,8 @@
  *     lookup), and of an ES256 token;
  *   - capture_tap with no capture active (what every relayed message pays for the capture
  *     feature: one relaxed atomic load) and with one capture active (ring copy under a mutex).
- * Usage: bench-admin [ITERATIONS]   (prints ns/op; docs/perf-admin.md has the method)
+ * Usage: bench-admin [ITERATIONS]   (prints ns/op; docs/PERFORMANCE.md, "Admin API and capture
+ *        tap", has the method)
  */
 #include "admin_jwt.h"
 #include "capture.h"

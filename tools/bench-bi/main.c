@@ -1,5 +1,5 @@
 /*
- * bench-bi — TS002 JSON codec benchmark (docs/perf-bi.md).
+ * bench-bi — TS002 JSON codec benchmark (docs/PERFORMANCE.md, "TS002 JSON codec").
  *
  * Measures, on a realistic ChirpStack-style PRStartReq with one and with three GWInfo entries:
  *   cJSON parse+print      cJSON_ParseWithLength + cJSON_PrintUnformatted of the same bytes (the

@@ -1,5 +1,5 @@
 /*
- * bench-rp — routing-policy benchmark (docs/perf-rp.md).
+ * bench-rp — routing-policy benchmark (docs/PERFORMANCE.md, "Routing table and policy").
  *
  *   bench-rp [--dir TMPDIR] [--ops N] [--import N] [--flips N]
  *

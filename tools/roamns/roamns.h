@@ -1,6 +1,6 @@
 /*
  * roamns.h — internals of roamns, the minimal LoRaWAN network server (docs/roamns.md,
- * docs/arch-tools.md). One thread, one libevent loop:
+ * docs/ARCHITECTURE.md "Network server and simulator"). One thread, one libevent loop:
  *   rn_gw.c     GWMP UDP server: gateways, PUSH_DATA -> deduplication -> rn_uplink();
  *               PULL_DATA keeps each gateway's downlink address; rn_send_txpk() sends PULL_RESP.
  *   rn_uplink.c what happens to a deduplicated uplink: local join / data (ns_core), local

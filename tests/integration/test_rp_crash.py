@@ -57,8 +57,13 @@ class RoutingTableCrashTest(unittest.TestCase):
                 break
             acks.append(line.split())
         os.kill(proc.pid, signal.SIGKILL)
-        # Lines already written before the kill were acknowledged too.
-        rest, err = proc.communicate(timeout=10)
+        # Lines already written before the kill were acknowledged too. Read them through the
+        # text buffers readline() filled (communicate() reads the raw pipes and would lose what
+        # readline() had already buffered: acknowledged writes would be missed).
+        proc.wait(timeout=10)
+        rest, err = proc.stdout.read(), proc.stderr.read()
+        proc.stdout.close()
+        proc.stderr.close()
         acks += [l.split() for l in rest.splitlines() if l.strip()]
         self.assertEqual(proc.returncode, -signal.SIGKILL, err)
         return acks

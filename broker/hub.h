@@ -45,7 +45,8 @@ struct worker {
     inbox_item_t *inbox_head, *inbox_tail;
     struct event *inbox_ev;
     struct event *stop_ev;
-    unsigned in_flight; /* relay transactions owned by this worker */
+    atomic_uint in_flight; /* relay transactions owned by this worker (alive, not yet freed);
+                              written by the worker, read by /metrics */
     void *relay_txns;   /* relay.c's list of those transactions (for shutdown) */
 };
 

@@ -70,7 +70,7 @@ static relay_txn_t *txn_new(worker_t *w, hs_req_t *req, peer_registry_t *reg)
     if (b->next)
         b->next->prev = b;
     w->relay_txns = b;
-    w->in_flight++;
+    atomic_fetch_add_explicit(&w->in_flight, 1, memory_order_relaxed);
     return t;
 }
 
@@ -87,7 +87,7 @@ static void txn_unref(relay_txn_t *t)
         t->w->relay_txns = b->next;
     if (b->next)
         b->next->prev = b->prev;
-    t->w->in_flight--;
+    atomic_fetch_sub_explicit(&t->w->in_flight, 1, memory_order_relaxed);
     if (t->timer)
         event_free(t->timer);
     if (t->req) /* never answered (should not happen): do not leave the client hanging */
@@ -101,14 +101,20 @@ static void txn_unref(relay_txn_t *t)
     free(b);
 }
 
-/* Marks the transaction complete; returns false if it already was. */
+/* Marks the transaction complete; returns false if it already was. Drops the references that
+ * the completion ends: the answer timer's (if the timer is still pending, it is cancelled here
+ * and its reference goes with it — see the ownership rule in forward_done) and the pending
+ * entry's (if this worker still holds the entry). Callers hold a reference of their own, so t is
+ * still valid on return. */
 static bool txn_finish(relay_txn_t *t)
 {
     if (t->done)
         return false;
     t->done = true;
-    if (t->timer)
+    if (t->timer && evtimer_pending(t->timer, NULL)) {
         evtimer_del(t->timer);
+        txn_unref(t); /* the timer's reference (callers hold another) */
+    }
     if (t->pending && pending_take(t->w->hub->pending, &t->pkey)) {
         t->pending = false;
         txn_unref(t); /* the pending entry's reference (callers hold another) */
@@ -334,7 +340,12 @@ static void forward_done(int status, int http_status, const uint8_t *body, size_
             if (t->pending && !t->done) {
                 struct timeval tv = {t->recv_ep->timeout_ms / 1000,
                                      (t->recv_ep->timeout_ms % 1000) * 1000};
-                txn_ref(t); /* the timer's reference */
+                /* Ownership rule of the answer timer: the timer holds one reference exactly
+                 * while it is pending. It is released by whoever makes it non-pending: the
+                 * timer's own callback when it fires (answer_timeout_cb), or txn_finish when
+                 * the transaction completes first (answer, failure, shutdown) and cancels it.
+                 * No other code deletes the timer. */
+                txn_ref(t);
                 evtimer_add(t->timer, &tv);
             }
         } else {
@@ -436,11 +447,7 @@ static void handoff_cb(worker_t *w, void *arg)
     arena_enter(h->arena);
     complete_answer(t, h->ans, h->raw, h->raw_len); /* frees the answer */
     arena_enter(NULL);
-    arena_free(h->arena);
-    if (t->timer && evtimer_pending(t->timer, NULL)) {
-        evtimer_del(t->timer);
-        txn_unref(t); /* the timer's reference */
-    }
+    arena_free(h->arena); /* the timer (and its reference) went in complete_answer's txn_finish */
     free(h);
     txn_unref(t); /* the entry's reference */
 }

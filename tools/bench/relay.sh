@@ -13,6 +13,7 @@ RUNS=${2:-3}
 SECS=${3:-10}
 CONNS=${4:-64}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+. "$(dirname "$0")/relay_world.sh"
 HUBD="$BUILD/broker/roamhubd"
 [ -x "$HUBD" ] || { echo "no $HUBD: build first" >&2; exit 1; }
 command -v wrk >/dev/null && command -v nginx >/dev/null || { echo "needs wrk and nginx" >&2; exit 1; }
@@ -27,7 +28,6 @@ trap cleanup EXIT
 
 port() { python3 "$ROOT/tools/common/free_port.py"; }
 STUB=$(port); RELAY=$(port)
-ANS='{"ProtocolVersion":"1.0","SenderID":"000505","ReceiverID":"000202","TransactionID":1,"MessageType":"PRStartAns","Result":{"ResultCode":"Success"},"DevEUI":"0102030405060708","FCntUp":1,"Lifetime":0}'
 
 nginx_conf() { # $1 name, $2 workers, $3 server block
   mkdir -p "$W/$1"
@@ -51,17 +51,7 @@ nginx_conf relay auto "upstream home { server 127.0.0.1:$STUB; keepalive 128; }
 nginx -c "$W/stub.conf" -p "$W"
 nginx -c "$W/relay.conf" -p "$W"
 
-KEY="bench-key-0123456789"
-HASH=$(printf %s "$KEY" | sha256sum | cut -d' ' -f1)
-cat > "$W/table.json" <<JSON
-{"networks":[{"net_id":"000202","name":"fwd"},{"net_id":"000505","name":"home"}],
- "members":[{"id":"fwd","net_ids":["000202"],"api_key_hashes":["$HASH"],"rate_limit_per_s":10000000},
-            {"id":"home","net_ids":["000505"]}],
- "endpoints":[{"id":"home","net_id":"000505","url":"http://127.0.0.1:$STUB/","timeout_ms":3000,"max_in_flight":4096}],
- "devaddr_blocks":[{"prefix":"0A000000/7","net_id":"000505"}],
- "policies":[{"forwarder_net_id":"000202","uplink":{"join_request":true,"mac_data":true,"application_data":true,"signal_quality":true,"localization":true},
-              "downlink":{"join_accept":true,"mac_data":true,"application_data":true}}]}
-JSON
+relay_table "$W/table.json" "$STUB"
 cat > "$W/hub.json" <<JSON
 {"log_level":"warn","import":"$W/table.json","database":{"path":"$W/db"},
  "ts002":{"address":"127.0.0.1","port":0},"admin":{"address":"127.0.0.1","port":0},

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Instructions per relayed message in roamhubd (exact, unlike throughput on a shared machine):
+# callgrind counts every instruction of the hub process (1 worker) while a client sends N
+# PRStartReq over one keep-alive connection, sync forwarder -> hub -> nginx stub home network
+# answering a fixed PRStartAns (the same message and table as tools/bench/relay.sh). Two runs
+# with N1 and N2 messages; (Ir(N2) - Ir(N1)) / (N2 - N1) removes start-up and shutdown.
+# Usage: tools/bench/relay_instr.sh [BUILD_DIR] [N1] [N2]
+# Needs: valgrind, nginx (nginx-light).
+set -euo pipefail
+. "$(dirname "$0")/relay_world.sh"
+BUILD=${1:-build}
+N1=${2:-300}
+N2=${3:-1300}
+HUBD="$BUILD/broker/roamhubd"
+[ -x "$HUBD" ] || { echo "no $HUBD: build first" >&2; exit 1; }
+command -v valgrind >/dev/null && command -v nginx >/dev/null || { echo "needs valgrind and nginx" >&2; exit 1; }
+W=$(mktemp -d /tmp/roamhub-instr.XXXXXX)
+cleanup() {
+  [ -f "$W/stub.pid" ] && kill "$(cat "$W/stub.pid")" 2>/dev/null || true
+  sleep 0.2; rm -rf "$W"
+}
+trap cleanup EXIT
+
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+STUB=$(port)
+mkdir -p "$W/stub"
+cat > "$W/stub.conf" <<NGX
+worker_processes 1;
+pid $W/stub.pid;
+error_log $W/stub/error.log crit;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $W/stub; proxy_temp_path $W/stub; fastcgi_temp_path $W/stub;
+  uwsgi_temp_path $W/stub; scgi_temp_path $W/stub;
+  keepalive_requests 1000000;
+  server { listen 127.0.0.1:$STUB; location / { default_type application/json; return 200 '$ANS'; } }
+}
+NGX
+nginx -c "$W/stub.conf" -p "$W"
+
+relay_table "$W/table.json" "$STUB"
+
+run() { # $1 = number of messages -> prints total Ir of the hub process
+  local n=$1 d="$W/run$1"
+  mkdir -p "$d"
+  cat > "$d/hub.json" <<JSON
+{"workers":1,"log_level":"warn","import":"$W/table.json","database":{"path":"$d/db"},
+ "ts002":{"address":"127.0.0.1","port":0},"admin":{"address":"127.0.0.1","port":0},
+ "relay":{"pending_max":100000,"stats_flush_ms":60000}}
+JSON
+  valgrind --tool=callgrind --callgrind-out-file="$d/cg.out" "$HUBD" -c "$d/hub.json" \
+    --ports-file "$d/ports.json" > "$d/hub.log" 2>&1 &
+  local pid=$!
+  for _ in $(seq 600); do [ -f "$d/ports.json" ] && break; sleep 0.1; done
+  [ -f "$d/ports.json" ] || { echo "roamhubd did not start:" >&2; cat "$d/hub.log" >&2; exit 1; }
+  python3 - "$d/ports.json" "$n" <<'PY'
+import http.client, json, sys
+port = json.load(open(sys.argv[1]))["ts002"]
+c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+t1 = '{"ProtocolVersion":"1.0","SenderID":"000202","ReceiverID":"000505","TransactionID":'
+t2 = (',"MessageType":"PRStartReq","PHYPayload":"400100000a800100016b5ed0ec2e5c4f9f09f2bd7b",'
+      '"ULMetaData":{"DataRate":5,"ULFreq":868.1,"RecvTime":"2026-11-21T12:00:00.123Z","RFRegion":"EU868",'
+      '"GWCnt":1,"GWInfo":[{"ID":"05060708","RFRegion":"EU868","RSSI":-81,"SNR":7.5,"Lat":52.37,'
+      '"Lon":4.89,"ULToken":"0a0b0c0d0e0f10111213","DLAllowed":true}]}}')
+h = {"Content-Type": "application/json", "Authorization": "Bearer bench-key-0123456789"}
+for i in range(int(sys.argv[2])):
+    c.request("POST", "/", t1 + str(i + 1) + t2, h)
+    a = json.loads(c.getresponse().read())
+    assert a["Result"]["ResultCode"] == "Success", a
+PY
+  kill -TERM "$pid"
+  wait "$pid" || true
+  awk '/^summary:/ {print $2}' "$d/cg.out"
+}
+I1=$(run "$N1") || exit 1
+I2=$(run "$N2") || exit 1
+python3 -c "print('instructions per relayed message: %d  (Ir %d msgs = %d, %d msgs = %d)' % (($I2-$I1)/($N2-$N1), $N1, $I1, $N2, $I2))"

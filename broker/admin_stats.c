@@ -12,6 +12,7 @@
 
 #include "bi_types.h"
 #include "lw_netid.h"
+#include "rh_hex.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -107,14 +108,18 @@ static void append(stats_ctx_t *c, const char *s, size_t n)
 static int stats_cb(void *ud, const rp_stats_item_t *it)
 {
     stats_ctx_t *c = ud;
-    if (!admin_scope_net(&c->r->p, it->forwarder_net_id) &&
+    bool fwd_eui = it->forwarder_kind == RP_STATS_ID_JOIN_EUI; /* a Join Server's JoinEUI */
+    if (!(!fwd_eui && admin_scope_net(&c->r->p, it->forwarder_net_id)) &&
         !admin_scope_net(&c->r->p, it->home_net_id))
         return 0;
     if (++c->rows > 100000)
         return 1;
-    char per[32], f[7], h[7];
+    char per[32], f[17], h[7]; /* forwarder: 6 hex digits (NetID) or 16 (JoinEUI), as SenderID */
     period_text(it->minute, per);
-    lw_netid_format(it->forwarder_net_id, f, 0);
+    if (fwd_eui)
+        rh_eui64_format(it->forwarder_join_eui, f);
+    else
+        lw_netid_format(it->forwarder_net_id, f, 0);
     lw_netid_format(it->home_net_id, h, 0);
     double mean = it->count ? (double)it->latency_us_sum / (double)it->count / 1000.0 : 0;
     double p50 = pct_ms(it, 0.5), p90 = pct_ms(it, 0.9), p99 = pct_ms(it, 0.99);

@@ -262,7 +262,10 @@ static void flush_stats(hub_t *hub)
         if (metrics_take_deltas(hub->workers[i].metrics, minute, &items, &n) != RH_OK || n == 0)
             continue;
         rh_diag_t d;
-        if (rp_stats_add(hub->db, items, n, &d) != RH_OK) {
+        int rc = rp_stats_add(hub->db, items, n, &d);
+        if (rc == RH_EINVAL) /* invalid rows skipped, the others written: never retried */
+            RH_LOG(RH_LOG_WARN, "stats", "rows skipped err=\"%s\"", d.text);
+        else if (rc != RH_OK) {
             RH_LOG(RH_LOG_WARN, "stats", "flush failed, kept for the next try err=\"%s\"", d.text);
             metrics_restore_deltas(hub->workers[i].metrics, items, n);
         }

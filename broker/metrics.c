@@ -3,6 +3,7 @@
 #include "metrics.h"
 
 #include "lw_netid.h"
+#include "rh_hex.h"
 #include "rh_err.h"
 
 #include <pthread.h>
@@ -13,7 +14,9 @@
 
 typedef struct cell {
     int used;
-    uint32_t fwd, home;
+    uint8_t fwd_kind; /* rp_stats_id_kind_t: fwd is a NetID or a JoinEUI */
+    uint64_t fwd;
+    uint32_t home;
     uint8_t cls, outcome;
     char result[RP_RESULT_MAX + 1];
     uint64_t total;
@@ -59,23 +62,24 @@ void metrics_free(metrics_t *m)
     free(m);
 }
 
-static uint64_t cell_hash(uint32_t fwd, uint32_t home, unsigned cls, unsigned out, const char *r)
+static uint64_t cell_hash(unsigned fk, uint64_t fwd, uint32_t home, unsigned cls, unsigned out,
+                          const char *r)
 {
-    uint64_t h = ((uint64_t)fwd << 32 | home) * 0x9E3779B97F4A7C15ull;
+    uint64_t h = (fwd * 0xFF51AFD7ED558CCDull ^ ((uint64_t)fk << 32 | home)) * 0x9E3779B97F4A7C15ull;
     h ^= (cls << 8 | out) * 0xC2B2AE3D27D4EB4Full;
     for (; r && *r; r++)
         h = (h ^ (unsigned char)*r) * 0x100000001B3ull;
     return h ^ (h >> 31);
 }
 
-static cell_t *find_cell(cell_t *cells, size_t cap, uint32_t fwd, uint32_t home, unsigned cls,
-                         unsigned out, const char *r)
+static cell_t *find_cell(cell_t *cells, size_t cap, unsigned fk, uint64_t fwd, uint32_t home,
+                         unsigned cls, unsigned out, const char *r)
 {
-    size_t i = cell_hash(fwd, home, cls, out, r) & (cap - 1);
+    size_t i = cell_hash(fk, fwd, home, cls, out, r) & (cap - 1);
     for (;;) {
         cell_t *c = &cells[i];
         if (!c->used ||
-            (c->fwd == fwd && c->home == home && c->cls == cls && c->outcome == out &&
+            (c->fwd_kind == fk && c->fwd == fwd && c->home == home && c->cls == cls && c->outcome == out &&
              strcmp(c->result, r ? r : "") == 0))
             return c;
         i = (i + 1) & (cap - 1);
@@ -92,7 +96,7 @@ static int grow(metrics_t *m)
         cell_t *o = &m->cells[i];
         if (!o->used)
             continue;
-        *find_cell(n, ncap, o->fwd, o->home, o->cls, o->outcome, o->result) = *o;
+        *find_cell(n, ncap, o->fwd_kind, o->fwd, o->home, o->cls, o->outcome, o->result) = *o;
     }
     free(m->cells);
     m->cells = n;
@@ -100,14 +104,15 @@ static int grow(metrics_t *m)
     return RH_OK;
 }
 
-static cell_t *get_cell(metrics_t *m, uint32_t fwd, uint32_t home, unsigned cls, unsigned out,
-                        const char *r)
+static cell_t *get_cell(metrics_t *m, unsigned fk, uint64_t fwd, uint32_t home, unsigned cls,
+                        unsigned out, const char *r)
 {
     if ((m->used + 1) * 4 > m->cap * 3 && grow(m) != RH_OK)
         return NULL;
-    cell_t *c = find_cell(m->cells, m->cap, fwd, home, cls, out, r);
+    cell_t *c = find_cell(m->cells, m->cap, fk, fwd, home, cls, out, r);
     if (!c->used) {
         c->used = 1;
+        c->fwd_kind = (uint8_t)fk;
         c->fwd = fwd;
         c->home = home;
         c->cls = (uint8_t)cls;
@@ -118,11 +123,12 @@ static cell_t *get_cell(metrics_t *m, uint32_t fwd, uint32_t home, unsigned cls,
     return c;
 }
 
-void metrics_count(metrics_t *m, uint32_t fwd, uint32_t home, rp_class_t cls,
-                   rp_outcome_t outcome, const char *result_code, uint64_t total_us)
+void metrics_count(metrics_t *m, rp_stats_id_kind_t fwd_kind, uint64_t fwd, uint32_t home,
+                   rp_class_t cls, rp_outcome_t outcome, const char *result_code,
+                   uint64_t total_us)
 {
     pthread_mutex_lock(&m->mu);
-    cell_t *c = get_cell(m, fwd, home, cls, outcome, result_code);
+    cell_t *c = get_cell(m, fwd_kind, fwd, home, cls, outcome, result_code);
     if (c) {
         c->total++;
         c->d_count++;
@@ -240,7 +246,7 @@ char *metrics_render(metrics_t *const *all, size_t n, const char *extra)
             cell_t *c = &m->cells[i];
             if (!c->used)
                 continue;
-            cell_t *s = get_cell(sum, c->fwd, c->home, c->cls, c->outcome, c->result);
+            cell_t *s = get_cell(sum, c->fwd_kind, c->fwd, c->home, c->cls, c->outcome, c->result);
             if (s)
                 s->total += c->total;
         }
@@ -260,8 +266,11 @@ char *metrics_render(metrics_t *const *all, size_t n, const char *extra)
         cell_t *c = &sum->cells[i];
         if (!c->used)
             continue;
-        char f[7], h[7];
-        lw_netid_format(c->fwd, f, 0);
+        char f[17], h[7];
+        if (c->fwd_kind == RP_STATS_ID_JOIN_EUI)
+            rh_eui64_format(c->fwd, f);
+        else
+            lw_netid_format((uint32_t)c->fwd, f, 0);
         lw_netid_format(c->home, h, 0);
         sb_printf(&b,
                   "roamhub_messages_total{forwarder=\"%s\",home=\"%s\",class=\"%s\",outcome=\"%s\","
@@ -339,7 +348,11 @@ int metrics_take_deltas(metrics_t *m, int64_t minute, rp_stats_item_t **items, s
             continue;
         rp_stats_item_t *it = &out[j];
         it->minute = minute;
-        it->forwarder_net_id = c->fwd;
+        it->forwarder_kind = (rp_stats_id_kind_t)c->fwd_kind;
+        if (c->fwd_kind == RP_STATS_ID_JOIN_EUI)
+            it->forwarder_join_eui = c->fwd;
+        else
+            it->forwarder_net_id = (uint32_t)c->fwd;
         it->home_net_id = c->home;
         it->cls = (rp_class_t)c->cls;
         it->outcome = (rp_outcome_t)c->outcome;
@@ -363,8 +376,10 @@ void metrics_restore_deltas(metrics_t *m, const rp_stats_item_t *items, size_t n
     pthread_mutex_lock(&m->mu);
     for (size_t i = 0; i < n; i++) {
         const rp_stats_item_t *it = &items[i];
-        cell_t *c = get_cell(m, it->forwarder_net_id, it->home_net_id, it->cls, it->outcome,
-                             it->result_code);
+        cell_t *c = get_cell(m, it->forwarder_kind,
+                             it->forwarder_kind == RP_STATS_ID_JOIN_EUI ? it->forwarder_join_eui
+                                                                         : it->forwarder_net_id,
+                             it->home_net_id, it->cls, it->outcome, it->result_code);
         if (!c)
             continue;
         c->d_count += it->count;

@@ -2,7 +2,7 @@
  * metrics.h — relay counters and latency histograms, kept per worker thread and read by the
  * /metrics endpoint and the statistics flusher.
  *
- * A cell is one (forwarder NetID, home NetID, message class, outcome, ResultCode) tuple; it holds
+ * A cell is one (forwarder NetID or JoinEUI, home NetID, message class, outcome, ResultCode) tuple; it holds
  * a lifetime total (Prometheus counters never go down) and a delta since the last flush to the
  * routing-policy statistics buckets (rp_stats_add, per minute). Two latency histograms per
  * worker: receive -> forward (hub processing) and forward -> answer (receiver), log2 µs buckets
@@ -23,10 +23,13 @@ typedef struct metrics metrics_t;
 metrics_t *metrics_new(void);
 void metrics_free(metrics_t *m);
 
-/* Counts one message. result_code: the receiver's TS002 ResultCode for RP_OUT_RECEIVER_ERROR
- * (<= 32 chars), else NULL. total_us: receive -> answer sent back (or decision), µs. */
-void metrics_count(metrics_t *m, uint32_t fwd_net_id, uint32_t home_net_id, rp_class_t cls,
-                   rp_outcome_t outcome, const char *result_code, uint64_t total_us);
+/* Counts one message. fwd_kind/fwd: the forwarder's identity, a NetID (24 bits) or a JoinEUI
+ * (64 bits, a Join Server or a sender claiming one), never truncated. result_code: the
+ * receiver's TS002 ResultCode for RP_OUT_RECEIVER_ERROR (<= 32 chars), else NULL. total_us:
+ * receive -> answer sent back (or decision), µs. */
+void metrics_count(metrics_t *m, rp_stats_id_kind_t fwd_kind, uint64_t fwd, uint32_t home_net_id,
+                   rp_class_t cls, rp_outcome_t outcome, const char *result_code,
+                   uint64_t total_us);
 
 /* Hub processing time (receive -> forward) and receiver time (forward -> answer), µs. */
 void metrics_observe_forward(metrics_t *m, uint64_t us);

@@ -184,19 +184,44 @@ static void deliver_answer(worker_t *w, hs_req_t **req, const peer_endpoint_t *s
     bi_buf_free(out);
 }
 
+relay_fwd_t relay_fwd_of_sender(const bi_msg_t *msg)
+{
+    const bi_id_t *id = &bi_msg_header(msg)->sender_id;
+    relay_fwd_t f = {id->kind == BI_ID_EUI64 ? RP_STATS_ID_JOIN_EUI : RP_STATS_ID_NETID, id->value};
+    return f;
+}
+
+static relay_fwd_t txn_fwd(const relay_txn_t *t)
+{
+    /* the sender is the forwarder except for downlinks, whose forwarder is the receiver */
+    if (t->dir != RELAY_DOWNLINK && bi_msg_header(t->msg)->sender_id.kind == BI_ID_EUI64)
+        return relay_fwd_of_sender(t->msg);
+    relay_fwd_t f = {RP_STATS_ID_NETID, t->fwd.net_id};
+    return f;
+}
+
+/* Counts one terminal outcome in the worker's metrics (-> statistics) and the capture tap. A
+ * forwarder named by a JoinEUI is counted as such; the capture tap, keyed by NetID, gets a value
+ * no NetID can have (an EUI must never be cut down to a NetID that some member owns). */
+static void count_outcome(worker_t *w, relay_fwd_t fwd, uint32_t home, const bi_msg_t *msg,
+                          rp_class_t cls, rp_outcome_t outcome, const char *result_code,
+                          uint64_t recv_ns, const char *sender)
+{
+    metrics_count(w->metrics, fwd.kind, fwd.id, home, cls, outcome, result_code,
+                  recv_ns ? elapsed_us(recv_ns) : 0);
+    capture_tap(w->index, fwd.kind == RP_STATS_ID_NETID ? (uint32_t)fwd.id : UINT32_MAX, home, msg,
+                cls, outcome, result_code, recv_ns, sender);
+}
+
 void relay_reply_failure(worker_t *w, hs_req_t *req, const bi_msg_t *req_msg,
                          const peer_endpoint_t *sender_ep, bool sender_async,
                          bi_result_code_t code, const char *description, rp_outcome_t outcome,
-                         rp_class_t cls, uint32_t fwd_net_id, uint32_t home_net_id)
+                         rp_class_t cls, relay_fwd_t fwd, uint32_t home_net_id)
 {
-    metrics_count(w->metrics, fwd_net_id, home_net_id, cls, outcome,
+    count_outcome(w, fwd, home_net_id, req_msg, cls, outcome,
                   outcome == RP_OUT_RECEIVER_ERROR ? bi_result_code_name(code, BI_VERSION_1_0, true)
                                                    : NULL,
-                  req ? elapsed_us(hs_req_received_ns(req)) : 0);
-    capture_tap(w->index, fwd_net_id, home_net_id, req_msg, cls, outcome,
-                outcome == RP_OUT_RECEIVER_ERROR ? bi_result_code_name(code, BI_VERSION_1_0, true)
-                                                 : NULL,
-                req ? hs_req_received_ns(req) : 0, NULL);
+                  req ? hs_req_received_ns(req) : 0, NULL);
     bi_msg_t *ans = NULL;
     if (bi_answer_new(req_msg, code, description, &ans) != RH_OK) {
         /* a notification or answer: nothing to answer, acknowledge */
@@ -224,12 +249,9 @@ void relay_txn_answer(relay_txn_t *t, bi_msg_t *ans, const char *raw, size_t raw
     relay_check_answer_downlink(t, ans);
     const bi_fields_t *f = bi_msg_fields(ans);
     bi_result_code_t rc = (f->present & BI_F_RESULT) ? f->result_code : BI_RC_SUCCESS;
-    metrics_count(t->w->metrics, t->fwd.net_id, t->home.net_id, t->cls, outcome_of(rc),
+    count_outcome(t->w, txn_fwd(t), t->home.net_id, t->msg, t->cls, outcome_of(rc),
                   rc == BI_RC_SUCCESS ? NULL : bi_result_code_name(rc, BI_VERSION_1_0, true),
-                  elapsed_us(t->t_recv_ns));
-    capture_tap(t->w->index, t->fwd.net_id, t->home.net_id, t->msg, t->cls, outcome_of(rc),
-                rc == BI_RC_SUCCESS ? NULL : bi_result_code_name(rc, BI_VERSION_1_0, true),
-                t->t_recv_ns, t->sender->id);
+                  t->t_recv_ns, t->sender->id);
     deliver_answer(t->w, &t->req, t->sender_ep, t->sender_async, ans, raw, raw_len,
                    bi_msg_header(t->msg)->version);
     bi_msg_free(ans);
@@ -245,7 +267,7 @@ void relay_txn_fail(relay_txn_t *t, bi_result_code_t code, const char *descripti
            relay_netid_text(t->fwd.net_id, fwd), relay_netid_text(t->home.net_id, home),
            bi_msg_transaction_id(t->msg));
     relay_reply_failure(t->w, t->req, t->msg, t->sender_ep, t->sender_async, code, description,
-                        outcome, t->cls, t->fwd.net_id, t->home.net_id);
+                        outcome, t->cls, txn_fwd(t), t->home.net_id);
     t->req = NULL;
 }
 
@@ -329,10 +351,8 @@ static void forward_done(int status, int http_status, const uint8_t *body, size_
     } else if (t->ans_type == BI_MT_UNKNOWN) {
         /* notification: delivered, nothing to wait for */
         if (txn_finish(t)) {
-            metrics_count(t->w->metrics, t->fwd.net_id, t->home.net_id, t->cls,
-                          RP_OUT_FORWARDED, NULL, elapsed_us(t->t_recv_ns));
-            capture_tap(t->w->index, t->fwd.net_id, t->home.net_id, t->msg, t->cls,
-                        RP_OUT_FORWARDED, NULL, t->t_recv_ns, t->sender->id);
+            count_outcome(t->w, txn_fwd(t), t->home.net_id, t->msg, t->cls, RP_OUT_FORWARDED,
+                          NULL, t->t_recv_ns, t->sender->id);
         }
     } else if (t->recv_ep->async_answers) {
         if (len == 0 || (len == 2 && memcmp(body, "{}", 2) == 0)) {
@@ -681,7 +701,7 @@ static void handle_request(worker_t *w, hs_req_t *req, rh_arena_t **arena)
                  member->id);
         /* answer in the HTTP response: we cannot trust the claimed sender's endpoint */
         relay_reply_failure(w, req, msg, NULL, false, BI_RC_UNKNOWN_SENDER, desc,
-                            RP_OUT_UNAUTHORIZED, RP_CLASS_OTHER, (uint32_t)sender_id, 0);
+                            RP_OUT_UNAUTHORIZED, RP_CLASS_OTHER, relay_fwd_of_sender(msg), 0);
         bi_msg_free(msg);
         return;
     }
@@ -689,7 +709,7 @@ static void handle_request(worker_t *w, hs_req_t *req, rh_arena_t **arena)
         metrics_event(w->metrics, "rate_limited");
         relay_reply_failure(w, req, msg, NULL, false, BI_RC_OTHER,
                             "rate limit exceeded: retry later", RP_OUT_UNAUTHORIZED,
-                            RP_CLASS_OTHER, (uint32_t)sender_id, 0);
+                            RP_CLASS_OTHER, relay_fwd_of_sender(msg), 0);
         bi_msg_free(msg);
         return;
     }

@@ -50,6 +50,15 @@ typedef struct relay_txn {
     bool done;
 } relay_txn_t;
 
+/* A statistics forwarder identity: a NetID or a JoinEUI, never one cut down to the other. */
+typedef struct relay_fwd {
+    rp_stats_id_kind_t kind;
+    uint64_t id;
+} relay_fwd_t;
+
+/* The forwarder identity of a request's sender: its SenderID as a NetID or a JoinEUI. */
+relay_fwd_t relay_fwd_of_sender(const bi_msg_t *msg);
+
 /* The dialect a peer endpoint wants (NULL endpoint: keep the message's own version, lower-case
  * hex, RP002 region names). */
 bi_dialect_t relay_dialect(const peer_endpoint_t *ep);
@@ -60,7 +69,7 @@ bi_dialect_t relay_dialect(const peer_endpoint_t *ep);
 void relay_reply_failure(worker_t *w, hs_req_t *req, const bi_msg_t *req_msg,
                          const peer_endpoint_t *sender_ep, bool sender_async,
                          bi_result_code_t code, const char *description, rp_outcome_t outcome,
-                         rp_class_t cls, uint32_t fwd_net_id, uint32_t home_net_id);
+                         rp_class_t cls, relay_fwd_t fwd, uint32_t home_net_id);
 
 /* Completes a transaction with a failure answer (code, description) and frees it. */
 void relay_txn_fail(relay_txn_t *t, bi_result_code_t code, const char *description,

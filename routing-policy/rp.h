@@ -357,9 +357,17 @@ int rp_count(rp_db_t *db, rp_kind_t kind, size_t *n);
 /* ------------------------------------------------------------------------------------------ */
 /* Statistics buckets (per minute, per forwarder NetID, home NetID, class, outcome)            */
 
+/* Identity kind of a statistics row's forwarder (the party that sent the request): a NetID, or
+ * a Join Server (or a sender claiming to be one) named by its JoinEUI, as TS002's SenderID is
+ * either. */
+typedef enum rp_stats_id_kind {
+    RP_STATS_ID_NETID = 0,    /* forwarder_net_id (24 bits) */
+    RP_STATS_ID_JOIN_EUI = 1, /* forwarder_join_eui (64 bits); forwarder_net_id is ignored */
+} rp_stats_id_kind_t;
+
 typedef struct rp_stats_item {
     int64_t minute;              /* Unix minutes */
-    uint32_t forwarder_net_id;
+    uint32_t forwarder_net_id;   /* forwarder_kind RP_STATS_ID_NETID */
     uint32_t home_net_id;
     rp_class_t cls;
     rp_outcome_t outcome;
@@ -367,14 +375,20 @@ typedef struct rp_stats_item {
     uint64_t count;
     uint64_t latency_us_sum;
     uint64_t latency_hist[RP_STATS_HIST]; /* log2 µs buckets (rp_stats_hist_index) */
+    rp_stats_id_kind_t forwarder_kind;    /* 0 (NetID) when zero-initialised */
+    uint64_t forwarder_join_eui;          /* forwarder_kind RP_STATS_ID_JOIN_EUI */
 } rp_stats_item_t;
 
 /* Histogram bucket of a latency in µs: 0 for 0, else 1 + floor(log2(us)), capped. */
 unsigned rp_stats_hist_index(uint64_t latency_us);
 
 /* Merges a batch into the buckets in one write transaction (counts, sums and histograms add).
- * Not audited. Errors: RH_EINVAL (class/outcome out of range, NetID > 0xFFFFFF, result_code
- * too long; nothing written), RH_EFULL, RH_EIO. */
+ * Not audited. A row that is invalid (class/outcome/identity kind out of range, NetID >
+ * 0xFFFFFF, negative minute, result_code too long) is skipped and counted, and the others are
+ * still written: one bad row never blocks a batch. Returns RH_OK when every row was written;
+ * RH_EINVAL when rows were skipped — the valid ones ARE written, and diag says how many were
+ * skipped and names the first one's field and reason (callers must not retry the batch).
+ * RH_EFULL, RH_EIO: nothing was written (the batch may be retried). */
 int rp_stats_add(rp_db_t *db, const rp_stats_item_t *items, size_t n, rh_diag_t *diag);
 
 typedef enum rp_agg { RP_AGG_MINUTE = 1, RP_AGG_HOUR = 60, RP_AGG_DAY = 1440 } rp_agg_t;

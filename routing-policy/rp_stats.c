@@ -11,6 +11,7 @@
 #include "rh_hex.h"
 #include "rh_log.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 
 unsigned rp_stats_hist_index(uint64_t us)
@@ -69,22 +70,34 @@ static int raw_write(rp_db_t *db, raw_fn fn, void *ud, rh_diag_t *diag)
     return rc;
 }
 
-static void stats_key(uint8_t k[RP_KEY_STATS], int64_t minute, uint32_t f, uint32_t h,
-                      unsigned cls, unsigned out, const char *rc)
+/* Key of a bucket: minute · forwarder NetID · home NetID · class · outcome · result code, and for
+ * a forwarder named by its JoinEUI the forwarder slot holds STATS_FWD_EUI (no NetID is wider than
+ * 24 bits) and the JoinEUI follows as 8 more bytes. NetID rows keep the original layout, so
+ * existing databases need no migration. Returns the key length. */
+#define STATS_FWD_EUI 0xFFFFFFFFu
+#define STATS_KEY_MAX (RP_KEY_STATS + 8)
+
+static size_t stats_key(uint8_t k[STATS_KEY_MAX], const rp_stats_item_t *it)
 {
-    rh_put_be64(k, (uint64_t)minute);
-    rh_put_be32(k + 8, f);
-    rh_put_be32(k + 12, h);
-    k[16] = (uint8_t)cls;
-    k[17] = (uint8_t)out;
+    bool eui = it->forwarder_kind == RP_STATS_ID_JOIN_EUI;
+    rh_put_be64(k, (uint64_t)it->minute);
+    rh_put_be32(k + 8, eui ? STATS_FWD_EUI : it->forwarder_net_id);
+    rh_put_be32(k + 12, it->home_net_id);
+    k[16] = (uint8_t)it->cls;
+    k[17] = (uint8_t)it->outcome;
     memset(k + 18, 0, RP_RESULT_MAX);
-    if (rc)
-        memcpy(k + 18, rc, strlen(rc));
+    if (it->result_code)
+        memcpy(k + 18, it->result_code, strlen(it->result_code));
+    if (!eui)
+        return RP_KEY_STATS;
+    rh_put_be64(k + RP_KEY_STATS, it->forwarder_join_eui);
+    return STATS_KEY_MAX;
 }
 
 typedef struct add_ctx {
     const rp_stats_item_t *items;
     size_t n;
+    const bool *ok; /* ok[i]: row i passed validation */
 } add_ctx_t;
 
 static int add_fn(rp_db_t *db, MDB_txn *txn, void *ud, rh_diag_t *diag)
@@ -92,13 +105,14 @@ static int add_fn(rp_db_t *db, MDB_txn *txn, void *ud, rh_diag_t *diag)
     add_ctx_t *a = ud;
     for (size_t i = 0; i < a->n; i++) {
         const rp_stats_item_t *it = &a->items[i];
-        uint8_t key[RP_KEY_STATS];
-        stats_key(key, it->minute, it->forwarder_net_id, it->home_net_id, it->cls, it->outcome,
-                  it->result_code);
+        if (!a->ok[i])
+            continue; /* invalid row: skipped (rp_stats_add counted it) */
+        uint8_t key[STATS_KEY_MAX];
+        size_t klen = stats_key(key, it);
         uint64_t hist[RP_STATS_HIST];
         memcpy(hist, it->latency_hist, sizeof hist);
         uint64_t count = it->count, sum = it->latency_us_sum;
-        MDB_val k = {sizeof key, key}, v;
+        MDB_val k = {klen, key}, v;
         int rc = mdb_get(txn, db->dbi[RP_DBI_STATS], &k, &v);
         if (rc == 0) {
             Roamhub__V1__StatsBucket *o =
@@ -140,34 +154,55 @@ static int add_fn(rp_db_t *db, MDB_txn *txn, void *ud, rh_diag_t *diag)
     return RH_OK;
 }
 
+/* Why row i cannot be stored, into diag; RH_OK when it can. */
+static int check_row(const rp_stats_item_t *it, size_t i, rh_diag_t *diag)
+{
+    if ((unsigned)it->cls >= RP_CLASS_COUNT)
+        return rh_diag_fail(diag, RH_EINVAL, "stats[%zu].class: %d out of range", i, (int)it->cls);
+    if ((unsigned)it->outcome >= RP_OUT_COUNT)
+        return rh_diag_fail(diag, RH_EINVAL, "stats[%zu].outcome: %d out of range", i,
+                            (int)it->outcome);
+    if ((unsigned)it->forwarder_kind > RP_STATS_ID_JOIN_EUI)
+        return rh_diag_fail(diag, RH_EINVAL, "stats[%zu].forwarder_kind: %d out of range", i,
+                            (int)it->forwarder_kind);
+    if ((it->forwarder_kind == RP_STATS_ID_NETID && it->forwarder_net_id > 0xFFFFFF) ||
+        it->home_net_id > 0xFFFFFF)
+        return rh_diag_fail(diag, RH_EINVAL, "stats[%zu]: NetID wider than 24 bits", i);
+    if (it->minute < 0)
+        return rh_diag_fail(diag, RH_EINVAL, "stats[%zu].minute: negative", i);
+    if (it->result_code && strlen(it->result_code) > RP_RESULT_MAX)
+        return rh_diag_fail(diag, RH_EINVAL, "stats[%zu].result_code: %zu characters, at most %d",
+                            i, strlen(it->result_code), RP_RESULT_MAX);
+    return RH_OK;
+}
+
 int rp_stats_add(rp_db_t *db, const rp_stats_item_t *items, size_t n, rh_diag_t *diag)
 {
     if (!db || (n && !items))
         return rh_diag_fail(diag, RH_EINVAL, "rp_stats_add: db and items are required");
-    for (size_t i = 0; i < n; i++) {
-        const rp_stats_item_t *it = &items[i];
-        if ((unsigned)it->cls >= RP_CLASS_COUNT)
-            return rh_diag_fail(diag, RH_EINVAL, "stats[%zu].class: %d out of range", i,
-                                (int)it->cls);
-        if ((unsigned)it->outcome >= RP_OUT_COUNT)
-            return rh_diag_fail(diag, RH_EINVAL, "stats[%zu].outcome: %d out of range", i,
-                                (int)it->outcome);
-        if (it->forwarder_net_id > 0xFFFFFF || it->home_net_id > 0xFFFFFF)
-            return rh_diag_fail(diag, RH_EINVAL, "stats[%zu]: NetID wider than 24 bits", i);
-        if (it->minute < 0)
-            return rh_diag_fail(diag, RH_EINVAL, "stats[%zu].minute: negative", i);
-        if (it->result_code) {
-            size_t l = strlen(it->result_code);
-            if (l > RP_RESULT_MAX)
-                return rh_diag_fail(diag, RH_EINVAL,
-                                    "stats[%zu].result_code: %zu characters, at most %d", i, l,
-                                    RP_RESULT_MAX);
-        }
-    }
     if (n == 0)
         return RH_OK;
-    add_ctx_t a = {items, n};
-    return raw_write(db, add_fn, &a, diag);
+    /* Validate every row first; bad rows are skipped and counted, never allowed to hold back the
+     * rest of the batch (a refused batch used to be re-queued and refused again forever). */
+    bool *ok = malloc(n * sizeof *ok);
+    if (!ok)
+        return rh_diag_fail(diag, RH_ENOMEM, "stats: out of memory");
+    size_t bad = 0;
+    rh_diag_t first = {""};
+    for (size_t i = 0; i < n; i++) {
+        ok[i] = check_row(&items[i], i, bad ? NULL : &first) == RH_OK;
+        bad += !ok[i];
+    }
+    int rc = RH_OK;
+    if (bad < n) {
+        add_ctx_t a = {items, n, ok};
+        rc = raw_write(db, add_fn, &a, diag);
+    }
+    free(ok);
+    if (rc == RH_OK && bad)
+        rc = rh_diag_fail(diag, RH_EINVAL, "%zu of %zu statistics rows skipped: %s", bad, n,
+                          first.text);
+    return rc;
 }
 
 /* ---- query --------------------------------------------------------------------------------- */
@@ -180,6 +215,10 @@ typedef struct row {
 static int row_cmp(const void *a, const void *b)
 {
     const rp_stats_item_t *x = &((const row_t *)a)->it, *y = &((const row_t *)b)->it;
+    if (x->forwarder_kind != y->forwarder_kind)
+        return x->forwarder_kind < y->forwarder_kind ? -1 : 1;
+    if (x->forwarder_join_eui != y->forwarder_join_eui)
+        return x->forwarder_join_eui < y->forwarder_join_eui ? -1 : 1;
     if (x->forwarder_net_id != y->forwarder_net_id)
         return x->forwarder_net_id < y->forwarder_net_id ? -1 : 1;
     if (x->home_net_id != y->home_net_id)
@@ -247,7 +286,7 @@ int rp_stats_query(rp_db_t *db, int64_t from_minute, int64_t to_minute,
     int64_t period = -1;
     int stopped = 0, err = RH_OK;
     for (; rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-        if (k.mv_size != RP_KEY_STATS)
+        if (k.mv_size != RP_KEY_STATS && k.mv_size != STATS_KEY_MAX)
             continue;
         const uint8_t *kk = k.mv_data;
         int64_t minute = (int64_t)rh_get_be64(kk);
@@ -283,7 +322,12 @@ int rp_stats_query(rp_db_t *db, int64_t from_minute, int64_t to_minute,
         row_t *w = &rows[n++];
         memset(w, 0, sizeof *w);
         w->it.minute = p;
-        w->it.forwarder_net_id = f;
+        if (k.mv_size == STATS_KEY_MAX) {
+            w->it.forwarder_kind = RP_STATS_ID_JOIN_EUI;
+            w->it.forwarder_join_eui = rh_get_be64(kk + RP_KEY_STATS);
+        } else {
+            w->it.forwarder_net_id = f;
+        }
         w->it.home_net_id = h;
         w->it.cls = (rp_class_t)kk[16];
         w->it.outcome = (rp_outcome_t)kk[17];

@@ -23,59 +23,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-struct inbox_item {
-    void (*fn)(worker_t *w, void *arg);
-    void *arg;
-    inbox_item_t *next;
-};
-
-static _Thread_local worker_t *tl_worker;
-
-worker_t *worker_self(void) { return tl_worker; }
-
-int worker_post(worker_t *w, void (*fn)(worker_t *w, void *arg), void *arg)
-{
-    inbox_item_t *it = malloc(sizeof *it);
-    if (!it)
-        return RH_ENOMEM;
-    it->fn = fn;
-    it->arg = arg;
-    it->next = NULL;
-    pthread_mutex_lock(&w->inbox_mu);
-    if (w->inbox_tail)
-        w->inbox_tail->next = it;
-    else
-        w->inbox_head = it;
-    w->inbox_tail = it;
-    pthread_mutex_unlock(&w->inbox_mu);
-    event_active(w->inbox_ev, 0, 0);
-    return RH_OK;
-}
-
-static void inbox_cb(evutil_socket_t fd, short ev, void *arg)
-{
-    worker_t *w = arg;
-    (void)fd;
-    (void)ev;
-    pthread_mutex_lock(&w->inbox_mu);
-    inbox_item_t *it = w->inbox_head;
-    w->inbox_head = w->inbox_tail = NULL;
-    pthread_mutex_unlock(&w->inbox_mu);
-    while (it) {
-        inbox_item_t *next = it->next;
-        it->fn(w, it->arg);
-        free(it);
-        it = next;
-    }
-}
-
-peer_registry_t *worker_registry(worker_t *w)
-{
-    /* the view hands out a const pointer; transactions need a mutable one to take their own
-     * reference (the count is atomic, the registry itself stays immutable) */
-    return (peer_registry_t *)peer_registry_view_get(&w->hub->registry, &w->view);
-}
-
 /* ---------------------------------------------------------------- registry */
 
 typedef struct collect {
@@ -178,13 +125,13 @@ static void worker_drained(void *arg)
 static void worker_drain(worker_t *w, void *arg)
 {
     (void)arg;
-    hs_server_drain(w->ts002, w->hub->cfg.drain_ms, worker_drained, w);
+    hs_server_drain(w->ts002, ((hub_t *)w->hub)->cfg.drain_ms, worker_drained, w);
 }
 
 static void *worker_main(void *arg)
 {
     worker_t *w = arg;
-    tl_worker = w;
+    worker_set_self(w);
     event_base_dispatch(w->base);
     return NULL;
 }
@@ -193,15 +140,18 @@ static int worker_init(hub_t *hub, worker_t *w, unsigned index, rh_diag_t *diag)
 {
     w->hub = hub;
     w->index = index;
-    pthread_mutex_init(&w->inbox_mu, NULL);
+    w->pending = hub->pending;
+    w->registry = &hub->registry;
+    w->draining = &hub->draining;
+    w->dev_loopback = hub->cfg.dev_loopback;
     w->base = event_base_new();
     if (!w->base)
         return rh_diag_fail(diag, RH_ENOMEM, "event base");
-    w->inbox_ev = event_new(w->base, -1, 0, inbox_cb, w);
+    int irc = worker_inbox_init(w);
     w->stop_ev = evtimer_new(w->base, worker_stop_cb, w);
     w->metrics = metrics_new();
     peer_client_opts_t po = {.inflight_divisor = hub->nworkers};
-    if (!w->inbox_ev || !w->stop_ev || !w->metrics ||
+    if (irc != RH_OK || !w->stop_ev || !w->metrics ||
         peer_client_new(w->base, &po, &w->client) != RH_OK)
         return rh_diag_fail(diag, RH_ENOMEM, "worker %u", index);
     int rc = rp_reader_new(hub->db, &w->reader, diag);
@@ -240,15 +190,11 @@ static void worker_fini(worker_t *w)
     peer_client_free(w->client);
     rp_reader_free(w->reader);
     peer_registry_view_release(&w->view);
-    if (w->inbox_ev) {
-        inbox_cb(-1, 0, w); /* run what is left (frees handoffs) */
-        event_free(w->inbox_ev);
-    }
+    worker_inbox_fini(w);
     if (w->stop_ev)
         event_free(w->stop_ev);
     metrics_free(w->metrics);
     event_base_free(w->base);
-    pthread_mutex_destroy(&w->inbox_mu);
 }
 
 /* ---------------------------------------------------------------- statistics */

@@ -20,6 +20,7 @@
 #include "pending.h"
 #include "rp.h"
 #include "tls_server.h"
+#include "worker.h"
 
 #include <event2/event.h>
 #include <pthread.h>
@@ -27,28 +28,6 @@
 #include <stdbool.h>
 
 typedef struct hub hub_t;
-typedef struct worker worker_t;
-typedef struct inbox_item inbox_item_t;
-
-struct worker {
-    hub_t *hub;
-    unsigned index;
-    pthread_t thread;
-    bool running;      /* thread started and not yet joined */
-    struct event_base *base;
-    hs_server_t *ts002;
-    peer_client_t *client;
-    rp_reader_t *reader;
-    peer_registry_view_t view;
-    metrics_t *metrics;
-    pthread_mutex_t inbox_mu;
-    inbox_item_t *inbox_head, *inbox_tail;
-    struct event *inbox_ev;
-    struct event *stop_ev;
-    atomic_uint in_flight; /* relay transactions owned by this worker (alive, not yet freed);
-                              written by the worker, read by /metrics */
-    void *relay_txns;   /* relay.c's list of those transactions (for shutdown) */
-};
 
 struct hub {
     rh_config_t cfg;
@@ -65,16 +44,6 @@ struct hub {
     atomic_int draining;
     uint64_t started_mono_ms;
 };
-
-/* Runs `fn(w, arg)` on worker w's thread, soon. Safe from any thread. Errors: RH_ENOMEM. */
-int worker_post(worker_t *w, void (*fn)(worker_t *w, void *arg), void *arg);
-
-/* The calling thread's worker, or NULL on the main thread. */
-worker_t *worker_self(void);
-
-/* The current member registry as seen by worker w (refreshed once per call when a rebuild was
- * published). Valid until w's next worker_registry() call; take peer_registry_ref to keep. */
-peer_registry_t *worker_registry(worker_t *w);
 
 /* Rebuilds the member registry from the Member and Endpoint records in LMDB and publishes it.
  * Called at start, on SIGHUP and after admin API changes. A failed rebuild keeps the old one.

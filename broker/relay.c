@@ -115,7 +115,7 @@ static bool txn_finish(relay_txn_t *t)
         evtimer_del(t->timer);
         txn_unref(t); /* the timer's reference (callers hold another) */
     }
-    if (t->pending && pending_take(t->w->hub->pending, &t->pkey)) {
+    if (t->pending && pending_take(t->w->pending, &t->pkey)) {
         t->pending = false;
         txn_unref(t); /* the pending entry's reference (callers hold another) */
     }
@@ -303,7 +303,7 @@ static void answer_timeout_cb(evutil_socket_t fd, short ev, void *arg)
     (void)fd;
     (void)ev;
     arena_enter(t->arena); /* the failure answer is built in the transaction's arena */
-    if (t->pending && !pending_take(t->w->hub->pending, &t->pkey)) {
+    if (t->pending && !pending_take(t->w->pending, &t->pkey)) {
         /* an answer claimed the entry on another worker and is on its way with the entry's
          * reference: only the timer's reference goes */
         arena_enter(NULL);
@@ -421,7 +421,7 @@ static void forward(relay_txn_t *t)
         t->pkey.peer = t->recv_peer_id;
         t->pkey.txid = bi_msg_transaction_id(t->msg);
         t->pkey.ans_type = (uint32_t)t->ans_type;
-        int rc = pending_put(w->hub->pending, &t->pkey, t);
+        int rc = pending_put(w->pending, &t->pkey, t);
         if (rc != RH_OK) {
             bi_buf_free(enc);
             complete_fail(t, RP_OUT_UNREACHABLE,
@@ -482,7 +482,7 @@ static void handle_answer(worker_t *w, bi_msg_t *ans, const char *raw, size_t ra
     const bi_header_t *h = bi_msg_header(ans);
     pending_key_t key = {.peer = peer_hash_str(from->id), .txid = h->transaction_id,
                          .ans_type = (uint32_t)h->type};
-    relay_txn_t *t = pending_take(w->hub->pending, &key);
+    relay_txn_t *t = pending_take(w->pending, &key);
     if (!t) {
         metrics_event(w->metrics, "unmatched_answer");
         RH_LOG(RH_LOG_INFO, "relay", "answer matches no pending transaction, dropped type=%s "
@@ -599,10 +599,9 @@ void relay_handle_request(hs_req_t *req, void *arg)
 
 static void handle_request(worker_t *w, hs_req_t *req, rh_arena_t **arena)
 {
-    hub_t *hub = w->hub;
     const char *path = hs_req_path(req);
     if (!strcmp(hs_req_method(req), "GET") && !strcmp(path, "/healthz")) {
-        hs_reply(req, atomic_load(&hub->draining) ? 503 : 200, "text/plain", "ok\n", 3);
+        hs_reply(req, atomic_load(w->draining) ? 503 : 200, "text/plain", "ok\n", 3);
         return;
     }
     if (!route_path_ok(path)) {
@@ -625,7 +624,7 @@ static void handle_request(worker_t *w, hs_req_t *req, rh_arena_t **arena)
         hs_reply(req, st, "text/plain", "authentication required\n", 24);
         return;
     }
-    bool dev = hub->cfg.dev_loopback && !hs_req_ssl(req);
+    bool dev = w->dev_loopback && !hs_req_ssl(req);
     if (!member && !dev) {
         metrics_event(w->metrics, "unauthenticated");
         hs_reply_ex(req, 401, "text/plain", "WWW-Authenticate: Bearer\r\n",

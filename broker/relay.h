@@ -21,7 +21,7 @@
 #ifndef RH_RELAY_H
 #define RH_RELAY_H
 
-#include "hub.h"
+#include "worker.h"
 #include "http_server.h"
 
 /* hs_handler_fn for the TS002 listener; arg is the worker_t. */

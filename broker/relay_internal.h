@@ -14,7 +14,7 @@
 
 #include "arena.h"
 #include "bi_msg.h"
-#include "hub.h"
+#include "worker.h"
 #include "lw_frame.h"
 #include "relay.h"
 

@@ -1,13 +1,20 @@
 /*
- * relay.c — TS002 request intake, transactions, forwarding and sync/async answer bridging (see
- * relay.h for the stages; routing and policy live in relay_route.c).
+ * relay.c — the relay's actions: TS002 request intake (authenticate, decode, SenderID check,
+ * rate limit), the transactions, forwarding, and sync/async answer bridging (see relay.h for
+ * the stages). Where a message goes is decided by route.c (route_decide, a pure function over a
+ * protocol-neutral view that this file builds from the decoded message); this file alone
+ * completes, fails and answers transactions and applies the decided edits through the codec
+ * (bi_msg_strip_gwinfo, bi_msg_set_hnet_id, bi_msg_drop_downlink).
  *
- * Transaction lifetime: a relay_txn_t is reference-counted because two events can race on it —
- * the HTTP response to our forward (an async receiver's acknowledgement) and the receiver's
- * answer posted back to the hub (possibly on another worker, handed over through our inbox).
- * `done` is set by the first completion (answer, failure, timeout); later events only drop
- * their reference. The pending-table entry is the single ticket for an async answer: whoever
- * takes it (answer or timeout) completes the transaction.
+ * Transaction lifetime: a relay_txn_t is reference-counted because several events can refer to
+ * it — the HTTP response to our forward (an async receiver's acknowledgement), the answer timer
+ * and the receiver's answer posted back to the hub (possibly on another worker, handed over
+ * through our inbox). The references: the forward's callback holds the initial one (forward);
+ * the pending-table entry holds one, inherited by whoever takes the entry (forward, handoff_cb,
+ * answer_timeout_cb, txn_finish); the answer timer holds one exactly while it is pending
+ * (forward_done, answer_timeout_cb, txn_finish); intake and shutdown hold one across their
+ * calls. `done` is set by the first completion (answer, failure, timeout); later events only
+ * drop their reference.
  */
 #include "relay_internal.h"
 
@@ -32,13 +39,18 @@ typedef struct txn_box {
 
 static txn_box_t *box_of(relay_txn_t *t) { return (txn_box_t *)t; }
 
-const char *relay_netid_text(uint32_t netid, char out[7])
+static const char *netid_text(uint32_t netid, char out[7])
 {
     lw_netid_format(netid, out, 0);
     return out;
 }
 
-bi_dialect_t relay_dialect(const peer_endpoint_t *ep)
+_Static_assert(ROUTE_STRIP_SIGNAL == BI_STRIP_SIGNAL && ROUTE_STRIP_LOCATION == BI_STRIP_LOCATION,
+               "route.h strip flags are the codec's");
+
+/* The dialect a peer endpoint wants (NULL endpoint: keep the message's own version, lower-case
+ * hex, RP002 region names). */
+static bi_dialect_t relay_dialect(const peer_endpoint_t *ep)
 {
     bi_dialect_t d = {BI_VERSION_UNKNOWN, BI_HEX_LOWER, BI_REGION_NAMES_RP002, false};
     if (ep) {
@@ -65,7 +77,7 @@ static relay_txn_t *txn_new(worker_t *w, hs_req_t *req, peer_registry_t *reg)
     t->reg = peer_registry_ref(reg);
     t->t_recv_ns = hs_req_received_ns(req);
     t->ans_type = BI_MT_UNKNOWN;
-    t->cls = RP_CLASS_OTHER;
+    t->route.cls = RP_CLASS_OTHER;
     b->next = w->relay_txns;
     if (b->next)
         b->next->prev = b;
@@ -184,7 +196,8 @@ static void deliver_answer(worker_t *w, hs_req_t **req, const peer_endpoint_t *s
     bi_buf_free(out);
 }
 
-relay_fwd_t relay_fwd_of_sender(const bi_msg_t *msg)
+/* The forwarder identity of a request's sender: its SenderID as a NetID or a JoinEUI. */
+static relay_fwd_t relay_fwd_of_sender(const bi_msg_t *msg)
 {
     const bi_id_t *id = &bi_msg_header(msg)->sender_id;
     relay_fwd_t f = {id->kind == BI_ID_EUI64 ? RP_STATS_ID_JOIN_EUI : RP_STATS_ID_NETID, id->value};
@@ -194,9 +207,9 @@ relay_fwd_t relay_fwd_of_sender(const bi_msg_t *msg)
 static relay_fwd_t txn_fwd(const relay_txn_t *t)
 {
     /* the sender is the forwarder except for downlinks, whose forwarder is the receiver */
-    if (t->dir != RELAY_DOWNLINK && bi_msg_header(t->msg)->sender_id.kind == BI_ID_EUI64)
+    if (t->route.kind != ROUTE_DOWNLINK && bi_msg_header(t->msg)->sender_id.kind == BI_ID_EUI64)
         return relay_fwd_of_sender(t->msg);
-    relay_fwd_t f = {RP_STATS_ID_NETID, t->fwd.net_id};
+    relay_fwd_t f = {RP_STATS_ID_NETID, t->route.fwd.net_id};
     return f;
 }
 
@@ -213,7 +226,11 @@ static void count_outcome(worker_t *w, relay_fwd_t fwd, uint32_t home, const bi_
                 cls, outcome, result_code, recv_ns, sender);
 }
 
-void relay_reply_failure(worker_t *w, hs_req_t *req, const bi_msg_t *req_msg,
+/* Answers the sender of `req_msg` with a new answer message carrying (code, description), or,
+ * for notifications/answers (no answer type), acknowledges with an empty 200. Counts the
+ * outcome. Used before a transaction exists (hs_req held, sync or async sender) and by
+ * relay_txn_fail. */
+static void relay_reply_failure(worker_t *w, hs_req_t *req, const bi_msg_t *req_msg,
                          const peer_endpoint_t *sender_ep, bool sender_async,
                          bi_result_code_t code, const char *description, rp_outcome_t outcome,
                          rp_class_t cls, relay_fwd_t fwd, uint32_t home_net_id)
@@ -241,15 +258,32 @@ static rp_outcome_t outcome_of(bi_result_code_t rc)
     return rc == BI_RC_SUCCESS ? RP_OUT_FORWARDED : RP_OUT_RECEIVER_ERROR;
 }
 
-void relay_txn_answer(relay_txn_t *t, bi_msg_t *ans, const char *raw, size_t raw_len)
+/* Answer policy: a downlink the forwarder's policy refuses (e.g. a join-accept in PRStartAns)
+ * is removed and the answer becomes NoRoamingAgreement (route.c decides, the codec edits). */
+static void check_answer_downlink(relay_txn_t *t, bi_msg_t *ans)
 {
-    /* raw: the answer's bytes as received (NULL for answers the hub built); forwarded unchanged
-     * when the answer needs no change for the sender's dialect. A policy rewrite below marks the
-     * message mutated, so the canonical check then fails and it is re-encoded. */
-    relay_check_answer_downlink(t, ans);
+    const bi_fields_t *f = bi_msg_fields(ans);
+    char desc[160];
+    if (!(f->present & BI_F_PHY_PAYLOAD) ||
+        !route_answer_downlink_refused(&t->route, f->phy_payload, f->phy_payload_len,
+                                       t->w->reader, desc, sizeof desc))
+        return;
+    RH_LOG(RH_LOG_INFO, "relay", "answer downlink refused reason=\"%s\" txid=%u", desc,
+           bi_msg_transaction_id(ans));
+    if (bi_msg_drop_downlink(ans) >= 0)
+        bi_msg_set_result(ans, BI_RC_NO_ROAMING_AGREEMENT, desc);
+}
+
+/* Delivers the receiver's answer to the sender (takes ownership of ans). raw/raw_len: the
+ * answer's received bytes, forwarded unchanged when already right for the sender (a policy
+ * rewrite marks the message mutated, so it is then re-encoded); NULL for an answer the hub
+ * built. Does not complete the transaction (callers do). */
+static void relay_txn_answer(relay_txn_t *t, bi_msg_t *ans, const char *raw, size_t raw_len)
+{
+    check_answer_downlink(t, ans);
     const bi_fields_t *f = bi_msg_fields(ans);
     bi_result_code_t rc = (f->present & BI_F_RESULT) ? f->result_code : BI_RC_SUCCESS;
-    count_outcome(t->w, txn_fwd(t), t->home.net_id, t->msg, t->cls, outcome_of(rc),
+    count_outcome(t->w, txn_fwd(t), t->route.home.net_id, t->msg, t->route.cls, outcome_of(rc),
                   rc == BI_RC_SUCCESS ? NULL : bi_result_code_name(rc, BI_VERSION_1_0, true),
                   t->t_recv_ns, t->sender->id);
     deliver_answer(t->w, &t->req, t->sender_ep, t->sender_async, ans, raw, raw_len,
@@ -257,17 +291,19 @@ void relay_txn_answer(relay_txn_t *t, bi_msg_t *ans, const char *raw, size_t raw
     bi_msg_free(ans);
 }
 
-void relay_txn_fail(relay_txn_t *t, bi_result_code_t code, const char *description,
-                    rp_outcome_t outcome)
+/* Answers the sender with a failure (code, description) and counts outcome. Does not complete
+ * or free the transaction (callers do: txn_finish, txn_unref). */
+static void relay_txn_fail(relay_txn_t *t, bi_result_code_t code, const char *description,
+                           rp_outcome_t outcome)
 {
     char fwd[7], home[7];
     RH_LOG(outcome == RP_OUT_UNAUTHORIZED ? RH_LOG_WARN : RH_LOG_INFO, "relay",
            "refused result=%s reason=\"%s\" peer=%s fwd=%s home=%s txid=%u",
            bi_result_code_name(code, BI_VERSION_1_0, true), description, t->sender->id,
-           relay_netid_text(t->fwd.net_id, fwd), relay_netid_text(t->home.net_id, home),
+           netid_text(t->route.fwd.net_id, fwd), netid_text(t->route.home.net_id, home),
            bi_msg_transaction_id(t->msg));
     relay_reply_failure(t->w, t->req, t->msg, t->sender_ep, t->sender_async, code, description,
-                        outcome, t->cls, txn_fwd(t), t->home.net_id);
+                        outcome, t->route.cls, txn_fwd(t), t->route.home.net_id);
     t->req = NULL;
 }
 
@@ -275,7 +311,7 @@ void relay_txn_fail(relay_txn_t *t, bi_result_code_t code, const char *descripti
 
 static bi_result_code_t failure_code(const relay_txn_t *t)
 {
-    return t->dir == RELAY_DOWNLINK ? BI_RC_XMIT_FAILED : BI_RC_OTHER;
+    return t->route.kind == ROUTE_DOWNLINK ? BI_RC_XMIT_FAILED : BI_RC_OTHER;
 }
 
 static void complete_fail(relay_txn_t *t, rp_outcome_t outcome, const char *what)
@@ -283,7 +319,7 @@ static void complete_fail(relay_txn_t *t, rp_outcome_t outcome, const char *what
     if (!txn_finish(t))
         return;
     char desc[160];
-    snprintf(desc, sizeof desc, "%s (%s)", what, t->recv_ep ? t->recv_ep->id : "-");
+    snprintf(desc, sizeof desc, "%s (%s)", what, t->route.recv_ep ? t->route.recv_ep->id : "-");
     relay_txn_fail(t, failure_code(t), desc, outcome);
 }
 
@@ -351,15 +387,15 @@ static void forward_done(int status, int http_status, const uint8_t *body, size_
     } else if (t->ans_type == BI_MT_UNKNOWN) {
         /* notification: delivered, nothing to wait for */
         if (txn_finish(t)) {
-            count_outcome(t->w, txn_fwd(t), t->home.net_id, t->msg, t->cls, RP_OUT_FORWARDED,
+            count_outcome(t->w, txn_fwd(t), t->route.home.net_id, t->msg, t->route.cls, RP_OUT_FORWARDED,
                           NULL, t->t_recv_ns, t->sender->id);
         }
-    } else if (t->recv_ep->async_answers) {
+    } else if (t->route.recv_ep->async_answers) {
         if (len == 0 || (len == 2 && memcmp(body, "{}", 2) == 0)) {
             /* acknowledged: wait for the answer (unless it already came) */
             if (t->pending && !t->done) {
-                struct timeval tv = {t->recv_ep->timeout_ms / 1000,
-                                     (t->recv_ep->timeout_ms % 1000) * 1000};
+                struct timeval tv = {t->route.recv_ep->timeout_ms / 1000,
+                                     (t->route.recv_ep->timeout_ms % 1000) * 1000};
                 /* Ownership rule of the answer timer: the timer holds one reference exactly
                  * while it is pending. It is released by whoever makes it non-pending: the
                  * timer's own callback when it fires (answer_timeout_cb), or txn_finish when
@@ -398,11 +434,11 @@ static void forward_done(int status, int http_status, const uint8_t *body, size_
     txn_unref(t);
 }
 
-/* Sends the (possibly stripped) request to t->recv_ep. */
+/* Sends the (possibly stripped) request to t->route.recv_ep. */
 static void forward(relay_txn_t *t)
 {
     worker_t *w = t->w;
-    bi_dialect_t d = relay_dialect(t->recv_ep);
+    bi_dialect_t d = relay_dialect(t->route.recv_ep);
     const char *body;
     size_t len;
     char *enc = NULL;
@@ -417,8 +453,8 @@ static void forward(relay_txn_t *t)
         }
         body = enc;
     }
-    if (t->ans_type != BI_MT_UNKNOWN && t->recv_ep->async_answers) {
-        t->pkey.peer = t->recv_peer_id;
+    if (t->ans_type != BI_MT_UNKNOWN && t->route.recv_ep->async_answers) {
+        t->pkey.peer = t->route.recv_peer_id;
         t->pkey.txid = bi_msg_transaction_id(t->msg);
         t->pkey.ans_type = (uint32_t)t->ans_type;
         int rc = pending_put(w->pending, &t->pkey, t);
@@ -436,7 +472,7 @@ static void forward(relay_txn_t *t)
     }
     t->t_fwd_ns = rh_mono_ns();
     metrics_observe_forward(w->metrics, (t->t_fwd_ns - t->t_recv_ns) / 1000u);
-    int rc = peer_client_post(w->client, t->recv_ep, NULL, body, len, NULL, 0, forward_done, t);
+    int rc = peer_client_post(w->client, t->route.recv_ep, NULL, body, len, NULL, 0, forward_done, t);
     bi_buf_free(enc);
     if (rc != RH_OK) {
         complete_fail(t, RP_OUT_UNREACHABLE,
@@ -586,6 +622,47 @@ static const char *tenant_of(const peer_member_t *m)
 }
 
 static void handle_request(worker_t *w, hs_req_t *req, rh_arena_t **arena);
+
+/* The protocol-neutral view of a decoded TS002 request for route_decide. */
+static void view_of(const relay_txn_t *t, const bi_header_t *h, route_msg_t *v)
+{
+    const bi_fields_t *f = bi_msg_fields(t->msg);
+    memset(v, 0, sizeof *v);
+    switch (h->type) {
+    case BI_MT_PR_START_REQ: v->kind = ROUTE_UPLINK; break;
+    case BI_MT_XMIT_DATA_REQ:
+        v->kind = (f->present & BI_F_UL_META) ? ROUTE_UPLINK : ROUTE_DOWNLINK;
+        break;
+    case BI_MT_HOME_NS_REQ: v->kind = ROUTE_HOME_NS; break;
+    default: v->kind = ROUTE_OTHER; break;
+    }
+    v->sender = t->sender;
+    v->sender_party = t->route.fwd;
+    v->receiver_is_eui = h->receiver_id.kind != BI_ID_NETID;
+    v->receiver = h->receiver_id.value;
+    if (f->present & BI_F_PHY_PAYLOAD) {
+        v->phy = f->phy_payload;
+        v->phy_len = f->phy_payload_len;
+    }
+    v->dev_eui = f->dev_eui;
+    v->malformed = bi_result_code_malformed(h->version);
+}
+
+/* HomeNSReq answered by the hub from its join routes: HomeNSAns with HNetID. */
+static void answer_home_ns(relay_txn_t *t)
+{
+    bi_msg_t *ans = NULL;
+    if (bi_answer_new(t->msg, BI_RC_SUCCESS, NULL, &ans) != RH_OK) {
+        relay_txn_fail(t, BI_RC_OTHER, "hub out of memory", RP_OUT_UNREACHABLE);
+        return;
+    }
+    if (bi_msg_set_hnet_id(ans, t->route.hnet_id) != RH_OK) {
+        bi_msg_free(ans);
+        relay_txn_fail(t, BI_RC_OTHER, "hub could not build HomeNSAns", RP_OUT_UNREACHABLE);
+        return;
+    }
+    relay_txn_answer(t, ans, NULL, 0);
+}
 
 void relay_handle_request(hs_req_t *req, void *arg)
 {
@@ -743,7 +820,7 @@ static void handle_request(worker_t *w, hs_req_t *req, rh_arena_t **arena)
     t->sender_ep = sender_ep;
     t->sender_async = sender_async;
     t->ans_type = bi_msg_type_is_request(h->type) ? bi_msg_type_answer_for(h->type) : BI_MT_UNKNOWN;
-    rp_party_set(&t->fwd, h->sender_id.kind == BI_ID_NETID ? (uint32_t)sender_id : 0, tenant, NULL);
+    rp_party_set(&t->route.fwd, h->sender_id.kind == BI_ID_NETID ? (uint32_t)sender_id : 0, tenant, NULL);
 
     /* async senders and notifications are acknowledged now; answers follow as POSTs */
     if (sender_async || t->ans_type == BI_MT_UNKNOWN) {
@@ -753,17 +830,24 @@ static void handle_request(worker_t *w, hs_req_t *req, rh_arena_t **arena)
             t->sender_async = false; /* nothing will be sent back */
     }
 
-    bool go;
-    if (h->type == BI_MT_HOME_NS_REQ)
-        go = !relay_home_ns(t);
-    else
-        go = relay_route(t);
-    if (!go) {
-        txn_finish(t);
-        txn_unref(t);
+    route_msg_t view;
+    view_of(t, h, &view);
+    route_decide(&view, w->reader, t->reg, &t->route);
+    switch (t->route.action) {
+    case ROUTE_FORWARD:
+        if (t->route.strip)
+            bi_msg_strip_gwinfo(t->msg, t->route.strip);
+        forward(t);
         return;
+    case ROUTE_ANSWER:
+        answer_home_ns(t);
+        break;
+    case ROUTE_REFUSE:
+        relay_txn_fail(t, t->route.code, t->route.description, t->route.outcome);
+        break;
     }
-    forward(t);
+    txn_finish(t);
+    txn_unref(t);
 }
 
 void relay_worker_fini(worker_t *w)

@@ -9,8 +9,8 @@
  *      ResultCode and Description (HTTP 400 only when the answer cannot be addressed);
  *   3. SenderID must be one of the member's NetIDs — UnknownSender, nothing forwarded;
  *      then the member's rate limit;
- *   4. route (relay_route.c): uplinks by DevAddr prefix / join route / ReceiverID, downlinks and
- *      everything else by ReceiverID; never back to the sender; routing policy of the
+ *   4. route (route.c, a pure decision): uplinks by DevAddr prefix / join route / ReceiverID,
+ *      downlinks and everything else by ReceiverID; never back to the sender; routing policy of the
  *      forwarder for the message class; strip signal quality / localization;
  *   5. forward to the receiver's endpoint (the received bytes when already in the receiver's
  *      dialect, else re-encoded), and bridge sync/async answers back to the sender.

@@ -1082,6 +1082,36 @@ int bi_msg_set_result(bi_msg_t *m, bi_result_code_t code, const char *descriptio
     return RH_OK;
 }
 
+int bi_msg_set_hnet_id(bi_msg_t *m, uint32_t net_id)
+{
+    if (net_id > 0xFFFFFFu)
+        return RH_EINVAL;
+    int r = set_hex(m, "HNetID", net_id, 3);
+    if (r)
+        return r;
+    m->f.hnetid = net_id;
+    m->f.present |= BI_F_HNETID;
+    m->dirty = true;
+    return RH_OK;
+}
+
+int bi_msg_drop_downlink(bi_msg_t *m)
+{
+    int removed = 0;
+    static const char *const keys[] = {"PHYPayload", "DLMetaData"};
+    for (size_t i = 0; i < NELEM(keys); i++) {
+        cJSON *it = cJSON_DetachItemFromObjectCaseSensitive(m->root, keys[i]);
+        if (it) {
+            cJSON_Delete(it);
+            removed++;
+        }
+    }
+    if (!removed)
+        return 0;
+    int r = bi_msg_refresh(m, NULL); /* the typed view held pointers into what went */
+    return r ? r : removed;
+}
+
 /* ================================================================== building */
 
 static cJSON *header_tree(bi_msg_type_t type, bi_version_t version, bi_id_t sender,

@@ -325,6 +325,18 @@ int bi_msg_set_receiver_nsid(bi_msg_t *m, bool present, uint64_t nsid);
 /* Sets Result {ResultCode, Description}; description NULL or "" omits Description. */
 int bi_msg_set_result(bi_msg_t *m, bi_result_code_t code, const char *description);
 
+/* Sets HNetID (HomeNSAns, TS002 1.0 §12.1.2) to the 24-bit NetID net_id, written as 6 hex
+ * digits in the tree's current case (re-spelt for each receiver's dialect on encode). Tree and
+ * typed view; the message counts as mutated. Errors: RH_EINVAL (net_id wider than 24 bits),
+ * RH_ENOMEM. */
+int bi_msg_set_hnet_id(bi_msg_t *m, uint32_t net_id);
+
+/* Removes the downlink a message carries — PHYPayload and DLMetaData — e.g. a join-accept in a
+ * PRStartAns that the forwarder's downlink policy refuses (the relay then sets the Result). Tree
+ * and typed view; mutated only if something was removed. Returns the number of fields removed
+ * (0..2), or a negative error from re-validating what is left (as bi_msg_refresh). */
+int bi_msg_drop_downlink(bi_msg_t *m);
+
 /* The tree for arbitrary edits (e.g. adding body fields to a message built with bi_msg_new).
  * Invalidates the typed view until bi_msg_refresh; the message counts as mutated. */
 cJSON *bi_msg_json_mut(bi_msg_t *m);

@@ -133,7 +133,8 @@ static int jwt_setup(admin_api_t *a, rh_diag_t *d)
     return rc;
 }
 
-admin_api_t *admin_new(hub_t *hub, rh_diag_t *diag)
+admin_api_t *admin_new(hub_t *hub, admin_registry_changed_fn registry_changed, void *arg,
+                       rh_diag_t *diag)
 {
     admin_api_t *a = calloc(1, sizeof *a);
     if (!a) {
@@ -141,6 +142,8 @@ admin_api_t *admin_new(hub_t *hub, rh_diag_t *diag)
         return NULL;
     }
     a->hub = hub;
+    a->registry_changed = registry_changed;
+    a->hook_arg = arg;
     const rh_listener_config_t *l = &hub->cfg.admin;
     if (jwt_setup(a, diag) != RH_OK || rp_reader_new(hub->db, &a->reader, diag) != RH_OK)
         goto fail;

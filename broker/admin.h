@@ -14,9 +14,16 @@
 typedef struct hub hub_t;
 typedef struct admin_api admin_api_t;
 
+/* Called by the admin API after it changed Member or Endpoint records (create, replace, delete,
+ * import): the owner rebuilds and publishes the member registry. Returns RH_OK, or an error with
+ * diag naming the record the registry refused (the admin API then undoes its write). */
+typedef int (*admin_registry_changed_fn)(void *arg, rh_diag_t *diag);
+
 /* Starts the admin listener on hub->main_base; sets hub->admin and hub->admin_port.
- * Errors: NULL with diag (bind failure, TLS material, out of memory). */
-admin_api_t *admin_new(hub_t *hub, rh_diag_t *diag);
+ * registry_changed(arg, ...) is how the admin API tells the hub about registry changes (it never
+ * calls into hub.c itself). Errors: NULL with diag (bind failure, TLS material, out of memory). */
+admin_api_t *admin_new(hub_t *hub, admin_registry_changed_fn registry_changed, void *arg,
+                       rh_diag_t *diag);
 
 /* Stops and frees. NULL is a no-op. */
 void admin_free(admin_api_t *a);

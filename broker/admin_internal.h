@@ -1,7 +1,11 @@
 /*
  * admin_internal.h — what the admin API's files share (internal to broker/admin*.c): the API
- * state, the per-request context, and the reply helpers that give every response the same shape:
- * JSON, errors as {"error": {"code": N, "message": "..."}}, gzip when the client accepts it.
+ * state, the per-request context, the reply helpers (admin_reply.c) that give every response the
+ * same shape — JSON, errors as {"error": {"code": N, "message": "..."}}, gzip when the client
+ * accepts it — and the record helpers the resource files share. Dependencies point one way:
+ * admin_api.c (router) -> handlers (admin_resources/keys/views/stats/capture.c) ->
+ * admin_reply.c, admin_scope.c. The hub is told about registry changes through the
+ * registry_changed hook, so no admin file calls into hub.c.
  *
  * Everything here runs on the main thread (the admin listener's event loop).
  */
@@ -11,7 +15,9 @@
 #include "admin.h"
 #include "admin_auth.h"
 #include "admin_jwt.h"
+#include "admin_scope.h"
 #include "hub.h"
+#include "lw_netid.h"
 
 #include <cjson/cJSON.h>
 #include <stdint.h>
@@ -22,6 +28,8 @@ typedef struct admin_download admin_download_t;
 
 struct admin_api {
     hub_t *hub;
+    admin_registry_changed_fn registry_changed; /* admin.h; set by admin_new */
+    void *hook_arg;
     hs_server_t *srv;
     admin_jwt_t *jwt;
     rp_reader_t *reader;          /* route table view (main thread only) */
@@ -57,6 +65,11 @@ int admin_status_of(int rc);
  * malformed. */
 int admin_query(const admin_req_t *r, const char *name, char *out, size_t cap);
 
+/* Percent-decodes s[0..n) into out (cap bytes, NUL-terminated); plus: '+' is a space (form
+ * encoding). Returns 0, or -1 for a malformed escape, a control character (decoded or not) or
+ * no room. */
+int admin_pct_decode(const char *s, size_t n, char *out, size_t cap, int plus);
+
 /* Parses the request body as a JSON object. On failure replies 400 itself and returns NULL. */
 cJSON *admin_body_json(admin_req_t *r);
 
@@ -64,8 +77,58 @@ cJSON *admin_body_json(admin_req_t *r);
 int admin_accepts_gzip(const admin_req_t *r);
 int admin_gzip(const void *in, size_t len, uint8_t **out, size_t *outlen);
 
-/* Whether the principal may see traffic/records of NetID n (operator: always). */
-int admin_scope_net(const admin_principal_t *p, uint32_t n);
+/* ---- record helpers shared by admin_resources.c, admin_keys.c, admin_views.c ---- */
+
+enum {
+    R_READ_NETWORK = ROAMHUB__V1__RIGHT__RIGHT_READ_NETWORK,
+    R_READ_ROUTES = ROAMHUB__V1__RIGHT__RIGHT_READ_ROUTES,
+    R_READ_POLICY = ROAMHUB__V1__RIGHT__RIGHT_READ_ROUTING_POLICY,
+    R_WRITE_POLICY = ROAMHUB__V1__RIGHT__RIGHT_WRITE_ROUTING_POLICY,
+    R_READ_BLOCKS = ROAMHUB__V1__RIGHT__RIGHT_READ_DEVADDR_BLOCKS,
+    R_WRITE_BLOCKS = ROAMHUB__V1__RIGHT__RIGHT_WRITE_DEVADDR_BLOCKS,
+    R_READ_TRAFFIC = ROAMHUB__V1__RIGHT__RIGHT_READ_TRAFFIC,
+    R_ADMIN = ROAMHUB__V1__RIGHT__RIGHT_ADMIN,
+    R_WRITE_NETWORK = ROAMHUB__V1__RIGHT__RIGHT_WRITE_NETWORK,
+};
+
+
+/* NetID as 6 hex digits into out. */
+static inline const char *admin_netid_text(uint32_t n, char out[7])
+{
+    lw_netid_format(n, out, 0);
+    return out;
+}
+
+/* A record resource of /api/v1/ (admin_resources.c's table). */
+typedef struct admin_res {
+    const char *name;     /* path segment */
+    rp_kind_t kind;
+    int read_right, write_right;
+    int operator_only;
+} admin_res_t;
+
+/* JSON of a record for a response, secrets removed (endpoint authorization -> authorization_set,
+ * API key hash and salt). NULL on ENOMEM. */
+cJSON *admin_record_json(rp_kind_t kind, const ProtobufCMessage *m);
+
+/* Frees an unpacked record; NULL is a no-op. */
+void admin_free_msg(ProtobufCMessage *m);
+
+/* Loads the record at key; NULL with 404 replied when missing or not visible to the caller
+ * (write: visible for changing). Caller frees with admin_free_msg. */
+ProtobufCMessage *admin_load_visible(admin_req_t *r, const admin_res_t *res, ProtobufCMessage *key,
+                                     int write);
+
+/* Tells the hub that Member/Endpoint records changed (the registry_changed hook). */
+int admin_registry_changed(admin_req_t *r, rh_diag_t *d);
+
+/* API keys (admin_keys.c): POST /keys, DELETE /keys/{id}. Reply themselves. */
+void admin_key_create(admin_req_t *r);
+void admin_key_revoke(admin_req_t *r, const admin_res_t *res, ProtobufCMessage *key);
+
+/* Read-only views and import (admin_views.c): catalog, policies/effective, routes, audit,
+ * import. Returns 1 when the request was one of them (and was replied to), else 0. */
+int admin_views_handle(admin_req_t *r);
 
 /* Handlers by area. */
 void admin_resources_handle(admin_req_t *r);   /* networks ... keys, import, catalog, routes,

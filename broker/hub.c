@@ -339,6 +339,9 @@ static int import_file(rp_db_t *db, const char *path, rh_diag_t *d)
     return rc;
 }
 
+/* The admin API's hook: Member/Endpoint records changed. */
+static int registry_changed(void *arg, rh_diag_t *d) { return hub_reload_registry(arg, d); }
+
 static int open_db(hub_t *hub, rh_diag_t *d)
 {
     if (rh_mkdir_p(hub->cfg.db_path, 0750) != RH_OK)
@@ -425,7 +428,7 @@ int hub_run(rh_config_t *cfg)
         }
     }
     if (cfg->admin_enabled) {
-        hub->admin_api = admin_new(hub, &d);
+        hub->admin_api = admin_new(hub, registry_changed, hub, &d);
         if (!hub->admin_api) {
             RH_LOG(RH_LOG_ERR, "hub", "cannot start the admin API err=\"%s\"", d.text);
             exit_code = 1;

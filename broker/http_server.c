@@ -589,6 +589,11 @@ static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct soc
 
 /* ---------- public API ---------- */
 
+void hs_server_adopt(hs_server_t *srv, evutil_socket_t fd, const struct sockaddr *peer)
+{
+    accept_cb(srv->lev, fd, (struct sockaddr *)peer, 0, srv);
+}
+
 hs_server_t *hs_server_new(struct event_base *base, const hs_opts_t *opts)
 {
     static int settings_ready;

@@ -62,6 +62,12 @@ typedef struct hs_opts {
  * out of memory). The returned server must be freed with hs_server_free on the same thread. */
 hs_server_t *hs_server_new(struct event_base *base, const hs_opts_t *opts);
 
+/* Serves an already-connected stream socket fd as if the listener had accepted it from `peer`
+ * (AF_INET or AF_INET6; decides loopback and the peer text). Takes ownership of fd (closed on
+ * failure). For in-process drivers such as the fuzz target fuzz_peer_request, which feeds
+ * requests through a socketpair. Same thread as the server. */
+void hs_server_adopt(hs_server_t *srv, evutil_socket_t fd, const struct sockaddr *peer);
+
 /* The bound port (useful with port 0). */
 uint16_t hs_server_port(const hs_server_t *srv);
 

@@ -65,7 +65,8 @@ void metrics_free(metrics_t *m)
 static uint64_t cell_hash(unsigned fk, uint64_t fwd, uint32_t home, unsigned cls, unsigned out,
                           const char *r)
 {
-    uint64_t h = (fwd * 0xFF51AFD7ED558CCDull ^ ((uint64_t)fk << 32 | home)) * 0x9E3779B97F4A7C15ull;
+    /* a JoinEUI's high bits only collide (equality compares everything) */
+    uint64_t h = ((fwd << 32) ^ ((uint64_t)fk << 31) ^ home) * 0x9E3779B97F4A7C15ull;
     h ^= (cls << 8 | out) * 0xC2B2AE3D27D4EB4Full;
     for (; r && *r; r++)
         h = (h ^ (unsigned char)*r) * 0x100000001B3ull;

@@ -207,7 +207,7 @@ static relay_fwd_t relay_fwd_of_sender(const bi_msg_t *msg)
 static relay_fwd_t txn_fwd(const relay_txn_t *t)
 {
     /* the sender is the forwarder except for downlinks, whose forwarder is the receiver */
-    if (t->route.kind != ROUTE_DOWNLINK && bi_msg_header(t->msg)->sender_id.kind == BI_ID_EUI64)
+    if (t->sender_is_eui && t->route.kind != ROUTE_DOWNLINK)
         return relay_fwd_of_sender(t->msg);
     relay_fwd_t f = {RP_STATS_ID_NETID, t->route.fwd.net_id};
     return f;
@@ -454,7 +454,7 @@ static void forward(relay_txn_t *t)
         body = enc;
     }
     if (t->ans_type != BI_MT_UNKNOWN && t->route.recv_ep->async_answers) {
-        t->pkey.peer = t->route.recv_peer_id;
+        t->pkey.peer = route_answerer_id(t->reg, t->route.recv_ep);
         t->pkey.txid = bi_msg_transaction_id(t->msg);
         t->pkey.ans_type = (uint32_t)t->ans_type;
         int rc = pending_put(w->pending, &t->pkey, t);
@@ -627,7 +627,6 @@ static void handle_request(worker_t *w, hs_req_t *req, rh_arena_t **arena);
 static void view_of(const relay_txn_t *t, const bi_header_t *h, route_msg_t *v)
 {
     const bi_fields_t *f = bi_msg_fields(t->msg);
-    memset(v, 0, sizeof *v);
     switch (h->type) {
     case BI_MT_PR_START_REQ: v->kind = ROUTE_UPLINK; break;
     case BI_MT_XMIT_DATA_REQ:
@@ -640,10 +639,9 @@ static void view_of(const relay_txn_t *t, const bi_header_t *h, route_msg_t *v)
     v->sender_party = t->route.fwd;
     v->receiver_is_eui = h->receiver_id.kind != BI_ID_NETID;
     v->receiver = h->receiver_id.value;
-    if (f->present & BI_F_PHY_PAYLOAD) {
-        v->phy = f->phy_payload;
-        v->phy_len = f->phy_payload_len;
-    }
+    bool phy = f->present & BI_F_PHY_PAYLOAD;
+    v->phy = phy ? f->phy_payload : NULL;
+    v->phy_len = phy ? f->phy_payload_len : 0;
     v->dev_eui = f->dev_eui;
     v->malformed = bi_result_code_malformed(h->version);
 }
@@ -819,6 +817,7 @@ static void handle_request(worker_t *w, hs_req_t *req, rh_arena_t **arena)
     t->sender = member;
     t->sender_ep = sender_ep;
     t->sender_async = sender_async;
+    t->sender_is_eui = h->sender_id.kind == BI_ID_EUI64;
     t->ans_type = bi_msg_type_is_request(h->type) ? bi_msg_type_answer_for(h->type) : BI_MT_UNKNOWN;
     rp_party_set(&t->route.fwd, h->sender_id.kind == BI_ID_NETID ? (uint32_t)sender_id : 0, tenant, NULL);
 

@@ -34,6 +34,7 @@ typedef struct relay_txn {
     const peer_member_t *sender;      /* authenticated member */
     const peer_endpoint_t *sender_ep; /* sender's endpoint (async answers, dialect), may be NULL */
     bool sender_async;                /* answer by POSTing to sender_ep */
+    bool sender_is_eui;               /* SenderID is a JoinEUI (a Join Server): statistics */
     route_decision_t route;           /* where it goes, parties, class (route.c's decision) */
     rh_arena_t *arena;                /* cJSON memory of msg and of its answers (may be NULL) */
     bi_msg_t *msg;                    /* the request as received (possibly stripped) */

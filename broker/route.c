@@ -89,7 +89,6 @@ static bool pick_receiver(const route_msg_t *m, const peer_registry_t *reg, rout
         return refuse(d, no_route_code, RP_OUT_NO_ROUTE, "network %s has no endpoint at this hub",
                       netid_text(to->net_id, n));
     d->recv_ep = ep;
-    d->recv_peer_id = route_answerer_id(reg, ep);
     return true;
 }
 
@@ -236,7 +235,6 @@ static bool route_other(const route_msg_t *m, rp_reader_t *r, const peer_registr
                           je);
         }
         d->recv_ep = ep;
-        d->recv_peer_id = route_answerer_id(reg, ep);
         d->home.net_id = ep->net_id;
         return true;
     }
@@ -268,7 +266,6 @@ static bool route_home_ns(const route_msg_t *m, rp_reader_t *r, const peer_regis
             return refuse(d, BI_RC_UNKNOWN_DEV_EUI, RP_OUT_NO_ROUTE,
                           "the join route's Join Server has no endpoint");
         d->recv_ep = ep;
-        d->recv_peer_id = route_answerer_id(reg, ep);
         return true;
     }
     if (rc != RH_OK || !jm.found) {
@@ -276,7 +273,6 @@ static bool route_home_ns(const route_msg_t *m, rp_reader_t *r, const peer_regis
         peer_registry_endpoint_by_join_eui(reg, m->receiver, &ep);
         if (ep) { /* a Join Server that is a member: ask it */
             d->recv_ep = ep;
-            d->recv_peer_id = route_answerer_id(reg, ep);
             return true;
         }
         char je[17], de[17];
@@ -297,11 +293,19 @@ static bool route_home_ns(const route_msg_t *m, rp_reader_t *r, const peer_regis
 void route_decide(const route_msg_t *m, rp_reader_t *r, const peer_registry_t *reg,
                   route_decision_t *d)
 {
-    memset(d, 0, sizeof *d);
+    /* every field set explicitly: no memset of the description on the hot path */
     d->action = ROUTE_FORWARD;
     d->kind = m->kind;
     d->cls = RP_CLASS_OTHER;
     d->fwd = m->sender_party;
+    d->home.net_id = 0;
+    d->home.tenant_id[0] = '\0';
+    d->recv_ep = NULL;
+    d->strip = 0;
+    d->hnet_id = 0;
+    d->code = BI_RC_SUCCESS;
+    d->outcome = RP_OUT_FORWARDED;
+    d->description[0] = '\0';
     if (rp_reader_begin(r) != RH_OK) {
         table_unavailable(d);
         return;

@@ -72,7 +72,6 @@ typedef struct route_decision {
     rp_class_t cls;                  /* policy / statistics class */
     rp_party_t fwd, home;            /* forwarder and home network (statistics, policy) */
     const peer_endpoint_t *recv_ep;  /* ROUTE_FORWARD: where to (in the registry passed in) */
-    uint64_t recv_peer_id;           /* ROUTE_FORWARD: pending-table identity of the answerer */
     unsigned strip;                  /* ROUTE_FORWARD: ROUTE_STRIP_* */
     uint32_t hnet_id;                /* ROUTE_ANSWER: the home network's NetID */
     bi_result_code_t code;           /* ROUTE_REFUSE */
@@ -98,7 +97,8 @@ bool route_answer_downlink_refused(const route_decision_t *d, const uint8_t *phy
 rp_class_t route_class_of(int lw_class);
 
 /* Pending-table identity of the member that answers for endpoint ep (hash of the member ID; the
- * endpoint ID when no member owns it). */
+ * endpoint ID when no member owns it). Only needed when an answer will come asynchronously, so
+ * the decision does not compute it: relay.c does, when it registers a pending entry. */
 uint64_t route_answerer_id(const peer_registry_t *reg, const peer_endpoint_t *ep);
 
 #endif

@@ -5,6 +5,7 @@
 # answering a fixed PRStartAns (the same message and table as tools/bench/relay.sh). Two runs
 # with N1 and N2 messages; (Ir(N2) - Ir(N1)) / (N2 - N1) removes start-up and shutdown.
 # Usage: tools/bench/relay_instr.sh [BUILD_DIR] [N1] [N2]
+# KEEP=DIR keeps the callgrind outputs (DIR/cg.N1.out, DIR/cg.N2.out) for callgrind_annotate.
 # Needs: valgrind, nginx (nginx-light).
 set -euo pipefail
 . "$(dirname "$0")/relay_world.sh"
@@ -71,6 +72,7 @@ for i in range(int(sys.argv[2])):
 PY
   kill -TERM "$pid"
   wait "$pid" || true
+  [ -z "${KEEP:-}" ] || { mkdir -p "$KEEP"; cp "$d/cg.out" "$KEEP/cg.$n.out"; }
   awk '/^summary:/ {print $2}' "$d/cg.out"
 }
 I1=$(run "$N1") || exit 1

@@ -189,7 +189,6 @@ static void assert_forward(const route_decision_t *d, const char *ep_id, uint32_
     assert_int_equal(d->fwd.net_id, fwd);
     assert_int_equal(d->home.net_id, home);
     assert_int_equal(d->cls, cls);
-    assert_true(d->recv_peer_id != 0);
 }
 
 #define UP_APP(devaddr_le) "40" devaddr_le "00" "0100" "01" "aa" "01020304"

@@ -3,9 +3,10 @@
  * for passive roaming: decode + validate, typed read access, the mutations a relay makes, the
  * answer builder, and encoding for a receiver's dialect.
  *
- * Representation (docs/ARCHITECTURE.md, "TS002 JSON codec" > "Representation"): a decoded message keeps the cJSON tree of the body, which
- * carries every field — known, unknown and opaque (tokens, VSExtension, ServiceProfile ...) —
- * plus a typed view (bi_fields_t) of the known fields, filled in one pass during validation.
+ * Representation (docs/ARCHITECTURE.md, "TS002 JSON codec" > "Representation"): a decoded
+ * message keeps the cJSON tree of the body, which carries every field — known, unknown and
+ * opaque (tokens, VSExtension, ServiceProfile ...) — plus a typed view (bi_fields_t) of the known
+ * fields, filled in one pass during validation.
  * Re-encoding prints the tree after rewriting only what the dialect spells differently (hex
  * case and "0x", RFRegion names, RecvTime format, ResultCode spelling, ProtocolVersion, NSID
  * fields), so a relay never loses a field it does not understand. Opaque tokens (SenderToken,

@@ -27,7 +27,7 @@ static void serve_metrics(admin_api_t *a, hs_req_t *req)
     for (unsigned i = 0; i < hub->nworkers; i++)
         all[i] = hub->workers[i].metrics;
     char extra[768];
-    unsigned long txns = 0; /* relay transactions alive (a leak shows as a gauge that never falls) */
+    unsigned long txns = 0; /* live relay transactions: a leak shows as a gauge that never falls */
     for (unsigned i = 0; i < hub->nworkers; i++)
         txns += atomic_load_explicit(&hub->workers[i].in_flight, memory_order_relaxed);
     peer_registry_view_t v = PEER_REGISTRY_VIEW_INIT;

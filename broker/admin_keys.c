@@ -27,11 +27,10 @@ static int parse_rights(const cJSON *arr, Roamhub__V1__Right *out, size_t *n, ch
     const cJSON *it;
     cJSON_ArrayForEach(it, arr)
     {
-        const ProtobufCEnumValue *v =
-            cJSON_IsString(it)
-                ? protobuf_c_enum_descriptor_get_value_by_name(&roamhub__v1__right__descriptor,
-                                                              it->valuestring)
-                : NULL;
+        const ProtobufCEnumValue *v = cJSON_IsString(it)
+                                          ? protobuf_c_enum_descriptor_get_value_by_name(
+                                                &roamhub__v1__right__descriptor, it->valuestring)
+                                          : NULL;
         if (!v || v->value == 0) {
             snprintf(err, errcap, "rights[%zu]: unknown right (RIGHT_READ_NETWORK, ...)", *n);
             return -1;
@@ -78,8 +77,8 @@ void admin_key_create(admin_req_t *r)
             break;
         }
     }
-    if (!status && parse_rights(cJSON_GetObjectItemCaseSensitive(b, "rights"), rights,
-                                &k.n_rights, err, sizeof err))
+    if (!status && parse_rights(cJSON_GetObjectItemCaseSensitive(b, "rights"), rights, &k.n_rights,
+                                err, sizeof err))
         status = 400;
     k.rights = rights;
     if (!status && !k.operator_) {
@@ -99,7 +98,8 @@ void admin_key_create(admin_req_t *r)
             status = 403;
         } else if (k.net_id != r->p.net_id ||
                    (r->p.tenant_id[0] && strcmp(k.tenant_id, r->p.tenant_id))) {
-            snprintf(err, sizeof err, "net_id/tenant_id: a member creates keys for its own "
+            snprintf(err, sizeof err,
+                     "net_id/tenant_id: a member creates keys for its own "
                      "scope only");
             status = 403;
         } else if (want & ~have) {
@@ -122,7 +122,10 @@ void admin_key_create(admin_req_t *r)
     cJSON_Delete(b); /* k's strings pointed into b: not used after this */
     if (rc) {
         OPENSSL_cleanse(secret, sizeof secret);
-        admin_reply_error(r, rc == RH_EEXIST ? 409 : rc == RH_EINVAL ? 422 : admin_status_of(rc),
+        admin_reply_error(r,
+                          rc == RH_EEXIST   ? 409
+                          : rc == RH_EINVAL ? 422
+                                            : admin_status_of(rc),
                           "%s", rc == RH_EEXIST ? "api_key: that id is already taken" : d.text);
         return;
     }
@@ -132,8 +135,8 @@ void admin_key_create(admin_req_t *r)
     kk.id = id;
     rp_get(r->a->hub->db, RP_KIND_API_KEY, &kk.base, &stored, NULL);
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddItemToObject(o, "key", stored ? admin_record_json(RP_KIND_API_KEY, stored)
-                                           : cJSON_CreateObject());
+    cJSON_AddItemToObject(
+        o, "key", stored ? admin_record_json(RP_KIND_API_KEY, stored) : cJSON_CreateObject());
     admin_free_msg(stored);
     cJSON_AddStringToObject(o, "secret", secret);
     char full[RP_ID_MAX + ADMIN_SECRET_LEN + 2];
@@ -166,4 +169,3 @@ void admin_key_revoke(admin_req_t *r, const admin_res_t *res, ProtobufCMessage *
     admin_free_msg(m);
     admin_reply_json(r, 200, o);
 }
-

@@ -128,15 +128,24 @@ void admin_reply_error(admin_req_t *r, int status, const char *fmt, ...)
 int admin_status_of(int rc)
 {
     switch (rc) {
-    case RH_OK: return 200;
-    case RH_EINVAL: return 400;
-    case RH_ERANGE: return 400;
-    case RH_ENOTFOUND: return 404;
-    case RH_EEXIST: return 409;
-    case RH_EPERM: return 403;
-    case RH_EFULL: return 507;
-    case RH_EUNSUPPORTED: return 501;
-    default: return 503;
+    case RH_OK:
+        return 200;
+    case RH_EINVAL:
+        return 400;
+    case RH_ERANGE:
+        return 400;
+    case RH_ENOTFOUND:
+        return 404;
+    case RH_EEXIST:
+        return 409;
+    case RH_EPERM:
+        return 403;
+    case RH_EFULL:
+        return 507;
+    case RH_EUNSUPPORTED:
+        return 501;
+    default:
+        return 503;
     }
 }
 
@@ -227,4 +236,3 @@ cJSON *admin_body_json(admin_req_t *r)
     }
     return o;
 }
-

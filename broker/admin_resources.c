@@ -294,7 +294,8 @@ ProtobufCMessage *admin_load_visible(admin_req_t *r, const admin_res_t *res, Pro
 
 /* Body -> record, with the key fields from the path filled in when absent and checked to be the
  * path's key when present. */
-static ProtobufCMessage *body_record(admin_req_t *r, const admin_res_t *res, cJSON *b, cJSON *keyobj)
+static ProtobufCMessage *body_record(admin_req_t *r, const admin_res_t *res, cJSON *b,
+                                     cJSON *keyobj)
 {
     cJSON_DeleteItemFromObjectCaseSensitive(b, "authorization_set");
     if (keyobj) {

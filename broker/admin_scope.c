@@ -68,7 +68,7 @@ int admin_record_owner(rp_kind_t kind, const ProtobufCMessage *m, uint32_t *net,
 }
 
 int admin_may_touch(const admin_principal_t *p, rp_kind_t kind, const ProtobufCMessage *m,
-                     int write)
+                    int write)
 {
     if (p->is_operator)
         return 1;
@@ -84,9 +84,8 @@ int admin_may_touch(const admin_principal_t *p, rp_kind_t kind, const ProtobufCM
     return !write && kind == RP_KIND_NETWORK;
 }
 
-int admin_member_write_check(const admin_principal_t *p, rp_kind_t kind,
-                             const ProtobufCMessage *m, const ProtobufCMessage *old, char *why,
-                             size_t cap)
+int admin_member_write_check(const admin_principal_t *p, rp_kind_t kind, const ProtobufCMessage *m,
+                             const ProtobufCMessage *old, char *why, size_t cap)
 {
     if (p->is_operator)
         return 0;
@@ -108,8 +107,9 @@ int admin_member_write_check(const admin_principal_t *p, rp_kind_t kind,
     }
     case RP_KIND_BLOCK:
         if (((const Roamhub__V1__DevAddrBlock *)m)->outside_net_id) {
-            snprintf(why, cap, "devaddr_block.outside_net_id: only the operator may "
-                              "place a block outside its NetID");
+            snprintf(why, cap,
+                     "devaddr_block.outside_net_id: only the operator may "
+                     "place a block outside its NetID");
             return 403;
         }
         return 0;
@@ -119,12 +119,13 @@ int admin_member_write_check(const admin_principal_t *p, rp_kind_t kind,
             (e->client_key_file && e->client_key_file[0])) {
             /* paths on the hub's disk: only the operator decides which files the hub reads */
             const Roamhub__V1__Endpoint *o = (const void *)old;
-            if (!o || strcmp(o->ca_file, e->ca_file) || strcmp(o->client_cert_file,
-                                                                e->client_cert_file) ||
+            if (!o || strcmp(o->ca_file, e->ca_file) ||
+                strcmp(o->client_cert_file, e->client_cert_file) ||
                 strcmp(o->client_key_file, e->client_key_file)) {
-                snprintf(why, cap, "endpoint.ca_file/client_cert_file/client_key_file: "
-                                  "TLS file paths are set by the operator");
-            return 403;
+                snprintf(why, cap,
+                         "endpoint.ca_file/client_cert_file/client_key_file: "
+                         "TLS file paths are set by the operator");
+                return 403;
             }
         }
         return 0;
@@ -132,8 +133,9 @@ int admin_member_write_check(const admin_principal_t *p, rp_kind_t kind,
     case RP_KIND_JOIN_ROUTE: {
         const Roamhub__V1__JoinRoute *j = (const void *)m;
         if (j->join_eui_length < 24) {
-            snprintf(why, cap, "join_route.join_eui: members route JoinEUI prefixes of "
-                              "at least 24 bits");
+            snprintf(why, cap,
+                     "join_route.join_eui: members route JoinEUI prefixes of "
+                     "at least 24 bits");
             return 403;
         }
         return 0;

@@ -38,9 +38,8 @@ int admin_scope_net(const admin_principal_t *p, uint32_t n);
 /* The member-only write rules for a new (old == NULL) or changed record m. Returns 0 when
  * allowed, else the HTTP status to refuse with (403) and one sentence naming the field in why
  * (cap bytes). Operators: always 0. */
-int admin_member_write_check(const admin_principal_t *p, rp_kind_t kind,
-                             const ProtobufCMessage *m, const ProtobufCMessage *old, char *why,
-                             size_t cap);
+int admin_member_write_check(const admin_principal_t *p, rp_kind_t kind, const ProtobufCMessage *m,
+                             const ProtobufCMessage *old, char *why, size_t cap);
 
 /* A storage conflict message (text, cap bytes, rewritten in place) as a member may see it: one
  * naming another owner's record or an overlap becomes "conflicts with an existing record that

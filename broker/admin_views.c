@@ -61,8 +61,7 @@ static cJSON *flags_json(const rp_flags_t *f)
     return o;
 }
 
-static int effective_one(admin_req_t *r, const rp_party_t *fwd, const rp_party_t *home,
-                         cJSON **out)
+static int effective_one(admin_req_t *r, const rp_party_t *fwd, const rp_party_t *home, cJSON **out)
 {
     rp_policy_eff_t eff;
     int rc = rp_reader_begin(r->a->reader);
@@ -346,8 +345,10 @@ static void import_doc(admin_req_t *r)
     }
     rh_diag_t rd = {{0}};
     if (admin_registry_changed(r, &rd) != RH_OK) {
-        admin_reply_error(r, 422, "imported, but the member registry refused it (the relay keeps "
-                          "the previous one): %s", rd.text);
+        admin_reply_error(r, 422,
+                          "imported, but the member registry refused it (the relay keeps "
+                          "the previous one): %s",
+                          rd.text);
         return;
     }
     RH_LOG(RH_LOG_INFO, "admin", "import records=%zu by=%s", count, r->p.key_id);
@@ -355,7 +356,6 @@ static void import_doc(admin_req_t *r)
     cJSON_AddNumberToObject(o, "count", (double)count);
     admin_reply_json(r, 200, o);
 }
-
 
 int admin_views_handle(admin_req_t *r)
 {

@@ -80,7 +80,8 @@ static cell_t *find_cell(cell_t *cells, size_t cap, unsigned fk, uint64_t fwd, u
     for (;;) {
         cell_t *c = &cells[i];
         if (!c->used ||
-            (c->fwd_kind == fk && c->fwd == fwd && c->home == home && c->cls == cls && c->outcome == out &&
+            (c->fwd_kind == fk && c->fwd == fwd && c->home == home && c->cls == cls &&
+             c->outcome == out &&
              strcmp(c->result, r ? r : "") == 0))
             return c;
         i = (i + 1) & (cap - 1);

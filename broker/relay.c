@@ -37,7 +37,10 @@ typedef struct txn_box {
     struct txn_box *prev, *next;
 } txn_box_t;
 
-static txn_box_t *box_of(relay_txn_t *t) { return (txn_box_t *)t; }
+static txn_box_t *box_of(relay_txn_t *t)
+{
+    return (txn_box_t *)t;
+}
 
 static const char *netid_text(uint32_t netid, char out[7])
 {
@@ -61,7 +64,10 @@ static bi_dialect_t relay_dialect(const peer_endpoint_t *ep)
     return d;
 }
 
-static uint64_t elapsed_us(uint64_t since_ns) { return (rh_mono_ns() - since_ns) / 1000u; }
+static uint64_t elapsed_us(uint64_t since_ns)
+{
+    return (rh_mono_ns() - since_ns) / 1000u;
+}
 
 /* ---------------------------------------------------------------- transactions */
 
@@ -86,7 +92,10 @@ static relay_txn_t *txn_new(worker_t *w, hs_req_t *req, peer_registry_t *reg)
     return t;
 }
 
-static void txn_ref(relay_txn_t *t) { box_of(t)->refs++; }
+static void txn_ref(relay_txn_t *t)
+{
+    box_of(t)->refs++;
+}
 
 static void txn_unref(relay_txn_t *t)
 {
@@ -136,8 +145,7 @@ static bool txn_finish(relay_txn_t *t)
 
 /* ---------------------------------------------------------------- answering the sender */
 
-static void async_post_done(int status, int http_status, const uint8_t *body, size_t len,
-                            void *arg)
+static void async_post_done(int status, int http_status, const uint8_t *body, size_t len, void *arg)
 {
     char *ep_id = arg;
     (void)body;
@@ -231,9 +239,10 @@ static void count_outcome(worker_t *w, relay_fwd_t fwd, uint32_t home, const bi_
  * outcome. Used before a transaction exists (hs_req held, sync or async sender) and by
  * relay_txn_fail. */
 static void relay_reply_failure(worker_t *w, hs_req_t *req, const bi_msg_t *req_msg,
-                         const peer_endpoint_t *sender_ep, bool sender_async,
-                         bi_result_code_t code, const char *description, rp_outcome_t outcome,
-                         rp_class_t cls, relay_fwd_t fwd, uint32_t home_net_id)
+                                const peer_endpoint_t *sender_ep, bool sender_async,
+                                bi_result_code_t code, const char *description,
+                                rp_outcome_t outcome, rp_class_t cls, relay_fwd_t fwd,
+                                uint32_t home_net_id)
 {
     count_outcome(w, fwd, home_net_id, req_msg, cls, outcome,
                   outcome == RP_OUT_RECEIVER_ERROR ? bi_result_code_name(code, BI_VERSION_1_0, true)
@@ -246,8 +255,7 @@ static void relay_reply_failure(worker_t *w, hs_req_t *req, const bi_msg_t *req_
             hs_reply(req, 200, NULL, NULL, 0);
         return;
     }
-    deliver_answer(w, &req, sender_ep, sender_async, ans, NULL, 0,
-                   bi_msg_header(req_msg)->version);
+    deliver_answer(w, &req, sender_ep, sender_async, ans, NULL, 0, bi_msg_header(req_msg)->version);
     bi_msg_free(ans);
     if (req) /* async sender whose request was not yet acknowledged */
         hs_reply(req, 200, NULL, NULL, 0);
@@ -265,8 +273,8 @@ static void check_answer_downlink(relay_txn_t *t, bi_msg_t *ans)
     const bi_fields_t *f = bi_msg_fields(ans);
     char desc[160];
     if (!(f->present & BI_F_PHY_PAYLOAD) ||
-        !route_answer_downlink_refused(&t->route, f->phy_payload, f->phy_payload_len,
-                                       t->w->reader, desc, sizeof desc))
+        !route_answer_downlink_refused(&t->route, f->phy_payload, f->phy_payload_len, t->w->reader,
+                                       desc, sizeof desc))
         return;
     RH_LOG(RH_LOG_INFO, "relay", "answer downlink refused reason=\"%s\" txid=%u", desc,
            bi_msg_transaction_id(ans));
@@ -387,8 +395,8 @@ static void forward_done(int status, int http_status, const uint8_t *body, size_
     } else if (t->ans_type == BI_MT_UNKNOWN) {
         /* notification: delivered, nothing to wait for */
         if (txn_finish(t)) {
-            count_outcome(t->w, txn_fwd(t), t->route.home.net_id, t->msg, t->route.cls, RP_OUT_FORWARDED,
-                          NULL, t->t_recv_ns, t->sender->id);
+            count_outcome(t->w, txn_fwd(t), t->route.home.net_id, t->msg, t->route.cls,
+                          RP_OUT_FORWARDED, NULL, t->t_recv_ns, t->sender->id);
         }
     } else if (t->route.recv_ep->async_answers) {
         if (len == 0 || (len == 2 && memcmp(body, "{}", 2) == 0)) {
@@ -472,12 +480,14 @@ static void forward(relay_txn_t *t)
     }
     t->t_fwd_ns = rh_mono_ns();
     metrics_observe_forward(w->metrics, (t->t_fwd_ns - t->t_recv_ns) / 1000u);
-    int rc = peer_client_post(w->client, t->route.recv_ep, NULL, body, len, NULL, 0, forward_done, t);
+    int rc =
+        peer_client_post(w->client, t->route.recv_ep, NULL, body, len, NULL, 0, forward_done, t);
     bi_buf_free(enc);
     if (rc != RH_OK) {
         complete_fail(t, RP_OUT_UNREACHABLE,
-                      rc == RH_EAGAIN ? "receiver unavailable (backing off or at its in-flight limit)"
-                                      : "receiver unreachable");
+                      rc == RH_EAGAIN
+                          ? "receiver unavailable (backing off or at its in-flight limit)"
+                          : "receiver unreachable");
         txn_unref(t);
         return;
     }
@@ -516,13 +526,15 @@ static void handle_answer(worker_t *w, bi_msg_t *ans, const char *raw, size_t ra
                           const peer_member_t *from, rh_arena_t **arena)
 {
     const bi_header_t *h = bi_msg_header(ans);
-    pending_key_t key = {.peer = peer_hash_str(from->id), .txid = h->transaction_id,
-                         .ans_type = (uint32_t)h->type};
+    pending_key_t key = {
+        .peer = peer_hash_str(from->id), .txid = h->transaction_id, .ans_type = (uint32_t)h->type};
     relay_txn_t *t = pending_take(w->pending, &key);
     if (!t) {
         metrics_event(w->metrics, "unmatched_answer");
-        RH_LOG(RH_LOG_INFO, "relay", "answer matches no pending transaction, dropped type=%s "
-               "txid=%u", bi_msg_type_name(h->type), h->transaction_id);
+        RH_LOG(RH_LOG_INFO, "relay",
+               "answer matches no pending transaction, dropped type=%s "
+               "txid=%u",
+               bi_msg_type_name(h->type), h->transaction_id);
         bi_msg_free(ans);
         return;
     }
@@ -555,9 +567,9 @@ static void handle_answer(worker_t *w, bi_msg_t *ans, const char *raw, size_t ra
 typedef struct conn_auth {
     bool tls_done;
     peer_tls_identity_t id;
-    uint64_t bearer_gen;            /* registry generation of bearer_member, 0 = none */
+    uint64_t bearer_gen; /* registry generation of bearer_member, 0 = none */
     const peer_member_t *bearer_member;
-    char bearer[160];               /* the Authorization value it was computed for */
+    char bearer[160]; /* the Authorization value it was computed for */
 } conn_auth_t;
 
 static const char *route_path_ok(const char *p)
@@ -628,12 +640,18 @@ static void view_of(const relay_txn_t *t, const bi_header_t *h, route_msg_t *v)
 {
     const bi_fields_t *f = bi_msg_fields(t->msg);
     switch (h->type) {
-    case BI_MT_PR_START_REQ: v->kind = ROUTE_UPLINK; break;
+    case BI_MT_PR_START_REQ:
+        v->kind = ROUTE_UPLINK;
+        break;
     case BI_MT_XMIT_DATA_REQ:
         v->kind = (f->present & BI_F_UL_META) ? ROUTE_UPLINK : ROUTE_DOWNLINK;
         break;
-    case BI_MT_HOME_NS_REQ: v->kind = ROUTE_HOME_NS; break;
-    default: v->kind = ROUTE_OTHER; break;
+    case BI_MT_HOME_NS_REQ:
+        v->kind = ROUTE_HOME_NS;
+        break;
+    default:
+        v->kind = ROUTE_OTHER;
+        break;
     }
     v->sender = t->sender;
     v->sender_party = t->route.fwd;
@@ -667,7 +685,7 @@ void relay_handle_request(hs_req_t *req, void *arg)
     worker_t *w = arg;
     rh_arena_t *arena = arena_new(); /* NULL: cJSON falls back to malloc */
     arena_enter(arena);
-    handle_request(w, req, &arena);  /* takes the arena when a transaction or hand-off keeps it */
+    handle_request(w, req, &arena); /* takes the arena when a transaction or hand-off keeps it */
     arena_enter(NULL);
     arena_free(arena);
 }
@@ -680,7 +698,8 @@ static void handle_request(worker_t *w, hs_req_t *req, rh_arena_t **arena)
         return;
     }
     if (!route_path_ok(path)) {
-        hs_reply(req, 404, "text/plain", "not found: TS002 endpoints are /, /fns, /sns, /hns\n", 51);
+        hs_reply(req, 404, "text/plain", "not found: TS002 endpoints are /, /fns, /sns, /hns\n",
+                 51);
         return;
     }
     if (strcmp(hs_req_method(req), "POST") != 0) {
@@ -741,8 +760,8 @@ static void handle_request(worker_t *w, hs_req_t *req, rh_arena_t **arena)
     if (!member && dev && h->sender_id.kind == BI_ID_NETID) {
         struct sockaddr_in lo = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001)};
         if (hs_req_peer_is_loopback(req))
-            peer_registry_auth_dev_loopback(reg, true, (struct sockaddr *)&lo,
-                                            (uint32_t)sender_id, &member);
+            peer_registry_auth_dev_loopback(reg, true, (struct sockaddr *)&lo, (uint32_t)sender_id,
+                                            &member);
     }
     if (!member) {
         metrics_event(w->metrics, "unauthenticated");
@@ -782,8 +801,8 @@ static void handle_request(worker_t *w, hs_req_t *req, rh_arena_t **arena)
     if (!peer_member_rate_allow(member, rh_mono_ns())) {
         metrics_event(w->metrics, "rate_limited");
         relay_reply_failure(w, req, msg, NULL, false, BI_RC_OTHER,
-                            "rate limit exceeded: retry later", RP_OUT_UNAUTHORIZED,
-                            RP_CLASS_OTHER, relay_fwd_of_sender(msg), 0);
+                            "rate limit exceeded: retry later", RP_OUT_UNAUTHORIZED, RP_CLASS_OTHER,
+                            relay_fwd_of_sender(msg), 0);
         bi_msg_free(msg);
         return;
     }
@@ -819,7 +838,8 @@ static void handle_request(worker_t *w, hs_req_t *req, rh_arena_t **arena)
     t->sender_async = sender_async;
     t->sender_is_eui = h->sender_id.kind == BI_ID_EUI64;
     t->ans_type = bi_msg_type_is_request(h->type) ? bi_msg_type_answer_for(h->type) : BI_MT_UNKNOWN;
-    rp_party_set(&t->route.fwd, h->sender_id.kind == BI_ID_NETID ? (uint32_t)sender_id : 0, tenant, NULL);
+    rp_party_set(&t->route.fwd, h->sender_id.kind == BI_ID_NETID ? (uint32_t)sender_id : 0, tenant,
+                 NULL);
 
     /* async senders and notifications are acknowledged now; answers follow as POSTs */
     if (sender_async || t->ans_type == BI_MT_UNKNOWN) {

@@ -40,11 +40,11 @@ typedef struct relay_txn {
     bi_msg_t *msg;                    /* the request as received (possibly stripped) */
     char *raw;                        /* received body (forwarded as-is when canonical) */
     size_t raw_len;
-    bi_msg_type_t ans_type;           /* expected answer type (BI_MT_UNKNOWN: none, notification) */
+    bi_msg_type_t ans_type; /* expected answer type (BI_MT_UNKNOWN: none, notification) */
     uint64_t t_recv_ns, t_fwd_ns;
-    struct event *timer;              /* async receiver: answer deadline */
+    struct event *timer; /* async receiver: answer deadline */
     pending_key_t pkey;
-    bool pending;                     /* registered in the pending table */
+    bool pending; /* registered in the pending table */
     bool done;
 } relay_txn_t;
 

@@ -21,13 +21,20 @@ rp_class_t route_class_of(int c)
 {
     switch ((lw_class_t)c) {
     case LW_CLASS_UP_JOIN_REQUEST:
-    case LW_CLASS_UP_REJOIN_REQUEST: return RP_CLASS_JOIN_REQUEST;
-    case LW_CLASS_UP_MAC_DATA: return RP_CLASS_UPLINK_MAC;
-    case LW_CLASS_UP_APP_DATA: return RP_CLASS_UPLINK_APP;
-    case LW_CLASS_DOWN_JOIN_ACCEPT: return RP_CLASS_JOIN_ACCEPT;
-    case LW_CLASS_DOWN_MAC_DATA: return RP_CLASS_DOWNLINK_MAC;
-    case LW_CLASS_DOWN_APP_DATA: return RP_CLASS_DOWNLINK_APP;
-    default: return RP_CLASS_OTHER;
+    case LW_CLASS_UP_REJOIN_REQUEST:
+        return RP_CLASS_JOIN_REQUEST;
+    case LW_CLASS_UP_MAC_DATA:
+        return RP_CLASS_UPLINK_MAC;
+    case LW_CLASS_UP_APP_DATA:
+        return RP_CLASS_UPLINK_APP;
+    case LW_CLASS_DOWN_JOIN_ACCEPT:
+        return RP_CLASS_JOIN_ACCEPT;
+    case LW_CLASS_DOWN_MAC_DATA:
+        return RP_CLASS_DOWNLINK_MAC;
+    case LW_CLASS_DOWN_APP_DATA:
+        return RP_CLASS_DOWNLINK_APP;
+    default:
+        return RP_CLASS_OTHER;
     }
 }
 
@@ -41,13 +48,20 @@ uint64_t route_answerer_id(const peer_registry_t *reg, const peer_endpoint_t *ep
 static const char *class_text(rp_class_t c)
 {
     switch (c) {
-    case RP_CLASS_JOIN_REQUEST: return "uplink join_request";
-    case RP_CLASS_UPLINK_MAC: return "uplink mac_data";
-    case RP_CLASS_UPLINK_APP: return "uplink application_data";
-    case RP_CLASS_JOIN_ACCEPT: return "downlink join_accept";
-    case RP_CLASS_DOWNLINK_MAC: return "downlink mac_data";
-    case RP_CLASS_DOWNLINK_APP: return "downlink application_data";
-    default: return "other messages";
+    case RP_CLASS_JOIN_REQUEST:
+        return "uplink join_request";
+    case RP_CLASS_UPLINK_MAC:
+        return "uplink mac_data";
+    case RP_CLASS_UPLINK_APP:
+        return "uplink application_data";
+    case RP_CLASS_JOIN_ACCEPT:
+        return "downlink join_accept";
+    case RP_CLASS_DOWNLINK_MAC:
+        return "downlink mac_data";
+    case RP_CLASS_DOWNLINK_APP:
+        return "downlink application_data";
+    default:
+        return "other messages";
     }
 }
 
@@ -58,10 +72,8 @@ static const char *netid_text(uint32_t netid, char out[7])
 }
 
 /* Makes d a refusal; returns false so deciders can `return refuse(...)`. */
-__attribute__((format(printf, 4, 5))) static bool refuse(route_decision_t *d,
-                                                         bi_result_code_t code,
-                                                         rp_outcome_t outcome, const char *fmt,
-                                                         ...)
+__attribute__((format(printf, 4, 5))) static bool refuse(route_decision_t *d, bi_result_code_t code,
+                                                         rp_outcome_t outcome, const char *fmt, ...)
 {
     d->action = ROUTE_REFUSE;
     d->code = code;
@@ -149,8 +161,8 @@ static bool route_uplink(const route_msg_t *m, rp_reader_t *r, const peer_regist
         if (!decode_phy(m, d, &fr))
             return false;
         if (!lw_mtype_is_uplink(fr.mtype))
-            return refuse(d, m->malformed, RP_OUT_MALFORMED, "PHYPayload: %s is not an uplink frame",
-                          lw_mtype_name(fr.mtype));
+            return refuse(d, m->malformed, RP_OUT_MALFORMED,
+                          "PHYPayload: %s is not an uplink frame", lw_mtype_name(fr.mtype));
         d->cls = route_class_of(lw_frame_class(&fr));
         if (lw_mtype_is_data(fr.mtype)) {
             rp_block_match_t bm;
@@ -231,8 +243,8 @@ static bool route_other(const route_msg_t *m, rp_reader_t *r, const peer_registr
         if (!ep) {
             char je[17];
             rh_eui64_format(m->receiver, je);
-            return refuse(d, BI_RC_UNKNOWN_RECEIVER, RP_OUT_NO_ROUTE, "no Join Server %s at this hub",
-                          je);
+            return refuse(d, BI_RC_UNKNOWN_RECEIVER, RP_OUT_NO_ROUTE,
+                          "no Join Server %s at this hub", je);
         }
         d->recv_ep = ep;
         d->home.net_id = ep->net_id;
@@ -311,10 +323,18 @@ void route_decide(const route_msg_t *m, rp_reader_t *r, const peer_registry_t *r
         return;
     }
     switch (m->kind) {
-    case ROUTE_UPLINK: route_uplink(m, r, reg, d); break;
-    case ROUTE_DOWNLINK: route_downlink(m, r, reg, d); break;
-    case ROUTE_HOME_NS: route_home_ns(m, r, reg, d); break;
-    default: route_other(m, r, reg, d); break;
+    case ROUTE_UPLINK:
+        route_uplink(m, r, reg, d);
+        break;
+    case ROUTE_DOWNLINK:
+        route_downlink(m, r, reg, d);
+        break;
+    case ROUTE_HOME_NS:
+        route_home_ns(m, r, reg, d);
+        break;
+    default:
+        route_other(m, r, reg, d);
+        break;
     }
     rp_reader_end(r);
     if (d->action == ROUTE_REFUSE) {

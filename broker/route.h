@@ -46,14 +46,14 @@ typedef enum route_kind {
  * call. */
 typedef struct route_msg {
     route_kind_t kind;
-    const peer_member_t *sender;  /* authenticated member (never routed back to); may be NULL */
-    rp_party_t sender_party;      /* sender's NetID + tenant (NetID 0 for a Join Server) */
-    bool receiver_is_eui;         /* ReceiverID is a JoinEUI (else a NetID) */
-    uint64_t receiver;            /* ReceiverID value */
-    const uint8_t *phy;           /* PHYPayload bytes, NULL when the message has none */
+    const peer_member_t *sender; /* authenticated member (never routed back to); may be NULL */
+    rp_party_t sender_party;     /* sender's NetID + tenant (NetID 0 for a Join Server) */
+    bool receiver_is_eui;        /* ReceiverID is a JoinEUI (else a NetID) */
+    uint64_t receiver;           /* ReceiverID value */
+    const uint8_t *phy;          /* PHYPayload bytes, NULL when the message has none */
     size_t phy_len;
-    uint64_t dev_eui;             /* HomeNSReq: the DevEUI asked about */
-    bi_result_code_t malformed;   /* the sender's protocol's code for a malformed message */
+    uint64_t dev_eui;           /* HomeNSReq: the DevEUI asked about */
+    bi_result_code_t malformed; /* the sender's protocol's code for a malformed message */
 } route_msg_t;
 
 /* What the relay must strip from a forwarded uplink's gateway metadata. */
@@ -61,22 +61,22 @@ typedef struct route_msg {
 #define ROUTE_STRIP_LOCATION 2u /* Lat, Lon, FineRecvTime (= BI_STRIP_LOCATION) */
 
 typedef enum route_action {
-    ROUTE_FORWARD = 0,  /* send to recv_ep */
-    ROUTE_ANSWER = 1,   /* the hub answers itself: HomeNSAns with HNetID = hnet_id */
-    ROUTE_REFUSE = 2,   /* answer the sender with (code, description); count outcome */
+    ROUTE_FORWARD = 0, /* send to recv_ep */
+    ROUTE_ANSWER = 1,  /* the hub answers itself: HomeNSAns with HNetID = hnet_id */
+    ROUTE_REFUSE = 2,  /* answer the sender with (code, description); count outcome */
 } route_action_t;
 
 typedef struct route_decision {
     route_action_t action;
     route_kind_t kind;
-    rp_class_t cls;                  /* policy / statistics class */
-    rp_party_t fwd, home;            /* forwarder and home network (statistics, policy) */
-    const peer_endpoint_t *recv_ep;  /* ROUTE_FORWARD: where to (in the registry passed in) */
-    unsigned strip;                  /* ROUTE_FORWARD: ROUTE_STRIP_* */
-    uint32_t hnet_id;                /* ROUTE_ANSWER: the home network's NetID */
-    bi_result_code_t code;           /* ROUTE_REFUSE */
-    rp_outcome_t outcome;            /* ROUTE_REFUSE */
-    char description[256];           /* ROUTE_REFUSE: one sentence for the sender and the log */
+    rp_class_t cls;                 /* policy / statistics class */
+    rp_party_t fwd, home;           /* forwarder and home network (statistics, policy) */
+    const peer_endpoint_t *recv_ep; /* ROUTE_FORWARD: where to (in the registry passed in) */
+    unsigned strip;                 /* ROUTE_FORWARD: ROUTE_STRIP_* */
+    uint32_t hnet_id;               /* ROUTE_ANSWER: the home network's NetID */
+    bi_result_code_t code;          /* ROUTE_REFUSE */
+    rp_outcome_t outcome;           /* ROUTE_REFUSE */
+    char description[256];          /* ROUTE_REFUSE: one sentence for the sender and the log */
 } route_decision_t;
 
 /* Decides where `m` goes. r: this worker's routing-table reader (one snapshot is taken and

@@ -13,9 +13,15 @@ struct inbox_item {
 
 static _Thread_local worker_t *tl_worker;
 
-worker_t *worker_self(void) { return tl_worker; }
+worker_t *worker_self(void)
+{
+    return tl_worker;
+}
 
-void worker_set_self(worker_t *w) { tl_worker = w; }
+void worker_set_self(worker_t *w)
+{
+    tl_worker = w;
+}
 
 int worker_post(worker_t *w, void (*fn)(worker_t *w, void *arg), void *arg)
 {

@@ -30,10 +30,10 @@ typedef struct worker worker_t;
 typedef struct inbox_item inbox_item_t;
 
 struct worker {
-    void *hub;         /* the owning hub_t (hub.c's business; the relay does not use it) */
+    void *hub; /* the owning hub_t (hub.c's business; the relay does not use it) */
     unsigned index;
     pthread_t thread;
-    bool running;      /* thread started and not yet joined */
+    bool running; /* thread started and not yet joined */
     struct event_base *base;
     hs_server_t *ts002;
     peer_client_t *client;
@@ -41,10 +41,10 @@ struct worker {
     peer_registry_view_t view;
     metrics_t *metrics;
     /* shared with the process (set by hub.c before the thread starts) */
-    pending_table_t *pending;        /* transactions awaiting an async answer, all workers */
-    peer_registry_slot_t *registry;  /* the published member registry */
-    const atomic_int *draining;      /* non-zero once SIGTERM began the drain */
-    bool dev_loopback;               /* configuration: development loopback identity allowed */
+    pending_table_t *pending;       /* transactions awaiting an async answer, all workers */
+    peer_registry_slot_t *registry; /* the published member registry */
+    const atomic_int *draining;     /* non-zero once SIGTERM began the drain */
+    bool dev_loopback;              /* configuration: development loopback identity allowed */
     /* inbox */
     pthread_mutex_t inbox_mu;
     inbox_item_t *inbox_head, *inbox_tail;
@@ -52,7 +52,7 @@ struct worker {
     struct event *stop_ev;
     atomic_uint in_flight; /* relay transactions owned by this worker (alive, not yet freed);
                               written by the worker, read by /metrics */
-    void *relay_txns;   /* relay.c's list of those transactions (for shutdown) */
+    void *relay_txns;      /* relay.c's list of those transactions (for shutdown) */
 };
 
 /* Creates the inbox (mutex + event on w->base). Errors: RH_ENOMEM. */

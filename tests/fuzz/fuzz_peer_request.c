@@ -47,7 +47,8 @@ static const char *TABLE =
     "{\"networks\":[{\"net_id\":\"000013\",\"name\":\"A\"},{\"net_id\":\"000505\",\"name\":\"B\"},"
     "{\"net_id\":\"000707\",\"name\":\"C\"},{\"net_id\":\"000808\",\"name\":\"JS operator\"}],"
     "\"devaddr_blocks\":[{\"prefix\":\"26000000/7\",\"net_id\":\"000013\"},"
-    "{\"prefix\":\"0A000000/7\",\"net_id\":\"000505\"},{\"prefix\":\"0E000000/7\",\"net_id\":\"000707\"}],"
+    "{\"prefix\":\"0A000000/7\",\"net_id\":\"000505\"},{\"prefix\":\"0E000000/"
+    "7\",\"net_id\":\"000707\"}],"
     "\"join_routes\":[{\"join_eui\":\"70b3d57ed0000505/64\",\"home_net_id\":\"000505\"},"
     "{\"join_eui\":\"70b3d57ed000aaaa/64\",\"join_server_id\":\"js1\"}],"
     "\"policies\":[{\"forwarder_net_id\":\"000013\",\"home_net_id\":\"000505\","
@@ -147,8 +148,11 @@ static peer_registry_t *build_registry(void)
         eps[ne++] = (const Roamhub__V1__Endpoint *)recs[nr++];
     }
     static const char *dev[] = {"A"};
-    peer_registry_config_t cfg = {.members = mem, .n_members = nm, .endpoints = eps,
-                                  .n_endpoints = ne, .dev_loopback_members = dev,
+    peer_registry_config_t cfg = {.members = mem,
+                                  .n_members = nm,
+                                  .endpoints = eps,
+                                  .n_endpoints = ne,
+                                  .dev_loopback_members = dev,
                                   .n_dev_loopback_members = 1,
                                   .endpoint_flags = PEER_ENDPOINT_NO_RESOLVE};
     peer_registry_t *reg = NULL;
@@ -197,8 +201,12 @@ static void init(void)
     if (peer_registry_slot_init(&slot, build_registry()) != RH_OK)
         die("registry slot", NULL);
     worker_set_self(&w);
-    hs_opts_t ho = {.bind_addr = "127.0.0.1", .port = 0, .listen_fd = -1,
-                    .max_body_bytes = 65536, .handler = relay_handle_request, .handler_arg = &w};
+    hs_opts_t ho = {.bind_addr = "127.0.0.1",
+                    .port = 0,
+                    .listen_fd = -1,
+                    .max_body_bytes = 65536,
+                    .handler = relay_handle_request,
+                    .handler_arg = &w};
     srv = hs_server_new(base, &ho);
     if (!srv)
         die("hs_server_new", NULL);
@@ -238,8 +246,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     setsockopt(sv[0], SOL_SOCKET, SO_RCVBUF, &bufsz, sizeof bufsz);
     fcntl(sv[0], F_SETFL, O_NONBLOCK);
     fcntl(sv[1], F_SETFL, O_NONBLOCK);
-    struct sockaddr_in peer = {.sin_family = AF_INET, .sin_port = htons(40000),
-                               .sin_addr.s_addr = htonl(0x7f000001)};
+    struct sockaddr_in peer = {
+        .sin_family = AF_INET, .sin_port = htons(40000), .sin_addr.s_addr = htonl(0x7f000001)};
     hs_server_adopt(srv, sv[0], (struct sockaddr *)&peer);
     size_t off = 0;
     for (int i = 0; i < 64 && off < size; i++) {

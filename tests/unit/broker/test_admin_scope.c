@@ -92,12 +92,12 @@ static void test_owner_of_each_kind(void **state)
         int owned;
         const char *tenant;
     } cases[] = {
-        {RP_KIND_NETWORK, &r.net.base, 1, ""},   {RP_KIND_TENANT, &r.ten.base, 1, "acme"},
-        {RP_KIND_BLOCK, &r.blk.base, 1, "acme"}, {RP_KIND_JOIN_ROUTE, &r.jr.base, 1, "acme"},
-        {RP_KIND_JOIN_ROUTE, &r.jr_js.base, 0, NULL},
-        {RP_KIND_POLICY, &r.pol.base, 1, "acme"}, {RP_KIND_ENDPOINT, &r.ep.base, 1, "acme"},
-        {RP_KIND_ENDPOINT, &r.ep_js.base, 0, NULL}, {RP_KIND_MEMBER, &r.mem.base, 0, NULL},
-        {RP_KIND_API_KEY, &r.key.base, 1, "acme"}, {RP_KIND_API_KEY, &r.key_op.base, 0, NULL},
+        {RP_KIND_NETWORK, &r.net.base, 1, ""},        {RP_KIND_TENANT, &r.ten.base, 1, "acme"},
+        {RP_KIND_BLOCK, &r.blk.base, 1, "acme"},      {RP_KIND_JOIN_ROUTE, &r.jr.base, 1, "acme"},
+        {RP_KIND_JOIN_ROUTE, &r.jr_js.base, 0, NULL}, {RP_KIND_POLICY, &r.pol.base, 1, "acme"},
+        {RP_KIND_ENDPOINT, &r.ep.base, 1, "acme"},    {RP_KIND_ENDPOINT, &r.ep_js.base, 0, NULL},
+        {RP_KIND_MEMBER, &r.mem.base, 0, NULL},       {RP_KIND_API_KEY, &r.key.base, 1, "acme"},
+        {RP_KIND_API_KEY, &r.key_op.base, 0, NULL},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         net = 0;
@@ -130,9 +130,9 @@ static void test_operator_member_tenant_keys(void **state)
     for (int i = 0; i < 4; i++) {
         recs_t *r = all[i];
         const ProtobufCMessage *owned[] = {&r->net.base, &r->ten.base, &r->blk.base, &r->jr.base,
-                                           &r->pol.base, &r->ep.base, &r->key.base};
-        rp_kind_t kinds[] = {RP_KIND_NETWORK, RP_KIND_TENANT, RP_KIND_BLOCK, RP_KIND_JOIN_ROUTE,
-                             RP_KIND_POLICY, RP_KIND_ENDPOINT, RP_KIND_API_KEY};
+                                           &r->pol.base, &r->ep.base,  &r->key.base};
+        rp_kind_t kinds[] = {RP_KIND_NETWORK, RP_KIND_TENANT,   RP_KIND_BLOCK,  RP_KIND_JOIN_ROUTE,
+                             RP_KIND_POLICY,  RP_KIND_ENDPOINT, RP_KIND_API_KEY};
         for (int k = 0; k < 7; k++) {
             for (int w = 0; w <= 1; w++) {
                 /* the operator reaches everything */
@@ -175,26 +175,29 @@ static void test_member_write_rules(void **state)
     fill(&r, MINE, "");
     fill(&old, MINE, "");
     /* networks: created by the operator only; delegated NetIDs are the operator's */
-    assert_int_equal(admin_member_write_check(&member, RP_KIND_NETWORK, &r.net.base, NULL, why,
-                                              sizeof why), 403);
+    assert_int_equal(
+        admin_member_write_check(&member, RP_KIND_NETWORK, &r.net.base, NULL, why, sizeof why),
+        403);
     assert_non_null(strstr(why, "networks are created by the operator"));
-    assert_int_equal(admin_member_write_check(&op, RP_KIND_NETWORK, &r.net.base, NULL, why,
-                                              sizeof why), 0);
-    assert_int_equal(admin_member_write_check(&member, RP_KIND_NETWORK, &r.net.base,
-                                              &old.net.base, why, sizeof why), 0);
+    assert_int_equal(
+        admin_member_write_check(&op, RP_KIND_NETWORK, &r.net.base, NULL, why, sizeof why), 0);
+    assert_int_equal(admin_member_write_check(&member, RP_KIND_NETWORK, &r.net.base, &old.net.base,
+                                              why, sizeof why),
+                     0);
     uint32_t del[] = {0x600013};
     r.net.delegated_net_ids = del;
     r.net.n_delegated_net_ids = 1;
-    assert_int_equal(admin_member_write_check(&member, RP_KIND_NETWORK, &r.net.base,
-                                              &old.net.base, why, sizeof why), 403);
+    assert_int_equal(admin_member_write_check(&member, RP_KIND_NETWORK, &r.net.base, &old.net.base,
+                                              why, sizeof why),
+                     403);
     assert_non_null(strstr(why, "network.delegated_net_ids"));
     /* blocks outside the NetID: operator only */
     r.blk.outside_net_id = 1;
-    assert_int_equal(admin_member_write_check(&member, RP_KIND_BLOCK, &r.blk.base, NULL, why,
-                                              sizeof why), 403);
+    assert_int_equal(
+        admin_member_write_check(&member, RP_KIND_BLOCK, &r.blk.base, NULL, why, sizeof why), 403);
     assert_non_null(strstr(why, "devaddr_block.outside_net_id"));
-    assert_int_equal(admin_member_write_check(&op, RP_KIND_BLOCK, &r.blk.base, NULL, why,
-                                              sizeof why), 0);
+    assert_int_equal(
+        admin_member_write_check(&op, RP_KIND_BLOCK, &r.blk.base, NULL, why, sizeof why), 0);
     /* TLS file paths: only unchanged ones */
     r.ep.ca_file = (char *)"/etc/passwd";
     r.ep.client_cert_file = (char *)"";
@@ -203,19 +206,23 @@ static void test_member_write_rules(void **state)
     old.ep.client_cert_file = (char *)"";
     old.ep.client_key_file = (char *)"";
     assert_int_equal(admin_member_write_check(&member, RP_KIND_ENDPOINT, &r.ep.base, &old.ep.base,
-                                              why, sizeof why), 403);
+                                              why, sizeof why),
+                     403);
     assert_non_null(strstr(why, "TLS file paths are set by the operator"));
     old.ep.ca_file = (char *)"/etc/passwd";
     assert_int_equal(admin_member_write_check(&member, RP_KIND_ENDPOINT, &r.ep.base, &old.ep.base,
-                                              why, sizeof why), 0);
+                                              why, sizeof why),
+                     0);
     /* JoinEUI prefixes of at least 24 bits */
     r.jr.join_eui_length = 16;
-    assert_int_equal(admin_member_write_check(&member, RP_KIND_JOIN_ROUTE, &r.jr.base, NULL, why,
-                                              sizeof why), 403);
+    assert_int_equal(
+        admin_member_write_check(&member, RP_KIND_JOIN_ROUTE, &r.jr.base, NULL, why, sizeof why),
+        403);
     assert_non_null(strstr(why, "at least 24 bits"));
     r.jr.join_eui_length = 24;
-    assert_int_equal(admin_member_write_check(&member, RP_KIND_JOIN_ROUTE, &r.jr.base, NULL, why,
-                                              sizeof why), 0);
+    assert_int_equal(
+        admin_member_write_check(&member, RP_KIND_JOIN_ROUTE, &r.jr.base, NULL, why, sizeof why),
+        0);
 }
 
 static void test_conflict_text_hides_other_owners(void **state)

@@ -179,8 +179,8 @@ static void assert_refused(const route_decision_t *d, bi_result_code_t code, rp_
     assert_null(d->recv_ep);
 }
 
-static void assert_forward(const route_decision_t *d, const char *ep_id, uint32_t fwd, uint32_t home,
-                           rp_class_t cls)
+static void assert_forward(const route_decision_t *d, const char *ep_id, uint32_t fwd,
+                           uint32_t home, rp_class_t cls)
 {
     if (d->action != ROUTE_FORWARD)
         fail_msg("refused: %s", d->description);
@@ -191,10 +191,27 @@ static void assert_forward(const route_decision_t *d, const char *ep_id, uint32_
     assert_int_equal(d->cls, cls);
 }
 
-#define UP_APP(devaddr_le) "40" devaddr_le "00" "0100" "01" "aa" "01020304"
-#define UP_MAC(devaddr_le) "40" devaddr_le "00" "0200" "01020304"
-#define DOWN_APP "60" "02000004" "00" "0500" "0a" "54972baa" "8b983cd1"
-#define JOIN_ACCEPT "20" "2023cf335489aae3183c0be0baa8dee5"
+#define UP_APP(devaddr_le)                                                                         \
+    "40" devaddr_le "00"                                                                           \
+    "0100"                                                                                         \
+    "01"                                                                                           \
+    "aa"                                                                                           \
+    "01020304"
+#define UP_MAC(devaddr_le)                                                                         \
+    "40" devaddr_le "00"                                                                           \
+    "0200"                                                                                         \
+    "01020304"
+#define DOWN_APP                                                                                   \
+    "60"                                                                                           \
+    "02000004"                                                                                     \
+    "00"                                                                                           \
+    "0500"                                                                                         \
+    "0a"                                                                                           \
+    "54972baa"                                                                                     \
+    "8b983cd1"
+#define JOIN_ACCEPT                                                                                \
+    "20"                                                                                           \
+    "2023cf335489aae3183c0be0baa8dee5"
 
 static const char *join_req(uint64_t join_eui, char out[47])
 {
@@ -202,7 +219,9 @@ static const char *join_req(uint64_t join_eui, char out[47])
     p += sprintf(p, "00");
     for (int i = 0; i < 8; i++)
         p += sprintf(p, "%02x", (unsigned)((join_eui >> (8 * i)) & 0xff));
-    sprintf(p, "0807060504030201" "0300" "09b97b32");
+    sprintf(p, "0807060504030201"
+               "0300"
+               "09b97b32");
     return out;
 }
 
@@ -424,7 +443,8 @@ static void test_answer_downlink_policy(void **state)
     route_decision_t d = decide(w, &m);
     assert_int_equal(d.action, ROUTE_FORWARD);
     assert_true(route_answer_downlink_refused(&d, ja, ja_len, w->f->r, desc, sizeof desc));
-    assert_string_equal(desc, "routing policy 000202 -> 000707 does not allow downlink join_accept");
+    assert_string_equal(desc,
+                        "routing policy 000202 -> 000707 does not allow downlink join_accept");
     assert_false(route_answer_downlink_refused(&d, NULL, 0, w->f->r, desc, sizeof desc));
     m = msg(w->a, ROUTE_UPLINK, B, false, join_req(EUI_NONE, jr), buf); /* A -> B: allowed */
     d = decide(w, &m);

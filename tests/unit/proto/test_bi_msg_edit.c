@@ -104,12 +104,13 @@ static void test_drop_downlink(void **state)
 static void test_strip_gwinfo(void **state)
 {
     (void)state;
-    bi_msg_t *m = decode(
-        "{\"ProtocolVersion\":\"1.0\",\"SenderID\":\"000202\",\"ReceiverID\":\"000505\","
-        "\"TransactionID\":3,\"MessageType\":\"PRStartReq\",\"PHYPayload\":\"400100000a00010001aa01020304\","
-        "\"ULMetaData\":{\"DataRate\":5,\"ULFreq\":868.1,\"RFRegion\":\"EU868\",\"GWCnt\":2,"
-        "\"GWInfo\":[{\"ID\":\"05060708\",\"RSSI\":-80,\"SNR\":7.5,\"Lat\":52.1,\"Lon\":4.3,"
-        "\"FineRecvTime\":12,\"ULToken\":\"0a\"},{\"ID\":\"05060709\",\"RSSI\":-90}]}}");
+    bi_msg_t *m =
+        decode("{\"ProtocolVersion\":\"1.0\",\"SenderID\":\"000202\",\"ReceiverID\":\"000505\","
+               "\"TransactionID\":3,\"MessageType\":\"PRStartReq\",\"PHYPayload\":"
+               "\"400100000a00010001aa01020304\","
+               "\"ULMetaData\":{\"DataRate\":5,\"ULFreq\":868.1,\"RFRegion\":\"EU868\",\"GWCnt\":2,"
+               "\"GWInfo\":[{\"ID\":\"05060708\",\"RSSI\":-80,\"SNR\":7.5,\"Lat\":52.1,\"Lon\":4.3,"
+               "\"FineRecvTime\":12,\"ULToken\":\"0a\"},{\"ID\":\"05060709\",\"RSSI\":-90}]}}");
     assert_int_equal(bi_msg_strip_gwinfo(m, BI_STRIP_LOCATION), 3);
     const bi_fields_t *f = bi_msg_fields(m);
     assert_true(f->ul.gw[0].present & BI_GW_RSSI);

@@ -142,6 +142,7 @@ admin_api_t *admin_new(hub_t *hub, admin_registry_changed_fn registry_changed, v
         return NULL;
     }
     a->hub = hub;
+    a->db = hub->db;
     a->registry_changed = registry_changed;
     a->hook_arg = arg;
     const rh_listener_config_t *l = &hub->cfg.admin;

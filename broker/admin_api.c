@@ -88,7 +88,7 @@ static void token_endpoint(admin_req_t *r)
     char *token = NULL;
     int64_t exp = 0;
     rh_diag_t d = {{0}};
-    int rc = admin_token_exchange(r->a->hub->db, r->a->jwt, id, secret, strlen(secret), r->now_s,
+    int rc = admin_token_exchange(r->a->db, r->a->jwt, id, secret, strlen(secret), r->now_s,
                                   &token, &exp, &d);
     OPENSSL_cleanse(secret, sizeof secret);
     if (rc) {
@@ -178,7 +178,7 @@ void admin_api_handle(admin_api_t *a, hs_req_t *req)
         return;
     }
     rh_diag_t d = {{0}};
-    int rc = admin_authenticate(a->hub->db, a->jwt, hs_req_header(req, "authorization"), r.now_s,
+    int rc = admin_authenticate(a->db, a->jwt, hs_req_header(req, "authorization"), r.now_s,
                                 &r.p, &d);
     if (rc) {
         admin_reply_error(&r, rc == RH_EPERM ? 401 : 503, "%s", d.text);

@@ -27,7 +27,8 @@
 typedef struct admin_download admin_download_t;
 
 struct admin_api {
-    hub_t *hub;
+    hub_t *hub;                   /* the listener's process (admin.c, stats, capture) */
+    rp_db_t *db;                  /* the routing table: records, keys, audit, import */
     admin_registry_changed_fn registry_changed; /* admin.h; set by admin_new */
     void *hook_arg;
     hs_server_t *srv;

@@ -118,7 +118,7 @@ void admin_key_create(admin_req_t *r)
     rh_diag_t d = {{0}};
     int rc = admin_key_generate(&k, &mat, secret);
     if (rc == RH_OK)
-        rc = rp_put(r->a->hub->db, r->p.key_id, RP_KIND_API_KEY, &k.base, RP_PUT_CREATE, &d);
+        rc = rp_put(r->a->db, r->p.key_id, RP_KIND_API_KEY, &k.base, RP_PUT_CREATE, &d);
     cJSON_Delete(b); /* k's strings pointed into b: not used after this */
     if (rc) {
         OPENSSL_cleanse(secret, sizeof secret);
@@ -133,7 +133,7 @@ void admin_key_create(admin_req_t *r)
     ProtobufCMessage *stored = NULL;
     Roamhub__V1__ApiKey kk = ROAMHUB__V1__API_KEY__INIT;
     kk.id = id;
-    rp_get(r->a->hub->db, RP_KIND_API_KEY, &kk.base, &stored, NULL);
+    rp_get(r->a->db, RP_KIND_API_KEY, &kk.base, &stored, NULL);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddItemToObject(
         o, "key", stored ? admin_record_json(RP_KIND_API_KEY, stored) : cJSON_CreateObject());
@@ -157,7 +157,7 @@ void admin_key_revoke(admin_req_t *r, const admin_res_t *res, ProtobufCMessage *
     rh_diag_t d = {{0}};
     if (k->revoked_at == 0) {
         k->revoked_at = rh_real_ms();
-        rc = rp_put(r->a->hub->db, r->p.key_id, RP_KIND_API_KEY, m, RP_PUT_UPDATE, &d);
+        rc = rp_put(r->a->db, r->p.key_id, RP_KIND_API_KEY, m, RP_PUT_UPDATE, &d);
     }
     if (rc) {
         admin_free_msg(m);

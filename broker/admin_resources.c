@@ -170,7 +170,7 @@ static int jr_scan_cb(void *ud, rp_kind_t kind, const ProtobufCMessage *msg)
 static int store(admin_req_t *r, rp_kind_t kind, const ProtobufCMessage *m,
                  const ProtobufCMessage *old, rp_put_mode_t mode, rh_diag_t *d)
 {
-    int rc = rp_put(r->a->hub->db, r->p.key_id, kind, m, mode, d);
+    int rc = rp_put(r->a->db, r->p.key_id, kind, m, mode, d);
     if (rc)
         return rc == RH_EINVAL ? 422 : admin_status_of(rc);
     if (kind == RP_KIND_ENDPOINT || kind == RP_KIND_MEMBER) {
@@ -178,9 +178,9 @@ static int store(admin_req_t *r, rp_kind_t kind, const ProtobufCMessage *m,
         if (admin_registry_changed(r, &rd) != RH_OK) {
             rh_diag_t ud;
             if (old)
-                rp_put(r->a->hub->db, r->p.key_id, kind, old, RP_PUT_UPSERT, &ud);
+                rp_put(r->a->db, r->p.key_id, kind, old, RP_PUT_UPSERT, &ud);
             else
-                rp_delete(r->a->hub->db, r->p.key_id, kind, m, NULL, &ud);
+                rp_delete(r->a->db, r->p.key_id, kind, m, NULL, &ud);
             rh_diag_fail(d, RH_EINVAL, "%s", rd.text);
             return 422;
         }
@@ -254,7 +254,7 @@ static void do_list(admin_req_t *r, const admin_res_t *res)
     cJSON *o = cJSON_CreateObject();
     c.items = cJSON_AddArrayToObject(o, "items");
     rh_diag_t d = {{0}};
-    int rc = rp_list(r->a->hub->db, res->kind, tok, 0, list_cb, &c, next, sizeof next, &d);
+    int rc = rp_list(r->a->db, res->kind, tok, 0, list_cb, &c, next, sizeof next, &d);
     if (rc) {
         cJSON_Delete(o);
         admin_reply_error(r, rc == RH_EINVAL ? 400 : 503, "%s", d.text);
@@ -270,7 +270,7 @@ ProtobufCMessage *admin_load_visible(admin_req_t *r, const admin_res_t *res, Pro
 {
     ProtobufCMessage *m = NULL;
     rh_diag_t d = {{0}};
-    int rc = rp_get(r->a->hub->db, res->kind, key, &m, &d);
+    int rc = rp_get(r->a->db, res->kind, key, &m, &d);
     if (rc) {
         admin_reply_error(r, admin_status_of(rc), "%s", d.text);
         return NULL;
@@ -373,7 +373,7 @@ static void do_write(admin_req_t *r, const admin_res_t *res, char **s, int n, in
             goto out;
         }
     }
-    if (rp_get(r->a->hub->db, res->kind, m, &old, &d) != RH_OK) {
+    if (rp_get(r->a->db, res->kind, m, &old, &d) != RH_OK) {
         admin_reply_error(r, 503, "%s", d.text);
         goto out;
     }
@@ -411,7 +411,7 @@ static void do_write(admin_req_t *r, const admin_res_t *res, char **s, int n, in
     if (res->kind == RP_KIND_JOIN_ROUTE && !r->p.is_operator) {
         jr_scan_t js = {(const Roamhub__V1__JoinRoute *)m, 0};
         char next[RP_PAGE_TOKEN_MAX];
-        rp_list(r->a->hub->db, RP_KIND_JOIN_ROUTE, NULL, 0, jr_scan_cb, &js, next, sizeof next,
+        rp_list(r->a->db, RP_KIND_JOIN_ROUTE, NULL, 0, jr_scan_cb, &js, next, sizeof next,
                 NULL);
         if (js.conflict) {
             admin_reply_error(r, 409, "join_route %s: overlaps a JoinEUI prefix routed to "
@@ -429,7 +429,7 @@ static void do_write(admin_req_t *r, const admin_res_t *res, char **s, int n, in
     RH_LOG(RH_LOG_INFO, "admin", "%s %s key=\"%s\" by=%s", old ? "updated" : "created",
            rp_kind_name(res->kind), kt, r->p.key_id);
     ProtobufCMessage *now = NULL;
-    rp_get(r->a->hub->db, res->kind, m, &now, NULL);
+    rp_get(r->a->db, res->kind, m, &now, NULL);
     admin_reply_json(r, old ? 200 : 201, admin_record_json(res->kind, now ? now : m));
     admin_free_msg(now);
 out:
@@ -453,11 +453,11 @@ static void do_delete(admin_req_t *r, const admin_res_t *res, ProtobufCMessage *
         return;
     }
     rh_diag_t d = {{0}};
-    int rc = rp_delete(r->a->hub->db, r->p.key_id, res->kind, m, NULL, &d);
+    int rc = rp_delete(r->a->db, r->p.key_id, res->kind, m, NULL, &d);
     if (rc == RH_OK && (res->kind == RP_KIND_ENDPOINT || res->kind == RP_KIND_MEMBER)) {
         rh_diag_t rd = {{0}};
         if (admin_registry_changed(r, &rd) != RH_OK) {
-            rp_put(r->a->hub->db, r->p.key_id, res->kind, m, RP_PUT_UPSERT, NULL);
+            rp_put(r->a->db, r->p.key_id, res->kind, m, RP_PUT_UPSERT, NULL);
             admin_free_msg(m);
             admin_reply_error(r, 422, "%s", rd.text);
             return;

@@ -37,9 +37,9 @@ static void catalog(admin_req_t *r)
     cJSON *o = cJSON_CreateObject();
     cat_ctx_t c = {cJSON_AddArrayToObject(o, "networks")};
     char next[RP_PAGE_TOKEN_MAX];
-    rp_list(r->a->hub->db, RP_KIND_NETWORK, NULL, 0, catalog_cb, &c, next, sizeof next, NULL);
+    rp_list(r->a->db, RP_KIND_NETWORK, NULL, 0, catalog_cb, &c, next, sizeof next, NULL);
     c.items = cJSON_AddArrayToObject(o, "tenants");
-    rp_list(r->a->hub->db, RP_KIND_TENANT, NULL, 0, catalog_cb, &c, next, sizeof next, NULL);
+    rp_list(r->a->db, RP_KIND_TENANT, NULL, 0, catalog_cb, &c, next, sizeof next, NULL);
     admin_reply_json(r, 200, o);
 }
 
@@ -173,7 +173,7 @@ static void effective(admin_req_t *r)
     cJSON *o = cJSON_CreateObject();
     eff_ctx_t c = {r, home, cJSON_AddArrayToObject(o, "items"), RH_OK};
     char next[RP_PAGE_TOKEN_MAX];
-    rp_list(r->a->hub->db, RP_KIND_NETWORK, NULL, 0, eff_cb, &c, next, sizeof next, NULL);
+    rp_list(r->a->db, RP_KIND_NETWORK, NULL, 0, eff_cb, &c, next, sizeof next, NULL);
     if (c.rc) {
         cJSON_Delete(o);
         admin_reply_error(r, 503, "%s", rh_strerror(c.rc));
@@ -309,7 +309,7 @@ static void audit(admin_req_t *r)
     cJSON *o = cJSON_CreateObject();
     audit_ctx_t c = {r, cJSON_AddArrayToObject(o, "items")};
     rh_diag_t d = {{0}};
-    int rc = rp_audit_list(r->a->hub->db, since, (size_t)limit, audit_cb, &c, &d);
+    int rc = rp_audit_list(r->a->db, since, (size_t)limit, audit_cb, &c, &d);
     if (rc) {
         cJSON_Delete(o);
         admin_reply_error(r, 503, "%s", d.text);
@@ -337,7 +337,7 @@ static void import_doc(admin_req_t *r)
     char b[8];
     if (admin_query(r, "replace", b, sizeof b) == 1 && strcmp(b, "false") && strcmp(b, "0"))
         flags |= RP_IMPORT_REPLACE;
-    int rc = rp_json_import(r->a->hub->db, r->p.key_id, doc, flags, &count, &d);
+    int rc = rp_json_import(r->a->db, r->p.key_id, doc, flags, &count, &d);
     cJSON_Delete(doc);
     if (rc) {
         admin_reply_error(r, rc == RH_EINVAL ? 400 : admin_status_of(rc), "%s", d.text);

@@ -257,6 +257,43 @@ static void test_uplink_by_devaddr_and_policy_classes(void **state)
                    "no routing policy from forwarder 000404 to home network 000505");
 }
 
+/* Rejoin-requests are join-requests for the policy and go by ReceiverID; MAC downlinks have
+ * their own downlink class. */
+static void test_rejoin_and_mac_downlink_classes(void **state)
+{
+    world_t *w = *state;
+    uint8_t buf[256];
+    route_msg_t m = msg(w->a, ROUTE_UPLINK, B, false,
+                        "c0"
+                        "00"
+                        "050500"
+                        "0807060504030201"
+                        "0000"
+                        "01020304",
+                        buf);
+    route_decision_t d = decide(w, &m);
+    assert_forward(&d, "epB", A, B, RP_CLASS_JOIN_REQUEST);
+    m = msg(w->b, ROUTE_DOWNLINK, A, false,
+            "60"
+            "02000004"
+            "00"
+            "0600"
+            "8b983cd1",
+            buf);
+    d = decide(w, &m);
+    assert_forward(&d, "epA", A, B, RP_CLASS_DOWNLINK_MAC);
+    m = msg(w->c, ROUTE_DOWNLINK, A, false,
+            "60"
+            "02000004"
+            "00"
+            "0600"
+            "8b983cd1",
+            buf);
+    d = decide(w, &m);
+    assert_refused(&d, BI_RC_NO_ROAMING_AGREEMENT, RP_OUT_POLICY_DENIED,
+                   "routing policy 000202 -> 000707 does not allow downlink mac_data");
+}
+
 static void test_uplink_no_route(void **state)
 {
     world_t *w = *state;
@@ -458,6 +495,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_uplink_by_devaddr_and_policy_classes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rejoin_and_mac_downlink_classes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_uplink_no_route, setup, teardown),
         cmocka_unit_test_setup_teardown(test_uplink_malformed_frames, setup, teardown),
         cmocka_unit_test_setup_teardown(test_join_routes, setup, teardown),

@@ -22,7 +22,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+port() { python3 "$(dirname "$0")/../common/free_port.py"; }
 STUB=$(port)
 mkdir -p "$W/stub"
 cat > "$W/stub.conf" <<NGX

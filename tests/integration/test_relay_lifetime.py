@@ -49,6 +49,9 @@ class RelayLifetimeTest(unittest.TestCase):
             m.stop()
 
     def wait_transactions(self, want, timeout=5.0):
+        _, text = self.hub.get_admin("/metrics")
+        self.assertTrue("\nroamhub_relay_transactions " in text,
+                        "the live-transaction gauge roamhub_relay_transactions is missing")
         deadline = time.time() + timeout
         n = self.hub.metric("roamhub_relay_transactions")
         while n != want and time.time() < deadline:

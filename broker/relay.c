@@ -792,9 +792,13 @@ static void handle_request(worker_t *w, hs_req_t *req, rh_arena_t **arena)
         char desc[128];
         snprintf(desc, sizeof desc, "SenderID is not a NetID of the authenticated member %s",
                  member->id);
-        /* answer in the HTTP response: we cannot trust the claimed sender's endpoint */
+        /* answer in the HTTP response: we cannot trust the claimed sender's endpoint. Counted
+         * under who really sent it — the authenticated member's NetID — not the claimed
+         * SenderID: a member could otherwise create a statistics row (and a metrics cell) per
+         * made-up SenderID without bound. The claim itself is in the security log line. */
+        relay_fwd_t who = {RP_STATS_ID_NETID, member->net_ids[0]};
         relay_reply_failure(w, req, msg, NULL, false, BI_RC_UNKNOWN_SENDER, desc,
-                            RP_OUT_UNAUTHORIZED, RP_CLASS_OTHER, relay_fwd_of_sender(msg), 0);
+                            RP_OUT_UNAUTHORIZED, RP_CLASS_OTHER, who, 0);
         bi_msg_free(msg);
         return;
     }

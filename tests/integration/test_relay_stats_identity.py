@@ -5,8 +5,10 @@ Regression: a request whose SenderID is an EUI-64 that the member may not use wa
 UnknownSender, but its statistics row carried the EUI cut to 32 bits as a NetID; rp_stats_add
 refused the worker's whole batch ("NetID wider than 24 bits"), the batch was put back, and no
 statistics of that worker were recorded any more until restart. A rate-limited Join Server (its
-SenderID is its JoinEUI) did the same. Now the row's forwarder is the JoinEUI (16 hex digits in
-the admin API, as in a SenderID) and every later message is still counted."""
+SenderID is its JoinEUI) did the same. Now a refused SenderID is counted under who really sent
+it (the authenticated member's NetID: a made-up SenderID must not create rows without bound),
+a rate-limited Join Server under its JoinEUI (16 hex digits in the admin API, as in a
+SenderID), and every later message is still counted."""
 import os
 import sys
 import time
@@ -76,7 +78,7 @@ class StatsIdentityTest(unittest.TestCase):
 
     def test_eui_sender_and_rate_limited_join_server_keep_statistics_going(self):
         self.relay_ok(2)
-        # A claims a JoinEUI it has no Join Server for: UnknownSender, counted under that JoinEUI
+        # A claims a JoinEUI it has no Join Server for: UnknownSender, counted under A
         req = pr_start_req(A, B, UP_B)
         req["SenderID"] = FOREIGN_EUI
         st, ans, _ = self.hub.post(req, self.a.key)
@@ -94,10 +96,11 @@ class StatsIdentityTest(unittest.TestCase):
         self.assertGreater(limited, 0)
         time.sleep(0.5)  # at least two statistics flushes (stats_flush_ms 200) after the bad rows
         self.relay_ok(3)
-        got = self.wait_stats({(A, "forwarded"): 5, (FOREIGN_EUI, "unauthorized"): 1,
+        got = self.wait_stats({(A, "forwarded"): 5, (A, "unauthorized"): 1,
                                (JOIN_EUI, "unauthorized"): limited})
         self.assertEqual(got.get((A, "forwarded")), 5, got)
-        self.assertEqual(got.get((FOREIGN_EUI, "unauthorized")), 1, got)
+        self.assertEqual(got.get((A, "unauthorized")), 1, got)
+        self.assertNotIn((FOREIGN_EUI, "unauthorized"), got)
         self.assertEqual(got.get((JOIN_EUI, "unauthorized")), limited, got)
         for fwd, _ in got:
             self.assertIn(len(fwd), (6, 16), got)  # a NetID or a whole JoinEUI, nothing between

@@ -133,6 +133,21 @@ class Roamctl(unittest.TestCase):
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertIn("operator", p.stdout)
 
+    def test_url_without_scheme(self):
+        """Issue 16 item 12: "HOST:PORT" (in --url or ROAMCTL_URL) means http://HOST:PORT; bad
+        URLs are a usage error (exit 2) with a message, never a crash."""
+        hostport = "127.0.0.1:%d" % self.hub.admin_port
+        rc, out, err = self.run_ctl("--url", hostport, "whoami")
+        self.assertEqual(rc, 0, err)
+        self.assertIn("RIGHT_ADMIN", out)
+        rc, out, err = self.run_ctl("whoami", env={"ROAMCTL_URL": hostport})
+        self.assertEqual(rc, 0, err)
+        self.assertIn("RIGHT_ADMIN", out)
+        for bad in ("::::", "http://", "ftp://127.0.0.1:1", "a b", "%zz", ":", "[::1", "x" * 2000):
+            rc, out, err = self.run_ctl("--url", bad, "whoami")
+            self.assertEqual(rc, 2, (bad, rc, err))  # a signal would give a negative code
+            self.assertIn("server URL", err)
+
 
 if __name__ == "__main__":
     unittest.main()

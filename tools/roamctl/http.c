@@ -86,23 +86,49 @@ int rc_gunzip(const char *in, size_t len, char **out, size_t *outlen)
     return 0;
 }
 
+struct evhttp_uri *rc_url_parse(const char *url, char *err, size_t errcap)
+{
+    if (!url || !*url) {
+        snprintf(err, errcap, "server URL: empty (expected http://HOST:PORT or HOST:PORT)");
+        return NULL;
+    }
+    /* "host:port" and "host" mean http://host:port: evhttp would read "127.0.0.1:4271" as a
+     * scheme "127.0.0.1" and fail to find a host. */
+    char buf[1100];
+    const char *text = url;
+    if (!strstr(url, "://")) {
+        if (strlen(url) + 8 > sizeof buf) {
+            snprintf(err, errcap, "server URL: too long");
+            return NULL;
+        }
+        snprintf(buf, sizeof buf, "http://%s", url);
+        text = buf;
+    }
+    struct evhttp_uri *u = evhttp_uri_parse(text);
+    if (!u || !evhttp_uri_get_host(u) || !evhttp_uri_get_host(u)[0] || !evhttp_uri_get_scheme(u)) {
+        snprintf(err, errcap, "server URL %.200s: expected http://HOST[:PORT] or HOST:PORT", url);
+        if (u) /* evhttp_uri_free(NULL) dereferences its argument */
+            evhttp_uri_free(u);
+        return NULL;
+    }
+    const char *scheme = evhttp_uri_get_scheme(u);
+    if (strcasecmp(scheme, "http") && strcasecmp(scheme, "https")) {
+        snprintf(err, errcap, "server URL: http:// or https:// only");
+        evhttp_uri_free(u);
+        return NULL;
+    }
+    return u;
+}
+
 int rc_http(const rc_conf_t *cf, const char *method, const char *path, const char *ctype,
             const char *body, size_t len, const char *authorization, int raw_gzip, rc_resp_t *out)
 {
     memset(out, 0, sizeof *out);
-    struct evhttp_uri *u = evhttp_uri_parse(cf->url);
-    if (!u || !evhttp_uri_get_host(u) || !evhttp_uri_get_scheme(u)) {
-        snprintf(out->error, sizeof out->error, "bad server URL %s", cf->url);
-        evhttp_uri_free(u);
+    struct evhttp_uri *u = rc_url_parse(cf->url, out->error, sizeof out->error);
+    if (!u)
         return -1;
-    }
     const char *scheme = evhttp_uri_get_scheme(u), *host = evhttp_uri_get_host(u);
     int https = !strcasecmp(scheme, "https");
-    if (!https && strcasecmp(scheme, "http")) {
-        snprintf(out->error, sizeof out->error, "server URL: http:// or https:// only");
-        evhttp_uri_free(u);
-        return -1;
-    }
     int port = evhttp_uri_get_port(u);
     if (port < 0)
         port = https ? 443 : 80;

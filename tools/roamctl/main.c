@@ -13,6 +13,7 @@
 #include "rh_fs.h"
 
 #include <cjson/cJSON.h>
+#include <event2/http.h>
 #include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -764,7 +765,7 @@ static int cmd_import(int argc, char **argv)
         return RC_USAGE;
     }
     int replace = argc > 1 && !strcmp(argv[1], "--replace");
-    int code = call("POST", replace ? "/api/v1/import?replace=1" : "/api/v1/import", doc, len, 1);
+    int code = call("POST", replace ? "/api/v1/import?replace=true" : "/api/v1/import", doc, len, 1);
     free(doc);
     return code;
 }
@@ -820,6 +821,13 @@ int main(int argc, char **argv)
         usage();
         return RC_USAGE;
     }
+    char url_err[256];
+    struct evhttp_uri *u = rc_url_parse(cf.url, url_err, sizeof url_err);
+    if (!u) {
+        fprintf(stderr, "roamctl: %s\n", url_err);
+        return RC_USAGE;
+    }
+    evhttp_uri_free(u);
     const char *cmd = argv[i++];
     int n = argc - i;
     char **av = argv + i;

@@ -27,6 +27,13 @@ typedef struct rc_resp {
     char error[256];
 } rc_resp_t;
 
+struct evhttp_uri;
+
+/* Parses the server URL: "http[s]://host[:port][/prefix]", or "host[:port]" which means
+ * http://host[:port]. Returns a new evhttp URI (caller evhttp_uri_free) or NULL with `err` (cap
+ * bytes) saying what is wrong; never crashes on any input. */
+struct evhttp_uri *rc_url_parse(const char *url, char *err, size_t errcap);
+
 /* One request. path includes /api/v1 and the query. authorization: header value or NULL.
  * raw_gzip: ask for and keep a gzip body as is (downloads). Returns 0 when a response came. */
 int rc_http(const rc_conf_t *cf, const char *method, const char *path, const char *ctype,

@@ -173,6 +173,8 @@ void admin_api_handle(admin_api_t *a, hs_req_t *req)
         admin_reply_error(&r, 404, "no such resource: see docs/openapi.yaml");
         return;
     }
+    if (admin_query_valid(&r))
+        return;
     if (r.nseg == 2 && !strcmp(r.seg[0], "oauth") && !strcmp(r.seg[1], "token")) {
         token_endpoint(&r);
         return;

@@ -195,9 +195,9 @@ void admin_capture_handle(admin_req_t *r)
     if (uint_param(r, "seconds", 1, 60, &seconds) ||
         uint_param(r, "max_events", 1, CAPTURE_MAX_EVENTS, &max_events))
         return;
-    char b[8];
-    int download = admin_query(r, "download", b, sizeof b) == 1 && strcmp(b, "0") &&
-                   strcmp(b, "false");
+    int download = 0;
+    if (admin_query_bool(r, "download", &download) < 0)
+        return;
     admin_download_t *dl = calloc(1, sizeof *dl);
     if (!dl) {
         admin_reply_error(r, 503, "capture: out of memory");

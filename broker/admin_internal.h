@@ -66,6 +66,15 @@ int admin_status_of(int rc);
  * malformed. */
 int admin_query(const admin_req_t *r, const char *name, char *out, size_t cap);
 
+/* Boolean query parameter `name`: exactly "true" or "false". 1 = present (*out set), 0 = absent
+ * (*out untouched), -1 = anything else: a 400 naming the parameter has been sent. */
+int admin_query_bool(admin_req_t *r, const char *name, int *out);
+
+/* Checks every query parameter once, before any handler reads one: each name and value must
+ * percent-decode (no %00, no control character, no truncated escape), as path segments must.
+ * 0, or -1 with a 400 naming the parameter sent. */
+int admin_query_valid(admin_req_t *r);
+
 /* Percent-decodes s[0..n) into out (cap bytes, NUL-terminated); plus: '+' is a space (form
  * encoding). Returns 0, or -1 for a malformed escape, a control character (decoded or not) or
  * no room. */

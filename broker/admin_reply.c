@@ -207,6 +207,50 @@ int admin_query(const admin_req_t *r, const char *name, char *out, size_t cap)
     return 0;
 }
 
+int admin_query_bool(admin_req_t *r, const char *name, int *out)
+{
+    char b[8];
+    int q = admin_query(r, name, b, sizeof b);
+    if (q == 0)
+        return 0;
+    if (q == 1 && !strcmp(b, "true")) {
+        *out = 1;
+        return 1;
+    }
+    if (q == 1 && !strcmp(b, "false")) {
+        *out = 0;
+        return 1;
+    }
+    admin_reply_error(r, 400, "%s: expected true or false", name);
+    return -1;
+}
+
+int admin_query_valid(admin_req_t *r)
+{
+    const char *q = hs_req_query(r->req);
+    while (q && *q) {
+        const char *amp = strchr(q, '&');
+        size_t len = amp ? (size_t)(amp - q) : strlen(q);
+        const char *eq = memchr(q, '=', len);
+        size_t nl = eq ? (size_t)(eq - q) : len;
+        char name[64], value[1024];
+        if (admin_pct_decode(q, nl, name, sizeof name, 1) != 0) {
+            admin_reply_error(r, 400, "query: a parameter name is malformed (percent-encoding, "
+                                      "control character or longer than 63 bytes)");
+            return -1;
+        }
+        if (eq && admin_pct_decode(eq + 1, len - nl - 1, value, sizeof value, 1) != 0) {
+            admin_reply_error(r, 400,
+                              "%s: malformed value (percent-encoding, %%00 or control "
+                              "character, or longer than 1023 bytes)",
+                              name);
+            return -1;
+        }
+        q = amp ? amp + 1 : NULL;
+    }
+    return 0;
+}
+
 cJSON *admin_body_json(admin_req_t *r)
 {
     size_t len;

@@ -328,21 +328,52 @@ static void import_doc(admin_req_t *r)
         admin_reply_error(r, 403, "import: operator keys with RIGHT_ADMIN only");
         return;
     }
+    int replace = 0;
+    if (admin_query_bool(r, "replace", &replace) < 0)
+        return;
     cJSON *doc = admin_body_json(r);
     if (!doc)
         return;
     size_t count = 0;
     rh_diag_t d = {{0}};
-    unsigned flags = 0;
-    char b[8];
-    if (admin_query(r, "replace", b, sizeof b) == 1 && strcmp(b, "false") && strcmp(b, "0"))
-        flags |= RP_IMPORT_REPLACE;
-    int rc = rp_json_import(r->a->db, r->p.key_id, doc, flags, &count, &d);
+    /* replace=true clears the whole table first: refuse it when the document does not carry
+     * the calling key (the caller would lock itself out until a restart). */
+    size_t before[RP_KIND_COUNT] = {0};
+    if (replace) {
+        int keeps_caller = 0;
+        const cJSON *k;
+        cJSON_ArrayForEach(k, cJSON_GetObjectItemCaseSensitive(doc, "api_keys"))
+        {
+            const cJSON *id = cJSON_GetObjectItemCaseSensitive(k, "id");
+            keeps_caller |= cJSON_IsString(id) && !strcmp(id->valuestring, r->p.key_id);
+        }
+        if (!keeps_caller) {
+            cJSON_Delete(doc);
+            admin_reply_error(r, 422,
+                              "replace: the document's api_keys do not contain the calling key "
+                              "%s, which replace=true would delete",
+                              r->p.key_id);
+            return;
+        }
+        for (int k2 = 0; k2 < RP_KIND_COUNT; k2++)
+            rp_count(r->a->db, (rp_kind_t)k2, &before[k2]);
+    }
+    int rc = rp_json_import(r->a->db, r->p.key_id, doc, replace ? RP_IMPORT_REPLACE : 0, &count,
+                            &d);
     cJSON_Delete(doc);
     if (rc) {
         admin_reply_error(r, rc == RH_EINVAL ? 400 : admin_status_of(rc), "%s", d.text);
         return;
     }
+    if (replace)
+        RH_LOG(RH_LOG_WARN, "admin",
+               "import replaced the routing table records=%zu removed_networks=%zu "
+               "removed_tenants=%zu removed_devaddr_blocks=%zu removed_join_routes=%zu "
+               "removed_policies=%zu removed_endpoints=%zu removed_members=%zu "
+               "removed_api_keys=%zu by=%s",
+               count, before[RP_KIND_NETWORK], before[RP_KIND_TENANT], before[RP_KIND_BLOCK],
+               before[RP_KIND_JOIN_ROUTE], before[RP_KIND_POLICY], before[RP_KIND_ENDPOINT],
+               before[RP_KIND_MEMBER], before[RP_KIND_API_KEY], r->p.key_id);
     rh_diag_t rd = {{0}};
     if (admin_registry_changed(r, &rd) != RH_OK) {
         admin_reply_error(r, 422,

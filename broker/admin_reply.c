@@ -3,6 +3,8 @@
  * and the JSON body. Used by the router and every handler; calls none of them. */
 #include "admin_internal.h"
 
+#include "rh_json.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -259,18 +261,12 @@ cJSON *admin_body_json(admin_req_t *r)
         admin_reply_error(r, 400, "body: expected a JSON object");
         return NULL;
     }
-    const char *end = NULL;
-    cJSON *o = cJSON_ParseWithLengthOpts(body, len, &end, 0);
+    /* the JSON input policy (rh_json.h): UTF-8, no duplicate key, no NUL, bounded */
+    rh_diag_t d;
+    int err = 0;
+    cJSON *o = rh_json_parse(body, len, &rh_json_limits_admin, &err, &d);
     if (!o) {
-        admin_reply_error(r, 400, "body: not valid JSON (near byte %zu)",
-                          end && end >= body ? (size_t)(end - body) : (size_t)0);
-        return NULL;
-    }
-    while (end && (size_t)(end - body) < len && strchr(" \t\r\n", *end))
-        end++;
-    if (end && (size_t)(end - body) != len) {
-        cJSON_Delete(o);
-        admin_reply_error(r, 400, "body: trailing data after the JSON value");
+        admin_reply_error(r, err == RH_ENOMEM ? 503 : 400, "%s", d.text);
         return NULL;
     }
     if (!cJSON_IsObject(o)) {

@@ -6,6 +6,7 @@
 #include "config.h"
 
 #include "rh_fs.h"
+#include "rh_json.h"
 
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
@@ -148,8 +149,12 @@ static int apply(rh_config_t *c, const key_t_ *k, const cJSON *v, const char *wh
         *(int *)(base + k->off) = cJSON_IsTrue(v);
         return RH_OK;
     default: {
-        if (!cJSON_IsNumber(v) || v->valuedouble != (double)(long long)v->valuedouble ||
-            v->valuedouble < (double)k->min || v->valuedouble > (double)k->max)
+        /* Range first: converting a double outside long long's range (1e300, NaN) is
+         * undefined behaviour; every max here is far below 2^53, so the conversion after the
+         * range check is exact. */
+        double x0 = cJSON_IsNumber(v) ? v->valuedouble : -1.0;
+        if (!cJSON_IsNumber(v) || !(x0 >= (double)k->min && x0 <= (double)k->max) ||
+            x0 != (double)(unsigned long long)x0)
             return rh_diag_fail(d, RH_EINVAL, "%s: expected an integer in %llu..%llu", where,
                                 k->min, k->max);
         unsigned long long x = (unsigned long long)v->valuedouble;
@@ -188,8 +193,13 @@ int config_load(const char *path, rh_config_t *c, rh_diag_t *d)
         config_fini(c);
         return rc ? rc : rh_diag_fail(d, RH_EINVAL, "%s: empty file", path);
     }
-    cJSON *root = cJSON_ParseWithLength(text, len);
+    rh_diag_t jd;
+    cJSON *root = rh_json_parse(text, len, &rh_json_limits_config, NULL, &jd);
     free(text);
+    if (!root) {
+        config_fini(c);
+        return rh_diag_fail(d, RH_EINVAL, "%s: %s", path, jd.text);
+    }
     if (!cJSON_IsObject(root)) {
         cJSON_Delete(root);
         config_fini(c);

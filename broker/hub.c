@@ -10,6 +10,7 @@
 #include "admin.h"
 #include "relay.h"
 #include "rh_fs.h"
+#include "rh_json.h"
 #include "rh_log.h"
 #include "rh_time.h"
 #include "rp_json.h"
@@ -329,10 +330,11 @@ static int import_file(rp_db_t *db, const char *path, rh_diag_t *d)
     int rc = rh_read_file(path, 256u << 20, &text, &got, &rd);
     if (rc)
         return rh_diag_fail(d, rc, "import %s", rd.text);
-    cJSON *doc = cJSON_ParseWithLength(text, got);
+    rh_diag_t jd;
+    cJSON *doc = rh_json_parse(text, got, &rh_json_limits_import, NULL, &jd);
     free(text);
     if (!doc)
-        return rh_diag_fail(d, RH_EINVAL, "import %s: not valid JSON", path);
+        return rh_diag_fail(d, RH_EINVAL, "import %s: %s", path, jd.text);
     size_t count = 0;
     rc = rp_json_import(db, "import", doc, 0, &count, d);
     cJSON_Delete(doc);

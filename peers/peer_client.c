@@ -176,12 +176,13 @@ static void conn_free(peer_conn_t *k)
         bufferevent_free(bev);
 }
 
+/* Frees a pool, also a partly built one (pool_new's failure path: conns or reqs may be NULL). */
 static void pool_free(peer_pool_t *p)
 {
-    for (unsigned i = 0; i < p->n_conn_slots; i++)
+    for (unsigned i = 0; p->conns && i < p->n_conn_slots; i++)
         if (p->conns[i].state != CONN_FREE)
             conn_free(&p->conns[i]);
-    for (unsigned i = 0; i < p->limit; i++)
+    for (unsigned i = 0; p->reqs && i < p->limit; i++)
         if (p->reqs[i].timer)
             event_free(p->reqs[i].timer);
     if (p->reap_ev)

@@ -442,6 +442,15 @@ static int msg_from_json(const ProtobufCMessageDescriptor *d, rp_kind_t kind, co
     {
         if (!j->string)
             continue;
+        /* A repeated key would overwrite (and leak) the value stored for the first one; the
+         * JSON input policy refuses duplicates before a body gets here, this keeps trees built
+         * otherwise safe. Earlier siblings are known fields (an unknown one stopped the loop),
+         * so this scan is bounded by the message's field count. */
+        for (const cJSON *e = obj->child; e != j && rc == RH_OK; e = e->next)
+            if (e->string && strcmp(e->string, j->string) == 0)
+                rc = rh_diag_fail(diag, RH_EINVAL, "%s.%s: duplicate field", path, j->string);
+        if (rc)
+            break;
         if (kind != RP_KIND_COUNT) {
             int handled;
             rc = special_from_json(kind, m, j, path, &handled, diag);

@@ -49,6 +49,34 @@ class Hardening(unittest.TestCase):
     def call(self, method, path, body=None, token=None):
         return self.c.call(method, path, body, token or self.op)
 
+    # ---- item 5 ------------------------------------------------------------------------------
+    def test_json_input_policy_on_admin_bodies(self):
+        cases = [
+            (b'{"net_id":"000111","name":"\xff\xfe"}', "name: invalid UTF-8"),
+            (b'{"net_id":"000111","net_id":"000112"}', "net_id: duplicate key"),
+            (b'{"net_id":"000111","name":"a\\u0000b"}', "name: \\u0000 is not allowed"),
+            (b'{"net_id":"000111","name":"a\tb"}', "name: control character"),
+            (b'{"net_id":"000111","name":' + b"[" * 40 + b"]" * 40 + b"}", "nesting deeper"),
+        ]
+        for body, msg in cases:
+            st, data, _ = self.c.raw("POST", "/api/v1/networks", body,
+                                     {"Authorization": "Bearer " + self.op,
+                                      "Content-Type": "application/json"})
+            self.assertEqual(st, 400, (body, data))
+            self.assertIn(msg, json.loads(data)["error"]["message"], body)
+        for nid in ("000111", "000112"):   # nothing was stored
+            st, _, _ = self.call("GET", "/networks/" + nid)
+            self.assertEqual(st, 404)
+        # imports go through the same policy
+        st, data, _ = self.c.raw("POST", "/api/v1/import",
+                                 b'{"networks":[{"net_id":"000111","name":"x","name":"y"}]}',
+                                 {"Authorization": "Bearer " + self.op})
+        self.assertEqual(st, 400, data)
+        self.assertIn("networks[0].name: duplicate key", json.loads(data)["error"]["message"])
+        # the catalog stays valid JSON for everyone
+        st, cat, _ = self.call("GET", "/catalog")
+        self.assertEqual(st, 200, cat)
+
     # ---- item 8 ------------------------------------------------------------------------------
     def test_two_authorization_headers_refused(self):
         for port, path in ((self.hub.admin_port, "/api/v1/whoami"), (self.hub.port, "/")):

@@ -19,6 +19,7 @@
 #include "lw_netid.h"
 #include "rh_fs.h"
 #include "rh_hex.h"
+#include "rh_json.h"
 #include "rp.h"
 #include "rp_json.h"
 
@@ -291,10 +292,10 @@ int main(int argc, char **argv)
         } else if ((rc = rh_read_input(file, 1u << 30, &text, &len, &d)) < 0) { /* "-": stdin */
             status = fail("import", rc, &d);
         } else {
-            cJSON *doc = cJSON_ParseWithLength(text, len);
+            rh_diag_t jd;
+            cJSON *doc = rh_json_parse(text, len, &rh_json_limits_import, NULL, &jd);
             if (!doc) {
-                fprintf(stderr, "roamdb: %s: not valid JSON near byte %ld\n", file,
-                        (long)(cJSON_GetErrorPtr() ? cJSON_GetErrorPtr() - text : 0));
+                fprintf(stderr, "roamdb: %s: %s\n", file, jd.text);
                 status = 1;
             } else {
                 size_t n;

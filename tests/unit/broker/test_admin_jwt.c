@@ -153,6 +153,14 @@ static void test_valid_and_claim_attacks(void **state)
     t = hs_token(HDR, claims(extra), SECRET, strlen(SECRET));
     assert_int_equal(verify(j, t), RH_OK);
     free(t);
+    /* issue 16 item 5: a repeated claim or header member is refused (cJSON would read the first
+     * "sub", libjwt's jansson the last) */
+    t = hs_token(HDR, claims("\"sub\":\"k2\""), SECRET, strlen(SECRET));
+    assert_int_equal(verify(j, t), RH_EINVAL);
+    free(t);
+    t = hs_token("{\"alg\":\"HS256\",\"alg\":\"HS256\"}", claims(NULL), SECRET, strlen(SECRET));
+    assert_int_equal(verify(j, t), RH_EINVAL);
+    free(t);
     admin_jwt_free(j);
 }
 

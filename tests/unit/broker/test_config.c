@@ -78,7 +78,16 @@ static void test_refusals(void **state)
         {"{\"log_level\": \"loud\"}", "log_level: expected err, warn, info or debug"},
         {"{\"admin\": {\"jwt_alg\": \"none\"}}", "admin.jwt_alg: expected HS256, ES256 or RS256"},
         {"[1]", "not a JSON object"},
-        {"{", "not a JSON object"},
+        {"{", "not valid JSON"},
+        /* issue 16 items 5 and 9: the JSON input policy, and numbers out of every range */
+        {"{\"workers\": 2, \"workers\": 3}", "workers: duplicate key"},
+        {"{\"ts002\": {\"port\": 1, \"port\": 2}}", "ts002.port: duplicate key"},
+        {"{\"log_level\": \"info\\u0000x\"}", "log_level: \\u0000 is not allowed"},
+        {"{\"log_level\": \"\xff\"}", "log_level: invalid UTF-8"},
+        {"{\"workers\": 1e300}", "workers: expected an integer in 0..256"},
+        {"{\"workers\": -1e300}", "workers: expected an integer in 0..256"},
+        {"{\"database\": {\"map_size_mb\": 1e19}}", "database.map_size_mb: expected an integer"},
+        {"{\"a\": [[[[[[[[[[1]]]]]]]]]]}", "nesting deeper than 8 levels"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         write_cfg(cases[i].json);

@@ -391,37 +391,41 @@ int hub_run(rh_config_t *cfg)
     evthread_use_pthreads();
     signal(SIGPIPE, SIG_IGN);
     rh_diag_t d = {{0}};
-    int rc = open_db(hub, &d);
-    if (rc) {
-        RH_LOG(RH_LOG_ERR, "hub", "cannot open the routing table err=\"%s\"", d.text);
-        return 1;
-    }
-    if (peer_registry_slot_init(&hub->registry, NULL) != RH_OK ||
-        hub_reload_registry(hub, &d) != RH_OK) {
-        RH_LOG(RH_LOG_ERR, "hub", "cannot load members and endpoints err=\"%s\"", d.text);
-        rp_db_close(hub->db);
-        return 1;
-    }
+    /* Every failure from here on leaves through `out`, which releases whatever was built
+     * (each release below accepts what was never created). */
+    int exit_code = 1;
     unsigned nw = cfg->workers ? cfg->workers : (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
     if (nw == 0)
         nw = 1;
     if (nw > 256)
         nw = 256;
+    int rc = open_db(hub, &d);
+    if (rc) {
+        RH_LOG(RH_LOG_ERR, "hub", "cannot open the routing table err=\"%s\"", d.text);
+        goto out;
+    }
+    if (peer_registry_slot_init(&hub->registry, NULL) != RH_OK ||
+        hub_reload_registry(hub, &d) != RH_OK) {
+        RH_LOG(RH_LOG_ERR, "hub", "cannot load members and endpoints err=\"%s\"", d.text);
+        goto out;
+    }
     hub->nworkers = nw;
     hub->pending = pending_new((size_t)cfg->pending_max * nw);
     if (cfg->ts002.tls.cert_file) {
         SSL_CTX *ctx = tls_server_ctx_new(&cfg->ts002.tls, &d);
         if (!ctx) {
             RH_LOG(RH_LOG_ERR, "hub", "TS002 TLS err=\"%s\"", d.text);
-            return 1;
+            goto out;
         }
         hub->ts002_tls = tls_holder_new(ctx);
     }
     hub->workers = calloc(nw, sizeof(worker_t));
     hub->main_base = event_base_new();
-    if (!hub->pending || !hub->workers || !hub->main_base)
-        return 1;
-    int exit_code = 0;
+    if (!hub->pending || !hub->workers || !hub->main_base) {
+        RH_LOG(RH_LOG_ERR, "hub", "out of memory at start");
+        goto out;
+    }
+    exit_code = 0;
     for (unsigned i = 0; i < nw; i++) {
         if (worker_init(hub, &hub->workers[i], i, &d) != RH_OK) {
             RH_LOG(RH_LOG_ERR, "hub", "cannot start worker err=\"%s\"", d.text);
@@ -466,7 +470,7 @@ int hub_run(rh_config_t *cfg)
     flush_stats(hub);
     RH_LOG(RH_LOG_INFO, "hub", "stopped");
 out:
-    for (unsigned i = 0; i < nw; i++) { /* normally all joined by join_check_cb */
+    for (unsigned i = 0; hub->workers && i < nw; i++) { /* normally joined by join_check_cb */
         if (hub->workers[i].running) {
             event_base_loopexit(hub->workers[i].base, NULL);
             pthread_join(hub->workers[i].thread, NULL);
@@ -474,10 +478,11 @@ out:
         }
     }
     admin_free(hub->admin_api);
-    for (unsigned i = 0; i < nw; i++)
+    for (unsigned i = 0; hub->workers && i < nw; i++)
         worker_fini(&hub->workers[i]);
     free(hub->workers);
-    event_base_free(hub->main_base);
+    if (hub->main_base)
+        event_base_free(hub->main_base);
     pending_free(hub->pending);
     tls_holder_free(hub->ts002_tls);
     peer_registry_slot_fini(&hub->registry);

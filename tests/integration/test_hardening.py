@@ -4,12 +4,15 @@ duplicate Authorization headers and %00 in query parameters (item 8), and strict
 destructive imports (item 10)."""
 import json
 import os
+import shutil
 import socket
+import subprocess
 import sys
+import tempfile
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from roamhub_harness import AdminClient, Hub, admin_config  # noqa: E402
+from roamhub_harness import ROAMHUBD, AdminClient, Hub, admin_config  # noqa: E402
 
 A, B = "000013", "000505"
 
@@ -142,6 +145,49 @@ class Hardening(unittest.TestCase):
         self.assertEqual(len(warn), 1, warn)
         self.assertIn("removed_networks=1", warn[0])
         self.assertIn("removed_api_keys=1", warn[0])
+
+
+class StartFailures(unittest.TestCase):
+    """Issue 16 item 9: hub_run's error paths after the database opened released nothing (the
+    LMDB environment stayed open and leaked). Each failure must exit 1 with its reason and, under
+    the sanitizers, without a leak report."""
+
+    def run_hub(self, cfg):
+        d = tempfile.mkdtemp(prefix="roamhub-start-")
+        try:
+            base = {"workers": 1, "database": {"path": os.path.join(d, "db"), "map_size_mb": 8},
+                    "ts002": {"address": "127.0.0.1", "port": 0},
+                    "admin": {"address": "127.0.0.1", "port": 0,
+                              "operator_key_file": os.path.join(d, "op.key")}}
+            for k, v in cfg(d).items():
+                if isinstance(v, dict):
+                    base.setdefault(k, {}).update(v)
+                else:
+                    base[k] = v
+            path = os.path.join(d, "roamhub.json")
+            with open(path, "w") as f:
+                json.dump(base, f)
+            p = subprocess.run([ROAMHUBD, "-c", path], capture_output=True, text=True, timeout=30)
+            return p.returncode, p.stdout + p.stderr
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+
+    def check(self, cfg, reason):
+        rc, out = self.run_hub(cfg)
+        self.assertEqual(rc, 1, out)
+        self.assertIn(reason, out)
+        self.assertNotIn("Sanitizer", out)
+
+    def test_bad_import_file(self):
+        def cfg(d):
+            with open(os.path.join(d, "t.json"), "w") as f:
+                f.write('{"networks": [{"net_id": "000013", "net_id": "000014"}]}')
+            return {"import": os.path.join(d, "t.json")}
+        self.check(cfg, "duplicate key")
+
+    def test_missing_tls_material(self):
+        self.check(lambda d: {"ts002": {"tls_cert": os.path.join(d, "none.pem"),
+                                        "tls_key": os.path.join(d, "none.key")}}, "TS002 TLS")
 
 
 if __name__ == "__main__":

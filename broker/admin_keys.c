@@ -50,7 +50,13 @@ void admin_key_create(admin_req_t *r)
     char id[RP_ID_MAX + 1], err[160];
     const cJSON *v;
     int status = 0;
-    if ((v = cJSON_GetObjectItemCaseSensitive(b, "id")) && cJSON_IsString(v)) {
+    if ((v = cJSON_GetObjectItemCaseSensitive(b, "id"))) {
+        rh_diag_t idd;
+        if (!cJSON_IsString(v) || rh_id_check(RH_ID_RECORD, v->valuestring, "id", &idd)) {
+            admin_reply_error(r, 400, "%s", cJSON_IsString(v) ? idd.text : "id: expected a string");
+            cJSON_Delete(b);
+            return;
+        }
         snprintf(id, sizeof id, "%s", v->valuestring);
     } else {
         uint8_t rnd[6];

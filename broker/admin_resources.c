@@ -129,7 +129,7 @@ static ProtobufCMessage *key_msg(admin_req_t *r, const admin_res_t *res, char **
     int rc = rp_json_to_record(res->kind, k, "path", &m, &d);
     cJSON_Delete(k);
     if (rc) {
-        admin_reply_error(r, rc == RH_EINVAL ? 404 : 503, "%s", d.text);
+        admin_reply_error(r, rc == RH_EINVAL ? 400 : admin_status_of(rc), "%s", d.text);
         return NULL;
     }
     return m;
@@ -373,8 +373,9 @@ static void do_write(admin_req_t *r, const admin_res_t *res, char **s, int n, in
             goto out;
         }
     }
-    if (rp_get(r->a->db, res->kind, m, &old, &d) != RH_OK) {
-        admin_reply_error(r, 503, "%s", d.text);
+    int grc = rp_get(r->a->db, res->kind, m, &old, &d);
+    if (grc != RH_OK) { /* RH_EINVAL: a key (ID) the rules of rh_id.h refuse: 400, not 503 */
+        admin_reply_error(r, admin_status_of(grc), "%s", d.text);
         goto out;
     }
     if (old && !admin_may_touch(&r->p, res->kind, old, 1)) {

@@ -33,14 +33,15 @@
 #define RP_H
 
 #include "rh_err.h"
+#include "rh_id.h"
 #include "roamhub.pb-c.h"
 
 #include <stddef.h>
 #include <stdint.h>
 
-#define RP_TENANT_MAX 36  /* tenant ID length limit (key width) */
+#define RP_TENANT_MAX RH_TENANT_MAX /* tenant ID length limit (key width), rules: rh_id.h */
 #define RP_CLUSTER_MAX 64 /* cluster ID length limit */
-#define RP_ID_MAX 128     /* endpoint, member, API key and Join Server IDs */
+#define RP_ID_MAX RH_ID_MAX         /* endpoint, member, API key and Join Server IDs (rh_id.h) */
 #define RP_STATS_HIST 24  /* latency histogram: bucket i counts latencies in [2^(i-1), 2^i) µs */
 #define RP_RESULT_MAX 32  /* TS002 ResultCode length limit in statistics */
 

@@ -4,6 +4,8 @@
  */
 #include "rp_internal.h"
 
+#include "rh_id.h"
+
 #include "lw_netid.h"
 #include "rh_hex.h"
 
@@ -82,39 +84,15 @@ const char *rp_source_name(rp_policy_source_t s)
 
 /* ---- validation ---------------------------------------------------------------------------- */
 
+/* Both identifier rules live in proto/common/rh_id (one place for the whole hub). */
 int rp__tenant_valid(const char *t, const char *field, rh_diag_t *diag)
 {
-    if (!t)
-        return RH_OK;
-    size_t n = strlen(t);
-    if (n > RP_TENANT_MAX)
-        return rh_diag_fail(diag, RH_EINVAL, "%s: tenant ID is %zu characters, at most %d", field,
-                            n, RP_TENANT_MAX);
-    for (size_t i = 0; i < n; i++) {
-        char c = t[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '-' || c == '_' || c == '.'))
-            return rh_diag_fail(diag, RH_EINVAL,
-                                "%s: character %zu of the tenant ID is not one of "
-                                "[A-Za-z0-9._-]",
-                                field, i + 1);
-    }
-    return RH_OK;
+    return rh_id_check(RH_ID_TENANT, t, field, diag);
 }
 
 int rp__id_valid(const char *id, const char *field, rh_diag_t *diag)
 {
-    size_t n = id ? strlen(id) : 0;
-    if (n == 0)
-        return rh_diag_fail(diag, RH_EINVAL, "%s: an ID is required", field);
-    if (n > RP_ID_MAX)
-        return rh_diag_fail(diag, RH_EINVAL, "%s: ID is %zu characters, at most %d", field, n,
-                            RP_ID_MAX);
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char)id[i] <= 0x20 || (unsigned char)id[i] >= 0x7f)
-            return rh_diag_fail(diag, RH_EINVAL,
-                                "%s: character %zu of the ID is not printable ASCII", field, i + 1);
-    return RH_OK;
+    return rh_id_check(RH_ID_RECORD, id, field, diag);
 }
 
 static int netid_valid(uint32_t v, const char *field, rh_diag_t *diag)
@@ -324,7 +302,7 @@ int rp__validate(rp_kind_t kind, const ProtobufCMessage *msg, rh_diag_t *diag)
     switch (kind) {
     case RP_KIND_NETWORK: {
         const Roamhub__V1__Network *m = (const void *)msg;
-        if (str_max(m->name, 256, "network.name", diag) ||
+        if (rh_id_check(RH_ID_NAME, m->name, "network.name", diag) ||
             contacts_valid(m->n_contacts, m->contacts, "network.contacts", diag))
             return RH_EINVAL;
         if (m->n_delegated_net_ids > 256)
@@ -336,7 +314,7 @@ int rp__validate(rp_kind_t kind, const ProtobufCMessage *msg, rh_diag_t *diag)
     }
     case RP_KIND_TENANT: {
         const Roamhub__V1__Tenant *m = (const void *)msg;
-        if (str_max(m->name, 256, "tenant.name", diag) ||
+        if (rh_id_check(RH_ID_NAME, m->name, "tenant.name", diag) ||
             contacts_valid(m->n_contacts, m->contacts, "tenant.contacts", diag))
             return RH_EINVAL;
         return RH_OK;
@@ -419,7 +397,7 @@ int rp__validate(rp_kind_t kind, const ProtobufCMessage *msg, rh_diag_t *diag)
         const Roamhub__V1__ApiKey *m = (const void *)msg;
         if ((rc = netid_valid(m->net_id, "api_key.net_id", diag)) ||
             (rc = rp__tenant_valid(m->tenant_id, "api_key.tenant_id", diag)) ||
-            (rc = str_max(m->name, 256, "api_key.name", diag)))
+            (rc = rh_id_check(RH_ID_NAME, m->name, "api_key.name", diag)))
             return rc;
         if (m->secret_hash.len > 64 || m->salt.len > 64)
             return rh_diag_fail(diag, RH_EINVAL, "api_key.secret_hash: hash and salt are at most "

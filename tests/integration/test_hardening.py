@@ -80,6 +80,39 @@ class Hardening(unittest.TestCase):
         st, cat, _ = self.call("GET", "/catalog")
         self.assertEqual(st, 200, cat)
 
+    # ---- item 6 ------------------------------------------------------------------------------
+    def test_identifier_statuses(self):
+        bad = ["a b", "\u00e9", "", "x" * 129, "a/b", 'a"b', "a%41", "..", "id:x"]
+        for i, ident in enumerate(bad):
+            body = {"id": ident, "net_id": A, "url": "http://127.0.0.1:9/"}
+            st, data, _ = self.call("POST", "/endpoints", body)
+            self.assertEqual(st, 400, (ident, data))
+            self.assertIn("id", data["error"]["message"])
+            st, data, _ = self.call("POST", "/members", {"id": ident, "net_ids": [A]})
+            self.assertEqual(st, 400, (ident, data))
+            st, data, _ = self.call("POST", "/keys", {"id": ident, "operator": True,
+                                                      "rights": ["RIGHT_ADMIN"]})
+            self.assertEqual(st, 400, (ident, data))
+        for seg in ("a%20b", "%C3%A9", "a%2Fb", "a%22b", "a%25b"):
+            st, data, _ = self.call("GET", "/endpoints/" + seg)
+            self.assertEqual(st, 400, (seg, data))
+            st, data, _ = self.call("PUT", "/endpoints/" + seg,
+                                    {"net_id": A, "url": "http://127.0.0.1:9/"})
+            self.assertEqual(st, 400, (seg, data))
+        st, data, _ = self.call("POST", "/tenants", {"net_id": A, "tenant_id": "a/b"})
+        self.assertEqual(st, 400, data)
+        # a well-formed record whose name the rules refuse: 422 naming the field
+        st, data, _ = self.call("POST", "/networks", {"net_id": "000999", "name": "a\nb"})
+        self.assertEqual(st, 422, data)
+        self.assertIn("network.name", data["error"]["message"])
+        # the good ones still work
+        st, data, _ = self.call("POST", "/endpoints", {"id": "ep-ok.1_x", "net_id": A,
+                                                       "url": "http://127.0.0.1:9/"})
+        self.assertEqual(st, 201, data)
+        st, data, _ = self.call("POST", "/keys", {"id": "k.ok-1", "operator": True,
+                                                  "rights": ["RIGHT_ADMIN"]})
+        self.assertEqual(st, 201, data)
+
     # ---- item 8 ------------------------------------------------------------------------------
     def test_two_authorization_headers_refused(self):
         for port, path in ((self.hub.admin_port, "/api/v1/whoami"), (self.hub.port, "/")):

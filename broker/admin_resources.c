@@ -321,6 +321,13 @@ static int validate_endpoint(admin_req_t *r, const ProtobufCMessage *m)
     peer_endpoint_t *ep = NULL;
     rh_diag_t d = {{0}};
     int rc = peer_endpoint_new((const Roamhub__V1__Endpoint *)m, PEER_ENDPOINT_NO_RESOLVE, &ep, &d);
+    /* a literal address is judged now (a name is judged where it is connected to, after DNS) */
+    if (rc == RH_OK && ep->host_is_ip &&
+        peer_addr_check_text(r->a->hub->addr_policy, ep->addr_text, ep->port, &d) != RH_OK) {
+        char why[sizeof d.text];
+        snprintf(why, sizeof why, "%s", d.text);
+        rc = rh_diag_fail(&d, RH_EPERM, "endpoint.url: %s", why);
+    }
     peer_endpoint_free(ep);
     if (rc) {
         admin_reply_error(r, rc == RH_ENOMEM ? 503 : 422, "%s", d.text);

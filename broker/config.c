@@ -5,6 +5,7 @@
  */
 #include "config.h"
 
+#include "peer_addr.h"
 #include "rh_fs.h"
 #include "rh_json.h"
 
@@ -14,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum kind { K_STR, K_UINT, K_BOOL, K_SIZE, K_PORT };
+enum kind { K_STR, K_UINT, K_BOOL, K_SIZE, K_PORT, K_RANGES };
 
 typedef struct key {
     const char *section; /* NULL = top level */
@@ -68,10 +69,20 @@ static const key_t_ keys[] = {
     {"relay", "stats_retention_days", K_UINT, OFF(stats_retention_days), 1, 3650},
     {"relay", "pending_max", K_UINT, OFF(pending_max), 16, 10000000},
     {"relay", "rate_limit_per_s", K_UINT, OFF(rate_limit_per_s), 1, 10000000},
+    {"relay", "endpoint_allow_ranges", K_RANGES, OFF(endpoint_allow), 0, 64},
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 
 static const char *const sections[] = {"database", "ts002", "admin", "relay"};
+
+static void config_ranges_free(rh_config_t *c)
+{
+    for (size_t i = 0; i < c->n_endpoint_allow; i++)
+        free(c->endpoint_allow[i]);
+    free(c->endpoint_allow);
+    c->endpoint_allow = NULL;
+    c->n_endpoint_allow = 0;
+}
 
 static int set_str(char **dst, const char *v)
 {
@@ -143,6 +154,34 @@ static int apply(rh_config_t *c, const key_t_ *k, const cJSON *v, const char *wh
             return RH_OK;
         }
         return set_str((char **)(base + k->off), v->valuestring);
+    case K_RANGES: {
+        /* ["127.0.0.0/8", "::1/128"]: address ranges the relay may connect to although they
+         * are loopback/private/... (peer_addr.h); each checked here so a typo stops the start */
+        if (!cJSON_IsArray(v) || (unsigned long long)cJSON_GetArraySize(v) > k->max)
+            return rh_diag_fail(d, RH_EINVAL, "%s: expected an array of at most %llu address "
+                                "ranges", where, k->max);
+        config_ranges_free(c);
+        size_t n = (size_t)cJSON_GetArraySize(v), i = 0;
+        c->endpoint_allow = calloc(n ? n : 1, sizeof *c->endpoint_allow);
+        if (!c->endpoint_allow)
+            return RH_ENOMEM;
+        const cJSON *e;
+        cJSON_ArrayForEach(e, v)
+        {
+            char f[160];
+            snprintf(f, sizeof f, "%s[%zu]", where, i);
+            peer_addr_range_t r;
+            if (!cJSON_IsString(e))
+                return rh_diag_fail(d, RH_EINVAL, "%s: expected a string", f);
+            int rc = peer_addr_range_parse(e->valuestring, f, &r, d);
+            if (rc)
+                return rc;
+            if (!(c->endpoint_allow[i] = strdup(e->valuestring)))
+                return RH_ENOMEM;
+            c->n_endpoint_allow = ++i;
+        }
+        return RH_OK;
+    }
     case K_BOOL:
         if (!cJSON_IsBool(v))
             return rh_diag_fail(d, RH_EINVAL, "%s: expected true or false", where);
@@ -296,5 +335,6 @@ void config_fini(rh_config_t *c)
     free(c->jwt_issuer);
     free(c->jwt_audience);
     free(c->operator_key_file);
+    config_ranges_free(c);
     memset(c, 0, sizeof *c);
 }

@@ -54,6 +54,9 @@ typedef struct rh_config {
     unsigned stats_retention_days;
     unsigned pending_max;         /* pending transactions per worker */
     unsigned rate_limit_per_s;    /* default per-member request rate */
+    char **endpoint_allow;        /* address ranges ("127.0.0.0/8") endpoints may use although
+                                     loopback/private/link-local/... (peer_addr.h); restart */
+    size_t n_endpoint_allow;
 
     /* admin API (JWT); see docs/CONFIG.md */
     char *jwt_alg;                /* "HS256", "ES256" or "RS256" */

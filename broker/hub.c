@@ -151,7 +151,7 @@ static int worker_init(hub_t *hub, worker_t *w, unsigned index, rh_diag_t *diag)
     int irc = worker_inbox_init(w);
     w->stop_ev = evtimer_new(w->base, worker_stop_cb, w);
     w->metrics = metrics_new();
-    peer_client_opts_t po = {.inflight_divisor = hub->nworkers};
+    peer_client_opts_t po = {.inflight_divisor = hub->nworkers, .addr_policy = hub->addr_policy};
     if (irc != RH_OK || !w->stop_ev || !w->metrics ||
         peer_client_new(w->base, &po, &w->client) != RH_OK)
         return rh_diag_fail(diag, RH_ENOMEM, "worker %u", index);
@@ -410,6 +410,11 @@ int hub_run(rh_config_t *cfg)
         goto out;
     }
     hub->nworkers = nw;
+    if (peer_addr_policy_new((const char *const *)cfg->endpoint_allow, cfg->n_endpoint_allow,
+                             "relay.endpoint_allow_ranges", &hub->addr_policy, &d) != RH_OK) {
+        RH_LOG(RH_LOG_ERR, "hub", "cannot build the endpoint address policy err=\"%s\"", d.text);
+        goto out;
+    }
     hub->pending = pending_new((size_t)cfg->pending_max * nw);
     if (cfg->ts002.tls.cert_file) {
         SSL_CTX *ctx = tls_server_ctx_new(&cfg->ts002.tls, &d);
@@ -440,6 +445,14 @@ int hub_run(rh_config_t *cfg)
             exit_code = 1;
             goto out;
         }
+    }
+    /* the relay never connects to our own listeners (now that their ports are known) */
+    if (peer_addr_policy_add_self(hub->addr_policy, cfg->ts002.address, hub->ts002_port) ||
+        (hub->admin_api &&
+         peer_addr_policy_add_self(hub->addr_policy, cfg->admin.address, hub->admin_port))) {
+        RH_LOG(RH_LOG_ERR, "hub", "cannot record the listeners in the endpoint address policy");
+        exit_code = 1;
+        goto out;
     }
     RH_LOG(RH_LOG_INFO, "hub", "listening ts002=%s:%u admin=%s:%u workers=%u tls=%s dev_loopback=%s",
            cfg->ts002.address, hub->ts002_port, cfg->admin.address, hub->admin_port, nw,
@@ -484,6 +497,7 @@ out:
     if (hub->main_base)
         event_base_free(hub->main_base);
     pending_free(hub->pending);
+    peer_addr_policy_free(hub->addr_policy);
     tls_holder_free(hub->ts002_tls);
     peer_registry_slot_fini(&hub->registry);
     rp_db_close(hub->db);

@@ -41,6 +41,9 @@ struct hub {
     hs_server_t *admin;
     void *admin_api; /* admin_api_t (admin API state), NULL when disabled */
     uint16_t ts002_port, admin_port;
+    peer_addr_policy_t *addr_policy; /* where the relay may connect (peer_addr.h): the configured
+                                        relay.endpoint_allow_ranges and our own listeners;
+                                        complete before the workers start, read-only after */
     atomic_int draining;
     uint64_t started_mono_ms;
 };

@@ -83,6 +83,7 @@ struct peer_pool {
     uint64_t id_hash;
     uint8_t digest[32];
     bool tls, host_is_ip, resolved, retired;
+    bool addr_refused_logged;    /* the address policy refused this pool's address (logged) */
     char *host, *addr, *path, *host_header, *authz;
     char *head;                  /* precomputed request head up to (excluding) Content-Length */
     size_t head_len;
@@ -668,6 +669,18 @@ static int conn_open(peer_pool_t *p, peer_conn_t *k)
 {
     peer_client_t *c = p->client;
     struct bufferevent *bev = NULL;
+    /* The address actually connected to (resolved by the endpoint, after DNS) must be one the
+     * hub may reach on a member's behalf (peer_addr.h). Logged once per pool: a member cannot
+     * make this line repeat by sending more traffic. */
+    rh_diag_t ad;
+    if (c->o.addr_policy && peer_addr_check(c->o.addr_policy, (struct sockaddr *)&p->sa, &ad)) {
+        if (!p->addr_refused_logged) {
+            p->addr_refused_logged = true;
+            RH_LOG(RH_LOG_WARN, "peers", "connection refused by the address policy peer=%s "
+                   "err=\"%s\"", p->id, ad.text);
+        }
+        return RH_EIO;
+    }
     if (p->tls) {
         SSL *ssl = SSL_new(p->ssl_ctx);
         if (!ssl)

@@ -55,6 +55,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "peer_addr.h"
 #include "peer_endpoint.h"
 #include "rh_err.h"
 
@@ -71,6 +72,10 @@ typedef struct peer_client_opts {
     bool no_jitter;               /* deterministic back-off (tests) */
     unsigned inflight_divisor;    /* worker threads sharing max_in_flight; 0 = 1 */
     size_t max_body;              /* largest accepted response body, bytes; 0 = 1 MiB */
+    const peer_addr_policy_t *addr_policy; /* NULL = connect anywhere; else every connection's
+                                              address (after DNS) is checked with
+                                              peer_addr_check and a refused one fails the request
+                                              with RH_EIO (counted). Must outlive the client. */
 } peer_client_opts_t;
 
 /* One extra request header: "name: value" is written into the request during peer_client_post
@@ -84,9 +89,9 @@ typedef struct peer_header {
  *   status: RH_OK        an HTTP response arrived (any code, including 4xx/5xx);
  *           RH_ETIMEDOUT the deadline passed;
  *           RH_EIO       connect, TLS, or HTTP protocol error (http_parser refused the response),
- *                        response body larger than opts.max_body, endpoint unresolved, the
- *                        connection closed before the response was complete, or the client is
- *                        being freed;
+ *                        response body larger than opts.max_body, endpoint unresolved, its
+ *                        address refused by opts.addr_policy, the connection closed before the
+ *                        response was complete, or the client is being freed;
  *   http_status: the response code for RH_OK, else 0;
  *   body/len: the response body (contiguous), valid only during the callback; NULL/0 if none.
  * The callback may call peer_client_post (also for the same endpoint). */

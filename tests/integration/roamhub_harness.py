@@ -198,7 +198,10 @@ class Hub:
             "ts002": {"address": "127.0.0.1", "port": 0},
             "admin": {"address": "127.0.0.1", "port": 0,
                       "operator_key_file": os.path.join(self.dir, "operator.key")},
-            "relay": {"stats_flush_ms": 200, "drain_ms": 2000},
+            # member endpoints in tests are scripted servers on loopback: allowed explicitly
+            # (the hub refuses loopback/private endpoint addresses by default, issue 16 item 7)
+            "relay": {"stats_flush_ms": 200, "drain_ms": 2000,
+                      "endpoint_allow_ranges": ["127.0.0.0/8"]},
         }
         for section, values in (config or {}).items():
             if isinstance(values, dict):

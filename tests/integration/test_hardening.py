@@ -12,7 +12,10 @@ import tempfile
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from roamhub_harness import ROAMHUBD, AdminClient, Hub, admin_config  # noqa: E402
+from roamhub_harness import (ROAMHUBD, AdminClient, Hub, Member, admin_config, member_records,  # noqa: E402
+                             merge, pr_start_req)
+
+DATA_APP_B = "40" "0100000a" "00" "0100" "01" "aabb" "01020304"   # DevAddr 0A000001
 
 A, B = "000013", "000505"
 
@@ -178,6 +181,80 @@ class Hardening(unittest.TestCase):
         self.assertEqual(len(warn), 1, warn)
         self.assertIn("removed_networks=1", warn[0])
         self.assertIn("removed_api_keys=1", warn[0])
+
+
+class EndpointAddresses(unittest.TestCase):
+    """Issue 16 item 7: the hub does not POST to loopback/private/link-local/... addresses or to
+    its own listeners on a member's behalf, unless the operator allows a range; the address
+    actually connected to (after DNS) is checked, and literal addresses already when written."""
+
+    def start(self, allow):
+        self.a = Member("netA", A, "key-A-0123456789", mode="sync")
+        self.b = Member("netB", B, "key-B-0123456789", mode="sync")
+        recs_b = member_records(self.b)
+        # a host NAME that resolves to loopback: accepted when written, refused at connect time
+        recs_b["endpoints"][0]["url"] = "http://localhost:%d/" % self.b.port
+        table = merge(member_records(self.a), recs_b,
+                      {"devaddr_blocks": [{"prefix": "0A000000/7", "net_id": B}],
+                       "policies": [{"forwarder_net_id": A, "home_net_id": B,
+                                     "uplink": {"application_data": True}, "downlink": {}}]})
+        self.hub = Hub(table, config={"admin": admin_config(),
+                                      "relay": {"endpoint_allow_ranges": allow}}, workers=1)
+        self.a.hub = self.b.hub = self.hub
+        self.c = AdminClient(self.hub)
+        self.op = self.c.token(self.c.operator_key())
+
+    def tearDown(self):
+        rc = self.hub.stop()
+        self.a.stop()
+        self.b.stop()
+        self.hub.cleanup()
+        self.assertEqual(rc, 0)
+
+    def endpoint(self, url, ident="netB"):
+        return self.c.call("PUT", "/endpoints/" + ident,
+                           {"net_id": B, "url": url, "timeout_ms": 800}, self.op)
+
+    def relay_refused(self, reason):
+        st, ans, _ = self.hub.post(pr_start_req(A, B, DATA_APP_B), self.a.key)
+        self.assertEqual(st, 200, ans)
+        self.assertNotEqual(ans["Result"]["ResultCode"], "Success", ans)
+        self.b.assert_nothing(0.3)
+        lines = [l for l in self.hub.logs().splitlines() if "refused by the address policy" in l]
+        self.assertTrue(lines, self.hub.logs()[-2000:])
+        self.assertIn(reason, lines[-1])
+
+    def test_default_refuses_loopback_and_private(self):
+        self.start([])
+        self.relay_refused("is a loopback address")
+        for url, what in (("http://127.0.0.1:%d/" % self.b.port, "loopback"),
+                          ("http://10.1.2.3/", "private"), ("http://192.168.1.1/", "private"),
+                          ("http://169.254.169.254/latest", "link-local"),
+                          ("http://0.0.0.0:%d/" % self.hub.admin_port, "hub's own listener"),
+                          ("http://[::1]:80/", "loopback"),
+                          ("http://[::ffff:127.0.0.1]/", "loopback"),
+                          ("http://[fe80::1]/", "link-local"), ("http://224.0.0.1/", "multicast")):
+            st, body, _ = self.endpoint(url)
+            self.assertEqual(st, 422, (url, body))
+            msg = body["error"]["message"]
+            self.assertIn("endpoint.url", msg)
+            self.assertIn(what, msg, url)
+        st, body, _ = self.endpoint("https://8.8.8.8/")   # a public address is fine
+        self.assertEqual(st, 200, body)
+
+    def test_allowed_range_but_never_the_hub_itself(self):
+        self.start(["127.0.0.0/8"])
+        st, ans, _ = self.hub.post(pr_start_req(A, B, DATA_APP_B), self.a.key)
+        self.assertEqual(ans["Result"]["ResultCode"], "Success", ans)   # localhost: allowed
+        self.assertEqual(self.b.get()["MessageType"], "PRStartReq")
+        for port in (self.hub.admin_port, self.hub.port):
+            st, body, _ = self.endpoint("http://127.0.0.1:%d/api/v1/keys" % port)
+            self.assertEqual(st, 422, body)
+            self.assertIn("hub's own listener", body["error"]["message"])
+        # by name: written, then refused where the connection is made
+        st, body, _ = self.endpoint("http://localhost:%d/api/v1/keys" % self.hub.admin_port)
+        self.assertEqual(st, 200, body)
+        self.relay_refused("hub's own listener")
 
 
 class StartFailures(unittest.TestCase):

@@ -2,7 +2,9 @@
 """roamhub demo: two member networks roam through the hub, end to end, on this machine.
 
   - roamhubd on its embedded defaults (LMDB under ./var, loopback listeners 4270/4271), started
-    in the demo's own directory (demo-out/);
+    in the demo's own directory (demo-out/), with one configuration line: the member networks
+    run on this machine, so their loopback endpoints are allowed explicitly
+    (relay.endpoint_allow_ranges; the hub refuses loopback and private addresses otherwise);
   - network A (NetID 000013, community) runs roamns with the gateways; it talks to the hub
     synchronously;
   - network B (NetID 000505, private) runs roamns with the devices' sessions; asynchronous;
@@ -146,9 +148,11 @@ signal.signal(signal.SIGINT, lambda *a: fail("interrupted"))
 print("roamhub demo: gateway -> network A -> roamhub -> network B -> downlink -> gateway")
 print("  output and logs in %s" % OUT)
 print()
-say("1. roamhubd on its embedded defaults (LMDB under %s/var, 127.0.0.1:%d TS002, :%d admin)"
-    % (os.path.basename(OUT), HUB_TS002, HUB_ADMIN))
-hub = start("roamhubd", [ROAMHUBD])
+say("1. roamhubd on its embedded defaults (LMDB under %s/var, 127.0.0.1:%d TS002, :%d admin),"
+    " loopback endpoints allowed" % (os.path.basename(OUT), HUB_TS002, HUB_ADMIN))
+with open(os.path.join(OUT, "roamhub.json"), "w") as f:
+    json.dump({"relay": {"endpoint_allow_ranges": ["127.0.0.0/8"]}}, f)
+hub = start("roamhubd", [ROAMHUBD, "-c", "roamhub.json"])
 op_key = os.path.join(OUT, "var", "operator.key")
 wait_for(lambda: os.path.exists(op_key) and port_busy(HUB_ADMIN), "roamhubd to listen")
 

@@ -56,6 +56,12 @@ static void test_overrides(void **state)
     assert_true(c.dev_loopback);
     assert_int_equal(c.request_timeout_ms, 800);
     assert_int_equal(c.admin.port, 4271);
+    assert_int_equal(c.n_endpoint_allow, 0);
+    config_fini(&c);
+    write_cfg("{\"relay\": {\"endpoint_allow_ranges\": [\"127.0.0.0/8\", \"::1\"]}}");
+    assert_int_equal(config_load(path, &c, &d), RH_OK);
+    assert_int_equal(c.n_endpoint_allow, 2);
+    assert_string_equal(c.endpoint_allow[1], "::1");
     config_fini(&c);
     unlink(path);
 }
@@ -88,6 +94,10 @@ static void test_refusals(void **state)
         {"{\"workers\": -1e300}", "workers: expected an integer in 0..256"},
         {"{\"database\": {\"map_size_mb\": 1e19}}", "database.map_size_mb: expected an integer"},
         {"{\"a\": [[[[[[[[[[1]]]]]]]]]]}", "nesting deeper than 8 levels"},
+        {"{\"relay\": {\"endpoint_allow_ranges\": [\"nope\"]}}",
+         "relay.endpoint_allow_ranges[0]: nope is not a numeric"},
+        {"{\"relay\": {\"endpoint_allow_ranges\": \"127.0.0.0/8\"}}",
+         "relay.endpoint_allow_ranges: expected an array"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         write_cfg(cases[i].json);

@@ -183,23 +183,31 @@ static int to_dest(const struct sockaddr *sa, dest_t *d)
     return RH_EPERM;
 }
 
-int peer_addr_policy_add_self(peer_addr_policy_t *p, const char *bind_addr, uint16_t port)
+/* A numeric address text and port as a sockaddr; RH_EINVAL when not numeric. */
+static int sockaddr_of(const char *addr, uint16_t port, struct sockaddr_storage *ss)
 {
-    if (p->n_self == MAX_SELF)
-        return RH_ENOMEM;
-    struct sockaddr_storage ss;
-    memset(&ss, 0, sizeof ss);
-    struct sockaddr_in *in4 = (struct sockaddr_in *)&ss;
-    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
-    if (inet_pton(AF_INET, bind_addr, &in4->sin_addr) == 1) {
+    memset(ss, 0, sizeof *ss);
+    struct sockaddr_in *in4 = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+    if (addr && inet_pton(AF_INET, addr, &in4->sin_addr) == 1) {
         in4->sin_family = AF_INET;
         in4->sin_port = htons(port);
-    } else if (inet_pton(AF_INET6, bind_addr, &in6->sin6_addr) == 1) {
+    } else if (addr && inet_pton(AF_INET6, addr, &in6->sin6_addr) == 1) {
         in6->sin6_family = AF_INET6;
         in6->sin6_port = htons(port);
     } else {
         return RH_EINVAL;
     }
+    return RH_OK;
+}
+
+int peer_addr_policy_add_self(peer_addr_policy_t *p, const char *bind_addr, uint16_t port)
+{
+    if (p->n_self == MAX_SELF)
+        return RH_ENOMEM;
+    struct sockaddr_storage ss;
+    if (sockaddr_of(bind_addr, port, &ss) != RH_OK)
+        return RH_EINVAL;
     dest_t d;
     to_dest((struct sockaddr *)&ss, &d);
     self_listener_t *s = &p->self[p->n_self];
@@ -322,18 +330,8 @@ int peer_addr_check_text(const peer_addr_policy_t *p, const char *addr, uint16_t
                          rh_diag_t *diag)
 {
     struct sockaddr_storage ss;
-    memset(&ss, 0, sizeof ss);
-    struct sockaddr_in *in4 = (struct sockaddr_in *)&ss;
-    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
-    if (addr && inet_pton(AF_INET, addr, &in4->sin_addr) == 1) {
-        in4->sin_family = AF_INET;
-        in4->sin_port = htons(port);
-    } else if (addr && inet_pton(AF_INET6, addr, &in6->sin6_addr) == 1) {
-        in6->sin6_family = AF_INET6;
-        in6->sin6_port = htons(port);
-    } else {
+    if (sockaddr_of(addr, port, &ss) != RH_OK)
         return rh_diag_fail(diag, RH_EINVAL, "endpoint address: %s is not numeric",
                             addr ? addr : "(none)");
-    }
     return peer_addr_check(p, (struct sockaddr *)&ss, diag);
 }

@@ -424,6 +424,13 @@ static void conn_response(peer_conn_t *k)
 {
     peer_req_t *r = k->req;
     int code = k->parser.status_code;
+    if (code < 100 || code > 599) {
+        /* http_parser takes "HTTP/1.1 20 OK" as status 20; RFC 9110 §15: three digits, 1xx-5xx */
+        RH_LOG(RH_LOG_DEBUG, "peers", "bad HTTP response peer=%s err=\"status code %d\"",
+               k->pool->id, code);
+        conn_fail(k, RH_EIO);
+        return;
+    }
     bool keep = http_should_keep_alive(&k->parser);
     k->uses++;
     if (k->is_tls && !k->hs_counted) {

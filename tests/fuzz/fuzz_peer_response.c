@@ -4,7 +4,7 @@
  * keep-alive decisions, EOF-delimited bodies, failure accounting). For each input the pool POSTs
  * a request to a scripted server on 127.0.0.1 (an ephemeral port of this process, loopback only)
  * that reads the request and answers with the input bytes, then closes its side. The completion
- * callback must run exactly once with a consistent result: RH_OK with a status 100..999 and a
+ * callback must run exactly once with a consistent result: RH_OK with a status 100..599 and a
  * body within the limit, or RH_EIO / RH_ETIMEDOUT without one.
  */
 #include "peer_client.h"
@@ -41,7 +41,7 @@ static void on_done(int status, int http_status, const uint8_t *body, size_t len
     (void)arg;
     cur.calls++;
     if (status == RH_OK) {
-        if (http_status < 100 || http_status > 999 || len > MAX_BODY || (len && !body))
+        if (http_status < 100 || http_status > 599 || len > MAX_BODY || (len && !body))
             abort();
     } else if (status != RH_EIO && status != RH_ETIMEDOUT) {
         abort();

@@ -220,6 +220,9 @@ static int on_header_field(http_parser *p, const char *at, size_t len)
     hs_conn_t *c = p->data;
     hs_req_t *r = c->req;
     size_t cap = c->srv->o.max_header_bytes;
+    if (r->target)
+        return 0; /* a chunked body's trailer: ignored (RFC 9112 §7.1.2); storing it would move
+                     hdrbuf under the pointers fixed up at headers complete */
     if (r->hst != HST_FIELD) {
         if (hdr_append(r, cap, "", 0, 1) < 0 || r->nheaders >= HS_MAX_HEADERS)
             return -1;
@@ -234,6 +237,8 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
     hs_conn_t *c = p->data;
     hs_req_t *r = c->req;
     size_t cap = c->srv->o.max_header_bytes;
+    if (r->target)
+        return 0; /* trailer value: ignored, as its name */
     if (r->hst != HST_VALUE) {
         if (hdr_append(r, cap, "", 0, 1) < 0)
             return -1;

@@ -127,6 +127,19 @@ class Hardening(unittest.TestCase):
                "Connection: close\r\n\r\n" % self.op).encode()
         self.assertEqual(raw_request(self.hub.admin_port, req), 200)
 
+    def test_chunked_trailers_do_not_crash(self):
+        """Found by fuzz_http_request: a chunked body's trailer fields were stored after the
+        header pointers were fixed up (the buffer moved under them, a NULL name was read)."""
+        for port, path in ((self.hub.port, "/"), (self.hub.admin_port, "/api/v1/whoami")):
+            req = ("POST %s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+                   "Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n"
+                   "X-Trailer: %s\r\nAuthorization: Bearer x\r\n\r\n"
+                   % (path, self.op, "t" * 3000)).encode()
+            self.assertIn(raw_request(port, req), (200, 400, 401, 404, 405), path)
+        self.assertIsNone(self.hub.proc.poll())   # still running
+        st, _, _ = self.call("GET", "/whoami")
+        self.assertEqual(st, 200)
+
     def test_nul_in_query_refused(self):
         st, body, _ = self.call("GET", "/networks?net_id=%00")
         self.assertEqual(st, 400, body)

@@ -100,10 +100,18 @@ static cJSON *key_json(admin_req_t *r, const admin_res_t *res, char **s, int n)
         if (n == 2 && strcmp(s[1], "default") != 0)
             cJSON_AddStringToObject(o, "home_net_id", s[1]);
         char t[64];
-        if (admin_query(r, "forwarder_tenant_id", t, sizeof t) == 1)
+        int qf = admin_query(r, "forwarder_tenant_id", t, sizeof t);
+        if (qf == 1)
             cJSON_AddStringToObject(o, "forwarder_tenant_id", t);
-        if (admin_query(r, "home_tenant_id", t, sizeof t) == 1)
+        int qh = qf < 0 ? 0 : admin_query(r, "home_tenant_id", t, sizeof t);
+        if (qh == 1)
             cJSON_AddStringToObject(o, "home_tenant_id", t);
+        if (qf < 0 || qh < 0) { /* too long: never ignored (that would name another record) */
+            cJSON_Delete(o);
+            admin_reply_error(r, 400, "%s: longer than a tenant ID (at most %d characters)",
+                              qf < 0 ? "forwarder_tenant_id" : "home_tenant_id", RH_TENANT_MAX);
+            return NULL;
+        }
         break;
     }
     default:

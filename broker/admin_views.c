@@ -118,7 +118,11 @@ static int party_from_query(admin_req_t *r, const char *net, const char *tenant,
     *present = admin_query(r, net, nb, sizeof nb) == 1;
     if (!*present)
         return 0;
-    admin_query(r, tenant, tb, sizeof tb);
+    if (admin_query(r, tenant, tb, sizeof tb) < 0) {
+        admin_reply_error(r, 400, "%s: longer than a tenant ID (at most %d characters)", tenant,
+                          RH_TENANT_MAX);
+        return -1;
+    }
     uint32_t n;
     rh_diag_t d;
     if (lw_netid_parse(nb, &n, &d) != RH_OK || rp_party_set(p, n, tb, &d) != RH_OK) {

@@ -148,6 +148,13 @@ class Hardening(unittest.TestCase):
         self.assertEqual(st, 400, body)
         st, body, _ = self.call("GET", "/networks?x=%0")
         self.assertEqual(st, 400, body)
+        # a tenant parameter too long for any tenant ID is refused, not ignored
+        st, body, _ = self.call("GET", "/policies/%s/default?forwarder_tenant_id=%s" % (A, "t" * 100))
+        self.assertEqual(st, 400, body)
+        self.assertIn("forwarder_tenant_id", body["error"]["message"])
+        st, body, _ = self.call("GET", "/policies/effective?forwarder_net_id=%s&forwarder_tenant_id=%s"
+                                % (A, "t" * 100))
+        self.assertEqual(st, 400, body)
         st, body, _ = self.call("GET", "/networks/%s%%00" % A)   # the path, as before
         self.assertEqual(st, 400, body)
 

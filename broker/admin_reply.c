@@ -237,8 +237,9 @@ int admin_query_valid(admin_req_t *r)
         size_t nl = eq ? (size_t)(eq - q) : len;
         char name[64], value[1024];
         if (admin_pct_decode(q, nl, name, sizeof name, 1) != 0) {
-            admin_reply_error(r, 400, "query: a parameter name is malformed (percent-encoding, "
-                                      "control character or longer than 63 bytes)");
+            admin_reply_error(r, 400,
+                              "query: a parameter name is malformed (percent-encoding, "
+                              "control character or longer than 63 bytes)");
             return -1;
         }
         if (eq && admin_pct_decode(eq + 1, len - nl - 1, value, sizeof value, 1) != 0) {

@@ -362,8 +362,8 @@ static void import_doc(admin_req_t *r)
         for (int k2 = 0; k2 < RP_KIND_COUNT; k2++)
             rp_count(r->a->db, (rp_kind_t)k2, &before[k2]);
     }
-    int rc = rp_json_import(r->a->db, r->p.key_id, doc, replace ? RP_IMPORT_REPLACE : 0, &count,
-                            &d);
+    int rc =
+        rp_json_import(r->a->db, r->p.key_id, doc, replace ? RP_IMPORT_REPLACE : 0, &count, &d);
     cJSON_Delete(doc);
     if (rc) {
         admin_reply_error(r, rc == RH_EINVAL ? 400 : admin_status_of(rc), "%s", d.text);

@@ -35,7 +35,7 @@
 
 #define HS_MAX_HEADERS 48
 
-enum conn_phase { PH_HEADERS, PH_BODY, PH_PENDING, PH_IDLE, PH_CLOSING };
+enum conn_phase { PH_HEADERS, PH_BODY, PH_PENDING, PH_STREAM, PH_IDLE, PH_CLOSING };
 
 struct hs_req {
     hs_conn_t *conn; /* NULL once the connection is gone */
@@ -52,6 +52,7 @@ struct hs_req {
     char *body;
     size_t bodylen, bodycap;
     int keep_alive;
+    int http11;          /* HTTP/1.1 or later (chunked responses allowed) */
     int body_incomplete; /* replied before the body was read: must close */
     uint64_t received_ns;
 };
@@ -327,6 +328,7 @@ static int on_message_complete(http_parser *p)
     }
     r->body[r->bodylen] = '\0';
     r->keep_alive = http_should_keep_alive(p);
+    r->http11 = p->http_major > 1 || (p->http_major == 1 && p->http_minor >= 1);
     r->received_ns = rh_mono_ns();
     c->phase = PH_PENDING;
     http_parser_pause(p, 1); /* one request at a time */
@@ -353,8 +355,8 @@ static void conn_close(hs_conn_t *c)
 {
     hs_server_t *s = c->srv;
     if (c->req) {
-        if (c->phase == PH_PENDING) {
-            c->req->conn = NULL; /* orphan: the handler's reply frees it */
+        if (c->phase == PH_PENDING || c->phase == PH_STREAM) {
+            c->req->conn = NULL; /* orphan: the handler's reply (or stream end) frees it */
         } else {
             req_free(c->req);
         }
@@ -500,8 +502,12 @@ static void conn_process_input(hs_conn_t *c)
 
 static void conn_read_cb(struct bufferevent *bev, void *arg)
 {
-    (void)bev;
-    conn_process_input(arg);
+    hs_conn_t *c = arg;
+    if (c->phase == PH_STREAM) { /* nothing more is expected from a streaming client */
+        evbuffer_drain(bufferevent_get_input(bev), evbuffer_get_length(bufferevent_get_input(bev)));
+        return;
+    }
+    conn_process_input(c);
 }
 
 static void conn_write_cb(struct bufferevent *bev, void *arg)
@@ -822,6 +828,91 @@ void hs_reply_ex(hs_req_t *r, int status, const char *ctype, const char *extra, 
     /* Pipelined bytes may already be waiting. */
     if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
         conn_process_input(c);
+}
+
+int hs_stream_begin(hs_req_t *r, int status, const char *ctype, const char *extra)
+{
+    hs_conn_t *c = r->conn;
+    if (!c)
+        return RH_EIO;
+    if (c->phase != PH_PENDING || c->req != r || !r->http11)
+        return RH_EINVAL;
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    char h[512];
+    const size_t cap = sizeof h - 2;
+    const char *reason = hs_status_text(status);
+    size_t n = put(h, 0, cap, "HTTP/1.1 ", 9);
+    n = put_uint(h, n, cap, (size_t)(status % 1000));
+    n = put(h, n, cap, " ", 1);
+    n = put(h, n, cap, reason, strlen(reason));
+    static const char te[] = "\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n";
+    n = put(h, n, cap, te, sizeof te - 1);
+    if (ctype) {
+        n = put(h, n, cap, "Content-Type: ", 14);
+        n = put(h, n, cap, ctype, strlen(ctype));
+        n = put(h, n, cap, "\r\n", 2);
+    }
+    if (extra)
+        n = put(h, n, cap, extra, strlen(extra));
+    h[n++] = '\r';
+    h[n++] = '\n';
+    evbuffer_add(out, h, n);
+    c->phase = PH_STREAM;
+    evtimer_del(c->timer);
+    bufferevent_enable(c->bev, EV_READ); /* to notice the client closing */
+    return RH_OK;
+}
+
+int hs_stream_write(hs_req_t *r, const void *data, size_t len, size_t max_buffered)
+{
+    hs_conn_t *c = r->conn;
+    if (!c)
+        return RH_EIO;
+    if (c->phase != PH_STREAM)
+        return RH_EINVAL;
+    if (len == 0)
+        return RH_OK;
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    if (evbuffer_get_length(out) > max_buffered)
+        return RH_EAGAIN;
+    char h[24];
+    static const char hexd[] = "0123456789abcdef";
+    size_t n = 0;
+    char d[16];
+    size_t v = len;
+    do {
+        d[n++] = hexd[v & 15];
+        v >>= 4;
+    } while (v);
+    for (size_t i = 0; i < n; i++)
+        h[i] = d[n - 1 - i];
+    h[n++] = '\r';
+    h[n++] = '\n';
+    evbuffer_add(out, h, n);
+    evbuffer_add(out, data, len);
+    evbuffer_add(out, "\r\n", 2);
+    return RH_OK;
+}
+
+void hs_stream_end(hs_req_t *r)
+{
+    hs_conn_t *c = r->conn;
+    if (!c) {
+        req_free(r);
+        return;
+    }
+    if (c->phase != PH_STREAM) { /* never started: an empty answer */
+        hs_reply(r, 204, NULL, NULL, 0);
+        return;
+    }
+    evbuffer_add(bufferevent_get_output(c->bev), "0\r\n\r\n", 5);
+    req_free(r);
+    c->req = NULL;
+    c->close_after_write = 1;
+    c->closing = 1;
+    c->phase = PH_CLOSING;
+    bufferevent_disable(c->bev, EV_READ);
+    conn_arm(c, 5000); /* bound the time spent flushing to a client that doesn't read */
 }
 
 void hs_reply(hs_req_t *r, int status, const char *ctype, const void *body, size_t len)

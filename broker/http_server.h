@@ -121,6 +121,25 @@ void hs_reply(hs_req_t *req, int status, const char *content_type, const void *b
 void hs_reply_ex(hs_req_t *req, int status, const char *content_type, const char *extra_headers,
                  const void *body, size_t len);
 
+/* --- streamed responses (chunked transfer coding, RFC 9112 §7.1) ---
+ * For long-lived answers such as the admin API's live capture (Server-Sent Events or JSON lines):
+ * hs_stream_begin() sends the status line and headers with `Transfer-Encoding: chunked` and
+ * `Connection: close`; the request then stays owned by the handler, which sends chunks with
+ * hs_stream_write() and finishes with hs_stream_end() (terminating chunk; the connection closes
+ * after the flush and the request is freed). While streaming, the connection has no deadline;
+ * bytes the client sends are read and discarded, so a client that closes its side is noticed
+ * at once: the request becomes orphaned (hs_req_gone() is true) and the handler must still call
+ * hs_stream_end() (or hs_reply) to free it. Only for HTTP/1.1 requests.
+ *
+ * hs_stream_begin errors: RH_EINVAL (already replied or streaming, HTTP/1.0 client: the caller
+ * should hs_reply instead), RH_EIO (client gone; the request is still owned).
+ * hs_stream_write: `len` 0 is a no-op; RH_EIO when the client is gone; RH_EAGAIN when more than
+ * `max_buffered` bytes already wait in the output buffer (a client that does not read: the chunk
+ * is not queued, the caller drops it or ends the stream). */
+int hs_stream_begin(hs_req_t *req, int status, const char *content_type, const char *extra_headers);
+int hs_stream_write(hs_req_t *req, const void *data, size_t len, size_t max_buffered);
+void hs_stream_end(hs_req_t *req);
+
 /* Standard reason phrase for a status code. */
 const char *hs_status_text(int status);
 

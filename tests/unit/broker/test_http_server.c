@@ -23,6 +23,8 @@
 #include "http_server.h"
 #include "rh_time.h"
 
+static struct event_base *hs_req_base_for_test; /* the fixture's loop (one at a time) */
+
 typedef struct fixture {
     struct event_base *base;
     hs_server_t *srv;
@@ -31,10 +33,58 @@ typedef struct fixture {
     uint16_t port;
 } fixture_t;
 
+/* Streaming: GET /stream sends chunk "first", then every 50 ms "tick N" until N = 3 (and ends) or,
+ * for /stream-forever, until the client goes away, which the ticker records in `gone_seen`. */
+typedef struct streamer {
+    hs_req_t *req;
+    struct event *ev;
+    int n, forever;
+} streamer_t;
+static volatile int gone_seen, stream_rc;
+
+static void stream_tick(evutil_socket_t fd, short what, void *arg)
+{
+    streamer_t *st = arg;
+    (void)fd;
+    (void)what;
+    if (hs_req_gone(st->req)) {
+        gone_seen = 1;
+    } else if (st->forever || st->n < 3) {
+        char b[32];
+        int n = snprintf(b, sizeof b, "tick %d\n", ++st->n);
+        stream_rc = hs_stream_write(st->req, b, (size_t)n, 1 << 20);
+        struct timeval tv = {0, 50000};
+        evtimer_add(st->ev, &tv);
+        return;
+    }
+    hs_stream_end(st->req);
+    event_free(st->ev);
+    free(st);
+}
+
+static void start_stream(hs_req_t *req, int forever)
+{
+    if (hs_stream_begin(req, 200, "text/event-stream", "Cache-Control: no-store\r\n") != 0) {
+        hs_reply(req, 505, "text/plain", "no\n", 3);
+        return;
+    }
+    hs_stream_write(req, "first\n", 6, 1 << 20);
+    streamer_t *st = calloc(1, sizeof *st);
+    st->req = req;
+    st->forever = forever;
+    st->ev = evtimer_new(hs_req_base_for_test, stream_tick, st);
+    struct timeval tv = {0, 50000};
+    evtimer_add(st->ev, &tv);
+}
+
 /* Echo handler: replies 200 with "<method> <path>?<query> h=<X-Test> body=<body>". */
 static void echo(hs_req_t *req, void *arg)
 {
     (void)arg;
+    if (!strcmp(hs_req_path(req), "/stream") || !strcmp(hs_req_path(req), "/stream-forever")) {
+        start_stream(req, !strcmp(hs_req_path(req), "/stream-forever"));
+        return;
+    }
     size_t len;
     const char *body = hs_req_body(req, &len);
     char out[70000];
@@ -64,6 +114,7 @@ static fixture_t *start(unsigned header_ms, unsigned body_ms, unsigned max_conns
     fixture_t *f = calloc(1, sizeof *f);
     evthread_use_pthreads();
     f->base = event_base_new();
+    hs_req_base_for_test = f->base;
     hs_opts_t o = {.bind_addr = "127.0.0.1", .port = 0, .listen_fd = -1,
                    .header_timeout_ms = header_ms, .body_timeout_ms = body_ms,
                    .max_connections = max_conns, .max_body_bytes = 1024,
@@ -263,12 +314,60 @@ static void test_connection_cap(void **state)
     stop(f);
 }
 
+static void test_stream_chunked(void **state)
+{
+    (void)state;
+    fixture_t *f = start(2000, 2000, 16);
+    int fd = dial(f->port);
+    const char *req = "GET /stream HTTP/1.1\r\nHost: h\r\n\r\n";
+    send_all(fd, req, strlen(req));
+    char buf[4096];
+    recv_until(fd, buf, sizeof buf, "0\r\n\r\n", 3000);
+    assert_non_null(strstr(buf, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"));
+    assert_non_null(strstr(buf, "Content-Type: text/event-stream\r\n"));
+    assert_null(strstr(buf, "Content-Length"));
+    /* chunk framing: hex length, CRLF, data, CRLF; then the terminating chunk */
+    char *body = strstr(buf, "\r\n\r\n") + 4;
+    assert_string_equal(body, "6\r\nfirst\n\r\n7\r\ntick 1\n\r\n7\r\ntick 2\n\r\n7\r\ntick 3\n\r\n0\r\n\r\n");
+    assert_true(closed_within(fd, 2000)); /* Connection: close after the stream */
+    close(fd);
+    /* HTTP/1.0 clients get no chunked stream */
+    fd = dial(f->port);
+    send_all(fd, "GET /stream HTTP/1.0\r\n\r\n", 25);
+    recv_until(fd, buf, sizeof buf, "no\n", 2000);
+    assert_non_null(strstr(buf, "HTTP/1.1 505"));
+    close(fd);
+    stop(f);
+}
+
+static void test_stream_client_gone(void **state)
+{
+    (void)state;
+    fixture_t *f = start(300, 300, 16);
+    gone_seen = 0;
+    int fd = dial(f->port);
+    const char *req = "GET /stream-forever HTTP/1.1\r\n\r\n";
+    send_all(fd, req, strlen(req));
+    char buf[4096];
+    /* no deadline while streaming: still ticking well after the 300 ms header/idle limits */
+    usleep(800000);
+    recv_until(fd, buf, sizeof buf, "tick 12", 3000);
+    assert_non_null(strstr(buf, "tick 12"));
+    close(fd);
+    uint64_t end = rh_mono_ms() + 3000;
+    while (!gone_seen && rh_mono_ms() < end)
+        usleep(20000);
+    assert_true(gone_seen);
+    stop(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_post_and_keepalive), cmocka_unit_test(test_pipelined_in_order),
         cmocka_unit_test(test_size_caps),          cmocka_unit_test(test_deadlines),
-        cmocka_unit_test(test_connection_cap),
+        cmocka_unit_test(test_connection_cap),     cmocka_unit_test(test_stream_chunked),
+        cmocka_unit_test(test_stream_client_gone),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

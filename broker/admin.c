@@ -4,6 +4,7 @@
 #include "admin.h"
 
 #include "admin_internal.h"
+#include "gateways.h"
 #include "hub.h"
 #include "rh_fs.h"
 #include "rh_log.h"
@@ -65,6 +66,8 @@ static void handle(hs_req_t *req, void *arg)
         serve_metrics(a, req);
     } else if (!strncmp(path, "/api/v1/", 8)) {
         admin_api_handle(a, req);
+    } else if (admin_console_handle(a, req)) {
+        /* the web console's files (admin_console.c) */
     } else {
         hs_reply(req, 404, "text/plain", "not found\n", 10);
     }
@@ -151,6 +154,13 @@ admin_api_t *admin_new(hub_t *hub, admin_registry_changed_fn registry_changed, v
     if (hub->cfg.operator_key_file &&
         admin_operator_key_bootstrap(hub->db, hub->cfg.operator_key_file, diag) != RH_OK)
         goto fail;
+    if (hub->cfg.console_enabled) {
+        gw_store_t *gws = NULL;
+        if (admin_console_new(&hub->cfg, &a->console, diag) != RH_OK ||
+            gw_store_new(hub->cfg.console_gateways_max, &gws) != RH_OK)
+            goto fail;
+        atomic_store(&gateways_global, gws); /* workers start after admin_new */
+    }
     if (l->tls.cert_file) {
         SSL_CTX *ctx = tls_server_ctx_new(&l->tls, diag);
         if (!ctx)
@@ -189,6 +199,8 @@ admin_api_t *admin_new(hub_t *hub, admin_registry_changed_fn registry_changed, v
            admin_jwt_can_issue(a->jwt) ? "yes" : "no");
     return a;
 fail:
+    admin_console_free(a->console);
+    gw_store_free(atomic_exchange(&gateways_global, NULL));
     admin_jwt_free(a->jwt);
     rp_reader_free(a->reader);
     tls_holder_free(hub->admin_tls);
@@ -202,7 +214,11 @@ void admin_free(admin_api_t *a)
     if (!a)
         return;
     admin_capture_fini(a);
+    admin_capture_follow_fini(a);
     hs_server_free(a->srv);
+    admin_console_free(a->console);
+    /* the workers have stopped (hub_run joins them before admin_free) */
+    gw_store_free(atomic_exchange(&gateways_global, NULL));
     a->hub->admin = NULL;
     admin_jwt_free(a->jwt);
     rp_reader_free(a->reader);

@@ -193,6 +193,12 @@ void admin_api_handle(admin_api_t *a, hs_req_t *req)
         admin_stats_handle(&r);
     else if (!strcmp(top, "capture"))
         admin_capture_handle(&r);
+    else if (!strcmp(top, "gateways"))
+        admin_gateways_handle(&r);
+    else if (!strcmp(top, "endpoint-health"))
+        admin_health_handle(&r);
+    else if (!strcmp(top, "console"))
+        admin_console_settings(&r);
     else
         admin_resources_handle(&r);
 }

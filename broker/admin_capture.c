@@ -6,6 +6,7 @@
  * The last line is a summary {"summary": {...}} with the event
  * and drop counts. An operator captures everything; a member only events whose forwarder or home
  * NetID is its own. Events never hold tokens, keys or payload bytes.
+ * With follow=1 the capture is a live stream instead (admin_capture_stream.c).
  */
 #include "admin_internal.h"
 
@@ -41,7 +42,7 @@ static void unlink_dl(admin_download_t *dl)
         *pp = dl->next;
 }
 
-static void event_line(admin_api_t *a, const capture_event_t *e, char *out, size_t cap)
+void admin_capture_event_line(admin_api_t *a, const capture_event_t *e, char *out, size_t cap)
 {
     char t[40], f[7], h[7];
     time_t s = (time_t)(e->time_ms / 1000);
@@ -91,7 +92,7 @@ static void finish(admin_download_t *dl)
     char line[1024];
     while (buf && (n = capture_take(dl->cap, ev, 64)) > 0) {
         for (size_t i = 0; buf && i < n; i++) {
-            event_line(dl->a, &ev[i], line, sizeof line);
+            admin_capture_event_line(dl->a, &ev[i], line, sizeof line);
             size_t l = strlen(line);
             if (len + l + 1 > cap) {
                 char *nb = realloc(buf, cap * 2 + l);
@@ -189,6 +190,17 @@ void admin_capture_handle(admin_req_t *r)
     }
     if (!admin_has_right(&r->p, ROAMHUB__V1__RIGHT__RIGHT_READ_TRAFFIC)) {
         admin_reply_error(r, 403, "capture: your key lacks RIGHT_READ_TRAFFIC");
+        return;
+    }
+    int follow = 0;
+    if (admin_query_bool(r, "follow", &follow) < 0)
+        return;
+    if (follow) {
+        unsigned fs = 0, fm = 1000; /* live: until the client leaves; ring between reads */
+        if (uint_param(r, "seconds", 0, 86400, &fs) ||
+            uint_param(r, "max_events", 1, CAPTURE_MAX_EVENTS, &fm))
+            return;
+        admin_capture_follow(r, fs, fm);
         return;
     }
     unsigned seconds = 10, max_events = 10000;

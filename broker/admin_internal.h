@@ -16,6 +16,7 @@
 #include "admin_auth.h"
 #include "admin_jwt.h"
 #include "admin_scope.h"
+#include "capture.h"
 #include "hub.h"
 #include "lw_netid.h"
 
@@ -25,6 +26,8 @@
 #define ADMIN_MAX_SEGS 8
 
 typedef struct admin_download admin_download_t;
+typedef struct admin_console admin_console_t;
+typedef struct admin_follow admin_follow_t;
 
 struct admin_api {
     hub_t *hub;                   /* the listener's process (admin.c, stats, capture) */
@@ -35,6 +38,8 @@ struct admin_api {
     admin_jwt_t *jwt;
     rp_reader_t *reader;          /* route table view (main thread only) */
     admin_download_t *downloads;  /* captures awaiting their end (admin_capture.c) */
+    admin_follow_t *follows;      /* live capture streams (admin_capture_stream.c) */
+    admin_console_t *console;     /* web console files (admin_console.c); NULL = disabled */
 };
 
 typedef struct admin_req {
@@ -146,5 +151,26 @@ void admin_resources_handle(admin_req_t *r);   /* networks ... keys, import, cat
 void admin_stats_handle(admin_req_t *r);       /* GET /stats */
 void admin_capture_handle(admin_req_t *r);     /* GET /capture */
 void admin_capture_fini(admin_api_t *a);       /* ends captures in progress (shutdown) */
+/* GET /capture?follow=1: the live stream (SSE or chunked JSON lines), admin_capture_stream.c.
+ * Called by admin_capture_handle after the rights check with the validated parameters. */
+void admin_capture_follow(admin_req_t *r, unsigned seconds, unsigned max_events);
+void admin_capture_follow_fini(admin_api_t *a); /* ends live streams (shutdown) */
+/* One capture event as a JSON object line ("{...}\n") into out (admin_capture.c). */
+void admin_capture_event_line(admin_api_t *a, const capture_event_t *e, char *out, size_t cap);
+void admin_gateways_handle(admin_req_t *r);    /* GET /gateways (admin_gateways.c) */
+void admin_health_handle(admin_req_t *r);      /* GET /endpoint-health (admin_health.c) */
+void admin_console_settings(admin_req_t *r);   /* GET /console (admin_console.c) */
+
+/* Latency percentile (q in 0..1) in ms from a statistics item's log2-µs histogram
+ * (admin_stats.c; exact to a factor of two). */
+double admin_stats_pct_ms(const rp_stats_item_t *it, double q);
+
+/* The web console's static files (admin_console.c). admin_console_new loads the built assets
+ * (config console.dir or beside the executable); missing assets are not an error (the console
+ * then answers 503). Errors: RH_EIO (console.dir set but unreadable), RH_ENOMEM. */
+int admin_console_new(const rh_config_t *cfg, admin_console_t **out, rh_diag_t *d);
+void admin_console_free(admin_console_t *c);
+/* Answers "/", "/console" and "/console/<file>" and returns 1; 0 for any other path. */
+int admin_console_handle(admin_api_t *a, hs_req_t *req);
 
 #endif

@@ -19,7 +19,7 @@
 #include <string.h>
 #include <time.h>
 
-static double pct_ms(const rp_stats_item_t *it, double q)
+double admin_stats_pct_ms(const rp_stats_item_t *it, double q)
 {
     uint64_t total = 0;
     for (unsigned i = 0; i < RP_STATS_HIST; i++)
@@ -122,7 +122,7 @@ static int stats_cb(void *ud, const rp_stats_item_t *it)
         lw_netid_format(it->forwarder_net_id, f, 0);
     lw_netid_format(it->home_net_id, h, 0);
     double mean = it->count ? (double)it->latency_us_sum / (double)it->count / 1000.0 : 0;
-    double p50 = pct_ms(it, 0.5), p90 = pct_ms(it, 0.9), p99 = pct_ms(it, 0.99);
+    double p50 = admin_stats_pct_ms(it, 0.5), p90 = admin_stats_pct_ms(it, 0.9), p99 = admin_stats_pct_ms(it, 0.99);
     if (c->csv) {
         char line[400];
         int n = snprintf(line, sizeof line, "%s,%s,%s,%s,%s,%s,%llu,%.3f,%.3f,%.3f,%.3f\n", per, f,

@@ -63,6 +63,11 @@ static const key_t_ keys[] = {
     {"admin", "jwt_audience", K_STR, OFF(jwt_audience), 0, 0},
     {"admin", "jwt_ttl_s", K_UINT, OFF(jwt_ttl_s), 10, 86400},
     {"admin", "operator_key_file", K_STR, OFF(operator_key_file), 0, 0},
+    {"console", "enabled", K_BOOL, OFF(console_enabled), 0, 1},
+    {"console", "dir", K_STR, OFF(console_dir), 0, 0},
+    {"console", "tile_url", K_STR, OFF(console_tile_url), 0, 0},
+    {"console", "tile_attribution", K_STR, OFF(console_tile_attribution), 0, 0},
+    {"console", "gateways_max", K_UINT, OFF(console_gateways_max), 1, 1000000},
     {"relay", "request_timeout_ms", K_UINT, OFF(request_timeout_ms), 50, 60000},
     {"relay", "drain_ms", K_UINT, OFF(drain_ms), 0, 600000},
     {"relay", "stats_flush_ms", K_UINT, OFF(stats_flush_ms), 100, 60000},
@@ -73,7 +78,27 @@ static const key_t_ keys[] = {
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 
-static const char *const sections[] = {"database", "ts002", "admin", "relay"};
+static const char *const sections[] = {"database", "ts002", "admin", "relay", "console"};
+
+/* console.tile_url: http(s) URL with {z}, {x} and {y}, no characters that could break out of
+ * the Content-Security-Policy header or an attribute (it is sent in both). */
+static int tile_url_check(const char *u, rh_diag_t *d)
+{
+    size_t sch = !strncmp(u, "https://", 8) ? 8 : !strncmp(u, "http://", 7) ? 7 : 0;
+    if (!sch || strlen(u) > 512)
+        return rh_diag_fail(d, RH_EINVAL, "console.tile_url: expected an http(s) URL of at most "
+                                          "512 characters");
+    for (const char *p = u; *p; p++)
+        if (*p <= ' ' || *p >= 127 || strchr("\"'<>;,\\`", *p))
+            return rh_diag_fail(d, RH_EINVAL, "console.tile_url: character '%c' not allowed",
+                                *p > ' ' && *p < 127 ? *p : '?');
+    if (!strstr(u, "{z}") || !strstr(u, "{x}") || !strstr(u, "{y}"))
+        return rh_diag_fail(d, RH_EINVAL, "console.tile_url: needs {z}, {x} and {y}");
+    const char *host = u + sch;
+    if (*host == '/' || *host == '{' || *host == '\0')
+        return rh_diag_fail(d, RH_EINVAL, "console.tile_url: no host");
+    return RH_OK;
+}
 
 static void config_ranges_free(rh_config_t *c)
 {
@@ -119,6 +144,8 @@ int config_defaults(rh_config_t *c)
     c->pending_max = 65536;
     c->rate_limit_per_s = 5000;
     c->jwt_ttl_s = 900;
+    c->console_enabled = 1;
+    c->console_gateways_max = 10000;
     if (set_str(&c->log_level, "info") || set_str(&c->db_path, "var/roamhub-db") ||
         set_str(&c->ts002.address, "127.0.0.1") || set_str(&c->admin.address, "127.0.0.1") ||
         set_str(&c->operator_key_file, "var/operator.key") ||
@@ -296,6 +323,10 @@ int config_load(const char *path, rh_config_t *c, rh_diag_t *d)
         if (strcmp(a, "HS256") && strcmp(a, "ES256") && strcmp(a, "RS256"))
             rc = rh_diag_fail(d, RH_EINVAL, "admin.jwt_alg: expected HS256, ES256 or RS256");
     }
+    if (!rc && c->console_tile_url)
+        rc = tile_url_check(c->console_tile_url, d);
+    if (!rc && c->console_tile_attribution && strlen(c->console_tile_attribution) > 256)
+        rc = rh_diag_fail(d, RH_EINVAL, "console.tile_attribution: at most 256 characters");
     if (!rc && strcmp(c->jwt_alg, "HS256") && !c->jwt_public_key_file)
         rc = rh_diag_fail(d, RH_EINVAL, "admin.jwt_public_key_file: required with jwt_alg %s",
                           c->jwt_alg);
@@ -336,5 +367,8 @@ void config_fini(rh_config_t *c)
     free(c->jwt_audience);
     free(c->operator_key_file);
     config_ranges_free(c);
+    free(c->console_dir);
+    free(c->console_tile_url);
+    free(c->console_tile_attribution);
     memset(c, 0, sizeof *c);
 }

@@ -66,6 +66,13 @@ typedef struct rh_config {
     char *jwt_issuer, *jwt_audience;
     unsigned jwt_ttl_s;           /* lifetime of issued tokens */
     char *operator_key_file;      /* file holding the bootstrap operator API key secret */
+
+    /* web console on the admin listener; see docs/console.md */
+    int console_enabled;
+    char *console_dir;            /* built assets; NULL = beside the executable (see docs) */
+    char *console_tile_url;       /* "https://host/{z}/{x}/{y}.png" base map; NULL = none */
+    char *console_tile_attribution;
+    unsigned console_gateways_max; /* gateway locations kept in memory (LRU) */
 } rh_config_t;
 
 /* Fills `cfg` with the embedded defaults (no file). Never fails except RH_ENOMEM. */

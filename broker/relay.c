@@ -19,6 +19,7 @@
 #include "relay_internal.h"
 
 #include "capture.h"
+#include "gateways.h"
 #include "lw_netid.h"
 #include "peer_tls.h"
 #include "rh_log.h"
@@ -855,6 +856,7 @@ static void handle_request(worker_t *w, hs_req_t *req, rh_arena_t **arena)
 
     route_msg_t view;
     view_of(t, h, &view);
+    gateways_seen(t->route.fwd.net_id, bi_msg_fields(t->msg)); /* console map (gateways.h) */
     route_decide(&view, w->reader, t->reg, &t->route);
     switch (t->route.action) {
     case ROUTE_FORWARD:

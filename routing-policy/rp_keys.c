@@ -310,6 +310,11 @@ int rp__validate(rp_kind_t kind, const ProtobufCMessage *msg, rh_diag_t *diag)
         for (size_t i = 0; i < m->n_delegated_net_ids; i++)
             if (netid_valid(m->delegated_net_ids[i], "network.delegated_net_ids", diag))
                 return RH_EINVAL;
+        if (m->gateway_precision_m != 0 &&
+            (m->gateway_precision_m < 100 || m->gateway_precision_m > 1000000))
+            return rh_diag_fail(diag, RH_EINVAL,
+                                "network.gateway_precision_m: %u, expected 0 or 100..1000000",
+                                (unsigned)m->gateway_precision_m);
         return RH_OK;
     }
     case RP_KIND_TENANT: {

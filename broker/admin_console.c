@@ -2,7 +2,7 @@
  *
  * The built assets (broker/console/, bundled by esbuild in the CMake build) are read once at
  * start from one directory into memory: only regular files directly in it whose names match
- * [a-z0-9][a-z0-9._-]* with a known extension. A request is answered only by an exact name
+ * [a-z0-9][a-z0-9._-]* with a known extension (symbolic links are refused). A request is answered only by an exact name
  * match against that list, so no path can reach any other file (no traversal, no symlinks
  * followed at request time, no directory listing). Directory, in order: console.dir; beside the
  * executable `<exe dir>/console` (the build tree: build/broker/console); the install layout
@@ -21,6 +21,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -102,9 +103,13 @@ static int load_file(admin_console_t *c, const char *name)
     char path[PATH_MAX];
     if (snprintf(path, sizeof path, "%s/%s", c->dir, name) >= (int)sizeof path)
         return RH_EINVAL;
-    FILE *f = fopen(path, "rb");
-    if (!f)
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC); /* symlinks are not served */
+    FILE *f = fd >= 0 ? fdopen(fd, "rb") : NULL;
+    if (!f) {
+        if (fd >= 0)
+            close(fd);
         return RH_EIO;
+    }
     struct stat st;
     if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size < 0 ||
         (uint64_t)st.st_size > CONSOLE_MAX_FILE_BYTES) {

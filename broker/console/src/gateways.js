@@ -1,0 +1,108 @@
+// gateways.js — Gateways: a map of the gateways the hub has seen in GWInfo (GET /gateways, each
+// forwarder's visibility setting applied by the hub), on a Web Mercator projection: plain (a
+// graticule) offline, or over base-map tiles when the hub's configuration gives a tile URL.
+// The table below the map lists the same gateways (keyboard and screen-reader access).
+import * as api from './api.js';
+import { h, svg, clear, table, fmtTime } from './dom.js';
+
+const TILE = 256;
+
+function mercX(lon) { return (lon + 180) / 360; }
+function mercY(lat) {
+  const s = Math.sin(Math.max(-85, Math.min(85, lat)) * Math.PI / 180);
+  return 0.5 - Math.log((1 + s) / (1 - s)) / (4 * Math.PI);
+}
+
+// The view: world-fraction bounds around the points, as a zoom level and the top-left pixel.
+function view(points, wpx, hpx) {
+  if (!points.length) return { z: 1, x0: 0, y0: 0 };
+  let minX = 1, maxX = 0, minY = 1, maxY = 0;
+  for (const p of points) {
+    const x = mercX(p.lon), y = mercY(p.lat);
+    minX = Math.min(minX, x); maxX = Math.max(maxX, x); minY = Math.min(minY, y); maxY = Math.max(maxY, y);
+  }
+  const spanX = Math.max(maxX - minX, 1e-5), spanY = Math.max(maxY - minY, 1e-5);
+  let z = Math.floor(Math.log2(Math.min(wpx / (spanX * TILE), hpx / (spanY * TILE)) * 0.6));
+  z = Math.max(1, Math.min(16, z));
+  const world = TILE * 2 ** z;
+  const cx = (minX + maxX) / 2 * world, cy = (minY + maxY) / 2 * world;
+  return { z, x0: cx - wpx / 2, y0: cy - hpx / 2 };
+}
+
+function drawMap(el, points, settings) {
+  clear(el);
+  const wpx = el.clientWidth || 900, hpx = el.clientHeight || 506;
+  const v = view(points, wpx, hpx);
+  const world = TILE * 2 ** v.z;
+  if (settings.tile_url) {
+    const n = 2 ** v.z;
+    for (let ty = Math.floor(v.y0 / TILE); ty * TILE < v.y0 + hpx; ty++) {
+      for (let tx = Math.floor(v.x0 / TILE); tx * TILE < v.x0 + wpx; tx++) {
+        if (ty < 0 || ty >= n) continue;
+        const x = ((tx % n) + n) % n;
+        const src = settings.tile_url.replace('{z}', v.z).replace('{x}', x).replace('{y}', ty);
+        const img = h('img', { class: 'tile', src, alt: '', width: TILE, height: TILE });
+        // positions through CSSOM (allowed by the CSP, unlike style attributes)
+        img.style.left = (tx * TILE - v.x0) + 'px';
+        img.style.top = (ty * TILE - v.y0) + 'px';
+        el.append(img);
+      }
+    }
+    if (settings.tile_attribution) el.append(h('span', { class: 'attribution' }, settings.tile_attribution));
+  }
+  const s = svg('svg', { viewBox: '0 0 ' + wpx + ' ' + hpx, role: 'img', 'aria-label': points.length + ' gateways on a map; the table below lists them' });
+  if (!settings.tile_url) {
+    // graticule every 10/1/0.1 degrees depending on the zoom
+    const step = v.z < 5 ? 10 : v.z < 9 ? 1 : 0.1;
+    const lon0 = (v.x0 / world) * 360 - 180, lon1 = ((v.x0 + wpx) / world) * 360 - 180;
+    for (let lon = Math.ceil(lon0 / step) * step; lon <= lon1; lon += step) {
+      const x = mercX(lon) * world - v.x0;
+      s.append(svg('line', { x1: x, y1: 0, x2: x, y2: hpx, stroke: '#9fb7cc', 'stroke-width': 1 }));
+      s.append(svg('text', { x: x + 2, y: hpx - 4, 'font-size': 10, fill: '#345' }, lon.toFixed(step < 1 ? 1 : 0) + '°'));
+    }
+    for (let lat = -80; lat <= 80; lat += step) {
+      const y = mercY(lat) * world - v.y0;
+      if (y < 0 || y > hpx) continue;
+      s.append(svg('line', { x1: 0, y1: y, x2: wpx, y2: y, stroke: '#9fb7cc', 'stroke-width': 1 }));
+      s.append(svg('text', { x: 2, y: y - 2, 'font-size': 10, fill: '#345' }, lat.toFixed(step < 1 ? 1 : 0) + '°'));
+    }
+  }
+  for (const p of points) {
+    const x = mercX(p.lon) * world - v.x0, y = mercY(p.lat) * world - v.y0;
+    const label = (p.id || 'gateway (approximate)') + ' — ' + p.net_id + (p.network ? ' ' + p.network : '') + ', ' + p.uplinks + ' uplinks, last seen ' + fmtTime(p.last_seen);
+    const g = svg('g', { class: 'gw', 'data-net': p.net_id, 'data-id': p.id || '' },
+      svg('title', {}, label),
+      p.precision_m ? svg('circle', { cx: x, cy: y, r: Math.max(6, p.precision_m / 2 / (40075016 / world)), fill: 'rgba(192,57,43,0.15)', stroke: '#c0392b' }) : null,
+      svg('circle', { cx: x, cy: y, r: 6, fill: p.own ? '#0b4fa8' : '#c0392b', stroke: '#fff', 'stroke-width': 2 }));
+    s.append(g);
+  }
+  el.append(s);
+  el.dataset.zoom = String(v.z);
+}
+
+let timer = null;
+
+export async function render(root) {
+  let settings = {};
+  try { settings = await api.get('/console'); } catch (e) { settings = {}; }
+  root.append(h('h1', {}, 'Gateways'),
+    h('p', { class: 'muted' }, 'Gateways whose location the hub has seen in the GWInfo of relayed uplinks. A forwarder decides whether its gateways are shown to other members and how precisely (Networks page). Blue: yours; red: other networks\'; a shaded circle marks an approximate location.'),
+    h('div', { class: 'map', id: 'gateway-map' }), h('div', { id: 'gateway-list' }));
+  const draw = async () => {
+    const j = await api.get('/gateways');
+    drawMap(root.querySelector('#gateway-map'), j.gateways, settings);
+    const list = clear(root.querySelector('#gateway-list'));
+    list.append(table(j.count + ' gateways shown' + (j.not_shown ? ', ' + j.not_shown + ' hidden by their network\'s setting' : ''), [
+      { label: 'gateway ID', get: (g) => g.id || '(approximate)' }, { label: 'NetID', key: 'net_id' }, { label: 'network', key: 'network' },
+      { label: 'latitude', key: 'lat', num: true }, { label: 'longitude', key: 'lon', num: true },
+      { label: 'precision', get: (g) => (g.precision_m ? '±' + g.precision_m / 2 + ' m' : 'exact') },
+      { label: 'uplinks', key: 'uplinks', num: true }, { label: 'last seen (UTC)', get: (g) => fmtTime(g.last_seen) }], j.gateways, { id: 'gateway-table' }));
+  };
+  await draw();
+  timer = setInterval(() => draw().catch(() => {}), 5000);
+}
+
+export function leave() {
+  if (timer) clearInterval(timer);
+  timer = null;
+}

@@ -399,7 +399,7 @@ class Gateways(unittest.TestCase):
         self.assertEqual(st, 404)
         self.assertEqual(self.gws(self.tok[B])["count"], 0)
         st, data, _ = self.set_visibility("GATEWAY_VISIBILITY_APPROXIMATE", 50)
-        self.assertEqual(st, 400)
+        self.assertEqual(st, 422)
         self.assertIn("gateway_precision_m", data["error"]["message"])
         # bounded: gateways_max 3, the least recently seen are evicted
         for gid in ("C1C2C3C4", "D1D2D3D4"):

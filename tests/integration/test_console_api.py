@@ -302,6 +302,33 @@ class LiveCapture(unittest.TestCase):
         st, data, _ = self.api.call("GET", "/capture?seconds=1", token=self.op)
         self.assertEqual(st, 200)
 
+    def test_roamctl_capture_follow(self):
+        env = dict(os.environ, ROAMCTL_URL="http://127.0.0.1:%d" % self.hub.admin_port,
+                   ROAMCTL_KEY_FILE=self.hub.config["admin"]["operator_key_file"])
+        env.pop("ROAMCTL_CONFIG", None)
+        p = subprocess.Popen([os.path.join(os.path.dirname(ROAMHUBD), "..", "tools", "roamctl"),
+                              "capture", "--follow", "--seconds", "3"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+        try:
+            deadline = time.time() + 5   # the stream is live once the hub logs it
+            while "format=ndjson seconds=3 " not in self.hub.logs() and time.time() < deadline:
+                time.sleep(0.05)
+            t_sent = time.time()
+            self.send()
+            first = p.stdout.readline()   # printed as it happens, long before the 3 s end
+            self.assertLess(time.time() - t_sent, 2.0)
+            e = json.loads(first)
+            self.assertEqual((e["forwarder"], e["home"], e["outcome"]), (A, B, "forwarded"))
+            self.send(MAC_B)
+            out, err = p.communicate(timeout=10)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.communicate()
+        self.assertEqual(p.returncode, 0, err)
+        self.assertEqual([json.loads(l)["outcome"] for l in out.splitlines()], ["policy_denied"])
+        self.assertIn('"reason":"time_limit"', err)
+
     def test_bad_parameters_and_http10(self):
         st, data, _ = self.api.call("GET", "/capture?follow=1&seconds=86401", token=self.op)
         self.assertEqual(st, 400)

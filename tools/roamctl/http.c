@@ -21,7 +21,26 @@
 typedef struct ctx {
     rc_resp_t *out;
     int done;
+    rc_stream_fn stream;      /* streamed responses: called per received piece */
+    void *stream_arg;
 } ctx_t;
+
+/* Streamed (chunked) responses: hands each received piece to the caller and keeps nothing. */
+static void chunk_cb(struct evhttp_request *req, void *arg)
+{
+    ctx_t *c = arg;
+    struct evbuffer *b = evhttp_request_get_input_buffer(req);
+    if (evhttp_request_get_response_code(req) != 200)
+        return; /* an error answer is read whole by done_cb */
+    size_t n;
+    while ((n = evbuffer_get_length(b)) > 0) {
+        char piece[4096];
+        int got = evbuffer_remove(b, piece, n < sizeof piece ? n : sizeof piece);
+        if (got <= 0)
+            break;
+        c->stream(piece, (size_t)got, c->stream_arg);
+    }
+}
 
 static void done_cb(struct evhttp_request *req, void *arg)
 {
@@ -120,8 +139,9 @@ struct evhttp_uri *rc_url_parse(const char *url, char *err, size_t errcap)
     return u;
 }
 
-int rc_http(const rc_conf_t *cf, const char *method, const char *path, const char *ctype,
-            const char *body, size_t len, const char *authorization, int raw_gzip, rc_resp_t *out)
+static int http_do(const rc_conf_t *cf, const char *method, const char *path, const char *ctype,
+                   const char *body, size_t len, const char *authorization, int raw_gzip,
+                   const char *accept, rc_stream_fn stream, void *stream_arg, rc_resp_t *out)
 {
     memset(out, 0, sizeof *out);
     struct evhttp_uri *u = rc_url_parse(cf->url, out->error, sizeof out->error);
@@ -164,13 +184,16 @@ int rc_http(const rc_conf_t *cf, const char *method, const char *path, const cha
         snprintf(out->error, sizeof out->error, "out of memory");
         goto done;
     }
-    evhttp_connection_set_timeout(conn, cf->timeout_s);
+    /* a stream is silent between events: the hub sends a keep-alive at least every 15 s */
+    evhttp_connection_set_timeout(conn, stream && cf->timeout_s < 60 ? 60 : cf->timeout_s);
     evhttp_connection_set_retries(conn, 0);
-    ctx_t c = {out, 0};
+    ctx_t c = {out, 0, stream, stream_arg};
     struct evhttp_request *req = evhttp_request_new(done_cb, &c);
+    if (stream)
+        evhttp_request_set_chunked_cb(req, chunk_cb);
     struct evkeyvalq *h = evhttp_request_get_output_headers(req);
     evhttp_add_header(h, "Host", host);
-    evhttp_add_header(h, "Accept", "application/json");
+    evhttp_add_header(h, "Accept", accept ? accept : "application/json");
     evhttp_add_header(h, "Accept-Encoding", raw_gzip ? "identity" : "gzip");
     evhttp_add_header(h, "Connection", "close");
     if (authorization)
@@ -221,6 +244,19 @@ done:
     event_base_free(base);
     evhttp_uri_free(u);
     return rc;
+}
+
+int rc_http(const rc_conf_t *cf, const char *method, const char *path, const char *ctype,
+            const char *body, size_t len, const char *authorization, int raw_gzip, rc_resp_t *out)
+{
+    return http_do(cf, method, path, ctype, body, len, authorization, raw_gzip, NULL, NULL, NULL,
+                   out);
+}
+
+int rc_http_stream(const rc_conf_t *cf, const char *path, const char *authorization,
+                   const char *accept, rc_stream_fn fn, void *arg, rc_resp_t *out)
+{
+    return http_do(cf, "GET", path, NULL, NULL, 0, authorization, 1, accept, fn, arg, out);
 }
 
 void rc_resp_free(rc_resp_t *r)

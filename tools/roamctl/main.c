@@ -47,6 +47,7 @@ static void usage(void)
         "  stats [--from T] [--to T] [--by minute|hour|day] [--forwarder N] [--home N]\n"
         "        [--class C] [--outcome O] [--format json|csv]\n"
         "  capture [--seconds N] [--max-events M] -o FILE.jsonl.gz\n"
+        "  capture --follow [--seconds N] [--max-events M]   live: one JSON line per event\n"
         "  import FILE.json [--replace]\n",
         stderr);
 }
@@ -694,25 +695,95 @@ static int cmd_query(const char *what, int argc, char **argv, const char *const 
     return call("GET", path, NULL, 0, 1);
 }
 
+/* capture --follow: JSON lines as the hub relays; the start line is dropped, keep-alive (empty)
+ * lines skipped, the summary goes to stderr. */
+typedef struct follow_out {
+    char line[8192];
+    size_t n;
+    unsigned long events;
+} follow_out_t;
+
+static void follow_line(follow_out_t *f)
+{
+    f->line[f->n] = '\0';
+    if (f->n == 0 || !strncmp(f->line, "{\"start\"", 8)) {
+        /* keep-alive or the stream's first line */
+    } else if (!strncmp(f->line, "{\"summary\"", 10)) {
+        fprintf(stderr, "%s\n", f->line);
+    } else {
+        fwrite(f->line, 1, f->n, stdout);
+        fputc('\n', stdout);
+        fflush(stdout);
+        f->events++;
+    }
+    f->n = 0;
+}
+
+static void follow_piece(const char *d, size_t len, void *arg)
+{
+    follow_out_t *f = arg;
+    for (size_t i = 0; i < len; i++) {
+        if (d[i] == '\n')
+            follow_line(f);
+        else if (f->n < sizeof f->line - 1)
+            f->line[f->n++] = d[i]; /* an overlong line is cut, never overflows */
+    }
+}
+
+static int capture_follow(const char *q)
+{
+    char path[512];
+    snprintf(path, sizeof path, "/api/v1/capture?follow=true%s", q);
+    follow_out_t *f = calloc(1, sizeof *f);
+    if (!f)
+        return RC_CONN;
+    rc_resp_t r;
+    rc_http_stream(&cf, path, auth_header, "application/x-ndjson", follow_piece, f, &r);
+    int code = RC_OK;
+    if (r.status != 200)
+        code = report(&r);
+    else if (f->n)
+        follow_line(f);
+    rc_resp_free(&r);
+    free(f);
+    return code;
+}
+
 static int cmd_capture(int argc, char **argv)
 {
     const char *out = NULL;
-    char q[256] = "?download=true", path[512];
+    char q[256] = "?download=true", path[512], fq[256] = "";
+    int follow = 0;
     for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--follow") || !strcmp(argv[i], "-f")) {
+            follow = 1;
+            continue;
+        }
         if (i + 1 >= argc) {
             usage();
             return RC_USAGE;
         }
         if (!strcmp(argv[i], "-o") || !strcmp(argv[i], "--output"))
             out = argv[++i];
-        else if (!strcmp(argv[i], "--seconds"))
+        else if (!strcmp(argv[i], "--seconds")) {
+            q_add(fq, sizeof fq, "seconds", argv[i + 1]);
             q_add(q, sizeof q, "seconds", argv[++i]);
-        else if (!strcmp(argv[i], "--max-events"))
+        } else if (!strcmp(argv[i], "--max-events")) {
+            q_add(fq, sizeof fq, "max_events", argv[i + 1]);
             q_add(q, sizeof q, "max_events", argv[++i]);
-        else {
+        } else {
             usage();
             return RC_USAGE;
         }
+    }
+    if (follow) {
+        if (out) {
+            fprintf(stderr, "roamctl: capture --follow writes to stdout (no -o)\n");
+            return RC_USAGE;
+        }
+        if (fq[0] == '?')
+            fq[0] = '&';
+        return capture_follow(fq);
     }
     if (!out) {
         fprintf(stderr, "roamctl: capture needs -o FILE.jsonl.gz (- for stdout, decompressed)\n");

@@ -39,6 +39,14 @@ struct evhttp_uri *rc_url_parse(const char *url, char *err, size_t errcap);
 int rc_http(const rc_conf_t *cf, const char *method, const char *path, const char *ctype,
             const char *body, size_t len, const char *authorization, int raw_gzip, rc_resp_t *out);
 void rc_resp_free(rc_resp_t *r);
+
+/* A streamed GET (chunked response, e.g. the live capture): `fn` gets each piece of the body as
+ * it arrives (not split on lines: the caller reassembles), until the server ends the stream or
+ * the connection drops. `accept`: the Accept header. A non-200 answer is read whole into *out
+ * (fn is not called). Returns 0 when a response came; out->status as rc_http. */
+typedef void (*rc_stream_fn)(const char *data, size_t len, void *arg);
+int rc_http_stream(const rc_conf_t *cf, const char *path, const char *authorization,
+                   const char *accept, rc_stream_fn fn, void *arg, rc_resp_t *out);
 int rc_gunzip(const char *in, size_t len, char **out, size_t *outlen);
 
 #endif

@@ -59,7 +59,7 @@ export async function render(root) {
   let health = { endpoints: [] };
   try { health = await api.get('/endpoint-health'); } catch (e) { health = { endpoints: [], error: e.message }; }
   const body = clear(root.querySelector('#networks-body'));
-  body.append(
+  body.append(...[].concat(
     section('Networks', 'networks-table', [
       { label: 'NetID', key: 'net_id' }, { label: 'name', key: 'name' },
       { label: 'listed in catalog', get: (n) => (n.listed ? 'yes' : 'no') },
@@ -91,7 +91,7 @@ export async function render(root) {
         { label: 'failed', get: (e) => e.recent.failed, num: true },
         { label: 'recent failure reasons', get: (e) => (e.recent.failure_reasons.length ? h('ul', {}, e.recent.failure_reasons.map((r) => h('li', {}, r.reason + ' × ' + r.count + ' (last ' + r.last_minute + ')'))) : 'none') },
         { label: 'p50 ms', get: (e) => e.recent.latency_p50_ms.toFixed(2), num: true },
-        { label: 'p99 ms', get: (e) => e.recent.latency_p99_ms.toFixed(2), num: true }], health.endpoints, { id: 'health-table' }));
+        { label: 'p99 ms', get: (e) => e.recent.latency_p99_ms.toFixed(2), num: true }], health.endpoints, { id: 'health-table' })));
 }
 
 export function leave() {}

@@ -42,16 +42,25 @@ function query(extra) {
   return q;
 }
 
-// Rows of /stats -> one entry per period: counts by class and by outcome, latency.
-export function aggregate(items) {
+function emptyEntry(t) {
+  const e = { t, cls: {}, out: {}, total: 0, p50w: 0, p50n: 0, p99: 0 };
+  for (const [k] of CLASSES) e.cls[k] = 0;
+  for (const [k] of OUTCOMES) e.out[k] = 0;
+  return e;
+}
+
+// Rows of /stats -> one entry per period of the range (zeros where nothing flowed): counts by
+// class and by outcome, latency.
+export function aggregate(items, range) {
   const by = new Map();
+  if (range) {
+    for (let t = Math.floor(range.from / range.step) * range.step; t <= range.to - range.step; t += range.step) by.set(t, emptyEntry(t));
+  }
   for (const it of items) {
     const t = Math.floor(Date.parse(it.period_start) / 1000);
     let e = by.get(t);
     if (!e) {
-      e = { t, cls: {}, out: {}, total: 0, p50w: 0, p50n: 0, p99: 0 };
-      for (const [k] of CLASSES) e.cls[k] = 0;
-      for (const [k] of OUTCOMES) e.out[k] = 0;
+      e = emptyEntry(t);
       by.set(t, e);
     }
     const c = CLASSES.find(([, , f]) => f(it.class));
@@ -68,7 +77,7 @@ export function aggregate(items) {
   return [...by.values()].sort((a, b) => a.t - b.t).map((e) => Object.assign(e, { p50: e.p50n ? e.p50w / e.p50n : 0 }));
 }
 
-function chart(title, id, rows, series, width) {
+function chart(title, id, rows, series, width, range) {
   const fig = h('figure', { id, role: 'group', 'aria-label': title + ' (the table below holds the same figures)' }, h('figcaption', {}, title));
   const xs = rows.map((r) => r.t);
   const data = [xs, ...series.map((s) => rows.map(s.get))];
@@ -77,8 +86,8 @@ function chart(title, id, rows, series, width) {
   fig.dataset.totals = JSON.stringify(totals);
   const opts = {
     width, height: 220,
-    scales: { x: { time: true } },
-    series: [{}, ...series.map((s, i) => ({ label: s.label, stroke: COLORS[i % COLORS.length], width: 2, points: { show: rows.length < 80 } }))],
+    scales: { x: { time: true, range: [range.from, range.to] }, y: { range: (u, lo, hi) => [0, Math.max(1, hi * 1.1)] } },
+    series: [{}, ...series.map((s, i) => ({ label: s.label, stroke: COLORS[i % COLORS.length], width: 2, spanGaps: false, points: { show: false } }))],
     axes: [{}, { size: 60 }],
   };
   plots.push(new uPlot(opts, data, fig));
@@ -86,9 +95,9 @@ function chart(title, id, rows, series, width) {
 }
 
 async function draw(root) {
-  const [stats, csvNote] = [await api.get('/stats?' + query()), null];
-  void csvNote;
-  const rows = aggregate(stats.items || []);
+  const range = periodParams();
+  const stats = await api.get('/stats?' + query());
+  const rows = aggregate(stats.items || [], range);
   for (const p of plots) p.destroy();
   plots = [];
   const area = clear(root.querySelector('#traffic-body'));
@@ -97,18 +106,20 @@ async function draw(root) {
   const step = periodParams().step === 60 ? 'minute' : 'hour';
   area.append(h('p', { id: 'traffic-summary' }, total + ' messages in the period (per ' + step + ', refreshed every 5 s).'));
   const charts = h('div', { class: 'charts' },
-    chart('Messages per ' + step + ' by class', 'chart-class', rows, CLASSES.map(([key, label]) => ({ key, label, get: (r) => r.cls[key] })), w),
-    chart('Messages per ' + step + ' by outcome', 'chart-outcome', rows, OUTCOMES.map(([key, label]) => ({ key, label, get: (r) => r.out[key] })), w),
+    chart('Messages per ' + step + ' by class', 'chart-class', rows, CLASSES.map(([key, label]) => ({ key, label, get: (r) => r.cls[key] })), w, range),
+    chart('Messages per ' + step + ' by outcome', 'chart-outcome', rows, OUTCOMES.map(([key, label]) => ({ key, label, get: (r) => r.out[key] })), w, range),
     chart('Latency (ms): p50 and p99', 'chart-latency', rows, [
       { key: 'p50', label: 'p50 ms', get: (r) => (r.p50n ? +r.p50.toFixed(3) : null) },
-      { key: 'p99', label: 'p99 ms', get: (r) => (r.p50n ? +r.p99.toFixed(3) : null) }], w));
+      { key: 'p99', label: 'p99 ms', get: (r) => (r.p50n ? +r.p99.toFixed(3) : null) }], w, range));
   area.append(charts);
   const cols = [{ label: 'period start (UTC)', get: (r) => new Date(r.t * 1000).toISOString().replace('.000Z', 'Z') }]
     .concat(CLASSES.map(([k, l]) => ({ label: l, num: true, get: (r) => r.cls[k] })))
     .concat(OUTCOMES.map(([k, l]) => ({ label: l, num: true, get: (r) => r.out[k] })))
     .concat([{ label: 'p50 ms', num: true, get: (r) => (r.p50n ? r.p50.toFixed(3) : '') },
       { label: 'p99 ms (max of rows)', num: true, get: (r) => (r.p50n ? r.p99.toFixed(3) : '') }]);
-  area.append(table('The figures behind the charts', cols, rows.slice().reverse(), { id: 'traffic-table' }));
+  // the table lists the periods in which something flowed (all of them would be mostly zeros)
+  area.append(table('The figures behind the charts (periods with traffic, newest first)', cols,
+    rows.filter((r) => r.total > 0).reverse(), { id: 'traffic-table' }));
 }
 
 async function downloadCsv() {
@@ -130,7 +141,7 @@ export async function render(root) {
     select('home', 'Home network', [['', 'any']].concat(nets), state.home),
     h('button', { type: 'button', id: 'csv', class: 'secondary' }, 'Download CSV'));
   root.append(h('h1', {}, 'Traffic'),
-    me.operator ? null : h('p', { class: 'muted' }, 'Only traffic where your network ' + me.net_id + ' is the forwarder or the home network is counted.'),
+    h('p', { class: 'muted' }, me.operator ? 'All traffic relayed by the hub.' : 'Only traffic where your network ' + me.net_id + ' is the forwarder or the home network is counted.'),
     controls, h('div', { id: 'traffic-body' }));
   controls.addEventListener('change', (e) => {
     state[e.target.id] = e.target.value;

@@ -1,0 +1,250 @@
+// console_test.mjs — drives the roamhub web console in Debian's chromium (headless, through
+// playwright-core) against a real roamhubd with traffic flowing; started by tests/e2e/test_console.py
+// with a JSON configuration file as its only argument:
+//   {"url", "operator_key", "key_a", "key_b", "net_a", "net_b", "net_c", "hostile_name",
+//    "screenshots": dir or "", "results": file, "playwright": path of playwright-core}
+// Every check throws on failure; the script prints one JSON line per passed check and writes
+// {"ok": true, "checks": [...], "timings_ms": {...}} to `results`. Exit code 0 only if all passed.
+import fs from 'node:fs';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+
+const cfg = JSON.parse(fs.readFileSync(process.argv[2], 'utf8'));
+const { chromium } = await import(pathToFileURL(path.join(cfg.playwright, 'index.mjs')).href);
+
+const checks = [];
+const timings = {};
+function pass(name, detail) {
+  checks.push({ name, detail });
+  console.log(JSON.stringify({ pass: name, detail }));
+}
+function assert(cond, msg) {
+  if (!cond) throw new Error('assertion failed: ' + msg);
+}
+async function until(what, fn, timeoutMs = 20000, stepMs = 250) {
+  const end = Date.now() + timeoutMs;
+  let last;
+  for (;;) {
+    last = await fn();
+    if (last) return last;
+    if (Date.now() > end) throw new Error('timed out waiting for ' + what);
+    await new Promise((r) => setTimeout(r, stepMs));
+  }
+}
+
+const userDir = fs.mkdtempSync(path.join(cfg.tmp, 'chromium-'));
+// a fresh user data directory (playwright passes it as --user-data-dir); every user gets its own
+// page: the console keeps its token in the page's memory, so pages share nothing
+const browser = await chromium.launchPersistentContext(userDir, {
+  executablePath: '/usr/bin/chromium',
+  headless: true,
+  viewport: { width: 1180, height: 760 },
+  deviceScaleFactor: 1,
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+});
+
+const problems = [];
+const openPages = [];
+async function newPage(label) {
+  const page = await browser.newPage();
+  openPages.push([label, page]);
+  page.on('console', (m) => {
+    const t = m.text();
+    if (/Content Security Policy|Refused to/i.test(t)) problems.push(label + ': CSP: ' + t);
+    else if (m.type() === 'error' && !/Failed to load resource.*(404|401|403)/.test(t)) problems.push(label + ': console error: ' + t);
+  });
+  page.on('pageerror', (e) => problems.push(label + ': page error: ' + e.message));
+  page.on('dialog', async (d) => { problems.push(label + ': a dialog opened (script injection?): ' + d.message()); await d.dismiss(); });
+  return page;
+}
+
+async function shot(page, name) {
+  if (!cfg.screenshots) return;
+  await page.screenshot({ path: path.join(cfg.screenshots, name + '.png') });
+}
+
+async function signIn(page, key, who) {
+  const t0 = Date.now();
+  await page.goto(cfg.url + '/console/');
+  await page.locator('#apikey').waitFor({ state: 'visible' });
+  timings['signin_page_usable_' + who] = Date.now() - t0;
+  await page.locator('#apikey').fill(key);
+  await page.locator('#apikey').press('Enter');
+  await page.locator('#page[data-ready="traffic"]').waitFor({ timeout: 15000 });
+}
+
+async function go(page, name) {
+  await page.evaluate((n) => {
+    document.getElementById('page').removeAttribute('data-ready');
+    if (location.hash === '#/' + n) window.dispatchEvent(new HashChangeEvent('hashchange')); // reload the page
+    else location.hash = '#/' + n;
+  }, name);
+  await page.locator('#page[data-ready="' + name + '"]').waitFor({ timeout: 15000 });
+}
+
+const totals = async (page, id) => JSON.parse(await page.locator('#' + id).getAttribute('data-totals'));
+
+try {
+  // ---------- unauthenticated visitor: the sign-in page and nothing else ----------
+  const anon = await newPage('anon');
+  await anon.goto(cfg.url + '/console/');
+  await shot(anon, 'signin');
+  assert(await anon.locator('#signin').isVisible(), 'sign-in section visible');
+  assert(await anon.locator('#page').isHidden(), 'no page content before sign-in');
+  assert(await anon.locator('#nav').isHidden(), 'no navigation before sign-in');
+  await anon.evaluate(() => { location.hash = '#/traffic'; });
+  await anon.waitForTimeout(300);
+  assert(await anon.locator('#page').isHidden(), 'a page route without a token shows nothing');
+  assert((await browser.cookies()).length === 0, 'no cookies');
+  // keyboard: the key field has a label and the sign-in button is reachable with Tab
+  assert(await anon.locator('label[for="apikey"]').count() === 1, 'the key input is labelled');
+  await anon.locator('#apikey').fill('nope:nope');
+  await anon.keyboard.press('Tab');
+  assert(await anon.evaluate(() => document.activeElement.textContent) === 'Sign in', 'Tab reaches the sign-in button');
+  await anon.keyboard.press('Enter');
+  await until('sign-in error', async () => /invalid client credentials/.test(await anon.locator('#signin-error').textContent()));
+  pass('unauthenticated visitor sees only the sign-in page', { cookies: 0 });
+
+  // ---------- operator ----------
+  const op = await newPage('operator');
+  await signIn(op, cfg.operator_key, 'operator');
+  assert(/operator/.test(await op.locator('#who').textContent()), 'operator shown as signed in');
+  const stor = await op.evaluate(() => [localStorage.length, sessionStorage.length, document.cookie]);
+  assert(stor[0] === 0 && stor[1] === 0 && stor[2] === '', 'token not in localStorage/sessionStorage/cookies: ' + JSON.stringify(stor));
+  // traffic: the relayed uplinks appear in the chart (and the table behind it)
+  const tr = await until('relayed uplinks in the traffic chart', async () => {
+    const t = await totals(op, 'chart-class');
+    return (t.application_data + t.mac_data + t.join_request) > 0 && (await totals(op, 'chart-outcome')).forwarded > 0 ? t : null;
+  }, 30000, 1000);
+  const rows = await op.locator('#traffic-table tbody tr').count();
+  assert(rows >= 1, 'table behind the chart has rows');
+  assert(await op.locator('#chart-class canvas').count() >= 1, 'the chart is drawn');
+  pass('operator: the traffic chart shows the relayed uplinks', { by_class: tr, table_rows: rows });
+  await shot(op, 'traffic');
+
+  // hostile names are text, never markup
+  await go(op, 'networks');
+  const netText = await op.locator('#networks-table').textContent();
+  assert(netText.includes(cfg.hostile_name), 'hostile network name shown literally');
+  assert(await op.locator('#networks-table img, #networks-table script').count() === 0, 'no element created from a name');
+  const healthRows = await op.locator('#health-table tbody tr').count();
+  assert(healthRows >= 2, 'endpoint health rows');
+  const healthText = await op.locator('#health-table').textContent();
+  assert(/closed|open/.test(healthText), 'circuit state shown');
+  pass('operator: networks, routing and endpoint health; hostile names escaped', { health_rows: healthRows });
+  await shot(op, 'networks');
+
+  // peering: a policy change in the matrix makes the next uplinks denied, and the chart shows it
+  await go(op, 'peering');
+  await shot(op, 'peering');
+  const cell = op.locator(`#policy-matrix button[data-fwd="${cfg.net_a}"][data-home="${cfg.net_b}"]`);
+  assert(/application_data/.test(await cell.getAttribute('data-up')), 'A->B allows application data before the change');
+  await cell.focus();
+  await op.keyboard.press('Enter'); // keyboard opens the editor
+  await op.locator('#policy-editor').waitFor();
+  for (const k of ['join_request', 'mac_data', 'application_data']) await op.locator('#up-' + k).uncheck();
+  const tChange = Date.now();
+  await op.locator('#edit-save').click();
+  await until('matrix updated', async () => (await op.locator(`#policy-matrix button[data-fwd="${cfg.net_a}"][data-home="${cfg.net_b}"]`).getAttribute('data-up')) === '');
+  await go(op, 'traffic');
+  const denied = await until('policy_denied in the outcome chart', async () => {
+    const t = await totals(op, 'chart-outcome');
+    return t.policy_denied > 0 ? t : null;
+  }, 40000, 1000);
+  timings.policy_change_to_denied_in_chart = Date.now() - tChange;
+  pass('operator: a policy change in the matrix makes the next uplinks denied and the chart shows it', { by_outcome: denied, ms: timings.policy_change_to_denied_in_chart });
+  // restore the policy through the matrix
+  await go(op, 'peering');
+  await op.locator(`#policy-matrix button[data-fwd="${cfg.net_a}"][data-home="${cfg.net_b}"]`).click();
+  for (const k of ['join_request', 'mac_data', 'application_data']) await op.locator('#up-' + k).check();
+  await op.locator('#edit-save').click();
+  await until('matrix restored', async () => /application_data/.test(await op.locator(`#policy-matrix button[data-fwd="${cfg.net_a}"][data-home="${cfg.net_b}"]`).getAttribute('data-up')));
+
+  // live traffic: events appear as they happen
+  await go(op, 'live');
+  await until('live stream connected', async () => /^live/.test(await op.locator('#live-status').textContent()), 10000);
+  const t0 = Date.now();
+  const n1 = await until('a live event', async () => { const n = await op.locator('#live-rows tr').count(); return n > 0 ? n : null; }, 20000, 200);
+  const n2 = await until('more live events', async () => { const n = await op.locator('#live-rows tr').count(); return n > n1 ? n : null; }, 20000, 200);
+  const firstTime = await op.locator('#live-rows tr:first-child td:first-child').textContent();
+  const age = Date.now() - Date.parse(firstTime.replace(' ', 'T'));
+  assert(age < 15000, 'the newest live event is recent (' + age + ' ms)');
+  await op.locator('#f-outcome').selectOption('forwarded');
+  const shownOutcomes = await op.locator('#live-rows tr:not([hidden])').evaluateAll((trs) => trs.map((t) => t.dataset.outcome));
+  assert(shownOutcomes.every((o) => o === 'forwarded'), 'outcome filter');
+  await op.locator('#f-outcome').selectOption('');
+  timings.live_first_event_ms = Date.now() - t0;
+  pass('operator: live traffic shows events as they happen', { rows_then: n1, rows_later: n2, newest_age_ms: age });
+  await shot(op, 'live');
+
+  // gateways: the demo gateways on the map
+  await go(op, 'gateways');
+  const gws = await until('gateways on the map', async () => { const n = await op.locator(`#gateway-map g.gw[data-net="${cfg.net_a}"]`).count(); return n >= 2 ? n : null; }, 20000, 500);
+  pass('operator: the gateway map shows the demo gateways', { gateways: gws });
+  await shot(op, 'gateways');
+
+  await go(op, 'audit');
+  const audits = await op.locator('#audit-table tbody tr').count();
+  assert(audits >= 2 && /policy/.test(await op.locator('#audit-table').textContent()), 'audit lists the policy changes');
+  pass('operator: audit shows who changed what', { rows: audits });
+  await shot(op, 'audit');
+
+  // ---------- member B: only its own networks and pairs ----------
+  const mb = await newPage('member B');
+  await signIn(mb, cfg.key_b, 'member');
+  assert((await mb.locator('#who').textContent()).includes(cfg.net_b), 'member B signed in');
+  await go(mb, 'networks');
+  const nets = await mb.locator('#networks-table tbody tr td:first-child').allTextContents();
+  assert(JSON.stringify(nets) === JSON.stringify([cfg.net_b]), 'member B sees only its network: ' + nets);
+  const eps = await mb.locator('#endpoints-table tbody tr td:first-child').allTextContents();
+  assert(eps.length === 1, 'member B sees only its endpoint: ' + eps);
+  await go(mb, 'peering');
+  const pairs = await mb.locator('#policy-matrix button.cell').evaluateAll((bs) => bs.map((b) => [b.dataset.fwd, b.dataset.home]));
+  assert(pairs.length > 0 && pairs.every(([f, h]) => f === cfg.net_b || h === cfg.net_b), 'member B sees only pairs with itself: ' + JSON.stringify(pairs));
+  assert(!pairs.some(([f, h]) => f === cfg.net_a && h === cfg.net_c), 'A->C not visible to B');
+  await go(mb, 'live');
+  await until('member live events', async () => (await mb.locator('#live-rows tr').count()) > 0, 20000, 300);
+  const evs = await mb.locator('#live-rows tr').evaluateAll((trs) => trs.map((t) => JSON.parse(t.dataset.event)));
+  assert(evs.every((e) => e.forwarder === cfg.net_b || e.home === cfg.net_b), 'member B live events all involve B');
+  await go(mb, 'audit');
+  assert(await mb.locator('#audit-unavailable').count() === 1, 'no audit for members');
+  pass('member: sees only its own networks, endpoints, pairs and traffic', { pairs, live_events: evs.length });
+
+  // ---------- gateway visibility: A shows, then hides its gateways; B's map follows ----------
+  const ma = await newPage('member A');
+  await signIn(ma, cfg.key_a, 'member A');
+  async function setVisibility(v) {
+    await go(ma, 'networks');
+    await ma.locator('#vis-' + cfg.net_a).selectOption(v);
+    await ma.locator('#vis-' + cfg.net_a + '-save').click();
+    await until('visibility saved', async () => (await ma.locator('#networks-table [role="status"]').textContent()) === 'saved');
+  }
+  await go(mb, 'gateways');
+  assert(await mb.locator(`#gateway-map g.gw[data-net="${cfg.net_a}"]`).count() === 0, 'A\'s gateways hidden by default');
+  await setVisibility('GATEWAY_VISIBILITY_EXACT');
+  await go(mb, 'gateways');
+  const seen = await until('A\'s gateways visible to B', async () => { const n = await mb.locator(`#gateway-map g.gw[data-net="${cfg.net_a}"]`).count(); return n >= 2 ? n : null; }, 15000, 500);
+  await shot(mb, 'gateways-member');
+  await setVisibility('GATEWAY_VISIBILITY_HIDDEN');
+  await go(mb, 'gateways');
+  const after = await mb.locator(`#gateway-map g.gw[data-net="${cfg.net_a}"]`).count();
+  assert(after === 0, 'A\'s gateways disappear for B when A hides them (' + after + ')');
+  assert(/hidden by their network/.test(await mb.locator('#gateway-list').textContent()), 'B is told some are hidden');
+  pass('visibility: a member\'s hidden gateways disappear for another member', { shown: seen, after_hiding: after });
+
+  assert(problems.length === 0, 'browser problems: ' + problems.join(' | '));
+  pass('no CSP violations, script errors or dialogs', {});
+  fs.writeFileSync(cfg.results, JSON.stringify({ ok: true, checks, timings_ms: timings }));
+} catch (e) {
+  const shown = {};
+  for (const [label, page] of openPages) {
+    shown[label] = await page.evaluate(() => document.getElementById('main').innerText.slice(0, 1500)).catch(() => '?');
+  }
+  fs.writeFileSync(cfg.results, JSON.stringify({ ok: false, error: String(e.stack || e), shown, checks, problems, timings_ms: timings }));
+  console.error(e.stack || e);
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+  fs.rmSync(userDir, { recursive: true, force: true });
+}

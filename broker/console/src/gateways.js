@@ -23,7 +23,7 @@ function view(points, wpx, hpx) {
   }
   const spanX = Math.max(maxX - minX, 1e-5), spanY = Math.max(maxY - minY, 1e-5);
   let z = Math.floor(Math.log2(Math.min(wpx / (spanX * TILE), hpx / (spanY * TILE)) * 0.6));
-  z = Math.max(1, Math.min(16, z));
+  z = Math.max(1, Math.min(15, z));
   const world = TILE * 2 ** z;
   const cx = (minX + maxX) / 2 * world, cy = (minY + maxY) / 2 * world;
   return { z, x0: cx - wpx / 2, y0: cy - hpx / 2 };
@@ -52,19 +52,23 @@ function drawMap(el, points, settings) {
   }
   const s = svg('svg', { viewBox: '0 0 ' + wpx + ' ' + hpx, role: 'img', 'aria-label': points.length + ' gateways on a map; the table below lists them' });
   if (!settings.tile_url) {
-    // graticule every 10/1/0.1 degrees depending on the zoom
-    const step = v.z < 5 ? 10 : v.z < 9 ? 1 : 0.1;
+    // graticule: a "nice" step giving a handful of lines across the view
+    const spanLon = (wpx / world) * 360;
+    const nice = [0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 45];
+    const step = nice.find((n) => spanLon / n <= 8) || 45;
+    const digits = Math.max(0, -Math.floor(Math.log10(step)));
     const lon0 = (v.x0 / world) * 360 - 180, lon1 = ((v.x0 + wpx) / world) * 360 - 180;
     for (let lon = Math.ceil(lon0 / step) * step; lon <= lon1; lon += step) {
       const x = mercX(lon) * world - v.x0;
       s.append(svg('line', { x1: x, y1: 0, x2: x, y2: hpx, stroke: '#9fb7cc', 'stroke-width': 1 }));
-      s.append(svg('text', { x: x + 2, y: hpx - 4, 'font-size': 10, fill: '#345' }, lon.toFixed(step < 1 ? 1 : 0) + '°'));
+      s.append(svg('text', { x: x + 2, y: hpx - 4, 'font-size': 11, fill: '#234' }, lon.toFixed(digits) + '°'));
     }
-    for (let lat = -80; lat <= 80; lat += step) {
+    const latOf = (py) => (Math.atan(Math.sinh(Math.PI * (1 - 2 * py / world))) * 180) / Math.PI;
+    const latTop = latOf(v.y0), latBottom = latOf(v.y0 + hpx);
+    for (let lat = Math.ceil(latBottom / step) * step; lat <= latTop; lat += step) {
       const y = mercY(lat) * world - v.y0;
-      if (y < 0 || y > hpx) continue;
       s.append(svg('line', { x1: 0, y1: y, x2: wpx, y2: y, stroke: '#9fb7cc', 'stroke-width': 1 }));
-      s.append(svg('text', { x: 2, y: y - 2, 'font-size': 10, fill: '#345' }, lat.toFixed(step < 1 ? 1 : 0) + '°'));
+      s.append(svg('text', { x: 2, y: y - 2, 'font-size': 11, fill: '#234' }, lat.toFixed(digits) + '°'));
     }
   }
   for (const p of points) {
@@ -73,7 +77,8 @@ function drawMap(el, points, settings) {
     const g = svg('g', { class: 'gw', 'data-net': p.net_id, 'data-id': p.id || '' },
       svg('title', {}, label),
       p.precision_m ? svg('circle', { cx: x, cy: y, r: Math.max(6, p.precision_m / 2 / (40075016 / world)), fill: 'rgba(192,57,43,0.15)', stroke: '#c0392b' }) : null,
-      svg('circle', { cx: x, cy: y, r: 6, fill: p.own ? '#0b4fa8' : '#c0392b', stroke: '#fff', 'stroke-width': 2 }));
+      svg('circle', { cx: x, cy: y, r: 6, fill: p.own ? '#0b4fa8' : '#c0392b', stroke: '#fff', 'stroke-width': 2 }),
+      svg('text', { x: x + 9, y: y + 4, 'font-size': 12, fill: '#111' }, p.id || p.net_id));
     s.append(g);
   }
   el.append(s);

@@ -8,7 +8,8 @@ PKGS="build-essential cmake pkg-config git ca-certificates curl
 libevent-dev libhttp-parser-dev libssl-dev openssl libprotobuf-c-dev protobuf-c-compiler liblmdb-dev lmdb-utils
 libjwt-dev libcjson-dev zlib1g-dev libcmocka-dev libjemalloc-dev python3
 clang libclang-rt-14-dev
-nginx-light wrk"
+nginx-light wrk
+chromium"
 
 missing=""
 for p in $PKGS; do
@@ -21,8 +22,20 @@ done
 # nodesource's nodejs, which bundles npm and conflicts with Debian's npm package.
 if ! command -v npm >/dev/null 2>&1; then missing="$missing nodejs npm"; fi
 
+# The web console's JavaScript dependencies (esbuild, uPlot, playwright-core for its browser
+# test), exactly as broker/console/package-lock.json pins them; only when node_modules is missing
+# or older than the lockfile. Run after the packages (npm may have just been installed).
+console_npm() {
+  d="$(cd "$(dirname "$0")/.." && pwd)/broker/console"
+  if [ ! -f "$d/node_modules/.package-lock.json" ] || [ "$d/package-lock.json" -nt "$d/node_modules/.package-lock.json" ]; then
+    echo "bootstrap: npm ci in broker/console"
+    (cd "$d" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+}
+
 if [ -z "$missing" ]; then
   echo "bootstrap: all packages present"
+  console_npm
   exit 0
 fi
 
@@ -38,4 +51,5 @@ $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
 if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet nginx 2>/dev/null; then
   $SUDO systemctl stop nginx || true
 fi
+console_npm
 echo "bootstrap: done"

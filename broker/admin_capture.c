@@ -182,6 +182,16 @@ static int uint_param(admin_req_t *r, const char *name, unsigned lo, unsigned hi
     return 0;
 }
 
+int admin_capture_start(admin_req_t *r, unsigned max_events, capture_t **out)
+{
+    int rc = capture_start(r->p.is_operator, r->p.net_id, max_events, out);
+    if (rc)
+        admin_reply_error(r, rc == RH_EAGAIN ? 503 : 400, "capture: %s",
+                          rc == RH_EAGAIN ? "too many captures in progress, retry later"
+                                          : rh_strerror(rc));
+    return rc;
+}
+
 void admin_capture_handle(admin_req_t *r)
 {
     if (strcmp(r->method, "GET") || r->nseg != 1) {
@@ -215,12 +225,8 @@ void admin_capture_handle(admin_req_t *r)
         admin_reply_error(r, 503, "capture: out of memory");
         return;
     }
-    int rc = capture_start(r->p.is_operator, r->p.net_id, max_events, &dl->cap);
-    if (rc) {
+    if (admin_capture_start(r, max_events, &dl->cap) != RH_OK) {
         free(dl);
-        admin_reply_error(r, rc == RH_EAGAIN ? 503 : 400, "capture: %s",
-                          rc == RH_EAGAIN ? "too many captures in progress, retry later"
-                                          : rh_strerror(rc));
         return;
     }
     dl->a = r->a;

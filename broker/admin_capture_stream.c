@@ -169,15 +169,11 @@ void admin_capture_follow(admin_req_t *r, unsigned seconds, unsigned max_events)
         admin_reply_error(r, 503, "capture: out of memory");
         return;
     }
-    int rc = capture_start(r->p.is_operator, r->p.net_id, max_events, &fl->cap);
-    if (rc) {
+    if (admin_capture_start(r, max_events, &fl->cap) != RH_OK) {
         free(fl);
-        admin_reply_error(r, rc == RH_EAGAIN ? 503 : 400, "capture: %s",
-                          rc == RH_EAGAIN ? "too many captures in progress, retry later"
-                                          : rh_strerror(rc));
         return;
     }
-    rc = hs_stream_begin(r->req, 200, sse ? "text/event-stream" : "application/x-ndjson",
+    int rc = hs_stream_begin(r->req, 200, sse ? "text/event-stream" : "application/x-ndjson",
                          "Cache-Control: no-store\r\nX-Accel-Buffering: no\r\n");
     if (rc) {
         capture_stop(fl->cap);

@@ -155,6 +155,9 @@ void admin_capture_fini(admin_api_t *a);       /* ends captures in progress (shu
  * Called by admin_capture_handle after the rights check with the validated parameters. */
 void admin_capture_follow(admin_req_t *r, unsigned seconds, unsigned max_events);
 void admin_capture_follow_fini(admin_api_t *a); /* ends live streams (shutdown) */
+/* Starts a capture in the principal's scope (operator: all; member: its NetID); on failure
+ * replies itself (503 too many captures, 400) and returns the RH_E* code (admin_capture.c). */
+int admin_capture_start(admin_req_t *r, unsigned max_events, capture_t **out);
 /* One capture event as a JSON object line ("{...}\n") into out (admin_capture.c). */
 void admin_capture_event_line(admin_api_t *a, const capture_event_t *e, char *out, size_t cap);
 void admin_gateways_handle(admin_req_t *r);    /* GET /gateways (admin_gateways.c) */

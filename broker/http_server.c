@@ -117,6 +117,7 @@ const char *hs_status_text(int status)
     case 502: return "Bad Gateway";
     case 503: return "Service Unavailable";
     case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
     case 507: return "Insufficient Storage";
     default: return "Status";
     }
@@ -405,17 +406,23 @@ static size_t put_uint(char *h, size_t at, size_t cap, size_t v)
     return put(h, at, cap, d + sizeof d - n, n);
 }
 
+/* "HTTP/1.1 <status> <reason>" (no CRLF) at the start of h. */
+static size_t put_status_line(char *h, size_t cap, int status)
+{
+    const char *reason = hs_status_text(status);
+    size_t n = put(h, 0, cap, "HTTP/1.1 ", 9);
+    n = put_uint(h, n, cap, (size_t)(status % 1000));
+    n = put(h, n, cap, " ", 1);
+    return put(h, n, cap, reason, strlen(reason));
+}
+
 static void write_response(hs_conn_t *c, int status, const char *ctype, const char *extra,
                            const void *body, size_t len, int keep_alive)
 {
     struct evbuffer *out = bufferevent_get_output(c->bev);
     char h[512];
     const size_t cap = sizeof h - 2;
-    const char *reason = hs_status_text(status);
-    size_t n = put(h, 0, cap, "HTTP/1.1 ", 9);
-    n = put_uint(h, n, cap, (size_t)(status % 1000));
-    n = put(h, n, cap, " ", 1);
-    n = put(h, n, cap, reason, strlen(reason));
+    size_t n = put_status_line(h, cap, status);
     n = put(h, n, cap, "\r\nContent-Length: ", 18);
     n = put_uint(h, n, cap, len);
     n = put(h, n, cap, "\r\n", 2);
@@ -840,11 +847,7 @@ int hs_stream_begin(hs_req_t *r, int status, const char *ctype, const char *extr
     struct evbuffer *out = bufferevent_get_output(c->bev);
     char h[512];
     const size_t cap = sizeof h - 2;
-    const char *reason = hs_status_text(status);
-    size_t n = put(h, 0, cap, "HTTP/1.1 ", 9);
-    n = put_uint(h, n, cap, (size_t)(status % 1000));
-    n = put(h, n, cap, " ", 1);
-    n = put(h, n, cap, reason, strlen(reason));
+    size_t n = put_status_line(h, cap, status);
     static const char te[] = "\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n";
     n = put(h, n, cap, te, sizeof te - 1);
     if (ctype) {

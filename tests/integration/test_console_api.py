@@ -216,16 +216,19 @@ class ConsoleStatic(unittest.TestCase):
             self.assertIn(why, r.stdout + r.stderr, bad)
 
 
-class LiveCapture(unittest.TestCase):
+class WorldTest(unittest.TestCase):
+    """A hub with members A, B, C, an operator token and member tokens for `key_nets`."""
+    config, key_nets, key_rights = None, (), ("RIGHT_ADMIN",)
+
     @classmethod
     def setUpClass(cls):
-        cls.hub, cls.members = start_world()
+        cls.hub, cls.members = start_world(cls.config)
         cls.a = cls.members[0]
         cls.api = AdminClient(cls.hub)
         cls.op = cls.api.token(cls.api.operator_key())
         cls.tok = {}
-        for net in (A, C):
-            k, _ = cls.api.create_key(cls.op, net_id=net, rights=["RIGHT_READ_TRAFFIC"])
+        for net in cls.key_nets:
+            k, _ = cls.api.create_key(cls.op, net_id=net, rights=list(cls.key_rights))
             cls.tok[net] = cls.api.token(k)
 
     @classmethod
@@ -233,6 +236,10 @@ class LiveCapture(unittest.TestCase):
         cls.hub.cleanup()
         for m in cls.members:
             m.stop()
+
+
+class LiveCapture(WorldTest):
+    key_nets, key_rights = (A, C), ("RIGHT_READ_TRAFFIC",)
 
     def send(self, phy=APP_B):
         st, ans, _ = self.hub.post(pr_start_req(A, B, phy), self.a.key)
@@ -349,23 +356,8 @@ class LiveCapture(unittest.TestCase):
         self.assertTrue(data.startswith(b"HTTP/1.1 505"), data[:100])
 
 
-class Gateways(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.hub, cls.members = start_world({"console": {"gateways_max": 3}})
-        cls.a = cls.members[0]
-        cls.api = AdminClient(cls.hub)
-        cls.op = cls.api.token(cls.api.operator_key())
-        cls.tok = {}
-        for net in (A, B):
-            k, _ = cls.api.create_key(cls.op, net_id=net, rights=["RIGHT_ADMIN"])
-            cls.tok[net] = cls.api.token(k)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.hub.cleanup()
-        for m in cls.members:
-            m.stop()
+class Gateways(WorldTest):
+    config, key_nets = {"console": {"gateways_max": 3}}, (A, B)
 
     def gws(self, tok):
         st, j, _ = self.api.call("GET", "/gateways", token=tok)

@@ -46,6 +46,14 @@ class ConsoleInBrowser(unittest.TestCase):
         rec["name"] = HOSTILE
         st, data, _ = cls.api.call("PUT", "/networks/" + cls.w.c.net_id, rec, token=op)
         assert st == 200, (st, data)
+        # invalid UTF-8 in a name: refused by the API (400), or, if stored, shown with
+        # replacement characters without breaking the page (checked in the browser)
+        st, data, _ = cls.api.call("POST", "/tenants",
+                                   b'{"net_id": "%s", "tenant_id": "t-bad", "name": "bad \xff\xfe name"}'
+                                   % cls.w.c.net_id.encode(), token=op,
+                                   headers={"Content-Type": "application/json"})
+        assert st in (201, 400), (st, data)
+        cls.invalid_utf8_stored = st == 201
         cls.op_token = op
         # traffic keeps flowing during the whole browser session
         cls.stop = threading.Event()
@@ -75,7 +83,8 @@ class ConsoleInBrowser(unittest.TestCase):
                        "operator_key": self.op_key, "key_a": self.keys[self.w.a.net_id],
                        "key_b": self.keys[self.w.b.net_id], "net_a": self.w.a.net_id,
                        "net_b": self.w.b.net_id, "net_c": self.w.c.net_id,
-                       "hostile_name": HOSTILE, "screenshots": shots, "results": results,
+                       "hostile_name": HOSTILE, "invalid_utf8_stored": self.invalid_utf8_stored,
+                       "screenshots": shots, "results": results,
                        "playwright": PLAYWRIGHT, "tmp": self.w.dir}, f)
         r = subprocess.run(["node", os.path.join(HERE, "console", "console_test.mjs"), cfg_path],
                            capture_output=True, text=True, timeout=400)

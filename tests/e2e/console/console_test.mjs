@@ -128,11 +128,15 @@ try {
   const netText = await op.locator('#networks-table').textContent();
   assert(netText.includes(cfg.hostile_name), 'hostile network name shown literally');
   assert(await op.locator('#networks-table img, #networks-table script').count() === 0, 'no element created from a name');
+  if (cfg.invalid_utf8_stored) {
+    const tenants = await op.locator('#tenants-table').textContent();
+    assert(tenants.includes('bad \uFFFD\uFFFD name'), 'invalid UTF-8 shown as replacement characters: ' + tenants);
+  }
   const healthRows = await op.locator('#health-table tbody tr').count();
   assert(healthRows >= 2, 'endpoint health rows');
   const healthText = await op.locator('#health-table').textContent();
   assert(/closed|open/.test(healthText), 'circuit state shown');
-  pass('operator: networks, routing and endpoint health; hostile names escaped', { health_rows: healthRows });
+  pass('operator: networks, routing and endpoint health; hostile names escaped', { health_rows: healthRows, invalid_utf8_stored: cfg.invalid_utf8_stored });
   await shot(op, 'networks');
 
   // peering: a policy change in the matrix makes the next uplinks denied, and the chart shows it

@@ -192,8 +192,9 @@ int admin_console_new(const rh_config_t *cfg, admin_console_t **out, rh_diag_t *
     }
     DIR *dh = opendir(c->dir);
     if (!dh) {
+        int rc = rh_diag_fail(d, RH_EIO, "console directory %s: %s", c->dir, strerror(errno));
         free(c);
-        return rh_diag_fail(d, RH_EIO, "console directory %s: %s", c->dir, strerror(errno));
+        return rc;
     }
     struct dirent *de;
     while ((de = readdir(dh)) != NULL && c->nfiles < CONSOLE_MAX_FILES) {

@@ -11,7 +11,8 @@
  * Events are sent every 200 ms. The stream ends when the client goes away, after N seconds
  * (0 = no limit, at most 86400), or when the hub drains; the capture ring (M events between two
  * sends) drops and counts when full, and so does a client that stops reading (more than 1 MiB
- * waiting): a slow reader never holds relay memory or blocks a worker. Scope as in
+ * waiting): a slow reader never holds relay memory or blocks a worker, and one that has not
+ * read for 60 s while events wait is ended ("client_not_reading"). Scope as in
  * admin_capture.c: an operator sees every event, a member those of its own NetID. At most
  * CAPTURE_MAX_ACTIVE captures (held and live together) run at once.
  */
@@ -28,6 +29,7 @@
 #define FOLLOW_TICK_MS 200
 #define FOLLOW_KEEPALIVE_MS 15000
 #define FOLLOW_MAX_BUFFERED (1u << 20)
+#define FOLLOW_STALL_MS 60000
 
 struct admin_follow {
     admin_api_t *a;
@@ -39,6 +41,7 @@ struct admin_follow {
     uint64_t deadline_ms;   /* monotonic; 0 = none */
     uint64_t last_send_ms;
     uint64_t sent, slow_dropped;
+    uint64_t stalled_since_ms; /* monotonic; 0 = the client reads */
     admin_follow_t *next;
 };
 
@@ -79,10 +82,14 @@ static void send_chunk(admin_follow_t *fl, chunk_t *c, size_t events)
     if (!c->len)
         return;
     int rc = hs_stream_write(fl->req, c->buf, c->len, FOLLOW_MAX_BUFFERED);
-    if (rc == RH_EAGAIN)
+    if (rc == RH_EAGAIN) {
         fl->slow_dropped += events;
-    else if (rc == RH_OK)
+        if (!fl->stalled_since_ms)
+            fl->stalled_since_ms = rh_mono_ms();
+    } else if (rc == RH_OK) {
         fl->sent += events;
+        fl->stalled_since_ms = 0;
+    }
     fl->last_send_ms = rh_mono_ms();
     c->len = 0;
 }
@@ -158,6 +165,8 @@ static void tick(evutil_socket_t fd, short what, void *arg)
     }
     if (fl->deadline_ms && now >= fl->deadline_ms)
         finish(fl, "time_limit");
+    else if (fl->stalled_since_ms && now - fl->stalled_since_ms >= FOLLOW_STALL_MS)
+        finish(fl, "client_not_reading"); /* frees the capture slot a silent client holds */
 }
 
 void admin_capture_follow(admin_req_t *r, unsigned seconds, unsigned max_events)

@@ -70,7 +70,12 @@ class ConsoleInBrowser(unittest.TestCase):
     def tearDownClass(cls):
         cls.stop.set()
         cls.sim.join(timeout=120)
+        rc = cls.w.hub.stop()
+        logs = cls.w.hub.logs()
         cls.w.close()
+        if rc != 0 or "Sanitizer" in logs or "runtime error:" in logs:
+            at = max(logs.find("==ERROR"), logs.find("runtime error:"), 0)
+            raise AssertionError("roamhubd exited %s:\n%s" % (rc, logs[at:at + 6000] if at else logs[-4000:]))
 
     def test_console_in_chromium(self):
         cfg_path = os.path.join(self.w.dir, "console-test.json")

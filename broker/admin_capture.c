@@ -44,12 +44,8 @@ static void unlink_dl(admin_download_t *dl)
 
 void admin_capture_event_line(admin_api_t *a, const capture_event_t *e, char *out, size_t cap)
 {
-    char t[40], f[7], h[7];
-    time_t s = (time_t)(e->time_ms / 1000);
-    struct tm tm;
-    gmtime_r(&s, &tm);
-    size_t n = strftime(t, sizeof t, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(t + n, sizeof t - n, ".%03dZ", (int)(e->time_ms % 1000));
+    char t[ADMIN_TIME_TEXT], f[7], h[7];
+    admin_time_text(e->time_ms, t);
     lw_netid_format(e->fwd_net_id, f, 0);
     lw_netid_format(e->home_net_id, h, 0);
     char sender[RP_ID_MAX + 1];
@@ -166,22 +162,6 @@ static void timer_cb(evutil_socket_t fd, short ev, void *arg)
         finish(dl);
 }
 
-static int uint_param(admin_req_t *r, const char *name, unsigned lo, unsigned hi, unsigned *v)
-{
-    char b[32];
-    int q = admin_query(r, name, b, sizeof b);
-    if (q == 0)
-        return 0;
-    char *end;
-    long x = q > 0 ? strtol(b, &end, 10) : -1;
-    if (q < 0 || *end || x < (long)lo || x > (long)hi) {
-        admin_reply_error(r, 400, "%s: expected an integer in %u..%u", name, lo, hi);
-        return -1;
-    }
-    *v = (unsigned)x;
-    return 0;
-}
-
 int admin_capture_start(admin_req_t *r, unsigned max_events, capture_t **out)
 {
     int rc = capture_start(r->p.is_operator, r->p.net_id, max_events, out);
@@ -207,15 +187,15 @@ void admin_capture_handle(admin_req_t *r)
         return;
     if (follow) {
         unsigned fs = 0, fm = 1000; /* live: until the client leaves; ring between reads */
-        if (uint_param(r, "seconds", 0, 86400, &fs) ||
-            uint_param(r, "max_events", 1, CAPTURE_MAX_EVENTS, &fm))
+        if (admin_query_uint(r, "seconds", 0, 86400, &fs) ||
+            admin_query_uint(r, "max_events", 1, CAPTURE_MAX_EVENTS, &fm))
             return;
         admin_capture_follow(r, fs, fm);
         return;
     }
     unsigned seconds = 10, max_events = 10000;
-    if (uint_param(r, "seconds", 1, 60, &seconds) ||
-        uint_param(r, "max_events", 1, CAPTURE_MAX_EVENTS, &max_events))
+    if (admin_query_uint(r, "seconds", 1, 60, &seconds) ||
+        admin_query_uint(r, "max_events", 1, CAPTURE_MAX_EVENTS, &max_events))
         return;
     int download = 0;
     if (admin_query_bool(r, "download", &download) < 0)

@@ -23,7 +23,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define DEFAULT_PRECISION_M 10000u
 #define VIS_CACHE 64
@@ -85,15 +84,6 @@ static void snap(double *lat, double *lon, unsigned p)
     *lon = lo;
 }
 
-static void time_text(int64_t ms, char out[40])
-{
-    time_t s = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&s, &tm);
-    size_t n = strftime(out, 40, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out + n, 40 - n, ".%03dZ", (int)(ms % 1000));
-}
-
 void admin_gateways_handle(admin_req_t *r)
 {
     if (strcmp(r->method, "GET") || r->nseg != 1) {
@@ -104,13 +94,9 @@ void admin_gateways_handle(admin_req_t *r)
         admin_reply_error(r, 403, "gateways: your key lacks RIGHT_READ_TRAFFIC");
         return;
     }
-    uint32_t only = RP_ANY;
-    char b[16];
-    int q = admin_query(r, "net_id", b, sizeof b);
-    if (q < 0 || (q == 1 && lw_netid_parse(b, &only, NULL) != RH_OK)) {
-        admin_reply_error(r, 400, "net_id: expected 6 hex digits");
+    uint32_t only;
+    if (admin_query_netid(r, "net_id", &only))
         return;
-    }
     gw_store_t *s = atomic_load(&gateways_global);
     if (!s) {
         admin_reply_error(r, 404, "gateways: the console is disabled (console.enabled)");
@@ -150,7 +136,7 @@ void admin_gateways_handle(admin_req_t *r)
             }
         }
         cJSON *g = cJSON_CreateObject();
-        char id[17], net[7], t1[40], t2[40];
+        char id[17], net[7], t1[ADMIN_TIME_TEXT], t2[ADMIN_TIME_TEXT];
         if (!precision) {
             if (e.id_len == 4)
                 snprintf(id, sizeof id, "%08llX", (unsigned long long)(e.id & 0xffffffffu));
@@ -164,8 +150,8 @@ void admin_gateways_handle(admin_req_t *r)
         cJSON_AddNumberToObject(g, "lat", round(e.lat * 1e6) / 1e6);
         cJSON_AddNumberToObject(g, "lon", round(e.lon * 1e6) / 1e6);
         cJSON_AddNumberToObject(g, "precision_m", precision);
-        time_text(e.first_seen_ms, t1);
-        time_text(e.last_seen_ms, t2);
+        admin_time_text(e.first_seen_ms, t1);
+        admin_time_text(e.last_seen_ms, t2);
         cJSON_AddStringToObject(g, "first_seen", t1);
         cJSON_AddStringToObject(g, "last_seen", t2);
         cJSON_AddNumberToObject(g, "uplinks", (double)e.uplinks);

@@ -28,7 +28,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define HEALTH_MAX_ENDPOINTS 4096
 #define HEALTH_WAIT_MS 1000
@@ -232,11 +231,8 @@ static void answer(health_req_t *h)
         cJSON *rs = cJSON_AddArrayToObject(rc, "failure_reasons");
         for (size_t k = 0; k < t[i].nreasons; k++) {
             cJSON *y = cJSON_CreateObject();
-            char when[32];
-            time_t ts = (time_t)(t[i].reasons[k].last_minute * 60);
-            struct tm tm;
-            gmtime_r(&ts, &tm);
-            strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+            char when[ADMIN_TIME_TEXT];
+            admin_time_text(t[i].reasons[k].last_minute * 60000, when);
             cJSON_AddStringToObject(y, "reason", t[i].reasons[k].code);
             cJSON_AddNumberToObject(y, "count", (double)t[i].reasons[k].count);
             cJSON_AddStringToObject(y, "last_minute", when);
@@ -285,17 +281,8 @@ void admin_health_handle(admin_req_t *r)
         return;
     }
     unsigned minutes = 15;
-    char b[16];
-    int q = admin_query(r, "minutes", b, sizeof b);
-    if (q != 0) {
-        char *end;
-        long v = q > 0 ? strtol(b, &end, 10) : -1;
-        if (q < 0 || *end || v < 1 || v > 1440) {
-            admin_reply_error(r, 400, "minutes: expected an integer in 1..1440");
-            return;
-        }
-        minutes = (unsigned)v;
-    }
+    if (admin_query_uint(r, "minutes", 1, 1440, &minutes))
+        return;
     hub_t *hub = r->a->hub;
     gather_t *g = calloc(1, sizeof *g);
     health_req_t *h = calloc(1, sizeof *h);

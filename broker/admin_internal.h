@@ -145,6 +145,16 @@ void admin_key_revoke(admin_req_t *r, const admin_res_t *res, ProtobufCMessage *
  * import. Returns 1 when the request was one of them (and was replied to), else 0. */
 int admin_views_handle(admin_req_t *r);
 
+/* Query parameters (admin_params.c). Each returns 0 when absent (out unchanged; netid: RP_ANY)
+ * or valid, and -1 after replying 400 naming the parameter ("seconds: expected an integer in
+ * 1..60", "net_id: <the NetID parser's reason>"). */
+int admin_query_uint(admin_req_t *r, const char *name, unsigned lo, unsigned hi, unsigned *v);
+int admin_query_netid(admin_req_t *r, const char *name, uint32_t *out);
+
+/* Unix ms as RFC 3339 UTC with milliseconds ("2026-12-06T08:01:45.541Z"). */
+#define ADMIN_TIME_TEXT 40
+void admin_time_text(int64_t ms, char out[ADMIN_TIME_TEXT]);
+
 /* Handlers by area. */
 void admin_resources_handle(admin_req_t *r);   /* networks ... keys, import, catalog, routes,
                                                   audit, policies/effective */

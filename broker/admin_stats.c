@@ -150,21 +150,6 @@ static int stats_cb(void *ud, const rp_stats_item_t *it)
     return 0;
 }
 
-static int netid_param(admin_req_t *r, const char *name, uint32_t *out)
-{
-    char b[32];
-    *out = RP_ANY;
-    int q = admin_query(r, name, b, sizeof b);
-    if (q == 0)
-        return 0;
-    rh_diag_t d = {{0}};
-    if (q < 0 || lw_netid_parse(b, out, &d) != RH_OK) {
-        admin_reply_error(r, 400, "%s: %s", name, d.text[0] ? d.text : "malformed");
-        return -1;
-    }
-    return 0;
-}
-
 void admin_stats_handle(admin_req_t *r)
 {
     if (strcmp(r->method, "GET") || r->nseg != 1) {
@@ -204,7 +189,7 @@ void admin_stats_handle(admin_req_t *r)
         }
     }
     rp_stats_filter_t f = {RP_ANY, RP_ANY, RP_ANY, RP_ANY};
-    if (netid_param(r, "forwarder", &f.forwarder_net_id) || netid_param(r, "home", &f.home_net_id))
+    if (admin_query_netid(r, "forwarder", &f.forwarder_net_id) || admin_query_netid(r, "home", &f.home_net_id))
         return;
     if (admin_query(r, "class", b, sizeof b) == 1) {
         rp_class_t c;

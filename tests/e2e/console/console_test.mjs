@@ -198,6 +198,10 @@ try {
   const mb = await newPage('member B');
   await signIn(mb, cfg.key_b, 'member');
   assert((await mb.locator('#who').textContent()).includes(cfg.net_b), 'member B signed in');
+  const mbTraffic = await until('B\'s relayed uplinks in its traffic chart', async () => {
+    const t = await totals(mb, 'chart-class');
+    return t.application_data > 0 ? t : null;
+  }, 20000, 1000);
   await go(mb, 'networks');
   const nets = await mb.locator('#networks-table tbody tr td:first-child').allTextContents();
   assert(JSON.stringify(nets) === JSON.stringify([cfg.net_b]), 'member B sees only its network: ' + nets);
@@ -213,7 +217,7 @@ try {
   assert(evs.every((e) => e.forwarder === cfg.net_b || e.home === cfg.net_b), 'member B live events all involve B');
   await go(mb, 'audit');
   assert(await mb.locator('#audit-unavailable').count() === 1, 'no audit for members');
-  pass('member: sees only its own networks, endpoints, pairs and traffic', { pairs, live_events: evs.length });
+  pass('member: sees only its own networks, endpoints, pairs and traffic', { pairs, live_events: evs.length, traffic_by_class: mbTraffic });
 
   // ---------- gateway visibility: A shows, then hides its gateways; B's map follows ----------
   const ma = await newPage('member A');

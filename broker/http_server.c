@@ -416,6 +416,22 @@ static size_t put_status_line(char *h, size_t cap, int status)
     return put(h, n, cap, reason, strlen(reason));
 }
 
+/* Content-Type (when given), the caller's extra header lines, and the blank line ending the
+ * head; h has 2 bytes beyond cap for the final CRLF. */
+static size_t put_head_end(char *h, size_t n, size_t cap, const char *ctype, const char *extra)
+{
+    if (ctype) {
+        n = put(h, n, cap, "Content-Type: ", 14);
+        n = put(h, n, cap, ctype, strlen(ctype));
+        n = put(h, n, cap, "\r\n", 2);
+    }
+    if (extra)
+        n = put(h, n, cap, extra, strlen(extra));
+    h[n++] = '\r';
+    h[n++] = '\n';
+    return n;
+}
+
 static void write_response(hs_conn_t *c, int status, const char *ctype, const char *extra,
                            const void *body, size_t len, int keep_alive)
 {
@@ -426,17 +442,9 @@ static void write_response(hs_conn_t *c, int status, const char *ctype, const ch
     n = put(h, n, cap, "\r\nContent-Length: ", 18);
     n = put_uint(h, n, cap, len);
     n = put(h, n, cap, "\r\n", 2);
-    if (ctype) {
-        n = put(h, n, cap, "Content-Type: ", 14);
-        n = put(h, n, cap, ctype, strlen(ctype));
-        n = put(h, n, cap, "\r\n", 2);
-    }
     if (!keep_alive)
         n = put(h, n, cap, "Connection: close\r\n", 19);
-    if (extra)
-        n = put(h, n, cap, extra, strlen(extra));
-    h[n++] = '\r';
-    h[n++] = '\n';
+    n = put_head_end(h, n, cap, ctype, extra);
     evbuffer_add(out, h, n);
     if (len)
         evbuffer_add(out, body, len);
@@ -850,15 +858,7 @@ int hs_stream_begin(hs_req_t *r, int status, const char *ctype, const char *extr
     size_t n = put_status_line(h, cap, status);
     static const char te[] = "\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n";
     n = put(h, n, cap, te, sizeof te - 1);
-    if (ctype) {
-        n = put(h, n, cap, "Content-Type: ", 14);
-        n = put(h, n, cap, ctype, strlen(ctype));
-        n = put(h, n, cap, "\r\n", 2);
-    }
-    if (extra)
-        n = put(h, n, cap, extra, strlen(extra));
-    h[n++] = '\r';
-    h[n++] = '\n';
+    n = put_head_end(h, n, cap, ctype, extra);
     evbuffer_add(out, h, n);
     c->phase = PH_STREAM;
     evtimer_del(c->timer);

@@ -28,6 +28,7 @@ function showSignIn(reason) {
 }
 
 async function route() {
+  if (location.hash && !location.hash.startsWith('#/')) return; // in-page anchors (skip link)
   if (!api.signedIn()) { showSignIn(); return; }
   const name = (location.hash.replace(/^#\//, '') || 'traffic').split('?')[0];
   const page = PAGES[name] || traffic;

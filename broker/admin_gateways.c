@@ -138,8 +138,8 @@ void admin_gateways_handle(admin_req_t *r)
         cJSON *g = cJSON_CreateObject();
         char id[17], net[7], t1[ADMIN_TIME_TEXT], t2[ADMIN_TIME_TEXT];
         if (!precision) {
-            if (e.id_len == 4)
-                snprintf(id, sizeof id, "%08llX", (unsigned long long)(e.id & 0xffffffffu));
+            if (e.id_len == 4) /* lower-case hex like rh_eui64_format */
+                snprintf(id, sizeof id, "%08llx", (unsigned long long)(e.id & 0xffffffffu));
             else
                 rh_eui64_format(e.id, id);
             cJSON_AddStringToObject(g, "id", id);

@@ -7,24 +7,69 @@ uplinks denied and the chart shows it, live traffic shows events as they happen,
 shows the demo gateways, a member's hidden gateways disappear for another member, hostile names
 stay text, no CSP violation. With ROAMHUB_CONSOLE_SCREENSHOTS=DIR it also saves the screenshots
 shown in the README (docs/console/)."""
+import http.server
 import json
 import os
-import shutil
+import struct
 import subprocess
 import sys
 import threading
 import unittest
+import zlib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 from roaming_world import B_DEVICES, World  # noqa: E402
-from roamhub_harness import AdminClient  # noqa: E402
+from roamhub_harness import (AdminClient, Hub, Member, admin_config, free_port,  # noqa: E402
+                             member_records, pr_start_req)
 
 SOURCE = os.environ.get("ROAMHUB_SOURCE", os.path.join(HERE, "..", ".."))
 PLAYWRIGHT = os.path.join(SOURCE, "broker", "console", "node_modules", "playwright-core")
 CHROMIUM = "/usr/bin/chromium"
 HOSTILE = "<script>alert(1)</script>\"'&<img src=x onerror=alert(2)>"
+
+
+def png_tile():
+    """A 256x256 PNG: light land colour with a darker border, so tiles are visible."""
+    rows = []
+    for y in range(256):
+        row = bytearray(b"\x00")
+        for x in range(256):
+            edge = x == 0 or y == 0
+            row += bytes((170, 190, 160) if edge else (232, 236, 222))
+        rows.append(bytes(row))
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 256, 256, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"".join(rows))) + chunk(b"IEND", b""))
+
+
+class TileServer:
+    """A base-map tile server on 127.0.0.1 (ephemeral port) counting the tiles it served."""
+
+    def __init__(self):
+        self.served = []
+        tile, served = png_tile(), self.served
+
+        class H(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_GET(self):
+                served.append(self.path)
+                self.send_response(200)
+                self.send_header("Content-Type", "image/png")
+                self.send_header("Content-Length", str(len(tile)))
+                self.end_headers()
+                self.wfile.write(tile)
+        self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), H)
+        self.port = self.srv.server_address[1]
+        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.srv.shutdown()
+        self.srv.server_close()
 
 
 class ConsoleInBrowser(unittest.TestCase):
@@ -65,11 +110,29 @@ class ConsoleInBrowser(unittest.TestCase):
                 cls.sim_runs.append(rc)
         cls.sim = threading.Thread(target=traffic, daemon=True)
         cls.sim.start()
+        # a second hub with a base map configured: tiles from a local tile server, one gateway
+        cls.tiles = TileServer()
+        cls.member_t = Member("netT", "000202", "key-T-0123456789")
+        cls.hub2 = Hub(member_records(cls.member_t),
+                       config={"admin": admin_config(),
+                               "console": {"tile_url": "http://127.0.0.1:%d/{z}/{x}/{y}.png" % cls.tiles.port,
+                                           "tile_attribution": "test tiles"}})
+        msg = pr_start_req("000202", "000505", "40" "0100000a" "00" "0100" "01" "aabb" "01020304")
+        msg["ULMetaData"]["GWInfo"][0].update({"ID": "7A7A7A7A7A7A7A7A", "Lat": 46.2044, "Lon": 6.1432})
+        st, _, _ = cls.hub2.post(msg, cls.member_t.key)   # no route to 000505 here: the gateway counts
+        assert st == 200, st
 
     @classmethod
     def tearDownClass(cls):
         cls.stop.set()
         cls.sim.join(timeout=120)
+        cls.member_t.stop()
+        cls.tiles.stop()
+        rc2 = cls.hub2.stop()
+        logs2 = cls.hub2.logs()
+        cls.hub2.cleanup()
+        if rc2 != 0 or "Sanitizer" in logs2:
+            raise AssertionError("second roamhubd exited %s:\n%s" % (rc2, logs2[-4000:]))
         rc = cls.w.hub.stop()
         logs = cls.w.hub.logs()
         cls.w.close()
@@ -90,7 +153,9 @@ class ConsoleInBrowser(unittest.TestCase):
                        "net_b": self.w.b.net_id, "net_c": self.w.c.net_id,
                        "hostile_name": HOSTILE, "invalid_utf8_stored": self.invalid_utf8_stored,
                        "screenshots": shots, "results": results,
-                       "playwright": PLAYWRIGHT, "tmp": self.w.dir}, f)
+                       "playwright": PLAYWRIGHT, "tmp": self.w.dir,
+                       "tiles_url": "http://127.0.0.1:%d" % self.hub2.admin_port,
+                       "tiles_key": AdminClient(self.hub2).operator_key()}, f)
         r = subprocess.run(["node", os.path.join(HERE, "console", "console_test.mjs"), cfg_path],
                            capture_output=True, text=True, timeout=400)
         sys.stderr.write(r.stdout)
@@ -106,9 +171,10 @@ class ConsoleInBrowser(unittest.TestCase):
         for want in ("unauthenticated visitor", "traffic chart shows the relayed uplinks",
                      "policy change in the matrix", "live traffic shows events",
                      "gateway map shows the demo gateways", "member: sees only its own",
-                     "hidden gateways disappear", "no CSP violations"):
+                     "hidden gateways disappear", "base map tiles", "no CSP violations"):
             self.assertTrue(any(want in n for n in names), want)
         sys.stderr.write("console timings (ms): %s\n" % json.dumps(res["timings_ms"]))
+        self.assertTrue(any(p.endswith(".png") for p in self.tiles.served), self.tiles.served)
         # the hub agrees with what the browser showed: the policy edit was written through the API
         st, audit, _ = self.api.call("GET", "/audit", token=self.op_token)
         self.assertEqual(st, 200)

@@ -394,8 +394,8 @@ class Gateways(WorldTest):
         self.assertEqual(g["0102030405060708"]["net_id"], A)
         self.assertEqual(g["0102030405060708"]["network"], "netA")
         self.assertEqual(g["0102030405060708"]["uplinks"], 1)
-        self.assertIn("A1A2A3A4", g)
-        self.assertNotIn("B1B2B3B4", g)
+        self.assertIn("a1a2a3a4", g)
+        self.assertNotIn("b1b2b3b4", g)
         # default: hidden from other members; the owner sees its own exactly
         mine = self.gws(self.tok[A])
         self.assertEqual(mine["count"], n)
@@ -436,7 +436,7 @@ class Gateways(WorldTest):
         op = self.gws(self.op)
         self.assertEqual((op["store"]["entries"], op["store"]["max"]), (3, 3))
         self.assertGreaterEqual(op["store"]["evicted"], 1)
-        self.assertEqual([x["id"] for x in op["gateways"]], ["D1D2D3D4", "C1C2C3C4", "A1A2A3A4"])
+        self.assertEqual([x["id"] for x in op["gateways"]], ["d1d2d3d4", "c1c2c3c4", "a1a2a3a4"])
         st, _, _ = self.api.call("GET", "/gateways?net_id=zz", token=self.op)
         self.assertEqual(st, 400)
 

@@ -58,14 +58,14 @@ function drawMap(el, points, settings) {
     const step = nice.find((n) => spanLon / n <= 8) || 45;
     const digits = Math.max(0, -Math.floor(Math.log10(step)));
     const lon0 = (v.x0 / world) * 360 - 180, lon1 = ((v.x0 + wpx) / world) * 360 - 180;
-    for (let lon = Math.ceil(lon0 / step) * step; lon <= lon1; lon += step) {
+    for (let lon = Math.ceil(Math.max(lon0, -180) / step) * step; lon <= Math.min(lon1, 180); lon += step) {
       const x = mercX(lon) * world - v.x0;
       s.append(svg('line', { x1: x, y1: 0, x2: x, y2: hpx, stroke: '#9fb7cc', 'stroke-width': 1 }));
       s.append(svg('text', { x: x + 2, y: hpx - 4, 'font-size': 11, fill: '#234' }, lon.toFixed(digits) + '°'));
     }
     const latOf = (py) => (Math.atan(Math.sinh(Math.PI * (1 - 2 * py / world))) * 180) / Math.PI;
     const latTop = latOf(v.y0), latBottom = latOf(v.y0 + hpx);
-    for (let lat = Math.ceil(latBottom / step) * step; lat <= latTop; lat += step) {
+    for (let lat = Math.ceil(Math.max(latBottom, -85) / step) * step; lat <= Math.min(latTop, 85); lat += step) {
       const y = mercY(lat) * world - v.y0;
       s.append(svg('line', { x1: 0, y1: y, x2: wpx, y2: y, stroke: '#9fb7cc', 'stroke-width': 1 }));
       s.append(svg('text', { x: 2, y: y - 2, 'font-size': 11, fill: '#234' }, lat.toFixed(digits) + '°'));

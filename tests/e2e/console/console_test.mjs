@@ -241,6 +241,24 @@ try {
   assert(/hidden by their network/.test(await mb.locator('#gateway-list').textContent()), 'B is told some are hidden');
   pass('visibility: a member\'s hidden gateways disappear for another member', { shown: seen, after_hiding: after });
 
+  // ---------- a hub with a base map: tiles from the configured tile server, allowed by the CSP ----------
+  const tp = await newPage('tiles');
+  const t0t = Date.now();
+  await tp.goto(cfg.tiles_url + '/console/');
+  await tp.locator('#apikey').fill(cfg.tiles_key);
+  await tp.locator('#apikey').press('Enter');
+  await tp.locator('#page[data-ready="traffic"]').waitFor({ timeout: 15000 });
+  void t0t;
+  await go(tp, 'gateways');
+  const loaded = await until('base map tiles loaded', async () => {
+    const n = await tp.locator('#gateway-map img.tile').evaluateAll((imgs) => imgs.filter((i) => i.complete && i.naturalWidth === 256).length);
+    return n > 0 ? n : null;
+  }, 15000, 300);
+  assert(await tp.locator('#gateway-map g.gw[data-id="7a7a7a7a7a7a7a7a"]').count() === 1, 'the gateway drawn over the tiles');
+  assert(/test tiles/.test(await tp.locator('#gateway-map .attribution').textContent()), 'attribution shown');
+  pass('gateways: base map tiles from the configured tile URL, drawn under the gateways', { tiles_loaded: loaded });
+  await shot(tp, 'gateways-tiles');
+
   assert(problems.length === 0, 'browser problems: ' + problems.join(' | '));
   pass('no CSP violations, script errors or dialogs', {});
   fs.writeFileSync(cfg.results, JSON.stringify({ ok: true, checks, timings_ms: timings }));

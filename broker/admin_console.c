@@ -200,7 +200,8 @@ int admin_console_new(const rh_config_t *cfg, admin_console_t **out, rh_diag_t *
     while ((de = readdir(dh)) != NULL && c->nfiles < CONSOLE_MAX_FILES) {
         if (!name_ok(de->d_name) || !ctype_of(de->d_name))
             continue;
-        load_file(c, de->d_name); /* unreadable or oversized files are skipped */
+        if (load_file(c, de->d_name) != RH_OK) /* skipped: symlink, unreadable, > 8 MiB */
+            RH_LOG(RH_LOG_WARN, "admin", "console file skipped name=%s", de->d_name);
     }
     closedir(dh);
     RH_LOG(RH_LOG_INFO, "admin", "console ready files=%zu tiles=%s", c->nfiles,

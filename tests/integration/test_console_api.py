@@ -194,6 +194,7 @@ class ConsoleStatic(unittest.TestCase):
                 r.read()
                 self.assertEqual(r.status, want, path)
             conn.close()
+            self.assertIn('msg="console file skipped" name=host.txt', hub.logs())
         finally:
             stop_clean(hub)
 

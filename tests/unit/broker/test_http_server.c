@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "http_server.h"
+#include "rh_err.h"
 #include "rh_time.h"
 
 static struct event_base *hs_req_base_for_test; /* the fixture's loop (one at a time) */
@@ -38,9 +39,9 @@ typedef struct fixture {
 typedef struct streamer {
     hs_req_t *req;
     struct event *ev;
-    int n, forever;
+    int n, forever, flood;
 } streamer_t;
-static volatile int gone_seen, stream_rc;
+static volatile int gone_seen, stream_rc, flood_eagain;
 
 static void stream_tick(evutil_socket_t fd, short what, void *arg)
 {
@@ -49,6 +50,15 @@ static void stream_tick(evutil_socket_t fd, short what, void *arg)
     (void)what;
     if (hs_req_gone(st->req)) {
         gone_seen = 1;
+    } else if (st->flood && !flood_eagain) {
+        /* 256 KiB per tick to a client that does not read: once the socket buffers are full
+         * the output buffer passes the 512 KiB bound and the write is refused, not queued */
+        static char big[256 * 1024];
+        if (hs_stream_write(st->req, big, sizeof big, 512 * 1024) == RH_EAGAIN)
+            flood_eagain = 1;
+        struct timeval tv = {0, 20000};
+        evtimer_add(st->ev, &tv);
+        return;
     } else if (st->forever || st->n < 3) {
         char b[32];
         int n = snprintf(b, sizeof b, "tick %d\n", ++st->n);
@@ -62,7 +72,7 @@ static void stream_tick(evutil_socket_t fd, short what, void *arg)
     free(st);
 }
 
-static void start_stream(hs_req_t *req, int forever)
+static void start_stream(hs_req_t *req, int forever, int flood)
 {
     if (hs_stream_begin(req, 200, "text/event-stream", "Cache-Control: no-store\r\n") != 0) {
         hs_reply(req, 505, "text/plain", "no\n", 3);
@@ -71,7 +81,8 @@ static void start_stream(hs_req_t *req, int forever)
     hs_stream_write(req, "first\n", 6, 1 << 20);
     streamer_t *st = calloc(1, sizeof *st);
     st->req = req;
-    st->forever = forever;
+    st->forever = forever || flood;
+    st->flood = flood;
     st->ev = evtimer_new(hs_req_base_for_test, stream_tick, st);
     struct timeval tv = {0, 50000};
     evtimer_add(st->ev, &tv);
@@ -81,8 +92,9 @@ static void start_stream(hs_req_t *req, int forever)
 static void echo(hs_req_t *req, void *arg)
 {
     (void)arg;
-    if (!strcmp(hs_req_path(req), "/stream") || !strcmp(hs_req_path(req), "/stream-forever")) {
-        start_stream(req, !strcmp(hs_req_path(req), "/stream-forever"));
+    if (!strncmp(hs_req_path(req), "/stream", 7)) {
+        start_stream(req, !strcmp(hs_req_path(req), "/stream-forever"),
+                     !strcmp(hs_req_path(req), "/stream-flood"));
         return;
     }
     size_t len;
@@ -361,6 +373,27 @@ static void test_stream_client_gone(void **state)
     stop(f);
 }
 
+static void test_stream_bounded_for_a_client_not_reading(void **state)
+{
+    (void)state;
+    fixture_t *f = start(2000, 2000, 16);
+    flood_eagain = 0;
+    gone_seen = 0;
+    int fd = dial(f->port);
+    const char *req = "GET /stream-flood HTTP/1.1\r\n\r\n";
+    send_all(fd, req, strlen(req));
+    uint64_t end = rh_mono_ms() + 10000;
+    while (!flood_eagain && rh_mono_ms() < end)
+        usleep(20000);
+    assert_true(flood_eagain);
+    close(fd);
+    end = rh_mono_ms() + 3000;
+    while (!gone_seen && rh_mono_ms() < end)
+        usleep(20000);
+    assert_true(gone_seen);
+    stop(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -368,6 +401,7 @@ int main(void)
         cmocka_unit_test(test_size_caps),          cmocka_unit_test(test_deadlines),
         cmocka_unit_test(test_connection_cap),     cmocka_unit_test(test_stream_chunked),
         cmocka_unit_test(test_stream_client_gone),
+        cmocka_unit_test(test_stream_bounded_for_a_client_not_reading),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -462,6 +462,18 @@ class Gateways(WorldTest):
         self.assertEqual([e["id"] for e in j["endpoints"]], ["netA"])
         st, _, _ = self.api.call("GET", "/endpoint-health?minutes=0", token=self.op)
         self.assertEqual(st, 400)
+        env = dict(os.environ, ROAMCTL_URL="http://127.0.0.1:%d" % self.hub.admin_port,
+                   ROAMCTL_KEY_FILE=self.hub.config["admin"]["operator_key_file"])
+        env.pop("ROAMCTL_CONFIG", None)
+        roamctl = os.path.join(os.path.dirname(ROAMHUBD), "..", "tools", "roamctl")
+        r = subprocess.run([roamctl, "--json", "endpoint-health", "--minutes", "5"], env=env,
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual({e["id"] for e in json.loads(r.stdout)["endpoints"]}, {"netA", "netB", "netC"})
+        r = subprocess.run([roamctl, "--json", "gateways", "--net-id", A], env=env,
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertTrue(all(g["net_id"] == A for g in json.loads(r.stdout)["gateways"]))
 
 
 

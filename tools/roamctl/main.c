@@ -48,6 +48,8 @@ static void usage(void)
         "        [--class C] [--outcome O] [--format json|csv]\n"
         "  capture [--seconds N] [--max-events M] -o FILE.jsonl.gz\n"
         "  capture --follow [--seconds N] [--max-events M]   live: one JSON line per event\n"
+        "  gateways [--net-id N]          gateway locations seen in GWInfo (visibility applied)\n"
+        "  endpoint-health [--minutes M]  circuit breaker, recent failures, latency per endpoint\n"
         "  import FILE.json [--replace]\n",
         stderr);
 }
@@ -907,7 +909,8 @@ int main(int argc, char **argv)
         known |= !strcmp(cmd, resources[k]);
     known |= !strcmp(cmd, "policy") || !strcmp(cmd, "whoami") || !strcmp(cmd, "token") ||
              !strcmp(cmd, "catalog") || !strcmp(cmd, "routes") || !strcmp(cmd, "audit") ||
-             !strcmp(cmd, "stats") || !strcmp(cmd, "capture") || !strcmp(cmd, "import");
+             !strcmp(cmd, "stats") || !strcmp(cmd, "capture") || !strcmp(cmd, "import") ||
+             !strcmp(cmd, "gateways") || !strcmp(cmd, "endpoint-health");
     if (!known) {
         fprintf(stderr, "roamctl: unknown command %s\n", cmd);
         usage();
@@ -928,6 +931,8 @@ int main(int argc, char **argv)
                                              "--dev-eui", "dev_eui", NULL};
     static const char *const audit_map[] = {"--since", "since", "--limit", "limit", NULL};
     static const char *const none_map[] = {NULL};
+    static const char *const gateways_map[] = {"--net-id", "net_id", NULL};
+    static const char *const health_map[] = {"--minutes", "minutes", NULL};
     if (!strcmp(cmd, "token")) {
         printf("%s\n", auth_header + 7);
         return RC_OK;
@@ -948,6 +953,10 @@ int main(int argc, char **argv)
         return cmd_query("stats", n, av, stats_map);
     if (!strcmp(cmd, "capture"))
         return cmd_capture(n, av);
+    if (!strcmp(cmd, "gateways"))
+        return cmd_query("gateways", n, av, gateways_map);
+    if (!strcmp(cmd, "endpoint-health"))
+        return cmd_query("endpoint-health", n, av, health_map);
     if (!strcmp(cmd, "import"))
         return cmd_import(n, av);
     return cmd_resource(cmd, n, av);

@@ -120,7 +120,20 @@ try {
   const rows = await op.locator('#traffic-table tbody tr').count();
   assert(rows >= 1, 'table behind the chart has rows');
   assert(await op.locator('#chart-class canvas').count() >= 1, 'the chart is drawn');
-  pass('operator: the traffic chart shows the relayed uplinks', { by_class: tr, table_rows: rows });
+  // the same figures as CSV (a download built from the API's CSV, no new window)
+  const [dl] = await Promise.all([op.waitForEvent('download'), op.locator('#csv').click()]);
+  const csv = fs.readFileSync(await dl.path(), 'utf8').trim().split('\n');
+  assert(csv[0].startsWith('period_start,forwarder,home,class,outcome'), 'CSV header: ' + csv[0]);
+  assert(csv.some((l) => /,uplink_app,forwarded,/.test(l)), 'CSV has the forwarded uplinks');
+  // keyboard: the skip link comes before the navigation and moves focus without re-rendering
+  await op.locator('#nav a[href="#/traffic"]').focus();
+  await op.keyboard.press('Shift+Tab');
+  assert(await op.evaluate(() => document.activeElement.className) === 'skip', 'skip link before the navigation');
+  await op.keyboard.press('Enter');
+  await op.waitForTimeout(200);
+  assert(await op.evaluate(() => document.activeElement.id) === 'main', 'skip link focuses the main region');
+  assert(await op.locator('#page[data-ready="traffic"]').count() === 1, 'the page stays');
+  pass('operator: the traffic chart shows the relayed uplinks; CSV download; keyboard skip link', { by_class: tr, table_rows: rows, csv_lines: csv.length });
   await shot(op, 'traffic');
 
   // hostile names are text, never markup

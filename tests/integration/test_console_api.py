@@ -264,11 +264,11 @@ class LiveCapture(WorldTest):
             self.assertIn("Content-Type: text/event-stream", s.head)
             self.assertIn('event: start\ndata: {"start"', s.read_until("\n\n"))
             for phy, outcome in ((APP_B, "forwarded"), (MAC_B, "policy_denied")):
-                t0 = time.time()
                 self.send(phy)
-                body = s.read_until('"outcome":"%s"' % outcome, timeout=3)
+                # arrives while the stream stays open (a held capture would answer only at its end)
+                body = s.read_until('"outcome":"%s"' % outcome, timeout=10)
                 self.assertIn('"outcome":"%s"' % outcome, body)
-                self.assertLess(time.time() - t0, 3)
+                self.assertFalse(s.ended)
             events = [json.loads(l[6:]) for l in s.body.decode().split("\n") if l.startswith("data: {\"time")]
             self.assertEqual([e["outcome"] for e in events], ["forwarded", "policy_denied"])
             e = events[0]
@@ -286,8 +286,8 @@ class LiveCapture(WorldTest):
         try:
             self.assertIn("application/x-ndjson", sa.head)
             self.send()
-            body_a = sa.read_until('"reason":"time_limit"', timeout=5)
-            body_c = sc.read_until('"reason":"time_limit"', timeout=5)
+            body_a = sa.read_until('"reason":"time_limit"', timeout=15)
+            body_c = sc.read_until('"reason":"time_limit"', timeout=15)
             lines = [json.loads(l) for l in body_a.split("\n") if l.strip()]
             self.assertIn("start", lines[0])
             self.assertEqual(lines[-1]["summary"]["events"], 1)
@@ -325,16 +325,15 @@ class LiveCapture(WorldTest):
                    ROAMCTL_KEY_FILE=self.hub.config["admin"]["operator_key_file"])
         env.pop("ROAMCTL_CONFIG", None)
         p = subprocess.Popen([os.path.join(os.path.dirname(ROAMHUBD), "..", "tools", "roamctl"),
-                              "capture", "--follow", "--seconds", "3"],
+                              "capture", "--follow", "--seconds", "8"],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
         try:
             deadline = time.time() + 5   # the stream is live once the hub logs it
-            while "format=ndjson seconds=3 " not in self.hub.logs() and time.time() < deadline:
+            while "format=ndjson seconds=8 " not in self.hub.logs() and time.time() < deadline:
                 time.sleep(0.05)
-            t_sent = time.time()
             self.send()
-            first = p.stdout.readline()   # printed as it happens, long before the 3 s end
-            self.assertLess(time.time() - t_sent, 2.0)
+            first = p.stdout.readline()   # printed as it happens, not at the end
+            self.assertIsNone(p.poll(), "the event came while the stream was still open")
             e = json.loads(first)
             self.assertEqual((e["forwarder"], e["home"], e["outcome"]), (A, B, "forwarded"))
             self.send(MAC_B)

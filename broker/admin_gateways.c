@@ -114,7 +114,7 @@ void admin_gateways_handle(admin_req_t *r)
         admin_reply_error(r, 503, "gateways: out of memory");
         return;
     }
-    cache->db = r->a->hub->db;
+    cache->db = r->a->db;
     size_t shown = 0, not_shown = 0;
     for (size_t i = 0; i < n; i++) {
         gw_entry_t e = all[i];

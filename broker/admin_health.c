@@ -194,7 +194,7 @@ static void answer(health_req_t *h)
     rp_stats_filter_t f = {RP_ANY, RP_ANY, RP_ANY, RP_ANY};
     pthread_mutex_lock(&g->mu); /* late workers may still be merging */
     stats_ud_t u = {g->ep, t, g->n};
-    rp_stats_query(r->a->hub->db, now_min - h->minutes + 1, now_min + 1, &f, RP_AGG_MINUTE,
+    rp_stats_query(r->a->db, now_min - h->minutes + 1, now_min + 1, &f, RP_AGG_MINUTE,
                    stats_cb, &u, NULL);
     for (size_t i = 0; i < g->n; i++) {
         const ep_acc_t *e = &g->ep[i];

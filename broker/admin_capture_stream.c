@@ -38,7 +38,7 @@ struct admin_follow {
     capture_t *cap;
     struct event *timer;
     int sse;
-    uint64_t deadline_ms;   /* monotonic; 0 = none */
+    uint64_t deadline_ms; /* monotonic; 0 = none */
     uint64_t last_send_ms;
     uint64_t sent, slow_dropped;
     uint64_t stalled_since_ms; /* monotonic; 0 = the client reads */
@@ -183,7 +183,7 @@ void admin_capture_follow(admin_req_t *r, unsigned seconds, unsigned max_events)
         return;
     }
     int rc = hs_stream_begin(r->req, 200, sse ? "text/event-stream" : "application/x-ndjson",
-                         "Cache-Control: no-store\r\nX-Accel-Buffering: no\r\n");
+                             "Cache-Control: no-store\r\nX-Accel-Buffering: no\r\n");
     if (rc) {
         capture_stop(fl->cap);
         free(fl);

@@ -2,10 +2,11 @@
  *
  * The built assets (broker/console/, bundled by esbuild in the CMake build) are read once at
  * start from one directory into memory: only regular files directly in it whose names match
- * [a-z0-9][a-z0-9._-]* with a known extension (symbolic links are refused). A request is answered only by an exact name
- * match against that list, so no path can reach any other file (no traversal, no symlinks
- * followed at request time, no directory listing). Directory, in order: console.dir; beside the
- * executable `<exe dir>/console` (the build tree: build/broker/console); the install layout
+ * [a-z0-9][a-z0-9._-]* with a known extension (symbolic links are refused). A request is answered
+ * only by an exact name match against that list, so no path can reach any other file (no traversal,
+ * no symlinks followed at request time, no directory listing). Directory, in order: console.dir;
+ * beside the executable `<exe dir>/console` (the build tree: build/broker/console); the install
+ * layout
  * `<exe dir>/../share/roamhub/console`.
  *
  * Every response carries a strict Content-Security-Policy (scripts and styles only from the
@@ -51,10 +52,14 @@ static const char *ctype_of(const char *name)
     static const struct {
         const char *ext, *ctype;
     } t[] = {
-        {".html", "text/html; charset=utf-8"},  {".js", "text/javascript; charset=utf-8"},
-        {".css", "text/css; charset=utf-8"},    {".svg", "image/svg+xml"},
-        {".png", "image/png"},                  {".ico", "image/x-icon"},
-        {".json", "application/json"},          {".txt", "text/plain; charset=utf-8"},
+        {".html", "text/html; charset=utf-8"},
+        {".js", "text/javascript; charset=utf-8"},
+        {".css", "text/css; charset=utf-8"},
+        {".svg", "image/svg+xml"},
+        {".png", "image/png"},
+        {".ico", "image/x-icon"},
+        {".json", "application/json"},
+        {".txt", "text/plain; charset=utf-8"},
     };
     const char *dot = strrchr(name, '.');
     for (size_t i = 0; dot && i < sizeof t / sizeof t[0]; i++)
@@ -128,7 +133,8 @@ static int load_file(admin_console_t *c, const char *name)
     cf->len = n;
     snprintf(cf->name, sizeof cf->name, "%s", name);
     cf->ctype = ctype_of(name);
-    if (n > 1024 && strncmp(cf->ctype, "image/png", 9) && admin_gzip(cf->data, n, &cf->gz, &cf->gzlen) != RH_OK) {
+    if (n > 1024 && strncmp(cf->ctype, "image/png", 9) &&
+        admin_gzip(cf->data, n, &cf->gz, &cf->gzlen) != RH_OK) {
         cf->gz = NULL;
         cf->gzlen = 0;
     }
@@ -184,7 +190,8 @@ int admin_console_new(const rh_config_t *cfg, admin_console_t **out, rh_diag_t *
             free(c);
             return rh_diag_fail(d, RH_EIO, "console.dir %s: not a directory", cfg->console_dir);
         }
-        RH_LOG(RH_LOG_WARN, "admin", "console assets not found beside the executable: the "
+        RH_LOG(RH_LOG_WARN, "admin",
+               "console assets not found beside the executable: the "
                "console answers 503 (build with npm available, or set console.dir)");
         c->dir[0] = '\0';
         *out = c;
@@ -266,7 +273,8 @@ int admin_console_handle(admin_api_t *a, hs_req_t *req)
     int gz = f->gz && ae && strstr(ae, "gzip");
     char h[1200];
     snprintf(h, sizeof h, "%s%s", c->headers,
-             gz ? "Content-Encoding: gzip\r\nVary: Accept-Encoding\r\n" : "Vary: Accept-Encoding\r\n");
+             gz ? "Content-Encoding: gzip\r\nVary: Accept-Encoding\r\n"
+                : "Vary: Accept-Encoding\r\n");
     hs_reply_ex(req, 200, f->ctype, h, gz ? f->gz : f->data, gz ? f->gzlen : f->len);
     return 1;
 }

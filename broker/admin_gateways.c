@@ -29,7 +29,7 @@
 
 typedef struct vis {
     uint32_t net_id;
-    int visibility;      /* Roamhub__V1__GatewayVisibility, -1 = no network record */
+    int visibility; /* Roamhub__V1__GatewayVisibility, -1 = no network record */
     unsigned precision_m;
     char name[257];
 } vis_t;

@@ -154,9 +154,9 @@ static int stats_cb(void *ud, const rp_stats_item_t *it)
             continue;
         t->failed += it->count;
         char code[sizeof t->reasons[0].code];
-        snprintf(code, sizeof code, "%s", it->result_code && it->result_code[0]
-                                              ? it->result_code
-                                              : rp_outcome_name(it->outcome));
+        snprintf(code, sizeof code, "%s",
+                 it->result_code && it->result_code[0] ? it->result_code
+                                                       : rp_outcome_name(it->outcome));
         size_t k;
         for (k = 0; k < t->nreasons && strcmp(t->reasons[k].code, code); k++)
             ;
@@ -194,8 +194,8 @@ static void answer(health_req_t *h)
     rp_stats_filter_t f = {RP_ANY, RP_ANY, RP_ANY, RP_ANY};
     pthread_mutex_lock(&g->mu); /* late workers may still be merging */
     stats_ud_t u = {g->ep, t, g->n};
-    rp_stats_query(r->a->db, now_min - h->minutes + 1, now_min + 1, &f, RP_AGG_MINUTE,
-                   stats_cb, &u, NULL);
+    rp_stats_query(r->a->db, now_min - h->minutes + 1, now_min + 1, &f, RP_AGG_MINUTE, stats_cb, &u,
+                   NULL);
     for (size_t i = 0; i < g->n; i++) {
         const ep_acc_t *e = &g->ep[i];
         cJSON *x = cJSON_CreateObject();

@@ -24,7 +24,7 @@ typedef struct node {
 struct gw_store {
     pthread_mutex_t mu;
     node_t *ent;
-    uint32_t *slot;      /* index + 1 */
+    uint32_t *slot; /* index + 1 */
     size_t max, used, mask;
     uint32_t head, tail;
     uint64_t evicted;

@@ -28,13 +28,13 @@
 #define GW_STORE_MAX_ENTRIES 1000000u
 
 typedef struct gw_entry {
-    uint32_t net_id;        /* forwarder NetID whose uplink carried the GWInfo */
-    uint64_t id;            /* GWInfo.ID, big-endian display value */
-    uint8_t id_len;         /* 4 or 8 bytes (display: 8 or 16 hex digits) */
-    double lat, lon;        /* degrees, the last reported location */
-    int64_t first_seen_ms;  /* Unix ms */
-    int64_t last_seen_ms;   /* Unix ms */
-    uint64_t uplinks;       /* uplinks that carried this gateway's GWInfo */
+    uint32_t net_id;       /* forwarder NetID whose uplink carried the GWInfo */
+    uint64_t id;           /* GWInfo.ID, big-endian display value */
+    uint8_t id_len;        /* 4 or 8 bytes (display: 8 or 16 hex digits) */
+    double lat, lon;       /* degrees, the last reported location */
+    int64_t first_seen_ms; /* Unix ms */
+    int64_t last_seen_ms;  /* Unix ms */
+    uint64_t uplinks;      /* uplinks that carried this gateway's GWInfo */
 } gw_entry_t;
 
 typedef struct gw_store gw_store_t;

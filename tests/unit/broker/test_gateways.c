@@ -15,8 +15,8 @@
 
 static void one(gw_store_t *s, uint32_t net, uint64_t id, double lat, double lon, int64_t t)
 {
-    bi_gwinfo_t g = {.present = BI_GW_ID | BI_GW_LAT | BI_GW_LON, .id_len = 8, .id = id,
-                     .lat = lat, .lon = lon};
+    bi_gwinfo_t g = {
+        .present = BI_GW_ID | BI_GW_LAT | BI_GW_LON, .id_len = 8, .id = id, .lat = lat, .lon = lon};
     bi_ulmeta_t ul = {.gw = &g, .gw_count = 1};
     gw_store_note(s, net, &ul, t);
 }
@@ -68,14 +68,17 @@ static void test_filters(void **state)
     (void)state;
     gw_store_t *s;
     assert_int_equal(gw_store_new(16, &s), RH_OK);
-    one(s, 0x13, 1, 0.0, 0.0, 1);       /* no GPS */
-    one(s, 0x13, 2, 91.0, 4.0, 1);      /* out of range */
+    one(s, 0x13, 1, 0.0, 0.0, 1);  /* no GPS */
+    one(s, 0x13, 2, 91.0, 4.0, 1); /* out of range */
     one(s, 0x13, 3, 52.0, -180.5, 1);
     one(s, 0x13, 4, NAN, 4.0, 1);
     bi_gwinfo_t g[3] = {
         {.present = BI_GW_ID | BI_GW_LAT, .id_len = 8, .id = 5, .lat = 1, .lon = 1}, /* no Lon */
         {.present = BI_GW_LAT | BI_GW_LON, .lat = 1, .lon = 1},                      /* no ID */
-        {.present = BI_GW_ID | BI_GW_LAT | BI_GW_LON, .id_len = 4, .id = 6, .lat = -33.9,
+        {.present = BI_GW_ID | BI_GW_LAT | BI_GW_LON,
+         .id_len = 4,
+         .id = 6,
+         .lat = -33.9,
          .lon = 151.2},
     };
     bi_ulmeta_t ul = {.gw = g, .gw_count = 3};

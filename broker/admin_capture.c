@@ -6,7 +6,7 @@
  * The last line is a summary {"summary": {...}} with the event
  * and drop counts. An operator captures everything; a member only events whose forwarder or home
  * NetID is its own. Events never hold tokens, keys or payload bytes.
- * With follow=1 the capture is a live stream instead (admin_capture_stream.c).
+ * With follow=true the capture is a live stream instead (admin_capture_stream.c).
  */
 #include "admin_internal.h"
 

@@ -1,4 +1,4 @@
-/* admin_capture_stream.c — GET /api/v1/capture?follow=1[&seconds=N][&max_events=M]: the live
+/* admin_capture_stream.c — GET /api/v1/capture?follow=true[&seconds=N][&max_events=M]: the live
  * capture as a stream from the hub's own HTTP server (hs_stream_*, chunked transfer coding), for
  * the console's live traffic page and `roamctl capture --follow`.
  *

@@ -161,7 +161,7 @@ void admin_resources_handle(admin_req_t *r);   /* networks ... keys, import, cat
 void admin_stats_handle(admin_req_t *r);       /* GET /stats */
 void admin_capture_handle(admin_req_t *r);     /* GET /capture */
 void admin_capture_fini(admin_api_t *a);       /* ends captures in progress (shutdown) */
-/* GET /capture?follow=1: the live stream (SSE or chunked JSON lines), admin_capture_stream.c.
+/* GET /capture?follow=true: the live stream (SSE or chunked JSON lines), admin_capture_stream.c.
  * Called by admin_capture_handle after the rights check with the validated parameters. */
 void admin_capture_follow(admin_req_t *r, unsigned seconds, unsigned max_events);
 void admin_capture_follow_fini(admin_api_t *a); /* ends live streams (shutdown) */

@@ -63,7 +63,7 @@ class StreamReader:
     """A raw HTTP/1.1 client for the streamed capture: decodes the chunked framing itself so the
     test sees each chunk as the hub sent it."""
 
-    def __init__(self, port, token, accept, query="follow=1"):
+    def __init__(self, port, token, accept, query="follow=true"):
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
         self.sock.sendall(("GET /api/v1/capture?%s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
                            "Accept: %s\r\n\r\n" % (query, token, accept)).encode())
@@ -174,7 +174,7 @@ class ConsoleStatic(unittest.TestCase):
         st, body, _ = self.get("/console/", port=self.hub.port)
         self.assertNotEqual(st, 200)
         self.assertNotIn(b"<html", body)
-        for path in ("/gateways", "/endpoint-health", "/console", "/capture?follow=1", "/stats"):
+        for path in ("/gateways", "/endpoint-health", "/console", "/capture?follow=true", "/stats"):
             st, _, _ = self.api.call("GET", path)
             self.assertEqual(st, 401, path)
 
@@ -281,8 +281,8 @@ class LiveCapture(WorldTest):
             s.close()
 
     def test_ndjson_member_scope_and_time_limit(self):
-        sa = StreamReader(self.hub.admin_port, self.tok[A], "application/x-ndjson", "follow=1&seconds=2")
-        sc = StreamReader(self.hub.admin_port, self.tok[C], "*/*", "follow=1&seconds=2")
+        sa = StreamReader(self.hub.admin_port, self.tok[A], "application/x-ndjson", "follow=true&seconds=2")
+        sc = StreamReader(self.hub.admin_port, self.tok[C], "*/*", "follow=true&seconds=2")
         try:
             self.assertIn("application/x-ndjson", sa.head)
             self.send()
@@ -308,7 +308,7 @@ class LiveCapture(WorldTest):
             streams = [StreamReader(self.hub.admin_port, self.op, "text/event-stream") for _ in range(16)]
             for x in streams:
                 self.assertIn("200 OK", x.head)
-            st, data, _ = self.api.call("GET", "/capture?follow=1", token=self.op)
+            st, data, _ = self.api.call("GET", "/capture?follow=true", token=self.op)
             self.assertEqual(st, 503, data)
             for s in streams:
                 s.read_until("\n\n")
@@ -347,14 +347,17 @@ class LiveCapture(WorldTest):
         self.assertIn('"reason":"time_limit"', err)
 
     def test_bad_parameters_and_http10(self):
-        st, data, _ = self.api.call("GET", "/capture?follow=1&seconds=86401", token=self.op)
+        st, data, _ = self.api.call("GET", "/capture?follow=true&seconds=86401", token=self.op)
         self.assertEqual(st, 400)
         self.assertIn("seconds", data["error"]["message"])
+        st, data, _ = self.api.call("GET", "/capture?follow=1", token=self.op)   # true or false only
+        self.assertEqual(st, 400)
+        self.assertIn("follow", data["error"]["message"])
         k, _ = self.api.create_key(self.op, net_id=A, rights=["RIGHT_READ_NETWORK"])
-        st, data, _ = self.api.call("GET", "/capture?follow=1", token=self.api.token(k))
+        st, data, _ = self.api.call("GET", "/capture?follow=true", token=self.api.token(k))
         self.assertEqual(st, 403)
         sock = socket.create_connection(("127.0.0.1", self.hub.admin_port), timeout=5)
-        sock.sendall(("GET /api/v1/capture?follow=1 HTTP/1.0\r\nAuthorization: Bearer %s\r\n\r\n"
+        sock.sendall(("GET /api/v1/capture?follow=true HTTP/1.0\r\nAuthorization: Bearer %s\r\n\r\n"
                       % self.op).encode())
         data = b""
         while True:

@@ -90,7 +90,7 @@ export function follow(onEvent, onState) {
   const ctl = new AbortController();
   (async () => {
     try {
-      const r = await fetch('/api/v1/capture?follow=1', { headers: headers({ Accept: 'text/event-stream' }), signal: ctl.signal, credentials: 'omit', cache: 'no-store' });
+      const r = await fetch('/api/v1/capture?follow=true', { headers: headers({ Accept: 'text/event-stream' }), signal: ctl.signal, credentials: 'omit', cache: 'no-store' });
       if (r.status === 401) { signOut('Your session ended: sign in again.'); return; }
       if (!r.ok) {
         const j = await r.json().catch(() => null);

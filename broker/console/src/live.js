@@ -1,4 +1,4 @@
-// live.js — Live traffic: the hub's capture stream (GET /capture?follow=1 as Server-Sent
+// live.js — Live traffic: the hub's capture stream (GET /capture?follow=true as Server-Sent
 // Events): one row per relayed-message event (no keys, tokens or payloads), newest first, with
 // filters by network, class and outcome.
 import * as api from './api.js';

@@ -1,0 +1,364 @@
+#!/usr/bin/env bash
+# Growth benchmark (issue #18 "Costs that must not grow with the exchange"): what roamhubd costs
+# as the exchange grows, measured per table size with the growth factor per 10x of input.
+#
+# Sections (each helper owns its own; add a section as a function and list it in SECTIONS):
+#   relay   #18.1  relay throughput + p99 interleaved with a reference hub holding a tiny table,
+#                  relay throughput while the admin API writes 5 routing records/s,
+#                  admin write p50/p99 for policies and DevAddr blocks
+#   import  #18.4  `roamdb import` time and peak RSS; hub start-up with `import` (time, RSS)
+#   startup #18.6  hub start-up on an existing database: time to listening, RSS (total/anon)
+#   (#18.2 members, #18.3 statistics, #18.5 home endpoints: helper "scadm" adds sections here)
+#
+# Tables: for SIZE blocks, SIZE DevAddr blocks (/25, 1024 per type-3 NetID) and SIZE routing
+# policies (forwarders x homes), plus the relay's own records (forwarder 000202, home 000505
+# reached at a local nginx stub, block 0A000000/7, default policy). Tables and their databases
+# are generated once into WORK and reused by later runs (the 1M table takes minutes to build).
+#
+# Usage: tools/bench/growth.sh [-b BUILD] [-w WORK] [-s "1 10000 100000 1000000"] [-r RUNS]
+#                              [-t SECONDS] [-c CONNECTIONS] [-x "relay import startup"]
+#   BUILD defaults to build, WORK to /tmp/roamhub-growth (kept between runs; delete it to
+#   regenerate). Measures the reference in the same run; reports medians of RUNS runs.
+# Needs: wrk, nginx, /usr/bin/time, python3 (deploy/bootstrap.sh installs them).
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+BUILD=build
+WORK=/tmp/roamhub-growth
+SIZES="1 10000 100000 1000000"
+RUNS=3
+SECS=8
+CONNS=64
+SECTIONS="relay import startup"
+while getopts "b:w:s:r:t:c:x:" o; do
+  case $o in
+    b) BUILD=$OPTARG ;; w) WORK=$OPTARG ;; s) SIZES=$OPTARG ;; r) RUNS=$OPTARG ;;
+    t) SECS=$OPTARG ;; c) CONNS=$OPTARG ;; x) SECTIONS=$OPTARG ;;
+    *) sed -n '2,25p' "$0"; exit 2 ;;
+  esac
+done
+BUILD=$(cd "$BUILD" && pwd)
+HUBD="$BUILD/broker/roamhubd"
+ROAMDB="$BUILD/tools/roamdb"
+for b in "$HUBD" "$ROAMDB"; do [ -x "$b" ] || { echo "no $b: build first" >&2; exit 1; }; done
+command -v wrk >/dev/null && command -v nginx >/dev/null || { echo "needs wrk and nginx" >&2; exit 1; }
+mkdir -p "$WORK"
+RUN=$(mktemp -d "$WORK/run.XXXXXX")
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  [ -f "$RUN/stub.pid" ] && kill "$(cat "$RUN/stub.pid")" 2>/dev/null || true
+  sleep 0.3; rm -rf "$RUN"
+}
+trap cleanup EXIT
+
+# ------------------------------------------------------------------------------ common helpers
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+median() { sort -g | awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)]; else print "nan"}'; }
+KEY="bench-key-0123456789"
+HASH=$(printf %s "$KEY" | sha256sum | cut -d' ' -f1)
+STUB=$(port)
+ANS='{"ProtocolVersion":"1.0","SenderID":"000505","ReceiverID":"000202","TransactionID":1,"MessageType":"PRStartAns","Result":{"ResultCode":"Success"},"DevEUI":"0102030405060708","FCntUp":1,"Lifetime":0}'
+mkdir -p "$RUN/stub"
+cat > "$RUN/stub.conf" <<NGX
+worker_processes 1;
+pid $RUN/stub.pid;
+error_log $RUN/stub/error.log crit;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $RUN/stub; proxy_temp_path $RUN/stub; fastcgi_temp_path $RUN/stub;
+  uwsgi_temp_path $RUN/stub; scgi_temp_path $RUN/stub;
+  keepalive_requests 1000000;
+  server { listen 127.0.0.1:$STUB; location / { default_type application/json; return 200 '$ANS'; } }
+}
+NGX
+nginx -c "$RUN/stub.conf" -p "$RUN"
+
+# gen_table SIZE FILE: the table described at the top (endpoint URL filled in at start-up).
+gen_table() {
+  python3 - "$1" "$2" <<'PY'
+import json, sys
+n, path = int(sys.argv[1]), sys.argv[2]
+nets = max(1, (n + 1023) // 1024)
+with open(path, "w") as f:
+    f.write('{"networks":[{"net_id":"000202","name":"fwd"},{"net_id":"000505","name":"home"}')
+    for i in range(nets):
+        f.write(',{"net_id":"%06x","name":"n%d"}' % (0x600000 | i, i))
+    f.write('],\n"members":[{"id":"fwd","net_ids":["000202"],"api_key_hashes":["@HASH@"],'
+            '"rate_limit_per_s":10000000},{"id":"home","net_ids":["000505"]}],\n'
+            '"endpoints":[{"id":"home","net_id":"000505","url":"http://127.0.0.1:@STUB@/",'
+            '"timeout_ms":3000,"max_in_flight":4096}],\n'
+            '"devaddr_blocks":[{"prefix":"0a000000/7","net_id":"000505"}')
+    for k in range(n - 1):
+        net, sub = k // 1024, k % 1024
+        f.write(',\n{"prefix":"%08x/25","net_id":"%06x"}' % (0xE0000000 | net << 17 | sub << 7, 0x600000 | net))
+    f.write('],\n"policies":[{"forwarder_net_id":"000202","uplink":{"join_request":true,'
+            '"mac_data":true,"application_data":true,"signal_quality":true,"localization":true},'
+            '"downlink":{"join_accept":true,"mac_data":true,"application_data":true}}')
+    for k in range(n - 1):
+        f.write(',\n{"forwarder_net_id":"%06x","home_net_id":"%06x","uplink":{"application_data":true},'
+                '"downlink":{"mac_data":true}}' % (0x600000 | (k % nets), 0x010000 + k // nets))
+    f.write("]}\n")
+PY
+  sed -i "s/@HASH@/$HASH/; s/@STUB@/$STUB/" "$2"
+}
+
+# table SIZE -> path of the table JSON (generated once per WORK; the stub port is per run, so
+# the endpoint URL is rewritten in place).
+table() {
+  local f="$WORK/table-$1.json"
+  [ -s "$f" ] || gen_table "$1" "$f"
+  sed -i -E "0,/127\.0\.0\.1:[0-9]+/s//127.0.0.1:$STUB/" "$f"
+  echo "$f"
+}
+
+# start_hub NAME DB_DIR [IMPORT_FILE]: starts roamhubd; sets HUB_PID, HUB_TS, HUB_ADMIN and
+# HUB_START_MS (exec to listening, i.e. ports file written).
+start_hub() {
+  local name=$1 db=$2 imp=${3:-}
+  local d="$RUN/$name"; mkdir -p "$d"; rm -f "$d/ports.json"
+  python3 - "$d/hub.json" "$db" "$imp" "$d" <<'PY'
+import json, sys
+cfg = {"log_level": "warn", "database": {"path": sys.argv[2], "map_size_mb": 4096},
+       "ts002": {"address": "127.0.0.1", "port": 0},
+       "admin": {"address": "127.0.0.1", "port": 0, "operator_key_file": sys.argv[4] + "/operator.key"},
+       "relay": {"pending_max": 1000000}}
+if sys.argv[3]:
+    cfg["import"] = sys.argv[3]
+json.dump(cfg, open(sys.argv[1], "w"))
+PY
+  local t0; t0=$(date +%s%N)
+  "$HUBD" -c "$d/hub.json" --ports-file "$d/ports.json" > "$d/hub.log" 2>&1 &
+  HUB_PID=$!; PIDS+=("$HUB_PID")
+  for _ in $(seq 6000); do [ -s "$d/ports.json" ] && break; kill -0 "$HUB_PID" 2>/dev/null || break; sleep 0.01; done
+  [ -s "$d/ports.json" ] || { echo "hub $name did not start:" >&2; cat "$d/hub.log" >&2; exit 1; }
+  HUB_START_MS=$(( ($(date +%s%N) - t0) / 1000000 ))
+  HUB_TS=$(python3 -c "import json;print(json.load(open('$d/ports.json'))['ts002'])")
+  HUB_ADMIN=$(python3 -c "import json;print(json.load(open('$d/ports.json'))['admin'])")
+  HUB_DIR=$d
+}
+stop_hub() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+# rss PID -> "total_MB anon_MB"
+rss() { awk '/^VmRSS/{t=$2} /^RssAnon/{a=$2} END{printf "%.0f %.0f\n", t/1024, a/1024}' "/proc/$1/status"; }
+
+# Relay load: a ChirpStack-style PRStartReq for DevAddr 0A000001 (1 GWInfo), TransactionID
+# varied per request (as tools/bench/relay.sh).
+cat > "$RUN/post.lua" <<LUA
+local n = 0
+local t1 = '{"ProtocolVersion":"1.0","SenderID":"000202","ReceiverID":"000505","TransactionID":'
+local t2 = ',"MessageType":"PRStartReq","PHYPayload":"400100000a800100016b5ed0ec2e5c4f9f09f2bd7b","ULMetaData":{"DataRate":5,"ULFreq":868.1,"RecvTime":"2026-11-21T12:00:00.123Z","RFRegion":"EU868","GWCnt":1,"GWInfo":[{"ID":"05060708","RFRegion":"EU868","RSSI":-81,"SNR":7.5,"Lat":52.37,"Lon":4.89,"ULToken":"0a0b0c0d0e0f10111213","DLAllowed":true}]}}'
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer $KEY"
+request = function()
+  n = n + 1
+  return wrk.format(nil, "/", nil, t1 .. n .. t2)
+end
+LUA
+# run_wrk PORT -> "rps p99_ms non2xx"
+run_wrk() {
+  wrk -t2 -c"$CONNS" -d"${SECS}s" --latency -s "$RUN/post.lua" "http://127.0.0.1:$1/" > "$RUN/wrk.out" 2>&1
+  python3 - "$RUN/wrk.out" <<'PY'
+import re, sys
+t = open(sys.argv[1]).read()
+def ms(v):
+    m = re.match(r"([\d.]+)(us|ms|s|m)$", v); x = float(m.group(1))
+    return {"us": x / 1000, "ms": x, "s": x * 1000, "m": x * 60000}[m.group(2)]
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", t).group(1))
+p99 = ms(re.search(r"^\s+99%\s+(\S+)", t, re.M).group(1))
+bad = re.search(r"Non-2xx or 3xx responses: (\d+)", t)
+print(rps, p99, bad.group(1) if bad else 0)
+PY
+}
+
+# admin_writer ADMIN_PORT KEYFILE MODE ARG...: the admin API client used by the sections.
+#   rate R SECONDS   PUTs alternating a policy and a DevAddr block at R writes/s (until SECONDS)
+#   lat N            N policy PUTs then N block PUTs, one at a time; prints
+#                    "policy_p50 policy_p99 block_p50 block_p99" in ms
+admin_writer() {
+  python3 - "$@" <<'PY'
+import http.client, json, sys, time, urllib.parse
+port, keyfile, mode = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+kid, secret = open(keyfile).read().strip().split(":", 1)
+c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+def req(method, path, body, hdr):
+    c.request(method, path, body, hdr)
+    r = c.getresponse(); data = r.read()
+    return r.status, data
+st, data = req("POST", "/api/v1/oauth/token", urllib.parse.urlencode(
+    {"grant_type": "client_credentials", "client_id": kid, "client_secret": secret}),
+    {"Content-Type": "application/x-www-form-urlencoded"})
+assert st == 200, (st, data)
+H = {"Authorization": "Bearer " + json.loads(data)["access_token"], "Content-Type": "application/json"}
+seq = int(time.time() * 1000) % 100000  # distinct records across runs on a reused database
+def put_policy(i):
+    home = "%06x" % (0x100000 + (seq + i) % 0x80000)
+    st, d = req("PUT", "/api/v1/policies/000202/" + home, json.dumps(
+        {"uplink": {"join_request": True, "application_data": bool(i & 1)}, "downlink": {"mac_data": True}}), H)
+    assert st in (200, 201), (st, d)
+def put_block(i):
+    v = 0x0B000000 | (((seq + i) % 0x10000) << 8)  # /24 inside 000505's 0A000000/7
+    st, d = req("PUT", "/api/v1/devaddr-blocks/%08X/24" % v, json.dumps(
+        {"prefix": "%08x/24" % v, "net_id": "000505", "cluster_id": "c%d" % (i & 7)}), H)
+    assert st in (200, 201), (st, d)
+if mode == "rate":
+    rate, secs = float(sys.argv[4]), float(sys.argv[5])
+    t0 = time.monotonic(); i = 0
+    while time.monotonic() - t0 < secs:
+        (put_policy if i % 2 == 0 else put_block)(i)
+        i += 1
+        nxt = t0 + i / rate
+        time.sleep(max(0.0, nxt - time.monotonic()))
+    print(i)
+else:
+    n = int(sys.argv[4]); out = []
+    for fn in (put_policy, put_block):
+        lat = []
+        for i in range(n):
+            a = time.monotonic(); fn(i); lat.append((time.monotonic() - a) * 1000)
+        lat.sort(); out += [lat[len(lat) // 2], lat[min(len(lat) - 1, len(lat) * 99 // 100)]]
+    print(" ".join("%.2f" % x for x in out))
+PY
+}
+
+# Results: RES[size,metric] = value; printed as one table per section with growth per 10x.
+declare -A RES
+print_table() { # TITLE "metric:label ..." -- prints sizes as rows, metrics as columns + growth
+  local title=$1; shift
+  echo; echo "### $title"; echo
+  local hdr="| blocks |" sep="|---:|"
+  for m in "$@"; do hdr="$hdr ${m#*:} |"; sep="$sep---:|"; done
+  echo "$hdr"; echo "$sep"
+  local prev=""
+  for s in $SIZES; do
+    local row="| $s |"
+    for m in "$@"; do
+      local k=${m%%:*} v=${RES[$s,${m%%:*}]:-}
+      local g=""
+      if [ -n "$prev" ] && [ -n "$v" ] && [ -n "${RES[$prev,$k]:-}" ]; then
+        g=$(python3 -c "a,b=float('${RES[$prev,$k]}'),float('$v');print(' (x%.2f)' % (b/a) if a>0 else '')")
+      fi
+      row="$row ${v:--}$g |"
+    done
+    echo "$row"; prev=$s
+  done
+  echo; echo "(xF) = growth factor against the previous size (10x more blocks and policies)"
+}
+
+# db SIZE -> database directory holding the table, imported once with roamdb (the import
+# section measures that import; other sections reuse the database).
+db_for() {
+  local d="$WORK/db-$1"
+  if [ ! -s "$d/data.mdb" ]; then
+    rm -rf "$d"; mkdir -p "$d"
+    "$ROAMDB" --db "$d" --map-mib 4096 --nosync import "$(table "$1")" >/dev/null 2>&1
+  fi
+  # the stub's port changes per run: point the home endpoint at this run's stub
+  echo '{"endpoints":[{"id":"home","net_id":"000505","url":"http://127.0.0.1:'"$STUB"'/","timeout_ms":3000,"max_in_flight":4096}]}' > "$RUN/ep.json"
+  "$ROAMDB" --db "$d" --nosync import "$RUN/ep.json" >/dev/null 2>&1
+  echo "$d"
+}
+
+# ------------------------------------------------------------------------------ #18.1 relay
+section_relay() {
+  local ref_table="$WORK/table-ref.json"
+  gen_table 1 "$ref_table"; sed -i "s/@STUB@/$STUB/" "$ref_table"
+  rm -rf "$RUN/db-ref"; start_hub ref "$RUN/db-ref" "$ref_table"
+  local ref_pid=$HUB_PID ref_port=$HUB_TS
+  for s in $SIZES; do
+    local db; db=$(db_for "$s"); table "$s" >/dev/null
+    start_hub "big$s" "$db"
+    local pid=$HUB_PID prt=$HUB_TS adm=$HUB_ADMIN key="$HUB_DIR/operator.key"
+    sleep 1 # let the index builder finish its first build
+    : > "$RUN/r.ref"; : > "$RUN/r.big"; : > "$RUN/r.wr"
+    for _ in $(seq "$RUNS"); do # interleaved: reference, big table, big table + 5 writes/s
+      run_wrk "$ref_port" >> "$RUN/r.ref"
+      run_wrk "$prt" >> "$RUN/r.big"
+      admin_writer "$adm" "$key" rate 5 "$SECS" > "$RUN/writes.out" &
+      local wpid=$!
+      run_wrk "$prt" >> "$RUN/r.wr"
+      wait "$wpid"
+    done
+    RES[$s,ref_rps]=$(cut -d' ' -f1 "$RUN/r.ref" | median)
+    RES[$s,ref_p99]=$(cut -d' ' -f2 "$RUN/r.ref" | median)
+    RES[$s,rps]=$(cut -d' ' -f1 "$RUN/r.big" | median)
+    RES[$s,p99]=$(cut -d' ' -f2 "$RUN/r.big" | median)
+    RES[$s,wr_rps]=$(cut -d' ' -f1 "$RUN/r.wr" | median)
+    RES[$s,wr_p99]=$(cut -d' ' -f2 "$RUN/r.wr" | median)
+    RES[$s,rel]=$(python3 -c "print('%.3f' % (${RES[$s,rps]}/${RES[$s,ref_rps]}))")
+    RES[$s,wr_rel]=$(python3 -c "print('%.3f' % (${RES[$s,wr_rps]}/${RES[$s,rps]}))")
+    read -r a b c d < <(admin_writer "$adm" "$key" lat 200)
+    RES[$s,pol_p50]=$a; RES[$s,pol_p99]=$b; RES[$s,blk_p50]=$c; RES[$s,blk_p99]=$d
+    cat "$RUN"/r.* | awk '$3 != 0 {bad=1} END {if (bad) print "warning: non-2xx answers in relay runs" > "/dev/stderr"}'
+    stop_hub "$pid"
+  done
+  stop_hub "$ref_pid"
+  print_table "relay (msg/s, p99 ms; wrk -t2 -c$CONNS -d${SECS}s, median of $RUNS interleaved runs)" \
+    ref_rps:"reference msg/s" rps:"msg/s" rel:"/reference" p99:"p99 ms" ref_p99:"ref p99 ms" \
+    wr_rps:"msg/s at 5 writes/s" wr_rel:"/no writes" wr_p99:"p99 ms at 5 writes/s"
+  print_table "admin writes (ms per PUT, 200 each, sequential)" \
+    pol_p50:"policy p50" pol_p99:"policy p99" blk_p50:"block p50" blk_p99:"block p99"
+}
+
+# ------------------------------------------------------------------------------ #18.4 import
+section_import() {
+  for s in $SIZES; do
+    local t; t=$(table "$s")
+    RES[$s,json_mb]=$(python3 -c "import os;print('%.1f' % (os.path.getsize('$t')/1048576))")
+    local times=() rsss=()
+    for _ in $(seq "$RUNS"); do
+      rm -rf "$RUN/imp"; mkdir -p "$RUN/imp"
+      /usr/bin/time -f "%e %M" -o "$RUN/time.out" "$ROAMDB" --db "$RUN/imp" --map-mib 4096 \
+        import "$t" > /dev/null 2> "$RUN/imp.err" || { cat "$RUN/imp.err" >&2; exit 1; }
+      read -r e m < "$RUN/time.out"; times+=("$e"); rsss+=("$((m / 1024))")
+    done
+    RES[$s,imp_s]=$(printf '%s\n' "${times[@]}" | median)
+    RES[$s,imp_rss]=$(printf '%s\n' "${rsss[@]}" | median)
+    # hub started with `import` on an empty database: time to listening and memory after
+    local st=() tot=() an=()
+    for _ in $(seq "$RUNS"); do
+      rm -rf "$RUN/himp"
+      start_hub himp "$RUN/himp" "$t"
+      sleep 0.5
+      read -r a b < <(rss "$HUB_PID")
+      st+=("$HUB_START_MS"); tot+=("$a"); an+=("$b")
+      stop_hub "$HUB_PID"
+    done
+    RES[$s,himp_ms]=$(printf '%s\n' "${st[@]}" | median)
+    RES[$s,himp_rss]=$(printf '%s\n' "${tot[@]}" | median)
+    RES[$s,himp_anon]=$(printf '%s\n' "${an[@]}" | median)
+    rm -rf "$RUN/imp" "$RUN/himp"
+  done
+  print_table "import (median of $RUNS; fsync per commit)" json_mb:"JSON MB" \
+    imp_s:"roamdb import s" imp_rss:"roamdb peak RSS MB" himp_ms:"hub start with import ms" \
+    himp_rss:"hub RSS after MB" himp_anon:"hub anon RSS after MB"
+}
+
+# ------------------------------------------------------------------------------ #18.6 start-up
+section_startup() {
+  for s in $SIZES; do
+    local db; db=$(db_for "$s"); table "$s" >/dev/null
+    local st=() tot=() an=()
+    for _ in $(seq "$RUNS"); do
+      start_hub "st$s" "$db"
+      sleep 0.5
+      read -r a b < <(rss "$HUB_PID")
+      st+=("$HUB_START_MS"); tot+=("$a"); an+=("$b")
+      stop_hub "$HUB_PID"
+    done
+    RES[$s,st_ms]=$(printf '%s\n' "${st[@]}" | median)
+    RES[$s,st_rss]=$(printf '%s\n' "${tot[@]}" | median)
+    RES[$s,st_anon]=$(printf '%s\n' "${an[@]}" | median)
+  done
+  print_table "start-up on an existing database (median of $RUNS)" st_ms:"start ms" \
+    st_rss:"RSS MB" st_anon:"anon RSS MB"
+}
+
+# ------------------------------------------------------------------------------ #18.2, 18.3, 18.5
+# (helper "scadm": members/endpoint writes, statistics queries, many home endpoints)
+
+# ------------------------------------------------------------------------------ main
+echo "growth benchmark: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)," \
+     "build $BUILD ($(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo ?)), sizes: $SIZES," \
+     "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+for sec in $SECTIONS; do "section_$sec"; done

@@ -1,20 +1,37 @@
 /*
  * rp_index.c — the compiled read index: an immutable in-memory copy of the DevAddr blocks
  * (sorted array, same longest-prefix walk as on LMDB) and of the routing policies (open
- * addressing hash table on the fixed-width policy key), built from one LMDB snapshot.
+ * addressing hash table on the fixed-width policy key), as of one LMDB snapshot.
  *
  * Why: on the 2-core target a single LMDB B-tree descent costs ~400 ns with 100k keys, and a
  * message needs up to seven (DevAddr walk + six policy steps); the index answers the same
  * questions in tens of nanoseconds. LMDB stays the only source of truth:
- *  - the index is tagged with the LMDB transaction ID it was built from (built_txnid) and the
- *    routing generation (META "gen", bumped by every routing write in the same transaction);
+ *  - each index version is tagged with the LMDB transaction ID whose state it holds
+ *    (built_txnid) and the routing generation (META "gen", bumped by every routing write in the
+ *    same transaction);
  *  - a reader uses it only if its own snapshot T satisfies built_txnid <= T <= valid_upto, where
  *    valid_upto only advances after the builder checked that the generation at T is unchanged
  *    (statistics writes do not change routing); otherwise the reader falls back to LMDB, so every
- *    message sees exactly its snapshot and a commit is visible to the next message either way;
+ *    message sees exactly its snapshot and a commit is visible to the next message either way.
+ *
+ * Layers, so that a write costs in proportion to the change, not to the table:
+ *  - a version is a *base* (built from LMDB, large, shared between versions, reference-counted
+ *    under build_mu) plus a small *overlay* of the block and policy keys changed since the base
+ *    was built (new value, or a tombstone for a key the base holds). Lookups consult the overlay
+ *    first; the LPM walk runs over "base minus the keys the overlay names, plus overlay puts",
+ *    which is again a sorted set, so the walk's argument holds unchanged;
+ *  - a committing writer (rp_write.c) records the blocks and policies it changed as a delta,
+ *    tagged with its transaction ID Y and the generation g0 it started from, and queues it;
+ *  - the builder applies a queued delta to the published version V only if V.gen == g0, i.e. V
+ *    holds exactly the routing state of Y - 1 (every routing change bumps gen, in any process).
+ *    The result holds the state of Y: built_txnid = valid_upto = Y. A delta that cannot be
+ *    applied (another process wrote in between, a clear, an oversized delta) falls back to a
+ *    full rebuild from LMDB, as does an overlay grown beyond ov_limit() (the merge: amortized
+ *    over thousands of writes). Applying a delta copies the overlay only: O(overlay + change);
  *  - a builder thread (woken by commits in this process, polling every 100 ms for commits by
- *    other processes) rebuilds or revalidates; readers never wait for it;
- *  - an old index is freed after the builder has taken and released every reader's mutex once
+ *    other processes) applies deltas, revalidates or rebuilds; readers and writers never wait
+ *    for it;
+ *  - an old version is freed after the builder has taken and released every reader's mutex once
  *    (readers load the index pointer only while holding their own mutex), so the hot path pays
  *    no reference counting.
  */
@@ -32,9 +49,14 @@ typedef struct pent {
     rp_flags_t flags;
 } pent_t;
 
-struct rp_snap {
-    uint64_t built_txnid, gen;
-    _Atomic uint64_t valid_upto;
+struct slot {
+    uint32_t tag; /* high 32 bits of the key hash: most misses never touch an entry */
+    uint32_t idx; /* entry index + 1, 0 = empty */
+};
+
+/* The part built from LMDB. Immutable once published; shared by the versions derived from it. */
+typedef struct rp_base {
+    int refs;           /* versions using it (changed under build_mu only) */
     size_t nblk;
     uint64_t *bkey;     /* value << 8 | length, ascending */
     uint32_t *bnet;
@@ -42,14 +64,22 @@ struct rp_snap {
     uint32_t *bclu;
     char *strs;
     size_t nstrs, capstrs;
-    struct rp_snap *next_retired;
     uint32_t *bucket;   /* 65537 entries: first block whose value's top 16 bits >= i */
     size_t npol, mask;  /* slots: mask + 1 entries */
-    struct slot {
-        uint32_t tag;   /* high 32 bits of the key hash: most misses never touch an entry */
-        uint32_t idx;   /* pent index + 1, 0 = empty */
-    } *slots;
+    struct slot *slots;
     pent_t *pol;
+} rp_base_t;
+
+struct rp_snap {
+    uint64_t built_txnid, gen;
+    _Atomic uint64_t valid_upto;
+    rp_base_t *base;
+    size_t nob, nobdel; /* overlay blocks (sorted by key, unique) and how many are tombstones */
+    rp_ovb_t *ob;
+    size_t nop, omask;  /* overlay policies and their hash (omask + 1 slots) */
+    rp_ovp_t *op;
+    struct slot *oslots;
+    struct rp_snap *next_retired;
 };
 
 static const uint8_t META_GEN[] = "gen";
@@ -86,22 +116,37 @@ static uint64_t hash_key(const uint8_t *k)
     return h;
 }
 
+static void base_free(rp_base_t *b)
+{
+    if (!b)
+        return;
+    free(b->bkey);
+    free(b->bnet);
+    free(b->bten);
+    free(b->bclu);
+    free(b->strs);
+    free(b->slots);
+    free(b->pol);
+    free(b->bucket);
+    free(b);
+}
+
+/* Caller holds build_mu (or is the only thread left, rp__index_stop). */
 void rp__snap_free(rp_snap_t *s)
 {
     if (!s)
         return;
-    free(s->bkey);
-    free(s->bnet);
-    free(s->bten);
-    free(s->bclu);
-    free(s->strs);
-    free(s->slots);
-    free(s->pol);
-    free(s->bucket);
+    if (s->base && --s->base->refs == 0)
+        base_free(s->base);
+    free(s->ob);
+    free(s->op);
+    free(s->oslots);
     free(s);
 }
 
-static uint32_t add_str(rp_snap_t *s, const uint8_t *p, size_t n)
+/* ---- base built from LMDB ------------------------------------------------------------------ */
+
+static uint32_t add_str(rp_base_t *s, const uint8_t *p, size_t n)
 {
     if (n == 0)
         return 0;
@@ -120,18 +165,13 @@ static uint32_t add_str(rp_snap_t *s, const uint8_t *p, size_t n)
     return off;
 }
 
-/* Policy flags decoder shared with rp_lookup.c. */
-int rp__policy_flags(const uint8_t *p, size_t len, rp_flags_t *f);
-
-static int build(rp_db_t *db, MDB_txn *txn, rp_snap_t **out)
+static int build_base(rp_db_t *db, MDB_txn *txn, rp_base_t **out)
 {
     *out = NULL;
-    rp_snap_t *s = calloc(1, sizeof *s);
+    rp_base_t *s = calloc(1, sizeof *s);
     if (!s)
         return RH_ENOMEM;
-    s->built_txnid = mdb_txn_id(txn);
-    s->gen = rp__read_gen(txn, db->dbi[RP_DBI_META]);
-    s->valid_upto = s->built_txnid;
+    s->refs = 0;
     s->capstrs = 1024;
     s->strs = malloc(s->capstrs);
     if (!s->strs)
@@ -158,21 +198,11 @@ static int build(rp_db_t *db, MDB_txn *txn, rp_snap_t **out)
             continue;
         size_t i = s->nblk;
         s->bkey[i] = (uint64_t)rh_get_be32(k.mv_data) << 8 | ((const uint8_t *)k.mv_data)[4];
-        s->bnet[i] = 0;
-        s->bten[i] = s->bclu[i] = 0;
-        rp_pbs_t ps = {v.mv_data, (const uint8_t *)v.mv_data + v.mv_size};
-        uint32_t f;
-        uint64_t vi;
-        const uint8_t *b;
-        size_t n;
-        while (rp__pbs_next(&ps, &f, &vi, &b, &n) > 0) {
-            if (f == 3)
-                s->bnet[i] = (uint32_t)vi;
-            else if (f == 4 && b)
-                s->bten[i] = add_str(s, b, n > RP_TENANT_MAX ? RP_TENANT_MAX : n);
-            else if (f == 5 && b)
-                s->bclu[i] = add_str(s, b, n > RP_CLUSTER_MAX ? RP_CLUSTER_MAX : n);
-        }
+        rp_block_val_t bv;
+        rp__block_decode(v.mv_data, v.mv_size, &bv); /* a malformed tail keeps what was read */
+        s->bnet[i] = bv.net_id;
+        s->bten[i] = add_str(s, bv.tenant, bv.tenant_len);
+        s->bclu[i] = add_str(s, bv.cluster, bv.cluster_len);
         if (s->bten[i] == UINT32_MAX || s->bclu[i] == UINT32_MAX) {
             mdb_cursor_close(c);
             goto nomem;
@@ -224,18 +254,37 @@ static int build(rp_db_t *db, MDB_txn *txn, rp_snap_t **out)
     *out = s;
     return RH_OK;
 nomem:
-    rp__snap_free(s);
+    base_free(s);
     return RH_ENOMEM;
 fail:
-    rp__snap_free(s);
+    base_free(s);
     return RH_EIO;
+}
+
+static int build(rp_db_t *db, MDB_txn *txn, rp_snap_t **out)
+{
+    *out = NULL;
+    rp_snap_t *s = calloc(1, sizeof *s);
+    if (!s)
+        return RH_ENOMEM;
+    int rc = build_base(db, txn, &s->base);
+    if (rc) {
+        free(s);
+        return rc;
+    }
+    s->base->refs = 1;
+    s->built_txnid = mdb_txn_id(txn);
+    s->gen = rp__read_gen(txn, db->dbi[RP_DBI_META]);
+    s->valid_upto = s->built_txnid;
+    *out = s;
+    return RH_OK;
 }
 
 /* ---- lookups on the index ------------------------------------------------------------------ */
 
-/* Index of the largest key <= k, or -1: binary search inside the key's 16-bit bucket (keys in
- * earlier buckets are all smaller, keys in later ones all larger). */
-static ptrdiff_t le(const rp_snap_t *s, uint64_t k)
+/* Index of the largest base key <= k, or -1: binary search inside the key's 16-bit bucket (keys
+ * in earlier buckets are all smaller, keys in later ones all larger). */
+static ptrdiff_t base_le(const rp_base_t *s, uint64_t k)
 {
     const uint64_t *a = s->bkey;
     size_t b = (size_t)(k >> 24);
@@ -250,6 +299,32 @@ static ptrdiff_t le(const rp_snap_t *s, uint64_t k)
     return (ptrdiff_t)lo - 1;
 }
 
+static int base_has_block(const rp_base_t *s, uint64_t k)
+{
+    ptrdiff_t i = base_le(s, k);
+    return i >= 0 && s->bkey[i] == k;
+}
+
+/* Index of the largest overlay block key <= k (tombstones included), or -1. */
+static ptrdiff_t ov_le(const rp_ovb_t *a, size_t n, uint64_t k)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (a[mid].key <= k)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return (ptrdiff_t)lo - 1;
+}
+
+static int ov_names(const rp_snap_t *s, uint64_t k)
+{
+    ptrdiff_t j = ov_le(s->ob, s->nob, k);
+    return j >= 0 && s->ob[j].key == k;
+}
+
 static void copy_s(char *dst, size_t cap, const char *src)
 {
     size_t n = strlen(src);
@@ -261,20 +336,39 @@ static void copy_s(char *dst, size_t cap, const char *src)
 
 int rp__snap_devaddr(const rp_snap_t *s, uint32_t a, rp_block_match_t *out)
 {
+    const rp_base_t *b = s->base;
     unsigned L = 32;
     for (int iter = 0; iter < 34; iter++) {
-        ptrdiff_t i = le(s, (uint64_t)(a & rp__mask32(L)) << 8 | L);
-        if (i < 0)
+        uint64_t k = (uint64_t)(a & rp__mask32(L)) << 8 | L;
+        /* largest key <= k of: base minus the keys the overlay names, plus overlay puts */
+        ptrdiff_t i = base_le(b, k), j = -1;
+        if (s->nob) {
+            while (i >= 0 && ov_names(s, b->bkey[i]))
+                i--;
+            j = ov_le(s->ob, s->nob, k);
+            while (j >= 0 && s->ob[j].del)
+                j--;
+            if (j >= 0 && i >= 0 && b->bkey[i] > s->ob[j].key)
+                j = -1;
+        }
+        if (i < 0 && j < 0)
             return RH_OK;
-        uint32_t bv = (uint32_t)(s->bkey[i] >> 8);
-        unsigned bl = (unsigned)(s->bkey[i] & 0xff);
+        uint64_t key = j >= 0 ? s->ob[j].key : b->bkey[i];
+        uint32_t bv = (uint32_t)(key >> 8);
+        unsigned bl = (unsigned)(key & 0xff);
         if (bl <= 32 && ((a ^ bv) & rp__mask32(bl)) == 0) {
             out->found = 1;
             out->prefix = bv;
             out->length = (uint8_t)bl;
-            out->owner.net_id = s->bnet[i];
-            copy_s(out->owner.tenant_id, sizeof out->owner.tenant_id, s->strs + s->bten[i]);
-            copy_s(out->cluster_id, sizeof out->cluster_id, s->strs + s->bclu[i]);
+            if (j >= 0) {
+                out->owner.net_id = s->ob[j].net_id;
+                copy_s(out->owner.tenant_id, sizeof out->owner.tenant_id, s->ob[j].tenant);
+                copy_s(out->cluster_id, sizeof out->cluster_id, s->ob[j].cluster);
+            } else {
+                out->owner.net_id = b->bnet[i];
+                copy_s(out->owner.tenant_id, sizeof out->owner.tenant_id, b->strs + b->bten[i]);
+                copy_s(out->cluster_id, sizeof out->cluster_id, b->strs + b->bclu[i]);
+            }
             return RH_OK;
         }
         unsigned cl = (unsigned)__builtin_clz(a ^ bv);
@@ -285,9 +379,8 @@ int rp__snap_devaddr(const rp_snap_t *s, uint32_t a, rp_block_match_t *out)
     return RH_EIO;
 }
 
-const rp_flags_t *rp__snap_policy(const rp_snap_t *s, const uint8_t *key)
+static const pent_t *base_policy(const rp_base_t *s, const uint8_t *key, uint64_t hk)
 {
-    uint64_t hk = hash_key(key);
     uint32_t tag = (uint32_t)(hk >> 32);
     size_t h = (size_t)hk & s->mask;
     for (;;) {
@@ -295,9 +388,37 @@ const rp_flags_t *rp__snap_policy(const rp_snap_t *s, const uint8_t *key)
         if (!sl->idx)
             return NULL;
         if (sl->tag == tag && memcmp(s->pol[sl->idx - 1].key, key, RP_KEY_POLICY) == 0)
-            return &s->pol[sl->idx - 1].flags;
+            return &s->pol[sl->idx - 1];
         h = (h + 1) & s->mask;
     }
+}
+
+/* Overlay entry of a policy key (live or tombstone), or NULL. */
+static rp_ovp_t *ov_policy(const rp_ovp_t *op, const struct slot *slots, size_t mask,
+                           const uint8_t *key, uint64_t hk)
+{
+    uint32_t tag = (uint32_t)(hk >> 32);
+    size_t h = (size_t)hk & mask;
+    for (;;) {
+        const struct slot *sl = &slots[h];
+        if (!sl->idx)
+            return NULL;
+        if (sl->tag == tag && memcmp(op[sl->idx - 1].key, key, RP_KEY_POLICY) == 0)
+            return (rp_ovp_t *)&op[sl->idx - 1];
+        h = (h + 1) & mask;
+    }
+}
+
+const rp_flags_t *rp__snap_policy(const rp_snap_t *s, const uint8_t *key)
+{
+    uint64_t hk = hash_key(key);
+    if (s->nop) {
+        const rp_ovp_t *e = ov_policy(s->op, s->oslots, s->omask, key, hk);
+        if (e)
+            return e->del ? NULL : &e->flags;
+    }
+    const pent_t *e = base_policy(s->base, key, hk);
+    return e ? &e->flags : NULL;
 }
 
 /* Called by rp_reader_begin with r->mu held: attach the index if it matches the snapshot. */
@@ -314,6 +435,254 @@ void rp__snap_attach(rp_reader_t *r)
         r->snap = s;
 }
 
+/* ---- deltas (recorded by rp_write.c, applied here) ----------------------------------------- */
+
+#define DELTA_MAX 65536 /* changes beyond this in one transaction: rebuild instead */
+
+void rp__delta_free(rp_delta_t *d)
+{
+    if (!d)
+        return;
+    free(d->b);
+    free(d->p);
+    free(d);
+}
+
+void rp__delta_reset(rp_delta_t *d)
+{
+    if (d) {
+        d->nb = d->np = 0;
+        d->overflow = 0;
+    }
+}
+
+static void delta_overflow(rp_delta_t *d)
+{
+    d->overflow = 1;
+    free(d->b);
+    free(d->p);
+    d->b = NULL;
+    d->p = NULL;
+    d->nb = d->np = d->capb = d->capp = 0;
+}
+
+void rp__delta_clear(rp_delta_t *d)
+{
+    delta_overflow(d);
+}
+
+static int grow(void **arr, size_t *cap, size_t need, size_t esz)
+{
+    if (need <= *cap)
+        return 0;
+    size_t nc = *cap ? *cap * 2 : 16;
+    while (nc < need)
+        nc *= 2;
+    void *n = realloc(*arr, nc * esz);
+    if (!n)
+        return -1;
+    *arr = n;
+    *cap = nc;
+    return 0;
+}
+
+void rp__delta_block(rp_delta_t *d, const uint8_t *key, const uint8_t *val, size_t vlen)
+{
+    if (d->overflow)
+        return;
+    if (d->nb + d->np >= DELTA_MAX || grow((void **)&d->b, &d->capb, d->nb + 1, sizeof *d->b)) {
+        delta_overflow(d);
+        return;
+    }
+    rp_ovb_t *e = &d->b[d->nb++];
+    memset(e, 0, sizeof *e);
+    e->key = (uint64_t)rh_get_be32(key) << 8 | key[4];
+    if (!val) {
+        e->del = 1;
+        return;
+    }
+    rp_block_val_t bv;
+    rp__block_decode(val, vlen, &bv);
+    e->net_id = bv.net_id;
+    rp__copy_str(e->tenant, sizeof e->tenant, bv.tenant, bv.tenant_len);
+    rp__copy_str(e->cluster, sizeof e->cluster, bv.cluster, bv.cluster_len);
+}
+
+void rp__delta_policy(rp_delta_t *d, const uint8_t *key, const uint8_t *val, size_t vlen)
+{
+    if (d->overflow)
+        return;
+    if (d->nb + d->np >= DELTA_MAX || grow((void **)&d->p, &d->capp, d->np + 1, sizeof *d->p)) {
+        delta_overflow(d);
+        return;
+    }
+    rp_ovp_t *e = &d->p[d->np++];
+    memset(e, 0, sizeof *e);
+    memcpy(e->key, key, RP_KEY_POLICY);
+    if (!val)
+        e->del = 1;
+    else if (rp__policy_flags(val, vlen, &e->flags))
+        memset(&e->flags, 0, sizeof e->flags); /* as build_base */
+}
+
+void rp__index_push(rp_db_t *db, rp_delta_t *d)
+{
+    if (db->no_index) {
+        rp__delta_free(d);
+        return;
+    }
+    d->next = NULL;
+    pthread_mutex_lock(&db->q_mu);
+    if (db->q_tail)
+        db->q_tail->next = d;
+    else
+        db->q_head = d;
+    db->q_tail = d;
+    pthread_mutex_unlock(&db->q_mu);
+}
+
+/* Sort order of delta block entries: key, then position (the later change wins). */
+typedef struct { uint64_t key; size_t pos; } bord_t;
+static int cmp_bord(const void *a, const void *b)
+{
+    const bord_t *x = a, *y = b;
+    if (x->key != y->key)
+        return x->key < y->key ? -1 : 1;
+    return x->pos < y->pos ? -1 : x->pos > y->pos;
+}
+
+static void ov_insert(rp_snap_t *s, size_t i)
+{
+    uint64_t hk = hash_key(s->op[i].key);
+    size_t h = (size_t)hk & s->omask;
+    while (s->oslots[h].idx)
+        h = (h + 1) & s->omask;
+    s->oslots[h].tag = (uint32_t)(hk >> 32);
+    s->oslots[h].idx = (uint32_t)(i + 1);
+}
+
+static int ov_hash(rp_snap_t *s)
+{
+    free(s->oslots);
+    s->oslots = NULL;
+    s->omask = 0;
+    if (!s->nop)
+        return 0;
+    size_t cap = 16;
+    while (cap < s->nop * 2)
+        cap <<= 1;
+    s->oslots = calloc(cap, sizeof *s->oslots);
+    if (!s->oslots)
+        return -1;
+    s->omask = cap - 1;
+    for (size_t i = 0; i < s->nop; i++)
+        ov_insert(s, i);
+    return 0;
+}
+
+/* New version = cur + d (d must start from cur's state). O(overlay + change). */
+static int apply_delta(const rp_snap_t *cur, const rp_delta_t *d, rp_snap_t **out)
+{
+    *out = NULL;
+    const rp_base_t *b = cur->base;
+    rp_snap_t *s = calloc(1, sizeof *s);
+    bord_t *ord = NULL;
+    if (!s)
+        return RH_ENOMEM;
+    s->base = cur->base;
+    s->built_txnid = d->txnid;
+    s->valid_upto = d->txnid;
+    s->gen = d->gen_before + 1;
+
+    /* blocks: merge the sorted overlay with the (sorted, last-wins) changes */
+    s->ob = malloc((cur->nob + d->nb + 1) * sizeof *s->ob);
+    ord = malloc((d->nb + 1) * sizeof *ord);
+    if (!s->ob || !ord)
+        goto nomem;
+    for (size_t i = 0; i < d->nb; i++)
+        ord[i] = (bord_t){d->b[i].key, i};
+    qsort(ord, d->nb, sizeof *ord, cmp_bord);
+    size_t i = 0, j = 0;
+    while (i < cur->nob || j < d->nb) {
+        if (j < d->nb && j + 1 < d->nb && ord[j + 1].key == ord[j].key) {
+            j++; /* an earlier change of the same key in this transaction */
+            continue;
+        }
+        const rp_ovb_t *e;
+        if (j >= d->nb || (i < cur->nob && cur->ob[i].key < ord[j].key)) {
+            e = &cur->ob[i++];
+        } else {
+            if (i < cur->nob && cur->ob[i].key == ord[j].key)
+                i++; /* replaced */
+            e = &d->b[ord[j++].pos];
+            if (e->del && !base_has_block(b, e->key))
+                continue; /* deleting a key the base never had: no entry at all */
+        }
+        s->ob[s->nob++] = *e;
+        s->nobdel += e->del;
+    }
+    free(ord);
+    ord = NULL;
+
+    /* policies: copy, then update in place or append, then drop pointless tombstones */
+    s->op = malloc((cur->nop + d->np + 1) * sizeof *s->op);
+    if (!s->op)
+        goto nomem;
+    if (cur->nop)
+        memcpy(s->op, cur->op, cur->nop * sizeof *s->op);
+    s->nop = cur->nop;
+    size_t cap = 16;
+    while (cap < (cur->nop + d->np) * 2)
+        cap <<= 1;
+    s->oslots = calloc(cap, sizeof *s->oslots);
+    if (!s->oslots)
+        goto nomem;
+    s->omask = cap - 1;
+    for (size_t k = 0; k < s->nop; k++)
+        ov_insert(s, k);
+    for (size_t k = 0; k < d->np; k++) {
+        const rp_ovp_t *src = &d->p[k];
+        rp_ovp_t *e = ov_policy(s->op, s->oslots, s->omask, src->key, hash_key(src->key));
+        if (e) {
+            *e = *src;
+        } else {
+            s->op[s->nop] = *src;
+            ov_insert(s, s->nop++);
+        }
+    }
+    size_t w = 0;
+    for (size_t k = 0; k < s->nop; k++) {
+        if (s->op[k].del && !base_policy(b, s->op[k].key, hash_key(s->op[k].key)))
+            continue;
+        s->op[w++] = s->op[k];
+    }
+    if (w != s->nop) {
+        s->nop = w;
+        if (ov_hash(s))
+            goto nomem;
+    }
+    *out = s;
+    return RH_OK;
+nomem:
+    free(ord);
+    s->base = NULL;
+    rp__snap_free(s);
+    return RH_ENOMEM;
+}
+
+/* Overlay size beyond which the builder rebuilds from LMDB (the merge): big enough that the
+ * rebuild's O(table) cost is spread over thousands of writes, small enough that copying the
+ * overlay on each write stays in the tens of microseconds. */
+static size_t ov_limit(const rp_base_t *b)
+{
+    return 4096 + (b->nblk + b->npol) / 512;
+}
+
+static int ov_too_big(const rp_snap_t *s)
+{
+    return s->nob + s->nop > ov_limit(s->base) || s->nobdel > 512;
+}
+
 /* ---- builder ------------------------------------------------------------------------------- */
 
 static _Thread_local char thread_marker;
@@ -326,7 +695,7 @@ void *rp__thread_marker(void)
 /* Swaps in the new index and frees replaced ones once every reader has been idle since the
  * swap (readers load the index pointer only while holding their own mutex). A reader that is
  * active in the calling thread cannot be waited for: the old index is then kept on the retired
- * list and freed by a later publish or by rp_db_close. */
+ * list and freed by a later publish or by rp_db_close. Caller holds build_mu. */
 static void publish(rp_db_t *db, rp_snap_t *s)
 {
     pthread_mutex_lock(&db->reg_mu);
@@ -359,48 +728,118 @@ static void publish(rp_db_t *db, rp_snap_t *s)
     }
 }
 
+/* Applies the queued deltas that start from the published version. Caller holds build_mu. */
+static void drain(rp_db_t *db)
+{
+    pthread_mutex_lock(&db->q_mu);
+    rp_delta_t *d = db->q_head;
+    db->q_head = db->q_tail = NULL;
+    pthread_mutex_unlock(&db->q_mu);
+    while (d) {
+        rp_delta_t *next = d->next;
+        rp_snap_t *cur = atomic_load(&db->snap);
+        if (cur && d->txnid > atomic_load(&cur->valid_upto) && !d->overflow &&
+            cur->gen == d->gen_before &&
+            cur->nob + cur->nop + d->nb + d->np <= ov_limit(cur->base)) {
+            rp_snap_t *ns;
+            uint64_t t0 = rh_mono_ns();
+            if (apply_delta(cur, d, &ns) == RH_OK) {
+                cur->base->refs++;
+                publish(db, ns);
+                db->n_deltas++;
+                RH_LOG(RH_LOG_DEBUG, "rp", "index delta applied blocks=%zu policies=%zu "
+                       "overlay=%zu us=%llu", d->nb, d->np, ns->nob + ns->nop,
+                       (unsigned long long)((rh_mono_ns() - t0) / 1000));
+            }
+        }
+        /* otherwise: already included, or the state moved on: the check below rebuilds */
+        rp__delta_free(d);
+        d = next;
+    }
+}
+
+static int queue_empty(rp_db_t *db)
+{
+    pthread_mutex_lock(&db->q_mu);
+    int e = db->q_head == NULL;
+    pthread_mutex_unlock(&db->q_mu);
+    return e;
+}
+
 int rp_db_refresh(rp_db_t *db)
 {
     if (!db || db->no_index)
         return RH_OK;
     pthread_mutex_lock(&db->build_mu);
-    rp_reader_t *r;
-    int rc = rp__temp_reader(db, &r, NULL);
-    if (rc) {
-        pthread_mutex_unlock(&db->build_mu);
-        return rc;
-    }
-    MDB_txn *txn = rp__reader_txn(r);
-    uint64_t t = mdb_txn_id(txn);
-    rp_snap_t *cur = atomic_load(&db->snap);
-    rp_snap_t *ns = NULL;
-    if (cur && cur->built_txnid <= t) {
-        if (t <= atomic_load(&cur->valid_upto)) {
-            rp__temp_reader_done(r);
-            pthread_mutex_unlock(&db->build_mu);
-            return RH_OK;
+    int rc = RH_OK;
+    for (int round = 0;; round++) {
+        drain(db);
+        rp_reader_t *r;
+        rc = rp__temp_reader(db, &r, NULL);
+        if (rc)
+            break;
+        MDB_txn *txn = rp__reader_txn(r);
+        uint64_t t = mdb_txn_id(txn);
+        rp_snap_t *cur = atomic_load(&db->snap);
+        if (cur && cur->built_txnid <= t && !ov_too_big(cur)) {
+            if (t <= atomic_load(&cur->valid_upto)) {
+                rp__temp_reader_done(r);
+                break;
+            }
+            if (rp__read_gen(txn, db->dbi[RP_DBI_META]) == cur->gen) {
+                atomic_store(&cur->valid_upto, t);
+                rp__temp_reader_done(r);
+                break;
+            }
+            /* A routing change whose delta is on its way (committed, not queued yet, or
+             * queued after the drain): apply it instead of rebuilding. */
+            if (atomic_load(&db->pending) > 0 || !queue_empty(db)) {
+                rp__temp_reader_done(r);
+                if (round < 3 && !queue_empty(db))
+                    continue;
+                break; /* the writer kicks the builder once its delta is queued */
+            }
         }
-        if (rp__read_gen(txn, db->dbi[RP_DBI_META]) == cur->gen) {
-            atomic_store(&cur->valid_upto, t);
-            rp__temp_reader_done(r);
-            pthread_mutex_unlock(&db->build_mu);
-            return RH_OK;
+        uint64_t t0 = rh_mono_ns();
+        rp_snap_t *ns = NULL;
+        rc = build(db, txn, &ns);
+        rp__temp_reader_done(r); /* end the read txn before publish (publish waits for readers) */
+        if (rc == RH_OK) {
+            size_t nb = ns->base->nblk, np = ns->base->npol;
+            publish(db, ns);
+            db->n_rebuilds++;
+            RH_LOG(RH_LOG_DEBUG, "rp", "index rebuilt blocks=%zu policies=%zu ms=%llu", nb, np,
+                   (unsigned long long)((rh_mono_ns() - t0) / 1000000));
+        } else {
+            RH_LOG(RH_LOG_ERR, "rp", "index rebuild failed err=\"%s\" (lookups use LMDB)",
+                   rh_strerror(rc));
         }
-    }
-    uint64_t t0 = rh_mono_ns();
-    rc = build(db, txn, &ns);
-    rp__temp_reader_done(r); /* end the read txn before publish (publish waits for readers) */
-    if (rc == RH_OK) {
-        size_t nb = ns->nblk, np = ns->npol;
-        publish(db, ns);
-        RH_LOG(RH_LOG_DEBUG, "rp", "index rebuilt blocks=%zu policies=%zu ms=%llu", nb, np,
-               (unsigned long long)((rh_mono_ns() - t0) / 1000000));
-    } else {
-        RH_LOG(RH_LOG_ERR, "rp", "index rebuild failed err=\"%s\" (lookups use LMDB)",
-               rh_strerror(rc));
+        break;
     }
     pthread_mutex_unlock(&db->build_mu);
     return rc;
+}
+
+int rp__index_fresh(rp_db_t *db, rp_snap_t **out)
+{
+    *out = NULL;
+    rp_reader_t *r;
+    int rc = rp__temp_reader(db, &r, NULL);
+    if (rc)
+        return rc;
+    pthread_mutex_lock(&db->build_mu);
+    rc = build(db, rp__reader_txn(r), out);
+    pthread_mutex_unlock(&db->build_mu);
+    rp__temp_reader_done(r);
+    return rc;
+}
+
+void rp__index_counts(rp_db_t *db, uint64_t *deltas, uint64_t *rebuilds)
+{
+    pthread_mutex_lock(&db->build_mu);
+    *deltas = db->n_deltas;
+    *rebuilds = db->n_rebuilds;
+    pthread_mutex_unlock(&db->build_mu);
 }
 
 void rp__index_kick(rp_db_t *db)
@@ -432,11 +871,11 @@ static void *builder(void *arg)
             break;
         db->kicked = 0;
         pthread_mutex_unlock(&db->kick_mu);
-        /* Cheap check first: anything committed since the index was last validated? */
+        /* Cheap check first: anything committed or queued since the index was validated? */
         MDB_envinfo info;
         mdb_env_info(db->env, &info);
         rp_snap_t *cur = atomic_load(&db->snap);
-        if (!cur || info.me_last_txnid > atomic_load(&cur->valid_upto))
+        if (!cur || info.me_last_txnid > atomic_load(&cur->valid_upto) || !queue_empty(db))
             rp_db_refresh(db);
         pthread_mutex_lock(&db->kick_mu);
     }
@@ -448,6 +887,7 @@ int rp__index_start(rp_db_t *db)
 {
     pthread_mutex_init(&db->build_mu, NULL);
     pthread_mutex_init(&db->kick_mu, NULL);
+    pthread_mutex_init(&db->q_mu, NULL);
     pthread_cond_init(&db->kick_cv, NULL);
     if (db->no_index)
         return RH_OK;
@@ -477,7 +917,13 @@ void rp__index_stop(rp_db_t *db)
         rp__snap_free(db->retired);
         db->retired = n;
     }
+    while (db->q_head) {
+        rp_delta_t *n = db->q_head->next;
+        rp__delta_free(db->q_head);
+        db->q_head = n;
+    }
     pthread_mutex_destroy(&db->build_mu);
     pthread_mutex_destroy(&db->kick_mu);
+    pthread_mutex_destroy(&db->q_mu);
     pthread_cond_destroy(&db->kick_cv);
 }

@@ -65,6 +65,10 @@ struct rp_db {
     pthread_cond_t kick_cv;
     pthread_t builder;
     int builder_started, stopping, kicked;
+    pthread_mutex_t q_mu;      /* committed deltas waiting for the builder (commit order) */
+    struct rp_delta *q_head, *q_tail;
+    _Atomic int pending;       /* writers between their commit and queuing its delta */
+    uint64_t n_deltas, n_rebuilds; /* index versions published each way (under build_mu) */
 };
 
 /* Key sizes. */
@@ -87,6 +91,43 @@ MDB_cursor *rp__reader_cursor(rp_reader_t *r, int dbi);
 MDB_txn *rp__reader_txn(rp_reader_t *r);
 
 /* Compiled index (rp_index.c). */
+/* A changed block or policy key: the new value, or a tombstone (del). */
+typedef struct rp_ovb {
+    uint64_t key; /* prefix << 8 | length */
+    uint32_t net_id;
+    uint8_t del;
+    char tenant[RP_TENANT_MAX + 1];
+    char cluster[RP_CLUSTER_MAX + 1];
+} rp_ovb_t;
+typedef struct rp_ovp {
+    uint8_t key[RP_KEY_POLICY];
+    uint8_t del;
+    rp_flags_t flags;
+} rp_ovp_t;
+/* The routing changes of one write transaction, in order (a later change of a key wins),
+ * recorded by rp_write.c and applied to the index by the builder. overflow: too many changes
+ * or a whole-kind clear: the builder rebuilds instead. */
+typedef struct rp_delta {
+    uint64_t txnid;      /* the committing transaction's ID */
+    uint64_t gen_before; /* routing generation it started from */
+    int overflow;
+    size_t nb, capb, np, capp;
+    rp_ovb_t *b;
+    rp_ovp_t *p;
+    struct rp_delta *next;
+} rp_delta_t;
+/* key: the 5-byte block key / the policy key; val NULL = deleted, else the packed record. */
+void rp__delta_block(rp_delta_t *d, const uint8_t *key, const uint8_t *val, size_t vlen);
+void rp__delta_policy(rp_delta_t *d, const uint8_t *key, const uint8_t *val, size_t vlen);
+void rp__delta_clear(rp_delta_t *d);  /* a whole kind was cleared: mark overflow */
+void rp__delta_reset(rp_delta_t *d);  /* forget the changes (replay after map growth) */
+void rp__delta_free(rp_delta_t *d);   /* NULL is a no-op */
+/* Test support: a version freshly built from the latest committed state (caller frees it with
+ * rp__snap_free under no concurrent refresh), and the publication counters. */
+int rp__index_fresh(rp_db_t *db, rp_snap_t **out);
+void rp__index_counts(rp_db_t *db, uint64_t *deltas, uint64_t *rebuilds);
+/* Queues a committed delta for the builder (takes ownership; frees it without an index). */
+void rp__index_push(rp_db_t *db, rp_delta_t *d);
 int rp__index_start(rp_db_t *db);
 void rp__index_stop(rp_db_t *db);
 void rp__index_kick(rp_db_t *db);
@@ -97,7 +138,6 @@ int rp__snap_devaddr(const rp_snap_t *s, uint32_t devaddr, rp_block_match_t *out
 const rp_flags_t *rp__snap_policy(const rp_snap_t *s, const uint8_t *key);
 uint64_t rp__read_gen(MDB_txn *txn, MDB_dbi meta);
 int rp__bump_gen(MDB_txn *txn, MDB_dbi meta);
-int rp__policy_flags(const uint8_t *p, size_t len, rp_flags_t *f);
 
 /* Key encodings (rp_keys.c). tenant must be valid (<= 36 chars). */
 void rp__key_tenant(uint8_t out[RP_KEY_TENANT], uint32_t net_id, const char *tenant);
@@ -126,7 +166,31 @@ typedef struct rp_pbs {
 int rp__pbs_next(rp_pbs_t *s, uint32_t *field, uint64_t *varint, const uint8_t **bytes,
                  size_t *len);
 
-/* EUI prefix text "70b3d57ed0000000/40" (rp_json.c). */
+/* Record values read without unpacking (rp_keys.c; field numbers: proto/roamhub_fields.h).
+ * Each returns 0, or -1 on a malformed buffer. Pointers point into the packed value. */
+/* Flags of a packed RoutingPolicy (uplink/downlink sub-messages). */
+int rp__policy_flags(const uint8_t *p, size_t len, rp_flags_t *f);
+/* Owner and cluster of a packed DevAddrBlock; tenant/cluster clipped to their key widths. */
+typedef struct rp_block_val {
+    uint32_t net_id;
+    const uint8_t *tenant, *cluster;
+    size_t tenant_len, cluster_len;
+} rp_block_val_t;
+int rp__block_decode(const uint8_t *p, size_t len, rp_block_val_t *out);
+/* Home and Join Server of a packed JoinRoute. */
+typedef struct rp_join_val {
+    uint32_t home_net_id;
+    const uint8_t *home_tenant, *join_server;
+    size_t home_tenant_len, join_server_len;
+} rp_join_val_t;
+int rp__join_decode(const uint8_t *p, size_t len, rp_join_val_t *out);
+/* Delegated NetIDs of a packed Network (packed or unpacked encoding): up to cap into out,
+ * returns how many were written. */
+size_t rp__network_delegated(const uint8_t *p, size_t len, uint32_t *out, size_t cap);
+/* Copies n bytes (clipped to cap - 1) and a terminating NUL. */
+void rp__copy_str(char *dst, size_t cap, const uint8_t *s, size_t n);
+
+/* EUI prefix text "70b3d57ed0000000/40" (rp_keys.c). Errors: RH_EINVAL (diag names field). */
 int rp__eui_prefix_parse(const char *s, uint64_t *v, unsigned *len, const char *field,
                          rh_diag_t *diag);
 void rp__eui_prefix_format(uint64_t v, unsigned len, char out[24]);

@@ -24,34 +24,6 @@ const char *rp_json_section(rp_kind_t k)
     return (unsigned)k < RP_KIND_COUNT ? sections[k] : "?";
 }
 
-/* ---- EUI prefixes -------------------------------------------------------------------------- */
-
-int rp__eui_prefix_parse(const char *s, uint64_t *v, unsigned *len, const char *field,
-                         rh_diag_t *diag)
-{
-    const char *slash = s ? strchr(s, '/') : NULL;
-    if (!slash)
-        return rh_diag_fail(diag, RH_EINVAL, "%s: expected \"<16 hex digits>/<bits>\"", field);
-    int rc = rh_hex_parse_be(s, (size_t)(slash - s), 8, v, field, diag);
-    if (rc)
-        return rc;
-    char *end;
-    errno = 0;
-    long l = strtol(slash + 1, &end, 10);
-    if (errno || end == slash + 1 || *end || l < 0 || l > 64)
-        return rh_diag_fail(diag, RH_EINVAL, "%s: prefix length must be 0..64", field);
-    if (*v & ~rp__mask64((unsigned)l))
-        return rh_diag_fail(diag, RH_EINVAL, "%s: bits set beyond /%ld", field, l);
-    *len = (unsigned)l;
-    return RH_OK;
-}
-
-void rp__eui_prefix_format(uint64_t v, unsigned len, char out[24])
-{
-    rh_hex_format_be(v, 8, out, 0);
-    snprintf(out + 16, 8, "/%u", len);
-}
-
 /* ---- record -> JSON ------------------------------------------------------------------------ */
 
 static int is_netid_field(const char *name)

@@ -8,8 +8,11 @@
 
 #include "lw_netid.h"
 #include "rh_hex.h"
+#include "roamhub_fields.h"
 
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 static const char *const kind_names[RP_KIND_COUNT] = {
     "network", "tenant", "devaddr_block", "join_route", "policy", "endpoint", "member", "api_key",
@@ -469,6 +472,167 @@ int rp_key_text(rp_kind_t kind, const ProtobufCMessage *msg, char *out, size_t c
     }
     return (n < 0 || (size_t)n >= cap) ? RH_ERANGE : RH_OK;
 }
+
+/* ---- EUI prefixes -------------------------------------------------------------------------- */
+
+int rp__eui_prefix_parse(const char *s, uint64_t *v, unsigned *len, const char *field,
+                         rh_diag_t *diag)
+{
+    const char *slash = s ? strchr(s, '/') : NULL;
+    if (!slash)
+        return rh_diag_fail(diag, RH_EINVAL, "%s: expected \"<16 hex digits>/<bits>\"", field);
+    int rc = rh_hex_parse_be(s, (size_t)(slash - s), 8, v, field, diag);
+    if (rc)
+        return rc;
+    char *end;
+    errno = 0;
+    long l = strtol(slash + 1, &end, 10);
+    if (errno || end == slash + 1 || *end || l < 0 || l > 64)
+        return rh_diag_fail(diag, RH_EINVAL, "%s: prefix length must be 0..64", field);
+    if (*v & ~rp__mask64((unsigned)l))
+        return rh_diag_fail(diag, RH_EINVAL, "%s: bits set beyond /%ld", field, l);
+    *len = (unsigned)l;
+    return RH_OK;
+}
+
+void rp__eui_prefix_format(uint64_t v, unsigned len, char out[24])
+{
+    rh_hex_format_be(v, 8, out, 0);
+    snprintf(out + 16, 8, "/%u", len);
+}
+
+/* ---- record values read without unpacking ----------------------------------------------- */
+
+int rp__policy_flags(const uint8_t *p, size_t len, rp_flags_t *f)
+{
+    memset(f, 0, sizeof *f);
+    rp_pbs_t s = {p, p + len};
+    uint32_t fld;
+    uint64_t vi;
+    const uint8_t *b;
+    size_t n;
+    int st;
+    while ((st = rp__pbs_next(&s, &fld, &vi, &b, &n)) > 0) {
+        if ((fld != RH_FLD_POLICY_UPLINK && fld != RH_FLD_POLICY_DOWNLINK) || !b)
+            continue;
+        rp_pbs_t in = {b, b + n};
+        uint32_t g;
+        const uint8_t *bb;
+        size_t nn;
+        int st2;
+        while ((st2 = rp__pbs_next(&in, &g, &vi, &bb, &nn)) > 0) {
+            uint8_t on = vi != 0;
+            if (fld == RH_FLD_POLICY_UPLINK) {
+                switch (g) {
+                case RH_FLD_UP_JOIN_REQUEST: f->up_join_request = on; break;
+                case RH_FLD_UP_MAC_DATA: f->up_mac_data = on; break;
+                case RH_FLD_UP_APPLICATION_DATA: f->up_application_data = on; break;
+                case RH_FLD_UP_SIGNAL_QUALITY: f->up_signal_quality = on; break;
+                case RH_FLD_UP_LOCALIZATION: f->up_localization = on; break;
+                }
+            } else {
+                switch (g) {
+                case RH_FLD_DOWN_JOIN_ACCEPT: f->down_join_accept = on; break;
+                case RH_FLD_DOWN_MAC_DATA: f->down_mac_data = on; break;
+                case RH_FLD_DOWN_APPLICATION_DATA: f->down_application_data = on; break;
+                }
+            }
+        }
+        if (st2 < 0)
+            return -1;
+    }
+    return st < 0 ? -1 : 0;
+}
+
+int rp__block_decode(const uint8_t *p, size_t len, rp_block_val_t *out)
+{
+    memset(out, 0, sizeof *out);
+    rp_pbs_t s = {p, p + len};
+    uint32_t f;
+    uint64_t vi;
+    const uint8_t *b;
+    size_t n;
+    int st;
+    while ((st = rp__pbs_next(&s, &f, &vi, &b, &n)) > 0) {
+        if (f == RH_FLD_BLOCK_NET_ID && !b) {
+            out->net_id = (uint32_t)vi;
+        } else if (f == RH_FLD_BLOCK_TENANT_ID && b) {
+            out->tenant = b;
+            out->tenant_len = n > RP_TENANT_MAX ? RP_TENANT_MAX : n;
+        } else if (f == RH_FLD_BLOCK_CLUSTER_ID && b) {
+            out->cluster = b;
+            out->cluster_len = n > RP_CLUSTER_MAX ? RP_CLUSTER_MAX : n;
+        }
+    }
+    return st < 0 ? -1 : 0;
+}
+
+void rp__copy_str(char *dst, size_t cap, const uint8_t *s, size_t n)
+{
+    if (n >= cap)
+        n = cap - 1;
+    if (n)
+        memcpy(dst, s, n);
+    dst[n] = 0;
+}
+
+int rp__join_decode(const uint8_t *p, size_t len, rp_join_val_t *out)
+{
+    memset(out, 0, sizeof *out);
+    rp_pbs_t s = {p, p + len};
+    uint32_t f;
+    uint64_t vi;
+    const uint8_t *b;
+    size_t n;
+    int st;
+    while ((st = rp__pbs_next(&s, &f, &vi, &b, &n)) > 0) {
+        if (f == RH_FLD_JOIN_HOME_NET_ID && !b) {
+            out->home_net_id = (uint32_t)vi;
+        } else if (f == RH_FLD_JOIN_HOME_TENANT_ID && b) {
+            out->home_tenant = b;
+            out->home_tenant_len = n;
+        } else if (f == RH_FLD_JOIN_SERVER_ID && b) {
+            out->join_server = b;
+            out->join_server_len = n;
+        }
+    }
+    return st < 0 ? -1 : 0;
+}
+
+size_t rp__network_delegated(const uint8_t *p, size_t len, uint32_t *out, size_t cap)
+{
+    size_t cnt = 0;
+    rp_pbs_t s = {p, p + len};
+    uint32_t f;
+    uint64_t vi;
+    const uint8_t *b;
+    size_t n;
+    while (rp__pbs_next(&s, &f, &vi, &b, &n) > 0) {
+        if (f != RH_FLD_NETWORK_DELEGATED_NET_IDS)
+            continue;
+        if (!b) {
+            if (cnt < cap)
+                out[cnt++] = (uint32_t)vi;
+            continue;
+        }
+        /* packed: a run of varints */
+        const uint8_t *q = b, *end = b + n;
+        while (q < end && cnt < cap) {
+            uint64_t x = 0;
+            unsigned sh = 0;
+            while (q < end) {
+                uint8_t c = *q++;
+                x |= (uint64_t)(c & 0x7f) << sh;
+                sh += 7;
+                if (!(c & 0x80) || sh >= 64)
+                    break;
+            }
+            out[cnt++] = (uint32_t)x;
+        }
+    }
+    return cnt;
+}
+
 
 /* ---- protobuf scanner ---------------------------------------------------------------------- */
 

@@ -38,14 +38,6 @@ static int lookup_err(int rc, const char *what)
     return RH_EIO;
 }
 
-static void copy_str(char *dst, size_t cap, const uint8_t *s, size_t n)
-{
-    if (n >= cap)
-        n = cap - 1;
-    memcpy(dst, s, n);
-    dst[n] = 0;
-}
-
 int rp_lookup_devaddr(rp_reader_t *r, uint32_t devaddr, rp_block_match_t *out)
 {
     out->found = 0;
@@ -73,25 +65,13 @@ int rp_lookup_devaddr(rp_reader_t *r, uint32_t devaddr, rp_block_match_t *out)
         if (((devaddr ^ bv) & rp__mask32(bl)) == 0) {
             out->prefix = bv;
             out->length = (uint8_t)bl;
-            out->owner.net_id = 0;
-            out->owner.tenant_id[0] = 0;
-            out->cluster_id[0] = 0;
-            rp_pbs_t s = {v.mv_data, (const uint8_t *)v.mv_data + v.mv_size};
-            uint32_t f;
-            uint64_t vi;
-            const uint8_t *b;
-            size_t n;
-            int st;
-            while ((st = rp__pbs_next(&s, &f, &vi, &b, &n)) > 0) {
-                if (f == 3)
-                    out->owner.net_id = (uint32_t)vi;
-                else if (f == 4 && b)
-                    copy_str(out->owner.tenant_id, sizeof out->owner.tenant_id, b, n);
-                else if (f == 5 && b)
-                    copy_str(out->cluster_id, sizeof out->cluster_id, b, n);
-            }
-            if (st < 0)
+            rp_block_val_t bv_;
+            if (rp__block_decode(v.mv_data, v.mv_size, &bv_))
                 return lookup_err(-1, "devaddr");
+            out->owner.net_id = bv_.net_id;
+            rp__copy_str(out->owner.tenant_id, sizeof out->owner.tenant_id, bv_.tenant,
+                         bv_.tenant_len);
+            rp__copy_str(out->cluster_id, sizeof out->cluster_id, bv_.cluster, bv_.cluster_len);
             out->found = 1;
             return RH_OK;
         }
@@ -173,22 +153,14 @@ int rp_lookup_join(rp_reader_t *r, uint64_t join_eui, uint64_t dev_eui, rp_join_
                 out->join_eui_length = (uint8_t)jl;
                 out->dev_eui_prefix = rh_get_be64(kk + 9);
                 out->dev_eui_length = kk[17];
-                rp_pbs_t s = {v.mv_data, (const uint8_t *)v.mv_data + v.mv_size};
-                uint32_t fld;
-                uint64_t vi;
-                const uint8_t *b;
-                size_t n;
-                int st;
-                while ((st = rp__pbs_next(&s, &fld, &vi, &b, &n)) > 0) {
-                    if (fld == 5)
-                        out->home.net_id = (uint32_t)vi;
-                    else if (fld == 6 && b)
-                        copy_str(out->home.tenant_id, sizeof out->home.tenant_id, b, n);
-                    else if (fld == 7 && b)
-                        copy_str(out->join_server_id, sizeof out->join_server_id, b, n);
-                }
-                if (st < 0)
+                rp_join_val_t jv_;
+                if (rp__join_decode(v.mv_data, v.mv_size, &jv_))
                     return lookup_err(-1, "join");
+                out->home.net_id = jv_.home_net_id;
+                rp__copy_str(out->home.tenant_id, sizeof out->home.tenant_id, jv_.home_tenant,
+                             jv_.home_tenant_len);
+                rp__copy_str(out->join_server_id, sizeof out->join_server_id, jv_.join_server,
+                             jv_.join_server_len);
                 out->via_join_server = out->join_server_id[0] != 0;
                 if (out->via_join_server) {
                     out->home.net_id = 0;
@@ -240,48 +212,6 @@ int rp_lookup_netids(rp_reader_t *r, uint32_t devaddr, uint32_t *netids, uint32_
     if (rc && rc != MDB_NOTFOUND)
         return lookup_err(rc, "netids");
     return RH_OK;
-}
-
-/* Decodes the flags of a packed RoutingPolicy (fields 6 uplink, 7 downlink). */
-int rp__policy_flags(const uint8_t *p, size_t len, rp_flags_t *f)
-{
-    memset(f, 0, sizeof *f);
-    rp_pbs_t s = {p, p + len};
-    uint32_t fld;
-    uint64_t vi;
-    const uint8_t *b;
-    size_t n;
-    int st;
-    while ((st = rp__pbs_next(&s, &fld, &vi, &b, &n)) > 0) {
-        if ((fld != 6 && fld != 7) || !b)
-            continue;
-        rp_pbs_t in = {b, b + n};
-        uint32_t g;
-        const uint8_t *bb;
-        size_t nn;
-        int st2;
-        while ((st2 = rp__pbs_next(&in, &g, &vi, &bb, &nn)) > 0) {
-            uint8_t on = vi != 0;
-            if (fld == 6) {
-                switch (g) {
-                case 1: f->up_join_request = on; break;
-                case 2: f->up_mac_data = on; break;
-                case 3: f->up_application_data = on; break;
-                case 4: f->up_signal_quality = on; break;
-                case 5: f->up_localization = on; break;
-                }
-            } else {
-                switch (g) {
-                case 1: f->down_join_accept = on; break;
-                case 2: f->down_mac_data = on; break;
-                case 3: f->down_application_data = on; break;
-                }
-            }
-        }
-        if (st2 < 0)
-            return -1;
-    }
-    return st < 0 ? -1 : 0;
 }
 
 int rp_policy_effective(rp_reader_t *r, const rp_party_t *fwd, const rp_party_t *home,

@@ -41,6 +41,7 @@ struct rp_txn {
     uint64_t audit_seq;
     int seq_loaded;
     int dirty; /* routing content (blocks/policies) changed: bump the generation */
+    rp_delta_t *delta; /* the routing changes, for the compiled index (NULL without index) */
 };
 
 static const uint8_t META_AUDIT_SEQ[] = "audit_seq";
@@ -107,6 +108,23 @@ static int mdel(rp_txn_t *t, int dbi, const void *k, size_t kl, rh_diag_t *diag)
     return rc ? rp__lmdb_err(rc, diag, "mdb_del") : RH_OK;
 }
 
+/* Records a block/policy change for the compiled index (val NULL = deleted). */
+static void track(rp_txn_t *t, rp_kind_t kind, const uint8_t *key, const uint8_t *val,
+                  size_t vlen)
+{
+    if (kind != RP_KIND_BLOCK && kind != RP_KIND_POLICY)
+        return;
+    t->dirty = 1;
+    if (t->db->no_index)
+        return;
+    if (!t->delta && !(t->delta = calloc(1, sizeof *t->delta)))
+        return; /* no delta: the commit below queues none and the builder rebuilds */
+    if (kind == RP_KIND_BLOCK)
+        rp__delta_block(t->delta, key, val, vlen);
+    else
+        rp__delta_policy(t->delta, key, val, vlen);
+}
+
 /* ---- audit --------------------------------------------------------------------------------- */
 
 static int audit(rp_txn_t *t, const char *action, const char *kind, const char *keytext,
@@ -156,22 +174,12 @@ typedef struct blk_owner {
 static int decode_block_owner(const MDB_val *v, blk_owner_t *o)
 {
     memset(o, 0, sizeof *o);
-    rp_pbs_t s = {v->mv_data, (const uint8_t *)v->mv_data + v->mv_size};
-    uint32_t f;
-    uint64_t vi;
-    const uint8_t *b;
-    size_t n;
-    int st;
-    while ((st = rp__pbs_next(&s, &f, &vi, &b, &n)) > 0) {
-        if (f == 3)
-            o->net_id = (uint32_t)vi;
-        else if (f == 4 && b) {
-            if (n > RP_TENANT_MAX)
-                n = RP_TENANT_MAX;
-            memcpy(o->tenant, b, n);
-        }
-    }
-    return st < 0 ? -1 : 0;
+    rp_block_val_t b;
+    if (rp__block_decode(v->mv_data, v->mv_size, &b))
+        return -1;
+    o->net_id = b.net_id;
+    rp__copy_str(o->tenant, sizeof o->tenant, b.tenant, b.tenant_len);
+    return 0;
 }
 
 /* Whether `inner` may be nested inside `outer`: delegated by the outer block's owner. */
@@ -206,34 +214,7 @@ static int delegated_net_ids(rp_txn_t *t, uint32_t net_id, uint32_t *out, size_t
         return 0;
     if (rc)
         return rc;
-    rp_pbs_t s = {v.mv_data, (const uint8_t *)v.mv_data + v.mv_size};
-    uint32_t f;
-    uint64_t vi;
-    const uint8_t *b;
-    size_t len;
-    while (rp__pbs_next(&s, &f, &vi, &b, &len) > 0) {
-        if (f != 5)
-            continue;
-        if (!b) {
-            if (*n < cap)
-                out[(*n)++] = (uint32_t)vi;
-            continue;
-        }
-        rp_pbs_t in = {b, b + len};
-        /* packed varints: decode by reading them as field-less varints */
-        while (in.p < in.end && *n < cap) {
-            uint64_t x = 0;
-            unsigned sh = 0;
-            while (in.p < in.end) {
-                uint8_t c = *in.p++;
-                x |= (uint64_t)(c & 0x7f) << sh;
-                sh += 7;
-                if (!(c & 0x80) || sh >= 64)
-                    break;
-            }
-            out[(*n)++] = (uint32_t)x;
-        }
-    }
+    *n = rp__network_delegated(v.mv_data, v.mv_size, out, cap);
     return 0;
 }
 
@@ -435,8 +416,8 @@ static int apply_put(rp_txn_t *t, rp_kind_t kind, const ProtobufCMessage *msg, r
         return rh_diag_fail(diag, RH_ENOMEM, "out of memory");
     }
     rc = mput(t, kind, key, klen, val, vlen, diag);
-    if (kind == RP_KIND_BLOCK || kind == RP_KIND_POLICY)
-        t->dirty = 1;
+    if (rc == RH_OK)
+        track(t, kind, key, val, vlen);
     if (rc == RH_OK && kind == RP_KIND_NETWORK) {
         MDB_val b = {blen, before};
         rc = netidx_update(t, exists ? &b : NULL, (const Roamhub__V1__Network *)(const void *)msg,
@@ -482,8 +463,8 @@ static int delete_raw(rp_txn_t *t, rp_kind_t kind, const uint8_t *key, size_t kl
     }
     if (rc == RH_OK)
         rc = mdel(t, kind, key, klen, diag);
-    if (kind == RP_KIND_BLOCK || kind == RP_KIND_POLICY)
-        t->dirty = 1;
+    if (rc == RH_OK)
+        track(t, kind, key, NULL, 0);
     if (rc == RH_OK) {
         if (t->flags & RP_TXN_AUDIT_SUMMARY)
             t->n_del++;
@@ -512,8 +493,11 @@ static int apply_delete(rp_txn_t *t, rp_kind_t kind, const ProtobufCMessage *key
 static int apply_clear(rp_txn_t *t, rp_kind_t kind, rh_diag_t *diag)
 {
     int rc = mdb_drop(t->txn, t->db->dbi[kind], 0);
-    if (kind == RP_KIND_BLOCK || kind == RP_KIND_POLICY)
-        t->dirty = 1;
+    if (rc == 0 && (kind == RP_KIND_BLOCK || kind == RP_KIND_POLICY)) {
+        t->dirty = 1; /* the index rebuilds (a delta of the whole kind would be the table) */
+        if (!t->db->no_index && (t->delta || (t->delta = calloc(1, sizeof *t->delta))))
+            rp__delta_clear(t->delta);
+    }
     if (rc == 0 && kind == RP_KIND_NETWORK)
         rc = mdb_drop(t->txn, t->db->dbi[RP_DBI_NETIDX], 0);
     if (rc)
@@ -542,19 +526,9 @@ static int m_block(const MDB_val *k, const MDB_val *v, uint32_t id)
 static int m_join(const MDB_val *k, const MDB_val *v, uint32_t id)
 {
     (void)k;
-    rp_pbs_t s = {v->mv_data, (const uint8_t *)v->mv_data + v->mv_size};
-    uint32_t f, home = 0;
-    uint64_t vi;
-    const uint8_t *b;
-    size_t n;
-    int js = 0;
-    while (rp__pbs_next(&s, &f, &vi, &b, &n) > 0) {
-        if (f == 5)
-            home = (uint32_t)vi;
-        else if (f == 7 && n > 0)
-            js = 1;
-    }
-    return !js && home == id;
+    rp_join_val_t j;
+    return rp__join_decode(v->mv_data, v->mv_size, &j) == 0 && j.join_server_len == 0 &&
+           j.home_net_id == id;
 }
 
 static int delete_matching(rp_txn_t *t, rp_kind_t kind, match_fn fn, uint32_t id, rh_diag_t *diag)
@@ -673,6 +647,7 @@ static int regrow(rp_txn_t *t, rh_diag_t *diag)
         }
         t->n_put = t->n_del = t->n_clear = 0;
         t->dirty = 0;
+        rp__delta_reset(t->delta);
         for (size_t i = 0; i < t->n_ops && rc == RH_OK; i++)
             rc = apply_op(t, t->ops[i], diag);
         if (rc == RP_EMAPFULL)
@@ -831,6 +806,7 @@ int rp_txn_get(rp_txn_t *t, rp_kind_t kind, const ProtobufCMessage *keymsg, Prot
 static void txn_free(rp_txn_t *t)
 {
     txn_end(t, 0);
+    rp__delta_free(t->delta);
     for (size_t i = 0; i < t->n_ops; i++)
         free(t->ops[i]);
     free(t->ops);
@@ -857,15 +833,29 @@ int rp_txn_commit(rp_txn_t *t, rh_diag_t *diag)
             rc = audit(t, "import", "batch", txt, NULL, 0, NULL, 0, diag);
         }
         if (rc == RH_OK && t->dirty) {
+            if (t->delta) {
+                t->delta->gen_before = rp__read_gen(t->txn, t->db->dbi[RP_DBI_META]);
+                t->delta->txnid = mdb_txn_id(t->txn); /* the ID this commit will have */
+            }
             int m = rp__bump_gen(t->txn, t->db->dbi[RP_DBI_META]);
             rc = m ? rp__lmdb_err(m, diag, "generation") : RH_OK;
         }
+        int queue = rc == RH_OK && t->dirty && t->delta;
+        if (queue) /* the builder must not rebuild between this commit and the queuing */
+            atomic_fetch_add(&t->db->pending, 1);
         if (rc == RH_OK) {
             int m = mdb_txn_commit(t->txn);
             t->txn = NULL;
             for (int i = 0; i < RP_DBI_COUNT; i++)
                 t->cur[i] = NULL;
             rc = m ? rp__lmdb_err(m, diag, "commit") : RH_OK;
+        }
+        if (queue) {
+            if (rc == RH_OK) { /* still under write_mu: the queue is in commit order */
+                rp__index_push(t->db, t->delta);
+                t->delta = NULL;
+            }
+            atomic_fetch_sub(&t->db->pending, 1);
         }
         if (rc == RP_EMAPFULL) {
             rc = regrow(t, diag);

@@ -10,7 +10,6 @@
 #include "admin.h"
 #include "relay.h"
 #include "rh_fs.h"
-#include "rh_json.h"
 #include "rh_log.h"
 #include "rh_time.h"
 #include "rp_json.h"
@@ -321,24 +320,21 @@ static void join_check_cb(evutil_socket_t fd, short ev, void *arg)
 
 /* ---------------------------------------------------------------- start-up */
 
-/* Imports a roamdb JSON file (rp_json.h format) in one transaction. */
+/* Imports a roamdb JSON file (rp_json.h format) in one transaction, streamed (memory bounded
+ * by the largest record, whatever the file's size). */
 static int import_file(rp_db_t *db, const char *path, rh_diag_t *d)
 {
-    char *text;
-    size_t got;
-    rh_diag_t rd;
-    int rc = rh_read_file(path, 256u << 20, &text, &got, &rd);
-    if (rc)
-        return rh_diag_fail(d, rc, "import %s", rd.text);
-    rh_diag_t jd;
-    cJSON *doc = rh_json_parse(text, got, &rh_json_limits_import, NULL, &jd);
-    free(text);
-    if (!doc)
-        return rh_diag_fail(d, RH_EINVAL, "import %s: %s", path, jd.text);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return rh_diag_fail(d, RH_EIO, "import %s: %s", path, strerror(errno));
     size_t count = 0;
-    rc = rp_json_import(db, "import", doc, 0, &count, d);
-    cJSON_Delete(doc);
-    return rc;
+    rh_diag_t d2;
+    rh_diag_clear(&d2);
+    int rc = rp_json_import_file(db, "import", f, 0, &count, &d2);
+    fclose(f);
+    if (rc)
+        return rh_diag_fail(d, rc, "import %s: %s", path, d2.text);
+    return RH_OK;
 }
 
 /* The admin API's hook: Member/Endpoint records changed. */

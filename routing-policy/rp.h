@@ -278,6 +278,11 @@ typedef enum rp_put_mode {
 } rp_put_mode_t;
 
 #define RP_TXN_AUDIT_SUMMARY 1u /* one audit record for the whole transaction (imports) */
+/* No operation log (bulk imports: memory independent of the transaction's size). Map growth
+ * then cannot be replayed: when the map must grow, the transaction is aborted, the map grown
+ * (up to max_map_size), and put/delete/commit return RH_EAGAIN: abort and run the whole
+ * transaction again. */
+#define RP_TXN_NO_OP_LOG 2u
 
 /* Begins a write transaction for `actor` (audit "who", e.g. an API key ID; copied). Blocks while
  * another write is open. The transaction must end with rp_txn_commit or rp_txn_abort.

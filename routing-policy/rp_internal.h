@@ -139,6 +139,14 @@ const rp_flags_t *rp__snap_policy(const rp_snap_t *s, const uint8_t *key);
 uint64_t rp__read_gen(MDB_txn *txn, MDB_dbi meta);
 int rp__bump_gen(MDB_txn *txn, MDB_dbi meta);
 
+/* One record / one member_net_ids entry of an import document (rp_json.c; shared by the
+ * in-memory and the streaming import). path names the element in diagnostics. */
+struct cJSON;
+int rp__import_record(rp_txn_t *t, rp_kind_t kind, const struct cJSON *v, const char *path,
+                      rh_diag_t *diag);
+int rp__import_member_net_id(rp_txn_t *t, const struct cJSON *v, const char *path,
+                             rh_diag_t *diag);
+
 /* Key encodings (rp_keys.c). tenant must be valid (<= 36 chars). */
 void rp__key_tenant(uint8_t out[RP_KEY_TENANT], uint32_t net_id, const char *tenant);
 void rp__key_policy(uint8_t out[RP_KEY_POLICY], uint32_t fnet, const char *ften, int has_home,

@@ -508,6 +508,33 @@ int rp_json_to_record(rp_kind_t kind, const cJSON *obj, const char *path, Protob
 
 /* ---- import / export ----------------------------------------------------------------------- */
 
+int rp__import_member_net_id(rp_txn_t *t, const cJSON *v, const char *path, rh_diag_t *diag)
+{
+    uint32_t id;
+    rh_diag_t d2;
+    if (!cJSON_IsString(v) || lw_netid_parse(v->valuestring, &id, &d2))
+        return rh_diag_fail(diag, RH_EINVAL, "%s: expected 6 hex digits", path);
+    return rp_txn_clear_net_id(t, id, diag);
+}
+
+int rp__import_record(rp_txn_t *t, rp_kind_t kind, const cJSON *v, const char *path,
+                      rh_diag_t *diag)
+{
+    ProtobufCMessage *m;
+    int rc = rp_json_to_record(kind, v, path, &m, diag);
+    if (rc)
+        return rc;
+    rh_diag_t d2;
+    rh_diag_clear(&d2);
+    rc = rp_txn_put(t, kind, m, RP_PUT_UPSERT, &d2);
+    protobuf_c_message_free_unpacked(m, NULL);
+    if (rc)
+        return rh_diag_fail(diag, rc, "%s: %s", path, d2.text);
+    return RH_OK;
+}
+
+/* ---- whole documents ----------------------------------------------------------------------- */
+
 int rp_json_import(rp_db_t *db, const char *actor, const cJSON *doc, unsigned flags,
                    size_t *count, rh_diag_t *diag)
 {
@@ -540,14 +567,9 @@ int rp_json_import(rp_db_t *db, const char *actor, const cJSON *doc, unsigned fl
     {
         if (rc)
             break;
-        uint32_t id;
-        rh_diag_t d2;
-        if (!cJSON_IsString(j) || lw_netid_parse(j->valuestring, &id, &d2)) {
-            rc = rh_diag_fail(diag, RH_EINVAL, "member_net_ids[%zu]: expected 6 hex digits", i);
-            break;
-        }
-        rc = rp_txn_clear_net_id(t, id, diag);
-        i++;
+        char path[64];
+        snprintf(path, sizeof path, "member_net_ids[%zu]", i++);
+        rc = rp__import_member_net_id(t, j, path, diag);
     }
     size_t n = 0;
     /* Networks first (block containment reads delegated NetIDs), then the rest in kind order. */
@@ -558,18 +580,8 @@ int rp_json_import(rp_db_t *db, const char *actor, const cJSON *doc, unsigned fl
         {
             char path[64];
             snprintf(path, sizeof path, "%s[%zu]", sections[k], idx++);
-            ProtobufCMessage *m;
-            rc = rp_json_to_record((rp_kind_t)k, j, path, &m, diag);
-            if (rc)
+            if ((rc = rp__import_record(t, (rp_kind_t)k, j, path, diag)))
                 break;
-            rh_diag_t d2;
-            rh_diag_clear(&d2);
-            rc = rp_txn_put(t, (rp_kind_t)k, m, RP_PUT_UPSERT, &d2);
-            protobuf_c_message_free_unpacked(m, NULL);
-            if (rc) {
-                rh_diag_fail(diag, rc, "%s: %s", path, d2.text);
-                break;
-            }
             n++;
         }
     }

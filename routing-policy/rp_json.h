@@ -23,6 +23,7 @@
 #include "rp.h"
 
 #include <cjson/cJSON.h>
+#include <stdio.h>
 
 /* Section name of a kind ("networks", "devaddr_blocks", ...); "?" out of range. */
 const char *rp_json_section(rp_kind_t kind);
@@ -45,6 +46,18 @@ int rp_json_to_record(rp_kind_t kind, const cJSON *obj, const char *path, Protob
  * Errors: RH_EINVAL (diag: JSON path + reason), RH_EEXIST (block overlap), RH_EFULL, RH_EIO. */
 int rp_json_import(rp_db_t *db, const char *actor, const cJSON *doc, unsigned flags,
                    size_t *count, rh_diag_t *diag);
+
+/* Largest record (one element of a section) the streaming import accepts, in bytes. */
+#define RP_IMPORT_RECORD_MAX (1024 * 1024)
+
+/* rp_json_import of a document read from a seekable file (not a pipe), streaming: memory is
+ * bounded by the largest record (RP_IMPORT_RECORD_MAX), not by the document. Same result and
+ * the same all-or-nothing transaction as rp_json_import on the parsed document; in addition a
+ * section name appearing twice and bytes after the object are refused. The file is read from
+ * its start (twice, plus once more per map growth). Errors: as rp_json_import (diag: JSON path
+ * or byte offset + reason), RH_EIO (read or seek error). */
+int rp_json_import_file(rp_db_t *db, const char *actor, FILE *f, unsigned flags, size_t *count,
+                        rh_diag_t *diag);
 
 /* Exports every record (one consistent snapshot) as a document loadable by rp_json_import.
  * *out is a new object (caller cJSON_Delete). Errors: RH_ENOMEM, RH_EIO. */

@@ -627,7 +627,9 @@ static int regrow(rp_txn_t *t, rh_diag_t *diag)
 {
     for (;;) {
         txn_end(t, 0);
-        if (!t->log_ops || t->db->map_size >= t->db->max_map_size)
+        if (t->db->map_size >= t->db->max_map_size)
+            return fail_full(t, diag);
+        if (!t->log_ops && !(t->flags & RP_TXN_NO_OP_LOG))
             return fail_full(t, diag);
         size_t ns = t->db->map_size * 2;
         if (ns > t->db->max_map_size || ns < t->db->map_size)
@@ -638,6 +640,12 @@ static int regrow(rp_txn_t *t, rh_diag_t *diag)
             return rh_diag_fail(diag, RH_EIO, "cannot grow the LMDB map to %zu bytes", ns);
         }
         RH_LOG(RH_LOG_INFO, "rp", "grew LMDB map map_mib=%zu", ns >> 20);
+        if (!t->log_ops) { /* nothing to replay: the caller runs the transaction again */
+            t->failed = RH_EAGAIN;
+            return rh_diag_fail(diag, RH_EAGAIN,
+                                "the LMDB map grew to %zu MiB: run the transaction again",
+                                ns >> 20);
+        }
         rc = begin_lmdb(t, diag);
         if (rc == RP_EMAPFULL)
             continue;
@@ -737,7 +745,7 @@ int rp_txn_begin(rp_db_t *db, const char *actor, unsigned flags, rp_txn_t **out,
     t->flags = flags;
     snprintf(t->actor, sizeof t->actor, "%s", actor && actor[0] ? actor : "unknown");
     pthread_mutex_lock(&db->write_mu);
-    t->log_ops = db->map_size < db->max_map_size;
+    t->log_ops = db->map_size < db->max_map_size && !(flags & RP_TXN_NO_OP_LOG);
     int rc = begin_lmdb(t, diag);
     if (rc == RP_EMAPFULL)
         rc = regrow(t, diag);

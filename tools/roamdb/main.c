@@ -3,7 +3,9 @@
  *
  *   roamdb --db DIR [--map-mib N] [--max-map-mib N] [--nosync] COMMAND ...
  *     import [--replace] [--actor NAME] FILE.json|-   atomic import (whole table with --replace,
- *                                                     else upsert; "member_net_ids" scopes it)
+ *                                                     else upsert; "member_net_ids" scopes it),
+ *                                                     streamed: memory bounded by the largest
+ *                                                     record, not the file
  *     export                                          JSON to stdout, loadable by import
  *     lookup devaddr DEVADDR                          longest-prefix match
  *     lookup join JOINEUI DEVEUI                      join route
@@ -17,9 +19,7 @@
  * The directory is created if missing. Exit status: 0 ok, 1 error (message on stderr), 2 usage.
  */
 #include "lw_netid.h"
-#include "rh_fs.h"
 #include "rh_hex.h"
-#include "rh_json.h"
 #include "rp.h"
 #include "rp_json.h"
 
@@ -47,6 +47,31 @@ static int fail(const char *what, int rc, const rh_diag_t *d)
     fprintf(stderr, "roamdb: %s: %s%s%s\n", what, rh_strerror(rc), d && d->text[0] ? ": " : "",
             d ? d->text : "");
     return 1;
+}
+
+/* The import reads its file twice (rp_json_import_file): a pipe is copied to a temporary file
+ * first. Returns NULL with errno set on failure. */
+static FILE *open_seekable(const char *path)
+{
+    if (strcmp(path, "-") != 0)
+        return fopen(path, "rb");
+    FILE *t = tmpfile();
+    if (!t)
+        return NULL;
+    char buf[65536];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, stdin)) > 0)
+        if (fwrite(buf, 1, n, t) != n) {
+            fclose(t);
+            return NULL;
+        }
+    if (ferror(stdin)) {
+        fclose(t);
+        errno = EIO;
+        return NULL;
+    }
+    rewind(t);
+    return t;
 }
 
 static int parse_party(const char *s, rp_party_t *p, rh_diag_t *d)
@@ -285,29 +310,21 @@ int main(int argc, char **argv)
             else
                 file = argv[i];
         }
-        size_t len;
-        char *text = NULL;
+        FILE *in = file ? open_seekable(file) : NULL;
         if (!file) {
             status = usage();
-        } else if ((rc = rh_read_input(file, 1u << 30, &text, &len, &d)) < 0) { /* "-": stdin */
-            status = fail("import", rc, &d);
+        } else if (!in) {
+            perror(file);
+            status = 1;
         } else {
-            rh_diag_t jd;
-            cJSON *doc = rh_json_parse(text, len, &rh_json_limits_import, NULL, &jd);
-            if (!doc) {
-                fprintf(stderr, "roamdb: %s: %s\n", file, jd.text);
-                status = 1;
-            } else {
-                size_t n;
-                rc = rp_json_import(db, actor, doc, flags, &n, &d);
-                if (rc)
-                    status = fail("import", rc, &d);
-                else
-                    fprintf(stderr, "roamdb: imported %zu records\n", n);
-                cJSON_Delete(doc);
-            }
+            size_t n;
+            rc = rp_json_import_file(db, actor, in, flags, &n, &d);
+            if (rc)
+                status = fail("import", rc, &d);
+            else
+                fprintf(stderr, "roamdb: imported %zu records\n", n);
+            fclose(in);
         }
-        free(text);
     } else if (strcmp(cmd, "export") == 0) {
         cJSON *doc;
         rc = rp_json_export(db, &doc, &d);

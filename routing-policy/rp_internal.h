@@ -147,6 +147,65 @@ int rp__import_record(rp_txn_t *t, rp_kind_t kind, const struct cJSON *v, const 
 int rp__import_member_net_id(rp_txn_t *t, const struct cJSON *v, const char *path,
                              rh_diag_t *diag);
 
+/* ---- write transactions (rp_txn.c, operations in rp_write.c, block rules in rp_rules.c) --- */
+
+enum { OP_PUT = 1, OP_DELETE, OP_CLEAR, OP_CLEAR_NET };
+
+typedef struct rp_op {
+    uint8_t type, kind, mode;
+    uint32_t net_id;
+    size_t len;
+    uint8_t data[];
+} rp_op_t;
+
+struct rp_txn {
+    rp_db_t *db;
+    MDB_txn *txn;
+    MDB_cursor *cur[RP_DBI_COUNT];
+    char actor[RP_ID_MAX + 1];
+    unsigned flags;
+    int failed;     /* a fatal error happened: only abort is possible */
+    int log_ops;    /* keep the op log (the map may still grow) */
+    rp_op_t **ops;
+    size_t n_ops, cap_ops;
+    uint64_t n_put, n_del, n_clear; /* summary audit */
+    uint64_t audit_seq;
+    int seq_loaded;
+    int dirty; /* routing content (blocks/policies) changed: bump the generation */
+    rp_delta_t *delta; /* the routing changes, for the compiled index (NULL without index) */
+};
+
+/* The transaction's cursor on a database (opened on first use, freed with the transaction). */
+static inline MDB_cursor *rp__txn_cursor(rp_txn_t *t, int dbi)
+{
+    if (!t->cur[dbi] && mdb_cursor_open(t->txn, t->db->dbi[dbi], &t->cur[dbi]))
+        t->cur[dbi] = NULL;
+    return t->cur[dbi];
+}
+/* Operations (rp_write.c): errors as rp_txn_put/delete/clear; RP_EMAPFULL when the map is full
+ * (the caller grows it and replays). */
+int rp__apply_put(rp_txn_t *t, rp_kind_t kind, const ProtobufCMessage *msg, rp_put_mode_t mode,
+                  rh_diag_t *diag);
+int rp__apply_delete(rp_txn_t *t, rp_kind_t kind, const ProtobufCMessage *keymsg, int *deleted,
+                     rh_diag_t *diag);
+int rp__apply_clear(rp_txn_t *t, rp_kind_t kind, rh_diag_t *diag);
+int rp__apply_clear_net(rp_txn_t *t, uint32_t net_id, rh_diag_t *diag);
+/* An audit record (action "create", "update", "delete", "clear", "import"). */
+int rp__audit(rp_txn_t *t, const char *action, const char *kind, const char *keytext,
+              const void *before, size_t blen, const void *after, size_t alen, rh_diag_t *diag);
+int rp__mput(rp_txn_t *t, int dbi, const void *k, size_t kl, const void *v, size_t vl,
+             rh_diag_t *diag);
+int rp__mdel(rp_txn_t *t, int dbi, const void *k, size_t kl, rh_diag_t *diag);
+/* Block rules (rp_rules.c): RH_EINVAL (outside the NetID prefixes), RH_EEXIST (overlap; diag
+ * names the conflicting block), RH_EIO. */
+int rp__block_checks(rp_txn_t *t, const Roamhub__V1__DevAddrBlock *m, rh_diag_t *diag);
+/* Owner of a stored block value (net_id, tenant as a C string). 0, or -1 if malformed. */
+typedef struct blk_owner {
+    uint32_t net_id;
+    char tenant[RP_TENANT_MAX + 1];
+} blk_owner_t;
+int rp__block_owner(const MDB_val *v, blk_owner_t *o);
+
 /* Key encodings (rp_keys.c). tenant must be valid (<= 36 chars). */
 void rp__key_tenant(uint8_t out[RP_KEY_TENANT], uint32_t net_id, const char *tenant);
 void rp__key_policy(uint8_t out[RP_KEY_POLICY], uint32_t fnet, const char *ften, int has_home,

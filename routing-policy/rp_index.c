@@ -728,33 +728,40 @@ static void publish(rp_db_t *db, rp_snap_t *s)
     }
 }
 
-/* Applies the queued deltas that start from the published version. Caller holds build_mu. */
+/* Applies the queued deltas that start from the published version, in commit order, and
+ * publishes the result once (a burst of writes costs one publication). Caller holds build_mu. */
 static void drain(rp_db_t *db)
 {
     pthread_mutex_lock(&db->q_mu);
     rp_delta_t *d = db->q_head;
     db->q_head = db->q_tail = NULL;
     pthread_mutex_unlock(&db->q_mu);
+    rp_snap_t *cur = atomic_load(&db->snap), *v = cur; /* v != cur: not published yet */
+    size_t nd = 0, nc = 0;
+    uint64_t t0 = rh_mono_ns();
     while (d) {
         rp_delta_t *next = d->next;
-        rp_snap_t *cur = atomic_load(&db->snap);
-        if (cur && d->txnid > atomic_load(&cur->valid_upto) && !d->overflow &&
-            cur->gen == d->gen_before &&
-            cur->nob + cur->nop + d->nb + d->np <= ov_limit(cur->base)) {
+        if (v && d->txnid > atomic_load(&v->valid_upto) && !d->overflow &&
+            v->gen == d->gen_before && v->nob + v->nop + d->nb + d->np <= ov_limit(v->base)) {
             rp_snap_t *ns;
-            uint64_t t0 = rh_mono_ns();
-            if (apply_delta(cur, d, &ns) == RH_OK) {
-                cur->base->refs++;
-                publish(db, ns);
-                db->n_deltas++;
-                RH_LOG(RH_LOG_DEBUG, "rp", "index delta applied blocks=%zu policies=%zu "
-                       "overlay=%zu us=%llu", d->nb, d->np, ns->nob + ns->nop,
-                       (unsigned long long)((rh_mono_ns() - t0) / 1000));
+            if (apply_delta(v, d, &ns) == RH_OK) {
+                ns->base->refs++;
+                if (v != cur)
+                    rp__snap_free(v);
+                v = ns;
+                nd++;
+                nc += d->nb + d->np;
             }
         }
-        /* otherwise: already included, or the state moved on: the check below rebuilds */
+        /* otherwise: already included, or the state moved on: rp_db_refresh rebuilds */
         rp__delta_free(d);
         d = next;
+    }
+    if (v != cur) {
+        publish(db, v);
+        db->n_deltas += nd;
+        RH_LOG(RH_LOG_DEBUG, "rp", "index deltas applied deltas=%zu changes=%zu overlay=%zu us=%llu",
+               nd, nc, v->nob + v->nop, (unsigned long long)((rh_mono_ns() - t0) / 1000));
     }
 }
 

@@ -1,7 +1,7 @@
 /*
  * bench-rp — routing-policy benchmark (docs/PERFORMANCE.md, "Routing table and policy").
  *
- *   bench-rp [--dir TMPDIR] [--ops N] [--import N] [--flips N]
+ *   bench-rp [--dir TMPDIR] [--ops N] [--import N] [--flips N] [--import-only 1]
  *
  * Builds a table of 10,000 networks, 100,000 DevAddr blocks and 100,000 policies, then measures
  * per-operation latency (each op timed with CLOCK_MONOTONIC; timer overhead is included and
@@ -12,6 +12,8 @@
  * protobuf_c_message_unpack of a block value (the design the scanner replaces). Then the time to
  * import 1,000,000 blocks in one transaction, and write-to-visible latency (a policy flip
  * committed by one thread, polled by a reader thread). Default durability (fsync per commit).
+ * After the import: the index brought up to date after each of 200 single-block writes
+ * (a delta, in proportion to the change). --import-only 1 runs only the import part.
  */
 #include "rh_time.h"
 #include "rp.h"
@@ -298,6 +300,30 @@ static void bench_import(const char *base, size_t n)
         die("index build", RH_EIO, NULL);
     printf("compiled index rebuild for %zu blocks: %.0f ms (lookups read LMDB meanwhile)\n", n,
            (double)(rh_mono_ns() - t3) / 1e6);
+    /* One routing write, then bring the index up to date (explicitly: no builder thread): with
+     * deltas this costs in proportion to the change, not to the table. */
+    enum { W = 200 };
+    uint64_t upd[W];
+    for (int i = 0; i < W; i++) {
+        uint32_t k = (uint32_t)(rnd() % n);
+        uint32_t net = k / 1024, sub = k % 1024;
+        Roamhub__V1__DevAddrBlock b = ROAMHUB__V1__DEV_ADDR_BLOCK__INIT;
+        b.net_id = 0x600000u | net;
+        b.prefix = 0xE0000000u | net << 17 | sub << 7;
+        b.length = 25;
+        char ten[16];
+        snprintf(ten, sizeof ten, "w%d", i);
+        b.tenant_id = ten;
+        if (rp_put(db, "bench", RP_KIND_BLOCK, &b.base, RP_PUT_UPSERT, &d))
+            die("write", RH_EIO, &d);
+        uint64_t a = rh_mono_ns();
+        if (rp_db_refresh(db))
+            die("index update", RH_EIO, NULL);
+        upd[i] = rh_mono_ns() - a;
+    }
+    char what[96];
+    snprintf(what, sizeof what, "index update after one write (%zu blocks)", n);
+    report(what, upd, W);
     free(idx);
     rp_db_close(db);
     rmdb(dir);
@@ -379,7 +405,7 @@ int main(int argc, char **argv)
 {
     const char *base = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
     size_t ops = 1000000, import_n = 1000000;
-    int flips = 200;
+    int flips = 200, import_only = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (strcmp(argv[i], "--dir") == 0)
             base = argv[i + 1];
@@ -389,6 +415,12 @@ int main(int argc, char **argv)
             import_n = strtoull(argv[i + 1], NULL, 10);
         else if (strcmp(argv[i], "--flips") == 0)
             flips = atoi(argv[i + 1]);
+        else if (strcmp(argv[i], "--import-only") == 0)
+            import_only = atoi(argv[i + 1]);
+    }
+    if (import_only) {
+        bench_import(base, import_n);
+        return 0;
     }
     if (ops < 1000)
         ops = 1000;

@@ -7,6 +7,8 @@
 #                  relay throughput while the admin API writes 5 routing records/s,
 #                  admin write p50/p99 for policies and DevAddr blocks
 #   import  #18.4  `roamdb import` time and peak RSS; hub start-up with `import` (time, RSS)
+#   index   #18.1  in the routing library alone: full index rebuild vs. the index update after
+#                  one write (tools/bench-rp), per table size
 #   startup #18.6  hub start-up on an existing database: time to listening, RSS (total/anon)
 #   (#18.2 members, #18.3 statistics, #18.5 home endpoints: helper "scadm" adds sections here)
 #
@@ -16,7 +18,7 @@
 # are generated once into WORK and reused by later runs (the 1M table takes minutes to build).
 #
 # Usage: tools/bench/growth.sh [-b BUILD] [-w WORK] [-s "1 10000 100000 1000000"] [-r RUNS]
-#                              [-t SECONDS] [-c CONNECTIONS] [-x "relay import startup"]
+#                              [-t SECONDS] [-c CONNECTIONS] [-x "relay index import startup"]
 #   BUILD defaults to build, WORK to /tmp/roamhub-growth (kept between runs; delete it to
 #   regenerate). Measures the reference in the same run; reports medians of RUNS runs.
 # Needs: wrk, nginx, /usr/bin/time, python3 (deploy/bootstrap.sh installs them).
@@ -28,7 +30,7 @@ SIZES="1 10000 100000 1000000"
 RUNS=3
 SECS=8
 CONNS=64
-SECTIONS="relay import startup"
+SECTIONS="relay index import startup"
 while getopts "b:w:s:r:t:c:x:" o; do
   case $o in
     b) BUILD=$OPTARG ;; w) WORK=$OPTARG ;; s) SIZES=$OPTARG ;; r) RUNS=$OPTARG ;;
@@ -298,6 +300,28 @@ section_relay() {
     wr_rps:"msg/s at 5 writes/s" wr_rel:"/no writes" wr_p99:"p99 ms at 5 writes/s"
   print_table "admin writes (ms per PUT, 200 each, sequential)" \
     pol_p50:"policy p50" pol_p99:"policy p99" blk_p50:"block p50" blk_p99:"block p99"
+}
+
+# ------------------------------------------------------------------------------ #18.1 index
+# Index cost of one routing write, in the routing library alone (tools/bench-rp): SIZE blocks
+# imported, then 200 single-block writes each followed by an explicit index refresh (a delta
+# since #18.1; with an older build the refresh rebuilds, and its cost is the rebuild line).
+section_index() {
+  local br="$BUILD/tools/bench-rp"
+  [ -x "$br" ] || { echo "no $br: build it for the index section" >&2; return; }
+  for s in $SIZES; do
+    : > "$RUN/ix.rb"; : > "$RUN/ix.p50"; : > "$RUN/ix.p99"
+    for _ in $(seq "$RUNS"); do
+      "$br" --dir "$RUN" --ops 1000 --flips 0 --import "$s" --import-only 1 > "$RUN/brp.out"
+      sed -n 's/^compiled index rebuild for [0-9]* blocks: \([0-9.]*\) ms.*/\1/p' "$RUN/brp.out" >> "$RUN/ix.rb"
+      awk '/^index update after one write/ {for (i=1;i<=NF;i++) {if ($i=="median") m=$(i+1); if ($i=="p99") p=$(i+1)}; print m/1000 >> "'"$RUN/ix.p50"'"; print p/1000 >> "'"$RUN/ix.p99"'"}' "$RUN/brp.out"
+    done
+    RES[$s,rebuild_ms]=$(median < "$RUN/ix.rb")
+    RES[$s,upd_p50]=$(median < "$RUN/ix.p50")
+    RES[$s,upd_p99]=$(median < "$RUN/ix.p99")
+  done
+  print_table "index cost of one routing write (bench-rp; median of $RUNS runs)" \
+    rebuild_ms:"full rebuild ms" upd_p50:"update after a write p50 us" upd_p99:"p99 us"
 }
 
 # ------------------------------------------------------------------------------ #18.4 import

@@ -225,16 +225,18 @@ static void test_random_sequences(void **state)
         for (int i = 0; i < ops; i++)
             random_op(t);
         assert_int_equal(rp_txn_commit(t, &d), RH_OK);
-        assert_int_equal(rp_db_refresh(f->db), RH_OK);
-        if (step % 3 == 0 || step > 560)
+        int check = step % 3 == 0 || step > 560;
+        if (check || rnd() % 3 == 0) /* else several commits' deltas are applied at once */
+            assert_int_equal(rp_db_refresh(f->db), RH_OK);
+        if (check)
             check_against_oracles(f);
     }
     rp__index_counts(f->db, &d1, &r1);
     /* the sequence ran mostly as deltas: rebuilds only for clears (1 %) */
     print_message("deltas %llu rebuilds %llu\n", (unsigned long long)(d1 - d0),
                   (unsigned long long)(r1 - r0));
-    assert_true(d1 - d0 > 400);
-    assert_true(r1 - r0 < 40);
+    assert_true(d1 - d0 > 300);
+    assert_true(r1 - r0 < 60);
 }
 
 /* Each write kind on its own goes through a delta, not a rebuild. */

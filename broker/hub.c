@@ -320,6 +320,10 @@ static void join_check_cb(evutil_socket_t fd, short ev, void *arg)
 
 /* ---------------------------------------------------------------- start-up */
 
+/* jemalloc's control interface, when roamhubd links jemalloc (weak: NULL otherwise). */
+extern int mallctl(const char *name, void *oldp, size_t *oldlenp, void *newp, size_t newlen)
+    __attribute__((weak));
+
 /* Imports a roamdb JSON file (rp_json.h format) in one transaction, streamed (memory bounded
  * by the largest record, whatever the file's size). */
 static int import_file(rp_db_t *db, const char *path, rh_diag_t *d)
@@ -355,6 +359,18 @@ static int open_db(hub_t *hub, rh_diag_t *d)
         if (rc)
             return rc;
         RH_LOG(RH_LOG_INFO, "hub", "imported file=%s", hub->cfg.import_file);
+        /* LMDB keeps the pages a write transaction dirtied on a free list of its environment
+         * until it closes (about the database's size after a large import): reopen. */
+        rp_db_close(hub->db);
+        hub->db = NULL;
+        rc = rp_db_open(hub->cfg.db_path, &o, &hub->db, d);
+        if (rc)
+            return rc;
+        /* jemalloc (when linked, see CMakeLists.txt) returns freed pages lazily, on later
+         * allocations in the same arena: hand back what the import freed now. 4096 is
+         * MALLCTL_ARENAS_ALL. */
+        if (mallctl)
+            mallctl("arena.4096.purge", NULL, NULL, NULL, 0);
     }
     return RH_OK;
 }

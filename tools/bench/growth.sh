@@ -19,8 +19,11 @@
 #
 # Usage: tools/bench/growth.sh [-b BUILD] [-w WORK] [-s "1 10000 100000 1000000"] [-r RUNS]
 #                              [-t SECONDS] [-c CONNECTIONS] [-x "relay index import startup"]
+#                              [-B BEFORE_BUILD]
 #   BUILD defaults to build, WORK to /tmp/roamhub-growth (kept between runs; delete it to
-#   regenerate). Measures the reference in the same run; reports medians of RUNS runs.
+#   regenerate). With -B, the relay section also runs a hub of BEFORE_BUILD (e.g. a build of
+#   an older commit) on a copy of each table, interleaved in the same runs: before/after in one
+#   run on a shared machine. Measures the reference in the same run; reports medians of RUNS runs.
 # Needs: wrk, nginx, /usr/bin/time, python3 (deploy/bootstrap.sh installs them).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -31,15 +34,21 @@ RUNS=3
 SECS=8
 CONNS=64
 SECTIONS="relay index import startup"
-while getopts "b:w:s:r:t:c:x:" o; do
+BEFORE=""
+SETTLE=${SETTLE:-12} # seconds after start-up before the import section reads a hub's RSS
+while getopts "b:w:s:r:t:c:x:B:" o; do
   case $o in
     b) BUILD=$OPTARG ;; w) WORK=$OPTARG ;; s) SIZES=$OPTARG ;; r) RUNS=$OPTARG ;;
-    t) SECS=$OPTARG ;; c) CONNS=$OPTARG ;; x) SECTIONS=$OPTARG ;;
+    t) SECS=$OPTARG ;; c) CONNS=$OPTARG ;; x) SECTIONS=$OPTARG ;; B) BEFORE=$OPTARG ;;
     *) sed -n '2,25p' "$0"; exit 2 ;;
   esac
 done
 BUILD=$(cd "$BUILD" && pwd)
 HUBD="$BUILD/broker/roamhubd"
+if [ -n "$BEFORE" ]; then
+  BEFORE=$(cd "$BEFORE" && pwd)
+  [ -x "$BEFORE/broker/roamhubd" ] || { echo "no $BEFORE/broker/roamhubd" >&2; exit 1; }
+fi
 ROAMDB="$BUILD/tools/roamdb"
 for b in "$HUBD" "$ROAMDB"; do [ -x "$b" ] || { echo "no $b: build first" >&2; exit 1; }; done
 command -v wrk >/dev/null && command -v nginx >/dev/null || { echo "needs wrk and nginx" >&2; exit 1; }
@@ -114,7 +123,7 @@ table() {
   echo "$f"
 }
 
-# start_hub NAME DB_DIR [IMPORT_FILE]: starts roamhubd; sets HUB_PID, HUB_TS, HUB_ADMIN and
+# start_hub NAME DB_DIR [IMPORT_FILE]: starts roamhubd (HUB_BIN, default BUILD's); sets HUB_PID, HUB_TS, HUB_ADMIN and
 # HUB_START_MS (exec to listening, i.e. ports file written).
 start_hub() {
   local name=$1 db=$2 imp=${3:-}
@@ -130,7 +139,7 @@ if sys.argv[3]:
 json.dump(cfg, open(sys.argv[1], "w"))
 PY
   local t0; t0=$(date +%s%N)
-  "$HUBD" -c "$d/hub.json" --ports-file "$d/ports.json" > "$d/hub.log" 2>&1 &
+  "${HUB_BIN:-$HUBD}" -c "$d/hub.json" --ports-file "$d/ports.json" > "$d/hub.log" 2>&1 &
   HUB_PID=$!; PIDS+=("$HUB_PID")
   for _ in $(seq 6000); do [ -s "$d/ports.json" ] && break; kill -0 "$HUB_PID" 2>/dev/null || break; sleep 0.01; done
   [ -s "$d/ports.json" ] || { echo "hub $name did not start:" >&2; cat "$d/hub.log" >&2; exit 1; }
@@ -157,7 +166,7 @@ request = function()
   return wrk.format(nil, "/", nil, t1 .. n .. t2)
 end
 LUA
-# run_wrk PORT -> "rps p99_ms non2xx"
+# run_wrk PORT -> "rps p99_ms non2xx requests"
 run_wrk() {
   wrk -t2 -c"$CONNS" -d"${SECS}s" --latency -s "$RUN/post.lua" "http://127.0.0.1:$1/" > "$RUN/wrk.out" 2>&1
   python3 - "$RUN/wrk.out" <<'PY'
@@ -169,8 +178,19 @@ def ms(v):
 rps = float(re.search(r"Requests/sec:\s+([\d.]+)", t).group(1))
 p99 = ms(re.search(r"^\s+99%\s+(\S+)", t, re.M).group(1))
 bad = re.search(r"Non-2xx or 3xx responses: (\d+)", t)
-print(rps, p99, bad.group(1) if bad else 0)
+req = int(re.search(r"(\d+) requests in", t).group(1))
+print(rps, p99, bad.group(1) if bad else 0, req)
 PY
+}
+
+# cpu_run PID PORT -> run_wrk's fields + the hub's CPU time (user+system, all threads) per
+# relayed message in us, over the run (less sensitive to other load on the machine than msg/s)
+cpu_run() {
+  local t0 t1 out
+  t0=$(awk '{print $14+$15}' "/proc/$1/stat")
+  out=$(run_wrk "$2")
+  t1=$(awk '{print $14+$15}' "/proc/$1/stat")
+  echo "$out $(python3 -c "print(round(($t1-$t0)/$(getconf CLK_TCK)*1e6/max(1,${out##* }), 2))")"
 }
 
 # admin_writer ADMIN_PORT KEYFILE MODE ARG...: the admin API client used by the sections.
@@ -271,22 +291,46 @@ section_relay() {
     local db; db=$(db_for "$s"); table "$s" >/dev/null
     start_hub "big$s" "$db"
     local pid=$HUB_PID prt=$HUB_TS adm=$HUB_ADMIN key="$HUB_DIR/operator.key"
+    local bpid="" bprt="" badm="" bkey=""
+    if [ -n "$BEFORE" ]; then # the same table for the older build, on its own copy
+      rm -rf "$RUN/db-before"; cp -r "$db" "$RUN/db-before"
+      HUB_BIN="$BEFORE/broker/roamhubd" start_hub "before$s" "$RUN/db-before"
+      bpid=$HUB_PID bprt=$HUB_TS badm=$HUB_ADMIN bkey="$HUB_DIR/operator.key"
+    fi
     sleep 1 # let the index builder finish its first build
-    : > "$RUN/r.ref"; : > "$RUN/r.big"; : > "$RUN/r.wr"
+    : > "$RUN/r.ref"; : > "$RUN/r.big"; : > "$RUN/r.wr"; : > "$RUN/b.big"; : > "$RUN/b.wr"
     for _ in $(seq "$RUNS"); do # interleaved: reference, big table, big table + 5 writes/s
       run_wrk "$ref_port" >> "$RUN/r.ref"
-      run_wrk "$prt" >> "$RUN/r.big"
+      cpu_run "$pid" "$prt" >> "$RUN/r.big"
       admin_writer "$adm" "$key" rate 5 "$SECS" > "$RUN/writes.out" &
       local wpid=$!
-      run_wrk "$prt" >> "$RUN/r.wr"
+      cpu_run "$pid" "$prt" >> "$RUN/r.wr"
       wait "$wpid"
+      if [ -n "$bpid" ]; then
+        cpu_run "$bpid" "$bprt" >> "$RUN/b.big"
+        admin_writer "$badm" "$bkey" rate 5 "$SECS" > "$RUN/writes.out" &
+        wpid=$!
+        cpu_run "$bpid" "$bprt" >> "$RUN/b.wr"
+        wait "$wpid"
+      fi
     done
+    if [ -n "$bpid" ]; then
+      RES[$s,b_rps]=$(cut -d' ' -f1 "$RUN/b.big" | median)
+      RES[$s,b_wr_rps]=$(cut -d' ' -f1 "$RUN/b.wr" | median)
+      RES[$s,b_wr_p99]=$(cut -d' ' -f2 "$RUN/b.wr" | median)
+      RES[$s,b_cpu]=$(cut -d' ' -f5 "$RUN/b.big" | median)
+      RES[$s,b_wr_cpu]=$(cut -d' ' -f5 "$RUN/b.wr" | median)
+      RES[$s,b_wr_rel]=$(python3 -c "print('%.3f' % (${RES[$s,b_wr_rps]}/${RES[$s,b_rps]}))")
+      stop_hub "$bpid"; rm -rf "$RUN/db-before"
+    fi
     RES[$s,ref_rps]=$(cut -d' ' -f1 "$RUN/r.ref" | median)
     RES[$s,ref_p99]=$(cut -d' ' -f2 "$RUN/r.ref" | median)
     RES[$s,rps]=$(cut -d' ' -f1 "$RUN/r.big" | median)
     RES[$s,p99]=$(cut -d' ' -f2 "$RUN/r.big" | median)
     RES[$s,wr_rps]=$(cut -d' ' -f1 "$RUN/r.wr" | median)
     RES[$s,wr_p99]=$(cut -d' ' -f2 "$RUN/r.wr" | median)
+    RES[$s,cpu]=$(cut -d' ' -f5 "$RUN/r.big" | median)
+    RES[$s,wr_cpu]=$(cut -d' ' -f5 "$RUN/r.wr" | median)
     RES[$s,rel]=$(python3 -c "print('%.3f' % (${RES[$s,rps]}/${RES[$s,ref_rps]}))")
     RES[$s,wr_rel]=$(python3 -c "print('%.3f' % (${RES[$s,wr_rps]}/${RES[$s,rps]}))")
     read -r a b c d < <(admin_writer "$adm" "$key" lat 200)
@@ -297,7 +341,11 @@ section_relay() {
   stop_hub "$ref_pid"
   print_table "relay (msg/s, p99 ms; wrk -t2 -c$CONNS -d${SECS}s, median of $RUNS interleaved runs)" \
     ref_rps:"reference msg/s" rps:"msg/s" rel:"/reference" p99:"p99 ms" ref_p99:"ref p99 ms" \
-    wr_rps:"msg/s at 5 writes/s" wr_rel:"/no writes" wr_p99:"p99 ms at 5 writes/s"
+    wr_rps:"msg/s at 5 writes/s" wr_rel:"/no writes" wr_p99:"p99 ms at 5 writes/s" \
+    cpu:"hub CPU us/msg" wr_cpu:"hub CPU us/msg at 5 writes/s"
+  [ -z "$BEFORE" ] || print_table "before: $BEFORE, same runs (interleaved)" \
+    b_rps:"msg/s" b_wr_rps:"msg/s at 5 writes/s" b_wr_rel:"/no writes" \
+    b_wr_p99:"p99 ms at 5 writes/s" b_cpu:"hub CPU us/msg" b_wr_cpu:"hub CPU us/msg at 5 writes/s"
   print_table "admin writes (ms per PUT, 200 each, sequential)" \
     pol_p50:"policy p50" pol_p99:"policy p99" blk_p50:"block p50" blk_p99:"block p99"
 }
@@ -343,7 +391,7 @@ section_import() {
     for _ in $(seq "$RUNS"); do
       rm -rf "$RUN/himp"
       start_hub himp "$RUN/himp" "$t"
-      sleep 0.5
+      sleep "$SETTLE" # steady state: jemalloc returns freed pages after its 10 s decay
       read -r a b < <(rss "$HUB_PID")
       st+=("$HUB_START_MS"); tot+=("$a"); an+=("$b")
       stop_hub "$HUB_PID"
@@ -355,7 +403,7 @@ section_import() {
   done
   print_table "import (median of $RUNS; fsync per commit)" json_mb:"JSON MB" \
     imp_s:"roamdb import s" imp_rss:"roamdb peak RSS MB" himp_ms:"hub start with import ms" \
-    himp_rss:"hub RSS after MB" himp_anon:"hub anon RSS after MB"
+    himp_rss:"hub RSS ${SETTLE}s after MB" himp_anon:"hub anon RSS ${SETTLE}s after MB"
 }
 
 # ------------------------------------------------------------------------------ #18.6 start-up

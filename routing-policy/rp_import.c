@@ -342,12 +342,9 @@ int rp_json_import_file(rp_db_t *db, const char *actor, FILE *f, unsigned flags,
         *count = 0;
     if (!db || !f)
         return rh_diag_fail(diag, RH_EINVAL, "rp_json_import_file: db and file are required");
-    rd_t *r = malloc(sizeof *r);
+    rd_t *r = calloc(1, sizeof *r);
     if (!r)
         return rh_diag_fail(diag, RH_ENOMEM, "import: out of memory");
-    memset(r, 0, offsetof(rd_t, buf));
-    r->pos = r->len = 0;
-    r->off = 0;
     r->f = f;
     outline_t o;
     int rc = pass1(r, &o, diag);

@@ -11,8 +11,10 @@
  *   policy   fwd net_id(4) fwd tenant(36) has_home(1) home net_id(4) home tenant(36)
  *   endpoint/member/api_key: id (1..128 bytes)   audit    at_ms(8) seq(8)
  * Longest-prefix match is an MDB_SET_RANGE plus a short backwards walk that skips whole
- * sub-trees (docs/ARCHITECTURE.md, "Routing table and policies" > "Lookups"); the hot path decodes values with a zero-allocation protobuf
- * field scanner instead of protobuf_c_message_unpack.
+ * sub-trees (docs/ARCHITECTURE.md, "Routing table and policies" > "Lookups"); the hot path
+ * decodes values with a zero-allocation protobuf field scanner instead of
+ * protobuf_c_message_unpack, and a compiled in-memory index (updated by a delta per write)
+ * answers when it matches the snapshot.
  *
  * Invariants kept by every write:
  *  - prefix bits beyond the length are zero (blocks and join routes);

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the routing-policy benchmark (tools/bench-rp) RUNS times (default 3) and prints each run;
-# docs/PERFORMANCE.md ("Routing table and policy") reports the median of the runs. Usage: tools/bench/rp.sh BUILD_DIR [RUNS]
+# docs/PERFORMANCE.md ("Routing table and policy") reports the median of the runs.
+# Usage: tools/bench/rp.sh BUILD_DIR [RUNS]
 set -euo pipefail
 build=${1:?usage: rp.sh BUILD_DIR [RUNS]}
 runs=${2:-3}

@@ -102,7 +102,8 @@ static void test_same_as_in_memory(void **state)
         " \"networks\": [{\"net_id\":\"000505\",\"delegated_net_ids\":[\"000013\"]},"
         "                {\"net_id\":\"000013\",\"name\":\"x\\\"]}y\"}],"
         " \"join_routes\":[{\"join_eui\":\"70b3d57ed0000000/40\",\"home_net_id\":\"000013\"}],"
-        " \"policies\":[{\"forwarder_net_id\":\"000505\",\"uplink\":{\"join_request\":true}}],"
+        " \"policies\":[{\"forwarder_net_id\":\"000505\",\"uplink\":{\"join_request\":true},"
+        "               \"updated_at\":5}],"
         " \"members\":[{\"id\":\"m1\",\"net_ids\":[\"000505\"]}],"
         " \"tenants\":[], \"endpoints\":[{\"id\":\"e\",\"url\":\"http://a/\"}]}",
         "{\"member_net_ids\":[\"000505\"],"

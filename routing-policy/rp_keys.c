@@ -544,9 +544,11 @@ int rp__policy_flags(const uint8_t *p, size_t len, rp_flags_t *f)
     return st < 0 ? -1 : 0;
 }
 
-int rp__block_decode(const uint8_t *p, size_t len, rp_block_val_t *out)
+/* One varint field fv and two length-delimited fields fb1, fb2 of a packed message (the last
+ * occurrence wins; absent fields stay 0 / NULL). 0, or -1 if malformed. */
+static int scan_1v2b(const uint8_t *p, size_t len, uint32_t fv, uint32_t fb1, uint32_t fb2,
+                     uint32_t *v, const uint8_t **b1, size_t *n1, const uint8_t **b2, size_t *n2)
 {
-    memset(out, 0, sizeof *out);
     rp_pbs_t s = {p, p + len};
     uint32_t f;
     uint64_t vi;
@@ -554,17 +556,30 @@ int rp__block_decode(const uint8_t *p, size_t len, rp_block_val_t *out)
     size_t n;
     int st;
     while ((st = rp__pbs_next(&s, &f, &vi, &b, &n)) > 0) {
-        if (f == RH_FLD_BLOCK_NET_ID && !b) {
-            out->net_id = (uint32_t)vi;
-        } else if (f == RH_FLD_BLOCK_TENANT_ID && b) {
-            out->tenant = b;
-            out->tenant_len = n > RP_TENANT_MAX ? RP_TENANT_MAX : n;
-        } else if (f == RH_FLD_BLOCK_CLUSTER_ID && b) {
-            out->cluster = b;
-            out->cluster_len = n > RP_CLUSTER_MAX ? RP_CLUSTER_MAX : n;
+        if (f == fv && !b) {
+            *v = (uint32_t)vi;
+        } else if (f == fb1 && b) {
+            *b1 = b;
+            *n1 = n;
+        } else if (f == fb2 && b) {
+            *b2 = b;
+            *n2 = n;
         }
     }
     return st < 0 ? -1 : 0;
+}
+
+int rp__block_decode(const uint8_t *p, size_t len, rp_block_val_t *out)
+{
+    memset(out, 0, sizeof *out);
+    int rc = scan_1v2b(p, len, RH_FLD_BLOCK_NET_ID, RH_FLD_BLOCK_TENANT_ID,
+                       RH_FLD_BLOCK_CLUSTER_ID, &out->net_id, &out->tenant, &out->tenant_len,
+                       &out->cluster, &out->cluster_len);
+    if (out->tenant_len > RP_TENANT_MAX)
+        out->tenant_len = RP_TENANT_MAX;
+    if (out->cluster_len > RP_CLUSTER_MAX)
+        out->cluster_len = RP_CLUSTER_MAX;
+    return rc;
 }
 
 void rp__copy_str(char *dst, size_t cap, const uint8_t *s, size_t n)
@@ -579,24 +594,9 @@ void rp__copy_str(char *dst, size_t cap, const uint8_t *s, size_t n)
 int rp__join_decode(const uint8_t *p, size_t len, rp_join_val_t *out)
 {
     memset(out, 0, sizeof *out);
-    rp_pbs_t s = {p, p + len};
-    uint32_t f;
-    uint64_t vi;
-    const uint8_t *b;
-    size_t n;
-    int st;
-    while ((st = rp__pbs_next(&s, &f, &vi, &b, &n)) > 0) {
-        if (f == RH_FLD_JOIN_HOME_NET_ID && !b) {
-            out->home_net_id = (uint32_t)vi;
-        } else if (f == RH_FLD_JOIN_HOME_TENANT_ID && b) {
-            out->home_tenant = b;
-            out->home_tenant_len = n;
-        } else if (f == RH_FLD_JOIN_SERVER_ID && b) {
-            out->join_server = b;
-            out->join_server_len = n;
-        }
-    }
-    return st < 0 ? -1 : 0;
+    return scan_1v2b(p, len, RH_FLD_JOIN_HOME_NET_ID, RH_FLD_JOIN_HOME_TENANT_ID,
+                     RH_FLD_JOIN_SERVER_ID, &out->home_net_id, &out->home_tenant,
+                     &out->home_tenant_len, &out->join_server, &out->join_server_len);
 }
 
 size_t rp__network_delegated(const uint8_t *p, size_t len, uint32_t *out, size_t cap)

@@ -281,6 +281,24 @@ db_for() {
   echo "$d"
 }
 
+# measure_starts SIZE KEY SETTLE_S DB [IMPORT]: RUNS hub starts (a fresh DB each time when
+# importing); RES[SIZE,KEY_ms|KEY_rss|KEY_anon] = medians of start time, RSS and anon RSS (MB)
+# SETTLE_S seconds after listening.
+measure_starts() {
+  local s=$1 k=$2 settle=$3 db=$4 imp=${5:-} st=() tot=() an=() a b
+  for _ in $(seq "$RUNS"); do
+    [ -z "$imp" ] || rm -rf "$db"
+    start_hub "$k$s" "$db" "$imp"
+    sleep "$settle"
+    read -r a b < <(rss "$HUB_PID")
+    st+=("$HUB_START_MS"); tot+=("$a"); an+=("$b")
+    stop_hub "$HUB_PID"
+  done
+  RES[$s,${k}_ms]=$(printf '%s\n' "${st[@]}" | median)
+  RES[$s,${k}_rss]=$(printf '%s\n' "${tot[@]}" | median)
+  RES[$s,${k}_anon]=$(printf '%s\n' "${an[@]}" | median)
+}
+
 # ------------------------------------------------------------------------------ #18.1 relay
 section_relay() {
   local ref_table="$WORK/table-ref.json"
@@ -386,19 +404,9 @@ section_import() {
     done
     RES[$s,imp_s]=$(printf '%s\n' "${times[@]}" | median)
     RES[$s,imp_rss]=$(printf '%s\n' "${rsss[@]}" | median)
-    # hub started with `import` on an empty database: time to listening and memory after
-    local st=() tot=() an=()
-    for _ in $(seq "$RUNS"); do
-      rm -rf "$RUN/himp"
-      start_hub himp "$RUN/himp" "$t"
-      sleep "$SETTLE" # steady state: jemalloc returns freed pages after its 10 s decay
-      read -r a b < <(rss "$HUB_PID")
-      st+=("$HUB_START_MS"); tot+=("$a"); an+=("$b")
-      stop_hub "$HUB_PID"
-    done
-    RES[$s,himp_ms]=$(printf '%s\n' "${st[@]}" | median)
-    RES[$s,himp_rss]=$(printf '%s\n' "${tot[@]}" | median)
-    RES[$s,himp_anon]=$(printf '%s\n' "${an[@]}" | median)
+    # hub started with `import` on an empty database: time to listening and memory after it
+    # settled (jemalloc returns freed pages lazily)
+    measure_starts "$s" himp "$SETTLE" "$RUN/himp" "$t"
     rm -rf "$RUN/imp" "$RUN/himp"
   done
   print_table "import (median of $RUNS; fsync per commit)" json_mb:"JSON MB" \
@@ -410,17 +418,7 @@ section_import() {
 section_startup() {
   for s in $SIZES; do
     local db; db=$(db_for "$s"); table "$s" >/dev/null
-    local st=() tot=() an=()
-    for _ in $(seq "$RUNS"); do
-      start_hub "st$s" "$db"
-      sleep 0.5
-      read -r a b < <(rss "$HUB_PID")
-      st+=("$HUB_START_MS"); tot+=("$a"); an+=("$b")
-      stop_hub "$HUB_PID"
-    done
-    RES[$s,st_ms]=$(printf '%s\n' "${st[@]}" | median)
-    RES[$s,st_rss]=$(printf '%s\n' "${tot[@]}" | median)
-    RES[$s,st_anon]=$(printf '%s\n' "${an[@]}" | median)
+    measure_starts "$s" st 0.5 "$db"
   done
   print_table "start-up on an existing database (median of $RUNS)" st_ms:"start ms" \
     st_rss:"RSS MB" st_anon:"anon RSS MB"

@@ -9,7 +9,8 @@
  *  - each index version is tagged with the LMDB transaction ID whose state it holds
  *    (built_txnid) and the routing generation (META "gen", bumped by every routing write in the
  *    same transaction);
- *  - a reader uses it only if its own snapshot T satisfies built_txnid <= T <= valid_upto, where
+ *  - a reader uses it only if its own snapshot T satisfies built_txnid <= T <= valid_upto (and
+ *    T is really the state the transaction reads, see rp__snap_attach), where
  *    valid_upto only advances after the builder checked that the generation at T is unchanged
  *    (statistics writes do not change routing); otherwise the reader falls back to LMDB, so every
  *    message sees exactly its snapshot and a commit is visible to the next message either way.
@@ -431,8 +432,16 @@ void rp__snap_attach(rp_reader_t *r)
     if (!s)
         return;
     uint64_t t = mdb_txn_id(r->txn);
-    if (s->built_txnid <= t && t <= atomic_load_explicit(&s->valid_upto, memory_order_acquire))
-        r->snap = s;
+    if (s->built_txnid <= t && t <= atomic_load_explicit(&s->valid_upto, memory_order_acquire)) {
+        /* LMDB takes a read snapshot's ID and then copies the meta page in slot ID & 1; two
+         * commits in between overwrite that slot, and the transaction then reads a later
+         * state than its ID says. When two or more commits have happened since the ID was
+         * taken, this message reads LMDB: its own data, whatever they are. */
+        MDB_envinfo info;
+        mdb_env_info(r->db->env, &info);
+        if (info.me_last_txnid <= t + 1)
+            r->snap = s;
+    }
 }
 
 /* ---- deltas (recorded by rp_write.c, applied here) ----------------------------------------- */

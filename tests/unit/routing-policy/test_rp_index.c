@@ -5,12 +5,17 @@
  * cascade, whole-kind clear, batches changing one key several times), in randomized sequences;
  * and a version is never used for a snapshot it does not match (an active reader keeps its
  * snapshot, a commit whose delta is not applied yet is read from LMDB, a write the index did
- * not see as a delta — another process — forces a rebuild instead of a wrong delta).
+ * not see as a delta — another process — forces a rebuild instead of a wrong delta); and, with
+ * the builder thread running while one thread writes and two read, every snapshot the index
+ * serves answers like LMDB in that same snapshot.
  */
 #include "rp_fixture.h"
 #include "rp_internal.h"
 
 #include "lw_netid.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
 
 static uint64_t rs = 0x243F6A8885A308D3ull;
 static uint64_t rnd(void)
@@ -430,6 +435,118 @@ static void test_overlay_merge(void **state)
     check_against_oracles(f);
 }
 
+
+/* With the real builder thread: one thread writes (random operations, batches), two threads
+ * read; inside every snapshot served by the index, the index and LMDB give the same answers
+ * for random DevAddrs and policy queries (the same reader, the index detached for the second
+ * lookup). */
+typedef struct conc {
+    fx_t *f;
+    rp_reader_t *r;
+    atomic_int *stop;
+    atomic_long mismatches, indexed, snapshots;
+    char first[256];
+} conc_t;
+
+static void *conc_reader(void *arg)
+{
+    conc_t *c = arg;
+    uint64_t x = (uint64_t)(uintptr_t)arg | 1;
+    while (!atomic_load(c->stop)) {
+        if (rp_reader_begin(c->r) != RH_OK)
+            continue;
+        atomic_fetch_add(&c->snapshots, 1);
+        rp_snap_t *s = c->r->snap;
+        if (s) {
+            atomic_fetch_add(&c->indexed, 1);
+            for (int i = 0; i < 16; i++) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                uint32_t a = net_prefix((unsigned)(x % NNET)) | ((uint32_t)(x >> 20) & 0x01FFFFFF);
+                rp_block_match_t m1, m2;
+                rp_party_t fw, hm;
+                rp_party_set(&fw, net((unsigned)(x >> 8) % NNET), tenants[(x >> 12) & 1], NULL);
+                rp_party_set(&hm, net((unsigned)(x >> 16) % NNET), tenants[(x >> 14) & 1], NULL);
+                rp_policy_eff_t e1, e2;
+                rp_lookup_devaddr(c->r, a, &m1);
+                rp_policy_effective(c->r, &fw, &hm, &e1);
+                c->r->snap = NULL; /* the same snapshot, read from LMDB */
+                rp_lookup_devaddr(c->r, a, &m2);
+                rp_policy_effective(c->r, &fw, &hm, &e2);
+                c->r->snap = s;
+                int bad = m1.found != m2.found ||
+                          (m1.found && (m1.prefix != m2.prefix || m1.length != m2.length ||
+                                        m1.owner.net_id != m2.owner.net_id ||
+                                        strcmp(m1.owner.tenant_id, m2.owner.tenant_id) ||
+                                        strcmp(m1.cluster_id, m2.cluster_id))) ||
+                          e1.source != e2.source || memcmp(&e1.flags, &e2.flags, sizeof e1.flags);
+                if (bad && atomic_fetch_add(&c->mismatches, 1) == 0)
+                    snprintf(c->first, sizeof c->first,
+                             "DevAddr %08X: %d %08X/%u %06X/%s vs %d %08X/%u %06X/%s; policy "
+                             "%06X/%s->%06X/%s: source %d vs %d; T %llu",
+                             a, m1.found, m1.prefix, m1.length, m1.owner.net_id,
+                             m1.owner.tenant_id, m2.found, m2.prefix, m2.length,
+                             m2.owner.net_id, m2.owner.tenant_id, fw.net_id, fw.tenant_id,
+                             hm.net_id, hm.tenant_id, e1.source, e2.source,
+                             (unsigned long long)mdb_txn_id(c->r->txn));
+            }
+        }
+        rp_reader_end(c->r);
+    }
+    return NULL;
+}
+
+static void test_concurrent_with_builder(void **state)
+{
+    (void)state;
+    rp_db_opts_t o = {0};
+    o.no_sync = 1; /* the builder thread runs */
+    fx_t *f = fx_open_opts(&o);
+    nkeys = 0;
+    put_networks(f);
+    atomic_int stop = 0;
+    conc_t c[2];
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++) {
+        memset(&c[i], 0, sizeof c[i]);
+        c[i].f = f;
+        c[i].stop = &stop;
+        assert_int_equal(rp_reader_new(f->db, &c[i].r, NULL), RH_OK);
+        assert_int_equal(pthread_create(&th[i], NULL, conc_reader, &c[i]), 0);
+    }
+    for (int step = 0; step < 1500; step++) {
+        rp_txn_t *t;
+        rh_diag_t d;
+        assert_int_equal(rp_txn_begin(f->db, "t", 0, &t, &d), RH_OK);
+        int ops = rnd() % 4 == 0 ? 1 + (int)(rnd() % 8) : 1;
+        for (int i = 0; i < ops; i++)
+            random_op(t);
+        assert_int_equal(rp_txn_commit(t, &d), RH_OK);
+        if (step % 2)
+            usleep(300); /* let the builder catch up now and then: snapshots the index serves */
+    }
+    atomic_store(&stop, 1);
+    long snaps = 0, indexed = 0;
+    for (int i = 0; i < 2; i++) {
+        pthread_join(th[i], NULL);
+        rp_reader_free(c[i].r);
+        if (c[i].mismatches)
+            fail_msg("reader %d: %ld mismatches, first: %s", i, (long)c[i].mismatches,
+                     c[i].first);
+        snaps += c[i].snapshots;
+        indexed += c[i].indexed;
+    }
+    uint64_t dl, rb;
+    rp__index_counts(f->db, &dl, &rb);
+    print_message("snapshots %ld, served by the index %ld; deltas %llu rebuilds %llu\n", snaps,
+                  indexed, (unsigned long long)dl, (unsigned long long)rb);
+    assert_true(indexed > 0);
+    assert_true(dl > 0);
+    void *sp = f;
+    fx_teardown(&sp);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -437,6 +554,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_never_stale, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_overlay_merge, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_random_sequences, fx_setup, fx_teardown),
+        cmocka_unit_test(test_concurrent_with_builder),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

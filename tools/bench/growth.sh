@@ -63,12 +63,12 @@ cleanup() {
 trap cleanup EXIT
 
 # ------------------------------------------------------------------------------ common helpers
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+port() { python3 "$ROOT/tools/common/free_port.py"; }
+# ANS (the stub's PRStartAns), KEY (the forwarder's Bearer key), relay_table FILE STUB_PORT
+. "$ROOT/tools/bench/relay_world.sh"
 median() { sort -g | awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)]; else print "nan"}'; }
-KEY="bench-key-0123456789"
 HASH=$(printf %s "$KEY" | sha256sum | cut -d' ' -f1)
 STUB=$(port)
-ANS='{"ProtocolVersion":"1.0","SenderID":"000505","ReceiverID":"000202","TransactionID":1,"MessageType":"PRStartAns","Result":{"ResultCode":"Success"},"DevEUI":"0102030405060708","FCntUp":1,"Lifetime":0}'
 mkdir -p "$RUN/stub"
 cat > "$RUN/stub.conf" <<NGX
 worker_processes 1;
@@ -301,8 +301,8 @@ measure_starts() {
 
 # ------------------------------------------------------------------------------ #18.1 relay
 section_relay() {
-  local ref_table="$WORK/table-ref.json"
-  gen_table 1 "$ref_table"; sed -i "s/@STUB@/$STUB/" "$ref_table"
+  local ref_table="$RUN/table-ref.json"
+  relay_table "$ref_table" "$STUB"
   rm -rf "$RUN/db-ref"; start_hub ref "$RUN/db-ref" "$ref_table"
   local ref_pid=$HUB_PID ref_port=$HUB_TS
   for s in $SIZES; do

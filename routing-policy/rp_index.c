@@ -50,11 +50,6 @@ typedef struct pent {
     rp_flags_t flags;
 } pent_t;
 
-struct slot {
-    uint32_t tag; /* high 32 bits of the key hash: most misses never touch an entry */
-    uint32_t idx; /* entry index + 1, 0 = empty */
-};
-
 /* The part built from LMDB. Immutable once published; shared by the versions derived from it. */
 typedef struct rp_base {
     int refs;           /* versions using it (changed under build_mu only) */
@@ -67,21 +62,9 @@ typedef struct rp_base {
     size_t nstrs, capstrs;
     uint32_t *bucket;   /* 65537 entries: first block whose value's top 16 bits >= i */
     size_t npol, mask;  /* slots: mask + 1 entries */
-    struct slot *slots;
+    struct rp_slot *slots;
     pent_t *pol;
 } rp_base_t;
-
-struct rp_snap {
-    uint64_t built_txnid, gen;
-    _Atomic uint64_t valid_upto;
-    rp_base_t *base;
-    size_t nob, nobdel; /* overlay blocks (sorted by key, unique) and how many are tombstones */
-    rp_ovb_t *ob;
-    size_t nop, omask;  /* overlay policies and their hash (omask + 1 slots) */
-    rp_ovp_t *op;
-    struct slot *oslots;
-    struct rp_snap *next_retired;
-};
 
 static const uint8_t META_GEN[] = "gen";
 
@@ -262,7 +245,7 @@ fail:
     return RH_EIO;
 }
 
-static int build(rp_db_t *db, MDB_txn *txn, rp_snap_t **out)
+int rp__snap_build(rp_db_t *db, MDB_txn *txn, rp_snap_t **out)
 {
     *out = NULL;
     rp_snap_t *s = calloc(1, sizeof *s);
@@ -385,7 +368,7 @@ static const pent_t *base_policy(const rp_base_t *s, const uint8_t *key, uint64_
     uint32_t tag = (uint32_t)(hk >> 32);
     size_t h = (size_t)hk & s->mask;
     for (;;) {
-        const struct slot *sl = &s->slots[h];
+        const struct rp_slot *sl = &s->slots[h];
         if (!sl->idx)
             return NULL;
         if (sl->tag == tag && memcmp(s->pol[sl->idx - 1].key, key, RP_KEY_POLICY) == 0)
@@ -395,13 +378,13 @@ static const pent_t *base_policy(const rp_base_t *s, const uint8_t *key, uint64_
 }
 
 /* Overlay entry of a policy key (live or tombstone), or NULL. */
-static rp_ovp_t *ov_policy(const rp_ovp_t *op, const struct slot *slots, size_t mask,
+static rp_ovp_t *ov_policy(const rp_ovp_t *op, const struct rp_slot *slots, size_t mask,
                            const uint8_t *key, uint64_t hk)
 {
     uint32_t tag = (uint32_t)(hk >> 32);
     size_t h = (size_t)hk & mask;
     for (;;) {
-        const struct slot *sl = &slots[h];
+        const struct rp_slot *sl = &slots[h];
         if (!sl->idx)
             return NULL;
         if (sl->tag == tag && memcmp(op[sl->idx - 1].key, key, RP_KEY_POLICY) == 0)
@@ -534,22 +517,6 @@ void rp__delta_policy(rp_delta_t *d, const uint8_t *key, const uint8_t *val, siz
         memset(&e->flags, 0, sizeof e->flags); /* as build_base */
 }
 
-void rp__index_push(rp_db_t *db, rp_delta_t *d)
-{
-    if (db->no_index) {
-        rp__delta_free(d);
-        return;
-    }
-    d->next = NULL;
-    pthread_mutex_lock(&db->q_mu);
-    if (db->q_tail)
-        db->q_tail->next = d;
-    else
-        db->q_head = d;
-    db->q_tail = d;
-    pthread_mutex_unlock(&db->q_mu);
-}
-
 /* Sort order of delta block entries: key, then position (the later change wins). */
 typedef struct { uint64_t key; size_t pos; } bord_t;
 static int cmp_bord(const void *a, const void *b)
@@ -590,7 +557,7 @@ static int ov_hash(rp_snap_t *s)
 }
 
 /* New version = cur + d (d must start from cur's state). O(overlay + change). */
-static int apply_delta(const rp_snap_t *cur, const rp_delta_t *d, rp_snap_t **out)
+int rp__snap_apply(const rp_snap_t *cur, const rp_delta_t *d, rp_snap_t **out)
 {
     *out = NULL;
     const rp_base_t *b = cur->base;
@@ -670,6 +637,7 @@ static int apply_delta(const rp_snap_t *cur, const rp_delta_t *d, rp_snap_t **ou
         if (ov_hash(s))
             goto nomem;
     }
+    s->base->refs++;
     *out = s;
     return RH_OK;
 nomem:
@@ -687,259 +655,19 @@ static size_t ov_limit(const rp_base_t *b)
     return 4096 + (b->nblk + b->npol) / 512;
 }
 
-static int ov_too_big(const rp_snap_t *s)
+int rp__snap_needs_merge(const rp_snap_t *s)
 {
     return s->nob + s->nop > ov_limit(s->base) || s->nobdel > 512;
 }
 
-/* ---- builder ------------------------------------------------------------------------------- */
-
-static _Thread_local char thread_marker;
-
-void *rp__thread_marker(void)
+int rp__snap_applicable(const rp_snap_t *v, const rp_delta_t *d)
 {
-    return &thread_marker;
+    return d->txnid > atomic_load(&v->valid_upto) && !d->overflow && v->gen == d->gen_before &&
+           v->nob + v->nop + d->nb + d->np <= ov_limit(v->base);
 }
 
-/* Swaps in the new index and frees replaced ones once every reader has been idle since the
- * swap (readers load the index pointer only while holding their own mutex). A reader that is
- * active in the calling thread cannot be waited for: the old index is then kept on the retired
- * list and freed by a later publish or by rp_db_close. Caller holds build_mu. */
-static void publish(rp_db_t *db, rp_snap_t *s)
+void rp__snap_sizes(const rp_snap_t *s, size_t *blocks, size_t *policies)
 {
-    pthread_mutex_lock(&db->reg_mu);
-    rp_snap_t *old = atomic_exchange_explicit(&db->snap, s, memory_order_acq_rel);
-    if (old) {
-        old->next_retired = db->retired;
-        db->retired = old;
-    }
-    int deferred = 0;
-    for (rp_reader_t *r = db->readers; r; r = r->next) {
-        if (pthread_mutex_trylock(&r->mu) == 0) {
-            pthread_mutex_unlock(&r->mu);
-            continue;
-        }
-        if (atomic_load_explicit(&r->owner, memory_order_relaxed) == rp__thread_marker()) {
-            deferred = 1; /* active in this very thread */
-            continue;
-        }
-        pthread_mutex_lock(&r->mu); /* another thread's message: wait for its end */
-        pthread_mutex_unlock(&r->mu);
-    }
-    rp_snap_t *free_list = deferred ? NULL : db->retired;
-    if (!deferred)
-        db->retired = NULL;
-    pthread_mutex_unlock(&db->reg_mu);
-    while (free_list) {
-        rp_snap_t *n = free_list->next_retired;
-        rp__snap_free(free_list);
-        free_list = n;
-    }
-}
-
-/* Applies the queued deltas that start from the published version, in commit order, and
- * publishes the result once (a burst of writes costs one publication). Caller holds build_mu. */
-static void drain(rp_db_t *db)
-{
-    pthread_mutex_lock(&db->q_mu);
-    rp_delta_t *d = db->q_head;
-    db->q_head = db->q_tail = NULL;
-    pthread_mutex_unlock(&db->q_mu);
-    rp_snap_t *cur = atomic_load(&db->snap), *v = cur; /* v != cur: not published yet */
-    size_t nd = 0, nc = 0;
-    uint64_t t0 = rh_mono_ns();
-    while (d) {
-        rp_delta_t *next = d->next;
-        if (v && d->txnid > atomic_load(&v->valid_upto) && !d->overflow &&
-            v->gen == d->gen_before && v->nob + v->nop + d->nb + d->np <= ov_limit(v->base)) {
-            rp_snap_t *ns;
-            if (apply_delta(v, d, &ns) == RH_OK) {
-                ns->base->refs++;
-                if (v != cur)
-                    rp__snap_free(v);
-                v = ns;
-                nd++;
-                nc += d->nb + d->np;
-            }
-        }
-        /* otherwise: already included, or the state moved on: rp_db_refresh rebuilds */
-        rp__delta_free(d);
-        d = next;
-    }
-    if (v != cur) {
-        publish(db, v);
-        db->n_deltas += nd;
-        RH_LOG(RH_LOG_DEBUG, "rp", "index deltas applied deltas=%zu changes=%zu overlay=%zu us=%llu",
-               nd, nc, v->nob + v->nop, (unsigned long long)((rh_mono_ns() - t0) / 1000));
-    }
-}
-
-static int queue_empty(rp_db_t *db)
-{
-    pthread_mutex_lock(&db->q_mu);
-    int e = db->q_head == NULL;
-    pthread_mutex_unlock(&db->q_mu);
-    return e;
-}
-
-int rp_db_refresh(rp_db_t *db)
-{
-    if (!db || db->no_index)
-        return RH_OK;
-    pthread_mutex_lock(&db->build_mu);
-    int rc = RH_OK;
-    for (int round = 0;; round++) {
-        drain(db);
-        rp_reader_t *r;
-        rc = rp__temp_reader(db, &r, NULL);
-        if (rc)
-            break;
-        MDB_txn *txn = rp__reader_txn(r);
-        uint64_t t = mdb_txn_id(txn);
-        rp_snap_t *cur = atomic_load(&db->snap);
-        if (cur && cur->built_txnid <= t && !ov_too_big(cur)) {
-            if (t <= atomic_load(&cur->valid_upto)) {
-                rp__temp_reader_done(r);
-                break;
-            }
-            if (rp__read_gen(txn, db->dbi[RP_DBI_META]) == cur->gen) {
-                atomic_store(&cur->valid_upto, t);
-                rp__temp_reader_done(r);
-                break;
-            }
-            /* A routing change whose delta is on its way (committed, not queued yet, or
-             * queued after the drain): apply it instead of rebuilding. */
-            if (atomic_load(&db->pending) > 0 || !queue_empty(db)) {
-                rp__temp_reader_done(r);
-                if (round < 3 && !queue_empty(db))
-                    continue;
-                break; /* the writer kicks the builder once its delta is queued */
-            }
-        }
-        uint64_t t0 = rh_mono_ns();
-        rp_snap_t *ns = NULL;
-        rc = build(db, txn, &ns);
-        rp__temp_reader_done(r); /* end the read txn before publish (publish waits for readers) */
-        if (rc == RH_OK) {
-            size_t nb = ns->base->nblk, np = ns->base->npol;
-            publish(db, ns);
-            db->n_rebuilds++;
-            RH_LOG(RH_LOG_DEBUG, "rp", "index rebuilt blocks=%zu policies=%zu ms=%llu", nb, np,
-                   (unsigned long long)((rh_mono_ns() - t0) / 1000000));
-        } else {
-            RH_LOG(RH_LOG_ERR, "rp", "index rebuild failed err=\"%s\" (lookups use LMDB)",
-                   rh_strerror(rc));
-        }
-        break;
-    }
-    pthread_mutex_unlock(&db->build_mu);
-    return rc;
-}
-
-int rp__index_fresh(rp_db_t *db, rp_snap_t **out)
-{
-    *out = NULL;
-    rp_reader_t *r;
-    int rc = rp__temp_reader(db, &r, NULL);
-    if (rc)
-        return rc;
-    pthread_mutex_lock(&db->build_mu);
-    rc = build(db, rp__reader_txn(r), out);
-    pthread_mutex_unlock(&db->build_mu);
-    rp__temp_reader_done(r);
-    return rc;
-}
-
-void rp__index_counts(rp_db_t *db, uint64_t *deltas, uint64_t *rebuilds)
-{
-    pthread_mutex_lock(&db->build_mu);
-    *deltas = db->n_deltas;
-    *rebuilds = db->n_rebuilds;
-    pthread_mutex_unlock(&db->build_mu);
-}
-
-void rp__index_kick(rp_db_t *db)
-{
-    if (db->no_index)
-        return;
-    pthread_mutex_lock(&db->kick_mu);
-    db->kicked = 1;
-    pthread_cond_signal(&db->kick_cv);
-    pthread_mutex_unlock(&db->kick_mu);
-}
-
-static void *builder(void *arg)
-{
-    rp_db_t *db = arg;
-    pthread_mutex_lock(&db->kick_mu);
-    while (!db->stopping) {
-        if (!db->kicked) {
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_nsec += 100 * 1000000L;
-            if (ts.tv_nsec >= 1000000000L) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000L;
-            }
-            pthread_cond_timedwait(&db->kick_cv, &db->kick_mu, &ts);
-        }
-        if (db->stopping)
-            break;
-        db->kicked = 0;
-        pthread_mutex_unlock(&db->kick_mu);
-        /* Cheap check first: anything committed or queued since the index was validated? */
-        MDB_envinfo info;
-        mdb_env_info(db->env, &info);
-        rp_snap_t *cur = atomic_load(&db->snap);
-        if (!cur || info.me_last_txnid > atomic_load(&cur->valid_upto) || !queue_empty(db))
-            rp_db_refresh(db);
-        pthread_mutex_lock(&db->kick_mu);
-    }
-    pthread_mutex_unlock(&db->kick_mu);
-    return NULL;
-}
-
-int rp__index_start(rp_db_t *db)
-{
-    pthread_mutex_init(&db->build_mu, NULL);
-    pthread_mutex_init(&db->kick_mu, NULL);
-    pthread_mutex_init(&db->q_mu, NULL);
-    pthread_cond_init(&db->kick_cv, NULL);
-    if (db->no_index)
-        return RH_OK;
-    rp_db_refresh(db);
-    if (db->no_builder)
-        return RH_OK;
-    if (pthread_create(&db->builder, NULL, builder, db) != 0)
-        return RH_ENOMEM;
-    db->builder_started = 1;
-    return RH_OK;
-}
-
-void rp__index_stop(rp_db_t *db)
-{
-    if (db->builder_started) {
-        pthread_mutex_lock(&db->kick_mu);
-        db->stopping = 1;
-        pthread_cond_signal(&db->kick_cv);
-        pthread_mutex_unlock(&db->kick_mu);
-        pthread_join(db->builder, NULL);
-        db->builder_started = 0;
-    }
-    rp__snap_free(atomic_load(&db->snap));
-    atomic_store(&db->snap, NULL);
-    while (db->retired) {
-        rp_snap_t *n = db->retired->next_retired;
-        rp__snap_free(db->retired);
-        db->retired = n;
-    }
-    while (db->q_head) {
-        rp_delta_t *n = db->q_head->next;
-        rp__delta_free(db->q_head);
-        db->q_head = n;
-    }
-    pthread_mutex_destroy(&db->build_mu);
-    pthread_mutex_destroy(&db->kick_mu);
-    pthread_mutex_destroy(&db->q_mu);
-    pthread_cond_destroy(&db->kick_cv);
+    *blocks = s->base->nblk;
+    *policies = s->base->npol;
 }

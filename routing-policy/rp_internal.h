@@ -90,7 +90,8 @@ void rp__temp_reader_done(rp_reader_t *r);
 MDB_cursor *rp__reader_cursor(rp_reader_t *r, int dbi);
 MDB_txn *rp__reader_txn(rp_reader_t *r);
 
-/* Compiled index (rp_index.c). */
+/* Compiled index (rp_index.c: versions, lookups, deltas; rp_builder.c: keeping it current). */
+struct rp_base;
 /* A changed block or policy key: the new value, or a tombstone (del). */
 typedef struct rp_ovb {
     uint64_t key; /* prefix << 8 | length */
@@ -122,6 +123,34 @@ void rp__delta_policy(rp_delta_t *d, const uint8_t *key, const uint8_t *val, siz
 void rp__delta_clear(rp_delta_t *d);  /* a whole kind was cleared: mark overflow */
 void rp__delta_reset(rp_delta_t *d);  /* forget the changes (replay after map growth) */
 void rp__delta_free(rp_delta_t *d);   /* NULL is a no-op */
+/* One version of the index: a base built from LMDB (shared, rp_index.c) plus the overlay of
+ * keys changed since. Immutable once published. */
+struct rp_slot {
+    uint32_t tag; /* high 32 bits of the key hash: most misses never touch an entry */
+    uint32_t idx; /* entry index + 1, 0 = empty */
+};
+
+struct rp_snap {
+    uint64_t built_txnid, gen;
+    _Atomic uint64_t valid_upto;
+    struct rp_base *base;
+    size_t nob, nobdel; /* overlay blocks (sorted by key, unique) and how many are tombstones */
+    rp_ovb_t *ob;
+    size_t nop, omask;  /* overlay policies and their hash (omask + 1 slots) */
+    rp_ovp_t *op;
+    struct rp_slot *oslots;
+    struct rp_snap *next_retired;
+};
+
+/* Builds a version from the snapshot txn. Errors: RH_ENOMEM, RH_EIO. */
+int rp__snap_build(rp_db_t *db, MDB_txn *txn, rp_snap_t **out);
+/* Whether delta d starts from exactly v's state (and fits the overlay). */
+int rp__snap_applicable(const rp_snap_t *v, const rp_delta_t *d);
+/* New version = cur + d, sharing cur's base. O(overlay + change). Errors: RH_ENOMEM. */
+int rp__snap_apply(const rp_snap_t *cur, const rp_delta_t *d, rp_snap_t **out);
+/* The overlay has grown enough that a rebuild (the merge) is due. */
+int rp__snap_needs_merge(const rp_snap_t *s);
+void rp__snap_sizes(const rp_snap_t *s, size_t *blocks, size_t *policies);
 /* Test support: a version freshly built from the latest committed state (caller frees it with
  * rp__snap_free under no concurrent refresh), and the publication counters. */
 int rp__index_fresh(rp_db_t *db, rp_snap_t **out);

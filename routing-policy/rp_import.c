@@ -8,8 +8,9 @@
  * order (networks before blocks: block containment reads delegated NetIDs), whatever their
  * order in the file, so the result equals rp_json_import's on the parsed document. Only the
  * outline is scanned here: strings (with escapes) and bracket depth, to find where each value
- * ends; every record and section name is parsed by cJSON, one at a time, and freed before the
- * next. Everything is one write transaction without the operation log (RP_TXN_NO_OP_LOG): when
+ * ends; every record and section name goes through the JSON input policy (rh_json_parse with
+ * rh_json_limits_import: UTF-8, no duplicate key, no \u0000, bounded) and cJSON, one at a time,
+ * and is freed before the next. Everything is one write transaction without the operation log (RP_TXN_NO_OP_LOG): when
  * the LMDB map must grow, the transaction is aborted, the map grown and the file imported again
  * from the start, so nothing proportional to the document is kept in memory by this code (LMDB
  * itself holds the transaction's dirty pages until the commit, spilling beyond 512 MiB).
@@ -19,6 +20,7 @@
 #include "rp_internal.h"
 
 #include "lw_netid.h"
+#include "rh_json.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -172,6 +174,8 @@ typedef struct outline {
     off_t at[RP_KIND_COUNT + 1]; /* RP_KIND_COUNT: member_net_ids */
 } outline_t;
 
+static cJSON *parse_value(const cap_t *buf, const char *path, int *err, rh_diag_t *diag);
+
 static int pass1(rd_t *r, outline_t *o, rh_diag_t *diag)
 {
     for (int k = 0; k <= RP_KIND_COUNT; k++)
@@ -194,10 +198,12 @@ static int pass1(rd_t *r, outline_t *o, rh_diag_t *diag)
             key.n = 0;
             if ((rc = scan_value(r, &key, "document: section name", diag)))
                 break;
-            cJSON *name = cJSON_ParseWithLength(key.p, key.n);
+            cJSON *name = parse_value(&key, "document: section name", &rc, diag);
+            if (!name)
+                break;
             if (!cJSON_IsString(name)) {
                 cJSON_Delete(name);
-                rc = syntax(r, diag, "document", "section name is not a valid JSON string");
+                rc = syntax(r, diag, "document", "section name is not a JSON string");
                 break;
             }
             int k = RP_KIND_COUNT + 1;
@@ -247,6 +253,31 @@ static int pass1(rd_t *r, outline_t *o, rh_diag_t *diag)
     return r->err ? syntax(r, diag, "document", "") : RH_OK;
 }
 
+/* One value through the JSON input policy; a refusal is named by `path` ("networks[3].name:
+ * invalid UTF-8 ..."). NULL with diag set on failure. */
+static cJSON *parse_value(const cap_t *buf, const char *path, int *err, rh_diag_t *diag)
+{
+    rh_diag_t jd;
+    rh_diag_clear(&jd);
+    int e = RH_EINVAL;
+    cJSON *v = buf->n ? rh_json_parse(buf->p, buf->n, &rh_json_limits_import, &e, &jd) : NULL;
+    if (v)
+        return v;
+    const char *t = jd.text;
+    if (strncmp(t, "body", 4) == 0)
+        t += 4;
+    else if (!buf->n)
+        t = ": not valid JSON (empty)";
+    *err = e == RH_ENOMEM ? RH_ENOMEM : RH_EINVAL;
+    /* the policy names fields relative to the value ("name: invalid UTF-8 ..."): join them to
+     * the element's path */
+    const char *sep = t[0] == ':' || t[0] == '.' || t[0] == '[' ? "" :
+                      ((t[0] >= 'a' && t[0] <= 'z') || (t[0] >= 'A' && t[0] <= 'Z') || t[0] == '_')
+                          ? "." : ": ";
+    rh_diag_fail(diag, *err, "%s%s%s", path, sep, t);
+    return NULL;
+}
+
 typedef int (*elem_fn)(void *ud, const cJSON *v, const char *path, rh_diag_t *diag);
 
 /* Pass 2 over one section: each element parsed alone and handed to fn. */
@@ -265,9 +296,9 @@ static int each_element(rd_t *r, off_t at, int kind, cap_t *buf, elem_fn fn, voi
         int rc = scan_value(r, buf, path, diag);
         if (rc)
             return rc;
-        cJSON *v = cJSON_ParseWithLength(buf->p, buf->n);
+        cJSON *v = parse_value(buf, path, &rc, diag);
         if (!v)
-            return rh_diag_fail(diag, RH_EINVAL, "%s: not valid JSON", path);
+            return rc;
         rc = fn(ud, v, path, diag);
         cJSON_Delete(v);
         if (rc)

@@ -171,6 +171,14 @@ static void test_errors_name_the_place(void **state)
          "{\"prefix\":\"26010000/16\",\"net_id\":\"000013\",\"tenant_id\":\"x\"}]}",
          "devaddr_blocks[1]: devaddr_block 26010000/16", RH_EEXIST},
         {"{\"member_net_ids\":[12]}", "member_net_ids[0]: expected 6 hex digits", RH_EINVAL},
+        /* the JSON input policy, per record */
+        {"{\"networks\":[{\"net_id\":\"000013\",\"net_id\":\"000014\"}]}",
+         "networks[0].net_id: duplicate key", RH_EINVAL},
+        {"{\"networks\":[{\"net_id\":\"000013\",\"name\":\"a\xff\"}]}",
+         "networks[0].name: invalid UTF-8", RH_EINVAL},
+        {"{\"networks\":[{\"net_id\":\"000013\",\"name\":\"a\\u0000b\"}]}",
+         "networks[0].name: \\u0000 is not allowed", RH_EINVAL},
+        {"{\"net\\u0000works\":[]}", "document: section name: \\u0000", RH_EINVAL},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         FILE *in = doc_file(cases[i].doc);

@@ -38,6 +38,7 @@
 #include "rh_id.h"
 #include "roamhub.pb-c.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -390,12 +391,13 @@ typedef struct rp_stats_item {
 /* Histogram bucket of a latency in µs: 0 for 0, else 1 + floor(log2(us)), capped. */
 unsigned rp_stats_hist_index(uint64_t latency_us);
 
-/* Merges a batch into the buckets in one write transaction (counts, sums and histograms add).
+/* Merges a batch into the minute buckets and their hour and day roll-ups in one write
+ * transaction (counts, sums and histograms add).
  * Not audited. A row that is invalid (class/outcome/identity kind out of range, NetID >
- * 0xFFFFFF, negative minute, result_code too long) is skipped and counted, and the others are
- * still written: one bad row never blocks a batch. Returns RH_OK when every row was written;
- * RH_EINVAL when rows were skipped — the valid ones ARE written, and diag says how many were
- * skipped and names the first one's field and reason (callers must not retry the batch).
+ * 0xFFFFFF, negative or too large minute, result_code too long) is skipped and counted, and the
+ * others are still written: one bad row never blocks a batch. Returns RH_OK when every row was
+ * written; RH_EINVAL when rows were skipped — the valid ones ARE written, and diag says how many
+ * were skipped and names the first one's field and reason (callers must not retry the batch).
  * RH_EFULL, RH_EIO: nothing was written (the batch may be retried). */
 int rp_stats_add(rp_db_t *db, const rp_stats_item_t *items, size_t n, rh_diag_t *diag);
 
@@ -407,20 +409,55 @@ typedef struct rp_stats_filter {
     uint32_t home_net_id;        /* RP_ANY = all */
     uint32_t cls;                /* rp_class_t or RP_ANY */
     uint32_t outcome;            /* rp_outcome_t or RP_ANY */
+    bool has_party;              /* only rows whose forwarder or home is party_net_id (a member's
+                                    view); false (zero) = no such condition */
+    uint32_t party_net_id;
 } rp_stats_filter_t;
 
-/* Buckets with from_minute <= minute < to_minute matching the filter, summed per aggregation
- * period (item.minute = period start) and per (forwarder, home, class, outcome, result code);
- * delivered in (period, forwarder, home, class, outcome, result) order. The item passed to the
- * callback is valid during the call; non-zero return stops. Errors: RH_EINVAL, RH_ENOMEM,
- * RH_EIO. */
+/* One page of a statistics query: what the caller bounds, and what the query reports. */
+#define RP_STATS_TOKEN_MAX 160
+typedef struct rp_stats_page {
+    const char *page_token; /* in: NULL or "" = from the start, else a previous `next` */
+    size_t max_rows;        /* in: rows delivered per page; 0 = no limit */
+    size_t max_scan;        /* in: buckets read before the page stops at the next period
+                               boundary; 0 = no limit */
+    uint64_t deadline_ns;   /* in: rh_mono_ns() after which the page stops at the next period
+                               boundary; 0 = none */
+    size_t scanned;         /* out: buckets read */
+    size_t rows;            /* out: rows delivered */
+    char next[RP_STATS_TOKEN_MAX]; /* out: "" when the query is complete, else the token that
+                                      continues it (may lead to an empty last page) */
+} rp_stats_page_t;
+
+/* Statistics of the periods of length `agg` that overlap [from_minute, to_minute): `from` rounds
+ * down and `to` up to whole periods (an hourly query from 10:30 includes 10:00-10:59). Rows are
+ * summed per period (item.minute = period start) and per (forwarder, home, class, outcome,
+ * result code), delivered in (period, forwarder, home, class, outcome, result) order. Hourly and
+ * daily queries read the hour/day roll-ups (one bucket per series and period), or the minute
+ * buckets for periods older than the roll-ups (databases written by an older version).
+ * Paging: the page stops after page->max_rows rows, or at the first period boundary after
+ * max_scan buckets or the deadline, and page->next continues it; a token is bound to the query
+ * (same from, to, agg and filter) and resumes exactly after the last row delivered, so following
+ * the tokens delivers every row exactly once. Memory: one period's distinct series at a time
+ * (at most 131,072, else RH_ERANGE). The item passed to the callback is valid during the call;
+ * a non-zero return stops (no continuation). Errors: RH_EINVAL (aggregation, page token
+ * malformed or of another query), RH_ERANGE, RH_ENOMEM, RH_EIO. */
 typedef int (*rp_stats_cb)(void *ud, const rp_stats_item_t *item);
+int rp_stats_query_page(rp_db_t *db, int64_t from_minute, int64_t to_minute,
+                        const rp_stats_filter_t *filter, rp_agg_t agg, rp_stats_page_t *page,
+                        rp_stats_cb cb, void *ud, rh_diag_t *diag);
+/* rp_stats_query_page without limits (every row, one call): tools and tests. */
 int rp_stats_query(rp_db_t *db, int64_t from_minute, int64_t to_minute,
                    const rp_stats_filter_t *filter, rp_agg_t agg, rp_stats_cb cb, void *ud,
                    rh_diag_t *diag);
 
-/* Deletes buckets with minute < older_than_minute; *removed (may be NULL) gets the count.
- * Errors: RH_EFULL, RH_EIO. */
+/* Deletes the buckets of resolution `res` (minute, hour or day) whose period starts before
+ * older_than_minute, at most max_remove (0 = all) in one write transaction, oldest first;
+ * *removed (may be NULL) gets the count (== max_remove: call again). Errors: RH_EINVAL, RH_EFULL,
+ * RH_EIO. */
+int rp_stats_prune_res(rp_db_t *db, rp_agg_t res, int64_t older_than_minute, size_t max_remove,
+                       size_t *removed, rh_diag_t *diag);
+/* rp_stats_prune_res for all three resolutions, unbounded. */
 int rp_stats_prune(rp_db_t *db, int64_t older_than_minute, size_t *removed, rh_diag_t *diag);
 
 #endif

@@ -1,15 +1,23 @@
 /*
- * rp_stats.c — per-minute traffic statistics buckets (StatsBucket values), keyed by
- *   minute(8, big-endian) | forwarder NetID(4) | home NetID(4) | class(1) | outcome(1) |
- *   result code(32, NUL-padded)
- * so that a time range is one cursor walk. The relay merges per-thread counters with
- * rp_stats_add about once a second; the admin API reads them with rp_stats_query; retention is
- * rp_stats_prune. Statistics writes are not audited and grow the map like any other write.
+ * rp_stats.c — traffic statistics buckets (StatsBucket values) at three resolutions, keyed by
+ *   time(8, big-endian: resolution << 56 | period start in Unix minutes) | forwarder NetID(4) |
+ *   home NetID(4) | class(1) | outcome(1) | result code(32, NUL-padded) [| forwarder JoinEUI(8)]
+ * (a forwarder named by its JoinEUI has FFFFFFFF in the NetID slot and the EUI appended);
+ * resolution 0 = minute (the original layout: existing databases read unchanged), 1 = hour,
+ * 2 = day. Every rp_stats_add merges each item into its minute, hour and day bucket in the same
+ * transaction, so the roll-ups are exact and a 30-day view reads 720 (hourly) or 30 (daily)
+ * buckets per series instead of 43,200; minute buckets can then be pruned much earlier
+ * (rp_stats_prune_res). META "stats_rollup_from" records the first minute whose data is in the
+ * roll-ups (buckets written before this version are minute-only; queries read minutes for the
+ * periods before it). The relay merges per-thread counters about once a second; the admin API
+ * reads them page by page with rp_stats_query_page. Statistics writes are not audited.
  */
 #include "rp_internal.h"
 
 #include "rh_hex.h"
 #include "rh_log.h"
+
+#include "rh_time.h"
 
 #include <stdbool.h>
 #include <stdlib.h>
@@ -70,17 +78,18 @@ static int raw_write(rp_db_t *db, raw_fn fn, void *ud, rh_diag_t *diag)
     return rc;
 }
 
-/* Key of a bucket: minute · forwarder NetID · home NetID · class · outcome · result code, and for
+/* Key of a bucket: time · forwarder NetID · home NetID · class · outcome · result code, and for
  * a forwarder named by its JoinEUI the forwarder slot holds STATS_FWD_EUI (no NetID is wider than
  * 24 bits) and the JoinEUI follows as 8 more bytes. NetID rows keep the original layout, so
- * existing databases need no migration. Returns the key length. */
+ * existing databases need no migration. `time` is resolution << 56 | period start minute.
+ * Returns the key length. */
 #define STATS_FWD_EUI 0xFFFFFFFFu
 #define STATS_KEY_MAX (RP_KEY_STATS + 8)
 
-static size_t stats_key(uint8_t k[STATS_KEY_MAX], const rp_stats_item_t *it)
+static size_t stats_key(uint8_t k[STATS_KEY_MAX], uint64_t time, const rp_stats_item_t *it)
 {
     bool eui = it->forwarder_kind == RP_STATS_ID_JOIN_EUI;
-    rh_put_be64(k, (uint64_t)it->minute);
+    rh_put_be64(k, time);
     rh_put_be32(k + 8, eui ? STATS_FWD_EUI : it->forwarder_net_id);
     rh_put_be32(k + 12, it->home_net_id);
     k[16] = (uint8_t)it->cls;
@@ -100,56 +109,108 @@ typedef struct add_ctx {
     const bool *ok; /* ok[i]: row i passed validation */
 } add_ctx_t;
 
+#define RES_SHIFT 56
+#define RES_MINUTE_MASK ((1ull << RES_SHIFT) - 1)
+static const uint8_t META_ROLLUP_FROM[] = "stats_rollup_from";
+
+/* Resolution tag of an aggregation (0 minute, 1 hour, 2 day). */
+static unsigned res_of(rp_agg_t agg)
+{
+    return agg == RP_AGG_DAY ? 2 : agg == RP_AGG_HOUR ? 1 : 0;
+}
+
+/* Adds `it` into the bucket at `key` (read-modify-write). */
+static int merge_bucket(rp_db_t *db, MDB_txn *txn, const uint8_t *key, size_t klen,
+                        int64_t period, const rp_stats_item_t *it, rh_diag_t *diag)
+{
+    uint64_t hist[RP_STATS_HIST];
+    memcpy(hist, it->latency_hist, sizeof hist);
+    uint64_t count = it->count, sum = it->latency_us_sum;
+    MDB_val k = {klen, (void *)key}, v;
+    int rc = mdb_get(txn, db->dbi[RP_DBI_STATS], &k, &v);
+    if (rc == 0) {
+        Roamhub__V1__StatsBucket *o = roamhub__v1__stats_bucket__unpack(NULL, v.mv_size, v.mv_data);
+        if (!o)
+            return rh_diag_fail(diag, RH_EIO, "stats: stored bucket does not unpack");
+        count += o->count;
+        sum += o->latency_us_sum;
+        for (size_t j = 0; j < o->n_latency_hist && j < RP_STATS_HIST; j++)
+            hist[j] += o->latency_hist[j];
+        roamhub__v1__stats_bucket__free_unpacked(o, NULL);
+    } else if (rc != MDB_NOTFOUND) {
+        return rp__lmdb_err(rc, diag, "stats: mdb_get");
+    }
+    Roamhub__V1__StatsBucket b = ROAMHUB__V1__STATS_BUCKET__INIT;
+    b.minute = period;
+    b.forwarder_net_id = it->forwarder_net_id;
+    b.home_net_id = it->home_net_id;
+    b.message_class = it->cls;
+    b.outcome = it->outcome;
+    char rcs[RP_RESULT_MAX + 1] = "";
+    if (it->result_code)
+        memcpy(rcs, it->result_code, strlen(it->result_code));
+    b.result_code = rcs;
+    b.count = count;
+    b.latency_us_sum = sum;
+    size_t nh = RP_STATS_HIST;
+    while (nh > 0 && hist[nh - 1] == 0)
+        nh--;
+    b.n_latency_hist = nh;
+    b.latency_hist = hist;
+    uint8_t buf[512];
+    size_t len = roamhub__v1__stats_bucket__pack(&b, buf); /* < 8+4+4+2+2+34+20+250 */
+    MDB_val val = {len, buf};
+    rc = mdb_put(txn, db->dbi[RP_DBI_STATS], &k, &val, 0);
+    return rc ? rp__lmdb_err(rc, diag, "stats: mdb_put") : RH_OK;
+}
+
+/* First write of this version into a database: remember from which minute on the roll-ups are
+ * complete (after the newest minute bucket already stored; 0 for an empty database). */
+static int rollup_mark(rp_db_t *db, MDB_txn *txn, rh_diag_t *diag)
+{
+    MDB_val k = {sizeof META_ROLLUP_FROM - 1, (void *)META_ROLLUP_FROM}, v;
+    int rc = mdb_get(txn, db->dbi[RP_DBI_META], &k, &v);
+    if (rc == 0)
+        return RH_OK;
+    if (rc != MDB_NOTFOUND)
+        return rp__lmdb_err(rc, diag, "stats: meta");
+    uint64_t from = 0;
+    MDB_cursor *c;
+    if ((rc = mdb_cursor_open(txn, db->dbi[RP_DBI_STATS], &c)))
+        return rp__lmdb_err(rc, diag, "stats: cursor");
+    uint8_t hi[8];
+    rh_put_be64(hi, 1ull << RES_SHIFT); /* first key after every minute bucket */
+    MDB_val ck = {8, hi}, cv;
+    rc = mdb_cursor_get(c, &ck, &cv, MDB_SET_RANGE);
+    rc = rc == 0 ? mdb_cursor_get(c, &ck, &cv, MDB_PREV) : mdb_cursor_get(c, &ck, &cv, MDB_LAST);
+    if (rc == 0 && ck.mv_size >= 8 && (rh_get_be64(ck.mv_data) >> RES_SHIFT) == 0)
+        from = rh_get_be64(ck.mv_data) + 1;
+    mdb_cursor_close(c);
+    uint8_t val[8];
+    rh_put_be64(val, from);
+    MDB_val vv = {8, val};
+    rc = mdb_put(txn, db->dbi[RP_DBI_META], &k, &vv, 0);
+    return rc ? rp__lmdb_err(rc, diag, "stats: meta") : RH_OK;
+}
+
 static int add_fn(rp_db_t *db, MDB_txn *txn, void *ud, rh_diag_t *diag)
 {
     add_ctx_t *a = ud;
+    int rc = rollup_mark(db, txn, diag);
+    if (rc)
+        return rc;
+    static const rp_agg_t res[3] = {RP_AGG_MINUTE, RP_AGG_HOUR, RP_AGG_DAY};
     for (size_t i = 0; i < a->n; i++) {
         const rp_stats_item_t *it = &a->items[i];
         if (!a->ok[i])
             continue; /* invalid row: skipped (rp_stats_add counted it) */
-        uint8_t key[STATS_KEY_MAX];
-        size_t klen = stats_key(key, it);
-        uint64_t hist[RP_STATS_HIST];
-        memcpy(hist, it->latency_hist, sizeof hist);
-        uint64_t count = it->count, sum = it->latency_us_sum;
-        MDB_val k = {klen, key}, v;
-        int rc = mdb_get(txn, db->dbi[RP_DBI_STATS], &k, &v);
-        if (rc == 0) {
-            Roamhub__V1__StatsBucket *o =
-                roamhub__v1__stats_bucket__unpack(NULL, v.mv_size, v.mv_data);
-            if (!o)
-                return rh_diag_fail(diag, RH_EIO, "stats: stored bucket does not unpack");
-            count += o->count;
-            sum += o->latency_us_sum;
-            for (size_t j = 0; j < o->n_latency_hist && j < RP_STATS_HIST; j++)
-                hist[j] += o->latency_hist[j];
-            roamhub__v1__stats_bucket__free_unpacked(o, NULL);
-        } else if (rc != MDB_NOTFOUND) {
-            return rp__lmdb_err(rc, diag, "stats: mdb_get");
+        for (unsigned r = 0; r < 3; r++) {
+            int64_t p = it->minute - it->minute % (int64_t)res[r];
+            uint8_t key[STATS_KEY_MAX];
+            size_t klen = stats_key(key, (uint64_t)p | (uint64_t)r << RES_SHIFT, it);
+            if ((rc = merge_bucket(db, txn, key, klen, p, it, diag)))
+                return rc;
         }
-        Roamhub__V1__StatsBucket b = ROAMHUB__V1__STATS_BUCKET__INIT;
-        b.minute = it->minute;
-        b.forwarder_net_id = it->forwarder_net_id;
-        b.home_net_id = it->home_net_id;
-        b.message_class = it->cls;
-        b.outcome = it->outcome;
-        char rcs[RP_RESULT_MAX + 1] = "";
-        if (it->result_code)
-            memcpy(rcs, it->result_code, strlen(it->result_code));
-        b.result_code = rcs;
-        b.count = count;
-        b.latency_us_sum = sum;
-        size_t nh = RP_STATS_HIST;
-        while (nh > 0 && hist[nh - 1] == 0)
-            nh--;
-        b.n_latency_hist = nh;
-        b.latency_hist = hist;
-        uint8_t buf[512];
-        size_t len = roamhub__v1__stats_bucket__pack(&b, buf); /* < 8+4+4+2+2+34+20+250 */
-        MDB_val val = {len, buf};
-        rc = mdb_put(txn, db->dbi[RP_DBI_STATS], &k, &val, 0);
-        if (rc)
-            return rp__lmdb_err(rc, diag, "stats: mdb_put");
     }
     return RH_OK;
 }
@@ -168,8 +229,8 @@ static int check_row(const rp_stats_item_t *it, size_t i, rh_diag_t *diag)
     if ((it->forwarder_kind == RP_STATS_ID_NETID && it->forwarder_net_id > 0xFFFFFF) ||
         it->home_net_id > 0xFFFFFF)
         return rh_diag_fail(diag, RH_EINVAL, "stats[%zu]: NetID wider than 24 bits", i);
-    if (it->minute < 0)
-        return rh_diag_fail(diag, RH_EINVAL, "stats[%zu].minute: negative", i);
+    if (it->minute < 0 || (uint64_t)it->minute > RES_MINUTE_MASK)
+        return rh_diag_fail(diag, RH_EINVAL, "stats[%zu].minute: negative or too large", i);
     if (it->result_code && strlen(it->result_code) > RP_RESULT_MAX)
         return rh_diag_fail(diag, RH_EINVAL, "stats[%zu].result_code: %zu characters, at most %d",
                             i, strlen(it->result_code), RP_RESULT_MAX);
@@ -230,126 +291,325 @@ static int row_cmp(const void *a, const void *b)
     return strcmp(((const row_t *)a)->rc, ((const row_t *)b)->rc);
 }
 
-/* Sorts, merges and emits the rows of one period; returns non-zero if the callback stopped. */
-static int flush(row_t *rows, size_t n, rp_stats_cb cb, void *ud)
-{
-    if (n == 0)
-        return 0;
-    qsort(rows, n, sizeof *rows, row_cmp);
-    size_t i = 0;
-    while (i < n) {
-        row_t acc = rows[i];
-        size_t j = i + 1;
-        for (; j < n && row_cmp(&rows[j], &acc) == 0; j++) {
-            acc.it.count += rows[j].it.count;
-            acc.it.latency_us_sum += rows[j].it.latency_us_sum;
-            for (int h = 0; h < RP_STATS_HIST; h++)
-                acc.it.latency_hist[h] += rows[j].it.latency_hist[h];
-        }
-        acc.it.result_code = acc.rc[0] ? acc.rc : NULL;
-        if (cb(ud, &acc.it))
-            return 1;
-        i = j;
-    }
-    return 0;
-}
-
 static int match(uint32_t f, uint32_t v)
 {
     return f == RP_ANY || f == v;
+}
+
+/* Rows of one period kept in memory before they are sorted and merged in place. */
+#define COMPACT_AT 65536
+/* Distinct (forwarder, home, class, outcome, ResultCode) series one period may hold: bounds a
+ * query's memory (~290 bytes per series). */
+#define PERIOD_SERIES_MAX 131072
+
+/* Page token: hex of period(8) f(4) h(4) class(1) outcome(1) result(32) flag(1) query hash(4)
+ * version(1) forwarder kind(1) forwarder JoinEUI(8). flag 0: resume after that row of the
+ * period; 1: resume at the period's start. */
+#define TOK_BYTES 65
+
+typedef struct qstate {
+    rp_stats_cb cb;
+    void *ud;
+    rp_stats_page_t *pg;
+    const rp_stats_filter_t *f;
+    int64_t len;                 /* period length, minutes */
+    uint32_t qhash;
+    row_t *rows;
+    size_t n, cap;
+    int64_t period;              /* period being accumulated, -1 none */
+    int has_after;               /* resume after `after` in period after_period */
+    int64_t after_period;
+    row_t after;
+    row_t last;                  /* last row delivered */
+    int done;
+    int err;
+    rh_diag_t *diag;
+} qstate_t;
+
+static uint32_t fnv1a(uint32_t h, const void *p, size_t n)
+{
+    const uint8_t *b = p;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * 16777619u;
+    return h;
+}
+
+static void token_make(qstate_t *q, int64_t period, const row_t *after)
+{
+    uint8_t t[TOK_BYTES] = {0};
+    rh_put_be64(t, (uint64_t)period);
+    if (after) {
+        rh_put_be32(t + 8, after->it.forwarder_net_id);
+        rh_put_be32(t + 12, after->it.home_net_id);
+        t[16] = (uint8_t)after->it.cls;
+        t[17] = (uint8_t)after->it.outcome;
+        memcpy(t + 18, after->rc, strlen(after->rc));
+        t[56] = (uint8_t)after->it.forwarder_kind;
+        rh_put_be64(t + 57, after->it.forwarder_join_eui);
+    }
+    t[50] = after ? 0 : 1;
+    rh_put_be32(t + 51, q->qhash);
+    t[55] = 1;
+    rh_hex_encode(t, TOK_BYTES, q->pg->next, 0);
+    q->done = 1;
+}
+
+static int token_parse(qstate_t *q, const char *tok, int64_t from_p, int64_t to_p,
+                       int64_t *start)
+{
+    uint8_t t[TOK_BYTES];
+    size_t n = 0;
+    if (strlen(tok) != 2 * TOK_BYTES || rh_hex_decode(tok, 2 * TOK_BYTES, t, sizeof t, &n, "page_token", NULL) != RH_OK ||
+        n != TOK_BYTES || t[55] != 1 || t[50] > 1 || t[56] > RP_STATS_ID_JOIN_EUI)
+        return rh_diag_fail(q->diag, RH_EINVAL, "page_token: malformed");
+    if (rh_get_be32(t + 51) != q->qhash)
+        return rh_diag_fail(q->diag, RH_EINVAL,
+                            "page_token: belongs to another query (from, to, by and filters "
+                            "must stay the same while paging)");
+    int64_t p = (int64_t)rh_get_be64(t);
+    if (p < from_p || p >= to_p || p % q->len)
+        return rh_diag_fail(q->diag, RH_EINVAL, "page_token: outside the query's range");
+    *start = p;
+    if (t[50] == 0) {
+        q->has_after = 1;
+        q->after_period = p;
+        memset(&q->after, 0, sizeof q->after);
+        q->after.it.forwarder_net_id = rh_get_be32(t + 8);
+        q->after.it.home_net_id = rh_get_be32(t + 12);
+        q->after.it.cls = (rp_class_t)t[16];
+        q->after.it.outcome = (rp_outcome_t)t[17];
+        memcpy(q->after.rc, t + 18, RP_RESULT_MAX);
+        q->after.rc[RP_RESULT_MAX] = '\0';
+        q->after.it.forwarder_kind = (rp_stats_id_kind_t)t[56];
+        q->after.it.forwarder_join_eui = rh_get_be64(t + 57);
+    }
+    return RH_OK;
+}
+
+/* Sorts the period's rows and merges equal series in place. */
+static void compact(qstate_t *q)
+{
+    if (q->n < 2)
+        return;
+    qsort(q->rows, q->n, sizeof *q->rows, row_cmp);
+    size_t k = 0;
+    for (size_t i = 1; i < q->n; i++) {
+        row_t *acc = &q->rows[k], *r = &q->rows[i];
+        if (row_cmp(acc, r) == 0) {
+            acc->it.count += r->it.count;
+            acc->it.latency_us_sum += r->it.latency_us_sum;
+            for (int h = 0; h < RP_STATS_HIST; h++)
+                acc->it.latency_hist[h] += r->it.latency_hist[h];
+        } else if (++k != i) {
+            q->rows[k] = *r;
+        }
+    }
+    q->n = k + 1;
+}
+
+/* Delivers the merged rows of the current period (after the resume point), within max_rows. */
+static void flush_period(qstate_t *q)
+{
+    compact(q);
+    for (size_t i = 0; i < q->n && !q->done; i++) {
+        row_t *r = &q->rows[i];
+        if (q->has_after && q->period == q->after_period && row_cmp(r, &q->after) <= 0)
+            continue;
+        if (q->pg->max_rows && q->pg->rows >= q->pg->max_rows) {
+            token_make(q, q->period, &q->last);
+            break;
+        }
+        r->it.result_code = r->rc[0] ? r->rc : NULL;
+        q->pg->rows++;
+        q->last = *r;
+        if (q->cb(q->ud, &r->it)) {
+            q->done = 1; /* the caller stopped: no continuation */
+            q->pg->next[0] = '\0';
+        }
+    }
+    q->n = 0;
+}
+
+static int over_budget(const qstate_t *q)
+{
+    const rp_stats_page_t *pg = q->pg;
+    if (pg->max_rows && pg->rows >= pg->max_rows)
+        return 1;
+    if (pg->max_scan && pg->scanned >= pg->max_scan)
+        return 1;
+    return pg->deadline_ns && rh_mono_ns() >= pg->deadline_ns;
+}
+
+static int add_row(qstate_t *q, int64_t p, const uint8_t *kk, size_t klen, const MDB_val *v)
+{
+    if (q->n == q->cap) {
+        if (q->cap >= COMPACT_AT) {
+            compact(q);
+            if (q->n > PERIOD_SERIES_MAX)
+                return rh_diag_fail(q->diag, RH_ERANGE,
+                                    "stats: more than %d series in one period; filter by "
+                                    "forwarder or home", PERIOD_SERIES_MAX);
+        }
+        if (q->n == q->cap) {
+            size_t nc = q->cap ? q->cap * 2 : 64;
+            row_t *nr = realloc(q->rows, nc * sizeof *nr);
+            if (!nr)
+                return rh_diag_fail(q->diag, RH_ENOMEM, "stats query: out of memory");
+            q->rows = nr;
+            q->cap = nc;
+        }
+    }
+    Roamhub__V1__StatsBucket *b = roamhub__v1__stats_bucket__unpack(NULL, v->mv_size, v->mv_data);
+    if (!b)
+        return rh_diag_fail(q->diag, RH_EIO, "stats: stored bucket does not unpack");
+    row_t *w = &q->rows[q->n++];
+    memset(w, 0, sizeof *w);
+    w->it.minute = p;
+    if (klen == STATS_KEY_MAX) {
+        w->it.forwarder_kind = RP_STATS_ID_JOIN_EUI;
+        w->it.forwarder_join_eui = rh_get_be64(kk + RP_KEY_STATS);
+    } else {
+        w->it.forwarder_net_id = rh_get_be32(kk + 8);
+    }
+    w->it.home_net_id = rh_get_be32(kk + 12);
+    w->it.cls = (rp_class_t)kk[16];
+    w->it.outcome = (rp_outcome_t)kk[17];
+    memcpy(w->rc, kk + 18, RP_RESULT_MAX);
+    w->it.count = b->count;
+    w->it.latency_us_sum = b->latency_us_sum;
+    for (size_t j = 0; j < b->n_latency_hist && j < RP_STATS_HIST; j++)
+        w->it.latency_hist[j] = b->latency_hist[j];
+    roamhub__v1__stats_bucket__free_unpacked(b, NULL);
+    return RH_OK;
+}
+
+/* Walks the buckets of resolution `res` with period start in [start, end), grouping them into
+ * periods of q->len minutes. */
+static int walk(qstate_t *q, MDB_cursor *c, unsigned res, int64_t start, int64_t end)
+{
+    uint8_t sk[8];
+    rh_put_be64(sk, (uint64_t)start | (uint64_t)res << RES_SHIFT);
+    MDB_val k = {8, sk}, v;
+    int rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    const rp_stats_filter_t *f = q->f;
+    for (; rc == 0 && !q->done; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        if (k.mv_size != RP_KEY_STATS && k.mv_size != STATS_KEY_MAX)
+            continue;
+        const uint8_t *kk = k.mv_data;
+        uint64_t t = rh_get_be64(kk);
+        if ((t >> RES_SHIFT) != res || (int64_t)(t & RES_MINUTE_MASK) >= end)
+            break;
+        int64_t minute = (int64_t)(t & RES_MINUTE_MASK);
+        int64_t p = minute - minute % q->len;
+        q->pg->scanned++;
+        if (p != q->period) {
+            if (q->period >= 0)
+                flush_period(q);
+            if (q->done)
+                break;
+            if (q->period >= 0 && over_budget(q)) {
+                token_make(q, p, NULL);
+                break;
+            }
+            q->period = p;
+        }
+        uint32_t fw = rh_get_be32(kk + 8), hm = rh_get_be32(kk + 12);
+        if (!match(f->forwarder_net_id, fw) || !match(f->home_net_id, hm) ||
+            !match(f->cls, kk[16]) || !match(f->outcome, kk[17]) ||
+            (f->has_party && f->party_net_id != fw && f->party_net_id != hm))
+            continue;
+        if ((rc = add_row(q, p, kk, k.mv_size, &v)) != RH_OK)
+            return rc;
+    }
+    if (rc && rc != MDB_NOTFOUND && !q->done)
+        return rp__lmdb_err(rc, q->diag, "stats query");
+    return RH_OK;
+}
+
+static int64_t read_rollup_from(rp_reader_t *r)
+{
+    MDB_txn *txn = rp__reader_txn(r);
+    MDB_val k = {sizeof META_ROLLUP_FROM - 1, (void *)META_ROLLUP_FROM}, v;
+    if (!txn || mdb_get(txn, r->db->dbi[RP_DBI_META], &k, &v) || v.mv_size != 8)
+        return INT64_MAX; /* nothing written by this version yet: minutes only */
+    return (int64_t)rh_get_be64(v.mv_data);
+}
+
+int rp_stats_query_page(rp_db_t *db, int64_t from_minute, int64_t to_minute,
+                        const rp_stats_filter_t *filter, rp_agg_t agg, rp_stats_page_t *page,
+                        rp_stats_cb cb, void *ud, rh_diag_t *diag)
+{
+    if (!db || !cb || !page)
+        return rh_diag_fail(diag, RH_EINVAL, "rp_stats_query: db, page and callback are required");
+    if (agg != RP_AGG_MINUTE && agg != RP_AGG_HOUR && agg != RP_AGG_DAY)
+        return rh_diag_fail(diag, RH_EINVAL, "aggregation: must be minute, hour or day");
+    page->scanned = page->rows = 0;
+    page->next[0] = '\0';
+    rp_stats_filter_t any = {RP_ANY, RP_ANY, RP_ANY, RP_ANY, false, 0};
+    if (!filter)
+        filter = &any;
+    int64_t len = (int64_t)agg;
+    if (from_minute < 0)
+        from_minute = 0;
+    if ((uint64_t)to_minute > RES_MINUTE_MASK - (uint64_t)len)
+        to_minute = (int64_t)(RES_MINUTE_MASK - (uint64_t)len);
+    int64_t from_p = from_minute - from_minute % len;
+    int64_t to_p = (to_minute + len - 1) / len * len;
+    qstate_t q = {.cb = cb, .ud = ud, .pg = page, .f = filter, .len = len, .period = -1,
+                  .diag = diag};
+    uint32_t h = 2166136261u;
+    int64_t qv[3] = {from_p, to_p, len};
+    h = fnv1a(h, qv, sizeof qv);
+    uint32_t fv[6] = {filter->forwarder_net_id, filter->home_net_id, filter->cls,
+                      filter->outcome, filter->has_party, filter->party_net_id};
+    q.qhash = fnv1a(h, fv, sizeof fv);
+    if (to_p <= from_p)
+        return RH_OK;
+    int64_t start = from_p;
+    int rc;
+    if (page->page_token && page->page_token[0] &&
+        (rc = token_parse(&q, page->page_token, from_p, to_p, &start)) != RH_OK)
+        return rc;
+    rp_reader_t *r;
+    if ((rc = rp__temp_reader(db, &r, diag)))
+        return rc;
+    MDB_cursor *c = rp__reader_cursor(r, RP_DBI_STATS);
+    if (!c) {
+        rp__temp_reader_done(r);
+        return rh_diag_fail(diag, RH_EIO, "stats query: no cursor");
+    }
+    /* Periods that started before the roll-ups did are summed from minute buckets. */
+    int64_t rollup = len == 1 ? INT64_MAX : read_rollup_from(r);
+    int64_t first_rolled = rollup == INT64_MAX ? INT64_MAX : (rollup + len - 1) / len * len;
+    if (start < first_rolled)
+        rc = walk(&q, c, 0, start, to_p < first_rolled ? to_p : first_rolled);
+    if (rc == RH_OK && !q.done && first_rolled < to_p) {
+        int64_t s2 = start > first_rolled ? start : first_rolled;
+        rc = walk(&q, c, res_of(agg), s2, to_p);
+    }
+    if (rc == RH_OK && !q.done && q.period >= 0)
+        flush_period(&q);
+    free(q.rows);
+    rp__temp_reader_done(r);
+    if (rc)
+        page->next[0] = '\0';
+    return rc;
 }
 
 int rp_stats_query(rp_db_t *db, int64_t from_minute, int64_t to_minute,
                    const rp_stats_filter_t *filter, rp_agg_t agg, rp_stats_cb cb, void *ud,
                    rh_diag_t *diag)
 {
-    if (!db || !cb)
-        return rh_diag_fail(diag, RH_EINVAL, "rp_stats_query: db and callback are required");
-    if (agg != RP_AGG_MINUTE && agg != RP_AGG_HOUR && agg != RP_AGG_DAY)
-        return rh_diag_fail(diag, RH_EINVAL, "aggregation: must be minute, hour or day");
-    if (from_minute < 0)
-        from_minute = 0;
-    rp_stats_filter_t any = {RP_ANY, RP_ANY, RP_ANY, RP_ANY};
-    if (!filter)
-        filter = &any;
-    rp_reader_t *r;
-    int rc = rp__temp_reader(db, &r, diag);
-    if (rc)
-        return rc;
-    MDB_cursor *c = rp__reader_cursor(r, RP_DBI_STATS);
-    uint8_t start[8];
-    rh_put_be64(start, (uint64_t)from_minute);
-    MDB_val k = {8, start}, v;
-    rc = c ? mdb_cursor_get(c, &k, &v, MDB_SET_RANGE) : MDB_BAD_TXN;
-    row_t *rows = NULL;
-    size_t n = 0, cap = 0;
-    int64_t period = -1;
-    int stopped = 0, err = RH_OK;
-    for (; rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-        if (k.mv_size != RP_KEY_STATS && k.mv_size != STATS_KEY_MAX)
-            continue;
-        const uint8_t *kk = k.mv_data;
-        int64_t minute = (int64_t)rh_get_be64(kk);
-        if (minute >= to_minute)
-            break;
-        uint32_t f = rh_get_be32(kk + 8), h = rh_get_be32(kk + 12);
-        if (!match(filter->forwarder_net_id, f) || !match(filter->home_net_id, h) ||
-            !match(filter->cls, kk[16]) || !match(filter->outcome, kk[17]))
-            continue;
-        int64_t p = minute - minute % (int64_t)agg;
-        if (p != period) {
-            if ((stopped = flush(rows, n, cb, ud)))
-                break;
-            n = 0;
-            period = p;
-        }
-        Roamhub__V1__StatsBucket *b = roamhub__v1__stats_bucket__unpack(NULL, v.mv_size, v.mv_data);
-        if (!b) {
-            err = rh_diag_fail(diag, RH_EIO, "stats: stored bucket does not unpack");
-            break;
-        }
-        if (n == cap) {
-            size_t nc = cap ? cap * 2 : 64;
-            row_t *nr = realloc(rows, nc * sizeof *rows);
-            if (!nr) {
-                roamhub__v1__stats_bucket__free_unpacked(b, NULL);
-                err = rh_diag_fail(diag, RH_ENOMEM, "stats query: out of memory");
-                break;
-            }
-            rows = nr;
-            cap = nc;
-        }
-        row_t *w = &rows[n++];
-        memset(w, 0, sizeof *w);
-        w->it.minute = p;
-        if (k.mv_size == STATS_KEY_MAX) {
-            w->it.forwarder_kind = RP_STATS_ID_JOIN_EUI;
-            w->it.forwarder_join_eui = rh_get_be64(kk + RP_KEY_STATS);
-        } else {
-            w->it.forwarder_net_id = f;
-        }
-        w->it.home_net_id = h;
-        w->it.cls = (rp_class_t)kk[16];
-        w->it.outcome = (rp_outcome_t)kk[17];
-        memcpy(w->rc, kk + 18, RP_RESULT_MAX);
-        w->it.count = b->count;
-        w->it.latency_us_sum = b->latency_us_sum;
-        for (size_t j = 0; j < b->n_latency_hist && j < RP_STATS_HIST; j++)
-            w->it.latency_hist[j] = b->latency_hist[j];
-        roamhub__v1__stats_bucket__free_unpacked(b, NULL);
-    }
-    if (!err && rc && rc != MDB_NOTFOUND && !stopped)
-        err = rp__lmdb_err(rc, diag, "stats query");
-    if (!err && !stopped)
-        flush(rows, n, cb, ud);
-    free(rows);
-    rp__temp_reader_done(r);
-    return err;
+    rp_stats_page_t pg = {0};
+    return rp_stats_query_page(db, from_minute, to_minute, filter, agg, &pg, cb, ud, diag);
 }
 
+/* ---- retention ----------------------------------------------------------------------------- */
+
 typedef struct prune_ctx {
+    unsigned res;
     int64_t older;
-    size_t removed;
+    size_t max, removed;
 } prune_ctx_t;
 
 static int prune_fn(rp_db_t *db, MDB_txn *txn, void *ud, rh_diag_t *diag)
@@ -360,16 +620,20 @@ static int prune_fn(rp_db_t *db, MDB_txn *txn, void *ud, rh_diag_t *diag)
     int rc = mdb_cursor_open(txn, db->dbi[RP_DBI_STATS], &c);
     if (rc)
         return rp__lmdb_err(rc, diag, "stats prune");
-    MDB_val k, v;
-    rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
-    while (rc == 0) {
-        if (k.mv_size >= 8 && (int64_t)rh_get_be64(k.mv_data) >= p->older)
+    uint8_t sk[8];
+    rh_put_be64(sk, (uint64_t)p->res << RES_SHIFT);
+    uint64_t stop = (uint64_t)p->res << RES_SHIFT | (uint64_t)p->older;
+    MDB_val k = {8, sk}, v;
+    rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    while (rc == 0 && (!p->max || p->removed < p->max)) {
+        if (k.mv_size >= 8 && rh_get_be64(k.mv_data) >= stop)
             break;
-        rc = mdb_cursor_del(c, 0);
-        if (rc)
+        if ((rc = mdb_cursor_del(c, 0)))
             break;
         p->removed++;
-        rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); /* deleting from the front */
+        k.mv_size = 8; /* deleting from the front of the range: seek again */
+        k.mv_data = sk;
+        rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
     }
     mdb_cursor_close(c);
     if (rc && rc != MDB_NOTFOUND)
@@ -377,11 +641,39 @@ static int prune_fn(rp_db_t *db, MDB_txn *txn, void *ud, rh_diag_t *diag)
     return RH_OK;
 }
 
-int rp_stats_prune(rp_db_t *db, int64_t older_than_minute, size_t *removed, rh_diag_t *diag)
+int rp_stats_prune_res(rp_db_t *db, rp_agg_t res, int64_t older_than_minute, size_t max_remove,
+                       size_t *removed, rh_diag_t *diag)
 {
-    prune_ctx_t p = {older_than_minute, 0};
+    if (removed)
+        *removed = 0;
+    if (!db || (res != RP_AGG_MINUTE && res != RP_AGG_HOUR && res != RP_AGG_DAY))
+        return rh_diag_fail(diag, RH_EINVAL, "stats prune: db and a resolution are required");
+    if (older_than_minute <= 0)
+        return RH_OK;
+    if ((uint64_t)older_than_minute > RES_MINUTE_MASK)
+        older_than_minute = (int64_t)RES_MINUTE_MASK;
+    prune_ctx_t p = {res_of(res), older_than_minute, max_remove, 0};
     int rc = raw_write(db, prune_fn, &p, diag);
     if (removed)
         *removed = rc == RH_OK ? p.removed : 0;
     return rc;
+}
+
+int rp_stats_prune(rp_db_t *db, int64_t older_than_minute, size_t *removed, rh_diag_t *diag)
+{
+    static const rp_agg_t res[3] = {RP_AGG_MINUTE, RP_AGG_HOUR, RP_AGG_DAY};
+    size_t total = 0;
+    for (unsigned i = 0; i < 3; i++) {
+        size_t n = 0;
+        int rc = rp_stats_prune_res(db, res[i], older_than_minute, 0, &n, diag);
+        if (rc) {
+            if (removed)
+                *removed = total;
+            return rc;
+        }
+        total += n;
+    }
+    if (removed)
+        *removed = total;
+    return RH_OK;
 }

@@ -400,18 +400,32 @@ static void test_stats(void **state)
     assert_int_equal(out[2].minute, 1001);
     assert_int_equal(out[3].count, 0);
     memset(out, 0, sizeof out);
-    rp_stats_filter_t flt = {RP_ANY, RP_ANY, RP_ANY, RP_OUT_FORWARDED};
+    rp_stats_filter_t flt = {RP_ANY, RP_ANY, RP_ANY, RP_OUT_FORWARDED, false, 0};
     assert_int_equal(rp_stats_query(f->db, 0, 2000, &flt, RP_AGG_HOUR, stats_cb, out, &d), RH_OK);
     assert_int_equal(out[0].minute, 960);
     assert_int_equal(out[0].count, 9);
     assert_int_equal(out[1].count, 0);
     size_t removed;
-    assert_int_equal(rp_stats_prune(f->db, 1001, &removed, &d), RH_OK);
+    /* minute buckets age out; the day roll-up keeps their totals */
+    assert_int_equal(rp_stats_prune_res(f->db, RP_AGG_MINUTE, 1001, 0, &removed, &d), RH_OK);
     assert_int_equal(removed, 2);
     memset(out, 0, sizeof out);
     assert_int_equal(rp_stats_query(f->db, 0, 2000, NULL, RP_AGG_DAY, stats_cb, out, &d), RH_OK);
-    assert_int_equal(out[0].count, 3);
+    assert_int_equal(out[0].count, 9);
     assert_int_equal(out[0].minute, 0);
+    assert_int_equal(out[1].count, 1);
+    assert_int_equal(out[1].outcome, RP_OUT_RECEIVER_ERROR);
+    memset(out, 0, sizeof out);
+    assert_int_equal(rp_stats_query(f->db, 0, 2000, NULL, RP_AGG_MINUTE, stats_cb, out, &d), RH_OK);
+    assert_int_equal(out[0].minute, 1001);
+    assert_int_equal(out[0].count, 3);
+    assert_int_equal(out[1].count, 0);
+    /* all resolutions */
+    assert_int_equal(rp_stats_prune(f->db, 2000, &removed, &d), RH_OK);
+    assert_int_equal(removed, 1 + 2 + 2);
+    memset(out, 0, sizeof out);
+    assert_int_equal(rp_stats_query(f->db, 0, 2000, NULL, RP_AGG_DAY, stats_cb, out, &d), RH_OK);
+    assert_int_equal(out[0].count, 0);
     it[0].cls = RP_CLASS_COUNT;
     assert_int_equal(rp_stats_add(f->db, it, 1, &d), RH_EINVAL);
     assert_non_null(strstr(d.text, "class"));

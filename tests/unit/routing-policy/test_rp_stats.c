@@ -1,0 +1,325 @@
+/*
+ * test_rp_stats.c — statistics roll-ups and paged queries (issue 18 item 3):
+ *   - minute -> hour -> day: the hour and day roll-ups written by rp_stats_add hold exactly the
+ *     sums of their minute buckets (counts, latency sums, histograms), so queries at every
+ *     resolution give the same totals, also after the minute buckets were pruned;
+ *   - paging: following page tokens (by rows, by scan budget, mixed) delivers exactly the rows of
+ *     the unpaged query, in the same order, each once; no silent cap; tokens of another query or
+ *     malformed tokens are refused;
+ *   - the member ("party") filter and bounded pruning.
+ */
+#include "rp_fixture.h"
+
+#include "rh_err.h"
+
+typedef struct rows {
+    rp_stats_item_t *v;
+    char (*rc)[RP_RESULT_MAX + 1];
+    size_t n, cap;
+    size_t stop_after; /* callback returns 1 after this many rows (0 = never) */
+} rows_t;
+
+static int collect(void *ud, const rp_stats_item_t *it)
+{
+    rows_t *r = ud;
+    if (r->n == r->cap) {
+        r->cap = r->cap ? r->cap * 2 : 256;
+        r->v = realloc(r->v, r->cap * sizeof *r->v);
+        r->rc = realloc(r->rc, r->cap * sizeof *r->rc);
+        assert_non_null(r->v);
+        assert_non_null(r->rc);
+    }
+    r->v[r->n] = *it;
+    snprintf(r->rc[r->n], sizeof r->rc[r->n], "%s", it->result_code ? it->result_code : "");
+    r->v[r->n].result_code = NULL;
+    r->n++;
+    return r->stop_after && r->n >= r->stop_after;
+}
+
+static void rows_free(rows_t *r)
+{
+    free(r->v);
+    free(r->rc);
+    memset(r, 0, sizeof *r);
+}
+
+static uint64_t rng = 0x243F6A8885A308D3ull;
+static uint64_t rnd(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return rng;
+}
+
+static const char *const codes[] = {NULL, "UnknownDevAddr", "MICFailed"};
+#define T0 (29000000 - 29000000 % 1440) /* a day boundary (Unix minutes, 2025) */
+
+/* Random traffic over `days` days: a few series per minute, in batches like the relay's flush. */
+static void fill(rp_db_t *db, int days, int pairs, size_t *n_items)
+{
+    rh_diag_t d;
+    rp_stats_item_t batch[64];
+    size_t nb = 0, total = 0;
+    for (int m = 0; m < days * 1440; m += 1 + (int)(rnd() % 7)) {
+        int k = 1 + (int)(rnd() % 3);
+        for (int j = 0; j < k; j++) {
+            rp_stats_item_t *it = &batch[nb++];
+            memset(it, 0, sizeof *it);
+            it->minute = T0 + m;
+            it->forwarder_net_id = 0x10 + (uint32_t)(rnd() % (unsigned)pairs);
+            it->home_net_id = 0x500 + (uint32_t)(rnd() % 2);
+            it->cls = (rp_class_t)(rnd() % 3);
+            it->outcome = rnd() % 4 ? RP_OUT_FORWARDED : RP_OUT_RECEIVER_ERROR;
+            it->result_code = it->outcome == RP_OUT_RECEIVER_ERROR ? codes[1 + rnd() % 2] : NULL;
+            it->count = 1 + rnd() % 50;
+            for (uint64_t c = 0; c < it->count; c++) {
+                uint64_t us = 100 + rnd() % 100000;
+                it->latency_us_sum += us;
+                it->latency_hist[rp_stats_hist_index(us)]++;
+            }
+            if (nb == 64) {
+                assert_int_equal(rp_stats_add(db, batch, nb, &d), RH_OK);
+                total += nb;
+                nb = 0;
+            }
+        }
+    }
+    if (nb)
+        assert_int_equal(rp_stats_add(db, batch, nb, &d), RH_OK);
+    *n_items = total + nb;
+}
+
+static int same_series(const rows_t *a, size_t i, const rows_t *b, size_t j)
+{
+    const rp_stats_item_t *x = &a->v[i], *y = &b->v[j];
+    return x->forwarder_net_id == y->forwarder_net_id && x->home_net_id == y->home_net_id &&
+           x->cls == y->cls && x->outcome == y->outcome && !strcmp(a->rc[i], b->rc[j]);
+}
+
+/* Sums the rows of `fine` into periods of `len` and compares with `coarse` row by row. */
+static void assert_rollup_equal(const rows_t *fine, const rows_t *coarse, int64_t len)
+{
+    size_t matched = 0;
+    for (size_t j = 0; j < coarse->n; j++) {
+        const rp_stats_item_t *c = &coarse->v[j];
+        assert_int_equal(c->minute % len, 0);
+        uint64_t count = 0, sum = 0, hist[RP_STATS_HIST] = {0};
+        for (size_t i = 0; i < fine->n; i++) {
+            const rp_stats_item_t *f = &fine->v[i];
+            if (f->minute - f->minute % len != c->minute || !same_series(fine, i, coarse, j))
+                continue;
+            count += f->count;
+            sum += f->latency_us_sum;
+            for (int h = 0; h < RP_STATS_HIST; h++)
+                hist[h] += f->latency_hist[h];
+            matched++;
+        }
+        assert_true(count > 0);
+        assert_int_equal(c->count, count);
+        assert_int_equal(c->latency_us_sum, sum);
+        assert_memory_equal(c->latency_hist, hist, sizeof hist);
+    }
+    assert_int_equal(matched, fine->n); /* every fine row belongs to one coarse row */
+}
+
+static uint64_t total_count(const rows_t *r)
+{
+    uint64_t t = 0;
+    for (size_t i = 0; i < r->n; i++)
+        t += r->v[i].count;
+    return t;
+}
+
+static void test_rollups_match_minutes(void **state)
+{
+    fx_t *f = *state;
+    rh_diag_t d;
+    size_t n;
+    fill(f->db, 3, 4, &n);
+    rows_t mi = {0}, ho = {0}, da = {0};
+    assert_int_equal(rp_stats_query(f->db, T0, T0 + 3 * 1440, NULL, RP_AGG_MINUTE, collect, &mi, &d), RH_OK);
+    assert_int_equal(rp_stats_query(f->db, T0, T0 + 3 * 1440, NULL, RP_AGG_HOUR, collect, &ho, &d), RH_OK);
+    assert_int_equal(rp_stats_query(f->db, T0, T0 + 3 * 1440, NULL, RP_AGG_DAY, collect, &da, &d), RH_OK);
+    assert_true(mi.n > 1000);
+    assert_true(ho.n < mi.n && da.n < ho.n);
+    assert_rollup_equal(&mi, &ho, 60);
+    assert_rollup_equal(&mi, &da, 1440);
+    assert_rollup_equal(&ho, &da, 1440);
+    uint64_t total = total_count(&mi);
+    assert_int_equal(total_count(&ho), total);
+    assert_int_equal(total_count(&da), total);
+
+    /* A range that does not start on a period boundary covers the whole periods it touches. */
+    rows_t part = {0};
+    assert_int_equal(rp_stats_query(f->db, T0 + 30, T0 + 90, NULL, RP_AGG_HOUR, collect, &part, &d), RH_OK);
+    for (size_t i = 0; i < part.n; i++)
+        assert_true(part.v[i].minute == T0 || part.v[i].minute == T0 + 60);
+
+    /* The minute buckets age out; hour and day views keep the same totals. */
+    size_t removed = 0, step;
+    do {
+        assert_int_equal(rp_stats_prune_res(f->db, RP_AGG_MINUTE, T0 + 3 * 1440, 500, &step, &d), RH_OK);
+        assert_true(step <= 500);
+        removed += step;
+    } while (step == 500);
+    assert_int_equal(removed, mi.n);
+    rows_t mi2 = {0}, ho2 = {0}, da2 = {0};
+    assert_int_equal(rp_stats_query(f->db, T0, T0 + 3 * 1440, NULL, RP_AGG_MINUTE, collect, &mi2, &d), RH_OK);
+    assert_int_equal(mi2.n, 0);
+    assert_int_equal(rp_stats_query(f->db, T0, T0 + 3 * 1440, NULL, RP_AGG_HOUR, collect, &ho2, &d), RH_OK);
+    assert_int_equal(rp_stats_query(f->db, T0, T0 + 3 * 1440, NULL, RP_AGG_DAY, collect, &da2, &d), RH_OK);
+    assert_int_equal(ho2.n, ho.n);
+    assert_int_equal(total_count(&ho2), total);
+    assert_rollup_equal(&ho2, &da2, 1440);
+    rows_free(&mi);
+    rows_free(&ho);
+    rows_free(&da);
+    rows_free(&part);
+    rows_free(&mi2);
+    rows_free(&ho2);
+    rows_free(&da2);
+}
+
+/* Follows page tokens to the end; returns the concatenated rows and the number of pages. */
+static size_t follow(rp_db_t *db, rp_agg_t agg, const rp_stats_filter_t *flt, size_t max_rows,
+                     size_t max_scan, rows_t *out)
+{
+    rh_diag_t d;
+    char tok[RP_STATS_TOKEN_MAX] = "";
+    size_t pages = 0;
+    do {
+        rp_stats_page_t pg = {.page_token = tok, .max_rows = max_rows, .max_scan = max_scan};
+        size_t before = out->n;
+        assert_int_equal(rp_stats_query_page(db, T0, T0 + 2 * 1440, flt, agg, &pg, collect, out, &d),
+                         RH_OK);
+        assert_int_equal(out->n - before, pg.rows);
+        if (max_rows)
+            assert_true(pg.rows <= max_rows);
+        if (max_scan && pg.next[0])
+            assert_true(pg.scanned > 0);
+        snprintf(tok, sizeof tok, "%s", pg.next);
+        pages++;
+        assert_true(pages < 100000);
+    } while (tok[0]);
+    return pages;
+}
+
+static void assert_rows_equal(const rows_t *a, const rows_t *b)
+{
+    assert_int_equal(a->n, b->n);
+    for (size_t i = 0; i < a->n; i++) {
+        assert_int_equal(a->v[i].minute, b->v[i].minute);
+        assert_true(same_series(a, i, b, i));
+        assert_int_equal(a->v[i].count, b->v[i].count);
+        assert_int_equal(a->v[i].latency_us_sum, b->v[i].latency_us_sum);
+    }
+}
+
+static void test_pages_cover_everything_once(void **state)
+{
+    fx_t *f = *state;
+    size_t n;
+    fill(f->db, 2, 6, &n);
+    static const rp_agg_t aggs[3] = {RP_AGG_MINUTE, RP_AGG_HOUR, RP_AGG_DAY};
+    static const size_t sizes[][2] = {{1, 0}, {7, 0}, {1000, 0}, {0, 1}, {0, 50}, {5, 20}, {3, 1}};
+    for (unsigned a = 0; a < 3; a++) {
+        rows_t all = {0};
+        rh_diag_t d;
+        assert_int_equal(rp_stats_query(f->db, T0, T0 + 2 * 1440, NULL, aggs[a], collect, &all, &d),
+                         RH_OK);
+        assert_true(all.n > 0);
+        for (unsigned s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
+            if (aggs[a] == RP_AGG_MINUTE && sizes[s][0] == 1)
+                continue; /* thousands of pages: covered by the other sizes */
+            rows_t got = {0};
+            size_t pages = follow(f->db, aggs[a], NULL, sizes[s][0], sizes[s][1], &got);
+            assert_rows_equal(&all, &got);
+            if (sizes[s][0] && all.n > sizes[s][0])
+                assert_true(pages >= (all.n + sizes[s][0] - 1) / sizes[s][0]);
+            rows_free(&got);
+        }
+        rows_free(&all);
+    }
+}
+
+static void test_page_tokens_refused(void **state)
+{
+    fx_t *f = *state;
+    size_t n;
+    fill(f->db, 1, 3, &n);
+    rh_diag_t d;
+    rows_t got = {0};
+    rp_stats_page_t pg = {.max_rows = 2};
+    assert_int_equal(rp_stats_query_page(f->db, T0, T0 + 2 * 1440, NULL, RP_AGG_HOUR, &pg, collect,
+                                         &got, &d), RH_OK);
+    assert_int_equal(got.n, 2);
+    assert_true(pg.next[0] != '\0');
+    char tok[RP_STATS_TOKEN_MAX];
+    snprintf(tok, sizeof tok, "%s", pg.next);
+    /* another aggregation, another range, another filter: refused, naming the token */
+    rp_stats_page_t p2 = {.page_token = tok};
+    assert_int_equal(rp_stats_query_page(f->db, T0, T0 + 2 * 1440, NULL, RP_AGG_DAY, &p2, collect,
+                                         &got, &d), RH_EINVAL);
+    assert_non_null(strstr(d.text, "page_token"));
+    assert_int_equal(rp_stats_query_page(f->db, T0 + 60, T0 + 2 * 1440, NULL, RP_AGG_HOUR, &p2,
+                                         collect, &got, &d), RH_EINVAL);
+    rp_stats_filter_t flt = {RP_ANY, 0x500, RP_ANY, RP_ANY, false, 0};
+    assert_int_equal(rp_stats_query_page(f->db, T0, T0 + 2 * 1440, &flt, RP_AGG_HOUR, &p2, collect,
+                                         &got, &d), RH_EINVAL);
+    p2.page_token = "zz";
+    assert_int_equal(rp_stats_query_page(f->db, T0, T0 + 2 * 1440, NULL, RP_AGG_HOUR, &p2, collect,
+                                         &got, &d), RH_EINVAL);
+    assert_non_null(strstr(d.text, "page_token: malformed"));
+    tok[0] = tok[0] == '0' ? '1' : '0'; /* another period: outside range or hash differs */
+    p2.page_token = tok;
+    assert_int_equal(rp_stats_query_page(f->db, T0, T0 + 2 * 1440, NULL, RP_AGG_HOUR, &p2, collect,
+                                         &got, &d), RH_EINVAL);
+    /* a callback that stops gets no continuation */
+    rows_t stop = {.stop_after = 3};
+    rp_stats_page_t p3 = {0};
+    assert_int_equal(rp_stats_query_page(f->db, T0, T0 + 2 * 1440, NULL, RP_AGG_MINUTE, &p3, collect,
+                                         &stop, &d), RH_OK);
+    assert_int_equal(stop.n, 3);
+    assert_string_equal(p3.next, "");
+    rows_free(&got);
+    rows_free(&stop);
+}
+
+static void test_party_filter(void **state)
+{
+    fx_t *f = *state;
+    size_t n;
+    fill(f->db, 1, 5, &n);
+    rh_diag_t d;
+    rows_t all = {0}, mine = {0}, paged = {0};
+    assert_int_equal(rp_stats_query(f->db, T0, T0 + 1440, NULL, RP_AGG_HOUR, collect, &all, &d), RH_OK);
+    rp_stats_filter_t flt = {RP_ANY, RP_ANY, RP_ANY, RP_ANY, true, 0x11};
+    assert_int_equal(rp_stats_query(f->db, T0, T0 + 1440, &flt, RP_AGG_HOUR, collect, &mine, &d), RH_OK);
+    size_t expect = 0;
+    for (size_t i = 0; i < all.n; i++)
+        expect += all.v[i].forwarder_net_id == 0x11 || all.v[i].home_net_id == 0x11;
+    assert_true(expect > 0 && expect < all.n);
+    assert_int_equal(mine.n, expect);
+    for (size_t i = 0; i < mine.n; i++)
+        assert_int_equal(mine.v[i].forwarder_net_id, 0x11);
+    flt.party_net_id = 0x500; /* a home NetID */
+    follow(f->db, RP_AGG_HOUR, &flt, 4, 0, &paged);
+    for (size_t i = 0; i < paged.n; i++)
+        assert_int_equal(paged.v[i].home_net_id, 0x500);
+    assert_true(paged.n > 0);
+    rows_free(&all);
+    rows_free(&mine);
+    rows_free(&paged);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_rollups_match_minutes, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_pages_cover_everything_once, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_page_tokens_refused, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_party_filter, fx_setup, fx_teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

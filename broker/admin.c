@@ -215,6 +215,7 @@ void admin_free(admin_api_t *a)
         return;
     admin_capture_fini(a);
     admin_capture_follow_fini(a);
+    admin_stats_fini(a);
     hs_server_free(a->srv);
     admin_console_free(a->console);
     /* the workers have stopped (hub_run joins them before admin_free) */

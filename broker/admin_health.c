@@ -191,7 +191,7 @@ static void answer(health_req_t *h)
         return;
     }
     int64_t now_min = rh_real_ms() / 60000;
-    rp_stats_filter_t f = {RP_ANY, RP_ANY, RP_ANY, RP_ANY};
+    rp_stats_filter_t f = {RP_ANY, RP_ANY, RP_ANY, RP_ANY, false, 0};
     pthread_mutex_lock(&g->mu); /* late workers may still be merging */
     stats_ud_t u = {g->ep, t, g->n};
     rp_stats_query(r->a->db, now_min - h->minutes + 1, now_min + 1, &f, RP_AGG_MINUTE, stats_cb, &u,

@@ -7,7 +7,8 @@
  * admin_reply.c, admin_scope.c. The hub is told about registry changes through the
  * registry_changed hook, so no admin file calls into hub.c.
  *
- * Everything here runs on the main thread (the admin listener's event loop).
+ * Everything here runs on the main thread (the admin listener's event loop), except the statistics
+ * thread of admin_stats.c, which touches only its own jobs and the LMDB environment.
  */
 #ifndef RH_ADMIN_INTERNAL_H
 #define RH_ADMIN_INTERNAL_H
@@ -28,6 +29,7 @@
 typedef struct admin_download admin_download_t;
 typedef struct admin_console admin_console_t;
 typedef struct admin_follow admin_follow_t;
+typedef struct admin_stats admin_stats_t;
 
 struct admin_api {
     hub_t *hub;                   /* the listener's process (admin.c, stats, capture) */
@@ -40,6 +42,7 @@ struct admin_api {
     admin_download_t *downloads;  /* captures awaiting their end (admin_capture.c) */
     admin_follow_t *follows;      /* live capture streams (admin_capture_stream.c) */
     admin_console_t *console;     /* web console files (admin_console.c); NULL = disabled */
+    admin_stats_t *stats;         /* statistics thread and its queue (admin_stats.c), lazy */
 };
 
 typedef struct admin_req {
@@ -158,7 +161,8 @@ void admin_time_text(int64_t ms, char out[ADMIN_TIME_TEXT]);
 /* Handlers by area. */
 void admin_resources_handle(admin_req_t *r);   /* networks ... keys, import, catalog, routes,
                                                   audit, policies/effective */
-void admin_stats_handle(admin_req_t *r);       /* GET /stats */
+void admin_stats_handle(admin_req_t *r);       /* GET /stats (answered later, off this loop) */
+void admin_stats_fini(admin_api_t *a);         /* stops the statistics thread (shutdown) */
 void admin_capture_handle(admin_req_t *r);     /* GET /capture */
 void admin_capture_fini(admin_api_t *a);       /* ends captures in progress (shutdown) */
 /* GET /capture?follow=true: the live stream (SSE or chunked JSON lines), admin_capture_stream.c.

@@ -1,7 +1,18 @@
-/* admin_stats.c — GET /api/v1/stats: the relay's per-minute statistics buckets (rp_stats_query)
- * by time range, aggregated per minute/hour/day, filtered by forwarder, home, class and outcome,
- * with latency mean and percentiles estimated from the log2 histograms; JSON or CSV (gzip when
- * accepted). A member sees only rows whose forwarder or home NetID is its own.
+/* admin_stats.c — GET /api/v1/stats: the relay's statistics buckets (rp_stats_query_page) by
+ * time range, per minute/hour/day (hour/day read the roll-ups), filtered by forwarder, home,
+ * class and outcome, with latency mean and percentiles estimated from the log2 histograms; JSON
+ * or CSV (gzip when accepted). A member sees only rows whose forwarder or home NetID is its own.
+ *
+ * Paging: at most `limit` rows per response (default 10,000, at most 100,000); when there is
+ * more, JSON carries "next_page_token" (else "") and both JSON and CSV carry the header
+ * `X-Next-Page-Token`; the client repeats the query with `page_token=` to continue. A page also
+ * ends early (with a token) at a period boundary after STATS_MAX_SCAN buckets or
+ * STATS_PAGE_MS, so one request's time and memory are bounded whatever the range.
+ *
+ * Threads: the query, the formatting and the gzip run on one statistics thread, never on the
+ * admin listener's loop (which serves /healthz); the request is held (hs_req kept) and answered
+ * from the main loop when the thread posts the result. At most STATS_QUEUE_MAX queries wait;
+ * beyond that the answer is 503 with Retry-After.
  *
  * Percentiles: bucket i of the histogram holds latencies in [2^(i-1), 2^i) µs (bucket 0: 0 µs);
  * the estimate interpolates linearly inside the bucket that holds the rank, so it is exact to
@@ -14,10 +25,21 @@
 #include "lw_netid.h"
 #include "rh_hex.h"
 
+#include "rh_log.h"
+#include "rh_time.h"
+
+#include <event2/event.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#define STATS_LIMIT_DEFAULT 10000
+#define STATS_LIMIT_MAX 100000
+#define STATS_MAX_SCAN 4000000u /* buckets per page (~1.2 s at 0.3 µs) */
+#define STATS_PAGE_MS 2000      /* a page stops at the next period boundary after this */
+#define STATS_QUEUE_MAX 4
 
 double admin_stats_pct_ms(const rp_stats_item_t *it, double q)
 {
@@ -75,12 +97,10 @@ static int parse_time(const char *s, int64_t *out_s)
 }
 
 typedef struct stats_ctx {
-    admin_req_t *r;
     int csv;
     cJSON *items;
     char *buf;
     size_t len, cap;
-    size_t rows;
     int oom;
 } stats_ctx_t;
 
@@ -108,21 +128,16 @@ static void append(stats_ctx_t *c, const char *s, size_t n)
 static int stats_cb(void *ud, const rp_stats_item_t *it)
 {
     stats_ctx_t *c = ud;
-    bool fwd_eui = it->forwarder_kind == RP_STATS_ID_JOIN_EUI; /* a Join Server's JoinEUI */
-    if (!(!fwd_eui && admin_scope_net(&c->r->p, it->forwarder_net_id)) &&
-        !admin_scope_net(&c->r->p, it->home_net_id))
-        return 0;
-    if (++c->rows > 100000)
-        return 1;
     char per[32], f[17], h[7]; /* forwarder: 6 hex digits (NetID) or 16 (JoinEUI), as SenderID */
     period_text(it->minute, per);
-    if (fwd_eui)
+    if (it->forwarder_kind == RP_STATS_ID_JOIN_EUI) /* a Join Server's JoinEUI */
         rh_eui64_format(it->forwarder_join_eui, f);
     else
         lw_netid_format(it->forwarder_net_id, f, 0);
     lw_netid_format(it->home_net_id, h, 0);
     double mean = it->count ? (double)it->latency_us_sum / (double)it->count / 1000.0 : 0;
-    double p50 = admin_stats_pct_ms(it, 0.5), p90 = admin_stats_pct_ms(it, 0.9), p99 = admin_stats_pct_ms(it, 0.99);
+    double p50 = admin_stats_pct_ms(it, 0.5), p90 = admin_stats_pct_ms(it, 0.9),
+           p99 = admin_stats_pct_ms(it, 0.99);
     if (c->csv) {
         char line[400];
         int n = snprintf(line, sizeof line, "%s,%s,%s,%s,%s,%s,%llu,%.3f,%.3f,%.3f,%.3f\n", per, f,
@@ -133,6 +148,11 @@ static int stats_cb(void *ud, const rp_stats_item_t *it)
         return c->oom;
     }
     cJSON *o = cJSON_CreateObject();
+    if (!o || !cJSON_AddItemToArray(c->items, o)) {
+        cJSON_Delete(o);
+        c->oom = 1;
+        return 1;
+    }
     cJSON_AddStringToObject(o, "period_start", per);
     cJSON_AddStringToObject(o, "forwarder", f);
     cJSON_AddStringToObject(o, "home", h);
@@ -146,8 +166,217 @@ static int stats_cb(void *ud, const rp_stats_item_t *it)
     cJSON_AddNumberToObject(l, "p50", round3(p50));
     cJSON_AddNumberToObject(l, "p90", round3(p90));
     cJSON_AddNumberToObject(l, "p99", round3(p99));
-    cJSON_AddItemToArray(c->items, o);
     return 0;
+}
+
+/* ---- the statistics thread ---------------------------------------------------------------- */
+
+typedef struct stats_job stats_job_t;
+struct stats_job {
+    admin_req_t r;            /* r.req held until the main loop answers */
+    int64_t from_min, to_min;
+    rp_agg_t agg;
+    rp_stats_filter_t f;
+    int csv, gzip;
+    size_t limit;
+    char token[RP_STATS_TOKEN_MAX];
+    /* result (filled by the thread) */
+    int rc;
+    rh_diag_t d;
+    char *body;               /* malloc'd, possibly gzip */
+    size_t len;
+    int gzipped;
+    rp_stats_page_t pg;
+    uint64_t took_us;
+    stats_job_t *next;
+};
+
+struct admin_stats {
+    admin_api_t *a;
+    pthread_t th;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int stop;
+    stats_job_t *q_head, *q_tail, *done;
+    unsigned queued;          /* waiting or running */
+    struct event *done_ev;
+};
+
+static const char CSV_HEADER[] = "period_start,forwarder,home,class,outcome,result_code,count,"
+                                 "latency_mean_ms,latency_p50_ms,latency_p90_ms,latency_p99_ms\n";
+
+/* Runs one page of a query and formats it (statistics thread). */
+static void job_run(admin_stats_t *s, stats_job_t *j)
+{
+    uint64_t t0 = rh_mono_ns();
+    stats_ctx_t c = {.csv = j->csv};
+    cJSON *o = NULL;
+    if (j->csv) {
+        append(&c, CSV_HEADER, sizeof CSV_HEADER - 1);
+    } else {
+        o = cJSON_CreateObject();
+        c.items = o ? cJSON_AddArrayToObject(o, "items") : NULL;
+        if (!c.items)
+            c.oom = 1;
+    }
+    j->pg.page_token = j->token;
+    j->pg.max_rows = j->limit;
+    j->pg.max_scan = STATS_MAX_SCAN;
+    j->pg.deadline_ns = t0 + (uint64_t)STATS_PAGE_MS * 1000000u;
+    j->rc = c.oom ? RH_ENOMEM
+                  : rp_stats_query_page(s->a->hub->db, j->from_min, j->to_min, &j->f, j->agg,
+                                        &j->pg, stats_cb, &c, &j->d);
+    if (j->rc == RH_OK && c.oom)
+        j->rc = rh_diag_fail(&j->d, RH_ENOMEM, "stats: out of memory");
+    if (j->rc == RH_OK && !j->csv) {
+        cJSON_AddStringToObject(o, "next_page_token", j->pg.next);
+        char *text = cJSON_PrintUnformatted(o);
+        if (!text) {
+            j->rc = rh_diag_fail(&j->d, RH_ENOMEM, "stats: out of memory");
+        } else {
+            c.len = strlen(text);
+            c.buf = malloc(c.len + 1);
+            if (c.buf)
+                memcpy(c.buf, text, c.len + 1);
+            else
+                j->rc = rh_diag_fail(&j->d, RH_ENOMEM, "stats: out of memory");
+            cJSON_free(text);
+        }
+    }
+    cJSON_Delete(o);
+    if (j->rc) {
+        free(c.buf);
+        return;
+    }
+    j->body = c.buf;
+    j->len = c.len;
+    uint8_t *z;
+    size_t zl;
+    if (j->gzip && j->len > 0 && admin_gzip(j->body, j->len, &z, &zl) == RH_OK) {
+        free(j->body);
+        j->body = (char *)z;
+        j->len = zl;
+        j->gzipped = 1;
+    }
+    j->took_us = (rh_mono_ns() - t0) / 1000;
+}
+
+static void *stats_thread(void *arg)
+{
+    admin_stats_t *s = arg;
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        while (!s->stop && !s->q_head)
+            pthread_cond_wait(&s->cv, &s->mu);
+        if (s->stop)
+            break;
+        stats_job_t *j = s->q_head;
+        s->q_head = j->next;
+        if (!s->q_head)
+            s->q_tail = NULL;
+        pthread_mutex_unlock(&s->mu);
+        job_run(s, j);
+        pthread_mutex_lock(&s->mu);
+        j->next = s->done;
+        s->done = j;
+        event_active(s->done_ev, EV_READ, 0);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+static void job_free(stats_job_t *j)
+{
+    free(j->body);
+    free(j);
+}
+
+/* Main loop: answers finished queries. */
+static void job_reply(stats_job_t *j)
+{
+    admin_req_t *r = &j->r;
+    if (j->rc) {
+        admin_reply_error(r, j->rc == RH_EINVAL || j->rc == RH_ERANGE ? 400 : 503, "%s",
+                          j->d.text);
+        return;
+    }
+    char extra[400];
+    snprintf(extra, sizeof extra, "Cache-Control: no-store\r\n%s%s%s%s",
+             j->gzipped ? "Content-Encoding: gzip\r\nVary: Accept-Encoding\r\n" : "",
+             j->pg.next[0] ? "X-Next-Page-Token: " : "", j->pg.next,
+             j->pg.next[0] ? "\r\n" : "");
+    hs_reply_ex(r->req, 200, j->csv ? "text/csv; charset=utf-8" : "application/json", extra,
+                j->body, j->len);
+    r->req = NULL;
+    RH_LOG(RH_LOG_DEBUG, "admin", "stats page rows=%zu scanned=%zu more=%d took_us=%llu by=%s",
+           j->pg.rows, j->pg.scanned, j->pg.next[0] != '\0', (unsigned long long)j->took_us,
+           r->p.key_id);
+}
+
+static void done_cb(evutil_socket_t fd, short ev, void *arg)
+{
+    admin_stats_t *s = arg;
+    (void)fd;
+    (void)ev;
+    pthread_mutex_lock(&s->mu);
+    stats_job_t *j = s->done;
+    s->done = NULL;
+    pthread_mutex_unlock(&s->mu);
+    while (j) {
+        stats_job_t *next = j->next;
+        pthread_mutex_lock(&s->mu);
+        s->queued--;
+        pthread_mutex_unlock(&s->mu);
+        job_reply(j);
+        job_free(j);
+        j = next;
+    }
+}
+
+static admin_stats_t *stats_state(admin_api_t *a)
+{
+    if (a->stats)
+        return a->stats;
+    admin_stats_t *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->a = a;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+    s->done_ev = event_new(a->hub->main_base, -1, 0, done_cb, s);
+    if (!s->done_ev || pthread_create(&s->th, NULL, stats_thread, s) != 0) {
+        if (s->done_ev)
+            event_free(s->done_ev);
+        pthread_cond_destroy(&s->cv);
+        pthread_mutex_destroy(&s->mu);
+        free(s);
+        return NULL;
+    }
+    a->stats = s;
+    return s;
+}
+
+void admin_stats_fini(admin_api_t *a)
+{
+    admin_stats_t *s = a->stats;
+    if (!s)
+        return;
+    pthread_mutex_lock(&s->mu);
+    s->stop = 1;
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    pthread_join(s->th, NULL); /* a running page ends within STATS_PAGE_MS + one period */
+    done_cb(-1, 0, s);         /* answers what finished */
+    for (stats_job_t *j = s->q_head, *nx; j; j = nx) {
+        nx = j->next;
+        admin_reply_error(&j->r, 503, "stats: the hub is shutting down");
+        job_free(j);
+    }
+    event_free(s->done_ev);
+    pthread_cond_destroy(&s->cv);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+    a->stats = NULL;
 }
 
 void admin_stats_handle(admin_req_t *r)
@@ -188,8 +417,9 @@ void admin_stats_handle(admin_req_t *r)
             return;
         }
     }
-    rp_stats_filter_t f = {RP_ANY, RP_ANY, RP_ANY, RP_ANY};
-    if (admin_query_netid(r, "forwarder", &f.forwarder_net_id) || admin_query_netid(r, "home", &f.home_net_id))
+    rp_stats_filter_t f = {RP_ANY, RP_ANY, RP_ANY, RP_ANY, false, 0};
+    if (admin_query_netid(r, "forwarder", &f.forwarder_net_id) ||
+        admin_query_netid(r, "home", &f.home_net_id))
         return;
     if (admin_query(r, "class", b, sizeof b) == 1) {
         rp_class_t c;
@@ -219,29 +449,55 @@ void admin_stats_handle(admin_req_t *r)
             return;
         }
     }
-    stats_ctx_t c = {r, csv, NULL, NULL, 0, 0, 0, 0};
-    cJSON *o = NULL;
-    if (csv) {
-        const char *hdr = "period_start,forwarder,home,class,outcome,result_code,count,"
-                          "latency_mean_ms,latency_p50_ms,latency_p90_ms,latency_p99_ms\n";
-        append(&c, hdr, strlen(hdr));
-    } else {
-        o = cJSON_CreateObject();
-        c.items = cJSON_AddArrayToObject(o, "items");
+    unsigned limit = STATS_LIMIT_DEFAULT;
+    if (admin_query_uint(r, "limit", 1, STATS_LIMIT_MAX, &limit))
+        return;
+    if (!r->p.is_operator) {
+        f.has_party = true; /* a member sees rows where it is forwarder or home */
+        f.party_net_id = r->p.net_id;
     }
-    rh_diag_t d = {{0}};
-    int rc = rp_stats_query(r->a->hub->db, from_s / 60, (to_s + 59) / 60, &f, agg, stats_cb, &c,
-                            &d);
-    if (rc || c.oom) {
-        cJSON_Delete(o);
-        free(c.buf);
-        admin_reply_error(r, rc == RH_EINVAL ? 400 : 503, "%s", rc ? d.text : "out of memory");
+    stats_job_t *j = calloc(1, sizeof *j);
+    if (!j) {
+        admin_reply_error(r, 503, "stats: out of memory");
         return;
     }
-    if (csv) {
-        admin_reply_body(r, 200, "text/csv; charset=utf-8", c.buf, c.len);
-        free(c.buf);
+    if (admin_query(r, "page_token", j->token, sizeof j->token) < 0) {
+        free(j);
+        admin_reply_error(r, 400, "page_token: malformed (too long)");
         return;
     }
-    admin_reply_json(r, 200, o);
+    j->from_min = from_s / 60;
+    j->to_min = (to_s + 59) / 60;
+    j->agg = agg;
+    j->f = f;
+    j->csv = csv;
+    j->gzip = admin_accepts_gzip(r);
+    j->limit = limit;
+    admin_stats_t *s = stats_state(r->a);
+    if (!s) {
+        free(j);
+        admin_reply_error(r, 503, "stats: cannot start the statistics thread");
+        return;
+    }
+    pthread_mutex_lock(&s->mu);
+    if (s->queued >= STATS_QUEUE_MAX) {
+        pthread_mutex_unlock(&s->mu);
+        free(j);
+        static const char busy[] = "{\"error\":{\"code\":503,\"message\":\"stats: too many "
+                                   "queries in progress, retry later\"}}";
+        hs_reply_ex(r->req, 503, "application/json", "Retry-After: 1\r\n", busy,
+                    sizeof busy - 1);
+        r->req = NULL;
+        return;
+    }
+    j->r = *r; /* segments point into r->pathbuf: not used after this point */
+    r->req = NULL;
+    s->queued++;
+    if (s->q_tail)
+        s->q_tail->next = j;
+    else
+        s->q_head = j;
+    s->q_tail = j;
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
 }

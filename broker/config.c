@@ -72,6 +72,7 @@ static const key_t_ keys[] = {
     {"relay", "drain_ms", K_UINT, OFF(drain_ms), 0, 600000},
     {"relay", "stats_flush_ms", K_UINT, OFF(stats_flush_ms), 100, 60000},
     {"relay", "stats_retention_days", K_UINT, OFF(stats_retention_days), 1, 3650},
+    {"relay", "stats_minute_retention_days", K_UINT, OFF(stats_minute_retention_days), 1, 3650},
     {"relay", "pending_max", K_UINT, OFF(pending_max), 16, 10000000},
     {"relay", "rate_limit_per_s", K_UINT, OFF(rate_limit_per_s), 1, 10000000},
     {"relay", "endpoint_allow_ranges", K_RANGES, OFF(endpoint_allow), 0, 64},
@@ -141,6 +142,7 @@ int config_defaults(rh_config_t *c)
     c->drain_ms = 5000;
     c->stats_flush_ms = 1000;
     c->stats_retention_days = 30;
+    c->stats_minute_retention_days = 2;
     c->pending_max = 65536;
     c->rate_limit_per_s = 5000;
     c->jwt_ttl_s = 900;

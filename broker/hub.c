@@ -219,19 +219,33 @@ static void flush_stats(hub_t *hub)
     }
 }
 
+/* Retention, a bounded slice per tick so the main loop never stalls on a large delete: minute
+ * buckets after relay.stats_minute_retention_days, the hour and day roll-ups after
+ * relay.stats_retention_days. */
+static void prune_stats(hub_t *hub)
+{
+    int64_t now_min = rh_real_ms() / 60000;
+    unsigned keep_min = hub->cfg.stats_minute_retention_days < hub->cfg.stats_retention_days
+                            ? hub->cfg.stats_minute_retention_days
+                            : hub->cfg.stats_retention_days;
+    const struct {
+        rp_agg_t res;
+        unsigned days;
+    } r[3] = {{RP_AGG_MINUTE, keep_min},
+              {RP_AGG_HOUR, hub->cfg.stats_retention_days},
+              {RP_AGG_DAY, hub->cfg.stats_retention_days}};
+    for (unsigned i = 0; i < 3; i++)
+        rp_stats_prune_res(hub->db, r[i].res, now_min - (int64_t)r[i].days * 1440, 2000, NULL,
+                           NULL);
+}
+
 static void stats_timer_cb(evutil_socket_t fd, short ev, void *arg)
 {
     hub_t *hub = arg;
     (void)fd;
     (void)ev;
     flush_stats(hub);
-    static uint64_t last_prune;
-    uint64_t now = rh_mono_ms();
-    if (now - last_prune > 3600000u || last_prune == 0) {
-        last_prune = now;
-        int64_t cutoff = rh_real_ms() / 60000 - (int64_t)hub->cfg.stats_retention_days * 1440;
-        rp_stats_prune(hub->db, cutoff, NULL, NULL);
-    }
+    prune_stats(hub);
 }
 
 /* ---------------------------------------------------------------- signals */
@@ -290,6 +304,7 @@ static void reload(hub_t *hub)
     hub->cfg.request_timeout_ms = nc.request_timeout_ms;
     hub->cfg.rate_limit_per_s = nc.rate_limit_per_s;
     hub->cfg.stats_retention_days = nc.stats_retention_days;
+    hub->cfg.stats_minute_retention_days = nc.stats_minute_retention_days;
     config_fini(&nc);
     if (hub_reload_registry(hub, &d) != RH_OK)
         RH_LOG(RH_LOG_ERR, "hub", "registry reload failed, keeping the old one err=\"%s\"", d.text);

@@ -55,6 +55,8 @@ static void done_cb(struct evhttp_request *req, void *arg)
     const char *ct = evhttp_find_header(h, "Content-Type");
     const char *ce = evhttp_find_header(h, "Content-Encoding");
     snprintf(c->out->content_type, sizeof c->out->content_type, "%s", ct ? ct : "");
+    const char *np = evhttp_find_header(h, "X-Next-Page-Token");
+    snprintf(c->out->next_page_token, sizeof c->out->next_page_token, "%s", np ? np : "");
     c->out->gzip = ce && !strcasecmp(ce, "gzip");
     struct evbuffer *b = evhttp_request_get_input_buffer(req);
     size_t n = evbuffer_get_length(b);

@@ -45,7 +45,8 @@ static void usage(void)
         "  routes --devaddr ADDR | --join-eui EUI [--dev-eui EUI]\n"
         "  audit [--since UNIX_MS] [--limit N]\n"
         "  stats [--from T] [--to T] [--by minute|hour|day] [--forwarder N] [--home N]\n"
-        "        [--class C] [--outcome O] [--format json|csv]\n"
+        "        [--class C] [--outcome O] [--format json|csv] [--limit ROWS_PER_PAGE]\n"
+        "        [--max-pages N]   (follows the pages: prints every row of the range)\n"
         "  capture [--seconds N] [--max-events M] -o FILE.jsonl.gz\n"
         "  capture --follow [--seconds N] [--max-events M]   live: one JSON line per event\n"
         "  gateways [--net-id N]          gateway locations seen in GWInfo (visibility applied)\n"
@@ -751,6 +752,109 @@ static int capture_follow(const char *q)
     return code;
 }
 
+/* stats: follows the answer's page tokens until the last page, so the output holds every row
+ * of the range: JSON pages are merged into one {"items": [...]} (tables print once), CSV pages
+ * are concatenated with one header line. --limit sets the page size (the server's default
+ * otherwise); --max-pages stops early and says so on stderr (exit code 0, output marked
+ * incomplete by a final next_page_token in JSON). */
+static int cmd_stats(int argc, char **argv, const char *const *map)
+{
+    char q[2048] = "", path[2600];
+    long max_pages = 0;
+    for (int i = 0; i < argc; i++) {
+        int found = 0;
+        if (!strcmp(argv[i], "--max-pages") && i + 1 < argc) {
+            max_pages = strtol(argv[++i], NULL, 10);
+            continue;
+        }
+        for (size_t k = 0; map[k]; k += 2) {
+            if (!strcmp(argv[i], map[k]) && i + 1 < argc) {
+                q_add(q, sizeof q, map[k + 1], argv[++i]);
+                found = 1;
+                break;
+            }
+        }
+        if (!found) {
+            fprintf(stderr, "roamctl: stats: unknown option %s\n", argv[i]);
+            return RC_USAGE;
+        }
+    }
+    cJSON *all = NULL, *all_items = NULL;
+    char token[256] = "";
+    int code = RC_OK, csv = 0;
+    long pages = 0;
+    for (;;) {
+        char qq[2400];
+        snprintf(qq, sizeof qq, "%s", q);
+        if (token[0])
+            q_add(qq, sizeof qq, "page_token", token);
+        snprintf(path, sizeof path, "/api/v1/stats%s", qq);
+        rc_resp_t r;
+        rc_http(&cf, "GET", path, "application/json", NULL, 0, auth_header, 0, &r);
+        if (r.status < 200 || r.status >= 300) {
+            code = report(&r);
+            rc_resp_free(&r);
+            break;
+        }
+        pages++;
+        csv = strncmp(r.content_type, "text/csv", 8) == 0;
+        if (csv) {
+            const char *body = r.body;
+            size_t len = r.len;
+            if (pages > 1) { /* one header line for the whole output */
+                const char *nl = memchr(body, '\n', len);
+                len = nl ? len - (size_t)(nl + 1 - body) : 0;
+                body = nl ? nl + 1 : body;
+            }
+            fwrite(body, 1, len, stdout);
+        } else {
+            cJSON *o = cJSON_Parse(r.body);
+            cJSON *items = o ? cJSON_DetachItemFromObject(o, "items") : NULL;
+            cJSON_Delete(o);
+            if (!cJSON_IsArray(items)) {
+                cJSON_Delete(items);
+                fprintf(stderr, "roamctl: stats: the answer has no items\n");
+                rc_resp_free(&r);
+                code = RC_REFUSED;
+                break;
+            }
+            if (!all) {
+                all = cJSON_CreateObject();
+                cJSON_AddItemToObject(all, "items", items);
+                all_items = items;
+            } else {
+                while (items->child)
+                    cJSON_AddItemToArray(all_items, cJSON_DetachItemViaPointer(items, items->child));
+                cJSON_Delete(items);
+            }
+        }
+        snprintf(token, sizeof token, "%s", r.next_page_token);
+        rc_resp_free(&r);
+        if (!token[0])
+            break;
+        if (max_pages > 0 && pages >= max_pages) {
+            fprintf(stderr, "roamctl: stats: stopped after %ld pages; more rows follow "
+                    "(next page token %s)\n", pages, token);
+            break;
+        }
+    }
+    if (code == RC_OK && all) {
+        cJSON_AddStringToObject(all, "next_page_token", token);
+        if (cf.json) {
+            char *text = cJSON_PrintUnformatted(all);
+            if (text)
+                printf("%s\n", text);
+            cJSON_free(text);
+        } else {
+            print_table(all_items);
+            if (token[0])
+                printf("(incomplete: more rows after page %ld)\n", pages);
+        }
+    }
+    cJSON_Delete(all);
+    return code;
+}
+
 static int cmd_capture(int argc, char **argv)
 {
     const char *out = NULL;
@@ -926,7 +1030,8 @@ int main(int argc, char **argv)
         return rc;
     static const char *const stats_map[] = {
         "--from", "from", "--to", "to", "--by", "by", "--forwarder", "forwarder", "--home",
-        "home", "--class", "class", "--outcome", "outcome", "--format", "format", NULL};
+        "home", "--class", "class", "--outcome", "outcome", "--format", "format", "--limit",
+        "limit", NULL};
     static const char *const routes_map[] = {"--devaddr", "devaddr", "--join-eui", "join_eui",
                                              "--dev-eui", "dev_eui", NULL};
     static const char *const audit_map[] = {"--since", "since", "--limit", "limit", NULL};
@@ -950,7 +1055,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "audit"))
         return cmd_query("audit", n, av, audit_map);
     if (!strcmp(cmd, "stats"))
-        return cmd_query("stats", n, av, stats_map);
+        return cmd_stats(n, av, stats_map);
     if (!strcmp(cmd, "capture"))
         return cmd_capture(n, av);
     if (!strcmp(cmd, "gateways"))

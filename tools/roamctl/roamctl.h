@@ -24,6 +24,7 @@ typedef struct rc_resp {
     size_t len;
     int gzip;             /* body is still gzip-compressed */
     char content_type[128];
+    char next_page_token[256]; /* X-Next-Page-Token header ("" when absent): paged answers */
     char error[256];
 } rc_resp_t;
 

@@ -10,14 +10,20 @@
 #define RH_ADMIN_H
 
 #include "rh_err.h"
+#include "rp.h"
 
 typedef struct hub hub_t;
 typedef struct admin_api admin_api_t;
 
-/* Called by the admin API after it changed Member or Endpoint records (create, replace, delete,
- * import): the owner rebuilds and publishes the member registry. Returns RH_OK, or an error with
- * diag naming the record the registry refused (the admin API then undoes its write). */
-typedef int (*admin_registry_changed_fn)(void *arg, rh_diag_t *diag);
+/* Called by the admin API after it changed Member or Endpoint records: for one create/replace
+ * (`upserted`, the record as stored) or delete (`deleted`, the record removed) of kind
+ * RP_KIND_MEMBER or RP_KIND_ENDPOINT, exactly one of the two is set and the owner applies that
+ * change to the registry (incremental, hub_registry_change); after an import both are NULL and
+ * the owner rebuilds the registry from the records. Returns RH_OK, or an error with diag naming
+ * the record the registry refused (the admin API then undoes its write). */
+typedef int (*admin_registry_changed_fn)(void *arg, rp_kind_t kind,
+                                         const ProtobufCMessage *upserted,
+                                         const ProtobufCMessage *deleted, rh_diag_t *diag);
 
 /* Starts the admin listener on hub->main_base; sets hub->admin and hub->admin_port.
  * registry_changed(arg, ...) is how the admin API tells the hub about registry changes (it never

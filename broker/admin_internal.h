@@ -137,8 +137,10 @@ void admin_free_msg(ProtobufCMessage *m);
 ProtobufCMessage *admin_load_visible(admin_req_t *r, const admin_res_t *res, ProtobufCMessage *key,
                                      int write);
 
-/* Tells the hub that Member/Endpoint records changed (the registry_changed hook). */
-int admin_registry_changed(admin_req_t *r, rh_diag_t *d);
+/* Tells the hub that Member/Endpoint records changed (the registry_changed hook, admin.h): one
+ * record (kind, upserted or deleted) or, both NULL, many (import). */
+int admin_registry_changed(admin_req_t *r, rp_kind_t kind, const ProtobufCMessage *upserted,
+                           const ProtobufCMessage *deleted, rh_diag_t *d);
 
 /* API keys (admin_keys.c): POST /keys, DELETE /keys/{id}. Reply themselves. */
 void admin_key_create(admin_req_t *r);

@@ -145,11 +145,15 @@ static ProtobufCMessage *key_msg(admin_req_t *r, const admin_res_t *res, char **
 
 /* ------------------------------------------------------------------ writes: shared checks */
 
-/* Tells the hub that Member/Endpoint records changed (the hook admin_new installed); the hub
- * rebuilds the member registry. Errors: the hook's (the registry refused the records). */
-int admin_registry_changed(admin_req_t *r, rh_diag_t *d)
+/* Tells the hub that Member/Endpoint records changed (the hook admin_new installed): one record
+ * is applied to the registry incrementally, an import rebuilds it. Errors: the hook's (the
+ * registry refused the records). */
+int admin_registry_changed(admin_req_t *r, rp_kind_t kind, const ProtobufCMessage *upserted,
+                           const ProtobufCMessage *deleted, rh_diag_t *d)
 {
-    return r->a->registry_changed ? r->a->registry_changed(r->a->hook_arg, d) : RH_OK;
+    return r->a->registry_changed
+               ? r->a->registry_changed(r->a->hook_arg, kind, upserted, deleted, d)
+               : RH_OK;
 }
 
 /* Join routes of a member must not overlap another home network's JoinEUI prefixes. */
@@ -183,7 +187,7 @@ static int store(admin_req_t *r, rp_kind_t kind, const ProtobufCMessage *m,
         return rc == RH_EINVAL ? 422 : admin_status_of(rc);
     if (kind == RP_KIND_ENDPOINT || kind == RP_KIND_MEMBER) {
         rh_diag_t rd = {{0}};
-        if (admin_registry_changed(r, &rd) != RH_OK) {
+        if (admin_registry_changed(r, kind, m, NULL, &rd) != RH_OK) {
             rh_diag_t ud;
             if (old)
                 rp_put(r->a->db, r->p.key_id, kind, old, RP_PUT_UPSERT, &ud);
@@ -472,7 +476,7 @@ static void do_delete(admin_req_t *r, const admin_res_t *res, ProtobufCMessage *
     int rc = rp_delete(r->a->db, r->p.key_id, res->kind, m, NULL, &d);
     if (rc == RH_OK && (res->kind == RP_KIND_ENDPOINT || res->kind == RP_KIND_MEMBER)) {
         rh_diag_t rd = {{0}};
-        if (admin_registry_changed(r, &rd) != RH_OK) {
+        if (admin_registry_changed(r, res->kind, NULL, m, &rd) != RH_OK) {
             rp_put(r->a->db, r->p.key_id, res->kind, m, RP_PUT_UPSERT, NULL);
             admin_free_msg(m);
             admin_reply_error(r, 422, "%s", rd.text);

@@ -379,7 +379,7 @@ static void import_doc(admin_req_t *r)
                before[RP_KIND_JOIN_ROUTE], before[RP_KIND_POLICY], before[RP_KIND_ENDPOINT],
                before[RP_KIND_MEMBER], before[RP_KIND_API_KEY], r->p.key_id);
     rh_diag_t rd = {{0}};
-    if (admin_registry_changed(r, &rd) != RH_OK) {
+    if (admin_registry_changed(r, RP_KIND_MEMBER, NULL, NULL, &rd) != RH_OK) { /* rebuild */
         admin_reply_error(r, 422,
                           "imported, but the member registry refused it (the relay keeps "
                           "the previous one): %s",

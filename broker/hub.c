@@ -103,6 +103,40 @@ int hub_reload_registry(hub_t *hub, rh_diag_t *diag)
     return rc;
 }
 
+int hub_registry_change(hub_t *hub, rp_kind_t kind, const ProtobufCMessage *upserted,
+                        const ProtobufCMessage *deleted, rh_diag_t *diag)
+{
+    if ((kind != RP_KIND_MEMBER && kind != RP_KIND_ENDPOINT) || !upserted == !deleted)
+        return rh_diag_fail(diag, RH_EINVAL, "registry change: one member or endpoint record");
+    peer_registry_change_t c = {.op = upserted ? PEER_CHANGE_UPSERT : PEER_CHANGE_DELETE,
+                                .dev_loopback = hub->cfg.dev_loopback};
+    if (kind == RP_KIND_MEMBER) {
+        if (upserted)
+            c.member = (const Roamhub__V1__Member *)upserted;
+        else
+            c.member_id = ((const Roamhub__V1__Member *)deleted)->id;
+    } else {
+        if (upserted)
+            c.endpoint = (const Roamhub__V1__Endpoint *)upserted;
+        else
+            c.endpoint_id = ((const Roamhub__V1__Endpoint *)deleted)->id;
+    }
+    peer_registry_view_t v = PEER_REGISTRY_VIEW_INIT;
+    const peer_registry_t *cur = peer_registry_view_get(&hub->registry, &v);
+    peer_registry_t *next = NULL;
+    uint64_t t0 = rh_mono_ns();
+    int rc = peer_registry_apply(cur, &c, 1, 0, &next, diag);
+    peer_registry_view_release(&v);
+    if (rc != RH_OK)
+        return rc;
+    peer_registry_slot_publish(&hub->registry, next);
+    RH_LOG(RH_LOG_DEBUG, "hub", "member registry updated kind=%s op=%s members=%zu endpoints=%zu "
+           "apply_us=%llu", rp_kind_name(kind), upserted ? "upsert" : "delete",
+           peer_registry_member_count(next), peer_registry_endpoint_count(next),
+           (unsigned long long)((rh_mono_ns() - t0) / 1000));
+    return RH_OK;
+}
+
 /* ---------------------------------------------------------------- workers */
 
 static void worker_stop_cb(evutil_socket_t fd, short ev, void *arg)
@@ -357,7 +391,15 @@ static int import_file(rp_db_t *db, const char *path, rh_diag_t *d)
 }
 
 /* The admin API's hook: Member/Endpoint records changed. */
-static int registry_changed(void *arg, rh_diag_t *d) { return hub_reload_registry(arg, d); }
+/* The admin API's hook: one member/endpoint record is applied incrementally, an import (no
+ * record) rebuilds the registry. */
+static int registry_changed(void *arg, rp_kind_t kind, const ProtobufCMessage *upserted,
+                            const ProtobufCMessage *deleted, rh_diag_t *d)
+{
+    if (upserted || deleted)
+        return hub_registry_change(arg, kind, upserted, deleted, d);
+    return hub_reload_registry(arg, d);
+}
 
 static int open_db(hub_t *hub, rh_diag_t *d)
 {

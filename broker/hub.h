@@ -49,9 +49,19 @@ struct hub {
 };
 
 /* Rebuilds the member registry from the Member and Endpoint records in LMDB and publishes it.
- * Called at start, on SIGHUP and after admin API changes. A failed rebuild keeps the old one.
+ * Called at start, on SIGHUP and after imports (single writes use hub_registry_change). A
+ * failed rebuild keeps the old one.
  * Errors: RH_EIO/RH_EINVAL/RH_EEXIST with diag naming the record. */
 int hub_reload_registry(hub_t *hub, rh_diag_t *diag);
+
+/* Applies one member or endpoint write to the current registry (peer_registry_apply: only the
+ * changed record is parsed and validated; unchanged members and endpoints are shared) and
+ * publishes the result. kind RP_KIND_MEMBER or RP_KIND_ENDPOINT; exactly one of `upserted` (the
+ * record as stored) or `deleted` (the record removed). Called through the admin API's
+ * registry_changed hook after the LMDB write, which the admin API undoes when this refuses. Main thread. Errors: as peer_registry_apply
+ * (RH_EINVAL, RH_EEXIST with diag naming the record; the registry is unchanged). */
+int hub_registry_change(hub_t *hub, rp_kind_t kind, const ProtobufCMessage *upserted,
+                        const ProtobufCMessage *deleted, rh_diag_t *diag);
 
 /* Starts everything from a loaded configuration and runs until SIGTERM/SIGINT.
  * Returns the process exit code. */

@@ -25,6 +25,7 @@
 #ifndef PEER_ENDPOINT_H
 #define PEER_ENDPOINT_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -83,6 +84,8 @@ typedef struct peer_endpoint {
 
     uint8_t digest[32];            /* connection-relevant configuration digest */
     uint64_t id_hash;              /* hash of id, for the client pools' tables */
+    _Atomic long registry_refs;    /* registries sharing this endpoint (peer_registry.c only; 0
+                                      for an endpoint no registry holds) */
 } peer_endpoint_t;
 
 /* Builds an endpoint from an Endpoint record (copied; the record is not referenced after).

@@ -7,6 +7,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,20 +77,49 @@ static void member_free(peer_member_t *m)
     for (size_t i = 0; i < m->n_tenant_ids; i++)
         free(m->tenant_ids[i]);
     free(m->tenant_ids);
+    free(m->fps);
+    for (size_t i = 0; i < m->n_subjects; i++)
+        free(m->subjects[i]);
+    free(m->subjects);
+    if (m->keys)
+        OPENSSL_cleanse(m->keys, m->n_keys * sizeof *m->keys);
+    free(m->keys);
     free(m);
+}
+
+/* Members and endpoints are shared by the registries built from each other (peer_registry_apply):
+ * each registry holding one counts once. A new object starts at 0 and is counted when a registry
+ * adopts it. */
+static peer_member_t *member_ref(peer_member_t *m)
+{
+    atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed);
+    return m;
+}
+static void member_unref(peer_member_t *m)
+{
+    if (m && atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) == 1)
+        member_free(m);
+}
+static peer_endpoint_t *ep_ref(peer_endpoint_t *e)
+{
+    atomic_fetch_add_explicit(&e->registry_refs, 1, memory_order_relaxed);
+    return e;
+}
+static void ep_unref(peer_endpoint_t *e)
+{
+    if (e && atomic_fetch_sub_explicit(&e->registry_refs, 1, memory_order_acq_rel) == 1)
+        peer_endpoint_free(e);
 }
 
 static void registry_free(peer_registry_t *r)
 {
     for (size_t i = 0; i < r->n_members; i++)
-        member_free(r->members[i]);
+        member_unref(r->members[i]);
     for (size_t i = 0; i < r->n_endpoints; i++)
-        peer_endpoint_free(r->endpoints[i]);
+        ep_unref(r->endpoints[i]);
     free(r->members);
     free(r->fps);
-    for (size_t i = 0; i < r->n_subjects; i++)
-        free((char *)r->subjects[i].s);
-    free(r->subjects);
+    free(r->subjects); /* strings belong to the members */
     if (r->keys)
         OPENSSL_cleanse(r->keys, (r->key_mask + 1) * sizeof *r->keys);
     free(r->keys);
@@ -198,6 +228,8 @@ static int parse_fingerprint(const char *s, uint8_t out[PEER_SHA256_LEN])
     return (n == PEER_SHA256_LEN && hi < 0) ? RH_OK : RH_EINVAL;
 }
 
+/* A member from its record: fields and its own credentials parsed and validated (uniqueness
+ * across members is the registry's job). refs = 0. */
 static int member_new(const Roamhub__V1__Member *rec, peer_member_t **out, rh_diag_t *diag)
 {
     *out = NULL;
@@ -211,19 +243,26 @@ static int member_new(const Roamhub__V1__Member *rec, peer_member_t **out, rh_di
     peer_member_t *m = calloc(1, sizeof *m);
     if (!m)
         return RH_ENOMEM;
+    int rc = RH_ENOMEM;
     m->id = strdup(id);
     m->net_ids = malloc(rec->n_net_ids * sizeof *m->net_ids);
     if (rec->n_tenant_ids)
         m->tenant_ids = calloc(rec->n_tenant_ids, sizeof *m->tenant_ids);
-    if (!m->id || !m->net_ids || (rec->n_tenant_ids && !m->tenant_ids)) {
-        member_free(m);
-        return RH_ENOMEM;
-    }
+    if (rec->n_cert_fingerprints)
+        m->fps = calloc(rec->n_cert_fingerprints, sizeof *m->fps);
+    if (rec->n_cert_subjects)
+        m->subjects = calloc(rec->n_cert_subjects, sizeof *m->subjects);
+    if (rec->n_api_key_hashes)
+        m->keys = calloc(rec->n_api_key_hashes, sizeof *m->keys);
+    if (!m->id || !m->net_ids || (rec->n_tenant_ids && !m->tenant_ids) ||
+        (rec->n_cert_fingerprints && !m->fps) || (rec->n_cert_subjects && !m->subjects) ||
+        (rec->n_api_key_hashes && !m->keys))
+        goto fail;
     for (size_t i = 0; i < rec->n_net_ids; i++) {
         if (rec->net_ids[i] > 0xffffffu) {
-            member_free(m);
-            return rh_diag_fail(diag, RH_EINVAL, "Member[%s].net_ids[%zu]: %08X is wider than 24 bits",
-                                id, i, rec->net_ids[i]);
+            rc = rh_diag_fail(diag, RH_EINVAL, "Member[%s].net_ids[%zu]: %08X is wider than 24 bits",
+                              id, i, rec->net_ids[i]);
+            goto fail;
         }
         m->net_ids[i] = rec->net_ids[i];
     }
@@ -236,13 +275,11 @@ static int member_new(const Roamhub__V1__Member *rec, peer_member_t **out, rh_di
     for (size_t i = 0; i < rec->n_tenant_ids; i++) {
         const char *t = rec->tenant_ids[i];
         if (!t || !*t) {
-            member_free(m);
-            return rh_diag_fail(diag, RH_EINVAL, "Member[%s].tenant_ids[%zu]: empty tenant id", id, i);
+            rc = rh_diag_fail(diag, RH_EINVAL, "Member[%s].tenant_ids[%zu]: empty tenant id", id, i);
+            goto fail;
         }
-        if (!(m->tenant_ids[m->n_tenant_ids++] = strdup(t))) {
-            member_free(m);
-            return RH_ENOMEM;
-        }
+        if (!(m->tenant_ids[m->n_tenant_ids++] = strdup(t)))
+            goto fail;
     }
     sort_n(m->tenant_ids, m->n_tenant_ids, sizeof *m->tenant_ids, cmp_strp);
     k = 0;
@@ -253,14 +290,48 @@ static int member_new(const Roamhub__V1__Member *rec, peer_member_t **out, rh_di
             m->tenant_ids[k++] = m->tenant_ids[i];
     }
     m->n_tenant_ids = k;
+    for (size_t j = 0; j < rec->n_cert_fingerprints; j++) {
+        const char *f = rec->cert_fingerprints[j];
+        if (!f || parse_fingerprint(f, m->fps[m->n_fps]) != RH_OK) {
+            rc = rh_diag_fail(diag, RH_EINVAL,
+                              "Member[%s].cert_fingerprints[%zu]: expected a SHA-256 "
+                              "fingerprint, 64 hex digits (colons allowed)", id, j);
+            goto fail;
+        }
+        m->n_fps++;
+    }
+    for (size_t j = 0; j < rec->n_cert_subjects; j++) {
+        const char *sj = rec->cert_subjects[j];
+        if (!sj || !*sj || strlen(sj) >= sizeof(((peer_tls_identity_t *)0)->subject)) {
+            rc = rh_diag_fail(diag, RH_EINVAL,
+                              "Member[%s].cert_subjects[%zu]: empty or longer than 511 bytes", id, j);
+            goto fail;
+        }
+        if (!(m->subjects[m->n_subjects] = strdup(sj)))
+            goto fail;
+        m->n_subjects++;
+    }
+    for (size_t j = 0; j < rec->n_api_key_hashes; j++) {
+        if (rec->api_key_hashes[j].len != PEER_SHA256_LEN) {
+            rc = rh_diag_fail(diag, RH_EINVAL,
+                              "Member[%s].api_key_hashes[%zu]: %zu bytes, expected a 32-byte "
+                              "SHA-256", id, j, rec->api_key_hashes[j].len);
+            goto fail;
+        }
+        memcpy(m->keys[m->n_keys++], rec->api_key_hashes[j].data, PEER_SHA256_LEN);
+    }
     m->rate_per_s = rec->rate_limit_per_s ? rec->rate_limit_per_s : PEER_MEMBER_DEFAULT_RATE;
     m->rate_interval_ns = 1000000000ull / m->rate_per_s;
     if (m->rate_interval_ns == 0)
         m->rate_interval_ns = 1;
     m->rate_tolerance_ns = ((uint64_t)m->rate_per_s * PEER_MEMBER_BURST_FACTOR - 1) * m->rate_interval_ns;
     atomic_init(&m->rate_tat_ns, 0);
+    atomic_init(&m->refs, 0);
     *out = m;
     return RH_OK;
+fail:
+    member_free(m);
+    return rc;
 }
 
 static int key_insert(peer_registry_t *r, const uint8_t *hash, peer_member_t *m, rh_diag_t *diag)
@@ -281,23 +352,84 @@ static int key_insert(peer_registry_t *r, const uint8_t *hash, peer_member_t *m,
     }
 }
 
+/* The API key table of r->members (open addressing, at most half full). */
+static int build_keys(peer_registry_t *r, rh_diag_t *diag)
+{
+    size_t n_keys = 0, cap = 16;
+    for (size_t i = 0; i < r->n_members; i++)
+        n_keys += r->members[i]->n_keys;
+    while (cap < 2 * n_keys)
+        cap <<= 1;
+    if (!(r->keys = calloc(cap, sizeof *r->keys)))
+        return RH_ENOMEM;
+    r->key_mask = cap - 1;
+    for (size_t i = 0; i < r->n_members; i++) {
+        peer_member_t *m = r->members[i];
+        for (size_t j = 0; j < m->n_keys; j++) {
+            int rc = key_insert(r, m->keys[j], m, diag);
+            if (rc)
+                return rc;
+        }
+    }
+    return RH_OK;
+}
+
+/* ---- uniqueness diagnostics, shared by the full build and the incremental apply ---- */
+
+static int fp_dup(const fp_entry_t *a, const fp_entry_t *b, rh_diag_t *diag)
+{
+    return rh_diag_fail(diag, RH_EEXIST,
+                        "Member[%s].cert_fingerprints: certificate also mapped to Member[%s]",
+                        b->m->id, a->m->id);
+}
+static int subject_dup(const str_entry_t *a, const str_entry_t *b, rh_diag_t *diag)
+{
+    return rh_diag_fail(diag, RH_EEXIST,
+                        "Member[%s].cert_subjects: subject \"%s\" also mapped to Member[%s]",
+                        b->m->id, b->s, a->m->id);
+}
+/* Two member claims on one NetID conflict unless both are tenant-scoped to different tenants
+ * ("" = NetID level sorts first). */
+static int claims_conflict(const netid_entry_t *a, const netid_entry_t *b)
+{
+    return a->net_id == b->net_id && (!*a->tenant || !*b->tenant || strcmp(a->tenant, b->tenant) == 0);
+}
+static int claim_dup(const netid_entry_t *a, const netid_entry_t *b, rh_diag_t *diag)
+{
+    return rh_diag_fail(diag, RH_EEXIST,
+                        "Member[%s].net_ids: NetID %06X%s%s is already claimed by Member[%s]",
+                        ((peer_member_t *)b->obj)->id, b->net_id, *b->tenant ? " tenant " : "",
+                        b->tenant, ((peer_member_t *)a->obj)->id);
+}
+static int ep_net_dup(const netid_entry_t *a, const netid_entry_t *b, rh_diag_t *diag)
+{
+    return rh_diag_fail(diag, RH_EEXIST,
+                        "Endpoint[%s].net_id: NetID %06X%s%s is already served by Endpoint[%s]",
+                        ((peer_endpoint_t *)b->obj)->id, b->net_id, *b->tenant ? " tenant " : "",
+                        b->tenant, ((peer_endpoint_t *)a->obj)->id);
+}
+static int ep_eui_dup(const eui_entry_t *a, const eui_entry_t *b, rh_diag_t *diag)
+{
+    return rh_diag_fail(diag, RH_EEXIST,
+                        "Endpoint[%s].join_eui: %016llX is already served by Endpoint[%s]",
+                        b->ep->id, (unsigned long long)b->eui, a->ep->id);
+}
+
 /* Builds every member index; validates cross-member uniqueness. */
 static int build_members(peer_registry_t *r, const peer_registry_config_t *cfg, rh_diag_t *diag)
 {
     int rc;
-    size_t n = cfg->n_members, n_fp = 0, n_subj = 0, n_keys = 0, n_nets = 0;
+    size_t n = cfg->n_members, n_fp = 0, n_subj = 0, n_nets = 0;
     if (n && !(r->members = calloc(n, sizeof *r->members)))
         return RH_ENOMEM;
     for (size_t i = 0; i < n; i++) {
-        const Roamhub__V1__Member *rec = cfg->members[i];
-        if ((rc = member_new(rec, &r->members[i], diag)) != RH_OK)
+        peer_member_t *m;
+        if ((rc = member_new(cfg->members[i], &m, diag)) != RH_OK)
             return rc;
-        r->n_members++;
-        n_fp += rec->n_cert_fingerprints;
-        n_subj += rec->n_cert_subjects;
-        n_keys += rec->n_api_key_hashes;
-        n_nets += r->members[i]->n_net_ids *
-                  (r->members[i]->n_tenant_ids ? r->members[i]->n_tenant_ids : 1);
+        r->members[r->n_members++] = member_ref(m);
+        n_fp += m->n_fps;
+        n_subj += m->n_subjects;
+        n_nets += m->n_net_ids * (m->n_tenant_ids ? m->n_tenant_ids : 1);
     }
     sort_n(r->members, n, sizeof *r->members, cmp_member_id);
     for (size_t i = 1; i < n; i++)
@@ -307,65 +439,17 @@ static int build_members(peer_registry_t *r, const peer_registry_config_t *cfg, 
 
     r->fps = n_fp ? calloc(n_fp, sizeof *r->fps) : NULL;
     r->subjects = n_subj ? calloc(n_subj, sizeof *r->subjects) : NULL;
-    size_t cap = 16;
-    while (cap < 2 * n_keys)
-        cap <<= 1;
-    r->keys = calloc(cap, sizeof *r->keys);
-    r->key_mask = cap - 1;
     r->member_nets = n_nets ? calloc(n_nets, sizeof *r->member_nets) : NULL;
-    if ((n_fp && !r->fps) || (n_subj && !r->subjects) || !r->keys || (n_nets && !r->member_nets))
+    if ((n_fp && !r->fps) || (n_subj && !r->subjects) || (n_nets && !r->member_nets))
         return RH_ENOMEM;
-
-    /* Records in input order (the member array is sorted; find each record's member). */
-    for (size_t i = 0; i < n; i++) {
-        const Roamhub__V1__Member *rec = cfg->members[i];
-        peer_member_t key = {.id = rec->id}, *kp = &key;
-        peer_member_t **mp = bsearch(&kp, r->members, n, sizeof *r->members, cmp_member_id);
-        peer_member_t *m = *mp;
-        for (size_t j = 0; j < rec->n_cert_fingerprints; j++) {
-            const char *f = rec->cert_fingerprints[j];
-            if (!f || parse_fingerprint(f, r->fps[r->n_fps].fp) != RH_OK)
-                return rh_diag_fail(diag, RH_EINVAL,
-                                    "Member[%s].cert_fingerprints[%zu]: expected a SHA-256 "
-                                    "fingerprint, 64 hex digits (colons allowed)", m->id, j);
-            r->fps[r->n_fps++].m = m;
-        }
-        for (size_t j = 0; j < rec->n_cert_subjects; j++) {
-            const char *s = rec->cert_subjects[j];
-            if (!s || !*s || strlen(s) >= sizeof(((peer_tls_identity_t *)0)->subject))
-                return rh_diag_fail(diag, RH_EINVAL,
-                                    "Member[%s].cert_subjects[%zu]: empty or longer than 511 "
-                                    "bytes", m->id, j);
-            if (!(r->subjects[r->n_subjects].s = strdup(s)))
-                return RH_ENOMEM;
-            r->subjects[r->n_subjects++].m = m;
-        }
-        for (size_t j = 0; j < rec->n_api_key_hashes; j++) {
-            if (rec->api_key_hashes[j].len != PEER_SHA256_LEN)
-                return rh_diag_fail(diag, RH_EINVAL,
-                                    "Member[%s].api_key_hashes[%zu]: %zu bytes, expected a "
-                                    "32-byte SHA-256", m->id, j, rec->api_key_hashes[j].len);
-            if ((rc = key_insert(r, rec->api_key_hashes[j].data, m, diag)) != RH_OK)
-                return rc;
-        }
-    }
-    sort_n(r->fps, r->n_fps, sizeof *r->fps, cmp_fp);
-    for (size_t i = 1; i < r->n_fps; i++)
-        if (memcmp(r->fps[i - 1].fp, r->fps[i].fp, PEER_SHA256_LEN) == 0)
-            return rh_diag_fail(diag, RH_EEXIST,
-                                "Member[%s].cert_fingerprints: certificate also mapped to "
-                                "Member[%s]", r->fps[i].m->id, r->fps[i - 1].m->id);
-    sort_n(r->subjects, r->n_subjects, sizeof *r->subjects, cmp_str_entry);
-    for (size_t i = 1; i < r->n_subjects; i++)
-        if (strcmp(r->subjects[i - 1].s, r->subjects[i].s) == 0)
-            return rh_diag_fail(diag, RH_EEXIST,
-                                "Member[%s].cert_subjects: subject \"%s\" also mapped to "
-                                "Member[%s]", r->subjects[i].m->id, r->subjects[i].s,
-                                r->subjects[i - 1].m->id);
-
-    /* NetID claims. */
     for (size_t i = 0; i < n; i++) {
         peer_member_t *m = r->members[i];
+        for (size_t j = 0; j < m->n_fps; j++) {
+            memcpy(r->fps[r->n_fps].fp, m->fps[j], PEER_SHA256_LEN);
+            r->fps[r->n_fps++].m = m;
+        }
+        for (size_t j = 0; j < m->n_subjects; j++)
+            r->subjects[r->n_subjects++] = (str_entry_t){m->subjects[j], m};
         for (size_t j = 0; j < m->n_net_ids; j++) {
             if (!m->n_tenant_ids) {
                 r->member_nets[r->n_member_nets++] = (netid_entry_t){m->net_ids[j], "", m};
@@ -376,20 +460,21 @@ static int build_members(peer_registry_t *r, const peer_registry_config_t *cfg, 
                     (netid_entry_t){m->net_ids[j], m->tenant_ids[t], m};
         }
     }
+    if ((rc = build_keys(r, diag)) != RH_OK)
+        return rc;
+    sort_n(r->fps, r->n_fps, sizeof *r->fps, cmp_fp);
+    for (size_t i = 1; i < r->n_fps; i++)
+        if (cmp_fp(&r->fps[i - 1], &r->fps[i]) == 0)
+            return fp_dup(&r->fps[i - 1], &r->fps[i], diag);
+    sort_n(r->subjects, r->n_subjects, sizeof *r->subjects, cmp_str_entry);
+    for (size_t i = 1; i < r->n_subjects; i++)
+        if (cmp_str_entry(&r->subjects[i - 1], &r->subjects[i]) == 0)
+            return subject_dup(&r->subjects[i - 1], &r->subjects[i], diag);
     sort_n(r->member_nets, r->n_member_nets, sizeof *r->member_nets, cmp_netid_entry);
-    for (size_t i = 1; i < r->n_member_nets; i++) {
-        const netid_entry_t *a = &r->member_nets[i - 1], *b = &r->member_nets[i];
-        if (a->net_id != b->net_id)
-            continue;
-        /* "" sorts first: an unscoped member followed by any other claim on its NetID, or two
-         * claims on one (NetID, tenant), is an overlap. */
-        if (!*a->tenant || strcmp(a->tenant, b->tenant) == 0)
-            return rh_diag_fail(diag, RH_EEXIST,
-                                "Member[%s].net_ids: NetID %06X%s%s is already claimed by "
-                                "Member[%s]", ((peer_member_t *)b->obj)->id, b->net_id,
-                                *b->tenant ? " tenant " : "", b->tenant,
-                                ((peer_member_t *)a->obj)->id);
-    }
+    for (size_t i = 1; i < r->n_member_nets; i++)
+        /* sorted: an unscoped claim comes first on its NetID, so adjacent pairs suffice */
+        if (claims_conflict(&r->member_nets[i - 1], &r->member_nets[i]))
+            return claim_dup(&r->member_nets[i - 1], &r->member_nets[i], diag);
 
     /* Dev loopback members. */
     if (cfg->n_dev_loopback_members &&
@@ -426,7 +511,7 @@ static int build_endpoints(peer_registry_t *r, const peer_registry_config_t *cfg
         peer_endpoint_t *ep = NULL;
         if ((rc = peer_endpoint_new(cfg->endpoints[i], cfg->endpoint_flags, &ep, diag)) != RH_OK)
             return rc;
-        r->endpoints[r->n_endpoints++] = ep;
+        r->endpoints[r->n_endpoints++] = ep_ref(ep);
         if (ep->net_id != 0)
             r->ep_nets[r->n_ep_nets++] = (netid_entry_t){ep->net_id, ep->tenant_id, ep};
         if (ep->join_eui != 0)
@@ -440,19 +525,11 @@ static int build_endpoints(peer_registry_t *r, const peer_registry_config_t *cfg
     sort_n(r->ep_nets, r->n_ep_nets, sizeof *r->ep_nets, cmp_netid_entry);
     for (size_t i = 1; i < r->n_ep_nets; i++)
         if (cmp_netid_entry(&r->ep_nets[i - 1], &r->ep_nets[i]) == 0)
-            return rh_diag_fail(diag, RH_EEXIST,
-                                "Endpoint[%s].net_id: NetID %06X%s%s is already served by "
-                                "Endpoint[%s]", ((peer_endpoint_t *)r->ep_nets[i].obj)->id,
-                                r->ep_nets[i].net_id, *r->ep_nets[i].tenant ? " tenant " : "",
-                                r->ep_nets[i].tenant,
-                                ((peer_endpoint_t *)r->ep_nets[i - 1].obj)->id);
+            return ep_net_dup(&r->ep_nets[i - 1], &r->ep_nets[i], diag);
     sort_n(r->ep_euis, r->n_ep_euis, sizeof *r->ep_euis, cmp_eui_entry);
     for (size_t i = 1; i < r->n_ep_euis; i++)
         if (r->ep_euis[i - 1].eui == r->ep_euis[i].eui)
-            return rh_diag_fail(diag, RH_EEXIST,
-                                "Endpoint[%s].join_eui: %016llX is already served by "
-                                "Endpoint[%s]", r->ep_euis[i].ep->id,
-                                (unsigned long long)r->ep_euis[i].eui, r->ep_euis[i - 1].ep->id);
+            return ep_eui_dup(&r->ep_euis[i - 1], &r->ep_euis[i], diag);
     return RH_OK;
 }
 
@@ -476,6 +553,263 @@ int peer_registry_new(const peer_registry_config_t *cfg, peer_registry_t **out, 
     int rc = build_members(r, cfg, diag);
     if (rc == RH_OK)
         rc = build_endpoints(r, cfg, diag);
+    if (rc != RH_OK) {
+        registry_free(r);
+        return rc;
+    }
+    *out = r;
+    return RH_OK;
+}
+
+/* ---- incremental apply ------------------------------------------------------------------- */
+
+/* A copy of a sorted array with room for `extra` more elements. */
+static void *arr_copy(const void *src, size_t n, size_t extra, size_t size)
+{
+    if (n + extra == 0)
+        return NULL;
+    void *d = malloc((n + extra) * size);
+    if (d && n)
+        memcpy(d, src, n * size);
+    return d;
+}
+
+/* Removes the elements whose pointer at `off` equals obj (order kept). */
+static void arr_drop(void *v, size_t *n, size_t size, size_t off, const void *obj)
+{
+    uint8_t *b = v;
+    size_t k = 0;
+    for (size_t i = 0; i < *n; i++) {
+        void *p;
+        memcpy(&p, b + i * size + off, sizeof p);
+        if (p == obj)
+            continue;
+        if (k != i)
+            memcpy(b + k * size, b + i * size, size);
+        k++;
+    }
+    *n = k;
+}
+
+/* Lower bound of e in sorted v. */
+static size_t arr_lower(const void *v, size_t n, size_t size, const void *e,
+                        int (*cmp)(const void *, const void *))
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (cmp((const uint8_t *)v + mid * size, e) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+static void arr_insert_at(void *v, size_t *n, size_t size, size_t at, const void *e)
+{
+    uint8_t *b = v;
+    memmove(b + (at + 1) * size, b + at * size, (*n - at) * size);
+    memcpy(b + at * size, e, size);
+    (*n)++;
+}
+
+typedef struct apply_cap {
+    size_t members, fps, subjects, nets, endpoints;
+} apply_cap_t;
+
+static void member_unindex(peer_registry_t *r, const peer_member_t *m)
+{
+    arr_drop(r->fps, &r->n_fps, sizeof *r->fps, offsetof(fp_entry_t, m), m);
+    arr_drop(r->subjects, &r->n_subjects, sizeof *r->subjects, offsetof(str_entry_t, m), m);
+    arr_drop(r->member_nets, &r->n_member_nets, sizeof *r->member_nets,
+             offsetof(netid_entry_t, obj), m);
+    arr_drop(r->dev, &r->n_dev, sizeof *r->dev, 0, m);
+}
+
+/* Inserts m's index entries, checking uniqueness against the neighbours. */
+static int member_index(peer_registry_t *r, peer_member_t *m, rh_diag_t *diag)
+{
+    for (size_t j = 0; j < m->n_fps; j++) {
+        fp_entry_t e = {.m = m};
+        memcpy(e.fp, m->fps[j], PEER_SHA256_LEN);
+        size_t at = arr_lower(r->fps, r->n_fps, sizeof e, &e, cmp_fp);
+        if (at < r->n_fps && cmp_fp(&r->fps[at], &e) == 0)
+            return fp_dup(&r->fps[at], &e, diag);
+        arr_insert_at(r->fps, &r->n_fps, sizeof e, at, &e);
+    }
+    for (size_t j = 0; j < m->n_subjects; j++) {
+        str_entry_t e = {m->subjects[j], m};
+        size_t at = arr_lower(r->subjects, r->n_subjects, sizeof e, &e, cmp_str_entry);
+        if (at < r->n_subjects && cmp_str_entry(&r->subjects[at], &e) == 0)
+            return subject_dup(&r->subjects[at], &e, diag);
+        arr_insert_at(r->subjects, &r->n_subjects, sizeof e, at, &e);
+    }
+    for (size_t j = 0; j < m->n_net_ids; j++) {
+        size_t nt = m->n_tenant_ids ? m->n_tenant_ids : 1;
+        for (size_t t = 0; t < nt; t++) {
+            netid_entry_t e = {m->net_ids[j], m->n_tenant_ids ? m->tenant_ids[t] : "", m};
+            /* every existing claim on this NetID (a short run) */
+            netid_entry_t lo = {e.net_id, "", NULL};
+            size_t at = arr_lower(r->member_nets, r->n_member_nets, sizeof e, &lo, cmp_netid_entry);
+            for (size_t i = at; i < r->n_member_nets && r->member_nets[i].net_id == e.net_id; i++)
+                if (claims_conflict(&r->member_nets[i], &e))
+                    return claim_dup(&r->member_nets[i], &e, diag);
+            at = arr_lower(r->member_nets, r->n_member_nets, sizeof e, &e, cmp_netid_entry);
+            arr_insert_at(r->member_nets, &r->n_member_nets, sizeof e, at, &e);
+        }
+    }
+    return RH_OK;
+}
+
+static void endpoint_unindex(peer_registry_t *r, const peer_endpoint_t *ep)
+{
+    arr_drop(r->ep_nets, &r->n_ep_nets, sizeof *r->ep_nets, offsetof(netid_entry_t, obj), ep);
+    arr_drop(r->ep_euis, &r->n_ep_euis, sizeof *r->ep_euis, offsetof(eui_entry_t, ep), ep);
+}
+
+static int endpoint_index(peer_registry_t *r, peer_endpoint_t *ep, rh_diag_t *diag)
+{
+    if (ep->net_id != 0) {
+        netid_entry_t e = {ep->net_id, ep->tenant_id, ep};
+        size_t at = arr_lower(r->ep_nets, r->n_ep_nets, sizeof e, &e, cmp_netid_entry);
+        if (at < r->n_ep_nets && cmp_netid_entry(&r->ep_nets[at], &e) == 0)
+            return ep_net_dup(&r->ep_nets[at], &e, diag);
+        arr_insert_at(r->ep_nets, &r->n_ep_nets, sizeof e, at, &e);
+    }
+    if (ep->join_eui != 0) {
+        eui_entry_t e = {ep->join_eui, ep};
+        size_t at = arr_lower(r->ep_euis, r->n_ep_euis, sizeof e, &e, cmp_eui_entry);
+        if (at < r->n_ep_euis && r->ep_euis[at].eui == e.eui)
+            return ep_eui_dup(&r->ep_euis[at], &e, diag);
+        arr_insert_at(r->ep_euis, &r->n_ep_euis, sizeof e, at, &e);
+    }
+    return RH_OK;
+}
+
+static int apply_member(peer_registry_t *r, const peer_registry_change_t *c, rh_diag_t *diag)
+{
+    const char *id = c->op == PEER_CHANGE_DELETE ? c->member_id : c->member->id;
+    peer_member_t *nm = NULL;
+    int rc;
+    if (c->op == PEER_CHANGE_UPSERT && (rc = member_new(c->member, &nm, diag)) != RH_OK)
+        return rc;
+    peer_member_t key = {.id = (char *)(id ? id : "")}, *kp = &key;
+    size_t at = arr_lower(r->members, r->n_members, sizeof kp, &kp, cmp_member_id);
+    peer_member_t *old = at < r->n_members && !strcmp(r->members[at]->id, key.id) ? r->members[at]
+                                                                                   : NULL;
+    if (old) {
+        member_unindex(r, old);
+        memmove(&r->members[at], &r->members[at + 1], (r->n_members - at - 1) * sizeof kp);
+        r->n_members--;
+        member_unref(old);
+    }
+    if (!nm)
+        return RH_OK;
+    arr_insert_at(r->members, &r->n_members, sizeof kp, at, &nm);
+    member_ref(nm);
+    if (c->dev_loopback) {
+        nm->dev_loopback = true;
+        r->dev[r->n_dev++] = nm;
+    }
+    return member_index(r, nm, diag);
+}
+
+static int apply_endpoint(peer_registry_t *r, const peer_registry_change_t *c, unsigned flags,
+                          rh_diag_t *diag)
+{
+    const char *id = c->op == PEER_CHANGE_DELETE ? c->endpoint_id : c->endpoint->id;
+    peer_endpoint_t *ne = NULL;
+    int rc;
+    if (c->op == PEER_CHANGE_UPSERT && (rc = peer_endpoint_new(c->endpoint, flags, &ne, diag)))
+        return rc;
+    peer_endpoint_t key = {.id = (char *)(id ? id : "")}, *kp = &key;
+    size_t at = arr_lower(r->endpoints, r->n_endpoints, sizeof kp, &kp, cmp_ep_id);
+    peer_endpoint_t *old =
+        at < r->n_endpoints && !strcmp(r->endpoints[at]->id, key.id) ? r->endpoints[at] : NULL;
+    if (old) {
+        endpoint_unindex(r, old);
+        memmove(&r->endpoints[at], &r->endpoints[at + 1], (r->n_endpoints - at - 1) * sizeof kp);
+        r->n_endpoints--;
+        ep_unref(old);
+    }
+    if (!ne)
+        return RH_OK;
+    arr_insert_at(r->endpoints, &r->n_endpoints, sizeof kp, at, &ne);
+    ep_ref(ne);
+    return endpoint_index(r, ne, diag);
+}
+
+int peer_registry_apply(const peer_registry_t *base, const peer_registry_change_t *changes,
+                        size_t n_changes, unsigned endpoint_flags, peer_registry_t **out,
+                        rh_diag_t *diag)
+{
+    if (!out || (n_changes && !changes))
+        return rh_diag_fail(diag, RH_EINVAL, "registry: NULL change list");
+    *out = NULL;
+    static const peer_registry_t empty;
+    if (!base)
+        base = &empty;
+    /* Room for what the changes may add. */
+    apply_cap_t x = {0};
+    for (size_t i = 0; i < n_changes; i++) {
+        const peer_registry_change_t *c = &changes[i];
+        int is_m = c->member || c->member_id, is_e = c->endpoint || c->endpoint_id;
+        if (is_m == is_e || (c->op == PEER_CHANGE_UPSERT ? !(c->member || c->endpoint)
+                                                         : !(c->member_id || c->endpoint_id)))
+            return rh_diag_fail(diag, RH_EINVAL, "changes[%zu]: names no record (or two)", i);
+        if (c->member) {
+            const Roamhub__V1__Member *m = c->member;
+            x.members++;
+            x.fps += m->n_cert_fingerprints;
+            x.subjects += m->n_cert_subjects;
+            x.nets += m->n_net_ids * (m->n_tenant_ids ? m->n_tenant_ids : 1);
+        }
+        if (c->endpoint)
+            x.endpoints++;
+    }
+    peer_registry_t *r = calloc(1, sizeof *r);
+    if (!r)
+        return RH_ENOMEM;
+    atomic_init(&r->refs, 1);
+    r->members = arr_copy(base->members, base->n_members, x.members, sizeof *r->members);
+    r->fps = arr_copy(base->fps, base->n_fps, x.fps, sizeof *r->fps);
+    r->subjects = arr_copy(base->subjects, base->n_subjects, x.subjects, sizeof *r->subjects);
+    r->member_nets = arr_copy(base->member_nets, base->n_member_nets, x.nets, sizeof *r->member_nets);
+    r->dev = arr_copy(base->dev, base->n_dev, x.members, sizeof *r->dev);
+    r->endpoints = arr_copy(base->endpoints, base->n_endpoints, x.endpoints, sizeof *r->endpoints);
+    r->ep_nets = arr_copy(base->ep_nets, base->n_ep_nets, x.endpoints, sizeof *r->ep_nets);
+    r->ep_euis = arr_copy(base->ep_euis, base->n_ep_euis, x.endpoints, sizeof *r->ep_euis);
+    int rc = RH_OK;
+    if ((base->n_members + x.members && !r->members) || (base->n_fps + x.fps && !r->fps) ||
+        (base->n_subjects + x.subjects && !r->subjects) ||
+        (base->n_member_nets + x.nets && !r->member_nets) ||
+        (base->n_dev + x.members && !r->dev) ||
+        (base->n_endpoints + x.endpoints && !r->endpoints) ||
+        (base->n_ep_nets + x.endpoints && !r->ep_nets) ||
+        (base->n_ep_euis + x.endpoints && !r->ep_euis)) {
+        registry_free(r); /* nothing adopted yet (counts are 0): frees the arrays */
+        return RH_ENOMEM;
+    }
+    for (size_t i = 0; i < base->n_members; i++)
+        member_ref(base->members[i]);
+    r->n_members = base->n_members;
+    for (size_t i = 0; i < base->n_endpoints; i++)
+        ep_ref(base->endpoints[i]);
+    r->n_endpoints = base->n_endpoints;
+    r->n_fps = base->n_fps;
+    r->n_subjects = base->n_subjects;
+    r->n_member_nets = base->n_member_nets;
+    r->n_dev = base->n_dev;
+    r->n_ep_nets = base->n_ep_nets;
+    r->n_ep_euis = base->n_ep_euis;
+    for (size_t i = 0; i < n_changes && rc == RH_OK; i++) {
+        const peer_registry_change_t *c = &changes[i];
+        rc = c->member || c->member_id ? apply_member(r, c, diag)
+                                       : apply_endpoint(r, c, endpoint_flags, diag);
+    }
+    if (rc == RH_OK)
+        rc = build_keys(r, diag);
     if (rc != RH_OK) {
         registry_free(r);
         return rc;

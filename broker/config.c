@@ -76,6 +76,9 @@ static const key_t_ keys[] = {
     {"relay", "pending_max", K_UINT, OFF(pending_max), 16, 10000000},
     {"relay", "rate_limit_per_s", K_UINT, OFF(rate_limit_per_s), 1, 10000000},
     {"relay", "endpoint_allow_ranges", K_RANGES, OFF(endpoint_allow), 0, 64},
+    {"relay", "outbound_connections_per_endpoint", K_UINT, OFF(outbound_conns_per_endpoint), 1,
+     100000},
+    {"relay", "outbound_connections_total", K_UINT, OFF(outbound_conns_total), 1, 1000000},
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 
@@ -143,6 +146,8 @@ int config_defaults(rh_config_t *c)
     c->stats_flush_ms = 1000;
     c->stats_retention_days = 30;
     c->stats_minute_retention_days = 2;
+    c->outbound_conns_per_endpoint = 64;
+    c->outbound_conns_total = 8192;
     c->pending_max = 65536;
     c->rate_limit_per_s = 5000;
     c->jwt_ttl_s = 900;

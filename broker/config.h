@@ -53,6 +53,8 @@ typedef struct rh_config {
     unsigned stats_flush_ms;      /* per-thread counters -> statistics buckets */
     unsigned stats_retention_days;        /* hour and day roll-ups */
     unsigned stats_minute_retention_days; /* minute buckets (capped at stats_retention_days) */
+    unsigned outbound_conns_per_endpoint; /* connections to one member endpoint, all workers */
+    unsigned outbound_conns_total;        /* connections to every endpoint, all workers */
     unsigned pending_max;         /* pending transactions per worker */
     unsigned rate_limit_per_s;    /* default per-member request rate */
     char **endpoint_allow;        /* address ranges ("127.0.0.0/8") endpoints may use although

@@ -184,7 +184,14 @@ static int worker_init(hub_t *hub, worker_t *w, unsigned index, rh_diag_t *diag)
     int irc = worker_inbox_init(w);
     w->stop_ev = evtimer_new(w->base, worker_stop_cb, w);
     w->metrics = metrics_new();
-    peer_client_opts_t po = {.inflight_divisor = hub->nworkers, .addr_policy = hub->addr_policy};
+    /* The outbound connection bounds are for the hub: each worker's client gets its share. */
+    unsigned nw = hub->nworkers;
+    peer_client_opts_t po = {
+        .inflight_divisor = nw,
+        .addr_policy = hub->addr_policy,
+        .max_conns_per_endpoint = (hub->cfg.outbound_conns_per_endpoint + nw - 1) / nw,
+        .max_conns_total = (hub->cfg.outbound_conns_total + nw - 1) / nw,
+    };
     if (irc != RH_OK || !w->stop_ev || !w->metrics ||
         peer_client_new(w->base, &po, &w->client) != RH_OK)
         return rh_diag_fail(diag, RH_ENOMEM, "worker %u", index);

@@ -49,6 +49,8 @@ enum req_state { REQ_FREE = 0, REQ_ACTIVE, REQ_CANCELLING };
 
 struct peer_conn {
     peer_pool_t *pool;
+    peer_conn_t *idle_prev, *idle_next; /* the client's idle list (LRU first), when idle */
+    bool in_idle;
     struct bufferevent *bev; /* socket or TLS bufferevent, owned */
     bool is_tls;
     enum conn_state state;
@@ -74,6 +76,10 @@ struct peer_req {
     bool probe;                  /* the HALF-OPEN probe */
     bool stale;                  /* failed on a reused keep-alive connection: not counted */
     peer_req_t *next_free;
+    /* waiting for a connection (the endpoint's or the client's connection bound was reached):
+     * the serialized request, in the pool's FIFO */
+    struct evbuffer *pending;
+    peer_req_t *wait_next;
 };
 
 struct peer_pool {
@@ -95,6 +101,11 @@ struct peer_pool {
     SSL_CTX *ssl_ctx;            /* reference (SSL_CTX_up_ref) */
     SSL_SESSION *session;        /* last session ticket, for resumption */
     unsigned limit, n_conn_slots;
+    unsigned conn_cap;           /* connections (open or opening) at most, <= n_conn_slots */
+    peer_req_t *wait_head, *wait_tail; /* requests waiting for a connection, FIFO */
+    unsigned n_waiting;
+    bool starved;                /* in the client's list of pools waiting for a total slot */
+    peer_pool_t *starved_next;
     peer_conn_t *conns;
     peer_req_t *reqs;
     peer_req_t *free_reqs;
@@ -108,7 +119,7 @@ struct peer_pool {
     int last_err;
     /* counters */
     uint64_t requests, responses, failures, timeouts, rej_backoff, rej_inflight, connects,
-        handshakes, resumed, stale_failures;
+        handshakes, resumed, stale_failures, queued, evicted;
 };
 
 struct peer_client {
@@ -119,6 +130,9 @@ struct peer_client {
     peer_pool_t *retired;
     uint64_t rng;
     bool closing;
+    unsigned n_conns;            /* open or opening connections of every pool */
+    peer_conn_t *idle_head, *idle_tail; /* idle live connections, least recently used first */
+    peer_pool_t *starved_head, *starved_tail; /* pools with waiters blocked by max_conns_total */
 };
 
 #define DEFERRED_NONE 1
@@ -143,8 +157,42 @@ static void schedule_reap(peer_pool_t *p)
     event_active(p->reap_ev, EV_TIMEOUT, 1);
 }
 
+/* ---- connection bounds: idle list (for eviction) and waiting requests ------------------- */
+
+static void idle_remove(peer_conn_t *k)
+{
+    if (!k->in_idle)
+        return;
+    peer_client_t *c = k->pool->client;
+    if (k->idle_prev)
+        k->idle_prev->idle_next = k->idle_next;
+    else
+        c->idle_head = k->idle_next;
+    if (k->idle_next)
+        k->idle_next->idle_prev = k->idle_prev;
+    else
+        c->idle_tail = k->idle_prev;
+    k->idle_prev = k->idle_next = NULL;
+    k->in_idle = false;
+}
+
+static void idle_push(peer_conn_t *k)
+{
+    peer_client_t *c = k->pool->client;
+    idle_remove(k);
+    k->idle_prev = c->idle_tail;
+    k->idle_next = NULL;
+    if (c->idle_tail)
+        c->idle_tail->idle_next = k;
+    else
+        c->idle_head = k;
+    c->idle_tail = k;
+    k->in_idle = true;
+}
+
 static void conn_mark_dead(peer_conn_t *k)
 {
+    idle_remove(k);
     if (k->state == CONN_LIVE) {
         k->state = CONN_DEAD;
         schedule_reap(k->pool);
@@ -163,6 +211,7 @@ static void conn_free(peer_conn_t *k)
         if (ssl && SSL_is_init_finished(ssl))
             SSL_set_shutdown(ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
     }
+    idle_remove(k);
     k->bev = NULL;
     k->req = NULL;
     k->uses = 0;
@@ -170,8 +219,10 @@ static void conn_free(peer_conn_t *k)
     free(k->body);
     k->body = NULL;
     k->body_len = k->body_cap = 0;
-    if (k->state != CONN_FREE)
+    if (k->state != CONN_FREE) {
         k->pool->n_conns--;
+        k->pool->client->n_conns--;
+    }
     k->state = CONN_FREE;
     if (bev)
         bufferevent_free(bev);
@@ -183,9 +234,12 @@ static void pool_free(peer_pool_t *p)
     for (unsigned i = 0; p->conns && i < p->n_conn_slots; i++)
         if (p->conns[i].state != CONN_FREE)
             conn_free(&p->conns[i]);
-    for (unsigned i = 0; p->reqs && i < p->limit; i++)
+    for (unsigned i = 0; p->reqs && i < p->limit; i++) {
         if (p->reqs[i].timer)
             event_free(p->reqs[i].timer);
+        if (p->reqs[i].pending)
+            evbuffer_free(p->reqs[i].pending);
+    }
     if (p->reap_ev)
         event_free(p->reap_ev);
     SSL_SESSION_free(p->session);
@@ -208,6 +262,87 @@ static void pool_free(peer_pool_t *p)
     free(p);
 }
 
+/* Waiting requests (FIFO per pool) and pools waiting for a slot under max_conns_total. */
+static void wait_push(peer_pool_t *p, peer_req_t *r)
+{
+    r->wait_next = NULL;
+    if (p->wait_tail)
+        p->wait_tail->wait_next = r;
+    else
+        p->wait_head = r;
+    p->wait_tail = r;
+    p->n_waiting++;
+}
+
+static void wait_remove(peer_pool_t *p, peer_req_t *r)
+{
+    peer_req_t *prev = NULL;
+    for (peer_req_t *q = p->wait_head; q; prev = q, q = q->wait_next) {
+        if (q != r)
+            continue;
+        if (prev)
+            prev->wait_next = r->wait_next;
+        else
+            p->wait_head = r->wait_next;
+        if (p->wait_tail == r)
+            p->wait_tail = prev;
+        p->n_waiting--;
+        break;
+    }
+    r->wait_next = NULL;
+    if (r->pending) {
+        evbuffer_free(r->pending);
+        r->pending = NULL;
+    }
+}
+
+static void starved_add(peer_client_t *c, peer_pool_t *p)
+{
+    if (p->starved)
+        return;
+    p->starved = true;
+    p->starved_next = NULL;
+    if (c->starved_tail)
+        c->starved_tail->starved_next = p;
+    else
+        c->starved_head = p;
+    c->starved_tail = p;
+}
+
+static void starved_remove(peer_client_t *c, peer_pool_t *p)
+{
+    if (!p->starved)
+        return;
+    peer_pool_t *prev = NULL;
+    for (peer_pool_t *q = c->starved_head; q; prev = q, q = q->starved_next)
+        if (q == p) {
+            if (prev)
+                prev->starved_next = p->starved_next;
+            else
+                c->starved_head = p->starved_next;
+            if (c->starved_tail == p)
+                c->starved_tail = prev;
+            break;
+        }
+    p->starved = false;
+    p->starved_next = NULL;
+}
+
+static void pool_pump(peer_pool_t *p);
+
+/* Gives freed total slots to the pools that waited for one, in order. */
+static void client_pump_starved(peer_client_t *c)
+{
+    while (c->starved_head && (!c->o.max_conns_total || c->n_conns < c->o.max_conns_total)) {
+        peer_pool_t *p = c->starved_head;
+        starved_remove(c, p);
+        unsigned before = c->n_conns;
+        pool_pump(p);
+        if (p->starved && c->n_conns == before)
+            break; /* nothing could be opened: wait for the next freed slot */
+    }
+}
+
 static void retired_remove(peer_client_t *c, peer_pool_t *p)
 {
     for (peer_pool_t **pp = &c->retired; *pp; pp = &(*pp)->next)
@@ -222,15 +357,19 @@ static void reap_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     peer_pool_t *p = arg;
+    peer_client_t *c = p->client;
     for (unsigned i = 0; i < p->n_conn_slots; i++) {
         peer_conn_t *k = &p->conns[i];
         if (k->state == CONN_DEAD && !k->req)
             conn_free(k);
     }
     if (p->retired && p->in_flight == 0) {
-        retired_remove(p->client, p);
+        retired_remove(c, p);
         pool_free(p);
+    } else {
+        pool_pump(p);
     }
+    client_pump_starved(c);
 }
 
 /* ---- circuit breaker ---------------------------------------------------------------------- */
@@ -287,14 +426,27 @@ static void req_finish(peer_req_t *r, int status, int http_status, const uint8_t
     peer_response_cb cb = r->cb;
     void *arg = r->arg;
     evtimer_del(r->timer);
+    if (!r->conn)
+        wait_remove(p, r); /* still waiting for a connection (deadline, retirement) */
     if (r->conn) {
         peer_conn_t *k = r->conn;
         if (k->req == r)
             k->req = NULL;
-        if (k->state == CONN_DEAD)
+        if (k->state == CONN_DEAD) {
             schedule_reap(p); /* it can be freed now that its request is over */
-        else if (k->state == CONN_LIVE && p->retired)
+        } else if (k->state == CONN_LIVE && p->retired) {
             conn_mark_dead(k);
+        } else if (k->state == CONN_LIVE && !k->req) {
+            if (p->wait_head) {
+                idle_push(k);
+                schedule_reap(p); /* hands the idle connection to the next waiting request */
+            } else if (p->client->starved_head) {
+                p->evicted++; /* another endpoint waits for a slot under max_conns_total */
+                conn_mark_dead(k);
+            } else {
+                idle_push(k);
+            }
+        }
     }
     bool failure = status != RH_OK || http_status >= 500;
     if (status == RH_OK)
@@ -534,8 +686,13 @@ static peer_pool_t *pool_new(peer_client_t *c, const peer_endpoint_t *ep)
     p->limit = (ep->max_in_flight + div - 1) / div;
     if (p->limit == 0)
         p->limit = 1;
-    /* Twice the bound: dead connections wait for the reap event without starving new ones. */
-    p->n_conn_slots = 2 * p->limit;
+    /* Connections: at most conn_cap (max_conns_per_endpoint, else the in-flight bound), open,
+     * opening or dead awaiting their reap; requests beyond wait for one (up to the in-flight
+     * bound). */
+    p->conn_cap = c->o.max_conns_per_endpoint && c->o.max_conns_per_endpoint < p->limit
+                      ? c->o.max_conns_per_endpoint
+                      : p->limit;
+    p->n_conn_slots = p->conn_cap;
     p->id = strdup(ep->id);
     p->id_hash = ep->id_hash;
     memcpy(p->digest, ep->digest, sizeof p->digest);
@@ -618,6 +775,13 @@ fail:
 static void pool_retire(peer_client_t *c, peer_pool_t *p)
 {
     p->retired = true;
+    starved_remove(c, p);
+    while (p->wait_head) { /* waiting requests fail (asynchronously, through their timer) */
+        peer_req_t *r = p->wait_head;
+        wait_remove(p, r);
+        r->deferred_status = RH_EIO;
+        event_active(r->timer, EV_TIMEOUT, 1);
+    }
     for (unsigned i = 0; i < p->n_conn_slots; i++)
         if (p->conns[i].state == CONN_LIVE && !p->conns[i].req)
             conn_mark_dead(&p->conns[i]);
@@ -725,6 +889,7 @@ static int conn_open(peer_pool_t *p, peer_conn_t *k)
     k->hs_counted = false;
     k->body_len = 0;
     p->n_conns++;
+    c->n_conns++;
     p->connects++;
     bufferevent_setcb(bev, conn_read_cb, NULL, conn_event_cb, k);
     struct timeval idle = {IDLE_S, 0};
@@ -737,24 +902,111 @@ static int conn_open(peer_pool_t *p, peer_conn_t *k)
     return RH_OK;
 }
 
-/* An idle live connection (lowest slot first), else a newly opened one; NULL if none. */
-static peer_conn_t *conn_pick(peer_pool_t *p, int *err)
+/* An idle live connection (lowest slot first), else a newly opened one within the bounds; NULL
+ * with *err = RH_EAGAIN when the request must wait (the endpoint's connection bound, or the
+ * client's: then the least recently used idle connection of another endpoint is closed to make
+ * room and the pool waits for its slot), or another error when a connect failed at once. */
+static peer_conn_t *conn_get(peer_pool_t *p, int *err)
 {
+    peer_client_t *c = p->client;
     peer_conn_t *free_slot = NULL;
     for (unsigned i = 0; i < p->n_conn_slots; i++) {
         peer_conn_t *k = &p->conns[i];
-        if (k->state == CONN_LIVE && !k->req)
+        if (k->state == CONN_LIVE && !k->req) {
+            idle_remove(k);
             return k;
+        }
         if (k->state == CONN_FREE && !free_slot)
             free_slot = k;
     }
-    if (!free_slot) {
-        *err = RH_EAGAIN;
+    *err = RH_EAGAIN;
+    if (!free_slot || p->n_conns >= p->conn_cap)
+        return NULL;
+    if (c->o.max_conns_total && c->n_conns >= c->o.max_conns_total) {
+        peer_conn_t *victim = c->idle_head;
+        if (victim) {
+            victim->pool->evicted++;
+            conn_mark_dead(victim); /* freed by its pool's reap, which pumps the starved pools */
+        }
+        starved_add(c, p);
         return NULL;
     }
     if ((*err = conn_open(p, free_slot)) != RH_OK)
         return NULL;
     return free_slot;
+}
+
+/* Writes a request (head, extras, Content-Length, body) into `out`. Returns 0 or -1. */
+static int req_write(peer_pool_t *p, struct evbuffer *out, const char *path, const void *body,
+                     size_t len, const peer_header_t *extra, size_t n_extra)
+{
+    int bad = 0;
+    if (path && strcmp(path, p->path) != 0) {
+        /* another path than the URL's: rewrite the request line */
+        const char *rest = strstr(p->head, "\r\n");
+        bad |= evbuffer_add_printf(out, "POST %s HTTP/1.1", path) < 0;
+        bad |= evbuffer_add(out, rest, p->head_len - (size_t)(rest - p->head));
+    } else {
+        bad |= evbuffer_add(out, p->head, p->head_len);
+    }
+    for (size_t i = 0; i < n_extra; i++)
+        bad |= evbuffer_add_printf(out, "%s: %s\r\n", extra[i].name, extra[i].value) < 0;
+    char cl[48] = "Content-Length: ", digits[24];
+    size_t nd = 0, v = len;
+    do { /* no printf on the per-request path */
+        digits[sizeof digits - 1 - nd++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    memcpy(cl + 16, digits + sizeof digits - nd, nd);
+    memcpy(cl + 16 + nd, "\r\n\r\n", 4);
+    bad |= evbuffer_add(out, cl, 16 + nd + 4) != 0;
+    if (len)
+        bad |= evbuffer_add(out, body, len);
+    return bad ? -1 : 0;
+}
+
+/* Puts request r on connection k: parser reset, then its bytes (already written to k's output
+ * buffer when `pending` is NULL). */
+static void req_attach(peer_req_t *r, peer_conn_t *k)
+{
+    http_parser_init(&k->parser, HTTP_RESPONSE);
+    k->parser.data = k;
+    k->done = false;
+    k->body_too_large = false;
+    k->body_len = 0;
+    idle_remove(k);
+    r->conn = k;
+    k->req = r;
+    if (r->pending) {
+        evbuffer_add_buffer(bufferevent_get_output(k->bev), r->pending);
+        evbuffer_free(r->pending);
+        r->pending = NULL;
+    }
+}
+
+/* Moves waiting requests onto connections while the bounds allow. */
+static void pool_pump(peer_pool_t *p)
+{
+    while (p->wait_head && !p->retired) {
+        int err = RH_OK;
+        peer_conn_t *k = conn_get(p, &err);
+        peer_req_t *r = p->wait_head;
+        if (!k && err == RH_EAGAIN)
+            return;
+        p->wait_head = r->wait_next;
+        if (!p->wait_head)
+            p->wait_tail = NULL;
+        p->n_waiting--;
+        r->wait_next = NULL;
+        if (!k) { /* the connect failed at once: the request fails through its timer */
+            evbuffer_free(r->pending);
+            r->pending = NULL;
+            r->deferred_status = RH_EIO;
+            event_active(r->timer, EV_TIMEOUT, 1);
+            continue;
+        }
+        req_attach(r, k);
+    }
 }
 
 /* ---- public API --------------------------------------------------------------------------- */
@@ -808,6 +1060,9 @@ int peer_client_new(struct event_base *base, const peer_client_opts_t *opts, pee
 
 static void pool_abort(peer_pool_t *p)
 {
+    starved_remove(p->client, p);
+    while (p->wait_head)
+        wait_remove(p, p->wait_head);
     /* Connections first (quietly), then our slots with their callbacks. */
     for (unsigned i = 0; i < p->n_conn_slots; i++)
         if (p->conns[i].state != CONN_FREE)
@@ -920,47 +1175,27 @@ int peer_client_post(peer_client_t *c, const peer_endpoint_t *ep, const char *pa
     if (!p->resolved) /* unresolvable host: fail (asynchronously) and count it */
         return req_fail_later(p, r, probe, RH_EIO);
 
-    int err = RH_OK;
-    peer_conn_t *k = conn_pick(p, &err);
-    if (!k) {
-        if (err == RH_EAGAIN)
-            p->rej_inflight++;
-        if (err == RH_EIO) /* connect failed at once: fail asynchronously and count it */
-            return req_fail_later(p, r, probe, RH_EIO);
+    int err = RH_EAGAIN;
+    peer_conn_t *k = p->wait_head ? NULL : conn_get(p, &err); /* FIFO: no overtaking */
+    if (!k && err == RH_EIO) /* connect failed at once: fail asynchronously and count it */
+        return req_fail_later(p, r, probe, RH_EIO);
+    if (!k && err != RH_EAGAIN)
         return err;
-    }
-    struct evbuffer *out = bufferevent_get_output(k->bev);
-    int bad = 0;
-    if (path && strcmp(path, p->path) != 0) {
-        /* another path than the URL's: rewrite the request line */
-        const char *rest = strstr(p->head, "\r\n");
-        bad |= evbuffer_add_printf(out, "POST %s HTTP/1.1", path) < 0;
-        bad |= evbuffer_add(out, rest, p->head_len - (size_t)(rest - p->head));
+    if (k) {
+        if (req_write(p, bufferevent_get_output(k->bev), path, body, len, extra, n_extra)) {
+            conn_mark_dead(k); /* partial request written: never reuse */
+            return RH_ENOMEM;
+        }
     } else {
-        bad |= evbuffer_add(out, p->head, p->head_len);
+        /* No connection within the bounds: wait for one (bounded by the in-flight slots). */
+        if (!(r->pending = evbuffer_new()))
+            return RH_ENOMEM;
+        if (req_write(p, r->pending, path, body, len, extra, n_extra)) {
+            evbuffer_free(r->pending);
+            r->pending = NULL;
+            return RH_ENOMEM;
+        }
     }
-    for (size_t i = 0; i < n_extra; i++)
-        bad |= evbuffer_add_printf(out, "%s: %s\r\n", extra[i].name, extra[i].value) < 0;
-    char cl[48] = "Content-Length: ", digits[24];
-    size_t nd = 0, v = len;
-    do { /* no printf on the per-request path */
-        digits[sizeof digits - 1 - nd++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    memcpy(cl + 16, digits + sizeof digits - nd, nd);
-    memcpy(cl + 16 + nd, "\r\n\r\n", 4);
-    bad |= evbuffer_add(out, cl, 16 + nd + 4) != 0;
-    if (len)
-        bad |= evbuffer_add(out, body, len);
-    if (bad) {
-        conn_mark_dead(k); /* partial request written: never reuse */
-        return RH_ENOMEM;
-    }
-    http_parser_init(&k->parser, HTTP_RESPONSE);
-    k->parser.data = k;
-    k->done = false;
-    k->body_too_large = false;
-    k->body_len = 0;
 
     /* Commit the slot. */
     p->free_reqs = r->next_free;
@@ -971,9 +1206,13 @@ int peer_client_post(peer_client_t *c, const peer_endpoint_t *ep, const char *pa
     r->probe = probe;
     if (probe)
         p->probe_out = true;
-    r->conn = k;
-    k->req = r;
     evtimer_add(r->timer, p->deadline_tv);
+    if (k) {
+        req_attach(r, k);
+    } else {
+        p->queued++;
+        wait_push(p, r);
+    }
     return RH_OK;
 }
 
@@ -995,6 +1234,10 @@ static void fill_stats(const peer_pool_t *p, peer_endpoint_stats_t *st)
     st->in_flight = p->in_flight;
     st->limit = p->limit;
     st->connections = p->n_conns;
+    st->connection_limit = p->conn_cap;
+    st->waiting = p->n_waiting;
+    st->queued = p->queued;
+    st->evicted = p->evicted;
     st->consecutive_failures = p->consecutive;
     st->circuit = p->circuit;
     if (p->circuit == PEER_CIRCUIT_OPEN) {

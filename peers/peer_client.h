@@ -13,6 +13,15 @@
  *   - Bound: at most L = ceil(max_in_flight / opts.inflight_divisor) outstanding requests per
  *     endpoint per client (divisor = number of worker threads gives ~max_in_flight overall).
  *     Beyond L, peer_client_post fails at once with RH_EAGAIN: nothing queues without bound.
+ *   - Connection bounds (issue 18 item 5): at most C = min(L, opts.max_conns_per_endpoint)
+ *     connections per endpoint and opts.max_conns_total for all endpoints of the client
+ *     (counting connections open, opening, or closed but not yet reaped). A request that finds
+ *     no idle connection and no room for a new one waits, in FIFO order per endpoint, for a
+ *     connection of its endpoint to become idle; it still counts against L, so at most L - C
+ *     wait, and beyond L the post fails with RH_EAGAIN (stats: rejected_inflight). Its deadline
+ *     runs while it waits (RH_ETIMEDOUT). At the total bound, the least recently used idle
+ *     connection of another endpoint is closed to make room (stats: evicted) and the endpoint
+ *     waits for that slot; when no connection is idle it waits for any connection to close.
  *   - TLS: one SSL per connection from the endpoint's SSL_CTX, host name checked, SNI for DNS
  *     names; the last session ticket received is cached per pool and offered on the next
  *     connection (SSL_set_session), so reconnects resume instead of doing a full handshake.
@@ -35,16 +44,18 @@
  *   never delays traffic to others (everything is asynchronous on the event loop).
  * Transport (libevent bufferevents + http_parser; no evhttp): a connection is a
  * bufferevent_socket, or a bufferevent_openssl for https, to the address the endpoint resolved
- * at build time (no DNS per request). peer_client_post writes the request into the connection's
- * output buffer at once — the pool's precomputed head (request line, Host, Content-Type,
- * Connection, Authorization), the caller's extra headers, Content-Length, then the body — so the
- * caller's path, headers and body may be freed as soon as it returns. The response is parsed
- * incrementally with http_parser (as the hub's own HTTP server does) into a per-connection body
- * buffer, at most opts.max_body bytes (more fails the request with RH_EIO). A connection is not
- * reused after a response with "Connection: close", bytes following a response, an error or a
- * timeout. Per request the pool allocates nothing of its own (request slots with their timers
- * and connection slots are preallocated per pool); only libevent's buffers and the body buffer
- * grow with the bytes sent and received.
+ * at build time (no DNS per request). peer_client_post writes the request at once — the pool's
+ * precomputed head (request line, Host, Content-Type, Connection, Authorization), the caller's
+ * extra headers, Content-Length, then the body — into the connection's output buffer, or, for a
+ * request that waits for a connection, into an evbuffer of its own that moves onto the
+ * connection later; either way the caller's path, headers and body may be freed as soon as it
+ * returns. The response is parsed incrementally with http_parser (as the hub's own HTTP server
+ * does) into a per-connection body buffer, at most opts.max_body bytes (more fails the request
+ * with RH_EIO). A connection is not reused after a response with "Connection: close", bytes
+ * following a response, an error or a timeout. Per request the pool allocates nothing of its own
+ * (request slots with their timers and connection slots are preallocated per pool) except the
+ * evbuffer of a waiting request; only libevent's buffers and the body buffer grow with the bytes
+ * sent and received.
  * Headers sent: Host, Content-Type: application/json, Connection: keep-alive, Content-Length,
  * Authorization (the endpoint's configured value, never logged), plus caller extras.
  */
@@ -71,6 +82,10 @@ typedef struct peer_client_opts {
                                      no_jitter) */
     bool no_jitter;               /* deterministic back-off (tests) */
     unsigned inflight_divisor;    /* worker threads sharing max_in_flight; 0 = 1 */
+    unsigned max_conns_per_endpoint; /* connections per endpoint (this client); 0 = the
+                                        endpoint's in-flight bound L */
+    unsigned max_conns_total;     /* connections of every endpoint together (this client);
+                                     0 = unlimited */
     size_t max_body;              /* largest accepted response body, bytes; 0 = 1 MiB */
     const peer_addr_policy_t *addr_policy; /* NULL = connect anywhere; else every connection's
                                               address (after DNS) is checked with
@@ -114,11 +129,13 @@ void peer_client_free(peer_client_t *c);
  * Content-Length, Connection or Authorization.
  * Returns RH_OK: `cb` will be called exactly once, later. Any error: `cb` is never called:
  *   RH_EAGAIN  endpoint in back-off (OPEN, or HALF-OPEN with its probe outstanding), or its
- *              in-flight bound reached, or the client is being freed;
+ *              in-flight bound reached (requests on connections plus requests waiting for
+ *              one: the wait queue is full), or the client is being freed;
  *   RH_EINVAL  NULL c/ep/cb, path not starting with '/', body NULL with len > 0, a header
  *              name/value with CR or LF;
  *   RH_ENOMEM  creating the endpoint's pool, a connection's bufferevent or SSL object, or
- *              writing the request into the connection's output buffer. */
+ *              writing the request into the connection's output buffer (or, when it waits for
+ *              a connection, into its own evbuffer). */
 int peer_client_post(peer_client_t *c, const peer_endpoint_t *ep, const char *path,
                      const void *body, size_t len, const peer_header_t *extra, size_t n_extra,
                      peer_response_cb cb, void *arg);
@@ -138,6 +155,11 @@ typedef struct peer_endpoint_stats {
     unsigned in_flight;            /* outstanding requests */
     unsigned limit;                /* L, the per-client in-flight bound */
     unsigned connections;          /* open (or opening) connections */
+    unsigned connection_limit;     /* C, the per-client connection bound of this endpoint */
+    unsigned waiting;              /* requests waiting for a connection now */
+    uint64_t queued;               /* requests that had to wait for a connection */
+    uint64_t evicted;              /* idle connections closed to make room for another
+                                      endpoint's (max_conns_total) */
     unsigned consecutive_failures;
     enum peer_circuit circuit;
     uint64_t backoff_remaining_ms; /* OPEN: time until HALF-OPEN, else 0 */

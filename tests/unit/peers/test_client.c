@@ -408,6 +408,170 @@ static void test_free_with_outstanding(void **state)
     event_base_free(base);
 }
 
+/* Answers the server's oldest hung request with 200 {} (FX_HANG keeps them). */
+static void answer_hung(fx_server_t *s, int i)
+{
+    struct evbuffer *out = evbuffer_new();
+    evbuffer_add_printf(out, "{}");
+    evhttp_send_reply(s->hung[i], 200, "OK", out);
+    evbuffer_free(out);
+    s->hung[i] = NULL;
+}
+
+typedef struct conn_sum {
+    unsigned conns, waiting;
+} conn_sum_t;
+
+static void sum_cb(const peer_endpoint_stats_t *st, void *arg)
+{
+    conn_sum_t *c = arg;
+    c->conns += st->connections;
+    c->waiting += st->waiting;
+}
+
+static conn_sum_t sum_conns(peer_client_t *c)
+{
+    conn_sum_t s = {0, 0};
+    peer_client_foreach_stats(c, sum_cb, &s);
+    return s;
+}
+
+/* At most max_conns_per_endpoint connections: further requests wait for one (FIFO), the
+ * in-flight bound limits how many wait (then RH_EAGAIN), a waiting request keeps its deadline. */
+static void test_connection_bound_queues(void **state)
+{
+    (void)state;
+    struct event_base *base = event_base_new();
+    peer_client_opts_t o = {.max_conns_per_endpoint = 2, .no_jitter = true};
+    peer_client_t *c = NULL;
+    assert_int_equal(peer_client_new(base, &o, &c), RH_OK);
+    fx_server_t s;
+    fx_server_start(&s, base, 0, NULL, NULL, NULL);
+    s.mode = FX_HANG;
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/", s.port);
+    peer_endpoint_t *ep = make_ep("capped", url, 3000, 5, NULL);
+    result_t r = {0};
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(peer_client_post(c, ep, NULL, "{}", 2, NULL, 0, on_done, &r), RH_OK);
+    /* the queue is full (in-flight bound 5 = 2 on connections + 3 waiting): a clear refusal */
+    assert_int_equal(peer_client_post(c, ep, NULL, "{}", 2, NULL, 0, on_done, &r), RH_EAGAIN);
+    peer_endpoint_stats_t st;
+    bool found;
+    peer_client_stats(c, "capped", &st, &found);
+    assert_true(found);
+    assert_int_equal(st.connection_limit, 2);
+    assert_int_equal(st.connections, 2);
+    assert_int_equal(st.waiting, 3);
+    assert_int_equal(st.in_flight, 5);
+    assert_int_equal(st.rejected_inflight, 1);
+    assert_true(fx_run_until(base, &s.requests, 2, 5000));
+    fx_run_until(base, NULL, 0, 200); /* nothing more reaches the server */
+    assert_int_equal(s.requests, 2);
+    assert_int_equal(s.accepted, 2);
+    /* answering one request hands its connection to the next waiting one, and so on */
+    s.mode = FX_ECHO;
+    answer_hung(&s, 0);
+    answer_hung(&s, 1);
+    assert_true(fx_run_until(base, &r.done, 5, 5000));
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(r.status[i], RH_OK);
+        assert_int_equal(r.http[i], 200);
+    }
+    assert_int_equal(s.requests, 5);
+    assert_int_equal(s.accepted, 2); /* never more than the bound */
+    peer_client_stats(c, "capped", &st, &found);
+    assert_int_equal(st.queued, 3);
+    assert_int_equal(st.waiting, 0);
+    assert_true(st.connections <= 2);
+    peer_endpoint_free(ep);
+
+    /* a waiting request that never gets a connection fails at its deadline */
+    s.mode = FX_HANG;
+    s.n_hung = 0;
+    peer_endpoint_t *slow = make_ep("slow1", url, 300, 4, NULL);
+    peer_client_opts_t o1 = {.max_conns_per_endpoint = 1, .no_jitter = true};
+    peer_client_t *c1 = NULL;
+    assert_int_equal(peer_client_new(base, &o1, &c1), RH_OK);
+    result_t r1 = {0};
+    int before = s.requests;
+    assert_int_equal(peer_client_post(c1, slow, NULL, "{}", 2, NULL, 0, on_done, &r1), RH_OK);
+    assert_int_equal(peer_client_post(c1, slow, NULL, "{}", 2, NULL, 0, on_done, &r1), RH_OK);
+    assert_true(fx_run_until(base, &r1.done, 2, 5000));
+    assert_int_equal(r1.status[0], RH_ETIMEDOUT);
+    assert_int_equal(r1.status[1], RH_ETIMEDOUT);
+    assert_int_equal(s.requests - before, 1); /* the waiting one never went out */
+    peer_client_free(c1);
+    peer_endpoint_free(slow);
+    peer_client_free(c);
+    fx_server_stop(&s);
+    event_base_free(base);
+}
+
+/* max_conns_total: the least recently used idle connection of another endpoint is closed to make
+ * room; with none idle, the request waits until one becomes idle; never more than the bound. */
+static void test_total_connection_bound(void **state)
+{
+    (void)state;
+    struct event_base *base = event_base_new();
+    peer_client_opts_t o = {.max_conns_total = 2, .no_jitter = true};
+    peer_client_t *c = NULL;
+    assert_int_equal(peer_client_new(base, &o, &c), RH_OK);
+    fx_server_t s;
+    fx_server_start(&s, base, 0, NULL, NULL, NULL);
+    peer_endpoint_t *ep[3];
+    for (int i = 0; i < 3; i++) {
+        char url[128], id[8];
+        snprintf(url, sizeof url, "http://127.0.0.1:%u/e%d", s.port, i);
+        snprintf(id, sizeof id, "e%d", i);
+        ep[i] = make_ep(id, url, 3000, 8, NULL);
+    }
+    result_t r = {0};
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(peer_client_post(c, ep[i], NULL, "{}", 2, NULL, 0, on_done, &r), RH_OK);
+        assert_true(fx_run_until(base, &r.done, i + 1, 5000));
+        assert_int_equal(r.status[i], RH_OK);
+        fx_run_until(base, NULL, 0, 50); /* let the evicted connection be reaped */
+        assert_true(sum_conns(c).conns <= 2);
+    }
+    assert_int_equal(s.accepted, 3);
+    peer_endpoint_stats_t st;
+    bool found;
+    peer_client_stats(c, "e0", &st, &found);
+    assert_int_equal(st.evicted, 1); /* e0's was the least recently used idle connection */
+    assert_int_equal(st.connections, 0);
+
+    /* both slots busy: a third endpoint waits until a connection becomes idle */
+    s.mode = FX_HANG;
+    result_t h = {0};
+    assert_int_equal(peer_client_post(c, ep[1], NULL, "{}", 2, NULL, 0, on_done, &h), RH_OK);
+    assert_int_equal(peer_client_post(c, ep[2], NULL, "{}", 2, NULL, 0, on_done, &h), RH_OK);
+    assert_int_equal(peer_client_post(c, ep[0], NULL, "{}", 2, NULL, 0, on_done, &h), RH_OK);
+    fx_run_until(base, NULL, 0, 200);
+    assert_int_equal(s.n_hung, 2);
+    conn_sum_t cs = sum_conns(c);
+    assert_int_equal(cs.conns, 2);
+    assert_int_equal(cs.waiting, 1);
+    answer_hung(&s, 0); /* e1's connection goes idle: closed for e0, which then gets through */
+    assert_true(fx_run_until(base, &h.done, 1, 5000));
+    int hung_before = s.n_hung;
+    for (int i = 0; i < 100 && s.n_hung == hung_before; i++)
+        fx_run_until(base, NULL, 0, 20);
+    assert_int_equal(s.n_hung, 3);
+    assert_true(sum_conns(c).conns <= 2);
+    s.mode = FX_ECHO;
+    answer_hung(&s, 1);
+    answer_hung(&s, 2);
+    assert_true(fx_run_until(base, &h.done, 3, 5000));
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(h.status[i], RH_OK);
+    for (int i = 0; i < 3; i++)
+        peer_endpoint_free(ep[i]);
+    peer_client_free(c);
+    fx_server_stop(&s);
+    event_base_free(base);
+}
+
 int main(void)
 {
     rh_log_set_level_name("err");
@@ -420,6 +584,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_config_change_retires_pool, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stale_keepalive_not_counted, setup, teardown),
         cmocka_unit_test(test_free_with_outstanding),
+        cmocka_unit_test(test_connection_bound_queues),
+        cmocka_unit_test(test_total_connection_bound),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -98,9 +98,9 @@ static int parse_time(const char *s, int64_t *out_s)
 
 typedef struct stats_ctx {
     int csv;
-    cJSON *items;
     char *buf;
     size_t len, cap;
+    size_t rows;
     int oom;
 } stats_ctx_t;
 
@@ -125,6 +125,28 @@ static void append(stats_ctx_t *c, const char *s, size_t n)
     c->buf[c->len] = '\0';
 }
 
+#define APPEND_LIT(c, lit) append((c), (lit), sizeof(lit) - 1)
+
+/* A JSON string literal: quotes, backslashes and control characters escaped. */
+static void json_string(stats_ctx_t *c, const char *s)
+{
+    append(c, "\"", 1);
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\') {
+            char e[2] = {'\\', (char)ch};
+            append(c, e, 2);
+        } else if (ch < 0x20) {
+            char e[8];
+            snprintf(e, sizeof e, "\\u%04x", ch);
+            append(c, e, 6);
+        } else {
+            append(c, (const char *)&ch, 1);
+        }
+    }
+    append(c, "\"", 1);
+}
+
 static int stats_cb(void *ud, const rp_stats_item_t *it)
 {
     stats_ctx_t *c = ud;
@@ -147,26 +169,28 @@ static int stats_cb(void *ud, const rp_stats_item_t *it)
         append(c, line, (size_t)n);
         return c->oom;
     }
-    cJSON *o = cJSON_CreateObject();
-    if (!o || !cJSON_AddItemToArray(c->items, o)) {
-        cJSON_Delete(o);
-        c->oom = 1;
-        return 1;
+    /* JSON written directly (cJSON trees cost ~5 µs per row): every value is hex, an enum
+     * name, a fixed-format time or a number, except the ResultCode, which is escaped. */
+    char line[640];
+    int n = snprintf(line, sizeof line,
+                     "%s{\"period_start\":\"%s\",\"forwarder\":\"%s\",\"home\":\"%s\","
+                     "\"class\":\"%s\",\"outcome\":\"%s\",",
+                     c->rows ? "," : "", per, f, h, rp_class_name(it->cls),
+                     rp_outcome_name(it->outcome));
+    append(c, line, (size_t)n);
+    if (it->result_code) {
+        APPEND_LIT(c, "\"result_code\":");
+        json_string(c, it->result_code);
+        append(c, ",", 1);
     }
-    cJSON_AddStringToObject(o, "period_start", per);
-    cJSON_AddStringToObject(o, "forwarder", f);
-    cJSON_AddStringToObject(o, "home", h);
-    cJSON_AddStringToObject(o, "class", rp_class_name(it->cls));
-    cJSON_AddStringToObject(o, "outcome", rp_outcome_name(it->outcome));
-    if (it->result_code)
-        cJSON_AddStringToObject(o, "result_code", it->result_code);
-    cJSON_AddNumberToObject(o, "count", (double)it->count);
-    cJSON *l = cJSON_AddObjectToObject(o, "latency_ms");
-    cJSON_AddNumberToObject(l, "mean", round3(mean));
-    cJSON_AddNumberToObject(l, "p50", round3(p50));
-    cJSON_AddNumberToObject(l, "p90", round3(p90));
-    cJSON_AddNumberToObject(l, "p99", round3(p99));
-    return 0;
+    n = snprintf(line, sizeof line,
+                 "\"count\":%llu,\"latency_ms\":{\"mean\":%.15g,\"p50\":%.15g,\"p90\":%.15g,"
+                 "\"p99\":%.15g}}",
+                 (unsigned long long)it->count, round3(mean), round3(p50), round3(p90),
+                 round3(p99));
+    append(c, line, (size_t)n);
+    c->rows++;
+    return c->oom;
 }
 
 /* ---- the statistics thread ---------------------------------------------------------------- */
@@ -210,15 +234,10 @@ static void job_run(admin_stats_t *s, stats_job_t *j)
 {
     uint64_t t0 = rh_mono_ns();
     stats_ctx_t c = {.csv = j->csv};
-    cJSON *o = NULL;
-    if (j->csv) {
+    if (j->csv)
         append(&c, CSV_HEADER, sizeof CSV_HEADER - 1);
-    } else {
-        o = cJSON_CreateObject();
-        c.items = o ? cJSON_AddArrayToObject(o, "items") : NULL;
-        if (!c.items)
-            c.oom = 1;
-    }
+    else
+        APPEND_LIT(&c, "{\"items\":[");
     j->pg.page_token = j->token;
     j->pg.max_rows = j->limit;
     j->pg.max_scan = STATS_MAX_SCAN;
@@ -226,24 +245,13 @@ static void job_run(admin_stats_t *s, stats_job_t *j)
     j->rc = c.oom ? RH_ENOMEM
                   : rp_stats_query_page(s->a->hub->db, j->from_min, j->to_min, &j->f, j->agg,
                                         &j->pg, stats_cb, &c, &j->d);
+    if (j->rc == RH_OK && !j->csv) {
+        APPEND_LIT(&c, "],\"next_page_token\":\"");
+        append(&c, j->pg.next, strlen(j->pg.next)); /* hex */
+        APPEND_LIT(&c, "\"}");
+    }
     if (j->rc == RH_OK && c.oom)
         j->rc = rh_diag_fail(&j->d, RH_ENOMEM, "stats: out of memory");
-    if (j->rc == RH_OK && !j->csv) {
-        cJSON_AddStringToObject(o, "next_page_token", j->pg.next);
-        char *text = cJSON_PrintUnformatted(o);
-        if (!text) {
-            j->rc = rh_diag_fail(&j->d, RH_ENOMEM, "stats: out of memory");
-        } else {
-            c.len = strlen(text);
-            c.buf = malloc(c.len + 1);
-            if (c.buf)
-                memcpy(c.buf, text, c.len + 1);
-            else
-                j->rc = rh_diag_fail(&j->d, RH_ENOMEM, "stats: out of memory");
-            cJSON_free(text);
-        }
-    }
-    cJSON_Delete(o);
     if (j->rc) {
         free(c.buf);
         return;

@@ -49,7 +49,7 @@ def port():
 
 
 class Hub:
-    def __init__(self, build, name, table, relay=None):
+    def __init__(self, build, name, table, relay=None, db_dir=None):
         self.dir = os.path.join(WORK, name)
         os.makedirs(self.dir, exist_ok=True)
         self.build = build
@@ -57,7 +57,7 @@ class Hub:
             json.dump(table, f)
         cfg = {"workers": WORKERS, "log_level": "warn",
                "import": os.path.join(self.dir, "table.json"),
-               "database": {"path": os.path.join(self.dir, "db"), "map_size_mb": 2048},
+               "database": {"path": db_dir or os.path.join(self.dir, "db"), "map_size_mb": 2048},
                "ts002": {"address": "127.0.0.1", "port": 0},
                "admin": {"address": "127.0.0.1", "port": 0,
                          "operator_key_file": os.path.join(self.dir, "operator.key")},
@@ -121,6 +121,7 @@ class Hub:
 PROBE = r"""
 import http.client, signal, sys, time
 worst = [0.0]
+first = [True]
 def done(*_):
     print(worst[0]); sys.stdout.flush(); sys.exit(0)
 signal.signal(signal.SIGTERM, done)
@@ -131,6 +132,9 @@ while True:
     c.getresponse().read()
     c.close()
     worst[0] = max(worst[0], time.perf_counter() - t0)
+    if first[0]:
+        first[0] = False
+        print("ready"); sys.stdout.flush()
     time.sleep(0.01)
 """
 
@@ -144,12 +148,12 @@ class HealthProbe:
                                   stdout=subprocess.PIPE, text=True)
 
     def start(self):
-        time.sleep(0.05)
+        assert self.p.stdout.readline().strip() == "ready"  # probing before the work starts
 
     def finish(self):
         self.p.send_signal(signal.SIGTERM)
         out, _ = self.p.communicate(timeout=60)
-        return float(out.strip() or 0)
+        return float(out.strip())
 
 
 def pct(v, q):
@@ -167,17 +171,24 @@ def member_table(n):
 
 
 def bench_members():
-    print("\n### Admin member writes (POST /api/v1/members), %d writes per run, median of %d runs\n"
+    print("\n### Admin member writes (POST /api/v1/members), %d writes per run, REF and NEW "
+          "interleaved, median of %d runs; LMDB on tmpfs (no disk flush in the figures)\n"
           % (WRITES, RUNS))
     print("| members | hub | write p50 ms | write p99 ms | /healthz worst ms during writes |")
     print("|---:|---|---:|---:|---:|")
     res = {}
+    shm = "/dev/shm" if os.path.isdir("/dev/shm") else WORK
     for n in (10, 1000, 10000):
+        hubs = {}
         for label, build in (("REF", REF), ("NEW", NEW)):
-            hub = Hub(build, "members-%s-%d" % (label, n), member_table(n)).start()
-            p50s, p99s, worst = [], [], []
-            conn = http.client.HTTPConnection("127.0.0.1", hub.admin, timeout=60)
-            for run in range(RUNS):
+            db = os.path.join(shm, "roamhub-growth-%d-%s-%d" % (os.getpid(), label, n))
+            hubs[label] = Hub(build, "members-%s-%d" % (label, n), member_table(n),
+                              db_dir=db).start()
+            hubs[label].db_dir = db
+        stats = {label: ([], [], []) for label in hubs}
+        for run in range(RUNS):
+            for label, hub in hubs.items():
+                conn = http.client.HTTPConnection("127.0.0.1", hub.admin, timeout=60)
                 lat = []
                 probe = HealthProbe(hub)
                 probe.start()
@@ -189,11 +200,14 @@ def bench_members():
                                        {"Content-Type": "application/json"}, conn=conn)
                     lat.append(time.perf_counter() - t0)
                     assert st in (200, 201), (st, data[:200])
-                worst.append(probe.finish())
-                p50s.append(pct(lat, 0.5) * 1e3)
-                p99s.append(pct(lat, 0.99) * 1e3)
-            conn.close()
+                conn.close()
+                stats[label][2].append(probe.finish())
+                stats[label][0].append(pct(lat, 0.5) * 1e3)
+                stats[label][1].append(pct(lat, 0.99) * 1e3)
+        for label, hub in hubs.items():
             hub.stop()
+            subprocess.run(["rm", "-rf", hub.db_dir])
+            p50s, p99s, worst = stats[label]
             r = (statistics.median(p50s), statistics.median(p99s), statistics.median(worst) * 1e3)
             res[(label, n)] = r
             print("| %d | %s | %.2f | %.2f | %.1f |" % (n, label, r[0], r[1], r[2]))
@@ -201,8 +215,8 @@ def bench_members():
     for label in ("REF", "NEW"):
         f1 = res[(label, 1000)][0] / res[(label, 10)][0]
         f2 = res[(label, 10000)][0] / res[(label, 1000)][0]
-        print("\n%s write p50 growth per 10x of members: 10->1k %.2fx per 10x (%.2fx over 100x), "
-              "1k->10k %.2fx" % (label, f1 ** 0.5, f1, f2))
+        print("\n%s write p50 growth: 10 -> 1k members %.2fx (%.2fx per 10x), 1k -> 10k %.2fx"
+              % (label, f1, f1 ** 0.5, f2))
 
 
 # ------------------------------------------------------------------ stats
@@ -222,16 +236,17 @@ def bench_stats():
                               "30", str(every), str(end)], capture_output=True, text=True)
         assert out.returncode == 0, out.stderr
         buckets = int(out.stdout)
+        hubs = []
         for label, build in (("REF", REF), ("NEW", NEW)):
             hub = Hub(build, "stats-%s-%d" % (label, pairs), {"networks": [
                 {"net_id": "000013", "name": "op"}]},
                 relay={"stats_retention_days": 60, **({"stats_minute_retention_days": 60}
                                                        if label == "NEW" else {})})
             subprocess.run(["cp", "-r", db_src, os.path.join(hub.dir, "db")], check=True)
-            hub.start()
-            q = "/api/v1/stats?from=%d&to=%d&by=hour" % (start * 60, end * 60)
-            times, worst, rows_l, scan_t = [], [], [], []
-            for _ in range(RUNS):
+            hubs.append((label, hub.start(), [], [], [], []))
+        q = "/api/v1/stats?from=%d&to=%d&by=hour" % (start * 60, end * 60)
+        for _ in range(RUNS):  # interleaved
+            for label, hub, times, worst, rows_l, scan_t in hubs:
                 probe = HealthProbe(hub)
                 probe.start()
                 took = 0.0
@@ -250,16 +265,17 @@ def bench_stats():
                         break
                 times.append(took)
                 worst.append(probe.finish())
-                rows_l.append(rows)
+                rows_l.append((rows, pages))
                 # scan only: a filter that matches no bucket (the data is uplink_app)
                 t0 = time.perf_counter()
                 st, data = hub.req("GET", q + "&class=join_request",
                                    headers={"Accept-Encoding": "identity"})
                 assert st == 200 and not json.loads(data)["items"], data[:200]
                 scan_t.append(time.perf_counter() - t0)
+        for label, hub, times, worst, rows_l, scan_t in hubs:
             hub.stop()
             t, s = statistics.median(times), statistics.median(scan_t)
-            rows = rows_l[0]
+            rows, pages = rows_l[0]
             hours = len({m // 60 for m in range(start, end)})
             # buckets read by the full range: REF every minute bucket, NEW the hour roll-ups; a
             # capped REF answer read the fraction of them up to its last row (period order)
@@ -343,10 +359,10 @@ http { access_log off; keepalive_requests 1000000; keepalive_timeout 120s;
     return p, os.path.join(d, "stub.pid")
 
 
-def conns_to(p):
-    out = subprocess.run(["ss", "-Htn", "state", "established", "( dport = :%d )" % p],
+def conns_to(p, pid):
+    out = subprocess.run(["ss", "-Htnp", "state", "established", "( dport = :%d )" % p],
                          capture_output=True, text=True).stdout
-    return len([ln for ln in out.splitlines() if ln.strip()])
+    return len([ln for ln in out.splitlines() if "pid=%d," % pid in ln])
 
 
 def run_wrk(hub, homes):
@@ -359,7 +375,7 @@ def run_wrk(hub, homes):
 
     def sample():
         while not stop.is_set():
-            peak[0] = max(peak[0], conns_to(STUB))
+            peak[0] = max(peak[0], conns_to(STUB, hub.proc.pid))
             time.sleep(0.5)
     th = threading.Thread(target=sample, daemon=True)
     th.start()
@@ -400,13 +416,17 @@ def bench_homes():
                     ("NEW (1 per endpoint per worker)", NEW,
                      {"outbound_connections_per_endpoint": WORKERS}))
         for homes in (1, 1000):
+            hubs = []
             for label, build, relay in variants:
-                hub = Hub(build, "homes-%d-%s" % (homes, label.split()[0]),
+                hub = Hub(build, "homes-%d-%s" % (homes, label.split()[0] + str(len(hubs))),
                           homes_table(homes, STUB), relay=relay).start()
                 sanity(hub, homes)
-                rs = [run_wrk(hub, homes) for _ in range(RUNS)]
+                hubs.append((label, hub, []))
+            for _ in range(RUNS):  # interleaved: each variant once per round
+                for label, hub, rs in hubs:
+                    rs.append(run_wrk(hub, homes))
+            for label, hub, rs in hubs:
                 hub.stop()
-                time.sleep(1)
                 print("| %d | %s | %.0f | %.2f | %d |" % (
                     homes, label, statistics.median(r[0] for r in rs),
                     statistics.median(r[1] for r in rs), max(r[2] for r in rs)))

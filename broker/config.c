@@ -146,7 +146,7 @@ int config_defaults(rh_config_t *c)
     c->stats_flush_ms = 1000;
     c->stats_retention_days = 30;
     c->stats_minute_retention_days = 2;
-    c->outbound_conns_per_endpoint = 64;
+    c->outbound_conns_per_endpoint = 256;
     c->outbound_conns_total = 8192;
     c->pending_max = 65536;
     c->rate_limit_per_s = 5000;

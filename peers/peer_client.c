@@ -329,6 +329,7 @@ static void starved_remove(peer_client_t *c, peer_pool_t *p)
 }
 
 static void pool_pump(peer_pool_t *p);
+static void req_attach(peer_req_t *r, peer_conn_t *k);
 
 /* Gives freed total slots to the pools that waited for one, in order. */
 static void client_pump_starved(peer_client_t *c)
@@ -438,8 +439,15 @@ static void req_finish(peer_req_t *r, int status, int http_status, const uint8_t
             conn_mark_dead(k);
         } else if (k->state == CONN_LIVE && !k->req) {
             if (p->wait_head) {
-                idle_push(k);
-                schedule_reap(p); /* hands the idle connection to the next waiting request */
+                /* the next waiting request takes the connection now (its bytes are queued on
+                 * the bufferevent; nothing runs before this callback returns) */
+                peer_req_t *w = p->wait_head;
+                p->wait_head = w->wait_next;
+                if (!p->wait_head)
+                    p->wait_tail = NULL;
+                p->n_waiting--;
+                w->wait_next = NULL;
+                req_attach(w, k);
             } else if (p->client->starved_head) {
                 p->evicted++; /* another endpoint waits for a slot under max_conns_total */
                 conn_mark_dead(k);

@@ -6,11 +6,16 @@
  *   - paging: following page tokens (by rows, by scan budget, mixed) delivers exactly the rows of
  *     the unpaged query, in the same order, each once; no silent cap; tokens of another query or
  *     malformed tokens are refused;
+ *   - a database written by the version before roll-ups (minute buckets only, no META mark):
+ *     periods before the roll-ups started are summed from minutes, later ones from roll-ups, and
+ *     the totals are exact across the boundary;
  *   - the member ("party") filter and bounded pruning.
  */
 #include "rp_fixture.h"
 
 #include "rh_err.h"
+#include "rh_hex.h"
+#include "rp_internal.h" /* writes minute buckets the way the version before roll-ups did */
 
 typedef struct rows {
     rp_stats_item_t *v;
@@ -313,6 +318,94 @@ static void test_party_filter(void **state)
     rows_free(&paged);
 }
 
+/* One minute bucket in the original (pre-roll-up) layout, written straight into LMDB. */
+static void legacy_put(rp_db_t *db, int64_t minute, uint32_t f, uint32_t h, uint64_t count)
+{
+    uint8_t k[RP_KEY_STATS] = {0};
+    rh_put_be64(k, (uint64_t)minute);
+    rh_put_be32(k + 8, f);
+    rh_put_be32(k + 12, h);
+    k[16] = RP_CLASS_UPLINK_APP;
+    k[17] = RP_OUT_FORWARDED;
+    uint64_t hist[RP_STATS_HIST] = {0};
+    hist[rp_stats_hist_index(1000)] = count;
+    Roamhub__V1__StatsBucket b = ROAMHUB__V1__STATS_BUCKET__INIT;
+    b.minute = minute;
+    b.forwarder_net_id = f;
+    b.home_net_id = h;
+    b.message_class = RP_CLASS_UPLINK_APP;
+    b.outcome = RP_OUT_FORWARDED;
+    b.result_code = "";
+    b.count = count;
+    b.latency_us_sum = count * 1000;
+    b.n_latency_hist = RP_STATS_HIST;
+    b.latency_hist = hist;
+    uint8_t buf[512];
+    size_t len = roamhub__v1__stats_bucket__pack(&b, buf);
+    MDB_txn *txn;
+    assert_int_equal(mdb_txn_begin(db->env, NULL, 0, &txn), 0);
+    MDB_val kv = {sizeof k, k}, vv = {len, buf};
+    assert_int_equal(mdb_put(txn, db->dbi[RP_DBI_STATS], &kv, &vv, 0), 0);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+}
+
+static void test_upgraded_database(void **state)
+{
+    fx_t *f = *state;
+    rh_diag_t d;
+    uint64_t total = 0;
+    for (int m = 0; m < 90; m++) { /* legacy: T0 .. T0+89 */
+        legacy_put(f->db, T0 + m, 0x13, 0x505, 1 + (uint64_t)m);
+        total += 1 + (uint64_t)m;
+    }
+    rows_t before = {0};
+    assert_int_equal(rp_stats_query(f->db, T0, T0 + 240, NULL, RP_AGG_HOUR, collect, &before, &d), RH_OK);
+    assert_int_equal(before.n, 2); /* no roll-ups yet: hours summed from the minutes */
+    assert_int_equal(total_count(&before), total);
+    /* this version writes T0+90 .. T0+199 (minutes and roll-ups) */
+    for (int m = 90; m < 200; m++) {
+        rp_stats_item_t it = {.minute = T0 + m, .forwarder_net_id = 0x13, .home_net_id = 0x505,
+                              .cls = RP_CLASS_UPLINK_APP, .outcome = RP_OUT_FORWARDED,
+                              .count = 2, .latency_us_sum = 2000};
+        it.latency_hist[rp_stats_hist_index(1000)] = 2;
+        assert_int_equal(rp_stats_add(f->db, &it, 1, &d), RH_OK);
+        total += 2;
+    }
+    rows_t mi = {0}, ho = {0}, da = {0};
+    assert_int_equal(rp_stats_query(f->db, T0, T0 + 240, NULL, RP_AGG_MINUTE, collect, &mi, &d), RH_OK);
+    assert_int_equal(rp_stats_query(f->db, T0, T0 + 240, NULL, RP_AGG_HOUR, collect, &ho, &d), RH_OK);
+    assert_int_equal(rp_stats_query(f->db, T0, T0 + 240, NULL, RP_AGG_DAY, collect, &da, &d), RH_OK);
+    assert_int_equal(mi.n, 200);
+    assert_int_equal(total_count(&mi), total);
+    assert_int_equal(ho.n, 4); /* T0, T0+60 (both from minutes), T0+120, T0+180 (roll-ups) */
+    assert_int_equal(total_count(&ho), total);
+    assert_rollup_equal(&mi, &ho, 60);
+    assert_int_equal(da.n, 1);
+    assert_int_equal(total_count(&da), total);
+    /* pages across the boundary between minute-summed and rolled-up periods */
+    rows_t paged = {0};
+    char tok[RP_STATS_TOKEN_MAX] = "";
+    do {
+        rp_stats_page_t pg = {.page_token = tok, .max_rows = 1};
+        assert_int_equal(rp_stats_query_page(f->db, T0, T0 + 240, NULL, RP_AGG_HOUR, &pg, collect,
+                                             &paged, &d), RH_OK);
+        snprintf(tok, sizeof tok, "%s", pg.next);
+    } while (tok[0]);
+    assert_rows_equal(&ho, &paged);
+    /* once the minutes age out, the periods after the upgrade keep their totals */
+    assert_int_equal(rp_stats_prune_res(f->db, RP_AGG_MINUTE, T0 + 240, 0, NULL, &d), RH_OK);
+    rows_t late = {0};
+    assert_int_equal(rp_stats_query(f->db, T0 + 120, T0 + 240, NULL, RP_AGG_HOUR, collect, &late, &d), RH_OK);
+    assert_int_equal(late.n, 2);
+    assert_int_equal(total_count(&late), 80 * 2);
+    rows_free(&before);
+    rows_free(&mi);
+    rows_free(&ho);
+    rows_free(&da);
+    rows_free(&paged);
+    rows_free(&late);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -320,6 +413,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pages_cover_everything_once, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_page_tokens_refused, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_party_filter, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_upgraded_database, fx_setup, fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -676,15 +676,16 @@ static int cmd_keys(int argc, char **argv)
     return code;
 }
 
-static int cmd_query(const char *what, int argc, char **argv, const char *const *map)
+/* Turns "--flag value" options into a query string by `map` (pairs of (--flag, query name),
+ * NULL-terminated). Returns 0, or RC_USAGE after saying which option is unknown. */
+static int query_from_options(const char *what, int argc, char **argv, const char *const *map,
+                              char *q, size_t cap)
 {
-    /* map: pairs of (--flag, query name), NULL-terminated */
-    char q[2048] = "", path[2400];
     for (int i = 0; i < argc; i++) {
         int found = 0;
         for (size_t k = 0; map[k]; k += 2) {
             if (!strcmp(argv[i], map[k]) && i + 1 < argc) {
-                q_add(q, sizeof q, map[k + 1], argv[++i]);
+                q_add(q, cap, map[k + 1], argv[++i]);
                 found = 1;
                 break;
             }
@@ -694,6 +695,14 @@ static int cmd_query(const char *what, int argc, char **argv, const char *const 
             return RC_USAGE;
         }
     }
+    return 0;
+}
+
+static int cmd_query(const char *what, int argc, char **argv, const char *const *map)
+{
+    char q[2048] = "", path[2400];
+    if (query_from_options(what, argc, argv, map, q, sizeof q))
+        return RC_USAGE;
     snprintf(path, sizeof path, "/api/v1/%s%s", what, q);
     return call("GET", path, NULL, 0, 1);
 }
@@ -761,24 +770,16 @@ static int cmd_stats(int argc, char **argv, const char *const *map)
 {
     char q[2048] = "", path[2600];
     long max_pages = 0;
+    char *rest[64];
+    int n = 0;
     for (int i = 0; i < argc; i++) {
-        int found = 0;
-        if (!strcmp(argv[i], "--max-pages") && i + 1 < argc) {
+        if (!strcmp(argv[i], "--max-pages") && i + 1 < argc)
             max_pages = strtol(argv[++i], NULL, 10);
-            continue;
-        }
-        for (size_t k = 0; map[k]; k += 2) {
-            if (!strcmp(argv[i], map[k]) && i + 1 < argc) {
-                q_add(q, sizeof q, map[k + 1], argv[++i]);
-                found = 1;
-                break;
-            }
-        }
-        if (!found) {
-            fprintf(stderr, "roamctl: stats: unknown option %s\n", argv[i]);
-            return RC_USAGE;
-        }
+        else if (n < 64)
+            rest[n++] = argv[i];
     }
+    if (query_from_options("stats", n, rest, map, q, sizeof q))
+        return RC_USAGE;
     cJSON *all = NULL, *all_items = NULL;
     char token[256] = "";
     int code = RC_OK, csv = 0;

@@ -23,7 +23,6 @@ import json
 import os
 import re
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -40,12 +39,8 @@ CONNS = int(os.environ.get("CONNS", "64"))
 WORKERS = 2
 
 
-def port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
+from free_port import free_port  # noqa: E402
 
 
 class Hub:
@@ -343,7 +338,7 @@ def homes_table(n, stub):
 
 
 def stub_nginx():
-    p = port()
+    p = free_port()
     d = os.path.join(WORK, "stub")
     os.makedirs(d, exist_ok=True)
     conf = os.path.join(WORK, "stub.conf")

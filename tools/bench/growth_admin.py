@@ -181,8 +181,9 @@ def bench_members():
                               db_dir=db).start()
             hubs[label].db_dir = db
         stats = {label: ([], [], []) for label in hubs}
-        for run in range(RUNS):
-            for label, hub in hubs.items():
+        for run in range(RUNS):  # interleaved, the order reversed every other round
+            order = list(hubs.items())
+            for label, hub in (order if run % 2 == 0 else order[::-1]):
                 conn = http.client.HTTPConnection("127.0.0.1", hub.admin, timeout=60)
                 lat = []
                 probe = HealthProbe(hub)
@@ -240,8 +241,8 @@ def bench_stats():
             subprocess.run(["cp", "-r", db_src, os.path.join(hub.dir, "db")], check=True)
             hubs.append((label, hub.start(), [], [], [], []))
         q = "/api/v1/stats?from=%d&to=%d&by=hour" % (start * 60, end * 60)
-        for _ in range(RUNS):  # interleaved
-            for label, hub, times, worst, rows_l, scan_t in hubs:
+        for rnd in range(RUNS):  # interleaved, the order reversed every other round
+            for label, hub, times, worst, rows_l, scan_t in (hubs if rnd % 2 == 0 else hubs[::-1]):
                 probe = HealthProbe(hub)
                 probe.start()
                 took = 0.0
@@ -417,8 +418,8 @@ def bench_homes():
                           homes_table(homes, STUB), relay=relay).start()
                 sanity(hub, homes)
                 hubs.append((label, hub, []))
-            for _ in range(RUNS):  # interleaved: each variant once per round
-                for label, hub, rs in hubs:
+            for rnd in range(RUNS):  # interleaved, the order reversed every other round
+                for label, hub, rs in (hubs if rnd % 2 == 0 else hubs[::-1]):
                     rs.append(run_wrk(hub, homes))
             for label, hub, rs in hubs:
                 hub.stop()

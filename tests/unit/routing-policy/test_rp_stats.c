@@ -406,6 +406,58 @@ static void test_upgraded_database(void **state)
     rows_free(&late);
 }
 
+/* Rows of JoinEUI forwarders (keys 8 bytes longer) page like the others: the token carries the
+ * forwarder's identity kind and EUI, so a page can end and resume between two EUI rows. */
+static void test_pages_with_join_eui_forwarders(void **state)
+{
+    fx_t *f = *state;
+    rh_diag_t d;
+    rp_stats_item_t b[6];
+    memset(b, 0, sizeof b);
+    for (int i = 0; i < 6; i++) {
+        b[i].minute = T0 + (i % 2);
+        b[i].home_net_id = 0x505;
+        b[i].cls = RP_CLASS_JOIN_REQUEST;
+        b[i].outcome = RP_OUT_FORWARDED;
+        b[i].count = 1 + (uint64_t)i;
+        if (i < 4) {
+            b[i].forwarder_kind = RP_STATS_ID_JOIN_EUI;
+            b[i].forwarder_join_eui = 0x70B3D57ED0000000ull + (uint64_t)(i / 2);
+        } else {
+            b[i].forwarder_net_id = 0x13;
+        }
+    }
+    assert_int_equal(rp_stats_add(f->db, b, 6, &d), RH_OK);
+    for (unsigned a = 0; a < 2; a++) {
+        rp_agg_t agg = a ? RP_AGG_HOUR : RP_AGG_MINUTE;
+        rows_t all = {0}, paged = {0};
+        assert_int_equal(rp_stats_query(f->db, T0, T0 + 60, NULL, agg, collect, &all, &d), RH_OK);
+        char tok[RP_STATS_TOKEN_MAX] = "";
+        size_t pages = 0;
+        do {
+            rp_stats_page_t pg = {.page_token = tok, .max_rows = 1};
+            assert_int_equal(rp_stats_query_page(f->db, T0, T0 + 60, NULL, agg, &pg, collect,
+                                                 &paged, &d), RH_OK);
+            snprintf(tok, sizeof tok, "%s", pg.next);
+            pages++;
+        } while (tok[0]);
+        assert_int_equal(paged.n, all.n);
+        assert_true(pages >= all.n);
+        uint64_t eui_rows = 0;
+        for (size_t i = 0; i < all.n; i++) {
+            assert_int_equal(paged.v[i].forwarder_kind, all.v[i].forwarder_kind);
+            assert_true(paged.v[i].forwarder_join_eui == all.v[i].forwarder_join_eui);
+            assert_int_equal(paged.v[i].count, all.v[i].count);
+            eui_rows += all.v[i].forwarder_kind == RP_STATS_ID_JOIN_EUI;
+        }
+        assert_int_equal(all.n, a ? 3 : 6);
+        assert_int_equal(eui_rows, a ? 2 : 4);
+        assert_int_equal(total_count(&all), 21);
+        rows_free(&all);
+        rows_free(&paged);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -414,6 +466,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_page_tokens_refused, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_party_filter, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_upgraded_database, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_pages_with_join_eui_forwarders, fx_setup, fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -96,8 +96,10 @@ static void test_join_eui_forwarder_round_trip(void **state)
     assert_int_equal(out[1].count, 0);
     /* pruning removes JoinEUI rows like the others */
     size_t removed = 0;
-    assert_int_equal(rp_stats_prune(f->db, 201, &removed, &d), RH_OK);
+    assert_int_equal(rp_stats_prune_res(f->db, RP_AGG_MINUTE, 201, 0, &removed, &d), RH_OK);
     assert_int_equal(removed, 3);
+    assert_int_equal(rp_stats_prune(f->db, 100000, &removed, &d), RH_OK);
+    assert_int_equal(removed, 3 + 3); /* their hour and day roll-ups */
     /* an identity kind out of range is a bad row */
     b[0].forwarder_kind = (rp_stats_id_kind_t)7;
     assert_int_equal(rp_stats_add(f->db, b, 1, &d), RH_EINVAL);

@@ -56,7 +56,9 @@ class Hub:
                "ts002": {"address": "127.0.0.1", "port": 0},
                "admin": {"address": "127.0.0.1", "port": 0,
                          "operator_key_file": os.path.join(self.dir, "operator.key")},
-               "relay": dict({"pending_max": 1000000}, **(relay or {}))}
+               # the members run on this machine (main refuses loopback endpoints otherwise)
+               "relay": dict({"pending_max": 1000000, "endpoint_allow_ranges": ["127.0.0.0/8"]},
+                             **(relay or {}))}
         with open(os.path.join(self.dir, "hub.json"), "w") as f:
             json.dump(cfg, f)
         self.proc = None

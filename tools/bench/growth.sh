@@ -10,7 +10,10 @@
 #   index   #18.1  in the routing library alone: full index rebuild vs. the index update after
 #                  one write (tools/bench-rp), per table size
 #   startup #18.6  hub start-up on an existing database: time to listening, RSS (total/anon)
-#   (#18.2 members, #18.3 statistics, #18.5 home endpoints: helper "scadm" adds sections here)
+#   members #18.2  admin member writes p50/p99 at 10 / 1k / 10k members   } tools/bench/
+#   stats   #18.3  30-day statistics query, 10 and 1000 pairs             } growth-admin.sh
+#   homes   #18.5  the same load over 1 vs 1000 home endpoints           }
+#   (not in the default list: about 15 more minutes; -x "members stats homes")
 #
 # Tables: for SIZE blocks, SIZE DevAddr blocks (/25, 1024 per type-3 NetID) and SIZE routing
 # policies (forwarders x homes), plus the relay's own records (forwarder 000202, home 000505
@@ -425,7 +428,13 @@ section_startup() {
 }
 
 # ------------------------------------------------------------------------------ #18.2, 18.3, 18.5
-# (helper "scadm": members/endpoint writes, statistics queries, many home endpoints)
+# Member writes at 10/1k/10k members, 30-day statistics queries over 10 and 1000 pairs, and the
+# same relay load over 1 vs 1000 home endpoints: tools/bench/growth-admin.sh (its own hubs and
+# reference, interleaved); BEFORE is its reference build when given, else it builds main.
+growth_admin() { RUNS=$RUNS SECS=$SECS CONNS=$CONNS "$ROOT/tools/bench/growth-admin.sh" "$BUILD" "${BEFORE:--}" "$1"; }
+section_members() { growth_admin members; }
+section_stats() { growth_admin stats; }
+section_homes() { growth_admin homes; }
 
 # ------------------------------------------------------------------------------ main
 echo "growth benchmark: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)," \

@@ -56,11 +56,12 @@ _Static_assert(ROUTE_STRIP_SIGNAL == BI_STRIP_SIGNAL && ROUTE_STRIP_LOCATION == 
  * hex, RP002 region names). */
 static bi_dialect_t relay_dialect(const peer_endpoint_t *ep)
 {
-    bi_dialect_t d = {BI_VERSION_UNKNOWN, BI_HEX_LOWER, BI_REGION_NAMES_RP002, false};
+    bi_dialect_t d = {BI_VERSION_UNKNOWN, BI_HEX_LOWER, BI_REGION_NAMES_RP002, false, false};
     if (ep) {
         d.version = ep->protocol == PEER_PROTOCOL_1_1 ? BI_VERSION_1_1 : BI_VERSION_1_0;
         d.hex_case = ep->upper_case_hex ? BI_HEX_UPPER : BI_HEX_LOWER;
         d.region_names = ep->spec_region_names ? BI_REGION_NAMES_SPEC : BI_REGION_NAMES_RP002;
+        d.strict_enums = ep->strict_enums;
     }
     return d;
 }

@@ -1334,8 +1334,46 @@ static bool rcode_ok(uint32_t fl, const bi_dialect_t *d, bi_version_t v)
     return true;
 }
 
+/* The code a strict (closed-enum, TS002 1.0) receiver must get instead of the message's
+ * ResultCode, or -1 when the message's is acceptable (see bi_dialect_t.strict_enums). */
+static int strict_code(const bi_msg_t *m)
+{
+    if (!(m->f.present & BI_F_RESULT))
+        return -1;
+    switch (m->f.result_code) {
+    case BI_RC_FRAME_REPLAYED:
+    case BI_RC_NO_ACTION:
+        return BI_RC_OTHER;
+    case BI_RC_MALFORMED_MESSAGE:
+        return BI_RC_MALFORMED_REQUEST;
+    case BI_RC_OTHER: {
+        bool exact = false;
+        bi_result_code_parse(m->f.result_code_text ? m->f.result_code_text : "", &exact);
+        return exact ? -1 : BI_RC_OTHER; /* an unrecognised string */
+    }
+    default:
+        return -1;
+    }
+}
+
+/* Rewrites a ResultCode a strict receiver would reject, keeping the original in Description. */
+static int apply_strict(bi_msg_t *m)
+{
+    int code = strict_code(m);
+    if (code < 0)
+        return RH_OK;
+    char desc[512];
+    const char *orig = m->f.result_code_text ? m->f.result_code_text : "?";
+    const char *d0 = m->f.result_description;
+    snprintf(desc, sizeof desc, "ResultCode %.64s%s%.400s", orig, d0 && *d0 ? ": " : "",
+             d0 ? d0 : "");
+    return bi_msg_set_result(m, (bi_result_code_t)code, desc);
+}
+
 bool bi_msg_is_canonical_for(const bi_msg_t *m, const bi_dialect_t *d)
 {
+    if (d->strict_enums && strict_code(m) >= 0)
+        return false;
     uint32_t fl = m->canon;
     bi_version_t v = out_version(m, d);
     if (m->dirty || (fl & BI_CANON_NOT_RECEIVED) || v != m->f.hdr.version)
@@ -1407,6 +1445,11 @@ static void link_item_at(cJSON *parent, int at, cJSON *item)
 static int prepare(bi_msg_t *m, const bi_dialect_t *d, prep_t *st)
 {
     memset(st, 0, sizeof *st);
+    if (d->strict_enums) {
+        int r = apply_strict(m);
+        if (r)
+            return r;
+    }
     bi_version_t v = out_version(m, d);
     nctx_t n = {
         .hex = !hex_ok(m->tree, d),

@@ -250,12 +250,20 @@ typedef struct bi_dialect {
     bi_region_names_t region_names; /* RFRegion spelling (unrecognised names are kept as received) */
     bool unknown_receiver_correct;  /* emit "UnknownReceiver" instead of the spec's "UnkownReceiver"
                                        (default false: every implementation seen accepts the spec's) */
+    bool strict_enums;              /* the receiver rejects a whole message whose ResultCode is not
+                                       in TS002 1.0 Table 24 (ChirpStack's closed enum): 1.1-only
+                                       codes (FrameReplayed, NoAction) and unrecognised strings
+                                       are sent as Other, MalformedMessage as MalformedRequest,
+                                       with "ResultCode <original>: " prefixed to Description
+                                       (issue #11 item 6). Region names follow region_names. */
 } bi_dialect_t;
 
 /* Dialects of the implementations in the reference notes. */
-#define BI_DIALECT_CHIRPSTACK ((bi_dialect_t){BI_VERSION_1_0, BI_HEX_LOWER, BI_REGION_NAMES_RP002, false})
-#define BI_DIALECT_HELIUM ((bi_dialect_t){BI_VERSION_1_0, BI_HEX_UPPER, BI_REGION_NAMES_RP002, false})
-#define BI_DIALECT_TTS_1_1 ((bi_dialect_t){BI_VERSION_1_1, BI_HEX_UPPER, BI_REGION_NAMES_RP002, false})
+/* ChirpStack as the receiver of an answer: its ResultCode enum is closed (strict_enums). */
+#define BI_DIALECT_CHIRPSTACK_STRICT ((bi_dialect_t){BI_VERSION_1_0, BI_HEX_LOWER, BI_REGION_NAMES_RP002, false, true})
+#define BI_DIALECT_CHIRPSTACK ((bi_dialect_t){BI_VERSION_1_0, BI_HEX_LOWER, BI_REGION_NAMES_RP002, false, false})
+#define BI_DIALECT_HELIUM ((bi_dialect_t){BI_VERSION_1_0, BI_HEX_UPPER, BI_REGION_NAMES_RP002, false, false})
+#define BI_DIALECT_TTS_1_1 ((bi_dialect_t){BI_VERSION_1_1, BI_HEX_UPPER, BI_REGION_NAMES_RP002, false, false})
 
 /* ------------------------------------------------------------------ decode */
 

@@ -33,7 +33,7 @@ typedef struct post_ctx {
 bi_dialect_t rn_hub_dialect(const roamns_t *ns)
 {
     bi_dialect_t d = {ns->cfg.hub_protocol ? BI_VERSION_1_1 : BI_VERSION_1_0, BI_HEX_LOWER,
-                      BI_REGION_NAMES_RP002, false};
+                      BI_REGION_NAMES_RP002, false, false};
     return d;
 }
 

@@ -511,6 +511,8 @@ static bi_id_t sent_receiver_of(const relay_txn_t *t)
     const peer_endpoint_t *ep = t->route.recv_ep;
     if (t->route.kind != ROUTE_UPLINK && t->route.kind != ROUTE_HOME_NS)
         return id;
+    if (id.kind == BI_ID_EUI64 && ep->join_eui)
+        return id; /* a Join Server addressed by the device's JoinEUI */
     if (ep->net_id == 0) {
         if (id.kind != BI_ID_EUI64 && ep->join_eui) {
             id.kind = BI_ID_EUI64;

@@ -14,6 +14,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(__file__))
 from roamhub_harness import (ALL_DOWN, ALL_UP, Hub, Member, answer, member_records, merge,  # noqa: E402
                              next_txid, pr_start_req)
+import test_relay  # noqa: E402
 from test_relay import DATA_APP_B, JOIN_REQ_C, JOIN_EUI_C, dl_xmit, policy  # noqa: E402
 from test_relay_tls import fingerprint, make_ca, make_cert  # noqa: E402
 
@@ -336,6 +337,32 @@ class TtsJoinServerTest(unittest.TestCase):
             shutil.rmtree(d, ignore_errors=True)
 
 
+
+
+# The relay, policy and failure tests of test_relay.py with real products' behaviours.
+class RelayChirpstackTest(test_relay.RelayTest):
+    """Home networks and forwarders behave as ChirpStack v4."""
+    HOME_BEHAVIOUR = "chirpstack"
+    FWD_BEHAVIOUR = "chirpstack"
+
+    def test_pr_stop_and_profile_relayed_by_receiver_id(self):
+        """ChirpStack handles PRStopReq; it answers ProfileReq (not implemented) with HTTP 500,
+        which the hub turns into Other for the sender."""
+        for mt, code in (("PRStopReq", "Success"), ("ProfileReq", "Other")):
+            req = {"ProtocolVersion": "1.0", "SenderID": B, "ReceiverID": A,
+                   "TransactionID": next_txid(), "MessageType": mt, "DevEUI": "0102030405060708",
+                   "Lifetime": 0}
+            st, ans, _ = self.hub.post(req, self.b.key)
+            self.assertEqual(ans["MessageType"], mt[:-3] + "Ans")
+            self.assertEqual(ans["Result"]["ResultCode"], code, ans)
+            self.assertEqual(ans["TransactionID"], req["TransactionID"])
+            self.assertEqual(self.a.get()["MessageType"], mt)
+
+
+class RelayHeliumTest(test_relay.RelayTest):
+    """Forwarders behave as Helium's packet router; home networks as ChirpStack."""
+    HOME_BEHAVIOUR = "chirpstack"
+    FWD_BEHAVIOUR = "helium"
 
 
 if __name__ == "__main__":

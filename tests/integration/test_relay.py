@@ -43,15 +43,21 @@ def dl_xmit(sender, receiver, phy):
 
 class RelayTest(unittest.TestCase):
     """One hub with A (sync forwarder), B (sync home), C (async home), H (hung home), X (async
-    forwarder)."""
+    forwarder). Subclasses in test_peers.py run the same tests with the forwarders and home
+    networks behaving as real products (HOME_BEHAVIOUR, FWD_BEHAVIOUR: roamhub_harness.Member)."""
+
+    HOME_BEHAVIOUR = None
+    FWD_BEHAVIOUR = None
 
     @classmethod
     def setUpClass(cls):
-        cls.a = Member("netA", A, "key-A-0123456789", mode="sync")
-        cls.b = Member("netB", B, "key-B-0123456789", mode="sync", answer_fn=cls.answer_b)
-        cls.c = Member("netC", C, "key-C-0123456789", mode="async")
+        cls.a = Member("netA", A, "key-A-0123456789", mode="sync", behaviour=cls.FWD_BEHAVIOUR)
+        cls.b = Member("netB", B, "key-B-0123456789", mode="sync", answer_fn=cls.answer_b,
+                       behaviour=cls.HOME_BEHAVIOUR)
+        cls.c = Member("netC", C, "key-C-0123456789", mode="async", behaviour=cls.HOME_BEHAVIOUR)
         cls.h = Member("netH", H, "key-H-0123456789", mode="hang")
-        cls.x = Member("netX", "000404", "key-X-0123456789", mode="async")
+        cls.x = Member("netX", "000404", "key-X-0123456789", mode="async",
+                       behaviour=cls.FWD_BEHAVIOUR)
         # a Join Server (sync), reached through a join route naming it; it answers as its JoinEUI
         cls.js = Member("js1", JOIN_EUI_JS, "key-JS-0123456789", mode="sync",
                         answer_fn=lambda req: answer(req, "Success", HNetID=C))
@@ -91,6 +97,10 @@ class RelayTest(unittest.TestCase):
 
     def setUp(self):
         self.drain()
+
+    def tearDown(self):
+        for m in (self.a, self.b, self.c, self.h, self.x, self.js):
+            self.assertEqual(m.violations, [], "%s was sent what it would reject" % m.name)
 
     def set_policies(self, *policies):
         """Replaces A's policies through roamdb while the hub runs (next message sees them)."""

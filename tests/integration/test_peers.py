@@ -198,6 +198,7 @@ class PeersTest(unittest.TestCase):
             self.assertIn("HTTP 500", ans["Result"]["Description"])
         st, ans, _ = self.hub.post(pr_start_req(A, B, DATA_APP_B), self.a.key)
         self.assertEqual(ans["Result"]["ResultCode"], "Success", ans)
+        self.assertNotIn('msg="endpoint failing, backing off" peer=netB', self.hub.logs())
 
     # ---------------------------------------------------------------- item 8
     def test_join_request_too_late_for_rx_window_fails_fast(self):

@@ -237,5 +237,25 @@ console.log(JSON.stringify({mtype: p.getMType(), ack: p.getFCtrlACK(),
         self.assertEqual(checked["devaddr"], dev["dev_addr"])
 
 
+class ProductsWorldTest(RoamingTest):
+    """The same roaming world with the forwarder behaving as Helium's packet router (upper-case
+    hex; sync downlinks acknowledged with 202 "Downlink Accepted" and no XmitDataAns) and the home
+    networks as ChirpStack (role-suffixed paths "//sns", "//fns", strict enums) — issue #11."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.w = World(with_c=True, dialects={"A": "helium", "B": "chirpstack", "C": "chirpstack"})
+
+    def test_every_peer_spoke_its_dialect(self):
+        dev = abp(C_DEVICES[0])
+        rc, s, ev = self.w.roamsim([dev], uplinks=1, confirmed_ratio=1.0)
+        self.assertEqual(rc, 0, s.get("failures"))
+        downs = [e for e in ev if e["event"] == "downlink"]
+        self.assertEqual(len(downs), 1)  # C's ack went through Helium's 202 acknowledgement
+        logs = self.w.hub.logs()
+        self.assertNotIn("malformed", logs)
+        self.assertNotIn("XmitFailed", logs)
+
+
 if __name__ == "__main__":
     unittest.main()

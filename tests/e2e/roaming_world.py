@@ -88,6 +88,7 @@ class Network:
         ep = recs["endpoints"][0]
         if self.dialect == "chirpstack":
             ep["strict_enums"] = True
+            ep["js_answer_mode"] = "ANSWER_MODE_SYNC"  # ChirpStack's Join Server client is sync
         elif self.dialect == "helium":
             ep["upper_case_hex"] = True
         if self.join_eui:
@@ -143,8 +144,9 @@ class World:
     """roamhubd + networks A (forwarder with gateways, sync), B (home, async), optional C."""
 
     def __init__(self, with_c=False, policy_up=None, policy_down=None, hub_config=None,
-                 a_devices=None, dedup_ms=20, dialects=None):
-        """dialects: {"A": "helium", "B": "chirpstack", ...}: how each roamns behaves."""
+                 a_devices=None, dedup_ms=20, dialects=None, extra_records=None):
+        """dialects: {"A": "helium", "B": "chirpstack", ...}: how each roamns behaves;
+        extra_records: more roamdb records for the hub's table (e.g. a Join Server)."""
         dialects = dialects or {}
         self.dir = tempfile.mkdtemp(prefix="roamhub-e2e-")
         self.hub_port = free_port()
@@ -161,6 +163,8 @@ class World:
                 table.setdefault(k, []).extend(v)
         table["policies"] = [self.policy(self.a.net_id, n.net_id, policy_up, policy_down)
                              for n in self.networks() if n is not self.a]
+        for k, v in (extra_records or {}).items():
+            table.setdefault(k, []).extend(v)
         cfg = {"ts002": {"port": self.hub_port}, "relay": {"stats_flush_ms": 200}}
         for k, v in (hub_config or {}).items():
             cfg.setdefault(k, {}).update(v)

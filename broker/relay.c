@@ -616,15 +616,17 @@ static void forward(relay_txn_t *t)
             txn_ref(t);
             evtimer_add(t->timer, &tv);
         }
-        bi_msg_set_transaction_id(t->msg, t->pkey.txid);
     }
-    if (t->sent_receiver.kind != orig_receiver.kind ||
-        t->sent_receiver.value != orig_receiver.value)
-        bi_msg_set_receiver_id(t->msg, t->sent_receiver);
+    bool edited = (t->ans_type == BI_MT_UNKNOWN ||
+                   bi_msg_set_transaction_id(t->msg, t->pkey.txid) == RH_OK) &&
+                  (id_eq(t->sent_receiver, orig_receiver) ||
+                   bi_msg_set_receiver_id(t->msg, t->sent_receiver) == RH_OK);
     const char *body;
     size_t len;
     char *enc = NULL;
-    if (bi_msg_is_canonical_for(t->msg, &d)) {
+    if (!edited) {
+        body = NULL;
+    } else if (bi_msg_is_canonical_for(t->msg, &d)) {
         body = t->raw;
         len = t->raw_len;
     } else if (bi_msg_encode(t->msg, &d, &enc, &len) == RH_OK) {
@@ -633,8 +635,10 @@ static void forward(relay_txn_t *t)
         body = NULL;
     }
     /* the sender's own header again, for every answer built from the request */
-    bi_msg_set_transaction_id(t->msg, orig_txid);
-    bi_msg_set_receiver_id(t->msg, orig_receiver);
+    if (bi_msg_transaction_id(t->msg) != orig_txid)
+        bi_msg_set_transaction_id(t->msg, orig_txid);
+    if (!id_eq(bi_msg_header(t->msg)->receiver_id, orig_receiver))
+        bi_msg_set_receiver_id(t->msg, orig_receiver);
     if (!body) {
         complete_fail(t, RP_OUT_UNREACHABLE, "hub out of memory");
         txn_unref(t);
@@ -952,9 +956,16 @@ static void handle_request(worker_t *w, hs_req_t *req, rh_arena_t **arena)
         if (!member && dev)
             member = dev_member(req, reg, eh);
         if (member && (eh->present & BI_H_MESSAGE_TYPE) && (eh->present & BI_H_TRANSACTION_ID) &&
-            bi_msg_type_is_answer(eh->type) && peer_member_rate_allow(member, rh_mono_ns())) {
-            /* a malformed answer whose header can be read fails its transaction at once */
-            handle_answer(w, NULL, eh, err.description, body, blen, member, reg, req, arena);
+            bi_msg_type_is_answer(eh->type)) {
+            /* a malformed answer whose header can be read fails its transaction at once; the
+             * answering peer gets the reason (an answer is not answered in TS002). Nothing may
+             * allocate after handle_answer: the hand-off owns this request's arena. */
+            if (peer_member_rate_allow(member, rh_mono_ns()))
+                handle_answer(w, NULL, eh, err.description, body, blen, member, reg, req, arena);
+            char text[300];
+            int n = snprintf(text, sizeof text, "%s\n", err.description);
+            hs_reply(req, 400, "text/plain", text, (size_t)n);
+            return;
         }
         bi_msg_t *ans = NULL;
         if (bi_answer_from_error(&err, &ans) != RH_OK) {

@@ -211,6 +211,19 @@ class PeersTest(unittest.TestCase):
         self.assertLess(el, 1.0)
         self.c.assert_nothing()
 
+    def test_confirmed_uplink_too_late_for_rx2_fails_fast(self):
+        """A confirmed uplink (MType 100) heard 1.9 s ago cannot be acknowledged in RX2 (2 s)."""
+        late = (datetime.datetime.now(datetime.timezone.utc)
+                - datetime.timedelta(seconds=1.9)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        confirmed = "80" + DATA_APP_C[2:]
+        st, ans, el = self.hub.post(pr_start_req(A, C, confirmed, RecvTime=late), self.a.key)
+        self.assertIn("receive window", ans["Result"]["Description"])
+        self.assertLess(el, 1.0)
+        self.c.assert_nothing()
+        # the same frame unconfirmed is relayed: no window to meet
+        st, ans, el = self.hub.post(pr_start_req(A, C, DATA_APP_C, RecvTime=late), self.a.key)
+        self.assertEqual(ans["Result"]["ResultCode"], "Success", ans)
+
     # ---------------------------------------------------------------- item 10
     def test_placeholder_receiver_id_replaced(self):
         req = pr_start_req(A, "000000", JOIN_REQ_C)

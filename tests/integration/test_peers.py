@@ -12,8 +12,8 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from roamhub_harness import (ALL_DOWN, ALL_UP, Hub, Member, answer, member_records, merge,  # noqa: E402
-                             next_txid, pr_start_req)
+from roamhub_harness import (ALL_DOWN, ALL_UP, Hub, Member, answer, helium_spell,  # noqa: E402
+                             member_records, merge, next_txid, pr_start_req)
 import test_relay  # noqa: E402
 from test_relay import DATA_APP_B, JOIN_REQ_C, JOIN_EUI_C, dl_xmit, policy  # noqa: E402
 from test_relay_tls import fingerprint, make_ca, make_cert  # noqa: E402
@@ -147,6 +147,21 @@ class PeersTest(unittest.TestCase):
         self.assertEqual(ans["Result"]["ResultCode"], "Success", ans)
         got = self.he.get()
         self.assertEqual(got["_path"], "/helium/route/1")
+
+    def test_helium_uplink_reaches_chirpstack_in_its_spelling(self):
+        """Helium's PRStartReq ("0x"+upper-case hex, DedupWindowSize, seconds-only RecvTime, its
+        route path) reaches a ChirpStack home network in a form it accepts."""
+        req = helium_spell(pr_start_req(HE, B, DATA_APP_B))
+        req["DedupWindowSize"] = 200
+        del req["ULMetaData"]["GWInfo"][0]["ULToken"]  # Helium sends none
+        st, ans, _ = self.hub.post(req, self.he.key, path="/helium/route/1")
+        self.assertEqual(st, 200)
+        self.assertEqual(ans["Result"]["ResultCode"], "Success", ans)
+        self.assertEqual(ans["TransactionID"], req["TransactionID"])
+        got = self.b.get()
+        self.assertEqual(got["SenderID"], HE)
+        self.assertEqual(got["DedupWindowSize"], 200)
+        self.assertEqual(got["PHYPayload"], DATA_APP_B)  # plain lower-case hex for ChirpStack
 
     # ---------------------------------------------------------------- item 4
     def test_chirpstack_async_peer_gets_sync_home_ns_answer(self):

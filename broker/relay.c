@@ -180,22 +180,31 @@ static void deliver(worker_t *w, hs_req_t **req, const peer_endpoint_t *sender_e
     }
 }
 
-/* Encodes `ans` for the sender and delivers it. raw/raw_len: the answer's received bytes, used
- * unchanged when already canonical for the sender's dialect. */
+static bool edits_any(const bi_header_edit_t *e)
+{
+    return e && (e->set_txid || e->set_sender || e->set_receiver);
+}
+
+/* Encodes `ans` with the header edits e (may be NULL) for the sender and delivers it. raw/raw_len:
+ * the answer's received bytes, used unchanged — or with only the edited header values spliced
+ * in — when already canonical for the sender's dialect. */
 static void deliver_answer(worker_t *w, hs_req_t **req, const peer_endpoint_t *sender_ep,
                            bool sender_async, bi_msg_t *ans, const char *raw, size_t raw_len,
-                           bi_version_t req_version)
+                           bi_version_t req_version, const bi_header_edit_t *e)
 {
     bi_dialect_t d = relay_dialect(sender_ep);
     if (!sender_ep)
         d.version = req_version; /* answer in the version the sender spoke */
-    if (raw && bi_msg_is_canonical_for(ans, &d)) {
+    char *out = NULL;
+    size_t len = 0;
+    if (raw && !edits_any(e) && bi_msg_is_canonical_for(ans, &d)) {
         deliver(w, req, sender_ep, sender_async, raw, raw_len);
         return;
     }
-    char *out = NULL;
-    size_t len = 0;
-    if (bi_msg_encode(ans, &d, &out, &len) != RH_OK) {
+    int rc = raw && e ? bi_msg_splice_header(ans, raw, raw_len, &d, e, &out, &len) : RH_EAGAIN;
+    if (rc == RH_EAGAIN && (!e || bi_msg_apply_header_edit(ans, e) == RH_OK))
+        rc = bi_msg_encode(ans, &d, &out, &len);
+    if (rc != RH_OK) {
         if (req && *req) {
             hs_reply(*req, 500, "text/plain", "out of memory", 13);
             *req = NULL;
@@ -257,7 +266,8 @@ static void relay_reply_failure(worker_t *w, hs_req_t *req, const bi_msg_t *req_
             hs_reply(req, 200, NULL, NULL, 0);
         return;
     }
-    deliver_answer(w, &req, sender_ep, sender_async, ans, NULL, 0, bi_msg_header(req_msg)->version);
+    deliver_answer(w, &req, sender_ep, sender_async, ans, NULL, 0, bi_msg_header(req_msg)->version,
+                   NULL);
     bi_msg_free(ans);
     if (req) /* async sender whose request was not yet acknowledged */
         hs_reply(req, 200, NULL, NULL, 0);
@@ -304,21 +314,24 @@ static bool id_eq(bi_id_t a, bi_id_t b)
     return a.kind == b.kind && a.value == b.value;
 }
 
-/* Maps a receiver's answer back onto the sender's hop: the sender's own TransactionID, SenderID =
- * the ReceiverID the sender used (unless that was a placeholder NetID 000000: then the
- * receiver's own identity stays), ReceiverID = the sender's SenderID. Only what differs is set,
- * so an answer already right for the sender is still forwarded byte for byte. */
-static void map_back(const relay_txn_t *t, bi_msg_t *ans)
+/* The edits that map a receiver's answer back onto the sender's hop: the sender's own
+ * TransactionID, SenderID = the ReceiverID the sender used (unless that was a placeholder NetID
+ * 000000: then the receiver's own identity stays), ReceiverID = the sender's SenderID. Only what
+ * differs is edited, so an answer already right for the sender is still forwarded byte for byte
+ * (and otherwise with only those values spliced in, deliver_answer). */
+static bi_header_edit_t map_back(const relay_txn_t *t, const bi_msg_t *ans)
 {
     const bi_header_t *rq = bi_msg_header(t->msg);
     const bi_header_t *h = bi_msg_header(ans);
-    if (h->transaction_id != rq->transaction_id)
-        bi_msg_set_transaction_id(ans, rq->transaction_id);
+    bi_header_edit_t e = {0};
+    e.set_txid = h->transaction_id != rq->transaction_id;
+    e.txid = rq->transaction_id;
     bool placeholder = rq->receiver_id.kind == BI_ID_NETID && rq->receiver_id.value == 0;
-    if (!placeholder && !id_eq(h->sender_id, rq->receiver_id))
-        bi_msg_set_sender_id(ans, rq->receiver_id);
-    if (!id_eq(h->receiver_id, rq->sender_id))
-        bi_msg_set_receiver_id(ans, rq->sender_id);
+    e.set_sender = !placeholder && !id_eq(h->sender_id, rq->receiver_id);
+    e.sender = rq->receiver_id;
+    e.set_receiver = !id_eq(h->receiver_id, rq->sender_id);
+    e.receiver = rq->sender_id;
+    return e;
 }
 
 /* Delivers the receiver's answer to the sender (takes ownership of ans). raw/raw_len: the
@@ -328,7 +341,7 @@ static void map_back(const relay_txn_t *t, bi_msg_t *ans)
 static void relay_txn_answer(relay_txn_t *t, bi_msg_t *ans, const char *raw, size_t raw_len)
 {
     check_answer_downlink(t, ans);
-    map_back(t, ans);
+    bi_header_edit_t back = map_back(t, ans);
     const bi_fields_t *f = bi_msg_fields(ans);
     bi_result_code_t rc = (f->present & BI_F_RESULT) ? f->result_code : BI_RC_SUCCESS;
     count_outcome(t->w, txn_fwd(t), t->route.home.net_id, t->msg, t->route.cls, outcome_of(rc),
@@ -336,7 +349,7 @@ static void relay_txn_answer(relay_txn_t *t, bi_msg_t *ans, const char *raw, siz
                   t->t_recv_ns, t->sender->id);
     log_relayed(t, outcome_of(rc), bi_result_code_name(rc, BI_VERSION_1_0, true));
     deliver_answer(t->w, &t->req, t->sender_ep, t->sender_async, ans, raw, raw_len,
-                   bi_msg_header(t->msg)->version);
+                   bi_msg_header(t->msg)->version, &back);
     bi_msg_free(ans);
 }
 
@@ -617,28 +630,35 @@ static void forward(relay_txn_t *t)
             evtimer_add(t->timer, &tv);
         }
     }
-    bool edited = (t->ans_type == BI_MT_UNKNOWN ||
-                   bi_msg_set_transaction_id(t->msg, t->pkey.txid) == RH_OK) &&
-                  (id_eq(t->sent_receiver, orig_receiver) ||
-                   bi_msg_set_receiver_id(t->msg, t->sent_receiver) == RH_OK);
-    const char *body;
-    size_t len;
+    bi_header_edit_t e = {0};
+    e.set_txid = t->ans_type != BI_MT_UNKNOWN;
+    e.txid = t->pkey.txid;
+    e.set_receiver = !id_eq(t->sent_receiver, orig_receiver);
+    e.receiver = t->sent_receiver;
+    const char *body = NULL;
+    size_t len = 0;
     char *enc = NULL;
-    if (!edited) {
-        body = NULL;
-    } else if (bi_msg_is_canonical_for(t->msg, &d)) {
-        body = t->raw;
+    int rc = RH_EAGAIN;
+    if (!edits_any(&e) && bi_msg_is_canonical_for(t->msg, &d)) {
+        body = t->raw; /* forwarded byte for byte */
         len = t->raw_len;
-    } else if (bi_msg_encode(t->msg, &d, &enc, &len) == RH_OK) {
-        body = enc;
+        rc = RH_OK;
     } else {
-        body = NULL;
+        /* canonical received bytes: only the edited header values are spliced in */
+        rc = bi_msg_splice_header(t->msg, t->raw, t->raw_len, &d, &e, &enc, &len);
+        if (rc == RH_EAGAIN) {
+            rc = bi_msg_apply_header_edit(t->msg, &e);
+            if (rc == RH_OK)
+                rc = bi_msg_encode(t->msg, &d, &enc, &len);
+            /* the sender's own header again, for every answer built from the request */
+            bi_header_edit_t back = {e.set_txid, orig_txid, false, {BI_ID_NONE, 0},
+                                     e.set_receiver, orig_receiver};
+            bi_msg_apply_header_edit(t->msg, &back);
+        }
+        body = enc;
     }
-    /* the sender's own header again, for every answer built from the request */
-    if (bi_msg_transaction_id(t->msg) != orig_txid)
-        bi_msg_set_transaction_id(t->msg, orig_txid);
-    if (!id_eq(bi_msg_header(t->msg)->receiver_id, orig_receiver))
-        bi_msg_set_receiver_id(t->msg, orig_receiver);
+    if (rc != RH_OK)
+        body = NULL;
     if (!body) {
         complete_fail(t, RP_OUT_UNREACHABLE, "hub out of memory");
         txn_unref(t);
@@ -646,7 +666,7 @@ static void forward(relay_txn_t *t)
     }
     t->t_fwd_ns = rh_mono_ns();
     metrics_observe_forward(w->metrics, (t->t_fwd_ns - t->t_recv_ns) / 1000u);
-    int rc = peer_client_post(w->client, ep, NULL, body, len, NULL, 0, forward_done, t);
+    rc = peer_client_post(w->client, ep, NULL, body, len, NULL, 0, forward_done, t);
     bi_buf_free(enc);
     if (rc != RH_OK) {
         complete_fail(t, RP_OUT_UNREACHABLE,

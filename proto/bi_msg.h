@@ -389,6 +389,32 @@ int bi_msg_encode(bi_msg_t *m, const bi_dialect_t *d, char **out, size_t *len);
 /* Same into a caller buffer of cap bytes (NUL-terminated on success). Errors: RH_ERANGE when the
  * text does not fit (cJSON needs a few spare bytes), RH_ENOMEM. */
 int bi_msg_encode_to(bi_msg_t *m, const bi_dialect_t *d, char *buf, size_t cap, size_t *len);
+/* Header edits a relay applies to a message it forwards (its own TransactionID, the ReceiverID
+ * it decided, the IDs of an answer mapped back). set_* false: leave the field. */
+typedef struct bi_header_edit {
+    bool set_txid;
+    uint32_t txid;
+    bool set_sender;
+    bi_id_t sender;
+    bool set_receiver;
+    bi_id_t receiver;
+} bi_header_edit_t;
+
+/* The bytes `raw` (raw_len, exactly the body m was decoded from) with the header edits `e`
+ * written in place of the received TransactionID / SenderID / ReceiverID values — what
+ * bi_msg_encode would produce after bi_msg_apply_header_edit, without re-encoding — when m is
+ * canonical for d (bi_msg_is_canonical_for; d NULL = BI_DIALECT_CHIRPSTACK) and each edited
+ * field was received at the top level. m is not changed. *out: NUL-terminated, free with
+ * bi_buf_free; *len its length (len may be NULL). Errors: RH_EAGAIN (not possible: not
+ * canonical, not decoded from bytes, a field missing or an ID kind not NETID/EUI64 — encode
+ * instead), RH_ENOMEM. */
+int bi_msg_splice_header(const bi_msg_t *m, const char *raw, size_t raw_len, const bi_dialect_t *d,
+                         const bi_header_edit_t *e, char **out, size_t *len);
+
+/* Applies the edits e through the header setters (only fields that differ; tree and typed
+ * view). Errors as bi_msg_set_*; on error the fields before the failing one are set. */
+int bi_msg_apply_header_edit(bi_msg_t *m, const bi_header_edit_t *e);
+
 /* Frees a buffer from bi_msg_encode. NULL is a no-op. */
 void bi_buf_free(char *buf);
 

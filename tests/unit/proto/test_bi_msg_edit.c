@@ -81,6 +81,40 @@ static void test_strict_enums(void **state)
     strict_case("MICFailed", "x", "MICFailed", "x"); /* a 1.0 code stays (only re-versioned) */
 }
 
+/* bi_msg_splice_header writes exactly what apply + encode would, without re-encoding; it
+ * declines (RH_EAGAIN) when the received bytes are not canonical for the dialect. */
+static void test_splice_header(void **state)
+{
+    (void)state;
+    const char *raw = "{\"ProtocolVersion\":\"1.0\",\"SenderID\":\"000202\",\"ReceiverID\":"
+                      "\"000000\",\"TransactionID\":7,\"MessageType\":\"HomeNSReq\","
+                      "\"DevEUI\":\"0102030405060708\"}";
+    bi_msg_t *m = decode(raw);
+    bi_header_edit_t e = {true, 4000000000u, false, {BI_ID_NONE, 0}, true,
+                          {BI_ID_EUI64, 0x70b3d57ed0000b42ull}};
+    char *sp = NULL;
+    size_t splen = 0;
+    assert_int_equal(bi_msg_splice_header(m, raw, strlen(raw), &LOWER, &e, &sp, &splen), RH_OK);
+    assert_int_equal(bi_msg_transaction_id(m), 7); /* m unchanged */
+    assert_int_equal(bi_msg_apply_header_edit(m, &e), RH_OK);
+    char *enc = NULL;
+    size_t enclen = 0;
+    assert_int_equal(bi_msg_encode(m, &LOWER, &enc, &enclen), RH_OK);
+    assert_string_equal(sp, enc);
+    assert_int_equal(splen, enclen);
+    bi_buf_free(sp);
+    bi_buf_free(enc);
+    bi_msg_free(m);
+    /* upper-case hex received, lower-case wanted: not canonical, encode instead */
+    const char *up = "{\"ProtocolVersion\":\"1.0\",\"SenderID\":\"0x00020A\",\"ReceiverID\":"
+                     "\"000000\",\"TransactionID\":7,\"MessageType\":\"HomeNSReq\","
+                     "\"DevEUI\":\"0102030405060708\"}";
+    m = decode(up);
+    assert_int_equal(bi_msg_splice_header(m, up, strlen(up), &LOWER, &e, &sp, &splen), RH_EAGAIN);
+    assert_null(sp);
+    bi_msg_free(m);
+}
+
 static void test_set_hnet_id(void **state)
 {
     (void)state;
@@ -177,6 +211,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_set_hnet_id),
         cmocka_unit_test(test_strict_enums),
+        cmocka_unit_test(test_splice_header),
         cmocka_unit_test(test_drop_downlink),
         cmocka_unit_test(test_strip_gwinfo),
     };

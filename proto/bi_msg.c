@@ -1564,11 +1564,14 @@ typedef struct bi_hdr_spans {
     bi_span_t txid, sender, receiver;
 } bi_hdr_spans_t;
 
-/* Finds the header spans in `p` (n bytes, a body bi_msg_decode accepted, so valid JSON): one pass
- * tracking depth, strings and escapes; only keys of the top-level object are compared. */
-static void find_spans(const char *p, size_t n, bi_hdr_spans_t *sp)
+/* Finds the header spans in `p` (n bytes, a body bi_msg_decode accepted, so valid JSON with no
+ * duplicate keys): one pass tracking depth, strings and escapes, comparing only keys of the
+ * top-level object, and stopping as soon as the spans in `need` (1 TransactionID, 2 SenderID,
+ * 4 ReceiverID) are found — the header normally comes first, so the pass reads ~100 bytes. */
+static void find_spans(const char *p, size_t n, unsigned need, bi_hdr_spans_t *sp)
 {
     memset(sp, 0, sizeof *sp);
+    unsigned found = 0;
     int depth = 0;
     bool expect_key = false;
     bi_span_t *want = NULL; /* the value after the current top-level key is wanted here */
@@ -1588,8 +1591,12 @@ static void find_spans(const char *p, size_t n, bi_hdr_spans_t *sp)
                                                                    : NULL;
                 expect_key = false;
             } else if (depth == 1 && want) {
-                if (want != &sp->txid)
+                if (want != &sp->txid) {
                     *want = (bi_span_t){start, len};
+                    found |= want == &sp->sender ? 2u : 4u;
+                    if ((found & need) == need)
+                        return;
+                }
                 want = NULL;
             }
         } else if (c == '{' || c == '[') {
@@ -1611,6 +1618,9 @@ static void find_spans(const char *p, size_t n, bi_hdr_spans_t *sp)
                 i++;
             sp->txid = (bi_span_t){start, i - start + 1};
             want = NULL;
+            found |= 1u;
+            if ((found & need) == need)
+                return;
         }
     }
 }
@@ -1643,7 +1653,9 @@ int bi_msg_splice_header(const bi_msg_t *m, const char *raw, size_t raw_len, con
     if (!raw || !bi_msg_is_canonical_for(m, d))
         return RH_EAGAIN;
     bi_hdr_spans_t spans;
-    find_spans(raw, raw_len, &spans);
+    find_spans(raw, raw_len,
+               (e->set_txid ? 1u : 0u) | (e->set_sender ? 2u : 0u) | (e->set_receiver ? 4u : 0u),
+               &spans);
     splice_t sp[3];
     int n = 0;
     if (e->set_txid) {

@@ -343,6 +343,7 @@ static void reload(hub_t *hub)
     rh_log_set_level_name(nc.log_level);
     /* adopt the reloadable values */
     hub->cfg.request_timeout_ms = nc.request_timeout_ms;
+    peer_endpoint_set_default_timeout_ms(nc.request_timeout_ms);
     hub->cfg.rate_limit_per_s = nc.rate_limit_per_s;
     hub->cfg.stats_retention_days = nc.stats_retention_days;
     hub->cfg.stats_minute_retention_days = nc.stats_minute_retention_days;
@@ -462,6 +463,7 @@ int hub_run(rh_config_t *cfg)
     hub_t *hub = &hub_s;
     memset(hub, 0, sizeof *hub);
     hub->cfg = *cfg;
+    peer_endpoint_set_default_timeout_ms(cfg->request_timeout_ms); /* before any registry */
     hub->started_mono_ms = rh_mono_ms();
     rh_log_set_level_name(cfg->log_level);
     evthread_use_pthreads();

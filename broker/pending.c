@@ -2,6 +2,7 @@
  * with its own mutex, so workers inserting and async answers matching rarely contend. */
 #include "pending.h"
 
+#include "hub_txid.h"
 #include "rh_err.h"
 
 #include <pthread.h>
@@ -26,6 +27,8 @@ struct pending_table {
     shard_t shards[NSHARDS];
     size_t max;
     atomic_size_t count;
+    atomic_uint_fast32_t seq; /* next hub TransactionID sequence (hub_txid.h) */
+    uint8_t node;
 };
 
 static uint64_t key_hash(const pending_key_t *k)
@@ -110,6 +113,20 @@ int pending_put(pending_table_t *t, const pending_key_t *key, void *value)
     pthread_mutex_unlock(&s->mu);
     return RH_OK;
 }
+
+int pending_put_fresh(pending_table_t *t, pending_key_t *key, void *value)
+{
+    for (int i = 0; i < 64; i++) {
+        uint32_t seq = (uint32_t)atomic_fetch_add_explicit(&t->seq, 1, memory_order_relaxed);
+        key->txid = hub_txid_make(t->node, seq);
+        int rc = pending_put(t, key, value);
+        if (rc != RH_EEXIST)
+            return rc;
+    }
+    return RH_EEXIST;
+}
+
+void pending_set_node(pending_table_t *t, uint8_t node) { t->node = node; }
 
 void *pending_take(pending_table_t *t, const pending_key_t *key)
 {

@@ -35,6 +35,17 @@ void pending_free(pending_table_t *t);
  * peer's point of view), RH_EAGAIN (table full), RH_ENOMEM. */
 int pending_put(pending_table_t *t, const pending_key_t *key, void *value);
 
+/* Inserts key -> value under a fresh hub-owned TransactionID (layout in hub_txid.h): key->txid
+ * is ignored on input and set on success to hub_txid_make(node, next sequence), skipping values
+ * already pending for the same (peer, ans_type), so the ID is unique per receiver while pending.
+ * Thread-safe (one atomic counter per table). Errors: RH_EAGAIN (table full), RH_ENOMEM,
+ * RH_EEXIST (no free sequence within 64 tries: only possible with > 2^24 entries). */
+int pending_put_fresh(pending_table_t *t, pending_key_t *key, void *value);
+
+/* Sets the node number (0 .. HUB_TXID_MAX_NODE) that pending_put_fresh writes into the IDs it
+ * hands out (0 by default: a single-node hub). Call before any worker runs. */
+void pending_set_node(pending_table_t *t, uint8_t node);
+
 /* Removes and returns the value for key, or NULL when absent (never put, already taken). */
 void *pending_take(pending_table_t *t, const pending_key_t *key);
 

@@ -12,7 +12,7 @@
  * through our inbox). The references: the forward's callback holds the initial one (forward);
  * the pending-table entry holds one, inherited by whoever takes the entry (forward, handoff_cb,
  * answer_timeout_cb, txn_finish); the answer timer holds one exactly while it is pending
- * (forward_done, answer_timeout_cb, txn_finish); intake and shutdown hold one across their
+ * (forward, answer_timeout_cb, txn_finish); intake and shutdown hold one across their
  * calls. `done` is set by the first completion (answer, failure, timeout); later events only
  * drop their reference.
  */
@@ -56,11 +56,12 @@ _Static_assert(ROUTE_STRIP_SIGNAL == BI_STRIP_SIGNAL && ROUTE_STRIP_LOCATION == 
  * hex, RP002 region names). */
 static bi_dialect_t relay_dialect(const peer_endpoint_t *ep)
 {
-    bi_dialect_t d = {BI_VERSION_UNKNOWN, BI_HEX_LOWER, BI_REGION_NAMES_RP002, false};
+    bi_dialect_t d = {BI_VERSION_UNKNOWN, BI_HEX_LOWER, BI_REGION_NAMES_RP002, false, false};
     if (ep) {
         d.version = ep->protocol == PEER_PROTOCOL_1_1 ? BI_VERSION_1_1 : BI_VERSION_1_0;
         d.hex_case = ep->upper_case_hex ? BI_HEX_UPPER : BI_HEX_LOWER;
         d.region_names = ep->spec_region_names ? BI_REGION_NAMES_SPEC : BI_REGION_NAMES_RP002;
+        d.strict_enums = ep->strict_enums;
     }
     return d;
 }
@@ -179,22 +180,31 @@ static void deliver(worker_t *w, hs_req_t **req, const peer_endpoint_t *sender_e
     }
 }
 
-/* Encodes `ans` for the sender and delivers it. raw/raw_len: the answer's received bytes, used
- * unchanged when already canonical for the sender's dialect. */
+static bool edits_any(const bi_header_edit_t *e)
+{
+    return e && (e->set_txid || e->set_sender || e->set_receiver);
+}
+
+/* Encodes `ans` with the header edits e (may be NULL) for the sender and delivers it. raw/raw_len:
+ * the answer's received bytes, used unchanged — or with only the edited header values spliced
+ * in — when already canonical for the sender's dialect. */
 static void deliver_answer(worker_t *w, hs_req_t **req, const peer_endpoint_t *sender_ep,
                            bool sender_async, bi_msg_t *ans, const char *raw, size_t raw_len,
-                           bi_version_t req_version)
+                           bi_version_t req_version, const bi_header_edit_t *e)
 {
     bi_dialect_t d = relay_dialect(sender_ep);
     if (!sender_ep)
         d.version = req_version; /* answer in the version the sender spoke */
-    if (raw && bi_msg_is_canonical_for(ans, &d)) {
+    char *out = NULL;
+    size_t len = 0;
+    if (raw && !edits_any(e) && bi_msg_is_canonical_for(ans, &d)) {
         deliver(w, req, sender_ep, sender_async, raw, raw_len);
         return;
     }
-    char *out = NULL;
-    size_t len = 0;
-    if (bi_msg_encode(ans, &d, &out, &len) != RH_OK) {
+    int rc = raw && e ? bi_msg_splice_header(ans, raw, raw_len, &d, e, &out, &len) : RH_EAGAIN;
+    if (rc == RH_EAGAIN && (!e || bi_msg_apply_header_edit(ans, e) == RH_OK))
+        rc = bi_msg_encode(ans, &d, &out, &len);
+    if (rc != RH_OK) {
         if (req && *req) {
             hs_reply(*req, 500, "text/plain", "out of memory", 13);
             *req = NULL;
@@ -256,7 +266,8 @@ static void relay_reply_failure(worker_t *w, hs_req_t *req, const bi_msg_t *req_
             hs_reply(req, 200, NULL, NULL, 0);
         return;
     }
-    deliver_answer(w, &req, sender_ep, sender_async, ans, NULL, 0, bi_msg_header(req_msg)->version);
+    deliver_answer(w, &req, sender_ep, sender_async, ans, NULL, 0, bi_msg_header(req_msg)->version,
+                   NULL);
     bi_msg_free(ans);
     if (req) /* async sender whose request was not yet acknowledged */
         hs_reply(req, 200, NULL, NULL, 0);
@@ -283,6 +294,46 @@ static void check_answer_downlink(relay_txn_t *t, bi_msg_t *ans)
         bi_msg_set_result(ans, BI_RC_NO_ROAMING_AGREEMENT, desc);
 }
 
+/* One debug line per relayed message (issue #11 item 12): who sent it, who received it, the
+ * TransactionIDs on both hops (the sender's, the hub's), class, outcome, result, latency. */
+static void log_relayed(const relay_txn_t *t, rp_outcome_t outcome, const char *result)
+{
+    if (RH_LOG_DEBUG > rh_log_level)
+        return;
+    RH_LOG(RH_LOG_DEBUG, "relay",
+           "relayed type=%s sender=%s receiver=%s txid=%u hub_txid=%u class=%s outcome=%s "
+           "result=%s latency_us=%llu",
+           bi_msg_type_name(bi_msg_type(t->msg)), t->sender->id,
+           t->route.recv_ep ? t->route.recv_ep->id : "hub", bi_msg_transaction_id(t->msg),
+           t->pending || t->pkey.ans_type ? t->pkey.txid : 0, rp_class_name(t->route.cls),
+           rp_outcome_name(outcome), result, (unsigned long long)elapsed_us(t->t_recv_ns));
+}
+
+static bool id_eq(bi_id_t a, bi_id_t b)
+{
+    return a.kind == b.kind && a.value == b.value;
+}
+
+/* The edits that map a receiver's answer back onto the sender's hop: the sender's own
+ * TransactionID, SenderID = the ReceiverID the sender used (unless that was a placeholder NetID
+ * 000000: then the receiver's own identity stays), ReceiverID = the sender's SenderID. Only what
+ * differs is edited, so an answer already right for the sender is still forwarded byte for byte
+ * (and otherwise with only those values spliced in, deliver_answer). */
+static bi_header_edit_t map_back(const relay_txn_t *t, const bi_msg_t *ans)
+{
+    const bi_header_t *rq = bi_msg_header(t->msg);
+    const bi_header_t *h = bi_msg_header(ans);
+    bi_header_edit_t e = {0};
+    e.set_txid = h->transaction_id != rq->transaction_id;
+    e.txid = rq->transaction_id;
+    bool placeholder = rq->receiver_id.kind == BI_ID_NETID && rq->receiver_id.value == 0;
+    e.set_sender = !placeholder && !id_eq(h->sender_id, rq->receiver_id);
+    e.sender = rq->receiver_id;
+    e.set_receiver = !id_eq(h->receiver_id, rq->sender_id);
+    e.receiver = rq->sender_id;
+    return e;
+}
+
 /* Delivers the receiver's answer to the sender (takes ownership of ans). raw/raw_len: the
  * answer's received bytes, forwarded unchanged when already right for the sender (a policy
  * rewrite marks the message mutated, so it is then re-encoded); NULL for an answer the hub
@@ -290,13 +341,15 @@ static void check_answer_downlink(relay_txn_t *t, bi_msg_t *ans)
 static void relay_txn_answer(relay_txn_t *t, bi_msg_t *ans, const char *raw, size_t raw_len)
 {
     check_answer_downlink(t, ans);
+    bi_header_edit_t back = map_back(t, ans);
     const bi_fields_t *f = bi_msg_fields(ans);
     bi_result_code_t rc = (f->present & BI_F_RESULT) ? f->result_code : BI_RC_SUCCESS;
     count_outcome(t->w, txn_fwd(t), t->route.home.net_id, t->msg, t->route.cls, outcome_of(rc),
                   rc == BI_RC_SUCCESS ? NULL : bi_result_code_name(rc, BI_VERSION_1_0, true),
                   t->t_recv_ns, t->sender->id);
+    log_relayed(t, outcome_of(rc), bi_result_code_name(rc, BI_VERSION_1_0, true));
     deliver_answer(t->w, &t->req, t->sender_ep, t->sender_async, ans, raw, raw_len,
-                   bi_msg_header(t->msg)->version);
+                   bi_msg_header(t->msg)->version, &back);
     bi_msg_free(ans);
 }
 
@@ -311,6 +364,7 @@ static void relay_txn_fail(relay_txn_t *t, bi_result_code_t code, const char *de
            bi_result_code_name(code, BI_VERSION_1_0, true), description, t->sender->id,
            netid_text(t->route.fwd.net_id, fwd), netid_text(t->route.home.net_id, home),
            bi_msg_transaction_id(t->msg));
+    log_relayed(t, outcome, bi_result_code_name(code, BI_VERSION_1_0, true));
     relay_reply_failure(t->w, t->req, t->msg, t->sender_ep, t->sender_async, code, description,
                         outcome, t->route.cls, txn_fwd(t), t->route.home.net_id);
     t->req = NULL;
@@ -359,22 +413,56 @@ static void answer_timeout_cb(evutil_socket_t fd, short ev, void *arg)
         t->pending = false;
         txn_unref(t); /* the entry's reference; the timer's keeps t alive */
     }
-    complete_fail(t, RP_OUT_TIMEOUT, "receiver did not answer in time");
+    complete_fail(t, RP_OUT_TIMEOUT,
+                  t->rx_limited ? "receiver did not answer before the device's receive window"
+                                : "receiver did not answer in time");
     arena_enter(NULL);
     txn_unref(t);
 }
 
 /* Checks that a receiver's answer in an HTTP response answers this transaction. The response
- * correlates it already, so only the answer type must match; a TransactionID that differs is a
- * peer bug we count ("answer_txid_mismatch") but do not turn into a lost answer. */
+ * correlates it already, so only the answer type must match; a TransactionID other than the
+ * hub-owned one it was sent with is a peer bug we count ("answer_txid_mismatch") but do not turn
+ * into a lost answer. */
 static bool answer_matches(const relay_txn_t *t, const bi_msg_t *ans)
 {
     const bi_header_t *h = bi_msg_header(ans);
     if (h->type != t->ans_type)
         return false;
-    if (h->transaction_id != bi_msg_transaction_id(t->msg))
+    if (h->transaction_id != t->pkey.txid)
         metrics_event(t->w->metrics, "answer_txid_mismatch");
     return true;
+}
+
+/* Fails the transaction because the receiver's answer is malformed (its header could be read,
+ * so it is this transaction's answer): at once, with what was wrong. Logged at info: a receiver
+ * can produce at most one such line per request the hub sent it. */
+static void fail_malformed_answer(relay_txn_t *t, const char *why)
+{
+    char what[360];
+    snprintf(what, sizeof what, "receiver's answer is malformed: %s", why);
+    RH_LOG(RH_LOG_INFO, "relay", "malformed answer receiver=%s hub_txid=%u reason=\"%s\"",
+           t->route.recv_ep ? t->route.recv_ep->id : "-", t->pkey.txid, why);
+    metrics_event(t->w->metrics, "malformed_answer");
+    complete_fail(t, RP_OUT_RECEIVER_ERROR, what);
+}
+
+/* A 2xx response whose body is not a TS002 answer (empty, "{}", Helium's "Downlink Accepted")
+ * acknowledges the request: the answer, if any, follows as a POST to the hub, within the
+ * deadline armed at forward. A sync forwarder that accepts a downlink this way sends no
+ * XmitDataAns at all (Helium on sync routes): the downlink was queued, so the home network gets
+ * Success, not XmitFailed. */
+static void acknowledged(relay_txn_t *t, int http_status)
+{
+    if (t->route.kind != ROUTE_DOWNLINK || t->route.recv_ep->async_answers ||
+        t->ans_type != BI_MT_XMIT_DATA_ANS)
+        return;
+    char desc[96];
+    snprintf(desc, sizeof desc, "forwarder accepted the downlink (HTTP %d) without an XmitDataAns",
+             http_status);
+    bi_msg_t *ans = NULL;
+    if (bi_answer_new(t->msg, BI_RC_SUCCESS, desc, &ans) == RH_OK)
+        complete_answer(t, ans, NULL, 0);
 }
 
 static void forward_done(int status, int http_status, const uint8_t *body, size_t len, void *arg)
@@ -398,91 +486,187 @@ static void forward_done(int status, int http_status, const uint8_t *body, size_
         if (txn_finish(t)) {
             count_outcome(t->w, txn_fwd(t), t->route.home.net_id, t->msg, t->route.cls,
                           RP_OUT_FORWARDED, NULL, t->t_recv_ns, t->sender->id);
-        }
-    } else if (t->route.recv_ep->async_answers) {
-        if (len == 0 || (len == 2 && memcmp(body, "{}", 2) == 0)) {
-            /* acknowledged: wait for the answer (unless it already came) */
-            if (t->pending && !t->done) {
-                struct timeval tv = {t->route.recv_ep->timeout_ms / 1000,
-                                     (t->route.recv_ep->timeout_ms % 1000) * 1000};
-                /* Ownership rule of the answer timer: the timer holds one reference exactly
-                 * while it is pending. It is released by whoever makes it non-pending: the
-                 * timer's own callback when it fires (answer_timeout_cb), or txn_finish when
-                 * the transaction completes first (answer, failure, shutdown) and cancels it.
-                 * No other code deletes the timer. */
-                txn_ref(t);
-                evtimer_add(t->timer, &tv);
-            }
-        } else {
-            /* an async peer that answered in the body anyway: accept it */
-            bi_msg_t *ans = NULL;
-            if (bi_msg_decode((const char *)body, len, &ans, NULL) == RH_OK &&
-                answer_matches(t, ans))
-                complete_answer(t, ans, (const char *)body, len);
-            else {
-                bi_msg_free(ans);
-            }
+            log_relayed(t, RP_OUT_FORWARDED, "-");
         }
     } else {
         bi_msg_t *ans = NULL;
         bi_error_t err;
-        if (len == 0) {
-            complete_fail(t, RP_OUT_UNREACHABLE, "receiver acknowledged without an answer");
-        } else if (bi_msg_decode((const char *)body, len, &ans, &err) != RH_OK) {
-            char what[320];
-            snprintf(what, sizeof what, "receiver's answer is malformed: %s", err.description);
-            complete_fail(t, RP_OUT_UNREACHABLE, what);
-        } else if (!answer_matches(t, ans)) {
-            bi_msg_free(ans);
-            complete_fail(t, RP_OUT_UNREACHABLE, "receiver's answer does not match the request");
+        memset(&err.hdr, 0, sizeof err.hdr);
+        if (len > 0 && bi_msg_decode((const char *)body, len, &ans, &err) == RH_OK) {
+            if (answer_matches(t, ans)) {
+                complete_answer(t, ans, (const char *)body, len);
+            } else {
+                char what[128];
+                snprintf(what, sizeof what, "MessageType %s, expected %s",
+                         bi_msg_type_name(bi_msg_type(ans)) ? bi_msg_type_name(bi_msg_type(ans))
+                                                            : "?",
+                         bi_msg_type_name(t->ans_type));
+                bi_msg_free(ans);
+                fail_malformed_answer(t, what);
+            }
+        } else if (len > 0 && (err.hdr.present & BI_H_MESSAGE_TYPE)) {
+            fail_malformed_answer(t, err.description);
         } else {
-            complete_answer(t, ans, (const char *)body, len);
+            acknowledged(t, http_status);
         }
     }
     arena_enter(NULL);
     txn_unref(t);
 }
 
-/* Sends the (possibly stripped) request to t->route.recv_ep. */
+/* The ReceiverID the forwarded request names (issue #11 item 10): when the hub decided the
+ * receiver (uplinks by DevAddr block or join route, HomeNSReq by join route) and the sender's
+ * ReceiverID is not an identity of that receiver (a placeholder 000000, another network), the
+ * receiver's own NetID — or, for a Join Server endpoint, its JoinEUI. */
+static bi_id_t sent_receiver_of(const relay_txn_t *t)
+{
+    bi_id_t id = bi_msg_header(t->msg)->receiver_id;
+    const peer_endpoint_t *ep = t->route.recv_ep;
+    if (t->route.kind != ROUTE_UPLINK && t->route.kind != ROUTE_HOME_NS)
+        return id;
+    if (id.kind == BI_ID_EUI64 && ep->join_eui)
+        return id; /* a Join Server addressed by the device's JoinEUI */
+    if (ep->net_id == 0) {
+        if (id.kind != BI_ID_EUI64 && ep->join_eui) {
+            id.kind = BI_ID_EUI64;
+            id.value = ep->join_eui;
+        }
+        return id;
+    }
+    if (id.kind == BI_ID_NETID) {
+        if (id.value == ep->net_id)
+            return id;
+        const peer_member_t *m = NULL;
+        peer_registry_member_by_netid(t->reg, ep->net_id, ep->tenant_id, &m);
+        for (size_t i = 0; m && i < m->n_net_ids; i++)
+            if (m->net_ids[i] == id.value)
+                return id;
+    }
+    id.kind = BI_ID_NETID;
+    id.value = ep->net_id;
+    return id;
+}
+
+/* Class A receive delays (LoRaWAN 1.0.x §3.3, RP002 defaults): the latest window of a
+ * join-accept opens JOIN_ACCEPT_DELAY2 = 6 s after the join-request, of a data downlink
+ * RECEIVE_DELAY2 = 2 s after the uplink. */
+#define RX2_JOIN_MS 6000
+#define RX2_DATA_MS 2000
+#define RX_MARGIN_MS 300    /* what the forwarder needs to schedule the frame */
+#define RECV_TIME_SANE_MS 30000 /* a RecvTime further away than this is a clock we do not trust */
+
+/* How long the hub waits for the answer: the receiver's timeout, cut to the device's receive
+ * window for a join-request or a confirmed uplink whose RecvTime is known and plausible (within
+ * RECV_TIME_SANE_MS of the hub's clock). 0: the window has already passed. */
+static uint32_t answer_wait_ms(relay_txn_t *t)
+{
+    uint32_t wait = t->route.recv_ep->timeout_ms;
+    t->rx_limited = false;
+    if (t->route.kind != ROUTE_UPLINK)
+        return wait;
+    const bi_fields_t *f = bi_msg_fields(t->msg);
+    if (!(f->present & BI_F_UL_META) || !(f->ul.present & BI_UL_RECV_TIME) ||
+        !(f->present & BI_F_PHY_PAYLOAD) || f->phy_payload_len < 1)
+        return wait;
+    unsigned mtype = f->phy_payload[0] >> 5;
+    int64_t rx2;
+    if (mtype == 0)
+        rx2 = RX2_JOIN_MS;
+    else if (mtype == 4)
+        rx2 = RX2_DATA_MS;
+    else
+        return wait;
+    int64_t recv_ms = f->ul.recv_time.sec * 1000 + f->ul.recv_time.nsec / 1000000;
+    int64_t now = rh_real_ms();
+    if (recv_ms > now + RECV_TIME_SANE_MS || recv_ms < now - RECV_TIME_SANE_MS)
+        return wait;
+    int64_t left = recv_ms + rx2 - RX_MARGIN_MS - now;
+    if (left >= (int64_t)wait)
+        return wait;
+    t->rx_limited = true;
+    return left > 0 ? (uint32_t)left : 0;
+}
+
+/* Sends the (possibly stripped) request to t->route.recv_ep under a hub-owned TransactionID
+ * (hub_txid.h) and the ReceiverID of sent_receiver_of, and arms the answer deadline. The
+ * request's own header is restored after encoding: answers to the sender are built from it. */
 static void forward(relay_txn_t *t)
 {
     worker_t *w = t->w;
-    bi_dialect_t d = relay_dialect(t->route.recv_ep);
-    const char *body;
-    size_t len;
-    char *enc = NULL;
-    if (bi_msg_is_canonical_for(t->msg, &d)) {
-        body = t->raw;
-        len = t->raw_len;
-    } else {
-        if (bi_msg_encode(t->msg, &d, &enc, &len) != RH_OK) {
-            complete_fail(t, RP_OUT_UNREACHABLE, "hub out of memory");
-            txn_unref(t);
-            return;
-        }
-        body = enc;
+    const peer_endpoint_t *ep = t->route.recv_ep;
+    bi_dialect_t d = relay_dialect(ep);
+    const bi_header_t *h = bi_msg_header(t->msg);
+    uint32_t orig_txid = h->transaction_id;
+    bi_id_t orig_receiver = h->receiver_id;
+    t->sent_receiver = sent_receiver_of(t);
+    t->wait_ms = answer_wait_ms(t);
+    if (t->wait_ms == 0) {
+        complete_fail(t, RP_OUT_TIMEOUT,
+                      "too late: the answer can no longer reach the device's receive window");
+        txn_unref(t);
+        return;
     }
-    if (t->ans_type != BI_MT_UNKNOWN && t->route.recv_ep->async_answers) {
-        t->pkey.peer = route_answerer_id(t->reg, t->route.recv_ep);
-        t->pkey.txid = bi_msg_transaction_id(t->msg);
+    if (t->ans_type != BI_MT_UNKNOWN) {
+        t->pkey.peer = route_answerer_id(t->reg, ep);
         t->pkey.ans_type = (uint32_t)t->ans_type;
-        int rc = pending_put(w->pending, &t->pkey, t);
+        int rc = pending_put_fresh(w->pending, &t->pkey, t);
         if (rc != RH_OK) {
-            bi_buf_free(enc);
-            complete_fail(t, RP_OUT_UNREACHABLE,
-                          rc == RH_EEXIST ? "TransactionID already in flight to that receiver"
-                                          : "hub overloaded: too many pending transactions");
+            complete_fail(t, RP_OUT_UNREACHABLE, "hub overloaded: too many pending transactions");
             txn_unref(t);
             return;
         }
         t->pending = true;
         txn_ref(t); /* the pending entry's reference, inherited by whoever takes the entry */
         t->timer = evtimer_new(w->base, answer_timeout_cb, t);
+        if (t->timer) {
+            /* The deadline of the answer, sync or async (a sync receiver may acknowledge and
+             * answer later). A sync receiver's own HTTP deadline ends first unless the receive
+             * window cut it. Ownership rule of the answer timer: it holds one reference exactly
+             * while it is pending, released by whoever makes it non-pending: its own callback
+             * (answer_timeout_cb) or txn_finish, which cancels it. No other code deletes it. */
+            uint32_t ms = t->wait_ms + (ep->async_answers || t->rx_limited ? 0 : 50);
+            struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+            txn_ref(t);
+            evtimer_add(t->timer, &tv);
+        }
+    }
+    bi_header_edit_t e = {0};
+    e.set_txid = t->ans_type != BI_MT_UNKNOWN;
+    e.txid = t->pkey.txid;
+    e.set_receiver = !id_eq(t->sent_receiver, orig_receiver);
+    e.receiver = t->sent_receiver;
+    const char *body = NULL;
+    size_t len = 0;
+    char *enc = NULL;
+    int rc = RH_EAGAIN;
+    if (!edits_any(&e) && bi_msg_is_canonical_for(t->msg, &d)) {
+        body = t->raw; /* forwarded byte for byte */
+        len = t->raw_len;
+        rc = RH_OK;
+    } else {
+        /* canonical received bytes: only the edited header values are spliced in */
+        rc = bi_msg_splice_header(t->msg, t->raw, t->raw_len, &d, &e, &enc, &len);
+        if (rc == RH_EAGAIN) {
+            rc = bi_msg_apply_header_edit(t->msg, &e);
+            if (rc == RH_OK)
+                rc = bi_msg_encode(t->msg, &d, &enc, &len);
+            /* the sender's own header again, for every answer built from the request */
+            bi_header_edit_t back = {e.set_txid, orig_txid, false, {BI_ID_NONE, 0},
+                                     e.set_receiver, orig_receiver};
+            bi_msg_apply_header_edit(t->msg, &back);
+        }
+        body = enc;
+    }
+    if (rc != RH_OK)
+        body = NULL;
+    if (!body) {
+        complete_fail(t, RP_OUT_UNREACHABLE, "hub out of memory");
+        txn_unref(t);
+        return;
     }
     t->t_fwd_ns = rh_mono_ns();
     metrics_observe_forward(w->metrics, (t->t_fwd_ns - t->t_recv_ns) / 1000u);
-    int rc =
-        peer_client_post(w->client, t->route.recv_ep, NULL, body, len, NULL, 0, forward_done, t);
+    rc = peer_client_post(w->client, ep, NULL, body, len, NULL, 0, forward_done, t);
     bi_buf_free(enc);
     if (rc != RH_OK) {
         complete_fail(t, RP_OUT_UNREACHABLE,
@@ -499,8 +683,9 @@ static void forward(relay_txn_t *t)
 
 typedef struct handoff {
     relay_txn_t *t;
-    bi_msg_t *ans;
+    bi_msg_t *ans;     /* NULL when the answer failed (fail says why) */
     rh_arena_t *arena; /* the answer's cJSON memory (the answering request's arena) */
+    char fail[400];    /* non-empty: fail the transaction with this, the answer is unusable */
     size_t raw_len;
     char raw[]; /* the answer's received bytes */
 } handoff_t;
@@ -512,29 +697,56 @@ static void handoff_cb(worker_t *w, void *arg)
     relay_txn_t *t = h->t;
     t->pending = false; /* the entry (and its reference) was taken by the answering worker */
     arena_enter(h->arena);
-    complete_answer(t, h->ans, h->raw, h->raw_len); /* frees the answer */
+    if (h->fail[0]) {
+        bi_msg_free(h->ans);
+        fail_malformed_answer(t, h->fail);
+    } else {
+        complete_answer(t, h->ans, h->raw, h->raw_len); /* frees the answer */
+    }
     arena_enter(NULL);
     arena_free(h->arena); /* the timer (and its reference) went in complete_answer's txn_finish */
     free(h);
     txn_unref(t); /* the entry's reference */
 }
 
-/* An *Ans message arrived from the authenticated member `from` (its SenderID already checked to
- * be one of the member's NetIDs). Pending transactions are keyed by the member expected to
- * answer, not by a NetID: a home network may answer with another of its NetIDs than the one the
- * request was routed by (ChirpStack's primary vs secondary NetIDs). */
-static void handle_answer(worker_t *w, bi_msg_t *ans, const char *raw, size_t raw_len,
-                          const peer_member_t *from, rh_arena_t **arena)
+static const char *tenant_of(const peer_member_t *m);
+
+/* The SenderID check for answers (issue #11 item 1), made after the answer matched a
+ * transaction of the member that sent it: the SenderID may be what the hub sent the request to
+ * (ChirpStack answers with SenderID = the request's ReceiverID, e.g. a secondary NetID), a NetID
+ * the member may speak for, or the JoinEUI of a Join Server endpoint the member owns.
+ * t->sent_receiver is written before the pending entry is published, so reading it here, on the
+ * answering worker, is safe. */
+static bool answer_sender_ok(const relay_txn_t *t, const bi_header_t *h,
+                             const peer_member_t *from, peer_registry_t *reg, hs_req_t *req)
 {
-    const bi_header_t *h = bi_msg_header(ans);
+    if (id_eq(h->sender_id, t->sent_receiver))
+        return true;
+    if (h->sender_id.kind == BI_ID_NETID)
+        return peer_member_check_sender(from, (uint32_t)h->sender_id.value, tenant_of(from),
+                                        hs_req_peer_addr(req)) == RH_OK;
+    const peer_endpoint_t *ep = NULL;
+    peer_registry_endpoint_by_join_eui(reg, h->sender_id.value, &ep);
+    return ep && peer_member_may_send_as(from, ep->net_id, NULL);
+}
+
+/* An answer posted to the hub by the authenticated member `from`: ans decoded (why NULL), or
+ * only its header h could be read (ans NULL, why = what is wrong: the transaction fails at once
+ * with that, item 11). Matched first, by the member expected to answer and the hub-owned
+ * TransactionID (and answer type): pending entries are keyed by member, not NetID, since a home
+ * network may answer with another of its NetIDs than the one the request was routed by. An
+ * answer matching nothing is counted and dropped. */
+static void handle_answer(worker_t *w, bi_msg_t *ans, const bi_header_t *h, const char *why,
+                          const char *raw, size_t raw_len, const peer_member_t *from,
+                          peer_registry_t *reg, hs_req_t *req, rh_arena_t **arena)
+{
     pending_key_t key = {
         .peer = peer_hash_str(from->id), .txid = h->transaction_id, .ans_type = (uint32_t)h->type};
     relay_txn_t *t = pending_take(w->pending, &key);
     if (!t) {
         metrics_event(w->metrics, "unmatched_answer");
-        RH_LOG(RH_LOG_INFO, "relay",
-               "answer matches no pending transaction, dropped type=%s "
-               "txid=%u",
+        RH_LOG(RH_LOG_DEBUG, "relay",
+               "answer matches no pending transaction, dropped peer=%s type=%s txid=%u", from->id,
                bi_msg_type_name(h->type), h->transaction_id);
         bi_msg_free(ans);
         return;
@@ -543,6 +755,20 @@ static void handle_answer(worker_t *w, bi_msg_t *ans, const char *raw, size_t ra
     if (!ho) {
         bi_msg_free(ans);
         return; /* the owner's timer will fail the transaction */
+    }
+    ho->fail[0] = '\0';
+    if (why) {
+        snprintf(ho->fail, sizeof ho->fail, "%s", why);
+    } else if (!answer_sender_ok(t, h, from, reg, req)) {
+        char sid[20], sent[20];
+        snprintf(sid, sizeof sid, h->sender_id.kind == BI_ID_NETID ? "%06llx" : "%016llx",
+                 (unsigned long long)h->sender_id.value);
+        snprintf(sent, sizeof sent, t->sent_receiver.kind == BI_ID_NETID ? "%06llx" : "%016llx",
+                 (unsigned long long)t->sent_receiver.value);
+        snprintf(ho->fail, sizeof ho->fail,
+                 "SenderID %s is neither a NetID of member %s nor the ReceiverID %s the request "
+                 "was sent to", sid, from->id, sent);
+        metrics_event(w->metrics, "sender_refused");
     }
     ho->t = t;
     ho->ans = ans;
@@ -572,13 +798,6 @@ typedef struct conn_auth {
     const peer_member_t *bearer_member;
     char bearer[160]; /* the Authorization value it was computed for */
 } conn_auth_t;
-
-static const char *route_path_ok(const char *p)
-{
-    if (!strcmp(p, "/") || !strcmp(p, "/fns") || !strcmp(p, "/sns") || !strcmp(p, "/hns"))
-        return p;
-    return NULL;
-}
 
 /* Authenticates by TLS client certificate or Bearer key. Returns 0 and *m (may stay NULL when
  * no credentials were presented), or an HTTP status to refuse with. */
@@ -635,6 +854,27 @@ static const char *tenant_of(const peer_member_t *m)
 }
 
 static void handle_request(worker_t *w, hs_req_t *req, rh_arena_t **arena);
+
+/* The development loopback identity (relay.dev_loopback_unauthenticated): the member owning the
+ * header's SenderID NetID, for an unauthenticated request from 127.0.0.1; else NULL. */
+static const peer_member_t *dev_member(hs_req_t *req, peer_registry_t *reg, const bi_header_t *h)
+{
+    const peer_member_t *m = NULL;
+    if (!(h->present & BI_H_SENDER_ID) || h->sender_id.kind != BI_ID_NETID ||
+        !hs_req_peer_is_loopback(req))
+        return NULL;
+    struct sockaddr_in lo = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001)};
+    peer_registry_auth_dev_loopback(reg, true, (struct sockaddr *)&lo,
+                                    (uint32_t)h->sender_id.value, &m);
+    return m;
+}
+
+/* Requests a network server sends in its Join Server client role. */
+static bool is_js_request(bi_msg_type_t t)
+{
+    return t == BI_MT_HOME_NS_REQ || t == BI_MT_JOIN_REQ || t == BI_MT_REJOIN_REQ ||
+           t == BI_MT_APP_SKEY_REQ;
+}
 
 /* The protocol-neutral view of a decoded TS002 request for route_decide. */
 static void view_of(const relay_txn_t *t, const bi_header_t *h, route_msg_t *v)
@@ -698,11 +938,9 @@ static void handle_request(worker_t *w, hs_req_t *req, rh_arena_t **arena)
         hs_reply(req, atomic_load(w->draining) ? 503 : 200, "text/plain", "ok\n", 3);
         return;
     }
-    if (!route_path_ok(path)) {
-        hs_reply(req, 404, "text/plain", "not found: TS002 endpoints are /, /fns, /sns, /hns\n",
-                 51);
-        return;
-    }
+    /* TS002 POSTs are accepted on any path (issue #11 item 5): ChirpStack posts to SERVER/sns or
+     * /fns (//sns with a trailing slash in its URL), Helium to its route's configured path, and
+     * ChirpStack's own server accepts any path. The body says what the message is. */
     if (strcmp(hs_req_method(req), "POST") != 0) {
         hs_reply(req, 405, "text/plain", "TS002 messages are POSTed\n", 26);
         return;
@@ -734,6 +972,21 @@ static void handle_request(worker_t *w, hs_req_t *req, rh_arena_t **arena)
     bi_error_t err;
     if (bi_msg_decode(body, blen, &msg, &err) != RH_OK) {
         metrics_event(w->metrics, "malformed");
+        const bi_header_t *eh = &err.hdr;
+        if (!member && dev)
+            member = dev_member(req, reg, eh);
+        if (member && (eh->present & BI_H_MESSAGE_TYPE) && (eh->present & BI_H_TRANSACTION_ID) &&
+            bi_msg_type_is_answer(eh->type)) {
+            /* a malformed answer whose header can be read fails its transaction at once; the
+             * answering peer gets the reason (an answer is not answered in TS002). Nothing may
+             * allocate after handle_answer: the hand-off owns this request's arena. */
+            if (peer_member_rate_allow(member, rh_mono_ns()))
+                handle_answer(w, NULL, eh, err.description, body, blen, member, reg, req, arena);
+            char text[300];
+            int n = snprintf(text, sizeof text, "%s\n", err.description);
+            hs_reply(req, 400, "text/plain", text, (size_t)n);
+            return;
+        }
         bi_msg_t *ans = NULL;
         if (bi_answer_from_error(&err, &ans) != RH_OK) {
             char text[300];
@@ -758,17 +1011,28 @@ static void handle_request(worker_t *w, hs_req_t *req, rh_arena_t **arena)
 
     /* who is speaking: member's NetIDs must include SenderID */
     uint64_t sender_id = h->sender_id.value;
-    if (!member && dev && h->sender_id.kind == BI_ID_NETID) {
-        struct sockaddr_in lo = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001)};
-        if (hs_req_peer_is_loopback(req))
-            peer_registry_auth_dev_loopback(reg, true, (struct sockaddr *)&lo, (uint32_t)sender_id,
-                                            &member);
-    }
+    if (!member && dev)
+        member = dev_member(req, reg, h);
     if (!member) {
         metrics_event(w->metrics, "unauthenticated");
         bi_msg_free(msg);
         hs_reply_ex(req, 401, "text/plain", "WWW-Authenticate: Bearer\r\n",
                     "authentication required\n", 24);
+        return;
+    }
+
+    /* answers are matched to their transaction first (by the answering member and the hub-owned
+     * TransactionID), then their SenderID is checked against what the request was sent to; the
+     * HTTP response only acknowledges */
+    if (bi_msg_type_is_answer(h->type)) {
+        if (!peer_member_rate_allow(member, rh_mono_ns())) {
+            metrics_event(w->metrics, "rate_limited");
+            bi_msg_free(msg);
+            hs_reply(req, 429, "text/plain", "rate limit exceeded: retry later\n", 33);
+            return;
+        }
+        handle_answer(w, msg, h, NULL, body, blen, member, reg, req, arena);
+        hs_reply(req, 200, NULL, NULL, 0);
         return;
     }
     const char *tenant = tenant_of(member);
@@ -787,7 +1051,9 @@ static void handle_request(worker_t *w, hs_req_t *req, rh_arena_t **arena)
             RH_LOG(RH_LOG_WARN, "security", "sender refused peer=%s joineui=%016llx remote=%s",
                    member->id, (unsigned long long)sender_id, hs_req_peer_addr(req));
     }
-    bool sender_async = sender_ep && sender_ep->async_answers;
+    /* the mode the sender expects its answer in, per role (item 4 of #11) */
+    bool sender_async =
+        sender_ep && (is_js_request(h->type) ? sender_ep->answer_async_js : sender_ep->answer_async);
     if (!sender_ok) {
         metrics_event(w->metrics, "sender_refused");
         char desc[128];
@@ -809,13 +1075,6 @@ static void handle_request(worker_t *w, hs_req_t *req, rh_arena_t **arena)
                             "rate limit exceeded: retry later", RP_OUT_UNAUTHORIZED, RP_CLASS_OTHER,
                             relay_fwd_of_sender(msg), 0);
         bi_msg_free(msg);
-        return;
-    }
-
-    /* answers close pending transactions; the HTTP response only acknowledges */
-    if (bi_msg_type_is_answer(h->type)) {
-        handle_answer(w, msg, body, blen, member, arena); /* copies the body before the reply */
-        hs_reply(req, 200, NULL, NULL, 0);
         return;
     }
 

@@ -7,13 +7,22 @@
  *      loopback identity) — HTTP 401 when nobody is recognised;
  *   2. decode and validate the body with the TS002 codec — a TS002 answer with the codec's
  *      ResultCode and Description (HTTP 400 only when the answer cannot be addressed);
- *   3. SenderID must be one of the member's NetIDs — UnknownSender, nothing forwarded;
- *      then the member's rate limit;
+ *   3. answers (any *Ans) are matched first, by the answering member and the hub-owned
+ *      TransactionID (hub_txid.h), then their SenderID must be one of the member's NetIDs or
+ *      the ReceiverID the hub sent the request to; answers matching nothing are counted and
+ *      dropped. For requests, SenderID must be one of the member's NetIDs — UnknownSender,
+ *      nothing forwarded; then the member's rate limit;
  *   4. route (route.c, a pure decision): uplinks by DevAddr prefix / join route / ReceiverID,
  *      downlinks and everything else by ReceiverID; never back to the sender; routing policy of the
  *      forwarder for the message class; strip signal quality / localization;
- *   5. forward to the receiver's endpoint (the received bytes when already in the receiver's
- *      dialect, else re-encoded), and bridge sync/async answers back to the sender.
+ *   5. forward to the receiver's endpoint under a hub-owned TransactionID and, when the hub
+ *      decided the receiver, the receiver's NetID/JoinEUI as ReceiverID; arm the answer
+ *      deadline (the endpoint's timeout, cut to the device's receive window for join-requests
+ *      and confirmed uplinks); bridge sync/async answers back to the sender in the mode the
+ *      sender's endpoint asks for its role (answer_mode / js_answer_mode), mapped back to the
+ *      sender's TransactionID and IDs. Any 2xx that is not a TS002 answer acknowledges; a
+ *      malformed answer whose header can be read fails the transaction at once.
+ * TS002 POSTs are accepted on any path (docs/PEERING.md).
  * Failures always produce a TS002 answer for the sender: no route -> UnknownDevAddr /
  * UnknownDevEUI / UnknownReceiver; policy -> NoRoamingAgreement naming the flag; receiver
  * timeout or unreachable -> Other (XmitFailed for downlinks).

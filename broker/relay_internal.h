@@ -43,7 +43,10 @@ typedef struct relay_txn {
     bi_msg_type_t ans_type; /* expected answer type (BI_MT_UNKNOWN: none, notification) */
     uint64_t t_recv_ns, t_fwd_ns;
     struct event *timer; /* async receiver: answer deadline */
-    pending_key_t pkey;
+    pending_key_t pkey;   /* pkey.txid: the hub-owned TransactionID toward the receiver */
+    bi_id_t sent_receiver; /* ReceiverID the hub sent the request with (item 10 of #11) */
+    uint32_t wait_ms;      /* the answer deadline armed at forward, ms after forwarding */
+    bool rx_limited;       /* wait_ms was cut to the device's receive window */
     bool pending; /* registered in the pending table */
     bool done;
 } relay_txn_t;

@@ -456,7 +456,11 @@ static void req_finish(peer_req_t *r, int status, int http_status, const uint8_t
             }
         }
     }
-    bool failure = status != RH_OK || http_status >= 500;
+    /* Only transport failures and timeouts count toward the breaker: an HTTP 5xx is the peer
+     * refusing one message (ChirpStack answers 500 to message types it does not handle, Helium
+     * 500 "Downlink Lost"), not a dead peer (issue #11 item 7). */
+    bool failure = status != RH_OK;
+    (void)http_status;
     if (status == RH_OK)
         p->responses++;
     if (status == RH_ETIMEDOUT)

@@ -28,9 +28,11 @@
  *   - Deadline: each request has a total deadline of the endpoint's timeout_ms from
  *     peer_client_post (connect + TLS + send + response). At the deadline the request is
  *     cancelled, its connection closed, and the callback gets RH_ETIMEDOUT.
- *   - Failures that count (consecutive, reset by any success): connect/TLS/HTTP errors (RH_EIO),
- *     timeouts (RH_ETIMEDOUT), and HTTP 5xx answers (delivered as RH_OK with the 5xx status,
- *     but counted). 4xx and 2xx are successes of the endpoint. Not counted: RH_EIO on a reused
+ *   - Failures that count (consecutive, reset by any response): connect/TLS/HTTP errors
+ *     (RH_EIO) and timeouts (RH_ETIMEDOUT) — transport failures only. Any HTTP response,
+ *     5xx included, shows a live peer: a 5xx is its refusal of one message (ChirpStack answers
+ *     500 to types it does not handle, Helium 500 "Downlink Lost"), delivered as RH_OK with
+ *     the status and not counted (issue #11 item 7). Not counted either: RH_EIO on a reused
  *     keep-alive connection (the peer closed it while idle — a restart or its idle timeout);
  *     the caller still gets RH_EIO, is not retried (POST), and the next request opens a fresh
  *     connection, which is counted if it fails too.
@@ -165,7 +167,7 @@ typedef struct peer_endpoint_stats {
     uint64_t backoff_remaining_ms; /* OPEN: time until HALF-OPEN, else 0 */
     uint64_t requests;             /* accepted by peer_client_post */
     uint64_t responses;            /* completed with RH_OK (any HTTP status) */
-    uint64_t failures;             /* counted failures (errors, timeouts, 5xx) */
+    uint64_t failures;             /* counted failures (transport errors, timeouts) */
     uint64_t stale_failures;       /* RH_EIO on a reused keep-alive connection the peer had
                                       closed: reported to the caller, not counted */
     uint64_t timeouts;

@@ -9,6 +9,7 @@
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,6 +64,13 @@ void peer_endpoint_free(peer_endpoint_t *ep)
     }
     SSL_CTX_free(ep->ssl_ctx);
     free(ep);
+}
+
+static atomic_uint_least32_t default_timeout_ms;
+
+void peer_endpoint_set_default_timeout_ms(uint32_t ms)
+{
+    atomic_store(&default_timeout_ms, ms);
 }
 
 static bool has_crlf(const char *s)
@@ -321,12 +329,20 @@ int peer_endpoint_new(const Roamhub__V1__Endpoint *rec, unsigned flags, peer_end
     ep->async_answers = rec->async_answers;
     ep->upper_case_hex = rec->upper_case_hex;
     ep->spec_region_names = rec->spec_region_names;
+    ep->strict_enums = rec->strict_enums;
+    ep->answer_async = rec->answer_mode == ROAMHUB__V1__ANSWER_MODE__ANSWER_MODE_UNSPECIFIED
+                           ? rec->async_answers
+                           : rec->answer_mode == ROAMHUB__V1__ANSWER_MODE__ANSWER_MODE_ASYNC;
+    ep->answer_async_js = rec->js_answer_mode == ROAMHUB__V1__ANSWER_MODE__ANSWER_MODE_UNSPECIFIED
+                              ? ep->answer_async
+                              : rec->js_answer_mode == ROAMHUB__V1__ANSWER_MODE__ANSWER_MODE_ASYNC;
     if (rec->timeout_ms > PEER_ENDPOINT_MAX_TIMEOUT_MS) {
         rc = rh_diag_fail(diag, RH_ERANGE, "Endpoint[%s].timeout_ms: %u exceeds %u", id,
                           rec->timeout_ms, PEER_ENDPOINT_MAX_TIMEOUT_MS);
         goto fail;
     }
-    ep->timeout_ms = rec->timeout_ms ? rec->timeout_ms : PEER_ENDPOINT_DEFAULT_TIMEOUT_MS;
+    uint32_t dflt = atomic_load(&default_timeout_ms);
+    ep->timeout_ms = rec->timeout_ms ? rec->timeout_ms : dflt ? dflt : PEER_ENDPOINT_DEFAULT_TIMEOUT_MS;
     if (rec->max_in_flight > PEER_ENDPOINT_MAX_MAX_IN_FLIGHT) {
         rc = rh_diag_fail(diag, RH_ERANGE, "Endpoint[%s].max_in_flight: %u exceeds %u", id,
                           rec->max_in_flight, PEER_ENDPOINT_MAX_MAX_IN_FLIGHT);

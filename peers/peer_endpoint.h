@@ -64,6 +64,10 @@ typedef struct peer_endpoint {
     bool async_answers;            /* peer acknowledges with an empty 2xx, answers later */
     bool upper_case_hex;           /* dialect: emit upper-case hex to this peer */
     bool spec_region_names;        /* dialect: TS002 1.0 region names instead of RP002 */
+    bool strict_enums;             /* dialect: only TS002 1.0 ResultCodes (ChirpStack's enum) */
+    bool answer_async;             /* hub answers this peer's NS requests by a later POST */
+    bool answer_async_js;          /* same for its requests to a Join Server (HomeNSReq, JoinReq,
+                                      RejoinReq, AppSKeyReq): ChirpStack configures them apart */
     uint32_t timeout_ms;           /* HTTP request deadline (connect+TLS+send+answer), ms */
     uint32_t max_in_flight;        /* bound on outstanding requests (see peer_client.h) */
 
@@ -87,6 +91,11 @@ typedef struct peer_endpoint {
     _Atomic long registry_refs;    /* registries sharing this endpoint (peer_registry.c only; 0
                                       for an endpoint no registry holds) */
 } peer_endpoint_t;
+
+/* The HTTP request deadline of endpoints whose record sets no timeout_ms (the hub's
+ * relay.request_timeout_ms, docs/CONFIG.md), in ms (0 restores PEER_ENDPOINT_DEFAULT_TIMEOUT_MS).
+ * Read by peer_endpoint_new; set it before building a registry. Thread-safe. */
+void peer_endpoint_set_default_timeout_ms(uint32_t ms);
 
 /* Builds an endpoint from an Endpoint record (copied; the record is not referenced after).
  * flags: enum peer_endpoint_flags. On success *out is a new endpoint (free with

@@ -1334,8 +1334,46 @@ static bool rcode_ok(uint32_t fl, const bi_dialect_t *d, bi_version_t v)
     return true;
 }
 
+/* The code a strict (closed-enum, TS002 1.0) receiver must get instead of the message's
+ * ResultCode, or -1 when the message's is acceptable (see bi_dialect_t.strict_enums). */
+static int strict_code(const bi_msg_t *m)
+{
+    if (!(m->f.present & BI_F_RESULT))
+        return -1;
+    switch (m->f.result_code) {
+    case BI_RC_FRAME_REPLAYED:
+    case BI_RC_NO_ACTION:
+        return BI_RC_OTHER;
+    case BI_RC_MALFORMED_MESSAGE:
+        return BI_RC_MALFORMED_REQUEST;
+    case BI_RC_OTHER: {
+        bool exact = false;
+        bi_result_code_parse(m->f.result_code_text ? m->f.result_code_text : "", &exact);
+        return exact ? -1 : BI_RC_OTHER; /* an unrecognised string */
+    }
+    default:
+        return -1;
+    }
+}
+
+/* Rewrites a ResultCode a strict receiver would reject, keeping the original in Description. */
+static int apply_strict(bi_msg_t *m)
+{
+    int code = strict_code(m);
+    if (code < 0)
+        return RH_OK;
+    char desc[512];
+    const char *orig = m->f.result_code_text ? m->f.result_code_text : "?";
+    const char *d0 = m->f.result_description;
+    snprintf(desc, sizeof desc, "ResultCode %.64s%s%.400s", orig, d0 && *d0 ? ": " : "",
+             d0 ? d0 : "");
+    return bi_msg_set_result(m, (bi_result_code_t)code, desc);
+}
+
 bool bi_msg_is_canonical_for(const bi_msg_t *m, const bi_dialect_t *d)
 {
+    if (d->strict_enums && strict_code(m) >= 0)
+        return false;
     uint32_t fl = m->canon;
     bi_version_t v = out_version(m, d);
     if (m->dirty || (fl & BI_CANON_NOT_RECEIVED) || v != m->f.hdr.version)
@@ -1407,6 +1445,11 @@ static void link_item_at(cJSON *parent, int at, cJSON *item)
 static int prepare(bi_msg_t *m, const bi_dialect_t *d, prep_t *st)
 {
     memset(st, 0, sizeof *st);
+    if (d->strict_enums) {
+        int r = apply_strict(m);
+        if (r)
+            return r;
+    }
     bi_version_t v = out_version(m, d);
     nctx_t n = {
         .hex = !hex_ok(m->tree, d),
@@ -1509,6 +1552,172 @@ int bi_msg_encode_to(bi_msg_t *m, const bi_dialect_t *d, char *buf, size_t cap, 
             *len = strlen(buf);
     }
     unprepare(m, &st);
+    return r;
+}
+
+/* Where the top-level header values stand in received bytes (offset, length; len 0: not seen):
+ * the TransactionID number and the SenderID / ReceiverID strings with their quotes. */
+typedef struct bi_span {
+    size_t off, len;
+} bi_span_t;
+typedef struct bi_hdr_spans {
+    bi_span_t txid, sender, receiver;
+} bi_hdr_spans_t;
+
+/* Finds the header spans in `p` (n bytes, a body bi_msg_decode accepted, so valid JSON with no
+ * duplicate keys): one pass tracking depth, strings and escapes, comparing only keys of the
+ * top-level object, and stopping as soon as the spans in `need` (1 TransactionID, 2 SenderID,
+ * 4 ReceiverID) are found — the header normally comes first, so the pass reads ~100 bytes. */
+static void find_spans(const char *p, size_t n, unsigned need, bi_hdr_spans_t *sp)
+{
+    memset(sp, 0, sizeof *sp);
+    unsigned found = 0;
+    int depth = 0;
+    bool expect_key = false;
+    bi_span_t *want = NULL; /* the value after the current top-level key is wanted here */
+    for (size_t i = 0; i < n; i++) {
+        char c = p[i];
+        if (c == '"') {
+            size_t start = i++;
+            while (i < n && p[i] != '"')
+                i += p[i] == '\\' ? 2 : 1;
+            size_t len = i - start + 1;
+            if (depth == 1 && expect_key) {
+                const char *k = p + start + 1;
+                size_t kl = len - 2;
+                want = kl == 13 && !memcmp(k, "TransactionID", 13) ? &sp->txid
+                       : kl == 8 && !memcmp(k, "SenderID", 8)      ? &sp->sender
+                       : kl == 10 && !memcmp(k, "ReceiverID", 10)  ? &sp->receiver
+                                                                   : NULL;
+                expect_key = false;
+            } else if (depth == 1 && want) {
+                if (want != &sp->txid) {
+                    *want = (bi_span_t){start, len};
+                    found |= want == &sp->sender ? 2u : 4u;
+                    if ((found & need) == need)
+                        return;
+                }
+                want = NULL;
+            }
+        } else if (c == '{' || c == '[') {
+            depth++;
+            expect_key = depth == 1 && c == '{';
+            if (depth == 2)
+                want = NULL;
+        } else if (c == '}' || c == ']') {
+            depth--;
+        } else if (c == ',') {
+            expect_key = depth == 1;
+            if (depth == 1)
+                want = NULL;
+        } else if (depth == 1 && want == &sp->txid && (c == '-' || (c >= '0' && c <= '9'))) {
+            size_t start = i;
+            while (i + 1 < n && ((p[i + 1] >= '0' && p[i + 1] <= '9') || p[i + 1] == '.' ||
+                                 p[i + 1] == 'e' || p[i + 1] == 'E' || p[i + 1] == '+' ||
+                                 p[i + 1] == '-'))
+                i++;
+            sp->txid = (bi_span_t){start, i - start + 1};
+            want = NULL;
+            found |= 1u;
+            if ((found & need) == need)
+                return;
+        }
+    }
+}
+
+/* One replacement of a span of the received bytes. */
+typedef struct splice {
+    bi_span_t at;
+    char text[24];
+    size_t len;
+} splice_t;
+
+static bool id_text(bi_id_t id, bi_hex_case_t hc, splice_t *s)
+{
+    if (id.kind != BI_ID_NETID && id.kind != BI_ID_EUI64)
+        return false;
+    int w = id.kind == BI_ID_NETID ? 6 : 16;
+    int n = snprintf(s->text, sizeof s->text, hc == BI_HEX_UPPER ? "\"%0*llX\"" : "\"%0*llx\"", w,
+                     (unsigned long long)id.value);
+    s->len = (size_t)n;
+    return true;
+}
+
+int bi_msg_splice_header(const bi_msg_t *m, const char *raw, size_t raw_len, const bi_dialect_t *d,
+                         const bi_header_edit_t *e, char **out, size_t *len)
+{
+    bi_dialect_t def = BI_DIALECT_CHIRPSTACK;
+    if (!d)
+        d = &def;
+    *out = NULL;
+    if (!raw || !bi_msg_is_canonical_for(m, d))
+        return RH_EAGAIN;
+    bi_hdr_spans_t spans;
+    find_spans(raw, raw_len,
+               (e->set_txid ? 1u : 0u) | (e->set_sender ? 2u : 0u) | (e->set_receiver ? 4u : 0u),
+               &spans);
+    splice_t sp[3];
+    int n = 0;
+    if (e->set_txid) {
+        if (!spans.txid.len)
+            return RH_EAGAIN;
+        sp[n].at = spans.txid;
+        sp[n].len = (size_t)snprintf(sp[n].text, sizeof sp[n].text, "%u", e->txid);
+        n++;
+    }
+    if (e->set_sender) {
+        if (!spans.sender.len || !id_text(e->sender, d->hex_case, &sp[n]))
+            return RH_EAGAIN;
+        sp[n++].at = spans.sender;
+    }
+    if (e->set_receiver) {
+        if (!spans.receiver.len || !id_text(e->receiver, d->hex_case, &sp[n]))
+            return RH_EAGAIN;
+        sp[n++].at = spans.receiver;
+    }
+    for (int a = 1; a < n; a++) /* by offset (at most 3) */
+        for (int b = a; b > 0 && sp[b].at.off < sp[b - 1].at.off; b--) {
+            splice_t t = sp[b];
+            sp[b] = sp[b - 1];
+            sp[b - 1] = t;
+        }
+    size_t cap = raw_len + 3 * sizeof sp[0].text + 1;
+    char *buf = cJSON_malloc(cap);
+    if (!buf)
+        return RH_ENOMEM;
+    size_t o = 0, from = 0;
+    for (int k = 0; k < n; k++) {
+        if (sp[k].at.off < from || sp[k].at.off + sp[k].at.len > raw_len) {
+            cJSON_free(buf);
+            return RH_EAGAIN;
+        }
+        memcpy(buf + o, raw + from, sp[k].at.off - from);
+        o += sp[k].at.off - from;
+        memcpy(buf + o, sp[k].text, sp[k].len);
+        o += sp[k].len;
+        from = sp[k].at.off + sp[k].at.len;
+    }
+    memcpy(buf + o, raw + from, raw_len - from);
+    o += raw_len - from;
+    buf[o] = '\0';
+    *out = buf;
+    if (len)
+        *len = o;
+    return RH_OK;
+}
+
+int bi_msg_apply_header_edit(bi_msg_t *m, const bi_header_edit_t *e)
+{
+    const bi_header_t *h = &m->f.hdr;
+    int r = RH_OK;
+    if (e->set_txid && h->transaction_id != e->txid)
+        r = bi_msg_set_transaction_id(m, e->txid);
+    if (r == RH_OK && e->set_sender &&
+        (h->sender_id.kind != e->sender.kind || h->sender_id.value != e->sender.value))
+        r = bi_msg_set_sender_id(m, e->sender);
+    if (r == RH_OK && e->set_receiver &&
+        (h->receiver_id.kind != e->receiver.kind || h->receiver_id.value != e->receiver.value))
+        r = bi_msg_set_receiver_id(m, e->receiver);
     return r;
 }
 

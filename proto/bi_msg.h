@@ -250,12 +250,20 @@ typedef struct bi_dialect {
     bi_region_names_t region_names; /* RFRegion spelling (unrecognised names are kept as received) */
     bool unknown_receiver_correct;  /* emit "UnknownReceiver" instead of the spec's "UnkownReceiver"
                                        (default false: every implementation seen accepts the spec's) */
+    bool strict_enums;              /* the receiver rejects a whole message whose ResultCode is not
+                                       in TS002 1.0 Table 24 (ChirpStack's closed enum): 1.1-only
+                                       codes (FrameReplayed, NoAction) and unrecognised strings
+                                       are sent as Other, MalformedMessage as MalformedRequest,
+                                       with "ResultCode <original>: " prefixed to Description
+                                       (issue #11 item 6). Region names follow region_names. */
 } bi_dialect_t;
 
 /* Dialects of the implementations in the reference notes. */
-#define BI_DIALECT_CHIRPSTACK ((bi_dialect_t){BI_VERSION_1_0, BI_HEX_LOWER, BI_REGION_NAMES_RP002, false})
-#define BI_DIALECT_HELIUM ((bi_dialect_t){BI_VERSION_1_0, BI_HEX_UPPER, BI_REGION_NAMES_RP002, false})
-#define BI_DIALECT_TTS_1_1 ((bi_dialect_t){BI_VERSION_1_1, BI_HEX_UPPER, BI_REGION_NAMES_RP002, false})
+/* ChirpStack as the receiver of an answer: its ResultCode enum is closed (strict_enums). */
+#define BI_DIALECT_CHIRPSTACK_STRICT ((bi_dialect_t){BI_VERSION_1_0, BI_HEX_LOWER, BI_REGION_NAMES_RP002, false, true})
+#define BI_DIALECT_CHIRPSTACK ((bi_dialect_t){BI_VERSION_1_0, BI_HEX_LOWER, BI_REGION_NAMES_RP002, false, false})
+#define BI_DIALECT_HELIUM ((bi_dialect_t){BI_VERSION_1_0, BI_HEX_UPPER, BI_REGION_NAMES_RP002, false, false})
+#define BI_DIALECT_TTS_1_1 ((bi_dialect_t){BI_VERSION_1_1, BI_HEX_UPPER, BI_REGION_NAMES_RP002, false, false})
 
 /* ------------------------------------------------------------------ decode */
 
@@ -381,6 +389,32 @@ int bi_msg_encode(bi_msg_t *m, const bi_dialect_t *d, char **out, size_t *len);
 /* Same into a caller buffer of cap bytes (NUL-terminated on success). Errors: RH_ERANGE when the
  * text does not fit (cJSON needs a few spare bytes), RH_ENOMEM. */
 int bi_msg_encode_to(bi_msg_t *m, const bi_dialect_t *d, char *buf, size_t cap, size_t *len);
+/* Header edits a relay applies to a message it forwards (its own TransactionID, the ReceiverID
+ * it decided, the IDs of an answer mapped back). set_* false: leave the field. */
+typedef struct bi_header_edit {
+    bool set_txid;
+    uint32_t txid;
+    bool set_sender;
+    bi_id_t sender;
+    bool set_receiver;
+    bi_id_t receiver;
+} bi_header_edit_t;
+
+/* The bytes `raw` (raw_len, exactly the body m was decoded from) with the header edits `e`
+ * written in place of the received TransactionID / SenderID / ReceiverID values — what
+ * bi_msg_encode would produce after bi_msg_apply_header_edit, without re-encoding — when m is
+ * canonical for d (bi_msg_is_canonical_for; d NULL = BI_DIALECT_CHIRPSTACK) and each edited
+ * field was received at the top level. m is not changed. *out: NUL-terminated, free with
+ * bi_buf_free; *len its length (len may be NULL). Errors: RH_EAGAIN (not possible: not
+ * canonical, not decoded from bytes, a field missing or an ID kind not NETID/EUI64 — encode
+ * instead), RH_ENOMEM. */
+int bi_msg_splice_header(const bi_msg_t *m, const char *raw, size_t raw_len, const bi_dialect_t *d,
+                         const bi_header_edit_t *e, char **out, size_t *len);
+
+/* Applies the edits e through the header setters (only fields that differ; tree and typed
+ * view). Errors as bi_msg_set_*; on error the fields before the failing one are set. */
+int bi_msg_apply_header_edit(bi_msg_t *m, const bi_header_edit_t *e);
+
 /* Frees a buffer from bi_msg_encode. NULL is a no-op. */
 void bi_buf_free(char *buf);
 

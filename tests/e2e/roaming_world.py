@@ -45,8 +45,10 @@ C_DEVICES = [
 class Network:
     """One member network: its NetID, hub key, roamns process and configuration."""
 
-    def __init__(self, world, name, net_id, block, join_eui, devices, hub_async, dedup_ms=20):
+    def __init__(self, world, name, net_id, block, join_eui, devices, hub_async, dedup_ms=20,
+                 dialect=""):
         self.world, self.name, self.net_id, self.block = world, name, net_id, block
+        self.dialect = dialect  # roamns config.hub.dialect: "", "chirpstack", "helium"
         self.join_eui, self.devices, self.hub_async = join_eui, devices, hub_async
         self.key = "demo-key-%s-%s" % (name, os.urandom(6).hex())
         self.ts002_port = free_port()
@@ -61,7 +63,8 @@ class Network:
             "gwmp": {"address": "127.0.0.1", "port": 0},
             "ts002": {"address": "127.0.0.1", "port": self.ts002_port},
             "hub": {"url": "http://127.0.0.1:%d/" % world.hub_port, "api_key": self.key,
-                    "timeout_ms": 2500, "async": hub_async, "receiver_id": world.home_hint},
+                    "timeout_ms": 2500, "async": hub_async, "receiver_id": world.home_hint,
+                    "dialect": dialect},
             "devices": devices, "output": self.output, "dedup_window_ms": dedup_ms,
             "log_level": "info",
         }
@@ -82,6 +85,12 @@ class Network:
             "devaddr_blocks": [{"prefix": self.block, "net_id": self.net_id}],
             "join_routes": [],
         }
+        ep = recs["endpoints"][0]
+        if self.dialect == "chirpstack":
+            ep["strict_enums"] = True
+            ep["js_answer_mode"] = "ANSWER_MODE_SYNC"  # ChirpStack's Join Server client is sync
+        elif self.dialect == "helium":
+            ep["upper_case_hex"] = True
         if self.join_eui:
             recs["join_routes"].append({"join_eui": self.join_eui + "/64", "home_net_id": self.net_id})
         return recs
@@ -135,22 +144,27 @@ class World:
     """roamhubd + networks A (forwarder with gateways, sync), B (home, async), optional C."""
 
     def __init__(self, with_c=False, policy_up=None, policy_down=None, hub_config=None,
-                 a_devices=None, dedup_ms=20):
+                 a_devices=None, dedup_ms=20, dialects=None, extra_records=None):
+        """dialects: {"A": "helium", "B": "chirpstack", ...}: how each roamns behaves;
+        extra_records: more roamdb records for the hub's table (e.g. a Join Server)."""
+        dialects = dialects or {}
         self.dir = tempfile.mkdtemp(prefix="roamhub-e2e-")
         self.hub_port = free_port()
         self.home_hint = "000505"
         self.a = Network(self, "A", "000013", "26000000/7", None, a_devices or [], hub_async=False,
-                         dedup_ms=dedup_ms)
+                         dedup_ms=dedup_ms, dialect=dialects.get("A", ""))
         self.b = Network(self, "B", "000505", "0A000000/7", "70b3d57ed0000505", B_DEVICES,
-                         hub_async=True, dedup_ms=dedup_ms)
+                         hub_async=True, dedup_ms=dedup_ms, dialect=dialects.get("B", ""))
         self.c = Network(self, "C", "000707", "0E000000/7", None, C_DEVICES, hub_async=False,
-                         dedup_ms=dedup_ms) if with_c else None
+                         dedup_ms=dedup_ms, dialect=dialects.get("C", "")) if with_c else None
         table = {}
         for n in self.networks():
             for k, v in n.records().items():
                 table.setdefault(k, []).extend(v)
         table["policies"] = [self.policy(self.a.net_id, n.net_id, policy_up, policy_down)
                              for n in self.networks() if n is not self.a]
+        for k, v in (extra_records or {}).items():
+            table.setdefault(k, []).extend(v)
         cfg = {"ts002": {"port": self.hub_port}, "relay": {"stats_flush_ms": 200}}
         for k, v in (hub_config or {}).items():
             cfg.setdefault(k, {}).update(v)

@@ -8,6 +8,7 @@ import base64
 import copy
 import json
 import os
+import shutil
 import socket
 import struct
 import subprocess
@@ -235,6 +236,72 @@ console.log(JSON.stringify({mtype: p.getMType(), ack: p.getFCtrlACK(),
         self.assertTrue(checked["ack"])
         self.assertEqual(checked["mtype"], "Unconfirmed Data Down")
         self.assertEqual(checked["devaddr"], dev["dev_addr"])
+
+
+class ProductsWorldTest(RoamingTest):
+    """The same roaming world with the forwarder behaving as Helium's packet router (upper-case
+    hex; sync downlinks acknowledged with 202 "Downlink Accepted" and no XmitDataAns) and the home
+    networks as ChirpStack (role-suffixed paths "//sns", "//fns", strict enums) — issue #11."""
+
+    TTS_JOIN_EUI = "70b3d57ed0000c00"
+
+    @classmethod
+    def setUpClass(cls):
+        # a The Things Stack Join Server (harness behaviour "tts-js": mTLS, exact Content-Type)
+        from roamhub_harness import Member, answer
+        from test_relay_tls import make_ca, make_cert
+        cls.certs = tempfile.mkdtemp(prefix="roamhub-e2e-tts-")
+        d = cls.certs
+        make_ca(d, "jsca")
+        make_cert(d, "js", "jsca", san=True)
+        make_ca(d, "hubca")
+        make_cert(d, "hubclient", "hubca")
+        cls.tts = Member("tts-js", cls.TTS_JOIN_EUI.upper(), "unused-tts-key", behaviour="tts-js",
+                         own_sender_id=False,
+                         tls=(os.path.join(d, "js.pem"), os.path.join(d, "js.key"),
+                              os.path.join(d, "hubca.pem")),
+                         answer_fn=lambda r: answer(r, "UnknownDevEUI", "no such device"))
+        extra = {"endpoints": [{"id": "tts-js", "join_eui": cls.TTS_JOIN_EUI, "url": cls.tts.url,
+                                "protocol_version": "PROTOCOL_VERSION_1_0", "timeout_ms": 1500,
+                                "upper_case_hex": True, "ca_file": os.path.join(d, "jsca.pem"),
+                                "client_cert_file": os.path.join(d, "hubclient.pem"),
+                                "client_key_file": os.path.join(d, "hubclient.key")}],
+                 "join_routes": [{"join_eui": cls.TTS_JOIN_EUI + "/56", "join_server_id": "tts-js"}],
+                 "policies": [{"forwarder_net_id": "000505", "uplink": dict(ALL_UP),
+                               "downlink": dict(ALL_DOWN)}]}
+        cls.w = World(with_c=True, dialects={"A": "helium", "B": "chirpstack", "C": "chirpstack"},
+                      extra_records=extra)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.w.close()
+        cls.tts.stop()
+        shutil.rmtree(cls.certs, ignore_errors=True)
+
+    def test_join_req_to_tts_join_server(self):
+        """B (ChirpStack) asks the TTS Join Server through the hub; mTLS and Content-Type hold."""
+        req = {"ProtocolVersion": "1.0", "SenderID": "000505", "ReceiverID": self.TTS_JOIN_EUI,
+               "TransactionID": 4242, "MessageType": "JoinReq", "MACVersion": "1.0.3",
+               "PHYPayload": "00" + bytes.fromhex(self.TTS_JOIN_EUI)[::-1].hex()
+                             + "0807060504030201" + "0300" + "09b97b32",
+               "DevEUI": "0807060504030201", "DevAddr": "0a000001", "DLSettings": "00", "RxDelay": 1}
+        st, ans, _ = self.w.hub.post(req, self.w.b.key)
+        self.assertEqual(st, 200)
+        self.assertEqual((ans["MessageType"], ans["Result"]["ResultCode"]), ("JoinAns", "UnknownDevEUI"))
+        self.assertEqual(ans["TransactionID"], 4242)
+        got = self.tts.get()
+        self.assertEqual(got["_content_type"], "application/json")
+        self.assertEqual(self.tts.violations, [])
+
+    def test_every_peer_spoke_its_dialect(self):
+        dev = abp(C_DEVICES[0])
+        rc, s, ev = self.w.roamsim([dev], uplinks=1, confirmed_ratio=1.0)
+        self.assertEqual(rc, 0, s.get("failures"))
+        downs = [e for e in ev if e["event"] == "downlink"]
+        self.assertEqual(len(downs), 1)  # C's ack went through Helium's 202 acknowledgement
+        logs = self.w.hub.logs()
+        self.assertNotIn("malformed", logs)
+        self.assertNotIn("XmitFailed", logs)
 
 
 if __name__ == "__main__":

@@ -87,7 +87,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static const bi_dialect_t dialects[] = {
         BI_DIALECT_CHIRPSTACK,
         BI_DIALECT_TTS_1_1,
-        {BI_VERSION_UNKNOWN, BI_HEX_UPPER, BI_REGION_NAMES_SPEC, true},
+        {BI_VERSION_UNKNOWN, BI_HEX_UPPER, BI_REGION_NAMES_SPEC, true, false},
     };
     for (size_t i = 0; i < sizeof dialects / sizeof dialects[0]; i++) {
         (void)bi_msg_is_canonical_for(m, &dialects[i]);

@@ -29,6 +29,85 @@ def sha256_hex(text):
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+# ---------------------------------------------------------------------------------------------
+# Peer behaviours (issue #11): what ChirpStack v4, Helium's packet router and The Things Stack's
+# Join Server do, from their source (../shared/reference/ts002-passive-roaming.md §2, §4).
+
+# ChirpStack backend/src/lib.rs: ResultCode is a closed serde enum (TS002 1.0 Table 24, both
+# spellings of UnknownReceiver); a body with any other value does not deserialise.
+CHIRPSTACK_RESULT_CODES = {
+    "Success", "MICFailed", "JoinReqFailed", "NoRoamingAgreement", "DevRoamingDisallowed",
+    "RoamingActDisallowed", "ActivationDisallowed", "UnknownDevEUI", "UnknownDevAddr",
+    "UnknownSender", "UnkownReceiver", "UnknownReceiver", "Deferred", "XmitFailed",
+    "InvalidFPort", "InvalidProtocolVersion", "StaleDeviceProfile", "MalformedRequest",
+    "FrameSizeError", "Other"}
+# lrwn/src/region/mod.rs (input upper-cased first): RP002 common names only.
+CHIRPSTACK_REGIONS = {"EU868", "US915", "CN779", "EU433", "AU915", "CN470", "AS923", "AS923-2",
+                      "AS923_2", "AS923-3", "AS923_3", "AS923-4", "AS923_4", "KR920", "IN865",
+                      "RU864", "ISM2400"}
+# chirpstack/src/api/backend/mod.rs: handled requests; any other known type is HTTP 500.
+CHIRPSTACK_HANDLED = {"PRStartReq", "PRStopReq", "XmitDataReq", "HomeNSReq"}
+# pkg/interop: the TTS interop server takes only Join Server messages.
+TTS_HANDLED = {"JoinReq", "RejoinReq", "AppSKeyReq", "HomeNSReq"}
+HEX_KEYS = ("SenderID", "ReceiverID", "DevEUI", "DevAddr", "PHYPayload", "FNSULToken", "HNetID",
+            "ID", "ULToken")
+
+
+def chirpstack_violations(msg):
+    """What ChirpStack's serde types would refuse in msg (empty list: it deserialises)."""
+    bad = []
+    res = msg.get("Result")
+    if isinstance(res, dict) and res.get("ResultCode") not in CHIRPSTACK_RESULT_CODES:
+        bad.append("ResultCode %r not in ChirpStack's enum" % res.get("ResultCode"))
+    for meta in ("ULMetaData", "DLMetaData"):
+        m = msg.get(meta)
+        if not isinstance(m, dict):
+            continue
+        regions = [m.get("RFRegion")] + [g.get("RFRegion") for g in m.get("GWInfo") or []]
+        for r in regions:
+            if r is not None and str(r).upper() not in CHIRPSTACK_REGIONS:
+                bad.append("%s region %r not accepted" % (meta, r))
+        if meta == "ULMetaData" and ("RecvTime" not in m or "GWInfo" not in m):
+            bad.append("ULMetaData without RecvTime or GWInfo")
+        if meta == "DLMetaData" and "GWInfo" not in m:
+            bad.append("DLMetaData without GWInfo")
+        for k in ("DataRate", "GWCnt", "FPort"):
+            if k in m and not isinstance(m[k], int):
+                bad.append("%s.%s not an integer" % (meta, k))
+        for g in m.get("GWInfo") or []:
+            if "RSSI" in g and not isinstance(g["RSSI"], int):
+                bad.append("GWInfo.RSSI not an integer")
+    for k in ("Lifetime", "FCntUp"):
+        if k in msg and not isinstance(msg[k], int):
+            bad.append("%s not an integer" % k)
+    tx = msg.get("TransactionID")
+    if not isinstance(tx, int) or not 0 <= tx < 2 ** 32:
+        bad.append("TransactionID %r not a u32" % tx)
+    for k in ("SenderID", "ReceiverID"):
+        v = str(msg.get(k, "")).lower().removeprefix("0x")
+        if len(v) not in (6, 16):
+            bad.append("%s %r neither a NetID nor an EUI" % (k, msg.get(k)))
+    return bad
+
+
+def helium_spell(msg):
+    """Helium's spelling: "0x" + upper-case hex for every hex field, seconds-only RecvTime."""
+    def walk(o):
+        if isinstance(o, dict):
+            for k, v in o.items():
+                if k in HEX_KEYS and isinstance(v, str):
+                    o[k] = "0x" + v.lower().removeprefix("0x").upper()
+                elif k == "RecvTime" and isinstance(v, str):
+                    o[k] = v.split(".")[0].rstrip("Z") + "Z"
+                else:
+                    walk(v)
+        elif isinstance(o, list):
+            for e in o:
+                walk(e)
+    walk(msg)
+    return msg
+
+
 class Member:
     """A scripted TS002 peer (an HTTP server on 127.0.0.1): a member network's endpoint in front
     of the hub, or the hub itself in front of a network server (tests/integration/test_roamns.py).
@@ -41,12 +120,38 @@ class Member:
                 answer_fn nothing is answered (an empty 200 each).
     own_sender_id: True - an answer's SenderID is set to net_id (a network server answers with
                 its own NetID); False - answer_fn's SenderID is sent as it is.
+    behaviour: None - the above only;
+          "chirpstack" - ChirpStack v4: answers with SenderID = the ReceiverID it received (never
+                its own NetID), acknowledges with an empty 200 when async, posts its async answers
+                to the hub at "//fns" / "//sns" (use_target_role_suffix with a trailing slash),
+                answers HTTP 500 to request types it does not handle, 400 to what it cannot
+                parse, and REFUSES (HTTP 400, recorded in self.violations) any message its serde
+                types would reject: ResultCode outside its enum, regions outside its list,
+                non-integer counters, missing RecvTime/GWInfo;
+          "helium" - Helium's packet router as forwarder: "0x"+upper-case hex, DedupWindowSize,
+                seconds-only RecvTime (helium_spell), listens on a route path, acknowledges an
+                XmitDataReq with HTTP ack_status (200/202) and the text "Downlink Accepted",
+                and sends an XmitDataAns (DLFreq1) only when async;
+          "tts-js" - The Things Stack's interop server (a Join Server): HTTPS with a required
+                client certificate (tls=(cert, key, client_ca)), HTTP 400 unless Content-Type
+                is exactly application/json (recorded in self.violations), only JoinReq,
+                RejoinReq, AppSKeyReq and HomeNSReq (else 400), upper-case hex, sync answers.
     Every message received is put on self.received (parsed JSON), with the request's
-    Authorization header as "_authorization" and its path as "_path".
+    Authorization header as "_authorization", its path as "_path" and its Content-Type as
+    "_content_type".
     """
 
     def __init__(self, name, net_id, key, mode="sync", answer_fn=None, tls=None, answer_all=False,
-                 own_sender_id=True):
+                 own_sender_id=True, behaviour=None, path="/", ack_status=202):
+        if behaviour not in (None, "chirpstack", "helium", "tts-js"):
+            raise ValueError("unknown behaviour %r" % behaviour)
+        self.behaviour = behaviour
+        self.violations = []
+        self.path = "/helium/route/1" if behaviour == "helium" and path == "/" else path
+        self.ack_status = ack_status
+        self.tls = tls
+        if behaviour == "chirpstack":
+            own_sender_id = False  # SenderID = the ReceiverID it was sent
         self.name = name
         self.net_id = net_id
         self.key = key  # Bearer API key this member uses towards the hub
@@ -65,18 +170,32 @@ class Member:
             def log_message(self, *a):
                 pass
 
+            def reply(self, status, body=b"", ctype="text/plain"):
+                self.send_response(status)
+                if body:
+                    self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
             def do_POST(self):
                 n = int(self.headers.get("Content-Length", "0"))
                 body = self.rfile.read(n)
                 try:
                     msg = json.loads(body)
+                    parsed = isinstance(msg, dict)
                 except ValueError:
+                    parsed = False
+                if not parsed:
                     msg = {"_raw": body.decode(errors="replace")}
                 msg["_authorization"] = self.headers.get("Authorization")
                 msg["_path"] = self.path
+                msg["_content_type"] = self.headers.get("Content-Type")
                 member.received.put(msg)
                 if member.mode == "hang":
                     member.stopping.wait(60)
+                    return
+                if member.behaviour_reply(self, msg, parsed):
                     return
                 answer = member.answer_for(msg)
                 if member.mode == "async" or answer is None:
@@ -95,13 +214,64 @@ class Member:
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
+        if tls:
+            import ssl
+            cert, key, client_ca = tls
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(cert, key)
+            if client_ca:
+                ctx.verify_mode = ssl.CERT_REQUIRED  # mTLS: TTS authenticates the SenderID so
+                ctx.load_verify_locations(client_ca)
+            self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
     @property
     def url(self):
-        return "http://127.0.0.1:%d/" % self.port
+        return "%s://127.0.0.1:%d%s" % ("https" if self.tls else "http", self.port, self.path)
+
+    def behaviour_reply(self, h, msg, parsed):
+        """The behaviour's own reply to a request, when it decides one (True: replied)."""
+        mt = msg.get("MessageType", "")
+        if self.behaviour == "tts-js":
+            if h.headers.get("Content-Type") != "application/json":
+                self.violations.append("Content-Type %r" % h.headers.get("Content-Type"))
+                h.reply(400, b"Content-Type must be application/json")
+                return True
+            if not parsed or mt not in TTS_HANDLED:
+                h.reply(400, b"unsupported message")
+                return True
+            return False
+        if self.behaviour == "chirpstack":
+            if not parsed:
+                self.violations.append("unparseable body %r" % msg["_raw"][:80])
+                h.reply(400, b"parse error")
+                return True
+            bad = chirpstack_violations(msg)
+            if bad:
+                self.violations.extend("%s: %s" % (mt, b) for b in bad)
+                h.reply(400, ("; ".join(bad)).encode())
+                return True
+            if mt.endswith("Req") and mt not in CHIRPSTACK_HANDLED:
+                h.reply(500, b"unexpected message-type")
+                return True
+            return False
+        if self.behaviour == "helium" and mt == "XmitDataReq":
+            h.reply(self.ack_status, b"Downlink Accepted")
+            if self.mode == "async":
+                ans = answer(msg, "Success", DLFreq1=msg.get("DLMetaData", {}).get("DLFreq1", 868.1))
+                ans["SenderID"] = self.net_id
+                threading.Thread(target=self.post_async, args=(helium_spell(ans),), daemon=True).start()
+            return True
+        return False
+
+    def answer_path(self, ans):
+        """ChirpStack posts with its role suffix after the configured URL's trailing slash."""
+        if self.behaviour != "chirpstack":
+            return "/"
+        down = ans.get("MessageType") in ("PRStartAns", "XmitDataAns", "HomeNSAns")
+        return "//fns" if down else "//sns"
 
     def answer_for(self, msg):
         if self.answer_all:
@@ -112,11 +282,17 @@ class Member:
             a = self.answer_fn(msg) if self.answer_fn else answer(msg, "Success")
         if a is not None and self.own_sender_id:
             a["SenderID"] = self.net_id  # a network server answers with its own NetID
+        if a is not None and self.behaviour == "helium":
+            helium_spell(a)
+        if a is not None and self.behaviour == "tts-js":
+            for k in HEX_KEYS:
+                if isinstance(a.get(k), str):
+                    a[k] = a[k].upper()
         return a
 
     def post_async(self, ans):
         time.sleep(0.02)
-        self.hub.post(ans, self.key)
+        self.hub.post(ans, self.key, path=self.answer_path(ans))
 
     def get(self, timeout=3.0, mtype=None):
         """The next message received (of MessageType mtype: others are dropped); queue.Empty
@@ -162,6 +338,9 @@ ALL_DOWN = {"join_accept": True, "mac_data": True, "application_data": True}
 
 
 def member_records(m, endpoint=True, protocol="PROTOCOL_VERSION_1_0", timeout_ms=1500):
+    """The network, member and endpoint records of member m, with the endpoint settings its
+    behaviour needs (docs/PEERING.md): ChirpStack strict enums and a sync Join Server client,
+    Helium upper-case hex."""
     recs = {
         "networks": [{"net_id": m.net_id, "name": m.name, "listed": True}],
         "members": [{"id": m.name, "net_ids": [m.net_id], "api_key_hashes": [sha256_hex(m.key)]}],
@@ -171,6 +350,12 @@ def member_records(m, endpoint=True, protocol="PROTOCOL_VERSION_1_0", timeout_ms
         recs["endpoints"].append({
             "id": m.name, "net_id": m.net_id, "url": m.url, "protocol_version": protocol,
             "async_answers": m.mode == "async", "timeout_ms": timeout_ms})
+        ep = recs["endpoints"][0]
+        if getattr(m, "behaviour", None) == "chirpstack":
+            ep["strict_enums"] = True
+            ep["js_answer_mode"] = "ANSWER_MODE_SYNC"  # its [join_server] client is sync
+        elif getattr(m, "behaviour", None) in ("helium", "tts-js"):
+            ep["upper_case_hex"] = True
     return recs
 
 

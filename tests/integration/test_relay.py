@@ -43,15 +43,21 @@ def dl_xmit(sender, receiver, phy):
 
 class RelayTest(unittest.TestCase):
     """One hub with A (sync forwarder), B (sync home), C (async home), H (hung home), X (async
-    forwarder)."""
+    forwarder). Subclasses in test_peers.py run the same tests with the forwarders and home
+    networks behaving as real products (HOME_BEHAVIOUR, FWD_BEHAVIOUR: roamhub_harness.Member)."""
+
+    HOME_BEHAVIOUR = None
+    FWD_BEHAVIOUR = None
 
     @classmethod
     def setUpClass(cls):
-        cls.a = Member("netA", A, "key-A-0123456789", mode="sync")
-        cls.b = Member("netB", B, "key-B-0123456789", mode="sync", answer_fn=cls.answer_b)
-        cls.c = Member("netC", C, "key-C-0123456789", mode="async")
+        cls.a = Member("netA", A, "key-A-0123456789", mode="sync", behaviour=cls.FWD_BEHAVIOUR)
+        cls.b = Member("netB", B, "key-B-0123456789", mode="sync", answer_fn=cls.answer_b,
+                       behaviour=cls.HOME_BEHAVIOUR)
+        cls.c = Member("netC", C, "key-C-0123456789", mode="async", behaviour=cls.HOME_BEHAVIOUR)
         cls.h = Member("netH", H, "key-H-0123456789", mode="hang")
-        cls.x = Member("netX", "000404", "key-X-0123456789", mode="async")
+        cls.x = Member("netX", "000404", "key-X-0123456789", mode="async",
+                       behaviour=cls.FWD_BEHAVIOUR)
         # a Join Server (sync), reached through a join route naming it; it answers as its JoinEUI
         cls.js = Member("js1", JOIN_EUI_JS, "key-JS-0123456789", mode="sync",
                         answer_fn=lambda req: answer(req, "Success", HNetID=C))
@@ -92,6 +98,10 @@ class RelayTest(unittest.TestCase):
     def setUp(self):
         self.drain()
 
+    def tearDown(self):
+        for m in (self.a, self.b, self.c, self.h, self.x, self.js):
+            self.assertEqual(m.violations, [], "%s was sent what it would reject" % m.name)
+
     def set_policies(self, *policies):
         """Replaces A's policies through roamdb while the hub runs (next message sees them)."""
         doc = {"member_net_ids": [A], "policies": list(policies),
@@ -119,9 +129,10 @@ class RelayTest(unittest.TestCase):
         self.assertEqual(ans["DevEUI"].lower(), "0102030405060708")
         got = self.b.get()
         self.assertEqual(got["_authorization"], None)  # B's endpoint has no Authorization set
-        for k in ("ProtocolVersion", "SenderID", "ReceiverID", "TransactionID", "MessageType",
+        for k in ("ProtocolVersion", "SenderID", "ReceiverID", "MessageType",
                   "DedupWindowSize", "VSExtension", "SenderToken"):
             self.assertEqual(got[k], req[k], k)
+        self.assertIsInstance(got["TransactionID"], int)  # the hub's own ID on this hop
         self.assertEqual(got["PHYPayload"].lower(), DATA_APP_B)
         ul, sent = got["ULMetaData"], req["ULMetaData"]
         self.assertEqual(ul["FNSULToken"], "0xC0FFEE")    # opaque token passed exactly
@@ -137,14 +148,15 @@ class RelayTest(unittest.TestCase):
         self.assertEqual(st, 200)
         self.assertEqual(ans["Result"]["ResultCode"], "Success", ans)
         self.assertEqual(ans["SenderID"], C)
-        self.assertEqual(self.c.get()["TransactionID"], req["TransactionID"])
+        self.assertEqual(ans["TransactionID"], req["TransactionID"])  # mapped back from the hub's
+        self.assertIsInstance(self.c.get()["TransactionID"], int)
 
     def test_async_forwarder_gets_answer_posted(self):
         req = pr_start_req("000404", B, DATA_APP_B)
         st, ans, _ = self.hub.post(req, self.x.key)
         self.assertEqual(st, 200)
         self.assertIsNone(ans)  # async sender: empty acknowledgement
-        self.assertEqual(self.b.get()["TransactionID"], req["TransactionID"])
+        self.assertEqual(self.b.get()["MessageType"], "PRStartReq")
         posted = self.x.get()
         self.assertEqual(posted["MessageType"], "PRStartAns")
         self.assertEqual(posted["TransactionID"], req["TransactionID"])
@@ -217,7 +229,7 @@ class RelayTest(unittest.TestCase):
             self.assertEqual(ans["MessageType"], mt[:-3] + "Ans")
             self.assertEqual(ans["Result"]["ResultCode"], "Success")
             got = self.a.get()
-            self.assertEqual((got["MessageType"], got["TransactionID"]), (mt, req["TransactionID"]))
+            self.assertEqual(got["MessageType"], mt)
 
     def test_notifications_relayed_and_acknowledged(self):
         for mt in ("PRStartNotif", "ErrorNotif"):
@@ -227,6 +239,7 @@ class RelayTest(unittest.TestCase):
             self.assertEqual(st, 200)
             self.assertIsNone(ans)
             got = self.b.get()
+            # a notification has no answer: the hub is no requester, its TransactionID passes
             self.assertEqual((got["MessageType"], got["TransactionID"]), (mt, req["TransactionID"]))
 
     def test_unknown_receiver(self):

@@ -55,7 +55,7 @@ relay_table "$W/table.json" "$STUB"
 cat > "$W/hub.json" <<JSON
 {"log_level":"warn","import":"$W/table.json","database":{"path":"$W/db"},
  "ts002":{"address":"127.0.0.1","port":0},"admin":{"address":"127.0.0.1","port":0},
- "relay":{"pending_max":1000000}}
+ "relay":{"pending_max":1000000,"endpoint_allow_ranges":["127.0.0.0/8"]}}
 JSON
 "$HUBD" -c "$W/hub.json" --ports-file "$W/ports.json" > "$W/hub.log" 2>&1 &
 HUB_PID=$!

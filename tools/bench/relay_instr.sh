@@ -48,7 +48,7 @@ run() { # $1 = number of messages -> prints total Ir of the hub process
   cat > "$d/hub.json" <<JSON
 {"workers":1,"log_level":"warn","import":"$W/table.json","database":{"path":"$d/db"},
  "ts002":{"address":"127.0.0.1","port":0},"admin":{"address":"127.0.0.1","port":0},
- "relay":{"pending_max":100000,"stats_flush_ms":60000}}
+ "relay":{"pending_max":100000,"stats_flush_ms":60000,"endpoint_allow_ranges":["127.0.0.0/8"]}}
 JSON
   valgrind --tool=callgrind --callgrind-out-file="$d/cg.out" "$HUBD" -c "$d/hub.json" \
     --ports-file "$d/ports.json" > "$d/hub.log" 2>&1 &

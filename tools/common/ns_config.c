@@ -138,7 +138,8 @@ int ns_config_from_json(const cJSON *root, const char *base_dir, ns_config_t *c,
     uint64_t recv_id = 0;
     if (hub && !cJSON_IsNull(hub)) {
         static const char *const hkeys[] = {"url", "protocol", "async", "api_key", "timeout_ms",
-                                            "receiver_id", NULL};
+                                            "receiver_id", "dialect", NULL};
+        const char *dialect = "";
         const char *hw = "config.hub";
         if (!cJSON_IsObject(hub))
             return rh_diag_fail(diag, RH_EINVAL, "config.hub: expected an object");
@@ -148,8 +149,18 @@ int ns_config_from_json(const cJSON *root, const char *base_dir, ns_config_t *c,
             (rc = tl_get_bool(hub, "async", hw, &c->hub_async, diag)) < 0 ||
             (rc = tl_get_str(hub, "api_key", hw, &key, diag)) < 0 ||
             (rc = tl_get_uint(hub, "timeout_ms", hw, 300000, &tmo, diag)) < 0 ||
-            (rc = tl_get_str(hub, "receiver_id", hw, &recv, diag)) < 0)
+            (rc = tl_get_str(hub, "receiver_id", hw, &recv, diag)) < 0 ||
+            (rc = tl_get_str(hub, "dialect", hw, &dialect, diag)) < 0)
             return rc;
+        if (!dialect || !*dialect)
+            c->hub_dialect = NS_DIALECT_PLAIN;
+        else if (strcmp(dialect, "chirpstack") == 0)
+            c->hub_dialect = NS_DIALECT_CHIRPSTACK;
+        else if (strcmp(dialect, "helium") == 0)
+            c->hub_dialect = NS_DIALECT_HELIUM;
+        else
+            return rh_diag_fail(diag, RH_EINVAL,
+                                "config.hub.dialect: expected \"\", \"chirpstack\" or \"helium\"");
         if (!url || strncmp(url, "http", 4) != 0)
             return rh_diag_fail(diag, RH_EINVAL, "config.hub.url: expected an http:// or https:// URL");
         if (strcmp(proto, "1.0") == 0)

@@ -15,6 +15,14 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/* config.hub.dialect (docs/PEERING.md; issue #11's test peers): roamns behaves as ... */
+enum ns_dialect {
+    NS_DIALECT_PLAIN = 0,      /* "": the project's own conventions */
+    NS_DIALECT_CHIRPSTACK = 1, /* "chirpstack": role-suffixed paths after the URL ("//sns") */
+    NS_DIALECT_HELIUM = 2,     /* "helium": upper-case hex; a sync downlink is acknowledged
+                                  with 202 "Downlink Accepted" and no XmitDataAns */
+};
+
 typedef struct ns_config {
     uint32_t net_id;
     ns_opts_t core;            /* DevAddr blocks, JoinEUIs, join-accept settings */
@@ -28,6 +36,7 @@ typedef struct ns_config {
     bool has_hub;
     char *hub_url;
     int hub_protocol;          /* 0 = TS002 1.0, 1 = 1.1 */
+    int hub_dialect;           /* NS_DIALECT_*: which real product roamns behaves as toward the hub */
     bool hub_async;
     char *hub_api_key;         /* sent as "Authorization: Bearer <key>", or NULL */
     unsigned hub_timeout_ms;   /* default 3000 */

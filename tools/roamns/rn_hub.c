@@ -32,8 +32,9 @@ typedef struct post_ctx {
 
 bi_dialect_t rn_hub_dialect(const roamns_t *ns)
 {
-    bi_dialect_t d = {ns->cfg.hub_protocol ? BI_VERSION_1_1 : BI_VERSION_1_0, BI_HEX_LOWER,
-                      BI_REGION_NAMES_RP002, false};
+    bi_dialect_t d = {ns->cfg.hub_protocol ? BI_VERSION_1_1 : BI_VERSION_1_0,
+                      ns->cfg.hub_dialect == NS_DIALECT_HELIUM ? BI_HEX_UPPER : BI_HEX_LOWER,
+                      BI_REGION_NAMES_RP002, false, ns->cfg.hub_dialect == NS_DIALECT_CHIRPSTACK};
     return d;
 }
 
@@ -187,6 +188,16 @@ static int post(roamns_t *ns, bi_msg_t *msg, bool is_answer)
     c->ns = ns;
     c->txid = bi_msg_transaction_id(msg);
     c->type = bi_msg_type(msg);
+    /* ChirpStack's use_target_role_suffix: the target role after the configured URL (which ends
+     * in '/' here, so "//sns"); HomeNSReq goes to its Join Server client without a suffix */
+    char path[300];
+    const char *req_path = NULL;
+    if (ns->cfg.hub_dialect == NS_DIALECT_CHIRPSTACK && c->type != BI_MT_HOME_NS_REQ) {
+        bool to_sns = c->type == BI_MT_PR_START_REQ ||
+                      (c->type == BI_MT_XMIT_DATA_REQ && (bi_msg_fields(msg)->present & BI_F_UL_META));
+        snprintf(path, sizeof path, "%s%s", ns->hub_ep->path, to_sns ? "/sns" : "/fns");
+        req_path = path;
+    }
     c->is_answer = is_answer;
     bi_msg_free(msg);
     if (!is_answer) {
@@ -203,7 +214,7 @@ static int post(roamns_t *ns, bi_msg_t *msg, bool is_answer)
             }
         }
     }
-    rc = peer_client_post(ns->client, ns->hub_ep, NULL, buf, len, NULL, 0, post_cb, c);
+    rc = peer_client_post(ns->client, ns->hub_ep, req_path, buf, len, NULL, 0, post_cb, c);
     bi_buf_free(buf);
     if (rc < 0) {
         RH_LOG(RH_LOG_WARN, "hub", "POST to the hub not sent type=%s txid=%u err=%s",

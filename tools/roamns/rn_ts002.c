@@ -524,6 +524,13 @@ static void ts002(roamns_t *ns, hs_req_t *req)
                     }
                 }
             }
+            if (ns->cfg.hub_dialect == NS_DIALECT_HELIUM && !ns->cfg.hub_async && rc >= 0) {
+                /* Helium's downlink service on a sync route: 202 "Downlink Accepted", no
+                 * XmitDataAns */
+                bi_msg_free(a);
+                hs_reply(req, 202, "text/plain", "Downlink Accepted", 17);
+                break;
+            }
             answer(ns, req, a);
         }
         break;

@@ -9,6 +9,7 @@
 
 #include <pthread.h>
 
+#include "hub_txid.h"
 #include "pending.h"
 #include "rh_err.h"
 
@@ -31,6 +32,30 @@ static void test_key_parts_all_matter(void **state)
     assert_ptr_equal(pending_take(t, &k), &v);
     assert_null(pending_take(t, &k));
     assert_int_equal(pending_count(t), 0);
+    pending_free(t);
+}
+
+/* Hub-owned TransactionIDs (hub_txid.h): node bits on top, distinct while pending, and a value
+ * still pending for the receiver is skipped. */
+static void test_fresh_ids(void **state)
+{
+    (void)state;
+    pending_table_t *t = pending_new(100);
+    pending_set_node(t, 5);
+    int v = 1;
+    /* a value the next fresh ID would take is already pending for this receiver */
+    pending_key_t taken = {.peer = 9, .txid = hub_txid_make(5, 0), .ans_type = 3};
+    assert_int_equal(pending_put(t, &taken, &v), RH_OK);
+    pending_key_t a = {.peer = 9, .txid = 0, .ans_type = 3}, b = a;
+    assert_int_equal(pending_put_fresh(t, &a, &v), RH_OK);
+    assert_int_equal(pending_put_fresh(t, &b, &v), RH_OK);
+    assert_int_equal(hub_txid_node(a.txid), 5);
+    assert_int_equal(hub_txid_node(b.txid), 5);
+    assert_int_not_equal(a.txid, taken.txid);
+    assert_int_not_equal(a.txid, b.txid);
+    assert_ptr_equal(pending_take(t, &a), &v);
+    assert_ptr_equal(pending_take(t, &b), &v);
+    assert_int_equal(hub_txid_seq(hub_txid_make(1, 0x1234567)), 0x234567);
     pending_free(t);
 }
 
@@ -87,6 +112,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_key_parts_all_matter),
         cmocka_unit_test(test_bounded),
+        cmocka_unit_test(test_fresh_ids),
         cmocka_unit_test(test_concurrent),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -126,8 +126,8 @@ static void test_vectors_roundtrip(void **state)
         assert_string_equal(bi_msg_type_name(f->hdr.type),
                             cJSON_GetObjectItem(msg, "MessageType")->valuestring);
         bi_dialect_t dialects[] = {
-            {BI_VERSION_UNKNOWN, BI_HEX_LOWER, BI_REGION_NAMES_RP002, false},
-            {BI_VERSION_UNKNOWN, BI_HEX_UPPER, BI_REGION_NAMES_SPEC, true},
+            {BI_VERSION_UNKNOWN, BI_HEX_LOWER, BI_REGION_NAMES_RP002, false, false},
+            {BI_VERSION_UNKNOWN, BI_HEX_UPPER, BI_REGION_NAMES_SPEC, true, false},
         };
         for (size_t k = 0; k < 2; k++) {
             char *out = encode(m, dialects[k]);
@@ -349,7 +349,7 @@ static void test_unknown_fields_and_tokens(void **state)
     bi_buf_free(out);
 
     /* Spec region names for a dialect that wants them. */
-    bi_dialect_t spec = {BI_VERSION_1_0, BI_HEX_UPPER, BI_REGION_NAMES_SPEC, false};
+    bi_dialect_t spec = {BI_VERSION_1_0, BI_HEX_UPPER, BI_REGION_NAMES_SPEC, false, false};
     out = encode(m, spec);
     assert_non_null(strstr(out, "\"RFRegion\":\"US902\""));
     assert_null(strstr(out, "us915"));
@@ -493,7 +493,7 @@ static void test_region_leniency(void **state)
         assert_int_equal(f->ul.rf_region, tab[i].r);
         assert_int_equal(f->ul.gw[0].rf_region, tab[i].r);
         bi_dialect_t rp = BI_DIALECT_CHIRPSTACK;
-        bi_dialect_t sp = {BI_VERSION_1_0, BI_HEX_LOWER, BI_REGION_NAMES_SPEC, false};
+        bi_dialect_t sp = {BI_VERSION_1_0, BI_HEX_LOWER, BI_REGION_NAMES_SPEC, false, false};
         assert_int_equal(bi_msg_is_canonical_for(m, &rp), strcmp(tab[i].in, tab[i].rp002) == 0);
         assert_int_equal(bi_msg_is_canonical_for(m, &sp), strcmp(tab[i].in, tab[i].spec) == 0);
         char *out = encode(m, rp), want[64];
@@ -540,7 +540,7 @@ static void test_result_code_leniency(void **state)
         assert_int_equal(bi_msg_fields(m)->result_code, tab[i].rc);
         assert_string_equal(bi_msg_fields(m)->result_code_text, tab[i].in);
         for (int fixed = 0; fixed < 2; fixed++) {
-            bi_dialect_t d = {BI_VERSION_UNKNOWN, BI_HEX_LOWER, BI_REGION_NAMES_RP002, fixed};
+            bi_dialect_t d = {BI_VERSION_UNKNOWN, BI_HEX_LOWER, BI_REGION_NAMES_RP002, fixed, false};
             const char *want_rc = fixed ? tab[i].out_fixed : tab[i].out_spec;
             assert_int_equal(bi_msg_is_canonical_for(m, &d), strcmp(want_rc, tab[i].in) == 0);
             char *out = encode(m, d), want[96];
@@ -905,7 +905,7 @@ static void test_canonical(void **state)
 {
     (void)state;
     bi_dialect_t cs = BI_DIALECT_CHIRPSTACK, tts = BI_DIALECT_TTS_1_1;
-    bi_dialect_t keep = {BI_VERSION_UNKNOWN, BI_HEX_UPPER, BI_REGION_NAMES_RP002, false};
+    bi_dialect_t keep = {BI_VERSION_UNKNOWN, BI_HEX_UPPER, BI_REGION_NAMES_RP002, false, false};
     /* 1.1 with an NSID: canonical for 1.1 upper, not for a 1.0 receiver (drops the NSID). */
     bi_msg_t *m = decode_ok(q("{'ProtocolVersion':'1.1','SenderID':'42FFFF','SenderNSID':"
                               "'70B3D57ED0000001','ReceiverID':'EC656E0000000000','TransactionID':0,"
@@ -1019,7 +1019,7 @@ static void test_setters_and_building(void **state)
     assert_int_equal(bi_msg_set_receiver_id(m, (bi_id_t){BI_ID_EUI64, 0xAABBCCDDEEFF0011ull}), RH_OK);
     assert_int_equal(bi_msg_set_sender_id(m, (bi_id_t){BI_ID_NETID, 0xC00053}), RH_OK);
     assert_int_equal(bi_msg_set_transaction_id(m, 4294967295u), RH_OK);
-    char *out = encode(m, (bi_dialect_t){BI_VERSION_UNKNOWN, BI_HEX_UPPER, BI_REGION_NAMES_RP002, false});
+    char *out = encode(m, (bi_dialect_t){BI_VERSION_UNKNOWN, BI_HEX_UPPER, BI_REGION_NAMES_RP002, false, false});
     assert_string_equal(out, "{\"ProtocolVersion\":\"1.1\",\"SenderID\":\"C00053\",\"ReceiverID\":"
                              "\"AABBCCDDEEFF0011\",\"TransactionID\":4294967295,\"MessageType\":"
                              "\"PRStartReq\",\"PHYPayload\":\"40AA\",\"ULMetaData\":{\"RFRegion\":"

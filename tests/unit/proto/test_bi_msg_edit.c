@@ -16,7 +16,7 @@
 
 #include "bi_msg.h"
 
-static const bi_dialect_t LOWER = {BI_VERSION_1_0, BI_HEX_LOWER, BI_REGION_NAMES_RP002, false};
+static const bi_dialect_t LOWER = {BI_VERSION_1_0, BI_HEX_LOWER, BI_REGION_NAMES_RP002, false, false};
 
 static bi_msg_t *decode(const char *json)
 {
@@ -37,6 +37,82 @@ static bi_msg_t *reread(bi_msg_t *m)
     assert_int_equal(bi_msg_decode(out, len, &r, NULL), RH_OK);
     bi_buf_free(out);
     return r;
+}
+
+/* strict_enums (ChirpStack's closed ResultCode enum, issue #11 item 6): codes outside TS002 1.0
+ * are sent as a 1.0 code with the original kept in Description; 1.0 codes pass unchanged. */
+static void strict_case(const char *code, const char *desc, const char *want_code,
+                        const char *want_desc)
+{
+    char json[400];
+    snprintf(json, sizeof json,
+             "{\"ProtocolVersion\":\"1.1\",\"SenderID\":\"000202\",\"ReceiverID\":\"000303\","
+             "\"TransactionID\":7,\"MessageType\":\"PRStartAns\",\"Result\":{\"ResultCode\":"
+             "\"%s\"%s%s%s}}",
+             code, desc ? ",\"Description\":\"" : "", desc ? desc : "", desc ? "\"" : "");
+    bi_msg_t *m = decode(json);
+    bi_dialect_t strict = BI_DIALECT_CHIRPSTACK_STRICT;
+    assert_int_equal(bi_msg_is_canonical_for(m, &strict), false);
+    char *out = NULL;
+    size_t len = 0;
+    assert_int_equal(bi_msg_encode(m, &strict, &out, &len), RH_OK);
+    cJSON *root = cJSON_Parse(out);
+    const cJSON *res = cJSON_GetObjectItemCaseSensitive(root, "Result");
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(res, "ResultCode")->valuestring,
+                        want_code);
+    const cJSON *d = cJSON_GetObjectItemCaseSensitive(res, "Description");
+    if (want_desc)
+        assert_string_equal(d->valuestring, want_desc);
+    else
+        assert_null(d);
+    cJSON_Delete(root);
+    bi_buf_free(out);
+    bi_msg_free(m);
+}
+
+static void test_strict_enums(void **state)
+{
+    (void)state;
+    strict_case("FrameReplayed", "seen before", "Other", "ResultCode FrameReplayed: seen before");
+    strict_case("NoAction", NULL, "Other", "ResultCode NoAction");
+    strict_case("MalformedMessage", "bad", "MalformedRequest", "ResultCode MalformedMessage: bad");
+    strict_case("VendorSpecificFailure", NULL, "Other", "ResultCode VendorSpecificFailure");
+    strict_case("RoamingActDisallowedA", NULL, "RoamingActDisallowed", NULL); /* a known typo */
+    strict_case("MICFailed", "x", "MICFailed", "x"); /* a 1.0 code stays (only re-versioned) */
+}
+
+/* bi_msg_splice_header writes exactly what apply + encode would, without re-encoding; it
+ * declines (RH_EAGAIN) when the received bytes are not canonical for the dialect. */
+static void test_splice_header(void **state)
+{
+    (void)state;
+    const char *raw = "{\"ProtocolVersion\":\"1.0\",\"SenderID\":\"000202\",\"ReceiverID\":"
+                      "\"000000\",\"TransactionID\":7,\"MessageType\":\"HomeNSReq\","
+                      "\"DevEUI\":\"0102030405060708\"}";
+    bi_msg_t *m = decode(raw);
+    bi_header_edit_t e = {true, 4000000000u, false, {BI_ID_NONE, 0}, true,
+                          {BI_ID_EUI64, 0x70b3d57ed0000b42ull}};
+    char *sp = NULL;
+    size_t splen = 0;
+    assert_int_equal(bi_msg_splice_header(m, raw, strlen(raw), &LOWER, &e, &sp, &splen), RH_OK);
+    assert_int_equal(bi_msg_transaction_id(m), 7); /* m unchanged */
+    assert_int_equal(bi_msg_apply_header_edit(m, &e), RH_OK);
+    char *enc = NULL;
+    size_t enclen = 0;
+    assert_int_equal(bi_msg_encode(m, &LOWER, &enc, &enclen), RH_OK);
+    assert_string_equal(sp, enc);
+    assert_int_equal(splen, enclen);
+    bi_buf_free(sp);
+    bi_buf_free(enc);
+    bi_msg_free(m);
+    /* upper-case hex received, lower-case wanted: not canonical, encode instead */
+    const char *up = "{\"ProtocolVersion\":\"1.0\",\"SenderID\":\"0x00020A\",\"ReceiverID\":"
+                     "\"000000\",\"TransactionID\":7,\"MessageType\":\"HomeNSReq\","
+                     "\"DevEUI\":\"0102030405060708\"}";
+    m = decode(up);
+    assert_int_equal(bi_msg_splice_header(m, up, strlen(up), &LOWER, &e, &sp, &splen), RH_EAGAIN);
+    assert_null(sp);
+    bi_msg_free(m);
 }
 
 static void test_set_hnet_id(void **state)
@@ -134,6 +210,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_set_hnet_id),
+        cmocka_unit_test(test_strict_enums),
+        cmocka_unit_test(test_splice_header),
         cmocka_unit_test(test_drop_downlink),
         cmocka_unit_test(test_strip_gwinfo),
     };

@@ -7,6 +7,9 @@ import sys
 import tempfile
 import unittest
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
+from roamhub_harness import assert_no_sanitizer_report  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 BUILD = os.environ.get("ROAMHUB_BUILD", os.path.join(ROOT, "build"))
@@ -19,6 +22,13 @@ class DemoTest(unittest.TestCase):
             r = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "demo", "demo.py"), BUILD,
                                 "--out", os.path.join(out, "demo-out"), "--devices", "6", "--uplinks", "3"],
                                capture_output=True, text=True, timeout=180)
+            # Every daemon the demo ran exited cleanly (demo.py fails on a non-zero status) and
+            # printed no sanitizer report.
+            logs = [f for f in os.listdir(os.path.join(out, "demo-out")) if f.endswith(".log")]
+            self.assertIn("roamhubd.log", logs)
+            for name in logs:
+                with open(os.path.join(out, "demo-out", name), errors="replace") as f:
+                    assert_no_sanitizer_report(name, f.read())
             self.assertEqual(r.returncode, 0, r.stdout[-3000:] + r.stderr[-2000:])
             self.assertIn("demo OK", r.stdout)
             with open(os.path.join(out, "demo-out", "REPORT.md")) as f:

@@ -302,7 +302,7 @@ def merge(*docs):
 class Hub:
     """A real roamhubd on 127.0.0.1 with ephemeral ports, its own LMDB directory."""
 
-    def __init__(self, table, config=None, workers=2, tls=None):
+    def __init__(self, table, config=None, workers=2, tls=None, popen=None):
         self.dir = tempfile.mkdtemp(prefix="roamhub-it-")
         self.table_path = os.path.join(self.dir, "table.json")
         with open(self.table_path, "w") as f:
@@ -330,6 +330,7 @@ class Hub:
         self.ports_path = os.path.join(self.dir, "ports.json")
         self.log_path = os.path.join(self.dir, "roamhubd.log")
         self.tls = tls
+        self.popen = popen or {}   # extra subprocess.Popen arguments (e.g. preexec_fn)
         self.proc = None
         self.start()
 
@@ -342,7 +343,7 @@ class Hub:
         if os.path.exists(self.ports_path):
             os.unlink(self.ports_path)
         self.daemon = Daemon("roamhubd", [ROAMHUBD, "-c", self.config_path, "--ports-file",
-                                          self.ports_path], self.log_path)
+                                          self.ports_path], self.log_path, **self.popen)
         self.proc = self.daemon.proc
         deadline = time.time() + 10
         while time.time() < deadline:

@@ -44,7 +44,8 @@ def quiet_member(*args, **kw):
 
 class World:
     """roamhubd with forwarder A (sync), homes B (sync) and C (async), policies A -> B, C, plus
-    any extra homes given as (Member-like objects with name/net_id/key/url/mode, DevAddr block)."""
+    any extra homes given as (Member-like object with name/net_id/key/url/mode/stop(), DevAddr
+    block); extra homes are stopped by close() too."""
 
     def __init__(self, config=None, workers=2, extra_homes=(), popen=None, keep_messages=False):
         make = H.Member if keep_messages else quiet_member
@@ -55,8 +56,8 @@ class World:
         docs = [H.member_records(m) for m in self.members]
         blocks = [{"prefix": p, "net_id": n} for n, p in BLOCKS.items()]
         policies = [self.policy(A, B), self.policy(A, C)]
-        for home, block in extra_homes:
-            docs.append(H.member_records(home))
+        for home, block in extra_homes:   # a home's endpoint timeout: home.timeout_ms (1500)
+            docs.append(H.member_records(home, timeout_ms=getattr(home, "timeout_ms", 1500)))
             blocks.append({"prefix": block, "net_id": home.net_id})
             policies.append(self.policy(A, home.net_id))
         table = H.merge(*docs, {"devaddr_blocks": blocks, "policies": policies})
@@ -67,6 +68,7 @@ class World:
             else:
                 cfg[k] = v
         self.hub = H.Hub(table, config=cfg, workers=workers, popen=popen)
+        self.members += [home for home, _ in extra_homes]
         for m in self.members:
             m.hub = self.hub
 

@@ -47,7 +47,8 @@ class World:
     any extra homes given as (Member-like object with name/net_id/key/url/mode/stop(), DevAddr
     block); extra homes are stopped by close() too."""
 
-    def __init__(self, config=None, workers=2, extra_homes=(), popen=None, keep_messages=False):
+    def __init__(self, config=None, workers=2, extra_homes=(), popen=None, keep_messages=False,
+                 extra_table=None):
         make = H.Member if keep_messages else quiet_member
         self.a = make("netA", A, "key-A-0123456789")
         self.b = make("netB", B, "key-B-0123456789", answer_fn=home_answer)
@@ -60,7 +61,7 @@ class World:
             docs.append(H.member_records(home, timeout_ms=getattr(home, "timeout_ms", 1500)))
             blocks.append({"prefix": block, "net_id": home.net_id})
             policies.append(self.policy(A, home.net_id))
-        table = H.merge(*docs, {"devaddr_blocks": blocks, "policies": policies})
+        table = H.merge(*docs, {"devaddr_blocks": blocks, "policies": policies}, extra_table or {})
         cfg = {"relay": {"stats_flush_ms": 1000}}
         for k, v in (config or {}).items():
             if isinstance(v, dict):

@@ -53,7 +53,7 @@ static void libevent_log_cb(int severity, const char *msg)
                 : severity == EVENT_LOG_WARN ? RH_LOG_WARN
                 : severity == EVENT_LOG_MSG  ? RH_LOG_INFO
                                              : RH_LOG_DEBUG;
-    RH_LOG(level, "libevent", "libevent message err=%s", msg ? msg : "");
+    RH_LOG(level, "libevent", "libevent message text=%s", msg ? msg : "");
 }
 
 void rt_route_libevent_log(void) { event_set_log_callback(libevent_log_cb); }

@@ -7,8 +7,13 @@
 
 #include <cmocka.h>
 
+#include <event2/event.h>
+#include <fcntl.h>
+#include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
+#include "rh_log.h"
 #include "runtime.h"
 
 static void test_budget_fits_the_limit(void **state)
@@ -63,11 +68,38 @@ static void test_raise_nofile_to_hard(void **state)
     setrlimit(RLIMIT_NOFILE, &rl);
 }
 
+/* rh_log.h promises that libevent's messages reach the log (issue 16 #10). */
+static void test_libevent_messages_in_the_log(void **state)
+{
+    (void)state;
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    fcntl(fds[0], F_SETFL, O_NONBLOCK);
+    rh_log_set_fd(fds[1]);
+    rh_log_set_level_name("debug");
+    rt_route_libevent_log();
+    event_enable_debug_logging(EVENT_DBG_ALL);
+    struct event_base *b = event_base_new();
+    struct event *e = event_new(b, -1, 0, NULL, NULL);
+    event_free(e);
+    event_base_free(b);
+    event_enable_debug_logging(EVENT_DBG_NONE);
+    char buf[8192];
+    ssize_t n = read(fds[0], buf, sizeof buf - 1);
+    assert_true(n > 0);
+    buf[n] = 0;
+    assert_non_null(strstr(buf, "level=debug sub=libevent msg=\"libevent message\" text="));
+    rh_log_set_fd(2);
+    close(fds[0]);
+    close(fds[1]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_budget_fits_the_limit),
         cmocka_unit_test(test_raise_nofile_to_hard),
+        cmocka_unit_test(test_libevent_messages_in_the_log),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -372,6 +372,19 @@ static const char *next_field(const char *fmt, const char *from, const char **ke
     return from + strlen(from);
 }
 
+/* Whether v[0..n) is a JSON integer: -?(0|[1-9][0-9]*) (e.g. "%05u" gives "00042", not one). */
+static int json_integer(const char *v, size_t n)
+{
+    size_t i = n && v[0] == '-';
+    if (i >= n || (v[i] == '0' && n - i > 1))
+        return 0;
+    for (; i < n; i++) {
+        if (v[i] < '0' || v[i] > '9')
+            return 0;
+    }
+    return 1;
+}
+
 /* Appends one field (key + formatted value) in the current format. */
 static void put_field(buf_t *b, int json, const char *key, size_t klen, const char *v, size_t vlen,
                       int always_quote, int number)
@@ -383,7 +396,7 @@ static void put_field(buf_t *b, int json, const char *key, size_t klen, const ch
         put(b, ",\"", 2);
         put(b, key, klen);
         put(b, "\":", 2);
-        if (number)
+        if (number && json_integer(v, vlen))
             put(b, v, vlen);
         else
             put_quoted(b, v, vlen);

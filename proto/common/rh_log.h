@@ -15,7 +15,7 @@
  * '"' '\' and control characters backslash-escaped; invalid UTF-8 replaced by U+FFFD), so a
  * remote-supplied "x level=err" or '"' can neither forge a key nor break the line. A value written
  * in quotes in the format (err=\"%s\") is always quoted. In JSON a value that is exactly one %d/%i/%u
- * conversion is a number, every other value a string.
+ * conversion (printing a JSON integer: not "%05u") is a number, every other value a string.
  * Conventional keys: peer=, netid=, txid=, devaddr=, deveui=, err=. NEVER pass keys, secrets,
  * tokens or Authorization values.
  *

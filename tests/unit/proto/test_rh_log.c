@@ -238,8 +238,8 @@ static void test_json_lines(void **state)
     (void)state;
     drain();
     rh_log_set_format(RH_LOG_JSON);
-    RH_LOG(RH_LOG_WARN, "relay", "refused reason=\"%s\" peer=%s txid=%u netid=%06X n=%d",
-           "a\"b\n\x02", "x level=err", 17u, 0x505u, -2);
+    RH_LOG(RH_LOG_WARN, "relay", "refused reason=\"%s\" peer=%s txid=%u netid=%06X n=%d z=%05u",
+           "a\"b\n\x02", "x level=err", 17u, 0x505u, -2, 42u);
     RH_LOG(RH_LOG_INFO, "t", "no fields at all");
     rh_log_set_format(RH_LOG_LOGFMT);
     const char *text = drain();
@@ -259,6 +259,7 @@ static void test_json_lines(void **state)
     assert_int_equal(cJSON_GetObjectItem(o, "txid")->valueint, 17);
     assert_string_equal(cJSON_GetObjectItem(o, "netid")->valuestring, "000505"); /* hex: string */
     assert_int_equal(cJSON_GetObjectItem(o, "n")->valueint, -2);
+    assert_string_equal(cJSON_GetObjectItem(o, "z")->valuestring, "00042"); /* not a JSON number */
     cJSON_Delete(o);
     o = cJSON_Parse(nl + 1);
     assert_non_null(o);

@@ -1,5 +1,6 @@
 """The README's main job: tools/demo/demo.py runs to completion, every check in it passes, and it
 leaves a readable report (run in a temporary directory)."""
+import fcntl
 import os
 import shutil
 import subprocess
@@ -18,6 +19,10 @@ BUILD = os.environ.get("ROAMHUB_BUILD", os.path.join(ROOT, "build"))
 class DemoTest(unittest.TestCase):
     def test_demo_runs_and_reports(self):
         out = tempfile.mkdtemp(prefix="roamhub-demo-")
+        # The demo uses the fixed ports 4270/4271: one demo at a time on this machine (the same
+        # lock as `flock /tmp/roamhub-demo.lock python3 tools/demo/demo.py build`).
+        lock = open("/tmp/roamhub-demo.lock", "a")
+        fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             r = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "demo", "demo.py"), BUILD,
                                 "--out", os.path.join(out, "demo-out"), "--devices", "6", "--uplinks", "3"],
@@ -37,6 +42,7 @@ class DemoTest(unittest.TestCase):
             self.assertRegex(report, r"OTAA joins through the hub \| (\d+) accepted of \1 ")
             self.assertIn("downlink_mac", report)   # the hub's statistics made it into the report
         finally:
+            lock.close()
             shutil.rmtree(out, ignore_errors=True)
 
 

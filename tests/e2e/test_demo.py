@@ -29,6 +29,7 @@ class DemoTest(unittest.TestCase):
                                capture_output=True, text=True, timeout=180)
             # Every daemon the demo ran exited cleanly (demo.py fails on a non-zero status) and
             # printed no sanitizer report.
+            self.assertTrue(os.path.isdir(os.path.join(out, "demo-out")), r.stdout + r.stderr)
             logs = [f for f in os.listdir(os.path.join(out, "demo-out")) if f.endswith(".log")]
             self.assertIn("roamhubd.log", logs)
             for name in logs:

@@ -8,6 +8,7 @@
 #include "peer_addr.h"
 #include "rh_fs.h"
 #include "rh_json.h"
+#include "rh_log.h"
 
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
@@ -47,6 +48,7 @@ typedef struct key {
 
 static const key_t_ keys[] = {
     {NULL, "log_level", K_STR, OFF(log_level), 0, 0},
+    {NULL, "log_format", K_STR, OFF(log_format), 0, 0},
     {NULL, "workers", K_UINT, OFF(workers), 0, 256},
     {NULL, "import", K_STR, OFF(import_file), 0, 0},
     {"database", "path", K_STR, OFF(db_path), 0, 0},
@@ -153,7 +155,8 @@ int config_defaults(rh_config_t *c)
     c->jwt_ttl_s = 900;
     c->console_enabled = 1;
     c->console_gateways_max = 10000;
-    if (set_str(&c->log_level, "info") || set_str(&c->db_path, "var/roamhub-db") ||
+    if (set_str(&c->log_level, "info") || set_str(&c->log_format, "logfmt") ||
+        set_str(&c->db_path, "var/roamhub-db") ||
         set_str(&c->ts002.address, "127.0.0.1") || set_str(&c->admin.address, "127.0.0.1") ||
         set_str(&c->operator_key_file, "var/operator.key") ||
         set_str(&c->jwt_alg, "HS256") || set_str(&c->jwt_issuer, "roamhub") ||
@@ -321,9 +324,11 @@ int config_load(const char *path, rh_config_t *c, rh_diag_t *d)
     if (!rc && c->ts002.tls.require_client_cert && !c->ts002.tls.client_ca_file)
         rc = rh_diag_fail(d, RH_EINVAL, "ts002.tls_require_client_cert needs ts002.tls_client_ca");
     if (!rc) {
-        const char *lv = c->log_level;
-        if (strcmp(lv, "err") && strcmp(lv, "warn") && strcmp(lv, "info") && strcmp(lv, "debug"))
-            rc = rh_diag_fail(d, RH_EINVAL, "log_level: expected err, warn, info or debug");
+        if (rh_log_level_from_name(c->log_level) < 0)
+            rc = rh_diag_fail(d, RH_EINVAL,
+                              "log_level: expected err (or error), warn (or warning), info or debug");
+        else if (rh_log_format_from_name(c->log_format) < 0)
+            rc = rh_diag_fail(d, RH_EINVAL, "log_format: expected logfmt or json");
     }
     if (!rc) {
         const char *a = c->jwt_alg;
@@ -362,6 +367,7 @@ void config_fini(rh_config_t *c)
         return;
     free(c->path);
     free(c->log_level);
+    free(c->log_format);
     free(c->db_path);
     free(c->import_file);
     listener_fini(&c->ts002);

@@ -35,7 +35,8 @@ typedef struct rh_listener_config {
 
 typedef struct rh_config {
     char *path;               /* file it was read from, or NULL for defaults only */
-    char *log_level;          /* err, warn, info, debug */
+    char *log_level;          /* err (error), warn (warning), info, debug: rh_log_level_from_name */
+    char *log_format;         /* logfmt or json (JSON lines): rh_log_format_from_name */
     unsigned workers;         /* 0 = number of online CPUs */
     char *db_path;            /* LMDB environment directory, created if missing */
     size_t db_map_size_mb;    /* LMDB map size, MiB (grown on demand) */

@@ -7,7 +7,11 @@
  *  - conn->timer enforces exactly one deadline at a time: header (from accept or end of previous
  *    reply), body (from headers complete), idle (keep-alive, before the first byte of the next
  *    request); it is off while a request awaits its reply;
- *  - srv->nconns counts open connections; the listener is disabled at max_connections.
+ *  - srv->nconns counts open connections; the listener is disabled at max_connections;
+ *  - when accept() fails (EMFILE/ENFILE when out of descriptors, ENOBUFS, ...) the listener is
+ *    disabled for pause_ms (100 ms, doubling to 1 s while it keeps failing, reset by the next
+ *    accepted connection) instead of libevent retrying at once in a busy loop; nothing re-enables
+ *    it during the pause (srv->accept_paused).
  */
 #include "http_server.h"
 
@@ -86,6 +90,10 @@ struct hs_server {
     struct event *drain_timer;
     void (*drain_done)(void *);
     void *drain_arg;
+    struct event *accept_pause_timer;
+    int accept_paused;
+    unsigned pause_ms;            /* current pause after a failed accept, 0 after a success */
+    unsigned long accept_errors;
 };
 
 static http_parser_settings parser_settings;
@@ -377,7 +385,8 @@ static void conn_close(hs_conn_t *c)
     conn_unlink(c);
     s->nconns--;
     free(c);
-    if (!s->draining && !s->listening && s->lev && s->nconns < s->o.max_connections) {
+    if (!s->draining && !s->listening && !s->accept_paused && s->lev &&
+        s->nconns < s->o.max_connections) {
         evconnlistener_enable(s->lev);
         s->listening = 1;
     }
@@ -550,11 +559,44 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
     conn_close(c);
 }
 
+static void accept_resume_cb(evutil_socket_t fd, short ev, void *arg)
+{
+    hs_server_t *s = arg;
+    (void)fd;
+    (void)ev;
+    s->accept_paused = 0;
+    if (!s->draining && !s->listening && s->nconns < s->o.max_connections) {
+        evconnlistener_enable(s->lev);
+        s->listening = 1;
+    }
+}
+
+/* accept() failed with an error libevent does not retry (EMFILE, ENFILE, ENOBUFS, ENOMEM, ...):
+ * without this callback libevent logs and retries at once, and the pending connection keeps the
+ * listener readable, so the loop spins at 100 % CPU. Pause instead (see the invariants above). */
+static void accept_error_cb(struct evconnlistener *lev, void *arg)
+{
+    hs_server_t *s = arg;
+    int err = EVUTIL_SOCKET_ERROR();
+    s->accept_errors++;
+    if (s->listening) {
+        evconnlistener_disable(lev);
+        s->listening = 0;
+    }
+    s->pause_ms = s->pause_ms ? (s->pause_ms >= 500 ? 1000 : s->pause_ms * 2) : 100;
+    s->accept_paused = 1;
+    RH_LOG(RH_LOG_WARN, "http", "accept failed, pausing accept err=\"%s\" pause_ms=%u conns=%u",
+           evutil_socket_error_to_string(err), s->pause_ms, s->nconns);
+    struct timeval tv = {s->pause_ms / 1000, (s->pause_ms % 1000) * 1000};
+    evtimer_add(s->accept_pause_timer, &tv);
+}
+
 static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa, int salen,
                       void *arg)
 {
     hs_server_t *s = arg;
     (void)salen;
+    s->pause_ms = 0;
     if (s->draining) {
         evutil_closesocket(fd);
         return;
@@ -688,10 +730,14 @@ hs_server_t *hs_server_new(struct event_base *base, const hs_opts_t *opts)
             RH_LOG(RH_LOG_ERR, "http", "cannot listen addr=%s err=\"%s\"", spec,
                    strerror(errno));
     }
-    if (!s->lev) {
+    s->accept_pause_timer = s->lev ? evtimer_new(base, accept_resume_cb, s) : NULL;
+    if (!s->lev || !s->accept_pause_timer) {
+        if (s->lev)
+            evconnlistener_free(s->lev);
         free(s);
         return NULL;
     }
+    evconnlistener_set_error_cb(s->lev, accept_error_cb);
     s->listening = 1;
     struct sockaddr_storage bound;
     socklen_t bl = sizeof bound;
@@ -709,6 +755,8 @@ uint16_t hs_server_port(const hs_server_t *s) { return s->port; }
 int hs_server_listen_fd(const hs_server_t *s) { return evconnlistener_get_fd(s->lev); }
 
 unsigned hs_server_connections(const hs_server_t *s) { return s->nconns; }
+
+unsigned long hs_server_accept_errors(const hs_server_t *s) { return s->accept_errors; }
 
 static void drain_finish(hs_server_t *s)
 {
@@ -772,6 +820,8 @@ void hs_server_free(hs_server_t *s)
         conn_close(s->conns);
     if (s->drain_timer)
         event_free(s->drain_timer);
+    if (s->accept_pause_timer)
+        event_free(s->accept_pause_timer);
     if (s->lev)
         evconnlistener_free(s->lev);
     free(s);

@@ -15,6 +15,9 @@
  *     the body, and while reading chunked bodies), malformed requests (400), then close.
  *   - connection cap per worker: at the cap the listener stops accepting (the kernel backlog holds
  *     new connections) until a connection closes.
+ *   - accept() failures (out of file descriptors: EMFILE/ENFILE, ENOBUFS, ...) pause accepting for
+ *     100 ms, doubling up to 1 s while they continue, instead of a busy retry loop; logged
+ *     (rate-limited) and counted (hs_server_accept_errors).
  *   - keep-alive idle timeout.
  * One request per connection is handled at a time: reading pauses while a request awaits its
  * reply, so pipelined requests are answered in order.
@@ -84,6 +87,9 @@ void hs_server_free(hs_server_t *srv);
 
 /* Number of open connections and requests awaiting a reply. */
 unsigned hs_server_connections(const hs_server_t *srv);
+
+/* Number of failed accept() calls (each one paused accepting) since the server started. */
+unsigned long hs_server_accept_errors(const hs_server_t *srv);
 
 /* --- requests --- */
 

@@ -13,6 +13,7 @@
 #include "rh_log.h"
 #include "rh_time.h"
 #include "rp_json.h"
+#include "runtime.h"
 
 #include <errno.h>
 #include <event2/thread.h>
@@ -223,6 +224,24 @@ static int worker_init(hub_t *hub, worker_t *w, unsigned index, rh_diag_t *diag)
     return RH_OK;
 }
 
+/* Raises the descriptor limit and lowers the connection caps to what it allows (runtime.h), once
+ * at start, before any listener exists. */
+static void fit_fd_limit(hub_t *hub)
+{
+    rh_config_t *c = &hub->cfg;
+    rt_fd_budget_t b = rt_fd_budget(rt_raise_nofile(), hub->nworkers, c->ts002.max_connections,
+                                    c->admin_enabled ? c->admin.max_connections : 0);
+    if (!b.clamped)
+        return;
+    RH_LOG(RH_LOG_WARN, "hub", "max_connections lowered to fit the file descriptor limit "
+           "nofile=%llu reserve=%u ts002=%u admin=%u configured_ts002=%u configured_admin=%u",
+           (unsigned long long)b.nofile, b.reserve, b.ts002_max, b.admin_max,
+           c->ts002.max_connections, c->admin.max_connections);
+    c->ts002.max_connections = b.ts002_max;
+    if (c->admin_enabled)
+        c->admin.max_connections = b.admin_max;
+}
+
 static void worker_fini(worker_t *w)
 {
     if (!w->base)
@@ -341,6 +360,7 @@ static void reload(hub_t *hub)
         }
     }
     rh_log_set_level_name(nc.log_level);
+    rh_log_set_format(rh_log_format_from_name(nc.log_format)); /* checked by config_load */
     /* adopt the reloadable values */
     hub->cfg.request_timeout_ms = nc.request_timeout_ms;
     peer_endpoint_set_default_timeout_ms(nc.request_timeout_ms);
@@ -466,6 +486,8 @@ int hub_run(rh_config_t *cfg)
     peer_endpoint_set_default_timeout_ms(cfg->request_timeout_ms); /* before any registry */
     hub->started_mono_ms = rh_mono_ms();
     rh_log_set_level_name(cfg->log_level);
+    rh_log_set_format(rh_log_format_from_name(cfg->log_format)); /* checked by config_load */
+    rt_route_libevent_log();
     evthread_use_pthreads();
     signal(SIGPIPE, SIG_IGN);
     rh_diag_t d = {{0}};
@@ -488,6 +510,7 @@ int hub_run(rh_config_t *cfg)
         goto out;
     }
     hub->nworkers = nw;
+    fit_fd_limit(hub);
     if (peer_addr_policy_new((const char *const *)cfg->endpoint_allow, cfg->n_endpoint_allow,
                              "relay.endpoint_allow_ranges", &hub->addr_policy, &d) != RH_OK) {
         RH_LOG(RH_LOG_ERR, "hub", "cannot build the endpoint address policy err=\"%s\"", d.text);
@@ -545,6 +568,7 @@ int hub_run(rh_config_t *cfg)
     struct event *shup = evsignal_new(hub->main_base, SIGHUP, sighup_cb, hub);
     struct event *stats = event_new(hub->main_base, -1, EV_PERSIST, stats_timer_cb, hub);
     struct event *joiner = event_new(hub->main_base, -1, EV_PERSIST, join_check_cb, hub);
+    struct event *logflush = rt_log_flush_timer_new(hub->main_base);
     evsignal_add(sterm, NULL);
     evsignal_add(sint, NULL);
     evsignal_add(shup, NULL);
@@ -558,7 +582,10 @@ int hub_run(rh_config_t *cfg)
     event_free(shup);
     event_free(stats);
     event_free(joiner);
+    if (logflush)
+        event_free(logflush);
     flush_stats(hub);
+    rh_log_flush_suppressed(1);
     RH_LOG(RH_LOG_INFO, "hub", "stopped");
 out:
     for (unsigned i = 0; hub->workers && i < nw; i++) { /* normally joined by join_check_cb */

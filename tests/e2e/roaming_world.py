@@ -6,7 +6,6 @@ crosses the hub: gateway -> roamns A (fNS) -> roamhubd -> roamns B (sNS/hNS) -> 
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -15,7 +14,8 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
-from roamhub_harness import ALL_DOWN, ALL_UP, BUILD, Hub, free_port, sha256_hex  # noqa: E402,F401
+from roamhub_harness import (ALL_DOWN, ALL_UP, BUILD, Daemon, Hub, assert_no_sanitizer_report,  # noqa: E402,F401
+                             free_port, sha256_hex)
 
 ROAMNS = os.path.join(BUILD, "tools", "roamns")
 ROAMSIM = os.path.join(BUILD, "tools", "roamsim")
@@ -100,26 +100,22 @@ class Network:
             json.dump(self.config, f, indent=1)
         if os.path.exists(self.ports_path):
             os.unlink(self.ports_path)
-        self.log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([ROAMNS, "-c", self.config_path, "--ports-file", self.ports_path],
-                                     stdout=self.log, stderr=subprocess.STDOUT)
+        self.daemon = Daemon("roamns " + self.name, [ROAMNS, "-c", self.config_path, "--ports-file",
+                                                     self.ports_path], self.log_path)
+        self.proc = self.daemon.proc
         deadline = time.time() + 10
         while not os.path.exists(self.ports_path):
             if self.proc.poll() is not None or time.time() > deadline:
+                self.daemon.stop()   # raises with the exit status and the log
                 raise RuntimeError("roamns %s did not start:\n%s" % (self.name, self.logs()))
             time.sleep(0.02)
         with open(self.ports_path) as f:
             self.gwmp_port = json.load(f)["gwmp"]
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-            self.log.close()
+        """SIGTERM and wait; raises DaemonExitError unless roamns exited cleanly (see Daemon.stop)."""
+        if self.proc:
+            return self.daemon.stop()
 
     def logs(self):
         try:
@@ -194,6 +190,7 @@ class World:
                "--lat", "52.37", "--lon", "4.89", "--json", summary, "--log", events,
                "--quiet"] + list(extra)
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        assert_no_sanitizer_report("roamsim", r.stderr)
         with open(summary) as f:
             s = json.load(f)
         with open(events) as f:
@@ -206,6 +203,7 @@ class World:
                    ROAMCTL_KEY_FILE=self.hub.config["admin"]["operator_key_file"])
         env.pop("ROAMCTL_CONFIG", None)
         r = subprocess.run([ROAMCTL] + list(args), env=env, capture_output=True, text=True, timeout=30)
+        assert_no_sanitizer_report("roamctl", r.stderr)
         if r.returncode != 0:
             raise RuntimeError("roamctl %s: %s" % (" ".join(args), r.stderr or r.stdout))
         return r.stdout
@@ -222,7 +220,13 @@ class World:
             self.roamctl(*args)
 
     def close(self):
-        for n in self.networks():
-            n.stop()
-        self.hub.cleanup()
+        """Stops every process, then raises the first unclean exit (all are stopped first)."""
+        errors = []
+        for stop in [n.stop for n in self.networks()] + [self.hub.cleanup]:
+            try:
+                stop()
+            except AssertionError as e:
+                errors.append(e)
         shutil.rmtree(self.dir, ignore_errors=True)
+        if errors:
+            raise errors[0]

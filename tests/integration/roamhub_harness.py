@@ -2,13 +2,20 @@
 ephemeral ports and scripted TS002 member endpoints, and talks to it as members do.
 
 Nothing here decides a test's outcome: tests assert on what the hub and the members saw.
+
+Every daemon a test starts (roamhubd here, roamns in the e2e world and test_roamns) goes through
+start_daemon()/stop_daemon(): stopping it asserts a clean exit (status 0 after SIGTERM, no
+AddressSanitizer/LeakSanitizer/UBSan report in what it wrote), and a daemon a test forgot to stop is
+stopped and checked when the test process exits, which then fails.
 """
+import atexit
 import hashlib
 import http.client
 import http.server
 import json
 import os
 import queue
+import re
 import shutil
 import signal
 import subprocess
@@ -106,6 +113,115 @@ def helium_spell(msg):
                 walk(e)
     walk(msg)
     return msg
+
+
+# Daemon exit checks: every daemon started by a test must exit cleanly.
+
+# What the sanitizers print when they report (ASan/LSan/UBSan, also TSan/MSan for other builds).
+_SANITIZER_RE = re.compile(r"^(?:==\d+==)?(?:ERROR|WARNING): (?:Address|Leak|Thread|Memory|"
+                           r"UndefinedBehavior)Sanitizer|: runtime error: |^SUMMARY: \w+Sanitizer",
+                           re.M)
+
+
+def sanitizer_report(text):
+    """The sanitizer report in a daemon's output (from its first line, at most 4000 characters), or
+    None when there is none."""
+    m = _SANITIZER_RE.search(text)
+    if not m:
+        return None
+    start = text.rfind("\n", 0, m.start()) + 1
+    return text[start:start + 4000]
+
+
+class DaemonExitError(AssertionError):
+    """A daemon started by a test did not exit cleanly (status or sanitizer report)."""
+
+
+_daemons = []   # every Daemon started in this process, checked or not
+
+
+class Daemon:
+    """A daemon process started by a test, its output (stdout and stderr) appended to log_path."""
+
+    def __init__(self, name, argv, log_path, **popen):
+        self.name, self.argv, self.log_path = name, list(argv), log_path
+        self.log = open(log_path, "ab")
+        self.log_offset = self.log.tell()   # this run's output starts here (logs survive restarts)
+        self.proc = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT, **popen)
+        self.checked = False
+        self.expect_killed = False
+        _daemons.append(self)
+
+    def output(self):
+        """What this run of the daemon wrote so far."""
+        with open(self.log_path, "rb") as f:
+            f.seek(self.log_offset)
+            return f.read().decode(errors="replace")
+
+    def poll(self):
+        return self.proc.poll()
+
+    def kill(self):
+        """SIGKILL on purpose (crash tests): the exit status is not held against it."""
+        self.expect_killed = True
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        self.log.close()
+        self.checked = True
+
+    def stop(self, timeout=10, check=True):
+        """SIGTERM, wait (SIGKILL after timeout s) and, with check, raise DaemonExitError unless the
+        daemon exited with status 0 and printed no sanitizer report. Returns the exit status."""
+        hung = False
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                hung = True
+                self.proc.kill()
+                self.proc.wait()
+        if not self.log.closed:
+            self.log.close()
+        if check and not self.checked:
+            self.checked = True
+            self.check(hung)
+        self.checked = True
+        return self.proc.returncode
+
+    def check(self, hung=False):
+        out = self.output()
+        report = sanitizer_report(out)
+        rc = self.proc.returncode
+        if hung or rc != 0 or report:
+            why = ("did not stop within the timeout after SIGTERM" if hung else
+                   "exited with status %s" % rc if rc != 0 else "printed a sanitizer report")
+            raise DaemonExitError("%s %s (log %s):\n%s" % (
+                self.name, why, self.log_path, report or out[-3000:]))
+
+
+def assert_no_sanitizer_report(name, text):
+    """For a daemon run to completion by subprocess.run (e.g. a refused configuration)."""
+    report = sanitizer_report(text or "")
+    if report:
+        raise DaemonExitError("%s printed a sanitizer report:\n%s" % (name, report))
+
+
+@atexit.register
+def _check_forgotten_daemons():
+    """A daemon a test did not stop is stopped and checked here; a failure fails the process."""
+    failed = False
+    for d in _daemons:
+        if d.checked:
+            continue
+        try:
+            d.stop()
+        except DaemonExitError as e:
+            print("FAIL (daemon left running by a test): %s" % e, file=sys.stderr, flush=True)
+            failed = True
+    if failed:
+        os._exit(1)
 
 
 class Member:
@@ -370,7 +486,7 @@ def merge(*docs):
 class Hub:
     """A real roamhubd on 127.0.0.1 with ephemeral ports, its own LMDB directory."""
 
-    def __init__(self, table, config=None, workers=2, tls=None):
+    def __init__(self, table, config=None, workers=2, tls=None, popen=None):
         self.dir = tempfile.mkdtemp(prefix="roamhub-it-")
         self.table_path = os.path.join(self.dir, "table.json")
         with open(self.table_path, "w") as f:
@@ -398,6 +514,7 @@ class Hub:
         self.ports_path = os.path.join(self.dir, "ports.json")
         self.log_path = os.path.join(self.dir, "roamhubd.log")
         self.tls = tls
+        self.popen = popen or {}   # extra subprocess.Popen arguments (e.g. preexec_fn)
         self.proc = None
         self.start()
 
@@ -409,12 +526,14 @@ class Hub:
         self.write_config()
         if os.path.exists(self.ports_path):
             os.unlink(self.ports_path)
-        self.log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([ROAMHUBD, "-c", self.config_path, "--ports-file", self.ports_path],
-                                     stdout=self.log, stderr=subprocess.STDOUT)
+        self.daemon = Daemon("roamhubd", [ROAMHUBD, "-c", self.config_path, "--ports-file",
+                                          self.ports_path], self.log_path, **self.popen)
+        self.proc = self.daemon.proc
         deadline = time.time() + 10
         while time.time() < deadline:
-            if self.proc.poll() is not None:
+            if self.proc.poll() is not None:   # a refused start: its status is what tests check
+                self.daemon.stop(check=False)
+                assert_no_sanitizer_report("roamhubd", self.daemon.output())
                 raise RuntimeError("roamhubd exited %s:\n%s" % (self.proc.returncode, self.logs()))
             if os.path.exists(self.ports_path):
                 with open(self.ports_path) as f:
@@ -422,6 +541,7 @@ class Hub:
                 self.port, self.admin_port = ports["ts002"], ports["admin"]
                 return
             time.sleep(0.02)
+        self.daemon.stop(check=False)
         raise RuntimeError("roamhubd did not start:\n" + self.logs())
 
     def logs(self):
@@ -474,20 +594,19 @@ class Hub:
     def sighup(self):
         self.proc.send_signal(signal.SIGHUP)
 
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
-        return self.proc.returncode
+    def stop(self, check=True):
+        """SIGTERM and wait; raises DaemonExitError (see Daemon.stop) unless roamhubd exited cleanly."""
+        return self.daemon.stop(check=check)
+
+    def kill(self):
+        """SIGKILL on purpose (crash tests): the exit is not checked."""
+        self.daemon.kill()
 
     def cleanup(self):
-        self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        try:
+            self.stop()
+        finally:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
 
 _txid = [1000]

@@ -10,7 +10,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 from roamhub_harness import (ALL_DOWN, ALL_UP, ROAMHUBD, Hub, Member, answer, member_records,  # noqa: E402
-                             merge, pr_start_req)
+                             assert_no_sanitizer_report, merge, pr_start_req)
 
 A, B = "000202", "000505"
 DATA_APP_B = "40" "0100000a" "00" "0100" "01" "aabb" "01020304"
@@ -107,6 +107,7 @@ class OpsTest(unittest.TestCase):
             json.dump({"ts002": {"address": "0.0.0.0", "dev_loopback_unauthenticated": True}}, f)
         r = subprocess.run([ROAMHUBD, "-c", cfg], capture_output=True, text=True, timeout=10)
         os.unlink(cfg)
+        assert_no_sanitizer_report("roamhubd", r.stderr)
         self.assertEqual(r.returncode, 2)
         self.assertIn("dev_loopback_unauthenticated", r.stderr)
 

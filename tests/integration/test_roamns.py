@@ -20,7 +20,6 @@ import json
 import os
 import queue
 import shutil
-import signal
 import socket
 import struct
 import subprocess
@@ -31,7 +30,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from roamhub_harness import Member, answer, next_txid  # noqa: E402
+from roamhub_harness import Daemon, Member, answer, next_txid  # noqa: E402
 
 BUILD = os.environ.get("ROAMHUB_BUILD", os.path.join(os.path.dirname(__file__), "..", "..", "build"))
 ROAMNS = os.path.join(BUILD, "tools", "roamns")
@@ -81,19 +80,19 @@ class RoamNS:
             json.dump(self.cfg, f)
         ports = os.path.join(self.dir, "ports.json")
         self.log_path = os.path.join(self.dir, name + ".log")
-        self.log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen([ROAMNS, "-c", self.cfg_path, "--ports-file", ports],
-                                     stdout=self.log, stderr=subprocess.STDOUT)
+        self.daemon = Daemon(name, [ROAMNS, "-c", self.cfg_path, "--ports-file", ports], self.log_path)
+        self.proc = self.daemon.proc
         deadline = time.time() + 10
         while time.time() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError("roamns exited %s:\n%s" % (self.proc.returncode, self.logs()))
+                self.daemon.stop()   # raises with the exit status and the log
             if os.path.exists(ports):
                 with open(ports) as f:
                     p = json.load(f)
                 self.gwmp, self.ts002 = p["gwmp"], p["ts002"]
                 return
             time.sleep(0.02)
+        self.daemon.stop(check=False)
         raise RuntimeError("roamns did not start:\n" + self.logs())
 
     def logs(self):
@@ -112,15 +111,8 @@ class RoamNS:
         return body
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
-        return self.proc.returncode
+        """SIGTERM and wait; raises DaemonExitError unless roamns exited cleanly (see Daemon.stop)."""
+        return self.daemon.stop()
 
     def cleanup(self):
         self.stop()

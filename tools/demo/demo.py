@@ -76,6 +76,9 @@ def start(name, cmd, cwd=OUT):
     return p
 
 
+unclean = []   # daemons that did not exit with status 0 after SIGTERM: the demo fails
+
+
 def stop_all():
     for name, p, log in reversed(procs):
         if p.poll() is None:
@@ -85,7 +88,11 @@ def stop_all():
             p.wait(timeout=10)
         except subprocess.TimeoutExpired:
             p.kill()
+            p.wait()
         log.close()
+        if p.returncode != 0:
+            unclean.append("%s exited with status %s (see %s.log)" % (name, p.returncode, name))
+    del procs[:]
 
 
 def wait_for(cond, what, timeout=10):
@@ -284,7 +291,9 @@ stop_all()
 ok = (s.get("ok") and s["joins_accepted"] == n_dev - 2
       and s["acks"] == s["confirmed_sent"] and s["downlinks"]["late"] == 0
       and s["downlinks"]["wrong"] == 0 and loc_before.get("lat") is not None
-      and after and loc_after.get("lat") is None)
+      and after and loc_after.get("lat") is None and not unclean)
+for u in unclean:
+    say("FAILED: " + u)
 received = [u for u in b_lines if u["via"] == "roaming"]
 report = """# roamhub demo report
 
@@ -317,7 +326,7 @@ uplinks-B.jsonl; the hub's LMDB: var/roamhub-db.
            p50=s["rtt_ms"]["p50"], p99=s["rtt_ms"]["p99"],
            lb="%s, %s" % (loc_before.get("lat"), loc_before.get("lon")),
            la="%s, %s" % (loc_after.get("lat"), loc_after.get("lon")),
-           result="OK" if ok else "FAILED: " + json.dumps(s.get("failures")), stats=stats_txt.rstrip())
+           result="OK" if ok else "FAILED: " + json.dumps(s.get("failures") or unclean), stats=stats_txt.rstrip())
 with open(os.path.join(OUT, "REPORT.md"), "w") as f:
     f.write(report)
 print()

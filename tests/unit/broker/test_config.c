@@ -34,6 +34,7 @@ static void test_defaults(void **state)
     assert_int_equal(c.ts002.max_body_bytes, 65536);
     assert_int_equal(c.ts002.header_timeout_ms, 10000);
     assert_string_equal(c.db_path, "var/roamhub-db");
+    assert_string_equal(c.log_format, "logfmt");
     assert_null(c.ts002.tls.cert_file);
     config_fini(&c);
 }
@@ -41,14 +42,16 @@ static void test_defaults(void **state)
 static void test_overrides(void **state)
 {
     (void)state;
-    write_cfg("{\"workers\": 2, \"log_level\": \"debug\", \"database\": {\"path\": \"/tmp/x\", "
+    write_cfg("{\"workers\": 2, \"log_level\": \"warning\", \"log_format\": \"json\", "
+              "\"database\": {\"path\": \"/tmp/x\", "
               "\"map_size_mb\": 64}, \"ts002\": {\"port\": 0, \"max_body_bytes\": 2048, "
               "\"dev_loopback_unauthenticated\": true}, \"relay\": {\"request_timeout_ms\": 800}}");
     rh_config_t c;
     rh_diag_t d = {{0}};
     assert_int_equal(config_load(path, &c, &d), RH_OK);
     assert_int_equal(c.workers, 2);
-    assert_string_equal(c.log_level, "debug");
+    assert_string_equal(c.log_level, "warning");
+    assert_string_equal(c.log_format, "json");
     assert_string_equal(c.db_path, "/tmp/x");
     assert_int_equal(c.db_map_size_mb, 64);
     assert_int_equal(c.ts002.port, 0);
@@ -81,7 +84,9 @@ static void test_refusals(void **state)
         {"{\"ts002\": {\"address\": \"0.0.0.0\", \"dev_loopback_unauthenticated\": true}}",
          "only allowed when ts002.address is a loopback address"},
         {"{\"ts002\": {\"tls_cert\": \"a.pem\"}}", "ts002.tls_cert and ts002.tls_key go together"},
-        {"{\"log_level\": \"loud\"}", "log_level: expected err, warn, info or debug"},
+        {"{\"log_level\": \"loud\"}",
+         "log_level: expected err (or error), warn (or warning), info or debug"},
+        {"{\"log_format\": \"xml\"}", "log_format: expected logfmt or json"},
         {"{\"admin\": {\"jwt_alg\": \"none\"}}", "admin.jwt_alg: expected HS256, ES256 or RS256"},
         {"[1]", "not a JSON object"},
         {"{", "not valid JSON"},

@@ -8,6 +8,8 @@
 
 #include <cmocka.h>
 
+#include <stdatomic.h>
+
 #include <arpa/inet.h>
 #include <event2/event.h>
 #include <event2/thread.h>
@@ -17,11 +19,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <errno.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "http_server.h"
 #include "rh_err.h"
+#include "rh_log.h"
 #include "rh_time.h"
 
 static struct event_base *hs_req_base_for_test; /* the fixture's loop (one at a time) */
@@ -394,6 +400,90 @@ static void test_stream_bounded_for_a_client_not_reading(void **state)
     stop(f);
 }
 
+static atomic_int libevent_msgs;
+
+static void count_libevent_log(int severity, const char *msg)
+{
+    (void)severity;
+    (void)msg;
+    atomic_fetch_add(&libevent_msgs, 1);
+}
+
+static int highest_open_fd(void)
+{
+    int hi = 2;
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL) {
+        int fd = atoi(e->d_name);
+        if (fd > hi)
+            hi = fd;
+    }
+    if (d)
+        closedir(d);
+    return hi;
+}
+
+/* Out of file descriptors, accept() fails with EMFILE while connections wait in the backlog:
+ * the server must pause accepting (a few failed accepts, no libevent retry storm) and serve again
+ * once descriptors are free. Regression: libevent retried at once, 100 % CPU and a log line per
+ * retry (issue 16 item 3). */
+static void test_accept_pauses_when_out_of_descriptors(void **state)
+{
+    (void)state;
+    int logfd[2];
+    assert_int_equal(pipe(logfd), 0);
+    rh_log_set_fd(logfd[1]);
+    event_set_log_callback(count_libevent_log);
+    fixture_t *f = start(5000, 5000, 1000);
+    struct rlimit old;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+    struct rlimit low = old;
+    low.rlim_cur = (rlim_t)highest_open_fd() + 1 + 12;
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+
+    /* The client side takes every descriptor left; its connections complete in the backlog. */
+    int fds[1024], n = 0; /* lower fds closed earlier are free too */
+    while (n < 1024) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        if (fd < 0) {
+            assert_int_equal(errno, EMFILE);
+            break;
+        }
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(f->port)};
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+        fds[n++] = fd;
+    }
+    assert_true(n < 1024);
+    usleep(700 * 1000);
+    unsigned long errs = hs_server_accept_errors(f->srv);
+    assert_true(errs >= 1);   /* the server did hit EMFILE ... */
+    assert_true(errs <= 10);  /* ... and paused (100, 200, 400 ms) instead of spinning */
+    assert_int_equal(atomic_load(&libevent_msgs), 0);
+
+    for (int i = 0; i < n; i++)
+        close(fds[i]);
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+    int c = dial(f->port);
+    const char *req = "POST /again HTTP/1.1\r\nContent-Length: 0\r\n\r\n";
+    send_all(c, req, strlen(req));
+    char buf[1024];
+    recv_until(c, buf, sizeof buf, "body=", 3000);
+    assert_non_null(strstr(buf, "POST /again"));
+    close(c);
+    stop(f);
+    event_set_log_callback(NULL);
+    rh_log_set_fd(2);
+    char logs[8192];
+    ssize_t got = read(logfd[0], logs, sizeof logs - 1);
+    assert_true(got > 0);
+    logs[got] = 0;
+    assert_non_null(strstr(logs, "msg=\"accept failed, pausing accept\""));
+    close(logfd[0]);
+    close(logfd[1]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -402,6 +492,7 @@ int main(void)
         cmocka_unit_test(test_connection_cap),     cmocka_unit_test(test_stream_chunked),
         cmocka_unit_test(test_stream_client_gone),
         cmocka_unit_test(test_stream_bounded_for_a_client_not_reading),
+        cmocka_unit_test(test_accept_pauses_when_out_of_descriptors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -3,6 +3,8 @@
  */
 #include "grpc_frame.h"
 
+#include "rh_hex.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -150,24 +152,14 @@ size_t grpc_percent_encode(const char *msg, char *out, size_t cap)
     return o;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 size_t grpc_percent_decode(const char *in, size_t len, char *out, size_t cap)
 {
     size_t o = 0;
     for (size_t i = 0; i < len && o < cap - 1; i++) {
         int hi, lo;
         if (in[i] == '%' && i + 2 < len &&
-            (hi = hexval(in[i + 1])) >= 0 && (lo = hexval(in[i + 2])) >= 0) {
+            (hi = rh_hex_nibble((unsigned char)in[i + 1])) >= 0 &&
+            (lo = rh_hex_nibble((unsigned char)in[i + 2])) >= 0) {
             out[o++] = (char)(hi << 4 | lo);
             i += 2;
         } else {

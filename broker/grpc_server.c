@@ -201,8 +201,11 @@ static const nghttp2_nv resp_hdrs[] = {
 static int call_submit_or_resume(grpc_call_t *call)
 {
     conn_t *c = call->conn;
-    if (call->response_submitted)
-        return nghttp2_session_resume_data(c->h2, call->stream_id) == 0 ? RH_OK : RH_EINVAL;
+    if (call->response_submitted) {
+        /* wakes a deferred provider; fails harmlessly when it is not deferred */
+        nghttp2_session_resume_data(c->h2, call->stream_id);
+        return RH_OK;
+    }
     nghttp2_data_provider dp = {.source.ptr = call, .read_callback = data_read_cb};
     if (nghttp2_submit_response(c->h2, call->stream_id, resp_hdrs, 2, &dp) != 0)
         return RH_EINVAL;
@@ -560,6 +563,14 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
     }
 }
 
+/* Graceful GOAWAY: streams already begun finish (their replies and trailers go out first);
+ * nghttp2 stops wanting to read once none is left, and the connection closes. */
+static void goaway(conn_t *c)
+{
+    nghttp2_submit_goaway(c->h2, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(c->h2),
+                          NGHTTP2_NO_ERROR, NULL, 0);
+}
+
 static void conn_timer_cb(evutil_socket_t fd, short ev, void *arg)
 {
     conn_t *c = arg;
@@ -570,7 +581,7 @@ static void conn_timer_cb(evutil_socket_t fd, short ev, void *arg)
     }
     if (c->open_calls > 0)
         return;
-    nghttp2_session_terminate_session(c->h2, NGHTTP2_NO_ERROR); /* idle: GOAWAY */
+    goaway(c); /* idle */
     conn_pump(c);
 }
 
@@ -761,7 +772,7 @@ void grpc_server_shutdown(grpc_server_t *s)
             call_cancel_handler(call);
             call_finish_internal(call, GRPC_UNAVAILABLE, "server shutting down");
         }
-        nghttp2_session_terminate_session(c->h2, NGHTTP2_NO_ERROR);
+        goaway(c);
         conn_pump(c);
     }
 }

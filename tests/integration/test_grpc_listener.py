@@ -8,7 +8,7 @@ h2c with prior knowledge; TLS that selects ALPN h2 and refuses a client without 
 services answer UNIMPLEMENTED naming the method, unary and server-streaming alike; 150
 concurrent calls on one connection (advertised SETTINGS_MAX_CONCURRENT_STREAMS >= 100);
 an HTTP/1.1 request, a silent client and an idle connection are closed in time; the listener
-is off unless configured; SIGTERM exits cleanly with open connections."""
+is off unless configured; SIGTERM exits cleanly; the agent's OAuth2 token request form."""
 import concurrent.futures
 import os
 import shutil
@@ -22,7 +22,9 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from roamhub_harness import Hub  # noqa: E402
+from roamhub_harness import AdminClient, Hub, admin_config  # noqa: E402
+import json  # noqa: E402
+import urllib.parse  # noqa: E402
 
 try:
     import grpc
@@ -240,6 +242,40 @@ class GrpcListenerTls(unittest.TestCase):
             with self.assertRaises(grpc.RpcError) as cm:
                 call(b"", timeout=5)
             self.assertEqual(cm.exception.code(), grpc.StatusCode.UNIMPLEMENTED)
+
+
+class AgentTokenRequest(unittest.TestCase):
+    """The token request exactly as The Things Stack's agent sends it (x/oauth2 AuthStyleInParams:
+    credentials, scope and a space-separated audience as form fields; packet-broker-api.md
+    section 5) is answered with what x/oauth2 needs. The Packet Broker identity claim inside the
+    token is not issued yet (issue 12 step 3)."""
+
+    def test_form_with_scope_and_audience(self):
+        hub = Hub(TABLE, workers=1, config={"admin": admin_config()})
+        try:
+            key_id, secret = AdminClient(hub).operator_key().split(":", 1)
+            body = urllib.parse.urlencode({
+                "grant_type": "client_credentials", "client_id": key_id, "client_secret": secret,
+                "scope": "networks", "audience": "hub.example.net localhost"}).encode()
+            st, doc, _ = AdminClient(hub).raw(
+                "POST", "/api/v1/oauth/token", body=body,
+                headers={"Content-Type": "application/x-www-form-urlencoded"})
+            self.assertEqual(st, 200, doc)
+            if isinstance(doc, (bytes, str)):
+                doc = json.loads(doc)
+            self.assertEqual(doc["token_type"].lower(), "bearer")
+            self.assertEqual(len(doc["access_token"].split(".")), 3)
+            self.assertIsInstance(doc["expires_in"], int)
+            self.assertGreater(doc["expires_in"], 10)  # x/oauth2 refreshes ~10 s before expiry
+            # wrong secret: refused, nothing issued
+            bad = body.replace(urllib.parse.quote_plus(secret).encode(), b"wrong")
+            st, doc, _ = AdminClient(hub).raw("POST", "/api/v1/oauth/token", body=bad, headers={
+                "Content-Type": "application/x-www-form-urlencoded"})
+            self.assertEqual(st, 401)
+        finally:
+            rc = hub.stop()
+            hub.cleanup()
+        self.assertEqual(rc, 0)
 
 
 class GrpcListenerOffByDefault(unittest.TestCase):

@@ -310,6 +310,16 @@ static void reload(hub_t *hub)
             RH_LOG(RH_LOG_INFO, "hub", "TLS certificates reloaded");
         }
     }
+    if (nc.grpc_enabled && nc.grpc.tls.cert_file && hub->grpc_tls) {
+        SSL_CTX *ctx = grpc_server_tls_prepare(tls_server_ctx_new(&nc.grpc.tls, &d));
+        if (!ctx) {
+            RH_LOG(RH_LOG_ERR, "hub", "gRPC TLS reload failed, keeping the old certificates "
+                   "err=\"%s\"", d.text);
+        } else {
+            tls_holder_swap(hub->grpc_tls, ctx); /* new connections; open ones keep theirs */
+            RH_LOG(RH_LOG_INFO, "hub", "gRPC TLS certificates reloaded");
+        }
+    }
     rh_log_set_level_name(nc.log_level);
     /* adopt the reloadable values */
     hub->cfg.request_timeout_ms = nc.request_timeout_ms;

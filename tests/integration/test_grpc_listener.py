@@ -8,7 +8,8 @@ h2c with prior knowledge; TLS that selects ALPN h2 and refuses a client without 
 services answer UNIMPLEMENTED naming the method, unary and server-streaming alike; 150
 concurrent calls on one connection (advertised SETTINGS_MAX_CONCURRENT_STREAMS >= 100);
 an HTTP/1.1 request, a silent client and an idle connection are closed in time; the listener
-is off unless configured; SIGTERM exits cleanly; the agent's OAuth2 token request form."""
+is off unless configured; SIGTERM exits cleanly; SIGHUP swaps the TLS certificate; the agent's
+OAuth2 token request form."""
 import concurrent.futures
 import os
 import shutil
@@ -84,9 +85,9 @@ def read_frames(sock, until_eof=True, timeout=5.0):
     return frames, eof, time.time() - t0
 
 
-def make_cert(d):
+def make_cert(d, cn="hub"):
     subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-                    "-nodes", "-keyout", "hub.key", "-out", "hub.pem", "-days", "2", "-subj", "/CN=hub",
+                    "-nodes", "-keyout", "hub.key", "-out", "hub.pem", "-days", "2", "-subj", "/CN=" + cn,
                     "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
                    cwd=d, check=True, capture_output=True)
 
@@ -242,6 +243,39 @@ class GrpcListenerTls(unittest.TestCase):
             with self.assertRaises(grpc.RpcError) as cm:
                 call(b"", timeout=5)
             self.assertEqual(cm.exception.code(), grpc.StatusCode.UNIMPLEMENTED)
+
+
+class GrpcTlsReload(unittest.TestCase):
+    def test_sighup_swaps_the_certificate(self):
+        d = tempfile.mkdtemp(prefix="roamhub-pbtls2-")
+        make_cert(d, cn="first")
+        hub = Hub(TABLE, workers=1, config={"grpc": {
+            "address": "127.0.0.1", "port": 0, "tls_cert": os.path.join(d, "hub.pem"),
+            "tls_key": os.path.join(d, "hub.key")}})
+        try:
+            def served_cn():
+                c = ssl.create_default_context()
+                c.check_hostname = False
+                c.verify_mode = ssl.CERT_NONE
+                c.set_alpn_protocols(["h2"])
+                with socket.create_connection(("127.0.0.1", hub.grpc_port), timeout=5) as raw:
+                    with c.wrap_socket(raw) as s:
+                        der = s.getpeercert(binary_form=True)
+                out = subprocess.run(["openssl", "x509", "-inform", "DER", "-noout", "-subject"],
+                                     input=der, capture_output=True, check=True).stdout.decode()
+                return out.strip()
+            self.assertIn("first", served_cn())
+            make_cert(d, cn="second")
+            hub.sighup()
+            deadline = time.time() + 5
+            while time.time() < deadline and "second" not in served_cn():
+                time.sleep(0.1)
+            self.assertIn("second", served_cn())
+        finally:
+            rc = hub.stop()
+            hub.cleanup()
+            shutil.rmtree(d, ignore_errors=True)
+        self.assertEqual(rc, 0)
 
 
 class AgentTokenRequest(unittest.TestCase):

@@ -504,7 +504,9 @@ int hub_run(rh_config_t *cfg)
     /* the relay never connects to our own listeners (now that their ports are known) */
     if (peer_addr_policy_add_self(hub->addr_policy, cfg->ts002.address, hub->ts002_port) ||
         (hub->admin_api &&
-         peer_addr_policy_add_self(hub->addr_policy, cfg->admin.address, hub->admin_port))) {
+         peer_addr_policy_add_self(hub->addr_policy, cfg->admin.address, hub->admin_port)) ||
+        (cfg->grpc_enabled &&
+         peer_addr_policy_add_self(hub->addr_policy, cfg->grpc.address, hub->grpc_port))) {
         RH_LOG(RH_LOG_ERR, "hub", "cannot record the listeners in the endpoint address policy");
         exit_code = 1;
         goto out;

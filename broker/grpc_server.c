@@ -49,8 +49,9 @@ struct grpc_call {
     uint8_t *req;                   /* the request message (copied) */
     size_t req_len;
     unsigned nreq;
-    struct event *deadline;
-    uint64_t deadline_ms;           /* monotonic ms, 0 = none */
+    struct event *deadline;         /* grpc-timeout, or the request deadline (below) */
+    uint64_t deadline_ms;           /* grpc-timeout as absolute ms, 0 = none */
+    bool request_timer;             /* `deadline` runs only until the request is complete */
     struct evbuffer *out;           /* framed reply messages not yet taken by nghttp2 */
     bool response_submitted;        /* HEADERS (and a data provider) submitted */
     bool handler_owns;              /* on_request ran and the handler has not finished */
@@ -272,7 +273,9 @@ static void deadline_cb(evutil_socket_t fd, short ev, void *arg)
     grpc_call_t *call = arg;
     conn_t *c = call->conn;
     call_cancel_handler(call);
-    call_finish_internal(call, GRPC_DEADLINE_EXCEEDED, "deadline exceeded");
+    call_finish_internal(call, GRPC_DEADLINE_EXCEEDED,
+                         call->request_timer ? "request: not complete in time"
+                                             : "deadline exceeded");
     conn_pump(c);
 }
 
@@ -367,16 +370,21 @@ static void call_headers_done(conn_t *c, grpc_call_t *call)
         return;
     }
     const char *to = grpc_call_header(call, "grpc-timeout");
-    if (to) {
+    call->deadline = evtimer_new(s->base, deadline_cb, call);
+    if (!call->deadline) {
+        call_finish_internal(call, GRPC_RESOURCE_EXHAUSTED, "out of memory");
+        return;
+    }
+    if (!to) {
+        /* no deadline of its own: the request itself must still arrive in time (a stream that
+         * opens and never sends its message would otherwise hold its slot forever) */
+        call->request_timer = true;
+        arm(call->deadline, s->o.handshake_timeout_ms);
+    } else {
         uint64_t ms;
         rh_diag_t d;
         if (grpc_timeout_parse(to, strlen(to), &ms, &d) != RH_OK) {
             call_finish_internal(call, GRPC_INTERNAL, d.text);
-            return;
-        }
-        call->deadline = evtimer_new(s->base, deadline_cb, call);
-        if (!call->deadline) {
-            call_finish_internal(call, GRPC_RESOURCE_EXHAUSTED, "out of memory");
             return;
         }
         if (ms > 24u * 3600u * 1000u)
@@ -408,6 +416,10 @@ static void call_request_done(grpc_call_t *call)
     if (call->nreq != 1) {
         call_finish_internal(call, GRPC_INTERNAL, "request: expected exactly one message");
         return;
+    }
+    if (call->request_timer) {
+        evtimer_del(call->deadline);
+        call->request_timer = false;
     }
     call->handler_owns = true;
     call->method->on_request(call, call->req, call->req_len, call->conn->srv->o.arg);
@@ -462,6 +474,18 @@ static int on_stream_close(nghttp2_session *h2, int32_t stream_id, uint32_t erro
     call_cancel_handler(call);
     nghttp2_session_set_stream_user_data(h2, stream_id, NULL);
     call_free(call);
+    return 0;
+}
+
+/* After our END_STREAM (the reply is complete), a client still sending is told to stop with
+ * RST_STREAM(NO_ERROR) (RFC 9113 section 8.1), so the stream closes and frees its slot now
+ * instead of when the client finishes a request nobody will read. */
+static int on_frame_send(nghttp2_session *h2, const nghttp2_frame *f, void *user)
+{
+    if ((f->hd.type == NGHTTP2_HEADERS || f->hd.type == NGHTTP2_DATA) &&
+        (f->hd.flags & NGHTTP2_FLAG_END_STREAM) &&
+        nghttp2_session_get_stream_remote_close(h2, f->hd.stream_id) == 0)
+        nghttp2_submit_rst_stream(h2, NGHTTP2_FLAG_NONE, f->hd.stream_id, NGHTTP2_NO_ERROR);
     return 0;
 }
 
@@ -597,6 +621,7 @@ static nghttp2_session_callbacks *callbacks(void)
         nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
         nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
         nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
+        nghttp2_session_callbacks_set_on_frame_send_callback(cbs, on_frame_send);
     }
     return cbs;
 }

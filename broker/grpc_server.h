@@ -24,6 +24,8 @@
  *     RESOURCE_EXHAUSTED before anything is allocated for it; a second request message, or
  *     none at END_STREAM, ends the call with INTERNAL (every served method takes exactly one);
  *   - connection cap per worker: at the cap the listener stops accepting until one closes;
+ *   - request deadline: a call without grpc-timeout must bring its whole request (the one
+ *     message and END_STREAM) within handshake_timeout_ms, else DEADLINE_EXCEEDED;
  *   - handshake/preface deadline and idle timeout: a connection without open streams for
  *     idle_timeout_ms gets GOAWAY and is closed (PINGs are answered by nghttp2 and do not count
  *     as activity); flow control is nghttp2's (windows are opened as data is consumed).
@@ -71,7 +73,8 @@ typedef struct grpc_opts {
     int reuse_port;             /* SO_REUSEPORT */
     grpc_tls_ctx_fn tls_ctx;    /* NULL = h2c; contexts must be grpc_server_tls_prepare()d */
     void *tls_ctx_arg;
-    unsigned handshake_timeout_ms; /* accept -> HTTP/2 preface (incl. TLS); default 10000 */
+    unsigned handshake_timeout_ms; /* accept -> HTTP/2 preface (incl. TLS), and a call's
+                                      HEADERS -> complete request; default 10000 */
     unsigned idle_timeout_ms;   /* no open stream for this long -> GOAWAY, close; default 300000 */
     unsigned max_streams;       /* SETTINGS_MAX_CONCURRENT_STREAMS; default 100 */
     size_t max_header_bytes;    /* header list, per stream; default 16384 */

@@ -187,7 +187,8 @@ static int setup(void **state)
 {
     client_t *c = calloc(1, sizeof *c);
     c->base = event_base_new();
-    grpc_opts_t o = {.max_msg_bytes = 4096, .methods = methods, .n_methods = 4};
+    grpc_opts_t o = {.max_msg_bytes = 4096, .handshake_timeout_ms = 300, .methods = methods,
+                     .n_methods = 4};
     rh_diag_t d;
     c->srv = grpc_server_new(c->base, &o, &d);
     assert_non_null(c->srv);
@@ -343,6 +344,30 @@ static void test_deadline(void **state)
     assert_int_equal(held, 0);
 }
 
+/* A stream that opens and never sends its request does not hold its slot forever. */
+static void test_request_must_arrive_in_time(void **state)
+{
+    client_t *c = *state;
+    nghttp2_submit_settings(c->h2, NGHTTP2_FLAG_NONE, NULL, 0);
+#define NV(k, v) {(uint8_t *)(uintptr_t)(k), (uint8_t *)(uintptr_t)(v), strlen(k), strlen(v), 0}
+    nghttp2_nv h[6] = {NV(":method", "POST"), NV(":scheme", "http"), NV(":path", "/t.S/Hold"),
+                       NV(":authority", "hub"), NV("content-type", "application/grpc"),
+                       NV("te", "trailers")};
+#undef NV
+    /* HEADERS without END_STREAM and no DATA provider: nghttp2 sends no body */
+    int32_t id = nghttp2_submit_headers(c->h2, NGHTTP2_FLAG_NONE, -1, NULL, h, 6, NULL);
+    assert_true(id > 0);
+    memset(&c->s[0], 0, sizeof c->s[0]);
+    c->s[0].id = id;
+    pump_until(c, NULL, 100);
+    assert_false(c->s[0].closed);
+    pump_until(c, &c->s[0].closed, 2000);
+    assert_true(c->s[0].closed);
+    assert_string_equal(c->s[0].grpc_status, "4");
+    assert_string_equal(c->s[0].grpc_message, "request: not complete in time");
+    assert_int_equal(held, 0); /* the handler never ran */
+}
+
 static void test_rst_stream_cancels(void **state)
 {
     client_t *c = *state;
@@ -413,6 +438,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_unknown_method, setup, teardown),
         cmocka_unit_test_setup_teardown(test_message_cap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deadline, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_request_must_arrive_in_time, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rst_stream_cancels, setup, teardown),
         cmocka_unit_test_setup_teardown(test_slow_subscriber_is_capped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_held_calls_cancelled_when_connection_dies, setup,

@@ -517,7 +517,6 @@ int hub_run(rh_config_t *cfg)
     if (cfg->grpc_enabled)
         RH_LOG(RH_LOG_INFO, "hub", "listening grpc=%s:%u tls=%s", cfg->grpc.address,
                hub->grpc_port, hub->grpc_tls ? "h2" : "h2c");
-    write_ports(hub);
     for (unsigned i = 0; i < nw; i++)
         hub->workers[i].running =
             pthread_create(&hub->workers[i].thread, NULL, worker_main, &hub->workers[i]) == 0;
@@ -530,6 +529,9 @@ int hub_run(rh_config_t *cfg)
     evsignal_add(sterm, NULL);
     evsignal_add(sint, NULL);
     evsignal_add(shup, NULL);
+    /* only now: a script that signals as soon as the ports file appears must find the handlers
+     * installed (before, SIGTERM/SIGHUP took their default action and killed the process) */
+    write_ports(hub);
     struct timeval stv = {cfg->stats_flush_ms / 1000, (cfg->stats_flush_ms % 1000) * 1000};
     event_add(stats, &stv);
     struct timeval jtv = {0, 50000};

@@ -70,6 +70,17 @@ static const key_t_ keys[] = {
     {"console", "tile_url", K_STR, OFF(console_tile_url), 0, 0},
     {"console", "tile_attribution", K_STR, OFF(console_tile_attribution), 0, 0},
     {"console", "gateways_max", K_UINT, OFF(console_gateways_max), 1, 1000000},
+    {"grpc", "enabled", K_BOOL, OFF(grpc_enabled), 0, 1},
+    {"grpc", "address", K_STR, LST(grpc, address), 0, 0},
+    {"grpc", "port", K_PORT, LST(grpc, port), 0, 65535},
+    {"grpc", "tls_cert", K_STR, TLS(grpc, cert_file), 0, 0},
+    {"grpc", "tls_key", K_STR, TLS(grpc, key_file), 0, 0},
+    {"grpc", "handshake_timeout_ms", K_UINT, LST(grpc, header_timeout_ms), 100, 600000},
+    {"grpc", "idle_timeout_ms", K_UINT, LST(grpc, idle_timeout_ms), 1000, 86400000},
+    {"grpc", "max_header_bytes", K_SIZE, LST(grpc, max_header_bytes), 1024, 1048576},
+    {"grpc", "max_message_bytes", K_SIZE, LST(grpc, max_body_bytes), 1024, 16777216},
+    {"grpc", "max_connections", K_UINT, LST(grpc, max_connections), 1, 1000000},
+    {"grpc", "max_streams", K_UINT, OFF(grpc_max_streams), 100, 100000},
     {"relay", "request_timeout_ms", K_UINT, OFF(request_timeout_ms), 50, 60000},
     {"relay", "drain_ms", K_UINT, OFF(drain_ms), 0, 600000},
     {"relay", "stats_flush_ms", K_UINT, OFF(stats_flush_ms), 100, 60000},
@@ -84,7 +95,7 @@ static const key_t_ keys[] = {
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 
-static const char *const sections[] = {"database", "ts002", "admin", "relay", "console"};
+static const char *const sections[] = {"database", "ts002", "admin", "grpc", "relay", "console"};
 
 /* console.tile_url: http(s) URL with {z}, {x} and {y}, no characters that could break out of
  * the Content-Security-Policy header or an attribute (it is sent in both). */
@@ -141,6 +152,12 @@ int config_defaults(rh_config_t *c)
     memset(c, 0, sizeof *c);
     listener_defaults(&c->ts002, 4270);
     listener_defaults(&c->admin, 4271);
+    listener_defaults(&c->grpc, 4272);
+    c->grpc.idle_timeout_ms = 300000;      /* the agent pings after 5 min idle only with a stream */
+    c->grpc.max_header_bytes = 16384;
+    c->grpc.max_body_bytes = 1u << 20;
+    c->grpc.max_connections = 1024;
+    c->grpc_max_streams = 100;
     c->admin_enabled = 1;
     c->db_map_size_mb = 256;
     c->request_timeout_ms = 3000;
@@ -158,6 +175,7 @@ int config_defaults(rh_config_t *c)
     if (set_str(&c->log_level, "info") || set_str(&c->log_format, "logfmt") ||
         set_str(&c->db_path, "var/roamhub-db") ||
         set_str(&c->ts002.address, "127.0.0.1") || set_str(&c->admin.address, "127.0.0.1") ||
+        set_str(&c->grpc.address, "127.0.0.1") ||
         set_str(&c->operator_key_file, "var/operator.key") ||
         set_str(&c->jwt_alg, "HS256") || set_str(&c->jwt_issuer, "roamhub") ||
         set_str(&c->jwt_audience, "roamhub-admin")) {
@@ -295,6 +313,8 @@ int config_load(const char *path, rh_config_t *c, rh_diag_t *d)
                 rc = rh_diag_fail(d, RH_EINVAL, "%s: expected an object", item->string);
                 break;
             }
+            if (strcmp(item->string, "grpc") == 0)
+                c->grpc_enabled = 1; /* the section turns the listener on ("enabled": false off) */
             const cJSON *sub;
             cJSON_ArrayForEach(sub, item)
             {
@@ -319,6 +339,8 @@ int config_load(const char *path, rh_config_t *c, rh_diag_t *d)
                           "is a loopback address, not %s", c->ts002.address);
     if (!rc && (c->ts002.tls.cert_file != NULL) != (c->ts002.tls.key_file != NULL))
         rc = rh_diag_fail(d, RH_EINVAL, "ts002.tls_cert and ts002.tls_key go together");
+    if (!rc && (c->grpc.tls.cert_file != NULL) != (c->grpc.tls.key_file != NULL))
+        rc = rh_diag_fail(d, RH_EINVAL, "grpc.tls_cert and grpc.tls_key go together");
     if (!rc && (c->admin.tls.cert_file != NULL) != (c->admin.tls.key_file != NULL))
         rc = rh_diag_fail(d, RH_EINVAL, "admin.tls_cert and admin.tls_key go together");
     if (!rc && c->ts002.tls.require_client_cert && !c->ts002.tls.client_ca_file)
@@ -372,6 +394,7 @@ void config_fini(rh_config_t *c)
     free(c->import_file);
     listener_fini(&c->ts002);
     listener_fini(&c->admin);
+    listener_fini(&c->grpc);
     free(c->jwt_alg);
     free(c->jwt_secret_file);
     free(c->jwt_public_key_file);

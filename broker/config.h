@@ -48,6 +48,14 @@ typedef struct rh_config {
     rh_listener_config_t admin;
     int admin_enabled;
 
+    /* gRPC listener for Packet Broker Agents (issue 12); off unless the "grpc" section exists.
+     * Uses address, port, tls (cert/key), header_timeout_ms (= handshake: accept to HTTP/2
+     * preface), idle_timeout_ms, max_header_bytes, max_body_bytes (= one gRPC message),
+     * max_connections of the listener record. */
+    rh_listener_config_t grpc;
+    int grpc_enabled;
+    unsigned grpc_max_streams;    /* SETTINGS_MAX_CONCURRENT_STREAMS per connection, >= 100 */
+
     /* relay */
     unsigned request_timeout_ms;  /* default receiver timeout when an endpoint sets none */
     unsigned drain_ms;            /* SIGTERM: time given to in-flight requests */

@@ -160,6 +160,8 @@ static void worker_drained(void *arg)
 static void worker_drain(worker_t *w, void *arg)
 {
     (void)arg;
+    if (w->grpc)
+        grpc_server_shutdown(w->grpc); /* open calls end with UNAVAILABLE, GOAWAY */
     hs_server_drain(w->ts002, ((hub_t *)w->hub)->cfg.drain_ms, worker_drained, w);
 }
 
@@ -221,6 +223,28 @@ static int worker_init(hub_t *hub, worker_t *w, unsigned index, rh_diag_t *diag)
         return rh_diag_fail(diag, RH_EIO, "ts002 listener %s port %u", l->address, o.port);
     if (index == 0)
         hub->ts002_port = hs_server_port(w->ts002);
+    if (hub->cfg.grpc_enabled) {
+        const rh_listener_config_t *g = &hub->cfg.grpc;
+        grpc_opts_t go = {
+            .bind_addr = g->address,
+            .port = index == 0 ? g->port : hub->grpc_port,
+            .reuse_port = 1,
+            .tls_ctx = hub->grpc_tls ? tls_holder_get : NULL,
+            .tls_ctx_arg = hub->grpc_tls,
+            .handshake_timeout_ms = g->header_timeout_ms,
+            .idle_timeout_ms = g->idle_timeout_ms,
+            .max_streams = hub->cfg.grpc_max_streams,
+            .max_header_bytes = g->max_header_bytes,
+            .max_msg_bytes = g->max_body_bytes,
+            .max_connections = (g->max_connections + hub->nworkers - 1) / hub->nworkers,
+            .arg = w, /* no methods served yet: every call answers UNIMPLEMENTED */
+        };
+        w->grpc = grpc_server_new(w->base, &go, diag);
+        if (!w->grpc)
+            return RH_EIO;
+        if (index == 0)
+            hub->grpc_port = grpc_server_port(w->grpc);
+    }
     return RH_OK;
 }
 
@@ -247,6 +271,7 @@ static void worker_fini(worker_t *w)
     if (!w->base)
         return;
     hs_server_free(w->ts002);
+    grpc_server_free(w->grpc);
     peer_client_free(w->client);
     rp_reader_free(w->reader);
     peer_registry_view_release(&w->view);
@@ -359,6 +384,16 @@ static void reload(hub_t *hub)
             RH_LOG(RH_LOG_INFO, "hub", "TLS certificates reloaded");
         }
     }
+    if (nc.grpc_enabled && nc.grpc.tls.cert_file && hub->grpc_tls) {
+        SSL_CTX *ctx = grpc_server_tls_prepare(tls_server_ctx_new(&nc.grpc.tls, &d));
+        if (!ctx) {
+            RH_LOG(RH_LOG_ERR, "hub", "gRPC TLS reload failed, keeping the old certificates "
+                   "err=\"%s\"", d.text);
+        } else {
+            tls_holder_swap(hub->grpc_tls, ctx); /* new connections; open ones keep theirs */
+            RH_LOG(RH_LOG_INFO, "hub", "gRPC TLS certificates reloaded");
+        }
+    }
     rh_log_set_level_name(nc.log_level);
     rh_log_set_format(rh_log_format_from_name(nc.log_format)); /* checked by config_load */
     /* adopt the reloadable values */
@@ -460,7 +495,7 @@ static int open_db(hub_t *hub, rh_diag_t *d)
     return RH_OK;
 }
 
-const char *hub_ports_file; /* set by main: where to write {"ts002":P,"admin":P} */
+const char *hub_ports_file; /* set by main: where to write {"ts002":P,"admin":P,"grpc":P} */
 
 static void write_ports(hub_t *hub)
 {
@@ -471,8 +506,8 @@ static void write_ports(hub_t *hub)
     FILE *f = fopen(tmp, "w");
     if (!f)
         return;
-    fprintf(f, "{\"ts002\": %u, \"admin\": %u, \"pid\": %ld}\n", hub->ts002_port, hub->admin_port,
-            (long)getpid());
+    fprintf(f, "{\"ts002\": %u, \"admin\": %u, \"grpc\": %u, \"pid\": %ld}\n", hub->ts002_port,
+            hub->admin_port, hub->grpc_port, (long)getpid());
     fclose(f);
     rename(tmp, hub_ports_file);
 }
@@ -525,6 +560,14 @@ int hub_run(rh_config_t *cfg)
         }
         hub->ts002_tls = tls_holder_new(ctx);
     }
+    if (cfg->grpc_enabled && cfg->grpc.tls.cert_file) {
+        SSL_CTX *ctx = grpc_server_tls_prepare(tls_server_ctx_new(&cfg->grpc.tls, &d));
+        if (!ctx) {
+            RH_LOG(RH_LOG_ERR, "hub", "gRPC TLS err=\"%s\"", d.text);
+            return 1;
+        }
+        hub->grpc_tls = tls_holder_new(ctx);
+    }
     hub->workers = calloc(nw, sizeof(worker_t));
     hub->main_base = event_base_new();
     if (!hub->pending || !hub->workers || !hub->main_base) {
@@ -550,7 +593,9 @@ int hub_run(rh_config_t *cfg)
     /* the relay never connects to our own listeners (now that their ports are known) */
     if (peer_addr_policy_add_self(hub->addr_policy, cfg->ts002.address, hub->ts002_port) ||
         (hub->admin_api &&
-         peer_addr_policy_add_self(hub->addr_policy, cfg->admin.address, hub->admin_port))) {
+         peer_addr_policy_add_self(hub->addr_policy, cfg->admin.address, hub->admin_port)) ||
+        (cfg->grpc_enabled &&
+         peer_addr_policy_add_self(hub->addr_policy, cfg->grpc.address, hub->grpc_port))) {
         RH_LOG(RH_LOG_ERR, "hub", "cannot record the listeners in the endpoint address policy");
         exit_code = 1;
         goto out;
@@ -558,7 +603,9 @@ int hub_run(rh_config_t *cfg)
     RH_LOG(RH_LOG_INFO, "hub", "listening ts002=%s:%u admin=%s:%u workers=%u tls=%s dev_loopback=%s",
            cfg->ts002.address, hub->ts002_port, cfg->admin.address, hub->admin_port, nw,
            hub->ts002_tls ? "on" : "off", cfg->dev_loopback ? "on" : "off");
-    write_ports(hub);
+    if (cfg->grpc_enabled)
+        RH_LOG(RH_LOG_INFO, "hub", "listening grpc=%s:%u tls=%s", cfg->grpc.address,
+               hub->grpc_port, hub->grpc_tls ? "h2" : "h2c");
     for (unsigned i = 0; i < nw; i++)
         hub->workers[i].running =
             pthread_create(&hub->workers[i].thread, NULL, worker_main, &hub->workers[i]) == 0;
@@ -572,6 +619,9 @@ int hub_run(rh_config_t *cfg)
     evsignal_add(sterm, NULL);
     evsignal_add(sint, NULL);
     evsignal_add(shup, NULL);
+    /* only now: a script that signals as soon as the ports file appears must find the handlers
+     * installed (before, SIGTERM/SIGHUP took their default action and killed the process) */
+    write_ports(hub);
     struct timeval stv = {cfg->stats_flush_ms / 1000, (cfg->stats_flush_ms % 1000) * 1000};
     event_add(stats, &stv);
     struct timeval jtv = {0, 50000};
@@ -604,6 +654,7 @@ out:
     pending_free(hub->pending);
     peer_addr_policy_free(hub->addr_policy);
     tls_holder_free(hub->ts002_tls);
+    tls_holder_free(hub->grpc_tls);
     peer_registry_slot_fini(&hub->registry);
     rp_db_close(hub->db);
     if (hub_ports_file)

@@ -34,13 +34,13 @@ struct hub {
     rp_db_t *db;
     peer_registry_slot_t registry;
     pending_table_t *pending;
-    tls_holder_t *ts002_tls, *admin_tls;
+    tls_holder_t *ts002_tls, *admin_tls, *grpc_tls;
     worker_t *workers;
     unsigned nworkers;
     struct event_base *main_base;
     hs_server_t *admin;
     void *admin_api; /* admin_api_t (admin API state), NULL when disabled */
-    uint16_t ts002_port, admin_port;
+    uint16_t ts002_port, admin_port, grpc_port; /* grpc_port 0 when the gRPC listener is off */
     peer_addr_policy_t *addr_policy; /* where the relay may connect (peer_addr.h): the configured
                                         relay.endpoint_allow_ranges and our own listeners;
                                         complete before the workers start, read-only after */

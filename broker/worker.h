@@ -14,6 +14,7 @@
 #ifndef RH_WORKER_H
 #define RH_WORKER_H
 
+#include "grpc_server.h"
 #include "http_server.h"
 #include "metrics.h"
 #include "peer_client.h"
@@ -36,6 +37,7 @@ struct worker {
     bool running; /* thread started and not yet joined */
     struct event_base *base;
     hs_server_t *ts002;
+    grpc_server_t *grpc; /* Packet Broker gRPC listener (grpc_server.h); NULL when off */
     peer_client_t *client;
     rp_reader_t *reader;
     peer_registry_view_t view;

@@ -5,8 +5,8 @@
 set -eu
 
 PKGS="build-essential cmake pkg-config git ca-certificates curl
-libevent-dev libhttp-parser-dev libssl-dev openssl libprotobuf-c-dev protobuf-c-compiler liblmdb-dev lmdb-utils
-libjwt-dev libcjson-dev zlib1g-dev libcmocka-dev libjemalloc-dev python3
+libevent-dev libhttp-parser-dev libssl-dev openssl libprotobuf-c-dev protobuf-c-compiler libprotobuf-dev liblmdb-dev lmdb-utils
+libjwt-dev libcjson-dev libnghttp2-dev zlib1g-dev libcmocka-dev libjemalloc-dev python3
 clang libclang-rt-14-dev
 nginx-light wrk
 chromium"

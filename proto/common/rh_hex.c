@@ -1,7 +1,7 @@
 /* rh_hex.c — lenient hex input, plain hex output (see rh_hex.h). */
 #include "rh_hex.h"
 
-static int nibble(char c)
+int rh_hex_nibble(int c)
 {
     if (c >= '0' && c <= '9') return c - '0';
     if (c >= 'a' && c <= 'f') return c - 'a' + 10;
@@ -24,7 +24,7 @@ int rh_hex_decode(const char *s, size_t len, uint8_t *out, size_t cap, size_t *o
         return rh_diag_fail(diag, RH_ERANGE, "%s: %zu bytes, at most %zu allowed", what, len / 2,
                             cap);
     for (size_t i = 0; i < len; i += 2) {
-        int hi = nibble(s[i]), lo = nibble(s[i + 1]);
+        int hi = rh_hex_nibble((unsigned char)s[i]), lo = rh_hex_nibble((unsigned char)s[i + 1]);
         if (hi < 0 || lo < 0) {
             size_t bad = hi < 0 ? i : i + 1;
             return rh_diag_fail(diag, RH_EINVAL, "%s: non-hex character at position %zu", what,

@@ -15,6 +15,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Value 0..15 of one hex digit (either case), or -1 when c is not one. */
+int rh_hex_nibble(int c);
+
 /* Decodes `len` chars of `s` (not necessarily NUL-terminated) into `out` (capacity `cap` bytes).
  * Sets *outlen to the number of bytes written.
  * Errors: RH_EINVAL (odd number of digits, a non-hex character), RH_ERANGE (more than `cap`

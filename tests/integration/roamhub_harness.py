@@ -539,6 +539,7 @@ class Hub:
                 with open(self.ports_path) as f:
                     ports = json.load(f)
                 self.port, self.admin_port = ports["ts002"], ports["admin"]
+                self.grpc_port = ports.get("grpc", 0)  # 0: the gRPC listener is off
                 return
             time.sleep(0.02)
         self.daemon.stop(check=False)

@@ -9,9 +9,11 @@
 #include "rh_fs.h"
 #include "rh_json.h"
 #include "rh_log.h"
+#include "tls_server.h"
 
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -245,6 +247,23 @@ static int apply(rh_config_t *c, const key_t_ *k, const cJSON *v, const char *wh
     }
 }
 
+/* TLS options that need the certificate: a client CA or required client certificates on a
+ * listener without tls_cert would silently serve plain HTTP. */
+static int listener_tls_consistent(const char *sec, const rh_tls_config_t *t, rh_diag_t *d)
+{
+    if (t->client_ca_file && !t->cert_file)
+        return rh_diag_fail(d, RH_EINVAL, "%s.tls_client_ca: needs %s.tls_cert and %s.tls_key",
+                            sec, sec, sec);
+    if (t->require_client_cert && !t->cert_file)
+        return rh_diag_fail(d, RH_EINVAL,
+                            "%s.tls_require_client_cert: needs %s.tls_cert and %s.tls_key", sec,
+                            sec, sec);
+    if (t->require_client_cert && !t->client_ca_file)
+        return rh_diag_fail(d, RH_EINVAL, "%s.tls_require_client_cert needs %s.tls_client_ca",
+                            sec, sec);
+    return RH_OK;
+}
+
 static int is_loopback(const char *addr)
 {
     struct in_addr a4;
@@ -254,6 +273,21 @@ static int is_loopback(const char *addr)
     if (inet_pton(AF_INET6, addr, &a6) == 1)
         return IN6_IS_ADDR_LOOPBACK(&a6);
     return 0;
+}
+
+/* 1-based line and column (in bytes) of `at` inside `text`; `at` NULL = the start. */
+static void text_position(const char *text, const char *at, unsigned *line, unsigned *col)
+{
+    *line = 1;
+    *col = 1;
+    for (const char *p = text; at && p < at && *p; p++) {
+        if (*p == '\n') {
+            (*line)++;
+            *col = 1;
+        } else {
+            (*col)++;
+        }
+    }
 }
 
 int config_load(const char *path, rh_config_t *c, rh_diag_t *d)
@@ -271,11 +305,22 @@ int config_load(const char *path, rh_config_t *c, rh_diag_t *d)
     }
     rh_diag_t jd;
     cJSON *root = rh_json_parse(text, len, &rh_json_limits_config, NULL, &jd);
-    free(text);
     if (!root) {
+        /* a grammar error says where in bytes: name the line and column instead */
+        const char *nb = strstr(jd.text, "near byte ");
+        if (nb) {
+            size_t off = (size_t)strtoull(nb + 10, NULL, 10);
+            unsigned line, col;
+            text_position(text, text + (off < len ? off : len), &line, &col);
+            rc = rh_diag_fail(d, RH_EINVAL, "%s:%u:%u: JSON syntax error", path, line, col);
+        } else {
+            rc = rh_diag_fail(d, RH_EINVAL, "%s: %s", path, jd.text);
+        }
+        free(text);
         config_fini(c);
-        return rh_diag_fail(d, RH_EINVAL, "%s: %s", path, jd.text);
+        return rc;
     }
+    free(text);
     if (!cJSON_IsObject(root)) {
         cJSON_Delete(root);
         config_fini(c);
@@ -321,8 +366,10 @@ int config_load(const char *path, rh_config_t *c, rh_diag_t *d)
         rc = rh_diag_fail(d, RH_EINVAL, "ts002.tls_cert and ts002.tls_key go together");
     if (!rc && (c->admin.tls.cert_file != NULL) != (c->admin.tls.key_file != NULL))
         rc = rh_diag_fail(d, RH_EINVAL, "admin.tls_cert and admin.tls_key go together");
-    if (!rc && c->ts002.tls.require_client_cert && !c->ts002.tls.client_ca_file)
-        rc = rh_diag_fail(d, RH_EINVAL, "ts002.tls_require_client_cert needs ts002.tls_client_ca");
+    if (!rc)
+        rc = listener_tls_consistent("ts002", &c->ts002.tls, d);
+    if (!rc)
+        rc = listener_tls_consistent("admin", &c->admin.tls, d);
     if (!rc) {
         if (rh_log_level_from_name(c->log_level) < 0)
             rc = rh_diag_fail(d, RH_EINVAL,
@@ -351,6 +398,59 @@ int config_load(const char *path, rh_config_t *c, rh_diag_t *d)
         return RH_ENOMEM;
     }
     return RH_OK;
+}
+
+static int check_address(const char *key, const char *addr, rh_diag_t *d)
+{
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (!addr || (inet_pton(AF_INET, addr, &a4) != 1 && inet_pton(AF_INET6, addr, &a6) != 1))
+        return rh_diag_fail(d, RH_EINVAL, "%s: \"%s\" is not a numeric IPv4 or IPv6 address",
+                            key, addr ? addr : "");
+    return RH_OK;
+}
+
+static int check_readable(const char *key, const char *file, rh_diag_t *d)
+{
+    if (!file)
+        return RH_OK;
+    FILE *f = fopen(file, "rb");
+    if (!f)
+        return rh_diag_fail(d, RH_EIO, "%s: %s: %s", key, file, strerror(errno));
+    fclose(f);
+    return RH_OK;
+}
+
+static int check_tls(const char *sec, const rh_tls_config_t *t, rh_diag_t *d)
+{
+    if (!t->cert_file)
+        return RH_OK;
+    rh_diag_t td = {{0}};
+    SSL_CTX *ctx = tls_server_ctx_new(t, &td);
+    if (!ctx)
+        return rh_diag_fail(d, RH_EINVAL, "%s TLS: %s", sec, td.text);
+    SSL_CTX_free(ctx);
+    return RH_OK;
+}
+
+int config_check(const rh_config_t *c, rh_diag_t *d)
+{
+    int rc = check_address("ts002.address", c->ts002.address, d);
+    if (!rc && c->admin_enabled)
+        rc = check_address("admin.address", c->admin.address, d);
+    if (!rc)
+        rc = check_tls("ts002", &c->ts002.tls, d);
+    if (!rc && c->admin_enabled)
+        rc = check_tls("admin", &c->admin.tls, d);
+    if (!rc)
+        rc = check_readable("import", c->import_file, d);
+    if (!rc && c->admin_enabled)
+        rc = check_readable("admin.jwt_secret_file", c->jwt_secret_file, d);
+    if (!rc && c->admin_enabled)
+        rc = check_readable("admin.jwt_public_key_file", c->jwt_public_key_file, d);
+    if (!rc && c->admin_enabled)
+        rc = check_readable("admin.jwt_private_key_file", c->jwt_private_key_file, d);
+    return rc;
 }
 
 static void listener_fini(rh_listener_config_t *l)

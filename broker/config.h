@@ -83,10 +83,19 @@ typedef struct rh_config {
 int config_defaults(rh_config_t *cfg);
 
 /* Loads `path` over the defaults (read with rh_read_file, at most 1 MiB). Errors: RH_EIO
- * (unreadable), RH_ERANGE (larger than 1 MiB), RH_ENOMEM, RH_EINVAL (empty, not JSON, unknown key,
+ * (unreadable), RH_ERANGE (larger than 1 MiB), RH_ENOMEM, RH_EINVAL (empty, JSON syntax error
+ * named with its line and column, not a JSON object, unknown key,
  * wrong type, out of range, inconsistent: e.g. dev_loopback on a non-loopback address) with
  * the key named in diag. On error cfg is left freed (nothing to release). */
 int config_load(const char *path, rh_config_t *cfg, rh_diag_t *diag);
+
+/* What the start would refuse beyond config_load's checks, without binding or opening
+ * anything: listen addresses that are not numeric IPv4/IPv6, TLS material that does not load
+ * (certificate, key, client CA: built with tls_server_ctx_new and discarded), JWT key files and
+ * the import file that cannot be read. For `roamhubd --check` and SIGHUP (a reload that fails it
+ * keeps the running configuration). Errors: RH_EINVAL / RH_EIO with diag naming the key and
+ * the file. */
+int config_check(const rh_config_t *cfg, rh_diag_t *diag);
 
 /* Releases everything config_defaults/config_load allocated. NULL is a no-op. */
 void config_fini(rh_config_t *cfg);

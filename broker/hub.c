@@ -14,6 +14,7 @@
 #include "rh_time.h"
 #include "rp_json.h"
 #include "runtime.h"
+#include "service.h"
 
 #include <errno.h>
 #include <event2/thread.h>
@@ -322,6 +323,7 @@ static void sigterm_cb(evutil_socket_t sig, short ev, void *arg)
     if (atomic_exchange(&hub->draining, 1))
         return;
     RH_LOG(RH_LOG_INFO, "hub", "draining signal=%d drain_ms=%u", (int)sig, hub->cfg.drain_ms);
+    service_stopping();
     for (unsigned i = 0; i < hub->nworkers; i++)
         worker_post(&hub->workers[i], worker_drain, NULL);
     if (hub->admin)
@@ -376,7 +378,9 @@ static void sighup_cb(evutil_socket_t sig, short ev, void *arg)
 {
     (void)sig;
     (void)ev;
+    service_reloading();
     reload(arg);
+    service_ready("reloaded");
 }
 
 static void join_check_cb(evutil_socket_t fd, short ev, void *arg)
@@ -576,7 +580,15 @@ int hub_run(rh_config_t *cfg)
     event_add(stats, &stv);
     struct timeval jtv = {0, 50000};
     event_add(joiner, &jtv);
+    /* listeners bound, table open, workers running, signals handled: tell systemd (Type=notify) */
+    char status[160];
+    snprintf(status, sizeof status, "listening ts002=%u admin=%u", hub->ts002_port,
+             hub->admin_port);
+    service_ready(status);
+    struct event *watchdog = service_watchdog_start(hub->main_base);
     event_base_dispatch(hub->main_base);
+    if (watchdog)
+        event_free(watchdog);
     event_free(sterm);
     event_free(sint);
     event_free(shup);

@@ -9,7 +9,8 @@ libevent-dev libhttp-parser-dev libssl-dev openssl libprotobuf-c-dev protobuf-c-
 libjwt-dev libcjson-dev zlib1g-dev libcmocka-dev libjemalloc-dev python3
 clang libclang-rt-14-dev
 nginx-light wrk
-chromium"
+chromium
+libsystemd-dev systemd help2man prometheus"
 
 missing=""
 for p in $PKGS; do

@@ -11,6 +11,7 @@
  */
 #include "roamctl.h"
 #include "rh_fs.h"
+#include "rh_version.h"
 
 #include <cjson/cJSON.h>
 #include <event2/http.h>
@@ -22,10 +23,10 @@
 static rc_conf_t cf = {.url = "http://127.0.0.1:4271", .timeout_s = 90};
 static char auth_header[9000];
 
-static void usage(void)
+static void usage_to(FILE *f)
 {
     fputs(
-        "usage: roamctl [--url URL] [--key ID:SECRET | --key-file FILE] [--token JWT] [--ca FILE]\n"
+        "Usage: roamctl [--url URL] [--key ID:SECRET | --key-file FILE] [--token JWT] [--ca FILE]\n"
         "               [--json] COMMAND ...\n"
         "commands:\n"
         "  whoami | token | catalog\n"
@@ -51,9 +52,13 @@ static void usage(void)
         "  capture --follow [--seconds N] [--max-events M]   live: one JSON line per event\n"
         "  gateways [--net-id N]          gateway locations seen in GWInfo (visibility applied)\n"
         "  endpoint-health [--minutes M]  circuit breaker, recent failures, latency per endpoint\n"
-        "  import FILE.json [--replace]\n",
-        stderr);
+        "  import FILE.json [--replace]\n"
+        "options:\n"
+        "  -h, --help   show this help and exit;  --version  show the version and exit\n",
+        f);
 }
+
+static void usage(void) { usage_to(stderr); }
 
 /* ------------------------------------------------------------------ small helpers */
 
@@ -950,6 +955,14 @@ static int cmd_import(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    for (int k = 1; k < argc && argv[k][0] == '-'; k++) {
+        if (rh_version_arg(argv[k], "roamctl"))
+            return RC_OK;
+        if (!strcmp(argv[k], "-h") || !strcmp(argv[k], "--help")) {
+            usage_to(stdout);
+            return RC_OK;
+        }
+    }
     if (load_config() < 0)
         return RC_USAGE;
     const char *e;

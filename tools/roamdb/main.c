@@ -20,6 +20,7 @@
  */
 #include "lw_netid.h"
 #include "rh_hex.h"
+#include "rh_version.h"
 #include "rp.h"
 #include "rp_json.h"
 
@@ -29,18 +30,33 @@
 #include <string.h>
 #include <sys/stat.h>
 
-static int usage(void)
+static int usage_to(FILE *f)
 {
-    fprintf(stderr,
-            "usage: roamdb --db DIR [--map-mib N] [--max-map-mib N] [--nosync] COMMAND\n"
+    fprintf(f,
+            "Usage: roamdb --db DIR [--map-mib N] [--max-map-mib N] [--nosync] COMMAND\n"
+            "Offline access to roamhubd's LMDB routing table (stop the hub or use a copy).\n"
+            "\n"
+            "Commands:\n"
             "  import [--replace] [--actor NAME] FILE.json|-\n"
             "  export\n"
             "  lookup devaddr DEVADDR | lookup join JOINEUI DEVEUI | lookup netids DEVADDR\n"
             "  policy FWD[/TENANT] HOME[/TENANT] CLASS   (CLASS: join_request uplink_mac "
             "uplink_app join_accept downlink_mac downlink_app other)\n"
-            "  count | audit [SINCE_MS] | burst N ROUND\n");
+            "  count | audit [SINCE_MS] | burst N ROUND\n"
+            "\n"
+            "Options:\n"
+            "  --db DIR          the LMDB environment directory (created if missing)\n"
+            "  --map-mib N       initial map size, MiB\n"
+            "  --max-map-mib N   largest map size, MiB\n"
+            "  --nosync          do not fsync on commit (bulk loads)\n"
+            "  -h, --help        show this help and exit\n"
+            "  --version         show the version and exit\n"
+            "\n"
+            "Exit status: 0 ok, 1 error (message on stderr), 2 usage.\n");
     return 2;
 }
+
+static int usage(void) { return usage_to(stderr); }
 
 static int fail(const char *what, int rc, const rh_diag_t *d)
 {
@@ -273,6 +289,12 @@ int main(int argc, char **argv)
     rp_db_opts_t o = {0};
     o.no_index = 1; /* one-shot process: no compiled index, no builder thread */
     int i = 1;
+    if (argc == 2 && rh_version_arg(argv[1], "roamdb"))
+        return 0;
+    if (argc == 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
+        usage_to(stdout);
+        return 0;
+    }
     for (; i < argc && argv[i][0] == '-' && argv[i][1] == '-'; i++) {
         if (strcmp(argv[i], "--db") == 0 && i + 1 < argc)
             dir = argv[++i];
@@ -282,8 +304,10 @@ int main(int argc, char **argv)
             o.max_map_size = (size_t)strtoull(argv[++i], NULL, 10) << 20;
         else if (strcmp(argv[i], "--nosync") == 0)
             o.no_sync = 1;
-        else
+        else {
+            fprintf(stderr, "roamdb: %s: unknown option or missing value\n", argv[i]);
             return usage();
+        }
     }
     if (!dir || i >= argc)
         return usage();

@@ -67,6 +67,7 @@ static const key_t_ keys[] = {
     {"admin", "jwt_audience", K_STR, OFF(jwt_audience), 0, 0},
     {"admin", "jwt_ttl_s", K_UINT, OFF(jwt_ttl_s), 10, 86400},
     {"admin", "operator_key_file", K_STR, OFF(operator_key_file), 0, 0},
+    {"admin", "metrics_max_peer_pairs", K_SIZE, OFF(metrics_max_peer_pairs), 0, 1000000},
     {"console", "enabled", K_BOOL, OFF(console_enabled), 0, 1},
     {"console", "dir", K_STR, OFF(console_dir), 0, 0},
     {"console", "tile_url", K_STR, OFF(console_tile_url), 0, 0},
@@ -155,6 +156,7 @@ int config_defaults(rh_config_t *c)
     c->pending_max = 65536;
     c->rate_limit_per_s = 5000;
     c->jwt_ttl_s = 900;
+    c->metrics_max_peer_pairs = 10000;
     c->console_enabled = 1;
     c->console_gateways_max = 10000;
     if (set_str(&c->log_level, "info") || set_str(&c->log_format, "logfmt") ||
@@ -451,6 +453,118 @@ int config_check(const rh_config_t *c, rh_diag_t *d)
     if (!rc && c->admin_enabled)
         rc = check_readable("admin.jwt_private_key_file", c->jwt_private_key_file, d);
     return rc;
+}
+
+/* Keys applied by a SIGHUP reload (broker/reload.c); every other key needs a restart. */
+static const char *const reloadable_keys[] = {
+    "log_level", "log_format", "import",
+    "ts002.tls_cert", "ts002.tls_key", "ts002.tls_client_ca", "ts002.tls_require_client_cert",
+    "ts002.header_timeout_ms", "ts002.body_timeout_ms", "ts002.idle_timeout_ms",
+    "ts002.max_header_bytes", "ts002.max_body_bytes", "ts002.max_connections",
+    "admin.tls_cert", "admin.tls_key", "admin.tls_client_ca", "admin.tls_require_client_cert",
+    "admin.header_timeout_ms", "admin.body_timeout_ms", "admin.idle_timeout_ms",
+    "admin.max_header_bytes", "admin.max_body_bytes", "admin.max_connections",
+    "admin.metrics_max_peer_pairs",
+    "relay.request_timeout_ms", "relay.drain_ms", "relay.stats_retention_days",
+    "relay.stats_minute_retention_days",
+    "relay.rate_limit_per_s",
+};
+
+static void key_name(const key_t_ *k, char *out, size_t n)
+{
+    if (k->section)
+        snprintf(out, n, "%s.%s", k->section, k->name);
+    else
+        snprintf(out, n, "%s", k->name);
+}
+
+int config_key_reloadable(const char *key)
+{
+    for (size_t i = 0; i < sizeof reloadable_keys / sizeof reloadable_keys[0]; i++)
+        if (strcmp(key, reloadable_keys[i]) == 0)
+            return 1;
+    return 0;
+}
+
+static int key_differs(const key_t_ *k, const rh_config_t *a, const rh_config_t *b)
+{
+    const char *pa = (const char *)a + k->off, *pb = (const char *)b + k->off;
+    switch (k->kind) {
+    case K_STR: {
+        const char *x = *(char *const *)pa, *y = *(char *const *)pb;
+        return (x == NULL) != (y == NULL) || (x && strcmp(x, y) != 0);
+    }
+    case K_BOOL:
+        return *(const int *)pa != *(const int *)pb;
+    case K_UINT:
+        return *(const unsigned *)pa != *(const unsigned *)pb;
+    case K_PORT:
+        return *(const uint16_t *)pa != *(const uint16_t *)pb;
+    default:
+        return *(const size_t *)pa != *(const size_t *)pb;
+    }
+}
+
+static void list_add(char *buf, size_t len, const char *name)
+{
+    size_t used = strlen(buf);
+    if (strstr(buf, ",...") || len == 0)
+        return;
+    if (used + strlen(name) + 2 + 4 >= len) {
+        snprintf(buf + used, len - used, "%s...", used ? "," : "");
+        return;
+    }
+    snprintf(buf + used, len - used, "%s%s", used ? "," : "", name);
+}
+
+void config_diff(const rh_config_t *running, const rh_config_t *next, char *changed,
+                 size_t changed_len, char *restart, size_t restart_len)
+{
+    if (changed_len)
+        changed[0] = '\0';
+    if (restart_len)
+        restart[0] = '\0';
+    for (size_t i = 0; i < NKEYS; i++) {
+        if (!key_differs(&keys[i], running, next))
+            continue;
+        char name[96];
+        key_name(&keys[i], name, sizeof name);
+        if (config_key_reloadable(name))
+            list_add(changed, changed_len, name);
+        else
+            list_add(restart, restart_len, name);
+    }
+}
+
+void config_adopt_reloadable(rh_config_t *running, rh_config_t *next)
+{
+    for (size_t i = 0; i < NKEYS; i++) {
+        const key_t_ *k = &keys[i];
+        char name[96];
+        key_name(k, name, sizeof name);
+        if (!config_key_reloadable(name))
+            continue;
+        char *pr = (char *)running + k->off, *pn = (char *)next + k->off;
+        switch (k->kind) {
+        case K_STR: {
+            char *t = *(char **)pr;
+            *(char **)pr = *(char **)pn;
+            *(char **)pn = t;
+            break;
+        }
+        case K_BOOL:
+            *(int *)pr = *(int *)pn;
+            break;
+        case K_UINT:
+            *(unsigned *)pr = *(unsigned *)pn;
+            break;
+        case K_PORT:
+            *(uint16_t *)pr = *(uint16_t *)pn;
+            break;
+        default:
+            *(size_t *)pr = *(size_t *)pn;
+        }
+    }
 }
 
 static void listener_fini(rh_listener_config_t *l)

@@ -671,6 +671,29 @@ void hs_server_adopt(hs_server_t *srv, evutil_socket_t fd, const struct sockaddr
     accept_cb(srv->lev, fd, (struct sockaddr *)peer, 0, srv);
 }
 
+void hs_server_set_limits(hs_server_t *s, const hs_limits_t *l)
+{
+#define SET(f)         \
+    if (l->f)          \
+        s->o.f = l->f;
+    SET(header_timeout_ms)
+    SET(body_timeout_ms)
+    SET(idle_timeout_ms)
+    SET(max_header_bytes)
+    SET(max_body_bytes)
+    SET(max_connections)
+#undef SET
+    if (!s->draining && s->lev) {
+        if (!s->listening && s->nconns < s->o.max_connections) {
+            evconnlistener_enable(s->lev);
+            s->listening = 1;
+        } else if (s->listening && s->nconns >= s->o.max_connections) {
+            evconnlistener_disable(s->lev);
+            s->listening = 0;
+        }
+    }
+}
+
 hs_server_t *hs_server_new(struct event_base *base, const hs_opts_t *opts)
 {
     static int settings_ready;

@@ -71,6 +71,17 @@ hs_server_t *hs_server_new(struct event_base *base, const hs_opts_t *opts);
  * requests through a socketpair. Same thread as the server. */
 void hs_server_adopt(hs_server_t *srv, evutil_socket_t fd, const struct sockaddr *peer);
 
+/* Changes the limits of a running server (SIGHUP reload): timeouts and sizes as in hs_opts_t,
+ * 0 keeps the current value. Each applies from its next check on (a new timer, the next header
+ * or body bytes, the next accept); raising max_connections resumes a paused accept, lowering it
+ * below the open connections pauses it (nothing is closed). Call on the server's thread. */
+typedef struct hs_limits {
+    unsigned header_timeout_ms, body_timeout_ms, idle_timeout_ms;
+    size_t max_header_bytes, max_body_bytes;
+    unsigned max_connections;
+} hs_limits_t;
+void hs_server_set_limits(hs_server_t *srv, const hs_limits_t *l);
+
 /* The bound port (useful with port 0). */
 uint16_t hs_server_port(const hs_server_t *srv);
 

@@ -331,55 +331,12 @@ static void sigterm_cb(evutil_socket_t sig, short ev, void *arg)
     /* the main loop ends once every worker thread has exited (checked in a timer) */
 }
 
-static void reload(hub_t *hub)
-{
-    if (!hub->cfg.path) {
-        rh_diag_t d;
-        if (hub_reload_registry(hub, &d) != RH_OK)
-            RH_LOG(RH_LOG_ERR, "hub", "registry reload failed, keeping the old one err=\"%s\"",
-                   d.text);
-        return;
-    }
-    rh_config_t nc;
-    rh_diag_t d;
-    if (config_load(hub->cfg.path, &nc, &d) != RH_OK) {
-        RH_LOG(RH_LOG_ERR, "hub", "reload failed, keeping the running configuration err=\"%s\"",
-               d.text);
-        return;
-    }
-    if (strcmp(nc.ts002.address, hub->cfg.ts002.address) || nc.ts002.port != hub->cfg.ts002.port ||
-        nc.workers != hub->cfg.workers || strcmp(nc.db_path, hub->cfg.db_path))
-        RH_LOG(RH_LOG_WARN, "hub", "listen address, workers and database path change only on "
-               "restart");
-    if (nc.ts002.tls.cert_file && hub->ts002_tls) {
-        SSL_CTX *ctx = tls_server_ctx_new(&nc.ts002.tls, &d);
-        if (!ctx) {
-            RH_LOG(RH_LOG_ERR, "hub", "TLS reload failed, keeping the old certificates err=\"%s\"",
-                   d.text);
-        } else {
-            tls_holder_swap(hub->ts002_tls, ctx);
-            RH_LOG(RH_LOG_INFO, "hub", "TLS certificates reloaded");
-        }
-    }
-    rh_log_set_level_name(nc.log_level);
-    rh_log_set_format(rh_log_format_from_name(nc.log_format)); /* checked by config_load */
-    /* adopt the reloadable values */
-    hub->cfg.request_timeout_ms = nc.request_timeout_ms;
-    peer_endpoint_set_default_timeout_ms(nc.request_timeout_ms);
-    hub->cfg.rate_limit_per_s = nc.rate_limit_per_s;
-    hub->cfg.stats_retention_days = nc.stats_retention_days;
-    hub->cfg.stats_minute_retention_days = nc.stats_minute_retention_days;
-    config_fini(&nc);
-    if (hub_reload_registry(hub, &d) != RH_OK)
-        RH_LOG(RH_LOG_ERR, "hub", "registry reload failed, keeping the old one err=\"%s\"", d.text);
-}
-
 static void sighup_cb(evutil_socket_t sig, short ev, void *arg)
 {
     (void)sig;
     (void)ev;
     service_reloading();
-    reload(arg);
+    hub_reload(arg);
     service_ready("reloaded");
 }
 

@@ -9,6 +9,8 @@
 #include "arena.h"
 #include "config.h"
 #include "hub.h"
+#include "metrics.h"
+#include "metrics_process.h"
 #include "rh_log.h"
 #include "rh_version.h"
 
@@ -46,6 +48,7 @@ int main(int argc, char **argv)
 {
     const char *path = NULL;
     int check = 0;
+    metrics_process_mark_start();
     arena_install_cjson_hooks(); /* before any thread uses cJSON */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -83,6 +86,7 @@ int main(int argc, char **argv)
         return 0;
     }
     rh_log_set_level_name(cfg.log_level);
+    metrics_set_max_peer_pairs(cfg.metrics_max_peer_pairs);
     RH_LOG(RH_LOG_INFO, "hub", "starting version=%s config=%s", rh_version(),
            path ? path : "(defaults)");
     int code = hub_run(&cfg);

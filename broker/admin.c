@@ -63,6 +63,9 @@ static void handle(hs_req_t *req, void *arg)
         serve_metrics(a, req);
     } else if (!strncmp(path, "/api/v1/", 8)) {
         admin_api_handle(a, req);
+    } else if (!strcmp(path, "/healthz") || !strcmp(path, "/metrics")) {
+        static const char body[] = "{\"error\":{\"code\":405,\"message\":\"use GET\"}}";
+        hs_reply_ex(req, 405, "application/json", "Allow: GET\r\n", body, sizeof body - 1);
     } else if (admin_console_handle(a, req)) {
         /* the web console's files (admin_console.c) */
     } else {
@@ -183,6 +186,7 @@ admin_api_t *admin_new(hub_t *hub, admin_registry_changed_fn registry_changed, v
         .max_connections = l->max_connections,
         .handler = handle,
         .handler_arg = a,
+        .json_errors = 1,
     };
     a->srv = hs_server_new(hub->main_base, &o);
     if (!a->srv) {

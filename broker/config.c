@@ -500,9 +500,18 @@ static int key_differs(const key_t_ *k, const rh_config_t *a, const rh_config_t 
         return *(const unsigned *)pa != *(const unsigned *)pb;
     case K_PORT:
         return *(const uint16_t *)pa != *(const uint16_t *)pb;
-    default:
+    case K_RANGES: {
+        if (a->n_endpoint_allow != b->n_endpoint_allow)
+            return 1;
+        for (size_t i = 0; i < a->n_endpoint_allow; i++)
+            if (strcmp(a->endpoint_allow[i], b->endpoint_allow[i]) != 0)
+                return 1;
+        return 0;
+    }
+    case K_SIZE:
         return *(const size_t *)pa != *(const size_t *)pb;
     }
+    return 1; /* a kind this function does not know: report it rather than guess */
 }
 
 static void list_add(char *buf, size_t len, const char *name)
@@ -561,8 +570,11 @@ void config_adopt_reloadable(rh_config_t *running, rh_config_t *next)
         case K_PORT:
             *(uint16_t *)pr = *(uint16_t *)pn;
             break;
-        default:
+        case K_SIZE:
             *(size_t *)pr = *(size_t *)pn;
+            break;
+        case K_RANGES: /* restart-only (never in reloadable_keys) */
+            break;
         }
     }
 }

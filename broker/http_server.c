@@ -463,8 +463,15 @@ static void send_error_and_close(hs_conn_t *c, int status)
 {
     if (c->closing)
         return;
-    write_response(c, status, "text/plain", NULL, hs_status_text(status),
-                   strlen(hs_status_text(status)), 0);
+    if (c->srv->o.json_errors) {
+        char body[160];
+        int n = snprintf(body, sizeof body, "{\"error\":{\"code\":%d,\"message\":\"%s\"}}",
+                         status, hs_status_text(status));
+        write_response(c, status, "application/json", NULL, body, (size_t)n, 0);
+    } else {
+        write_response(c, status, "text/plain", NULL, hs_status_text(status),
+                       strlen(hs_status_text(status)), 0);
+    }
     c->close_after_write = 1;
     c->closing = 1;
     c->phase = PH_CLOSING;

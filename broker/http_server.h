@@ -59,6 +59,9 @@ typedef struct hs_opts {
     unsigned max_connections;    /* per server (worker); default 4096 */
     hs_handler_fn handler;
     void *handler_arg;
+    int json_errors;             /* errors the server answers itself (400, 408, 413, 431, 503)
+                                    as {"error": {"code": N, "message": "..."}} JSON (the admin
+                                    API's shape) instead of text/plain */
 } hs_opts_t;
 
 /* Creates the server and starts listening. Errors: NULL (logged with the reason: bind failure,

@@ -34,9 +34,26 @@ console_npm() {
   fi
 }
 
+# The test suite's npm tools (tests/npm/package.json + package-lock.json: @redocly/cli for the
+# OpenAPI lint, lora-packet for the e2e test), installed exactly as locked with `npm ci`, again
+# only when the lockfile changed.
+npm_tools() {
+  dir="$(cd "$(dirname "$0")/.." && pwd)/tests/npm"
+  stamp="$dir/node_modules/.roamhub-lock.sha256"
+  want="$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)"
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+    echo "bootstrap: npm test tools present"
+    return 0
+  fi
+  echo "bootstrap: npm ci in tests/npm"
+  (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+  echo "$want" >"$stamp"
+}
+
 if [ -z "$missing" ]; then
   echo "bootstrap: all packages present"
   console_npm
+  npm_tools
   exit 0
 fi
 
@@ -53,4 +70,5 @@ if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet nginx 2>/
   $SUDO systemctl stop nginx || true
 fi
 console_npm
+npm_tools
 echo "bootstrap: done"

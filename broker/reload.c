@@ -15,19 +15,25 @@
 
 /* Worker side: the TS002 listener's limits from the (already updated) hub configuration. The
  * post through the worker's inbox (a mutex) orders the main thread's writes before this read. */
-static void worker_apply_limits(worker_t *w, void *arg)
+/* A listener's configured limits, its connection cap split over `servers` servers. */
+static hs_limits_t listener_limits(const rh_listener_config_t *l, unsigned servers)
 {
-    (void)arg;
-    const hub_t *hub = w->hub;
-    const rh_listener_config_t *l = &hub->cfg.ts002;
     hs_limits_t lim = {
         .header_timeout_ms = l->header_timeout_ms,
         .body_timeout_ms = l->body_timeout_ms,
         .idle_timeout_ms = l->idle_timeout_ms,
         .max_header_bytes = l->max_header_bytes,
         .max_body_bytes = l->max_body_bytes,
-        .max_connections = (l->max_connections + hub->nworkers - 1) / hub->nworkers,
+        .max_connections = (l->max_connections + servers - 1) / servers,
     };
+    return lim;
+}
+
+static void worker_apply_limits(worker_t *w, void *arg)
+{
+    (void)arg;
+    const hub_t *hub = w->hub;
+    hs_limits_t lim = listener_limits(&hub->cfg.ts002, hub->nworkers);
     hs_server_set_limits(w->ts002, &lim);
 }
 
@@ -128,15 +134,7 @@ void hub_reload(hub_t *hub)
     for (unsigned i = 0; i < hub->nworkers; i++)
         worker_post(&hub->workers[i], worker_apply_limits, NULL);
     if (hub->admin) {
-        const rh_listener_config_t *l = &hub->cfg.admin;
-        hs_limits_t lim = {
-            .header_timeout_ms = l->header_timeout_ms,
-            .body_timeout_ms = l->body_timeout_ms,
-            .idle_timeout_ms = l->idle_timeout_ms,
-            .max_header_bytes = l->max_header_bytes,
-            .max_body_bytes = l->max_body_bytes,
-            .max_connections = l->max_connections,
-        };
+        hs_limits_t lim = listener_limits(&hub->cfg.admin, 1);
         hs_server_set_limits(hub->admin, &lim);
     }
     const char *renewed = ts_ctx && ad_ctx ? "ts002,admin" : ts_ctx ? "ts002" : ad_ctx ? "admin"

@@ -158,17 +158,8 @@ class CliConventions(unittest.TestCase):
     -o json|table, completion generated from the command table, XDG_CONFIG_HOME with checked
     keys, and a TLS-specific message when https:// meets a plain listener."""
 
-    @classmethod
-    def setUpClass(cls):
-        cls.hub = Hub({"networks": [{"net_id": A, "name": "Alpha", "listed": True}]},
-                      config={"admin": admin_config()}, workers=1)
-        cls.url = "http://127.0.0.1:%d" % cls.hub.admin_port
-        cls.keyfile = cls.hub.config["admin"]["operator_key_file"]
-        cls.home = tempfile.mkdtemp(prefix="roamctl-home-")
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.hub.cleanup()
+    setUpClass = classmethod(Roamctl.setUpClass.__func__)  # a hub of its own, set up alike
+    tearDownClass = classmethod(Roamctl.tearDownClass.__func__)
 
     def ctl(self, *args, env=None):
         e = {"PATH": os.environ.get("PATH", ""), "HOME": self.home}

@@ -577,5 +577,6 @@ out:
     rp_db_close(hub->db);
     if (hub_ports_file)
         unlink(hub_ports_file);
+    *cfg = hub->cfg; /* reloads swapped strings in: the caller releases the current ones */
     return exit_code;
 }

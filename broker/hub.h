@@ -72,7 +72,9 @@ int hub_registry_change(hub_t *hub, rp_kind_t kind, const ProtobufCMessage *upse
 void hub_reload(hub_t *hub);
 
 /* Starts everything from a loaded configuration and runs until SIGTERM/SIGINT.
- * Returns the process exit code. */
+ * Returns the process exit code. The hub works on a copy of *cfg; SIGHUP reloads replace its
+ * strings, so on return *cfg holds the configuration as last reloaded (release it with
+ * config_fini as before, never an earlier copy). */
 int hub_run(rh_config_t *cfg);
 
 #endif

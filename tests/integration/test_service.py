@@ -6,6 +6,7 @@ configuration whole when the new file is refused; `--check` refuses what the sta
 refuse, JSON syntax errors with line and column."""
 import json
 import os
+import queue
 import shutil
 import signal
 import socket
@@ -13,6 +14,7 @@ import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 import http.client
@@ -55,19 +57,26 @@ class NotifyTest(unittest.TestCase):
         path = os.path.join(d, "notify.sock")
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         sock.bind(path)
-        sock.settimeout(10)
         env_before = dict(os.environ)
         os.environ.update({"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "200000"})
         hub = None
+        # read the socket all the time, as systemd does (a full datagram queue blocks the sender)
+        inbox = queue.Queue()
+
+        def reader():
+            while True:
+                try:
+                    m = sock.recv(4096).decode()
+                except OSError:
+                    return
+                inbox.put(dict(l.split("=", 1) for l in m.splitlines() if "=" in l))
+        threading.Thread(target=reader, daemon=True).start()
         try:
             hub = Hub(TABLE, workers=1)
-            msgs = []
 
             def recv_until(key):
                 while True:
-                    m = sock.recv(4096).decode()
-                    fields = dict(l.split("=", 1) for l in m.splitlines() if "=" in l)
-                    msgs.append(fields)
+                    fields = inbox.get(timeout=10)
                     if key in fields:
                         return fields
             ready = recv_until("READY")

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 enum kind { K_STR, K_UINT, K_BOOL, K_SIZE, K_PORT, K_RANGES };
 
@@ -452,6 +453,14 @@ int config_check(const rh_config_t *c, rh_diag_t *d)
         rc = check_readable("admin.jwt_public_key_file", c->jwt_public_key_file, d);
     if (!rc && c->admin_enabled)
         rc = check_readable("admin.jwt_private_key_file", c->jwt_private_key_file, d);
+    struct stat st;
+    /* as the start: an operator key file others can read is refused; a missing one is created */
+    if (!rc && c->admin_enabled && c->operator_key_file &&
+        stat(c->operator_key_file, &st) == 0 && (st.st_mode & 077))
+        rc = rh_diag_fail(d, RH_EINVAL, "admin.operator_key_file %s: readable by group or "
+                          "others (chmod 600)", c->operator_key_file);
+    if (!rc && c->db_path && stat(c->db_path, &st) == 0 && !S_ISDIR(st.st_mode))
+        rc = rh_diag_fail(d, RH_EINVAL, "database.path %s: not a directory", c->db_path);
     return rc;
 }
 

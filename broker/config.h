@@ -93,7 +93,8 @@ int config_load(const char *path, rh_config_t *cfg, rh_diag_t *diag);
 /* What the start would refuse beyond config_load's checks, without binding or opening
  * anything: listen addresses that are not numeric IPv4/IPv6, TLS material that does not load
  * (certificate, key, client CA: built with tls_server_ctx_new and discarded), JWT key files and
- * the import file that cannot be read. For `roamhubd --check` and SIGHUP (a reload that fails it
+ * the import file that cannot be read, an operator key file readable by group or others, a
+ * database.path that exists but is not a directory. For `roamhubd --check` and SIGHUP (a reload that fails it
  * keeps the running configuration). Errors: RH_EINVAL / RH_EIO with diag naming the key and
  * the file. */
 int config_check(const rh_config_t *cfg, rh_diag_t *diag);

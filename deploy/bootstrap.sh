@@ -10,7 +10,10 @@ libjwt-dev libcjson-dev zlib1g-dev libcmocka-dev libjemalloc-dev python3
 clang libclang-rt-14-dev
 nginx-light wrk
 chromium
-libsystemd-dev systemd help2man prometheus"
+libsystemd-dev systemd help2man prometheus man-db file python3-yaml"
+# libsystemd-dev: sd_notify; help2man: the man pages; systemd (systemd-analyze, systemd-sysusers),
+# prometheus (promtool), man-db, file (CPack's dependency scan) and python3-yaml (the OpenAPI
+# document) are what the operability tests run.
 
 missing=""
 for p in $PKGS; do

@@ -241,6 +241,12 @@ class CheckTest(unittest.TestCase):
                                 "tls_key": os.path.join(self.dir, "no.key")}}, "ts002 TLS", "no.pem")
         self.refused({"admin": {"jwt_secret_file": os.path.join(self.dir, "nosecret")}},
                      "admin.jwt_secret_file")
+        key = os.path.join(self.dir, "operator.key")
+        with open(key, "w") as f:
+            f.write("op-1:" + "s" * 32 + "\n")
+        os.chmod(key, 0o644)
+        self.refused({"admin": {"operator_key_file": key}}, "admin.operator_key_file", "chmod 600")
+        self.refused({"database": {"path": key}}, "database.path", "not a directory")
 
     def test_start_refuses_the_same(self):
         # what --check names, the start names too (TLS option without its certificate)

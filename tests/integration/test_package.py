@@ -6,21 +6,11 @@ build's version.
 """
 import glob
 import os
-import re
 import shutil
-import subprocess
 import tempfile
 import unittest
 
-import roamhub_harness as h
-
-BUILD = h.BUILD
-SOURCE = os.environ.get("ROAMHUB_SOURCE", os.path.join(os.path.dirname(__file__), "..", ".."))
-
-
-def run(args, **kw):
-    kw.setdefault("timeout", 300)
-    return subprocess.run(args, capture_output=True, text=True, **kw)
+from test_install import BUILD, project_version, run  # noqa: E402 (helpers only, no tests)
 
 
 class PackageTest(unittest.TestCase):
@@ -28,7 +18,7 @@ class PackageTest(unittest.TestCase):
     def setUpClass(cls):
         cls.out = tempfile.mkdtemp(prefix="roamhub-pkg-")
         r = run(["cpack", "-G", "DEB", "--config", os.path.join(BUILD, "CPackConfig.cmake"),
-                 "-B", cls.out])
+                 "-B", cls.out], timeout=300)
         if r.returncode != 0:
             raise AssertionError("cpack failed:\n" + r.stdout + r.stderr)
         debs = glob.glob(os.path.join(cls.out, "roamhub_*.deb"))
@@ -46,8 +36,7 @@ class PackageTest(unittest.TestCase):
         return r.stdout.strip()
 
     def test_control_fields(self):
-        with open(os.path.join(SOURCE, "CMakeLists.txt")) as f:
-            version = re.search(r"project\(roamhub VERSION (\d+\.\d+\.\d+)", f.read()).group(1)
+        version = project_version()
         self.assertEqual(self.field("Package"), "roamhub")
         self.assertEqual(self.field("Version"), version)
         self.assertEqual(self.field("Architecture"), run(["dpkg", "--print-architecture"]).stdout.strip())

@@ -68,9 +68,9 @@ static const cmd_info_t commands[] = {
      "policy set FWD HOME|default [--allow CLASSES] [--down CLASSES] [--forwarder-tenant T]\n"
      "           [--home-tenant T]\n"
      "policy effective [--forwarder NETID] [--home NETID]",
-     "Set a forwarder's policy (uplink CLASSES: join_request,mac_data,application_data,\n"
-     "signal_quality,localization; --down: join_accept,mac_data,application_data), or show the\n"
-     "policy in force.",
+     "Set a forwarder's routing policy, or show the policy in force.\n"
+     "Uplink CLASSES: join_request,mac_data,application_data,signal_quality,localization;\n"
+     "--down: join_accept,mac_data,application_data (classes left out are off).",
      (const char *const[]){"set", "effective", "--allow", "--down", "--forwarder-tenant",
                            "--home-tenant", "--forwarder", "--home", NULL}},
     {"whoami", "whoami", "The key's ID, role, NetID scope and rights.", (const char *const[]){NULL}},
@@ -147,10 +147,13 @@ static void usage_to(FILE *f)
           "  -h, --help           show this help, or a command's: roamctl COMMAND --help\n"
           "  --version            show the version and exit\n"
           "\n"
-          "Commands:\n",
+          "Commands (roamctl COMMAND --help shows its arguments):\n",
           f);
-    for (size_t i = 0; i < NCOMMANDS; i++)
-        print_prefixed(f, "  ", commands[i].synopsis);
+    for (size_t i = 0; i < NCOMMANDS; i++) {
+        const char *h = commands[i].help;
+        fprintf(f, "  %-16s%.*s\n", commands[i].name, (int)strcspn(h, "\n"), h);
+    }
+    fputs("  (networks ... keys: list, get KEY, create, update KEY, delete KEY)\n", f);
     fputs("\n"
           "Configuration: flags, then ROAMCTL_URL, ROAMCTL_KEY, ROAMCTL_KEY_FILE, ROAMCTL_TOKEN,\n"
           "then $ROAMCTL_CONFIG or $XDG_CONFIG_HOME/roamctl.json (default ~/.config/roamctl.json)\n"

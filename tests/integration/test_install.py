@@ -52,6 +52,14 @@ class InstallTest(unittest.TestCase):
             for n in names:
                 yield n, self.path(d, n)
 
+    def test_version_of_the_benchmarks(self):
+        """The benchmark programs are not installed; they answer --version alike."""
+        built = run([os.path.join(BUILD, "broker", "roamhubd"), "--version"]).stdout.split()[-1]
+        names = ["bench-admin", "bench-bi", "bench-lorawan", "bench-peers", "bench-rp"]
+        for n in names:
+            r = run([os.path.join(BUILD, "tools", n), "--version"])
+            self.assertEqual((r.returncode, r.stdout), (0, "%s (roamhub) %s\n" % (n, built)), n)
+
     def test_files_installed(self):
         expected = [
             "lib/systemd/system/roamhubd.service", "lib/sysusers.d/roamhub.conf",

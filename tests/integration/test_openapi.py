@@ -201,6 +201,19 @@ class ConformanceTest(unittest.TestCase):
             seen.add((path, m))
         self.assertEqual(seen, {(p, m) for p, m, _ in ops})
 
+    def test_location_of_a_tenant_policy_reads_back(self):
+        self.request("PUT", "/networks/000014", {"net_id": "000014", "name": "Gamma"})
+        self.request("PUT", "/tenants/000014/ten-1", {"net_id": "000014", "tenant_id": "ten-1"})
+        st, data, hd = self.request("POST", "/policies", {
+            "forwarder_net_id": "000014", "forwarder_tenant_id": "ten-1",
+            "uplink": {"join_request": True}, "downlink": {}})
+        self.assertEqual(st, 201, data)
+        self.assertEqual(hd["location"],
+                         "/api/v1/policies/000014/default?forwarder_tenant_id=ten-1")
+        st, got, _ = self.request("GET", hd["location"][len("/api/v1"):])
+        self.assertEqual(st, 200, got)
+        self.assertEqual(got.get("forwarder_tenant_id"), "ten-1")
+
     def test_malformed_path_parameters_are_400(self):
         for path, doc_path in (("/networks/zz", "/networks/{net_id}"),
                                ("/networks/0000131", "/networks/{net_id}"),

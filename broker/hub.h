@@ -68,7 +68,7 @@ int hub_registry_change(hub_t *hub, rp_kind_t kind, const ProtobufCMessage *upse
  * the metrics pair cap) to the running listeners, then rebuilds the member registry. A file
  * that does not load, fails config_check or whose TLS material does not load is refused as a
  * whole and the running configuration kept. Logs one line naming what changed and what needs a
- * restart. Main thread only. */
+ * restart. Ignored (logged) once the drain has started. Main thread only. */
 void hub_reload(hub_t *hub);
 
 /* Starts everything from a loaded configuration and runs until SIGTERM/SIGINT.

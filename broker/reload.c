@@ -75,6 +75,11 @@ static SSL_CTX *new_ctx(const char *sec, const rh_tls_config_t *t, tls_holder_t 
 void hub_reload(hub_t *hub)
 {
     rh_diag_t d = {{0}};
+    if (atomic_load(&hub->draining)) {
+        /* the workers may already have left their loops: nothing may be posted to them */
+        RH_LOG(RH_LOG_WARN, "hub", "reload ignored: the hub is draining");
+        return;
+    }
     if (!hub->cfg.path) {
         if (hub_reload_registry(hub, &d) != RH_OK)
             RH_LOG(RH_LOG_ERR, "hub", "registry reload failed, keeping the old one err=\"%s\"",

@@ -20,7 +20,8 @@ import unittest
 import http.client
 
 sys.path.insert(0, os.path.dirname(__file__))
-from roamhub_harness import ROAMHUBD, Hub  # noqa: E402
+from roamhub_harness import (ALL_DOWN, ALL_UP, ROAMHUBD, Hub, Member, answer,  # noqa: E402
+                             member_records, merge, pr_start_req)
 
 TABLE = {"networks": [{"net_id": "000013", "name": "A"}]}
 
@@ -165,6 +166,35 @@ class ReloadTest(unittest.TestCase):
         self.assertRegex(line, r"roamhub\.json:3:\d+: JSON syntax error")
         self.assertEqual(post_size(h.port, "/", 8192), 413)
         self.assertIsNone(h.proc.poll())
+
+    def test_sighup_during_the_drain_is_ignored(self):
+        a, b = Member("netA", "000202", "key-A-0123456789"), Member("netB", "000505", "key-B-0123456789")
+
+        def slow(req):
+            time.sleep(0.8)
+            return answer(req, "Success")
+        b.answer_fn = slow
+        try:
+            self.hub = Hub(merge(member_records(a), member_records(b), {
+                "devaddr_blocks": [{"prefix": "0A000000/7", "net_id": "000505"}],
+                "policies": [{"forwarder_net_id": "000202", "home_net_id": "000505",
+                              "uplink": ALL_UP, "downlink": ALL_DOWN}]}), workers=2)
+            result = {}
+            th = threading.Thread(target=lambda: result.setdefault("r", self.hub.post(
+                pr_start_req("000202", "000505", "40" "0100000a" "00" "0100" "01" "aabb" "01020304"),
+                a.key)))
+            th.start()
+            b.get()                              # in flight
+            self.hub.proc.send_signal(signal.SIGTERM)
+            wait_for(lambda: "draining" in self.hub.logs(), what="drain")
+            self.hub.sighup()
+            th.join()
+            self.assertEqual(result["r"][0], 200)
+            self.assertEqual(self.hub.proc.wait(timeout=10), 0, self.hub.logs())
+            self.assertIn("reload ignored", self.hub.logs())
+        finally:
+            a.stop()
+            b.stop()
 
     def test_admin_tls_certificate_reloaded(self):
         d = tempfile.mkdtemp(prefix="roamhub-tls-")

@@ -72,6 +72,13 @@ static SSL_CTX *new_ctx(const char *sec, const rh_tls_config_t *t, tls_holder_t 
     return ctx;
 }
 
+/* A refused reload: one line with the reason; the next configuration is released. */
+static void refuse(rh_config_t *next, const char *why)
+{
+    RH_LOG(RH_LOG_ERR, "hub", "reload refused, keeping the running configuration err=\"%s\"", why);
+    config_fini(next); /* NULL-safe; a failed config_load left nothing to release */
+}
+
 void hub_reload(hub_t *hub)
 {
     rh_diag_t d = {{0}};
@@ -88,14 +95,11 @@ void hub_reload(hub_t *hub)
     }
     rh_config_t nc;
     if (config_load(hub->cfg.path, &nc, &d) != RH_OK) {
-        RH_LOG(RH_LOG_ERR, "hub", "reload refused, keeping the running configuration err=\"%s\"",
-               d.text);
+        refuse(NULL, d.text);
         return;
     }
     if (config_check(&nc, &d) != RH_OK) {
-        RH_LOG(RH_LOG_ERR, "hub", "reload refused, keeping the running configuration err=\"%s\"",
-               d.text);
-        config_fini(&nc);
+        refuse(&nc, d.text);
         return;
     }
     char tls_restart[96] = "";
@@ -103,9 +107,7 @@ void hub_reload(hub_t *hub)
                         sizeof tls_restart) != RH_OK ||
         keep_tls_switch("admin", &hub->cfg.admin.tls, &nc.admin.tls, tls_restart,
                         sizeof tls_restart) != RH_OK) {
-        RH_LOG(RH_LOG_ERR, "hub", "reload refused, keeping the running configuration err=\"%s\"",
-               rh_strerror(RH_ENOMEM));
-        config_fini(&nc);
+        refuse(&nc, rh_strerror(RH_ENOMEM));
         return;
     }
     SSL_CTX *ts_ctx = new_ctx("ts002", &nc.ts002.tls, hub->ts002_tls, &d);
@@ -113,9 +115,7 @@ void hub_reload(hub_t *hub)
     if (d.text[0]) {
         SSL_CTX_free(ts_ctx);
         SSL_CTX_free(ad_ctx);
-        RH_LOG(RH_LOG_ERR, "hub", "reload refused, keeping the running configuration err=\"%s\"",
-               d.text);
-        config_fini(&nc);
+        refuse(&nc, d.text);
         return;
     }
     /* accepted: from here on nothing fails */

@@ -128,6 +128,22 @@ class InstallTest(unittest.TestCase):
         finally:
             hub.cleanup()
 
+    def test_installed_roamdb_takes_options_after_the_command(self):
+        db = tempfile.mkdtemp(prefix="roamhub-db-")
+        try:
+            exe = self.path("bin", "roamdb")
+            r = run([exe, "count", "--db", db])
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn("network 0", r.stdout)
+            self.assertEqual(run([exe, "--db", db, "count"]).stdout, r.stdout)
+            r = run([exe, "count", "--db", db, "--colour"])
+            self.assertEqual(r.returncode, 2)
+            r = run([exe, "--colour", "count"])
+            self.assertEqual(r.returncode, 2)
+            self.assertIn("--colour", r.stderr)
+        finally:
+            shutil.rmtree(db, ignore_errors=True)
+
     def test_unit_verifies_and_is_hardened(self):
         unit = self.path("lib/systemd/system/roamhubd.service")
         with open(unit) as f:

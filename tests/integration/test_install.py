@@ -36,9 +36,12 @@ class InstallTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.prefix = tempfile.mkdtemp(prefix="roamhub-install-")
-        r = run(["cmake", "--install", BUILD, "--prefix", cls.prefix], timeout=300)
+        cls.cwd = tempfile.mkdtemp(prefix="roamhub-install-cwd-")
+        r = run(["cmake", "--install", BUILD, "--prefix", cls.prefix], timeout=300, cwd=cls.cwd)
         if r.returncode != 0:
             raise AssertionError("cmake --install failed:\n" + r.stdout + r.stderr)
+        cls.cwd_after = os.listdir(cls.cwd)
+        os.rmdir(cls.cwd) if not cls.cwd_after else shutil.rmtree(cls.cwd)
 
     @classmethod
     def tearDownClass(cls):
@@ -59,6 +62,9 @@ class InstallTest(unittest.TestCase):
         for n in names:
             r = run([os.path.join(BUILD, "tools", n), "--version"])
             self.assertEqual((r.returncode, r.stdout), (0, "%s (roamhub) %s\n" % (n, built)), n)
+
+    def test_install_writes_only_the_prefix(self):
+        self.assertEqual(self.cwd_after, [], "cmake --install wrote into its working directory")
 
     def test_files_installed(self):
         expected = [

@@ -27,29 +27,26 @@ static void serve_metrics(admin_api_t *a, hs_req_t *req)
     }
     for (unsigned i = 0; i < hub->nworkers; i++)
         all[i] = hub->workers[i].metrics;
-    char extra[768];
     unsigned long txns = 0; /* live relay transactions: a leak shows as a gauge that never falls */
     for (unsigned i = 0; i < hub->nworkers; i++)
         txns += atomic_load_explicit(&hub->workers[i].in_flight, memory_order_relaxed);
     peer_registry_view_t v = PEER_REGISTRY_VIEW_INIT;
     const peer_registry_t *reg = peer_registry_view_get(&hub->registry, &v);
-    snprintf(extra, sizeof extra,
-             "# TYPE roamhub_pending_transactions gauge\nroamhub_pending_transactions %zu\n"
-             "# TYPE roamhub_members gauge\nroamhub_members %zu\n"
-             "# TYPE roamhub_endpoints gauge\nroamhub_endpoints %zu\n"
-             "# TYPE roamhub_uptime_seconds gauge\nroamhub_uptime_seconds %llu\n"
-             "# TYPE roamhub_relay_transactions gauge\nroamhub_relay_transactions %lu\n",
-             pending_count(hub->pending), reg ? peer_registry_member_count(reg) : 0,
-             reg ? peer_registry_endpoint_count(reg) : 0,
-             (unsigned long long)((rh_mono_ms() - hub->started_mono_ms) / 1000), txns);
+    metrics_hub_gauges_t g = {
+        .pending = pending_count(hub->pending),
+        .members = reg ? peer_registry_member_count(reg) : 0,
+        .endpoints = reg ? peer_registry_endpoint_count(reg) : 0,
+        .uptime_s = (rh_mono_ms() - hub->started_mono_ms) / 1000,
+        .relay_transactions = txns,
+    };
     peer_registry_view_release(&v);
-    char *text = metrics_render(all, hub->nworkers, extra);
+    char *text = metrics_render(all, hub->nworkers, &g);
     free(all);
     if (!text) {
         hs_reply(req, 503, "text/plain", "out of memory\n", 14);
         return;
     }
-    hs_reply(req, 200, "text/plain; version=0.0.4", text, strlen(text));
+    hs_reply(req, 200, METRICS_CONTENT_TYPE, text, strlen(text));
     free(text);
 }
 
@@ -66,6 +63,9 @@ static void handle(hs_req_t *req, void *arg)
         serve_metrics(a, req);
     } else if (!strncmp(path, "/api/v1/", 8)) {
         admin_api_handle(a, req);
+    } else if (!strcmp(path, "/healthz") || !strcmp(path, "/metrics")) {
+        static const char body[] = "{\"error\":{\"code\":405,\"message\":\"use GET\"}}";
+        hs_reply_ex(req, 405, "application/json", "Allow: GET\r\n", body, sizeof body - 1);
     } else if (admin_console_handle(a, req)) {
         /* the web console's files (admin_console.c) */
     } else {
@@ -186,6 +186,7 @@ admin_api_t *admin_new(hub_t *hub, admin_registry_changed_fn registry_changed, v
         .max_connections = l->max_connections,
         .handler = handle,
         .handler_arg = a,
+        .json_errors = 1,
     };
     a->srv = hs_server_new(hub->main_base, &o);
     if (!a->srv) {

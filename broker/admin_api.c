@@ -18,12 +18,37 @@
 
 /* ------------------------------------------------------------------ token endpoint */
 
+/* An RFC 6749 §5.2 error response of the token endpoint: {"error": code, "error_description":
+ * text}, no-store; a 401 (invalid_client) carries WWW-Authenticate: Basic, the HTTP
+ * authentication scheme the endpoint accepts besides the form fields. */
+static void oauth_error(admin_req_t *r, int status, const char *code, const char *desc)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "error", code);
+    cJSON_AddStringToObject(o, "error_description", desc);
+    char *text = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    const char *extra = status == 401 ? "Cache-Control: no-store\r\nPragma: no-cache\r\n"
+                                        "WWW-Authenticate: Basic realm=\"roamhub\"\r\n"
+                                      : "Cache-Control: no-store\r\nPragma: no-cache\r\n";
+    if (!text) {
+        hs_reply(r->req, 503, "text/plain", "out of memory\n", 14);
+    } else {
+        hs_reply_ex(r->req, status, "application/json", extra, text, strlen(text));
+        cJSON_free(text);
+    }
+    r->req = NULL;
+}
+
 /* POST /api/v1/oauth/token (RFC 6749 §4.4): grant_type=client_credentials with client_id and
- * client_secret in the form body, or HTTP Basic authentication. */
+ * client_secret in the form body, or HTTP Basic authentication. Errors per §5.2:
+ * invalid_request (not a form, malformed or missing field), unsupported_grant_type,
+ * invalid_client (401: unknown, revoked or wrong key). */
 static void token_endpoint(admin_req_t *r)
 {
-    if (strcmp(r->method, "POST")) {
-        admin_reply_error(r, 405, "oauth/token: use POST");
+    if (!admin_content_type_is(r, "application/x-www-form-urlencoded")) {
+        oauth_error(r, 415, "invalid_request",
+                    "Content-Type: expected application/x-www-form-urlencoded");
         return;
     }
     size_t len;
@@ -50,7 +75,7 @@ static void token_endpoint(admin_req_t *r)
                 cap = sizeof secret;
             }
             if (dst && admin_pct_decode(eq + 1, vl, dst, cap, 1) != 0) {
-                admin_reply_error(r, 400, "oauth/token: malformed form field");
+                oauth_error(r, 400, "invalid_request", "oauth/token: malformed form field");
                 OPENSSL_cleanse(secret, sizeof secret);
                 return;
             }
@@ -82,7 +107,17 @@ static void token_endpoint(admin_req_t *r)
     }
     if (strcmp(grant, "client_credentials") != 0) {
         OPENSSL_cleanse(secret, sizeof secret);
-        admin_reply_error(r, 400, "oauth/token: grant_type must be client_credentials");
+        if (grant[0])
+            oauth_error(r, 400, "unsupported_grant_type",
+                        "grant_type: only client_credentials is supported");
+        else
+            oauth_error(r, 400, "invalid_request", "grant_type: missing");
+        return;
+    }
+    if (!id[0]) {
+        OPENSSL_cleanse(secret, sizeof secret);
+        oauth_error(r, 401, "invalid_client",
+                    "client authentication: client_id and client_secret, or HTTP Basic");
         return;
     }
     char *token = NULL;
@@ -94,7 +129,12 @@ static void token_endpoint(admin_req_t *r)
     if (rc) {
         RH_LOG(RH_LOG_INFO, "admin", "token refused client=%s remote=%s", id[0] ? id : "-",
                hs_req_peer_addr(r->req));
-        admin_reply_error(r, rc == RH_EPERM ? 401 : admin_status_of(rc), "%s", d.text);
+        if (rc == RH_EPERM)
+            oauth_error(r, 401, "invalid_client", d.text);
+        else if (rc == RH_EUNSUPPORTED)
+            oauth_error(r, 501, "unsupported_grant_type", d.text);
+        else
+            admin_reply_error(r, admin_status_of(rc), "%s", d.text);
         return;
     }
     cJSON *o = cJSON_CreateObject();
@@ -131,6 +171,51 @@ static void whoami(admin_req_t *r)
 }
 
 /* ------------------------------------------------------------------ router */
+
+/* The methods each path shape allows (docs/openapi.yaml): fixed endpoints by name, the record
+ * collections (GET lists, POST creates) and their items (GET, PUT, DELETE; keys: GET, DELETE). */
+static const struct route {
+    const char *seg0, *seg1; /* seg1 NULL: a one-segment path */
+    const char *allow;
+} fixed_routes[] = {
+    {"oauth", "token", "POST"},    {"whoami", NULL, "GET"},  {"catalog", NULL, "GET"},
+    {"routes", NULL, "GET"},       {"audit", NULL, "GET"},   {"stats", NULL, "GET"},
+    {"capture", NULL, "GET"},      {"import", NULL, "POST"}, {"policies", "effective", "GET"},
+    {"gateways", NULL, "GET"},     {"endpoint-health", NULL, "GET"}, {"console", NULL, "GET"},
+};
+
+static const struct route *fixed_route(const admin_req_t *r)
+{
+    for (size_t i = 0; i < sizeof fixed_routes / sizeof fixed_routes[0]; i++) {
+        const struct route *f = &fixed_routes[i];
+        if (r->nseg == (f->seg1 ? 2 : 1) && !strcmp(r->seg[0], f->seg0) &&
+            (!f->seg1 || !strcmp(r->seg[1], f->seg1)))
+            return f;
+    }
+    return NULL;
+}
+
+const char *admin_allow_of(const admin_req_t *r)
+{
+    const struct route *f = fixed_route(r);
+    if (f)
+        return f->allow;
+    if (r->nseg == 1)
+        return "GET, POST";
+    if (r->nseg > 1 && !strcmp(r->seg[0], "keys"))
+        return "GET, DELETE";
+    return "GET, PUT, DELETE";
+}
+
+/* Whether the method is in the comma-separated list. */
+static int method_allowed(const char *allow, const char *method)
+{
+    size_t n = strlen(method);
+    for (const char *p = allow; (p = strstr(p, method)) != NULL; p += n)
+        if ((p == allow || p[-1] == ' ') && (p[n] == '\0' || p[n] == ','))
+            return 1;
+    return 0;
+}
 
 void admin_api_handle(admin_api_t *a, hs_req_t *req)
 {
@@ -171,6 +256,12 @@ void admin_api_handle(admin_api_t *a, hs_req_t *req)
     }
     if (r.nseg == 0) {
         admin_reply_error(&r, 404, "no such resource: see docs/openapi.yaml");
+        return;
+    }
+    const struct route *fixed = fixed_route(&r);
+    if (fixed && !method_allowed(fixed->allow, r.method)) {
+        admin_reply_error(&r, 405, "%s%s%s: use %s", r.seg[0], r.nseg > 1 ? "/" : "",
+                          r.nseg > 1 ? r.seg[1] : "", fixed->allow);
         return;
     }
     if (admin_query_valid(&r))

@@ -54,6 +54,7 @@ typedef struct admin_req {
     int nseg;
     admin_principal_t p;
     int64_t now_s;
+    char location[1200];          /* Location of a 201 (set by admin_reply_json) */
 } admin_req_t;
 
 /* Routes one /api/v1/ request (admin.c calls it). */
@@ -87,6 +88,14 @@ int admin_query_valid(admin_req_t *r);
  * encoding). Returns 0, or -1 for a malformed escape, a control character (decoded or not) or
  * no room. */
 int admin_pct_decode(const char *s, size_t n, char *out, size_t cap, int plus);
+
+/* Whether the request's Content-Type is the media type `type` (case-insensitive; parameters
+ * such as charset allowed). */
+int admin_content_type_is(const admin_req_t *r, const char *type);
+
+/* The methods r's path allows, as for a 405's Allow header ("GET, POST"): the router's route
+ * table (admin_api.c), the same methods docs/openapi.yaml lists for the path. */
+const char *admin_allow_of(const admin_req_t *r);
 
 /* Parses the request body as a JSON object. On failure replies 400 itself and returns NULL. */
 cJSON *admin_body_json(admin_req_t *r);

@@ -74,9 +74,17 @@ int admin_gzip(const void *in, size_t len, uint8_t **out, size_t *outlen)
 
 void admin_reply_body(admin_req_t *r, int status, const char *ctype, const void *body, size_t len)
 {
-    char extra[160] = "Cache-Control: no-store\r\n";
+    char extra[1400] = "Cache-Control: no-store\r\n";
     if (status == 401)
         strcat(extra, "WWW-Authenticate: Bearer realm=\"roamhub\"\r\n");
+    if (status == 405) {
+        size_t n = strlen(extra);
+        snprintf(extra + n, sizeof extra - n, "Allow: %s\r\n", admin_allow_of(r));
+    }
+    if (status == 201 && r->location[0]) {
+        size_t n = strlen(extra);
+        snprintf(extra + n, sizeof extra - n, "Location: %s\r\n", r->location);
+    }
     if (len > 0 && admin_accepts_gzip(r)) {
         uint8_t *z;
         size_t zl;
@@ -92,8 +100,103 @@ void admin_reply_body(admin_req_t *r, int status, const char *ctype, const void 
     r->req = NULL;
 }
 
+/* Appends `lead` (a character, 0 for none) and s percent-encoded (RFC 3986 unreserved kept, so
+ * nothing from a record can break the header) to out. */
+static void loc_append(char *out, size_t cap, char lead, const char *s)
+{
+    size_t n = strlen(out);
+    if (lead && n + 1 < cap)
+        out[n++] = lead;
+    for (; *s && n + 4 < cap; s++) {
+        unsigned char c = (unsigned char)*s;
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+            strchr("-._~", c)) {
+            out[n++] = (char)c;
+        } else {
+            snprintf(out + n, cap - n, "%%%02X", c);
+            n += 3;
+        }
+    }
+    out[n] = '\0';
+}
+
+/* Appends "/" and the percent-encoded segment s. */
+static void loc_add(char *out, size_t cap, const char *s) { loc_append(out, cap, '/', s); }
+
+/* A "prefix/len" value as two segments. */
+static void loc_add_prefix(char *out, size_t cap, const char *v)
+{
+    char tmp[160];
+    snprintf(tmp, sizeof tmp, "%s", v);
+    char *slash = strchr(tmp, '/');
+    if (slash)
+        *slash = '\0';
+    loc_add(out, cap, tmp);
+    if (slash)
+        loc_add(out, cap, slash + 1);
+}
+
+static const char *jstr(const cJSON *o, const char *name)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+/* Location of a record created by POST /api/v1/<collection> (RFC 9110 §15.3.2), from the
+ * record's key fields in the response body; a PUT that created names its own path. */
+static void set_location(admin_req_t *r, const cJSON *body)
+{
+    char loc[sizeof r->location];
+    snprintf(loc, sizeof loc, "/api/v1");
+    if (strcmp(r->method, "POST") != 0) {
+        for (int i = 0; i < r->nseg; i++)
+            loc_add(loc, sizeof loc, r->seg[i]);
+        snprintf(r->location, sizeof r->location, "%s", loc);
+        return;
+    }
+    const char *c = r->nseg ? r->seg[0] : "";
+    const cJSON *rec = body;
+    if (!strcmp(c, "keys"))
+        rec = cJSON_GetObjectItemCaseSensitive(body, "key");
+    loc_add(loc, sizeof loc, c);
+    const char *a = NULL;
+    if (!strcmp(c, "networks") && (a = jstr(rec, "net_id"))) {
+        loc_add(loc, sizeof loc, a);
+    } else if (!strcmp(c, "tenants") && (a = jstr(rec, "net_id")) && jstr(rec, "tenant_id")) {
+        loc_add(loc, sizeof loc, a);
+        loc_add(loc, sizeof loc, jstr(rec, "tenant_id"));
+    } else if (!strcmp(c, "devaddr-blocks") && (a = jstr(rec, "prefix"))) {
+        loc_add_prefix(loc, sizeof loc, a);
+    } else if (!strcmp(c, "join-routes") && (a = jstr(rec, "join_eui"))) {
+        loc_add_prefix(loc, sizeof loc, a);
+        if (jstr(rec, "dev_eui"))
+            loc_add_prefix(loc, sizeof loc, jstr(rec, "dev_eui"));
+    } else if (!strcmp(c, "policies") && (a = jstr(rec, "forwarder_net_id"))) {
+        loc_add(loc, sizeof loc, a);
+        loc_add(loc, sizeof loc, jstr(rec, "home_net_id") ? jstr(rec, "home_net_id") : "default");
+        const char *ft = jstr(rec, "forwarder_tenant_id"), *ht = jstr(rec, "home_tenant_id");
+        if (ft && *ft) {
+            loc_append(loc, sizeof loc, '?', "");
+            strncat(loc, "forwarder_tenant_id", sizeof loc - strlen(loc) - 1);
+            loc_append(loc, sizeof loc, '=', ft);
+        }
+        if (ht && *ht) {
+            loc_append(loc, sizeof loc, ft && *ft ? '&' : '?', "");
+            strncat(loc, "home_tenant_id", sizeof loc - strlen(loc) - 1);
+            loc_append(loc, sizeof loc, '=', ht);
+        }
+    } else if ((a = jstr(rec, "id"))) {
+        loc_add(loc, sizeof loc, a);
+    } else {
+        return; /* no key fields: no Location */
+    }
+    snprintf(r->location, sizeof r->location, "%s", loc);
+}
+
 void admin_reply_json(admin_req_t *r, int status, cJSON *body)
 {
+    if (status == 201)
+        set_location(r, body);
     if (status == 204 || !body) {
         cJSON_Delete(body);
         hs_reply_ex(r->req, status, NULL, "Cache-Control: no-store\r\n", NULL, 0);
@@ -254,10 +357,25 @@ int admin_query_valid(admin_req_t *r)
     return 0;
 }
 
+/* Whether the request's Content-Type is the media type `type` (case-insensitive, parameters
+ * such as charset allowed). */
+int admin_content_type_is(const admin_req_t *r, const char *type)
+{
+    const char *ct = hs_req_header(r->req, "content-type");
+    size_t n = strlen(type);
+    if (!ct || strncasecmp(ct, type, n) != 0)
+        return 0;
+    return ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ';
+}
+
 cJSON *admin_body_json(admin_req_t *r)
 {
     size_t len;
     const char *body = hs_req_body(r->req, &len);
+    if (!admin_content_type_is(r, "application/json")) {
+        admin_reply_error(r, 415, "Content-Type: expected application/json");
+        return NULL;
+    }
     if (len == 0) {
         admin_reply_error(r, 400, "body: expected a JSON object");
         return NULL;

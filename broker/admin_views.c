@@ -277,11 +277,32 @@ static void routes(admin_req_t *r)
 typedef struct audit_ctx {
     admin_req_t *r;
     cJSON *items;
+    size_t skip, want, n; /* records to pass over (page token), page size, returned */
+    int64_t last_at;      /* `at` of the last returned record and how many share it */
+    size_t last_at_count;
+    int more;             /* a record beyond the page exists */
 } audit_ctx_t;
 
 static int audit_cb(void *ud, const Roamhub__V1__AuditRecord *a)
 {
     audit_ctx_t *c = ud;
+    if (c->skip) {
+        c->skip--;
+        if (a->at == c->last_at)
+            c->last_at_count++;
+        return 0;
+    }
+    if (c->n == c->want) {
+        c->more = 1;
+        return 1;
+    }
+    if (a->at == c->last_at) {
+        c->last_at_count++;
+    } else {
+        c->last_at = a->at;
+        c->last_at_count = 1;
+    }
+    c->n++;
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "at", (double)a->at);
     cJSON_AddStringToObject(o, "actor", a->actor);
@@ -298,27 +319,55 @@ static void audit(admin_req_t *r)
         admin_reply_error(r, 403, "audit: operator keys with RIGHT_ADMIN only");
         return;
     }
-    char b[32];
+    /* Paginated like every list: page_size (1..1000, default 100), page_token from the previous
+     * page's next_page_token ("<at ms>.<records at that ms already returned>"), and `since`
+     * (Unix ms) for the first page. Oldest first. */
+    char b[64], *end;
     int64_t since = 0;
-    long limit = 1000;
-    if (admin_query(r, "since", b, sizeof b) == 1)
-        since = strtoll(b, NULL, 10);
-    if (admin_query(r, "limit", b, sizeof b) == 1) {
-        limit = strtol(b, NULL, 10);
-        if (limit < 1 || limit > 10000) {
-            admin_reply_error(r, 400, "limit: expected 1..10000");
+    long size = 100;
+    size_t skip = 0;
+    if (admin_query(r, "since", b, sizeof b) == 1) {
+        since = strtoll(b, &end, 10);
+        if (!b[0] || *end || since < 0) {
+            admin_reply_error(r, 400, "since: expected Unix milliseconds");
             return;
         }
     }
+    if (admin_query(r, "page_size", b, sizeof b) == 1) {
+        size = strtol(b, &end, 10);
+        if (!b[0] || *end || size < 1 || size > 1000) {
+            admin_reply_error(r, 400, "page_size: expected an integer in 1..1000");
+            return;
+        }
+    }
+    int tok = admin_query(r, "page_token", b, sizeof b);
+    if (tok == 1 && b[0]) {
+        long long at = strtoll(b, &end, 10);
+        unsigned long long k = *end == '.' ? strtoull(end + 1, &end, 10) : 0;
+        if (at < 0 || *end || k == 0 || k > 1000000 || !strchr(b, '.')) {
+            admin_reply_error(r, 400, "page_token: not a token of this list");
+            return;
+        }
+        since = at;
+        skip = (size_t)k;
+    } else if (tok < 0) {
+        admin_reply_error(r, 400, "page_token: not a token of this list");
+        return;
+    }
     cJSON *o = cJSON_CreateObject();
-    audit_ctx_t c = {r, cJSON_AddArrayToObject(o, "items")};
+    audit_ctx_t c = {.r = r, .items = cJSON_AddArrayToObject(o, "items"), .skip = skip,
+                     .want = (size_t)size, .last_at = since, .last_at_count = 0};
     rh_diag_t d = {{0}};
-    int rc = rp_audit_list(r->a->db, since, (size_t)limit, audit_cb, &c, &d);
+    int rc = rp_audit_list(r->a->db, since, 0, audit_cb, &c, &d);
     if (rc) {
         cJSON_Delete(o);
         admin_reply_error(r, 503, "%s", d.text);
         return;
     }
+    char next[64] = "";
+    if (c.more)
+        snprintf(next, sizeof next, "%lld.%zu", (long long)c.last_at, c.last_at_count);
+    cJSON_AddStringToObject(o, "next_page_token", next);
     admin_reply_json(r, 200, o);
 }
 

@@ -78,6 +78,7 @@ typedef struct rh_config {
     char *jwt_issuer, *jwt_audience;
     unsigned jwt_ttl_s;           /* lifetime of issued tokens */
     char *operator_key_file;      /* file holding the bootstrap operator API key secret */
+    size_t metrics_max_peer_pairs; /* forwarder x home label pairs on /metrics (0 = none) */
 
     /* web console on the admin listener; see docs/console.md */
     int console_enabled;
@@ -91,10 +92,35 @@ typedef struct rh_config {
 int config_defaults(rh_config_t *cfg);
 
 /* Loads `path` over the defaults (read with rh_read_file, at most 1 MiB). Errors: RH_EIO
- * (unreadable), RH_ERANGE (larger than 1 MiB), RH_ENOMEM, RH_EINVAL (empty, not JSON, unknown key,
+ * (unreadable), RH_ERANGE (larger than 1 MiB), RH_ENOMEM, RH_EINVAL (empty, JSON syntax error
+ * named with its line and column, not a JSON object, unknown key,
  * wrong type, out of range, inconsistent: e.g. dev_loopback on a non-loopback address) with
  * the key named in diag. On error cfg is left freed (nothing to release). */
 int config_load(const char *path, rh_config_t *cfg, rh_diag_t *diag);
+
+/* What the start would refuse beyond config_load's checks, without binding or opening
+ * anything: listen addresses that are not numeric IPv4/IPv6, TLS material that does not load
+ * (certificate, key, client CA: built with tls_server_ctx_new and discarded), JWT key files and
+ * the import file that cannot be read, an operator key file readable by group or others, a
+ * database.path that exists but is not a directory. For `roamhubd --check` and SIGHUP (a reload that fails it
+ * keeps the running configuration). Errors: RH_EINVAL / RH_EIO with diag naming the key and
+ * the file. */
+int config_check(const rh_config_t *cfg, rh_diag_t *diag);
+
+/* Whether the key ("log_level", "ts002.max_body_bytes", ...) takes effect on SIGHUP; the others
+ * need a restart (docs/CONFIG.md marks each). */
+int config_key_reloadable(const char *key);
+
+/* The keys whose values differ between `running` and `next`, as comma-separated names:
+ * reloadable ones into `changed`, restart-only ones into `restart` (each "" when none; names
+ * that do not fit are replaced by ",..."). */
+void config_diff(const rh_config_t *running, const rh_config_t *next, char *changed,
+                 size_t changed_len, char *restart, size_t restart_len);
+
+/* Moves the value of every reloadable key from `next` into `running` (strings change owner:
+ * `running`'s old value goes to `next`, released by config_fini(next)). Restart-only keys of
+ * `running` stay as they are. */
+void config_adopt_reloadable(rh_config_t *running, rh_config_t *next);
 
 /* Releases everything config_defaults/config_load allocated. NULL is a no-op. */
 void config_fini(rh_config_t *cfg);

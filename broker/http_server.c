@@ -463,8 +463,15 @@ static void send_error_and_close(hs_conn_t *c, int status)
 {
     if (c->closing)
         return;
-    write_response(c, status, "text/plain", NULL, hs_status_text(status),
-                   strlen(hs_status_text(status)), 0);
+    if (c->srv->o.json_errors) {
+        char body[160];
+        int n = snprintf(body, sizeof body, "{\"error\":{\"code\":%d,\"message\":\"%s\"}}",
+                         status, hs_status_text(status));
+        write_response(c, status, "application/json", NULL, body, (size_t)n, 0);
+    } else {
+        write_response(c, status, "text/plain", NULL, hs_status_text(status),
+                       strlen(hs_status_text(status)), 0);
+    }
     c->close_after_write = 1;
     c->closing = 1;
     c->phase = PH_CLOSING;
@@ -669,6 +676,29 @@ static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct soc
 void hs_server_adopt(hs_server_t *srv, evutil_socket_t fd, const struct sockaddr *peer)
 {
     accept_cb(srv->lev, fd, (struct sockaddr *)peer, 0, srv);
+}
+
+void hs_server_set_limits(hs_server_t *s, const hs_limits_t *l)
+{
+#define SET(f)         \
+    if (l->f)          \
+        s->o.f = l->f;
+    SET(header_timeout_ms)
+    SET(body_timeout_ms)
+    SET(idle_timeout_ms)
+    SET(max_header_bytes)
+    SET(max_body_bytes)
+    SET(max_connections)
+#undef SET
+    if (!s->draining && s->lev) {
+        if (!s->listening && s->nconns < s->o.max_connections) {
+            evconnlistener_enable(s->lev);
+            s->listening = 1;
+        } else if (s->listening && s->nconns >= s->o.max_connections) {
+            evconnlistener_disable(s->lev);
+            s->listening = 0;
+        }
+    }
 }
 
 hs_server_t *hs_server_new(struct event_base *base, const hs_opts_t *opts)

@@ -59,6 +59,9 @@ typedef struct hs_opts {
     unsigned max_connections;    /* per server (worker); default 4096 */
     hs_handler_fn handler;
     void *handler_arg;
+    int json_errors;             /* errors the server answers itself (400, 408, 413, 431, 503)
+                                    as {"error": {"code": N, "message": "..."}} JSON (the admin
+                                    API's shape) instead of text/plain */
 } hs_opts_t;
 
 /* Creates the server and starts listening. Errors: NULL (logged with the reason: bind failure,
@@ -70,6 +73,17 @@ hs_server_t *hs_server_new(struct event_base *base, const hs_opts_t *opts);
  * failure). For in-process drivers such as the fuzz target fuzz_peer_request, which feeds
  * requests through a socketpair. Same thread as the server. */
 void hs_server_adopt(hs_server_t *srv, evutil_socket_t fd, const struct sockaddr *peer);
+
+/* Changes the limits of a running server (SIGHUP reload): timeouts and sizes as in hs_opts_t,
+ * 0 keeps the current value. Each applies from its next check on (a new timer, the next header
+ * or body bytes, the next accept); raising max_connections resumes a paused accept, lowering it
+ * below the open connections pauses it (nothing is closed). Call on the server's thread. */
+typedef struct hs_limits {
+    unsigned header_timeout_ms, body_timeout_ms, idle_timeout_ms;
+    size_t max_header_bytes, max_body_bytes;
+    unsigned max_connections;
+} hs_limits_t;
+void hs_server_set_limits(hs_server_t *srv, const hs_limits_t *l);
 
 /* The bound port (useful with port 0). */
 uint16_t hs_server_port(const hs_server_t *srv);

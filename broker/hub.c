@@ -14,6 +14,7 @@
 #include "rh_time.h"
 #include "rp_json.h"
 #include "runtime.h"
+#include "service.h"
 
 #include <errno.h>
 #include <event2/thread.h>
@@ -347,6 +348,7 @@ static void sigterm_cb(evutil_socket_t sig, short ev, void *arg)
     if (atomic_exchange(&hub->draining, 1))
         return;
     RH_LOG(RH_LOG_INFO, "hub", "draining signal=%d drain_ms=%u", (int)sig, hub->cfg.drain_ms);
+    service_stopping();
     for (unsigned i = 0; i < hub->nworkers; i++)
         worker_post(&hub->workers[i], worker_drain, NULL);
     if (hub->admin)
@@ -354,64 +356,13 @@ static void sigterm_cb(evutil_socket_t sig, short ev, void *arg)
     /* the main loop ends once every worker thread has exited (checked in a timer) */
 }
 
-static void reload(hub_t *hub)
-{
-    if (!hub->cfg.path) {
-        rh_diag_t d;
-        if (hub_reload_registry(hub, &d) != RH_OK)
-            RH_LOG(RH_LOG_ERR, "hub", "registry reload failed, keeping the old one err=\"%s\"",
-                   d.text);
-        return;
-    }
-    rh_config_t nc;
-    rh_diag_t d;
-    if (config_load(hub->cfg.path, &nc, &d) != RH_OK) {
-        RH_LOG(RH_LOG_ERR, "hub", "reload failed, keeping the running configuration err=\"%s\"",
-               d.text);
-        return;
-    }
-    if (strcmp(nc.ts002.address, hub->cfg.ts002.address) || nc.ts002.port != hub->cfg.ts002.port ||
-        nc.workers != hub->cfg.workers || strcmp(nc.db_path, hub->cfg.db_path))
-        RH_LOG(RH_LOG_WARN, "hub", "listen address, workers and database path change only on "
-               "restart");
-    if (nc.ts002.tls.cert_file && hub->ts002_tls) {
-        SSL_CTX *ctx = tls_server_ctx_new(&nc.ts002.tls, &d);
-        if (!ctx) {
-            RH_LOG(RH_LOG_ERR, "hub", "TLS reload failed, keeping the old certificates err=\"%s\"",
-                   d.text);
-        } else {
-            tls_holder_swap(hub->ts002_tls, ctx);
-            RH_LOG(RH_LOG_INFO, "hub", "TLS certificates reloaded");
-        }
-    }
-    if (nc.grpc_enabled && nc.grpc.tls.cert_file && hub->grpc_tls) {
-        SSL_CTX *ctx = grpc_server_tls_prepare(tls_server_ctx_new(&nc.grpc.tls, &d));
-        if (!ctx) {
-            RH_LOG(RH_LOG_ERR, "hub", "gRPC TLS reload failed, keeping the old certificates "
-                   "err=\"%s\"", d.text);
-        } else {
-            tls_holder_swap(hub->grpc_tls, ctx); /* new connections; open ones keep theirs */
-            RH_LOG(RH_LOG_INFO, "hub", "gRPC TLS certificates reloaded");
-        }
-    }
-    rh_log_set_level_name(nc.log_level);
-    rh_log_set_format(rh_log_format_from_name(nc.log_format)); /* checked by config_load */
-    /* adopt the reloadable values */
-    hub->cfg.request_timeout_ms = nc.request_timeout_ms;
-    peer_endpoint_set_default_timeout_ms(nc.request_timeout_ms);
-    hub->cfg.rate_limit_per_s = nc.rate_limit_per_s;
-    hub->cfg.stats_retention_days = nc.stats_retention_days;
-    hub->cfg.stats_minute_retention_days = nc.stats_minute_retention_days;
-    config_fini(&nc);
-    if (hub_reload_registry(hub, &d) != RH_OK)
-        RH_LOG(RH_LOG_ERR, "hub", "registry reload failed, keeping the old one err=\"%s\"", d.text);
-}
-
 static void sighup_cb(evutil_socket_t sig, short ev, void *arg)
 {
     (void)sig;
     (void)ev;
-    reload(arg);
+    service_reloading();
+    hub_reload(arg);
+    service_ready("reloaded");
 }
 
 static void join_check_cb(evutil_socket_t fd, short ev, void *arg)
@@ -626,7 +577,15 @@ int hub_run(rh_config_t *cfg)
     event_add(stats, &stv);
     struct timeval jtv = {0, 50000};
     event_add(joiner, &jtv);
+    /* listeners bound, table open, workers running, signals handled: tell systemd (Type=notify) */
+    char status[160];
+    snprintf(status, sizeof status, "listening ts002=%u admin=%u", hub->ts002_port,
+             hub->admin_port);
+    service_ready(status);
+    struct event *watchdog = service_watchdog_start(hub->main_base);
     event_base_dispatch(hub->main_base);
+    if (watchdog)
+        event_free(watchdog);
     event_free(sterm);
     event_free(sint);
     event_free(shup);
@@ -659,5 +618,6 @@ out:
     rp_db_close(hub->db);
     if (hub_ports_file)
         unlink(hub_ports_file);
+    *cfg = hub->cfg; /* reloads swapped strings in: the caller releases the current ones */
     return exit_code;
 }

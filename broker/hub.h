@@ -63,8 +63,18 @@ int hub_reload_registry(hub_t *hub, rh_diag_t *diag);
 int hub_registry_change(hub_t *hub, rp_kind_t kind, const ProtobufCMessage *upserted,
                         const ProtobufCMessage *deleted, rh_diag_t *diag);
 
+/* SIGHUP (broker/reload.c): re-reads hub->cfg.path and applies the reloadable keys (config.h
+ * config_key_reloadable: log level, TLS material, listener limits, relay timeouts and rates,
+ * the metrics pair cap) to the running listeners, then rebuilds the member registry. A file
+ * that does not load, fails config_check or whose TLS material does not load is refused as a
+ * whole and the running configuration kept. Logs one line naming what changed and what needs a
+ * restart. Ignored (logged) once the drain has started. Main thread only. */
+void hub_reload(hub_t *hub);
+
 /* Starts everything from a loaded configuration and runs until SIGTERM/SIGINT.
- * Returns the process exit code. */
+ * Returns the process exit code. The hub works on a copy of *cfg; SIGHUP reloads replace its
+ * strings, so on return *cfg holds the configuration as last reloaded (release it with
+ * config_fini as before, never an earlier copy). */
 int hub_run(rh_config_t *cfg);
 
 #endif

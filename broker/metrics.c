@@ -3,8 +3,10 @@
 #include "metrics.h"
 
 #include "lw_netid.h"
-#include "rh_hex.h"
+#include "metrics_process.h"
 #include "rh_err.h"
+#include "rh_hex.h"
+#include "rh_version.h"
 
 #include <pthread.h>
 #include <stdarg.h>
@@ -208,29 +210,280 @@ __attribute__((format(printf, 2, 3))) static void sb_printf(sbuf_t *b, const cha
     }
 }
 
+/* Writes `us` microseconds as exact decimal seconds ("0.000015", "1.048575", "0"). */
+static void sb_seconds(sbuf_t *b, uint64_t us)
+{
+    char frac[8];
+    snprintf(frac, sizeof frac, "%06llu", (unsigned long long)(us % 1000000u));
+    size_t n = 6;
+    while (n > 0 && frac[n - 1] == '0')
+        frac[--n] = '\0';
+    sb_printf(b, "%llu%s%s", (unsigned long long)(us / 1000000u), n ? "." : "", frac);
+}
+
 static void render_hist(sbuf_t *b, const char *stage, const uint64_t *hist, uint64_t sum_us,
                         uint64_t n)
 {
     uint64_t cum = 0;
-    for (unsigned i = 0; i < RP_STATS_HIST; i++) {
+    /* rp_stats_hist_index: bucket 0 holds 0 µs, bucket i holds [2^(i-1), 2^i) µs, the last one
+     * everything above; so the cumulative count up to bucket i is of latencies <= 2^i - 1 µs
+     * (integers), and the last bucket is +Inf. */
+    for (unsigned i = 0; i + 1 < RP_STATS_HIST; i++) {
         cum += hist[i];
-        /* bucket i holds latencies < 2^i µs */
-        double le = (double)(1ull << i) / 1e6;
-        sb_printf(b, "roamhub_relay_latency_seconds_bucket{stage=\"%s\",le=\"%g\"} %llu\n", stage,
-                  le, (unsigned long long)cum);
+        sb_printf(b, "roamhub_relay_latency_seconds_bucket{stage=\"%s\",le=\"", stage);
+        sb_seconds(b, (1ull << i) - 1);
+        sb_printf(b, "\"} %llu\n", (unsigned long long)cum);
     }
     sb_printf(b, "roamhub_relay_latency_seconds_bucket{stage=\"%s\",le=\"+Inf\"} %llu\n", stage,
               (unsigned long long)n);
-    sb_printf(b, "roamhub_relay_latency_seconds_sum{stage=\"%s\"} %.6f\n", stage,
-              (double)sum_us / 1e6);
-    sb_printf(b, "roamhub_relay_latency_seconds_count{stage=\"%s\"} %llu\n", stage,
+    sb_printf(b, "roamhub_relay_latency_seconds_sum{stage=\"%s\"} ", stage);
+    sb_seconds(b, sum_us);
+    sb_printf(b, "\nroamhub_relay_latency_seconds_count{stage=\"%s\"} %llu\n", stage,
               (unsigned long long)n);
 }
 
-char *metrics_render(metrics_t *const *all, size_t n, const char *extra)
+/* Event names shown from the start (at 0); others appear when first counted. */
+static const char *const known_events[] = {
+    "answer_txid_mismatch", "async_answer_not_sent", "malformed", "rate_limited",
+    "sender_refused", "unauthenticated", "unmatched_answer",
+};
+#define N_KNOWN_EVENTS (sizeof known_events / sizeof known_events[0])
+
+/* --- forwarder x home label pairs (metrics_set_max_peer_pairs) --- */
+
+/* Label markers beside the real identities: the forwarder's kind (rp_stats_id_kind_t) gets
+ * KIND_NONE (no label: not identified) or KIND_OTHER (folded beyond the cap); a home NetID
+ * (24 bits) gets HOME_NONE or HOME_OTHER. */
+#define KIND_NONE 0xFE
+#define KIND_OTHER 0xFF
+#define HOME_NONE 0xFE000000u
+#define HOME_OTHER 0xFF000000u
+
+typedef struct pair {
+    uint8_t used, kind;
+    uint64_t fwd;
+    uint32_t home;
+} pair_t;
+
+static pthread_mutex_t pairs_mu = PTHREAD_MUTEX_INITIALIZER;
+static pair_t *pairs; /* open addressing, grows; the admitted pairs, for the process's life */
+static size_t pairs_cap, pairs_used;
+static size_t pairs_max = 10000;
+
+void metrics_set_max_peer_pairs(size_t max_pairs)
+{
+    pthread_mutex_lock(&pairs_mu);
+    pairs_max = max_pairs;
+    pthread_mutex_unlock(&pairs_mu);
+}
+
+static int pair_eq(const pair_t *a, const pair_t *b)
+{
+    return a->kind == b->kind && a->fwd == b->fwd && a->home == b->home;
+}
+
+static size_t pair_slot(const pair_t *tab, size_t cap, const pair_t *k)
+{
+    uint64_t h = (k->fwd * 0x9E3779B97F4A7C15ull) ^ ((uint64_t)k->home << 8 | k->kind);
+    size_t i = (size_t)((h * 0xC2B2AE3D27D4EB4Full) >> 17) & (cap - 1);
+    while (tab[i].used && !pair_eq(&tab[i], k))
+        i = (i + 1) & (cap - 1);
+    return i;
+}
+
+/* Whether the pair keeps its labels; admits it while fewer than pairs_max are. Caller holds
+ * pairs_mu. */
+static int pair_admit(const pair_t *k)
+{
+    if (pairs_cap && pairs[pair_slot(pairs, pairs_cap, k)].used)
+        return 1;
+    if (pairs_used >= pairs_max)
+        return 0;
+    if ((pairs_used + 1) * 2 > pairs_cap) {
+        size_t ncap = pairs_cap ? pairs_cap * 2 : 64;
+        pair_t *n = calloc(ncap, sizeof *n);
+        if (!n)
+            return 0;
+        for (size_t i = 0; i < pairs_cap; i++)
+            if (pairs[i].used)
+                n[pair_slot(n, ncap, &pairs[i])] = pairs[i];
+        free(pairs);
+        pairs = n;
+        pairs_cap = ncap;
+    }
+    pair_t *slot = &pairs[pair_slot(pairs, pairs_cap, k)];
+    *slot = *k;
+    slot->used = 1;
+    pairs_used++;
+    return 1;
+}
+
+static int pair_cmp(const void *a, const void *b)
+{
+    const pair_t *x = a, *y = b;
+    if (x->kind != y->kind)
+        return x->kind < y->kind ? -1 : 1;
+    if (x->fwd != y->fwd)
+        return x->fwd < y->fwd ? -1 : 1;
+    return x->home < y->home ? -1 : x->home > y->home;
+}
+
+/* The identities the hub did not establish get no label rather than a "000000" stand-in. */
+static pair_t label_pair(const cell_t *c)
+{
+    pair_t p = {.used = 1, .kind = c->fwd_kind, .fwd = c->fwd, .home = c->home};
+    if (c->fwd == 0 && (c->outcome == RP_OUT_MALFORMED || c->outcome == RP_OUT_UNAUTHORIZED)) {
+        p.kind = KIND_NONE;
+        p.fwd = 0;
+    }
+    if (c->home == 0 && (c->outcome == RP_OUT_NO_ROUTE || c->outcome == RP_OUT_MALFORMED ||
+                         c->outcome == RP_OUT_UNAUTHORIZED))
+        p.home = HOME_NONE;
+    return p;
+}
+
+static void sb_fwd_label(sbuf_t *b, unsigned kind, uint64_t fwd)
+{
+    char t[17];
+    if (kind == KIND_NONE)
+        return;
+    if (kind == KIND_OTHER) {
+        sb_printf(b, "forwarder=\"other\",");
+        return;
+    }
+    if (kind == RP_STATS_ID_JOIN_EUI)
+        rh_eui64_format(fwd, t);
+    else
+        lw_netid_format((uint32_t)fwd, t, 0);
+    sb_printf(b, "forwarder=\"%s\",", t);
+}
+
+static void sb_home_label(sbuf_t *b, uint32_t home)
+{
+    char t[7];
+    if (home == HOME_NONE)
+        return;
+    if (home == HOME_OTHER) {
+        sb_printf(b, "home=\"other\",");
+        return;
+    }
+    lw_netid_format(home, t, 0);
+    sb_printf(b, "home=\"%s\",", t);
+}
+
+/* roamhub_messages_total (capped pairs) and roamhub_relay_outcomes_total (all classes x
+ * outcomes, pre-created) from the summed cells. */
+static void render_messages(sbuf_t *b, metrics_t *sum)
+{
+    metrics_t *out = metrics_new();
+    pair_t *folded = calloc(sum->used + 1, sizeof *folded);
+    uint64_t outcomes[RP_CLASS_COUNT][RP_OUT_COUNT] = {{0}};
+    size_t nfolded = 0;
+    if (!out || !folded) {
+        metrics_free(out);
+        free(folded);
+        b->oom = 1;
+        return;
+    }
+    pthread_mutex_lock(&pairs_mu);
+    size_t max = pairs_max;
+    for (size_t i = 0; i < sum->cap; i++) {
+        cell_t *c = &sum->cells[i];
+        if (!c->used)
+            continue;
+        if (c->cls < RP_CLASS_COUNT && c->outcome < RP_OUT_COUNT)
+            outcomes[c->cls][c->outcome] += c->total;
+        pair_t p = label_pair(c);
+        if (max == 0) {
+            p.kind = KIND_NONE;
+            p.fwd = 0;
+            p.home = HOME_NONE;
+        } else if (!pair_admit(&p)) {
+            folded[nfolded++] = p;
+            p.kind = KIND_OTHER;
+            p.fwd = 0;
+            p.home = HOME_OTHER;
+        }
+        cell_t *o = get_cell(out, p.kind, p.fwd, p.home, c->cls, c->outcome, c->result);
+        if (o)
+            o->total += c->total;
+        else
+            b->oom = 1;
+    }
+    size_t labelled = pairs_used;
+    pthread_mutex_unlock(&pairs_mu);
+    qsort(folded, nfolded, sizeof *folded, pair_cmp);
+    size_t distinct = 0;
+    for (size_t i = 0; i < nfolded; i++)
+        distinct += i == 0 || pair_cmp(&folded[i], &folded[i - 1]) != 0;
+    free(folded);
+
+    sb_printf(b, "# HELP roamhub_messages_total TS002 messages handled, by forwarder, home "
+                 "network, message class, outcome and the receiver's ResultCode.\n"
+                 "# TYPE roamhub_messages_total counter\n");
+    for (size_t i = 0; i < out->cap; i++) {
+        cell_t *c = &out->cells[i];
+        if (!c->used)
+            continue;
+        sb_printf(b, "roamhub_messages_total{");
+        sb_fwd_label(b, c->fwd_kind, c->fwd);
+        sb_home_label(b, c->home);
+        sb_printf(b, "class=\"%s\",outcome=\"%s\"", rp_class_name((rp_class_t)c->cls),
+                  rp_outcome_name((rp_outcome_t)c->outcome));
+        if (c->result[0])
+            sb_printf(b, ",result=\"%s\"", c->result);
+        sb_printf(b, "} %llu\n", (unsigned long long)c->total);
+    }
+    metrics_free(out);
+    sb_printf(b, "# HELP roamhub_relay_outcomes_total TS002 messages handled, by message class "
+                 "and outcome (every pair from the start).\n"
+                 "# TYPE roamhub_relay_outcomes_total counter\n");
+    for (unsigned c = 0; c < RP_CLASS_COUNT; c++)
+        for (unsigned o = 0; o < RP_OUT_COUNT; o++)
+            sb_printf(b, "roamhub_relay_outcomes_total{class=\"%s\",outcome=\"%s\"} %llu\n",
+                      rp_class_name((rp_class_t)c), rp_outcome_name((rp_outcome_t)o),
+                      (unsigned long long)outcomes[c][o]);
+    sb_printf(b, "# HELP roamhub_metrics_peer_pairs Forwarder x home pairs of "
+                 "roamhub_messages_total: labelled, or folded into \"other\" beyond "
+                 "admin.metrics_max_peer_pairs.\n"
+                 "# TYPE roamhub_metrics_peer_pairs gauge\n"
+                 "roamhub_metrics_peer_pairs{state=\"labelled\"} %zu\n"
+                 "roamhub_metrics_peer_pairs{state=\"folded\"} %zu\n",
+              labelled, distinct);
+}
+
+static void render_gauge(sbuf_t *b, const char *name, const char *help, double v)
+{
+    sb_printf(b, "# HELP %s %s\n# TYPE %s gauge\n%s %.17g\n", name, help, name, name, v);
+}
+
+static void render_process(sbuf_t *b)
+{
+    metrics_process_t p;
+    metrics_process_read(&p);
+    render_gauge(b, "process_start_time_seconds",
+                 "Start time of the process since unix epoch in seconds.", p.start_time_s);
+    sb_printf(b, "# HELP process_cpu_seconds_total Total user and system CPU time spent in "
+                 "seconds.\n# TYPE process_cpu_seconds_total counter\n"
+                 "process_cpu_seconds_total %.6f\n", p.cpu_s);
+    if (p.resident_bytes)
+        render_gauge(b, "process_resident_memory_bytes", "Resident memory size in bytes.",
+                     (double)p.resident_bytes);
+    if (p.virtual_bytes)
+        render_gauge(b, "process_virtual_memory_bytes", "Virtual memory size in bytes.",
+                     (double)p.virtual_bytes);
+    if (p.open_fds >= 0)
+        render_gauge(b, "process_open_fds", "Number of open file descriptors.",
+                     (double)p.open_fds);
+    if (p.max_fds >= 0)
+        render_gauge(b, "process_max_fds", "Maximum number of open file descriptors.",
+                     (double)p.max_fds);
+}
+
+char *metrics_render(metrics_t *const *all, size_t n, const metrics_hub_gauges_t *g)
 {
     sbuf_t b = {0};
-    b.cap = 4096;
+    b.cap = 8192;
     b.p = malloc(b.cap);
     if (!b.p)
         return NULL;
@@ -251,6 +504,8 @@ char *metrics_render(metrics_t *const *all, size_t n, const char *extra)
             cell_t *s = get_cell(sum, c->fwd_kind, c->fwd, c->home, c->cls, c->outcome, c->result);
             if (s)
                 s->total += c->total;
+            else
+                b.oom = 1;
         }
         for (unsigned i = 0; i < RP_STATS_HIST; i++) {
             sum->fwd_hist[i] += m->fwd_hist[i];
@@ -262,24 +517,10 @@ char *metrics_render(metrics_t *const *all, size_t n, const char *extra)
         sum->ans_n += m->ans_n;
         pthread_mutex_unlock(&m->mu);
     }
-    sb_printf(&b, "# HELP roamhub_messages_total TS002 messages handled, by forwarder, home "
-                  "network, message class and outcome.\n# TYPE roamhub_messages_total counter\n");
-    for (size_t i = 0; i < sum->cap; i++) {
-        cell_t *c = &sum->cells[i];
-        if (!c->used)
-            continue;
-        char f[17], h[7];
-        if (c->fwd_kind == RP_STATS_ID_JOIN_EUI)
-            rh_eui64_format(c->fwd, f);
-        else
-            lw_netid_format((uint32_t)c->fwd, f, 0);
-        lw_netid_format(c->home, h, 0);
-        sb_printf(&b,
-                  "roamhub_messages_total{forwarder=\"%s\",home=\"%s\",class=\"%s\",outcome=\"%s\","
-                  "result=\"%s\"} %llu\n",
-                  f, h, rp_class_name((rp_class_t)c->cls), rp_outcome_name((rp_outcome_t)c->outcome),
-                  c->result, (unsigned long long)c->total);
-    }
+    sb_printf(&b, "# HELP roamhub_build_info The roamhub build: version (project version and "
+                  "git describe).\n# TYPE roamhub_build_info gauge\n"
+                  "roamhub_build_info{version=\"%s\"} 1\n", rh_version());
+    render_messages(&b, sum);
     sb_printf(&b, "# HELP roamhub_relay_latency_seconds Hub processing (receive to forward) and "
                   "receiver (forward to answer) latency.\n"
                   "# TYPE roamhub_relay_latency_seconds histogram\n");
@@ -287,10 +528,14 @@ char *metrics_render(metrics_t *const *all, size_t n, const char *extra)
     render_hist(&b, "forward_to_answer", sum->ans_hist, sum->ans_sum_us, sum->ans_n);
     sb_printf(&b, "# HELP roamhub_events_total Notable relay events.\n"
                   "# TYPE roamhub_events_total counter\n");
-    /* events: sum by name across workers */
-    const char *names[MAX_EVENTS * 4];
-    uint64_t counts[MAX_EVENTS * 4];
+    /* events: sum by name across workers, the known names first (at 0 when never seen) */
+    const char *names[MAX_EVENTS * 4 + N_KNOWN_EVENTS];
+    uint64_t counts[MAX_EVENTS * 4 + N_KNOWN_EVENTS];
     size_t nn = 0;
+    for (size_t k = 0; k < N_KNOWN_EVENTS; k++) {
+        names[nn] = known_events[k];
+        counts[nn++] = 0;
+    }
     for (size_t w = 0; w < n; w++) {
         metrics_t *m = all[w];
         pthread_mutex_lock(&m->mu);
@@ -298,7 +543,7 @@ char *metrics_render(metrics_t *const *all, size_t n, const char *extra)
             size_t k = 0;
             while (k < nn && strcmp(names[k], m->ev_name[i]) != 0)
                 k++;
-            if (k == nn && nn < MAX_EVENTS * 4) {
+            if (k == nn && nn < sizeof names / sizeof names[0]) {
                 names[nn] = m->ev_name[i];
                 counts[nn++] = 0;
             }
@@ -310,8 +555,20 @@ char *metrics_render(metrics_t *const *all, size_t n, const char *extra)
     for (size_t k = 0; k < nn; k++)
         sb_printf(&b, "roamhub_events_total{event=\"%s\"} %llu\n", names[k],
                   (unsigned long long)counts[k]);
-    if (extra)
-        sb_printf(&b, "%s", extra);
+    if (g) {
+        render_gauge(&b, "roamhub_pending_transactions",
+                     "TS002 transactions awaiting an answer.", (double)g->pending);
+        render_gauge(&b, "roamhub_members", "Members in the current member registry.",
+                     (double)g->members);
+        render_gauge(&b, "roamhub_endpoints", "Endpoints in the current member registry.",
+                     (double)g->endpoints);
+        render_gauge(&b, "roamhub_uptime_seconds", "Seconds since the hub started.",
+                     (double)g->uptime_s);
+        render_gauge(&b, "roamhub_relay_transactions",
+                     "Live relay transactions (a leak shows as a gauge that never falls).",
+                     (double)g->relay_transactions);
+    }
+    render_process(&b);
     metrics_free(sum);
     if (b.oom) {
         free(b.p);

@@ -39,10 +39,34 @@ void metrics_observe_answer(metrics_t *m, uint64_t us);
  * must be a static string literal. */
 void metrics_event(metrics_t *m, const char *name);
 
-/* Appends the Prometheus text exposition of all workers' metrics (summed) to a malloc'd string;
- * extra (may be NULL) is appended verbatim (gauges the caller owns). Returns NULL on ENOMEM;
- * caller frees. */
-char *metrics_render(metrics_t *const *all, size_t n, const char *extra);
+/* Hub-wide values /metrics shows beside the relay counters (the caller gathers them). */
+typedef struct metrics_hub_gauges {
+    size_t pending;            /* pending transactions (all workers) */
+    size_t members, endpoints; /* in the current member registry */
+    uint64_t uptime_s;         /* since the hub started */
+    unsigned long relay_transactions; /* live relay transactions (all workers) */
+} metrics_hub_gauges_t;
+
+/* The Content-Type of metrics_render's text (Prometheus text format 0.0.4, UTF-8). */
+#define METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
+
+/* The Prometheus text exposition (format 0.0.4, checked by `promtool check metrics`) of all
+ * workers' metrics (summed), the hub gauges `g` (may be NULL), roamhub_build_info{version} and
+ * the process_* family (metrics_process.h). Every family has HELP and TYPE; label values are
+ * never empty: `result` appears only for outcome receiver_error, `forwarder`/`home` only when the
+ * hub identified that network (not for malformed, unauthorized or no_route). Known series (every
+ * event name, every class x outcome of roamhub_relay_outcomes_total) are present from the start,
+ * at 0. Histogram bounds are the exact integer-µs bounds of rp_stats_hist_index, in seconds.
+ * Returns a malloc'd string (caller frees) or NULL on ENOMEM. Main thread (admin listener). */
+char *metrics_render(metrics_t *const *all, size_t n, const metrics_hub_gauges_t *g);
+
+/* Caps the forwarder x home label pairs of roamhub_messages_total (the family grows with the
+ * square of the members): the first `max_pairs` pairs a scrape sees keep their labels for the
+ * life of the process (so counters stay monotonic); later pairs are summed into
+ * forwarder="other",home="other", and roamhub_metrics_pairs_folded reports how many pairs were
+ * folded. 0 = no forwarder/home labels at all. Default 10000 (admin.metrics_max_peer_pairs,
+ * docs/CONFIG.md). Safe from any thread; applies from the next scrape. */
+void metrics_set_max_peer_pairs(size_t max_pairs);
 
 /* Moves every cell's delta into items (malloc'd array, caller frees) stamped with `minute`,
  * and zeroes the deltas. *n = 0 and *items = NULL when nothing happened. Errors: RH_ENOMEM

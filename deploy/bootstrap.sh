@@ -10,7 +10,11 @@ libjwt-dev libcjson-dev libnghttp2-dev zlib1g-dev libcmocka-dev libjemalloc-dev 
 python3-grpcio python3-grpc-tools
 clang libclang-rt-14-dev
 nginx-light wrk
-chromium"
+chromium
+libsystemd-dev systemd help2man prometheus man-db file python3-yaml"
+# libsystemd-dev: sd_notify; help2man: the man pages; systemd (systemd-analyze, systemd-sysusers),
+# prometheus (promtool), man-db, file (CPack's dependency scan) and python3-yaml (the OpenAPI
+# document) are what the operability tests run.
 
 missing=""
 for p in $PKGS; do
@@ -34,9 +38,26 @@ console_npm() {
   fi
 }
 
+# The test suite's npm tools (tests/npm/package.json + package-lock.json: @redocly/cli for the
+# OpenAPI lint, lora-packet for the e2e test), installed exactly as locked with `npm ci`, again
+# only when the lockfile changed.
+npm_tools() {
+  dir="$(cd "$(dirname "$0")/.." && pwd)/tests/npm"
+  stamp="$dir/node_modules/.roamhub-lock.sha256"
+  want="$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)"
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+    echo "bootstrap: npm test tools present"
+    return 0
+  fi
+  echo "bootstrap: npm ci in tests/npm"
+  (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+  echo "$want" >"$stamp"
+}
+
 if [ -z "$missing" ]; then
   echo "bootstrap: all packages present"
   console_npm
+  npm_tools
   exit 0
 fi
 
@@ -53,4 +74,5 @@ if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet nginx 2>/
   $SUDO systemctl stop nginx || true
 fi
 console_npm
+npm_tools
 echo "bootstrap: done"

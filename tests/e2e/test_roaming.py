@@ -170,11 +170,11 @@ class IndependentImplementationTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.node_dir = tempfile.mkdtemp(prefix="roamhub-lorapacket-")
-        r = subprocess.run(["npm", "install", "--silent", "--no-audit", "--no-fund", "--prefix",
-                            cls.node_dir, "lora-packet@0.9.3"], capture_output=True, text=True, timeout=300)
-        if r.returncode != 0:
-            raise RuntimeError("npm install lora-packet failed: " + r.stderr)
+        # lora-packet is locked in tests/npm (package-lock.json), installed by deploy/bootstrap.sh
+        cls.node_dir = os.path.join(os.environ.get("ROAMHUB_SOURCE", os.path.join(
+            os.path.dirname(__file__), "..", "..")), "tests", "npm")
+        if not os.path.isdir(os.path.join(cls.node_dir, "node_modules", "lora-packet")):
+            raise RuntimeError("tests/npm/node_modules/lora-packet missing: run deploy/bootstrap.sh")
         cls.w = World()
 
     @classmethod

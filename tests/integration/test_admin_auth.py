@@ -2,6 +2,7 @@
 must be refused with 401 on HS256, ES256 and RS256 hubs; valid tokens (issued by the hub, or
 signed with the openssl CLI) are accepted; revoked keys stop working at once."""
 import base64
+import json
 import os
 import shutil
 import sys
@@ -70,13 +71,14 @@ class HS256Auth(unittest.TestCase):
         self.assertNotIn(secret.encode(), body)
         form = urllib.parse.urlencode({"grant_type": "password", "client_id": kid,
                                        "client_secret": secret})
-        st, _, _ = self.c.raw("POST", "/api/v1/oauth/token", form)
+        st, body, _ = self.c.raw("POST", "/api/v1/oauth/token", form, {"Content-Type": "application/x-www-form-urlencoded"})
         self.assertEqual(st, 400)
+        self.assertEqual(json.loads(body)["error"], "unsupported_grant_type")  # RFC 6749 §5.2
         basic = base64.b64encode(self.op_key.encode()).decode()
         st, body, _ = self.c.raw("POST", "/api/v1/oauth/token", "grant_type=client_credentials",
-                                 {"Authorization": "Basic " + basic})
+                                 {"Authorization": "Basic " + basic,
+                                  "Content-Type": "application/x-www-form-urlencoded"})
         self.assertEqual(st, 200, body)
-        import json
         tok = json.loads(body)
         self.assertEqual(tok["token_type"], "Bearer")
         self.assertLessEqual(tok["expires_in"], 300)
@@ -96,7 +98,7 @@ class HS256Auth(unittest.TestCase):
         kid_, secret = key.split(":", 1)
         form = urllib.parse.urlencode({"grant_type": "client_credentials", "client_id": kid_,
                                        "client_secret": secret})
-        self.assertEqual(self.c.raw("POST", "/api/v1/oauth/token", form)[0], 401)
+        self.assertEqual(self.c.raw("POST", "/api/v1/oauth/token", form, {"Content-Type": "application/x-www-form-urlencoded"})[0], 401)
 
     def test_secrets_never_stored_in_clear(self):
         op = self.c.token(self.op_key)

@@ -76,7 +76,8 @@ class Hardening(unittest.TestCase):
         # imports go through the same policy
         st, data, _ = self.c.raw("POST", "/api/v1/import",
                                  b'{"networks":[{"net_id":"000111","name":"x","name":"y"}]}',
-                                 {"Authorization": "Bearer " + self.op})
+                                 {"Authorization": "Bearer " + self.op,
+                                  "Content-Type": "application/json"})  # else 415 (issue 17)
         self.assertEqual(st, 400, data)
         self.assertIn("networks[0].name: duplicate key", json.loads(data)["error"]["message"])
         # the catalog stays valid JSON for everyone

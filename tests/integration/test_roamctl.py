@@ -65,8 +65,11 @@ class Roamctl(unittest.TestCase):
         rc, out, err = self.run_ctl("keys", "create", "--net-id", B, "--rights",
                                     "read_network,write_network,read_traffic", "--name", "beta")
         self.assertEqual(rc, 0, err)
-        member_key = out.strip().splitlines()[-1]
+        # the secret and its banner go to stderr; stdout is the record, without the secret
+        member_key = err.strip().splitlines()[-1]
         self.assertRegex(member_key, r"^k-[0-9a-f]+:[0-9a-f]{64}$")
+        self.assertNotIn(member_key.split(":")[1], out)
+        self.assertIn(member_key.split(":")[0], out)
         rc, out, err = self.run_ctl("whoami", key=member_key)
         self.assertEqual(rc, 0, err)
         self.assertIn(B, out)
@@ -107,8 +110,8 @@ class Roamctl(unittest.TestCase):
         self.assertEqual(rc, 1)
         self.assertIn("409 conflict", err)
         self.assertIn("already exists", err)
-        rc, out, _ = self.run_ctl("keys", "create", "--net-id", "000777", "--rights", "read_network")
-        ro = out.strip().splitlines()[-1]
+        rc, _, err = self.run_ctl("keys", "create", "--net-id", "000777", "--rights", "read_network")
+        ro = err.strip().splitlines()[-1]  # the new key is printed on stderr
         rc, _, err = self.run_ctl("devaddr-blocks", "list", key=ro)
         self.assertEqual(rc, 1)
         self.assertIn("403 forbidden", err)
@@ -147,6 +150,116 @@ class Roamctl(unittest.TestCase):
             rc, out, err = self.run_ctl("--url", bad, "whoami")
             self.assertEqual(rc, 2, (bad, rc, err))  # a signal would give a negative code
             self.assertIn("server URL", err)
+
+
+
+class CliConventions(unittest.TestCase):
+    """Help on stdout without credentials, flags after the command, unknown options named,
+    -o json|table, completion generated from the command table, XDG_CONFIG_HOME with checked
+    keys, and a TLS-specific message when https:// meets a plain listener."""
+
+    setUpClass = classmethod(Roamctl.setUpClass.__func__)  # a hub of its own, set up alike
+    tearDownClass = classmethod(Roamctl.tearDownClass.__func__)
+
+    def ctl(self, *args, env=None):
+        e = {"PATH": os.environ.get("PATH", ""), "HOME": self.home}
+        e.update(env or {})
+        p = subprocess.run([ROAMCTL] + list(args), env=e, capture_output=True, text=True, timeout=30)
+        return p.returncode, p.stdout, p.stderr
+
+    def test_help_without_credentials(self):
+        rc, out, err = self.ctl("--help")
+        self.assertEqual((rc, err), (0, ""))
+        self.assertIn("Usage: roamctl", out)
+        for cmd in ("networks", "policy", "stats", "keys"):
+            rc, out, err = self.ctl(cmd, "--help")
+            self.assertEqual((rc, err), (0, ""), cmd)
+            self.assertIn("roamctl " + cmd, out)
+        rc, out, _ = self.ctl("networks", "list", "-h")
+        self.assertEqual(rc, 0)
+        self.assertIn("networks list", out)
+
+    def test_flags_after_the_command_and_output_formats(self):
+        rc, out, err = self.ctl("networks", "list", "--url", self.url, "--key-file", self.keyfile,
+                                "-o", "json")
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(json.loads(out)["items"][0]["net_id"], A)
+        rc, out2, err = self.ctl("--url", self.url, "networks", "list", "--json",
+                                 "--key-file", self.keyfile)
+        self.assertEqual(json.loads(out2), json.loads(out))
+        rc, out, err = self.ctl("networks", "list", "--url", self.url, "--key-file", self.keyfile,
+                                "--output", "table")
+        self.assertEqual(rc, 0, err)
+        self.assertIn("NET_ID", out.splitlines()[0])
+
+    def test_unknown_option_named(self):
+        rc, out, err = self.ctl("networks", "list", "--colour")
+        self.assertEqual(rc, 2)
+        self.assertIn("--colour", err)
+        self.assertEqual(out, "")
+        rc, _, err = self.ctl("--frobnicate", "networks", "list")
+        self.assertEqual(rc, 2)
+        self.assertIn("--frobnicate", err)
+        rc, _, err = self.ctl("networks", "list", "--url")
+        self.assertEqual(rc, 2)
+        self.assertIn("--url", err)
+
+    def test_completion_from_the_command_table(self):
+        rc, script, err = self.ctl("completion", "bash")
+        self.assertEqual(rc, 0, err)
+        help_text = self.ctl("--help")[1]
+
+        def complete(*words):
+            prog = ("source /dev/stdin; COMP_WORDS=(%s); COMP_CWORD=%d; _roamctl; "
+                    "printf '%%s\\n' \"${COMPREPLY[@]}\"" % (" ".join(words), len(words) - 1))
+            r = subprocess.run(["bash", "-c", prog], input=script, capture_output=True, text=True,
+                               timeout=30)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            return r.stdout.split()
+        got = complete("roamctl", "")
+        for cmd in ("networks", "devaddr-blocks", "policy", "stats", "capture", "completion"):
+            self.assertIn(cmd, got)
+            self.assertIn(cmd, help_text)
+        self.assertEqual(complete("roamctl", "st"), ["stats"])
+        self.assertIn("--forwarder", complete("roamctl", "stats", "--"))
+        self.assertIn("--page-token", complete("roamctl", "networks", "list", "--p"))
+        rc, zsh, _ = self.ctl("completion", "zsh")
+        self.assertEqual(rc, 0)
+        self.assertTrue(zsh.startswith("#compdef roamctl"))
+        self.assertIn("complete -F _roamctl roamctl", zsh)
+        rc, _, err = self.ctl("completion", "fish")
+        self.assertEqual(rc, 2)
+        self.assertIn("fish", err)
+
+    def test_xdg_config_home_and_checked_keys(self):
+        xdg = tempfile.mkdtemp(prefix="roamctl-xdg-")
+        path = os.path.join(xdg, "roamctl.json")
+        with open(path, "w") as f:
+            json.dump({"url": self.url, "key_file": self.keyfile, "output": "json"}, f)
+        rc, out, err = self.ctl("whoami", env={"XDG_CONFIG_HOME": xdg})
+        self.assertEqual(rc, 0, err)
+        self.assertTrue(json.loads(out)["operator"])
+        for bad, word in (({"url": self.url, "colour": "red"}, "colour"),
+                          ({"url": 4271}, "url"),
+                          ({"output": "yaml"}, "output")):
+            with open(path, "w") as f:
+                json.dump(bad, f)
+            rc, out, err = self.ctl("whoami", env={"XDG_CONFIG_HOME": xdg})
+            self.assertEqual(rc, 2, bad)
+            self.assertIn(word, err)
+            self.assertIn(path, err)
+        with open(path, "w") as f:
+            f.write('{"url": "x",\n "key": }')
+        rc, _, err = self.ctl("whoami", env={"XDG_CONFIG_HOME": xdg})
+        self.assertEqual(rc, 2)
+        self.assertIn("line 2", err)
+
+    def test_tls_message_on_a_plain_listener(self):
+        https = self.url.replace("http://", "https://")
+        rc, out, err = self.ctl("whoami", "--url", https, "--key-file", self.keyfile)
+        self.assertEqual(rc, 3, err)
+        self.assertIn("does not speak TLS", err)
+        self.assertIn("http://", err)
 
 
 if __name__ == "__main__":

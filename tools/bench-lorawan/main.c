@@ -15,6 +15,7 @@
  * as `name median_ns min_ns max_ns`. Wall-clock (CLOCK_MONOTONIC).
  */
 #include "lw_crypto.h"
+#include "rh_version.h"
 #include "lw_frame.h"
 
 #include <openssl/core_names.h>
@@ -139,6 +140,8 @@ static void run(const char *name, op_fn fn, ctx_t *c, long iters, int runs)
 
 int main(int argc, char **argv)
 {
+    if (argc == 2 && rh_version_arg(argv[1], "bench-lorawan"))
+        return 0;
     long iters = 200000;
     int runs = 7, opt;
     while ((opt = getopt(argc, argv, "n:r:")) != -1) {

@@ -23,6 +23,7 @@
 #include <event2/thread.h>
 
 #include "peer_client.h"
+#include "rh_version.h"
 #include "peer_endpoint.h"
 #include "peer_registry.h"
 #include "rh_log.h"
@@ -369,6 +370,8 @@ static int cmp_run(const void *a, const void *b)
 
 int main(int argc, char **argv)
 {
+    if (argc == 2 && rh_version_arg(argv[1], "bench-peers"))
+        return 0;
     unsigned secs = argc > 1 ? (unsigned)atoi(argv[1]) : 3;
     int conc = argc > 2 ? atoi(argv[2]) : 32;
     int runs = argc > 3 ? atoi(argv[3]) : 3;

@@ -16,6 +16,7 @@
  * (a delta, in proportion to the change). --import-only 1 runs only the import part.
  */
 #include "rh_time.h"
+#include "rh_version.h"
 #include "rp.h"
 
 #include <pthread.h>
@@ -403,6 +404,8 @@ static void bench_visible(rp_db_t *db, int flips)
 
 int main(int argc, char **argv)
 {
+    if (argc == 2 && rh_version_arg(argv[1], "bench-rp"))
+        return 0;
     const char *base = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
     size_t ops = 1000000, import_n = 1000000;
     int flips = 200, import_only = 0;

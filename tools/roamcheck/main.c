@@ -12,6 +12,7 @@
 #include "lw_frame.h"
 #include "lw_netid.h"
 #include "rh_hex.h"
+#include "rh_version.h"
 #include "tl_util.h"
 
 #include <cjson/cJSON.h>
@@ -544,11 +545,22 @@ static void check_lorawan(void)
 
 int main(int argc, char **argv)
 {
-    if (argc > 2 || (argc == 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")))) {
-        fprintf(stderr, "usage: %s [VECTORS_DIR]   (default ../shared/vectors)\n"
-                        "Verifies roamhub's LoRaWAN library against the shared test vectors.\n",
-                argv[0]);
-        return argc > 2 ? 2 : 0;
+    if (argc == 2 && rh_version_arg(argv[1], "roamcheck"))
+        return 0;
+    int help = argc == 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"));
+    if (argc > 2 || help || (argc == 2 && argv[1][0] == '-')) {
+        if (!help && argc == 2)
+            fprintf(stderr, "roamcheck: %s: unknown option\n", argv[1]);
+        fprintf(help ? stdout : stderr,
+                "Usage: roamcheck [VECTORS_DIR]   (default ../shared/vectors)\n"
+                "Verifies roamhub's LoRaWAN library against the shared test vectors.\n"
+                "\n"
+                "Options:\n"
+                "  -h, --help   show this help and exit\n"
+                "  --version    show the version and exit\n"
+                "\n"
+                "Exit status: 0 when every check passed, 1 otherwise, 2 on bad usage.\n");
+        return help ? 0 : 2;
     }
     if (argc == 2)
         g_dir = argv[1];

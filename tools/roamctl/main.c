@@ -11,48 +11,209 @@
  */
 #include "roamctl.h"
 #include "rh_fs.h"
+#include "rh_version.h"
 
 #include <cjson/cJSON.h>
 #include <event2/http.h>
+#include <netdb.h>
 #include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
 
 static rc_conf_t cf = {.url = "http://127.0.0.1:4271", .timeout_s = 90};
 static char auth_header[9000];
 
-static void usage(void)
+/* ------------------------------------------------------------------ the command table */
+
+/* One table drives the help (roamctl --help, roamctl CMD --help), the dispatch check and the
+ * shell completion (roamctl completion bash|zsh), so they cannot disagree. */
+typedef struct cmd_info {
+    const char *name;
+    const char *synopsis;          /* lines after "roamctl " */
+    const char *help;              /* what it does */
+    const char *const *words;      /* verbs and options offered by completion */
+} cmd_info_t;
+
+#define RES_WORDS                                                                                \
+    (const char *const[]){"list", "get", "create", "update", "delete", "--net-id", "--page-size", \
+                          "--page-token", "--all", "-f", "--file", NULL}
+#define RES_SYNOPSIS(r)                                                                          \
+    r " list [--net-id N] [--page-size N] [--page-token T] [--all]\n" r " get KEY...\n" r        \
+      " delete KEY...\n" r " create [-f FILE.json | JSON]\n" r " update KEY... [-f FILE.json | JSON]"
+
+static const cmd_info_t commands[] = {
+    {"networks", RES_SYNOPSIS("networks"), "Networks (KEY: NETID).", RES_WORDS},
+    {"tenants", RES_SYNOPSIS("tenants"), "Tenants of a network (KEY: NETID TENANT).", RES_WORDS},
+    {"endpoints", RES_SYNOPSIS("endpoints"), "TS002 endpoints of members (KEY: ID).", RES_WORDS},
+    {"devaddr-blocks", RES_SYNOPSIS("devaddr-blocks"), "DevAddr blocks (KEY: PREFIX LEN).",
+     RES_WORDS},
+    {"join-routes", RES_SYNOPSIS("join-routes"),
+     "Join routes (KEY: JOINEUI LEN [DEVEUI LEN]).", RES_WORDS},
+    {"policies", RES_SYNOPSIS("policies"), "Routing policy records (KEY: FWD [HOME|default]).",
+     RES_WORDS},
+    {"members", RES_SYNOPSIS("members"), "Members (KEY: ID; operator only).", RES_WORDS},
+    {"keys",
+     "keys list|get ID|delete ID\n"
+     "keys create [--net-id N] [--tenant T] [--operator] --rights R1,R2 [--name NAME] [--id ID]\n"
+     "keys revoke ID",
+     "API keys. `create` prints the new id:secret once, on stderr (stdout keeps the record).",
+     (const char *const[]){"list", "get", "create", "revoke", "delete", "--net-id", "--tenant",
+                           "--operator", "--rights", "--name", "--id", "--page-size",
+                           "--page-token", "--all", NULL}},
+    {"policy",
+     "policy set FWD HOME|default [--allow CLASSES] [--down CLASSES] [--forwarder-tenant T]\n"
+     "           [--home-tenant T]\n"
+     "policy effective [--forwarder NETID] [--home NETID]",
+     "Set a forwarder's routing policy, or show the policy in force.\n"
+     "Uplink CLASSES: join_request,mac_data,application_data,signal_quality,localization;\n"
+     "--down: join_accept,mac_data,application_data (classes left out are off).",
+     (const char *const[]){"set", "effective", "--allow", "--down", "--forwarder-tenant",
+                           "--home-tenant", "--forwarder", "--home", NULL}},
+    {"whoami", "whoami", "The key's ID, role, NetID scope and rights.", (const char *const[]){NULL}},
+    {"token", "token", "Print a token for the key (for scripts and curl).",
+     (const char *const[]){NULL}},
+    {"catalog", "catalog", "Listed networks and tenants.", (const char *const[]){NULL}},
+    {"routes", "routes --devaddr ADDR | --join-eui EUI [--dev-eui EUI]",
+     "Where the hub routes a DevAddr or a JoinEUI/DevEUI.",
+     (const char *const[]){"--devaddr", "--join-eui", "--dev-eui", NULL}},
+    {"audit", "audit [--since UNIX_MS] [--page-size N] [--page-token T]",
+     "The change log, oldest first (operator keys).",
+     (const char *const[]){"--since", "--page-size", "--page-token", "--limit", NULL}},
+    {"stats",
+     "stats [--from T] [--to T] [--by minute|hour|day] [--forwarder N] [--home N] [--class C]\n"
+     "      [--outcome O] [--format json|csv] [--limit ROWS_PER_PAGE] [--max-pages N]",
+     "Traffic statistics; T is RFC 3339 UTC or Unix seconds. Follows the pages: prints every\n"
+     "row of the range (--max-pages stops early and says so).",
+     (const char *const[]){"--from", "--to", "--by", "--forwarder", "--home", "--class",
+                           "--outcome", "--format", "--limit", "--max-pages", NULL}},
+    {"capture",
+     "capture [--seconds N] [--max-events M] -o FILE.jsonl.gz\n"
+     "capture --follow [--seconds N] [--max-events M]",
+     "Capture of your TS002 traffic metadata (-o -: decompressed to stdout; --follow: live, one\n"
+     "JSON line per event on stdout).",
+     (const char *const[]){"--seconds", "--max-events", "-o", "--output", "--follow", "-f", NULL}},
+    {"gateways", "gateways [--net-id N]",
+     "Gateway locations seen in GWInfo (visibility applied).",
+     (const char *const[]){"--net-id", NULL}},
+    {"endpoint-health", "endpoint-health [--minutes M]",
+     "Circuit breaker, recent failures and latency per endpoint.",
+     (const char *const[]){"--minutes", NULL}},
+    {"import", "import FILE.json [--replace]",
+     "Bulk load a roamdb JSON document through the API (operator).",
+     (const char *const[]){"--replace", NULL}},
+    {"completion", "completion bash|zsh",
+     "Print a shell completion script: source <(roamctl completion bash).",
+     (const char *const[]){"bash", "zsh", NULL}},
+};
+#define NCOMMANDS (sizeof commands / sizeof commands[0])
+
+static const char *const global_words[] = {"--url", "--key", "--key-file", "--token", "--ca",
+                                           "--json", "-o", "--help", "--version", NULL};
+
+static const cmd_info_t *find_command(const char *name)
 {
-    fputs(
-        "usage: roamctl [--url URL] [--key ID:SECRET | --key-file FILE] [--token JWT] [--ca FILE]\n"
-        "               [--json] COMMAND ...\n"
-        "commands:\n"
-        "  whoami | token | catalog\n"
-        "  RESOURCE list [--net-id N] [--page-size N] [--page-token T] [--all]\n"
-        "  RESOURCE get KEY...            RESOURCE delete KEY...\n"
-        "  RESOURCE create [-f FILE.json | JSON]\n"
-        "  RESOURCE update KEY... [-f FILE.json | JSON]\n"
-        "     RESOURCE: networks tenants endpoints devaddr-blocks join-routes policies members keys\n"
-        "     KEY: networks NETID | tenants NETID TENANT | endpoints ID | devaddr-blocks PREFIX LEN |\n"
-        "          join-routes JOINEUI LEN [DEVEUI LEN] | policies FWD [HOME|default] | keys ID\n"
-        "  policy set FWD HOME|default [--allow CLASSES] [--down CLASSES] [--forwarder-tenant T]\n"
-        "             [--home-tenant T]   CLASSES: join_request,mac_data,application_data,\n"
-        "             signal_quality,localization | --down join_accept,mac_data,application_data\n"
-        "  policy effective [--forwarder NETID] [--home NETID]\n"
-        "  keys create [--net-id N] [--tenant T] [--operator] --rights R1,R2 [--name NAME] [--id ID]\n"
-        "  keys revoke ID\n"
-        "  routes --devaddr ADDR | --join-eui EUI [--dev-eui EUI]\n"
-        "  audit [--since UNIX_MS] [--limit N]\n"
-        "  stats [--from T] [--to T] [--by minute|hour|day] [--forwarder N] [--home N]\n"
-        "        [--class C] [--outcome O] [--format json|csv] [--limit ROWS_PER_PAGE]\n"
-        "        [--max-pages N]   (follows the pages: prints every row of the range)\n"
-        "  capture [--seconds N] [--max-events M] -o FILE.jsonl.gz\n"
-        "  capture --follow [--seconds N] [--max-events M]   live: one JSON line per event\n"
-        "  gateways [--net-id N]          gateway locations seen in GWInfo (visibility applied)\n"
-        "  endpoint-health [--minutes M]  circuit breaker, recent failures, latency per endpoint\n"
-        "  import FILE.json [--replace]\n",
-        stderr);
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        if (!strcmp(commands[i].name, name))
+            return &commands[i];
+    return NULL;
+}
+
+/* Prints lines of `text` each prefixed with `prefix`. */
+static void print_prefixed(FILE *f, const char *prefix, const char *text)
+{
+    while (*text) {
+        const char *nl = strchr(text, '\n');
+        int n = nl ? (int)(nl - text) : (int)strlen(text);
+        fprintf(f, "%s%.*s\n", prefix, n, text);
+        text += n + (nl ? 1 : 0);
+    }
+}
+
+static void usage_to(FILE *f)
+{
+    fputs("Usage: roamctl [OPTIONS] COMMAND [ARGS] [OPTIONS]\n"
+          "Command-line client of roamhubd's admin API (docs/roamctl.md, docs/openapi.yaml).\n"
+          "\n"
+          "Options (before or after the command):\n"
+          "  --url URL            admin API base (default http://127.0.0.1:4271)\n"
+          "  --key ID:SECRET      API key;  --key-file FILE  a file holding it\n"
+          "  --token JWT          a ready token instead of a key\n"
+          "  --ca FILE            CA bundle for https://\n"
+          "  -o, --output json|table  output format (--json = -o json)\n"
+          "  -h, --help           show this help, or a command's: roamctl COMMAND --help\n"
+          "  --version            show the version and exit\n"
+          "\n"
+          "Commands (roamctl COMMAND --help shows its arguments):\n",
+          f);
+    for (size_t i = 0; i < NCOMMANDS; i++) {
+        const char *h = commands[i].help;
+        fprintf(f, "  %-16s%.*s\n", commands[i].name, (int)strcspn(h, "\n"), h);
+    }
+    fputs("  (networks ... keys: list, get KEY, create, update KEY, delete KEY)\n", f);
+    fputs("\n"
+          "Configuration: flags, then ROAMCTL_URL, ROAMCTL_KEY, ROAMCTL_KEY_FILE, ROAMCTL_TOKEN,\n"
+          "then $ROAMCTL_CONFIG or $XDG_CONFIG_HOME/roamctl.json (default ~/.config/roamctl.json)\n"
+          "with the keys url, key, key_file, ca_file, output.\n"
+          "Exit status: 0 ok, 1 refused by the server, 2 usage, 3 connection failure.\n",
+          f);
+}
+
+static void usage(void) { usage_to(stderr); }
+
+static void command_help(const cmd_info_t *c)
+{
+    printf("Usage:\n");
+    print_prefixed(stdout, "  roamctl ", c->synopsis);
+    printf("\n");
+    print_prefixed(stdout, "", c->help);
+    printf("\nGlobal options (--url, --key, --key-file, --token, --ca, -o json|table, --json) go "
+           "before or after the command; see roamctl --help.\n");
+}
+
+/* An argument a command does not know: named, with where to look. Returns RC_USAGE. */
+static int bad_arg(const char *cmd, const char *arg)
+{
+    if (arg)
+        fprintf(stderr, "roamctl: %s: unknown option or missing value: %s (see roamctl %s --help)\n",
+                cmd, arg, cmd);
+    else
+        fprintf(stderr, "roamctl: %s: missing arguments (see roamctl %s --help)\n", cmd, cmd);
+    return RC_USAGE;
+}
+
+/* `roamctl completion bash|zsh`: a script generated from the command table. */
+static int cmd_completion(int argc, char **argv)
+{
+    if (argc != 1 || (strcmp(argv[0], "bash") && strcmp(argv[0], "zsh")))
+        return bad_arg("completion", argc ? argv[0] : NULL);
+    int zsh = !strcmp(argv[0], "zsh");
+    if (zsh)
+        printf("#compdef roamctl\n# zsh completion for roamctl, generated by `roamctl completion "
+               "zsh`\nautoload -U +X bashcompinit && bashcompinit\n");
+    else
+        printf("# bash completion for roamctl, generated by `roamctl completion bash`\n");
+    printf("_roamctl() {\n  local cur=\"${COMP_WORDS[COMP_CWORD]}\" cmd=\"\" w\n"
+           "  for w in \"${COMP_WORDS[@]:1:COMP_CWORD-1}\"; do\n"
+           "    case \"$w\" in -*) ;; *) cmd=\"$w\"; break;; esac\n  done\n"
+           "  local globals=\"");
+    for (size_t i = 0; global_words[i]; i++)
+        printf("%s%s", i ? " " : "", global_words[i]);
+    printf("\"\n  case \"$cmd\" in\n    \"\") COMPREPLY=($(compgen -W \"");
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        printf("%s%s", i ? " " : "", commands[i].name);
+    printf(" $globals\" -- \"$cur\"));;\n");
+    for (size_t i = 0; i < NCOMMANDS; i++) {
+        printf("    %s) COMPREPLY=($(compgen -W \"", commands[i].name);
+        for (size_t k = 0; commands[i].words[k]; k++)
+            printf("%s ", commands[i].words[k]);
+        printf("--help $globals\" -- \"$cur\"));;\n");
+    }
+    printf("  esac\n}\ncomplete -F _roamctl roamctl\n");
+    return RC_OK;
 }
 
 /* ------------------------------------------------------------------ small helpers */
@@ -94,17 +255,78 @@ static const char *server_message(const rc_resp_t *r)
     cJSON *o = r->body ? cJSON_Parse(r->body) : NULL;
     const cJSON *e = cJSON_GetObjectItemCaseSensitive(o, "error");
     const cJSON *m = cJSON_GetObjectItemCaseSensitive(e, "message");
+    if (cJSON_IsString(e)) /* the token endpoint's RFC 6749 §5.2 shape */
+        m = cJSON_GetObjectItemCaseSensitive(o, "error_description");
     snprintf(msg, sizeof msg, "%s", cJSON_IsString(m) ? m->valuestring
                                     : r->body && r->len < 300 ? r->body : "");
     cJSON_Delete(o);
     return msg;
 }
 
+/* After a failed https:// connection: whether host:port of cf.url answers plain HTTP (a probe
+ * "HEAD / HTTP/1.0" over TCP, 2 s at most), to tell a TLS mismatch from an unreachable server. */
+static int answers_plain_http(void)
+{
+    char host[256] = "", port[8] = "443";
+    const char *h = cf.url + 8, *end = h + strcspn(h, "/");
+    const char *colon = h[0] == '[' ? strstr(h, "]:") : memchr(h, ':', (size_t)(end - h));
+    size_t hl = (size_t)((colon ? colon + (h[0] == '[') : end) - h);
+    if (h[0] == '[') {
+        h++;
+        hl = hl > 0 ? hl - 1 : 0;
+    }
+    if (hl == 0 || hl >= sizeof host)
+        return 0;
+    memcpy(host, h, hl);
+    if (colon) {
+        const char *p = colon + (h[-1] == '[' ? 2 : 1);
+        size_t pl = (size_t)(end - p);
+        if (pl == 0 || pl >= sizeof port)
+            return 0;
+        memcpy(port, p, pl);
+        port[pl] = '\0';
+    }
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL;
+    if (getaddrinfo(host, port, &hints, &ai) != 0 || !ai)
+        return 0;
+    int fd = socket(ai->ai_family, SOCK_STREAM, 0);
+    int plain = 0;
+    struct timeval tv = {2, 0};
+    if (fd >= 0 && setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) == 0 &&
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) == 0 &&
+        connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
+        static const char probe[] = "HEAD / HTTP/1.0\r\n\r\n";
+        char buf[8] = "";
+        if (send(fd, probe, sizeof probe - 1, MSG_NOSIGNAL) == (ssize_t)(sizeof probe - 1) &&
+            recv(fd, buf, 5, MSG_WAITALL) == 5)
+            plain = !memcmp(buf, "HTTP/", 5);
+    }
+    if (fd >= 0)
+        close(fd);
+    freeaddrinfo(ai);
+    return plain;
+}
+
 /* Reports a refusal; returns the exit code. */
 static int report(const rc_resp_t *r)
 {
     if (r->status == 0) {
-        fprintf(stderr, "roamctl: connection failed: %s\n", r->error);
+        int https = !strncmp(cf.url, "https://", 8);
+        const char *e = r->error;
+        if (https && (strstr(e, "wrong version number") || strstr(e, "packet length") ||
+                      strstr(e, "unexpected eof") || strstr(e, "record layer") ||
+                      strstr(e, "http request") || answers_plain_http()))
+            fprintf(stderr, "roamctl: TLS handshake with %s failed: the server does not speak "
+                            "TLS on that port (a plain HTTP listener? use http://, or set "
+                            "admin.tls_cert on the hub) [%s]\n", cf.url, e);
+        else if (https && strstr(e, "certificate"))
+            fprintf(stderr, "roamctl: TLS: the server's certificate is not trusted (give its CA "
+                            "with --ca FILE or ca_file) [%s]\n", e);
+        else if (!https && strncmp(e, "cannot reach", 12) == 0)
+            fprintf(stderr, "roamctl: connection failed: %s (if the listener uses TLS, use "
+                            "https://)\n", e);
+        else
+            fprintf(stderr, "roamctl: connection failed: %s\n", e);
         return RC_CONN;
     }
     const char *hint = "";
@@ -125,12 +347,18 @@ static int report(const rc_resp_t *r)
 
 /* ------------------------------------------------------------------ credentials */
 
+/* The configuration file: $ROAMCTL_CONFIG, else $XDG_CONFIG_HOME/roamctl.json, else
+ * ~/.config/roamctl.json. Every key is checked: an unknown key or a wrong type is an error
+ * naming the file and the key (a typo must not silently fall back to a default). */
 static int load_config(void)
 {
-    const char *home = getenv("HOME");
+    const char *home = getenv("HOME"), *xdg = getenv("XDG_CONFIG_HOME");
     char path[1024];
     const char *p = getenv("ROAMCTL_CONFIG");
-    if (!p && home) {
+    if (!p && xdg && xdg[0] == '/') {
+        snprintf(path, sizeof path, "%s/roamctl.json", xdg);
+        p = path;
+    } else if (!p && home) {
         snprintf(path, sizeof path, "%s/.config/roamctl.json", home);
         p = path;
     }
@@ -138,10 +366,42 @@ static int load_config(void)
     char *text = p ? read_file(p, &len) : NULL;
     if (!text)
         return 0;
-    cJSON *o = cJSON_Parse(text);
-    free(text);
+    const char *end = NULL;
+    cJSON *o = cJSON_ParseWithOpts(text, &end, 0);
     if (!cJSON_IsObject(o)) {
-        fprintf(stderr, "roamctl: %s: not a JSON object\n", p);
+        size_t line = 1;
+        for (const char *c = text; end && c < end && *c; c++)
+            line += *c == '\n';
+        fprintf(stderr, "roamctl: %s: %s (line %zu)\n", p,
+                o ? "expected a JSON object" : "not valid JSON", line);
+        free(text);
+        cJSON_Delete(o);
+        return -1;
+    }
+    free(text);
+    static const char *const string_keys[] = {"url", "key", "key_file", "ca_file", "output", NULL};
+    const cJSON *it;
+    int rc = 0;
+    cJSON_ArrayForEach(it, o)
+    {
+        size_t k = 0;
+        while (string_keys[k] && strcmp(string_keys[k], it->string))
+            k++;
+        if (!string_keys[k]) {
+            fprintf(stderr, "roamctl: %s: unknown key \"%s\" (known: url, key, key_file, ca_file, "
+                            "output)\n", p, it->string);
+            rc = -1;
+        } else if (!cJSON_IsString(it)) {
+            fprintf(stderr, "roamctl: %s: \"%s\" must be a string\n", p, it->string);
+            rc = -1;
+        }
+    }
+    const cJSON *out = cJSON_GetObjectItemCaseSensitive(o, "output");
+    if (!rc && out && strcmp(out->valuestring, "json") && strcmp(out->valuestring, "table")) {
+        fprintf(stderr, "roamctl: %s: \"output\" must be \"json\" or \"table\"\n", p);
+        rc = -1;
+    }
+    if (rc) {
         cJSON_Delete(o);
         return -1;
     }
@@ -149,17 +409,19 @@ static int load_config(void)
     const cJSON *k = cJSON_GetObjectItemCaseSensitive(o, "key");
     const cJSON *kf = cJSON_GetObjectItemCaseSensitive(o, "key_file");
     const cJSON *ca = cJSON_GetObjectItemCaseSensitive(o, "ca_file");
-    if (cJSON_IsString(u))
+    if (u)
         cf.url = strdup(u->valuestring);
-    if (cJSON_IsString(k))
+    if (k)
         cf.key = strdup(k->valuestring);
-    else if (cJSON_IsString(kf)) {
+    else if (kf) {
         cf.key = read_file(kf->valuestring, NULL);
         if (!cf.key)
             fprintf(stderr, "roamctl: cannot read key_file %s\n", kf->valuestring);
     }
-    if (cJSON_IsString(ca))
+    if (ca)
         cf.ca_file = strdup(ca->valuestring);
+    if (out)
+        cf.json = !strcmp(out->valuestring, "json");
     cJSON_Delete(o);
     return 0;
 }
@@ -366,9 +628,6 @@ static int call(const char *method, const char *path, const char *body, size_t l
 
 /* ------------------------------------------------------------------ commands */
 
-static const char *const resources[] = {"networks", "tenants", "endpoints", "devaddr-blocks",
-                                        "join-routes", "policies", "members", "keys", NULL};
-
 static int key_segs(const char *res, int n)
 {
     if (!strcmp(res, "tenants") || !strcmp(res, "devaddr-blocks"))
@@ -411,10 +670,8 @@ static char *body_arg(int argc, char **argv, int *i, size_t *len)
 
 static int cmd_resource(const char *res, int argc, char **argv)
 {
-    if (argc < 1) {
-        usage();
-        return RC_USAGE;
-    }
+    if (argc < 1)
+        return bad_arg(res, NULL);
     const char *verb = argv[0];
     char path[4096];
     if (!strcmp(verb, "list")) {
@@ -429,10 +686,8 @@ static int cmd_resource(const char *res, int argc, char **argv)
                 q_add(q, sizeof q, "page_size", argv[++i]);
             else if (i + 1 < argc && !strcmp(argv[i], "--page-token"))
                 q_add(q, sizeof q, "page_token", argv[++i]);
-            else {
-                usage();
-                return RC_USAGE;
-            }
+            else
+                return bad_arg(res, argv[i]);
         }
         if (!all) {
             snprintf(path, sizeof path, "/api/v1/%s%s", res, q);
@@ -542,18 +797,16 @@ static int cmd_policy(int argc, char **argv)
                 q_add(q, sizeof q, "forwarder_net_id", argv[i + 1]);
             else if (!strcmp(argv[i], "--home"))
                 q_add(q, sizeof q, "home_net_id", argv[i + 1]);
-            else {
-                usage();
-                return RC_USAGE;
-            }
+            else
+                return bad_arg("policy", argv[i]);
         }
+        if (argc % 2 == 0)
+            return bad_arg("policy", argv[argc - 1]);
         snprintf(path, sizeof path, "/api/v1/policies/effective%s", q);
         return call("GET", path, NULL, 0, 1);
     }
-    if (argc < 3 || strcmp(argv[0], "set")) {
-        usage();
-        return RC_USAGE;
-    }
+    if (argc < 3 || strcmp(argv[0], "set"))
+        return bad_arg("policy", argc ? argv[0] : NULL);
     cJSON *p = cJSON_CreateObject();
     cJSON_AddStringToObject(p, "forwarder_net_id", argv[1]);
     if (strcmp(argv[2], "default"))
@@ -562,9 +815,8 @@ static int cmd_policy(int argc, char **argv)
     char q[512] = "";
     for (int i = 3; i < argc; i++) {
         if (i + 1 >= argc) {
-            usage();
             cJSON_Delete(p);
-            return RC_USAGE;
+            return bad_arg("policy", argv[i]);
         }
         const char *v = argv[++i];
         int bad = 0;
@@ -581,10 +833,8 @@ static int cmd_policy(int argc, char **argv)
         } else
             bad = 1;
         if (bad) {
-            if (bad == 1)
-                usage();
             cJSON_Delete(p);
-            return RC_USAGE;
+            return bad == 1 ? bad_arg("policy", argv[i - 1]) : RC_USAGE;
         }
     }
     char *body = cJSON_PrintUnformatted(p);
@@ -617,8 +867,7 @@ static int cmd_keys(int argc, char **argv)
         }
         if (i + 1 >= argc) {
             cJSON_Delete(b);
-            usage();
-            return RC_USAGE;
+            return bad_arg("keys", argv[i]);
         }
         const char *v = argv[++i];
         if (!strcmp(argv[i - 1], "--net-id"))
@@ -643,8 +892,7 @@ static int cmd_keys(int argc, char **argv)
             have_rights = 1;
         } else {
             cJSON_Delete(b);
-            usage();
-            return RC_USAGE;
+            return bad_arg("keys", argv[i - 1]);
         }
     }
     if (!have_rights) {
@@ -663,10 +911,20 @@ static int cmd_keys(int argc, char **argv)
         if (cf.json) {
             print_ok(&r);
         } else {
+            /* the secret and its banner on stderr: stdout stays the (secret-free) record */
             cJSON *o = cJSON_Parse(r.body);
             const cJSON *k = cJSON_GetObjectItemCaseSensitive(o, "api_key");
-            printf("API key (shown once, store it now):\n%s\n",
-                   cJSON_IsString(k) ? k->valuestring : "?");
+            fprintf(stderr, "API key (shown once, store it now):\n%s\n",
+                    cJSON_IsString(k) ? k->valuestring : "?");
+            cJSON *rec = cJSON_DetachItemFromObjectCaseSensitive(o, "key");
+            char *text = rec ? cJSON_PrintUnformatted(rec) : NULL;
+            if (text) {
+                rc_resp_t fake = {.status = 201, .body = text, .len = strlen(text)};
+                snprintf(fake.content_type, sizeof fake.content_type, "application/json");
+                print_ok(&fake);
+                cJSON_free(text);
+            }
+            cJSON_Delete(rec);
             cJSON_Delete(o);
         }
     }
@@ -690,10 +948,8 @@ static int query_from_options(const char *what, int argc, char **argv, const cha
                 break;
             }
         }
-        if (!found) {
-            fprintf(stderr, "roamctl: %s: unknown option %s\n", what, argv[i]);
-            return RC_USAGE;
-        }
+        if (!found)
+            return bad_arg(what, argv[i]);
     }
     return 0;
 }
@@ -866,10 +1122,8 @@ static int cmd_capture(int argc, char **argv)
             follow = 1;
             continue;
         }
-        if (i + 1 >= argc) {
-            usage();
-            return RC_USAGE;
-        }
+        if (i + 1 >= argc)
+            return bad_arg("capture", argv[i]);
         if (!strcmp(argv[i], "-o") || !strcmp(argv[i], "--output"))
             out = argv[++i];
         else if (!strcmp(argv[i], "--seconds")) {
@@ -879,8 +1133,7 @@ static int cmd_capture(int argc, char **argv)
             q_add(fq, sizeof fq, "max_events", argv[i + 1]);
             q_add(q, sizeof q, "max_events", argv[++i]);
         } else {
-            usage();
-            return RC_USAGE;
+            return bad_arg("capture", argv[i]);
         }
     }
     if (follow) {
@@ -932,10 +1185,8 @@ static int cmd_capture(int argc, char **argv)
 
 static int cmd_import(int argc, char **argv)
 {
-    if (argc < 1) {
-        usage();
-        return RC_USAGE;
-    }
+    if (argc < 1 || argv[0][0] == '-' || (argc > 1 && strcmp(argv[1], "--replace")) || argc > 2)
+        return bad_arg("import", argc < 1 ? NULL : argv[0][0] == '-' ? argv[0] : argv[argc - 1]);
     size_t len;
     char *doc = read_file(argv[0], &len);
     if (!doc) {
@@ -948,8 +1199,80 @@ static int cmd_import(int argc, char **argv)
     return code;
 }
 
+/* Global options, accepted before or after the command: taken out of argv (the rest, the
+ * command and its own arguments, is compacted into argv). -o/--output is global only with
+ * json or table (capture's -o FILE stays the command's). Returns -1 on a bad value. */
+static int take_globals(int *argc, char **argv, int *help, int *version)
+{
+    int n = 1;
+    for (int i = 1; i < *argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < *argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--json")) {
+            cf.json = 1;
+        } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            *help = 1;
+        } else if (!strcmp(a, "--version")) {
+            *version = 1;
+        } else if ((!strcmp(a, "-o") || !strcmp(a, "--output")) && v &&
+                   (!strcmp(v, "json") || !strcmp(v, "table"))) {
+            cf.json = !strcmp(v, "json");
+            i++;
+        } else if (!strcmp(a, "--url") || !strcmp(a, "--key") || !strcmp(a, "--key-file") ||
+                   !strcmp(a, "--token") || !strcmp(a, "--ca")) {
+            if (!v) {
+                fprintf(stderr, "roamctl: %s needs a value\n", a);
+                return -1;
+            }
+            i++;
+            if (!strcmp(a, "--url")) {
+                cf.url = v;
+            } else if (!strcmp(a, "--key")) {
+                free(cf.key);
+                cf.key = strdup(v);
+            } else if (!strcmp(a, "--key-file")) {
+                free(cf.key);
+                cf.key = read_file(v, NULL);
+                if (!cf.key) {
+                    fprintf(stderr, "roamctl: cannot read %s\n", v);
+                    return -1;
+                }
+            } else if (!strcmp(a, "--token")) {
+                cf.token = v;
+            } else {
+                cf.ca_file = v;
+            }
+        } else {
+            argv[n++] = argv[i];
+        }
+    }
+    argv[n] = NULL;
+    *argc = n;
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    int help = 0, version = 0;
+    /* help and version first: they need no configuration and no credentials */
+    for (int k = 1; k < argc; k++) {
+        help |= !strcmp(argv[k], "-h") || !strcmp(argv[k], "--help");
+        version |= !strcmp(argv[k], "--version");
+    }
+    if (version && rh_version_arg("--version", "roamctl"))
+        return RC_OK;
+    if (help) {
+        const cmd_info_t *c = NULL;
+        for (int k = 1; k < argc && !c; k++)
+            c = argv[k][0] != '-' ? find_command(argv[k]) : NULL;
+        if (c)
+            command_help(c);
+        else
+            usage_to(stdout);
+        return RC_OK;
+    }
+    if (argc > 1 && !strcmp(argv[1], "completion"))
+        return cmd_completion(argc - 2, argv + 2);
     if (load_config() < 0)
         return RC_USAGE;
     const char *e;
@@ -965,38 +1288,14 @@ int main(int argc, char **argv)
     }
     if ((e = getenv("ROAMCTL_TOKEN")) && *e)
         cf.token = e;
-    int i = 1;
-    for (; i < argc && argv[i][0] == '-'; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--json")) {
-            cf.json = 1;
-        } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            usage();
-            return RC_OK;
-        } else if (i + 1 < argc && !strcmp(a, "--url")) {
-            cf.url = argv[++i];
-        } else if (i + 1 < argc && !strcmp(a, "--key")) {
-            free(cf.key);
-            cf.key = strdup(argv[++i]);
-        } else if (i + 1 < argc && !strcmp(a, "--key-file")) {
-            free(cf.key);
-            cf.key = read_file(argv[++i], NULL);
-            if (!cf.key) {
-                fprintf(stderr, "roamctl: cannot read %s\n", argv[i]);
-                return RC_USAGE;
-            }
-        } else if (i + 1 < argc && !strcmp(a, "--token")) {
-            cf.token = argv[++i];
-        } else if (i + 1 < argc && !strcmp(a, "--ca")) {
-            cf.ca_file = argv[++i];
-        } else {
-            fprintf(stderr, "roamctl: unknown option %s\n", a);
-            usage();
-            return RC_USAGE;
-        }
-    }
-    if (i >= argc) {
+    if (take_globals(&argc, argv, &help, &version) < 0)
+        return RC_USAGE;
+    if (argc < 2) {
         usage();
+        return RC_USAGE;
+    }
+    if (argv[1][0] == '-') {
+        fprintf(stderr, "roamctl: unknown option %s (see roamctl --help)\n", argv[1]);
         return RC_USAGE;
     }
     char url_err[256];
@@ -1006,20 +1305,25 @@ int main(int argc, char **argv)
         return RC_USAGE;
     }
     evhttp_uri_free(u);
-    const char *cmd = argv[i++];
-    int n = argc - i;
-    char **av = argv + i;
-    int known = 0;
-    for (size_t k = 0; resources[k]; k++)
-        known |= !strcmp(cmd, resources[k]);
-    known |= !strcmp(cmd, "policy") || !strcmp(cmd, "whoami") || !strcmp(cmd, "token") ||
-             !strcmp(cmd, "catalog") || !strcmp(cmd, "routes") || !strcmp(cmd, "audit") ||
-             !strcmp(cmd, "stats") || !strcmp(cmd, "capture") || !strcmp(cmd, "import") ||
-             !strcmp(cmd, "gateways") || !strcmp(cmd, "endpoint-health");
-    if (!known) {
-        fprintf(stderr, "roamctl: unknown command %s\n", cmd);
-        usage();
+    const char *cmd = argv[1];
+    int n = argc - 2;
+    char **av = argv + 2;
+    if (!find_command(cmd)) {
+        fprintf(stderr, "roamctl: unknown command %s (see roamctl --help)\n", cmd);
         return RC_USAGE;
+    }
+    if (!strcmp(cmd, "completion"))
+        return cmd_completion(n, av);
+    /* options the command does not know are named before any credentials are needed */
+    const cmd_info_t *ci = find_command(cmd);
+    for (int k = 0; k < n; k++) {
+        if (av[k][0] != '-' || !strcmp(av[k], "-"))
+            continue;
+        size_t w = 0;
+        while (ci->words[w] && strcmp(ci->words[w], av[k]))
+            w++;
+        if (!ci->words[w])
+            return bad_arg(cmd, av[k]);
     }
     int rc = authenticate();
     if (cf.key) {
@@ -1035,11 +1339,15 @@ int main(int argc, char **argv)
         "limit", NULL};
     static const char *const routes_map[] = {"--devaddr", "devaddr", "--join-eui", "join_eui",
                                              "--dev-eui", "dev_eui", NULL};
-    static const char *const audit_map[] = {"--since", "since", "--limit", "limit", NULL};
+    static const char *const audit_map[] = {"--since",     "since",      "--page-size",
+                                            "page_size",   "--page-token", "page_token",
+                                            "--limit",     "page_size",  NULL};
     static const char *const none_map[] = {NULL};
     static const char *const gateways_map[] = {"--net-id", "net_id", NULL};
     static const char *const health_map[] = {"--minutes", "minutes", NULL};
     if (!strcmp(cmd, "token")) {
+        if (n)
+            return bad_arg("token", av[0]);
         printf("%s\n", auth_header + 7);
         return RC_OK;
     }

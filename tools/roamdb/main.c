@@ -20,6 +20,7 @@
  */
 #include "lw_netid.h"
 #include "rh_hex.h"
+#include "rh_version.h"
 #include "rp.h"
 #include "rp_json.h"
 
@@ -29,18 +30,34 @@
 #include <string.h>
 #include <sys/stat.h>
 
-static int usage(void)
+static int usage_to(FILE *f)
 {
-    fprintf(stderr,
-            "usage: roamdb --db DIR [--map-mib N] [--max-map-mib N] [--nosync] COMMAND\n"
+    fprintf(f,
+            "Usage: roamdb --db DIR [--map-mib N] [--max-map-mib N] [--nosync] COMMAND\n"
+            "       (the options may also follow the command)\n"
+            "Offline access to roamhubd's LMDB routing table (stop the hub or use a copy).\n"
+            "\n"
+            "Commands:\n"
             "  import [--replace] [--actor NAME] FILE.json|-\n"
             "  export\n"
             "  lookup devaddr DEVADDR | lookup join JOINEUI DEVEUI | lookup netids DEVADDR\n"
             "  policy FWD[/TENANT] HOME[/TENANT] CLASS   (CLASS: join_request uplink_mac "
             "uplink_app join_accept downlink_mac downlink_app other)\n"
-            "  count | audit [SINCE_MS] | burst N ROUND\n");
+            "  count | audit [SINCE_MS] | burst N ROUND\n"
+            "\n"
+            "Options:\n"
+            "  --db DIR          the LMDB environment directory (created if missing)\n"
+            "  --map-mib N       initial map size, MiB\n"
+            "  --max-map-mib N   largest map size, MiB\n"
+            "  --nosync          do not fsync on commit (bulk loads)\n"
+            "  -h, --help        show this help and exit\n"
+            "  --version         show the version and exit\n"
+            "\n"
+            "Exit status: 0 ok, 1 error (message on stderr), 2 usage.\n");
     return 2;
 }
+
+static int usage(void) { return usage_to(stderr); }
 
 static int fail(const char *what, int rc, const rh_diag_t *d)
 {
@@ -273,20 +290,54 @@ int main(int argc, char **argv)
     rp_db_opts_t o = {0};
     o.no_index = 1; /* one-shot process: no compiled index, no builder thread */
     int i = 1;
-    for (; i < argc && argv[i][0] == '-' && argv[i][1] == '-'; i++) {
-        if (strcmp(argv[i], "--db") == 0 && i + 1 < argc)
-            dir = argv[++i];
-        else if (strcmp(argv[i], "--map-mib") == 0 && i + 1 < argc)
-            o.map_size = (size_t)strtoull(argv[++i], NULL, 10) << 20;
-        else if (strcmp(argv[i], "--max-map-mib") == 0 && i + 1 < argc)
-            o.max_map_size = (size_t)strtoull(argv[++i], NULL, 10) << 20;
-        else if (strcmp(argv[i], "--nosync") == 0)
-            o.no_sync = 1;
-        else
-            return usage();
+    /* --help and --version anywhere; the database options before or after the command (taken
+     * out of argv, the command's own arguments keep their order) */
+    for (int k = 1; k < argc; k++) {
+        if (rh_version_arg(argv[k], "roamdb"))
+            return 0;
+        if (!strcmp(argv[k], "-h") || !strcmp(argv[k], "--help")) {
+            usage_to(stdout);
+            return 0;
+        }
     }
-    if (!dir || i >= argc)
+    int kept = 1;
+    for (int k = 1; k < argc; k++) {
+        const char *a = argv[k], *v = k + 1 < argc ? argv[k + 1] : NULL;
+        int takes = !strcmp(a, "--db") || !strcmp(a, "--map-mib") || !strcmp(a, "--max-map-mib");
+        if (takes && !v) {
+            fprintf(stderr, "roamdb: %s: missing value\n", a);
+            return usage();
+        }
+        if (!strcmp(a, "--db"))
+            dir = argv[++k];
+        else if (!strcmp(a, "--map-mib"))
+            o.map_size = (size_t)strtoull(argv[++k], NULL, 10) << 20;
+        else if (!strcmp(a, "--max-map-mib"))
+            o.max_map_size = (size_t)strtoull(argv[++k], NULL, 10) << 20;
+        else if (!strcmp(a, "--nosync"))
+            o.no_sync = 1;
+        else if (kept == 1 && a[0] == '-' && strcmp(a, "-")) {
+            fprintf(stderr, "roamdb: %s: unknown option (see roamdb --help)\n", a);
+            return usage();
+        } else
+            argv[kept++] = argv[k];
+    }
+    argc = kept;
+    if (!dir) {
+        fprintf(stderr, "roamdb: --db DIR is required\n");
         return usage();
+    }
+    if (i >= argc)
+        return usage();
+    for (int k = i + 1; k < argc; k++) { /* the commands' own options: import's only */
+        const char *a = argv[k];
+        if (a[0] == '-' && a[1] == '-' &&
+            !(strcmp(argv[i], "import") == 0 &&
+              (strcmp(a, "--replace") == 0 || strcmp(a, "--actor") == 0))) {
+            fprintf(stderr, "roamdb: %s: %s: unknown option (see roamdb --help)\n", argv[i], a);
+            return usage();
+        }
+    }
     const char *cmd = argv[i++];
     if (mkdir(dir, 0750) != 0 && errno != EEXIST) {
         perror(dir);

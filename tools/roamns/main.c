@@ -11,6 +11,7 @@
 #include "roamns.h"
 
 #include "rh_log.h"
+#include "rh_version.h"
 
 #include <errno.h>
 #include <event2/event.h>
@@ -21,10 +22,21 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: roamns -c CONFIG.json [--ports-file FILE] [--output FILE|-] "
+    fprintf(f, "Usage: roamns -c CONFIG.json [--ports-file FILE] [--output FILE|-] "
                "[--log-level err|warn|info|debug]\n"
+               "Minimal LoRaWAN network server for tests and demos: GWMP gateways, OTAA/ABP\n"
+               "devices, TS002 passive roaming through a hub.\n"
+               "\n"
+               "Options:\n"
+               "  -c, --config FILE  the JSON configuration (see docs/roamns.md)\n"
                "  --ports-file FILE  write {\"gwmp\":PORT,\"ts002\":PORT} once listening\n"
-               "  see docs/roamns.md for the configuration file\n");
+               "  --output FILE|-    application uplinks as JSON lines\n"
+               "  --log-level LEVEL  err, warn, info or debug\n"
+               "  -h, --help         show this help and exit\n"
+               "  --version          show the version and exit\n"
+               "\n"
+               "Exit status: 0 after SIGTERM/SIGINT, 1 on a configuration or start-up error,\n"
+               "2 on bad usage.\n");
 }
 
 static void on_signal(evutil_socket_t sig, short ev, void *arg)
@@ -105,7 +117,10 @@ int main(int argc, char **argv)
         } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage(stdout);
             return 0;
+        } else if (rh_version_arg(a, "roamns")) {
+            return 0;
         } else {
+            fprintf(stderr, "roamns: %s: unknown option or missing value\n", a);
             usage(stderr);
             return 2;
         }

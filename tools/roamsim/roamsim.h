@@ -151,8 +151,8 @@ typedef struct rs_sim {
 /* ---- rs_options.c */
 
 /* Fills `o` with the defaults, then applies -c FILE's keys and the command line (which
- * overrides them). Returns 0 to run, 1 after --help (printed; exit 0), -1 on bad usage (message
- * and usage on stderr; exit 2). `a` must be released with rs_args_fini in every case. */
+ * overrides them). Returns 0 to run, 1 after --help or --version (printed; exit 0), -1 on bad
+ * usage (message and usage on stderr; exit 2). `a` must be released with rs_args_fini in every case. */
 int rs_options_parse(int argc, char **argv, rs_opts_t *o, rs_args_t *a);
 
 /* Loads the devices: -c FILE "devices"/"generate", --devices FILE, --devices-from-ns FILE,

@@ -7,6 +7,7 @@
 
 #include "rh_hex.h"
 #include "rh_log.h"
+#include "rh_version.h"
 
 #include <libgen.h>
 #include <stdlib.h>
@@ -50,7 +51,9 @@ static void usage(FILE *f)
         "  --expect-joins N --expect-acks N --expect-downlinks N --max-late N --max-wrong N\n"
         "  --no-expect             no default expectations (all joins, all ACKs, none late/wrong)\n"
         "  --json FILE             summary as JSON;  --log FILE  events as JSON lines\n"
-        "  --seed N --linger MS --log-level LEVEL --quiet\n");
+        "  --seed N --linger MS --log-level LEVEL --quiet\n"
+        "  -h, --help              show this help and exit\n"
+        "  --version               show the version and exit\n");
 }
 
 /* Turns the scalar keys of a -c FILE object into "--key value" arguments (placed before the
@@ -274,6 +277,8 @@ int rs_options_parse(int argc, char **argv, rs_opts_t *o, rs_args_t *ra)
             ra->level = v;
         } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage(stdout);
+            return 1;
+        } else if (rh_version_arg(a, "roamsim")) {
             return 1;
         } else {
             fprintf(stderr, "roamsim: unknown or incomplete option %s\n", a);

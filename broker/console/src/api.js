@@ -20,7 +20,8 @@ export async function signIn(apiKey) {
   const body = new URLSearchParams({ grant_type: 'client_credentials', client_id: k.slice(0, colon), client_secret: k.slice(colon + 1) });
   const r = await fetch('/api/v1/oauth/token', { method: 'POST', body, credentials: 'omit', cache: 'no-store' });
   const j = await r.json().catch(() => ({}));
-  if (!r.ok) throw new ApiError(r.status, (j.error && j.error.message) || ('HTTP ' + r.status));
+  // the token endpoint answers RFC 6749 §5.2 errors: {error: code, error_description: text}
+  if (!r.ok) throw new ApiError(r.status, j.error_description || (j.error && j.error.message) || ('HTTP ' + r.status));
   token = j.access_token;
   try {
     whoami = await get('/whoami');

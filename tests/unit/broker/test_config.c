@@ -89,7 +89,12 @@ static void test_refusals(void **state)
         {"{\"log_format\": \"xml\"}", "log_format: expected logfmt or json"},
         {"{\"admin\": {\"jwt_alg\": \"none\"}}", "admin.jwt_alg: expected HS256, ES256 or RS256"},
         {"[1]", "not a JSON object"},
-        {"{", "not valid JSON"},
+        {"{", ":1:"},
+        {"{\n  \"workers\": 1,\n  \"ts002\": {,}\n}", ":3:14: JSON syntax error"},
+        {"{\"ts002\": {\"tls_client_ca\": \"ca.pem\"}}",
+         "ts002.tls_client_ca: needs ts002.tls_cert and ts002.tls_key"},
+        {"{\"admin\": {\"tls_require_client_cert\": true}}",
+         "admin.tls_require_client_cert: needs admin.tls_cert"},
         /* issue 16 items 5 and 9: the JSON input policy, and numbers out of every range */
         {"{\"workers\": 2, \"workers\": 3}", "workers: duplicate key"},
         {"{\"ts002\": {\"port\": 1, \"port\": 2}}", "ts002.port: duplicate key"},
@@ -118,12 +123,72 @@ static void test_refusals(void **state)
     assert_int_equal(config_load("/nonexistent/roamhub.json", &c, &d), RH_EIO);
 }
 
+/* config_diff names changed keys by reloadability; config_adopt_reloadable moves exactly the
+ * reloadable ones (strings change owner, so both configs free cleanly: ASan checks). */
+static void test_diff_and_adopt(void **state)
+{
+    (void)state;
+    rh_config_t run, next;
+    rh_diag_t d = {{0}};
+    write_cfg("{\"ts002\": {\"port\": 1000, \"max_body_bytes\": 65536}, \"log_level\": \"info\"}");
+    assert_int_equal(config_load(path, &run, &d), RH_OK);
+    write_cfg("{\"ts002\": {\"port\": 2000, \"max_body_bytes\": 4096}, \"log_level\": \"debug\", "
+              "\"admin\": {\"metrics_max_peer_pairs\": 5}, \"workers\": 3}");
+    assert_int_equal(config_load(path, &next, &d), RH_OK);
+    char changed[256], restart[256];
+    config_diff(&run, &next, changed, sizeof changed, restart, sizeof restart);
+    assert_string_equal(changed, "log_level,ts002.max_body_bytes,admin.metrics_max_peer_pairs");
+    assert_string_equal(restart, "workers,ts002.port");
+    assert_true(config_key_reloadable("admin.max_body_bytes"));
+    assert_false(config_key_reloadable("database.path"));
+    config_adopt_reloadable(&run, &next);
+    assert_string_equal(run.log_level, "debug");
+    assert_string_equal(next.log_level, "info"); /* the old string now belongs to next */
+    assert_int_equal(run.ts002.max_body_bytes, 4096);
+    assert_int_equal(run.metrics_max_peer_pairs, 5);
+    assert_int_equal(run.ts002.port, 1000); /* restart-only keys stay */
+    assert_int_equal(run.workers, 0);
+    config_diff(&run, &next, changed, sizeof changed, restart, sizeof restart);
+    assert_string_equal(restart, "workers,ts002.port");
+    char tiny[12];
+    config_diff(&next, &run, tiny, sizeof tiny, restart, sizeof restart);
+    assert_non_null(strstr(tiny, "..."));   /* truncated, and says so */
+    config_fini(&next);
+    config_fini(&run);
+    unlink(path);
+}
+
+/* config_check: what only the start notices, without binding or opening anything. */
+static void test_check(void **state)
+{
+    (void)state;
+    rh_config_t c;
+    rh_diag_t d = {{0}};
+    write_cfg("{\"ts002\": {\"address\": \"localhost\"}}");
+    assert_int_equal(config_load(path, &c, &d), RH_OK);
+    assert_int_equal(config_check(&c, &d), RH_EINVAL);
+    assert_non_null(strstr(d.text, "ts002.address"));
+    config_fini(&c);
+    write_cfg("{\"import\": \"/nonexistent/table.json\"}");
+    assert_int_equal(config_load(path, &c, &d), RH_OK);
+    assert_int_equal(config_check(&c, &d), RH_EIO);
+    assert_non_null(strstr(d.text, "import: /nonexistent/table.json"));
+    config_fini(&c);
+    write_cfg("{\"ts002\": {\"address\": \"::1\"}}");
+    assert_int_equal(config_load(path, &c, &d), RH_OK);
+    assert_int_equal(config_check(&c, &d), RH_OK);
+    config_fini(&c);
+    unlink(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_overrides),
         cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_diff_and_adopt),
+        cmocka_unit_test(test_check),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

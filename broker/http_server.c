@@ -35,9 +35,12 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #define HS_MAX_HEADERS 48
+
+#define HS_PIPELINE_MAX (64 * 1024) /* bytes read ahead of a pending request */
 
 enum conn_phase { PH_HEADERS, PH_BODY, PH_PENDING, PH_STREAM, PH_IDLE, PH_CLOSING };
 
@@ -454,9 +457,25 @@ static void write_response(hs_conn_t *c, int status, const char *ctype, const ch
     if (!keep_alive)
         n = put(h, n, cap, "Connection: close\r\n", 19);
     n = put_head_end(h, n, cap, ctype, extra);
-    evbuffer_add(out, h, n);
-    if (len)
-        evbuffer_add(out, body, len);
+    /* Plain keep-alive answer with nothing queued: one sendmsg now, head and body together,
+     * instead of queueing for the next loop turn. Queueing costs two epoll_ctl (write event on,
+     * off) and an epoll_wait per answer, and under load delays every answer of a loop turn until
+     * the turn's other callbacks have run (issue #15). Whatever the socket does not take now
+     * (or an error, which the bufferevent then reports) goes through the bufferevent as before.
+     * Closing answers keep the bufferevent path: close_after_write needs its write callback. */
+    size_t sent = 0;
+    if (!c->ssl && keep_alive && evbuffer_get_length(out) == 0) {
+        struct iovec iov[2] = {{h, n}, {(void *)body, len}};
+        struct msghdr mh = {.msg_iov = iov, .msg_iovlen = len ? 2 : 1};
+        ssize_t w = sendmsg(bufferevent_getfd(c->bev), &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w > 0)
+            sent = (size_t)w;
+    }
+    if (sent < n)
+        evbuffer_add(out, h + sent, n - sent);
+    size_t bsent = sent > n ? sent - n : 0;
+    if (len > bsent)
+        evbuffer_add(out, (const char *)body + bsent, len - bsent);
 }
 
 static void send_error_and_close(hs_conn_t *c, int status)
@@ -484,7 +503,9 @@ static void conn_dispatch(hs_conn_t *c)
 {
     hs_req_t *r = c->req;
     evtimer_del(c->timer);
-    bufferevent_disable(c->bev, EV_READ);
+    /* Reading stays on while the request is pending (turning it off and on again cost two
+     * epoll_ctl per message): pipelined bytes wait in the input buffer, bounded by the read
+     * high-water mark set at accept, and conn_process_input parses nothing while PH_PENDING. */
     c->srv->o.handler(r, c->srv->o.handler_arg);
 }
 
@@ -555,6 +576,11 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
     (void)bev;
     if (what & BEV_EVENT_CONNECTED)
         return;
+    if (what == (BEV_EVENT_READING | BEV_EVENT_EOF) && c->phase == PH_PENDING) {
+        /* The client half-closed after its request: still answer it (libevent has stopped
+         * reading; hs_reply_ex turns reading on again, which then sees the EOF and closes). */
+        return;
+    }
     if (what & BEV_EVENT_ERROR) {
         unsigned long e;
         while ((e = bufferevent_get_openssl_error(c->bev)) != 0) {
@@ -656,6 +682,9 @@ static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct soc
     c->parser.data = c;
     c->phase = PH_HEADERS;
     bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
+    /* Bounds what a client can pipeline behind a pending request: libevent stops reading at
+     * this many buffered bytes and resumes when parsing has consumed them. */
+    bufferevent_setwatermark(c->bev, EV_READ, 0, HS_PIPELINE_MAX);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
     conn_arm(c, s->o.header_timeout_ms);
     c->next = s->conns;

@@ -19,8 +19,11 @@
  *     100 ms, doubling up to 1 s while they continue, instead of a busy retry loop; logged
  *     (rate-limited) and counted (hs_server_accept_errors).
  *   - keep-alive idle timeout.
- * One request per connection is handled at a time: reading pauses while a request awaits its
- * reply, so pipelined requests are answered in order.
+ * One request per connection is handled at a time: pipelined requests wait unparsed in the
+ * connection's input buffer (at most 64 KiB read ahead; reading then pauses) while a request
+ * awaits its reply, so they are answered in order; a client that half-closes after its request
+ * is still answered. A plain keep-alive reply is written at once (one sendmsg of head + body)
+ * when nothing is queued; otherwise, and on TLS, through the bufferevent.
  *
  * Lifetime: an hs_req_t belongs to the server until the handler calls hs_reply*() exactly once;
  * the reply frees it. If the client goes away first, the request is orphaned (hs_req_gone() is

@@ -6,7 +6,10 @@
 # with N1 and N2 messages; (Ir(N2) - Ir(N1)) / (N2 - N1) removes start-up and shutdown.
 # Usage: tools/bench/relay_instr.sh [BUILD_DIR] [N1] [N2]
 # KEEP=DIR keeps the callgrind outputs (DIR/cg.N1.out, DIR/cg.N2.out) for callgrind_annotate.
-# Needs: valgrind, nginx (nginx-light).
+# TOOL=strace counts system calls of the hub process instead (strace -f -c, all threads): the
+# same difference gives system calls per relayed message, and the per-call table of the N2 run
+# is printed (syscall names with their counts / N2).
+# Needs: valgrind (or strace), nginx (nginx-light).
 set -euo pipefail
 . "$(dirname "$0")/relay_world.sh"
 BUILD=${1:-build}
@@ -14,7 +17,8 @@ N1=${2:-300}
 N2=${3:-1300}
 HUBD="$BUILD/broker/roamhubd"
 [ -x "$HUBD" ] || { echo "no $HUBD: build first" >&2; exit 1; }
-command -v valgrind >/dev/null && command -v nginx >/dev/null || { echo "needs valgrind and nginx" >&2; exit 1; }
+TOOL=${TOOL:-callgrind}
+command -v "${TOOL/callgrind/valgrind}" >/dev/null && command -v nginx >/dev/null || { echo "needs valgrind and nginx" >&2; exit 1; }
 W=$(mktemp -d /tmp/roamhub-instr.XXXXXX)
 cleanup() {
   [ -f "$W/stub.pid" ] && kill "$(cat "$W/stub.pid")" 2>/dev/null || true
@@ -50,8 +54,13 @@ run() { # $1 = number of messages -> prints total Ir of the hub process
  "ts002":{"address":"127.0.0.1","port":0},"admin":{"address":"127.0.0.1","port":0},
  "relay":{"pending_max":100000,"stats_flush_ms":60000,"endpoint_allow_ranges":["127.0.0.0/8"]}}
 JSON
-  valgrind --tool=callgrind --callgrind-out-file="$d/cg.out" "$HUBD" -c "$d/hub.json" \
-    --ports-file "$d/ports.json" > "$d/hub.log" 2>&1 &
+  if [ "$TOOL" = strace ]; then
+    strace -f -c -o "$d/st.out" "$HUBD" -c "$d/hub.json" --ports-file "$d/ports.json" \
+      > "$d/hub.log" 2>&1 &
+  else
+    valgrind --tool=callgrind --callgrind-out-file="$d/cg.out" "$HUBD" -c "$d/hub.json" \
+      --ports-file "$d/ports.json" > "$d/hub.log" 2>&1 &
+  fi
   local pid=$!
   for _ in $(seq 600); do [ -f "$d/ports.json" ] && break; sleep 0.1; done
   [ -f "$d/ports.json" ] || { echo "roamhubd did not start:" >&2; cat "$d/hub.log" >&2; exit 1; }
@@ -70,11 +79,18 @@ for i in range(int(sys.argv[2])):
     a = json.loads(c.getresponse().read())
     assert a["Result"]["ResultCode"] == "Success", a
 PY
-  kill -TERM "$pid"
+  if [ "$TOOL" = strace ]; then kill -TERM "$(pgrep -P "$pid")"; else kill -TERM "$pid"; fi
   wait "$pid" || true
+  if [ "$TOOL" = strace ]; then
+    [ "$n" != "$N2" ] || awk -v n="$n" '$NF ~ /^[a-z_0-9]+$/ && $4 ~ /^[0-9]+$/ && $NF != "total" \
+      {printf "  %-16s %8d  %.2f/msg\n", $NF, $4, $4 / n}' "$d/st.out" >&2
+    awk '$NF == "total" {print $4}' "$d/st.out"
+    return
+  fi
   [ -z "${KEEP:-}" ] || { mkdir -p "$KEEP"; cp "$d/cg.out" "$KEEP/cg.$n.out"; }
   awk '/^summary:/ {print $2}' "$d/cg.out"
 }
 I1=$(run "$N1") || exit 1
 I2=$(run "$N2") || exit 1
+[ "$TOOL" != strace ] || { python3 -c "print('system calls per relayed message: %.2f  (%d msgs = %d, %d msgs = %d)' % (($I2-$I1)/($N2-$N1), $N1, $I1, $N2, $I2))"; exit 0; }
 python3 -c "print('instructions per relayed message: %d  (Ir %d msgs = %d, %d msgs = %d)' % (($I2-$I1)/($N2-$N1), $N1, $I1, $N2, $I2))"

@@ -95,9 +95,22 @@ static void start_stream(hs_req_t *req, int forever, int flood)
 }
 
 /* Echo handler: replies 200 with "<method> <path>?<query> h=<X-Test> body=<body>". */
+static void later_cb(evutil_socket_t fd, short what, void *arg)
+{
+    hs_req_t *req = arg;
+    (void)fd;
+    (void)what;
+    hs_reply(req, 200, "text/plain", "later", 5);
+}
+
 static void echo(hs_req_t *req, void *arg)
 {
     (void)arg;
+    if (!strcmp(hs_req_path(req), "/later")) { /* answered 200 ms after dispatch */
+        struct timeval tv = {0, 200000};
+        event_base_once(hs_req_base_for_test, -1, EV_TIMEOUT, later_cb, req, &tv);
+        return;
+    }
     if (!strncmp(hs_req_path(req), "/stream", 7)) {
         start_stream(req, !strcmp(hs_req_path(req), "/stream-forever"),
                      !strcmp(hs_req_path(req), "/stream-flood"));
@@ -247,6 +260,26 @@ static void test_pipelined_in_order(void **state)
     assert_non_null(a);
     assert_non_null(b);
     assert_true(a < b);
+    close(fd);
+    stop(f);
+}
+
+/* A client that half-closes (shutdown SHUT_WR) right after its request still gets the answer,
+ * even when the handler answers later (reading stays on while a request is pending, so the
+ * server sees the EOF before the answer). */
+static void test_half_close_still_answered(void **state)
+{
+    (void)state;
+    fixture_t *f = start(2000, 2000, 16);
+    int fd = dial(f->port);
+    const char *req = "POST /later HTTP/1.1\r\nContent-Length: 1\r\n\r\nx";
+    send_all(fd, req, strlen(req));
+    shutdown(fd, SHUT_WR);
+    char buf[4096];
+    recv_until(fd, buf, sizeof buf, "later", 3000);
+    assert_non_null(strstr(buf, "HTTP/1.1 200 OK"));
+    assert_non_null(strstr(buf, "\r\n\r\nlater"));
+    assert_int_equal(closed_within(fd, 3000), 1);
     close(fd);
     stop(f);
 }
@@ -488,7 +521,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_post_and_keepalive), cmocka_unit_test(test_pipelined_in_order),
-        cmocka_unit_test(test_size_caps),          cmocka_unit_test(test_deadlines),
+        cmocka_unit_test(test_half_close_still_answered), cmocka_unit_test(test_size_caps),          cmocka_unit_test(test_deadlines),
         cmocka_unit_test(test_connection_cap),     cmocka_unit_test(test_stream_chunked),
         cmocka_unit_test(test_stream_client_gone),
         cmocka_unit_test(test_stream_bounded_for_a_client_not_reading),

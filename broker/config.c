@@ -231,7 +231,7 @@ int config_defaults(rh_config_t *c)
     c->console_enabled = 1;
     c->console_gateways_max = 10000;
     c->cluster_replicas = 3;
-    c->cluster_write_timeout_ms = 2000;
+    c->cluster_write_timeout_ms = 5000;
     if (set_str(&c->log_level, "info") || set_str(&c->log_format, "logfmt") ||
         set_str(&c->db_path, "var/roamhub-db") ||
         set_str(&c->ts002.address, "127.0.0.1") || set_str(&c->admin.address, "127.0.0.1") ||

@@ -546,7 +546,8 @@ int hub_run(rh_config_t *cfg)
     }
     hub->nworkers = nw;
     fit_fd_limit(hub);
-    if (cfg->cluster_enabled && cluster_start(&hub->cfg, &hub->cluster, &d) != RH_OK) {
+    if (cfg->cluster_enabled &&
+        cluster_start(&hub->cfg, hub->db, registry_changed, hub, &hub->cluster, &d) != RH_OK) {
         RH_LOG(RH_LOG_ERR, "hub", "cannot start the cluster link err=\"%s\"", d.text);
         goto out;
     }

@@ -78,7 +78,7 @@ static void test_overrides(void **state)
     assert_string_equal(c.cluster_stream, "RH_TABLE");
     assert_string_equal(c.cluster_subject_prefix, "rh.eu");
     assert_int_equal(c.cluster_replicas, 1);
-    assert_int_equal(c.cluster_write_timeout_ms, 2000);
+    assert_int_equal(c.cluster_write_timeout_ms, 5000);
     assert_null(c.cluster_creds_file);
     config_fini(&c);
     unlink(path);

@@ -31,7 +31,19 @@ def table(a, b):
                       "downlink": ALL_DOWN}]})
 
 
-class ClusterTest(unittest.TestCase):
+_stream_no = [0]
+
+
+def fresh_stream():
+    """A stream name and subject prefix of its own for one test (streams cannot share subjects)."""
+    _stream_no[0] += 1
+    return {"stream": "RH_T%d_%d" % (os.getpid(), _stream_no[0]),
+            "subject_prefix": "roamhub.t%d.n%d" % (os.getpid(), _stream_no[0])}
+
+
+class NodesTest(unittest.TestCase):
+    """Shared by the test classes: one 3-server NATS cluster per class, members A and B, and
+    every roamhubd node started by a test stopped cleanly (or killed by the test) afterwards."""
     nats = None
 
     @classmethod
@@ -48,6 +60,7 @@ class ClusterTest(unittest.TestCase):
         self.a = Member("netA", A, "key-A-0123456789")
         self.b = Member("netB", B, "key-B-0123456789")
         self.hubs = []
+        self.stream = fresh_stream()
 
     def tearDown(self):
         for h in self.hubs:
@@ -58,6 +71,8 @@ class ClusterTest(unittest.TestCase):
         self.a.stop()
         self.b.stop()
 
+
+class ClusterTest(NodesTest):
     def node(self, node_id, urls, **cluster):
         h = Hub(table(self.a, self.b), config={"cluster": cluster_section(node_id, urls, **cluster)})
         self.hubs.append(h)
@@ -144,42 +159,8 @@ class ClusterTest(unittest.TestCase):
         wait_readyz(h, 200, "ready\n", timeout=30)
 
 
-_stream_no = [0]
-
-
-def fresh_stream():
-    """A stream name and subject prefix of its own for one test (streams cannot share subjects)."""
-    _stream_no[0] += 1
-    return {"stream": "RH_T%d_%d" % (os.getpid(), _stream_no[0]),
-            "subject_prefix": "roamhub.t%d.n%d" % (os.getpid(), _stream_no[0])}
-
-
-class ReplicationTest(unittest.TestCase):
+class ReplicationTest(NodesTest):
     """Nodes start with an empty table; every record is written through one node's admin API."""
-
-    @classmethod
-    def setUpClass(cls):
-        cls.nats = NatsCluster(3)
-        cls.nats.wait_jetstream()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.nats.cleanup()
-
-    def setUp(self):
-        self.a = Member("netA", A, "key-A-0123456789")
-        self.b = Member("netB", B, "key-B-0123456789")
-        self.hubs = []
-        self.stream = fresh_stream()
-
-    def tearDown(self):
-        for h in self.hubs:
-            rc = h.stop()
-            self.assertIn(rc, (0, -signal.SIGKILL), h.logs())
-            self.assertNotIn("Sanitizer", h.logs())
-            h.cleanup()
-        self.a.stop()
-        self.b.stop()
 
     def node(self, node_id, nats=None, wait=True):
         urls = (nats or self.nats).urls()

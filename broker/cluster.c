@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <nats/nats.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +37,9 @@ struct cluster {
     pthread_t thread;
     int thread_running;
     pthread_mutex_t mu;
+    pthread_mutex_t apply_mu; /* one change applied at a time, whichever subscription it came by */
+    atomic_int resub;         /* 1: recreate the consumer (reconnected, heartbeats missed, or a
+                                 stored write not applied in time) */
     pthread_cond_t cv;      /* watch thread sleeps; writers wait for their sequence */
     int stop;               /* under mu */
     cluster_status_t st;    /* under mu */
@@ -157,13 +161,20 @@ static void on_change(natsConnection *nc, natsSubscription *sub, natsMsg *msg, v
     }
     uint64_t seq = meta->Sequence.Stream;
     jsMsgMetaData_Destroy(meta);
+    /* a recreated consumer may deliver what the old one is still delivering: one at a time,
+     * and only what is past the applied sequence, keeps the stream order */
+    pthread_mutex_lock(&c->apply_mu);
     pthread_mutex_lock(&c->mu);
     uint64_t applied = c->applied;
     pthread_mutex_unlock(&c->mu);
     if (seq <= applied) {
+        pthread_mutex_unlock(&c->apply_mu);
         natsMsg_Destroy(msg);
         return;
     }
+    if (seq != applied + 1)
+        RH_LOG(RH_LOG_WARN, "cluster", "stream sequence gap (messages removed from the stream?) "
+               "applied=%llu next=%llu", (unsigned long long)applied, (unsigned long long)seq);
     outcome_t o = {.seq = seq};
     table_change_owned_t ch;
     o.rc = table_change_unpack((const uint8_t *)natsMsg_GetData(msg),
@@ -190,12 +201,21 @@ static void on_change(natsConnection *nc, natsSubscription *sub, natsMsg *msg, v
     c->st.applied = seq;
     pthread_cond_broadcast(&c->cv);
     pthread_mutex_unlock(&c->mu);
+    pthread_mutex_unlock(&c->apply_mu);
 }
 
 /* The stream's last sequence now (the catch-up goal) and an ordered consumer from the first
  * change not applied here. */
 static int subscribe(cluster_t *c, char *why, size_t cap)
 {
+    pthread_mutex_lock(&c->mu);
+    natsSubscription *old = c->sub;
+    c->sub = NULL;
+    pthread_mutex_unlock(&c->mu);
+    if (old) { /* its consumer may be gone with a NATS server: a new one from what is applied */
+        natsSubscription_Unsubscribe(old);
+        natsSubscription_Destroy(old);
+    }
     jsErrCode jerr = 0;
     jsStreamInfo *si = NULL;
     natsStatus s = js_GetStreamInfo(&si, c->js, c->cfg->cluster_stream, NULL, &jerr);
@@ -261,6 +281,17 @@ static void *watch_main(void *arg)
             else
                 set_state(c, 1, 0, why);
         } else {
+            pthread_mutex_lock(&c->mu);
+            int have_sub = c->sub != NULL;
+            pthread_mutex_unlock(&c->mu);
+            if (!have_sub || atomic_exchange(&c->resub, 0)) {
+                why[0] = '\0';
+                if (subscribe(c, why, sizeof why) != 0) {
+                    atomic_store(&c->resub, 1);
+                    RH_LOG(RH_LOG_DEBUG, "cluster", "consumer not recreated yet err=\"%s\"",
+                           why);
+                }
+            }
             set_state(c, 1, 0, NULL);
         }
         pthread_mutex_lock(&c->mu);
@@ -283,8 +314,26 @@ static void connected_cb(natsConnection *nc, void *closure)
     (void)closure; /* the watch thread reads the status; this only makes Connect not block */
 }
 
+static void reconnected_cb(natsConnection *nc, void *closure)
+{
+    (void)nc;
+    cluster_t *c = closure;
+    atomic_store(&c->resub, 1);
+}
+
+/* Asynchronous errors: missed heartbeats of the table consumer mean it is gone (its NATS server
+ * was lost); the watch thread recreates it. Nothing here is logged per message. */
+static void error_cb(natsConnection *nc, natsSubscription *sub, natsStatus err, void *closure)
+{
+    (void)nc;
+    (void)sub;
+    cluster_t *c = closure;
+    if (err == NATS_MISSED_HEARTBEAT || err == NATS_SLOW_CONSUMER)
+        atomic_store(&c->resub, 1);
+}
+
 /* NATS option calls, each failure naming the configuration key it came from. */
-static int options_new(const rh_config_t *cfg, natsOptions **out, rh_diag_t *d)
+static int options_new(cluster_t *c, const rh_config_t *cfg, natsOptions **out, rh_diag_t *d)
 {
     natsOptions *o = NULL;
     char name[32];
@@ -304,6 +353,10 @@ static int options_new(const rh_config_t *cfg, natsOptions **out, rh_diag_t *d)
         s = natsOptions_SetTimeout(o, 2000);
     if (s == NATS_OK)
         s = natsOptions_SetRetryOnFailedConnect(o, true, connected_cb, NULL);
+    if (s == NATS_OK)
+        s = natsOptions_SetReconnectedCB(o, reconnected_cb, c);
+    if (s == NATS_OK)
+        s = natsOptions_SetErrorHandler(o, error_cb, c);
     if (s == NATS_OK && cfg->cluster_creds_file) {
         /* the client reads the file only when it connects (in the background): an unreadable
          * one would show as a node that never connects, so it is checked here */
@@ -357,11 +410,12 @@ int cluster_start(const rh_config_t *cfg, rp_db_t *db, table_registry_fn reg, vo
     c->applied = seq_load(c->seq_path);
     c->boot_id = (unsigned long long)rh_real_ms();
     pthread_mutex_init(&c->mu, NULL);
+    pthread_mutex_init(&c->apply_mu, NULL);
     pthread_cond_init(&c->cv, NULL);
     snprintf(c->subject, sizeof c->subject, "%s.table", cfg->cluster_subject_prefix);
     snprintf(c->st.reason, sizeof c->st.reason, "connecting to NATS");
     natsOptions *o = NULL;
-    int rc = options_new(cfg, &o, d);
+    int rc = options_new(c, cfg, &o, d);
     if (rc) {
         cluster_free(c);
         return rc;
@@ -412,6 +466,7 @@ void cluster_free(cluster_t *c)
         natsConnection_Destroy(c->nc);
     }
     pthread_cond_destroy(&c->cv);
+    pthread_mutex_destroy(&c->apply_mu);
     pthread_mutex_destroy(&c->mu);
     free(c);
     nats_CloseAndWait(2000); /* the client library's threads and memory (LSan clean) */
@@ -493,8 +548,16 @@ int cluster_write(cluster_t *c, const table_change_t *ch, int *deleted, rh_diag_
     }
     free(buf);
     /* stored: the outcome is what applying it here decides (every node decides the same) */
+    uint64_t stored_at = rh_mono_ms(), apply_deadline = stored_at + c->cfg->cluster_write_timeout_ms;
+    int asked = 0;
     pthread_mutex_lock(&c->mu);
-    while (c->applied < seq && rh_mono_ms() < deadline + 1000) {
+    while (c->applied < seq && rh_mono_ms() < apply_deadline) {
+        if (!asked && rh_mono_ms() > stored_at + 1000) {
+            /* stored but not delivered here within 1 s: the consumer went with a NATS server */
+            atomic_store(&c->resub, 1);
+            pthread_cond_broadcast(&c->cv);
+            asked = 1;
+        }
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         ts.tv_nsec += 20L * 1000000L;

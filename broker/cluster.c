@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #define CLUSTER_WATCH_MS 250 /* how often the watch thread looks at the connection */
+#define JS_ATTEMPT_MS 1000   /* one JetStream request's wait; retried while time remains */
 #define OUTCOMES 64          /* outcomes of the last applied changes kept for their writers */
 
 typedef struct outcome {
@@ -429,7 +430,7 @@ int cluster_start(const rh_config_t *cfg, rp_db_t *db, table_registry_fn reg, vo
     }
     jsOptions jo;
     jsOptions_Init(&jo);
-    jo.Wait = (int64_t)cfg->cluster_write_timeout_ms;
+    jo.Wait = JS_ATTEMPT_MS; /* stream look-up, consumer creation: the watch thread retries */
     if (natsConnection_JetStream(&c->js, c->nc, &jo) != NATS_OK) {
         cluster_free(c);
         return RH_ENOMEM;
@@ -513,7 +514,8 @@ int cluster_write(cluster_t *c, const table_change_t *ch, int *deleted, rh_diag_
             break;
         jsPubOptions po;
         jsPubOptions_Init(&po);
-        po.MaxWait = (int64_t)(deadline - now);
+        /* short attempts: a request to a stream leader that just died is never answered */
+        po.MaxWait = (int64_t)(deadline - now < JS_ATTEMPT_MS ? deadline - now : JS_ATTEMPT_MS);
         po.MsgId = msg_id;
         po.ExpectLastSeq = expect; /* 0 = no check (the empty stream) */
         jsPubAck *pa = NULL;

@@ -107,7 +107,7 @@ class NatsCluster:
 
 def cluster_section(node_id, urls, **extra):
     sec = {"node_id": node_id, "nats_urls": list(urls), "stream": "RH_TEST",
-           "subject_prefix": "roamhub.test", "replicas": 3, "write_timeout_ms": 8000}
+           "subject_prefix": "roamhub.test", "replicas": 3, "write_timeout_ms": 5000}
     sec.update(extra)
     return sec
 

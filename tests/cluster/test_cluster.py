@@ -175,7 +175,8 @@ class ReplicationTest(NodesTest):
         return h
 
     def write(self, h, method, path, body=None, expect=(200, 201, 204)):
-        st, data, _ = h.api.call(method, path, body, h.op)
+        # a cluster write may wait write_timeout_ms to be stored and as long to be applied
+        st, data, _ = h.api.call(method, path, body, h.op, timeout=25.0)
         if expect:
             self.assertIn(st, expect, (method, path, data, h.logs()[-2000:]))
         return st, data
@@ -273,6 +274,9 @@ class ReplicationTest(NodesTest):
         nats = NatsCluster(3)  # its own: this test stops every server
         self.addCleanup(nats.cleanup)
         nats.wait_jetstream()
+        # a write during the stream leader's election after a kill -9 waits for the new leader:
+        # on this shared 2-core machine that took more than 5 s at times
+        self.stream["write_timeout_ms"] = 10000
         n1, n2 = self.node(1, nats), self.node(2, nats)
         self.seed(n1)
         self.wait_record(n2, "/policies/%s/%s" % (A, B))

@@ -63,10 +63,10 @@ static void set_state(cluster_t *c, int connected, int stream_ready, const char 
     c->st.applied = c->applied;
     snprintf(c->st.reason, sizeof c->st.reason, "%s", reason ? reason : "");
     pthread_mutex_unlock(&c->mu);
-    if (was_connected != connected)
-        RH_LOG(connected ? RH_LOG_INFO : RH_LOG_WARN, "cluster", "nats %s%s%s",
-               connected ? "connected" : "disconnected", reason && *reason ? " reason=" : "",
-               reason ? reason : "");
+    if (was_connected != connected && connected)
+        RH_LOG(RH_LOG_INFO, "cluster", "nats connected");
+    else if (was_connected != connected)
+        RH_LOG(RH_LOG_WARN, "cluster", "nats disconnected reason=\"%s\"", reason ? reason : "");
     if (!was_ready && stream_ready)
         RH_LOG(RH_LOG_INFO, "cluster", "stream ready stream=%s subject=%s replicas=%u",
                c->cfg->cluster_stream, c->subject, c->cfg->cluster_replicas);

@@ -86,6 +86,7 @@ int main(int argc, char **argv)
         return 0;
     }
     rh_log_set_level_name(cfg.log_level);
+    rh_log_set_format(rh_log_format_from_name(cfg.log_format)); /* before the first line */
     metrics_set_max_peer_pairs(cfg.metrics_max_peer_pairs);
     RH_LOG(RH_LOG_INFO, "hub", "starting version=%s config=%s", rh_version(),
            path ? path : "(defaults)");

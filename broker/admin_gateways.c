@@ -118,8 +118,8 @@ void admin_gateways_handle(admin_req_t *r)
     size_t shown = 0, not_shown = 0;
     for (size_t i = 0; i < n; i++) {
         gw_entry_t e = all[i];
-        if (only != RP_ANY && e.net_id != only)
-            continue;
+        if ((only != RP_ANY && e.net_id != only) || !(e.flags & GW_F_LOCATION))
+            continue; /* a Mapper update without a location has nothing to draw */
         int own = !r->p.is_operator && r->p.net_id == e.net_id;
         vis_t v = vis_of(cache, e.net_id);
         unsigned precision = 0;

@@ -50,6 +50,34 @@ static void serve_metrics(admin_api_t *a, hs_req_t *req)
     free(text);
 }
 
+/* Readiness for load balancers: 200 "ready" when the node should take traffic; 503 with the
+ * reason while draining or (cluster) before the node first reached its JetStream stream. A
+ * cluster node that lost NATS afterwards stays ready (it relays on its last table) and says so. */
+static void serve_readyz(admin_api_t *a, hs_req_t *req)
+{
+    char body[256];
+    int status = 200;
+    if (atomic_load(&a->hub->draining)) {
+        status = 503;
+        snprintf(body, sizeof body, "not ready: draining\n");
+    } else if (a->hub->cluster) {
+        cluster_status_t st;
+        cluster_status(a->hub->cluster, &st);
+        if (!st.ready) {
+            status = 503;
+            snprintf(body, sizeof body, "not ready: cluster: %s\n", st.reason);
+        } else if (!st.connected) {
+            snprintf(body, sizeof body, "ready (cluster: %s; relaying on the last table)\n",
+                     st.reason);
+        } else {
+            snprintf(body, sizeof body, "ready\n");
+        }
+    } else {
+        snprintf(body, sizeof body, "ready\n");
+    }
+    hs_reply(req, status, "text/plain", body, strlen(body));
+}
+
 static void handle(hs_req_t *req, void *arg)
 {
     admin_api_t *a = arg;
@@ -59,6 +87,8 @@ static void handle(hs_req_t *req, void *arg)
         int draining = atomic_load(&a->hub->draining);
         hs_reply(req, draining ? 503 : 200, "text/plain", draining ? "draining\n" : "ok\n",
                  draining ? 9 : 3);
+    } else if (get && !strcmp(path, "/readyz")) {
+        serve_readyz(a, req);
     } else if (get && !strcmp(path, "/metrics")) {
         serve_metrics(a, req);
     } else if (!strncmp(path, "/api/v1/", 8)) {

@@ -1,6 +1,10 @@
 /*
  * admin.h — the operator listener of roamhubd (its own address/port, see docs/CONFIG.md):
- *   GET /healthz   200 "ok" (503 while draining)
+ *   GET /healthz   200 "ok" (503 while draining): the process is alive
+ *   GET /readyz    200 "ready" when a load balancer should send traffic here; 503 "not ready:
+ *                  REASON" while draining or, in a cluster (cluster.h), before the node first
+ *                  reached its JetStream stream; a cluster node that lost NATS later stays
+ *                  ready and names the loss in the body
  *   GET /metrics   Prometheus text: messages by (forwarder, home, class, outcome, ResultCode),
  *                  relay latency histograms, events, pending transactions, members, endpoints.
  * Runs on the main thread's event loop; never blocks the workers (metrics are read under each

@@ -151,6 +151,16 @@ ProtobufCMessage *admin_load_visible(admin_req_t *r, const admin_res_t *res, Pro
 int admin_registry_changed(admin_req_t *r, rp_kind_t kind, const ProtobufCMessage *upserted,
                            const ProtobufCMessage *deleted, rh_diag_t *d);
 
+/* Every admin write of one record goes through here (cluster_table.h): on a single node it is
+ * applied to the local table at once (table_change_apply with the registry hook); in a cluster
+ * it goes through the table stream and is applied by every node (cluster_write), the outcome
+ * being this node's application of it. op TABLE_OP_PUT with mode, or TABLE_OP_DELETE (m = the
+ * key fields; *deleted may be NULL). Returns RH_OK or the error with diag: RH_EINVAL (invalid
+ * field, or the member registry refused: undone), RH_EEXIST, RH_ENOTFOUND, RH_EAGAIN (cluster:
+ * no NATS / not caught up / not stored; nothing changed), RH_ETIMEDOUT, RH_EFULL, RH_EIO. */
+int admin_table_write(admin_req_t *r, table_op_t op, rp_kind_t kind, const ProtobufCMessage *m,
+                      rp_put_mode_t mode, int *deleted, rh_diag_t *d);
+
 /* API keys (admin_keys.c): POST /keys, DELETE /keys/{id}. Reply themselves. */
 void admin_key_create(admin_req_t *r);
 void admin_key_revoke(admin_req_t *r, const admin_res_t *res, ProtobufCMessage *key);

@@ -124,7 +124,7 @@ void admin_key_create(admin_req_t *r)
     rh_diag_t d = {{0}};
     int rc = admin_key_generate(&k, &mat, secret);
     if (rc == RH_OK)
-        rc = rp_put(r->a->db, r->p.key_id, RP_KIND_API_KEY, &k.base, RP_PUT_CREATE, &d);
+        rc = admin_table_write(r, TABLE_OP_PUT, RP_KIND_API_KEY, &k.base, RP_PUT_CREATE, NULL, &d);
     cJSON_Delete(b); /* k's strings pointed into b: not used after this */
     if (rc) {
         OPENSSL_cleanse(secret, sizeof secret);
@@ -163,7 +163,7 @@ void admin_key_revoke(admin_req_t *r, const admin_res_t *res, ProtobufCMessage *
     rh_diag_t d = {{0}};
     if (k->revoked_at == 0) {
         k->revoked_at = rh_real_ms();
-        rc = rp_put(r->a->db, r->p.key_id, RP_KIND_API_KEY, m, RP_PUT_UPDATE, &d);
+        rc = admin_table_write(r, TABLE_OP_PUT, RP_KIND_API_KEY, m, RP_PUT_UPDATE, NULL, &d);
     }
     if (rc) {
         admin_free_msg(m);

@@ -177,27 +177,30 @@ static int jr_scan_cb(void *ud, rp_kind_t kind, const ProtobufCMessage *msg)
     return s->conflict;
 }
 
-/* Stores (create or upsert), then reloads the registry for members/endpoints, undoing the write
- * if the registry refuses it. Returns an HTTP status (reply not sent) and fills d. */
-static int store(admin_req_t *r, rp_kind_t kind, const ProtobufCMessage *m,
-                 const ProtobufCMessage *old, rp_put_mode_t mode, rh_diag_t *d)
+static int registry_hook(void *arg, rp_kind_t kind, const ProtobufCMessage *upserted,
+                         const ProtobufCMessage *deleted, rh_diag_t *d)
 {
-    int rc = rp_put(r->a->db, r->p.key_id, kind, m, mode, d);
-    if (rc)
-        return rc == RH_EINVAL ? 422 : admin_status_of(rc);
-    if (kind == RP_KIND_ENDPOINT || kind == RP_KIND_MEMBER) {
-        rh_diag_t rd = {{0}};
-        if (admin_registry_changed(r, kind, m, NULL, &rd) != RH_OK) {
-            rh_diag_t ud;
-            if (old)
-                rp_put(r->a->db, r->p.key_id, kind, old, RP_PUT_UPSERT, &ud);
-            else
-                rp_delete(r->a->db, r->p.key_id, kind, m, NULL, &ud);
-            rh_diag_fail(d, RH_EINVAL, "%s", rd.text);
-            return 422;
-        }
-    }
-    return 0;
+    admin_api_t *a = arg;
+    return a->registry_changed ? a->registry_changed(a->hook_arg, kind, upserted, deleted, d)
+                               : RH_OK;
+}
+
+int admin_table_write(admin_req_t *r, table_op_t op, rp_kind_t kind, const ProtobufCMessage *m,
+                      rp_put_mode_t mode, int *deleted, rh_diag_t *d)
+{
+    table_change_t ch = {.op = op, .kind = kind, .mode = mode, .actor = r->p.key_id, .msg = m};
+    if (r->a->hub->cluster)
+        return cluster_write(r->a->hub->cluster, &ch, deleted, d);
+    return table_change_apply(r->a->db, &ch, registry_hook, r->a, deleted, d);
+}
+
+/* Stores (create or upsert) through admin_table_write (which undoes it if the member registry
+ * refuses it). Returns an HTTP status (reply not sent) and fills d. */
+static int store(admin_req_t *r, rp_kind_t kind, const ProtobufCMessage *m, rp_put_mode_t mode,
+                 rh_diag_t *d)
+{
+    int rc = admin_table_write(r, TABLE_OP_PUT, kind, m, mode, NULL, d);
+    return rc == RH_OK ? 0 : rc == RH_EINVAL ? 422 : admin_status_of(rc);
 }
 
 /* Member-specific write rules (admin_scope.c); replies and returns -1 when refused. */
@@ -439,7 +442,7 @@ static void do_write(admin_req_t *r, const admin_res_t *res, char **s, int n, in
             goto out;
         }
     }
-    status = store(r, res->kind, m, old, create ? RP_PUT_CREATE : RP_PUT_UPSERT, &d);
+    status = store(r, res->kind, m, create ? RP_PUT_CREATE : RP_PUT_UPSERT, &d);
     if (status) {
         if (status == 409)
             admin_scope_conflict_text(&r->p, d.text, sizeof d.text);
@@ -473,21 +476,12 @@ static void do_delete(admin_req_t *r, const admin_res_t *res, ProtobufCMessage *
         return;
     }
     rh_diag_t d = {{0}};
-    int rc = rp_delete(r->a->db, r->p.key_id, res->kind, m, NULL, &d);
-    if (rc == RH_OK && (res->kind == RP_KIND_ENDPOINT || res->kind == RP_KIND_MEMBER)) {
-        rh_diag_t rd = {{0}};
-        if (admin_registry_changed(r, res->kind, NULL, m, &rd) != RH_OK) {
-            rp_put(r->a->db, r->p.key_id, res->kind, m, RP_PUT_UPSERT, NULL);
-            admin_free_msg(m);
-            admin_reply_error(r, 422, "%s", rd.text);
-            return;
-        }
-    }
+    int rc = admin_table_write(r, TABLE_OP_DELETE, res->kind, m, RP_PUT_UPSERT, NULL, &d);
     char kt[200] = "?";
     rp_key_text(res->kind, m, kt, sizeof kt);
     admin_free_msg(m);
     if (rc) {
-        admin_reply_error(r, admin_status_of(rc), "%s", d.text);
+        admin_reply_error(r, rc == RH_EINVAL ? 422 : admin_status_of(rc), "%s", d.text);
         return;
     }
     RH_LOG(RH_LOG_INFO, "admin", "deleted %s key=\"%s\" by=%s", rp_kind_name(res->kind), kt,

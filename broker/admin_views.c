@@ -381,6 +381,11 @@ static void import_doc(admin_req_t *r)
         admin_reply_error(r, 403, "import: operator keys with RIGHT_ADMIN only");
         return;
     }
+    if (r->a->hub->cluster) { /* a whole-table import is not a table change the stream carries */
+        admin_reply_error(r, 501, "import: not available on a cluster node (it would change "
+                          "this node's table only); write the records through the API");
+        return;
+    }
     int replace = 0;
     if (admin_query_bool(r, "replace", &replace) < 0)
         return;

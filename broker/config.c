@@ -19,7 +19,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-enum kind { K_STR, K_UINT, K_BOOL, K_SIZE, K_PORT, K_RANGES };
+enum kind { K_STR, K_UINT, K_BOOL, K_SIZE, K_PORT, K_RANGES, K_URLS };
 
 typedef struct key {
     const char *section; /* NULL = top level */
@@ -96,10 +96,20 @@ static const key_t_ keys[] = {
     {"relay", "outbound_connections_per_endpoint", K_UINT, OFF(outbound_conns_per_endpoint), 1,
      100000},
     {"relay", "outbound_connections_total", K_UINT, OFF(outbound_conns_total), 1, 1000000},
+    {"cluster", "node_id", K_UINT, OFF(cluster_node_id), 1, 255},
+    {"cluster", "nats_urls", K_URLS, OFF(cluster_nats_urls), 1, 16},
+    {"cluster", "credentials_file", K_STR, OFF(cluster_creds_file), 0, 0},
+    {"cluster", "tls_ca", K_STR, OFF(cluster_tls_ca), 0, 0},
+    {"cluster", "tls_cert", K_STR, OFF(cluster_tls_cert), 0, 0},
+    {"cluster", "tls_key", K_STR, OFF(cluster_tls_key), 0, 0},
+    {"cluster", "stream", K_STR, OFF(cluster_stream), 0, 0},
+    {"cluster", "subject_prefix", K_STR, OFF(cluster_subject_prefix), 0, 0},
+    {"cluster", "replicas", K_UINT, OFF(cluster_replicas), 1, 5},
+    {"cluster", "write_timeout_ms", K_UINT, OFF(cluster_write_timeout_ms), 100, 60000},
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 
-static const char *const sections[] = {"database", "ts002", "admin", "grpc", "relay", "console"};
+static const char *const sections[] = {"database", "ts002", "admin", "grpc", "relay", "console", "cluster"};
 
 /* console.tile_url: http(s) URL with {z}, {x} and {y}, no characters that could break out of
  * the Content-Security-Policy header or an attribute (it is sent in both). */
@@ -121,13 +131,61 @@ static int tile_url_check(const char *u, rh_diag_t *d)
     return RH_OK;
 }
 
+static void str_list_free(char ***list, size_t *n)
+{
+    for (size_t i = 0; i < *n; i++)
+        free((*list)[i]);
+    free(*list);
+    *list = NULL;
+    *n = 0;
+}
+
 static void config_ranges_free(rh_config_t *c)
 {
-    for (size_t i = 0; i < c->n_endpoint_allow; i++)
-        free(c->endpoint_allow[i]);
-    free(c->endpoint_allow);
-    c->endpoint_allow = NULL;
-    c->n_endpoint_allow = 0;
+    str_list_free(&c->endpoint_allow, &c->n_endpoint_allow);
+}
+
+/* A NATS server URL as the C client takes it: nats:// or tls:// scheme, a host, a port
+ * 1..65535, nothing else (credentials belong in cluster.credentials_file, not in a URL that
+ * ends up in logs). */
+static int nats_url_check(const char *u, const char *where, rh_diag_t *d)
+{
+    const char *rest = !strncmp(u, "nats://", 7) ? u + 7 : !strncmp(u, "tls://", 6) ? u + 6 : NULL;
+    if (!rest)
+        return rh_diag_fail(d, RH_EINVAL, "%s: expected nats://HOST:PORT or tls://HOST:PORT",
+                            where);
+    if (strchr(rest, '@') || strchr(rest, '/') || strchr(rest, '?'))
+        return rh_diag_fail(d, RH_EINVAL, "%s: only HOST:PORT after the scheme (credentials go "
+                            "in cluster.credentials_file)", where);
+    const char *colon = strrchr(rest, ':');
+    char *end = NULL;
+    long port = colon ? strtol(colon + 1, &end, 10) : 0;
+    if (!colon || colon == rest || !end || *end || end == colon + 1 || port < 1 || port > 65535)
+        return rh_diag_fail(d, RH_EINVAL, "%s: expected HOST:PORT with a port in 1..65535",
+                            where);
+    for (const char *p = rest; p < colon; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '.' || *p == '-' || *p == '[' || *p == ']' || *p == ':'))
+            return rh_diag_fail(d, RH_EINVAL, "%s: the host has a character a host name or "
+                                "address cannot have", where);
+    return RH_OK;
+}
+
+/* JetStream stream names: 1..32 of [A-Za-z0-9_-] (no '.', '*', '>', space: NATS refuses
+ * them). Subject prefixes: dot-separated tokens of the same characters, 1..64 bytes, no
+ * wildcard. */
+static int name_chars_ok(const char *s, int dots)
+{
+    if (!*s || *s == '.')
+        return 0;
+    for (const char *p = s; *p; p++) {
+        int ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                 (*p >= '0' && *p <= '9') || *p == '_' || *p == '-' ||
+                 (dots && *p == '.' && p[1] && p[1] != '.');
+        if (!ok)
+            return 0;
+    }
+    return 1;
 }
 
 static int set_str(char **dst, const char *v)
@@ -177,13 +235,16 @@ int config_defaults(rh_config_t *c)
     c->metrics_max_peer_pairs = 10000;
     c->console_enabled = 1;
     c->console_gateways_max = 10000;
+    c->cluster_replicas = 3;
+    c->cluster_write_timeout_ms = 5000;
     if (set_str(&c->log_level, "info") || set_str(&c->log_format, "logfmt") ||
         set_str(&c->db_path, "var/roamhub-db") ||
         set_str(&c->ts002.address, "127.0.0.1") || set_str(&c->admin.address, "127.0.0.1") ||
         set_str(&c->grpc.address, "127.0.0.1") ||
         set_str(&c->operator_key_file, "var/operator.key") ||
         set_str(&c->jwt_alg, "HS256") || set_str(&c->jwt_issuer, "roamhub") ||
-        set_str(&c->jwt_audience, "roamhub-admin")) {
+        set_str(&c->jwt_audience, "roamhub-admin") || set_str(&c->cluster_stream, "ROAMHUB") ||
+        set_str(&c->cluster_subject_prefix, "roamhub")) {
         config_fini(c);
         return RH_ENOMEM;
     }
@@ -239,6 +300,33 @@ static int apply(rh_config_t *c, const key_t_ *k, const cJSON *v, const char *wh
             if (!(c->endpoint_allow[i] = strdup(e->valuestring)))
                 return RH_ENOMEM;
             c->n_endpoint_allow = ++i;
+        }
+        return RH_OK;
+    }
+    case K_URLS: {
+        /* ["nats://10.0.0.1:4222", ...]: the NATS servers to connect to (any one suffices) */
+        char ***list = (char ***)(base + k->off);
+        size_t *n = &c->n_cluster_nats_urls;
+        if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) < 1 ||
+            (unsigned long long)cJSON_GetArraySize(v) > k->max)
+            return rh_diag_fail(d, RH_EINVAL, "%s: expected an array of 1..%llu NATS server URLs",
+                                where, k->max);
+        str_list_free(list, n);
+        if (!(*list = calloc((size_t)cJSON_GetArraySize(v), sizeof **list)))
+            return RH_ENOMEM;
+        const cJSON *e;
+        cJSON_ArrayForEach(e, v)
+        {
+            char f[160];
+            snprintf(f, sizeof f, "%s[%zu]", where, *n);
+            if (!cJSON_IsString(e))
+                return rh_diag_fail(d, RH_EINVAL, "%s: expected a string", f);
+            int rc = nats_url_check(e->valuestring, f, d);
+            if (rc)
+                return rc;
+            if (!((*list)[*n] = strdup(e->valuestring)))
+                return RH_ENOMEM;
+            (*n)++;
         }
         return RH_OK;
     }
@@ -311,6 +399,25 @@ static void text_position(const char *text, const char *at, unsigned *line, unsi
     }
 }
 
+/* The cluster section once read whole: what must be there and what goes together. */
+static int cluster_check(rh_config_t *c, rh_diag_t *d)
+{
+    if (!c->cluster_node_id)
+        return rh_diag_fail(d, RH_EINVAL, "cluster.node_id: required (1..255, unique per node)");
+    if (!c->n_cluster_nats_urls)
+        return rh_diag_fail(d, RH_EINVAL, "cluster.nats_urls: required (at least one NATS "
+                            "server URL)");
+    if ((c->cluster_tls_cert != NULL) != (c->cluster_tls_key != NULL))
+        return rh_diag_fail(d, RH_EINVAL, "cluster.tls_cert and cluster.tls_key go together");
+    if (!c->cluster_stream || strlen(c->cluster_stream) > 32 || !name_chars_ok(c->cluster_stream, 0))
+        return rh_diag_fail(d, RH_EINVAL, "cluster.stream: expected 1..32 of A-Z a-z 0-9 _ - "
+                            "(a JetStream stream name)");
+    if (!c->cluster_subject_prefix || strlen(c->cluster_subject_prefix) > 64 || !name_chars_ok(c->cluster_subject_prefix, 1))
+        return rh_diag_fail(d, RH_EINVAL, "cluster.subject_prefix: expected dot-separated tokens "
+                            "of A-Z a-z 0-9 _ -, at most 64 bytes, no wildcard");
+    return RH_OK;
+}
+
 int config_load(const char *path, rh_config_t *c, rh_diag_t *d)
 {
     int rc = config_defaults(c);
@@ -363,6 +470,8 @@ int config_load(const char *path, rh_config_t *c, rh_diag_t *d)
             }
             if (strcmp(item->string, "grpc") == 0)
                 c->grpc_enabled = 1; /* the section turns the listener on ("enabled": false off) */
+            if (!strcmp(item->string, "cluster"))
+                c->cluster_enabled = 1;
             const cJSON *sub;
             cJSON_ArrayForEach(sub, item)
             {
@@ -414,6 +523,8 @@ int config_load(const char *path, rh_config_t *c, rh_diag_t *d)
     if (!rc && strcmp(c->jwt_alg, "HS256") && !c->jwt_public_key_file)
         rc = rh_diag_fail(d, RH_EINVAL, "admin.jwt_public_key_file: required with jwt_alg %s",
                           c->jwt_alg);
+    if (!rc && c->cluster_enabled)
+        rc = cluster_check(c, d);
     if (rc) {
         config_fini(c);
         return rc;
@@ -641,5 +752,12 @@ void config_fini(rh_config_t *c)
     free(c->console_dir);
     free(c->console_tile_url);
     free(c->console_tile_attribution);
+    str_list_free(&c->cluster_nats_urls, &c->n_cluster_nats_urls);
+    free(c->cluster_creds_file);
+    free(c->cluster_tls_ca);
+    free(c->cluster_tls_cert);
+    free(c->cluster_tls_key);
+    free(c->cluster_stream);
+    free(c->cluster_subject_prefix);
     memset(c, 0, sizeof *c);
 }

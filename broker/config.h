@@ -86,6 +86,22 @@ typedef struct rh_config {
     char *console_tile_url;       /* "https://host/{z}/{x}/{y}.png" base map; NULL = none */
     char *console_tile_attribution;
     unsigned console_gateways_max; /* gateway locations kept in memory (LRU) */
+
+    /* cluster (issue 13): the section's presence makes this node one of several sharing one
+     * routing table through NATS JetStream; without it the daemon is the single node it always
+     * was and never talks to NATS. Restart-only. See docs/CONFIG.md "cluster". */
+    int cluster_enabled;          /* 1 when a "cluster" section is present */
+    unsigned cluster_node_id;     /* 1..255, unique per node (the node bits of hub TransactionIDs) */
+    char **cluster_nats_urls;     /* nats://host:port or tls://host:port, at least one */
+    size_t n_cluster_nats_urls;
+    char *cluster_creds_file;     /* NATS credentials file (JWT + NKey seed); NULL = none */
+    char *cluster_tls_ca;         /* CA bundle verifying the NATS servers; NULL = system default */
+    char *cluster_tls_cert;       /* client certificate for NATS (mutual TLS), with tls_key */
+    char *cluster_tls_key;
+    char *cluster_stream;         /* JetStream stream holding the routing-table changes */
+    char *cluster_subject_prefix; /* subjects: PREFIX.table (writes), PREFIX.node.N.* (hand-off) */
+    unsigned cluster_replicas;    /* stream replicas (R), 1..5; 3 on a 3-server NATS cluster */
+    unsigned cluster_write_timeout_ms; /* admin write: longest wait for JetStream's ack */
 } rh_config_t;
 
 /* Fills `cfg` with the embedded defaults (no file). Never fails except RH_ENOMEM. */
@@ -94,7 +110,8 @@ int config_defaults(rh_config_t *cfg);
 /* Loads `path` over the defaults (read with rh_read_file, at most 1 MiB). Errors: RH_EIO
  * (unreadable), RH_ERANGE (larger than 1 MiB), RH_ENOMEM, RH_EINVAL (empty, JSON syntax error
  * named with its line and column, not a JSON object, unknown key,
- * wrong type, out of range, inconsistent: e.g. dev_loopback on a non-loopback address) with
+ * wrong type, out of range, inconsistent: e.g. dev_loopback on a non-loopback address, a cluster section
+ * without node_id or nats_urls) with
  * the key named in diag. On error cfg is left freed (nothing to release). */
 int config_load(const char *path, rh_config_t *cfg, rh_diag_t *diag);
 

@@ -497,6 +497,11 @@ int hub_run(rh_config_t *cfg)
     }
     hub->nworkers = nw;
     fit_fd_limit(hub);
+    if (cfg->cluster_enabled &&
+        cluster_start(&hub->cfg, hub->db, registry_changed, hub, &hub->cluster, &d) != RH_OK) {
+        RH_LOG(RH_LOG_ERR, "hub", "cannot start the cluster link err=\"%s\"", d.text);
+        goto out;
+    }
     if (peer_addr_policy_new((const char *const *)cfg->endpoint_allow, cfg->n_endpoint_allow,
                              "relay.endpoint_allow_ranges", &hub->addr_policy, &d) != RH_OK) {
         RH_LOG(RH_LOG_ERR, "hub", "cannot build the endpoint address policy err=\"%s\"", d.text);
@@ -605,6 +610,7 @@ out:
         }
     }
     admin_free(hub->admin_api);
+    cluster_free(hub->cluster);
     for (unsigned i = 0; hub->workers && i < nw; i++)
         worker_fini(&hub->workers[i]);
     free(hub->workers);

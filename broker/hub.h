@@ -12,6 +12,7 @@
 #ifndef RH_HUB_H
 #define RH_HUB_H
 
+#include "cluster.h"
 #include "config.h"
 #include "http_server.h"
 #include "metrics.h"
@@ -44,6 +45,7 @@ struct hub {
     peer_addr_policy_t *addr_policy; /* where the relay may connect (peer_addr.h): the configured
                                         relay.endpoint_allow_ranges and our own listeners;
                                         complete before the workers start, read-only after */
+    cluster_t *cluster; /* NATS JetStream link (cluster.h); NULL without a `cluster` section */
     atomic_int draining;
     uint64_t started_mono_ms;
 };

@@ -8,6 +8,7 @@ PKGS="build-essential cmake pkg-config git ca-certificates curl
 libevent-dev libhttp-parser-dev libssl-dev openssl libprotobuf-c-dev protobuf-c-compiler libprotobuf-dev liblmdb-dev lmdb-utils
 libjwt-dev libcjson-dev libnghttp2-dev zlib1g-dev libcmocka-dev libjemalloc-dev python3
 python3-grpcio python3-grpc-tools
+libnats-dev nats-server
 clang libclang-rt-14-dev
 nginx-light wrk
 chromium

@@ -65,6 +65,21 @@ static void test_overrides(void **state)
     assert_int_equal(config_load(path, &c, &d), RH_OK);
     assert_int_equal(c.n_endpoint_allow, 2);
     assert_string_equal(c.endpoint_allow[1], "::1");
+    assert_false(c.cluster_enabled); /* no section: the single node, no NATS */
+    config_fini(&c);
+    write_cfg("{\"cluster\": {\"node_id\": 3, \"nats_urls\": [\"nats://127.0.0.1:4222\", "
+              "\"tls://nats-2.example:4223\"], \"stream\": \"RH_TABLE\", "
+              "\"subject_prefix\": \"rh.eu\", \"replicas\": 1}}");
+    assert_int_equal(config_load(path, &c, &d), RH_OK);
+    assert_true(c.cluster_enabled);
+    assert_int_equal(c.cluster_node_id, 3);
+    assert_int_equal(c.n_cluster_nats_urls, 2);
+    assert_string_equal(c.cluster_nats_urls[1], "tls://nats-2.example:4223");
+    assert_string_equal(c.cluster_stream, "RH_TABLE");
+    assert_string_equal(c.cluster_subject_prefix, "rh.eu");
+    assert_int_equal(c.cluster_replicas, 1);
+    assert_int_equal(c.cluster_write_timeout_ms, 5000);
+    assert_null(c.cluster_creds_file);
     config_fini(&c);
     unlink(path);
 }
@@ -108,6 +123,40 @@ static void test_refusals(void **state)
          "relay.endpoint_allow_ranges[0]: nope is not a numeric"},
         {"{\"relay\": {\"endpoint_allow_ranges\": \"127.0.0.0/8\"}}",
          "relay.endpoint_allow_ranges: expected an array"},
+        /* issue 13: the cluster section */
+        {"{\"cluster\": {}}", "cluster.node_id: required"},
+        {"{\"cluster\": {\"node_id\": 1}}", "cluster.nats_urls: required"},
+        {"{\"cluster\": {\"node_id\": 0, \"nats_urls\": [\"nats://a:1\"]}}",
+         "cluster.node_id: expected an integer in 1..255"},
+        {"{\"cluster\": {\"node_id\": 256}}", "cluster.node_id: expected an integer in 1..255"},
+        {"{\"cluster\": {\"node_id\": 1, \"nats_urls\": []}}",
+         "cluster.nats_urls: expected an array of 1..16"},
+        {"{\"cluster\": {\"node_id\": 1, \"nats_urls\": \"nats://a:1\"}}",
+         "cluster.nats_urls: expected an array"},
+        {"{\"cluster\": {\"node_id\": 1, \"nats_urls\": [\"http://a:1\"]}}",
+         "cluster.nats_urls[0]: expected nats://HOST:PORT or tls://HOST:PORT"},
+        {"{\"cluster\": {\"node_id\": 1, \"nats_urls\": [\"nats://a:1\", \"nats://u:p@a:1\"]}}",
+         "cluster.nats_urls[1]: only HOST:PORT after the scheme"},
+        {"{\"cluster\": {\"node_id\": 1, \"nats_urls\": [\"nats://a\"]}}",
+         "cluster.nats_urls[0]: expected HOST:PORT with a port in 1..65535"},
+        {"{\"cluster\": {\"node_id\": 1, \"nats_urls\": [\"nats://a:0\"]}}",
+         "cluster.nats_urls[0]: expected HOST:PORT with a port"},
+        {"{\"cluster\": {\"node_id\": 1, \"nats_urls\": [\"nats://a b:1\"]}}",
+         "cluster.nats_urls[0]: the host has a character"},
+        {"{\"cluster\": {\"node_id\": 1, \"nats_urls\": [\"nats://a:1\"], \"stream\": \"a.b\"}}",
+         "cluster.stream: expected 1..32"},
+        {"{\"cluster\": {\"node_id\": 1, \"nats_urls\": [\"nats://a:1\"], \"stream\": null}}",
+         "cluster.stream: expected 1..32"},
+        {"{\"cluster\": {\"node_id\": 1, \"nats_urls\": [\"nats://a:1\"], "
+         "\"subject_prefix\": \"rh.*\"}}", "cluster.subject_prefix: expected dot-separated"},
+        {"{\"cluster\": {\"node_id\": 1, \"nats_urls\": [\"nats://a:1\"], "
+         "\"subject_prefix\": \"rh..x\"}}", "cluster.subject_prefix: expected dot-separated"},
+        {"{\"cluster\": {\"node_id\": 1, \"nats_urls\": [\"nats://a:1\"], "
+         "\"tls_cert\": \"c.pem\"}}", "cluster.tls_cert and cluster.tls_key go together"},
+        {"{\"cluster\": {\"node_id\": 1, \"nats_urls\": [\"nats://a:1\"], \"replicas\": 7}}",
+         "cluster.replicas: expected an integer in 1..5"},
+        {"{\"cluster\": {\"nodeid\": 1}}", "cluster.nodeid: unknown key"},
+        {"{\"cluster\": true}", "cluster: expected an object"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         write_cfg(cases[i].json);

@@ -1,0 +1,132 @@
+"""Cluster test harness: a NATS cluster of real nats-server processes with JetStream (routes and
+client ports on 127.0.0.1, store directories in a temporary directory) for roamhubd nodes started
+with tests/integration/roamhub_harness.Hub and a `cluster` configuration section.
+
+Ports come from free_port() (the routes of a JetStream cluster must be configured before the
+servers start, so port 0 cannot be used): racy by nature, as free_port.py says.
+"""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
+from roamhub_harness import free_port  # noqa: E402
+
+NATS_SERVER = shutil.which("nats-server") or "/usr/sbin/nats-server"
+
+
+class NatsCluster:
+    """n nats-server processes forming one JetStream cluster named "rh" (n=1: one JetStream
+    server, not clustered). client_ports: fixed client ports (default: free ones)."""
+
+    def __init__(self, n=3, client_ports=None):
+        self.dir = tempfile.mkdtemp(prefix="roamhub-nats-")
+        self.client_ports = list(client_ports or [free_port() for _ in range(n)])
+        self.route_ports = [free_port() for _ in range(n)]
+        self.http_ports = [free_port() for _ in range(n)]  # monitoring (/jsz), read by tests
+        self.procs = [None] * n
+        self.logs = [None] * n
+        routes = ", ".join("nats-route://127.0.0.1:%d" % p for p in self.route_ports)
+        for i in range(n):
+            store = os.path.join(self.dir, "store%d" % i)
+            os.makedirs(store)
+            with open(self.conf(i), "w") as f:
+                f.write('server_name: "rh%d"\nhost: "127.0.0.1"\nport: %d\n'
+                        'http: "127.0.0.1:%d"\n'
+                        'jetstream { store_dir: "%s", max_mem: 64MB, max_file: 256MB }\n'
+                        % (i, self.client_ports[i], self.http_ports[i], store))
+                if n > 1:
+                    f.write('cluster { name: "rh", host: "127.0.0.1", port: %d, routes: [%s] }\n'
+                            % (self.route_ports[i], routes))
+        for i in range(n):
+            self.start(i)
+
+    def conf(self, i):
+        return os.path.join(self.dir, "rh%d.conf" % i)
+
+    def urls(self):
+        return ["nats://127.0.0.1:%d" % p for p in self.client_ports]
+
+    def start(self, i):
+        log = open(os.path.join(self.dir, "rh%d.log" % i), "ab")
+        self.logs[i] = log
+        self.procs[i] = subprocess.Popen([NATS_SERVER, "-c", self.conf(i)], stdout=log,
+                                         stderr=subprocess.STDOUT)
+
+    def log_text(self, i):
+        with open(os.path.join(self.dir, "rh%d.log" % i), "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def kill(self, i, sig=signal.SIGKILL):
+        p = self.procs[i]
+        if p and p.poll() is None:
+            p.send_signal(sig)
+            p.wait(timeout=10)
+        self.logs[i].close()
+
+    def wait_jetstream(self, timeout=20.0):
+        """Waits until every running server reports a JetStream meta leader (the cluster can
+        take writes); raises with the server logs otherwise."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            for i, p in enumerate(self.procs):
+                if p.poll() is not None:
+                    raise RuntimeError("nats-server %d exited:\n%s" % (i, self.log_text(i)))
+            if all("JetStream cluster new metadata leader" in self.log_text(i)
+                   or (len(self.procs) == 1 and "Server is ready" in self.log_text(i))
+                   or "Self is new JetStream cluster metadata leader" in self.log_text(i)
+                   for i in range(len(self.procs))):
+                return
+            time.sleep(0.1)
+        raise RuntimeError("no JetStream meta leader:\n" + "\n".join(
+            self.log_text(i) for i in range(len(self.procs))))
+
+    def streams(self, i):
+        """{stream name: config} as server i's monitoring endpoint (/jsz) reports them."""
+        url = "http://127.0.0.1:%d/jsz?accounts=true&streams=true&config=true" % self.http_ports[i]
+        with urllib.request.urlopen(url, timeout=5) as r:
+            jsz = json.load(r)
+        out = {}
+        for acc in jsz.get("account_details") or []:
+            for st in acc.get("stream_detail") or []:
+                out[st["name"]] = st.get("config") or {}
+        return out
+
+    def cleanup(self):
+        for i in range(len(self.procs)):
+            if self.procs[i]:
+                self.kill(i, signal.SIGTERM)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def cluster_section(node_id, urls, **extra):
+    sec = {"node_id": node_id, "nats_urls": list(urls), "stream": "RH_TEST",
+           "subject_prefix": "roamhub.test", "replicas": 3, "write_timeout_ms": 5000}
+    sec.update(extra)
+    return sec
+
+
+def readyz(hub):
+    """(HTTP status, body) of the node's /readyz."""
+    try:
+        with urllib.request.urlopen("http://127.0.0.1:%d/readyz" % hub.admin_port, timeout=5) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def wait_readyz(hub, status, contains="", timeout=20.0):
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        last = readyz(hub)
+        if last[0] == status and contains in last[1]:
+            return last
+        time.sleep(0.1)
+    raise AssertionError("readyz never %d/%r; last %r\n%s" % (status, contains, last, hub.logs()))

@@ -652,6 +652,14 @@ static int key_differs(const key_t_ *k, const rh_config_t *a, const rh_config_t 
     }
     case K_SIZE:
         return *(const size_t *)pa != *(const size_t *)pb;
+    case K_URLS: {
+        if (a->n_cluster_nats_urls != b->n_cluster_nats_urls)
+            return 1;
+        for (size_t i = 0; i < a->n_cluster_nats_urls; i++)
+            if (strcmp(a->cluster_nats_urls[i], b->cluster_nats_urls[i]) != 0)
+                return 1;
+        return 0;
+    }
     }
     return 1; /* a kind this function does not know: report it rather than guess */
 }
@@ -716,6 +724,7 @@ void config_adopt_reloadable(rh_config_t *running, rh_config_t *next)
             *(size_t *)pr = *(size_t *)pn;
             break;
         case K_RANGES: /* restart-only (never in reloadable_keys) */
+        case K_URLS:
             break;
         }
     }

@@ -70,22 +70,35 @@ class NatsCluster:
             p.wait(timeout=10)
         self.logs[i].close()
 
-    def wait_jetstream(self, timeout=20.0):
-        """Waits until every running server reports a JetStream meta leader (the cluster can
-        take writes); raises with the server logs otherwise."""
+    def healthz(self, i):
+        """(HTTP status, body) of server i's /healthz: 200 once its JetStream is in contact with
+        the meta leader (clustered) or running (single server); None when it does not answer."""
+        url = "http://127.0.0.1:%d/healthz" % self.http_ports[i]
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
+        except OSError:
+            return None
+
+    def wait_jetstream(self, timeout=30.0):
+        """Waits until every running server's /healthz says its JetStream is current with a meta
+        leader (the cluster can take writes); raises with the server logs otherwise. (Asked of
+        the servers, not read from their logs: a server that joins after the leader was elected
+        does not always log the leader.)"""
         deadline = time.time() + timeout
+        last = None
         while time.time() < deadline:
             for i, p in enumerate(self.procs):
                 if p.poll() is not None:
                     raise RuntimeError("nats-server %d exited:\n%s" % (i, self.log_text(i)))
-            if all("JetStream cluster new metadata leader" in self.log_text(i)
-                   or (len(self.procs) == 1 and "Server is ready" in self.log_text(i))
-                   or "Self is new JetStream cluster metadata leader" in self.log_text(i)
-                   for i in range(len(self.procs))):
+            last = [self.healthz(i) for i in range(len(self.procs))]
+            if all(h and h[0] == 200 for h in last):
                 return
             time.sleep(0.1)
-        raise RuntimeError("no JetStream meta leader:\n" + "\n".join(
-            self.log_text(i) for i in range(len(self.procs))))
+        raise RuntimeError("JetStream not healthy: %r\n%s" % (last, "\n".join(
+            self.log_text(i) for i in range(len(self.procs)))))
 
     def streams(self, i):
         """{stream name: config} as server i's monitoring endpoint (/jsz) reports them."""

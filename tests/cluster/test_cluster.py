@@ -218,6 +218,7 @@ class ReplicationTest(NodesTest):
         self.seed(n1, policy=False)
         self.wait_record(n3, "/members/netB")
         self.wait_record(n3, "/endpoints/netB")
+        self.wait_record(n3, "/devaddr-blocks/0A000000/7")  # seed's last write
         # node 3 knows members and blocks from the stream, but no policy yet
         self.assertEqual(self.relay(n3), "NoRoamingAgreement")
         self.b.assert_nothing(0.1)

@@ -115,7 +115,10 @@ class NatsCluster:
         for i in range(len(self.procs)):
             if self.procs[i]:
                 self.kill(i, signal.SIGTERM)
-        shutil.rmtree(self.dir, ignore_errors=True)
+        if os.environ.get("ROAMHUB_KEEP_NATS_DIR"):  # debugging: the servers' logs and stores
+            print("nats-server directory kept: %s" % self.dir, file=sys.stderr)
+        else:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def cluster_section(node_id, urls, **extra):

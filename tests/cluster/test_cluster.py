@@ -296,10 +296,14 @@ class ReplicationTest(NodesTest):
         self.assertEqual(self.relay(n2), "NoRoamingAgreement")  # last table: MAC data only
         for i in range(3):
             nats.start(i)
+        # JetStream recovers the stream (meta and stream leaders elected, replicas current): ~7 s
+        # here when idle, more under load — asked of the servers (/healthz), not guessed; the
+        # nodes' writes before that are refused 503 (no stream leader: no responders)
+        nats.wait_jetstream(timeout=90)
         wait_readyz(n1, 200, "ready\n", timeout=30)
         wait_readyz(n2, 200, "ready\n", timeout=30)
         deadline = time.time() + 20
-        while True:  # JetStream may need a moment to elect the stream's leader again
+        while True:  # a leader change right after recovery: the write is retried
             st, data = self.write(n1, "PUT", "/policies/%s/%s" % (A, B), {"uplink": ALL_UP},
                                   expect=None)
             if st != 503 or time.time() > deadline:

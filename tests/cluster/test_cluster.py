@@ -49,7 +49,11 @@ class NodesTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.nats = NatsCluster(3)
-        cls.nats.wait_jetstream()
+        try:
+            cls.nats.wait_jetstream()
+        except BaseException:  # tearDownClass does not run after a failed setUpClass
+            cls.nats.cleanup()
+            raise
 
     @classmethod
     def tearDownClass(cls):

@@ -1072,7 +1072,7 @@ static void handle_request(worker_t *w, hs_req_t *req, rh_arena_t **arena)
     if (!peer_member_rate_allow(member, rh_mono_ns())) {
         metrics_event(w->metrics, "rate_limited");
         relay_reply_failure(w, req, msg, NULL, false, BI_RC_OTHER,
-                            "rate limit exceeded: retry later", RP_OUT_UNAUTHORIZED, RP_CLASS_OTHER,
+                            "rate limit exceeded: retry later", RP_OUT_RATE_LIMITED, RP_CLASS_OTHER,
                             relay_fwd_of_sender(msg), 0);
         bi_msg_free(msg);
         return;

@@ -217,6 +217,7 @@ typedef enum rp_outcome {
     RP_OUT_MALFORMED = 5,       /* unreadable request */
     RP_OUT_UNAUTHORIZED = 6,    /* sender not allowed to speak for SenderID */
     RP_OUT_UNREACHABLE = 7,     /* connection or HTTP failure towards the receiver */
+    RP_OUT_RATE_LIMITED = 8,    /* the sending member was over its rate limit (ResultCode Other) */
     RP_OUT_COUNT
 } rp_outcome_t;
 

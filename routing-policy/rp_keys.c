@@ -44,7 +44,7 @@ static const char *const class_names[RP_CLASS_COUNT] = {
 };
 static const char *const outcome_names[RP_OUT_COUNT] = {
     "forwarded", "policy_denied", "no_route", "receiver_error",
-    "timeout",   "malformed",     "unauthorized", "unreachable",
+    "timeout",   "malformed",     "unauthorized", "unreachable", "rate_limited",
 };
 
 const char *rp_class_name(rp_class_t c)

@@ -137,7 +137,7 @@ class MetricsTest(unittest.TestCase):
                       "unmatched_answer"):
             self.assertIn(("roamhub_events_total", (("event", event),)), names0)
         outcomes0 = [1 for n, l, v in samples0 if n == "roamhub_relay_outcomes_total" and v == 0]
-        self.assertEqual(len(outcomes0), 7 * 8)
+        self.assertEqual(len(outcomes0), 7 * 9)  # classes x outcomes (rate_limited included)
         self.assertGreaterEqual(value("roamhub_events_total", event="unauthenticated"), 1)
         # histogram: exact bounds (2^i - 1 µs), cumulative, +Inf = count
         for stage in ("receive_to_forward", "forward_to_answer"):

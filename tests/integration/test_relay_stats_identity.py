@@ -97,11 +97,13 @@ class StatsIdentityTest(unittest.TestCase):
         time.sleep(0.5)  # at least two statistics flushes (stats_flush_ms 200) after the bad rows
         self.relay_ok(3)
         got = self.wait_stats({(A, "forwarded"): 5, (A, "unauthorized"): 1,
-                               (JOIN_EUI, "unauthorized"): limited})
+                               (JOIN_EUI, "rate_limited"): limited})
         self.assertEqual(got.get((A, "forwarded")), 5, got)
         self.assertEqual(got.get((A, "unauthorized")), 1, got)
         self.assertNotIn((FOREIGN_EUI, "unauthorized"), got)
-        self.assertEqual(got.get((JOIN_EUI, "unauthorized")), limited, got)
+        # rate-limited refusals have their own outcome (issue 14), not "unauthorized"
+        self.assertEqual(got.get((JOIN_EUI, "rate_limited")), limited, got)
+        self.assertNotIn((JOIN_EUI, "unauthorized"), got)
         for fwd, _ in got:
             self.assertIn(len(fwd), (6, 16), got)  # a NetID or a whole JoinEUI, nothing between
         self.assertNotIn("flush failed", self.hub.logs())

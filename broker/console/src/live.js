@@ -8,7 +8,7 @@ const MAX_ROWS = 300;
 let stop = null;
 const filters = { net: '', cls: '', outcome: '' };
 const CLASSES = ['join_request', 'uplink_mac', 'uplink_app', 'join_accept', 'downlink_mac', 'downlink_app', 'other'];
-const OUTCOMES = ['forwarded', 'policy_denied', 'no_route', 'receiver_error', 'timeout', 'malformed', 'unauthorized', 'unreachable'];
+const OUTCOMES = ['forwarded', 'policy_denied', 'no_route', 'receiver_error', 'timeout', 'malformed', 'unauthorized', 'unreachable', 'rate_limited'];
 
 function matches(e) {
   return (!filters.net || e.forwarder === filters.net || e.home === filters.net) &&

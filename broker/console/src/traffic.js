@@ -18,6 +18,7 @@ const OUTCOMES = [
   ['no_route', 'no route', (o) => o === 'no_route'],
   ['receiver_failed', 'receiver failed', (o) => o === 'receiver_error' || o === 'timeout' || o === 'unreachable'],
   ['refused', 'refused (malformed, unauthorized)', (o) => o === 'malformed' || o === 'unauthorized'],
+  ['rate_limited', 'rate-limited', (o) => o === 'rate_limited'],
 ];
 const COLORS = ['#0b4fa8', '#c0392b', '#1e8449', '#8e44ad', '#b9770e', '#34495e'];
 const PERIODS = [['hour', 'last hour'], ['day', 'last day'], ['30d', 'last 30 days']];

@@ -1,11 +1,17 @@
-// gateways.js — Gateways: a map of the gateways the hub has seen in GWInfo (GET /gateways, each
-// forwarder's visibility setting applied by the hub), on a Web Mercator projection: plain (a
+// gateways.js — Gateways: a map of the gateways the hub has seen in GWInfo or in Packet Broker
+// Mapper updates (GET /gateways, each forwarder's visibility setting applied by the hub), on a Web Mercator projection: plain (a
 // graticule) offline, or over base-map tiles when the hub's configuration gives a tile URL.
 // The table below the map lists the same gateways (keyboard and screen-reader access).
 import * as api from './api.js';
 import { h, svg, clear, table, fmtTime } from './dom.js';
 
 const TILE = 256;
+
+// "online" / "offline" / "" (unknown: no Mapper update said) and the sources as words.
+export function statusText(g) { return g.online === true ? 'online' : g.online === false ? 'offline' : ''; }
+export function sourceText(g) {
+  return (g.sources || ['gwinfo']).map((s) => (s === 'mapper' ? 'Packet Broker Mapper' : 'GWInfo')).join(' + ');
+}
 
 function mercX(lon) { return (lon + 180) / 360; }
 function mercY(lat) {
@@ -73,11 +79,14 @@ function drawMap(el, points, settings) {
   }
   for (const p of points) {
     const x = mercX(p.lon) * world - v.x0, y = mercY(p.lat) * world - v.y0;
-    const label = (p.id || 'gateway (approximate)') + ' — ' + p.net_id + (p.network ? ' ' + p.network : '') + ', ' + p.uplinks + ' uplinks, last seen ' + fmtTime(p.last_seen);
-    const g = svg('g', { class: 'gw', 'data-net': p.net_id, 'data-id': p.id || '' },
+    const st = statusText(p);
+    const label = (p.id || 'gateway (approximate)') + ' — ' + p.net_id + (p.network ? ' ' + p.network : '') +
+      (st ? ', ' + st : '') + ', ' + p.uplinks + ' uplinks, last seen ' + fmtTime(p.last_seen) + ' (' + sourceText(p) + ')';
+    const g = svg('g', { class: 'gw' + (st ? ' ' + st : ''), 'data-net': p.net_id, 'data-id': p.id || '', 'data-online': st || 'unknown', 'data-sources': (p.sources || []).join(' ') },
       svg('title', {}, label),
       p.precision_m ? svg('circle', { cx: x, cy: y, r: Math.max(6, p.precision_m / 2 / (40075016 / world)), fill: 'rgba(192,57,43,0.15)', stroke: '#c0392b' }) : null,
-      svg('circle', { cx: x, cy: y, r: 6, fill: p.own ? '#0b4fa8' : '#c0392b', stroke: '#fff', 'stroke-width': 2 }),
+      // offline: a hollow marker in the network's colour; online or unknown: filled
+      svg('circle', { cx: x, cy: y, r: 6, fill: st === 'offline' ? '#fff' : (p.own ? '#0b4fa8' : '#c0392b'), stroke: st === 'offline' ? (p.own ? '#0b4fa8' : '#c0392b') : '#fff', 'stroke-width': 2 }),
       svg('text', { x: x + 9, y: y + 4, 'font-size': 12, fill: '#111' }, p.id || p.net_id));
     s.append(g);
   }
@@ -91,17 +100,21 @@ export async function render(root) {
   let settings = {};
   try { settings = await api.get('/console'); } catch (e) { settings = {}; }
   root.append(h('h1', {}, 'Gateways'),
-    h('p', { class: 'muted' }, 'Gateways whose location the hub has seen in the GWInfo of relayed uplinks. A forwarder decides whether its gateways are shown to other members and how precisely (Networks page). Blue: yours; red: other networks\'; a shaded circle marks an approximate location.'),
+    h('p', { class: 'muted' }, 'Gateways whose location the hub has seen in the GWInfo of relayed uplinks or in Packet Broker Mapper updates. A forwarder decides whether its gateways are shown to other members and how precisely (Networks page). Blue: yours; red: other networks\'; a hollow marker: offline (as its Packet Broker Mapper updates say); a shaded circle marks an approximate location.'),
     h('div', { class: 'map', id: 'gateway-map' }), h('div', { id: 'gateway-list' }));
   const draw = async () => {
     const j = await api.get('/gateways');
     drawMap(root.querySelector('#gateway-map'), j.gateways, settings);
     const list = clear(root.querySelector('#gateway-list'));
     list.append(table(j.count + ' gateways shown' + (j.not_shown ? ', ' + j.not_shown + ' hidden by their network\'s setting' : ''), [
-      { label: 'gateway ID', get: (g) => g.id || '(approximate)' }, { label: 'NetID', key: 'net_id' }, { label: 'network', key: 'network' },
+      { label: 'gateway ID', get: (g) => (g.id ? g.id + (g.pb_id ? ' (' + g.pb_id + ')' : '') : '(approximate)') },
+      { label: 'NetID', key: 'net_id' }, { label: 'tenant', key: 'tenant_id' }, { label: 'network', key: 'network' },
       { label: 'latitude', key: 'lat', num: true }, { label: 'longitude', key: 'lon', num: true },
       { label: 'precision', get: (g) => (g.precision_m ? '±' + g.precision_m / 2 + ' m' : 'exact') },
-      { label: 'uplinks', key: 'uplinks', num: true }, { label: 'last seen (UTC)', get: (g) => fmtTime(g.last_seen) }], j.gateways, { id: 'gateway-table' }));
+      { label: 'status', get: (g) => statusText(g) || 'unknown' }, { label: 'source', get: sourceText },
+      { label: 'uplinks', key: 'uplinks', num: true },
+      { label: 'rx/h', get: (g) => (g.rx_rate === undefined ? '' : g.rx_rate), num: true },
+      { label: 'last seen (UTC)', get: (g) => fmtTime(g.last_seen) }], j.gateways, { id: 'gateway-table' }));
   };
   await draw();
   timer = setInterval(() => draw().catch(() => {}), 5000);

@@ -185,11 +185,10 @@ admin_api_t *admin_new(hub_t *hub, admin_registry_changed_fn registry_changed, v
         admin_operator_key_bootstrap(hub->db, hub->cfg.operator_key_file, diag) != RH_OK)
         goto fail;
     if (hub->cfg.console_enabled) {
-        gw_store_t *gws = NULL;
         if (admin_console_new(&hub->cfg, &a->console, diag) != RH_OK ||
-            gw_store_new(hub->cfg.console_gateways_max, &gws) != RH_OK)
+            gw_store_new(hub->cfg.console_gateways_max, &a->gws) != RH_OK)
             goto fail;
-        atomic_store(&gateways_global, gws); /* workers start after admin_new */
+        atomic_store(&gateways_global, a->gws); /* workers start after admin_new */
     }
     if (l->tls.cert_file) {
         SSL_CTX *ctx = tls_server_ctx_new(&l->tls, diag);
@@ -231,7 +230,8 @@ admin_api_t *admin_new(hub_t *hub, admin_registry_changed_fn registry_changed, v
     return a;
 fail:
     admin_console_free(a->console);
-    gw_store_free(atomic_exchange(&gateways_global, NULL));
+    atomic_store(&gateways_global, NULL);
+    gw_store_free(a->gws);
     admin_jwt_free(a->jwt);
     rp_reader_free(a->reader);
     tls_holder_free(hub->admin_tls);
@@ -250,7 +250,8 @@ void admin_free(admin_api_t *a)
     hs_server_free(a->srv);
     admin_console_free(a->console);
     /* the workers have stopped (hub_run joins them before admin_free) */
-    gw_store_free(atomic_exchange(&gateways_global, NULL));
+    atomic_store(&gateways_global, NULL);
+    gw_store_free(a->gws);
     a->hub->admin = NULL;
     admin_jwt_free(a->jwt);
     rp_reader_free(a->reader);

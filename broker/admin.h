@@ -18,6 +18,7 @@
 
 typedef struct hub hub_t;
 typedef struct admin_api admin_api_t;
+typedef struct rh_config rh_config_t;
 
 /* Called by the admin API after it changed Member or Endpoint records: for one create/replace
  * (`upserted`, the record as stored) or delete (`deleted`, the record removed) of kind
@@ -37,5 +38,20 @@ admin_api_t *admin_new(hub_t *hub, admin_registry_changed_fn registry_changed, v
 
 /* Stops and frees. NULL is a no-op. */
 void admin_free(admin_api_t *a);
+
+/* SIGHUP (reload.c, main thread): the console's keys (console.enabled, dir, tile_url,
+ * tile_attribution, gateways_max) in two steps, so that a reload stays all or nothing.
+ * admin_reload_prepare builds what configuration `next` needs — the static files and CSP
+ * re-read from the (new) console directory, a gateway store or the arrays of a resized one —
+ * into *state; errors (RH_EIO with diag: console.dir not a directory; RH_ENOMEM) refuse the
+ * reload. admin_reload_commit (after the hub adopted `next`; cannot fail) swaps it in:
+ * later console requests get the new files and CSP, the store keeps its most recent entries
+ * (gw_store_take), and a disabled console stops recording gateways (gateways_global NULL)
+ * and answers 404. admin_reload_abort releases an unused state (NULL is a no-op). */
+typedef struct admin_reload admin_reload_t;
+int admin_reload_prepare(admin_api_t *a, const rh_config_t *next, admin_reload_t **state,
+                         rh_diag_t *diag);
+void admin_reload_commit(admin_api_t *a, admin_reload_t *state);
+void admin_reload_abort(admin_reload_t *state);
 
 #endif

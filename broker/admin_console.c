@@ -295,3 +295,60 @@ void admin_console_settings(admin_req_t *r)
     cJSON_AddNumberToObject(o, "gateways_max", cfg->console_gateways_max);
     admin_reply_json(r, 200, o);
 }
+
+/* ---- SIGHUP: the console's configuration keys (admin.h) ---- */
+
+struct admin_reload {
+    int enabled;
+    admin_console_t *console; /* the new files and CSP (enabled) */
+    gw_store_t *store;        /* a first store (none yet), or the arrays of a resized one */
+};
+
+int admin_reload_prepare(admin_api_t *a, const rh_config_t *next, admin_reload_t **state,
+                         rh_diag_t *diag)
+{
+    *state = NULL;
+    admin_reload_t *s = calloc(1, sizeof *s);
+    if (!s)
+        return rh_diag_fail(diag, RH_ENOMEM, "console reload");
+    s->enabled = next->console_enabled;
+    int rc = RH_OK;
+    if (s->enabled)
+        rc = admin_console_new(next, &s->console, diag);
+    if (rc == RH_OK && (s->enabled || a->gws) &&
+        (!a->gws || gw_store_max(a->gws) != next->console_gateways_max) &&
+        gw_store_new(next->console_gateways_max, &s->store) != RH_OK)
+        rc = rh_diag_fail(diag, RH_ENOMEM, "console.gateways_max: %u entries",
+                          next->console_gateways_max);
+    if (rc != RH_OK) {
+        admin_reload_abort(s);
+        return rc;
+    }
+    *state = s;
+    return RH_OK;
+}
+
+void admin_reload_commit(admin_api_t *a, admin_reload_t *s)
+{
+    if (!s)
+        return;
+    admin_console_free(a->console); /* main thread: no request holds its files (replies copy) */
+    a->console = s->console;
+    if (s->store) {
+        if (a->gws)
+            gw_store_take(a->gws, s->store); /* resized in place: workers keep their pointer */
+        else
+            a->gws = s->store;
+    }
+    atomic_store(&gateways_global, s->enabled ? a->gws : NULL);
+    free(s);
+}
+
+void admin_reload_abort(admin_reload_t *s)
+{
+    if (!s)
+        return;
+    admin_console_free(s->console);
+    gw_store_free(s->store);
+    free(s);
+}

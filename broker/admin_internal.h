@@ -18,6 +18,7 @@
 #include "admin_jwt.h"
 #include "admin_scope.h"
 #include "capture.h"
+#include "gateways.h"
 #include "hub.h"
 #include "lw_netid.h"
 
@@ -42,6 +43,10 @@ struct admin_api {
     admin_download_t *downloads;  /* captures awaiting their end (admin_capture.c) */
     admin_follow_t *follows;      /* live capture streams (admin_capture_stream.c) */
     admin_console_t *console;     /* web console files (admin_console.c); NULL = disabled */
+    gw_store_t *gws;              /* the gateway store (gateways.h), owned here; published in
+                                   * gateways_global while the console is enabled, kept (not
+                                   * freed) when a reload disables it: a worker may still hold
+                                   * the pointer. Freed by admin_free after the workers stop. */
     admin_stats_t *stats;         /* statistics thread and its queue (admin_stats.c), lazy */
 };
 

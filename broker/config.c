@@ -610,6 +610,8 @@ static const char *const reloadable_keys[] = {
     "relay.request_timeout_ms", "relay.drain_ms", "relay.stats_retention_days",
     "relay.stats_minute_retention_days",
     "relay.rate_limit_per_s",
+    "console.enabled", "console.dir", "console.tile_url", "console.tile_attribution",
+    "console.gateways_max",
 };
 
 static void key_name(const key_t_ *k, char *out, size_t n)

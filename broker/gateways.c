@@ -359,6 +359,46 @@ size_t gw_store_count(gw_store_t *s)
     return n;
 }
 
+size_t gw_store_max(gw_store_t *s)
+{
+    pthread_mutex_lock(&s->mu);
+    size_t n = s->max;
+    pthread_mutex_unlock(&s->mu);
+    return n;
+}
+
+void gw_store_take(gw_store_t *s, gw_store_t *fresh)
+{
+    pthread_mutex_lock(&s->mu);
+    size_t keep = s->used < fresh->max ? s->used : fresh->max;
+    /* the keep-th most recent entry, then towards the head: each push_front keeps the order */
+    uint32_t i = s->head;
+    for (size_t k = 1; k < keep; k++)
+        i = s->ent[i].next;
+    for (size_t k = 0; k < keep; k++, i = s->ent[i].prev) {
+        const gw_entry_t *old = &s->ent[i].e;
+        gw_entry_t *e = upsert(fresh, old->net_id, old->id_len, old->id, old->first_seen_ms);
+        *e = *old;
+    }
+#define SWAP(f)                                                                                   \
+    do {                                                                                          \
+        __typeof__(s->f) t_ = s->f;                                                               \
+        s->f = fresh->f;                                                                          \
+        fresh->f = t_;                                                                            \
+    } while (0)
+    SWAP(ent);
+    SWAP(slot);
+    SWAP(max);
+    SWAP(used);
+    SWAP(mask);
+    SWAP(head);
+    SWAP(tail);
+#undef SWAP
+    s->evicted += fresh->used - keep; /* fresh now holds the old count */
+    pthread_mutex_unlock(&s->mu);
+    gw_store_free(fresh);
+}
+
 uint64_t gw_store_evicted(gw_store_t *s)
 {
     pthread_mutex_lock(&s->mu);

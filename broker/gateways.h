@@ -152,9 +152,18 @@ int gw_pb_id64(int has_eui, uint64_t eui, const char *plain, const uint8_t *hash
  * (reported offline, or its online_ttl ran out), 1 online. */
 int gw_entry_online(const gw_entry_t *e, int64_t now_ms);
 
-/* Entries held now, and entries evicted to stay within the bound since creation. */
+/* Entries held now, entries evicted to stay within the bound since creation, and the bound. */
 size_t gw_store_count(gw_store_t *s);
 uint64_t gw_store_evicted(gw_store_t *s);
+size_t gw_store_max(gw_store_t *s);
+
+/* Resizes `s` to the bound of `fresh` (an empty store from gw_store_new, not shared with any
+ * thread) without allocating: under s's mutex, s's most recently seen entries (at most
+ * fresh's max, in the same LRU order) move into fresh's arrays, which s then takes; entries
+ * that do not fit count as evicted. `fresh` is freed (with s's old arrays). Readers and writers
+ * of `s` may run concurrently (they wait for the mutex). Used by a configuration reload
+ * (console.gateways_max): the allocation happens before the reload is accepted. */
+void gw_store_take(gw_store_t *s, gw_store_t *fresh);
 
 /* The process's store (roamhubd runs one hub): set by the admin API at start when
  * console.enabled, cleared before it is freed (after the workers stopped). The relay's only call

@@ -8,6 +8,7 @@
  */
 #include "hub.h"
 
+#include "admin.h"
 #include "grpc_server.h"
 
 #include "rh_log.h"
@@ -123,10 +124,16 @@ void hub_reload(hub_t *hub)
         if (raw && !gr_ctx)
             rh_diag_fail(&d, RH_EINVAL, "grpc TLS: the h2 ALPN callback could not be installed");
     }
+    /* the console's files, CSP and gateway store for the new console.* keys (admin.h) */
+    admin_reload_t *console = NULL;
+    if (!d.text[0] && hub->admin_api &&
+        admin_reload_prepare(hub->admin_api, &nc, &console, &d) != RH_OK && !d.text[0])
+        rh_diag_fail(&d, RH_EIO, "console: the new configuration could not be applied");
     if (d.text[0]) {
         SSL_CTX_free(ts_ctx);
         SSL_CTX_free(ad_ctx);
         SSL_CTX_free(gr_ctx);
+        admin_reload_abort(console);
         refuse(&nc, d.text);
         return;
     }
@@ -145,6 +152,7 @@ void hub_reload(hub_t *hub)
         tls_holder_swap(hub->grpc_tls, gr_ctx); /* new connections; open ones keep theirs */
     config_adopt_reloadable(&hub->cfg, &nc);
     config_fini(&nc);
+    admin_reload_commit(hub->admin_api, console); /* NULL (no admin listener): no-op */
 
     rh_log_set_level_name(hub->cfg.log_level);
     rh_log_set_format(rh_log_format_from_name(hub->cfg.log_format)); /* checked by config_load */

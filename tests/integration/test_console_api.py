@@ -227,6 +227,106 @@ class ConsoleStatic(unittest.TestCase):
             self.assertIn(why, r.stdout + r.stderr, bad)
 
 
+class ConsoleReload(unittest.TestCase):
+    """console.* keys are applied by SIGHUP (issue 14): tile URL and attribution (CSP and
+    /api/v1/console), the console directory, gateways_max (the store resized keeping the most
+    recent gateways), enabled off and on (the store's gateways come back); a console.dir that is
+    not a directory refuses the whole reload."""
+
+    def reload(self, hub, n_before):
+        hub.write_config()
+        hub.sighup()
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            lines = [l for l in hub.logs().splitlines()
+                     if "configuration reloaded" in l or "reload refused" in l]
+            if len(lines) > n_before:
+                return lines[-1]
+            time.sleep(0.05)
+        self.fail("no reload line in the log")
+
+    def csp(self, hub):
+        conn = http.client.HTTPConnection("127.0.0.1", hub.admin_port, timeout=5)
+        conn.request("GET", "/console/")
+        r = conn.getresponse()
+        body = r.read()
+        return r.status, r.getheader("content-security-policy") or "", body
+
+    def test_sighup_applies_console_keys(self):
+        hub, members = start_world({"console": {"gateways_max": 4}})
+        try:
+            api = AdminClient(hub)
+            op = api.token(api.operator_key())
+            for gid in ("01000000", "02000000", "03000000", "04000000"):
+                self.assertEqual(hub.post(gw_req([(gid, 45.0, 5.0)]), members[0].key)[0], 200)
+            st, csp, _ = self.csp(hub)
+            self.assertEqual(st, 200)
+            self.assertIn("img-src 'self' data:;", csp)
+            n = 0
+            # tile URL and attribution
+            hub.config["console"].update({"tile_url": "https://tiles.example.net/{z}/{x}/{y}.png",
+                                          "tile_attribution": "example tiles"})
+            line = self.reload(hub, n)
+            n += 1
+            self.assertRegex(line, r'changed="[^"]*console\.tile_url')
+            self.assertNotRegex(line, r'restart_needed="[^"]*console')
+            self.assertIn("img-src 'self' data: https://tiles.example.net;", self.csp(hub)[1])
+            st, j, _ = api.call("GET", "/console", token=op)
+            self.assertEqual((j["tile_url"], j["tile_attribution"]),
+                             ("https://tiles.example.net/{z}/{x}/{y}.png", "example tiles"))
+            # gateways_max 4 -> 2: the two most recent stay
+            hub.config["console"]["gateways_max"] = 2
+            line = self.reload(hub, n)
+            n += 1
+            self.assertRegex(line, r'changed="[^"]*console\.gateways_max')
+            st, g, _ = api.call("GET", "/gateways", token=op)
+            self.assertEqual((g["store"]["max"], g["store"]["entries"]), (2, 2), g)
+            self.assertEqual([x["id"] for x in g["gateways"]], ["04000000", "03000000"])
+            self.assertEqual(api.call("GET", "/console", token=op)[1]["gateways_max"], 2)
+            self.assertEqual(hub.post(gw_req([("05000000", 45.0, 5.0)]), members[0].key)[0], 200)
+            st, g, _ = api.call("GET", "/gateways", token=op)
+            self.assertEqual([x["id"] for x in g["gateways"]], ["05000000", "04000000"])
+            # a console.dir that is not a directory: the whole reload is refused
+            hub.config["console"]["dir"] = os.path.join(hub.dir, "nowhere")
+            hub.config["log_level"] = "debug"
+            line = self.reload(hub, n)
+            n += 1
+            self.assertIn("reload refused", line)
+            self.assertIn("console.dir", line)
+            self.assertEqual(self.csp(hub)[0], 200)
+            del hub.config["console"]["dir"]
+            hub.config["log_level"] = "info"
+            # another directory: its files are served
+            other = tempfile.mkdtemp(prefix="roamhub-console-")
+            with open(os.path.join(other, "index.html"), "w") as f:
+                f.write("<!doctype html><title>other console</title>")
+            hub.config["console"]["dir"] = other
+            self.assertIn("configuration reloaded", self.reload(hub, n))
+            n += 1
+            st, csp, body = self.csp(hub)
+            self.assertEqual(st, 200)
+            self.assertIn(b"other console", body)
+            self.assertIn("tiles.example.net", csp)
+            # disabled: 404 for the console and the gateways, nothing recorded
+            hub.config["console"]["enabled"] = False
+            self.assertIn("configuration reloaded", self.reload(hub, n))
+            n += 1
+            self.assertEqual(self.csp(hub)[0], 404)
+            self.assertEqual(api.call("GET", "/gateways", token=op)[0], 404)
+            self.assertEqual(hub.post(gw_req([("06000000", 45.0, 5.0)]), members[0].key)[0], 200)
+            # enabled again: the store's gateways are back, the one seen meanwhile is not
+            hub.config["console"]["enabled"] = True
+            self.assertIn("configuration reloaded", self.reload(hub, n))
+            n += 1
+            self.assertEqual(self.csp(hub)[0], 200)
+            st, g, _ = api.call("GET", "/gateways", token=op)
+            self.assertEqual([x["id"] for x in g["gateways"]], ["05000000", "04000000"])
+        finally:
+            for m in members:
+                m.stop()
+            stop_clean(hub)
+
+
 class WorldTest(unittest.TestCase):
     """A hub with members A, B, C, an operator token and member tokens for `key_nets`."""
     config, key_nets, key_rights = None, (), ("RIGHT_ADMIN",)

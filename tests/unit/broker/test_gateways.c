@@ -373,6 +373,59 @@ static void test_put_bound(void **state)
     gw_store_free(s);
 }
 
+/* A reload's resize keeps the most recent entries in order, counts the rest as evicted, and the
+ * resized store keeps working (hash table rebuilt). */
+static void test_take_resizes(void **state)
+{
+    (void)state;
+    gw_store_t *s, *fresh;
+    gw_entry_t *a;
+    assert_int_equal(gw_store_new(8, &s), RH_OK);
+    for (uint64_t id = 1; id <= 8; id++)
+        one(s, 0x13, id, 50.0 + (double)id, 4.0, (int64_t)id * 10);
+    gw_put_t u = {.net_id = 0x13, .tenant_id = "t1", .has_eui = 1, .eui = 7, .online = -1,
+                  .now_ms = 100};
+    assert_int_equal(gw_store_put(s, &u, NULL), RH_OK); /* 7 is the most recent now */
+    /* shrink to 3: 7, 8, 6 stay */
+    assert_int_equal(gw_store_new(3, &fresh), RH_OK);
+    gw_store_take(s, fresh);
+    assert_int_equal(gw_store_max(s), 3);
+    assert_int_equal(gw_store_count(s), 3);
+    assert_int_equal(gw_store_evicted(s), 5);
+    size_t n = gw_store_snapshot(s, &a);
+    assert_int_equal(n, 3);
+    assert_int_equal(a[0].id, 7);
+    assert_string_equal(a[0].tenant_id, "t1");
+    assert_int_equal(a[0].first_seen_ms, 70);
+    assert_int_equal(a[1].id, 8);
+    assert_int_equal(a[2].id, 6);
+    free(a);
+    /* the table still finds them: a note for 6 updates, not duplicates */
+    one(s, 0x13, 6, 1.0, 1.0, 200);
+    assert_int_equal(gw_store_count(s), 3);
+    n = gw_store_snapshot(s, &a);
+    assert_int_equal(a[0].id, 6);
+    assert_int_equal(a[0].uplinks, 2);
+    free(a);
+    /* grow to 10: all kept, room for more */
+    assert_int_equal(gw_store_new(10, &fresh), RH_OK);
+    gw_store_take(s, fresh);
+    assert_int_equal(gw_store_max(s), 10);
+    for (uint64_t id = 20; id < 27; id++)
+        one(s, 0x13, id, 1.0, 1.0, 300 + (int64_t)id);
+    assert_int_equal(gw_store_count(s), 10);
+    assert_int_equal(gw_store_evicted(s), 5);
+    /* an empty store */
+    gw_store_t *e;
+    assert_int_equal(gw_store_new(2, &e), RH_OK);
+    assert_int_equal(gw_store_new(5, &fresh), RH_OK);
+    gw_store_take(e, fresh);
+    assert_int_equal(gw_store_count(e), 0);
+    assert_int_equal(gw_store_max(e), 5);
+    gw_store_free(e);
+    gw_store_free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -383,6 +436,7 @@ int main(void)
         cmocka_unit_test(test_put_refuses),
         cmocka_unit_test(test_put_merges),
         cmocka_unit_test(test_put_bound),
+        cmocka_unit_test(test_take_resizes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -99,6 +99,17 @@ class ConsoleInBrowser(unittest.TestCase):
                                    headers={"Content-Type": "application/json"})
         assert st in (201, 400), (st, data)
         cls.invalid_utf8_stored = st == 201
+        # peering: C's default policy (C -> B inherits it) and a tenant-level record, so the
+        # matrix shows inheritance and the tenant records are listed
+        st, data, _ = cls.api.call("PUT", "/policies/%s/default" % cls.w.c.net_id,
+                                   {"uplink": {"application_data": True}, "downlink": {}}, token=op)
+        assert st in (200, 201), (st, data)
+        st, data, _ = cls.api.call("POST", "/tenants", {"net_id": cls.w.c.net_id, "tenant_id": "t-one",
+                                                       "name": "tenant one"}, token=op)
+        assert st == 201, (st, data)
+        st, data, _ = cls.api.call("PUT", "/policies/%s/%s?forwarder_tenant_id=t-one" % (cls.w.c.net_id, cls.w.b.net_id),
+                                   {"uplink": {"join_request": True}, "downlink": {"join_accept": True}}, token=op)
+        assert st in (200, 201), (st, data)
         cls.op_token = op
         # traffic keeps flowing during the whole browser session
         cls.stop = threading.Event()
@@ -113,7 +124,9 @@ class ConsoleInBrowser(unittest.TestCase):
         # a second hub with a base map configured: tiles from a local tile server, one gateway
         cls.tiles = TileServer()
         cls.member_t = Member("netT", "000202", "key-T-0123456789")
-        cls.hub2 = Hub(member_records(cls.member_t),
+        recs_t = member_records(cls.member_t)
+        recs_t["members"][0]["rate_limit_per_s"] = 1   # a burst below goes over it
+        cls.hub2 = Hub(recs_t,
                        config={"admin": admin_config(),
                                "console": {"tile_url": "http://127.0.0.1:%d/{z}/{x}/{y}.png" % cls.tiles.port,
                                            "tile_attribution": "test tiles"}})
@@ -121,6 +134,15 @@ class ConsoleInBrowser(unittest.TestCase):
         msg["ULMetaData"]["GWInfo"][0].update({"ID": "7A7A7A7A7A7A7A7A", "Lat": 46.2044, "Lon": 6.1432})
         st, _, _ = cls.hub2.post(msg, cls.member_t.key)   # no route to 000505 here: the gateway counts
         assert st == 200, st
+        # member T over its rate limit (1/s, burst 2): refused as rate_limited (issue 14)
+        cls.rate_limited = 0
+        for _ in range(8):
+            st, ans, _ = cls.hub2.post(pr_start_req("000202", "000505", "40" "0100000a" "00" "0100" "01" "aabb" "01020304"),
+                                       cls.member_t.key)
+            assert st == 200, st
+            if ans and ans.get("Result", {}).get("Description", "").startswith("rate limit"):
+                cls.rate_limited += 1
+        assert cls.rate_limited > 0
 
     @classmethod
     def tearDownClass(cls):
@@ -155,6 +177,7 @@ class ConsoleInBrowser(unittest.TestCase):
                        "screenshots": shots, "results": results,
                        "playwright": PLAYWRIGHT, "tmp": self.w.dir,
                        "tiles_url": "http://127.0.0.1:%d" % self.hub2.admin_port,
+                       "tiles_rate_limited": self.rate_limited,
                        "tiles_key": AdminClient(self.hub2).operator_key()}, f)
         r = subprocess.run(["node", os.path.join(HERE, "console", "console_test.mjs"), cfg_path],
                            capture_output=True, text=True, timeout=400)
@@ -171,7 +194,9 @@ class ConsoleInBrowser(unittest.TestCase):
         for want in ("unauthenticated visitor", "traffic chart shows the relayed uplinks",
                      "policy change in the matrix", "live traffic shows events",
                      "gateway map shows the demo gateways", "member: sees only its own",
-                     "hidden gateways disappear", "base map tiles", "no CSP violations"):
+                     "hidden gateways disappear", "base map tiles", "rate-limited",
+                     "Packet Broker Mapper gateway", "period (hour, day, 30 days)",
+                     "defaults and tenant records", "accessibility", "no CSP violations"):
             self.assertTrue(any(want in n for n in names), want)
         sys.stderr.write("console timings (ms): %s\n" % json.dumps(res["timings_ms"]))
         self.assertTrue(any(p.endswith(".png") for p in self.tiles.served), self.tiles.served)

@@ -26,6 +26,7 @@ const PERIODS = [['hour', 'last hour'], ['day', 'last day'], ['30d', 'last 30 da
 const state = { period: 'hour', forwarder: '', home: '' };
 let timer = null;
 let plots = [];
+let drawn = 0; // the latest draw started: an older one finishing later must not overwrite it
 
 function periodParams() {
   const now = Math.floor(Date.now() / 1000);
@@ -96,8 +97,10 @@ function chart(title, id, rows, series, width, range) {
 }
 
 async function draw(root) {
+  const mine = ++drawn;
   const range = periodParams();
   const stats = await api.get('/stats?' + query());
+  if (mine !== drawn) return; // the choice changed (or a refresh started) meanwhile
   const rows = aggregate(stats.items || [], range);
   for (const p of plots) p.destroy();
   plots = [];

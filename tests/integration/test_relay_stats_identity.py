@@ -9,7 +9,10 @@ SenderID is its JoinEUI) did the same. Now a refused SenderID is counted under w
 it (the authenticated member's NetID: a made-up SenderID must not create rows without bound),
 a rate-limited Join Server under its JoinEUI (16 hex digits in the admin API, as in a
 SenderID), and every later message is still counted."""
+import csv
+import io
 import os
+import subprocess
 import sys
 import time
 import unittest
@@ -104,6 +107,19 @@ class StatsIdentityTest(unittest.TestCase):
         # rate-limited refusals have their own outcome (issue 14), not "unauthorized"
         self.assertEqual(got.get((JOIN_EUI, "rate_limited")), limited, got)
         self.assertNotIn((JOIN_EUI, "unauthorized"), got)
+        # roamctl stats filters and prints the outcome by its name
+        ctl = subprocess.run(
+            [os.path.join(os.environ["ROAMHUB_BUILD"], "tools", "roamctl"), "stats", "--from",
+             str(self.t0), "--outcome", "rate_limited", "--format", "csv"],
+            env={"PATH": os.environ.get("PATH", ""), "HOME": self.hub.dir,
+                 "ROAMCTL_URL": "http://127.0.0.1:%d" % self.hub.admin_port,
+                 "ROAMCTL_KEY_FILE": self.hub.config["admin"]["operator_key_file"]},
+            capture_output=True, text=True, timeout=30)
+        self.assertEqual(ctl.returncode, 0, ctl.stderr)
+        items = list(csv.DictReader(io.StringIO(ctl.stdout)))
+        self.assertEqual(sum(int(it["count"]) for it in items), limited, items)
+        self.assertTrue(all(it["outcome"] == "rate_limited" and it["forwarder"] == JOIN_EUI
+                            for it in items), items)
         for fwd, _ in got:
             self.assertIn(len(fwd), (6, 16), got)  # a NetID or a whole JoinEUI, nothing between
         self.assertNotIn("flush failed", self.hub.logs())

@@ -111,6 +111,13 @@ class ConsoleInBrowser(unittest.TestCase):
                                    {"uplink": {"join_request": True}, "downlink": {"join_accept": True}}, token=op)
         assert st in (200, 201), (st, data)
         cls.op_token = op
+        # a tenant key of B: the peering page shows and edits its tenant's policies
+        st, data, _ = cls.api.call("POST", "/tenants", {"net_id": cls.w.b.net_id, "tenant_id": "tb",
+                                                       "name": "B's tenant"}, token=op)
+        assert st == 201, (st, data)
+        cls.key_b_tenant, _ = cls.api.create_key(op, net_id=cls.w.b.net_id, tenant="tb",
+                                                 rights=["RIGHT_ADMIN"], name="console B/tb")
+        cls.policy_ba_before = cls.api.call("GET", "/policies/%s/%s" % (cls.w.b.net_id, cls.w.a.net_id), token=op)[:2]
         # traffic keeps flowing during the whole browser session
         cls.stop = threading.Event()
         cls.sim_runs = []
@@ -171,7 +178,8 @@ class ConsoleInBrowser(unittest.TestCase):
         with open(cfg_path, "w") as f:
             json.dump({"url": "http://127.0.0.1:%d" % self.w.hub.admin_port,
                        "operator_key": self.op_key, "key_a": self.keys[self.w.a.net_id],
-                       "key_b": self.keys[self.w.b.net_id], "net_a": self.w.a.net_id,
+                       "key_b": self.keys[self.w.b.net_id], "key_b_tenant": self.key_b_tenant,
+                       "net_a": self.w.a.net_id,
                        "net_b": self.w.b.net_id, "net_c": self.w.c.net_id,
                        "hostile_name": HOSTILE, "invalid_utf8_stored": self.invalid_utf8_stored,
                        "screenshots": shots, "results": results,
@@ -196,7 +204,8 @@ class ConsoleInBrowser(unittest.TestCase):
                      "gateway map shows the demo gateways", "member: sees only its own",
                      "hidden gateways disappear", "base map tiles", "rate-limited",
                      "Packet Broker Mapper gateway", "period (hour, day, 30 days)",
-                     "defaults and tenant records", "accessibility", "no CSP violations"):
+                     "defaults and tenant records", "accessibility", "tenant key",
+                     "no CSP violations"):
             self.assertTrue(any(want in n for n in names), want)
         sys.stderr.write("console timings (ms): %s\n" % json.dumps(res["timings_ms"]))
         self.assertTrue(any(p.endswith(".png") for p in self.tiles.served), self.tiles.served)
@@ -204,6 +213,13 @@ class ConsoleInBrowser(unittest.TestCase):
         st, audit, _ = self.api.call("GET", "/audit", token=self.op_token)
         self.assertEqual(st, 200)
         self.assertTrue(any(a["kind"] == "policy" for a in audit["items"]))
+        # the tenant key's edit wrote B/tb's record, not B's NetID-level one
+        st, rec, _ = self.api.call("GET", "/policies/%s/%s?forwarder_tenant_id=tb" % (self.w.b.net_id, self.w.a.net_id),
+                                   token=self.op_token)
+        self.assertEqual(st, 200, rec)
+        self.assertTrue(rec["uplink"].get("join_request") and not rec["uplink"].get("application_data"), rec)
+        after = self.api.call("GET", "/policies/%s/%s" % (self.w.b.net_id, self.w.a.net_id), token=self.op_token)[:2]
+        self.assertEqual(after, self.policy_ba_before)
         self.assertEqual(self.w.hub.proc.poll(), None, "roamhubd still running")
 
 

@@ -1,7 +1,9 @@
 // peering.js — Peering page: the routing-policy matrix, forwarders (rows) x home networks
 // (columns) plus each forwarder's default; each cell shows the effective uplink and downlink
 // flags and where they come from (own record, the forwarder's default, a tenant record);
-// editing a cell writes the policy through PUT /policies/{forwarder}/{home}.
+// editing a cell writes the policy through PUT /policies/{forwarder}/{home}. A tenant key sees
+// its tenant's effective policies (its row as forwarder tenant, its column as home tenant) and
+// edits its tenant's records, as the API lets it.
 import * as api from './api.js';
 import { h, clear, table } from './dom.js';
 import { networkChoices } from './traffic.js';
@@ -31,18 +33,31 @@ function describe(p) {
   return 'uplink: ' + up + '; downlink: ' + dn + '; ' + (SOURCES[p.source] || p.source || 'explicit record');
 }
 
-async function effective(fwd, home) {
+// The tenant parameters of a pair for the signed-in key: a tenant key is the forwarder tenant of
+// its own NetID's row and the home tenant of its own NetID's column.
+function tenantParams(me, fwd, home) {
+  const q = new URLSearchParams();
+  if (me.tenant_id && fwd === me.net_id) q.set('forwarder_tenant_id', me.tenant_id);
+  if (me.tenant_id && home === me.net_id) q.set('home_tenant_id', me.tenant_id);
+  return q;
+}
+
+async function effective(me, fwd, home) {
+  const q = tenantParams(me, fwd, home);
+  q.set('forwarder_net_id', fwd);
+  q.set('home_net_id', home);
   try {
-    return await api.get('/policies/effective?forwarder_net_id=' + fwd + '&home_net_id=' + home);
+    return await api.get('/policies/effective?' + q);
   } catch (e) {
     if (e.status === 404) return null;
     throw e;
   }
 }
 
-async function defaultOf(fwd) {
+async function defaultOf(me, fwd) {
+  const q = tenantParams(me, fwd, '').toString();
   try {
-    return await api.get('/policies/' + fwd + '/default');
+    return await api.get('/policies/' + fwd + '/default' + (q ? '?' + q : ''));
   } catch (e) {
     if (e.status === 404 || e.status === 403) return null;
     throw e;
@@ -55,13 +70,13 @@ function mayWrite(me, fwd) {
   return ok && (me.operator || me.net_id === fwd);
 }
 
-function editor(root, fwd, home, current, onSaved) {
+function editor(root, me, fwd, home, current, onSaved) {
   const dlg = h('dialog', { 'aria-labelledby': 'edit-title', id: 'policy-editor' });
   const box = (id, label, checked) => h('div', {}, h('input', { type: 'checkbox', id, checked: !!checked }), h('label', { for: id }, label));
   const up = (current && current.uplink) || {};
   const dn = (current && current.downlink) || {};
   const form = h('form', { method: 'dialog' },
-    h('h2', { id: 'edit-title' }, 'Policy ' + fwd + ' → ' + (home === 'default' ? 'default (every home network)' : home)),
+    h('h2', { id: 'edit-title' }, 'Policy ' + fwd + (me.tenant_id && fwd === me.net_id ? '/' + me.tenant_id : '') + ' → ' + (home === 'default' ? 'default (every home network)' : home)),
     h('p', { class: 'muted' }, current ? 'Now: ' + describe(current) : 'No policy yet.'),
     h('fieldset', {}, h('legend', {}, 'Uplink (forwarder → home)'),
       UP.map(([k, , n]) => box('up-' + k, n, up[k])), UP_EXTRA.map(([k, n]) => box('up-' + k, n, up[k]))),
@@ -79,7 +94,9 @@ function editor(root, fwd, home, current, onSaved) {
     for (const [k] of UP.concat(UP_EXTRA)) body.uplink[k] = form.querySelector('#up-' + k).checked;
     for (const [k] of DOWN) body.downlink[k] = form.querySelector('#down-' + k).checked;
     try {
-      await api.put('/policies/' + fwd + '/' + home, body);
+      // a tenant key writes its tenant's record (only the forwarder tenant: its own row)
+      const q = me.tenant_id ? '?forwarder_tenant_id=' + encodeURIComponent(me.tenant_id) : '';
+      await api.put('/policies/' + fwd + '/' + home + q, body);
       dlg.close();
       dlg.remove();
       onSaved();
@@ -105,7 +122,7 @@ async function draw(root) {
       if (hm === f) { cells.push(h('td', { class: 'muted' }, '—')); continue; }
       const visible = me.operator || f === me.net_id || hm === me.net_id;
       if (!visible) { cells.push(h('td', { class: 'muted', title: 'not visible to your key' }, '·')); continue; }
-      const p = await effective(f, hm);
+      const p = await effective(me, f, hm);
       const label = describe(p);
       const btn = h('button', {
         type: 'button', class: 'cell', 'aria-label': f + ' to ' + hm + ': ' + label,
@@ -113,21 +130,22 @@ async function draw(root) {
         disabled: !mayWrite(me, f),
       }, flags('up', UP, p && p.uplink), h('br'), flags('down', DOWN, p && p.downlink),
       h('span', { class: 'src' }, p ? (SOURCES[p.source] || p.source) : 'no policy'));
-      btn.addEventListener('click', () => editor(root, f, hm, p, () => draw(root)));
+      btn.addEventListener('click', () => editor(root, me, f, hm, p, () => draw(root)));
       cells.push(h('td', {}, btn));
     }
     const visibleDefault = me.operator || f === me.net_id;
     let dcell = h('td', { class: 'muted' }, '·');
     if (visibleDefault) {
-      const d = await defaultOf(f);
+      const d = await defaultOf(me, f);
       const btn = h('button', {
         type: 'button', class: 'cell', 'aria-label': f + ' default: ' + describe(d && Object.assign({ source: 'netid->default' }, d)),
         dataset: { fwd: f, home: 'default' }, disabled: !mayWrite(me, f),
       }, flags('up', UP, d && d.uplink), h('br'), flags('down', DOWN, d && d.downlink), h('span', { class: 'src' }, d ? 'default record' : 'no default'));
-      btn.addEventListener('click', () => editor(root, f, 'default', d, () => draw(root)));
+      btn.addEventListener('click', () => editor(root, me, f, 'default', d, () => draw(root)));
       dcell = h('td', {}, btn);
     }
-    rows.push(h('tr', {}, h('th', { scope: 'row' }, f, h('br'), h('span', { class: 'src' }, names.get(f) || '')), cells, dcell));
+    const rowName = f + (me.tenant_id && f === me.net_id ? '/' + me.tenant_id : '');
+    rows.push(h('tr', {}, h('th', { scope: 'row' }, rowName, h('br'), h('span', { class: 'src' }, names.get(f) || '')), cells, dcell));
   }
   body.append(h('table', { class: 'matrix', id: 'policy-matrix' },
     h('caption', {}, 'Effective routing policy: rows are forwarders, columns home networks. Capital letter = allowed (J join-request/join-accept, M MAC data, A application data), small letter = not allowed.'),

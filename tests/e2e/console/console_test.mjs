@@ -371,6 +371,32 @@ try {
   assert(await mb.locator('#audit-unavailable').count() === 1, 'no audit for members');
   pass('member: sees only its own networks, endpoints, pairs and traffic', { pairs, live_events: evs.length, traffic_by_class: mbTraffic });
 
+  // ---------- a tenant key of B: its tenant's policies, shown and edited ----------
+  const mt = await newPage('tenant B/tb');
+  await signIn(mt, cfg.key_b_tenant, 'tenant');
+  assert((await mt.locator('#who').textContent()).includes(cfg.net_b + '/tb'), 'tenant key signed in');
+  await go(mt, 'peering');
+  const rowHead = await mt.locator('#policy-matrix tbody th').allTextContents();
+  assert(rowHead.some((t) => t.startsWith(cfg.net_b + '/tb')), 'the tenant\'s row: ' + rowHead);
+  const tcell = mt.locator(`#policy-matrix button[data-fwd="${cfg.net_b}"][data-home="${cfg.net_a}"]`);
+  const srcBefore = await tcell.getAttribute('data-source');
+  assert(!srcBefore.startsWith('tenant->'), 'no tenant record yet: ' + srcBefore);
+  await tcell.click();
+  await mt.locator('#policy-editor').waitFor();
+  assert(/\/tb/.test(await mt.locator('#edit-title').textContent()), 'the editor names the tenant');
+  for (const k of ['join_request', 'mac_data', 'application_data']) await mt.locator('#up-' + k).setChecked(k === 'join_request');
+  await mt.locator('#edit-save').click();
+  const srcAfter = await until('tenant record effective', async () => {
+    const s = await mt.locator(`#policy-matrix button[data-fwd="${cfg.net_b}"][data-home="${cfg.net_a}"]`).getAttribute('data-source');
+    return s && s.startsWith('tenant->') ? s : null;
+  }, 10000, 300);
+  const trows = await mt.locator('#tenant-policies tbody tr').allTextContents();
+  assert(trows.some((r) => r.includes(cfg.net_b + '/tb')), 'the tenant record is listed: ' + trows);
+  // cells of other forwarders stay read-only for the tenant key
+  const tEdit = await mt.locator('#policy-matrix button.cell').evaluateAll((bs) => bs.map((b) => [b.dataset.fwd, !b.disabled]));
+  assert(tEdit.every(([f, e]) => e === (f === cfg.net_b)), 'tenant key edits only its row: ' + JSON.stringify(tEdit));
+  pass('tenant key: sees and edits its tenant\'s policies (written as a tenant record)', { before: srcBefore, after: srcAfter });
+
   // ---------- gateway visibility: A shows, then hides its gateways; B's map follows ----------
   const ma = await newPage('member A');
   await signIn(ma, cfg.key_a, 'member A');

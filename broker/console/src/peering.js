@@ -112,7 +112,7 @@ async function draw(root) {
   const me = api.me();
   const nets = await networkChoices();
   const ids = nets.map(([id]) => id);
-  const names = new Map(nets);
+  const names = new Map(nets.map(([id, label]) => [id, (label.startsWith(id + ' — ') ? label.slice(id.length + 3) : '')])); // the name only
   const fwds = me.operator ? ids : ids.filter((x) => x === me.net_id).concat(ids.filter((x) => x !== me.net_id));
   const body = clear(root.querySelector('#peering-body'));
   const rows = [];

@@ -186,6 +186,9 @@ class ConsoleInBrowser(unittest.TestCase):
                        "playwright": PLAYWRIGHT, "tmp": self.w.dir,
                        "tiles_url": "http://127.0.0.1:%d" % self.hub2.admin_port,
                        "tiles_rate_limited": self.rate_limited,
+                       "tiles_ts002_url": "http://127.0.0.1:%d/" % self.hub2.port,
+                       "tiles_member_key": self.member_t.key,
+                       "tiles_uplink": pr_start_req("000202", "000505", "40" "0100000a" "00" "0100" "01" "aabb" "01020304"),
                        "tiles_key": AdminClient(self.hub2).operator_key()}, f)
         r = subprocess.run(["node", os.path.join(HERE, "console", "console_test.mjs"), cfg_path],
                            capture_output=True, text=True, timeout=400)

@@ -454,6 +454,28 @@ try {
   assert(/,rate_limited,/.test(csv2), 'CSV has rate_limited rows');
   pass('traffic: rate-limited messages are their own outcome in the chart, table and CSV', { by_outcome: rl });
 
+  // ... and in live traffic as they happen, with their own outcome filter: member T sends a
+  // burst over its limit (1/s) while the page listens
+  await go(tp, 'live');
+  await until('live stream connected (tiles hub)', async () => /^live/.test(await tp.locator('#live-status').textContent()), 10000);
+  let sentLimited = 0;
+  for (let i = 0; i < 6; i++) {
+    const msg = Object.assign({}, cfg.tiles_uplink, { TransactionID: 900000 + i });
+    const r = await fetch(cfg.tiles_ts002_url, { method: 'POST', body: JSON.stringify(msg),
+      headers: { 'Content-Type': 'application/json', Authorization: 'Bearer ' + cfg.tiles_member_key } });
+    const ans = await r.json();
+    if (/^rate limit/.test((ans.Result || {}).Description || '')) sentLimited++;
+  }
+  assert(sentLimited > 0, 'the burst went over the limit');
+  await tp.locator('#f-outcome').selectOption('rate_limited');
+  const liveLimited = await until('rate_limited live events', async () => {
+    const n = await tp.locator('#live-rows tr:not([hidden])').count();
+    return n >= sentLimited ? n : null;
+  }, 10000, 200);
+  const liveOutcomes = await tp.locator('#live-rows tr:not([hidden])').evaluateAll((trs) => trs.map((t) => t.dataset.outcome));
+  assert(liveOutcomes.every((o) => o === 'rate_limited'), 'filtered: ' + liveOutcomes);
+  pass('live traffic: rate-limited events appear as they happen and filter by their outcome', { sent_over_limit: sentLimited, shown: liveLimited });
+
   assert(problems.length === 0, 'browser problems: ' + problems.join(' | '));
   pass('no CSP violations, script errors or dialogs', {});
   fs.writeFileSync(cfg.results, JSON.stringify({ ok: true, checks, timings_ms: timings }));

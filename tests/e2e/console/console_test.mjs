@@ -276,12 +276,15 @@ try {
   const t0 = Date.now();
   const n1 = await until('a live event', async () => { const n = await op.locator('#live-rows tr').count(); return n > 0 ? n : null; }, 20000, 200);
   const n2 = await until('more live events', async () => { const n = await op.locator('#live-rows tr').count(); return n > n1 ? n : null; }, 20000, 200);
+  // the simulator sends join-requests before application data: wait until the live table holds
+  // a forwarded application-data uplink, so the filters below have something to show
+  await until('a forwarded uplink_app live event', async () => (await op.locator('#live-rows tr[data-cls="uplink_app"][data-outcome="forwarded"]').count()) > 0 || null, 30000, 200);
   const firstTime = await op.locator('#live-rows tr:first-child td:first-child').textContent();
   const age = Date.now() - Date.parse(firstTime.replace(' ', 'T'));
   assert(age < 15000, 'the newest live event is recent (' + age + ' ms)');
   await op.locator('#f-outcome').selectOption('forwarded');
   const shownOutcomes = await op.locator('#live-rows tr:not([hidden])').evaluateAll((trs) => trs.map((t) => t.dataset.outcome));
-  assert(shownOutcomes.every((o) => o === 'forwarded'), 'outcome filter');
+  assert(shownOutcomes.length > 0 && shownOutcomes.every((o) => o === 'forwarded'), 'outcome filter: ' + shownOutcomes);
   await op.locator('#f-outcome').selectOption('');
   await op.locator('#f-cls').selectOption('uplink_app');
   const shownCls = await op.locator('#live-rows tr:not([hidden])').evaluateAll((trs) => trs.map((t) => t.dataset.cls));

@@ -9,6 +9,7 @@
 
 #include "admin.h"
 #include "relay.h"
+#include "relay_ts002.h"
 #include "rh_fs.h"
 #include "rh_log.h"
 #include "rh_time.h"
@@ -216,7 +217,7 @@ static int worker_init(hub_t *hub, worker_t *w, unsigned index, rh_diag_t *diag)
         .max_header_bytes = l->max_header_bytes,
         .max_body_bytes = l->max_body_bytes,
         .max_connections = (l->max_connections + hub->nworkers - 1) / hub->nworkers,
-        .handler = relay_handle_request,
+        .handler = relay_ts002_handle_request,
         .handler_arg = w,
     };
     w->ts002 = hs_server_new(w->base, &o);

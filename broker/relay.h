@@ -160,8 +160,8 @@ worker_t *relay_txn_worker(const relay_txn_t *t);
 const route_decision_t *relay_txn_decision(const relay_txn_t *t);
 bi_msg_type_t relay_txn_ans_type(const relay_txn_t *t);
 
-/* The hub-owned TransactionID t was forwarded under (0 before forwarding or when no answer is
- * expected). */
+/* The hub-owned TransactionID t was forwarded under (hub_txid.h; meaningful only after
+ * forwarding a request that expects an answer). */
 uint32_t relay_txn_hub_txid(const relay_txn_t *t);
 
 /* The receiver identity t was forwarded to (relay_forward_t.receiver). Written before the pending

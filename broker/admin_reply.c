@@ -79,7 +79,7 @@ void admin_reply_body(admin_req_t *r, int status, const char *ctype, const void 
         strcat(extra, "WWW-Authenticate: Bearer realm=\"roamhub\"\r\n");
     if (status == 405) {
         size_t n = strlen(extra);
-        snprintf(extra + n, sizeof extra - n, "Allow: %s\r\n", admin_allow_of(r));
+        snprintf(extra + n, sizeof extra - n, "Allow: %s\r\n", r->allow ? r->allow : "GET");
     }
     if (status == 201 && r->location[0]) {
         size_t n = strlen(extra);

@@ -8,14 +8,15 @@
  * References (relay.h): the creator's (consumed by relay_txn_route); the front end's while a
  * request is on the wire (taken in ops.forward); the pending-table entry's, inherited by whoever
  * takes the entry (txn_forward, relay_txn_post_claimed, answer_timeout_cb, txn_finish); the
- * answer timer's exactly while it is pending (txn_forward, answer_timeout_cb, txn_finish); the
- * core holds one across every call into the front end that may complete the transaction.
+ * answer timer's exactly while it is pending (txn_forward, answer_timeout_cb, txn_finish). Every
+ * call into the front end is made under one of these (or the creator's), never with none.
  * `done` is set by the first completion; later events only drop their reference.
  */
 #include "relay.h"
 
 #include "capture.h"
 #include "lw_netid.h"
+#include "rh_io.h"
 #include "rh_log.h"
 #include "rh_time.h"
 
@@ -95,10 +96,9 @@ relay_txn_t *relay_txn_create(worker_t *w, peer_registry_t *reg, const relay_txn
     t->ul_recv_ms = p->ul_recv_ms;
     t->phy_mtype = -1;
     t->route.cls = RP_CLASS_OTHER;
-    t->next = w->relay_txns;
-    if (t->next)
-        t->next->prev = t;
-    w->relay_txns = t;
+    relay_txn_t *head = w->relay_txns;
+    RH_DLIST_PUSH(head, t);
+    w->relay_txns = head;
     atomic_fetch_add_explicit(&w->in_flight, 1, memory_order_relaxed);
     return t;
 }
@@ -117,12 +117,9 @@ void relay_txn_unref(relay_txn_t *t)
 {
     if (--t->refs > 0)
         return;
-    if (t->prev)
-        t->prev->next = t->next;
-    else
-        t->w->relay_txns = t->next;
-    if (t->next)
-        t->next->prev = t->prev;
+    relay_txn_t *head = t->w->relay_txns;
+    RH_DLIST_UNLINK(head, t);
+    t->w->relay_txns = head;
     atomic_fetch_sub_explicit(&t->w->in_flight, 1, memory_order_relaxed);
     if (t->timer)
         event_free(t->timer);
@@ -226,12 +223,11 @@ static void log_relayed(const relay_txn_t *t, rp_outcome_t outcome, const char *
            rp_outcome_name(outcome), result, (unsigned long long)elapsed_us(t->t_recv_ns));
 }
 
-/* Calls the front end's answer operation under a reference of the core's own. */
+/* Calls the front end's answer operation. Every caller holds a reference (the creator's, the
+ * front end's forward, the claimed entry's, the timer's or shutdown's), so t outlives the call. */
 static void fe_answer(relay_txn_t *t, const relay_answer_t *a)
 {
-    relay_txn_ref(t);
     t->ops->answer(t, t->ctx, a);
-    relay_txn_unref(t);
 }
 
 /* Answer policy: a downlink the forwarder's policy refuses (e.g. a join-accept in PRStartAns)

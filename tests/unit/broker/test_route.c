@@ -310,6 +310,22 @@ static void test_answer_downlink_policy(void **state)
     assert_false(route_answer_downlink_refused(&d, ja, ja_len, w->f->r, desc, sizeof desc));
 }
 
+/* ---------------------------------------------------------------- table unavailable */
+
+/* A reader that cannot begin (here: already active) refuses with Other, never a guess. */
+static void test_table_unavailable(void **state)
+{
+    world_t *w = *state;
+    uint8_t buf[256];
+    assert_int_equal(rp_reader_begin(w->f->r), RH_OK);
+    route_msg_t m = msg(w->a, ROUTE_UPLINK, B, false, UP_APP("0100000a"), buf);
+    route_decision_t d = decide(w, &m);
+    assert_refused(&d, BI_RC_OTHER, RP_OUT_UNREACHABLE, "hub routing table unavailable");
+    rp_reader_end(w->f->r);
+    d = decide(w, &m);
+    assert_forward(&d, "epB", A, B, RP_CLASS_UPLINK_APP);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -322,6 +338,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_home_ns, world_setup, world_teardown),
         cmocka_unit_test_setup_teardown(test_other_by_receiver, world_setup, world_teardown),
         cmocka_unit_test_setup_teardown(test_answer_downlink_policy, world_setup, world_teardown),
+        cmocka_unit_test_setup_teardown(test_table_unavailable, world_setup, world_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -403,6 +403,27 @@ static uint32_t answer_wait_ms(relay_txn_t *t)
     return left > 0 ? (uint32_t)left : 0;
 }
 
+/* The pending-table identity of the member that answers for endpoint ep (route_answerer_id: a
+ * registry search and a string hash), remembered per worker for the registry the worker's view
+ * holds (w->view.gen: registries are immutable and every publication has a new generation). A
+ * transaction on another registry (none today: transactions are created on the view's) computes
+ * it each time. A small direct-mapped table by endpoint address. */
+static uint64_t answerer_id(worker_t *w, const peer_registry_t *reg, const peer_endpoint_t *ep)
+{
+    if (reg != w->view.reg || w->view.gen == 0)
+        return route_answerer_id(reg, ep);
+    if (w->relay_answerers.gen != w->view.gen) {
+        memset(&w->relay_answerers, 0, sizeof w->relay_answerers);
+        w->relay_answerers.gen = w->view.gen;
+    }
+    size_t i = ((uintptr_t)ep / sizeof(void *)) % 16;
+    if (w->relay_answerers.ep[i] != ep) {
+        w->relay_answerers.ep[i] = ep;
+        w->relay_answerers.id[i] = route_answerer_id(reg, ep);
+    }
+    return w->relay_answerers.id[i];
+}
+
 /* Registers the pending entry under a hub-owned TransactionID (hub_txid.h), arms the answer
  * deadline and has the front end send the request to t->route.recv_ep. Consumes the caller's
  * reference. */
@@ -420,7 +441,7 @@ static void txn_forward(relay_txn_t *t, const route_msg_t *v)
         return;
     }
     if (t->ans_type != BI_MT_UNKNOWN) {
-        t->pkey.peer = route_answerer_id(t->reg, ep);
+        t->pkey.peer = answerer_id(w, t->reg, ep);
         t->pkey.ans_type = (uint32_t)t->ans_type;
         int rc = pending_put_fresh(w->pending, &t->pkey, t);
         if (rc != RH_OK) {

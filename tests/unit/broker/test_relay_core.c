@@ -90,6 +90,10 @@ static int setup(void **state)
     c->pending = pending_new(16);
     c->wk.pending = c->pending;
     c->wk.reader = c->w->f->r;
+    /* the worker's registry view is the transactions' registry (as worker_registry hands it out):
+     * the core then remembers answerer identities for it (not owned: never released here) */
+    c->wk.view.reg = c->w->reg;
+    c->wk.view.gen = 1;
     assert_non_null(c->wk.base);
     assert_non_null(c->wk.metrics);
     assert_non_null(c->pending);

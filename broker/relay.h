@@ -115,14 +115,16 @@ typedef struct relay_fe_ops {
 } relay_fe_ops_t;
 
 /* Creates a transaction owned by worker w (call on w's thread), holding a reference to reg and
- * ctx_size zeroed bytes of front-end context (relay_txn_ctx). The caller holds the one
+ * ctx_size bytes of front-end context (relay_txn_ctx), uninitialised: the front end initialises
+ * every byte ops.release reads before anything can release the transaction (a received body
+ * copied into the context is then not zeroed first for nothing). The caller holds the one
  * reference, consumed by relay_txn_route (or dropped with relay_txn_unref if the caller gives up
  * before routing: then ops.release runs and nothing is counted). ops must outlive the
  * transaction. Returns NULL on allocation failure (nothing to undo). */
 relay_txn_t *relay_txn_create(worker_t *w, peer_registry_t *reg, const relay_txn_params_t *p,
                               const relay_fe_ops_t *ops, size_t ctx_size);
 
-/* The front-end context of t (ctx_size bytes, max_align_t aligned). */
+/* The front-end context of t (ctx_size bytes, max_align_t aligned, as the front end left them). */
 void *relay_txn_ctx(relay_txn_t *t);
 
 /* Decides where the request goes (route_decide over view, this worker's routing-table reader and

@@ -29,6 +29,7 @@
 
 /* What this front end keeps per transaction (the core's relay_txn_ctx). */
 typedef struct ts002_ctx {
+    worker_t *w;                      /* the owning worker */
     hs_req_t *req;                    /* held HTTP request of a sync sender, else NULL */
     const peer_endpoint_t *sender_ep; /* sender's endpoint (async answers, dialect), may be NULL */
     bool sender_async;                /* answer by POSTing to sender_ep */
@@ -165,7 +166,7 @@ static bi_header_edit_t map_back(const bi_msg_t *req, const bi_msg_t *ans)
 static void ts002_answer(relay_txn_t *t, void *ctx, const relay_answer_t *a)
 {
     ts002_ctx_t *c = ctx;
-    worker_t *w = relay_txn_worker(t);
+    worker_t *w = c->w;
     bi_version_t version = bi_msg_header(c->msg)->version;
     rh_arena_t *prev = arena_enter(c->arena);
     const ts002_answer_t *ra = a->fe_msg;
@@ -374,8 +375,7 @@ static int ts002_forward(relay_txn_t *t, void *ctx, const relay_forward_t *f)
         bi_buf_free(enc);
         return RH_ENOMEM;
     }
-    worker_t *w = relay_txn_worker(t);
-    rc = peer_client_post(w->client, f->ep, NULL, body, len, NULL, 0, forward_done, t);
+    rc = peer_client_post(c->w->client, f->ep, NULL, body, len, NULL, 0, forward_done, t);
     bi_buf_free(enc);
     if (rc != RH_OK)
         return rc == RH_EAGAIN ? RH_EAGAIN : RH_EIO;
@@ -796,6 +796,7 @@ static void handle_request(worker_t *w, hs_req_t *req, rh_arena_t **arena)
         return;
     }
     ts002_ctx_t *c = relay_txn_ctx(t);
+    c->w = w;
     c->req = req;
     c->msg = msg;
     c->arena = *arena; /* the transaction owns the request's arena from here */
@@ -804,7 +805,7 @@ static void handle_request(worker_t *w, hs_req_t *req, rh_arena_t **arena)
     c->raw[blen] = '\0';
     c->raw_len = blen;
     c->sender_ep = sender_ep;
-    c->sender_async = sender_async;
+    c->sender_async = sender_async; /* every field set: the context is not zeroed */
     rp_party_t party;
     rp_party_set(&party, h->sender_id.kind == BI_ID_NETID ? (uint32_t)sender_id : 0, tenant, NULL);
 

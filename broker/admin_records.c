@@ -1,6 +1,7 @@
 /* admin_records.c — the record helpers shared by the admin API's record CRUD
  * (admin_resources.c), API keys (admin_keys.c) and read-only views (admin_views.c): a record's
- * JSON with secrets removed, loading a record the caller may see, and the registry_changed hook.
+ * JSON with secrets removed, loading a record the caller may see, every write of one record
+ * (admin_table_write: local table or cluster stream) and the registry_changed hook.
  * The lowest of the three record files: it calls none of them.
  */
 #include "admin_internal.h"
@@ -55,10 +56,26 @@ ProtobufCMessage *admin_load_visible(admin_req_t *r, const admin_res_t *res, Pro
     return m;
 }
 
+/* The registry_changed hook (admin.h) as table_change_apply calls it. */
+static int registry_hook(void *arg, rp_kind_t kind, const ProtobufCMessage *upserted,
+                         const ProtobufCMessage *deleted, rh_diag_t *d)
+{
+    admin_api_t *a = arg;
+    return a->registry_changed ? a->registry_changed(a->hook_arg, kind, upserted, deleted, d)
+                               : RH_OK;
+}
+
+int admin_table_write(admin_req_t *r, table_op_t op, rp_kind_t kind, const ProtobufCMessage *m,
+                      rp_put_mode_t mode, int *deleted, rh_diag_t *d)
+{
+    table_change_t ch = {.op = op, .kind = kind, .mode = mode, .actor = r->p.key_id, .msg = m};
+    if (r->a->hub->cluster)
+        return cluster_write(r->a->hub->cluster, &ch, deleted, d);
+    return table_change_apply(r->a->db, &ch, registry_hook, r->a, deleted, d);
+}
+
 int admin_registry_changed(admin_req_t *r, rp_kind_t kind, const ProtobufCMessage *upserted,
                            const ProtobufCMessage *deleted, rh_diag_t *d)
 {
-    return r->a->registry_changed
-               ? r->a->registry_changed(r->a->hook_arg, kind, upserted, deleted, d)
-               : RH_OK;
+    return registry_hook(r->a, kind, upserted, deleted, d);
 }

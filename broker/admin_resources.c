@@ -147,23 +147,6 @@ static int jr_scan_cb(void *ud, rp_kind_t kind, const ProtobufCMessage *msg)
     return s->conflict;
 }
 
-static int registry_hook(void *arg, rp_kind_t kind, const ProtobufCMessage *upserted,
-                         const ProtobufCMessage *deleted, rh_diag_t *d)
-{
-    admin_api_t *a = arg;
-    return a->registry_changed ? a->registry_changed(a->hook_arg, kind, upserted, deleted, d)
-                               : RH_OK;
-}
-
-int admin_table_write(admin_req_t *r, table_op_t op, rp_kind_t kind, const ProtobufCMessage *m,
-                      rp_put_mode_t mode, int *deleted, rh_diag_t *d)
-{
-    table_change_t ch = {.op = op, .kind = kind, .mode = mode, .actor = r->p.key_id, .msg = m};
-    if (r->a->hub->cluster)
-        return cluster_write(r->a->hub->cluster, &ch, deleted, d);
-    return table_change_apply(r->a->db, &ch, registry_hook, r->a, deleted, d);
-}
-
 /* Stores (create or upsert) through admin_table_write (which undoes it if the member registry
  * refuses it). Returns an HTTP status (reply not sent) and fills d. */
 static int store(admin_req_t *r, rp_kind_t kind, const ProtobufCMessage *m, rp_put_mode_t mode,

@@ -195,7 +195,8 @@ static const struct route *fixed_route(const admin_req_t *r)
     return NULL;
 }
 
-const char *admin_allow_of(const admin_req_t *r)
+/* The methods r's path allows (a 405's Allow header, "GET, POST"). */
+static const char *allow_of(const admin_req_t *r)
 {
     const struct route *f = fixed_route(r);
     if (f)
@@ -258,6 +259,7 @@ void admin_api_handle(admin_api_t *a, hs_req_t *req)
         admin_reply_error(&r, 404, "no such resource: see docs/openapi.yaml");
         return;
     }
+    r.allow = allow_of(&r); /* a 405's Allow header (admin_reply_body) */
     const struct route *fixed = fixed_route(&r);
     if (fixed && !method_allowed(fixed->allow, r.method)) {
         admin_reply_error(&r, 405, "%s%s%s: use %s", r.seg[0], r.nseg > 1 ? "/" : "",

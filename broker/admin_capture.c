@@ -10,9 +10,7 @@
  */
 #include "admin_internal.h"
 
-#include "bi_types.h"
 #include "capture.h"
-#include "lw_netid.h"
 #include "rh_log.h"
 #include "rh_time.h"
 
@@ -40,43 +38,6 @@ static void unlink_dl(admin_download_t *dl)
         pp = &(*pp)->next;
     if (*pp)
         *pp = dl->next;
-}
-
-void admin_capture_event_line(admin_api_t *a, const capture_event_t *e, char *out, size_t cap)
-{
-    char t[ADMIN_TIME_TEXT], f[7], h[7];
-    admin_time_text(e->time_ms, t);
-    lw_netid_format(e->fwd_net_id, f, 0);
-    lw_netid_format(e->home_net_id, h, 0);
-    char sender[RP_ID_MAX + 1];
-    snprintf(sender, sizeof sender, "%s", e->sender);
-    if (!sender[0]) {
-        /* failures answered before a transaction existed: the member owning the forwarder */
-        peer_registry_view_t v = PEER_REGISTRY_VIEW_INIT;
-        const peer_registry_t *reg = peer_registry_view_get(&a->hub->registry, &v);
-        const peer_member_t *m = NULL;
-        if (reg && peer_registry_member_by_netid(reg, e->fwd_net_id, NULL, &m) == RH_OK && m)
-            snprintf(sender, sizeof sender, "%s", m->id);
-        peer_registry_view_release(&v);
-    }
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "time", t);
-    cJSON_AddNumberToObject(o, "worker", e->worker);
-    cJSON_AddStringToObject(o, "forwarder", f);
-    cJSON_AddStringToObject(o, "home", h);
-    cJSON_AddStringToObject(o, "message_type",
-                            e->msg_type == BI_MT_UNKNOWN ? "" : bi_msg_type_name(e->msg_type));
-    cJSON_AddNumberToObject(o, "transaction_id", e->transaction_id);
-    cJSON_AddStringToObject(o, "class", rp_class_name(e->cls));
-    cJSON_AddStringToObject(o, "outcome", rp_outcome_name(e->outcome));
-    if (e->result_code[0])
-        cJSON_AddStringToObject(o, "result_code", e->result_code);
-    cJSON_AddNumberToObject(o, "latency_us", (double)e->latency_us);
-    cJSON_AddStringToObject(o, "sender", sender);
-    if (!cJSON_PrintPreallocated(o, out, (int)cap - 2, 0))
-        snprintf(out, cap, "{}");
-    cJSON_Delete(o);
-    strcat(out, "\n");
 }
 
 static void finish(admin_download_t *dl)
@@ -160,16 +121,6 @@ static void timer_cb(evutil_socket_t fd, short ev, void *arg)
     (void)ev;
     if (rh_mono_ms() >= dl->deadline_ms || atomic_load(&dl->a->hub->draining))
         finish(dl);
-}
-
-int admin_capture_start(admin_req_t *r, unsigned max_events, capture_t **out)
-{
-    int rc = capture_start(r->p.is_operator, r->p.net_id, max_events, out);
-    if (rc)
-        admin_reply_error(r, rc == RH_EAGAIN ? 503 : 400, "capture: %s",
-                          rc == RH_EAGAIN ? "too many captures in progress, retry later"
-                                          : rh_strerror(rc));
-    return rc;
 }
 
 void admin_capture_handle(admin_req_t *r)

@@ -60,6 +60,8 @@ typedef struct admin_req {
     admin_principal_t p;
     int64_t now_s;
     char location[1200];          /* Location of a 201 (set by admin_reply_json) */
+    const char *allow;            /* methods the path allows, as in docs/openapi.yaml
+                                     (a 405's Allow header): set by the router */
 } admin_req_t;
 
 /* Routes one /api/v1/ request (admin.c calls it). */
@@ -98,9 +100,6 @@ int admin_pct_decode(const char *s, size_t n, char *out, size_t cap, int plus);
  * such as charset allowed). */
 int admin_content_type_is(const admin_req_t *r, const char *type);
 
-/* The methods r's path allows, as for a 405's Allow header ("GET, POST"): the router's route
- * table (admin_api.c), the same methods docs/openapi.yaml lists for the path. */
-const char *admin_allow_of(const admin_req_t *r);
 
 /* Parses the request body as a JSON object. On failure replies 400 itself and returns NULL. */
 cJSON *admin_body_json(admin_req_t *r);
@@ -196,9 +195,10 @@ void admin_capture_fini(admin_api_t *a);       /* ends captures in progress (shu
 void admin_capture_follow(admin_req_t *r, unsigned seconds, unsigned max_events);
 void admin_capture_follow_fini(admin_api_t *a); /* ends live streams (shutdown) */
 /* Starts a capture in the principal's scope (operator: all; member: its NetID); on failure
- * replies itself (503 too many captures, 400) and returns the RH_E* code (admin_capture.c). */
+ * replies itself (503 too many captures, 400) and returns the RH_E* code
+ * (admin_capture_stream.c). */
 int admin_capture_start(admin_req_t *r, unsigned max_events, capture_t **out);
-/* One capture event as a JSON object line ("{...}\n") into out (admin_capture.c). */
+/* One capture event as a JSON object line ("{...}\n") into out (admin_capture_stream.c). */
 void admin_capture_event_line(admin_api_t *a, const capture_event_t *e, char *out, size_t cap);
 void admin_gateways_handle(admin_req_t *r);    /* GET /gateways (admin_gateways.c) */
 void admin_health_handle(admin_req_t *r);      /* GET /endpoint-health (admin_health.c) */

@@ -3,6 +3,7 @@
  * and the JSON body. Used by the router and every handler; calls none of them. */
 #include "admin_internal.h"
 
+#include "rh_hex.h"
 #include "rh_json.h"
 
 #include <stdarg.h>
@@ -79,7 +80,7 @@ void admin_reply_body(admin_req_t *r, int status, const char *ctype, const void 
         strcat(extra, "WWW-Authenticate: Bearer realm=\"roamhub\"\r\n");
     if (status == 405) {
         size_t n = strlen(extra);
-        snprintf(extra + n, sizeof extra - n, "Allow: %s\r\n", admin_allow_of(r));
+        snprintf(extra + n, sizeof extra - n, "Allow: %s\r\n", r->allow ? r->allow : "GET");
     }
     if (status == 201 && r->location[0]) {
         size_t n = strlen(extra);
@@ -256,17 +257,6 @@ int admin_status_of(int rc)
 
 /* ------------------------------------------------------------------ request parsing */
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Percent-decodes [s, s+n) into out (cap bytes incl. NUL); '+' is a space when plus is set.
  * Refuses %00 and control characters. Returns 0 or -1. */
 int admin_pct_decode(const char *s, size_t n, char *out, size_t cap, int plus)
@@ -277,7 +267,7 @@ int admin_pct_decode(const char *s, size_t n, char *out, size_t cap, int plus)
         if (c == '%') {
             if (i + 2 >= n)
                 return -1;
-            int h = hexval(s[i + 1]), l = hexval(s[i + 2]);
+            int h = rh_hex_nibble(s[i + 1]), l = rh_hex_nibble(s[i + 2]);
             if (h < 0 || l < 0)
                 return -1;
             c = h * 16 + l;

@@ -8,8 +8,10 @@
  * it owns). Records a member does not own are reported exactly like records that do not exist
  * (404), and listings skip them, so other members' IDs never appear in a member's responses.
  * Secrets never leave: endpoint Authorization values and API key hashes are removed from every
- * response. Changes to Member/Endpoint records are told to the hub through the
- * registry_changed hook (admin_registry_changed), never by calling into hub.c.
+ * response (admin_record_json). Changes to Member/Endpoint records are told to the hub through
+ * the registry_changed hook (admin_registry_changed), never by calling into hub.c.
+ * The record helpers it shares with admin_keys.c and admin_views.c are admin_records.c's, so
+ * the dispatch here calls down into those files and nothing calls back up.
  */
 #include "admin_internal.h"
 
@@ -34,30 +36,6 @@ static const admin_res_t resources[] = {
     {"members", RP_KIND_MEMBER, R_READ_NETWORK, R_WRITE_NETWORK, 1},
     {"keys", RP_KIND_API_KEY, R_ADMIN, R_ADMIN, 0},
 };
-
-/* ------------------------------------------------------------------ JSON views */
-
-cJSON *admin_record_json(rp_kind_t kind, const ProtobufCMessage *m)
-{
-    cJSON *o = rp_json_from_record(kind, m);
-    if (!o)
-        return NULL;
-    if (kind == RP_KIND_ENDPOINT) {
-        const Roamhub__V1__Endpoint *e = (const void *)m;
-        cJSON_DeleteItemFromObjectCaseSensitive(o, "authorization");
-        cJSON_AddBoolToObject(o, "authorization_set", e->authorization && e->authorization[0]);
-    } else if (kind == RP_KIND_API_KEY) {
-        cJSON_DeleteItemFromObjectCaseSensitive(o, "secret_hash");
-        cJSON_DeleteItemFromObjectCaseSensitive(o, "salt");
-    }
-    return o;
-}
-
-void admin_free_msg(ProtobufCMessage *m)
-{
-    if (m)
-        protobuf_c_message_free_unpacked(m, NULL);
-}
 
 /* Key object of a record from path segments (after the resource name) and query. NULL with a
  * reply sent when the path is not a key of this kind. */
@@ -148,14 +126,6 @@ static ProtobufCMessage *key_msg(admin_req_t *r, const admin_res_t *res, char **
 /* Tells the hub that Member/Endpoint records changed (the hook admin_new installed): one record
  * is applied to the registry incrementally, an import rebuilds it. Errors: the hook's (the
  * registry refused the records). */
-int admin_registry_changed(admin_req_t *r, rp_kind_t kind, const ProtobufCMessage *upserted,
-                           const ProtobufCMessage *deleted, rh_diag_t *d)
-{
-    return r->a->registry_changed
-               ? r->a->registry_changed(r->a->hook_arg, kind, upserted, deleted, d)
-               : RH_OK;
-}
-
 /* Join routes of a member must not overlap another home network's JoinEUI prefixes. */
 typedef struct jr_scan {
     const Roamhub__V1__JoinRoute *mine;
@@ -175,23 +145,6 @@ static int jr_scan_cb(void *ud, rp_kind_t kind, const ProtobufCMessage *msg)
     if (j->home_net_id != m->home_net_id || (j->join_server_id && j->join_server_id[0]))
         s->conflict = 1;
     return s->conflict;
-}
-
-static int registry_hook(void *arg, rp_kind_t kind, const ProtobufCMessage *upserted,
-                         const ProtobufCMessage *deleted, rh_diag_t *d)
-{
-    admin_api_t *a = arg;
-    return a->registry_changed ? a->registry_changed(a->hook_arg, kind, upserted, deleted, d)
-                               : RH_OK;
-}
-
-int admin_table_write(admin_req_t *r, table_op_t op, rp_kind_t kind, const ProtobufCMessage *m,
-                      rp_put_mode_t mode, int *deleted, rh_diag_t *d)
-{
-    table_change_t ch = {.op = op, .kind = kind, .mode = mode, .actor = r->p.key_id, .msg = m};
-    if (r->a->hub->cluster)
-        return cluster_write(r->a->hub->cluster, &ch, deleted, d);
-    return table_change_apply(r->a->db, &ch, registry_hook, r->a, deleted, d);
 }
 
 /* Stores (create or upsert) through admin_table_write (which undoes it if the member registry
@@ -277,32 +230,6 @@ static void do_list(admin_req_t *r, const admin_res_t *res)
     }
     cJSON_AddStringToObject(o, "next_page_token", c.n >= c.limit ? next : "");
     admin_reply_json(r, 200, o);
-}
-
-/* Loads the record at the path; NULL with 404 sent when missing or not visible. */
-ProtobufCMessage *admin_load_visible(admin_req_t *r, const admin_res_t *res, ProtobufCMessage *key,
-                                      int write)
-{
-    ProtobufCMessage *m = NULL;
-    rh_diag_t d = {{0}};
-    int rc = rp_get(r->a->db, res->kind, key, &m, &d);
-    if (rc) {
-        admin_reply_error(r, admin_status_of(rc), "%s", d.text);
-        return NULL;
-    }
-    if (m && !admin_may_touch(&r->p, res->kind, m, write)) {
-        admin_free_msg(m);
-        m = NULL;
-    }
-    if (!m) {
-        /* members: no echo of the key, so a response never names another member's object */
-        char kt[200] = "";
-        if (r->p.is_operator)
-            rp_key_text(res->kind, key, kt, sizeof kt);
-        admin_reply_error(r, 404, "%s%s%s: not found", rp_kind_name(res->kind), kt[0] ? " " : "",
-                          kt);
-    }
-    return m;
 }
 
 /* ------------------------------------------------------------------ create / replace / delete */

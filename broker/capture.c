@@ -24,8 +24,8 @@ atomic_int capture_nactive;
 static pthread_rwlock_t slots_lock = PTHREAD_RWLOCK_INITIALIZER;
 static capture_t *slots[CAPTURE_MAX_ACTIVE];
 
-void capture_emit(unsigned worker, uint32_t fwd, uint32_t home, const bi_msg_t *msg,
-                  rp_class_t cls, rp_outcome_t outcome, const char *result_code,
+void capture_emit(unsigned worker, uint32_t fwd, uint32_t home, bi_msg_type_t msg_type,
+                  uint32_t txid, rp_class_t cls, rp_outcome_t outcome, const char *result_code,
                   uint64_t recv_ns, const char *sender)
 {
     capture_event_t ev;
@@ -41,8 +41,8 @@ void capture_emit(unsigned worker, uint32_t fwd, uint32_t home, const bi_msg_t *
             ev.worker = worker;
             ev.fwd_net_id = fwd;
             ev.home_net_id = home;
-            ev.msg_type = msg ? bi_msg_type(msg) : BI_MT_UNKNOWN;
-            ev.transaction_id = msg ? bi_msg_transaction_id(msg) : 0;
+            ev.msg_type = msg_type;
+            ev.transaction_id = txid;
             ev.cls = cls;
             ev.outcome = outcome;
             snprintf(ev.result_code, sizeof ev.result_code, "%s", result_code ? result_code : "");

@@ -18,7 +18,7 @@
 #ifndef RH_CAPTURE_H
 #define RH_CAPTURE_H
 
-#include "bi_msg.h"
+#include "bi_types.h"
 #include "rp.h"
 
 #include <stdatomic.h>
@@ -45,19 +45,21 @@ typedef struct capture capture_t;
 extern atomic_int capture_nactive;
 
 /* Slow path of capture_tap (only when a capture is active). */
-void capture_emit(unsigned worker, uint32_t fwd, uint32_t home, const bi_msg_t *msg,
-                  rp_class_t cls, rp_outcome_t outcome, const char *result_code,
+void capture_emit(unsigned worker, uint32_t fwd, uint32_t home, bi_msg_type_t msg_type,
+                  uint32_t txid, rp_class_t cls, rp_outcome_t outcome, const char *result_code,
                   uint64_t recv_ns, const char *sender);
 
-/* Records one terminal outcome. msg: the request (type and TransactionID are read from it; may
- * be NULL); result_code: the ResultCode name or NULL; recv_ns: rh_mono_ns() when the request was
+/* Records one terminal outcome. msg_type/txid: the request's MessageType (BI_MT_UNKNOWN when
+ * unknown) and the sender's TransactionID (0 when unknown); result_code: the ResultCode name or NULL; recv_ns: rh_mono_ns() when the request was
  * complete (0 = unknown); sender: member ID or NULL. Cheap when no capture is active. */
-static inline void capture_tap(unsigned worker, uint32_t fwd, uint32_t home, const bi_msg_t *msg,
-                               rp_class_t cls, rp_outcome_t outcome, const char *result_code,
-                               uint64_t recv_ns, const char *sender)
+static inline void capture_tap(unsigned worker, uint32_t fwd, uint32_t home,
+                               bi_msg_type_t msg_type, uint32_t txid, rp_class_t cls,
+                               rp_outcome_t outcome, const char *result_code, uint64_t recv_ns,
+                               const char *sender)
 {
     if (atomic_load_explicit(&capture_nactive, memory_order_relaxed) > 0)
-        capture_emit(worker, fwd, home, msg, cls, outcome, result_code, recv_ns, sender);
+        capture_emit(worker, fwd, home, msg_type, txid, cls, outcome, result_code, recv_ns,
+                     sender);
 }
 
 /* Starts a capture. all = 1: every event (operator); else only events whose forwarder or home

@@ -10,6 +10,7 @@
  */
 #include "grpc_server.h"
 
+#include "rh_io.h"
 #include "rh_log.h"
 
 #include <event2/buffer.h>
@@ -107,12 +108,7 @@ static void arm(struct event *ev, unsigned ms)
 static void call_free(grpc_call_t *call)
 {
     conn_t *c = call->conn;
-    if (call->prev)
-        call->prev->next = call->next;
-    else
-        c->calls = call->next;
-    if (call->next)
-        call->next->prev = call->prev;
+    RH_DLIST_UNLINK(c->calls, call);
     c->open_calls--;
     for (unsigned i = 0; i < call->nhdrs; i++) {
         free(call->hdrs[i].name);
@@ -296,10 +292,7 @@ static int on_begin_headers(nghttp2_session *h2, const nghttp2_frame *f, void *u
         return NGHTTP2_ERR_CALLBACK_FAILURE;
     call->conn = c;
     call->stream_id = f->hd.stream_id;
-    call->next = c->calls;
-    if (c->calls)
-        c->calls->prev = call;
-    c->calls = call;
+    RH_DLIST_PUSH(c->calls, call);
     c->open_calls++;
     evtimer_del(c->timer); /* a stream is open: not idle */
     nghttp2_session_set_stream_user_data(h2, f->hd.stream_id, call);
@@ -517,12 +510,7 @@ static void conn_free(conn_t *c)
         bufferevent_free(c->bev);
     if (c->timer)
         event_free(c->timer);
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        s->conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
+    RH_DLIST_UNLINK(s->conns, c);
     s->nconns--;
     free(c);
     if (!s->listening && s->lev && !s->shutting_down && s->nconns < s->o.max_connections) {
@@ -666,10 +654,7 @@ static void conn_start(grpc_server_t *s, evutil_socket_t fd)
         {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, (uint32_t)s->o.max_header_bytes},
     };
     /* linked first so that conn_free below can unlink it */
-    c->next = s->conns;
-    if (s->conns)
-        s->conns->prev = c;
-    s->conns = c;
+    RH_DLIST_PUSH(s->conns, c);
     s->nconns++;
     if (!c->h2 || nghttp2_submit_settings(c->h2, NGHTTP2_FLAG_NONE, iv, 2) != 0) {
         RH_LOG(RH_LOG_WARN, "grpc", "cannot set up a connection (out of memory)");

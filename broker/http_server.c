@@ -16,6 +16,7 @@
 #include "http_server.h"
 
 #include "rh_err.h"
+#include "rh_io.h"
 #include "rh_log.h"
 #include "rh_time.h"
 
@@ -351,14 +352,7 @@ static int on_message_complete(http_parser *p)
 
 static void conn_unlink(hs_conn_t *c)
 {
-    hs_server_t *s = c->srv;
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        s->conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    c->prev = c->next = NULL;
+    RH_DLIST_UNLINK(c->srv->conns, c);
 }
 
 static void maybe_drain_done(hs_server_t *s);
@@ -463,19 +457,9 @@ static void write_response(hs_conn_t *c, int status, const char *ctype, const ch
      * the turn's other callbacks have run (issue #15). Whatever the socket does not take now
      * (or an error, which the bufferevent then reports) goes through the bufferevent as before.
      * Closing answers keep the bufferevent path: close_after_write needs its write callback. */
-    size_t sent = 0;
-    if (!c->ssl && keep_alive && evbuffer_get_length(out) == 0) {
-        struct iovec iov[2] = {{h, n}, {(void *)body, len}};
-        struct msghdr mh = {.msg_iov = iov, .msg_iovlen = len ? 2 : 1};
-        ssize_t w = sendmsg(bufferevent_getfd(c->bev), &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (w > 0)
-            sent = (size_t)w;
-    }
-    if (sent < n)
-        evbuffer_add(out, h + sent, n - sent);
-    size_t bsent = sent > n ? sent - n : 0;
-    if (len > bsent)
-        evbuffer_add(out, (const char *)body + bsent, len - bsent);
+    int fd = !c->ssl && keep_alive && evbuffer_get_length(out) == 0 ? bufferevent_getfd(c->bev)
+                                                                     : -1;
+    rh_send_now(fd, out, h, n, body, len);
 }
 
 static void send_error_and_close(hs_conn_t *c, int status)
@@ -687,10 +671,7 @@ static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct soc
     bufferevent_setwatermark(c->bev, EV_READ, 0, HS_PIPELINE_MAX);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
     conn_arm(c, s->o.header_timeout_ms);
-    c->next = s->conns;
-    if (s->conns)
-        s->conns->prev = c;
-    s->conns = c;
+    RH_DLIST_PUSH(s->conns, c);
     s->nconns++;
     if (s->nconns >= s->o.max_connections && s->listening) {
         evconnlistener_disable(lev);

@@ -4,7 +4,9 @@
  * the list). All or nothing: the new file must load, pass config_check and yield working TLS
  * contexts before anything is applied; a refused reload logs why and leaves the running
  * configuration whole. One line is logged per reload naming the keys that changed and the keys
- * that still need a restart. Main thread only.
+ * that still need a restart. Also the member registry's (re)load from the database
+ * (hub_reload_registry: at start, on SIGHUP, after an import), so this file calls nothing in
+ * hub.c and hub.c calls it. Main thread only.
  */
 #include "hub.h"
 
@@ -15,6 +17,88 @@
 
 #include <stdlib.h>
 #include <string.h>
+
+/* ---------------------------------------------------------------- the member registry */
+
+typedef struct collect {
+    ProtobufCMessage **items;
+    size_t n, cap;
+} collect_t;
+
+static int collect_cb(void *ud, rp_kind_t kind, const ProtobufCMessage *msg)
+{
+    collect_t *c = ud;
+    (void)kind;
+    if (c->n == c->cap) {
+        size_t nc = c->cap ? c->cap * 2 : 16;
+        ProtobufCMessage **ni = realloc(c->items, nc * sizeof *ni);
+        if (!ni)
+            return 1;
+        c->items = ni;
+        c->cap = nc;
+    }
+    /* copy: the listing's message is valid during the callback only */
+    size_t len = protobuf_c_message_get_packed_size(msg);
+    uint8_t *buf = malloc(len ? len : 1);
+    if (!buf)
+        return 1;
+    protobuf_c_message_pack(msg, buf);
+    ProtobufCMessage *copy = protobuf_c_message_unpack(msg->descriptor, NULL, len, buf);
+    free(buf);
+    if (!copy)
+        return 1;
+    c->items[c->n++] = copy;
+    return 0;
+}
+
+static void collect_free(collect_t *c)
+{
+    for (size_t i = 0; i < c->n; i++)
+        protobuf_c_message_free_unpacked(c->items[i], NULL);
+    free(c->items);
+}
+
+int hub_reload_registry(hub_t *hub, rh_diag_t *diag)
+{
+    collect_t members = {0}, endpoints = {0};
+    char next[RP_PAGE_TOKEN_MAX];
+    int rc = rp_list(hub->db, RP_KIND_MEMBER, NULL, 0, collect_cb, &members, next, sizeof next,
+                     diag);
+    if (rc == RH_OK)
+        rc = rp_list(hub->db, RP_KIND_ENDPOINT, NULL, 0, collect_cb, &endpoints, next,
+                     sizeof next, diag);
+    const char **dev = NULL;
+    if (rc == RH_OK && hub->cfg.dev_loopback) {
+        dev = calloc(members.n + 1, sizeof *dev);
+        if (!dev)
+            rc = RH_ENOMEM;
+        for (size_t i = 0; dev && i < members.n; i++)
+            dev[i] = ((Roamhub__V1__Member *)members.items[i])->id;
+    }
+    peer_registry_t *reg = NULL;
+    if (rc == RH_OK) {
+        peer_registry_config_t pc = {
+            .members = (const Roamhub__V1__Member *const *)members.items,
+            .n_members = members.n,
+            .endpoints = (const Roamhub__V1__Endpoint *const *)endpoints.items,
+            .n_endpoints = endpoints.n,
+            .dev_loopback_members = dev,
+            .n_dev_loopback_members = dev ? members.n : 0,
+        };
+        rc = peer_registry_new(&pc, &reg, diag);
+    }
+    free(dev);
+    if (rc == RH_OK) {
+        peer_registry_slot_publish(&hub->registry, reg);
+        RH_LOG(RH_LOG_INFO, "hub", "member registry loaded members=%zu endpoints=%zu", members.n,
+               endpoints.n);
+    }
+    collect_free(&members);
+    collect_free(&endpoints);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- the configuration */
 
 /* Worker side: the TS002 listener's limits from the (already updated) hub configuration. The
  * post through the worker's inbox (a mutex) orders the main thread's writes before this read. */

@@ -55,6 +55,11 @@ struct worker {
     atomic_uint in_flight; /* relay transactions owned by this worker (alive, not yet freed);
                               written by the worker, read by /metrics */
     void *relay_txns;      /* relay.c's list of those transactions (for shutdown) */
+    struct {                   /* relay.c's answerer identities for the registry of view.gen */
+        uint64_t gen;          /* 0: empty */
+        const void *ep[16];    /* endpoint (direct-mapped by address) */
+        uint64_t id[16];       /* its pending-table answerer identity */
+    } relay_answerers;
 };
 
 /* Creates the inbox (mutex + event on w->base). Errors: RH_ENOMEM. */

@@ -19,6 +19,8 @@
  */
 #include "peer_client.h"
 
+#include "rh_io.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1015,19 +1017,7 @@ static int req_write(peer_pool_t *p, struct evbuffer *out, int fd, const char *p
         return bad ? -1 : 0;
     }
     hn += 16 + nd + 4;
-    size_t sent = 0;
-    if (fd >= 0) {
-        struct iovec iov[2] = {{hb, hn}, {(void *)body, len}};
-        struct msghdr mh = {.msg_iov = iov, .msg_iovlen = len ? 2 : 1};
-        ssize_t w = sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (w > 0)
-            sent = (size_t)w;
-    }
-    if (sent < hn)
-        bad |= evbuffer_add(out, hb + sent, hn - sent) != 0;
-    size_t bsent = sent > hn ? sent - hn : 0;
-    if (len > bsent)
-        bad |= evbuffer_add(out, (const char *)body + bsent, len - bsent) != 0;
+    bad |= rh_send_now(fd, out, hb, hn, body, len);
     return bad ? -1 : 0;
 }
 

@@ -28,13 +28,6 @@ void rp__index_push(rp_db_t *db, rp_delta_t *d)
     pthread_mutex_unlock(&db->q_mu);
 }
 
-static _Thread_local char thread_marker;
-
-void *rp__thread_marker(void)
-{
-    return &thread_marker;
-}
-
 /* Swaps in the new index and frees replaced ones once every reader has been idle since the
  * swap (readers load the index pointer only while holding their own mutex). A reader that is
  * active in the calling thread cannot be waited for: the old index is then kept on the retired

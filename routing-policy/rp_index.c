@@ -10,7 +10,7 @@
  *    (built_txnid) and the routing generation (META "gen", bumped by every routing write in the
  *    same transaction);
  *  - a reader uses it only if its own snapshot T satisfies built_txnid <= T <= valid_upto (and
- *    T is really the state the transaction reads, see rp__snap_attach), where
+ *    T is really the state the transaction reads, see rp__snap_attach in rp_reader.c), where
  *    valid_upto only advances after the builder checked that the generation at T is unchanged
  *    (statistics writes do not change routing); otherwise the reader falls back to LMDB, so every
  *    message sees exactly its snapshot and a commit is visible to the next message either way.
@@ -403,28 +403,6 @@ const rp_flags_t *rp__snap_policy(const rp_snap_t *s, const uint8_t *key)
     }
     const pent_t *e = base_policy(s->base, key, hk);
     return e ? &e->flags : NULL;
-}
-
-/* Called by rp_reader_begin with r->mu held: attach the index if it matches the snapshot. */
-void rp__snap_attach(rp_reader_t *r)
-{
-    r->snap = NULL;
-    if (r->no_index)
-        return;
-    rp_snap_t *s = atomic_load_explicit(&r->db->snap, memory_order_acquire);
-    if (!s)
-        return;
-    uint64_t t = mdb_txn_id(r->txn);
-    if (s->built_txnid <= t && t <= atomic_load_explicit(&s->valid_upto, memory_order_acquire)) {
-        /* LMDB takes a read snapshot's ID and then copies the meta page in slot ID & 1; two
-         * commits in between overwrite that slot, and the transaction then reads a later
-         * state than its ID says. When two or more commits have happened since the ID was
-         * taken, this message reads LMDB: its own data, whatever they are. */
-        MDB_envinfo info;
-        mdb_env_info(r->db->env, &info);
-        if (info.me_last_txnid <= t + 1)
-            r->snap = s;
-    }
 }
 
 /* ---- deltas (recorded by rp_write.c, applied here) ----------------------------------------- */

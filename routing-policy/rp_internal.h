@@ -89,6 +89,11 @@ int rp__temp_reader(rp_db_t *db, rp_reader_t **out, rh_diag_t *diag);
 void rp__temp_reader_done(rp_reader_t *r);
 MDB_cursor *rp__reader_cursor(rp_reader_t *r, int dbi);
 MDB_txn *rp__reader_txn(rp_reader_t *r);
+/* rp_reader.c: with r->mu held and r->txn begun, attach the compiled index if it holds exactly
+ * the reader's snapshot (else r->snap = NULL: lookups read LMDB). */
+void rp__snap_attach(rp_reader_t *r);
+/* rp_reader.c: an address unique to the calling thread (reader ownership). */
+void *rp__thread_marker(void);
 
 /* Compiled index (rp_index.c: versions, lookups, deltas; rp_builder.c: keeping it current). */
 struct rp_base;
@@ -160,8 +165,6 @@ void rp__index_push(rp_db_t *db, rp_delta_t *d);
 int rp__index_start(rp_db_t *db);
 void rp__index_stop(rp_db_t *db);
 void rp__index_kick(rp_db_t *db);
-void rp__snap_attach(rp_reader_t *r);
-void *rp__thread_marker(void);
 void rp__snap_free(rp_snap_t *s);
 int rp__snap_devaddr(const rp_snap_t *s, uint32_t devaddr, rp_block_match_t *out);
 const rp_flags_t *rp__snap_policy(const rp_snap_t *s, const uint8_t *key);

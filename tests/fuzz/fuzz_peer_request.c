@@ -27,6 +27,7 @@
 #include "peer_registry.h"
 #include "pending.h"
 #include "relay.h"
+#include "relay_ts002.h"
 #include "rh_log.h"
 #include "rp.h"
 #include "rp_json.h"
@@ -205,7 +206,7 @@ static void init(void)
                     .port = 0,
                     .listen_fd = -1,
                     .max_body_bytes = 65536,
-                    .handler = relay_handle_request,
+                    .handler = relay_ts002_handle_request,
                     .handler_arg = &w};
     srv = hs_server_new(base, &ho);
     if (!srv)

@@ -34,8 +34,8 @@ static double bench_tap(long n)
 {
     uint64_t t0 = rh_mono_ns();
     for (long i = 0; i < n; i++)
-        capture_tap(0, 0x000202, 0x000505, NULL, RP_CLASS_UPLINK_APP, RP_OUT_FORWARDED, NULL,
-                    0, "netA");
+        capture_tap(0, 0x000202, 0x000505, BI_MT_PR_START_REQ, 1, RP_CLASS_UPLINK_APP,
+                    RP_OUT_FORWARDED, NULL, 0, "netA");
     return (double)(rh_mono_ns() - t0) / (double)n;
 }
 

@@ -1,0 +1,42 @@
+/*
+ * relay_ts002.h — the TS002 front end of the relay: LoRaWAN Backend Interfaces 1.0/1.1 JSON over
+ * HTTP (passive roaming and Join Server messages), one of the relay core's front ends (relay.h).
+ *
+ * Every request on the TS002 listener goes through these stages, each deciding or refusing
+ * once (and logging once, where the decision is made):
+ *   1. authenticate the caller (TLS client certificate, Bearer API key, or the development
+ *      loopback identity) — HTTP 401 when nobody is recognised;
+ *   2. decode and validate the body with the TS002 codec — a TS002 answer with the codec's
+ *      ResultCode and Description (HTTP 400 only when the answer cannot be addressed);
+ *   3. answers (any *Ans) are matched first, by the answering member and the hub-owned
+ *      TransactionID (relay_txn_claim, hub_txid.h), then their SenderID must be one of the
+ *      member's NetIDs or the ReceiverID the hub sent the request to; answers matching nothing
+ *      are counted and dropped. For requests, SenderID must be one of the member's NetIDs —
+ *      UnknownSender, nothing forwarded; then the member's rate limit;
+ *   4. a relay transaction is created and routed by the core (relay_txn_route: route.c decides —
+ *      uplinks by DevAddr prefix / join route / ReceiverID, downlinks and everything else by
+ *      ReceiverID, never back to the sender, the forwarder's policy for the message class,
+ *      stripping of signal quality / localization);
+ *   5. this front end forwards what the core decided (ops.forward): the request re-encoded in the
+ *      receiver endpoint's dialect — or its received bytes unchanged when already canonical —
+ *      under the hub-owned TransactionID and the ReceiverID the core chose; and it bridges
+ *      sync/async answers back to the sender (ops.answer) in the mode the sender's endpoint asks
+ *      for its role (answer_mode / js_answer_mode), mapped back to the sender's TransactionID
+ *      and IDs. Any 2xx that is not a TS002 answer acknowledges; a malformed answer whose header
+ *      can be read fails the transaction at once.
+ * TS002 POSTs are accepted on any path (docs/PEERING.md).
+ * Failures always produce a TS002 answer for the sender: no route -> UnknownDevAddr /
+ * UnknownDevEUI / UnknownReceiver; policy -> NoRoamingAgreement naming the flag; receiver
+ * timeout or unreachable -> Other (XmitFailed for downlinks).
+ */
+#ifndef RH_RELAY_TS002_H
+#define RH_RELAY_TS002_H
+
+#include "http_server.h"
+
+/* hs_handler_fn for the TS002 listener; arg is the worker_t (worker.h) whose thread runs the
+ * listener. Always answers req (hs_reply), now or, for a sync sender, when its transaction
+ * completes. */
+void relay_ts002_handle_request(hs_req_t *req, void *arg);
+
+#endif

@@ -1,0 +1,531 @@
+/*
+ * test_relay_core.c — the relay core (broker/relay.c) driven through a test front end: no
+ * sockets, no HTTP, no TS002 codec. A real routing table and member registry (route_world.h), a
+ * real pending table, metrics and capture, and an event_base used only for the answer timer.
+ * Each case creates a transaction as a front end would, lets the core route it, plays the
+ * receiver's part (answer, silence, refusal) and checks what the TS002 front end relies on: what
+ * the core asks the front end to forward and to answer, the outcome, the statistics row
+ * (metrics_take_deltas: forwarder, home, class, outcome, ResultCode, count, latency) and the
+ * capture event (forwarder, home, MessageType, TransactionID, class, outcome, ResultCode,
+ * sender) — the same facts the TS002 path records (tests/integration/test_admin_stats.py checks
+ * them end to end).
+ */
+#include "capture.h"
+#include "metrics.h"
+#include "pending.h"
+#include "relay.h"
+#include "rh_time.h"
+
+#include <event2/event.h>
+
+#include "route_world.h" /* last: its one-letter NetID macros */
+
+/* ---------------------------------------------------------------- the test front end */
+
+typedef struct fe_log {
+    int forwards, answers, releases;
+    relay_forward_t fwd;   /* the last forward request */
+    char fwd_ep[64];
+    int forward_rc;        /* what ops.forward returns */
+    relay_answer_t ans;    /* the last answer (pointers valid only during the call) */
+    char ans_desc[400];
+    relay_txn_t *t;        /* the transaction with a forward on the wire (front end's ref) */
+} fe_log_t;
+
+static fe_log_t L;
+
+typedef struct fe_ctx {
+    int magic;
+} fe_ctx_t;
+
+static int fe_forward(relay_txn_t *t, void *ctx, const relay_forward_t *f)
+{
+    assert_int_equal(((fe_ctx_t *)ctx)->magic, 42);
+    L.forwards++;
+    L.fwd = *f;
+    snprintf(L.fwd_ep, sizeof L.fwd_ep, "%s", f->ep->id);
+    if (L.forward_rc != RH_OK)
+        return L.forward_rc;
+    relay_txn_ref(t);
+    L.t = t;
+    return RH_OK;
+}
+
+static void fe_answer(relay_txn_t *t, void *ctx, const relay_answer_t *a)
+{
+    (void)t;
+    assert_int_equal(((fe_ctx_t *)ctx)->magic, 42);
+    L.answers++;
+    L.ans = *a;
+    snprintf(L.ans_desc, sizeof L.ans_desc, "%s", a->description ? a->description : "");
+}
+
+static void fe_release(void *ctx)
+{
+    assert_int_equal(((fe_ctx_t *)ctx)->magic, 42);
+    L.releases++;
+}
+
+static const relay_fe_ops_t test_ops = {fe_forward, fe_answer, fe_release};
+
+/* ---------------------------------------------------------------- fixture */
+
+typedef struct core {
+    world_t *w;
+    worker_t wk;
+    pending_table_t *pending;
+    capture_t *cap;
+} core_t;
+
+static int setup(void **state)
+{
+    void *ws = NULL;
+    world_setup(&ws);
+    core_t *c = calloc(1, sizeof *c);
+    assert_non_null(c);
+    c->w = ws;
+    c->wk.index = 3;
+    c->wk.base = event_base_new();
+    c->wk.metrics = metrics_new();
+    c->pending = pending_new(16);
+    c->wk.pending = c->pending;
+    c->wk.reader = c->w->f->r;
+    /* the worker's registry view is the transactions' registry (as worker_registry hands it out):
+     * the core then remembers answerer identities for it (not owned: never released here) */
+    c->wk.view.reg = c->w->reg;
+    c->wk.view.gen = 1;
+    assert_non_null(c->wk.base);
+    assert_non_null(c->wk.metrics);
+    assert_non_null(c->pending);
+    worker_set_self(&c->wk);
+    assert_int_equal(capture_start(1, 0, 100, &c->cap), RH_OK);
+    memset(&L, 0, sizeof L);
+    *state = c;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    core_t *c = *state;
+    assert_int_equal(atomic_load(&c->wk.in_flight), 0); /* every transaction was freed */
+    assert_null(c->wk.relay_txns);
+    capture_stop(c->cap);
+    metrics_free(c->wk.metrics);
+    pending_free(c->pending);
+    event_base_free(c->wk.base);
+    worker_set_self(NULL);
+    void *ws = c->w;
+    world_teardown(&ws);
+    free(c);
+    return 0;
+}
+
+/* Creates a transaction from member `from` (SenderID its NetID) as a TS002 front end would for
+ * a request of type req (answer ans), sender waiting synchronously. */
+static relay_txn_t *create(core_t *c, const peer_member_t *from, bi_msg_type_t req,
+                           bi_msg_type_t ans, uint32_t txid)
+{
+    relay_txn_params_t p = {0};
+    p.sender = from;
+    p.sender_id.kind = RP_STATS_ID_NETID;
+    p.sender_id.id = from->net_ids[0];
+    p.sender_waits = true;
+    p.req_type = req;
+    p.ans_type = ans;
+    p.sender_txid = txid;
+    p.recv_ns = rh_mono_ns() - 2000000; /* received 2 ms ago: latency is non-zero */
+    relay_txn_t *t = relay_txn_create(&c->wk, c->w->reg, &p, &test_ops, sizeof(fe_ctx_t));
+    assert_non_null(t);
+    ((fe_ctx_t *)relay_txn_ctx(t))->magic = 42;
+    return t;
+}
+
+/* The one statistics row counted since the last call. */
+static rp_stats_item_t one_row(core_t *c)
+{
+    rp_stats_item_t *items = NULL;
+    size_t n = 0;
+    assert_int_equal(metrics_take_deltas(c->wk.metrics, 1, &items, &n), RH_OK);
+    if (n != 1)
+        fail_msg("%zu statistics rows, expected 1", n);
+    rp_stats_item_t r = items[0];
+    free(items);
+    assert_int_equal(r.count, 1);
+    return r;
+}
+
+/* The one capture event since the last call. */
+static capture_event_t one_event(core_t *c)
+{
+    capture_event_t ev[4];
+    size_t n = capture_take(c->cap, ev, 4);
+    if (n != 1)
+        fail_msg("%zu capture events, expected 1", n);
+    assert_int_equal(ev[0].worker, 3);
+    return ev[0];
+}
+
+static void check_row(const rp_stats_item_t *r, uint32_t fwd, uint32_t home, rp_class_t cls,
+                      rp_outcome_t out, const char *result, bool latency)
+{
+    assert_int_equal(r->forwarder_kind, RP_STATS_ID_NETID);
+    assert_int_equal(r->forwarder_net_id, fwd);
+    assert_int_equal(r->home_net_id, home);
+    assert_int_equal(r->cls, cls);
+    assert_int_equal(r->outcome, out);
+    if (result)
+        assert_string_equal(r->result_code, result);
+    else
+        assert_null(r->result_code);
+    if (latency)
+        assert_true(r->latency_us_sum >= 2000);
+    else
+        assert_int_equal(r->latency_us_sum, 0);
+}
+
+static void check_event(const capture_event_t *e, uint32_t fwd, uint32_t home,
+                        bi_msg_type_t type, uint32_t txid, rp_class_t cls, rp_outcome_t out,
+                        const char *result, const char *sender)
+{
+    assert_int_equal(e->fwd_net_id, fwd);
+    assert_int_equal(e->home_net_id, home);
+    assert_int_equal(e->msg_type, type);
+    assert_int_equal(e->transaction_id, txid);
+    assert_int_equal(e->cls, cls);
+    assert_int_equal(e->outcome, out);
+    assert_string_equal(e->result_code, result);
+    assert_string_equal(e->sender, sender);
+}
+
+/* The front end's forward ends (its response callback dropping its reference). */
+static void fe_forward_ends(void)
+{
+    assert_non_null(L.t);
+    relay_txn_t *t = L.t;
+    L.t = NULL;
+    relay_txn_unref(t);
+}
+
+/* A confirmed uplink (MType 4) with FPort 1 from DevAddr le (little-endian hex). */
+#define UP_CONF_APP(devaddr_le) "80" devaddr_le "00" "0100" "01" "aa" "01020304"
+
+/* ---------------------------------------------------------------- create -> forward -> answer */
+
+typedef struct answer_job {
+    relay_answer_t a;
+} answer_job_t;
+
+static void deliver_answer(relay_txn_t *t, void *arg)
+{
+    relay_txn_complete(t, &((answer_job_t *)arg)->a);
+}
+
+static void test_forward_then_async_answer(void **state)
+{
+    core_t *c = *state;
+    uint8_t buf[64];
+    relay_txn_t *t = create(c, c->w->a, BI_MT_PR_START_REQ, BI_MT_PR_START_ANS, 77);
+    /* ReceiverID a placeholder 000000: the core names the receiver it decided (B) */
+    route_msg_t v = msg(c->w->a, ROUTE_UPLINK, 0, false, UP_APP("0100000a"), buf);
+    relay_txn_route(t, &v);
+    assert_int_equal(L.forwards, 1);
+    assert_int_equal(L.answers, 0);
+    assert_string_equal(L.fwd_ep, "epB");
+    assert_true(L.fwd.set_txid);
+    assert_int_equal(L.fwd.hub_txid, relay_txn_hub_txid(t));
+    assert_int_equal(L.fwd.receiver.kind, BI_ID_NETID);
+    assert_int_equal(L.fwd.receiver.value, B);
+    assert_int_equal(relay_txn_sent_receiver(t).value, B);
+    assert_int_equal(L.fwd.strip, 0); /* A -> B allows signal quality and localization */
+    assert_true(L.fwd.wait_ms > 0);
+    assert_int_equal(pending_count(c->pending), 1);
+    assert_int_equal(relay_txn_decision(t)->cls, RP_CLASS_UPLINK_APP);
+
+    /* an answer from a member that is not the receiver matches nothing */
+    assert_null(relay_txn_claim(&c->wk, c->w->c, L.fwd.hub_txid, BI_MT_PR_START_ANS));
+    /* nor one of the wrong type */
+    assert_null(relay_txn_claim(&c->wk, c->w->b, L.fwd.hub_txid, BI_MT_XMIT_DATA_ANS));
+    /* B answers asynchronously with its own message (opaque to the core) */
+    relay_txn_t *claimed = relay_txn_claim(&c->wk, c->w->b, L.fwd.hub_txid, BI_MT_PR_START_ANS);
+    assert_ptr_equal(claimed, t);
+    assert_int_equal(pending_count(c->pending), 0);
+    static int receiver_msg;
+    answer_job_t job = {{.code = BI_RC_SUCCESS, .fe_msg = &receiver_msg}};
+    assert_int_equal(relay_txn_post_claimed(claimed, deliver_answer, &job), RH_OK);
+    assert_int_equal(L.answers, 1);
+    assert_ptr_equal(L.ans.fe_msg, &receiver_msg); /* TS002 -> TS002 forwards its bytes */
+    assert_int_equal(L.ans.code, BI_RC_SUCCESS);
+    assert_false(L.ans.downlink_refused);
+    assert_true(relay_txn_done(t));
+    /* a late second answer or failure changes nothing */
+    relay_txn_fail(t, RP_OUT_UNREACHABLE, "late");
+    relay_txn_complete(t, &job.a);
+    assert_int_equal(L.answers, 1);
+
+    rp_stats_item_t r = one_row(c);
+    check_row(&r, A, B, RP_CLASS_UPLINK_APP, RP_OUT_FORWARDED, NULL, true);
+    capture_event_t e = one_event(c);
+    check_event(&e, A, B, BI_MT_PR_START_REQ, 77, RP_CLASS_UPLINK_APP, RP_OUT_FORWARDED, "",
+                "A");
+    assert_true(e.latency_us >= 2000);
+
+    assert_int_equal(L.releases, 0); /* the front end's forward still holds it */
+    fe_forward_ends();
+    assert_int_equal(L.releases, 1);
+    assert_int_equal(event_base_get_num_events(c->wk.base, EVENT_BASE_COUNT_ADDED), 0);
+}
+
+/* The receiver answers with an error ResultCode; then a downlink the policy refuses. */
+static void test_answer_result_and_refused_downlink(void **state)
+{
+    core_t *c = *state;
+    uint8_t buf[64], dl[64];
+    relay_txn_t *t = create(c, c->w->a, BI_MT_PR_START_REQ, BI_MT_PR_START_ANS, 5);
+    route_msg_t v = msg(c->w->a, ROUTE_UPLINK, B, false, UP_APP("0100000a"), buf);
+    relay_txn_route(t, &v);
+    assert_int_equal(L.forwards, 1);
+    relay_answer_t a = {.code = BI_RC_MIC_FAILED, .description = "MIC failed"};
+    relay_txn_complete(t, &a);
+    assert_int_equal(L.ans.code, BI_RC_MIC_FAILED);
+    assert_string_equal(L.ans_desc, "MIC failed");
+    rp_stats_item_t r = one_row(c);
+    check_row(&r, A, B, RP_CLASS_UPLINK_APP, RP_OUT_RECEIVER_ERROR, "MICFailed", true);
+    capture_event_t e = one_event(c);
+    check_event(&e, A, B, BI_MT_PR_START_REQ, 5, RP_CLASS_UPLINK_APP, RP_OUT_RECEIVER_ERROR,
+                "MICFailed", "A");
+    fe_forward_ends();
+
+    /* A -> C allows application uplinks but no downlink class: the answer's downlink goes */
+    t = create(c, c->w->a, BI_MT_PR_START_REQ, BI_MT_PR_START_ANS, 6);
+    v = msg(c->w->a, ROUTE_UPLINK, C, false, UP_APP("0100000e"), buf);
+    relay_txn_route(t, &v);
+    assert_int_equal(L.forwards, 2);
+    assert_string_equal(L.fwd_ep, "epC");
+    assert_int_equal(L.fwd.strip, ROUTE_STRIP_SIGNAL | ROUTE_STRIP_LOCATION);
+    a = (relay_answer_t){.code = BI_RC_SUCCESS};
+    a.phy = dl;
+    a.phy_len = unhex(DOWN_APP, dl);
+    relay_txn_complete(t, &a);
+    assert_true(L.ans.downlink_refused);
+    assert_int_equal(L.ans.code, BI_RC_NO_ROAMING_AGREEMENT);
+    assert_string_equal(L.ans_desc,
+                        "routing policy 000202 -> 000707 does not allow downlink application_data");
+    r = one_row(c);
+    check_row(&r, A, C, RP_CLASS_UPLINK_APP, RP_OUT_RECEIVER_ERROR, "NoRoamingAgreement", true);
+    e = one_event(c);
+    check_event(&e, A, C, BI_MT_PR_START_REQ, 6, RP_CLASS_UPLINK_APP, RP_OUT_RECEIVER_ERROR,
+                "NoRoamingAgreement", "A");
+    fe_forward_ends();
+    assert_int_equal(L.releases, 2);
+}
+
+/* ---------------------------------------------------------------- create -> forward -> timeout */
+
+static void test_timeout_in_receive_window(void **state)
+{
+    core_t *c = *state;
+    uint8_t buf[64];
+    /* a front end that gives up before routing: released, nothing counted */
+    relay_txn_t *t = create(c, c->w->a, BI_MT_PR_START_REQ, BI_MT_PR_START_ANS, 8);
+    relay_txn_unref(t);
+    assert_int_equal(L.releases, 1);
+    assert_int_equal(L.answers, 0);
+    /* a confirmed uplink received 1.62 s ago: RX2 (2 s) minus the 300 ms margin leaves ~80 ms */
+    route_msg_t v = msg(c->w->a, ROUTE_UPLINK, B, false, UP_CONF_APP("0100000a"), buf);
+    relay_txn_params_t p = {0};
+    p.sender = c->w->a;
+    p.sender_id.id = A;
+    p.sender_waits = true;
+    p.req_type = BI_MT_PR_START_REQ;
+    p.ans_type = BI_MT_PR_START_ANS;
+    p.sender_txid = 9;
+    p.recv_ns = rh_mono_ns() - 2000000;
+    p.has_ul_recv_time = true;
+    p.ul_recv_ms = rh_real_ms() - 1620;
+    t = relay_txn_create(&c->wk, c->w->reg, &p, &test_ops, sizeof(fe_ctx_t));
+    assert_non_null(t);
+    ((fe_ctx_t *)relay_txn_ctx(t))->magic = 42;
+    relay_txn_route(t, &v);
+    assert_int_equal(L.forwards, 1);
+    assert_true(L.fwd.wait_ms > 0 && L.fwd.wait_ms <= 80);
+    assert_int_equal(L.answers, 0);
+    event_base_dispatch(c->wk.base); /* the answer timer fires; nothing else is pending */
+    assert_int_equal(L.answers, 1);
+    assert_int_equal(L.ans.code, BI_RC_OTHER);
+    assert_null(L.ans.fe_msg);
+    assert_string_equal(L.ans_desc,
+                        "receiver did not answer before the device's receive window (epB)");
+    assert_int_equal(pending_count(c->pending), 0);
+    rp_stats_item_t r = one_row(c);
+    check_row(&r, A, B, RP_CLASS_UPLINK_APP, RP_OUT_TIMEOUT, NULL, true);
+    capture_event_t e = one_event(c);
+    check_event(&e, A, B, BI_MT_PR_START_REQ, 9, RP_CLASS_UPLINK_APP, RP_OUT_TIMEOUT, "", "");
+    /* the receiver's late answer finds nothing */
+    assert_null(relay_txn_claim(&c->wk, c->w->b, L.fwd.hub_txid, BI_MT_PR_START_ANS));
+    fe_forward_ends();
+    assert_int_equal(L.releases, 2);
+
+    /* received 2 s ago: the window has passed, nothing is forwarded */
+    p.ul_recv_ms = rh_real_ms() - 2000;
+    t = relay_txn_create(&c->wk, c->w->reg, &p, &test_ops, sizeof(fe_ctx_t));
+    ((fe_ctx_t *)relay_txn_ctx(t))->magic = 42;
+    relay_txn_route(t, &v);
+    assert_int_equal(L.forwards, 1);
+    assert_int_equal(L.answers, 2);
+    assert_string_equal(
+        L.ans_desc, "too late: the answer can no longer reach the device's receive window (epB)");
+    r = one_row(c);
+    check_row(&r, A, B, RP_CLASS_UPLINK_APP, RP_OUT_TIMEOUT, NULL, true);
+    one_event(c);
+    assert_int_equal(L.releases, 3);
+}
+
+/* A downlink whose receiver cannot be reached: XmitFailed; the forwarder is the receiver. */
+static void test_receiver_unreachable_downlink(void **state)
+{
+    core_t *c = *state;
+    uint8_t buf[64];
+    relay_txn_t *t = create(c, c->w->b, BI_MT_XMIT_DATA_REQ, BI_MT_XMIT_DATA_ANS, 11);
+    route_msg_t v = msg(c->w->b, ROUTE_DOWNLINK, A, false, DOWN_APP, buf);
+    /* the answer deadline is armed before the front end is asked to send */
+    L.forward_rc = RH_EAGAIN;
+    relay_txn_route(t, &v);
+    assert_int_equal(L.forwards, 1);
+    assert_string_equal(L.fwd_ep, "epA");
+    assert_int_equal(L.answers, 1);
+    assert_int_equal(L.ans.code, BI_RC_XMIT_FAILED);
+    assert_string_equal(L.ans_desc,
+                        "receiver unavailable (backing off or at its in-flight limit) (epA)");
+    assert_int_equal(pending_count(c->pending), 0);
+    assert_int_equal(event_base_get_num_events(c->wk.base, EVENT_BASE_COUNT_ADDED), 0);
+    rp_stats_item_t r = one_row(c);
+    check_row(&r, A, B, RP_CLASS_DOWNLINK_APP, RP_OUT_UNREACHABLE, NULL, true);
+    capture_event_t e = one_event(c);
+    check_event(&e, A, B, BI_MT_XMIT_DATA_REQ, 11, RP_CLASS_DOWNLINK_APP, RP_OUT_UNREACHABLE, "",
+                "");
+    assert_int_equal(L.releases, 1);
+}
+
+/* ---------------------------------------------------------------- refusal, hub answer, notice */
+
+static void test_refusals_and_hub_answers(void **state)
+{
+    core_t *c = *state;
+    uint8_t buf[64];
+    /* no DevAddr block: UnknownDevAddr, nothing forwarded, released at once */
+    relay_txn_t *t = create(c, c->w->a, BI_MT_PR_START_REQ, BI_MT_PR_START_ANS, 21);
+    route_msg_t v = msg(c->w->a, ROUTE_UPLINK, B, false, UP_APP("01000016"), buf);
+    relay_txn_route(t, &v);
+    assert_int_equal(L.forwards, 0);
+    assert_int_equal(L.answers, 1);
+    assert_int_equal(L.ans.code, BI_RC_UNKNOWN_DEV_ADDR);
+    assert_string_equal(L.ans_desc, "DevAddr 16000001 is in no DevAddr block at this hub");
+    assert_int_equal(L.releases, 1);
+    rp_stats_item_t r = one_row(c);
+    check_row(&r, A, 0, RP_CLASS_UPLINK_APP, RP_OUT_NO_ROUTE, NULL, true);
+    capture_event_t e = one_event(c);
+    check_event(&e, A, 0, BI_MT_PR_START_REQ, 21, RP_CLASS_UPLINK_APP, RP_OUT_NO_ROUTE, "", "");
+
+    /* D has no policy towards B: NoRoamingAgreement, policy_denied */
+    t = create(c, c->w->d, BI_MT_PR_START_REQ, BI_MT_PR_START_ANS, 22);
+    v = msg(c->w->d, ROUTE_UPLINK, B, false, UP_APP("0100000a"), buf);
+    relay_txn_route(t, &v);
+    assert_int_equal(L.forwards, 0);
+    assert_int_equal(L.ans.code, BI_RC_NO_ROAMING_AGREEMENT);
+    r = one_row(c);
+    check_row(&r, D, B, RP_CLASS_UPLINK_APP, RP_OUT_POLICY_DENIED, NULL, true);
+    e = one_event(c);
+    check_event(&e, D, B, BI_MT_PR_START_REQ, 22, RP_CLASS_UPLINK_APP, RP_OUT_POLICY_DENIED, "",
+                "");
+
+    /* HomeNSReq answered by the hub from the join route: HomeNSAns with HNetID C */
+    t = create(c, c->w->a, BI_MT_HOME_NS_REQ, BI_MT_HOME_NS_ANS, 23);
+    v = msg(c->w->a, ROUTE_HOME_NS, EUI_C, true, NULL, buf);
+    relay_txn_route(t, &v);
+    assert_int_equal(L.forwards, 0);
+    assert_int_equal(L.ans.code, BI_RC_SUCCESS);
+    assert_true(L.ans.has_hnet_id);
+    assert_int_equal(L.ans.hnet_id, C);
+    assert_null(L.ans.fe_msg);
+    r = one_row(c);
+    check_row(&r, A, C, RP_CLASS_JOIN_REQUEST, RP_OUT_FORWARDED, NULL, true);
+    e = one_event(c);
+    check_event(&e, A, C, BI_MT_HOME_NS_REQ, 23, RP_CLASS_JOIN_REQUEST, RP_OUT_FORWARDED, "",
+                "A");
+
+    /* a notification (no answer type) is delivered without a pending entry */
+    t = create(c, c->w->a, BI_MT_PR_STOP_REQ, BI_MT_UNKNOWN, 24);
+    v = msg(c->w->a, ROUTE_OTHER, B, false, NULL, buf);
+    relay_txn_route(t, &v);
+    assert_int_equal(L.forwards, 1);
+    assert_false(L.fwd.set_txid);
+    assert_int_equal(pending_count(c->pending), 0);
+    relay_txn_delivered(L.t);
+    r = one_row(c);
+    check_row(&r, A, B, RP_CLASS_OTHER, RP_OUT_FORWARDED, NULL, true);
+    e = one_event(c);
+    check_event(&e, A, B, BI_MT_PR_STOP_REQ, 24, RP_CLASS_OTHER, RP_OUT_FORWARDED, "", "A");
+    fe_forward_ends();
+    assert_int_equal(L.answers, 3); /* delivered notifications are not answered */
+    assert_int_equal(L.releases, 4);
+}
+
+/* A front end's refusal before any transaction (relay_count) records the same facts. */
+static void test_count_without_transaction(void **state)
+{
+    core_t *c = *state;
+    relay_fwd_t who = {RP_STATS_ID_NETID, A};
+    relay_count(&c->wk, who, 0, BI_MT_PR_START_REQ, 31, RP_CLASS_OTHER, RP_OUT_UNAUTHORIZED, NULL,
+                rh_mono_ns() - 2000000, NULL);
+    rp_stats_item_t r = one_row(c);
+    check_row(&r, A, 0, RP_CLASS_OTHER, RP_OUT_UNAUTHORIZED, NULL, true);
+    capture_event_t e = one_event(c);
+    check_event(&e, A, 0, BI_MT_PR_START_REQ, 31, RP_CLASS_OTHER, RP_OUT_UNAUTHORIZED, "", "");
+    /* a Join Server forwarder is counted by its JoinEUI, never cut down to a NetID */
+    relay_fwd_t js = {RP_STATS_ID_JOIN_EUI, EUI_JS};
+    relay_count(&c->wk, js, B, BI_MT_HOME_NS_REQ, 32, RP_CLASS_OTHER, RP_OUT_FORWARDED, NULL, 0,
+                "J");
+    rp_stats_item_t *items = NULL;
+    size_t n = 0;
+    assert_int_equal(metrics_take_deltas(c->wk.metrics, 1, &items, &n), RH_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(items[0].forwarder_kind, RP_STATS_ID_JOIN_EUI);
+    assert_int_equal(items[0].forwarder_join_eui, EUI_JS);
+    free(items);
+    e = one_event(c);
+    assert_int_equal(e.fwd_net_id, UINT32_MAX);
+}
+
+/* Shutdown fails what is still pending and frees it once the front end lets go. */
+static void test_worker_fini(void **state)
+{
+    core_t *c = *state;
+    uint8_t buf[64];
+    relay_txn_t *t = create(c, c->w->a, BI_MT_PR_START_REQ, BI_MT_PR_START_ANS, 41);
+    route_msg_t v = msg(c->w->a, ROUTE_UPLINK, B, false, UP_APP("0100000a"), buf);
+    relay_txn_route(t, &v);
+    assert_int_equal(atomic_load(&c->wk.in_flight), 1);
+    relay_worker_fini(&c->wk);
+    assert_int_equal(L.answers, 1);
+    assert_string_equal(L.ans_desc, "hub shutting down (epB)");
+    assert_int_equal(pending_count(c->pending), 0);
+    rp_stats_item_t r = one_row(c);
+    check_row(&r, A, B, RP_CLASS_UPLINK_APP, RP_OUT_UNREACHABLE, NULL, true);
+    one_event(c);
+    fe_forward_ends();
+    assert_int_equal(L.releases, 1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_forward_then_async_answer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_answer_result_and_refused_downlink, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_timeout_in_receive_window, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_receiver_unreachable_downlink, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refusals_and_hub_answers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_count_without_transaction, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_worker_fini, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

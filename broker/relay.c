@@ -4,7 +4,9 @@
  * the stages). Where a message goes is decided by route.c (route_decide, a pure function over a
  * protocol-neutral view that this file builds from the decoded message); this file alone
  * completes, fails and answers transactions and applies the decided edits through the codec
- * (bi_msg_strip_gwinfo, bi_msg_set_hnet_id, bi_msg_drop_downlink).
+ * (bi_msg_strip_gwinfo, bi_msg_set_hnet_id, bi_msg_drop_downlink). Requests and answers are
+ * decoded with bi_msg_decode_fast (one pass; the cJSON tree only when an edit or a re-encoding
+ * needs it).
  *
  * Transaction lifetime: a relay_txn_t is reference-counted because several events can refer to
  * it — the HTTP response to our forward (an async receiver's acknowledgement), the answer timer
@@ -18,6 +20,7 @@
  */
 #include "relay_internal.h"
 
+#include "bi_fast.h"
 #include "capture.h"
 #include "gateways.h"
 #include "lw_netid.h"
@@ -492,7 +495,7 @@ static void forward_done(int status, int http_status, const uint8_t *body, size_
         bi_msg_t *ans = NULL;
         bi_error_t err;
         memset(&err.hdr, 0, sizeof err.hdr);
-        if (len > 0 && bi_msg_decode((const char *)body, len, &ans, &err) == RH_OK) {
+        if (len > 0 && bi_msg_decode_fast((const char *)body, len, &ans, &err) == RH_OK) {
             if (answer_matches(t, ans)) {
                 complete_answer(t, ans, (const char *)body, len);
             } else {
@@ -970,7 +973,7 @@ static void handle_request(worker_t *w, hs_req_t *req, rh_arena_t **arena)
     const char *body = hs_req_body(req, &blen);
     bi_msg_t *msg = NULL;
     bi_error_t err;
-    if (bi_msg_decode(body, blen, &msg, &err) != RH_OK) {
+    if (bi_msg_decode_fast(body, blen, &msg, &err) != RH_OK) { /* bi_fast.h: one pass */
         metrics_event(w->metrics, "malformed");
         const bi_header_t *eh = &err.hdr;
         if (!member && dev)

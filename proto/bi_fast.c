@@ -9,6 +9,10 @@
 #include "bi_internal.h"
 
 #include <math.h>
+#include <stddef.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,6 +26,7 @@ typedef struct fctx {
     char *p; /* the working copy: strings are NUL-terminated in place (the closing quote) */
     size_t n, i;
     int depth;
+    size_t vstart; /* where the last value read starts */
     dctx_t dc;
 } fctx_t;
 
@@ -49,24 +54,28 @@ static int read_string(fctx_t *c, char **s, size_t *len)
     size_t start = ++c->i, i = start;
     const unsigned char *p = (const unsigned char *)c->p;
     for (;;) {
-        while (i + 8 <= c->n) { /* 8 bytes at a time while none is < 0x20, >= 0x80, '"' or '\\' */
+        if (i + 8 <= c->n) {
+            /* 8 bytes at a time: the lowest flagged byte is the first one < 0x20, >= 0x80, '"'
+             * or '\\' (borrows only run upwards from a flagged byte, so it is exact). */
             uint64_t x;
             memcpy(&x, p + i, 8);
             const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
             uint64_t q = x ^ (ones * '"'), b = x ^ (ones * '\\');
-            uint64_t stop = ((x - ones * 0x20) & ~x) | ((q - ones) & ~q) | ((b - ones) & ~b) | x;
-            if (stop & high)
-                break;
-            i += 8;
+            uint64_t stop = (((x - ones * 0x20) & ~x) | ((q - ones) & ~q) | ((b - ones) & ~b) | x) & high;
+            if (!stop) {
+                i += 8;
+                continue;
+            }
+            i += (size_t)__builtin_ctzll(stop) / 8;
+        } else {
+            while (i < c->n && p[i] >= 0x20 && p[i] < 0x80 && p[i] != '"' && p[i] != '\\')
+                i++;
+            if (i >= c->n)
+                return DEFER;
         }
-        if (i >= c->n)
-            return DEFER;
-        unsigned ch = p[i];
-        if (ch == '"')
-            break;
-        if (ch < 0x20 || ch >= 0x80 || ch == '\\')
-            return DEFER;
-        i++;
+        if (p[i] != '"')
+            return DEFER; /* an escape, a control character or a byte >= 0x80 */
+        break;
     }
     if (i - start > FAST_MAX_STRING)
         return DEFER;
@@ -75,6 +84,59 @@ static int read_string(fctx_t *c, char **s, size_t *len)
     *len = i - start;
     c->i = i + 1;
     return RH_OK;
+}
+
+/* The value strtod gives for a strict JSON number of at most 15 significant digits and a decimal
+ * exponent within 10^-22..10^22 (Clinger's fast path: the digits and the power of ten are exact
+ * doubles, and one IEEE multiplication or division rounds correctly, as glibc's strtod does).
+ * False when the number is outside that range (the caller uses strtod). */
+static bool exact_number(const char *p, size_t n, double *out)
+{
+    static const double pow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                   1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                   1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+    size_t i = 0;
+    bool neg = p[0] == '-';
+    if (neg)
+        i++;
+    uint64_t m = 0;
+    int digits = 0, scale = 0;
+    for (; i < n && p[i] >= '0' && p[i] <= '9'; i++) {
+        if (m || p[i] != '0')
+            digits++;
+        m = m * 10 + (uint64_t)(p[i] - '0');
+        if (digits > 15)
+            return false;
+    }
+    if (i < n && p[i] == '.') {
+        for (i++; i < n && p[i] >= '0' && p[i] <= '9'; i++) {
+            if (m || p[i] != '0')
+                digits++;
+            m = m * 10 + (uint64_t)(p[i] - '0');
+            scale--;
+            if (digits > 15)
+                return false;
+        }
+    }
+    if (i < n) { /* exponent */
+        i++;
+        bool eneg = false;
+        if (p[i] == '+' || p[i] == '-')
+            eneg = p[i++] == '-';
+        int e = 0;
+        for (; i < n; i++) {
+            e = e * 10 + (p[i] - '0');
+            if (e > 400)
+                return false;
+        }
+        scale += eneg ? -e : e;
+    }
+    double v = (double)m;
+    if (scale < -22 || scale > 22)
+        return false;
+    v = scale < 0 ? v / pow10[-scale] : v * pow10[scale];
+    *out = neg ? -v : v;
+    return true;
 }
 
 /* A number in the strict JSON grammar, converted as cJSON does (strtod of the same characters). */
@@ -116,6 +178,10 @@ static int read_number(fctx_t *c, double *d, bool *frac)
      * grammar error anyway, so this length is the scan's. */
     if (i - start > FAST_MAX_NUMBER)
         return DEFER;
+    if (exact_number(p + start, i - start, d)) {
+        c->i = i;
+        return RH_OK;
+    }
     char buf[FAST_MAX_NUMBER + 1];
     memcpy(buf, p + start, i - start);
     buf[i - start] = '\0';
@@ -140,6 +206,7 @@ static int literal(fctx_t *c, const char *word, size_t len)
 static int read_value(fctx_t *c, fval_t *v, const char *key, size_t keylen)
 {
     memset(v, 0, sizeof *v);
+    c->vstart = c->i;
     if (c->i >= c->n)
         return DEFER;
     char ch = c->p[c->i];
@@ -341,10 +408,69 @@ static int read_gwarray(fctx_t *c, bi_gwinfo_t **out, size_t *count)
     return RH_OK;
 }
 
+/* Field lookup by key: bi_find_field's answer, through a small hash of (length, first and last
+ * character) built once per process instead of a walk through the table. */
+#define KEY_BUCKETS 64
+#define KEY_SLOTS 4
+typedef struct keyindex {
+    int8_t slot[KEY_BUCKETS][KEY_SLOTS]; /* field indexes, -1 = empty */
+    uint8_t len[64];
+} keyindex_t;
+
+static const bi_tab_t *const tabs[] = {&bi_tab_top, &bi_tab_result, &bi_tab_ul,
+                                       &bi_tab_dl,  &bi_tab_gw,     &bi_tab_keyenv};
+static keyindex_t key_index[sizeof tabs / sizeof tabs[0]];
+static bool key_index_ok;
+static pthread_once_t key_once = PTHREAD_ONCE_INIT;
+
+static unsigned key_hash(const char *k, size_t n)
+{
+    return (unsigned)(n * 7u + (unsigned char)k[0] * 3u + (unsigned char)k[n - 1]) % KEY_BUCKETS;
+}
+
+static void key_index_build(void)
+{
+    bool ok = true;
+    for (size_t t = 0; t < sizeof tabs / sizeof tabs[0]; t++) {
+        keyindex_t *x = &key_index[t];
+        memset(x->slot, -1, sizeof x->slot);
+        ok = ok && tabs[t]->n <= 64;
+        for (size_t i = 0; i < tabs[t]->n && i < 64; i++) {
+            const char *name = tabs[t]->f[i].name;
+            size_t n = strlen(name);
+            x->len[i] = (uint8_t)n;
+            int8_t *b = x->slot[key_hash(name, n)];
+            int j = 0;
+            while (j < KEY_SLOTS && b[j] >= 0)
+                j++;
+            if (j == KEY_SLOTS)
+                ok = false; /* would miss a field: fall back to bi_find_field */
+            else
+                b[j] = (int8_t)i;
+        }
+    }
+    key_index_ok = ok;
+}
+
+static int find_key(const bi_tab_t *tab, const char *key, size_t len)
+{
+    size_t t = 0;
+    while (tabs[t] != tab)
+        t++;
+    if (!key_index_ok || len == 0)
+        return bi_find_field(tab->f, tab->n, key);
+    const keyindex_t *x = &key_index[t];
+    const int8_t *b = x->slot[key_hash(key, len)];
+    for (int j = 0; j < KEY_SLOTS && b[j] >= 0; j++)
+        if (x->len[b[j]] == len && memcmp(tab->f[b[j]].name, key, len) == 0)
+            return b[j];
+    return -1;
+}
+
 static int typed_member(fctx_t *c, void *arg, const char *key, size_t keylen)
 {
     tobj_t *o = arg;
-    int k = bi_find_field(o->tab->f, o->tab->n, key);
+    int k = find_key(o->tab, key, keylen);
     if (k < 0)
         return skip_member(c, &o->unknown, key, keylen);
     if (o->seen & (1ull << k))
@@ -357,6 +483,15 @@ static int typed_member(fctx_t *c, void *arg, const char *key, size_t keylen)
         return r;
     if (v.kind == 'z')
         return RH_OK; /* null = absent */
+    if (o->tab == &bi_tab_top && (fd->type == FT_ID || (fd->type == FT_U32 && fd->off == offsetof(bi_fields_t, hdr.transaction_id)))) {
+        /* The header values bi_msg_splice_header rewrites: strings with their quotes. */
+        bi_hdr_spans_t *sp = &c->dc.m->spans;
+        size_t end = c->i, off = v.kind == 's' ? (size_t)(v.node.valuestring - c->p) - 1 : c->vstart;
+        bi_span_t *at = fd->type != FT_ID ? &sp->txid
+                        : fd->off == offsetof(bi_fields_t, hdr.sender_id) ? &sp->sender
+                                                                          : &sp->receiver;
+        *at = (bi_span_t){off, end - off};
+    }
     char *dst = (char *)o->base + fd->off;
     bi_fields_t *f = &c->dc.m->f;
     switch ((enum ftype)fd->type) {
@@ -436,6 +571,7 @@ int bi_fast_decode(const char *body, size_t len, bi_msg_t **out)
     m->text_len = len;
     fctx_t c = {.p = text + len + 1, .n = len, .i = 0, .depth = 0,
                 .dc = {.m = m, .err = NULL, .rc = RH_OK, .from_tree = false}};
+    pthread_once(&key_once, key_index_build);
     ws(&c);
     int r = c.i < c.n && c.p[c.i] == '{' ? read_typed(&c, &bi_tab_top, &m->f) : DEFER;
     if (r == RH_OK) {
@@ -449,6 +585,7 @@ int bi_fast_decode(const char *body, size_t len, bi_msg_t **out)
     }
     m->tree = m->canon;
     m->valid = true;
+    m->spans_body_len = len;
     *out = m;
     return RH_OK;
 }

@@ -41,11 +41,21 @@ int bi_fail(bi_error_t *err, bi_result_code_t code, int errcode, const char *fmt
 
 /* ------------------------------------------------------------------ shared with bi_fast.c */
 
+/* Where a top-level header value stands in received bytes (offset, length; len 0: not seen):
+ * the TransactionID number, the SenderID / ReceiverID strings with their quotes. */
+typedef struct bi_span {
+    size_t off, len;
+} bi_span_t;
+typedef struct bi_hdr_spans {
+    bi_span_t txid, sender, receiver;
+} bi_hdr_spans_t;
+
 /* The message (bi_msg.h). Invariant: once root exists it is the truth and f is derived from it
  * (build) and kept in step by every mutation; m->canon describes the bytes received (for
  * bi_msg_is_canonical_for); m->tree the spelling now in the tree (what encoding must rewrite).
  * A message from bi_fast_decode starts without root: f was filled from the bytes in m->text by
- * the same leaf decoders, and bi_msg_tree parses the tree when a mutation or encoding needs it. */
+ * the same leaf decoders, and bi_msg_tree parses the tree (and rebuilds f from it) when a
+ * mutation or encoding needs it. */
 struct bi_msg {
     cJSON *root;
     bi_fields_t f;
@@ -57,6 +67,8 @@ struct bi_msg {
                        view's strings, NUL-terminated in place; root is parsed from it on first
                        need (bi_msg_tree). NULL for messages decoded by bi_msg_decode. */
     size_t text_len;
+    bi_hdr_spans_t spans; /* bi_fast_decode: where the header values stand in the body */
+    size_t spans_body_len; /* the body's length when spans is set, else 0 */
     uint8_t phy[BI_MAX_PHY];
 };
 
@@ -140,9 +152,10 @@ int bi_decode_value(dctx_t *c, const fdesc_t *fd, const cJSON *v, void *base, co
 /* The per-MessageType mandatory fields of a filled view (bi_msg_decode's list). */
 int bi_validate(dctx_t *c);
 
-/* Parses m->root from m->text when the message came from bi_fast_decode and has no tree yet.
- * The typed view is kept (same values: the fuzz target fuzz_bi_fast checks it). RH_OK, or
- * RH_ENOMEM (the message is unchanged). */
+/* Parses m->root from m->text when the message came from bi_fast_decode and has no tree yet,
+ * and rebuilds the typed view from it (same values — the fuzz target fuzz_bi_fast checks it —
+ * but pointers into the tree, as after bi_msg_decode; earlier view pointers become invalid).
+ * RH_OK, or RH_ENOMEM (the message is unchanged). */
 int bi_msg_tree(bi_msg_t *m);
 
 #endif

@@ -835,6 +835,16 @@ int bi_msg_tree(bi_msg_t *m)
     if (!root)
         return RH_ENOMEM;
     m->root = root;
+    /* From here the message is what bi_msg_decode makes: the view's strings point into the tree
+     * (an encoding respells them there), values unchanged. */
+    int r = build(m, NULL, false);
+    if (r) {
+        cJSON_Delete(root);
+        m->root = NULL;
+        return r;
+    }
+    free(m->text);
+    m->text = NULL;
     return RH_OK;
 }
 
@@ -1545,13 +1555,6 @@ int bi_msg_encode_to(bi_msg_t *m, const bi_dialect_t *d, char *buf, size_t cap, 
 
 /* Where the top-level header values stand in received bytes (offset, length; len 0: not seen):
  * the TransactionID number and the SenderID / ReceiverID strings with their quotes. */
-typedef struct bi_span {
-    size_t off, len;
-} bi_span_t;
-typedef struct bi_hdr_spans {
-    bi_span_t txid, sender, receiver;
-} bi_hdr_spans_t;
-
 /* Finds the header spans in `p` (n bytes, a body bi_msg_decode accepted, so valid JSON with no
  * duplicate keys): one pass tracking depth, strings and escapes, comparing only keys of the
  * top-level object, and stopping as soon as the spans in `need` (1 TransactionID, 2 SenderID,
@@ -1625,9 +1628,11 @@ static bool id_text(bi_id_t id, bi_hex_case_t hc, splice_t *s)
     if (id.kind != BI_ID_NETID && id.kind != BI_ID_EUI64)
         return false;
     int w = id.kind == BI_ID_NETID ? 6 : 16;
-    int n = snprintf(s->text, sizeof s->text, hc == BI_HEX_UPPER ? "\"%0*llX\"" : "\"%0*llx\"", w,
-                     (unsigned long long)id.value);
-    s->len = (size_t)n;
+    s->text[0] = '"';
+    rh_hex_format_be(id.value, (unsigned)id.kind, s->text + 1, hc == BI_HEX_UPPER);
+    s->text[w + 1] = '"';
+    s->text[w + 2] = '\0';
+    s->len = (size_t)w + 2;
     return true;
 }
 
@@ -1641,16 +1646,27 @@ int bi_msg_splice_header(const bi_msg_t *m, const char *raw, size_t raw_len, con
     if (!raw || !bi_msg_is_canonical_for(m, d))
         return RH_EAGAIN;
     bi_hdr_spans_t spans;
-    find_spans(raw, raw_len,
-               (e->set_txid ? 1u : 0u) | (e->set_sender ? 2u : 0u) | (e->set_receiver ? 4u : 0u),
-               &spans);
+    if (m->spans_body_len && m->spans_body_len == raw_len)
+        spans = m->spans; /* recorded by bi_fast_decode's pass over these bytes */
+    else
+        find_spans(raw, raw_len,
+                   (e->set_txid ? 1u : 0u) | (e->set_sender ? 2u : 0u) | (e->set_receiver ? 4u : 0u),
+                   &spans);
     splice_t sp[3];
     int n = 0;
     if (e->set_txid) {
         if (!spans.txid.len)
             return RH_EAGAIN;
         sp[n].at = spans.txid;
-        sp[n].len = (size_t)snprintf(sp[n].text, sizeof sp[n].text, "%u", e->txid);
+        char digits[10];
+        size_t nd = 0;
+        uint32_t v = e->txid;
+        do
+            digits[nd++] = (char)('0' + v % 10);
+        while ((v /= 10) != 0);
+        for (size_t j = 0; j < nd; j++)
+            sp[n].text[j] = digits[nd - 1 - j];
+        sp[n].len = nd;
         n++;
     }
     if (e->set_sender) {

@@ -310,7 +310,9 @@ static inline const uint8_t *bi_msg_phy_payload(const bi_msg_t *m, size_t *len)
     return bi_msg_fields(m)->phy_payload;
 }
 
-/* The tree that carries the message (read-only use; to edit, see bi_msg_json_mut). */
+/* The tree that carries the message (read-only use; to edit, see bi_msg_json_mut). For a message
+ * from bi_fast_decode (bi_fast.h) the first call parses it and rebuilds the typed view from it
+ * (same values; view pointers taken before become invalid); NULL if that runs out of memory. */
 const cJSON *bi_msg_json(const bi_msg_t *m);
 
 /* ------------------------------------------------------------------ mutations */

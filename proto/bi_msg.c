@@ -186,12 +186,16 @@ static int fail(dctx_t *c, const path_t *p, bi_result_code_t code, int e, const 
 
 /* ================================================================== leaf decoders */
 
+/* Hex digit value + 1 per byte (0: not a hex digit): one load per digit on every message. */
+static const uint8_t hex1[256] = {
+    ['0'] = 1, ['1'] = 2, ['2'] = 3, ['3'] = 4, ['4'] = 5, ['5'] = 6, ['6'] = 7, ['7'] = 8,
+    ['8'] = 9, ['9'] = 10, ['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16,
+    ['A'] = 11, ['B'] = 12, ['C'] = 13, ['D'] = 14, ['E'] = 15, ['F'] = 16,
+};
+
 static int hexval(int ch)
 {
-    if (ch >= '0' && ch <= '9') return ch - '0';
-    if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
-    return -1;
+    return (int)hex1[(unsigned char)ch] - 1;
 }
 
 /* Decodes a hex string of minb..maxb bytes into out (NULL: validate only). For `sizes` != 0 the
@@ -636,12 +640,21 @@ static int decode_object(dctx_t *c, const cJSON *obj, const fdesc_t *tab, size_t
 
 /* ================================================================== validation */
 
-static int need(dctx_t *c, bool ok, const char *field, const char *why)
+/* `why` is "in <why_type>" when why_type is set (formatted only on failure: this runs for every
+ * message). */
+static int need_in(dctx_t *c, bool ok, const char *field, const char *why, const char *why_type)
 {
     if (ok)
         return RH_OK;
     path_t p = {NULL, field, 0};
+    if (why_type)
+        return fail(c, &p, MALFORMED, RH_EINVAL, "missing (mandatory in %s)", why_type);
     return fail(c, &p, MALFORMED, RH_EINVAL, "missing (mandatory %s)", why);
+}
+
+static int need(dctx_t *c, bool ok, const char *field, const char *why)
+{
+    return need_in(c, ok, field, why, NULL);
 }
 
 int bi_validate(dctx_t *c)
@@ -663,19 +676,17 @@ int bi_validate(dctx_t *c)
     uint64_t p = f->present;
     bi_msg_type_t t = f->hdr.type;
     const char *tn = bi_msg_type_name(t);
-    char why[48];
-    snprintf(why, sizeof why, "in %s", tn);
-    if (bi_msg_type_is_answer(t) && (r = need(c, p & BI_F_RESULT, "Result", why)))
+    if (bi_msg_type_is_answer(t) && (r = need_in(c, p & BI_F_RESULT, "Result", NULL, tn)))
         return r;
     switch (t) {
     case BI_MT_PR_START_REQ:
-        if ((r = need(c, p & BI_F_PHY_PAYLOAD, "PHYPayload", why)) ||
-            (r = need(c, p & BI_F_UL_META, "ULMetaData", why)))
+        if ((r = need_in(c, p & BI_F_PHY_PAYLOAD, "PHYPayload", NULL, tn)) ||
+            (r = need_in(c, p & BI_F_UL_META, "ULMetaData", NULL, tn)))
             return r;
         break;
     case BI_MT_XMIT_DATA_REQ:
-        if ((r = need(c, p & (BI_F_PHY_PAYLOAD | BI_F_FRM_PAYLOAD), "PHYPayload", why)) ||
-            (r = need(c, p & (BI_F_UL_META | BI_F_DL_META), "ULMetaData", why)))
+        if ((r = need_in(c, p & (BI_F_PHY_PAYLOAD | BI_F_FRM_PAYLOAD), "PHYPayload", NULL, tn)) ||
+            (r = need_in(c, p & (BI_F_UL_META | BI_F_DL_META), "ULMetaData", NULL, tn)))
             return r;
         if ((p & BI_F_PHY_PAYLOAD) && (p & BI_F_FRM_PAYLOAD))
             return fail(c, NULL, MALFORMED, RH_EINVAL,
@@ -687,7 +698,7 @@ int bi_validate(dctx_t *c)
     case BI_MT_PR_STOP_REQ:
     case BI_MT_PROFILE_REQ:
     case BI_MT_HOME_NS_REQ:
-        if ((r = need(c, p & BI_F_DEV_EUI, "DevEUI", why)))
+        if ((r = need_in(c, p & BI_F_DEV_EUI, "DevEUI", NULL, tn)))
             return r;
         break;
     case BI_MT_HOME_NS_ANS:
@@ -696,12 +707,12 @@ int bi_validate(dctx_t *c)
             return r;
         break;
     case BI_MT_JOIN_REQ:
-        if ((r = need(c, p & BI_F_MAC_VERSION, "MACVersion", why)) ||
-            (r = need(c, p & BI_F_PHY_PAYLOAD, "PHYPayload", why)) ||
-            (r = need(c, p & BI_F_DEV_EUI, "DevEUI", why)) ||
-            (r = need(c, p & BI_F_DEV_ADDR, "DevAddr", why)) ||
-            (r = need(c, p & BI_F_DL_SETTINGS, "DLSettings", why)) ||
-            (r = need(c, p & BI_F_RX_DELAY, "RxDelay", why)))
+        if ((r = need_in(c, p & BI_F_MAC_VERSION, "MACVersion", NULL, tn)) ||
+            (r = need_in(c, p & BI_F_PHY_PAYLOAD, "PHYPayload", NULL, tn)) ||
+            (r = need_in(c, p & BI_F_DEV_EUI, "DevEUI", NULL, tn)) ||
+            (r = need_in(c, p & BI_F_DEV_ADDR, "DevAddr", NULL, tn)) ||
+            (r = need_in(c, p & BI_F_DL_SETTINGS, "DLSettings", NULL, tn)) ||
+            (r = need_in(c, p & BI_F_RX_DELAY, "RxDelay", NULL, tn)))
             return r;
         break;
     default:

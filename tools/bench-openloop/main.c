@@ -53,7 +53,7 @@ typedef struct conn {
     size_t head, tail, cap;
     char *out; /* bytes not yet taken by the socket */
     size_t out_len, out_cap;
-    bool closed;
+    bool closed, want_out;
 } conn_t;
 
 static uint64_t *lat;  /* latency (ns) of each counted answer */
@@ -98,18 +98,33 @@ static int on_complete(http_parser *p)
 
 static http_parser_settings settings = {.on_message_complete = on_complete};
 
+static int ep; /* the epoll set */
+
+/* Writes what the socket takes; asks for EPOLLOUT only while bytes are left (an always-on
+ * EPOLLOUT would wake the loop on every ACK). */
 static void flush(conn_t *c)
 {
     while (c->out_len) {
         ssize_t w = send(c->fd, c->out, c->out_len, MSG_NOSIGNAL);
         if (w < 0) {
-            if (errno == EAGAIN || errno == EINTR)
-                return;
-            c->closed = true;
-            return;
+            if (errno == EINTR)
+                continue;
+            if (errno != EAGAIN)
+                c->closed = true;
+            break;
         }
         memmove(c->out, c->out + w, c->out_len - (size_t)w);
         c->out_len -= (size_t)w;
+    }
+    if (c->closed) {
+        epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
+        return;
+    }
+    bool want = c->out_len > 0;
+    if (want != c->want_out) {
+        struct epoll_event ev = {.events = EPOLLIN | (want ? EPOLLOUT : 0u), .data.ptr = c};
+        epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
+        c->want_out = want;
     }
 }
 
@@ -170,7 +185,7 @@ int main(int argc, char **argv)
     size_t pre = mark ? (size_t)(mark - tmpl) : strlen(tmpl);
     const char *post = mark ? mark + 6 : "";
 
-    int ep = epoll_create1(0);
+    ep = epoll_create1(0);
     conn_t *cs = calloc((size_t)conns, sizeof *cs);
     for (int i = 0; i < conns; i++) {
         conn_t *c = &cs[i];
@@ -188,7 +203,7 @@ int main(int argc, char **argv)
         c->parser.data = c;
         c->cap = 1024;
         c->due = calloc(c->cap, sizeof *c->due);
-        struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLET, .data.ptr = c};
+        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
         epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev);
     }
     int tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK);
@@ -280,7 +295,7 @@ int main(int argc, char **argv)
                 flush(c);
             if (evs[e].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
                 char buf[65536];
-                for (;;) {
+                for (;;) { /* level-triggered: one read per event unless it filled the buffer */
                     ssize_t r = recv(c->fd, buf, sizeof buf, 0);
                     if (r > 0) {
                         size_t used = http_parser_execute(&c->parser, &settings, buf, (size_t)r);
@@ -288,12 +303,17 @@ int main(int argc, char **argv)
                             fprintf(stderr, "bench-openloop: bad response: %s\n",
                                     http_errno_name((enum http_errno)c->parser.http_errno));
                             c->closed = true;
+                            epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
                             break;
                         }
+                        if ((size_t)r < sizeof buf)
+                            break;
                         continue;
                     }
-                    if (r == 0 || (errno != EAGAIN && errno != EINTR))
+                    if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
                         c->closed = true;
+                        epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
+                    }
                     break;
                 }
             }

@@ -55,6 +55,23 @@ variants = [
     compact + "x",
     compact.replace("{", "{\f", 1),
 ]
+# Refusals that only a post-check of a nested object catches (the one pass must not accept them).
+for ex in examples:
+    m = ex["message"]
+    if "DLMetaData" in m:
+        bad = json.loads(json.dumps(m))
+        bad["DLMetaData"].pop("DLFreq1", None)
+        bad["DLMetaData"].pop("DLFreq2", None)
+        variants.append(json.dumps(bad, separators=(",", ":")))
+    if isinstance(m.get("Result"), dict):
+        bad = json.loads(json.dumps(m))
+        bad["Result"].pop("ResultCode")
+        variants.append(json.dumps(bad, separators=(",", ":")))
+    for k in ("NwkSKey", "AppSKey"):
+        if isinstance(m.get(k), dict):
+            bad = json.loads(json.dumps(m))
+            bad[k].pop("AESKey")
+            variants.append(json.dumps(bad, separators=(",", ":")))
 for v in variants:
     put("variant", v.encode("utf-8"))
 print("wrote corpus to", out)

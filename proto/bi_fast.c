@@ -27,8 +27,29 @@ typedef struct fctx {
     size_t n, i;
     int depth;
     size_t vstart; /* where the last value read starts */
+    int rec_depth;  /* depth of the ULMetaData.GWInfo element whose members are recorded, or 0 */
+    uint32_t rec_elem;
+    int last_k;     /* field index of the member typed_member just read (-1: unknown) */
+    size_t gwm_cap, gwobj_cap;
     dctx_t dc;
 } fctx_t;
+
+/* Records one member of a ULMetaData.GWInfo element (bi_msg.gwm). */
+static int record_member(fctx_t *c, size_t key_off)
+{
+    bi_msg_t *m = c->dc.m;
+    if (m->gwm_n == c->gwm_cap) {
+        size_t ncap = c->gwm_cap ? 2 * c->gwm_cap : 16;
+        bi_gw_member_t *g = realloc(m->gwm, ncap * sizeof *g);
+        if (!g)
+            return DEFER;
+        m->gwm = g;
+        c->gwm_cap = ncap;
+    }
+    m->gwm[m->gwm_n++] = (bi_gw_member_t){c->rec_elem, (uint32_t)key_off, (uint32_t)c->i,
+                                          (int8_t)c->last_k, false};
+    return RH_OK;
+}
 
 /* A parsed JSON value: the fields the leaf decoders read, as a stack cJSON node. */
 typedef struct fval {
@@ -302,6 +323,7 @@ static int read_object(fctx_t *c, member_fn fn, void *arg)
         ws(c);
         if (c->i >= c->n || c->p[c->i] != '"')
             return DEFER;
+        size_t key_off = c->i;
         char *key;
         size_t keylen;
         if ((r = read_string(c, &key, &keylen)))
@@ -311,7 +333,11 @@ static int read_object(fctx_t *c, member_fn fn, void *arg)
             return DEFER;
         c->i++;
         ws(c);
-        if ((r = fn(c, arg, key, keylen)) || (r = next(c, '}', &more)))
+        if ((r = fn(c, arg, key, keylen)))
+            return r;
+        if (c->depth == c->rec_depth && (r = record_member(c, key_off)))
+            return r;
+        if ((r = next(c, '}', &more)))
             return r;
     }
     c->depth--;
@@ -372,7 +398,8 @@ typedef struct tobj {
 
 static int read_typed(fctx_t *c, const bi_tab_t *tab, void *base);
 
-static int read_gwarray(fctx_t *c, bi_gwinfo_t **out, size_t *count)
+/* ul: the ULMetaData array, whose elements' members and object spans are recorded. */
+static int read_gwarray(fctx_t *c, bi_gwinfo_t **out, size_t *count, bool ul)
 {
     if (++c->depth > BI_FAST_MAX_DEPTH)
         return DEFER;
@@ -401,7 +428,27 @@ static int read_gwarray(fctx_t *c, bi_gwinfo_t **out, size_t *count)
             cap = ncap;
         }
         bi_gwinfo_t *e = &(*out)[(*count)++];
-        if ((r = read_typed(c, &bi_tab_gw, e)) || (r = next(c, ']', &more)))
+        size_t obj_off = c->i;
+        if (ul) {
+            bi_msg_t *m = c->dc.m;
+            if (*count > c->gwobj_cap) {
+                size_t ncap = c->gwobj_cap ? 2 * c->gwobj_cap : 4;
+                bi_span_t *g = realloc(m->gwobj, ncap * sizeof *g);
+                if (!g)
+                    return DEFER;
+                m->gwobj = g;
+                c->gwobj_cap = ncap;
+            }
+            c->rec_depth = c->depth + 1;
+            c->rec_elem = (uint32_t)(*count - 1);
+        }
+        r = read_typed(c, &bi_tab_gw, e);
+        c->rec_depth = 0;
+        if (r)
+            return r;
+        if (ul)
+            c->dc.m->gwobj[*count - 1] = (bi_span_t){obj_off, c->i - obj_off};
+        if ((r = next(c, ']', &more)))
             return r;
     }
     c->depth--;
@@ -471,6 +518,7 @@ static int typed_member(fctx_t *c, void *arg, const char *key, size_t keylen)
 {
     tobj_t *o = arg;
     int k = find_key(o->tab, key, keylen);
+    c->last_k = k;
     if (k < 0)
         return skip_member(c, &o->unknown, key, keylen);
     if (o->seen & (1ull << k))
@@ -519,7 +567,8 @@ static int typed_member(fctx_t *c, void *arg, const char *key, size_t keylen)
         break;
     case FT_GWARRAY:
         if (v.kind != '[' ||
-            read_gwarray(c, (bi_gwinfo_t **)dst, (size_t *)(dst + sizeof(bi_gwinfo_t *))))
+            read_gwarray(c, (bi_gwinfo_t **)dst, (size_t *)(dst + sizeof(bi_gwinfo_t *)),
+                         o->tab == &bi_tab_ul))
             return DEFER;
         break;
     case FT_OBJECT:

@@ -49,6 +49,14 @@ typedef struct bi_span {
 typedef struct bi_hdr_spans {
     bi_span_t txid, sender, receiver;
 } bi_hdr_spans_t;
+/* One member of a ULMetaData.GWInfo element: "Key":value from key_off to end (exclusive). */
+typedef struct bi_gw_member {
+    uint32_t elem;    /* element index */
+    uint32_t key_off; /* the key's opening quote */
+    uint32_t end;     /* just after the value */
+    int8_t field;     /* index in the GWInfo field table, -1 unknown */
+    bool dropped;
+} bi_gw_member_t;
 
 /* The message (bi_msg.h). Invariant: once root exists it is the truth and f is derived from it
  * (build) and kept in step by every mutation; m->canon describes the bytes received (for
@@ -69,6 +77,14 @@ struct bi_msg {
     size_t text_len;
     bi_hdr_spans_t spans; /* bi_fast_decode: where the header values stand in the body */
     size_t spans_body_len; /* the body's length when spans is set, else 0 */
+    /* bi_fast_decode: every member of every ULMetaData.GWInfo element as it stands in the body,
+     * so bi_msg_strip_gwinfo can drop members from the bytes without a tree. */
+    bi_gw_member_t *gwm;
+    size_t gwm_n;
+    bi_span_t *gwobj; /* element objects ('{' .. '}'), ul.gw_count of them */
+    bool raw_strip;   /* members were dropped from the bytes (gwm[].dropped): not canonical,
+                         bi_msg_splice_header writes the elements without them, bi_msg_tree drops
+                         them from the tree */
     uint8_t phy[BI_MAX_PHY];
 };
 

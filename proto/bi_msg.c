@@ -834,6 +834,8 @@ void bi_msg_free(bi_msg_t *m)
     free(m->f.dl.gw);
     cJSON_Delete(m->root);
     free(m->text);
+    free(m->gwm);
+    free(m->gwobj);
     free(m);
 }
 
@@ -856,6 +858,21 @@ int bi_msg_tree(bi_msg_t *m)
     }
     free(m->text);
     m->text = NULL;
+    if (m->raw_strip) { /* members dropped from the bytes: drop them from the tree too */
+        cJSON *arr = cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetObjectItemCaseSensitive(m->root, "ULMetaData"), "GWInfo");
+        for (size_t j = 0; j < m->gwm_n; j++) {
+            const bi_gw_member_t *g = &m->gwm[j];
+            if (!g->dropped || g->field < 0)
+                continue;
+            cJSON_DeleteItemFromObjectCaseSensitive(cJSON_GetArrayItem(arr, (int)g->elem),
+                                                    bi_gw_tab[g->field].name);
+            if (g->elem < m->f.ul.gw_count)
+                m->f.ul.gw[g->elem].present &= ~(uint32_t)bi_gw_tab[g->field].bit;
+        }
+        m->raw_strip = false;
+        m->dirty = true;
+    }
     return RH_OK;
 }
 
@@ -907,18 +924,25 @@ int bi_msg_strip_gwinfo(bi_msg_t *m, unsigned what)
         {"FineRecvTime", BI_GW_FINE_RECV_TIME, BI_STRIP_LOCATION},
     };
     if (!m->root) {
-        /* Nothing to remove: no need to parse the tree. */
+        /* From bi_fast_decode: drop the members from the bytes (bi_msg_splice_header writes the
+         * elements without them); the tree, if ever parsed, loses them too (bi_msg_tree). */
         uint32_t bits = 0;
         for (size_t k = 0; k < NELEM(strip); k++)
             if (what & strip[k].what)
                 bits |= strip[k].bit;
-        bool any = false;
-        for (size_t i = 0; i < m->f.ul.gw_count && !any; i++)
-            any = (m->f.ul.gw[i].present & bits) != 0;
-        if (!any)
-            return 0;
-        if (bi_msg_tree(m))
-            return RH_ENOMEM;
+        int removed = 0;
+        for (size_t j = 0; j < m->gwm_n; j++) {
+            bi_gw_member_t *g = &m->gwm[j];
+            if (g->dropped || g->field < 0 || !(bi_gw_tab[g->field].bit & bits))
+                continue;
+            g->dropped = true;
+            removed++;
+            if (g->elem < m->f.ul.gw_count)
+                m->f.ul.gw[g->elem].present &= ~(uint32_t)bi_gw_tab[g->field].bit;
+        }
+        if (removed)
+            m->raw_strip = true;
+        return removed;
     }
     cJSON *ul = cJSON_GetObjectItemCaseSensitive(m->root, "ULMetaData");
     cJSON *arr = cJSON_GetObjectItemCaseSensitive(ul, "GWInfo");
@@ -1377,8 +1401,12 @@ static int apply_strict(bi_msg_t *m)
     return bi_msg_set_result(m, (bi_result_code_t)code, desc);
 }
 
-bool bi_msg_is_canonical_for(const bi_msg_t *m, const bi_dialect_t *d)
+/* bi_msg_is_canonical_for, except that members dropped from the bytes (raw_strip) are allowed
+ * when allow_raw_strip (bi_msg_splice_header writes them out). */
+static bool canonical(const bi_msg_t *m, const bi_dialect_t *d, bool allow_raw_strip)
 {
+    if (m->raw_strip && !allow_raw_strip)
+        return false;
     if (d->strict_enums && strict_code(m) >= 0)
         return false;
     uint32_t fl = m->canon;
@@ -1390,6 +1418,11 @@ bool bi_msg_is_canonical_for(const bi_msg_t *m, const bi_dialect_t *d)
     if (v != BI_VERSION_1_1 && (fl & BI_CANON_NSID))
         return false;
     return hex_ok(fl, d) && region_ok(fl, d) && rcode_ok(fl, d, v);
+}
+
+bool bi_msg_is_canonical_for(const bi_msg_t *m, const bi_dialect_t *d)
+{
+    return canonical(m, d, false);
 }
 
 static const char *const nsid_keys[] = {"SenderNSID", "ReceiverNSID", "HNSID"};
@@ -1654,7 +1687,11 @@ int bi_msg_splice_header(const bi_msg_t *m, const char *raw, size_t raw_len, con
     if (!d)
         d = &def;
     *out = NULL;
-    if (!raw || !bi_msg_is_canonical_for(m, d))
+    if (!raw || !canonical(m, d, true))
+        return RH_EAGAIN;
+    /* GWInfo members dropped from the bytes (bi_msg_strip_gwinfo on a message from
+     * bi_fast_decode): those elements are written again without them. */
+    if (m->raw_strip && m->spans_body_len != raw_len)
         return RH_EAGAIN;
     bi_hdr_spans_t spans;
     if (m->spans_body_len && m->spans_body_len == raw_len)
@@ -1696,21 +1733,56 @@ int bi_msg_splice_header(const bi_msg_t *m, const char *raw, size_t raw_len, con
             sp[b] = sp[b - 1];
             sp[b - 1] = t;
         }
+    /* Element rewrites only shorten the text. */
     size_t cap = raw_len + 3 * sizeof sp[0].text + 1;
     char *buf = cJSON_malloc(cap);
     if (!buf)
         return RH_ENOMEM;
-    size_t o = 0, from = 0;
-    for (int k = 0; k < n; k++) {
-        if (sp[k].at.off < from || sp[k].at.off + sp[k].at.len > raw_len) {
+    size_t o = 0, from = 0, gj = 0, ge = 0;
+    int k = 0;
+    for (;;) {
+        /* The next element with a dropped member (elements are in body order). */
+        while (m->raw_strip && gj < m->gwm_n && !m->gwm[gj].dropped)
+            gj++;
+        bool elem = m->raw_strip && gj < m->gwm_n;
+        ge = elem ? m->gwm[gj].elem : 0;
+        size_t eoff = elem ? m->gwobj[ge].off : SIZE_MAX;
+        size_t hoff = k < n ? sp[k].at.off : SIZE_MAX;
+        if (!elem && k >= n)
+            break;
+        size_t at = eoff < hoff ? eoff : hoff;
+        size_t span = eoff < hoff ? m->gwobj[ge].len : sp[k].at.len;
+        if (at < from || at + span > raw_len) {
             cJSON_free(buf);
             return RH_EAGAIN;
         }
-        memcpy(buf + o, raw + from, sp[k].at.off - from);
-        o += sp[k].at.off - from;
-        memcpy(buf + o, sp[k].text, sp[k].len);
-        o += sp[k].len;
-        from = sp[k].at.off + sp[k].at.len;
+        memcpy(buf + o, raw + from, at - from);
+        o += at - from;
+        if (eoff < hoff) {
+            buf[o++] = '{';
+            bool first = true;
+            size_t j = 0;
+            while (j < m->gwm_n && m->gwm[j].elem != ge)
+                j++;
+            for (; j < m->gwm_n && m->gwm[j].elem == ge; j++) {
+                const bi_gw_member_t *g = &m->gwm[j];
+                if (g->dropped)
+                    continue;
+                if (!first)
+                    buf[o++] = ',';
+                first = false;
+                memcpy(buf + o, raw + g->key_off, g->end - g->key_off);
+                o += g->end - g->key_off;
+            }
+            buf[o++] = '}';
+            while (gj < m->gwm_n && m->gwm[gj].elem == ge)
+                gj++;
+        } else {
+            memcpy(buf + o, sp[k].text, sp[k].len);
+            o += sp[k].len;
+            k++;
+        }
+        from = at + span;
     }
     memcpy(buf + o, raw + from, raw_len - from);
     o += raw_len - from;

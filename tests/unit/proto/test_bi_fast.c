@@ -108,7 +108,8 @@ static void test_deferred_spellings(void **state)
     assert_int_equal(err.hdr.transaction_id, 1);
 }
 
-/* A message forwarded as received never needs its tree; an edit parses it and keeps the view. */
+/* A message forwarded as received never needs its tree; GWInfo members are stripped from the
+ * bytes; an encoding parses the tree (without the stripped members) and keeps the values. */
 static void test_tree_on_demand(void **state)
 {
     (void)state;
@@ -123,6 +124,19 @@ static void test_tree_on_demand(void **state)
     assert_string_equal(f->ul.gw[0].ul_token, "abc");
     assert_int_equal(bi_msg_strip_gwinfo(m, BI_STRIP_SIGNAL), 2);
     assert_false(bi_msg_is_canonical_for(m, &cs));
+    assert_int_equal(bi_msg_fields(m)->ul.gw[0].present & (BI_GW_RSSI | BI_GW_SNR), 0);
+    /* Dropped from the bytes: the splice writes the element without them, the rest as received. */
+    bi_header_edit_t e = {true, 7, false, {BI_ID_NONE, 0}, false, {BI_ID_NONE, 0}};
+    char *sp = NULL;
+    size_t sl = 0;
+    assert_int_equal(bi_msg_splice_header(m, prstart, strlen(prstart), &cs, &e, &sp, &sl), RH_OK);
+    assert_null(strstr(sp, "RSSI"));
+    assert_null(strstr(sp, "SNR"));
+    assert_non_null(strstr(sp, "{\"ID\":\"0102030405060708\",\"Lat\":52.1,\"Lon\":4.3,"
+                               "\"ULToken\":\"abc\",\"DLAllowed\":true}"));
+    assert_non_null(strstr(sp, "\"TransactionID\":7,"));
+    assert_int_equal(bi_fast_differential(sp, sl), 1);
+    bi_buf_free(sp);
     char *out = NULL;
     size_t len = 0;
     assert_int_equal(bi_msg_encode(m, &cs, &out, &len), RH_OK);

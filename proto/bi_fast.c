@@ -34,18 +34,30 @@ typedef struct fctx {
     dctx_t dc;
 } fctx_t;
 
+/* The array `arr` (*cap elements of `size` bytes) with room for element `n` (0-based): arr
+ * itself, or a copy of twice the size with the added part zeroed. NULL when out of memory (arr
+ * is then unchanged and still the caller's). */
+static void *room(void *arr, size_t *cap, size_t n, size_t size)
+{
+    if (n < *cap)
+        return arr;
+    size_t ncap = *cap ? 2 * *cap : 4;
+    char *g = realloc(arr, ncap * size);
+    if (!g)
+        return NULL;
+    memset(g + *cap * size, 0, (ncap - *cap) * size);
+    *cap = ncap;
+    return g;
+}
+
 /* Records one member of a ULMetaData.GWInfo element (bi_msg.gwm). */
 static int record_member(fctx_t *c, size_t key_off)
 {
     bi_msg_t *m = c->dc.m;
-    if (m->gwm_n == c->gwm_cap) {
-        size_t ncap = c->gwm_cap ? 2 * c->gwm_cap : 16;
-        bi_gw_member_t *g = realloc(m->gwm, ncap * sizeof *g);
-        if (!g)
-            return DEFER;
-        m->gwm = g;
-        c->gwm_cap = ncap;
-    }
+    bi_gw_member_t *g = room(m->gwm, &c->gwm_cap, m->gwm_n, sizeof *g);
+    if (!g)
+        return DEFER;
+    m->gwm = g;
     m->gwm[m->gwm_n++] = (bi_gw_member_t){c->rec_elem, (uint32_t)key_off, (uint32_t)c->i,
                                           (int8_t)c->last_k, false};
     return RH_OK;
@@ -302,21 +314,30 @@ static int key_new(keyset_t *ks, const char *k, size_t len)
     return RH_OK;
 }
 
+/* At '{' or '[': enters the container; *empty when it closes at once (then it is left again). */
+static int enter(fctx_t *c, char close, bool *empty)
+{
+    if (++c->depth > BI_FAST_MAX_DEPTH)
+        return DEFER;
+    c->i++;
+    ws(c);
+    *empty = c->i < c->n && c->p[c->i] == close;
+    if (*empty) {
+        c->i++;
+        c->depth--;
+    }
+    return RH_OK;
+}
+
 typedef int (*member_fn)(fctx_t *c, void *arg, const char *key, size_t keylen);
 
 /* At '{': calls fn for each member with i at the member's value; fn consumes the value. */
 static int read_object(fctx_t *c, member_fn fn, void *arg)
 {
-    if (++c->depth > BI_FAST_MAX_DEPTH)
-        return DEFER;
-    c->i++; /* '{' */
-    ws(c);
-    if (c->i < c->n && c->p[c->i] == '}') {
-        c->i++;
-        c->depth--;
-        return RH_OK;
-    }
-    int members = 0, r;
+    bool empty;
+    int members = 0, r = enter(c, '}', &empty);
+    if (r || empty)
+        return r;
     for (bool more = true; more;) {
         if (++members > FAST_MAX_MEMBERS)
             return DEFER;
@@ -366,15 +387,9 @@ static int skip_value(fctx_t *c, const char *key, size_t keylen)
     }
     if (v.kind != '[')
         return RH_OK;
-    if (++c->depth > BI_FAST_MAX_DEPTH)
-        return DEFER;
-    c->i++;
-    ws(c);
-    if (c->i < c->n && c->p[c->i] == ']') {
-        c->i++;
-        c->depth--;
-        return RH_OK;
-    }
+    bool empty;
+    if ((r = enter(c, ']', &empty)) || empty)
+        return r;
     int elements = 0;
     for (bool more = true; more;) {
         if (++elements > FAST_MAX_ELEMENTS)
@@ -401,44 +416,29 @@ static int read_typed(fctx_t *c, const bi_tab_t *tab, void *base);
 /* ul: the ULMetaData array, whose elements' members and object spans are recorded. */
 static int read_gwarray(fctx_t *c, bi_gwinfo_t **out, size_t *count, bool ul)
 {
-    if (++c->depth > BI_FAST_MAX_DEPTH)
-        return DEFER;
-    c->i++; /* '[' */
-    ws(c);
-    if (c->i < c->n && c->p[c->i] == ']') {
-        c->i++;
-        c->depth--;
-        return RH_OK; /* as decode_gwarray: no elements, no array */
-    }
+    bool empty;
+    int r = enter(c, ']', &empty);
+    if (r || empty)
+        return r; /* empty: as decode_gwarray, no elements, no array */
     size_t cap = 0;
-    int r;
     for (bool more = true; more;) {
         if (*count >= FAST_MAX_ELEMENTS || *count >= BI_MAX_GWINFO)
             return DEFER;
         ws(c);
         if (c->i >= c->n || c->p[c->i] != '{')
             return DEFER;
-        if (*count == cap) {
-            size_t ncap = cap ? 2 * cap : 4;
-            bi_gwinfo_t *g = realloc(*out, ncap * sizeof *g);
-            if (!g)
-                return DEFER;
-            memset(g + cap, 0, (ncap - cap) * sizeof *g);
-            *out = g;
-            cap = ncap;
-        }
+        bi_gwinfo_t *g = room(*out, &cap, *count, sizeof *g);
+        if (!g)
+            return DEFER;
+        *out = g;
         bi_gwinfo_t *e = &(*out)[(*count)++];
         size_t obj_off = c->i;
         if (ul) {
             bi_msg_t *m = c->dc.m;
-            if (*count > c->gwobj_cap) {
-                size_t ncap = c->gwobj_cap ? 2 * c->gwobj_cap : 4;
-                bi_span_t *g = realloc(m->gwobj, ncap * sizeof *g);
-                if (!g)
-                    return DEFER;
-                m->gwobj = g;
-                c->gwobj_cap = ncap;
-            }
+            bi_span_t *o = room(m->gwobj, &c->gwobj_cap, *count - 1, sizeof *o);
+            if (!o)
+                return DEFER;
+            m->gwobj = o;
             c->rec_depth = c->depth + 1;
             c->rec_elem = (uint32_t)(*count - 1);
         }

@@ -70,6 +70,7 @@ JSON
   local pid=$!
   for _ in $(seq 600); do [ -f "$d/ports.json" ] && break; sleep 0.1; done
   [ -f "$d/ports.json" ] || { echo "roamhubd did not start:" >&2; cat "$d/hub.log" >&2; exit 1; }
+  set +e
   python3 - "$d/ports.json" "$n" "$VARIANT" <<'PY'
 import http.client, json, sys
 port = json.load(open(sys.argv[1]))["ts002"]
@@ -87,8 +88,13 @@ for i in range(int(sys.argv[2])):
     a = json.loads(c.getresponse().read())
     assert a["Result"]["ResultCode"] == "Success", a
 PY
+  local client=$?
+  set -e
   if [ "$TOOL" = strace ]; then kill -TERM "$(pgrep -P "$pid")"; else kill -TERM "$pid"; fi
   wait "$pid" || true
+  # A client that stopped early (e.g. an answer timed out on a loaded machine) makes the count
+  # meaningless: fail the run instead of printing it.
+  [ "$client" = 0 ] || { echo "client stopped early in the $n-message run" >&2; return 1; }
   if [ "$TOOL" = strace ]; then
     [ "$n" != "$N2" ] || awk -v n="$n" '$NF ~ /^[a-z_0-9]+$/ && $4 ~ /^[0-9]+$/ && $NF != "total" \
       {printf "  %-16s %8d  %.2f/msg\n", $NF, $4, $4 / n}' "$d/st.out" >&2

@@ -4,8 +4,10 @@
  * byte-for-byte fast path, the outbound POST and its response) and sync/async answer bridging.
  * It translates and delivers; the relay core (relay.c) decides, counts and completes.
  *
- * The decode step of a request or an answer is one place each: handle_request (bi_msg_decode of
- * the request body) and forward_done / handle_request (answers); a faster codec plugs in there.
+ * The decode step of a request or an answer is one place each: handle_request (the body of a
+ * request or of an answer posted to the hub) and forward_done (an answer in the HTTP response),
+ * both with bi_msg_decode_fast (bi_fast.h: one pass; the cJSON tree only when an edit or a
+ * re-encoding needs it; refusals keep bi_msg_decode's exact ResultCode and Description).
  *
  * Per transaction this front end keeps a ts002_ctx_t in the core's transaction (relay_txn_ctx):
  * the held HTTP request of a sync sender, the decoded request and its received bytes, the
@@ -14,6 +16,7 @@
 #include "relay_ts002.h"
 
 #include "arena.h"
+#include "bi_fast.h"
 #include "bi_msg.h"
 #include "gateways.h"
 #include "peer_tls.h"
@@ -310,7 +313,7 @@ static void forward_done(int status, int http_status, const uint8_t *body, size_
         bi_msg_t *ans = NULL;
         bi_error_t err;
         memset(&err.hdr, 0, sizeof err.hdr);
-        if (len > 0 && bi_msg_decode((const char *)body, len, &ans, &err) == RH_OK) {
+        if (len > 0 && bi_msg_decode_fast((const char *)body, len, &ans, &err) == RH_OK) {
             if (answer_matches(t, ans)) {
                 complete_with(t, ans, (const char *)body, len);
             } else {
@@ -696,7 +699,7 @@ static void handle_request(worker_t *w, hs_req_t *req, rh_arena_t **arena)
     const char *body = hs_req_body(req, &blen);
     bi_msg_t *msg = NULL;
     bi_error_t err;
-    if (bi_msg_decode(body, blen, &msg, &err) != RH_OK) {
+    if (bi_msg_decode_fast(body, blen, &msg, &err) != RH_OK) { /* bi_fast.h: one pass */
         metrics_event(w->metrics, "malformed");
         const bi_header_t *eh = &err.hdr;
         if (!member && dev)

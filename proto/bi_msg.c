@@ -3,9 +3,9 @@
  * typed view), the relay's mutations, the answer builder and dialect encoding (see bi_msg.h and
  * docs/ARCHITECTURE.md, "TS002 JSON codec").
  *
- * Invariant: m->root is the truth; m->f is derived from it by build() and kept in step by every
- * mutating function. m->canon describes the bytes received (for bi_msg_is_canonical_for);
- * m->tree describes the spelling currently in the tree (what encoding must rewrite).
+ * The message struct and its invariants are in bi_internal.h (shared with bi_fast.c, the
+ * one-pass decoder, which fills the typed view through bi_decode_value and leaves the tree to
+ * bi_msg_tree: every function here that reads or edits m->root calls it first).
  */
 #include "bi_internal.h"
 #include "rh_hex.h"
@@ -17,16 +17,6 @@
 #include <string.h>
 #include <strings.h>
 
-struct bi_msg {
-    cJSON *root;
-    bi_fields_t f;
-    uint32_t canon; /* BI_CANON_* of the received bytes */
-    uint32_t tree;  /* BI_CANON_* of the spelling now in the tree */
-    bool dirty;     /* a value changed since decoding */
-    bool valid;     /* typed view matches the tree */
-    uint8_t phy[BI_MAX_PHY];
-};
-
 /* Tree flags meaning "rewrite everything on encode". */
 #define TREE_ALL                                                                               \
     (BI_CANON_HEX_PREFIX | BI_CANON_HEX_LOWER | BI_CANON_HEX_UPPER | BI_CANON_REGION_NOT_RP002 | \
@@ -34,55 +24,8 @@ struct bi_msg {
 
 /* ================================================================== field tables */
 
-enum ftype {
-    FT_VERSION, /* ProtocolVersion -> bi_version_t */
-    FT_MSGTYPE, /* MessageType -> bi_msg_type_t */
-    FT_ID,      /* hex NetID (3) or EUI-64 (8) -> bi_id_t */
-    FT_EUI,     /* hex 8 bytes -> uint64_t */
-    FT_NSID,    /* hex 8 bytes -> uint64_t, a 1.1 NSID field (dropped for 1.0) */
-    FT_NETID,   /* hex 3 bytes -> uint32_t */
-    FT_DEVADDR, /* hex 4 bytes -> uint32_t */
-    FT_GWID,    /* hex 4 or 8 bytes -> bi_gwinfo_t.id/.id_len */
-    FT_PHY,     /* hex 1..255 bytes -> m->phy */
-    FT_FRM,     /* hex 0..255 bytes, validated only */
-    FT_HEX64,   /* hex 0..64 bytes, validated only (SessionKeyID) */
-    FT_HEXU8,   /* hex 1 byte -> uint8_t */
-    FT_HEX16,   /* hex 16 bytes -> uint8_t[16] */
-    FT_AESKEY,  /* hex 1..40 bytes -> bi_key_envelope_t.aes_key/len */
-    FT_TOKEN,   /* opaque string -> const char * */
-    FT_STR,     /* string -> const char * */
-    FT_CLASS,   /* "A" / "B" / "C" -> char */
-    FT_RCODE,   /* ResultCode -> bi_fields_t.result_code/.result_code_text */
-    FT_U32,     /* integer min..max -> uint32_t */
-    FT_U8,      /* integer min..max -> uint8_t */
-    FT_I32,     /* integer min..max -> int32_t */
-    FT_U64,     /* integer min..max -> uint64_t */
-    FT_DOUBLE,  /* number min..max -> double */
-    FT_BOOL,    /* true/false -> bool */
-    FT_REGION,  /* RFRegion -> bi_region_t */
-    FT_TIME,    /* RFC 3339 -> bi_time_t */
-    FT_OBJECT,  /* opaque object -> const cJSON * */
-    FT_RESULT,  /* Result object */
-    FT_UL,      /* ULMetaData object */
-    FT_DL,      /* DLMetaData object */
-    FT_KEYENV,  /* KeyEnvelope object -> bi_key_envelope_t */
-    FT_GWARRAY, /* GWInfo array -> bi_gwinfo_t *, size_t count right after */
-};
-
-/* Where a field's presence bit goes. */
-enum fwhere { W_NONE, W_HDR, W_TOP, W_NESTED };
-
-typedef struct fdesc {
-    const char *name;
-    uint8_t type;
-    uint8_t where;
-    uint16_t off;
-    uint64_t bit;
-    double min, max;
-} fdesc_t;
-
 #define TOFF(f) offsetof(bi_fields_t, f)
-static const fdesc_t top_tab[] = {
+static const fdesc_t bi_top_tab[] = {
     {"ProtocolVersion", FT_VERSION, W_HDR, TOFF(hdr.version), BI_H_VERSION, 0, 0},
     {"SenderID", FT_ID, W_HDR, TOFF(hdr.sender_id), BI_H_SENDER_ID, 0, 0},
     {"ReceiverID", FT_ID, W_HDR, TOFF(hdr.receiver_id), BI_H_RECEIVER_ID, 0, 0},
@@ -122,13 +65,13 @@ static const fdesc_t top_tab[] = {
     {"CFList", FT_HEX16, W_TOP, TOFF(cf_list), BI_F_CF_LIST, 0, 0},
 };
 
-static const fdesc_t result_tab[] = {
+static const fdesc_t bi_result_tab[] = {
     {"ResultCode", FT_RCODE, W_NONE, 0, 0, 0, 0},
     {"Description", FT_STR, W_TOP, TOFF(result_description), BI_F_RESULT_DESCRIPTION, 0, 0},
 };
 
 #define UOFF(f) offsetof(bi_ulmeta_t, f)
-static const fdesc_t ul_tab[] = {
+static const fdesc_t bi_ul_tab[] = {
     {"DevEUI", FT_EUI, W_NESTED, UOFF(dev_eui), BI_UL_DEV_EUI, 0, 0},
     {"DevAddr", FT_DEVADDR, W_NESTED, UOFF(dev_addr), BI_UL_DEV_ADDR, 0, 0},
     {"FPort", FT_U32, W_NESTED, UOFF(fport), BI_UL_FPORT, 0, 255},
@@ -147,7 +90,7 @@ static const fdesc_t ul_tab[] = {
 };
 
 #define DOFF(f) offsetof(bi_dlmeta_t, f)
-static const fdesc_t dl_tab[] = {
+static const fdesc_t bi_dl_tab[] = {
     {"DevEUI", FT_EUI, W_NESTED, DOFF(dev_eui), BI_DL_DEV_EUI, 0, 0},
     {"FPort", FT_U32, W_NESTED, DOFF(fport), BI_DL_FPORT, 0, 255},
     {"FCntDown", FT_U32, W_NESTED, DOFF(fcnt_down), BI_DL_FCNT_DOWN, 0, 4294967295.0},
@@ -164,7 +107,7 @@ static const fdesc_t dl_tab[] = {
 };
 
 #define GOFF(f) offsetof(bi_gwinfo_t, f)
-static const fdesc_t gw_tab[] = {
+static const fdesc_t bi_gw_tab[] = {
     {"ID", FT_GWID, W_NESTED, 0, BI_GW_ID, 0, 0},
     {"FineRecvTime", FT_U64, W_NESTED, GOFF(fine_recv_time), BI_GW_FINE_RECV_TIME, 0, 999999999999999.0},
     {"RFRegion", FT_REGION, W_NESTED, GOFF(rf_region), BI_GW_RF_REGION, 0, 0},
@@ -176,14 +119,21 @@ static const fdesc_t gw_tab[] = {
     {"DLAllowed", FT_BOOL, W_NESTED, GOFF(dl_allowed), BI_GW_DL_ALLOWED, 0, 0},
 };
 
-static const fdesc_t keyenv_tab[] = {
+static const fdesc_t bi_keyenv_tab[] = {
     {"KEKLabel", FT_STR, W_NONE, offsetof(bi_key_envelope_t, kek_label), 0, 0, 0},
     {"AESKey", FT_AESKEY, W_NONE, 0, 1, 0, 0},
 };
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
-static int find_field(const fdesc_t *tab, size_t n, const char *key)
+const bi_tab_t bi_tab_top = {bi_top_tab, NELEM(bi_top_tab)};
+const bi_tab_t bi_tab_result = {bi_result_tab, NELEM(bi_result_tab)};
+const bi_tab_t bi_tab_ul = {bi_ul_tab, NELEM(bi_ul_tab)};
+const bi_tab_t bi_tab_dl = {bi_dl_tab, NELEM(bi_dl_tab)};
+const bi_tab_t bi_tab_gw = {bi_gw_tab, NELEM(bi_gw_tab)};
+const bi_tab_t bi_tab_keyenv = {bi_keyenv_tab, NELEM(bi_keyenv_tab)};
+
+int bi_find_field(const fdesc_t *tab, size_t n, const char *key)
 {
     for (size_t i = 0; i < n; i++)
         if (tab[i].name[0] == key[0] && strcmp(tab[i].name, key) == 0)
@@ -192,19 +142,6 @@ static int find_field(const fdesc_t *tab, size_t n, const char *key)
 }
 
 /* ================================================================== decode context */
-
-typedef struct path {
-    const struct path *up;
-    const char *key; /* NULL for an array element */
-    int idx;
-} path_t;
-
-typedef struct dctx {
-    bi_msg_t *m;
-    bi_error_t *err;
-    int rc;         /* first error (RH_OK while none) */
-    bool from_tree; /* bi_msg_from_json: the byte scan did not run */
-} dctx_t;
 
 static size_t fmt_path(const path_t *p, char *out, size_t cap)
 {
@@ -249,12 +186,16 @@ static int fail(dctx_t *c, const path_t *p, bi_result_code_t code, int e, const 
 
 /* ================================================================== leaf decoders */
 
+/* Hex digit value + 1 per byte (0: not a hex digit): one load per digit on every message. */
+static const uint8_t hex1[256] = {
+    ['0'] = 1, ['1'] = 2, ['2'] = 3, ['3'] = 4, ['4'] = 5, ['5'] = 6, ['6'] = 7, ['7'] = 8,
+    ['8'] = 9, ['9'] = 10, ['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16,
+    ['A'] = 11, ['B'] = 12, ['C'] = 13, ['D'] = 14, ['E'] = 15, ['F'] = 16,
+};
+
 static int hexval(int ch)
 {
-    if (ch >= '0' && ch <= '9') return ch - '0';
-    if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
-    return -1;
+    return (int)hex1[(unsigned char)ch] - 1;
 }
 
 /* Decodes a hex string of minb..maxb bytes into out (NULL: validate only). For `sizes` != 0 the
@@ -405,14 +346,14 @@ static int decode_gwarray(dctx_t *c, const cJSON *v, bi_gwinfo_t **out, size_t *
         path_t ep = {p, NULL, i};
         if (!cJSON_IsObject(e))
             return fail(c, &ep, MALFORMED, RH_EINVAL, "expected object");
-        int r = decode_object(c, e, gw_tab, NELEM(gw_tab), &gw[i], &ep, false);
+        int r = decode_object(c, e, bi_gw_tab, NELEM(bi_gw_tab), &gw[i], &ep, false);
         if (r)
             return r;
     }
     return RH_OK;
 }
 
-static int decode_value(dctx_t *c, const fdesc_t *fd, const cJSON *v, void *base, const path_t *p)
+int bi_decode_value(dctx_t *c, const fdesc_t *fd, const cJSON *v, void *base, const path_t *p)
 {
     char *dst = (char *)base + fd->off;
     bi_fields_t *f = &c->m->f;
@@ -599,7 +540,7 @@ static int decode_value(dctx_t *c, const fdesc_t *fd, const cJSON *v, void *base
     case FT_RESULT:
         if (!cJSON_IsObject(v))
             return fail(c, p, MALFORMED, RH_EINVAL, "expected object");
-        if ((r = decode_object(c, v, result_tab, NELEM(result_tab), f, p, false)))
+        if ((r = decode_object(c, v, bi_result_tab, NELEM(bi_result_tab), f, p, false)))
             return r;
         if (!f->result_code_text) {
             path_t rp = {p, "ResultCode", 0};
@@ -609,11 +550,11 @@ static int decode_value(dctx_t *c, const fdesc_t *fd, const cJSON *v, void *base
     case FT_UL:
         if (!cJSON_IsObject(v))
             return fail(c, p, MALFORMED, RH_EINVAL, "expected object");
-        return decode_object(c, v, ul_tab, NELEM(ul_tab), dst, p, false);
+        return decode_object(c, v, bi_ul_tab, NELEM(bi_ul_tab), dst, p, false);
     case FT_DL:
         if (!cJSON_IsObject(v))
             return fail(c, p, MALFORMED, RH_EINVAL, "expected object");
-        if ((r = decode_object(c, v, dl_tab, NELEM(dl_tab), dst, p, false)))
+        if ((r = decode_object(c, v, bi_dl_tab, NELEM(bi_dl_tab), dst, p, false)))
             return r;
         if (!(((bi_dlmeta_t *)dst)->present & (BI_DL_DL_FREQ1 | BI_DL_DL_FREQ2)))
             return fail(c, p, MALFORMED, RH_EINVAL, "needs DLFreq1 or DLFreq2");
@@ -622,7 +563,7 @@ static int decode_value(dctx_t *c, const fdesc_t *fd, const cJSON *v, void *base
         if (!cJSON_IsObject(v))
             return fail(c, p, MALFORMED, RH_EINVAL, "expected object");
         bi_key_envelope_t *k = (bi_key_envelope_t *)dst;
-        if ((r = decode_object(c, v, keyenv_tab, NELEM(keyenv_tab), k, p, false)))
+        if ((r = decode_object(c, v, bi_keyenv_tab, NELEM(bi_keyenv_tab), k, p, false)))
             return r;
         if (k->aes_key_len == 0) {
             path_t kp = {p, "AESKey", 0};
@@ -653,7 +594,7 @@ static int decode_object(dctx_t *c, const cJSON *obj, const fdesc_t *tab, size_t
         path_t p = {up, ch->string, 0};
         if (i >= BI_MAX_MEMBERS && c->from_tree)
             return fail(c, up, MALFORMED, RH_ERANGE, "more than %d members", BI_MAX_MEMBERS);
-        int k = find_field(tab, ntab, ch->string);
+        int k = bi_find_field(tab, ntab, ch->string);
         if (k < 0) {
             if (c->rc)
                 continue;
@@ -680,7 +621,7 @@ static int decode_object(dctx_t *c, const cJSON *obj, const fdesc_t *tab, size_t
             c->err = NULL;
             c->rc = RH_OK;
         }
-        int r = decode_value(c, fd, ch, base, &p);
+        int r = bi_decode_value(c, fd, ch, base, &p);
         if (prev_rc) {
             c->err = saved;
             c->rc = prev_rc;
@@ -699,15 +640,24 @@ static int decode_object(dctx_t *c, const cJSON *obj, const fdesc_t *tab, size_t
 
 /* ================================================================== validation */
 
-static int need(dctx_t *c, bool ok, const char *field, const char *why)
+/* `why` is "in <why_type>" when why_type is set (formatted only on failure: this runs for every
+ * message). */
+static int need_in(dctx_t *c, bool ok, const char *field, const char *why, const char *why_type)
 {
     if (ok)
         return RH_OK;
     path_t p = {NULL, field, 0};
+    if (why_type)
+        return fail(c, &p, MALFORMED, RH_EINVAL, "missing (mandatory in %s)", why_type);
     return fail(c, &p, MALFORMED, RH_EINVAL, "missing (mandatory %s)", why);
 }
 
-static int validate(dctx_t *c)
+static int need(dctx_t *c, bool ok, const char *field, const char *why)
+{
+    return need_in(c, ok, field, why, NULL);
+}
+
+int bi_validate(dctx_t *c)
 {
     const bi_fields_t *f = &c->m->f;
     uint32_t h = f->hdr.present;
@@ -726,19 +676,17 @@ static int validate(dctx_t *c)
     uint64_t p = f->present;
     bi_msg_type_t t = f->hdr.type;
     const char *tn = bi_msg_type_name(t);
-    char why[48];
-    snprintf(why, sizeof why, "in %s", tn);
-    if (bi_msg_type_is_answer(t) && (r = need(c, p & BI_F_RESULT, "Result", why)))
+    if (bi_msg_type_is_answer(t) && (r = need_in(c, p & BI_F_RESULT, "Result", NULL, tn)))
         return r;
     switch (t) {
     case BI_MT_PR_START_REQ:
-        if ((r = need(c, p & BI_F_PHY_PAYLOAD, "PHYPayload", why)) ||
-            (r = need(c, p & BI_F_UL_META, "ULMetaData", why)))
+        if ((r = need_in(c, p & BI_F_PHY_PAYLOAD, "PHYPayload", NULL, tn)) ||
+            (r = need_in(c, p & BI_F_UL_META, "ULMetaData", NULL, tn)))
             return r;
         break;
     case BI_MT_XMIT_DATA_REQ:
-        if ((r = need(c, p & (BI_F_PHY_PAYLOAD | BI_F_FRM_PAYLOAD), "PHYPayload", why)) ||
-            (r = need(c, p & (BI_F_UL_META | BI_F_DL_META), "ULMetaData", why)))
+        if ((r = need_in(c, p & (BI_F_PHY_PAYLOAD | BI_F_FRM_PAYLOAD), "PHYPayload", NULL, tn)) ||
+            (r = need_in(c, p & (BI_F_UL_META | BI_F_DL_META), "ULMetaData", NULL, tn)))
             return r;
         if ((p & BI_F_PHY_PAYLOAD) && (p & BI_F_FRM_PAYLOAD))
             return fail(c, NULL, MALFORMED, RH_EINVAL,
@@ -750,7 +698,7 @@ static int validate(dctx_t *c)
     case BI_MT_PR_STOP_REQ:
     case BI_MT_PROFILE_REQ:
     case BI_MT_HOME_NS_REQ:
-        if ((r = need(c, p & BI_F_DEV_EUI, "DevEUI", why)))
+        if ((r = need_in(c, p & BI_F_DEV_EUI, "DevEUI", NULL, tn)))
             return r;
         break;
     case BI_MT_HOME_NS_ANS:
@@ -759,12 +707,12 @@ static int validate(dctx_t *c)
             return r;
         break;
     case BI_MT_JOIN_REQ:
-        if ((r = need(c, p & BI_F_MAC_VERSION, "MACVersion", why)) ||
-            (r = need(c, p & BI_F_PHY_PAYLOAD, "PHYPayload", why)) ||
-            (r = need(c, p & BI_F_DEV_EUI, "DevEUI", why)) ||
-            (r = need(c, p & BI_F_DEV_ADDR, "DevAddr", why)) ||
-            (r = need(c, p & BI_F_DL_SETTINGS, "DLSettings", why)) ||
-            (r = need(c, p & BI_F_RX_DELAY, "RxDelay", why)))
+        if ((r = need_in(c, p & BI_F_MAC_VERSION, "MACVersion", NULL, tn)) ||
+            (r = need_in(c, p & BI_F_PHY_PAYLOAD, "PHYPayload", NULL, tn)) ||
+            (r = need_in(c, p & BI_F_DEV_EUI, "DevEUI", NULL, tn)) ||
+            (r = need_in(c, p & BI_F_DEV_ADDR, "DevAddr", NULL, tn)) ||
+            (r = need_in(c, p & BI_F_DL_SETTINGS, "DLSettings", NULL, tn)) ||
+            (r = need_in(c, p & BI_F_RX_DELAY, "RxDelay", NULL, tn)))
             return r;
         break;
     default:
@@ -789,9 +737,9 @@ static int build(bi_msg_t *m, bi_error_t *err, bool from_tree)
     if (!cJSON_IsObject(m->root)) {
         fail(&c, NULL, MALFORMED, RH_EINVAL, "expected a JSON object");
     } else {
-        decode_object(&c, m->root, top_tab, NELEM(top_tab), &m->f, NULL, true);
+        decode_object(&c, m->root, bi_top_tab, NELEM(bi_top_tab), &m->f, NULL, true);
         if (c.rc == RH_OK)
-            validate(&c);
+            bi_validate(&c);
     }
     if (err)
         err->hdr = m->f.hdr;
@@ -885,14 +833,62 @@ void bi_msg_free(bi_msg_t *m)
     free(m->f.ul.gw);
     free(m->f.dl.gw);
     cJSON_Delete(m->root);
+    free(m->text);
+    free(m->gwm);
+    free(m->gwobj);
     free(m);
 }
 
+int bi_msg_tree(bi_msg_t *m)
+{
+    if (m->root || !m->text)
+        return RH_OK;
+    /* The bytes were accepted by bi_fast_decode, which accepts only what cJSON parses. */
+    cJSON *root = cJSON_ParseWithLength(m->text, m->text_len);
+    if (!root)
+        return RH_ENOMEM;
+    m->root = root;
+    /* From here the message is what bi_msg_decode makes: the view's strings point into the tree
+     * (an encoding respells them there), values unchanged. */
+    int r = build(m, NULL, false);
+    if (r) {
+        cJSON_Delete(root);
+        m->root = NULL;
+        return r;
+    }
+    free(m->text);
+    m->text = NULL;
+    if (m->raw_strip) { /* members dropped from the bytes: drop them from the tree too */
+        cJSON *arr = cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetObjectItemCaseSensitive(m->root, "ULMetaData"), "GWInfo");
+        for (size_t j = 0; j < m->gwm_n; j++) {
+            const bi_gw_member_t *g = &m->gwm[j];
+            if (!g->dropped || g->field < 0)
+                continue;
+            cJSON_DeleteItemFromObjectCaseSensitive(cJSON_GetArrayItem(arr, (int)g->elem),
+                                                    bi_gw_tab[g->field].name);
+            if (g->elem < m->f.ul.gw_count)
+                m->f.ul.gw[g->elem].present &= ~(uint32_t)bi_gw_tab[g->field].bit;
+        }
+        m->raw_strip = false;
+        m->dirty = true;
+    }
+    return RH_OK;
+}
+
 const bi_fields_t *bi_msg_fields(const bi_msg_t *m) { return &m->f; }
-const cJSON *bi_msg_json(const bi_msg_t *m) { return m->root; }
+const cJSON *bi_msg_json(const bi_msg_t *m)
+{
+    /* Parsing the tree on first need changes no value: the message is logically const. */
+    if (bi_msg_tree((bi_msg_t *)m))
+        return NULL;
+    return m->root;
+}
 
 cJSON *bi_msg_json_mut(bi_msg_t *m)
 {
+    if (bi_msg_tree(m))
+        return NULL;
     m->dirty = true;
     m->valid = false;
     m->tree = TREE_ALL;
@@ -902,6 +898,8 @@ cJSON *bi_msg_json_mut(bi_msg_t *m)
 int bi_msg_refresh(bi_msg_t *m, bi_error_t *err)
 {
     err_init(err);
+    if (bi_msg_tree(m))
+        return bi_fail(err, BI_RC_OTHER, RH_ENOMEM, "body: out of memory");
     uint32_t canon = m->canon;
     int r = build(m, err, true);
     m->canon = canon; /* the received bytes have not changed */
@@ -925,6 +923,27 @@ int bi_msg_strip_gwinfo(bi_msg_t *m, unsigned what)
         {"Lon", BI_GW_LON, BI_STRIP_LOCATION},
         {"FineRecvTime", BI_GW_FINE_RECV_TIME, BI_STRIP_LOCATION},
     };
+    if (!m->root) {
+        /* From bi_fast_decode: drop the members from the bytes (bi_msg_splice_header writes the
+         * elements without them); the tree, if ever parsed, loses them too (bi_msg_tree). */
+        uint32_t bits = 0;
+        for (size_t k = 0; k < NELEM(strip); k++)
+            if (what & strip[k].what)
+                bits |= strip[k].bit;
+        int removed = 0;
+        for (size_t j = 0; j < m->gwm_n; j++) {
+            bi_gw_member_t *g = &m->gwm[j];
+            if (g->dropped || g->field < 0 || !(bi_gw_tab[g->field].bit & bits))
+                continue;
+            g->dropped = true;
+            removed++;
+            if (g->elem < m->f.ul.gw_count)
+                m->f.ul.gw[g->elem].present &= ~(uint32_t)bi_gw_tab[g->field].bit;
+        }
+        if (removed)
+            m->raw_strip = true;
+        return removed;
+    }
     cJSON *ul = cJSON_GetObjectItemCaseSensitive(m->root, "ULMetaData");
     cJSON *arr = cJSON_GetObjectItemCaseSensitive(ul, "GWInfo");
     if (!cJSON_IsArray(arr))
@@ -969,6 +988,8 @@ static int set_hex(bi_msg_t *m, const char *key, uint64_t v, unsigned nbytes)
 {
     char hex[17];
     rh_hex_format_be(v, nbytes, hex, 0);
+    if (bi_msg_tree(m))
+        return RH_ENOMEM;
     m->tree |= BI_CANON_HEX_LOWER;
     return set_item(m->root, key, cJSON_CreateString(hex));
 }
@@ -978,6 +999,8 @@ int bi_msg_set_version(bi_msg_t *m, bi_version_t v)
     const char *name = bi_version_name(v);
     if (!name)
         return RH_EINVAL;
+    if (bi_msg_tree(m))
+        return RH_ENOMEM;
     int r = set_item(m->root, "ProtocolVersion", cJSON_CreateString(name));
     if (r)
         return r;
@@ -1013,6 +1036,8 @@ int bi_msg_set_receiver_id(bi_msg_t *m, bi_id_t id)
 
 int bi_msg_set_transaction_id(bi_msg_t *m, uint32_t txid)
 {
+    if (bi_msg_tree(m))
+        return RH_ENOMEM;
     int r = set_item(m->root, "TransactionID", cJSON_CreateNumber((double)txid));
     if (r)
         return r;
@@ -1025,6 +1050,8 @@ int bi_msg_set_transaction_id(bi_msg_t *m, uint32_t txid)
 static int set_nsid(bi_msg_t *m, const char *key, bool present, uint64_t nsid, uint64_t *dst,
                     uint32_t bit)
 {
+    if (bi_msg_tree(m))
+        return RH_ENOMEM;
     if (!present) {
         cJSON_DeleteItemFromObjectCaseSensitive(m->root, key);
         m->f.hdr.present &= ~bit;
@@ -1055,6 +1082,8 @@ int bi_msg_set_result(bi_msg_t *m, bi_result_code_t code, const char *descriptio
     const char *name = bi_result_code_name(code, m->f.hdr.version, false);
     if (!name)
         return RH_EINVAL;
+    if (bi_msg_tree(m))
+        return RH_ENOMEM;
     cJSON *res = cJSON_CreateObject();
     if (!res)
         return RH_ENOMEM;
@@ -1099,6 +1128,8 @@ int bi_msg_drop_downlink(bi_msg_t *m)
 {
     int removed = 0;
     static const char *const keys[] = {"PHYPayload", "DLMetaData"};
+    if (bi_msg_tree(m))
+        return RH_ENOMEM;
     for (size_t i = 0; i < NELEM(keys); i++) {
         cJSON *it = cJSON_DetachItemFromObjectCaseSensitive(m->root, keys[i]);
         if (it) {
@@ -1255,7 +1286,7 @@ static void set_string(nctx_t *n, cJSON *v, const char *want)
 static void normalise(nctx_t *n, cJSON *obj, const fdesc_t *tab, size_t ntab)
 {
     for (cJSON *ch = obj->child; ch; ch = ch->next) {
-        int k = find_field(tab, ntab, ch->string);
+        int k = bi_find_field(tab, ntab, ch->string);
         if (k < 0 || cJSON_IsNull(ch))
             continue;
         switch ((enum ftype)tab[k].type) {
@@ -1288,14 +1319,14 @@ static void normalise(nctx_t *n, cJSON *obj, const fdesc_t *tab, size_t ntab)
                     set_string(n, ch, bi_result_code_name(rc, n->version, n->correct));
             }
             break;
-        case FT_RESULT: normalise(n, ch, result_tab, NELEM(result_tab)); break;
-        case FT_UL: normalise(n, ch, ul_tab, NELEM(ul_tab)); break;
-        case FT_DL: normalise(n, ch, dl_tab, NELEM(dl_tab)); break;
-        case FT_KEYENV: normalise(n, ch, keyenv_tab, NELEM(keyenv_tab)); break;
+        case FT_RESULT: normalise(n, ch, bi_result_tab, NELEM(bi_result_tab)); break;
+        case FT_UL: normalise(n, ch, bi_ul_tab, NELEM(bi_ul_tab)); break;
+        case FT_DL: normalise(n, ch, bi_dl_tab, NELEM(bi_dl_tab)); break;
+        case FT_KEYENV: normalise(n, ch, bi_keyenv_tab, NELEM(bi_keyenv_tab)); break;
         case FT_GWARRAY:
             for (cJSON *e = ch->child; e; e = e->next)
                 if (cJSON_IsObject(e))
-                    normalise(n, e, gw_tab, NELEM(gw_tab));
+                    normalise(n, e, bi_gw_tab, NELEM(bi_gw_tab));
             break;
         default:
             break;
@@ -1370,8 +1401,12 @@ static int apply_strict(bi_msg_t *m)
     return bi_msg_set_result(m, (bi_result_code_t)code, desc);
 }
 
-bool bi_msg_is_canonical_for(const bi_msg_t *m, const bi_dialect_t *d)
+/* bi_msg_is_canonical_for, except that members dropped from the bytes (raw_strip) are allowed
+ * when allow_raw_strip (bi_msg_splice_header writes them out). */
+static bool canonical(const bi_msg_t *m, const bi_dialect_t *d, bool allow_raw_strip)
 {
+    if (m->raw_strip && !allow_raw_strip)
+        return false;
     if (d->strict_enums && strict_code(m) >= 0)
         return false;
     uint32_t fl = m->canon;
@@ -1383,6 +1418,11 @@ bool bi_msg_is_canonical_for(const bi_msg_t *m, const bi_dialect_t *d)
     if (v != BI_VERSION_1_1 && (fl & BI_CANON_NSID))
         return false;
     return hex_ok(fl, d) && region_ok(fl, d) && rcode_ok(fl, d, v);
+}
+
+bool bi_msg_is_canonical_for(const bi_msg_t *m, const bi_dialect_t *d)
+{
+    return canonical(m, d, false);
 }
 
 static const char *const nsid_keys[] = {"SenderNSID", "ReceiverNSID", "HNSID"};
@@ -1445,6 +1485,8 @@ static void link_item_at(cJSON *parent, int at, cJSON *item)
 static int prepare(bi_msg_t *m, const bi_dialect_t *d, prep_t *st)
 {
     memset(st, 0, sizeof *st);
+    if (bi_msg_tree(m))
+        return RH_ENOMEM;
     if (d->strict_enums) {
         int r = apply_strict(m);
         if (r)
@@ -1463,7 +1505,7 @@ static int prepare(bi_msg_t *m, const bi_dialect_t *d, prep_t *st)
         .rc = RH_OK,
     };
     if (n.hex || n.region || n.time || n.rcode) {
-        normalise(&n, m->root, top_tab, NELEM(top_tab));
+        normalise(&n, m->root, bi_top_tab, NELEM(bi_top_tab));
         if (n.rc)
             return n.rc;
         uint32_t t = m->tree;
@@ -1557,13 +1599,6 @@ int bi_msg_encode_to(bi_msg_t *m, const bi_dialect_t *d, char *buf, size_t cap, 
 
 /* Where the top-level header values stand in received bytes (offset, length; len 0: not seen):
  * the TransactionID number and the SenderID / ReceiverID strings with their quotes. */
-typedef struct bi_span {
-    size_t off, len;
-} bi_span_t;
-typedef struct bi_hdr_spans {
-    bi_span_t txid, sender, receiver;
-} bi_hdr_spans_t;
-
 /* Finds the header spans in `p` (n bytes, a body bi_msg_decode accepted, so valid JSON with no
  * duplicate keys): one pass tracking depth, strings and escapes, comparing only keys of the
  * top-level object, and stopping as soon as the spans in `need` (1 TransactionID, 2 SenderID,
@@ -1637,9 +1672,11 @@ static bool id_text(bi_id_t id, bi_hex_case_t hc, splice_t *s)
     if (id.kind != BI_ID_NETID && id.kind != BI_ID_EUI64)
         return false;
     int w = id.kind == BI_ID_NETID ? 6 : 16;
-    int n = snprintf(s->text, sizeof s->text, hc == BI_HEX_UPPER ? "\"%0*llX\"" : "\"%0*llx\"", w,
-                     (unsigned long long)id.value);
-    s->len = (size_t)n;
+    s->text[0] = '"';
+    rh_hex_format_be(id.value, (unsigned)id.kind, s->text + 1, hc == BI_HEX_UPPER);
+    s->text[w + 1] = '"';
+    s->text[w + 2] = '\0';
+    s->len = (size_t)w + 2;
     return true;
 }
 
@@ -1650,19 +1687,34 @@ int bi_msg_splice_header(const bi_msg_t *m, const char *raw, size_t raw_len, con
     if (!d)
         d = &def;
     *out = NULL;
-    if (!raw || !bi_msg_is_canonical_for(m, d))
+    if (!raw || !canonical(m, d, true))
+        return RH_EAGAIN;
+    /* GWInfo members dropped from the bytes (bi_msg_strip_gwinfo on a message from
+     * bi_fast_decode): those elements are written again without them. */
+    if (m->raw_strip && m->spans_body_len != raw_len)
         return RH_EAGAIN;
     bi_hdr_spans_t spans;
-    find_spans(raw, raw_len,
-               (e->set_txid ? 1u : 0u) | (e->set_sender ? 2u : 0u) | (e->set_receiver ? 4u : 0u),
-               &spans);
+    if (m->spans_body_len && m->spans_body_len == raw_len)
+        spans = m->spans; /* recorded by bi_fast_decode's pass over these bytes */
+    else
+        find_spans(raw, raw_len,
+                   (e->set_txid ? 1u : 0u) | (e->set_sender ? 2u : 0u) | (e->set_receiver ? 4u : 0u),
+                   &spans);
     splice_t sp[3];
     int n = 0;
     if (e->set_txid) {
         if (!spans.txid.len)
             return RH_EAGAIN;
         sp[n].at = spans.txid;
-        sp[n].len = (size_t)snprintf(sp[n].text, sizeof sp[n].text, "%u", e->txid);
+        char digits[10];
+        size_t nd = 0;
+        uint32_t v = e->txid;
+        do
+            digits[nd++] = (char)('0' + v % 10);
+        while ((v /= 10) != 0);
+        for (size_t j = 0; j < nd; j++)
+            sp[n].text[j] = digits[nd - 1 - j];
+        sp[n].len = nd;
         n++;
     }
     if (e->set_sender) {
@@ -1681,21 +1733,56 @@ int bi_msg_splice_header(const bi_msg_t *m, const char *raw, size_t raw_len, con
             sp[b] = sp[b - 1];
             sp[b - 1] = t;
         }
+    /* Element rewrites only shorten the text. */
     size_t cap = raw_len + 3 * sizeof sp[0].text + 1;
     char *buf = cJSON_malloc(cap);
     if (!buf)
         return RH_ENOMEM;
-    size_t o = 0, from = 0;
-    for (int k = 0; k < n; k++) {
-        if (sp[k].at.off < from || sp[k].at.off + sp[k].at.len > raw_len) {
+    size_t o = 0, from = 0, gj = 0, ge = 0;
+    int k = 0;
+    for (;;) {
+        /* The next element with a dropped member (elements are in body order). */
+        while (m->raw_strip && gj < m->gwm_n && !m->gwm[gj].dropped)
+            gj++;
+        bool elem = m->raw_strip && gj < m->gwm_n;
+        ge = elem ? m->gwm[gj].elem : 0;
+        size_t eoff = elem ? m->gwobj[ge].off : SIZE_MAX;
+        size_t hoff = k < n ? sp[k].at.off : SIZE_MAX;
+        if (!elem && k >= n)
+            break;
+        size_t at = eoff < hoff ? eoff : hoff;
+        size_t span = eoff < hoff ? m->gwobj[ge].len : sp[k].at.len;
+        if (at < from || at + span > raw_len) {
             cJSON_free(buf);
             return RH_EAGAIN;
         }
-        memcpy(buf + o, raw + from, sp[k].at.off - from);
-        o += sp[k].at.off - from;
-        memcpy(buf + o, sp[k].text, sp[k].len);
-        o += sp[k].len;
-        from = sp[k].at.off + sp[k].at.len;
+        memcpy(buf + o, raw + from, at - from);
+        o += at - from;
+        if (eoff < hoff) {
+            buf[o++] = '{';
+            bool first = true;
+            size_t j = 0;
+            while (j < m->gwm_n && m->gwm[j].elem != ge)
+                j++;
+            for (; j < m->gwm_n && m->gwm[j].elem == ge; j++) {
+                const bi_gw_member_t *g = &m->gwm[j];
+                if (g->dropped)
+                    continue;
+                if (!first)
+                    buf[o++] = ',';
+                first = false;
+                memcpy(buf + o, raw + g->key_off, g->end - g->key_off);
+                o += g->end - g->key_off;
+            }
+            buf[o++] = '}';
+            while (gj < m->gwm_n && m->gwm[gj].elem == ge)
+                gj++;
+        } else {
+            memcpy(buf + o, sp[k].text, sp[k].len);
+            o += sp[k].len;
+            k++;
+        }
+        from = at + span;
     }
     memcpy(buf + o, raw + from, raw_len - from);
     o += raw_len - from;

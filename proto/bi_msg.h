@@ -310,7 +310,9 @@ static inline const uint8_t *bi_msg_phy_payload(const bi_msg_t *m, size_t *len)
     return bi_msg_fields(m)->phy_payload;
 }
 
-/* The tree that carries the message (read-only use; to edit, see bi_msg_json_mut). */
+/* The tree that carries the message (read-only use; to edit, see bi_msg_json_mut). For a message
+ * from bi_fast_decode (bi_fast.h) the first call parses it and rebuilds the typed view from it
+ * (same values; view pointers taken before become invalid); NULL if that runs out of memory. */
 const cJSON *bi_msg_json(const bi_msg_t *m);
 
 /* ------------------------------------------------------------------ mutations */
@@ -319,7 +321,10 @@ const cJSON *bi_msg_json(const bi_msg_t *m);
 #define BI_STRIP_SIGNAL 1u   /* RSSI, SNR */
 #define BI_STRIP_LOCATION 2u /* Lat, Lon, FineRecvTime */
 /* Removes the selected GWInfo fields of ULMetaData (tree and typed view). The message counts as
- * mutated only if something was removed. Returns the number of fields removed (>= 0). */
+ * mutated only if something was removed. Returns the number of fields removed (>= 0).
+ * A message from bi_fast_decode (bi_fast.h) that has no tree yet loses them from its received
+ * bytes instead: bi_msg_splice_header then writes those GWInfo elements without them, and a
+ * tree parsed later (bi_msg_encode ...) lacks them too. */
 int bi_msg_strip_gwinfo(bi_msg_t *m, unsigned what);
 
 /* Header setters (tree and typed view). Errors: RH_EINVAL (unknown version, kind not NETID or
@@ -404,7 +409,10 @@ typedef struct bi_header_edit {
  * written in place of the received TransactionID / SenderID / ReceiverID values — what
  * bi_msg_encode would produce after bi_msg_apply_header_edit, without re-encoding — when m is
  * canonical for d (bi_msg_is_canonical_for; d NULL = BI_DIALECT_CHIRPSTACK) and each edited
- * field was received at the top level. m is not changed. *out: NUL-terminated, free with
+ * field was received at the top level. GWInfo members bi_msg_strip_gwinfo dropped from the
+ * bytes of a message from bi_fast_decode are left out (their elements written as
+ * {"Key":value,...} with the remaining members as received); that alone does not make m
+ * non-canonical here. m is not changed. *out: NUL-terminated, free with
  * bi_buf_free; *len its length (len may be NULL). Errors: RH_EAGAIN (not possible: not
  * canonical, not decoded from bytes, a field missing or an ID kind not NETID/EUI64 — encode
  * instead), RH_ENOMEM. */

@@ -27,7 +27,7 @@ int bi_fail(bi_error_t *err, bi_result_code_t code, int errcode, const char *fmt
 
 /* Integer-typed TS002 field names: a number written 12.0 or 1e1 under one of these keys makes
  * the body non-canonical (encoding writes 12). */
-static bool is_int_key(const char *k, size_t n)
+bool bi_is_int_key(const char *k, size_t n)
 {
 #define K(s) {s, sizeof s - 1}
     static const struct {
@@ -57,7 +57,7 @@ static const rh_json_limits_t bi_limits = {
 
 static void on_number(void *arg, const char *key, size_t keylen, bool nonint)
 {
-    if (nonint && key && is_int_key(key, keylen))
+    if (nonint && key && bi_is_int_key(key, keylen))
         *(uint32_t *)arg |= BI_CANON_INT_AS_FLOAT;
 }
 

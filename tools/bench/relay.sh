@@ -5,6 +5,10 @@
 #   2. nginx as a protocol-blind proxy_pass relay (keepalive upstream) to the same stub;
 #   3. the stub alone.
 # Prints a markdown table (median of RUNS runs each) plus CPU time per relayed message.
+# LATENCY=1 adds the fixed-rate latency table: build/tools/bench-openloop (open loop: requests
+# sent on a fixed schedule, latency counted from the scheduled time) at 10 %, 50 % and 80 % of the
+# hub's peak measured above (or PEAK=msg/s), against the hub, the nginx relay and the stub alone,
+# p50/p99/p99.9 in µs, median of LAT_RUNS (3) runs of LAT_SECS (8) s, same connections.
 # Usage: tools/bench/relay.sh [BUILD_DIR] [RUNS] [SECONDS] [CONNECTIONS]
 # Needs: nginx (nginx-light) and wrk from Debian (deploy/bootstrap.sh installs both).
 set -euo pipefail
@@ -144,3 +148,33 @@ echo
 python3 -c "print('throughput ratio roamhubd/nginx-relay: %.2f; p99 ratio: %.2f' % (${RPS[hub]}/${RPS[nginx]}, ${P99[hub]}/${P99[nginx]}))"
 echo "roamhubd CPU time per relayed message: ${CPU[hub]} us (user+system, all worker threads)"
 echo "hub outcomes:"; cat "$W/metrics.txt"
+
+[ -n "${LATENCY:-}" ] || exit 0
+OPENLOOP="$BUILD/tools/bench-openloop"
+[ -x "$OPENLOOP" ] || { echo "no $OPENLOOP: build first" >&2; exit 1; }
+PEAK=${PEAK:-${RPS[hub]}}
+LAT_RUNS=${LAT_RUNS:-3}
+LAT_SECS=${LAT_SECS:-8}
+echo
+echo "fixed-rate latency (bench-openloop -c$CONNS, ${LAT_SECS}s + 1s warm-up, median of $LAT_RUNS runs; hub peak $PEAK msg/s)"
+echo
+echo "| load | target | rate msg/s | p50 µs | p99 µs | p99.9 µs | lost+non-2xx | client late p99 µs |"
+echo "|---|---|---:|---:|---:|---:|---:|---:|"
+for pct in 10 50 80; do
+  rate=$(python3 -c "print(int($PEAK * $pct / 100))")
+  for target in stub nginx hub; do
+    case $target in hub) P=$HUB;; nginx) P=$RELAY;; stub) P=$STUB;; esac
+    : > "$W/lat.runs"
+    for r in $(seq "$LAT_RUNS"); do
+      "$OPENLOOP" -p "$P" -r "$rate" -d "$LAT_SECS" -c "$CONNS" > "$W/ol.out"
+      python3 - "$W/ol.out" >> "$W/lat.runs" <<'PY'
+import sys
+kv = dict(x.split("=") for x in open(sys.argv[1]).read().split())
+print(kv["p50_us"], kv["p99_us"], kv["p999_us"], int(kv["lost"]) + int(kv["bad"]), kv["late_us"])
+PY
+    done
+    row=""
+    for col in 1 2 3 4 5; do row="$row | $(cut -d' ' -f$col "$W/lat.runs" | median)"; done
+    echo "| $pct % | $target | $rate$row |"
+  done
+done

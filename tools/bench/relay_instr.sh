@@ -9,6 +9,10 @@
 # TOOL=strace counts system calls of the hub process instead (strace -f -c, all threads): the
 # same difference gives system calls per relayed message, and the per-call table of the N2 run
 # is printed (syscall names with their counts / N2).
+# VARIANT=reencode sends the PRStartReq with upper-case hex (the home endpoint's dialect is lower
+# case: the hub re-encodes every request); VARIANT=strip makes the policy withhold signal quality
+# and location (the hub strips RSSI/SNR/Lat/Lon from GWInfo and re-encodes). Default: the
+# received bytes are canonical and forwarded with the hub's TransactionID spliced in.
 # Needs: valgrind (or strace), nginx (nginx-light).
 set -euo pipefail
 . "$(dirname "$0")/relay_world.sh"
@@ -44,7 +48,9 @@ http {
 NGX
 nginx -c "$W/stub.conf" -p "$W"
 
-relay_table "$W/table.json" "$STUB"
+VARIANT=${VARIANT:-plain}
+case $VARIANT in plain|reencode) GW=true;; strip) GW=false;; *) echo "VARIANT: plain, reencode or strip" >&2; exit 1;; esac
+relay_table "$W/table.json" "$STUB" "$GW"
 
 run() { # $1 = number of messages -> prints total Ir of the hub process
   local n=$1 d="$W/run$1"
@@ -64,7 +70,8 @@ JSON
   local pid=$!
   for _ in $(seq 600); do [ -f "$d/ports.json" ] && break; sleep 0.1; done
   [ -f "$d/ports.json" ] || { echo "roamhubd did not start:" >&2; cat "$d/hub.log" >&2; exit 1; }
-  python3 - "$d/ports.json" "$n" <<'PY'
+  set +e
+  python3 - "$d/ports.json" "$n" "$VARIANT" <<'PY'
 import http.client, json, sys
 port = json.load(open(sys.argv[1]))["ts002"]
 c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
@@ -73,14 +80,21 @@ t2 = (',"MessageType":"PRStartReq","PHYPayload":"400100000a800100016b5ed0ec2e5c4
       '"ULMetaData":{"DataRate":5,"ULFreq":868.1,"RecvTime":"2026-11-21T12:00:00.123Z","RFRegion":"EU868",'
       '"GWCnt":1,"GWInfo":[{"ID":"05060708","RFRegion":"EU868","RSSI":-81,"SNR":7.5,"Lat":52.37,'
       '"Lon":4.89,"ULToken":"0a0b0c0d0e0f10111213","DLAllowed":true}]}}')
+if sys.argv[3] == "reencode":
+    t2 = t2.replace("400100000a800100016b5ed0ec2e5c4f9f09f2bd7b", "400100000A800100016B5ED0EC2E5C4F9F09F2BD7B")
 h = {"Content-Type": "application/json", "Authorization": "Bearer bench-key-0123456789"}
 for i in range(int(sys.argv[2])):
     c.request("POST", "/", t1 + str(i + 1) + t2, h)
     a = json.loads(c.getresponse().read())
     assert a["Result"]["ResultCode"] == "Success", a
 PY
+  local client=$?
+  set -e
   if [ "$TOOL" = strace ]; then kill -TERM "$(pgrep -P "$pid")"; else kill -TERM "$pid"; fi
   wait "$pid" || true
+  # A client that stopped early (e.g. an answer timed out on a loaded machine) makes the count
+  # meaningless: fail the run instead of printing it.
+  [ "$client" = 0 ] || { echo "client stopped early in the $n-message run" >&2; return 1; }
   if [ "$TOOL" = strace ]; then
     [ "$n" != "$N2" ] || awk -v n="$n" '$NF ~ /^[a-z_0-9]+$/ && $4 ~ /^[0-9]+$/ && $NF != "total" \
       {printf "  %-16s %8d  %.2f/msg\n", $NF, $4, $4 / n}' "$d/st.out" >&2

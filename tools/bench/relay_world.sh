@@ -1,11 +1,12 @@
 # Sourced by tools/bench/relay.sh and relay_instr.sh: the one relay benchmark world both measure.
 # ANS: the stub home network's fixed PRStartAns; KEY: the forwarder's Bearer key;
-# relay_table FILE STUB_PORT: writes the routing table (forwarder 000202 -> home 000505 at the
-# stub, DevAddr block 0A000000/7, an allow-all policy).
+# relay_table FILE STUB_PORT [GW]: writes the routing table (forwarder 000202 -> home 000505 at the
+# stub, DevAddr block 0A000000/7, an allow-all policy; GW=false: the policy withholds the
+# gateways' signal quality and location, so the relay strips them from every GWInfo).
 ANS='{"ProtocolVersion":"1.0","SenderID":"000505","ReceiverID":"000202","TransactionID":1,"MessageType":"PRStartAns","Result":{"ResultCode":"Success"},"DevEUI":"0102030405060708","FCntUp":1,"Lifetime":0}'
 KEY="bench-key-0123456789"
 relay_table() {
-  local hash
+  local hash gw=${3:-true}
   hash=$(printf %s "$KEY" | sha256sum | cut -d' ' -f1)
   cat > "$1" <<JSON
 {"networks":[{"net_id":"000202","name":"fwd"},{"net_id":"000505","name":"home"}],
@@ -13,7 +14,7 @@ relay_table() {
             {"id":"home","net_ids":["000505"]}],
  "endpoints":[{"id":"home","net_id":"000505","url":"http://127.0.0.1:$2/","timeout_ms":3000,"max_in_flight":4096}],
  "devaddr_blocks":[{"prefix":"0A000000/7","net_id":"000505"}],
- "policies":[{"forwarder_net_id":"000202","uplink":{"join_request":true,"mac_data":true,"application_data":true,"signal_quality":true,"localization":true},
+ "policies":[{"forwarder_net_id":"000202","uplink":{"join_request":true,"mac_data":true,"application_data":true,"signal_quality":$gw,"localization":$gw},
               "downlink":{"join_accept":true,"mac_data":true,"application_data":true}}]}
 JSON
 }

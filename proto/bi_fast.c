@@ -1,0 +1,650 @@
+/*
+ * bi_fast.c — one-pass TS002 decoding (see bi_fast.h): a recursive-descent reader of strict JSON
+ * over a copy of the body that types known members through bi_msg.c's field tables and leaf
+ * decoders as it meets them, skips unknown members (checking them as bi_scan and the tree pass
+ * would), and answers RH_EAGAIN — "let bi_msg_decode decide" — at the first thing it does not
+ * handle. Nothing here produces a refusal, so refusals keep bi_msg_decode's exact wording.
+ */
+#include "bi_fast.h"
+#include "bi_internal.h"
+
+#include <math.h>
+#include <stddef.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DEFER RH_EAGAIN
+#define FAST_MAX_MEMBERS 127 /* bi_scan refuses the 129th member: stay clear of the edge */
+#define FAST_MAX_ELEMENTS 255
+#define FAST_MAX_STRING 4000 /* BI_MAX_STRING 4096 */
+#define FAST_MAX_NUMBER 40   /* bi_scan's max_number */
+
+typedef struct fctx {
+    char *p; /* the working copy: strings are NUL-terminated in place (the closing quote) */
+    size_t n, i;
+    int depth;
+    size_t vstart; /* where the last value read starts */
+    int rec_depth;  /* depth of the ULMetaData.GWInfo element whose members are recorded, or 0 */
+    uint32_t rec_elem;
+    int last_k;     /* field index of the member typed_member just read (-1: unknown) */
+    size_t gwm_cap, gwobj_cap;
+    dctx_t dc;
+} fctx_t;
+
+/* The array `arr` (*cap elements of `size` bytes) with room for element `n` (0-based): arr
+ * itself, or a copy of twice the size with the added part zeroed. NULL when out of memory (arr
+ * is then unchanged and still the caller's). */
+static void *room(void *arr, size_t *cap, size_t n, size_t size)
+{
+    if (n < *cap)
+        return arr;
+    size_t ncap = *cap ? 2 * *cap : 4;
+    char *g = realloc(arr, ncap * size);
+    if (!g)
+        return NULL;
+    memset(g + *cap * size, 0, (ncap - *cap) * size);
+    *cap = ncap;
+    return g;
+}
+
+/* Records one member of a ULMetaData.GWInfo element (bi_msg.gwm). */
+static int record_member(fctx_t *c, size_t key_off)
+{
+    bi_msg_t *m = c->dc.m;
+    bi_gw_member_t *g = room(m->gwm, &c->gwm_cap, m->gwm_n, sizeof *g);
+    if (!g)
+        return DEFER;
+    m->gwm = g;
+    m->gwm[m->gwm_n++] = (bi_gw_member_t){c->rec_elem, (uint32_t)key_off, (uint32_t)c->i,
+                                          (int8_t)c->last_k, false};
+    return RH_OK;
+}
+
+/* A parsed JSON value: the fields the leaf decoders read, as a stack cJSON node. */
+typedef struct fval {
+    cJSON node;
+    char kind; /* 's' string, 'n' number, 't'/'f' booleans, 'z' null, '{' '[' containers (not
+                  consumed: the caller reads them) */
+} fval_t;
+
+static inline void ws(fctx_t *c)
+{
+    while (c->i < c->n) {
+        char ch = c->p[c->i];
+        if (ch != ' ' && ch != '\n' && ch != '\r' && ch != '\t')
+            return;
+        c->i++;
+    }
+}
+
+/* At '"': the string's bytes, NUL-terminated in place; i after the closing quote. Only
+ * printable ASCII without escapes is handled (what cJSON keeps byte for byte). */
+static int read_string(fctx_t *c, char **s, size_t *len)
+{
+    size_t start = ++c->i, i = start;
+    const unsigned char *p = (const unsigned char *)c->p;
+    for (;;) {
+        if (i + 8 <= c->n) {
+            /* 8 bytes at a time: the lowest flagged byte is the first one < 0x20, >= 0x80, '"'
+             * or '\\' (borrows only run upwards from a flagged byte, so it is exact). */
+            uint64_t x;
+            memcpy(&x, p + i, 8);
+            const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+            uint64_t q = x ^ (ones * '"'), b = x ^ (ones * '\\');
+            uint64_t stop = (((x - ones * 0x20) & ~x) | ((q - ones) & ~q) | ((b - ones) & ~b) | x) & high;
+            if (!stop) {
+                i += 8;
+                continue;
+            }
+            i += (size_t)__builtin_ctzll(stop) / 8;
+        } else {
+            while (i < c->n && p[i] >= 0x20 && p[i] < 0x80 && p[i] != '"' && p[i] != '\\')
+                i++;
+            if (i >= c->n)
+                return DEFER;
+        }
+        if (p[i] != '"')
+            return DEFER; /* an escape, a control character or a byte >= 0x80 */
+        break;
+    }
+    if (i - start > FAST_MAX_STRING)
+        return DEFER;
+    c->p[i] = '\0';
+    *s = c->p + start;
+    *len = i - start;
+    c->i = i + 1;
+    return RH_OK;
+}
+
+/* The value strtod gives for a strict JSON number of at most 15 significant digits and a decimal
+ * exponent within 10^-22..10^22 (Clinger's fast path: the digits and the power of ten are exact
+ * doubles, and one IEEE multiplication or division rounds correctly, as glibc's strtod does).
+ * False when the number is outside that range (the caller uses strtod). */
+static bool exact_number(const char *p, size_t n, double *out)
+{
+    static const double pow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                   1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                   1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+    size_t i = 0;
+    bool neg = p[0] == '-';
+    if (neg)
+        i++;
+    uint64_t m = 0;
+    int digits = 0, scale = 0;
+    for (; i < n && p[i] >= '0' && p[i] <= '9'; i++) {
+        if (m || p[i] != '0')
+            digits++;
+        m = m * 10 + (uint64_t)(p[i] - '0');
+        if (digits > 15)
+            return false;
+    }
+    if (i < n && p[i] == '.') {
+        for (i++; i < n && p[i] >= '0' && p[i] <= '9'; i++) {
+            if (m || p[i] != '0')
+                digits++;
+            m = m * 10 + (uint64_t)(p[i] - '0');
+            scale--;
+            if (digits > 15)
+                return false;
+        }
+    }
+    if (i < n) { /* exponent */
+        i++;
+        bool eneg = false;
+        if (p[i] == '+' || p[i] == '-')
+            eneg = p[i++] == '-';
+        int e = 0;
+        for (; i < n; i++) {
+            e = e * 10 + (p[i] - '0');
+            if (e > 400)
+                return false;
+        }
+        scale += eneg ? -e : e;
+    }
+    double v = (double)m;
+    if (scale < -22 || scale > 22)
+        return false;
+    v = scale < 0 ? v / pow10[-scale] : v * pow10[scale];
+    *out = neg ? -v : v;
+    return true;
+}
+
+/* A number in the strict JSON grammar, converted as cJSON does (strtod of the same characters). */
+static int read_number(fctx_t *c, double *d, bool *frac)
+{
+    const char *p = c->p;
+    size_t i = c->i, n = c->n, start = i;
+    *frac = false;
+    if (i < n && p[i] == '-')
+        i++;
+    if (i >= n)
+        return DEFER;
+    if (p[i] == '0')
+        i++;
+    else if (p[i] >= '1' && p[i] <= '9')
+        while (i < n && p[i] >= '0' && p[i] <= '9')
+            i++;
+    else
+        return DEFER;
+    if (i < n && p[i] == '.') {
+        *frac = true;
+        i++;
+        if (i >= n || p[i] < '0' || p[i] > '9')
+            return DEFER;
+        while (i < n && p[i] >= '0' && p[i] <= '9')
+            i++;
+    }
+    if (i < n && (p[i] == 'e' || p[i] == 'E')) {
+        *frac = true;
+        i++;
+        if (i < n && (p[i] == '+' || p[i] == '-'))
+            i++;
+        if (i >= n || p[i] < '0' || p[i] > '9')
+            return DEFER;
+        while (i < n && p[i] >= '0' && p[i] <= '9')
+            i++;
+    }
+    /* bi_scan measures the run of number characters: a longer run than the grammar's token is a
+     * grammar error anyway, so this length is the scan's. */
+    if (i - start > FAST_MAX_NUMBER)
+        return DEFER;
+    if (exact_number(p + start, i - start, d)) {
+        c->i = i;
+        return RH_OK;
+    }
+    char buf[FAST_MAX_NUMBER + 1];
+    memcpy(buf, p + start, i - start);
+    buf[i - start] = '\0';
+    char *end;
+    *d = strtod(buf, &end);
+    if (end != buf + (i - start) || !isfinite(*d))
+        return DEFER;
+    c->i = i;
+    return RH_OK;
+}
+
+static int literal(fctx_t *c, const char *word, size_t len)
+{
+    if (c->n - c->i < len || memcmp(c->p + c->i, word, len) != 0)
+        return DEFER;
+    c->i += len;
+    return RH_OK;
+}
+
+/* Reads a scalar (or notes a container without consuming it). `key`: the member's key (NULL in
+ * an array), for bi_scan's integer-written-as-float flag. */
+static int read_value(fctx_t *c, fval_t *v, const char *key, size_t keylen)
+{
+    memset(v, 0, sizeof *v);
+    c->vstart = c->i;
+    if (c->i >= c->n)
+        return DEFER;
+    char ch = c->p[c->i];
+    int r;
+    size_t len;
+    bool frac;
+    switch (ch) {
+    case '"':
+        v->kind = 's';
+        v->node.type = cJSON_String;
+        return read_string(c, &v->node.valuestring, &len);
+    case '{':
+    case '[':
+        v->kind = ch;
+        return RH_OK;
+    case 't':
+        v->kind = 't';
+        v->node.type = cJSON_True;
+        return literal(c, "true", 4);
+    case 'f':
+        v->kind = 'f';
+        v->node.type = cJSON_False;
+        return literal(c, "false", 5);
+    case 'n':
+        v->kind = 'z';
+        v->node.type = cJSON_NULL;
+        return literal(c, "null", 4);
+    default:
+        v->kind = 'n';
+        v->node.type = cJSON_Number;
+        if ((r = read_number(c, &v->node.valuedouble, &frac)))
+            return r;
+        if (frac && key && bi_is_int_key(key, keylen))
+            c->dc.m->canon |= BI_CANON_INT_AS_FLOAT;
+        return RH_OK;
+    }
+}
+
+/* After a member or element: ',' (more: true) or the closing `close` (more: false). */
+static int next(fctx_t *c, char close, bool *more)
+{
+    ws(c);
+    if (c->i >= c->n)
+        return DEFER;
+    char ch = c->p[c->i++];
+    if (ch == ',') {
+        *more = true;
+        return RH_OK;
+    }
+    if (ch == close) {
+        *more = false;
+        return RH_OK;
+    }
+    return DEFER;
+}
+
+/* Unknown keys of one object, for the duplicate check (known keys use the table's bitmask). */
+typedef struct keyset {
+    const char *k[FAST_MAX_MEMBERS];
+    size_t len[FAST_MAX_MEMBERS];
+    int n;
+} keyset_t;
+
+static int key_new(keyset_t *ks, const char *k, size_t len)
+{
+    for (int j = 0; j < ks->n; j++)
+        if (ks->len[j] == len && memcmp(ks->k[j], k, len) == 0)
+            return DEFER;
+    ks->k[ks->n] = k;
+    ks->len[ks->n] = len;
+    ks->n++;
+    return RH_OK;
+}
+
+/* At '{' or '[': enters the container; *empty when it closes at once (then it is left again). */
+static int enter(fctx_t *c, char close, bool *empty)
+{
+    if (++c->depth > BI_FAST_MAX_DEPTH)
+        return DEFER;
+    c->i++;
+    ws(c);
+    *empty = c->i < c->n && c->p[c->i] == close;
+    if (*empty) {
+        c->i++;
+        c->depth--;
+    }
+    return RH_OK;
+}
+
+typedef int (*member_fn)(fctx_t *c, void *arg, const char *key, size_t keylen);
+
+/* At '{': calls fn for each member with i at the member's value; fn consumes the value. */
+static int read_object(fctx_t *c, member_fn fn, void *arg)
+{
+    bool empty;
+    int members = 0, r = enter(c, '}', &empty);
+    if (r || empty)
+        return r;
+    for (bool more = true; more;) {
+        if (++members > FAST_MAX_MEMBERS)
+            return DEFER;
+        ws(c);
+        if (c->i >= c->n || c->p[c->i] != '"')
+            return DEFER;
+        size_t key_off = c->i;
+        char *key;
+        size_t keylen;
+        if ((r = read_string(c, &key, &keylen)))
+            return r;
+        ws(c);
+        if (c->i >= c->n || c->p[c->i] != ':')
+            return DEFER;
+        c->i++;
+        ws(c);
+        if ((r = fn(c, arg, key, keylen)))
+            return r;
+        if (c->depth == c->rec_depth && (r = record_member(c, key_off)))
+            return r;
+        if ((r = next(c, '}', &more)))
+            return r;
+    }
+    c->depth--;
+    return RH_OK;
+}
+
+static int skip_value(fctx_t *c, const char *key, size_t keylen);
+
+static int skip_member(fctx_t *c, void *arg, const char *key, size_t keylen)
+{
+    int r = key_new(arg, key, keylen);
+    return r ? r : skip_value(c, key, keylen);
+}
+
+/* An unknown member's value (or an element of one): checked and passed over. */
+static int skip_value(fctx_t *c, const char *key, size_t keylen)
+{
+    fval_t v;
+    int r = read_value(c, &v, key, keylen);
+    if (r)
+        return r;
+    if (v.kind == '{') {
+        keyset_t ks;
+        ks.n = 0;
+        return read_object(c, skip_member, &ks);
+    }
+    if (v.kind != '[')
+        return RH_OK;
+    bool empty;
+    if ((r = enter(c, ']', &empty)) || empty)
+        return r;
+    int elements = 0;
+    for (bool more = true; more;) {
+        if (++elements > FAST_MAX_ELEMENTS)
+            return DEFER;
+        ws(c);
+        if ((r = skip_value(c, NULL, 0)) || (r = next(c, ']', &more)))
+            return r;
+    }
+    c->depth--;
+    return RH_OK;
+}
+
+/* A typed object: the members of one field table (bi_msg.c's decode_object, without its
+ * error reporting). */
+typedef struct tobj {
+    const bi_tab_t *tab;
+    void *base;
+    uint64_t seen;
+    keyset_t unknown;
+} tobj_t;
+
+static int read_typed(fctx_t *c, const bi_tab_t *tab, void *base);
+
+/* ul: the ULMetaData array, whose elements' members and object spans are recorded. */
+static int read_gwarray(fctx_t *c, bi_gwinfo_t **out, size_t *count, bool ul)
+{
+    bool empty;
+    int r = enter(c, ']', &empty);
+    if (r || empty)
+        return r; /* empty: as decode_gwarray, no elements, no array */
+    size_t cap = 0;
+    for (bool more = true; more;) {
+        if (*count >= FAST_MAX_ELEMENTS || *count >= BI_MAX_GWINFO)
+            return DEFER;
+        ws(c);
+        if (c->i >= c->n || c->p[c->i] != '{')
+            return DEFER;
+        bi_gwinfo_t *g = room(*out, &cap, *count, sizeof *g);
+        if (!g)
+            return DEFER;
+        *out = g;
+        bi_gwinfo_t *e = &(*out)[(*count)++];
+        size_t obj_off = c->i;
+        if (ul) {
+            bi_msg_t *m = c->dc.m;
+            bi_span_t *o = room(m->gwobj, &c->gwobj_cap, *count - 1, sizeof *o);
+            if (!o)
+                return DEFER;
+            m->gwobj = o;
+            c->rec_depth = c->depth + 1;
+            c->rec_elem = (uint32_t)(*count - 1);
+        }
+        r = read_typed(c, &bi_tab_gw, e);
+        c->rec_depth = 0;
+        if (r)
+            return r;
+        if (ul)
+            c->dc.m->gwobj[*count - 1] = (bi_span_t){obj_off, c->i - obj_off};
+        if ((r = next(c, ']', &more)))
+            return r;
+    }
+    c->depth--;
+    return RH_OK;
+}
+
+/* Field lookup by key: bi_find_field's answer, through a small hash of (length, first and last
+ * character) built once per process instead of a walk through the table. */
+#define KEY_BUCKETS 64
+#define KEY_SLOTS 4
+typedef struct keyindex {
+    int8_t slot[KEY_BUCKETS][KEY_SLOTS]; /* field indexes, -1 = empty */
+    uint8_t len[64];
+} keyindex_t;
+
+static const bi_tab_t *const tabs[] = {&bi_tab_top, &bi_tab_result, &bi_tab_ul,
+                                       &bi_tab_dl,  &bi_tab_gw,     &bi_tab_keyenv};
+static keyindex_t key_index[sizeof tabs / sizeof tabs[0]];
+static bool key_index_ok;
+static pthread_once_t key_once = PTHREAD_ONCE_INIT;
+
+static unsigned key_hash(const char *k, size_t n)
+{
+    return (unsigned)(n * 7u + (unsigned char)k[0] * 3u + (unsigned char)k[n - 1]) % KEY_BUCKETS;
+}
+
+static void key_index_build(void)
+{
+    bool ok = true;
+    for (size_t t = 0; t < sizeof tabs / sizeof tabs[0]; t++) {
+        keyindex_t *x = &key_index[t];
+        memset(x->slot, -1, sizeof x->slot);
+        ok = ok && tabs[t]->n <= 64;
+        for (size_t i = 0; i < tabs[t]->n && i < 64; i++) {
+            const char *name = tabs[t]->f[i].name;
+            size_t n = strlen(name);
+            x->len[i] = (uint8_t)n;
+            int8_t *b = x->slot[key_hash(name, n)];
+            int j = 0;
+            while (j < KEY_SLOTS && b[j] >= 0)
+                j++;
+            if (j == KEY_SLOTS)
+                ok = false; /* would miss a field: fall back to bi_find_field */
+            else
+                b[j] = (int8_t)i;
+        }
+    }
+    key_index_ok = ok;
+}
+
+static int find_key(const bi_tab_t *tab, const char *key, size_t len)
+{
+    size_t t = 0;
+    while (tabs[t] != tab)
+        t++;
+    if (!key_index_ok || len == 0)
+        return bi_find_field(tab->f, tab->n, key);
+    const keyindex_t *x = &key_index[t];
+    const int8_t *b = x->slot[key_hash(key, len)];
+    for (int j = 0; j < KEY_SLOTS && b[j] >= 0; j++)
+        if (x->len[b[j]] == len && memcmp(tab->f[b[j]].name, key, len) == 0)
+            return b[j];
+    return -1;
+}
+
+static int typed_member(fctx_t *c, void *arg, const char *key, size_t keylen)
+{
+    tobj_t *o = arg;
+    int k = find_key(o->tab, key, keylen);
+    c->last_k = k;
+    if (k < 0)
+        return skip_member(c, &o->unknown, key, keylen);
+    if (o->seen & (1ull << k))
+        return DEFER; /* duplicate key */
+    o->seen |= 1ull << k;
+    const fdesc_t *fd = &o->tab->f[k];
+    fval_t v;
+    int r = read_value(c, &v, key, keylen);
+    if (r)
+        return r;
+    if (v.kind == 'z')
+        return RH_OK; /* null = absent */
+    if (o->tab == &bi_tab_top && (fd->type == FT_ID || (fd->type == FT_U32 && fd->off == offsetof(bi_fields_t, hdr.transaction_id)))) {
+        /* The header values bi_msg_splice_header rewrites: strings with their quotes. */
+        bi_hdr_spans_t *sp = &c->dc.m->spans;
+        size_t end = c->i, off = v.kind == 's' ? (size_t)(v.node.valuestring - c->p) - 1 : c->vstart;
+        bi_span_t *at = fd->type != FT_ID ? &sp->txid
+                        : fd->off == offsetof(bi_fields_t, hdr.sender_id) ? &sp->sender
+                                                                          : &sp->receiver;
+        *at = (bi_span_t){off, end - off};
+    }
+    char *dst = (char *)o->base + fd->off;
+    bi_fields_t *f = &c->dc.m->f;
+    switch ((enum ftype)fd->type) {
+    case FT_RESULT:
+        if (v.kind != '{' || (r = read_typed(c, &bi_tab_result, f)))
+            return DEFER;
+        if (!f->result_code_text)
+            return DEFER;
+        break;
+    case FT_UL:
+        if (v.kind != '{' || (r = read_typed(c, &bi_tab_ul, dst)))
+            return DEFER;
+        break;
+    case FT_DL:
+        if (v.kind != '{' || (r = read_typed(c, &bi_tab_dl, dst)))
+            return DEFER;
+        if (!(((bi_dlmeta_t *)dst)->present & (BI_DL_DL_FREQ1 | BI_DL_DL_FREQ2)))
+            return DEFER;
+        break;
+    case FT_KEYENV:
+        if (v.kind != '{' || (r = read_typed(c, &bi_tab_keyenv, dst)))
+            return DEFER;
+        if (((bi_key_envelope_t *)dst)->aes_key_len == 0)
+            return DEFER;
+        break;
+    case FT_GWARRAY:
+        if (v.kind != '[' ||
+            read_gwarray(c, (bi_gwinfo_t **)dst, (size_t *)(dst + sizeof(bi_gwinfo_t *)),
+                         o->tab == &bi_tab_ul))
+            return DEFER;
+        break;
+    case FT_OBJECT:
+        return DEFER; /* opaque objects are cJSON nodes in the view: the tree pass keeps them */
+    default:
+        if (v.kind == '{' || v.kind == '[')
+            return DEFER; /* a leaf field with a container value is refused */
+        if (bi_decode_value(&c->dc, fd, &v.node, o->base, NULL))
+            return DEFER;
+        break;
+    }
+    switch (fd->where) {
+    case W_HDR: f->hdr.present |= (uint32_t)fd->bit; break;
+    case W_TOP: f->present |= fd->bit; break;
+    case W_NESTED: *(uint32_t *)o->base |= (uint32_t)fd->bit; break;
+    default: break;
+    }
+    return RH_OK;
+}
+
+static int read_typed(fctx_t *c, const bi_tab_t *tab, void *base)
+{
+    tobj_t o;
+    o.tab = tab;
+    o.base = base;
+    o.seen = 0;
+    o.unknown.n = 0;
+    return read_object(c, typed_member, &o);
+}
+
+int bi_fast_decode(const char *body, size_t len, bi_msg_t **out)
+{
+    *out = NULL;
+    if (!body || len == 0 || len > BI_MAX_BODY)
+        return DEFER;
+    bi_msg_t *m = malloc(sizeof *m);
+    char *text = malloc(2 * len + 2);
+    if (!m || !text) {
+        free(m);
+        free(text);
+        return DEFER;
+    }
+    memset(m, 0, offsetof(bi_msg_t, phy));
+    memcpy(text, body, len);
+    text[len] = '\0';
+    memcpy(text + len + 1, body, len);
+    text[2 * len + 1] = '\0';
+    m->text = text;
+    m->text_len = len;
+    fctx_t c = {.p = text + len + 1, .n = len, .i = 0, .depth = 0,
+                .dc = {.m = m, .err = NULL, .rc = RH_OK, .from_tree = false}};
+    pthread_once(&key_once, key_index_build);
+    ws(&c);
+    int r = c.i < c.n && c.p[c.i] == '{' ? read_typed(&c, &bi_tab_top, &m->f) : DEFER;
+    if (r == RH_OK) {
+        ws(&c);
+        if (c.i != c.n || bi_validate(&c.dc))
+            r = DEFER;
+    }
+    if (r != RH_OK) {
+        bi_msg_free(m);
+        return DEFER;
+    }
+    m->tree = m->canon;
+    m->valid = true;
+    m->spans_body_len = len;
+    *out = m;
+    return RH_OK;
+}
+
+int bi_msg_decode_fast(const char *body, size_t len, bi_msg_t **out, bi_error_t *err)
+{
+    if (bi_fast_decode(body, len, out) == RH_OK) {
+        if (err)
+            memset(err, 0, sizeof *err);
+        return RH_OK;
+    }
+    return bi_msg_decode(body, len, out, err);
+}

@@ -1,0 +1,159 @@
+/* Unit tests for the one-pass TS002 decoder (proto/bi_fast.h), linked with the differential
+ * fuzz target tests/fuzz/fuzz_bi_fast.c (bi_fast_differential aborts on any difference from
+ * bi_msg_decode): every example of ../shared/vectors/bi_json_examples.json, compact and
+ * indented, takes the one pass with the full decoder's view; what the one pass must hand over
+ * (escapes, non-ASCII, duplicate keys, opaque objects, refusals) is decided by bi_msg_decode
+ * with its ResultCode and Description; the tree of a forwarded message is parsed only when
+ * needed. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "bi_fast.h"
+#include "rh_test.h"
+
+int bi_fast_differential(const char *body, size_t len);
+
+static const char *prstart =
+    "{\"ProtocolVersion\":\"1.0\",\"SenderID\":\"000505\",\"ReceiverID\":\"000013\","
+    "\"TransactionID\":42,\"MessageType\":\"PRStartReq\",\"PHYPayload\":\"40040302018000010001a2b3c4d5\","
+    "\"ULMetaData\":{\"DevAddr\":\"01020304\",\"DataRate\":5,\"ULFreq\":868.1,"
+    "\"RecvTime\":\"2026-12-06T10:00:00.123Z\",\"RFRegion\":\"EU868\",\"GWCnt\":1,"
+    "\"GWInfo\":[{\"ID\":\"0102030405060708\",\"RSSI\":-60,\"SNR\":7.5,\"Lat\":52.1,\"Lon\":4.3,"
+    "\"ULToken\":\"abc\",\"DLAllowed\":true}]}}";
+
+static void test_vectors_take_the_one_pass(void **state)
+{
+    (void)state;
+    cJSON *root = rh_test_load_vectors("bi_json_examples.json");
+    const cJSON *ex;
+    int n = 0;
+    cJSON_ArrayForEach(ex, cJSON_GetObjectItem(root, "examples"))
+    {
+        const cJSON *msg = cJSON_GetObjectItem(ex, "message");
+        char *compact = cJSON_PrintUnformatted(msg), *pretty = cJSON_Print(msg);
+        if (!bi_fast_differential(compact, strlen(compact)) ||
+            !bi_fast_differential(pretty, strlen(pretty)))
+            fail_msg("%s: not decoded in one pass", cJSON_GetObjectItem(ex, "name")->valuestring);
+        free(compact);
+        free(pretty);
+        n++;
+    }
+    assert_true(n >= 16);
+    cJSON_Delete(root);
+    assert_int_equal(bi_fast_differential(prstart, strlen(prstart)), 1);
+}
+
+/* Variants of one PRStartReq: those the one pass takes give the full decoder's view; those it
+ * hands to bi_msg_decode are decided (accepted or refused) exactly as bi_msg_decode does. */
+static void test_deferred_spellings(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *from, *to;
+        int accepted; /* by bi_msg_decode */
+        int fast;     /* taken by the one pass */
+    } v[] = {
+        {"\"PRStartReq\"", "\"PRStart\\u0052eq\"", 1, 0},          /* escape */
+        {"\"abc\"", "\"caf\xc3\xa9\"", 1, 0},                        /* non-ASCII token */
+        {"\"TransactionID\":42", "\"TransactionID\":42.0", 1, 1},   /* integer written 42.0 */
+        {"\"GWCnt\":1", "\"GWCnt\":1,\"VSExtension\":{}", 1, 1},    /* not top level: unknown */
+        {"\"TransactionID\":42", "\"TransactionID\":42,\"VSExtension\":{\"a\":1}", 1, 0},
+        {"\"TransactionID\":42", "\"TransactionID\":42,\"X\":1,\"X\":2", 0, 0},
+        {"\"TransactionID\":42", "\"TransactionID\":42,\"TransactionID\":43", 0, 0},
+        {"\"RSSI\":-60", "\"RSSI\":-60.5", 0, 0},
+        {"\"1.0\"", "\"2.0\"", 0, 0},
+        {"\"01020304\"", "\"010203\"", 0, 0},
+        {"\"40040302018000010001a2b3c4d5\"", "\"\"", 0, 0},
+        {"\"DataRate\":5", "\"DataRate\":16", 0, 0},
+        {"\"ULFreq\":868.1", "\"ULFreq\":1e999", 0, 0},
+        {"{\"ProtocolVersion\"", "{\f\"ProtocolVersion\"", 1, 0}, /* cJSON's whitespace */
+        {"\"DataRate\":5", "\"DataRate\":05", 1, 0},              /* cJSON reads 05 as 5 */
+    };
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+        char body[2048];
+        const char *at = strstr(prstart, v[i].from);
+        assert_non_null(at);
+        int k = snprintf(body, sizeof body, "%.*s%s%s", (int)(at - prstart), prstart, v[i].to,
+                         at + strlen(v[i].from));
+        assert_true(k > 0 && (size_t)k < sizeof body);
+        bi_msg_t *m = NULL;
+        if ((bi_fast_decode(body, strlen(body), &m) == RH_OK) != v[i].fast)
+            fail_msg("case %zu %s by the one pass: %s", i, v[i].fast ? "not taken" : "taken", body);
+        bi_msg_free(m);
+        m = NULL;
+        assert_int_equal(bi_fast_differential(body, strlen(body)), v[i].fast);
+        bi_error_t err;
+        int r = bi_msg_decode_fast(body, strlen(body), &m, &err);
+        if ((r == RH_OK) != v[i].accepted)
+            fail_msg("case %zu: %s (%s)", i, r ? "refused" : "accepted", err.description);
+        if (r != RH_OK)
+            assert_true(err.description[0] != '\0');
+        bi_msg_free(m);
+    }
+    /* A refusal through the wrapper keeps bi_msg_decode's ResultCode and Description. */
+    const char *bad = "{\"ProtocolVersion\":\"9.9\",\"SenderID\":\"000505\",\"ReceiverID\":\"000013\","
+                      "\"TransactionID\":1,\"MessageType\":\"PRStartReq\"}";
+    bi_msg_t *m = NULL;
+    bi_error_t err;
+    assert_int_equal(bi_msg_decode_fast(bad, strlen(bad), &m, &err), RH_EVERSION);
+    assert_int_equal(err.code, BI_RC_INVALID_PROTOCOL_VERSION);
+    assert_non_null(strstr(err.description, "ProtocolVersion"));
+    assert_int_equal(err.hdr.transaction_id, 1);
+}
+
+/* A message forwarded as received never needs its tree; GWInfo members are stripped from the
+ * bytes; an encoding parses the tree (without the stripped members) and keeps the values. */
+static void test_tree_on_demand(void **state)
+{
+    (void)state;
+    bi_msg_t *m = NULL;
+    assert_int_equal(bi_fast_decode(prstart, strlen(prstart), &m), RH_OK);
+    bi_dialect_t cs = BI_DIALECT_CHIRPSTACK;
+    assert_true(bi_msg_is_canonical_for(m, &cs));
+    const bi_fields_t *f = bi_msg_fields(m);
+    assert_int_equal(f->ul.dev_addr, 0x01020304);
+    assert_int_equal(f->ul.gw_count, 1);
+    assert_int_equal(f->ul.gw[0].rssi, -60);
+    assert_string_equal(f->ul.gw[0].ul_token, "abc");
+    assert_int_equal(bi_msg_strip_gwinfo(m, BI_STRIP_SIGNAL), 2);
+    assert_false(bi_msg_is_canonical_for(m, &cs));
+    assert_int_equal(bi_msg_fields(m)->ul.gw[0].present & (BI_GW_RSSI | BI_GW_SNR), 0);
+    /* Dropped from the bytes: the splice writes the element without them, the rest as received. */
+    bi_header_edit_t e = {true, 7, false, {BI_ID_NONE, 0}, false, {BI_ID_NONE, 0}};
+    char *sp = NULL;
+    size_t sl = 0;
+    assert_int_equal(bi_msg_splice_header(m, prstart, strlen(prstart), &cs, &e, &sp, &sl), RH_OK);
+    assert_null(strstr(sp, "RSSI"));
+    assert_null(strstr(sp, "SNR"));
+    assert_non_null(strstr(sp, "{\"ID\":\"0102030405060708\",\"Lat\":52.1,\"Lon\":4.3,"
+                               "\"ULToken\":\"abc\",\"DLAllowed\":true}"));
+    assert_non_null(strstr(sp, "\"TransactionID\":7,"));
+    assert_int_equal(bi_fast_differential(sp, sl), 1);
+    bi_buf_free(sp);
+    char *out = NULL;
+    size_t len = 0;
+    assert_int_equal(bi_msg_encode(m, &cs, &out, &len), RH_OK);
+    assert_null(strstr(out, "RSSI"));
+    assert_non_null(strstr(out, "\"ULToken\":\"abc\""));
+    assert_non_null(bi_msg_json(m));
+    assert_string_equal(bi_msg_fields(m)->ul.gw[0].ul_token, "abc");
+    bi_buf_free(out);
+    bi_msg_free(m);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_vectors_take_the_one_pass),
+        cmocka_unit_test(test_deferred_spellings),
+        cmocka_unit_test(test_tree_on_demand),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

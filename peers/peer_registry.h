@@ -238,6 +238,13 @@ void peer_registry_slot_fini(peer_registry_slot_t *slot);
 /* Replaces the current registry with `reg` (ownership of one reference taken) and drops the
  * slot's reference to the previous one (it lives on while views still hold it). Any thread. */
 void peer_registry_slot_publish(peer_registry_slot_t *slot, peer_registry_t *reg);
+/* Publishes `reg` only if the slot's generation is still `gen` (nothing was published since a
+ * view_get that returned the registry `reg` was built from, view->gen): then as
+ * peer_registry_slot_publish, and true. Otherwise false, and the caller keeps its reference to
+ * `reg` (build it again from the current registry). The check and the publish are one step
+ * under the slot's mutex. Any thread. */
+bool peer_registry_slot_publish_if(peer_registry_slot_t *slot, peer_registry_t *reg,
+                                   uint64_t gen);
 /* The current registry for this thread's view: refreshes the view if a publish happened since
  * its last call. The result stays valid until the next view_get/view_release on this view.
  * May return NULL if nothing was published. Never blocks unless a publish just happened. */

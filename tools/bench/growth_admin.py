@@ -240,6 +240,7 @@ def bench_stats():
     print("|---:|---:|---|---|---:|---:|---:|---:|---:|")
     end = int(time.time()) // 60 - 5
     start = end - 30 * 1440
+    took = {}
     for pairs, every in ((10, 1), (1000, 30)):
         db_src = os.path.join(WORK, "stats-%d" % pairs)
         os.makedirs(db_src, exist_ok=True)
@@ -295,11 +296,16 @@ def bench_stats():
             frac = rows / (pairs * hours)
             per_row = max(t - s * frac, 0) / rows * 1e6 if rows else 0
             answer = "one answer (capped)" if label == "REF" else "%d page(s)" % pages
+            took[(label, pairs)] = (t, rows)
             print("| %d | %d | %s | %s | %.3f | %d | %.0f | %.3f | %.2f |" % (
                 pairs, buckets, label, answer, t, rows, statistics.median(worst) * 1e3,
                 per_bucket, per_row))
             sys.stdout.flush()
         subprocess.run(["rm", "-rf", db_src])
+    for label in ("REF", "NEW"):
+        (t1, r1), (t2, r2) = took[(label, 10)], took[(label, 1000)]
+        print("\n%s query time growth 10 -> 1000 pairs (100x): x%.1f (x%.1f per 10x) for x%.1f rows"
+              % (label, t2 / t1, (t2 / t1) ** 0.5, r2 / max(r1, 1)))
 
 
 # ------------------------------------------------------------------ homes
@@ -426,6 +432,7 @@ def bench_homes():
         variants = (("REF", REF, None), ("NEW (defaults)", NEW, None),
                     ("NEW (1 per endpoint per worker)", NEW,
                      {"outbound_connections_per_endpoint": WORKERS}))
+        res = {}
         for homes in (1, 1000):
             hubs = []
             for label, build, relay in variants:
@@ -438,10 +445,15 @@ def bench_homes():
                     rs.append(run_wrk(hub, homes))
             for label, hub, rs in hubs:
                 hub.stop()
-                print("| %d | %s | %.0f | %.2f | %d |" % (
-                    homes, label, statistics.median(r[0] for r in rs),
-                    statistics.median(r[1] for r in rs), max(r[2] for r in rs)))
+                res[(label, homes)] = (statistics.median(r[0] for r in rs),
+                                       statistics.median(r[1] for r in rs), max(r[2] for r in rs))
+                print("| %d | %s | %.0f | %.2f | %d |" % ((homes, label) + res[(label, homes)]))
                 sys.stdout.flush()
+        for label, _, _ in variants:
+            (r1, c1, n1), (r2, c2, n2) = res[(label, 1)], res[(label, 1000)]
+            print("\n%s, 1 -> 1000 home endpoints (1000x): msg/s x%.2f, CPU per message x%.2f "
+                  "(x%.2f per 10x), connections x%.0f" % (label, r2 / r1, c2 / c1,
+                                                          (c2 / c1) ** (1 / 3), n2 / max(n1, 1)))
     finally:
         subprocess.run(["kill", open(pidfile).read().strip()])
 

@@ -4,7 +4,9 @@
  *
  * Threads: N workers, each with its own event_base, TS002 listener (all bound to one port with
  * SO_REUSEPORT), outbound client pool, routing-table reader, registry view and metrics; the main
- * thread runs the admin listener, signals, the statistics flusher and registry rebuilds. Nothing
+ * thread runs the admin listener, signals, the statistics flusher, registry rebuilds and every
+ * registry publication (the admin API's registry and statistics threads prepare work off it,
+ * admin_registry.c, admin_stats.c). Nothing
  * on a worker blocks: LMDB reads are memory-mapped snapshot lookups; writes happen on the main
  * thread. Work for another worker (an async answer that arrived elsewhere) goes through that
  * worker's inbox (worker_post).

@@ -110,7 +110,7 @@ static void done_cb(offload_job_t *j)
     int status;
     rh_diag_t d = {{0}};
     if (w->rc != RH_OK) {
-        status = w->rc == RH_EINVAL || w->rc == RH_EEXIST ? 422 : admin_status_of(w->rc);
+        status = w->rc == RH_ENOMEM ? 503 : 422; /* the registry refused the record */
         d = w->d;
     } else {
         int rc = h->commit(h->arg, w->next, store_cb, w, &d);

@@ -679,15 +679,22 @@ static void test_rate_limit_threads(void **state)
     peer_registry_unref(reg);
 }
 
+/* A registry of the fixture's 3 members, then one of its first 2. */
+static peer_registry_t *build_3_then_2(recs_t *r, peer_registry_t **two)
+{
+    recs_init(r);
+    peer_registry_t *three = build(r);
+    r->cfg.n_members = 2;
+    r->cfg.n_dev_loopback_members = 0;
+    *two = build(r);
+    return three;
+}
+
 static void test_slot_and_views(void **state)
 {
     (void)state;
     recs_t r;
-    recs_init(&r);
-    peer_registry_t *r1 = build(&r);
-    r.cfg.n_members = 2;
-    r.cfg.n_dev_loopback_members = 0;
-    peer_registry_t *r2 = build(&r);
+    peer_registry_t *r2, *r1 = build_3_then_2(&r, &r2);
     peer_registry_slot_t slot;
     assert_int_equal(peer_registry_slot_init(&slot, NULL), RH_OK);
     peer_registry_view_t v1 = PEER_REGISTRY_VIEW_INIT, v2 = PEER_REGISTRY_VIEW_INIT;
@@ -719,11 +726,7 @@ static void test_slot_publish_if(void **state)
 {
     (void)state;
     recs_t r;
-    recs_init(&r);
-    peer_registry_t *r1 = build(&r);
-    r.cfg.n_members = 2;
-    r.cfg.n_dev_loopback_members = 0;
-    peer_registry_t *r2 = build(&r), *r3 = build(&r);
+    peer_registry_t *r2, *r1 = build_3_then_2(&r, &r2), *r3 = build(&r);
     peer_registry_slot_t slot;
     assert_int_equal(peer_registry_slot_init(&slot, NULL), RH_OK);
     peer_registry_view_t v = PEER_REGISTRY_VIEW_INIT;

@@ -26,8 +26,10 @@
  * few changed Member/Endpoint records. Unchanged members and endpoints are shared between the
  * two (reference counted; their rate-limit state and client pools carry over), only the changed
  * records are parsed and validated, and the sorted indexes are copied with the changed entries
- * removed and inserted (no sort, no LMDB read): the cost is the changed records' plus a memcpy of
- * the index arrays (tens of µs at 10,000 members), not a rebuild. The result equals a full
+ * removed and inserted (no sort, no LMDB read): the cost is the changed records' plus a copy of
+ * the index arrays and a reference taken per shared member and endpoint (linear in the registry's
+ * size, not a rebuild: about 0.06 ms at 1,000 and 0.26 ms at 10,000 members + endpoints on the
+ * project's VM, docs/PERFORMANCE.md "growth"). The result equals a full
  * peer_registry_new of the resulting records (the unit tests compare them after random writes).
  *
  * Uniqueness enforced at build time (RH_EEXIST, diag names both records): member ids, endpoint

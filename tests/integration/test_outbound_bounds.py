@@ -169,7 +169,10 @@ class OutboundBounds(unittest.TestCase):
         # both answered (not left hanging) with the failure code, within a few deadlines
         self.assertEqual([r[:2] for r in results], [(200, "Other")] * 2)
         self.assertLess(time.time() - t0, 10)
-        self.assertLessEqual(self.home.max_open, 1)
+        # the home saw at most the two requests, one connection at a time on the hub's side (the
+        # waiting one may take a new connection once the timed-out one is closed; this stub's
+        # thread, still holding the first request, notices that close only later)
+        self.assertLessEqual(self.home.received, 2)
         # the connection that timed out is not reused; a fresh one serves the next request
         self.home.released.set()
         st, ans, _ = self.hub.post(pr_start_req(A, B, DATA_APP_B), self.a.key)

@@ -166,8 +166,7 @@ static int jwt_setup(admin_api_t *a, rh_diag_t *d)
     return rc;
 }
 
-admin_api_t *admin_new(hub_t *hub, admin_registry_changed_fn registry_changed, void *arg,
-                       rh_diag_t *diag)
+admin_api_t *admin_new(hub_t *hub, const admin_registry_hooks_t *hooks, rh_diag_t *diag)
 {
     admin_api_t *a = calloc(1, sizeof *a);
     if (!a) {
@@ -176,8 +175,7 @@ admin_api_t *admin_new(hub_t *hub, admin_registry_changed_fn registry_changed, v
     }
     a->hub = hub;
     a->db = hub->db;
-    a->registry_changed = registry_changed;
-    a->hook_arg = arg;
+    a->reg_hooks = *hooks;
     const rh_listener_config_t *l = &hub->cfg.admin;
     if (jwt_setup(a, diag) != RH_OK || rp_reader_new(hub->db, &a->reader, diag) != RH_OK)
         goto fail;
@@ -247,6 +245,7 @@ void admin_free(admin_api_t *a)
     admin_capture_fini(a);
     admin_capture_follow_fini(a);
     admin_stats_fini(a);
+    admin_registry_fini(a);
     hs_server_free(a->srv);
     admin_console_free(a->console);
     /* the workers have stopped (hub_run joins them before admin_free) */

@@ -30,11 +30,28 @@ typedef int (*admin_registry_changed_fn)(void *arg, rp_kind_t kind,
                                          const ProtobufCMessage *upserted,
                                          const ProtobufCMessage *deleted, rh_diag_t *diag);
 
+/* How the admin API changes the member registry without blocking its loop (issue 18): for a
+ * single Member/Endpoint write, `prepare` builds the next registry on the admin API's registry
+ * thread (hub_registry_prepare: the record is only read during the call; *next is the prepared
+ * registry), then, on the main loop, `commit` calls store(store_arg) — the LMDB write — and
+ * publishes *next if it succeeded, or returns RH_EAGAIN without storing when the registry changed
+ * since `prepare` (prepare again); `discard` drops a prepared registry never committed. Errors of
+ * prepare: the registry refused the record (RH_EINVAL, RH_EEXIST with diag naming it). NULL
+ * prepare: single writes use `changed` on the main loop. */
+typedef struct admin_registry_hooks {
+    admin_registry_changed_fn changed; /* imports (rebuild); single writes without prepare */
+    int (*prepare)(void *arg, rp_kind_t kind, const ProtobufCMessage *upserted,
+                   const ProtobufCMessage *deleted, void **next, rh_diag_t *diag);
+    int (*commit)(void *arg, void *next, int (*store)(void *store_arg, rh_diag_t *d),
+                  void *store_arg, rh_diag_t *diag);
+    void (*discard)(void *arg, void *next);
+    void *arg;
+} admin_registry_hooks_t;
+
 /* Starts the admin listener on hub->main_base; sets hub->admin and hub->admin_port.
- * registry_changed(arg, ...) is how the admin API tells the hub about registry changes (it never
- * calls into hub.c itself). Errors: NULL with diag (bind failure, TLS material, out of memory). */
-admin_api_t *admin_new(hub_t *hub, admin_registry_changed_fn registry_changed, void *arg,
-                       rh_diag_t *diag);
+ * `hooks` (copied) are how the admin API tells the hub about registry changes (it never calls
+ * into hub.c itself). Errors: NULL with diag (bind failure, TLS material, out of memory). */
+admin_api_t *admin_new(hub_t *hub, const admin_registry_hooks_t *hooks, rh_diag_t *diag);
 
 /* Stops and frees. NULL is a no-op. */
 void admin_free(admin_api_t *a);

@@ -8,7 +8,8 @@
  * registry_changed hook, so no admin file calls into hub.c.
  *
  * Everything here runs on the main thread (the admin listener's event loop), except the statistics
- * thread of admin_stats.c, which touches only its own jobs and the LMDB environment.
+ * thread of admin_stats.c, which touches only its own jobs and the LMDB environment, and the
+ * registry thread of admin_registry.c, which only builds the next member registry.
  */
 #ifndef RH_ADMIN_INTERNAL_H
 #define RH_ADMIN_INTERNAL_H
@@ -31,12 +32,13 @@ typedef struct admin_download admin_download_t;
 typedef struct admin_console admin_console_t;
 typedef struct admin_follow admin_follow_t;
 typedef struct admin_stats admin_stats_t;
+typedef struct admin_registry admin_registry_t;
 
 struct admin_api {
     hub_t *hub;                   /* the listener's process (admin.c, stats, capture) */
     rp_db_t *db;                  /* the routing table: records, keys, audit, import */
-    admin_registry_changed_fn registry_changed; /* admin.h; set by admin_new */
-    void *hook_arg;
+    admin_registry_hooks_t reg_hooks; /* admin.h; set by admin_new */
+    admin_registry_t *registry;   /* member/endpoint writes in progress (admin_registry.c), lazy */
     hs_server_t *srv;
     admin_jwt_t *jwt;
     rp_reader_t *reader;          /* route table view (main thread only) */
@@ -74,6 +76,9 @@ void admin_reply_error(admin_req_t *r, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void admin_reply_body(admin_req_t *r, int status, const char *ctype, const void *body,
                       size_t len);
+
+/* 503 with Retry-After: 1 and the error body naming `why` (a bounded queue is full). */
+void admin_reply_busy(admin_req_t *r, const char *why);
 
 /* HTTP status for an RH_E* code from storage/validation. */
 int admin_status_of(int rc);
@@ -164,6 +169,23 @@ int admin_registry_changed(admin_req_t *r, rp_kind_t kind, const ProtobufCMessag
  * no NATS / not caught up / not stored; nothing changed), RH_ETIMEDOUT, RH_EFULL, RH_EIO. */
 int admin_table_write(admin_req_t *r, table_op_t op, rp_kind_t kind, const ProtobufCMessage *m,
                       rp_put_mode_t mode, int *deleted, rh_diag_t *d);
+
+/* Member/Endpoint writes (admin_registry.c). The next registry is built on the registry thread
+ * (the admin loop answers /healthz meanwhile), then on the loop the record is stored (rp_put
+ * with `mode`, or rp_delete when `del`) and that registry published; writes run one at a time in
+ * arrival order. Afterwards `done` runs on the loop with r (a held copy of the request: reply
+ * through it), the records, and status 0 (stored) or the HTTP status with d naming the reason
+ * (422: the registry refused the record, nothing stored; 409/5xx from the store; 503 at
+ * shutdown or with too many writes waiting). Takes ownership of m and old (freed after done). */
+typedef void (*admin_registry_done_fn)(admin_req_t *r, rp_kind_t kind, const ProtobufCMessage *m,
+                                       const ProtobufCMessage *old, int status, rh_diag_t *d);
+void admin_registry_write(admin_req_t *r, rp_kind_t kind, int del, rp_put_mode_t mode,
+                          ProtobufCMessage *m, ProtobufCMessage *old, admin_registry_done_fn done);
+void admin_registry_fini(admin_api_t *a); /* answers writes in progress 503 (shutdown) */
+
+/* Copies a request to answer it later (off this handler): the copy's segments point into its own
+ * path buffer; r->req is taken (NULL afterwards, so r is no longer replied through). */
+void admin_req_hold(admin_req_t *r, admin_req_t *copy);
 
 /* API keys (admin_keys.c): POST /keys, DELETE /keys/{id}. Reply themselves. */
 void admin_key_create(admin_req_t *r);

@@ -61,8 +61,9 @@ static int registry_hook(void *arg, rp_kind_t kind, const ProtobufCMessage *upse
                          const ProtobufCMessage *deleted, rh_diag_t *d)
 {
     admin_api_t *a = arg;
-    return a->registry_changed ? a->registry_changed(a->hook_arg, kind, upserted, deleted, d)
-                               : RH_OK;
+    return a->reg_hooks.changed
+               ? a->reg_hooks.changed(a->reg_hooks.arg, kind, upserted, deleted, d)
+               : RH_OK;
 }
 
 int admin_table_write(admin_req_t *r, table_op_t op, rp_kind_t kind, const ProtobufCMessage *m,

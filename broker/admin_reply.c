@@ -231,6 +231,19 @@ void admin_reply_error(admin_req_t *r, int status, const char *fmt, ...)
     admin_reply_json(r, status, o);
 }
 
+void admin_reply_busy(admin_req_t *r, const char *why)
+{
+    char body[600];
+    cJSON *o = cJSON_CreateObject(), *e = cJSON_AddObjectToObject(o, "error");
+    cJSON_AddNumberToObject(e, "code", 503);
+    cJSON_AddStringToObject(e, "message", why);
+    if (!e || !cJSON_PrintPreallocated(o, body, sizeof body, 0))
+        snprintf(body, sizeof body, "{\"error\":{\"code\":503,\"message\":\"busy\"}}");
+    cJSON_Delete(o);
+    hs_reply_ex(r->req, 503, "application/json", "Retry-After: 1\r\n", body, strlen(body));
+    r->req = NULL;
+}
+
 int admin_status_of(int rc)
 {
     switch (rc) {

@@ -156,6 +156,13 @@ static int store(admin_req_t *r, rp_kind_t kind, const ProtobufCMessage *m, rp_p
     return rc == RH_OK ? 0 : rc == RH_EINVAL ? 422 : admin_status_of(rc);
 }
 
+/* Member/Endpoint writes of a single node build the next registry off the admin loop
+ * (admin_registry.c); in a cluster every node applies them from the table stream. */
+static int offloop_registry_write(const admin_req_t *r, rp_kind_t kind)
+{
+    return (kind == RP_KIND_ENDPOINT || kind == RP_KIND_MEMBER) && !r->a->hub->cluster;
+}
+
 /* Member-specific write rules (admin_scope.c); replies and returns -1 when refused. */
 static int member_write_rules(admin_req_t *r, rp_kind_t kind, const ProtobufCMessage *m,
                               const ProtobufCMessage *old)
@@ -278,6 +285,27 @@ static int validate_endpoint(admin_req_t *r, const ProtobufCMessage *m)
     return 0;
 }
 
+/* The end of a create or replace: status 0 = stored (answer 201/200 with the record as stored),
+ * else the refusal (admin_registry_done_fn for Members and Endpoints). */
+static void write_done(admin_req_t *r, rp_kind_t kind, const ProtobufCMessage *m,
+                       const ProtobufCMessage *old, int status, rh_diag_t *d)
+{
+    if (status) {
+        if (status == 409)
+            admin_scope_conflict_text(&r->p, d->text, sizeof d->text);
+        admin_reply_error(r, status, "%s", d->text);
+        return;
+    }
+    char kt[200];
+    rp_key_text(kind, m, kt, sizeof kt);
+    RH_LOG(RH_LOG_INFO, "admin", "%s %s key=\"%s\" by=%s", old ? "updated" : "created",
+           rp_kind_name(kind), kt, r->p.key_id);
+    ProtobufCMessage *now = NULL;
+    rp_get(r->a->db, kind, m, &now, NULL);
+    admin_reply_json(r, old ? 200 : 201, admin_record_json(kind, now ? now : m));
+    admin_free_msg(now);
+}
+
 static void do_write(admin_req_t *r, const admin_res_t *res, char **s, int n, int create)
 {
     if (res->kind == RP_KIND_API_KEY) {
@@ -369,23 +397,34 @@ static void do_write(admin_req_t *r, const admin_res_t *res, char **s, int n, in
             goto out;
         }
     }
-    status = store(r, res->kind, m, create ? RP_PUT_CREATE : RP_PUT_UPSERT, &d);
-    if (status) {
-        if (status == 409)
-            admin_scope_conflict_text(&r->p, d.text, sizeof d.text);
-        admin_reply_error(r, status, "%s", d.text);
-        goto out;
+    if (offloop_registry_write(r, res->kind)) { /* answered by write_done when stored */
+        admin_registry_write(r, res->kind, 0, create ? RP_PUT_CREATE : RP_PUT_UPSERT, m, old,
+                             write_done);
+        admin_free_msg(pathkey);
+        return;
     }
-    RH_LOG(RH_LOG_INFO, "admin", "%s %s key=\"%s\" by=%s", old ? "updated" : "created",
-           rp_kind_name(res->kind), kt, r->p.key_id);
-    ProtobufCMessage *now = NULL;
-    rp_get(r->a->db, res->kind, m, &now, NULL);
-    admin_reply_json(r, old ? 200 : 201, admin_record_json(res->kind, now ? now : m));
-    admin_free_msg(now);
+    status = store(r, res->kind, m, create ? RP_PUT_CREATE : RP_PUT_UPSERT, &d);
+    write_done(r, res->kind, m, old, status, &d);
 out:
     admin_free_msg(m);
     admin_free_msg(old);
     admin_free_msg(pathkey);
+}
+
+/* The end of a delete (admin_registry_done_fn for Members and Endpoints). */
+static void delete_done(admin_req_t *r, rp_kind_t kind, const ProtobufCMessage *m,
+                        const ProtobufCMessage *old, int status, rh_diag_t *d)
+{
+    (void)old;
+    if (status) {
+        admin_reply_error(r, status, "%s", d->text);
+        return;
+    }
+    char kt[200] = "?";
+    rp_key_text(kind, m, kt, sizeof kt);
+    RH_LOG(RH_LOG_INFO, "admin", "deleted %s key=\"%s\" by=%s", rp_kind_name(kind), kt,
+           r->p.key_id);
+    admin_reply_json(r, 204, NULL);
 }
 
 static void do_delete(admin_req_t *r, const admin_res_t *res, ProtobufCMessage *key)
@@ -402,18 +441,15 @@ static void do_delete(admin_req_t *r, const admin_res_t *res, ProtobufCMessage *
         admin_reply_error(r, 403, "networks are deleted by the operator");
         return;
     }
-    rh_diag_t d = {{0}};
-    int rc = admin_table_write(r, TABLE_OP_DELETE, res->kind, m, RP_PUT_UPSERT, NULL, &d);
-    char kt[200] = "?";
-    rp_key_text(res->kind, m, kt, sizeof kt);
-    admin_free_msg(m);
-    if (rc) {
-        admin_reply_error(r, rc == RH_EINVAL ? 422 : admin_status_of(rc), "%s", d.text);
+    if (offloop_registry_write(r, res->kind)) { /* answered by delete_done when deleted */
+        admin_registry_write(r, res->kind, 1, RP_PUT_UPSERT, m, NULL, delete_done);
         return;
     }
-    RH_LOG(RH_LOG_INFO, "admin", "deleted %s key=\"%s\" by=%s", rp_kind_name(res->kind), kt,
-           r->p.key_id);
-    admin_reply_json(r, 204, NULL);
+    rh_diag_t d = {{0}};
+    int rc = admin_table_write(r, TABLE_OP_DELETE, res->kind, m, RP_PUT_UPSERT, NULL, &d);
+    delete_done(r, res->kind, m, NULL, rc == RH_OK ? 0 : rc == RH_EINVAL ? 422 : admin_status_of(rc),
+                &d);
+    admin_free_msg(m);
 }
 
 static void handle_resource(admin_req_t *r, const admin_res_t *res)

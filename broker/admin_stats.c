@@ -28,8 +28,8 @@
 #include "rh_log.h"
 #include "rh_time.h"
 
-#include <event2/event.h>
-#include <pthread.h>
+#include "offload.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -197,6 +197,8 @@ static int stats_cb(void *ud, const rp_stats_item_t *it)
 
 typedef struct stats_job stats_job_t;
 struct stats_job {
+    offload_job_t job;        /* first: the job is the query */
+    admin_stats_t *s;
     admin_req_t r;            /* r.req held until the main loop answers */
     int64_t from_min, to_min;
     rp_agg_t agg;
@@ -212,26 +214,22 @@ struct stats_job {
     int gzipped;
     rp_stats_page_t pg;
     uint64_t took_us;
-    stats_job_t *next;
 };
 
 struct admin_stats {
     admin_api_t *a;
-    pthread_t th;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int stop;
-    stats_job_t *q_head, *q_tail, *done;
-    unsigned queued;          /* waiting or running */
-    struct event *done_ev;
+    offload_t *off;           /* the statistics thread */
+    unsigned queued;          /* waiting or running (main loop only) */
 };
 
 static const char CSV_HEADER[] = "period_start,forwarder,home,class,outcome,result_code,count,"
                                  "latency_mean_ms,latency_p50_ms,latency_p90_ms,latency_p99_ms\n";
 
 /* Runs one page of a query and formats it (statistics thread). */
-static void job_run(admin_stats_t *s, stats_job_t *j)
+static void job_run(offload_job_t *oj)
 {
+    stats_job_t *j = (stats_job_t *)oj;
+    admin_stats_t *s = j->s;
     uint64_t t0 = rh_mono_ns();
     stats_ctx_t c = {.csv = j->csv};
     if (j->csv)
@@ -269,30 +267,6 @@ static void job_run(admin_stats_t *s, stats_job_t *j)
     j->took_us = (rh_mono_ns() - t0) / 1000;
 }
 
-static void *stats_thread(void *arg)
-{
-    admin_stats_t *s = arg;
-    pthread_mutex_lock(&s->mu);
-    for (;;) {
-        while (!s->stop && !s->q_head)
-            pthread_cond_wait(&s->cv, &s->mu);
-        if (s->stop)
-            break;
-        stats_job_t *j = s->q_head;
-        s->q_head = j->next;
-        if (!s->q_head)
-            s->q_tail = NULL;
-        pthread_mutex_unlock(&s->mu);
-        job_run(s, j);
-        pthread_mutex_lock(&s->mu);
-        j->next = s->done;
-        s->done = j;
-        event_active(s->done_ev, EV_READ, 0);
-    }
-    pthread_mutex_unlock(&s->mu);
-    return NULL;
-}
-
 static void job_free(stats_job_t *j)
 {
     free(j->body);
@@ -321,24 +295,21 @@ static void job_reply(stats_job_t *j)
            r->p.key_id);
 }
 
-static void done_cb(evutil_socket_t fd, short ev, void *arg)
+/* Main loop: a query page finished. */
+static void job_done(offload_job_t *oj)
 {
-    admin_stats_t *s = arg;
-    (void)fd;
-    (void)ev;
-    pthread_mutex_lock(&s->mu);
-    stats_job_t *j = s->done;
-    s->done = NULL;
-    pthread_mutex_unlock(&s->mu);
-    while (j) {
-        stats_job_t *next = j->next;
-        pthread_mutex_lock(&s->mu);
-        s->queued--;
-        pthread_mutex_unlock(&s->mu);
-        job_reply(j);
-        job_free(j);
-        j = next;
-    }
+    stats_job_t *j = (stats_job_t *)oj;
+    j->s->queued--;
+    job_reply(j);
+    job_free(j);
+}
+
+/* Shutdown: a query that never ran. */
+static void job_cancel(offload_job_t *oj)
+{
+    stats_job_t *j = (stats_job_t *)oj;
+    admin_reply_error(&j->r, 503, "stats: the hub is shutting down");
+    job_free(j);
 }
 
 static admin_stats_t *stats_state(admin_api_t *a)
@@ -349,14 +320,7 @@ static admin_stats_t *stats_state(admin_api_t *a)
     if (!s)
         return NULL;
     s->a = a;
-    pthread_mutex_init(&s->mu, NULL);
-    pthread_cond_init(&s->cv, NULL);
-    s->done_ev = event_new(a->hub->main_base, -1, 0, done_cb, s);
-    if (!s->done_ev || pthread_create(&s->th, NULL, stats_thread, s) != 0) {
-        if (s->done_ev)
-            event_free(s->done_ev);
-        pthread_cond_destroy(&s->cv);
-        pthread_mutex_destroy(&s->mu);
+    if (offload_new(a->hub->main_base, &s->off) != RH_OK) {
         free(s);
         return NULL;
     }
@@ -369,20 +333,8 @@ void admin_stats_fini(admin_api_t *a)
     admin_stats_t *s = a->stats;
     if (!s)
         return;
-    pthread_mutex_lock(&s->mu);
-    s->stop = 1;
-    pthread_cond_signal(&s->cv);
-    pthread_mutex_unlock(&s->mu);
-    pthread_join(s->th, NULL); /* a running page ends within STATS_PAGE_MS + one period */
-    done_cb(-1, 0, s);         /* answers what finished */
-    for (stats_job_t *j = s->q_head, *nx; j; j = nx) {
-        nx = j->next;
-        admin_reply_error(&j->r, 503, "stats: the hub is shutting down");
-        job_free(j);
-    }
-    event_free(s->done_ev);
-    pthread_cond_destroy(&s->cv);
-    pthread_mutex_destroy(&s->mu);
+    /* a running page ends within STATS_PAGE_MS + one period; finished ones are answered */
+    offload_free(s->off, job_cancel);
     free(s);
     a->stats = NULL;
 }
@@ -487,25 +439,15 @@ void admin_stats_handle(admin_req_t *r)
         admin_reply_error(r, 503, "stats: cannot start the statistics thread");
         return;
     }
-    pthread_mutex_lock(&s->mu);
     if (s->queued >= STATS_QUEUE_MAX) {
-        pthread_mutex_unlock(&s->mu);
         free(j);
-        static const char busy[] = "{\"error\":{\"code\":503,\"message\":\"stats: too many "
-                                   "queries in progress, retry later\"}}";
-        hs_reply_ex(r->req, 503, "application/json", "Retry-After: 1\r\n", busy,
-                    sizeof busy - 1);
-        r->req = NULL;
+        admin_reply_busy(r, "stats: too many queries in progress, retry later");
         return;
     }
-    j->r = *r; /* segments point into r->pathbuf: not used after this point */
-    r->req = NULL;
+    j->job.run = job_run;
+    j->job.done = job_done;
+    j->s = s;
+    admin_req_hold(r, &j->r);
     s->queued++;
-    if (s->q_tail)
-        s->q_tail->next = j;
-    else
-        s->q_head = j;
-    s->q_tail = j;
-    pthread_cond_signal(&s->cv);
-    pthread_mutex_unlock(&s->mu);
+    offload_submit(s->off, &j->job);
 }

@@ -28,9 +28,17 @@
 
 /* ---------------------------------------------------------------- registry */
 
-int hub_registry_change(hub_t *hub, rp_kind_t kind, const ProtobufCMessage *upserted,
-                        const ProtobufCMessage *deleted, rh_diag_t *diag)
+/* A registry built from one change, not yet published (hub_registry_prepare). */
+struct hub_registry_next {
+    peer_registry_t *reg;
+    uint64_t gen; /* generation of the registry it was built from */
+};
+
+int hub_registry_prepare(hub_t *hub, rp_kind_t kind, const ProtobufCMessage *upserted,
+                         const ProtobufCMessage *deleted, hub_registry_next_t **out,
+                         rh_diag_t *diag)
 {
+    *out = NULL;
     if ((kind != RP_KIND_MEMBER && kind != RP_KIND_ENDPOINT) || !upserted == !deleted)
         return rh_diag_fail(diag, RH_EINVAL, "registry change: one member or endpoint record");
     peer_registry_change_t c = {.op = upserted ? PEER_CHANGE_UPSERT : PEER_CHANGE_DELETE,
@@ -46,20 +54,70 @@ int hub_registry_change(hub_t *hub, rp_kind_t kind, const ProtobufCMessage *upse
         else
             c.endpoint_id = ((const Roamhub__V1__Endpoint *)deleted)->id;
     }
-    peer_registry_view_t v = PEER_REGISTRY_VIEW_INIT;
+    hub_registry_next_t *n = calloc(1, sizeof *n);
+    if (!n)
+        return rh_diag_fail(diag, RH_ENOMEM, "registry change: out of memory");
+    peer_registry_view_t v = PEER_REGISTRY_VIEW_INIT; /* a fresh view: reg and gen read together */
     const peer_registry_t *cur = peer_registry_view_get(&hub->registry, &v);
-    peer_registry_t *next = NULL;
+    n->gen = v.gen;
     uint64_t t0 = rh_mono_ns();
-    int rc = peer_registry_apply(cur, &c, 1, 0, &next, diag);
+    int rc = peer_registry_apply(cur, &c, 1, 0, &n->reg, diag);
     peer_registry_view_release(&v);
-    if (rc != RH_OK)
+    if (rc != RH_OK) {
+        free(n);
         return rc;
-    peer_registry_slot_publish(&hub->registry, next);
-    RH_LOG(RH_LOG_DEBUG, "hub", "member registry updated kind=%s op=%s members=%zu endpoints=%zu "
+    }
+    RH_LOG(RH_LOG_DEBUG, "hub", "member registry prepared kind=%s op=%s members=%zu endpoints=%zu "
            "apply_us=%llu", rp_kind_name(kind), upserted ? "upsert" : "delete",
-           peer_registry_member_count(next), peer_registry_endpoint_count(next),
+           peer_registry_member_count(n->reg), peer_registry_endpoint_count(n->reg),
            (unsigned long long)((rh_mono_ns() - t0) / 1000));
+    *out = n;
     return RH_OK;
+}
+
+void hub_registry_discard(hub_registry_next_t *next)
+{
+    if (!next)
+        return;
+    peer_registry_unref(next->reg);
+    free(next);
+}
+
+int hub_registry_commit(hub_t *hub, hub_registry_next_t *next,
+                        int (*store)(void *arg, rh_diag_t *d), void *arg, rh_diag_t *diag)
+{
+    if (atomic_load_explicit(&hub->registry.gen, memory_order_acquire) != next->gen) {
+        hub_registry_discard(next); /* something else was published since: build it again */
+        return RH_EAGAIN;
+    }
+    int rc = store ? store(arg, diag) : RH_OK;
+    if (rc == RH_OK && !peer_registry_slot_publish_if(&hub->registry, next->reg, next->gen)) {
+        /* only the main thread publishes, so this does not happen; if it ever did, the stored
+         * records are the truth: rebuild from them */
+        RH_LOG(RH_LOG_WARN, "hub", "member registry changed during a write: rebuilding it");
+        peer_registry_unref(next->reg);
+        rh_diag_t rd = {{0}};
+        if (hub_reload_registry(hub, &rd) != RH_OK)
+            RH_LOG(RH_LOG_ERR, "hub", "member registry rebuild failed err=\"%s\"", rd.text);
+    } else if (rc != RH_OK) {
+        peer_registry_unref(next->reg);
+    }
+    free(next);
+    return rc;
+}
+
+int hub_registry_change(hub_t *hub, rp_kind_t kind, const ProtobufCMessage *upserted,
+                        const ProtobufCMessage *deleted, rh_diag_t *diag)
+{
+    for (;;) {
+        hub_registry_next_t *n;
+        int rc = hub_registry_prepare(hub, kind, upserted, deleted, &n, diag);
+        if (rc != RH_OK)
+            return rc;
+        rc = hub_registry_commit(hub, n, NULL, NULL, diag);
+        if (rc != RH_EAGAIN)
+            return rc;
+    }
 }
 
 /* ---------------------------------------------------------------- workers */
@@ -327,15 +385,33 @@ static int import_file(rp_db_t *db, const char *path, rh_diag_t *d)
     return RH_OK;
 }
 
-/* The admin API's hook: Member/Endpoint records changed. */
-/* The admin API's hook: one member/endpoint record is applied incrementally, an import (no
- * record) rebuilds the registry. */
+/* The admin API's hooks (admin.h): one member/endpoint record is applied incrementally (built
+ * on the admin API's registry thread, committed on the main loop), an import (no record)
+ * rebuilds the registry. */
 static int registry_changed(void *arg, rp_kind_t kind, const ProtobufCMessage *upserted,
                             const ProtobufCMessage *deleted, rh_diag_t *d)
 {
     if (upserted || deleted)
         return hub_registry_change(arg, kind, upserted, deleted, d);
     return hub_reload_registry(arg, d);
+}
+
+static int registry_prepare(void *arg, rp_kind_t kind, const ProtobufCMessage *upserted,
+                            const ProtobufCMessage *deleted, void **next, rh_diag_t *d)
+{
+    return hub_registry_prepare(arg, kind, upserted, deleted, (hub_registry_next_t **)next, d);
+}
+
+static int registry_commit(void *arg, void *next, int (*store)(void *, rh_diag_t *),
+                           void *store_arg, rh_diag_t *d)
+{
+    return hub_registry_commit(arg, next, store, store_arg, d);
+}
+
+static void registry_discard(void *arg, void *next)
+{
+    (void)arg;
+    hub_registry_discard(next);
 }
 
 static int open_db(hub_t *hub, rh_diag_t *d)
@@ -462,7 +538,9 @@ int hub_run(rh_config_t *cfg)
         }
     }
     if (cfg->admin_enabled) {
-        hub->admin_api = admin_new(hub, registry_changed, hub, &d);
+        admin_registry_hooks_t hooks = {registry_changed, registry_prepare, registry_commit,
+                                        registry_discard, hub};
+        hub->admin_api = admin_new(hub, &hooks, &d);
         if (!hub->admin_api) {
             RH_LOG(RH_LOG_ERR, "hub", "cannot start the admin API err=\"%s\"", d.text);
             exit_code = 1;

@@ -4,7 +4,9 @@
  *
  * Threads: N workers, each with its own event_base, TS002 listener (all bound to one port with
  * SO_REUSEPORT), outbound client pool, routing-table reader, registry view and metrics; the main
- * thread runs the admin listener, signals, the statistics flusher and registry rebuilds. Nothing
+ * thread runs the admin listener, signals, the statistics flusher, registry rebuilds and every
+ * registry publication (the admin API's registry and statistics threads prepare work off it,
+ * admin_registry.c, admin_stats.c). Nothing
  * on a worker blocks: LMDB reads are memory-mapped snapshot lookups; writes happen on the main
  * thread. Work for another worker (an async answer that arrived elsewhere) goes through that
  * worker's inbox (worker_post).
@@ -56,14 +58,40 @@ struct hub {
  * Errors: RH_EIO/RH_EINVAL/RH_EEXIST with diag naming the record. */
 int hub_reload_registry(hub_t *hub, rh_diag_t *diag);
 
-/* Applies one member or endpoint write to the current registry (peer_registry_apply: only the
- * changed record is parsed and validated; unchanged members and endpoints are shared) and
- * publishes the result. kind RP_KIND_MEMBER or RP_KIND_ENDPOINT; exactly one of `upserted` (the
- * record as stored) or `deleted` (the record removed). Called through the admin API's
- * registry_changed hook after the LMDB write, which the admin API undoes when this refuses. Main thread. Errors: as peer_registry_apply
- * (RH_EINVAL, RH_EEXIST with diag naming the record; the registry is unchanged). */
+/* Applies one member or endpoint write to the current registry and publishes the result, on the
+ * calling (main) thread: hub_registry_prepare + hub_registry_commit with no store. kind
+ * RP_KIND_MEMBER or RP_KIND_ENDPOINT; exactly one of `upserted` (the record as stored) or
+ * `deleted` (the record removed). Used through the admin API's synchronous registry_changed
+ * hook (after the LMDB write, which the caller undoes when this refuses). Errors: as
+ * peer_registry_apply (RH_EINVAL, RH_EEXIST with diag naming the record; the registry is
+ * unchanged). */
 int hub_registry_change(hub_t *hub, rp_kind_t kind, const ProtobufCMessage *upserted,
                         const ProtobufCMessage *deleted, rh_diag_t *diag);
+
+/* Member/endpoint writes off the main loop (issue 18): the admin API builds the next registry
+ * on its registry thread with hub_registry_prepare, then on the main loop hub_registry_commit
+ * stores the record and publishes that registry, so the loop that serves /healthz spends no
+ * time on the registry. */
+typedef struct hub_registry_next hub_registry_next_t;
+
+/* Builds, from the registry published now, the registry that results from one change (same
+ * arguments and errors as hub_registry_change; peer_registry_apply: only the changed record is
+ * parsed and validated, unchanged members and endpoints are shared). Nothing is published.
+ * Any thread; the records are only read during the call. *out: owned by the caller until it is
+ * passed to hub_registry_commit or hub_registry_discard. */
+int hub_registry_prepare(hub_t *hub, rp_kind_t kind, const ProtobufCMessage *upserted,
+                         const ProtobufCMessage *deleted, hub_registry_next_t **out,
+                         rh_diag_t *diag);
+
+/* Main thread. If a registry was published since `next` was prepared: RH_EAGAIN and nothing
+ * stored (prepare again). Otherwise calls store(arg, diag) (the LMDB write of the change; NULL:
+ * none) and, when it returns RH_OK, publishes `next`; returns store's result. `next` is
+ * consumed in every case. */
+int hub_registry_commit(hub_t *hub, hub_registry_next_t *next,
+                        int (*store)(void *arg, rh_diag_t *d), void *arg, rh_diag_t *diag);
+
+/* Drops a prepared registry that will not be committed. NULL is a no-op. Any thread. */
+void hub_registry_discard(hub_registry_next_t *next);
 
 /* SIGHUP (broker/reload.c): re-reads hub->cfg.path and applies the reloadable keys (config.h
  * config_key_reloadable: log level, TLS material, listener limits, relay timeouts and rates,

@@ -1109,6 +1109,22 @@ void peer_registry_slot_publish(peer_registry_slot_t *slot, peer_registry_t *reg
     peer_registry_unref(old);
 }
 
+bool peer_registry_slot_publish_if(peer_registry_slot_t *slot, peer_registry_t *reg,
+                                   uint64_t gen)
+{
+    pthread_mutex_lock(&slot->mu);
+    if (atomic_load_explicit(&slot->gen, memory_order_relaxed) != gen) {
+        pthread_mutex_unlock(&slot->mu);
+        return false;
+    }
+    peer_registry_t *old = slot->cur;
+    slot->cur = reg;
+    atomic_fetch_add_explicit(&slot->gen, 1, memory_order_release);
+    pthread_mutex_unlock(&slot->mu);
+    peer_registry_unref(old);
+    return true;
+}
+
 const peer_registry_t *peer_registry_view_get(peer_registry_slot_t *slot,
                                               peer_registry_view_t *view)
 {

@@ -26,8 +26,10 @@
  * few changed Member/Endpoint records. Unchanged members and endpoints are shared between the
  * two (reference counted; their rate-limit state and client pools carry over), only the changed
  * records are parsed and validated, and the sorted indexes are copied with the changed entries
- * removed and inserted (no sort, no LMDB read): the cost is the changed records' plus a memcpy of
- * the index arrays (tens of µs at 10,000 members), not a rebuild. The result equals a full
+ * removed and inserted (no sort, no LMDB read): the cost is the changed records' plus a copy of
+ * the index arrays and a reference taken per shared member and endpoint (linear in the registry's
+ * size, not a rebuild: about 0.06 ms at 1,000 and 0.26 ms at 10,000 members + endpoints on the
+ * project's VM, docs/PERFORMANCE.md "growth"). The result equals a full
  * peer_registry_new of the resulting records (the unit tests compare them after random writes).
  *
  * Uniqueness enforced at build time (RH_EEXIST, diag names both records): member ids, endpoint
@@ -238,6 +240,13 @@ void peer_registry_slot_fini(peer_registry_slot_t *slot);
 /* Replaces the current registry with `reg` (ownership of one reference taken) and drops the
  * slot's reference to the previous one (it lives on while views still hold it). Any thread. */
 void peer_registry_slot_publish(peer_registry_slot_t *slot, peer_registry_t *reg);
+/* Publishes `reg` only if the slot's generation is still `gen` (nothing was published since a
+ * view_get that returned the registry `reg` was built from, view->gen): then as
+ * peer_registry_slot_publish, and true. Otherwise false, and the caller keeps its reference to
+ * `reg` (build it again from the current registry). The check and the publish are one step
+ * under the slot's mutex. Any thread. */
+bool peer_registry_slot_publish_if(peer_registry_slot_t *slot, peer_registry_t *reg,
+                                   uint64_t gen);
 /* The current registry for this thread's view: refreshes the view if a publish happened since
  * its last call. The result stays valid until the next view_get/view_release on this view.
  * May return NULL if nothing was published. Never blocks unless a publish just happened. */

@@ -10,10 +10,11 @@
 #   index   #18.1  in the routing library alone: full index rebuild vs. the index update after
 #                  one write (tools/bench-rp), per table size
 #   startup #18.6  hub start-up on an existing database: time to listening, RSS (total/anon)
-#   members #18.2  admin member writes p50/p99 at 10 / 1k / 10k members   } tools/bench/
-#   stats   #18.3  30-day statistics query, 10 and 1000 pairs             } growth-admin.sh
-#   homes   #18.5  the same load over 1 vs 1000 home endpoints           }
-#   (not in the default list: about 15 more minutes; -x "members stats homes")
+#   members #18.2  admin member writes p50/p99 at 10 / 1k / 10k members,  } tools/bench/
+#                  /healthz p50/p99 during the writes                      } growth-admin.sh
+#   stats   #18.3  30-day statistics query, 10 and 1000 pairs             } (against a build
+#   homes   #18.5  the same load over 1 vs 1000 home endpoints           }  of main)
+#   All by default (the admin part takes about 15 more minutes); -x selects.
 #
 # Tables: for SIZE blocks, SIZE DevAddr blocks (/25, 1024 per type-3 NetID) and SIZE routing
 # policies (forwarders x homes), plus the relay's own records (forwarder 000202, home 000505
@@ -21,7 +22,8 @@
 # are generated once into WORK and reused by later runs (the 1M table takes minutes to build).
 #
 # Usage: tools/bench/growth.sh [-b BUILD] [-w WORK] [-s "1 10000 100000 1000000"] [-r RUNS]
-#                              [-t SECONDS] [-c CONNECTIONS] [-x "relay index import startup"]
+#                              [-t SECONDS] [-c CONNECTIONS] [-x "relay index import startup
+#                              members stats homes"]
 #                              [-B BEFORE_BUILD]
 #   BUILD defaults to build, WORK to /tmp/roamhub-growth (kept between runs; delete it to
 #   regenerate). With -B, the relay section also runs a hub of BEFORE_BUILD (e.g. a build of
@@ -36,14 +38,14 @@ SIZES="1 10000 100000 1000000"
 RUNS=3
 SECS=8
 CONNS=64
-SECTIONS="relay index import startup"
+SECTIONS="relay index import startup members stats homes"
 BEFORE=""
 SETTLE=${SETTLE:-12} # seconds after start-up before the import section reads a hub's RSS
 while getopts "b:w:s:r:t:c:x:B:" o; do
   case $o in
     b) BUILD=$OPTARG ;; w) WORK=$OPTARG ;; s) SIZES=$OPTARG ;; r) RUNS=$OPTARG ;;
     t) SECS=$OPTARG ;; c) CONNS=$OPTARG ;; x) SECTIONS=$OPTARG ;; B) BEFORE=$OPTARG ;;
-    *) sed -n '2,25p' "$0"; exit 2 ;;
+    *) sed -n '2,27p' "$0"; exit 2 ;;
   esac
 done
 BUILD=$(cd "$BUILD" && pwd)
@@ -431,13 +433,19 @@ section_startup() {
 # Member writes at 10/1k/10k members, 30-day statistics queries over 10 and 1000 pairs, and the
 # same relay load over 1 vs 1000 home endpoints: tools/bench/growth-admin.sh (its own hubs and
 # reference, interleaved); BEFORE is its reference build when given, else it builds main.
-growth_admin() { RUNS=$RUNS SECS=$SECS CONNS=$CONNS "$ROOT/tools/bench/growth-admin.sh" "$BUILD" "${BEFORE:--}" "$1"; }
-section_members() { growth_admin members; }
-section_stats() { growth_admin stats; }
-section_homes() { growth_admin homes; }
+# The three run in one growth-admin.sh call (one reference build), after the other sections.
+ADMIN_SECTIONS=""
+section_members() { ADMIN_SECTIONS="$ADMIN_SECTIONS members"; }
+section_stats() { ADMIN_SECTIONS="$ADMIN_SECTIONS stats"; }
+section_homes() { ADMIN_SECTIONS="$ADMIN_SECTIONS homes"; }
 
 # ------------------------------------------------------------------------------ main
 echo "growth benchmark: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)," \
      "build $BUILD ($(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo ?)), sizes: $SIZES," \
      "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 for sec in $SECTIONS; do "section_$sec"; done
+if [ -n "$ADMIN_SECTIONS" ]; then
+  # shellcheck disable=SC2086 # one argument per section
+  RUNS=$RUNS SECS=$SECS CONNS=$CONNS "$ROOT/tools/bench/growth-admin.sh" "$BUILD" "${BEFORE:--}" \
+    $ADMIN_SECTIONS
+fi

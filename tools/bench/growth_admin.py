@@ -117,28 +117,32 @@ class Hub:
 
 PROBE = r"""
 import http.client, signal, sys, time
-worst = [0.0]
+lat = []
 first = [True]
 def done(*_):
-    print(worst[0]); sys.stdout.flush(); sys.exit(0)
+    lat.sort()
+    q = lambda f: lat[min(len(lat) - 1, int(f * len(lat)))] if lat else 0.0
+    print(q(0.5), q(0.99), lat[-1] if lat else 0.0, len(lat)); sys.stdout.flush(); sys.exit(0)
 signal.signal(signal.SIGTERM, done)
+c = None
 while True:
     t0 = time.perf_counter()
-    c = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]), timeout=60)
+    c = c or http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]), timeout=60)
     c.request("GET", "/healthz")
     c.getresponse().read()
-    c.close()
-    worst[0] = max(worst[0], time.perf_counter() - t0)
+    lat.append(time.perf_counter() - t0)
     if first[0]:
         first[0] = False
+        lat.clear()
         print("ready"); sys.stdout.flush()
-    time.sleep(0.01)
+    time.sleep(0.002)
 """
 
 
 class HealthProbe:
-    """Polls /healthz every 10 ms from its own process (no GIL shared with the client that
-    parses large answers); finish() returns the longest answer time in seconds."""
+    """Polls /healthz every 2 ms over one keep-alive connection from its own process (no GIL
+    shared with the client that parses large answers); finish() returns the longest answer time
+    in seconds, finish_all() (p50, p99, max) in seconds."""
 
     def __init__(self, hub):
         self.p = subprocess.Popen([sys.executable, "-c", PROBE, str(hub.admin)],
@@ -147,10 +151,13 @@ class HealthProbe:
     def start(self):
         assert self.p.stdout.readline().strip() == "ready"  # probing before the work starts
 
-    def finish(self):
+    def finish_all(self):
         self.p.send_signal(signal.SIGTERM)
         out, _ = self.p.communicate(timeout=60)
-        return float(out.strip())
+        return [float(x) for x in out.split()[:3]]
+
+    def finish(self):
+        return self.finish_all()[2]
 
 
 def pct(v, q):
@@ -171,7 +178,8 @@ def bench_members():
     print("\n### Admin member writes (POST /api/v1/members), %d writes per run, REF and NEW "
           "interleaved, median of %d runs; LMDB on tmpfs (no disk flush in the figures)\n"
           % (WRITES, RUNS))
-    print("| members | hub | write p50 ms | write p99 ms | /healthz worst ms during writes |")
+    print("| members | hub | write p50 ms | write p99 ms | /healthz during writes: p50 / p99 / "
+          "worst ms |")
     print("|---:|---|---:|---:|---:|")
     res = {}
     shm = "/dev/shm" if os.path.isdir("/dev/shm") else WORK
@@ -182,7 +190,7 @@ def bench_members():
             hubs[label] = Hub(build, "members-%s-%d" % (label, n), member_table(n),
                               db_dir=db).start()
             hubs[label].db_dir = db
-        stats = {label: ([], [], []) for label in hubs}
+        stats = {label: ([], [], [], [], []) for label in hubs}
         for run in range(RUNS):  # interleaved, the order reversed every other round
             order = list(hubs.items())
             for label, hub in (order if run % 2 == 0 else order[::-1]):
@@ -199,16 +207,21 @@ def bench_members():
                     lat.append(time.perf_counter() - t0)
                     assert st in (200, 201), (st, data[:200])
                 conn.close()
-                stats[label][2].append(probe.finish())
+                hp50, hp99, hworst = probe.finish_all()
+                stats[label][2].append(hworst)
+                stats[label][3].append(hp50)
+                stats[label][4].append(hp99)
                 stats[label][0].append(pct(lat, 0.5) * 1e3)
                 stats[label][1].append(pct(lat, 0.99) * 1e3)
         for label, hub in hubs.items():
             hub.stop()
             subprocess.run(["rm", "-rf", hub.db_dir])
-            p50s, p99s, worst = stats[label]
-            r = (statistics.median(p50s), statistics.median(p99s), statistics.median(worst) * 1e3)
+            p50s, p99s, worst, hp50, hp99 = stats[label]
+            r = (statistics.median(p50s), statistics.median(p99s), statistics.median(worst) * 1e3,
+                 statistics.median(hp50) * 1e3, statistics.median(hp99) * 1e3)
             res[(label, n)] = r
-            print("| %d | %s | %.2f | %.2f | %.1f |" % (n, label, r[0], r[1], r[2]))
+            print("| %d | %s | %.2f | %.2f | %.2f / %.2f / %.1f |" % (n, label, r[0], r[1], r[3],
+                                                                   r[4], r[2]))
             sys.stdout.flush()
     for label in ("REF", "NEW"):
         f1 = res[(label, 1000)][0] / res[(label, 10)][0]
@@ -227,6 +240,7 @@ def bench_stats():
     print("|---:|---:|---|---|---:|---:|---:|---:|---:|")
     end = int(time.time()) // 60 - 5
     start = end - 30 * 1440
+    took = {}
     for pairs, every in ((10, 1), (1000, 30)):
         db_src = os.path.join(WORK, "stats-%d" % pairs)
         os.makedirs(db_src, exist_ok=True)
@@ -282,11 +296,16 @@ def bench_stats():
             frac = rows / (pairs * hours)
             per_row = max(t - s * frac, 0) / rows * 1e6 if rows else 0
             answer = "one answer (capped)" if label == "REF" else "%d page(s)" % pages
+            took[(label, pairs)] = (t, rows)
             print("| %d | %d | %s | %s | %.3f | %d | %.0f | %.3f | %.2f |" % (
                 pairs, buckets, label, answer, t, rows, statistics.median(worst) * 1e3,
                 per_bucket, per_row))
             sys.stdout.flush()
         subprocess.run(["rm", "-rf", db_src])
+    for label in ("REF", "NEW"):
+        (t1, r1), (t2, r2) = took[(label, 10)], took[(label, 1000)]
+        print("\n%s query time growth 10 -> 1000 pairs (100x): x%.1f (x%.1f per 10x) for x%.1f rows"
+              % (label, t2 / t1, (t2 / t1) ** 0.5, r2 / max(r1, 1)))
 
 
 # ------------------------------------------------------------------ homes
@@ -413,6 +432,7 @@ def bench_homes():
         variants = (("REF", REF, None), ("NEW (defaults)", NEW, None),
                     ("NEW (1 per endpoint per worker)", NEW,
                      {"outbound_connections_per_endpoint": WORKERS}))
+        res = {}
         for homes in (1, 1000):
             hubs = []
             for label, build, relay in variants:
@@ -425,10 +445,15 @@ def bench_homes():
                     rs.append(run_wrk(hub, homes))
             for label, hub, rs in hubs:
                 hub.stop()
-                print("| %d | %s | %.0f | %.2f | %d |" % (
-                    homes, label, statistics.median(r[0] for r in rs),
-                    statistics.median(r[1] for r in rs), max(r[2] for r in rs)))
+                res[(label, homes)] = (statistics.median(r[0] for r in rs),
+                                       statistics.median(r[1] for r in rs), max(r[2] for r in rs))
+                print("| %d | %s | %.0f | %.2f | %d |" % ((homes, label) + res[(label, homes)]))
                 sys.stdout.flush()
+        for label, _, _ in variants:
+            (r1, c1, n1), (r2, c2, n2) = res[(label, 1)], res[(label, 1000)]
+            print("\n%s, 1 -> 1000 home endpoints (1000x): msg/s x%.2f, CPU per message x%.2f "
+                  "(x%.2f per 10x), connections x%.0f" % (label, r2 / r1, c2 / c1,
+                                                          (c2 / c1) ** (1 / 3), n2 / max(n1, 1)))
     finally:
         subprocess.run(["kill", open(pidfile).read().strip()])
 

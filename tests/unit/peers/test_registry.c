@@ -679,15 +679,22 @@ static void test_rate_limit_threads(void **state)
     peer_registry_unref(reg);
 }
 
+/* A registry of the fixture's 3 members, then one of its first 2. */
+static peer_registry_t *build_3_then_2(recs_t *r, peer_registry_t **two)
+{
+    recs_init(r);
+    peer_registry_t *three = build(r);
+    r->cfg.n_members = 2;
+    r->cfg.n_dev_loopback_members = 0;
+    *two = build(r);
+    return three;
+}
+
 static void test_slot_and_views(void **state)
 {
     (void)state;
     recs_t r;
-    recs_init(&r);
-    peer_registry_t *r1 = build(&r);
-    r.cfg.n_members = 2;
-    r.cfg.n_dev_loopback_members = 0;
-    peer_registry_t *r2 = build(&r);
+    peer_registry_t *r2, *r1 = build_3_then_2(&r, &r2);
     peer_registry_slot_t slot;
     assert_int_equal(peer_registry_slot_init(&slot, NULL), RH_OK);
     peer_registry_view_t v1 = PEER_REGISTRY_VIEW_INIT, v2 = PEER_REGISTRY_VIEW_INIT;
@@ -713,6 +720,31 @@ static void test_slot_and_views(void **state)
     peer_registry_unref(NULL);
 }
 
+/* publish_if: a registry built from a view's registry is published only while nothing else was
+ * published since (the admin API builds the next registry off the main loop, issue 18). */
+static void test_slot_publish_if(void **state)
+{
+    (void)state;
+    recs_t r;
+    peer_registry_t *r2, *r1 = build_3_then_2(&r, &r2), *r3 = build(&r);
+    peer_registry_slot_t slot;
+    assert_int_equal(peer_registry_slot_init(&slot, NULL), RH_OK);
+    peer_registry_view_t v = PEER_REGISTRY_VIEW_INIT;
+    peer_registry_slot_publish(&slot, r1);
+    assert_ptr_equal(peer_registry_view_get(&slot, &v), r1);
+    uint64_t base = v.gen;
+    /* someone else publishes in between: refused, the caller keeps r3 */
+    peer_registry_slot_publish(&slot, r2);
+    assert_false(peer_registry_slot_publish_if(&slot, r3, base));
+    assert_ptr_equal(peer_registry_view_get(&slot, &v), r2);
+    /* built on the current generation: published */
+    assert_true(peer_registry_slot_publish_if(&slot, r3, v.gen));
+    assert_ptr_equal(peer_registry_view_get(&slot, &v), r3);
+    assert_int_equal(peer_registry_member_count(v.reg), 2);
+    peer_registry_view_release(&v);
+    peer_registry_slot_fini(&slot);
+}
+
 int main(void)
 {
     rh_log_set_level_name("err");
@@ -728,6 +760,7 @@ int main(void)
         cmocka_unit_test(test_rate_limit),
         cmocka_unit_test(test_rate_limit_threads),
         cmocka_unit_test(test_slot_and_views),
+        cmocka_unit_test(test_slot_publish_if),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -240,6 +240,11 @@ fail:
     return NULL;
 }
 
+const struct admin_jwt *admin_jwt_of(const admin_api_t *a)
+{
+    return a ? a->jwt : NULL;
+}
+
 void admin_free(admin_api_t *a)
 {
     if (!a)

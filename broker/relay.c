@@ -903,6 +903,7 @@ static void view_of(const relay_txn_t *t, const bi_header_t *h, route_msg_t *v)
     v->phy_len = phy ? f->phy_payload_len : 0;
     v->dev_eui = f->dev_eui;
     v->malformed = bi_result_code_malformed(h->version);
+    v->any_transport = false; /* TS002 receivers need an endpoint */
 }
 
 /* HomeNSReq answered by the hub from its join routes: HomeNSAns with HNetID. */

@@ -19,6 +19,7 @@ import os
 import shutil
 import socket
 import struct
+import subprocess
 import sys
 import tempfile
 import threading
@@ -27,7 +28,8 @@ import unittest
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(__file__))
-from roamhub_harness import ALL_DOWN, ALL_UP, AdminClient, Hub, admin_config, hs256_token  # noqa: E402
+from roamhub_harness import (ALL_DOWN, ALL_UP, BUILD, AdminClient, Hub, admin_config,  # noqa: E402
+                             hs256_token)
 from test_grpc_listener import PREFACE, make_cert  # noqa: E402
 
 try:
@@ -382,6 +384,30 @@ class PBWorld(unittest.TestCase):
         self.assertEqual(cm.exception.code(), grpc.StatusCode.PERMISSION_DENIED)
         self.assertTrue(self.wait(lambda: "msg=\"grpc call refused\" status=PERMISSION_DENIED" in self.hub.logs()))
         self.assertIn("sub=security", self.hub.logs())
+
+    def test_key_created_with_roamctl(self):
+        """docs/PEERING.md: the operator creates the agent's client ID and secret with roamctl."""
+        p = subprocess.run(
+            [os.path.join(BUILD, "tools", "roamctl"), "--url", "http://127.0.0.1:%d" % self.hub.admin_port,
+             "--key", AdminClient(self.hub).operator_key(), "keys", "create", "--net-id", FWD,
+             "--tenant", "tenant-a", "--rights", "data_plane", "--name", "tts-eu1"],
+            capture_output=True, text=True, timeout=20)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        key = [w for w in p.stderr.split() if w.startswith("k-") and ":" in w]
+        self.assertEqual(len(key), 1, p.stderr)
+        tok = self.agent_token(key[0])
+        self.assertTrue(self.publish(uplink_request(), token=tok).id)
+        # a key without the right gets an admin-only token: the data plane refuses it
+        p = subprocess.run(
+            [os.path.join(BUILD, "tools", "roamctl"), "--url", "http://127.0.0.1:%d" % self.hub.admin_port,
+             "--key", AdminClient(self.hub).operator_key(), "keys", "create", "--net-id", FWD,
+             "--rights", "read_traffic", "--name", "stats-only"],
+            capture_output=True, text=True, timeout=20)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        key = [w for w in p.stderr.split() if w.startswith("k-") and ":" in w]
+        with self.assertRaises(grpc.RpcError) as cm:
+            self.publish(uplink_request(), token=self.agent_token(key[0]))
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.UNAUTHENTICATED)
 
     def test_bad_and_expired_tokens_refused(self):
         with open(self.admin_cfg["jwt_secret_file"]) as f:

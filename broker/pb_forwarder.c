@@ -16,6 +16,7 @@
 #include "lw_netid.h"
 #include "metrics.h"
 #include "pb_filter.h"
+#include "pb_routed.h"
 #include "rh_log.h"
 #include "rh_time.h"
 #include "route.h"
@@ -123,17 +124,9 @@ void pb_fwd_publish(grpc_call_t *call, const uint8_t *msg, size_t len, void *arg
     hop_ts = now;
     Org__Packetbroker__V3__RouteHop hop, *hops[1] = {&hop};
     pb_hop_fill(&hop, &hop_ts, w->pb, call, sender);
-    Org__Packetbroker__V3__RoutedUplinkMessage routed = ORG__PACKETBROKER__V3__ROUTED_UPLINK_MESSAGE__INIT;
-    routed.time = &now;
-    routed.id = mid;
-    routed.forwarder_net_id = req->forwarder_net_id;
-    routed.forwarder_tenant_id = req->forwarder_tenant_id;
-    routed.forwarder_cluster_id = req->forwarder_cluster_id;
-    routed.home_network_net_id = d.home.net_id;
-    routed.home_network_tenant_id = d.home.tenant_id;
-    routed.message = um;
-    routed.n_hops = 1;
-    routed.hops = hops;
+    Org__Packetbroker__V3__RoutedUplinkMessage routed;
+    pb_route_stamp_t stamp = {.id = mid, .time = &now, .hops = hops, .n_hops = 1};
+    pb_routed_uplink(&routed, req, d.home.net_id, d.home.tenant_id, &stamp);
     up_ctx_t ctx = {.routed = &routed};
     pb_item_meta_t meta = {.fwd_net_id = fwd.net_id, .home_net_id = d.home.net_id,
                            .cls = d.cls, .recv_ns = recv_ns};

@@ -18,6 +18,8 @@
 #include "lw_netid.h"
 #include "metrics.h"
 #include "pb_filter.h"
+#include "pb_routed.h"
+#include "rh_hex.h"
 #include "rh_log.h"
 #include "rh_time.h"
 #include "route.h"
@@ -127,19 +129,15 @@ void pb_home_publish(grpc_call_t *call, const uint8_t *msg, size_t len, void *ar
     hop_ts = now;
     Org__Packetbroker__V3__RouteHop hop, *hops[1] = {&hop};
     pb_hop_fill(&hop, &hop_ts, w->pb, call, sender);
-    Org__Packetbroker__V3__RoutedDownlinkMessage routed =
-        ORG__PACKETBROKER__V3__ROUTED_DOWNLINK_MESSAGE__INIT;
-    routed.time = &now;
-    routed.id = mid;
-    routed.home_network_net_id = req->home_network_net_id;
-    routed.home_network_cluster_id = req->home_network_cluster_id;
-    routed.home_network_tenant_id = req->home_network_tenant_id;
-    routed.forwarder_net_id = req->forwarder_net_id;           /* byte for byte as the home */
-    routed.forwarder_cluster_id = req->forwarder_cluster_id;   /* network copied them from */
-    routed.forwarder_tenant_id = req->forwarder_tenant_id;     /* the RoutedUplinkMessage */
-    routed.message = req->message;
-    routed.n_hops = 1;
-    routed.hops = hops;
+    /* the forwarder's IDs byte for byte as the home network copied them from the uplink; a
+     * hub-minted downlink_token (the last 8 bytes of the ID) the agent echoes in its report */
+    Org__Packetbroker__V3__RoutedDownlinkMessage routed;
+    Org__Packetbroker__V3__DownlinkMessage dl = *req->message;
+    uint8_t dl_token[8];
+    size_t tl = 0;
+    rh_hex_decode(mid + 16, 16, dl_token, sizeof dl_token, &tl, "id", NULL); /* our own hex */
+    pb_route_stamp_t stamp = {.id = mid, .time = &now, .hops = hops, .n_hops = 1};
+    pb_routed_downlink(&routed, req, &dl, dl_token, &stamp);
     size_t n = protobuf_c_message_get_packed_size(&routed.base);
     uint8_t *buf = malloc(n ? n : 1);
     if (!buf) {

@@ -619,6 +619,23 @@ class PBStalledSubscriber(PBWorld):
         s.close()
 
 
+class PBShutdown(PBWorld):
+    """SIGTERM ends every Subscribe stream with UNAVAILABLE (the agent re-subscribes elsewhere
+    or later) and the hub exits 0 with subscriptions and queued messages open."""
+
+    def test_sigterm_ends_streams_with_unavailable(self):
+        home = self.subscribe_home("bye", n=2)
+        fwd = self.subscribe_fwd()
+        self.subscribe_home("queued-then-gone")[0].cancel()  # a group left with a queue
+        self.publish(uplink_request())
+        self.assertTrue(self.wait(lambda: sum(len(c.msgs) for c in home) == 1))
+        rc = self.hub.stop()
+        self.assertEqual(rc, 0)
+        for c in home + [fwd]:
+            c.t.join(5)
+            self.assertEqual(c.code, grpc.StatusCode.UNAVAILABLE, c.details)
+
+
 class PBWorldTLS(PBWorld):
     """The same data plane over TLS (ALPN h2), as the agent dials it without pba.insecure."""
     TLS = True
@@ -628,6 +645,7 @@ def load_tests(loader, tests, pattern):
     suite = unittest.TestSuite()
     suite.addTests(loader.loadTestsFromTestCase(PBWorld))
     suite.addTest(PBStalledSubscriber("test_subscriber_that_never_reads"))
+    suite.addTest(PBShutdown("test_sigterm_ends_streams_with_unavailable"))
     for name in ("test_publish_one_copy_per_group_balanced",
                  "test_downlink_routed_back_with_identical_forwarder_identity",
                  "test_bad_and_expired_tokens_refused"):

@@ -117,6 +117,7 @@ class Collector:
 
 class PBWorld(unittest.TestCase):
     TLS = False
+    MEMBERS = []  # member records (rate limits) of the world
 
     @classmethod
     def setUpClass(cls):
@@ -124,7 +125,7 @@ class PBWorld(unittest.TestCase):
         table = {
             "networks": [{"net_id": n, "name": "net" + n, "listed": True} for n in (FWD, HOME, OTHER)],
             "tenants": [{"net_id": FWD, "tenant_id": "tenant-a", "name": "A"}],
-            "members": [], "endpoints": [],
+            "members": list(cls.MEMBERS), "endpoints": [],
             "devaddr_blocks": [{"prefix": "26000000/7", "net_id": HOME},
                                {"prefix": "32000000/7", "net_id": OTHER}],
             "join_routes": [{"join_eui": "70B3D57ED0000000/64", "home_net_id": HOME}],
@@ -636,6 +637,25 @@ class PBShutdown(PBWorld):
             self.assertEqual(c.code, grpc.StatusCode.UNAVAILABLE, c.details)
 
 
+class PBRateLimit(PBWorld):
+    """The rate limit of the member record owning the caller's NetID applies to gRPC calls as to
+    TS002 requests."""
+    MEMBERS = [{"id": "tts-fwd", "net_ids": [FWD], "rate_limit_per_s": 2}]
+
+    def test_member_rate_limit(self):
+        codes = []
+        for _ in range(12):
+            try:
+                self.publish(uplink_request())
+                codes.append(grpc.StatusCode.OK)
+            except grpc.RpcError as e:
+                codes.append(e.code())
+                self.assertIn("rate limit exceeded", e.details())
+        self.assertIn(grpc.StatusCode.OK, codes)
+        self.assertIn(grpc.StatusCode.RESOURCE_EXHAUSTED, codes)
+        self.assertIn('event="rate_limited"', self.hub.get_admin("/metrics")[1])
+
+
 class PBWorldTLS(PBWorld):
     """The same data plane over TLS (ALPN h2), as the agent dials it without pba.insecure."""
     TLS = True
@@ -646,6 +666,7 @@ def load_tests(loader, tests, pattern):
     suite.addTests(loader.loadTestsFromTestCase(PBWorld))
     suite.addTest(PBStalledSubscriber("test_subscriber_that_never_reads"))
     suite.addTest(PBShutdown("test_sigterm_ends_streams_with_unavailable"))
+    suite.addTest(PBRateLimit("test_member_rate_limit"))
     for name in ("test_publish_one_copy_per_group_balanced",
                  "test_downlink_routed_back_with_identical_forwarder_identity",
                  "test_bad_and_expired_tokens_refused"):

@@ -266,6 +266,42 @@ class PBWorld(unittest.TestCase):
         for c in g4 + g1:
             c.cancel()
 
+    def test_statistics_and_capture(self):
+        """gRPC traffic lands in the same statistics rows and capture as TS002 traffic."""
+        import gzip
+        t0 = int(time.time()) - 60
+        home = self.subscribe_home("stats")[0]
+        got = {}
+
+        def cap():
+            got["r"] = AdminClient(self.hub).raw(
+                "GET", "/api/v1/capture?seconds=2&download=true",
+                headers={"Authorization": "Bearer " + self.operator_token})
+        t = threading.Thread(target=cap)
+        t.start()
+        time.sleep(0.5)
+        self.publish(uplink_request(data_up(0x26000077, fport=9)))   # forwarded to 000013
+        self.publish(uplink_request(data_up(0x70000077, fport=9)))   # in no block: no_route
+        t.join(10)
+        st, data, hd = got["r"]
+        self.assertEqual(st, 200)
+        events = [json.loads(x) for x in gzip.decompress(data).decode().splitlines()][:-1]
+        mine = [(e["forwarder"], e.get("home"), e["outcome"]) for e in events if e["forwarder"] == FWD]
+        self.assertIn((FWD, HOME, "forwarded"), mine)
+        self.assertIn("no_route", [m[2] for m in mine])
+        self.assertEqual(len(home.msgs), 1)
+        deadline = time.time() + 8
+        while True:
+            st, body, _ = AdminClient(self.hub).call("GET", "/stats?from=%d" % t0, token=self.operator_token)
+            self.assertEqual(st, 200, body)
+            rows = {(it["forwarder"], it.get("home"), it["class"], it["outcome"]) for it in body["items"]}
+            if (FWD, HOME, "uplink_app", "forwarded") in rows or time.time() > deadline:
+                break
+            time.sleep(0.2)
+        self.assertIn((FWD, HOME, "uplink_app", "forwarded"), rows)
+        self.assertIn("no_route", {r[3] for r in rows if r[0] == FWD})
+        home.cancel()
+
     def test_filters(self):
         fport = v3.RoutingFilter(mac=v3.RoutingFilter.MACPayload(
             f_port_ranges=[v3.RoutingFilter.MACPayload.FPortRange(low=2, high=5)]))

@@ -484,6 +484,17 @@ class PBWorld(unittest.TestCase):
         self.assertIn("msg=\"grpc call refused\" status=UNAUTHENTICATED", self.hub.logs())
         self.assertNotIn(expired, self.hub.logs(), "tokens are never logged")
 
+    def test_refusal_log_is_rate_limited(self):
+        """A caller repeating a refused call cannot grow the log without bound."""
+        stub = rtg.ForwarderDataStub(self.channel())
+        before = self.hub.logs().count('msg="grpc call refused"')
+        for _ in range(120):
+            with self.assertRaises(grpc.RpcError):
+                stub.Publish(uplink_request(), metadata=(("authorization", "Bearer x.y.z"),), timeout=3)
+        self.assertTrue(self.wait(lambda: "log lines suppressed" in self.hub.logs(), timeout=5))
+        self.assertLess(self.hub.logs().count('msg="grpc call refused"') - before, 60)
+        self.assertIn('event="pb_unauthenticated"', self.hub.get_admin("/metrics")[1])
+
     def test_subscribe_deadline_exceeded(self):
         stub = rtg.HomeNetworkDataStub(self.channel())
         req = rt.SubscribeHomeNetworkRequest(home_network_net_id=0x13, group="deadline")

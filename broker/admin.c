@@ -6,6 +6,7 @@
 #include "admin_internal.h"
 #include "gateways.h"
 #include "hub.h"
+#include "pb_service.h"
 #include "rh_fs.h"
 #include "rh_log.h"
 #include "rh_time.h"
@@ -39,6 +40,15 @@ static void serve_metrics(admin_api_t *a, hs_req_t *req)
         .uptime_s = (rh_mono_ms() - hub->started_mono_ms) / 1000,
         .relay_transactions = txns,
     };
+    if (hub->pb) {
+        pb_router_stats_t ps;
+        pb_router_stats(hub->pb->router, &ps);
+        g.pb = true;
+        g.pb_groups = ps.groups;
+        g.pb_streams = ps.streams;
+        g.pb_queued = ps.queued;
+        g.pb_queued_bytes = ps.queued_bytes;
+    }
     peer_registry_view_release(&v);
     char *text = metrics_render(all, hub->nworkers, &g);
     free(all);
@@ -236,6 +246,11 @@ fail:
     hub->admin_tls = NULL;
     free(a);
     return NULL;
+}
+
+const struct admin_jwt *admin_jwt_of(const admin_api_t *a)
+{
+    return a ? a->jwt : NULL;
 }
 
 void admin_free(admin_api_t *a)

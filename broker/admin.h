@@ -71,4 +71,8 @@ int admin_reload_prepare(admin_api_t *a, const rh_config_t *next, admin_reload_t
 void admin_reload_commit(admin_api_t *a, admin_reload_t *state);
 void admin_reload_abort(admin_reload_t *state);
 
+/* The admin API's JWT verifier and signer (admin_jwt.h; immutable, usable from any thread): the
+ * Packet Broker data plane verifies its tokens with it (pb_auth.h). Valid until admin_free. */
+const struct admin_jwt *admin_jwt_of(const admin_api_t *a);
+
 #endif

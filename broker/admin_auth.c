@@ -1,6 +1,8 @@
 /* admin_auth.c — API keys, token exchange, request authentication (see admin_auth.h). */
 #include "admin_auth.h"
 
+#include "pb_auth.h"
+
 #include "rh_fs.h"
 
 #include "rh_log.h"
@@ -125,8 +127,12 @@ int admin_token_exchange(rp_db_t *db, const admin_jwt_t *j, const char *id, cons
             protobuf_c_message_free_unpacked(&k->base, NULL);
         return rh_diag_fail(d, RH_EPERM, "invalid client credentials");
     }
+    /* a member key with the data-plane right: the token also serves the gRPC listener */
+    if (pb_auth_key_allowed(k))
+        rc = pb_auth_issue(j, k, now_s, token, exp_s);
+    else
+        rc = admin_jwt_issue(j, id, now_s, token, exp_s);
     protobuf_c_message_free_unpacked(&k->base, NULL);
-    rc = admin_jwt_issue(j, id, now_s, token, exp_s);
     if (rc)
         return rh_diag_fail(d, rc, "cannot issue a token: %s", rh_strerror(rc));
     return RH_OK;

@@ -26,9 +26,9 @@
 #define ADMIN_SALT_LEN 16
 #define ADMIN_HASH_LEN 32
 
-/* Bit of a right in admin_principal_t.rights (Roamhub__V1__Right values 1..9). */
+/* Bit of a right in admin_principal_t.rights (Roamhub__V1__Right values 1..10). */
 #define ADMIN_RIGHT(r) (1u << (unsigned)(r))
-#define ADMIN_RIGHTS_ALL 0x3FEu /* bits 1..9 */
+#define ADMIN_RIGHTS_ALL 0x7FEu /* bits 1..10 */
 
 typedef struct admin_principal {
     char key_id[RP_ID_MAX + 1];
@@ -62,8 +62,10 @@ int admin_key_check(const Roamhub__V1__ApiKey *k, const char *secret, size_t len
 /* Fills a principal from a key record. */
 void admin_principal_from_key(const Roamhub__V1__ApiKey *k, admin_principal_t *p);
 
-/* Client credentials: checks (id, secret) against the stored key and issues a token.
- * *token is malloc'd (a secret). Errors: RH_EPERM (unknown ID, wrong secret, revoked: one
+/* Client credentials: checks (id, secret) against the stored key and issues a token. A member
+ * key holding RIGHT_DATA_PLANE (or RIGHT_ADMIN) gets a token that also serves the Packet Broker
+ * data plane (pb_auth.h: audience PB_AUTH_AUDIENCE added, the identity claim with its NetID and
+ * tenant); other keys get an admin-only token. *token is malloc'd (a secret). Errors: RH_EPERM (unknown ID, wrong secret, revoked: one
  * message for all, so IDs cannot be probed), RH_EUNSUPPORTED (no signing key), RH_EIO. */
 int admin_token_exchange(rp_db_t *db, const admin_jwt_t *j, const char *id, const char *secret,
                          size_t secret_len, int64_t now_s, char **token, int64_t *exp_s,

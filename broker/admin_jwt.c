@@ -165,7 +165,44 @@ void admin_jwt_free(admin_jwt_t *j)
 int admin_jwt_issue(const admin_jwt_t *j, const char *sub, int64_t now_s, char **token,
                     int64_t *exp_s)
 {
+    return admin_jwt_issue_ex(j, sub, NULL, NULL, now_s, token, exp_s);
+}
+
+/* The extra audience and claims as one JSON object for jwt_add_grants_json, or NULL. */
+static char *extra_grants(const admin_jwt_t *j, const char *extra_aud, const cJSON *extra)
+{
+    cJSON *o = extra ? cJSON_Duplicate(extra, 1) : cJSON_CreateObject();
+    if (!o || !cJSON_IsObject(o)) {
+        cJSON_Delete(o);
+        return NULL;
+    }
+    if (extra_aud) {
+        cJSON_DeleteItemFromObjectCaseSensitive(o, "aud");
+        cJSON *aud = cJSON_AddArrayToObject(o, "aud");
+        if (!aud || !cJSON_AddItemToArray(aud, cJSON_CreateString(j->audience)) ||
+            !cJSON_AddItemToArray(aud, cJSON_CreateString(extra_aud))) {
+            cJSON_Delete(o);
+            return NULL;
+        }
+    }
+    static const char *const reserved[] = {"iss", "sub", "jti", "iat", "nbf", "exp"};
+    for (size_t i = 0; i < sizeof reserved / sizeof reserved[0]; i++)
+        cJSON_DeleteItemFromObjectCaseSensitive(o, reserved[i]);
+    if (!extra_aud)
+        cJSON_DeleteItemFromObjectCaseSensitive(o, "aud");
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return s;
+}
+
+int admin_jwt_issue_ex(const admin_jwt_t *j, const char *sub, const char *extra_aud,
+                       const cJSON *extra, int64_t now_s, char **token, int64_t *exp_s)
+{
     *token = NULL;
+    if (extra && !cJSON_IsObject(extra))
+        return RH_EINVAL;
+    if (extra_aud && (!*extra_aud || !strcmp(extra_aud, j->audience)))
+        return RH_EINVAL;
     if (!sub || !*sub || strlen(sub) > 128)
         return RH_EINVAL;
     if (!j->sign_key)
@@ -180,11 +217,22 @@ int admin_jwt_issue(const admin_jwt_t *j, const char *sub, int64_t now_s, char *
     if (jwt_new(&t) != 0)
         return RH_ENOMEM;
     int64_t exp = now_s + (int64_t)j->ttl_s;
-    int bad = jwt_add_grant(t, "iss", j->issuer) || jwt_add_grant(t, "aud", j->audience) ||
-              jwt_add_grant(t, "sub", sub) || jwt_add_grant(t, "jti", jti) ||
+    char *more = NULL;
+    if (extra_aud || extra) {
+        more = extra_grants(j, extra_aud, extra);
+        if (!more) {
+            jwt_free(t);
+            return RH_ENOMEM;
+        }
+    }
+    int bad = jwt_add_grant(t, "iss", j->issuer) ||
+              (extra_aud ? 0 : jwt_add_grant(t, "aud", j->audience)) ||
+              (more ? jwt_add_grants_json(t, more) : 0) || jwt_add_grant(t, "sub", sub) ||
+              jwt_add_grant(t, "jti", jti) ||
               jwt_add_grant_int(t, "iat", (long)now_s) || jwt_add_grant_int(t, "nbf", (long)now_s) ||
               jwt_add_grant_int(t, "exp", (long)exp) ||
               jwt_set_alg(t, j->alg, j->sign_key, (int)j->sign_len);
+    cJSON_free(more);
     char *s = bad ? NULL : jwt_encode_str(t);
     jwt_free(t);
     if (!s)
@@ -328,8 +376,8 @@ out:
     return rc;
 }
 
-static int check_claims(const admin_jwt_t *j, const uint8_t *p, size_t n, int64_t now,
-                        admin_jwt_claims_t *c, rh_diag_t *d)
+static int check_claims(const admin_jwt_t *j, const char *audience, const uint8_t *p, size_t n,
+                        int64_t now, admin_jwt_claims_t *c, cJSON **set_out, rh_diag_t *d)
 {
     if (has_nul(p, n))
         return rh_diag_fail(d, RH_EINVAL, "token claims: contain a NUL character");
@@ -349,13 +397,13 @@ static int check_claims(const admin_jwt_t *j, const uint8_t *p, size_t n, int64_
     const cJSON *aud = cJSON_GetObjectItemCaseSensitive(o, "aud");
     int aud_ok = 0;
     if (cJSON_IsString(aud)) {
-        aud_ok = strcmp(aud->valuestring, j->audience) == 0;
+        aud_ok = strcmp(aud->valuestring, audience) == 0;
     } else if (cJSON_IsArray(aud)) {
         const cJSON *a;
-        cJSON_ArrayForEach(a, aud) aud_ok |= cJSON_IsString(a) && !strcmp(a->valuestring, j->audience);
+        cJSON_ArrayForEach(a, aud) aud_ok |= cJSON_IsString(a) && !strcmp(a->valuestring, audience);
     }
     if (!aud_ok) {
-        rc = rh_diag_fail(d, RH_EINVAL, "token aud: must include %s", j->audience);
+        rc = rh_diag_fail(d, RH_EINVAL, "token aud: must include %s", audience);
         goto out;
     }
     const cJSON *sub = cJSON_GetObjectItemCaseSensitive(o, "sub");
@@ -403,6 +451,10 @@ static int check_claims(const admin_jwt_t *j, const uint8_t *p, size_t n, int64_
         rc = rh_diag_fail(d, RH_ETIMEDOUT, "token issued in the future (iat)");
         goto out;
     }
+    if (set_out) { /* the caller reads its own claims from the checked set */
+        *set_out = o;
+        o = NULL;
+    }
 out:
     cJSON_Delete(o);
     return rc;
@@ -411,7 +463,19 @@ out:
 int admin_jwt_verify(const admin_jwt_t *j, const char *token, size_t len, int64_t now_s,
                      admin_jwt_claims_t *claims, rh_diag_t *d)
 {
+    return admin_jwt_verify_ex(j, token, len, NULL, now_s, claims, NULL, d);
+}
+
+int admin_jwt_verify_ex(const admin_jwt_t *j, const char *token, size_t len, const char *audience,
+                        int64_t now_s, admin_jwt_claims_t *claims, cJSON **claims_set,
+                        rh_diag_t *d)
+{
     memset(claims, 0, sizeof *claims);
+    if (claims_set)
+        *claims_set = NULL;
+    if (!audience)
+        audience = j->audience;
+    cJSON *set = NULL;
     if (!token || len == 0)
         return rh_diag_fail(d, RH_ERANGE, "token: empty");
     if (len > ADMIN_JWT_MAX)
@@ -449,7 +513,7 @@ int admin_jwt_verify(const admin_jwt_t *j, const char *token, size_t len, int64_
         rc = rh_diag_fail(d, RH_EINVAL, "token claims: not canonical base64url");
         goto out;
     }
-    rc = check_claims(j, buf, (size_t)pn, now_s, claims, d);
+    rc = check_claims(j, audience, buf, (size_t)pn, now_s, claims, claims_set ? &set : NULL, d);
     if (rc)
         goto out;
     /* the signature last: libjwt needs a NUL-terminated copy */
@@ -468,7 +532,11 @@ int admin_jwt_verify(const admin_jwt_t *j, const char *token, size_t len, int64_
     jwt_free(t);
 out:
     free(buf);
-    if (rc)
+    if (rc) {
         memset(claims, 0, sizeof *claims);
+        cJSON_Delete(set);
+    } else if (claims_set) {
+        *claims_set = set;
+    }
     return rc;
 }

@@ -24,6 +24,7 @@
 
 #include "rh_err.h"
 
+#include <cjson/cJSON.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -73,6 +74,14 @@ int admin_jwt_can_issue(const admin_jwt_t *j);
 int admin_jwt_issue(const admin_jwt_t *j, const char *sub, int64_t now_s, char **token,
                     int64_t *exp_s);
 
+/* The same with an extra audience and extra claims (the Packet Broker identity claim of a data-
+ * plane token, pb_auth.h): extra_aud non-NULL makes "aud" the array [configured audience,
+ * extra_aud] (it must differ from the configured one); `extra` (a JSON object, or NULL) adds its
+ * members as claims, except iss/sub/jti/iat/nbf/exp, which stay the issuer's. Errors: as
+ * admin_jwt_issue, RH_EINVAL also for an empty or equal extra_aud or a non-object extra. */
+int admin_jwt_issue_ex(const admin_jwt_t *j, const char *sub, const char *extra_aud,
+                       const cJSON *extra, int64_t now_s, char **token, int64_t *exp_s);
+
 /* Verifies `token` (len bytes, need not be NUL-terminated) at time now_s (Unix seconds) and
  * fills *claims. Errors (diag says which check failed, never echoes the token):
  *   RH_ERANGE  empty or longer than ADMIN_JWT_MAX;
@@ -84,5 +93,13 @@ int admin_jwt_issue(const admin_jwt_t *j, const char *sub, int64_t now_s, char *
  *   RH_ENOMEM. */
 int admin_jwt_verify(const admin_jwt_t *j, const char *token, size_t len, int64_t now_s,
                      admin_jwt_claims_t *claims, rh_diag_t *diag);
+
+/* admin_jwt_verify with the required audience `audience` (NULL = the configured one) instead of
+ * the configured one, and, when claims_set is non-NULL, the verified claims object in
+ * *claims_set (caller cJSON_Deletes it; NULL on any error) for claims this layer does not read.
+ * Same checks and errors. */
+int admin_jwt_verify_ex(const admin_jwt_t *j, const char *token, size_t len, const char *audience,
+                        int64_t now_s, admin_jwt_claims_t *claims, cJSON **claims_set,
+                        rh_diag_t *diag);
 
 #endif

@@ -85,6 +85,8 @@ static const key_t_ keys[] = {
     {"grpc", "max_message_bytes", K_SIZE, LST(grpc, max_body_bytes), 1024, 16777216},
     {"grpc", "max_connections", K_UINT, LST(grpc, max_connections), 1, 1000000},
     {"grpc", "max_streams", K_UINT, OFF(grpc_max_streams), 100, 100000},
+    {"grpc", "queue_max", K_UINT, OFF(grpc_queue_max), 1, 1000000},
+    {"grpc", "hold_ms", K_UINT, OFF(grpc_hold_ms), 100, 600000},
     {"relay", "request_timeout_ms", K_UINT, OFF(request_timeout_ms), 50, 60000},
     {"relay", "drain_ms", K_UINT, OFF(drain_ms), 0, 600000},
     {"relay", "stats_flush_ms", K_UINT, OFF(stats_flush_ms), 100, 60000},
@@ -220,6 +222,8 @@ int config_defaults(rh_config_t *c)
     c->grpc.max_body_bytes = 1u << 20;
     c->grpc.max_connections = 1024;
     c->grpc_max_streams = 100;
+    c->grpc_queue_max = 1024;
+    c->grpc_hold_ms = 5000;
     c->admin_enabled = 1;
     c->db_map_size_mb = 256;
     c->request_timeout_ms = 3000;

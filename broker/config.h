@@ -55,6 +55,8 @@ typedef struct rh_config {
     rh_listener_config_t grpc;
     int grpc_enabled;
     unsigned grpc_max_streams;    /* SETTINGS_MAX_CONCURRENT_STREAMS per connection, >= 100 */
+    unsigned grpc_queue_max;      /* messages per Packet Broker subscription group (pb_router.h) */
+    unsigned grpc_hold_ms;        /* a queued message fails after waiting this long */
 
     /* relay */
     unsigned request_timeout_ms;  /* default receiver timeout when an endpoint sets none */

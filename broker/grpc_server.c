@@ -60,6 +60,7 @@ struct grpc_call {
     bool trailers_sent;
     grpc_status_t status;
     char message[256];              /* percent-encoded */
+    void *user;                     /* the handler's (grpc_call_set_user) */
 };
 
 struct conn {
@@ -73,6 +74,7 @@ struct conn {
     bool preface_seen;
     bool closing;                   /* close once the output is written */
     bool in_io;                     /* inside a read/write pass: do not free */
+    char peer[64];                  /* "ip:port" of the client, for logs and route hops */
 };
 
 struct grpc_server {
@@ -155,6 +157,21 @@ uint64_t grpc_call_remaining_ms(const grpc_call_t *call)
         return UINT64_MAX;
     uint64_t now = now_ms(call->conn->srv);
     return call->deadline_ms > now ? call->deadline_ms - now : 0;
+}
+
+void grpc_call_set_user(grpc_call_t *call, void *user)
+{
+    call->user = user;
+}
+
+void *grpc_call_user(const grpc_call_t *call)
+{
+    return call->user;
+}
+
+const char *grpc_call_peer(const grpc_call_t *call)
+{
+    return call->conn->peer;
 }
 
 size_t grpc_call_queued_bytes(const grpc_call_t *call)
@@ -622,6 +639,20 @@ static void conn_start(grpc_server_t *s, evutil_socket_t fd)
         return;
     }
     c->srv = s;
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0 &&
+        (ss.ss_family == AF_INET || ss.ss_family == AF_INET6)) {
+        char host[48] = "";
+        bool v4 = ss.ss_family == AF_INET;
+        evutil_inet_ntop(ss.ss_family,
+                         v4 ? (void *)&((struct sockaddr_in *)&ss)->sin_addr
+                            : (void *)&((struct sockaddr_in6 *)&ss)->sin6_addr,
+                         host, sizeof host);
+        unsigned port = ntohs(v4 ? ((struct sockaddr_in *)&ss)->sin_port
+                                 : ((struct sockaddr_in6 *)&ss)->sin6_port);
+        snprintf(c->peer, sizeof c->peer, v4 ? "%s:%u" : "[%s]:%u", host, port);
+    }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     if (s->o.tls_ctx) {

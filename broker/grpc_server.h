@@ -125,6 +125,14 @@ uint64_t grpc_call_remaining_ms(const grpc_call_t *call);
  * to open its flow-control window (a subscriber that does not read); RH_EINVAL after finish. */
 int grpc_call_send(grpc_call_t *call, const uint8_t *msg, size_t len);
 
+/* The handler's own pointer for the call (NULL until set), e.g. to find its state again in
+ * on_cancel. */
+void grpc_call_set_user(grpc_call_t *call, void *user);
+void *grpc_call_user(const grpc_call_t *call);
+
+/* The client's address "ip:port" ("[ip6]:port"), "" when unknown (a socketpair). */
+const char *grpc_call_peer(const grpc_call_t *call);
+
 /* Bytes of reply messages waiting for the client's flow-control window. */
 size_t grpc_call_queued_bytes(const grpc_call_t *call);
 

@@ -8,11 +8,13 @@
 #include "hub.h"
 
 #include "admin.h"
+#include "pb_service.h"
 #include "relay.h"
 #include "relay_ts002.h"
 #include "rh_fs.h"
 #include "rh_log.h"
 #include "rh_time.h"
+#include "rh_version.h"
 #include "rp_json.h"
 #include "runtime.h"
 #include "service.h"
@@ -219,8 +221,13 @@ static int worker_init(hub_t *hub, worker_t *w, unsigned index, rh_diag_t *diag)
             .max_header_bytes = g->max_header_bytes,
             .max_msg_bytes = g->max_body_bytes,
             .max_connections = (g->max_connections + hub->nworkers - 1) / hub->nworkers,
-            .arg = w, /* no methods served yet: every call answers UNIMPLEMENTED */
+            .methods = pb_methods, /* the Packet Broker data plane (pb_service.h) */
+            .n_methods = pb_n_methods,
+            .arg = w,
         };
+        w->pb = hub->pb;
+        if (pb_router_worker_start(hub->pb->router, w) != RH_OK)
+            return rh_diag_fail(diag, RH_ENOMEM, "worker %u: Packet Broker sweep", index);
         w->grpc = grpc_server_new(w->base, &go, diag);
         if (!w->grpc)
             return RH_EIO;
@@ -258,6 +265,8 @@ static void worker_fini(worker_t *w)
     rp_reader_free(w->reader);
     peer_registry_view_release(&w->view);
     worker_inbox_fini(w);
+    if (w->pb)
+        pb_router_worker_stop(w->pb->router, w);
     if (w->stop_ev)
         event_free(w->stop_ev);
     metrics_free(w->metrics);
@@ -523,6 +532,18 @@ int hub_run(rh_config_t *cfg)
         }
         hub->grpc_tls = tls_holder_new(ctx);
     }
+    if (cfg->grpc_enabled) {
+        hub->pb = calloc(1, sizeof *hub->pb);
+        if (hub->pb) {
+            hub->pb->router = pb_router_new(cfg->grpc_queue_max, cfg->grpc_hold_ms,
+                                            &pb_router_hooks);
+            snprintf(hub->pb->agent, sizeof hub->pb->agent, "roamhub/%s", rh_version());
+        }
+        if (!hub->pb || !hub->pb->router) {
+            RH_LOG(RH_LOG_ERR, "hub", "out of memory at start");
+            goto out;
+        }
+    }
     hub->workers = calloc(nw, sizeof(worker_t));
     hub->main_base = event_base_new();
     if (!hub->pending || !hub->workers || !hub->main_base) {
@@ -547,6 +568,8 @@ int hub_run(rh_config_t *cfg)
             goto out;
         }
     }
+    if (hub->pb) /* workers start below: they read it without a lock */
+        hub->pb->jwt = admin_jwt_of(hub->admin_api);
     /* the relay never connects to our own listeners (now that their ports are known) */
     if (peer_addr_policy_add_self(hub->addr_policy, cfg->ts002.address, hub->ts002_port) ||
         (hub->admin_api &&
@@ -615,6 +638,11 @@ out:
     for (unsigned i = 0; hub->workers && i < nw; i++)
         worker_fini(&hub->workers[i]);
     free(hub->workers);
+    if (hub->pb) { /* after the workers: their inboxes may still have held stream wakes */
+        pb_router_free(hub->pb->router);
+        free(hub->pb);
+        hub->pb = NULL;
+    }
     if (hub->main_base)
         event_base_free(hub->main_base);
     pending_free(hub->pending);

@@ -43,6 +43,7 @@ struct hub {
     struct event_base *main_base;
     hs_server_t *admin;
     void *admin_api; /* admin_api_t (admin API state), NULL when disabled */
+    struct pb_service *pb; /* Packet Broker data plane (pb_service.h), NULL when gRPC is off */
     uint16_t ts002_port, admin_port, grpc_port; /* grpc_port 0 when the gRPC listener is off */
     peer_addr_policy_t *addr_policy; /* where the relay may connect (peer_addr.h): the configured
                                         relay.endpoint_allow_ranges and our own listeners;

@@ -568,6 +568,17 @@ char *metrics_render(metrics_t *const *all, size_t n, const metrics_hub_gauges_t
                      "Live relay transactions (a leak shows as a gauge that never falls).",
                      (double)g->relay_transactions);
     }
+    if (g && g->pb) {
+        render_gauge(&b, "roamhub_pb_subscription_groups",
+                     "Packet Broker subscription groups (gRPC data plane).", (double)g->pb_groups);
+        render_gauge(&b, "roamhub_pb_subscription_streams",
+                     "Open Packet Broker Subscribe streams.", (double)g->pb_streams);
+        render_gauge(&b, "roamhub_pb_queued_messages",
+                     "Routed messages waiting in subscription group queues.", (double)g->pb_queued);
+        render_gauge(&b, "roamhub_pb_queued_bytes",
+                     "Bytes of routed messages waiting in subscription group queues.",
+                     (double)g->pb_queued_bytes);
+    }
     render_process(&b);
     metrics_free(sum);
     if (b.oom) {

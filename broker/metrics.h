@@ -14,6 +14,7 @@
 
 #include "rp.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -45,6 +46,8 @@ typedef struct metrics_hub_gauges {
     size_t members, endpoints; /* in the current member registry */
     uint64_t uptime_s;         /* since the hub started */
     unsigned long relay_transactions; /* live relay transactions (all workers) */
+    bool pb;                   /* the Packet Broker data plane runs (gRPC listener on): */
+    size_t pb_groups, pb_streams, pb_queued, pb_queued_bytes; /* pb_router_stats */
 } metrics_hub_gauges_t;
 
 /* The Content-Type of metrics_render's text (Prometheus text format 0.0.4, UTF-8). */

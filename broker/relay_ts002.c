@@ -600,6 +600,7 @@ static void view_of(const bi_msg_t *msg, const peer_member_t *sender, const rp_p
     v->phy_len = phy ? f->phy_payload_len : 0;
     v->dev_eui = f->dev_eui;
     v->malformed = bi_result_code_malformed(h->version);
+    v->any_transport = false; /* TS002 receivers need an endpoint */
 }
 
 /* What the core is told about a decoded request. */

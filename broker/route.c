@@ -95,8 +95,16 @@ static bool pick_receiver(const route_msg_t *m, const peer_registry_t *reg, rout
         return refuse(d, no_route_code, RP_OUT_NO_ROUTE,
                       "the destination %s is the sender's own network: not routed back",
                       netid_text(to->net_id, n));
+    if (!m->sender && m->any_transport && to->net_id == m->sender_party.net_id)
+        return refuse(d, no_route_code, RP_OUT_NO_ROUTE,
+                      "the destination %s is the sender's own network: not routed back",
+                      netid_text(to->net_id, n));
     const peer_endpoint_t *ep = NULL;
     peer_registry_endpoint_by_netid(reg, to->net_id, to->tenant_id, &ep);
+    if (!ep && m->any_transport) {
+        d->recv_ep = NULL; /* the front end finds the party's own transport */
+        return true;
+    }
     if (!ep)
         return refuse(d, no_route_code, RP_OUT_NO_ROUTE, "network %s has no endpoint at this hub",
                       netid_text(to->net_id, n));

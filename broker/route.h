@@ -54,6 +54,11 @@ typedef struct route_msg {
     size_t phy_len;
     uint64_t dev_eui;           /* HomeNSReq: the DevEUI asked about */
     bi_result_code_t malformed; /* the sender's protocol's code for a malformed message */
+    bool any_transport;         /* the front end reaches parties without a TS002 endpoint itself
+                                   (Packet Broker gRPC subscriptions): a destination without an
+                                   endpoint is decided with recv_ep NULL instead of refused, and
+                                   without a sender member the sender_party's own NetID is never
+                                   the destination */
 } route_msg_t;
 
 /* What the relay must strip from a forwarded uplink's gateway metadata. */
@@ -71,7 +76,8 @@ typedef struct route_decision {
     route_kind_t kind;
     rp_class_t cls;                 /* policy / statistics class */
     rp_party_t fwd, home;           /* forwarder and home network (statistics, policy) */
-    const peer_endpoint_t *recv_ep; /* ROUTE_FORWARD: where to (in the registry passed in) */
+    const peer_endpoint_t *recv_ep; /* ROUTE_FORWARD: where to (in the registry passed in);
+                                       NULL only with route_msg_t.any_transport */
     unsigned strip;                 /* ROUTE_FORWARD: ROUTE_STRIP_* */
     uint32_t hnet_id;               /* ROUTE_ANSWER: the home network's NetID */
     bi_result_code_t code;          /* ROUTE_REFUSE */

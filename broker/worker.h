@@ -38,6 +38,8 @@ struct worker {
     struct event_base *base;
     hs_server_t *ts002;
     grpc_server_t *grpc; /* Packet Broker gRPC listener (grpc_server.h); NULL when off */
+    struct pb_service *pb;    /* Packet Broker data plane (pb_service.h, shared); NULL when off */
+    void *pb_sweep;           /* this worker's pb_router sweep (pb_router.c) */
     peer_client_t *client;
     rp_reader_t *reader;
     peer_registry_view_t view;

@@ -142,6 +142,44 @@ static void test_uplink_no_route(void **state)
     assert_refused(&d, BI_RC_UNKNOWN_RECEIVER, RP_OUT_NO_ROUTE, "not routed back");
 }
 
+/* A front end that reaches parties itself (Packet Broker gRPC subscriptions): a destination
+ * without a TS002 endpoint is decided (recv_ep NULL) instead of refused, policy still applies,
+ * and without a sender member the sender's own NetID is never the destination. */
+static void test_any_transport(void **state)
+{
+    world_t *w = *state;
+    uint8_t buf[256];
+    route_msg_t m = msg(w->a, ROUTE_UPLINK, B, false, UP_APP("01000012"), buf);
+    m.any_transport = true;
+    route_decision_t d = decide(w, &m);
+    assert_refused(&d, BI_RC_NO_ROAMING_AGREEMENT, RP_OUT_POLICY_DENIED,
+                   "no routing policy from forwarder 000202 to home network 000909");
+    assert_int_equal(fx_policy(w->f, A, NULL, 1, 0x000909, NULL, 0xff), RH_OK);
+    rp_db_refresh(w->f->db);
+    d = decide(w, &m);
+    assert_int_equal(d.action, ROUTE_FORWARD);
+    assert_null(d.recv_ep);
+    assert_int_equal(d.home.net_id, 0x000909);
+    assert_int_equal(d.cls, RP_CLASS_UPLINK_APP);
+    /* a party that has an endpoint still gets it */
+    m = msg(w->a, ROUTE_UPLINK, B, false, UP_APP("0100000a"), buf);
+    m.any_transport = true;
+    d = decide(w, &m);
+    assert_forward(&d, "epB", A, B, RP_CLASS_UPLINK_APP);
+    /* no member for the sender (a gRPC caller known only by its token): its own block */
+    m = msg(w->a, ROUTE_UPLINK, B, false, UP_APP("01000012"), buf);
+    m.any_transport = true;
+    m.sender = NULL;
+    rp_party_set(&m.sender_party, 0x000909, NULL, NULL);
+    d = decide(w, &m);
+    assert_refused(&d, BI_RC_UNKNOWN_DEV_ADDR, RP_OUT_NO_ROUTE, "not routed back");
+    /* without the flag the TS002 rule stands */
+    m = msg(w->a, ROUTE_UPLINK, B, false, UP_APP("01000012"), buf);
+    d = decide(w, &m);
+    assert_refused(&d, BI_RC_UNKNOWN_DEV_ADDR, RP_OUT_NO_ROUTE,
+                   "network 000909 has no endpoint at this hub");
+}
+
 static void test_uplink_malformed_frames(void **state)
 {
     world_t *w = *state;
@@ -332,6 +370,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_uplink_by_devaddr_and_policy_classes, world_setup, world_teardown),
         cmocka_unit_test_setup_teardown(test_rejoin_and_mac_downlink_classes, world_setup, world_teardown),
         cmocka_unit_test_setup_teardown(test_uplink_no_route, world_setup, world_teardown),
+        cmocka_unit_test_setup_teardown(test_any_transport, world_setup, world_teardown),
         cmocka_unit_test_setup_teardown(test_uplink_malformed_frames, world_setup, world_teardown),
         cmocka_unit_test_setup_teardown(test_join_routes, world_setup, world_teardown),
         cmocka_unit_test_setup_teardown(test_downlinks, world_setup, world_teardown),

@@ -1,0 +1,206 @@
+/*
+ * pb_home.c — org.packetbroker.routing.v1.HomeNetworkData (issue 12): a home network's
+ * Subscribe to uplinks (with routing filters), its Publish of downlinks, and its uplink delivery
+ * reports. See pb_service.h for authentication, routing and statistics; pb_router.h for
+ * subscriptions; pb_filter.h for the filters.
+ *
+ * Publish routes the downlink through route_decide (ROUTE_DOWNLINK: the forwarder named by
+ * forwarder_net_id, the forwarder's routing policy for the downlink class) and hands a
+ * RoutedDownlinkMessage to the forwarder-role groups whose forwarder_net_id / tenant_id /
+ * cluster_id equal the request's byte for byte (the agent authenticates its gateway token with
+ * them); the DownlinkMessage, gateway_uplink_token included, is passed on as sent. Unlike an
+ * uplink, a downlink that cannot be routed is refused, so the home network knows at once:
+ * NOT_FOUND (no route, or no subscription of that forwarder), FAILED_PRECONDITION (routing
+ * policy), INVALID_ARGUMENT (frame).
+ */
+#include "pb_service.h"
+
+#include "lw_netid.h"
+#include "metrics.h"
+#include "pb_filter.h"
+#include "pb_routed.h"
+#include "rh_hex.h"
+#include "rh_log.h"
+#include "rh_time.h"
+#include "route.h"
+
+#include "google/protobuf/empty.pb-c.h"
+#include "packetbroker/routing_v1.pb-c.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void pb_home_subscribe(grpc_call_t *call, const uint8_t *msg, size_t len, void *arg)
+{
+    worker_t *w = arg;
+    pb_identity_t id;
+    char sub[129];
+    Org__Packetbroker__Routing__V1__SubscribeHomeNetworkRequest *req = (void *)pb_call_begin(
+        call, w, &org__packetbroker__routing__v1__subscribe_home_network_request__descriptor, msg,
+        len, &id, sub);
+    if (!req)
+        return;
+    pb_ids_t home;
+    pb_filter_set_t *fs = NULL;
+    rh_diag_t d = {{0}};
+    if (!pb_call_identity(call, w, &id, sub, "home_network", req->home_network_net_id,
+                          req->home_network_tenant_id, req->home_network_cluster_id,
+                          PB_RIGHT_READ_TRAFFIC, &home))
+        goto out;
+    int rc = pb_filter_set_new(req->filters, req->n_filters, &fs, &d);
+    if (rc != RH_OK)
+        grpc_call_finish(call, rc == RH_ENOMEM ? GRPC_RESOURCE_EXHAUSTED : GRPC_INVALID_ARGUMENT,
+                         rc == RH_ENOMEM ? "out of memory" : d.text);
+    else
+        pb_subscribe(call, w, PB_ROLE_HOME, &home, req->group, fs);
+out:
+    protobuf_c_message_free_unpacked(&req->base, NULL);
+}
+
+/* The gRPC status for a downlink route refusal. */
+static grpc_status_t refusal_status(rp_outcome_t o)
+{
+    switch (o) {
+    case RP_OUT_POLICY_DENIED:
+        return GRPC_FAILED_PRECONDITION;
+    case RP_OUT_MALFORMED:
+        return GRPC_INVALID_ARGUMENT;
+    case RP_OUT_UNREACHABLE:
+        return GRPC_UNAVAILABLE;
+    default:
+        return GRPC_NOT_FOUND;
+    }
+}
+
+void pb_home_publish(grpc_call_t *call, const uint8_t *msg, size_t len, void *arg)
+{
+    worker_t *w = arg;
+    uint64_t recv_ns = rh_mono_ns();
+    pb_identity_t id;
+    char sub[129];
+    Org__Packetbroker__Routing__V1__PublishDownlinkMessageRequest *req = (void *)pb_call_begin(
+        call, w, &org__packetbroker__routing__v1__publish_downlink_message_request__descriptor,
+        msg, len, &id, sub);
+    if (!req)
+        return;
+    pb_ids_t home, fwd;
+    rp_party_t home_party;
+    if (!pb_call_ids(call, "forwarder", req->forwarder_net_id, req->forwarder_tenant_id,
+                     req->forwarder_cluster_id, &fwd) ||
+        !pb_call_identity(call, w, &id, sub, "home_network", req->home_network_net_id,
+                          req->home_network_tenant_id, req->home_network_cluster_id,
+                          PB_RIGHT_WRITE_TRAFFIC, &home))
+        goto out;
+    if (rp_party_set(&home_party, home.net_id, home.tenant, NULL) != RH_OK) {
+        pb_call_invalid(call, "home_network_tenant_id", "not a tenant ID ([A-Za-z0-9._-])");
+        goto out;
+    }
+    if (!req->message || req->message->phy_payload.len == 0) {
+        pb_call_invalid(call, "message.phy_payload", "missing");
+        goto out;
+    }
+    const peer_member_t *member = pb_member_of(w, home.net_id, home.tenant);
+    if (!pb_call_rate(call, w, member))
+        goto out;
+    route_msg_t v = {
+        .kind = ROUTE_DOWNLINK,
+        .sender = member,
+        .sender_party = home_party,
+        .receiver_is_eui = false,
+        .receiver = fwd.net_id,
+        .phy = req->message->phy_payload.data,
+        .phy_len = req->message->phy_payload.len,
+        .malformed = BI_RC_MALFORMED_REQUEST,
+        .any_transport = true,
+    };
+    route_decision_t d;
+    route_decide(&v, w->reader, worker_registry(w), &d);
+    const char *sender = member ? member->id : sub;
+    if (d.action != ROUTE_FORWARD) {
+        pb_count(w, fwd.net_id, home.net_id, d.cls, d.outcome, NULL, recv_ns, sender);
+        grpc_call_finish(call, refusal_status(d.outcome), d.description);
+        goto out;
+    }
+    char mid[40];
+    pb_router_new_id(w->pb->router, mid);
+    Google__Protobuf__Timestamp now, hop_ts;
+    pb_timestamp_now(&now);
+    hop_ts = now;
+    Org__Packetbroker__V3__RouteHop hop, *hops[1] = {&hop};
+    pb_hop_fill(&hop, &hop_ts, w->pb, call, sender);
+    /* the forwarder's IDs byte for byte as the home network copied them from the uplink; a
+     * hub-minted downlink_token (the last 8 bytes of the ID) the agent echoes in its report */
+    Org__Packetbroker__V3__RoutedDownlinkMessage routed;
+    Org__Packetbroker__V3__DownlinkMessage dl = *req->message;
+    uint8_t dl_token[8];
+    size_t tl = 0;
+    rh_hex_decode(mid + 16, 16, dl_token, sizeof dl_token, &tl, "id", NULL); /* our own hex */
+    pb_route_stamp_t stamp = {.id = mid, .time = &now, .hops = hops, .n_hops = 1};
+    pb_routed_downlink(&routed, req, &dl, dl_token, &stamp);
+    size_t n = protobuf_c_message_get_packed_size(&routed.base);
+    uint8_t *buf = malloc(n ? n : 1);
+    if (!buf) {
+        grpc_call_finish(call, GRPC_RESOURCE_EXHAUSTED, "out of memory");
+        goto out;
+    }
+    protobuf_c_message_pack(&routed.base, buf);
+    pb_item_meta_t meta = {.fwd_net_id = fwd.net_id, .home_net_id = home.net_id, .cls = d.cls,
+                           .recv_ns = recv_ns};
+    memcpy(meta.id, mid, sizeof meta.id);
+    int q = pb_router_route_downlink(w->pb->router, w, &fwd, buf, n, &meta);
+    free(buf);
+    if (q < 0) {
+        grpc_call_finish(call, GRPC_RESOURCE_EXHAUSTED, "out of memory");
+        goto out;
+    }
+    if (q == 0) {
+        if (d.recv_ep)
+            metrics_event(w->metrics, "pb_bridge_unavailable");
+        char f[7], m[320];
+        lw_netid_format(fwd.net_id, f, 0);
+        snprintf(m, sizeof m, "forwarder %s tenant \"%s\" cluster \"%s\" has no downlink "
+                 "subscription at this hub", f, fwd.tenant, fwd.cluster);
+        pb_count(w, fwd.net_id, home.net_id, d.cls, RP_OUT_NO_ROUTE, NULL, recv_ns, sender);
+        grpc_call_finish(call, GRPC_NOT_FOUND, m);
+        goto out;
+    }
+    Org__Packetbroker__Routing__V1__PublishDownlinkMessageResponse resp =
+        ORG__PACKETBROKER__ROUTING__V1__PUBLISH_DOWNLINK_MESSAGE_RESPONSE__INIT;
+    resp.id = mid;
+    pb_call_reply(call, &resp.base);
+out:
+    protobuf_c_message_free_unpacked(&req->base, NULL);
+}
+
+void pb_home_report(grpc_call_t *call, const uint8_t *msg, size_t len, void *arg)
+{
+    worker_t *w = arg;
+    pb_identity_t id;
+    char sub[129];
+    Org__Packetbroker__Routing__V1__UplinkMessageDeliveryStateChangeRequest *req =
+        (void *)pb_call_begin(
+            call, w,
+            &org__packetbroker__routing__v1__uplink_message_delivery_state_change_request__descriptor,
+            msg, len, &id, sub);
+    if (!req)
+        return;
+    const Org__Packetbroker__V3__UplinkMessageDeliveryStateChange *sc = req->state_change;
+    pb_ids_t home;
+    if (!sc) {
+        pb_call_invalid(call, "state_change", "missing");
+    } else if (pb_call_identity(call, w, &id, sub, "home_network", sc->home_network_net_id,
+                                sc->home_network_tenant_id, sc->home_network_cluster_id,
+                                PB_RIGHT_WRITE_TRAFFIC, &home)) {
+        /* the home network's verdict on an uplink (error is a wrapper: UPLINK_UNKNOWN_ERROR = 0
+         * is a real error); the v1 API gives a forwarder no stream for it, so it ends here */
+        const ProtobufCEnumValue *ev =
+            sc->error ? protobuf_c_enum_descriptor_get_value(
+                            &org__packetbroker__v3__uplink_message_processing_error__descriptor,
+                            sc->error->value)
+                      : NULL;
+        pb_report_done(call, w, "uplink", sc->id,
+                       sc->error ? (ev ? ev->name : "unknown") : NULL);
+    }
+    protobuf_c_message_free_unpacked(&req->base, NULL);
+}

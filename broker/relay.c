@@ -19,6 +19,7 @@
 #include "relay_internal.h"
 
 #include "capture.h"
+#include "cluster_txn.h"
 #include "gateways.h"
 #include "lw_netid.h"
 #include "peer_tls.h"
@@ -718,13 +719,13 @@ static const char *tenant_of(const peer_member_t *m);
  * t->sent_receiver is written before the pending entry is published, so reading it here, on the
  * answering worker, is safe. */
 static bool answer_sender_ok(const relay_txn_t *t, const bi_header_t *h,
-                             const peer_member_t *from, peer_registry_t *reg, hs_req_t *req)
+                             const peer_member_t *from, peer_registry_t *reg, const char *remote)
 {
     if (id_eq(h->sender_id, t->sent_receiver))
         return true;
     if (h->sender_id.kind == BI_ID_NETID)
         return peer_member_check_sender(from, (uint32_t)h->sender_id.value, tenant_of(from),
-                                        hs_req_peer_addr(req)) == RH_OK;
+                                        remote) == RH_OK;
     const peer_endpoint_t *ep = NULL;
     peer_registry_endpoint_by_join_eui(reg, h->sender_id.value, &ep);
     return ep && peer_member_may_send_as(from, ep->net_id, NULL);
@@ -734,32 +735,42 @@ static bool answer_sender_ok(const relay_txn_t *t, const bi_header_t *h,
  * only its header h could be read (ans NULL, why = what is wrong: the transaction fails at once
  * with that, item 11). Matched first, by the member expected to answer and the hub-owned
  * TransactionID (and answer type): pending entries are keyed by member, not NetID, since a home
- * network may answer with another of its NetIDs than the one the request was routed by. An
- * answer matching nothing is counted and dropped. */
-static void handle_answer(worker_t *w, bi_msg_t *ans, const bi_header_t *h, const char *why,
+ * network may answer with another of its NetIDs than the one the request was routed by. In a
+ * cluster, an answer whose hub-owned TransactionID names another node is handed to that node
+ * (cluster_txn.h), which matches it with this same function. An answer matching nothing is
+ * counted and dropped. remote: the member's address (log lines). Returns true when a
+ * transaction of this node took the answer. */
+static bool handle_answer(worker_t *w, bi_msg_t *ans, const bi_header_t *h, const char *why,
                           const char *raw, size_t raw_len, const peer_member_t *from,
-                          peer_registry_t *reg, hs_req_t *req, rh_arena_t **arena)
+                          peer_registry_t *reg, const char *remote, rh_arena_t **arena)
 {
     pending_key_t key = {
         .peer = peer_hash_str(from->id), .txid = h->transaction_id, .ans_type = (uint32_t)h->type};
     relay_txn_t *t = pending_take(w->pending, &key);
+    if (!t && cluster_txn_handoff(w->xnode, h->transaction_id, from->id, remote, raw,
+                                  raw_len) == RH_OK) {
+        /* cluster: another node holds the transaction (its ID says which): handed to it */
+        metrics_event(w->metrics, "answer_handed_to_node");
+        bi_msg_free(ans);
+        return false;
+    }
     if (!t) {
         metrics_event(w->metrics, "unmatched_answer");
         RH_LOG(RH_LOG_DEBUG, "relay",
                "answer matches no pending transaction, dropped peer=%s type=%s txid=%u", from->id,
                bi_msg_type_name(h->type), h->transaction_id);
         bi_msg_free(ans);
-        return;
+        return false;
     }
     handoff_t *ho = malloc(sizeof *ho + raw_len + 1);
     if (!ho) {
         bi_msg_free(ans);
-        return; /* the owner's timer will fail the transaction */
+        return true; /* the owner's timer will fail the transaction */
     }
     ho->fail[0] = '\0';
     if (why) {
         snprintf(ho->fail, sizeof ho->fail, "%s", why);
-    } else if (!answer_sender_ok(t, h, from, reg, req)) {
+    } else if (!answer_sender_ok(t, h, from, reg, remote)) {
         char sid[20], sent[20];
         snprintf(sid, sizeof sid, h->sender_id.kind == BI_ID_NETID ? "%06llx" : "%016llx",
                  (unsigned long long)h->sender_id.value);
@@ -784,6 +795,7 @@ static void handle_answer(worker_t *w, bi_msg_t *ans, const bi_header_t *h, cons
         *arena = ho->arena; /* the caller frees it */
         free(ho);
     }
+    return true;
 }
 
 /* ---------------------------------------------------------------- intake */
@@ -981,7 +993,8 @@ static void handle_request(worker_t *w, hs_req_t *req, rh_arena_t **arena)
              * answering peer gets the reason (an answer is not answered in TS002). Nothing may
              * allocate after handle_answer: the hand-off owns this request's arena. */
             if (peer_member_rate_allow(member, rh_mono_ns()))
-                handle_answer(w, NULL, eh, err.description, body, blen, member, reg, req, arena);
+                handle_answer(w, NULL, eh, err.description, body, blen, member, reg,
+                              hs_req_peer_addr(req), arena);
             char text[300];
             int n = snprintf(text, sizeof text, "%s\n", err.description);
             hs_reply(req, 400, "text/plain", text, (size_t)n);
@@ -1031,7 +1044,7 @@ static void handle_request(worker_t *w, hs_req_t *req, rh_arena_t **arena)
             hs_reply(req, 429, "text/plain", "rate limit exceeded: retry later\n", 33);
             return;
         }
-        handle_answer(w, msg, h, NULL, body, blen, member, reg, req, arena);
+        handle_answer(w, msg, h, NULL, body, blen, member, reg, hs_req_peer_addr(req), arena);
         hs_reply(req, 200, NULL, NULL, 0);
         return;
     }
@@ -1132,6 +1145,34 @@ static void handle_request(worker_t *w, hs_req_t *req, rh_arena_t **arena)
     }
     txn_finish(t);
     txn_unref(t);
+}
+
+bool relay_answer_from_node(worker_t *w, const char *member_id, const char *remote,
+                            const char *body, size_t len)
+{
+    peer_registry_t *reg = worker_registry(w);
+    const peer_member_t *member = NULL;
+    if (!reg || peer_registry_member_by_id(reg, member_id, &member) != RH_OK || !member)
+        return false;
+    rh_arena_t *arena = arena_new(); /* taken by the transaction's hand-off when it matches */
+    arena_enter(arena);
+    bool matched = false;
+    bi_msg_t *msg = NULL;
+    bi_error_t err;
+    if (bi_msg_decode(body, len, &msg, &err) == RH_OK) {
+        const bi_header_t *h = bi_msg_header(msg);
+        if (bi_msg_type_is_answer(h->type))
+            matched = handle_answer(w, msg, h, NULL, body, len, member, reg, remote, &arena);
+        else
+            bi_msg_free(msg);
+    } else if ((err.hdr.present & BI_H_MESSAGE_TYPE) && (err.hdr.present & BI_H_TRANSACTION_ID) &&
+               bi_msg_type_is_answer(err.hdr.type)) {
+        matched = handle_answer(w, NULL, &err.hdr, err.description, body, len, member, reg,
+                                remote, &arena);
+    }
+    arena_enter(NULL);
+    arena_free(arena);
+    return matched;
 }
 
 void relay_worker_fini(worker_t *w)

@@ -33,8 +33,20 @@
 #include "worker.h"
 #include "http_server.h"
 
+#include <stdbool.h>
+#include <stddef.h>
+
 /* hs_handler_fn for the TS002 listener; arg is the worker_t. */
 void relay_handle_request(hs_req_t *req, void *arg);
+
+/* An answer a member posted to another cluster node for a transaction this node holds
+ * (cluster_txn.h; a cluster_txn_match_fn), matched on worker w's thread as if posted here:
+ * member_id the member that posted it (looked up in w's registry), remote its address (log
+ * lines), body/len the answer as received. Returns true when a pending transaction took it;
+ * false when it matches nothing (counted "unmatched_answer"), its member is unknown here, or it
+ * is not an answer. */
+bool relay_answer_from_node(worker_t *w, const char *member_id, const char *remote,
+                            const char *body, size_t len);
 
 /* Fails every transaction owned by worker w (shutdown). */
 void relay_worker_fini(worker_t *w);

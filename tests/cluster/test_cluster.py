@@ -163,8 +163,9 @@ class ClusterTest(NodesTest):
         wait_readyz(h, 200, "ready\n", timeout=30)
 
 
-class ReplicationTest(NodesTest):
-    """Nodes start with an empty table; every record is written through one node's admin API."""
+class AdminNodes(NodesTest):
+    """Nodes start with an empty table; every record is written through one node's admin API
+    (helpers only: the tests are in the subclasses)."""
 
     def node(self, node_id, nats=None, wait=True):
         urls = (nats or self.nats).urls()
@@ -217,6 +218,8 @@ class ReplicationTest(NodesTest):
         self.assertEqual(st, 200, h.logs())
         return ans["Result"]["ResultCode"]
 
+
+class ReplicationTest(AdminNodes):
     def test_write_on_node1_applies_to_next_message_on_node3(self):
         n1, n2, n3 = self.node(1), self.node(2), self.node(3)
         self.seed(n1, policy=False)

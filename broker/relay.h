@@ -10,7 +10,8 @@
  *   3. answers (any *Ans) are matched first, by the answering member and the hub-owned
  *      TransactionID (hub_txid.h), then their SenderID must be one of the member's NetIDs or
  *      the ReceiverID the hub sent the request to; answers matching nothing are counted and
- *      dropped. For requests, SenderID must be one of the member's NetIDs — UnknownSender,
+ *      dropped (on a cluster node, an answer whose TransactionID names another node is first
+ *      handed to that node: cluster_txn.h, relay_answer_from_node). For requests, SenderID must be one of the member's NetIDs — UnknownSender,
  *      nothing forwarded; then the member's rate limit;
  *   4. route (route.c, a pure decision): uplinks by DevAddr prefix / join route / ReceiverID,
  *      downlinks and everything else by ReceiverID; never back to the sender; routing policy of the

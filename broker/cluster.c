@@ -473,6 +473,8 @@ void cluster_free(cluster_t *c)
     nats_CloseAndWait(2000); /* the client library's threads and memory (LSan clean) */
 }
 
+natsConnection *cluster_nats(cluster_t *c) { return c->nc; }
+
 void cluster_status(cluster_t *c, cluster_status_t *out)
 {
     pthread_mutex_lock(&c->mu);

@@ -23,6 +23,7 @@
 #include "rh_err.h"
 #include "rp.h"
 
+#include <nats/nats.h>
 #include <stdint.h>
 
 typedef struct cluster cluster_t;
@@ -61,5 +62,9 @@ void cluster_status(cluster_t *c, cluster_status_t *out);
  * API answers 503), RH_ETIMEDOUT (stored but not applied here in time: it will be), and every
  * error of table_change_apply (the write was refused on every node). */
 int cluster_write(cluster_t *c, const table_change_t *ch, int *deleted, rh_diag_t *diag);
+
+/* The node's NATS connection (owned by c, valid until cluster_free; it reconnects by itself),
+ * for the other cluster modules' core NATS subjects (cluster_txn.h). */
+natsConnection *cluster_nats(cluster_t *c);
 
 #endif

@@ -108,6 +108,7 @@ static const key_t_ keys[] = {
     {"cluster", "subject_prefix", K_STR, OFF(cluster_subject_prefix), 0, 0},
     {"cluster", "replicas", K_UINT, OFF(cluster_replicas), 1, 5},
     {"cluster", "write_timeout_ms", K_UINT, OFF(cluster_write_timeout_ms), 100, 60000},
+    {"cluster", "nodes", K_UINT, OFF(cluster_nodes), 1, 255},
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 
@@ -241,6 +242,7 @@ int config_defaults(rh_config_t *c)
     c->console_gateways_max = 10000;
     c->cluster_replicas = 3;
     c->cluster_write_timeout_ms = 5000;
+    c->cluster_nodes = 1;
     if (set_str(&c->log_level, "info") || set_str(&c->log_format, "logfmt") ||
         set_str(&c->db_path, "var/roamhub-db") ||
         set_str(&c->ts002.address, "127.0.0.1") || set_str(&c->admin.address, "127.0.0.1") ||

@@ -101,9 +101,11 @@ typedef struct rh_config {
     char *cluster_tls_cert;       /* client certificate for NATS (mutual TLS), with tls_key */
     char *cluster_tls_key;
     char *cluster_stream;         /* JetStream stream holding the routing-table changes */
-    char *cluster_subject_prefix; /* subjects: PREFIX.table (writes), PREFIX.node.N.* (hand-off) */
+    char *cluster_subject_prefix; /* subjects: PREFIX.table (writes), PREFIX.txn.N (answer hand-off) */
     unsigned cluster_replicas;    /* stream replicas (R), 1..5; 3 on a 3-server NATS cluster */
     unsigned cluster_write_timeout_ms; /* admin write: longest wait for JetStream's ack */
+    unsigned cluster_nodes;       /* roamhubd nodes sharing the traffic: each member's rate
+                                     limit per node is 1/cluster_nodes of it (1..255, default 1) */
 } rh_config_t;
 
 /* Fills `cfg` with the embedded defaults (no file). Never fails except RH_ENOMEM. */

@@ -516,6 +516,8 @@ int hub_run(rh_config_t *cfg)
         goto out;
     }
     hub->pending = pending_new((size_t)cfg->pending_max * nw);
+    if (hub->pending && cfg->cluster_enabled) /* TransactionIDs name their node (hub_txid.h) */
+        pending_set_node(hub->pending, (uint8_t)cfg->cluster_node_id);
     if (cfg->ts002.tls.cert_file) {
         SSL_CTX *ctx = tls_server_ctx_new(&cfg->ts002.tls, &d);
         if (!ctx) {
@@ -557,6 +559,17 @@ int hub_run(rh_config_t *cfg)
             exit_code = 1;
             goto out;
         }
+    }
+    if (hub->cluster) {
+        if (cluster_txn_start(hub->cluster, &hub->cfg, hub->workers, nw, relay_ts002_answer_from_node,
+                              &hub->xnode, &d) != RH_OK) {
+            RH_LOG(RH_LOG_ERR, "hub", "cannot start the cluster's transaction hand-off err=\"%s\"",
+                   d.text);
+            exit_code = 1;
+            goto out;
+        }
+        for (unsigned i = 0; i < nw; i++)
+            hub->workers[i].xnode = hub->xnode;
     }
     if (cfg->admin_enabled) {
         admin_registry_hooks_t hooks = {registry_changed, registry_prepare, registry_commit,
@@ -634,6 +647,7 @@ out:
         }
     }
     admin_free(hub->admin_api);
+    cluster_txn_free(hub->xnode);
     cluster_free(hub->cluster);
     for (unsigned i = 0; hub->workers && i < nw; i++)
         worker_fini(&hub->workers[i]);

@@ -15,6 +15,7 @@
 #define RH_HUB_H
 
 #include "cluster.h"
+#include "cluster_txn.h"
 #include "config.h"
 #include "http_server.h"
 #include "metrics.h"
@@ -49,6 +50,7 @@ struct hub {
                                         relay.endpoint_allow_ranges and our own listeners;
                                         complete before the workers start, read-only after */
     cluster_t *cluster; /* NATS JetStream link (cluster.h); NULL without a `cluster` section */
+    cluster_txn_t *xnode; /* answers for other nodes' transactions (cluster_txn.h); or NULL */
     atomic_int draining;
     uint64_t started_mono_ms;
 };

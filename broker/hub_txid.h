@@ -11,9 +11,10 @@
  *   bit 31 ........ 24 23 .................................. 0
  *       | node (8 bits) |        sequence (24 bits)           |
  *
- *  - node: the hub node that holds the transaction (0 for a single-node hub; a multi-node hub
- *    gives each node its own number, so an answer arriving at any node can be handed to the node
- *    that holds the transaction by reading these bits alone — no lookup, no broadcast);
+ *  - node: the hub node that holds the transaction (0 for a single-node hub; a cluster node
+ *    writes its cluster.node_id here, hub.c -> pending_set_node), so an answer arriving at any
+ *    node is handed to the node that holds the transaction (cluster_txn.h) by reading these
+ *    bits alone — no lookup, no broadcast;
  *  - sequence: a per-node counter, wrapping at 2^24. The pending table refuses a value still in
  *    use for the same receiver and takes the next one, so an ID is unique per receiver while its
  *    transaction is pending (pending_put_fresh, broker/pending.h). 2^24 exceeds every configured

@@ -18,6 +18,7 @@
 #include "arena.h"
 #include "bi_fast.h"
 #include "bi_msg.h"
+#include "cluster_txn.h"
 #include "gateways.h"
 #include "peer_tls.h"
 #include "relay.h"
@@ -424,13 +425,13 @@ static const char *tenant_of(const peer_member_t *m)
  * (ChirpStack answers with SenderID = the request's ReceiverID, e.g. a secondary NetID), a NetID
  * the member may speak for, or the JoinEUI of a Join Server endpoint the member owns. */
 static bool answer_sender_ok(const relay_txn_t *t, const bi_header_t *h,
-                             const peer_member_t *from, peer_registry_t *reg, hs_req_t *req)
+                             const peer_member_t *from, peer_registry_t *reg, const char *remote)
 {
     if (id_eq(h->sender_id, relay_txn_sent_receiver(t)))
         return true;
     if (h->sender_id.kind == BI_ID_NETID)
         return peer_member_check_sender(from, (uint32_t)h->sender_id.value, tenant_of(from),
-                                        hs_req_peer_addr(req)) == RH_OK;
+                                        remote) == RH_OK;
     const peer_endpoint_t *ep = NULL;
     peer_registry_endpoint_by_join_eui(reg, h->sender_id.value, &ep);
     return ep && peer_member_may_send_as(from, ep->net_id, NULL);
@@ -439,27 +440,38 @@ static bool answer_sender_ok(const relay_txn_t *t, const bi_header_t *h,
 /* An answer posted to the hub by the authenticated member `from`: ans decoded (why NULL), or
  * only its header h could be read (ans NULL, why = what is wrong: the transaction fails at once
  * with that, item 11). Matched first (relay_txn_claim: the member expected to answer, the
- * hub-owned TransactionID, the answer type); an answer matching nothing is counted and dropped.
- * Takes ans and, when it is handed over, the request's arena (*arena = NULL). */
-static void handle_answer(worker_t *w, bi_msg_t *ans, const bi_header_t *h, const char *why,
+ * hub-owned TransactionID, the answer type). On a cluster node, an answer whose hub-owned
+ * TransactionID names another node is handed to that node (cluster_txn.h), which matches it with
+ * this same function (relay_ts002_answer_from_node). An answer matching nothing is counted and
+ * dropped. remote: the member's address (SenderID check, log lines). Takes ans and, when it is
+ * handed over, the request's arena (*arena = NULL). Returns true when a transaction of this node
+ * took the answer. */
+static bool handle_answer(worker_t *w, bi_msg_t *ans, const bi_header_t *h, const char *why,
                           const char *raw, size_t raw_len, const peer_member_t *from,
-                          peer_registry_t *reg, hs_req_t *req, rh_arena_t **arena)
+                          peer_registry_t *reg, const char *remote, rh_arena_t **arena)
 {
     relay_txn_t *t = relay_txn_claim(w, from, h->transaction_id, h->type);
+    if (!t && cluster_txn_handoff(w->xnode, h->transaction_id, from->id, remote, raw,
+                                  raw_len) == RH_OK) {
+        /* cluster: another node holds the transaction (its ID says which): handed to it */
+        metrics_event(w->metrics, "answer_handed_to_node");
+        bi_msg_free(ans);
+        return false;
+    }
     if (!t) {
         metrics_event(w->metrics, "unmatched_answer");
         RH_LOG(RH_LOG_DEBUG, "relay",
                "answer matches no pending transaction, dropped peer=%s type=%s txid=%u", from->id,
                bi_msg_type_name(h->type), h->transaction_id);
         bi_msg_free(ans);
-        return;
+        return false;
     }
     handoff_t *ho = malloc(sizeof *ho + raw_len + 1);
     if (ho) {
         ho->fail[0] = '\0';
         if (why) {
             snprintf(ho->fail, sizeof ho->fail, "%s", why);
-        } else if (!answer_sender_ok(t, h, from, reg, req)) {
+        } else if (!answer_sender_ok(t, h, from, reg, remote)) {
             bi_id_t sr = relay_txn_sent_receiver(t);
             char sid[20], sent[20];
             snprintf(sid, sizeof sid, h->sender_id.kind == BI_ID_NETID ? "%06llx" : "%016llx",
@@ -486,6 +498,36 @@ static void handle_answer(worker_t *w, bi_msg_t *ans, const bi_header_t *h, cons
         *arena = ho->arena; /* the caller frees it */
         free(ho);
     }
+    return true;
+}
+
+bool relay_ts002_answer_from_node(worker_t *w, const char *member_id, const char *remote,
+                                  const char *body, size_t len)
+{
+    peer_registry_t *reg = worker_registry(w);
+    const peer_member_t *member = NULL;
+    if (!reg || peer_registry_member_by_id(reg, member_id, &member) != RH_OK || !member)
+        return false;
+    rh_arena_t *arena = arena_new(); /* taken by the transaction's hand-off when it matches */
+    arena_enter(arena);
+    bool matched = false;
+    bi_msg_t *msg = NULL;
+    bi_error_t err;
+    memset(&err.hdr, 0, sizeof err.hdr);
+    if (bi_msg_decode_fast(body, len, &msg, &err) == RH_OK) {
+        const bi_header_t *h = bi_msg_header(msg);
+        if (bi_msg_type_is_answer(h->type))
+            matched = handle_answer(w, msg, h, NULL, body, len, member, reg, remote, &arena);
+        else
+            bi_msg_free(msg);
+    } else if ((err.hdr.present & BI_H_MESSAGE_TYPE) && (err.hdr.present & BI_H_TRANSACTION_ID) &&
+               bi_msg_type_is_answer(err.hdr.type)) {
+        matched = handle_answer(w, NULL, &err.hdr, err.description, body, len, member, reg,
+                                remote, &arena);
+    }
+    arena_enter(NULL);
+    arena_free(arena);
+    return matched;
 }
 
 /* ---------------------------------------------------------------- intake */
@@ -711,7 +753,8 @@ static void handle_request(worker_t *w, hs_req_t *req, rh_arena_t **arena)
              * answering peer gets the reason (an answer is not answered in TS002). Nothing may
              * allocate after handle_answer: the hand-off owns this request's arena. */
             if (peer_member_rate_allow(member, rh_mono_ns()))
-                handle_answer(w, NULL, eh, err.description, body, blen, member, reg, req, arena);
+                handle_answer(w, NULL, eh, err.description, body, blen, member, reg,
+                              hs_req_peer_addr(req), arena);
             char text[300];
             int n = snprintf(text, sizeof text, "%s\n", err.description);
             hs_reply(req, 400, "text/plain", text, (size_t)n);
@@ -744,7 +787,7 @@ static void handle_request(worker_t *w, hs_req_t *req, rh_arena_t **arena)
             hs_reply(req, 429, "text/plain", "rate limit exceeded: retry later\n", 33);
             return;
         }
-        handle_answer(w, msg, h, NULL, body, blen, member, reg, req, arena);
+        handle_answer(w, msg, h, NULL, body, blen, member, reg, hs_req_peer_addr(req), arena);
         hs_reply(req, 200, NULL, NULL, 0);
         return;
     }

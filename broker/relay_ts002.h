@@ -11,7 +11,8 @@
  *   3. answers (any *Ans) are matched first, by the answering member and the hub-owned
  *      TransactionID (relay_txn_claim, hub_txid.h), then their SenderID must be one of the
  *      member's NetIDs or the ReceiverID the hub sent the request to; answers matching nothing
- *      are counted and dropped. For requests, SenderID must be one of the member's NetIDs —
+ *      are counted and dropped (on a cluster node, an answer whose TransactionID names another
+ *      node is first handed to that node: cluster_txn.h, relay_ts002_answer_from_node). For requests, SenderID must be one of the member's NetIDs —
  *      UnknownSender, nothing forwarded; then the member's rate limit;
  *   4. a relay transaction is created and routed by the core (relay_txn_route: route.c decides —
  *      uplinks by DevAddr prefix / join route / ReceiverID, downlinks and everything else by
@@ -33,10 +34,23 @@
 #define RH_RELAY_TS002_H
 
 #include "http_server.h"
+#include "worker.h"
+
+#include <stdbool.h>
+#include <stddef.h>
 
 /* hs_handler_fn for the TS002 listener; arg is the worker_t (worker.h) whose thread runs the
  * listener. Always answers req (hs_reply), now or, for a sync sender, when its transaction
  * completes. */
 void relay_ts002_handle_request(hs_req_t *req, void *arg);
+
+/* An answer a member posted to another cluster node for a transaction this node holds
+ * (cluster_txn.h; a cluster_txn_match_fn), matched on worker w's thread as if posted here:
+ * member_id the member that posted it (looked up in w's registry), remote its address (log
+ * lines), body/len the answer as received (bytes, not NUL-terminated; copied if kept). Returns
+ * true when a pending transaction took it; false when it matches nothing (counted
+ * "unmatched_answer"), its member is unknown here, or it is not an answer. */
+bool relay_ts002_answer_from_node(worker_t *w, const char *member_id, const char *remote,
+                                  const char *body, size_t len);
 
 #endif

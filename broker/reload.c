@@ -84,6 +84,8 @@ int hub_reload_registry(hub_t *hub, rh_diag_t *diag)
             .n_endpoints = endpoints.n,
             .dev_loopback_members = dev,
             .n_dev_loopback_members = dev ? members.n : 0,
+            /* a cluster's rate limits hold for all its nodes: each node enforces its share */
+            .rate_share = hub->cfg.cluster_enabled ? hub->cfg.cluster_nodes : 1,
         };
         rc = peer_registry_new(&pc, &reg, diag);
     }

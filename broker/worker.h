@@ -49,6 +49,8 @@ struct worker {
     peer_registry_slot_t *registry; /* the published member registry */
     const atomic_int *draining;     /* non-zero once SIGTERM began the drain */
     bool dev_loopback;              /* configuration: development loopback identity allowed */
+    struct cluster_txn *xnode;      /* cluster: hands answers to the node holding their
+                                       transaction (cluster_txn.h); NULL on a single node */
     /* inbox */
     pthread_mutex_t inbox_mu;
     inbox_item_t *inbox_head, *inbox_tail;

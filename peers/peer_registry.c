@@ -64,6 +64,7 @@ struct peer_registry {
     size_t n_ep_nets;
     eui_entry_t *ep_euis;    /* sorted by eui */
     size_t n_ep_euis;
+    unsigned rate_share;     /* peer_registry_config_t.rate_share (>= 1) */
 };
 
 /* ------------------------------------------------------------------------------------------ */
@@ -229,8 +230,9 @@ static int parse_fingerprint(const char *s, uint8_t out[PEER_SHA256_LEN])
 }
 
 /* A member from its record: fields and its own credentials parsed and validated (uniqueness
- * across members is the registry's job). refs = 0. */
-static int member_new(const Roamhub__V1__Member *rec, peer_member_t **out, rh_diag_t *diag)
+ * across members is the registry's job); its rate is the 1/rate_share part (>= 1). refs = 0. */
+static int member_new(const Roamhub__V1__Member *rec, unsigned rate_share, peer_member_t **out,
+                      rh_diag_t *diag)
 {
     *out = NULL;
     if (!rec || !rec->id || !*rec->id)
@@ -321,6 +323,8 @@ static int member_new(const Roamhub__V1__Member *rec, peer_member_t **out, rh_di
         memcpy(m->keys[m->n_keys++], rec->api_key_hashes[j].data, PEER_SHA256_LEN);
     }
     m->rate_per_s = rec->rate_limit_per_s ? rec->rate_limit_per_s : PEER_MEMBER_DEFAULT_RATE;
+    if (rate_share > 1)
+        m->rate_per_s = (uint32_t)(((uint64_t)m->rate_per_s + rate_share - 1) / rate_share);
     m->rate_interval_ns = 1000000000ull / m->rate_per_s;
     if (m->rate_interval_ns == 0)
         m->rate_interval_ns = 1;
@@ -424,7 +428,7 @@ static int build_members(peer_registry_t *r, const peer_registry_config_t *cfg, 
         return RH_ENOMEM;
     for (size_t i = 0; i < n; i++) {
         peer_member_t *m;
-        if ((rc = member_new(cfg->members[i], &m, diag)) != RH_OK)
+        if ((rc = member_new(cfg->members[i], r->rate_share, &m, diag)) != RH_OK)
             return rc;
         r->members[r->n_members++] = member_ref(m);
         n_fp += m->n_fps;
@@ -550,6 +554,7 @@ int peer_registry_new(const peer_registry_config_t *cfg, peer_registry_t **out, 
     if (!r)
         return RH_ENOMEM;
     atomic_init(&r->refs, 1);
+    r->rate_share = cfg->rate_share > 1 ? cfg->rate_share : 1;
     int rc = build_members(r, cfg, diag);
     if (rc == RH_OK)
         rc = build_endpoints(r, cfg, diag);
@@ -692,7 +697,8 @@ static int apply_member(peer_registry_t *r, const peer_registry_change_t *c, rh_
     const char *id = c->op == PEER_CHANGE_DELETE ? c->member_id : c->member->id;
     peer_member_t *nm = NULL;
     int rc;
-    if (c->op == PEER_CHANGE_UPSERT && (rc = member_new(c->member, &nm, diag)) != RH_OK)
+    if (c->op == PEER_CHANGE_UPSERT &&
+        (rc = member_new(c->member, r->rate_share, &nm, diag)) != RH_OK)
         return rc;
     peer_member_t key = {.id = (char *)(id ? id : "")}, *kp = &key;
     size_t at = arr_lower(r->members, r->n_members, sizeof kp, &kp, cmp_member_id);
@@ -772,6 +778,7 @@ int peer_registry_apply(const peer_registry_t *base, const peer_registry_change_
     if (!r)
         return RH_ENOMEM;
     atomic_init(&r->refs, 1);
+    r->rate_share = base->rate_share;
     r->members = arr_copy(base->members, base->n_members, x.members, sizeof *r->members);
     r->fps = arr_copy(base->fps, base->n_fps, x.fps, sizeof *r->fps);
     r->subjects = arr_copy(base->subjects, base->n_subjects, x.subjects, sizeof *r->subjects);

@@ -92,6 +92,10 @@ typedef struct peer_registry_config {
     const char *const *dev_loopback_members;
     size_t n_dev_loopback_members;
     unsigned endpoint_flags;      /* passed to peer_endpoint_new (enum peer_endpoint_flags) */
+    /* > 1: each member's rate limit is this node's share of a limit that holds for rate_share
+     * nodes together (a cluster, cluster.nodes): rate_limit_per_s / rate_share, rounded up.
+     * 0 or 1: the whole rate. Kept by registries derived with peer_registry_apply. */
+    unsigned rate_share;
 } peer_registry_config_t;
 
 /* Builds a registry (reference count 1). Errors, with `diag` naming the record and field

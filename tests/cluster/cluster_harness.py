@@ -27,14 +27,28 @@ class NatsCluster:
 
     def __init__(self, n=3, client_ports=None):
         self.dir = tempfile.mkdtemp(prefix="roamhub-nats-")
-        self.client_ports = list(client_ports or [free_port() for _ in range(n)])
-        self.route_ports = [free_port() for _ in range(n)]
-        self.http_ports = [free_port() for _ in range(n)]  # monitoring (/jsz), read by tests
+        self.n = n
+        self.fixed_client_ports = client_ports
         self.procs = [None] * n
         self.logs = [None] * n
+        self.fresh = True  # no server has been healthy yet: ports may still be chosen again
+        self.configure()
+        for i in range(n):
+            self.start(i)
+
+    def configure(self):
+        """Chooses the ports (free ones, but racy: see free_port) and writes the configurations;
+        the store directories are emptied."""
+        n = self.n
+        self.client_ports = list(self.fixed_client_ports or [free_port() for _ in range(n)])
+        self.route_ports = [free_port() for _ in range(n)]
+        self.http_ports = [free_port() for _ in range(n)]  # monitoring (/jsz), read by tests
         routes = ", ".join("nats-route://127.0.0.1:%d" % p for p in self.route_ports)
         for i in range(n):
             store = os.path.join(self.dir, "store%d" % i)
+            shutil.rmtree(store, ignore_errors=True)
+            if os.path.exists(os.path.join(self.dir, "rh%d.log" % i)):
+                os.unlink(os.path.join(self.dir, "rh%d.log" % i))
             os.makedirs(store)
             with open(self.conf(i), "w") as f:
                 f.write('server_name: "rh%d"\nhost: "127.0.0.1"\nport: %d\n'
@@ -44,7 +58,14 @@ class NatsCluster:
                 if n > 1:
                     f.write('cluster { name: "rh", host: "127.0.0.1", port: %d, routes: [%s] }\n'
                             % (self.route_ports[i], routes))
-        for i in range(n):
+
+    def restart_on_other_ports(self):
+        """A port chosen by free_port was taken before the server bound it (another process on
+        the machine): every server again, on new ports (only before first healthy)."""
+        for i in range(self.n):
+            self.kill(i)
+        self.configure()
+        for i in range(self.n):
             self.start(i)
 
     def conf(self, i):
@@ -89,12 +110,19 @@ class NatsCluster:
         does not always log the leader.)"""
         deadline = time.time() + timeout
         last = None
+        retries = 3
         while time.time() < deadline:
             for i, p in enumerate(self.procs):
                 if p.poll() is not None:
+                    if (self.fresh and not self.fixed_client_ports and retries > 0
+                            and "address already in use" in self.log_text(i)):
+                        retries -= 1
+                        self.restart_on_other_ports()
+                        break
                     raise RuntimeError("nats-server %d exited:\n%s" % (i, self.log_text(i)))
             last = [self.healthz(i) for i in range(len(self.procs))]
             if all(h and h[0] == 200 for h in last):
+                self.fresh = False
                 return
             time.sleep(0.1)
         raise RuntimeError("JetStream not healthy: %r\n%s" % (last, "\n".join(

@@ -122,6 +122,34 @@ class ClusterTest(NodesTest):
         finally:
             solo.cleanup()
 
+    def test_member_rate_limit_is_each_nodes_share(self):
+        """cluster.nodes = 3: a member's rate_limit_per_s holds for the 3 nodes together, each
+        node enforcing a third of it (burst 2 s of the share); a single node, the whole rate."""
+        def burst(h, n=12):
+            t0, allowed = time.time(), 0
+            for _ in range(n):
+                st, ans, _ = h.post(pr_start_req(A, B, DATA_APP_B), self.a.key)
+                self.assertEqual(st, 200, h.logs()[-2000:])
+                if ans["Result"]["ResultCode"] == "Success":
+                    allowed += 1
+                else:
+                    self.assertIn("rate limit exceeded", ans["Result"]["Description"], ans)
+            return allowed, time.time() - t0
+        tbl = table(self.a, self.b)
+        tbl["members"][0]["rate_limit_per_s"] = 6  # member A: 6/s, burst 12
+        single = Hub(tbl)
+        self.hubs.append(single)
+        allowed, _ = burst(single)
+        self.assertEqual(allowed, 12)
+        h = Hub(tbl, config={"cluster": cluster_section(5, self.nats.urls(), nodes=3)})
+        self.hubs.append(h)
+        wait_readyz(h, 200, "ready\n")
+        allowed, took = burst(h)
+        # the node's share: 2/s, burst 4 (plus what refills while the 12 are sent)
+        self.assertGreaterEqual(allowed, 4)
+        self.assertLessEqual(allowed, 4 + int(2 * took) + 1, took)
+        self.assertLess(allowed, 12)
+
     def test_stream_refused_keeps_node_not_ready_with_the_reason(self):
         # 5 replicas on a 3-server cluster: JetStream refuses; the node says why
         h = self.node(4, self.nats.urls(), stream="RH_FIVE", replicas=5)
@@ -163,8 +191,9 @@ class ClusterTest(NodesTest):
         wait_readyz(h, 200, "ready\n", timeout=30)
 
 
-class ReplicationTest(NodesTest):
-    """Nodes start with an empty table; every record is written through one node's admin API."""
+class AdminNodes(NodesTest):
+    """Nodes start with an empty table; every record is written through one node's admin API
+    (helpers only: the tests are in the subclasses)."""
 
     def node(self, node_id, nats=None, wait=True):
         urls = (nats or self.nats).urls()
@@ -217,6 +246,8 @@ class ReplicationTest(NodesTest):
         self.assertEqual(st, 200, h.logs())
         return ans["Result"]["ResultCode"]
 
+
+class ReplicationTest(AdminNodes):
     def test_write_on_node1_applies_to_next_message_on_node3(self):
         n1, n2, n3 = self.node(1), self.node(2), self.node(3)
         self.seed(n1, policy=False)

@@ -69,7 +69,7 @@ static void test_overrides(void **state)
     config_fini(&c);
     write_cfg("{\"cluster\": {\"node_id\": 3, \"nats_urls\": [\"nats://127.0.0.1:4222\", "
               "\"tls://nats-2.example:4223\"], \"stream\": \"RH_TABLE\", "
-              "\"subject_prefix\": \"rh.eu\", \"replicas\": 1}}");
+              "\"subject_prefix\": \"rh.eu\", \"replicas\": 1, \"nodes\": 3}}");
     assert_int_equal(config_load(path, &c, &d), RH_OK);
     assert_true(c.cluster_enabled);
     assert_int_equal(c.cluster_node_id, 3);
@@ -79,6 +79,7 @@ static void test_overrides(void **state)
     assert_string_equal(c.cluster_subject_prefix, "rh.eu");
     assert_int_equal(c.cluster_replicas, 1);
     assert_int_equal(c.cluster_write_timeout_ms, 5000);
+    assert_int_equal(c.cluster_nodes, 3);
     assert_null(c.cluster_creds_file);
     config_fini(&c);
     unlink(path);
@@ -129,6 +130,8 @@ static void test_refusals(void **state)
         {"{\"cluster\": {\"node_id\": 0, \"nats_urls\": [\"nats://a:1\"]}}",
          "cluster.node_id: expected an integer in 1..255"},
         {"{\"cluster\": {\"node_id\": 256}}", "cluster.node_id: expected an integer in 1..255"},
+        {"{\"cluster\": {\"node_id\": 1, \"nats_urls\": [\"nats://a:1\"], \"nodes\": 0}}",
+         "cluster.nodes: expected an integer in 1..255"},
         {"{\"cluster\": {\"node_id\": 1, \"nats_urls\": []}}",
          "cluster.nats_urls: expected an array of 1..16"},
         {"{\"cluster\": {\"node_id\": 1, \"nats_urls\": \"nats://a:1\"}}",

@@ -646,6 +646,43 @@ static void test_rate_limit(void **state)
     peer_registry_unref(reg);
 }
 
+/* A cluster node's share of a member's rate (rate_share = cluster.nodes): rate / share rounded
+ * up, never 0; kept by a registry derived with peer_registry_apply (a member written later gets
+ * the share too). */
+static void test_rate_share(void **state)
+{
+    (void)state;
+    recs_t r;
+    recs_init(&r);
+    r.cfg.rate_share = 3;
+    peer_registry_t *reg = build(&r);
+    const peer_member_t *b, *a;
+    peer_registry_member_by_id(reg, "netB", &b);
+    peer_registry_member_by_id(reg, "netA", &a);
+    assert_int_equal(b->rate_per_s, 4);                                  /* 10 / 3, rounded up */
+    assert_int_equal(a->rate_per_s, (PEER_MEMBER_DEFAULT_RATE + 2) / 3); /* the default, shared */
+    int ok = 0;
+    for (int i = 0; i < 100; i++)
+        ok += peer_member_rate_allow(b, 1000000000000ull);
+    assert_int_equal(ok, 8); /* burst = 2 s of the share */
+    Roamhub__V1__Member nb = r.b;
+    nb.rate_limit_per_s = 2; /* 2 / 3 rounds up to 1, never 0 */
+    peer_registry_change_t ch = {.op = PEER_CHANGE_UPSERT, .member = &nb};
+    peer_registry_t *next = NULL;
+    rh_diag_t d;
+    assert_int_equal(peer_registry_apply(reg, &ch, 1, 0, &next, &d), RH_OK);
+    peer_registry_member_by_id(next, "netB", &b);
+    assert_int_equal(b->rate_per_s, 1);
+    peer_registry_unref(next);
+    peer_registry_unref(reg);
+    recs_init(&r); /* 0 and 1: the whole rate */
+    r.cfg.rate_share = 1;
+    reg = build(&r);
+    peer_registry_member_by_id(reg, "netB", &b);
+    assert_int_equal(b->rate_per_s, 10);
+    peer_registry_unref(reg);
+}
+
 typedef struct rate_thread {
     const peer_member_t *m;
     uint64_t now;
@@ -758,6 +795,7 @@ int main(void)
         cmocka_unit_test(test_url_parsing),
         cmocka_unit_test(test_build_validation),
         cmocka_unit_test(test_rate_limit),
+        cmocka_unit_test(test_rate_share),
         cmocka_unit_test(test_rate_limit_threads),
         cmocka_unit_test(test_slot_and_views),
         cmocka_unit_test(test_slot_publish_if),

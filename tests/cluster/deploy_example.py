@@ -79,7 +79,9 @@ class ExampleCluster:
         self.log_level = log_level
         p = lambda: [free_port() for _ in HOSTS]  # noqa: E731
         self.nats_client, self.nats_route, self.nats_http = p(), p(), p()
-        self.ts002, self.admin = p(), p()
+        # the nodes' listeners: ephemeral ports bound by roamhubd itself (--ports-file) at their
+        # first start, kept for restarts (HAProxy's configuration names them)
+        self.ts002, self.admin = [0, 0, 0], [0, 0, 0]
         self.lb_ts002, self.lb_admin, self.lb_stats = free_port(), free_port(), free_port()
         self.jwt_secret = os.path.join(self.dir, "jwt.secret")
         with open(self.jwt_secret, "w") as f:
@@ -206,34 +208,53 @@ class ExampleCluster:
         n.config = self.node_config(i, **cluster)
         with open(n.config_path, "w") as f:
             json.dump(n.config, f)
-        n.daemon = Daemon("roamhubd", [ROAMHUBD, "-c", n.config_path], n.log_path)
+        ports = os.path.join(self.dir, "rh%d" % (i + 1), "ports.json")
+        if os.path.exists(ports):
+            os.unlink(ports)
+        n.daemon = Daemon("roamhubd", [ROAMHUBD, "-c", n.config_path, "--ports-file", ports],
+                          n.log_path)
         deadline = time.time() + 15
         while time.time() < deadline:
             if n.daemon.poll() is not None:
                 n.daemon.stop(check=False)
                 raise AssertionError("roamhubd %d exited:\n%s" % (i + 1, n.logs()))
-            try:
-                if n.get_admin("/healthz")[0] == 200:
-                    return n
-            except OSError:
-                pass
+            if os.path.exists(ports):
+                with open(ports) as f:
+                    bound = json.load(f)
+                self.ts002[i] = n.port = bound["ts002"]
+                self.admin[i] = n.admin_port = bound["admin"]
+                try:
+                    if n.get_admin("/healthz")[0] == 200:
+                        return n
+                except OSError:
+                    pass
             time.sleep(0.05)
         raise AssertionError("roamhubd %d did not answer /healthz:\n%s" % (i + 1, n.logs()))
 
-    def start_lb(self):
-        path = self.haproxy_conf()
-        self.lb = Daemon("haproxy", [HAPROXY, "-db", "-f", path],
-                         os.path.join(self.dir, "haproxy.log"), stop_signal=signal.SIGUSR1)
-        deadline = time.time() + 10
-        while time.time() < deadline:
-            if self.lb.poll() is not None:
-                raise AssertionError("haproxy exited:\n" + self.lb.output())
-            try:
-                self.lb_status()
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise AssertionError("haproxy stats never answered:\n" + self.lb.output())
+    def start_lb(self, attempts=3):
+        """HAProxy's frontends need their ports in the file: free ports, chosen again when one
+        was taken meanwhile (free_port is racy by nature)."""
+        for attempt in range(attempts):
+            if attempt:
+                self.lb_ts002, self.lb_admin, self.lb_stats = free_port(), free_port(), free_port()
+            path = self.haproxy_conf()
+            self.lb = Daemon("haproxy", [HAPROXY, "-db", "-f", path],
+                             os.path.join(self.dir, "haproxy.log"), stop_signal=signal.SIGUSR1)
+            deadline = time.time() + 10
+            while time.time() < deadline:
+                if self.lb.poll() is not None:
+                    out = self.lb.output()
+                    self.lb.stop(check=False)
+                    if "cannot bind socket" in out and attempt + 1 < attempts:
+                        break
+                    raise AssertionError("haproxy exited:\n" + out)
+                try:
+                    self.lb_status()
+                    return
+                except OSError:
+                    time.sleep(0.05)
+            else:
+                raise AssertionError("haproxy stats never answered:\n" + self.lb.output())
 
     def lb_status(self):
         """{(backend, server): status} from HAProxy's stats (UP, DOWN, "DOWN 1/2", ...)."""

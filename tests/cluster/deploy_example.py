@@ -126,10 +126,11 @@ class ExampleCluster:
         env["NATS_ADDRESS"] = "127.0.0.1"
         return path, env
 
-    def node_config(self, i, **cluster):
+    def node_config(self, i, top=None, **cluster):
         """deploy/cluster/roamhubd/rhN.json for node i; cluster: keys of its cluster section
-        replaced (tests only)."""
+        replaced, top: top-level keys set (tests and benchmarks only)."""
         cfg = json.loads(read(example("roamhubd", "rh%d.json" % (i + 1))))
+        cfg.update(top or {})
         d = os.path.join(self.dir, "rh%d" % (i + 1))
         os.makedirs(d, exist_ok=True)
         cfg["log_level"] = self.log_level
@@ -202,10 +203,11 @@ class ExampleCluster:
             time.sleep(0.1)
         raise AssertionError("no JetStream meta leader:\n" + "\n".join(d.output() for d in self.nats))
 
-    def start_node(self, i, **cluster):
-        """Starts roamhubd node i (0-based) with its example configuration; returns the Node."""
+    def start_node(self, i, top=None, **cluster):
+        """Starts roamhubd node i (0-based) with its example configuration (node_config's
+        arguments); returns the Node."""
         n = self.nodes[i]
-        n.config = self.node_config(i, **cluster)
+        n.config = self.node_config(i, top, **cluster)
         with open(n.config_path, "w") as f:
             json.dump(n.config, f)
         ports = os.path.join(self.dir, "rh%d" % (i + 1), "ports.json")
@@ -278,12 +280,12 @@ class ExampleCluster:
         raise AssertionError("haproxy never saw %s %s; last %r\n%s" % (
             server, status, last, self.lb.output()[-3000:]))
 
-    def start(self):
+    def start(self, top=None):
         for i in range(3):
             self.start_nats(i)
         self.wait_jetstream()
         for i in range(3):
-            self.start_node(i)
+            self.start_node(i, top)
         self.start_lb()
 
     def stop(self):

@@ -33,21 +33,7 @@ trap cleanup EXIT
 
 port() { python3 "$(dirname "$0")/../common/free_port.py"; }
 STUB=$(port)
-mkdir -p "$W/stub"
-cat > "$W/stub.conf" <<NGX
-worker_processes 1;
-pid $W/stub.pid;
-error_log $W/stub/error.log crit;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path $W/stub; proxy_temp_path $W/stub; fastcgi_temp_path $W/stub;
-  uwsgi_temp_path $W/stub; scgi_temp_path $W/stub;
-  keepalive_requests 1000000;
-  server { listen 127.0.0.1:$STUB; location / { default_type application/json; return 200 '$ANS'; } }
-}
-NGX
-nginx -c "$W/stub.conf" -p "$W"
+stub_start "$W" "$STUB"
 
 relay_table "$W/table.json" "$STUB"
 

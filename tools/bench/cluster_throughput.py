@@ -59,16 +59,28 @@ def check(port):
     assert a["Result"]["ResultCode"] == "Success", a
 
 
+def cpu_s(pids):
+    """User+system CPU seconds of the processes so far (/proc/PID/stat, all threads)."""
+    tck = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / tck
+
+
 def wrk(port):
     out = subprocess.run(["wrk", "-t2", "-c%d" % CONNS, "-d%ds" % SECS, "--latency", "-s",
                           os.path.join(BENCH, "relay_post.lua"), "http://127.0.0.1:%d/" % port],
                          capture_output=True, text=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    reqs = int(re.search(r"(\d+) requests in", out).group(1))
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errs = re.search(r"Socket errors: (.*)", out)
     if bad or errs:
         print("  warning: %s %s" % (bad.group(0) if bad else "", errs.group(0) if errs else ""))
-    return rps
+    return rps, reqs
 
 
 def main():
@@ -94,6 +106,12 @@ def main():
         for s in ("rh1", "rh2", "rh3"):
             ex.wait_lb(s, "UP")
         targets = {"single": single_port, "cluster": ex.lb_ts002, "node": ex.nodes[0].port}
+        # CPU counted per target: the processes that do its work (cluster: every node, every
+        # NATS server and HAProxy)
+        pids = {"single": [single.proc.pid],
+                "cluster": [n.daemon.proc.pid for n in ex.nodes] +
+                           [d.proc.pid for d in ex.nats] + [ex.lb.proc.pid],
+                "node": [ex.nodes[0].daemon.proc.pid]}
         for p in targets.values():
             check(p)
         res = {k: [] for k in targets}
@@ -101,12 +119,18 @@ def main():
               "work" % (CONNS, SECS, os.cpu_count()))
         for r in range(RUNS):
             for k, p in targets.items():
-                res[k].append(wrk(p))
-                print("run %d %-7s %8.0f/s" % (r, k, res[k][-1]), flush=True)
-        med = {k: statistics.median(v) for k, v in res.items()}
-        print("median: single node %.0f/s, 3 nodes behind HAProxy %.0f/s (%.2fx), one cluster "
-              "node direct %.0f/s" % (med["single"], med["cluster"], med["cluster"] / med["single"],
-                                      med["node"]))
+                c0 = cpu_s(pids[k])
+                rps, reqs = wrk(p)
+                us = (cpu_s(pids[k]) - c0) * 1e6 / reqs
+                res[k].append((rps, us))
+                print("run %d %-7s %8.0f/s  %6.1f CPU us/msg" % (r, k, rps, us), flush=True)
+        med = {k: (statistics.median(x[0] for x in v), statistics.median(x[1] for x in v))
+               for k, v in res.items()}
+        print("median: single node %.0f/s %.1f us/msg; 3 nodes behind HAProxy %.0f/s (%.2fx) "
+              "%.1f us/msg (nodes + NATS + HAProxy); one cluster node direct %.0f/s %.1f us/msg"
+              % (med["single"][0], med["single"][1], med["cluster"][0],
+                 med["cluster"][0] / med["single"][0], med["cluster"][1], med["node"][0],
+                 med["node"][1]))
     finally:
         if ex:
             ex.cleanup()

@@ -28,18 +28,8 @@ os.environ["ROAMHUB_BUILD"] = BUILD
 sys.path.insert(0, os.path.join(ROOT, "tests", "cluster"))
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 from deploy_example import ExampleCluster  # noqa: E402
-from roamhub_harness import (ALL_DOWN, ALL_UP, AdminClient, Hub, Member,  # noqa: E402
-                             member_records, merge, pr_start_req)
-
-A, B = "000202", "000505"
-DATA = "40" "0100000a" "00" "0100" "01" "aabb" "01020304"
-
-
-def table(a, b):
-    return merge(member_records(a), member_records(b), {
-        "devaddr_blocks": [{"prefix": "0A000000/7", "net_id": B}],
-        "policies": [{"forwarder_net_id": A, "home_net_id": B, "uplink": ALL_UP,
-                      "downlink": ALL_DOWN}]})
+from roamhub_harness import ALL_DOWN, ALL_UP, AdminClient, Hub, Member, pr_start_req  # noqa: E402
+from test_cluster import A, B, DATA_APP_B as DATA, table  # noqa: E402  (members A, B and their table)
 
 
 class Sender:

@@ -189,6 +189,7 @@ class ExampleFilesTest(unittest.TestCase):
             self.assertEqual(sorted(c["nats_urls"]), ["nats://%s:4222" % h for h in HOSTS])
             self.assertEqual(c["nats_urls"][0], "nats://%s:4222" % HOSTS[i])  # own host first
             self.assertEqual(c["replicas"], 3)
+            self.assertEqual(c["nodes"], 3)  # members' rate limits hold for the 3 together
             self.assertEqual((cfg["ts002"]["address"], cfg["admin"]["address"]), (HOSTS[i],) * 2)
         self.assertEqual(sorted(ids), [1, 2, 3])
 
@@ -286,6 +287,7 @@ class ExampleFilesTest(unittest.TestCase):
             cfg = json.loads(cm[mount["subPath"]])
             ids.append(cfg["cluster"]["node_id"])
             self.assertEqual(cfg["cluster"]["node_id"], i)
+            self.assertEqual(cfg["cluster"]["nodes"], 3)
             self.assertEqual(sorted(cfg["cluster"]["nats_urls"]),
                              ["nats://nats-%d.nats:4222" % k for k in range(3)])
             secret = [m for m in c["volumeMounts"] if m["name"] == "jwt"][0]["mountPath"]

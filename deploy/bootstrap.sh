@@ -8,14 +8,15 @@ PKGS="build-essential cmake pkg-config git ca-certificates curl
 libevent-dev libhttp-parser-dev libssl-dev openssl libprotobuf-c-dev protobuf-c-compiler libprotobuf-dev liblmdb-dev lmdb-utils
 libjwt-dev libcjson-dev libnghttp2-dev zlib1g-dev libcmocka-dev libjemalloc-dev python3
 python3-grpcio python3-grpc-tools
-libnats-dev nats-server
+libnats-dev nats-server haproxy
 clang libclang-rt-14-dev
 nginx-light wrk
 chromium
 libsystemd-dev systemd help2man prometheus man-db file python3-yaml"
 # libsystemd-dev: sd_notify; help2man: the man pages; systemd (systemd-analyze, systemd-sysusers),
 # prometheus (promtool), man-db, file (CPack's dependency scan) and python3-yaml (the OpenAPI
-# document) are what the operability tests run.
+# document) are what the operability tests run; haproxy is the load balancer of the cluster
+# example (deploy/cluster/), run by tests/cluster/test_deploy_example.py.
 
 missing=""
 for p in $PKGS; do

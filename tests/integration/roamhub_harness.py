@@ -143,8 +143,11 @@ _daemons = []   # every Daemon started in this process, checked or not
 class Daemon:
     """A daemon process started by a test, its output (stdout and stderr) appended to log_path."""
 
-    def __init__(self, name, argv, log_path, **popen):
+    def __init__(self, name, argv, log_path, stop_signal=signal.SIGTERM, **popen):
+        """stop_signal: what stop() sends for a clean stop (SIGTERM for our daemons; nats-server
+        exits 0 on SIGINT, HAProxy on SIGUSR1)."""
         self.name, self.argv, self.log_path = name, list(argv), log_path
+        self.stop_signal = stop_signal
         self.log = open(log_path, "ab")
         self.log_offset = self.log.tell()   # this run's output starts here (logs survive restarts)
         self.proc = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT, **popen)
@@ -171,11 +174,12 @@ class Daemon:
         self.checked = True
 
     def stop(self, timeout=10, check=True):
-        """SIGTERM, wait (SIGKILL after timeout s) and, with check, raise DaemonExitError unless the
-        daemon exited with status 0 and printed no sanitizer report. Returns the exit status."""
+        """stop_signal (SIGTERM), wait (SIGKILL after timeout s) and, with check, raise
+        DaemonExitError unless the daemon exited with status 0 and printed no sanitizer report.
+        Returns the exit status."""
         hung = False
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+            self.proc.send_signal(self.stop_signal)
             try:
                 self.proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
@@ -195,7 +199,7 @@ class Daemon:
         report = sanitizer_report(out)
         rc = self.proc.returncode
         if hung or rc != 0 or report:
-            why = ("did not stop within the timeout after SIGTERM" if hung else
+            why = ("did not stop within the timeout after signal %d" % self.stop_signal if hung else
                    "exited with status %s" % rc if rc != 0 else "printed a sanitizer report")
             raise DaemonExitError("%s %s (log %s):\n%s" % (
                 self.name, why, self.log_path, report or out[-3000:]))

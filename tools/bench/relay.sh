@@ -67,18 +67,7 @@ for _ in $(seq 100); do [ -f "$W/ports.json" ] && break; sleep 0.05; done
 HUB=$(python3 -c "import json;print(json.load(open('$W/ports.json'))['ts002'])")
 
 # A realistic ChirpStack-style PRStartReq (1 GWInfo), TransactionID varied per request.
-cat > "$W/post.lua" <<'LUA'
-local n = 0
-local t1 = '{"ProtocolVersion":"1.0","SenderID":"000202","ReceiverID":"000505","TransactionID":'
-local t2 = ',"MessageType":"PRStartReq","PHYPayload":"400100000a800100016b5ed0ec2e5c4f9f09f2bd7b","ULMetaData":{"DataRate":5,"ULFreq":868.1,"RecvTime":"2026-11-21T12:00:00.123Z","RFRegion":"EU868","GWCnt":1,"GWInfo":[{"ID":"05060708","RFRegion":"EU868","RSSI":-81,"SNR":7.5,"Lat":52.37,"Lon":4.89,"ULToken":"0a0b0c0d0e0f10111213","DLAllowed":true}]}}'
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Authorization"] = "Bearer bench-key-0123456789"
-request = function()
-  n = n + 1
-  return wrk.format(nil, "/", nil, t1 .. n .. t2)
-end
-LUA
+cp "$(dirname "$0")/relay_post.lua" "$W/post.lua"
 
 cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
 run_wrk() { # $1 port -> "rps p50_ms p99_ms requests"

@@ -13,7 +13,11 @@
 # case: the hub re-encodes every request); VARIANT=strip makes the policy withhold signal quality
 # and location (the hub strips RSSI/SNR/Lat/Lon from GWInfo and re-encodes). Default: the
 # received bytes are canonical and forwarded with the hub's TransactionID spliced in.
-# Needs: valgrind (or strace), nginx (nginx-light).
+# CLUSTER=1 runs the hub as a cluster node (issue 13): a `cluster` section and one nats-server
+# with JetStream started by this script (stream R1, the hub applies it but nothing is written
+# during the run): the difference to CLUSTER=0 is what the cluster adds per relayed message
+# (tools/bench/cluster_instr.sh runs both).
+# Needs: valgrind (or strace), nginx (nginx-light); nats-server with CLUSTER=1.
 set -euo pipefail
 . "$(dirname "$0")/relay_world.sh"
 BUILD=${1:-build}
@@ -26,31 +30,28 @@ command -v "${TOOL/callgrind/valgrind}" >/dev/null && command -v nginx >/dev/nul
 W=$(mktemp -d /tmp/roamhub-instr.XXXXXX)
 cleanup() {
   [ -f "$W/stub.pid" ] && kill "$(cat "$W/stub.pid")" 2>/dev/null || true
+  [ -n "${NATS_PID:-}" ] && kill "$NATS_PID" 2>/dev/null || true
   sleep 0.2; rm -rf "$W"
 }
 trap cleanup EXIT
 
 port() { python3 "$(dirname "$0")/../common/free_port.py"; }
 STUB=$(port)
-mkdir -p "$W/stub"
-cat > "$W/stub.conf" <<NGX
-worker_processes 1;
-pid $W/stub.pid;
-error_log $W/stub/error.log crit;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path $W/stub; proxy_temp_path $W/stub; fastcgi_temp_path $W/stub;
-  uwsgi_temp_path $W/stub; scgi_temp_path $W/stub;
-  keepalive_requests 1000000;
-  server { listen 127.0.0.1:$STUB; location / { default_type application/json; return 200 '$ANS'; } }
-}
-NGX
-nginx -c "$W/stub.conf" -p "$W"
+stub_start "$W" "$STUB"
 
 VARIANT=${VARIANT:-plain}
 case $VARIANT in plain|reencode) GW=true;; strip) GW=false;; *) echo "VARIANT: plain, reencode or strip" >&2; exit 1;; esac
 relay_table "$W/table.json" "$STUB" "$GW"
+
+CLUSTER_SECTION=""
+if [ "${CLUSTER:-0}" = 1 ]; then
+  NATSP=$(port)
+  mkdir -p "$W/nats"
+  nats-server -a 127.0.0.1 -p "$NATSP" -js -sd "$W/nats" > "$W/nats.log" 2>&1 &
+  NATS_PID=$!
+  for _ in $(seq 100); do grep -q "Server is ready" "$W/nats.log" && break; sleep 0.1; done
+  CLUSTER_SECTION=',"cluster":{"node_id":1,"nats_urls":["nats://127.0.0.1:'$NATSP'"],"replicas":1,"stream":"RH_INSTR_RUN","subject_prefix":"roamhub.instr.RUN"}'
+fi
 
 run() { # $1 = number of messages -> prints total Ir of the hub process
   local n=$1 d="$W/run$1"
@@ -58,7 +59,7 @@ run() { # $1 = number of messages -> prints total Ir of the hub process
   cat > "$d/hub.json" <<JSON
 {"workers":1,"log_level":"warn","import":"$W/table.json","database":{"path":"$d/db"},
  "ts002":{"address":"127.0.0.1","port":0},"admin":{"address":"127.0.0.1","port":0},
- "relay":{"pending_max":100000,"stats_flush_ms":60000,"endpoint_allow_ranges":["127.0.0.0/8"]}}
+ "relay":{"pending_max":100000,"stats_flush_ms":60000,"endpoint_allow_ranges":["127.0.0.0/8"]}${CLUSTER_SECTION//RUN/$n}}
 JSON
   if [ "$TOOL" = strace ]; then
     strace -f -c -o "$d/st.out" "$HUBD" -c "$d/hub.json" --ports-file "$d/ports.json" \
@@ -70,6 +71,12 @@ JSON
   local pid=$!
   for _ in $(seq 600); do [ -f "$d/ports.json" ] && break; sleep 0.1; done
   [ -f "$d/ports.json" ] || { echo "roamhubd did not start:" >&2; cat "$d/hub.log" >&2; exit 1; }
+  if [ -n "$CLUSTER_SECTION" ]; then # the node has its stream and has caught up
+    local admin
+    admin=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['admin'])" "$d/ports.json")
+    for _ in $(seq 600); do curl -fs "http://127.0.0.1:$admin/readyz" >/dev/null && break; sleep 0.1; done
+    curl -fs "http://127.0.0.1:$admin/readyz" >/dev/null || { echo "cluster node not ready:" >&2; cat "$d/hub.log" >&2; exit 1; }
+  fi
   set +e
   python3 - "$d/ports.json" "$n" "$VARIANT" <<'PY'
 import http.client, json, sys

@@ -1,8 +1,11 @@
-# Sourced by tools/bench/relay.sh and relay_instr.sh: the one relay benchmark world both measure.
+# Sourced by tools/bench/relay.sh, relay_instr.sh and cluster_throughput.py: the one relay
+# benchmark world they measure.
 # ANS: the stub home network's fixed PRStartAns; KEY: the forwarder's Bearer key;
 # relay_table FILE STUB_PORT [GW]: writes the routing table (forwarder 000202 -> home 000505 at the
 # stub, DevAddr block 0A000000/7, an allow-all policy; GW=false: the policy withholds the
 # gateways' signal quality and location, so the relay strips them from every GWInfo).
+# stub_start DIR PORT: the stub home network, nginx answering ANS on 127.0.0.1:PORT (pid in
+# DIR/stub.pid, files under DIR/stub).
 ANS='{"ProtocolVersion":"1.0","SenderID":"000505","ReceiverID":"000202","TransactionID":1,"MessageType":"PRStartAns","Result":{"ResultCode":"Success"},"DevEUI":"0102030405060708","FCntUp":1,"Lifetime":0}'
 KEY="bench-key-0123456789"
 relay_table() {
@@ -17,4 +20,21 @@ relay_table() {
  "policies":[{"forwarder_net_id":"000202","uplink":{"join_request":true,"mac_data":true,"application_data":true,"signal_quality":$gw,"localization":$gw},
               "downlink":{"join_accept":true,"mac_data":true,"application_data":true}}]}
 JSON
+}
+stub_start() {
+  mkdir -p "$1/stub"
+  cat > "$1/stub.conf" <<NGX
+worker_processes 1;
+pid $1/stub.pid;
+error_log $1/stub/error.log crit;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $1/stub; proxy_temp_path $1/stub; fastcgi_temp_path $1/stub;
+  uwsgi_temp_path $1/stub; scgi_temp_path $1/stub;
+  keepalive_requests 1000000;
+  server { listen 127.0.0.1:$2; location / { default_type application/json; return 200 '$ANS'; } }
+}
+NGX
+  nginx -c "$1/stub.conf" -p "$1"
 }

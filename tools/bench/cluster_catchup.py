@@ -1,0 +1,199 @@
+#!/usr/bin/env python3
+"""Cluster benchmark (issue 13, docs/SCALING.md): catch-up time of an empty roamhubd node.
+
+Per run and table size N: 3 nats-server (JetStream, clustered, tests/cluster harness), one
+roamhubd node creates the stream (R3) and is stopped; the stream is filled with 1 network + N
+DevAddr block creates (TableChange messages as cluster_write publishes them, packed here by
+hand: proto/roamhub.proto TableChange/DevAddrBlock; published with JetStream acks, 1000 in
+flight); then an empty node is started and timed from its start until /readyz answers 200 (it
+has applied the stream up to its last sequence); its LMDB must then hold the N blocks (roamdb
+count). Reference, same run: a single node (no cluster) started with the same N blocks as its
+`import` file, timed until /healthz answers (the import is done before the listeners open).
+Usage: tools/bench/cluster_catchup.py [BUILD_DIR] [RUNS] [N ...]   (default: build 3 100000)
+"""
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BUILD = os.path.abspath(sys.argv[1]) if len(sys.argv) > 1 else os.path.join(ROOT, "build")
+RUNS = int(sys.argv[2]) if len(sys.argv) > 2 else 3
+SIZES = [int(a) for a in sys.argv[3:]] or [100000]
+os.environ["ROAMHUB_BUILD"] = BUILD
+sys.path.insert(0, os.path.join(ROOT, "tests", "cluster"))
+sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+from cluster_harness import NatsCluster, cluster_section, readyz, wait_readyz  # noqa: E402
+from roamhub_harness import ROAMHUBD, Daemon, Hub  # noqa: E402
+
+NET = 0x000505            # NetID 000505: DevAddr prefix 0A000000/7
+KIND_NETWORK, KIND_BLOCK, MODE_CREATE = 0, 2, 1
+
+
+def varint(v):
+    out = bytearray()
+    while True:
+        b = v & 0x7F
+        v >>= 7
+        out.append(b | (0x80 if v else 0))
+        if not v:
+            return bytes(out)
+
+
+def field_varint(no, v):
+    return varint(no << 3) + varint(v) if v else b""
+
+
+def field_bytes(no, b):
+    return varint((no << 3) | 2) + varint(len(b)) + b
+
+
+def table_change(kind, record):
+    return (field_varint(1, 1) + field_varint(2, kind) + field_varint(3, MODE_CREATE) +
+            field_bytes(4, b"bench") + field_bytes(5, record) + field_varint(6, 1))
+
+
+def changes(n):
+    yield table_change(KIND_NETWORK, field_varint(1, NET) + field_bytes(2, b"home"))
+    for i in range(n):  # /32 blocks inside 0A000000/7: never overlapping
+        yield table_change(KIND_BLOCK, field_varint(1, 0x0A000000 + i) + field_varint(2, 32) +
+                           field_varint(3, NET))
+
+
+def fill(port, subject, n, window=1000):
+    """Publishes the changes with JetStream acks (reply subject), at most `window` unacked."""
+    s = socket.create_connection(("127.0.0.1", port))
+    f = s.makefile("rb")
+    f.readline()  # INFO
+    s.sendall(b'CONNECT {"verbose":false,"pedantic":false}\r\nSUB _INBOX.fill 1\r\n')
+    sent = acked = 0
+
+    def read_ack():
+        line = f.readline()
+        if line.startswith(b"MSG"):
+            body = f.read(int(line.split()[-1]) + 2)
+            if b'"error"' in body:
+                raise RuntimeError("JetStream refused a publish: %r" % body)
+            return 1
+        if line.startswith(b"PING"):
+            s.sendall(b"PONG\r\n")
+        elif line.startswith(b"-ERR"):
+            raise RuntimeError(line)
+        return 0
+    buf = []
+    for data in changes(n):
+        buf.append(b"PUB %s _INBOX.fill %d\r\n%s\r\n" % (subject.encode(), len(data), data))
+        sent += 1
+        if len(buf) >= 200:
+            s.sendall(b"".join(buf))
+            buf = []
+        while sent - acked >= window:
+            acked += read_ack()
+    s.sendall(b"".join(buf))
+    while acked < sent:
+        acked += read_ack()
+    s.close()
+    return sent
+
+
+def import_file(path, n):
+    with open(path, "w") as f:
+        f.write('{"networks":[{"net_id":"000505","name":"home"}],"devaddr_blocks":[')
+        f.write(",".join('{"prefix":"%08X/32","net_id":"000505"}' % (0x0A000000 + i)
+                         for i in range(n)))
+        f.write("]}")
+
+
+def reference(n):
+    """Seconds for a single node to start with the N blocks as its import file."""
+    d = tempfile.mkdtemp(prefix="roamhub-catchup-ref-")
+    import_file(os.path.join(d, "table.json"), n)
+    cfg = {"log_level": "warn", "import": os.path.join(d, "table.json"),
+           "database": {"path": os.path.join(d, "db"), "map_size_mb": 256},
+           "ts002": {"address": "127.0.0.1", "port": 0},
+           "admin": {"address": "127.0.0.1", "port": 0, "operator_key_file": None}}
+    with open(os.path.join(d, "cfg.json"), "w") as f:
+        json.dump(cfg, f)
+    ports = os.path.join(d, "ports.json")
+    t0 = time.time()
+    dm = Daemon("roamhubd", [ROAMHUBD, "-c", os.path.join(d, "cfg.json"), "--ports-file", ports],
+                os.path.join(d, "log"))
+    while not os.path.exists(ports):
+        if dm.poll() is not None:
+            raise RuntimeError(dm.output())
+        time.sleep(0.01)
+    admin = json.load(open(ports))["admin"]
+    while True:
+        try:
+            urllib.request.urlopen("http://127.0.0.1:%d/healthz" % admin, timeout=2).read()
+            break
+        except OSError:
+            time.sleep(0.01)
+    el = time.time() - t0
+    dm.stop()
+    subprocess.run(["rm", "-rf", d])
+    return el
+
+
+def blocks(hub):
+    out = hub.roamdb("count").stdout
+    for line in out.splitlines():
+        if line.startswith("devaddr_block") or line.startswith("block"):
+            return int(line.split()[-1])
+    raise RuntimeError("roamdb count: %r" % out)
+
+
+def one_run(run, n):
+    nats = NatsCluster(3)
+    hubs = []
+    try:
+        nats.wait_jetstream()
+        sec = cluster_section(1, nats.urls(), stream="RH_CATCHUP%d" % run,
+                              subject_prefix="roamhub.catchup%d" % run)
+        first = Hub({}, config={"cluster": sec, "log_level": "warn"})
+        hubs.append(first)
+        wait_readyz(first, 200, "ready\n")
+        first.stop()
+        t0 = time.time()
+        fill(nats.client_ports[0], sec["subject_prefix"] + ".table", n)
+        fill_s = time.time() - t0
+        sec2 = dict(sec, node_id=2)
+        t0 = time.time()
+        node = Hub({}, config={"cluster": sec2, "log_level": "warn",
+                               "database": {"map_size_mb": 256}})
+        hubs.append(node)
+        while readyz(node)[0] != 200:
+            if node.proc.poll() is not None:
+                raise RuntimeError(node.logs())
+            time.sleep(0.02)
+        catchup = time.time() - t0
+        got = blocks(node)
+        if got != n:
+            raise RuntimeError("caught-up node holds %d blocks, not %d" % (got, n))
+        ref = reference(n)
+        print("run %d N=%d: fill %.1f s, catch-up %.2f s (%.0f changes/s), reference import %.2f s"
+              % (run, n, fill_s, catchup, (n + 1) / catchup, ref), flush=True)
+        return catchup, ref
+    finally:
+        for h in hubs:
+            h.cleanup()
+        nats.cleanup()
+
+
+def main():
+    print("catch-up of an empty node: median of %d runs; machine shared with other work" % RUNS)
+    for n in SIZES:
+        res = [one_run(r, n) for r in range(RUNS)]
+        c = statistics.median(r[0] for r in res)
+        ref = statistics.median(r[1] for r in res)
+        print("N=%d: catch-up %.2f s (%.0f changes/s); single-node import reference %.2f s"
+              % (n, c, (n + 1) / c, ref))
+
+
+if __name__ == "__main__":
+    main()

@@ -18,6 +18,7 @@
  */
 #include "admin_internal.h"
 
+#include "rh_fs.h"
 #include "rh_log.h"
 
 #include <dirent.h>
@@ -108,28 +109,14 @@ static int load_file(admin_console_t *c, const char *name)
     char path[PATH_MAX];
     if (snprintf(path, sizeof path, "%s/%s", c->dir, name) >= (int)sizeof path)
         return RH_EINVAL;
-    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC); /* symlinks are not served */
-    FILE *f = fd >= 0 ? fdopen(fd, "rb") : NULL;
-    if (!f) {
-        if (fd >= 0)
-            close(fd);
-        return RH_EIO;
-    }
-    struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size < 0 ||
-        (uint64_t)st.st_size > CONSOLE_MAX_FILE_BYTES) {
-        fclose(f);
-        return RH_EINVAL;
-    }
     console_file_t *cf = &c->files[c->nfiles];
     memset(cf, 0, sizeof *cf);
-    cf->data = malloc((size_t)st.st_size + 1);
-    size_t n = cf->data ? fread(cf->data, 1, (size_t)st.st_size, f) : 0;
-    fclose(f);
-    if (!cf->data || n != (size_t)st.st_size) {
-        free(cf->data);
-        return RH_EIO;
-    }
+    size_t n = 0; /* symlinks and anything but regular files are not served */
+    char *data = NULL;
+    int rc = rh_read_file_nofollow(path, CONSOLE_MAX_FILE_BYTES, &data, &n, NULL);
+    if (rc != RH_OK)
+        return rc;
+    cf->data = (uint8_t *)data;
     cf->len = n;
     snprintf(cf->name, sizeof cf->name, "%s", name);
     cf->ctype = ctype_of(name);

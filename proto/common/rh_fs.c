@@ -2,11 +2,13 @@
 #include "rh_fs.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 int rh_mkdir_p(const char *path, mode_t mode)
 {
@@ -117,4 +119,29 @@ int rh_read_input(const char *path, size_t max, char **out, size_t *len, rh_diag
     if (strcmp(path, "-") == 0)
         return read_stream(stdin, "-", max, out, len, diag);
     return rh_read_file(path, max, out, len, diag);
+}
+
+int rh_read_file_nofollow(const char *path, size_t max, char **out, size_t *len,
+                          rh_diag_t *diag)
+{
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    FILE *f = fd >= 0 ? fdopen(fd, "rb") : NULL;
+    if (!f) {
+        int e = errno;
+        if (fd >= 0)
+            close(fd);
+        rh_diag_fail(diag, RH_EIO, "%s: %s", path, strerror(e));
+        errno = e;
+        return RH_EIO;
+    }
+    struct stat st;
+    int rc;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode))
+        rc = rh_diag_fail(diag, RH_EIO, "%s: not a regular file", path);
+    else
+        rc = read_stream(f, path, max, out, len, diag);
+    int e = errno;
+    fclose(f);
+    errno = e;
+    return rc;
 }

@@ -37,4 +37,10 @@ int rh_read_file(const char *path, size_t max, char **out, size_t *len, rh_diag_
  * names it "-"; stdin is not closed); any other name is rh_read_file(path, ...). */
 int rh_read_input(const char *path, size_t max, char **out, size_t *len, rh_diag_t *diag);
 
+/* rh_read_file for files served to remote parties (the console's assets): a symbolic link as
+ * the last path component is refused (O_NOFOLLOW: RH_EIO, errno ELOOP) and so is anything but a
+ * regular file (RH_EIO, "not a regular file"). Otherwise as rh_read_file. */
+int rh_read_file_nofollow(const char *path, size_t max, char **out, size_t *len,
+                          rh_diag_t *diag);
+
 #endif

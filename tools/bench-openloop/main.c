@@ -20,6 +20,8 @@
  * framing library). Every socket has TCP_NODELAY.
  */
 #define _GNU_SOURCE
+#include "rh_fs.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -168,16 +170,12 @@ int main(int argc, char **argv)
     }
     char *tmpl = NULL;
     if (body_file) {
-        FILE *f = fopen(body_file, "rb");
-        if (!f) {
-            perror(body_file);
+        rh_diag_t d;
+        rh_diag_clear(&d);
+        if (rh_read_file(body_file, 1u << 20, &tmpl, NULL, &d) != RH_OK) {
+            fprintf(stderr, "bench-openloop: %s\n", d.text);
             return 1;
         }
-        static char buf[65536];
-        size_t n = fread(buf, 1, sizeof buf - 1, f);
-        fclose(f);
-        buf[n] = '\0';
-        tmpl = buf;
     } else {
         tmpl = (char *)default_body;
     }

@@ -168,12 +168,46 @@ static void test_read_file(void **state)
     assert_null(buf);
 }
 
+/* rh_read_file_nofollow: a regular file reads as rh_read_file; a symlink to it, a directory and
+ * a device are refused, naming the path. */
+static void test_read_file_nofollow(void **state)
+{
+    (void)state;
+    char path[64], link[80];
+    char *buf = NULL;
+    size_t len = 0;
+    rh_diag_t d;
+    temp_file(path, 100);
+    assert_int_equal(rh_read_file_nofollow(path, 100, &buf, &len, &d), RH_OK);
+    assert_int_equal(len, 100);
+    assert_memory_equal(buf, "abc", 3);
+    free(buf);
+    buf = NULL;
+    assert_int_equal(rh_read_file_nofollow(path, 99, &buf, &len, &d), RH_ERANGE);
+    snprintf(link, sizeof link, "%s.lnk", path);
+    assert_int_equal(symlink(path, link), 0);
+    assert_int_equal(rh_read_file(link, 100, &buf, &len, &d), RH_OK); /* follows */
+    free(buf);
+    buf = NULL;
+    assert_int_equal(rh_read_file_nofollow(link, 100, &buf, &len, &d), RH_EIO);
+    assert_non_null(strstr(d.text, link));
+    assert_null(buf);
+    assert_int_equal(rh_read_file_nofollow("/tmp", 100, &buf, &len, &d), RH_EIO);
+    assert_string_equal(d.text, "/tmp: not a regular file");
+    assert_int_equal(rh_read_file_nofollow("/dev/zero", 100, &buf, &len, &d), RH_EIO);
+    assert_string_equal(d.text, "/dev/zero: not a regular file");
+    assert_null(buf);
+    unlink(link);
+    unlink(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hex_decode_lenient), cmocka_unit_test(test_hex_decode_errors),
         cmocka_unit_test(test_parse_be_and_eui),   cmocka_unit_test(test_byte_order_helpers),
         cmocka_unit_test(test_strerror_and_diag),  cmocka_unit_test(test_read_file),
+        cmocka_unit_test(test_read_file_nofollow),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -186,18 +186,6 @@ static int fail(dctx_t *c, const path_t *p, bi_result_code_t code, int e, const 
 
 /* ================================================================== leaf decoders */
 
-/* Hex digit value + 1 per byte (0: not a hex digit): one load per digit on every message. */
-static const uint8_t hex1[256] = {
-    ['0'] = 1, ['1'] = 2, ['2'] = 3, ['3'] = 4, ['4'] = 5, ['5'] = 6, ['6'] = 7, ['7'] = 8,
-    ['8'] = 9, ['9'] = 10, ['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16,
-    ['A'] = 11, ['B'] = 12, ['C'] = 13, ['D'] = 14, ['E'] = 15, ['F'] = 16,
-};
-
-static int hexval(int ch)
-{
-    return (int)hex1[(unsigned char)ch] - 1;
-}
-
 /* Decodes a hex string of minb..maxb bytes into out (NULL: validate only). For `sizes` != 0 the
  * byte count must be one of the two sizes packed as (a | b << 8). */
 static int hex_field(dctx_t *c, const path_t *p, const cJSON *v, size_t minb, size_t maxb,
@@ -214,7 +202,7 @@ static int hex_field(dctx_t *c, const path_t *p, const cJSON *v, size_t minb, si
     }
     for (size_t i = 0; i < n; i++) {
         int ch = (unsigned char)s[i];
-        if (hexval(ch) < 0) {
+        if (rh_hex_nibble(ch) < 0) {
             if (ch > 0x20 && ch < 0x7f)
                 return fail(c, p, MALFORMED, RH_EINVAL, "invalid hex digit '%c' at position %zu",
                             ch, i);
@@ -246,7 +234,7 @@ static int hex_field(dctx_t *c, const path_t *p, const cJSON *v, size_t minb, si
     }
     if (out)
         for (size_t i = 0; i < nb; i++)
-            out[i] = (uint8_t)(hexval((unsigned char)s[2 * i]) << 4 | hexval((unsigned char)s[2 * i + 1]));
+            out[i] = (uint8_t)(rh_hex_nibble((unsigned char)s[2 * i]) << 4 | rh_hex_nibble((unsigned char)s[2 * i + 1]));
     if (outlen)
         *outlen = nb;
     return RH_OK;

@@ -1,13 +1,11 @@
 /* rh_hex.c — lenient hex input, plain hex output (see rh_hex.h). */
 #include "rh_hex.h"
 
-int rh_hex_nibble(int c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
+const uint8_t rh_hex_value1[256] = {
+    ['0'] = 1, ['1'] = 2, ['2'] = 3, ['3'] = 4, ['4'] = 5, ['5'] = 6, ['6'] = 7, ['7'] = 8,
+    ['8'] = 9, ['9'] = 10, ['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16,
+    ['A'] = 11, ['B'] = 12, ['C'] = 13, ['D'] = 14, ['E'] = 15, ['F'] = 16,
+};
 
 int rh_hex_decode(const char *s, size_t len, uint8_t *out, size_t cap, size_t *outlen,
                   const char *what, rh_diag_t *diag)

@@ -15,8 +15,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Value 0..15 of one hex digit (either case), or -1 when c is not one. */
-int rh_hex_nibble(int c);
+/* Value + 1 of each hex digit byte (either case), 0 for every other byte: one load per digit
+ * (the TS002 codec reads every hex field of every message through it). */
+extern const uint8_t rh_hex_value1[256];
+
+/* Value 0..15 of one hex digit (either case), or -1 when the byte c (0..255, or a char) is not
+ * one. */
+static inline int rh_hex_nibble(int c)
+{
+    return (int)rh_hex_value1[(unsigned char)c] - 1;
+}
 
 /* Decodes `len` chars of `s` (not necessarily NUL-terminated) into `out` (capacity `cap` bytes).
  * Sets *outlen to the number of bytes written.

@@ -46,7 +46,7 @@ ap.add_argument("--seconds", type=float, default=8.0, help="duration of a latenc
 args = ap.parse_args()
 os.environ["ROAMHUB_BUILD"] = os.path.abspath(args.build)
 
-from roamhub_harness import ALL_DOWN, ALL_UP, AdminClient, Hub, admin_config  # noqa: E402
+from roamhub_harness import ALL_DOWN, ALL_UP, AdminClient, Hub, admin_config, free_port  # noqa: E402
 import test_pb_dataplane as pbt  # noqa: E402  (generates the grpcio classes from proto/)
 from test_pb_dataplane import rt, rtg, v3  # noqa: E402
 
@@ -64,11 +64,6 @@ PRSTART = ('{"ProtocolVersion":"1.0","SenderID":"000202","ReceiverID":"000505","
            '"SNR":7.5,"Lat":52.37,"Lon":4.89,"ULToken":"0a0b0c0d0e0f10111213","DLAllowed":true}]}}')
 W = tempfile.mkdtemp(prefix="roamhub-pbbench-")
 nginx_pids = []
-
-
-def free_port():
-    return int(subprocess.check_output([sys.executable, os.path.join(ROOT, "tools", "common",
-                                                                      "free_port.py")]).strip())
 
 
 def nginx(name, workers, server):

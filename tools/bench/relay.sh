@@ -9,6 +9,10 @@
 # sent on a fixed schedule, latency counted from the scheduled time) at 10 %, 50 % and 80 % of the
 # hub's peak measured above (or PEAK=msg/s), against the hub, the nginx relay and the stub alone,
 # p50/p99/p99.9 in µs, median of LAT_RUNS (3) runs of LAT_SECS (8) s, same connections.
+# TLS=1 puts TLS 1.3 in front of the hub and the nginx relay (the same ECDSA P-256 certificate,
+# made by this script; the legs to the stub stay plain) and adds the new-connection table: wrk
+# with `Connection: close`, so every request pays a full TLS handshake (wrk does not resume
+# sessions), against the hub and nginx.
 # Usage: tools/bench/relay.sh [BUILD_DIR] [RUNS] [SECONDS] [CONNECTIONS]
 # Needs: nginx (nginx-light) and wrk from Debian (deploy/bootstrap.sh installs both).
 set -euo pipefail
@@ -32,6 +36,15 @@ trap cleanup EXIT
 
 port() { python3 "$ROOT/tools/common/free_port.py"; }
 STUB=$(port); RELAY=$(port)
+SCHEME=http; RELAY_TLS=""; HUB_TLS=""
+if [ "${TLS:-0}" = 1 ]; then
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+    -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
+    -keyout "$W/tls.key" -out "$W/tls.pem" 2>/dev/null
+  SCHEME=https
+  RELAY_TLS=" ssl; ssl_certificate $W/tls.pem; ssl_certificate_key $W/tls.key; ssl_protocols TLSv1.3"
+  HUB_TLS=',"tls_cert":"'$W/tls.pem'","tls_key":"'$W/tls.key'"'
+fi
 
 nginx_conf() { # $1 name, $2 workers, $3 server block
   mkdir -p "$W/$1"
@@ -51,14 +64,14 @@ NGX
 }
 nginx_conf stub 1 "server { listen 127.0.0.1:$STUB; location / { default_type application/json; return 200 '$ANS'; } }"
 nginx_conf relay auto "upstream home { server 127.0.0.1:$STUB; keepalive 128; }
-  server { listen 127.0.0.1:$RELAY; location / { proxy_pass http://home; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }"
+  server { listen 127.0.0.1:$RELAY$RELAY_TLS; location / { proxy_pass http://home; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }"
 nginx -c "$W/stub.conf" -p "$W"
 nginx -c "$W/relay.conf" -p "$W"
 
 relay_table "$W/table.json" "$STUB"
 cat > "$W/hub.json" <<JSON
 {"log_level":"warn","import":"$W/table.json","database":{"path":"$W/db"},
- "ts002":{"address":"127.0.0.1","port":0},"admin":{"address":"127.0.0.1","port":0},
+ "ts002":{"address":"127.0.0.1","port":0$HUB_TLS},"admin":{"address":"127.0.0.1","port":0},
  "relay":{"pending_max":1000000,"endpoint_allow_ranges":["127.0.0.0/8"]}}
 JSON
 "$HUBD" -c "$W/hub.json" --ports-file "$W/ports.json" > "$W/hub.log" 2>&1 &
@@ -70,8 +83,10 @@ HUB=$(python3 -c "import json;print(json.load(open('$W/ports.json'))['ts002'])")
 cp "$(dirname "$0")/relay_post.lua" "$W/post.lua"
 
 cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
-run_wrk() { # $1 port -> "rps p50_ms p99_ms requests"
-  wrk -t2 -c"$CONNS" -d"${SECS}s" --latency -s "$W/post.lua" "http://127.0.0.1:$1/" > "$W/wrk.out" 2>&1
+run_wrk() { # $1 port [$2 scheme] [more wrk options] -> "rps p50_ms p99_ms requests non2xx"
+  local p=$1 sch=${2:-http}
+  shift; [ $# -gt 0 ] && shift
+  wrk -t2 -c"$CONNS" -d"${SECS}s" --latency -s "$W/post.lua" "$@" "$sch://127.0.0.1:$p/" > "$W/wrk.out" 2>&1
   python3 - "$W/wrk.out" <<'PY'
 import re, sys
 t = open(sys.argv[1]).read()
@@ -91,9 +106,13 @@ PY
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 # sanity: the hub really relays (Success from the stub through the hub)
-python3 - "$HUB" <<'PY'
-import http.client, sys, json
-c = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]), timeout=5)
+python3 - "$HUB" "$SCHEME" <<'PY'
+import http.client, sys, json, ssl
+if sys.argv[2] == "https":
+    c = http.client.HTTPSConnection("127.0.0.1", int(sys.argv[1]), timeout=5,
+                                    context=ssl._create_unverified_context())
+else:
+    c = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]), timeout=5)
 req = {"ProtocolVersion":"1.0","SenderID":"000202","ReceiverID":"000505","TransactionID":7,"MessageType":"PRStartReq",
        "PHYPayload":"400100000a800100016b5ed0ec2e5c4f9f09f2bd7b","ULMetaData":{"DataRate":5,"ULFreq":868.1,"RFRegion":"EU868","GWCnt":1,"GWInfo":[]}}
 c.request("POST", "/", json.dumps(req), {"Authorization": "Bearer bench-key-0123456789"})
@@ -103,11 +122,11 @@ PY
 
 declare -A RPS P50 P99 CPU
 for target in hub nginx stub; do
-  case $target in hub) P=$HUB;; nginx) P=$RELAY;; stub) P=$STUB;; esac
+  case $target in hub) P=$HUB; S=$SCHEME;; nginx) P=$RELAY; S=$SCHEME;; stub) P=$STUB; S=http;; esac
   : > "$W/$target.runs"
   for r in $(seq "$RUNS"); do
     if [ "$target" = hub ]; then c0=$(cpu_ticks "$HUB_PID"); fi
-    read -r rps p50 p99 req non2xx < <(run_wrk "$P")
+    read -r rps p50 p99 req non2xx < <(run_wrk "$P" "$S")
     cpu_us=0
     if [ "$target" = hub ]; then
       c1=$(cpu_ticks "$HUB_PID"); tck=$(getconf CLK_TCK)
@@ -126,17 +145,33 @@ ADMIN=$(python3 -c "import json;print(json.load(open('$W/ports.json'))['admin'])
 curl -s "http://127.0.0.1:$ADMIN/metrics" | grep '^roamhub_messages_total' > "$W/metrics.txt" || true
 
 echo
-echo "relay benchmark: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), wrk -t2 -c$CONNS -d${SECS}s, median of $RUNS runs"
+echo "relay benchmark ($SCHEME in front of the hub and the nginx relay): $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), wrk -t2 -c$CONNS -d${SECS}s, median of $RUNS runs"
 echo
 echo "| target | requests/s | p50 ms | p99 ms |"
 echo "|---|---:|---:|---:|"
 echo "| roamhubd relay -> nginx stub | ${RPS[hub]} | ${P50[hub]} | ${P99[hub]} |"
 echo "| nginx proxy_pass relay -> nginx stub | ${RPS[nginx]} | ${P50[nginx]} | ${P99[nginx]} |"
-echo "| nginx stub alone | ${RPS[stub]} | ${P50[stub]} | ${P99[stub]} |"
+echo "| nginx stub alone (plain HTTP) | ${RPS[stub]} | ${P50[stub]} | ${P99[stub]} |"
 echo
 python3 -c "print('throughput ratio roamhubd/nginx-relay: %.2f; p99 ratio: %.2f' % (${RPS[hub]}/${RPS[nginx]}, ${P99[hub]}/${P99[nginx]}))"
 echo "roamhubd CPU time per relayed message: ${CPU[hub]} us (user+system, all worker threads)"
 echo "hub outcomes:"; cat "$W/metrics.txt"
+
+if [ "${TLS:-0}" = 1 ]; then
+  echo
+  echo "new TLS connection per request (wrk -H 'Connection: close', full handshakes), median of $RUNS runs"
+  echo
+  echo "| target | requests/s | p50 ms | p99 ms |"
+  echo "|---|---:|---:|---:|"
+  for target in hub nginx; do
+    case $target in hub) P=$HUB;; nginx) P=$RELAY;; esac
+    : > "$W/$target.nc"
+    for r in $(seq "$RUNS"); do
+      run_wrk "$P" https -H "Connection: close" >> "$W/$target.nc"
+    done
+    echo "| $target | $(cut -d' ' -f1 "$W/$target.nc" | median) | $(cut -d' ' -f2 "$W/$target.nc" | median) | $(cut -d' ' -f3 "$W/$target.nc" | median) |"
+  done
+fi
 
 [ -n "${LATENCY:-}" ] || exit 0
 OPENLOOP="$BUILD/tools/bench-openloop"

@@ -17,7 +17,15 @@
 
 #define CLUSTER_WATCH_MS 250 /* how often the watch thread looks at the connection */
 #define JS_ATTEMPT_MS 1000   /* one JetStream request's wait; retried while time remains */
-#define OUTCOMES 64          /* outcomes of the last applied changes kept for their writers */
+#define OUTCOMES 256         /* outcomes of this node's last applied writes, for their writers */
+#define APPLY_QUEUE 8192     /* stream messages delivered and not yet applied (bounded memory) */
+#define APPLY_BATCH 4096     /* at most this many changes per LMDB write transaction */
+#define CLUSTER_MARK "cluster_applied" /* rp mark: last stream sequence applied (same commit) */
+
+typedef struct queued {
+    natsMsg *msg;
+    uint64_t seq;
+} queued_t;
 
 typedef struct outcome {
     uint64_t seq;
@@ -34,11 +42,19 @@ struct cluster {
     jsCtx *js;
     natsSubscription *sub; /* ordered consumer applying the stream (watch thread creates it) */
     char subject[96];      /* PREFIX.table */
-    char seq_path[1024];   /* DB_PATH/cluster-applied-seq: last applied stream sequence */
+    char seq_path[1024];   /* DB_PATH/cluster-applied-seq: where versions before the LMDB mark
+                              kept the last applied sequence (read once when upgrading) */
     pthread_t thread;
     int thread_running;
     pthread_mutex_t mu;
-    pthread_mutex_t apply_mu; /* one change applied at a time, whichever subscription it came by */
+    pthread_t applier;        /* apply_main: the only thread writing the stream to LMDB */
+    int applier_running;
+    pthread_mutex_t qmu;      /* the queue from the consumer's callback to the applier */
+    pthread_cond_t qwork, qspace;
+    queued_t queue[APPLY_QUEUE]; /* under qmu: ring of qlen messages from qhead */
+    size_t qhead, qlen;
+    int qstop;                /* under qmu */
+    int seq_file_gone;        /* applier only: the legacy sequence file was removed */
     atomic_int resub;         /* 1: recreate the consumer (reconnected, heartbeats missed, or a
                                  stored write not applied in time) */
     pthread_cond_t cv;      /* watch thread sleeps; writers wait for their sequence */
@@ -124,32 +140,9 @@ static uint64_t seq_load(const char *path)
     return v;
 }
 
-/* Records the last applied sequence next to the LMDB (write, fsync, rename): after a process
- * crash between the LMDB commit and this, one change is applied again at start, which leaves
- * the table as it was (applying a put, create, update or delete twice in a row is the same as
- * once). */
-static void seq_store(cluster_t *c, uint64_t seq)
-{
-    char tmp[1040], text[32];
-    snprintf(tmp, sizeof tmp, "%s.tmp", c->seq_path);
-    int n = snprintf(text, sizeof text, "%llu\n", (unsigned long long)seq);
-    FILE *f = fopen(tmp, "w");
-    if (!f || fwrite(text, 1, (size_t)n, f) != (size_t)n || fflush(f) || fsync(fileno(f))) {
-        RH_LOG(RH_LOG_ERR, "cluster", "cannot record the applied sequence file=%s err=\"%s\"",
-               tmp, strerror(errno));
-        if (f)
-            fclose(f);
-        return;
-    }
-    fclose(f);
-    if (rename(tmp, c->seq_path))
-        RH_LOG(RH_LOG_ERR, "cluster", "cannot record the applied sequence file=%s err=\"%s\"",
-               c->seq_path, strerror(errno));
-}
-
-/* The ordered consumer's callback (one NATS thread, stream order): applies each change to the
- * local LMDB with table_change_apply — the writer's outcome is decided here, against the state
- * at the change's sequence — and wakes the writer waiting for it. */
+/* The ordered consumer's callback (one NATS thread, stream order): queues the message for the
+ * applier thread, waiting while the queue is full (back-pressure on the consumer: JetStream's
+ * flow control then holds the rest on the server). */
 static void on_change(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *arg)
 {
     (void)nc;
@@ -162,47 +155,215 @@ static void on_change(natsConnection *nc, natsSubscription *sub, natsMsg *msg, v
     }
     uint64_t seq = meta->Sequence.Stream;
     jsMsgMetaData_Destroy(meta);
-    /* a recreated consumer may deliver what the old one is still delivering: one at a time,
-     * and only what is past the applied sequence, keeps the stream order */
-    pthread_mutex_lock(&c->apply_mu);
-    pthread_mutex_lock(&c->mu);
-    uint64_t applied = c->applied;
-    pthread_mutex_unlock(&c->mu);
-    if (seq <= applied) {
-        pthread_mutex_unlock(&c->apply_mu);
+    pthread_mutex_lock(&c->qmu);
+    while (c->qlen == APPLY_QUEUE && !c->qstop)
+        pthread_cond_wait(&c->qspace, &c->qmu);
+    if (c->qstop) {
+        pthread_mutex_unlock(&c->qmu);
         natsMsg_Destroy(msg);
         return;
     }
-    if (seq != applied + 1)
-        RH_LOG(RH_LOG_WARN, "cluster", "stream sequence gap (messages removed from the stream?) "
-               "applied=%llu next=%llu", (unsigned long long)applied, (unsigned long long)seq);
-    outcome_t o = {.seq = seq};
+    queued_t *q = &c->queue[(c->qhead + c->qlen) % APPLY_QUEUE];
+    q->msg = msg;
+    q->seq = seq;
+    c->qlen++;
+    pthread_cond_signal(&c->qwork);
+    pthread_mutex_unlock(&c->qmu);
+}
+
+/* One change of a batch: the message unpacked (or why it could not be) and its outcome. */
+typedef struct pending_change {
+    uint64_t seq;
+    int unpacked;
     table_change_owned_t ch;
-    o.rc = table_change_unpack((const uint8_t *)natsMsg_GetData(msg),
-                               (size_t)natsMsg_GetDataLength(msg), &ch, &o.diag);
-    if (o.rc == RH_OK) {
-        o.rc = table_change_apply(c->db, &ch.ch, c->reg, c->reg_arg, &o.deleted, &o.diag);
-        if (o.rc == RH_EIO || o.rc == RH_EFULL || o.rc == RH_ENOMEM)
-            RH_LOG(RH_LOG_ERR, "cluster", "change not applied seq=%llu err=\"%s\"",
-                   (unsigned long long)seq, o.diag.text);
-        table_change_release(&ch);
-    } else {
-        RH_LOG(RH_LOG_WARN, "cluster", "unreadable change skipped seq=%llu err=\"%s\"",
-               (unsigned long long)seq, o.diag.text);
-    }
-    natsMsg_Destroy(msg);
-    seq_store(c, seq);
+    outcome_t o;
+} pending_change_t;
+
+/* Publishes the outcomes of changes [0, n) of `b` (applied and committed) and the new applied
+ * sequence; wakes the writers waiting for them; reports readiness once caught up. */
+static void publish_applied(cluster_t *c, pending_change_t *b, size_t n)
+{
+    if (!n)
+        return;
+    uint64_t seq = b[n - 1].seq;
     pthread_mutex_lock(&c->mu);
+    for (size_t i = 0; i < n; i++)
+        if (b[i].unpacked && b[i].ch.node_id == c->cfg->cluster_node_id)
+            c->outcomes[b[i].seq % OUTCOMES] = b[i].o; /* only this node's writers wait */
     c->applied = seq;
-    c->outcomes[seq % OUTCOMES] = o;
+    c->st.applied = seq;
     if (c->st.stream_ready && c->sub && c->applied >= c->target && !c->st.ready) {
         c->st.ready = 1;
         RH_LOG(RH_LOG_INFO, "cluster", "caught up seq=%llu", (unsigned long long)seq);
     }
-    c->st.applied = seq;
     pthread_cond_broadcast(&c->cv);
     pthread_mutex_unlock(&c->mu);
-    pthread_mutex_unlock(&c->apply_mu);
+    if (!c->seq_file_gone) { /* the sequence lives in LMDB now (older versions: this file) */
+        unlink(c->seq_path);
+        c->seq_file_gone = 1;
+    }
+}
+
+static void log_apply_error(uint64_t seq, const outcome_t *o)
+{
+    if (o->rc == RH_EIO || o->rc == RH_EFULL || o->rc == RH_ENOMEM)
+        RH_LOG(RH_LOG_ERR, "cluster", "change not applied seq=%llu err=\"%s\"",
+               (unsigned long long)seq, o->diag.text);
+}
+
+/* Applies one change alone — a Member/Endpoint record (the registry hook runs after its own
+ * commit), or every change of a batch whose transaction failed — then records its sequence in
+ * a transaction of its own. A crash between the two commits applies that one change again at
+ * start, which leaves the table as it was (a put, create, update or delete applied twice in a
+ * row equals once; the registry is rebuilt from LMDB at start). */
+static void apply_one(cluster_t *c, pending_change_t *p)
+{
+    if (p->unpacked) {
+        p->o.rc = table_change_apply(c->db, &p->ch.ch, c->reg, c->reg_arg, &p->o.deleted,
+                                     &p->o.diag);
+        log_apply_error(p->seq, &p->o);
+    }
+    rp_txn_t *t = NULL;
+    rh_diag_t d;
+    int rc = rp_txn_begin(c->db, "cluster", 0, &t, &d);
+    if (rc == RH_OK)
+        rc = rp_txn_set_mark(t, CLUSTER_MARK, p->seq, &d);
+    if (rc == RH_OK)
+        rc = rp_txn_commit(t, &d);
+    else if (t)
+        rp_txn_abort(t);
+    if (rc)
+        RH_LOG(RH_LOG_ERR, "cluster", "cannot record the applied sequence seq=%llu err=\"%s\"",
+               (unsigned long long)p->seq, d.text);
+}
+
+/* Applies b[0..n) (changes without registry hook, one actor) in one LMDB write transaction
+ * together with the last one's sequence: a crash keeps all of them and the sequence, or none.
+ * When the transaction fails (storage full, I/O), each change is applied alone instead, so the
+ * outcome of every change is decided as it would have been one at a time. */
+static void apply_group(cluster_t *c, pending_change_t *b, size_t n)
+{
+    if (!n)
+        return;
+    rp_txn_t *t = NULL;
+    rh_diag_t d;
+    int rc = rp_txn_begin(c->db, b[0].ch.ch.actor, 0, &t, &d);
+    for (size_t i = 0; i < n && rc == RH_OK; i++) {
+        b[i].o.rc = table_change_apply_txn(t, &b[i].ch.ch, &b[i].o.deleted, &b[i].o.diag);
+        if (b[i].o.rc != RH_OK && b[i].o.rc != RH_EINVAL && b[i].o.rc != RH_EEXIST &&
+            b[i].o.rc != RH_ENOTFOUND)
+            rc = b[i].o.rc;
+    }
+    if (rc == RH_OK)
+        rc = rp_txn_set_mark(t, CLUSTER_MARK, b[n - 1].seq, &d);
+    if (rc == RH_OK) {
+        rc = rp_txn_commit(t, &d);
+        t = NULL;
+    }
+    if (t)
+        rp_txn_abort(t);
+    if (rc == RH_OK)
+        return;
+    RH_LOG(RH_LOG_WARN, "cluster", "batch of %zu changes not applied, one at a time instead "
+           "err=\"%s\"", n, d.text);
+    for (size_t i = 0; i < n; i++) {
+        memset(&b[i].o, 0, sizeof b[i].o);
+        b[i].o.seq = b[i].seq;
+        apply_one(c, &b[i]);
+    }
+}
+
+/* Applies a run of queued messages in stream order: consecutive changes without registry hook
+ * and of the same actor share one LMDB transaction (catch-up applies thousands per commit);
+ * a Member/Endpoint change is applied alone. Only sequences past the applied one are applied:
+ * an old and a recreated consumer delivering at once cannot repeat or reorder changes. */
+static void apply_run(cluster_t *c, queued_t *q, size_t n, pending_change_t *b)
+{
+    size_t nb = 0, group = 0; /* b[group..nb) waits for apply_group */
+    pthread_mutex_lock(&c->mu);
+    uint64_t applied = c->applied;
+    pthread_mutex_unlock(&c->mu);
+    for (size_t i = 0; i < n; i++) {
+        natsMsg *msg = q[i].msg;
+        uint64_t seq = q[i].seq;
+        if (seq <= applied) {
+            natsMsg_Destroy(msg);
+            continue;
+        }
+        if (seq != applied + 1)
+            RH_LOG(RH_LOG_WARN, "cluster", "stream sequence gap (messages removed from the "
+                   "stream?) applied=%llu next=%llu", (unsigned long long)applied,
+                   (unsigned long long)seq);
+        applied = seq;
+        pending_change_t *p = &b[nb];
+        memset(p, 0, sizeof *p);
+        p->seq = p->o.seq = seq;
+        int rc = table_change_unpack((const uint8_t *)natsMsg_GetData(msg),
+                                     (size_t)natsMsg_GetDataLength(msg), &p->ch, &p->o.diag);
+        natsMsg_Destroy(msg);
+        p->unpacked = rc == RH_OK;
+        if (!p->unpacked) {
+            p->o.rc = rc;
+            RH_LOG(RH_LOG_WARN, "cluster", "unreadable change skipped seq=%llu err=\"%s\"",
+                   (unsigned long long)seq, p->o.diag.text);
+        }
+        int alone = p->unpacked && table_change_needs_registry(&p->ch.ch);
+        int other_actor = p->unpacked && nb > group && b[group].unpacked &&
+                          strcmp(b[group].ch.ch.actor, p->ch.ch.actor);
+        if (nb > group && (alone || other_actor || !p->unpacked)) {
+            apply_group(c, b + group, nb - group);
+            publish_applied(c, b + group, nb - group);
+            group = nb;
+        }
+        nb++;
+        if (alone || !p->unpacked) {
+            apply_one(c, p);
+            publish_applied(c, p, 1);
+            group = nb;
+        }
+    }
+    if (nb > group) {
+        apply_group(c, b + group, nb - group);
+        publish_applied(c, b + group, nb - group);
+    }
+    for (size_t i = 0; i < nb; i++)
+        if (b[i].unpacked)
+            table_change_release(&b[i].ch);
+}
+
+/* The applier thread: takes everything queued (up to APPLY_BATCH) and applies it. */
+static void *apply_main(void *arg)
+{
+    cluster_t *c = arg;
+    queued_t *q = malloc(APPLY_BATCH * sizeof *q);
+    pending_change_t *b = malloc(APPLY_BATCH * sizeof *b);
+    if (!q || !b) {
+        RH_LOG(RH_LOG_ERR, "cluster", "applier: out of memory");
+        free(q);
+        free(b);
+        return NULL;
+    }
+    pthread_mutex_lock(&c->qmu);
+    for (;;) {
+        while (!c->qlen && !c->qstop)
+            pthread_cond_wait(&c->qwork, &c->qmu);
+        if (c->qstop)
+            break;
+        size_t n = 0;
+        while (c->qlen && n < APPLY_BATCH) {
+            q[n++] = c->queue[c->qhead];
+            c->qhead = (c->qhead + 1) % APPLY_QUEUE;
+            c->qlen--;
+        }
+        pthread_cond_broadcast(&c->qspace);
+        pthread_mutex_unlock(&c->qmu);
+        apply_run(c, q, n, b);
+        pthread_mutex_lock(&c->qmu);
+    }
+    pthread_mutex_unlock(&c->qmu);
+    free(q);
+    free(b);
+    return NULL;
 }
 
 /* The stream's last sequence now (the catch-up goal) and an ordered consumer from the first
@@ -408,10 +569,20 @@ int cluster_start(const rh_config_t *cfg, rp_db_t *db, table_registry_fn reg, vo
     c->reg = reg;
     c->reg_arg = reg_arg;
     snprintf(c->seq_path, sizeof c->seq_path, "%s/cluster-applied-seq", cfg->db_path);
-    c->applied = seq_load(c->seq_path);
+    int found = 0;
+    rh_diag_t md;
+    if (rp_get_mark(db, CLUSTER_MARK, &c->applied, &found, &md) != RH_OK) {
+        free(c);
+        return rh_diag_fail(d, RH_EIO, "database.path: cannot read the applied stream sequence: "
+                            "%s", md.text);
+    }
+    if (!found) /* upgraded from a version keeping it in a file (or a new database: 0) */
+        c->applied = seq_load(c->seq_path);
     c->boot_id = (unsigned long long)rh_real_ms();
     pthread_mutex_init(&c->mu, NULL);
-    pthread_mutex_init(&c->apply_mu, NULL);
+    pthread_mutex_init(&c->qmu, NULL);
+    pthread_cond_init(&c->qwork, NULL);
+    pthread_cond_init(&c->qspace, NULL);
     pthread_cond_init(&c->cv, NULL);
     snprintf(c->subject, sizeof c->subject, "%s.table", cfg->cluster_subject_prefix);
     snprintf(c->st.reason, sizeof c->st.reason, "connecting to NATS");
@@ -435,6 +606,11 @@ int cluster_start(const rh_config_t *cfg, rp_db_t *db, table_registry_fn reg, vo
         cluster_free(c);
         return RH_ENOMEM;
     }
+    if (pthread_create(&c->applier, NULL, apply_main, c) != 0) {
+        cluster_free(c);
+        return RH_ENOMEM;
+    }
+    c->applier_running = 1;
     if (pthread_create(&c->thread, NULL, watch_main, c) != 0) {
         cluster_free(c);
         return RH_ENOMEM;
@@ -457,6 +633,13 @@ void cluster_free(cluster_t *c)
         pthread_mutex_unlock(&c->mu);
         pthread_join(c->thread, NULL);
     }
+    pthread_mutex_lock(&c->qmu); /* the applier ends; a blocked or later callback drops */
+    c->qstop = 1;
+    pthread_cond_broadcast(&c->qwork);
+    pthread_cond_broadcast(&c->qspace);
+    pthread_mutex_unlock(&c->qmu);
+    if (c->applier_running)
+        pthread_join(c->applier, NULL);
     if (c->sub) {
         natsSubscription_Unsubscribe(c->sub);
         natsSubscription_Destroy(c->sub);
@@ -466,8 +649,12 @@ void cluster_free(cluster_t *c)
         natsConnection_Close(c->nc);
         natsConnection_Destroy(c->nc);
     }
+    for (; c->qlen; c->qlen--, c->qhead = (c->qhead + 1) % APPLY_QUEUE)
+        natsMsg_Destroy(c->queue[c->qhead].msg); /* delivered, never applied: not recorded */
     pthread_cond_destroy(&c->cv);
-    pthread_mutex_destroy(&c->apply_mu);
+    pthread_cond_destroy(&c->qspace);
+    pthread_cond_destroy(&c->qwork);
+    pthread_mutex_destroy(&c->qmu);
     pthread_mutex_destroy(&c->mu);
     free(c);
     nats_CloseAndWait(2000); /* the client library's threads and memory (LSan clean) */

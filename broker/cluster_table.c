@@ -61,6 +61,23 @@ int table_change_apply(rp_db_t *db, const table_change_t *ch, table_registry_fn 
     return rc;
 }
 
+int table_change_needs_registry(const table_change_t *ch)
+{
+    return ch->kind == RP_KIND_MEMBER || ch->kind == RP_KIND_ENDPOINT;
+}
+
+int table_change_apply_txn(rp_txn_t *t, const table_change_t *ch, int *deleted, rh_diag_t *d)
+{
+    if (deleted)
+        *deleted = 0;
+    if (table_change_needs_registry(ch))
+        return rh_diag_fail(d, RH_EINVAL, "table change: %s records are applied one at a time",
+                            rp_kind_name(ch->kind));
+    if (ch->op == TABLE_OP_DELETE)
+        return rp_txn_delete(t, ch->kind, ch->msg, deleted, d);
+    return rp_txn_put(t, ch->kind, ch->msg, ch->mode, d);
+}
+
 int table_change_pack(const table_change_t *ch, unsigned node_id, uint8_t **out, size_t *len,
                       rh_diag_t *d)
 {

@@ -45,6 +45,18 @@ typedef int (*table_registry_fn)(void *arg, rp_kind_t kind, const ProtobufCMessa
 int table_change_apply(rp_db_t *db, const table_change_t *ch, table_registry_fn reg,
                        void *reg_arg, int *deleted, rh_diag_t *diag);
 
+/* Whether applying `ch` calls the registry hook (Member and Endpoint records): such a change
+ * is applied alone with table_change_apply, never inside a batch. */
+int table_change_needs_registry(const table_change_t *ch);
+
+/* Applies `ch` (of a kind without registry hook, table_change_needs_registry() == 0) inside the
+ * caller's write transaction `t` — a cluster node applying many changes of the stream in one
+ * LMDB commit. The transaction's audit actor is the caller's (rp_txn_begin). *deleted as
+ * table_change_apply. Errors: those of rp_txn_put / rp_txn_delete — RH_EINVAL, RH_EEXIST,
+ * RH_ENOTFOUND leave `t` usable (the change is refused, nothing of it is in `t`); after any
+ * other error (RH_EFULL, RH_EIO) `t` can only be aborted. RH_EINVAL also for a registry kind. */
+int table_change_apply_txn(rp_txn_t *t, const table_change_t *ch, int *deleted, rh_diag_t *diag);
+
 /* Packs `ch` as a TableChange (node_id of the writer) into a malloc'd buffer *out of *len bytes
  * (the caller frees). Errors: RH_EINVAL (kind out of range / message of another kind), RH_ENOMEM. */
 int table_change_pack(const table_change_t *ch, unsigned node_id, uint8_t **out, size_t *len,

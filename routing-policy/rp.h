@@ -330,6 +330,17 @@ int rp_txn_commit(rp_txn_t *t, rh_diag_t *diag);
 /* Aborts and frees. NULL is a no-op. */
 void rp_txn_abort(rp_txn_t *t);
 
+#define RP_MARK_NAME_MAX 31
+/* A named 64-bit mark kept in the environment's meta database and written by the commit of `t`
+ * — atomically with the transaction's records (a cluster node's last applied stream sequence:
+ * a crash keeps both or neither). `name`: 1..RP_MARK_NAME_MAX characters [a-z0-9_-], the
+ * stored key is "mark:" + name. Calling it again in the same transaction replaces the value.
+ * Errors: RH_EINVAL (no transaction, bad name). */
+int rp_txn_set_mark(rp_txn_t *t, const char *name, uint64_t value, rh_diag_t *diag);
+/* Reads a mark written by rp_txn_set_mark: *value = 0 and *found = 0 when none was ever written
+ * (found may be NULL). Errors: RH_EINVAL (bad name), RH_EIO. */
+int rp_get_mark(rp_db_t *db, const char *name, uint64_t *value, int *found, rh_diag_t *diag);
+
 /* One-shot write: begin + put + commit. Errors: as rp_txn_begin/put/commit. */
 int rp_put(rp_db_t *db, const char *actor, rp_kind_t kind, const ProtobufCMessage *msg,
            rp_put_mode_t mode, rh_diag_t *diag);

@@ -205,6 +205,8 @@ struct rp_txn {
     int seq_loaded;
     int dirty; /* routing content (blocks/policies) changed: bump the generation */
     rp_delta_t *delta; /* the routing changes, for the compiled index (NULL without index) */
+    char mark_name[RP_MARK_NAME_MAX + 1]; /* rp_txn_set_mark: written at commit ("" = none) */
+    uint64_t mark_val;
 };
 
 /* The transaction's cursor on a database (opened on first use, freed with the transaction). */

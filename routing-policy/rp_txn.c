@@ -12,10 +12,12 @@
  */
 #include "rp_internal.h"
 
+#include "rh_hex.h"
 #include "rh_log.h"
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 static void txn_end(rp_txn_t *t, int commit_done)
 {
@@ -293,6 +295,15 @@ int rp_txn_commit(rp_txn_t *t, rh_diag_t *diag)
                      (unsigned long long)t->n_clear);
             rc = rp__audit(t, "import", "batch", txt, NULL, 0, NULL, 0, diag);
         }
+        if (rc == RH_OK && t->mark_name[0]) {
+            char key[8 + RP_MARK_NAME_MAX];
+            int kl = snprintf(key, sizeof key, "mark:%s", t->mark_name);
+            uint8_t b[8];
+            rh_put_be64(b, t->mark_val);
+            MDB_val k = {(size_t)kl, key}, v = {8, b};
+            int m = mdb_put(t->txn, t->db->dbi[RP_DBI_META], &k, &v, 0);
+            rc = m == MDB_MAP_FULL ? RP_EMAPFULL : m ? rp__lmdb_err(m, diag, "mark") : RH_OK;
+        }
         if (rc == RH_OK && t->dirty) {
             if (t->delta) {
                 t->delta->gen_before = rp__read_gen(t->txn, t->db->dbi[RP_DBI_META]);
@@ -329,6 +340,57 @@ int rp_txn_commit(rp_txn_t *t, rh_diag_t *diag)
             rp__index_kick(db);
         return rc;
     }
+}
+
+static int mark_name_ok(const char *name)
+{
+    size_t n = name ? strlen(name) : 0;
+    if (n < 1 || n > RP_MARK_NAME_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!((name[i] >= 'a' && name[i] <= 'z') || (name[i] >= '0' && name[i] <= '9') ||
+              name[i] == '_' || name[i] == '-'))
+            return 0;
+    return 1;
+}
+
+int rp_txn_set_mark(rp_txn_t *t, const char *name, uint64_t value, rh_diag_t *diag)
+{
+    if (!t)
+        return rh_diag_fail(diag, RH_EINVAL, "no transaction");
+    if (!mark_name_ok(name))
+        return rh_diag_fail(diag, RH_EINVAL, "mark name: 1..%d characters [a-z0-9_-]",
+                            RP_MARK_NAME_MAX);
+    snprintf(t->mark_name, sizeof t->mark_name, "%s", name);
+    t->mark_val = value;
+    return RH_OK;
+}
+
+int rp_get_mark(rp_db_t *db, const char *name, uint64_t *value, int *found, rh_diag_t *diag)
+{
+    *value = 0;
+    if (found)
+        *found = 0;
+    if (!mark_name_ok(name))
+        return rh_diag_fail(diag, RH_EINVAL, "mark name: 1..%d characters [a-z0-9_-]",
+                            RP_MARK_NAME_MAX);
+    rp_reader_t *r;
+    int rc = rp__temp_reader(db, &r, diag);
+    if (rc)
+        return rc;
+    char key[8 + RP_MARK_NAME_MAX];
+    int kl = snprintf(key, sizeof key, "mark:%s", name);
+    MDB_val k = {(size_t)kl, key}, v;
+    int m = mdb_get(rp__reader_txn(r), db->dbi[RP_DBI_META], &k, &v);
+    if (m == 0 && v.mv_size == 8) {
+        *value = rh_get_be64(v.mv_data);
+        if (found)
+            *found = 1;
+    } else if (m != MDB_NOTFOUND) {
+        rc = rp__lmdb_err(m ? m : MDB_CORRUPTED, diag, "mark");
+    }
+    rp__temp_reader_done(r);
+    return rc;
 }
 
 void rp_txn_abort(rp_txn_t *t)

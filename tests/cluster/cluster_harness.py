@@ -7,6 +7,7 @@ servers start, so port 0 cannot be used): racy by nature, as free_port.py says.
 """
 import json
 import os
+import socket
 import shutil
 import signal
 import subprocess
@@ -174,3 +175,82 @@ def wait_readyz(hub, status, contains="", timeout=20.0):
             return last
         time.sleep(0.1)
     raise AssertionError("readyz never %d/%r; last %r\n%s" % (status, contains, last, hub.logs()))
+
+
+# ---- a large table written straight into the stream (catch-up tests and benchmarks) ----------
+# TableChange messages as cluster_write publishes them, packed here by hand (proto/roamhub.proto
+# TableChange, Network, DevAddrBlock): building a 100,000-block table through the admin API
+# would take minutes; publishing it takes seconds.
+
+KIND_NETWORK, KIND_BLOCK, MODE_CREATE = 0, 2, 1
+FILL_NET = 0x000505  # NetID 000505: DevAddr prefix 0A000000/7
+
+
+def _varint(v):
+    out = bytearray()
+    while True:
+        b = v & 0x7F
+        v >>= 7
+        out.append(b | (0x80 if v else 0))
+        if not v:
+            return bytes(out)
+
+
+def _field_varint(no, v):
+    return _varint(no << 3) + _varint(v) if v else b""
+
+
+def _field_bytes(no, b):
+    return _varint((no << 3) | 2) + _varint(len(b)) + b
+
+
+def table_change(kind, record, actor=b"bench"):
+    return (_field_varint(1, 1) + _field_varint(2, kind) + _field_varint(3, MODE_CREATE) +
+            _field_bytes(4, actor) + _field_bytes(5, record) + _field_varint(6, 1))
+
+
+def fill_changes(n, network=True):
+    """The network FILL_NET (unless network=False) and n /32 DevAddr blocks of it from 0A000000:
+    never overlapping each other."""
+    if network:
+        yield table_change(KIND_NETWORK, _field_varint(1, FILL_NET) + _field_bytes(2, b"home"))
+    for i in range(n):
+        yield table_change(KIND_BLOCK, _field_varint(1, 0x0A000000 + i) + _field_varint(2, 32) +
+                           _field_varint(3, FILL_NET))
+
+
+def fill_table_stream(port, subject, n, network=True, window=1000):
+    """Publishes fill_changes(n, network) to `subject` through the NATS server on 127.0.0.1:port
+    with JetStream acks, at most `window` unacknowledged; returns how many were sent."""
+    s = socket.create_connection(("127.0.0.1", port))
+    f = s.makefile("rb")
+    f.readline()  # INFO
+    s.sendall(b'CONNECT {"verbose":false,"pedantic":false}\r\nSUB _INBOX.fill 1\r\n')
+    sent = acked = 0
+
+    def read_ack():
+        line = f.readline()
+        if line.startswith(b"MSG"):
+            body = f.read(int(line.split()[-1]) + 2)
+            if b'"error"' in body:
+                raise RuntimeError("JetStream refused a publish: %r" % body)
+            return 1
+        if line.startswith(b"PING"):
+            s.sendall(b"PONG\r\n")
+        elif line.startswith(b"-ERR"):
+            raise RuntimeError(line)
+        return 0
+    buf = []
+    for data in fill_changes(n, network):
+        buf.append(b"PUB %s _INBOX.fill %d\r\n%s\r\n" % (subject.encode(), len(data), data))
+        sent += 1
+        if len(buf) >= 200:
+            s.sendall(b"".join(buf))
+            buf = []
+        while sent - acked >= window:
+            acked += read_ack()
+    s.sendall(b"".join(buf))
+    while acked < sent:
+        acked += read_ack()
+    s.close()
+    return sent

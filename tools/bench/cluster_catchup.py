@@ -4,8 +4,7 @@
 Per run and table size N: 3 nats-server (JetStream, clustered, tests/cluster harness), one
 roamhubd node creates the stream (R3) and is stopped; the stream is filled with 1 network + N
 DevAddr block creates (TableChange messages as cluster_write publishes them, packed here by
-hand: proto/roamhub.proto TableChange/DevAddrBlock; published with JetStream acks, 1000 in
-flight); then an empty node is started and timed from its start until /readyz answers 200 (it
+hand by tests/cluster/cluster_harness.fill_table_stream; JetStream-acknowledged); then an empty node is started and timed from its start until /readyz answers 200 (it
 has applied the stream up to its last sequence); its LMDB must then hold the N blocks (roamdb
 count). Reference, same run: a single node (no cluster) started with the same N blocks as its
 `import` file, timed until /healthz answers (the import is done before the listeners open).
@@ -13,7 +12,6 @@ Usage: tools/bench/cluster_catchup.py [BUILD_DIR] [RUNS] [N ...]   (default: bui
 """
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -28,77 +26,9 @@ SIZES = [int(a) for a in sys.argv[3:]] or [100000]
 os.environ["ROAMHUB_BUILD"] = BUILD
 sys.path.insert(0, os.path.join(ROOT, "tests", "cluster"))
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
-from cluster_harness import NatsCluster, cluster_section, readyz, wait_readyz  # noqa: E402
+from cluster_harness import (NatsCluster, cluster_section, fill_table_stream, readyz,  # noqa: E402
+                             wait_readyz)
 from roamhub_harness import ROAMHUBD, Daemon, Hub  # noqa: E402
-
-NET = 0x000505            # NetID 000505: DevAddr prefix 0A000000/7
-KIND_NETWORK, KIND_BLOCK, MODE_CREATE = 0, 2, 1
-
-
-def varint(v):
-    out = bytearray()
-    while True:
-        b = v & 0x7F
-        v >>= 7
-        out.append(b | (0x80 if v else 0))
-        if not v:
-            return bytes(out)
-
-
-def field_varint(no, v):
-    return varint(no << 3) + varint(v) if v else b""
-
-
-def field_bytes(no, b):
-    return varint((no << 3) | 2) + varint(len(b)) + b
-
-
-def table_change(kind, record):
-    return (field_varint(1, 1) + field_varint(2, kind) + field_varint(3, MODE_CREATE) +
-            field_bytes(4, b"bench") + field_bytes(5, record) + field_varint(6, 1))
-
-
-def changes(n):
-    yield table_change(KIND_NETWORK, field_varint(1, NET) + field_bytes(2, b"home"))
-    for i in range(n):  # /32 blocks inside 0A000000/7: never overlapping
-        yield table_change(KIND_BLOCK, field_varint(1, 0x0A000000 + i) + field_varint(2, 32) +
-                           field_varint(3, NET))
-
-
-def fill(port, subject, n, window=1000):
-    """Publishes the changes with JetStream acks (reply subject), at most `window` unacked."""
-    s = socket.create_connection(("127.0.0.1", port))
-    f = s.makefile("rb")
-    f.readline()  # INFO
-    s.sendall(b'CONNECT {"verbose":false,"pedantic":false}\r\nSUB _INBOX.fill 1\r\n')
-    sent = acked = 0
-
-    def read_ack():
-        line = f.readline()
-        if line.startswith(b"MSG"):
-            body = f.read(int(line.split()[-1]) + 2)
-            if b'"error"' in body:
-                raise RuntimeError("JetStream refused a publish: %r" % body)
-            return 1
-        if line.startswith(b"PING"):
-            s.sendall(b"PONG\r\n")
-        elif line.startswith(b"-ERR"):
-            raise RuntimeError(line)
-        return 0
-    buf = []
-    for data in changes(n):
-        buf.append(b"PUB %s _INBOX.fill %d\r\n%s\r\n" % (subject.encode(), len(data), data))
-        sent += 1
-        if len(buf) >= 200:
-            s.sendall(b"".join(buf))
-            buf = []
-        while sent - acked >= window:
-            acked += read_ack()
-    s.sendall(b"".join(buf))
-    while acked < sent:
-        acked += read_ack()
-    s.close()
-    return sent
 
 
 def import_file(path, n):
@@ -160,7 +90,7 @@ def one_run(run, n):
         wait_readyz(first, 200, "ready\n")
         first.stop()
         t0 = time.time()
-        fill(nats.client_ports[0], sec["subject_prefix"] + ".table", n)
+        fill_table_stream(nats.client_ports[0], sec["subject_prefix"] + ".table", n)
         fill_s = time.time() - t0
         sec2 = dict(sec, node_id=2)
         t0 = time.time()

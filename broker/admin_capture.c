@@ -67,7 +67,7 @@ static void finish(admin_download_t *dl)
         }
     }
     unsigned long long dropped = (unsigned long long)capture_dropped(dl->cap);
-    capture_stop(dl->cap);
+    admin_capture_stop(dl->a, dl->cap);
     dl->cap = NULL;
     unlink_dl(dl);
     event_free(dl->timer);

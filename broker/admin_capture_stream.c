@@ -64,15 +64,30 @@ void admin_capture_event_line(admin_api_t *a, const capture_event_t *e, char *ou
         cJSON_AddStringToObject(o, "result_code", e->result_code);
     cJSON_AddNumberToObject(o, "latency_us", (double)e->latency_us);
     cJSON_AddStringToObject(o, "sender", sender);
+    if (e->node || a->hub->cview) /* cluster: the node that relayed it */
+        cJSON_AddNumberToObject(o, "node", e->node ? e->node : a->hub->cfg.cluster_node_id);
     if (!cJSON_PrintPreallocated(o, out, (int)cap - 2, 0))
         snprintf(out, cap, "{}");
     cJSON_Delete(o);
     strcat(out, "\n");
 }
 
+void admin_capture_stop(admin_api_t *a, capture_t *cap)
+{
+    if (!cap)
+        return;
+    cluster_view_capture_close(a->hub->cview, cap);
+    capture_stop(cap);
+}
+
 int admin_capture_start(admin_req_t *r, unsigned max_events, capture_t **out)
 {
     int rc = capture_start(r->p.is_operator, r->p.net_id, max_events, out);
+    if (rc == RH_OK && cluster_view_capture_open(r->a->hub->cview, *out) != RH_OK) {
+        capture_stop(*out); /* the other nodes could not feed it: refused like a full set */
+        *out = NULL;
+        rc = RH_EAGAIN;
+    }
     if (rc)
         admin_reply_error(r, rc == RH_EAGAIN ? 503 : 400, "capture: %s",
                           rc == RH_EAGAIN ? "too many captures in progress, retry later"
@@ -153,7 +168,7 @@ static void send_chunk(admin_follow_t *fl, chunk_t *c, size_t events)
 static void finish(admin_follow_t *fl, const char *why)
 {
     unsigned long long dropped = (unsigned long long)capture_dropped(fl->cap);
-    capture_stop(fl->cap);
+    admin_capture_stop(fl->a, fl->cap);
     unlink_follow(fl);
     event_free(fl->timer);
     if (!hs_req_gone(fl->req)) {
@@ -241,7 +256,7 @@ void admin_capture_follow(admin_req_t *r, unsigned seconds, unsigned max_events)
     int rc = hs_stream_begin(r->req, 200, sse ? "text/event-stream" : "application/x-ndjson",
                              "Cache-Control: no-store\r\nX-Accel-Buffering: no\r\n");
     if (rc) {
-        capture_stop(fl->cap);
+        admin_capture_stop(r->a, fl->cap);
         free(fl);
         if (rc == RH_EINVAL)
             admin_reply_error(r, 505, "capture: follow needs HTTP/1.1 (chunked responses)");

@@ -220,6 +220,9 @@ void admin_capture_follow_fini(admin_api_t *a); /* ends live streams (shutdown) 
  * replies itself (503 too many captures, 400) and returns the RH_E* code
  * (admin_capture_stream.c). */
 int admin_capture_start(admin_req_t *r, unsigned max_events, capture_t **out);
+/* Stops a capture admin_capture_start started (the other cluster nodes stop feeding it first).
+ * NULL is a no-op. */
+void admin_capture_stop(admin_api_t *a, capture_t *cap);
 /* One capture event as a JSON object line ("{...}\n") into out (admin_capture_stream.c). */
 void admin_capture_event_line(admin_api_t *a, const capture_event_t *e, char *out, size_t cap);
 void admin_gateways_handle(admin_req_t *r);    /* GET /gateways (admin_gateways.c) */

@@ -214,6 +214,8 @@ struct stats_job {
     int gzipped;
     rp_stats_page_t pg;
     uint64_t took_us;
+    int cluster;              /* a cluster node: the answer says which nodes it covers */
+    char reporting[CLUSTER_VIEW_NODES * 4], missing[CLUSTER_VIEW_NODES * 4]; /* "1,3" */
 };
 
 struct admin_stats {
@@ -224,6 +226,15 @@ struct admin_stats {
 
 static const char CSV_HEADER[] = "period_start,forwarder,home,class,outcome,result_code,count,"
                                  "latency_mean_ms,latency_p50_ms,latency_p90_ms,latency_p99_ms\n";
+
+/* "1,3": node IDs joined by commas ("" for none). */
+static void node_list(const unsigned *ids, size_t n, char *out, size_t cap)
+{
+    size_t len = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < n && len + 5 < cap; i++)
+        len += (size_t)snprintf(out + len, cap - len, "%s%u", i ? "," : "", ids[i]);
+}
 
 /* Runs one page of a query and formats it (statistics thread). */
 static void job_run(offload_job_t *oj)
@@ -243,10 +254,25 @@ static void job_run(offload_job_t *oj)
     j->rc = c.oom ? RH_ENOMEM
                   : rp_stats_query_page(s->a->hub->db, j->from_min, j->to_min, &j->f, j->agg,
                                         &j->pg, stats_cb, &c, &j->d);
+    if (j->rc == RH_OK && s->a->hub->cview) { /* after the query: a node missing since is */
+        cluster_nodes_t cn;
+        cluster_view_nodes(s->a->hub->cview, &cn);
+        j->cluster = 1;
+        node_list(cn.reporting, cn.n_reporting, j->reporting, sizeof j->reporting);
+        node_list(cn.missing, cn.n_missing, j->missing, sizeof j->missing);
+    }
     if (j->rc == RH_OK && !j->csv) {
         APPEND_LIT(&c, "],\"next_page_token\":\"");
         append(&c, j->pg.next, strlen(j->pg.next)); /* hex */
-        APPEND_LIT(&c, "\"}");
+        APPEND_LIT(&c, "\"");
+        if (j->cluster) {
+            char cl[sizeof j->reporting + sizeof j->missing + 96];
+            int n = snprintf(cl, sizeof cl, ",\"cluster\":{\"nodes_reporting\":[%s],"
+                             "\"nodes_missing\":[%s],\"partial\":%s}", j->reporting,
+                             j->missing, j->missing[0] ? "true" : "false");
+            append(&c, cl, (size_t)n);
+        }
+        APPEND_LIT(&c, "}");
     }
     if (j->rc == RH_OK && c.oom)
         j->rc = rh_diag_fail(&j->d, RH_ENOMEM, "stats: out of memory");
@@ -282,11 +308,15 @@ static void job_reply(stats_job_t *j)
                           j->d.text);
         return;
     }
-    char extra[400];
-    snprintf(extra, sizeof extra, "Cache-Control: no-store\r\n%s%s%s%s",
+    char extra[400 + sizeof j->reporting + sizeof j->missing], cl[sizeof j->reporting +
+                                                                   sizeof j->missing + 96] = "";
+    if (j->cluster) /* the CSV form's only place for it; the JSON has it in "cluster" too */
+        snprintf(cl, sizeof cl, "X-Cluster-Nodes-Reporting: %s\r\nX-Cluster-Nodes-Missing: %s\r\n",
+                 j->reporting, j->missing);
+    snprintf(extra, sizeof extra, "Cache-Control: no-store\r\n%s%s%s%s%s",
              j->gzipped ? "Content-Encoding: gzip\r\nVary: Accept-Encoding\r\n" : "",
              j->pg.next[0] ? "X-Next-Page-Token: " : "", j->pg.next,
-             j->pg.next[0] ? "\r\n" : "");
+             j->pg.next[0] ? "\r\n" : "", cl);
     hs_reply_ex(r->req, 200, j->csv ? "text/csv; charset=utf-8" : "application/json", extra,
                 j->body, j->len);
     r->req = NULL;

@@ -112,6 +112,31 @@ size_t capture_take(capture_t *c, capture_event_t *out, size_t cap)
     return k;
 }
 
+void capture_inject(capture_t *c, const capture_event_t *ev, size_t n, uint64_t dropped_elsewhere)
+{
+    pthread_mutex_lock(&c->mu);
+    c->dropped += dropped_elsewhere;
+    for (size_t i = 0; i < n; i++) {
+        if (!(c->all || c->net_id == ev[i].fwd_net_id || c->net_id == ev[i].home_net_id))
+            continue;
+        if (c->n == c->cap) {
+            c->dropped++;
+            continue;
+        }
+        c->ring[(c->head + c->n) % c->cap] = ev[i];
+        c->n++;
+    }
+    pthread_mutex_unlock(&c->mu);
+}
+
+void capture_filter(const capture_t *c, int *all, uint32_t *net_id)
+{
+    *all = c->all;
+    *net_id = c->net_id;
+}
+
+unsigned capture_capacity(const capture_t *c) { return (unsigned)c->cap; }
+
 uint64_t capture_dropped(const capture_t *c)
 {
     pthread_mutex_lock((pthread_mutex_t *)&c->mu);

@@ -12,7 +12,8 @@
  * outcome, ResultCode, latency and the sender member ID. Never tokens, keys, Authorization values
  * or PHYPayload bytes — the tap does not even receive them.
  *
- * Threads: capture_tap from any worker; capture_start/stop/take on the main thread. There is one
+ * Threads: capture_tap from any worker; capture_start/stop/take from any thread, each capture
+ * used by one owner (the main thread, or cluster_view.c's thread for the captures it relays). There is one
  * capture set per process (roamhubd runs one hub).
  */
 #ifndef RH_CAPTURE_H
@@ -38,6 +39,8 @@ typedef struct capture_event {
     char result_code[RP_RESULT_MAX + 1]; /* "" when none */
     uint64_t latency_us;           /* receive -> outcome; 0 when unknown */
     char sender[RP_ID_MAX + 1];    /* sender member ID, "" when unknown */
+    unsigned node;                 /* cluster: cluster.node_id of the node that relayed it
+                                      (capture_inject); 0 = this process */
 } capture_event_t;
 
 typedef struct capture capture_t;
@@ -69,6 +72,16 @@ int capture_start(int all, uint32_t net_id, unsigned max_events, capture_t **out
 
 /* Moves up to `cap` buffered events into out[] (oldest first); returns how many. Main thread. */
 size_t capture_take(capture_t *c, capture_event_t *out, size_t cap);
+
+/* Adds events another cluster node relayed (cluster_view.h) to the capture, as if tapped here:
+ * only those its filter admits (operator: all; member: forwarder or home NetID its own — the
+ * sending node filtered already, this holds it); when the ring is full the rest are dropped and
+ * counted, plus `dropped_elsewhere` (events the other node dropped). Any thread. */
+void capture_inject(capture_t *c, const capture_event_t *ev, size_t n, uint64_t dropped_elsewhere);
+
+/* The capture's filter and ring size (what capture_start was given). */
+void capture_filter(const capture_t *c, int *all, uint32_t *net_id);
+unsigned capture_capacity(const capture_t *c);
 
 /* Events dropped because the ring was full. */
 uint64_t capture_dropped(const capture_t *c);

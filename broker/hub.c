@@ -285,6 +285,8 @@ static void flush_stats(hub_t *hub)
             continue;
         rh_diag_t d;
         int rc = rp_stats_add(hub->db, items, n, &d);
+        if (rc == RH_OK || rc == RH_EINVAL) /* to the other nodes (cluster_view.h) */
+            cluster_view_publish_stats(hub->cview, items, n);
         if (rc == RH_EINVAL) /* invalid rows skipped, the others written: never retried */
             RH_LOG(RH_LOG_WARN, "stats", "rows skipped err=\"%s\"", d.text);
         else if (rc != RH_OK) {
@@ -570,6 +572,13 @@ int hub_run(rh_config_t *cfg)
         }
         for (unsigned i = 0; i < nw; i++)
             hub->workers[i].xnode = hub->xnode;
+        if (cluster_view_start(hub->cluster, &hub->cfg, hub->db, hub->workers[0].metrics,
+                               &hub->cview, &d) != RH_OK) {
+            RH_LOG(RH_LOG_ERR, "hub", "cannot start the cluster's statistics and capture view "
+                   "err=\"%s\"", d.text);
+            exit_code = 1;
+            goto out;
+        }
     }
     if (cfg->admin_enabled) {
         admin_registry_hooks_t hooks = {registry_changed, registry_prepare, registry_commit,
@@ -647,6 +656,7 @@ out:
         }
     }
     admin_free(hub->admin_api);
+    cluster_view_free(hub->cview); /* publishes the last statistics flush when it can */
     cluster_txn_free(hub->xnode);
     cluster_free(hub->cluster);
     for (unsigned i = 0; hub->workers && i < nw; i++)

@@ -16,6 +16,7 @@
 
 #include "cluster.h"
 #include "cluster_txn.h"
+#include "cluster_view.h"
 #include "config.h"
 #include "http_server.h"
 #include "metrics.h"
@@ -51,6 +52,7 @@ struct hub {
                                         complete before the workers start, read-only after */
     cluster_t *cluster; /* NATS JetStream link (cluster.h); NULL without a `cluster` section */
     cluster_txn_t *xnode; /* answers for other nodes' transactions (cluster_txn.h); or NULL */
+    cluster_view_t *cview; /* statistics and capture across nodes (cluster_view.h); or NULL */
     atomic_int draining;
     uint64_t started_mono_ms;
 };

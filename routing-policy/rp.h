@@ -412,6 +412,12 @@ unsigned rp_stats_hist_index(uint64_t latency_us);
  * were skipped and names the first one's field and reason (callers must not retry the batch).
  * RH_EFULL, RH_EIO: nothing was written (the batch may be retried). */
 int rp_stats_add(rp_db_t *db, const rp_stats_item_t *items, size_t n, rh_diag_t *diag);
+/* rp_stats_add that also writes the mark `mark` = mark_val (rp_txn_set_mark, rp_get_mark) in
+ * the same transaction (n may be 0: the mark alone) — a cluster node adding the rows of another
+ * node's stream message together with that message's sequence. Errors: as rp_stats_add, and
+ * RH_EINVAL for a bad mark name (nothing written). */
+int rp_stats_add_marked(rp_db_t *db, const rp_stats_item_t *items, size_t n, const char *mark,
+                        uint64_t mark_val, rh_diag_t *diag);
 
 typedef enum rp_agg { RP_AGG_MINUTE = 1, RP_AGG_HOUR = 60, RP_AGG_DAY = 1440 } rp_agg_t;
 

@@ -209,6 +209,11 @@ struct rp_txn {
     uint64_t mark_val;
 };
 
+/* rp_txn_set_mark / rp_stats_add_marked: stores mark `name` (already checked by
+ * rp__mark_name_ok) = value in txn's meta database. RP_EMAPFULL, RH_EIO. */
+int rp__put_mark(rp_db_t *db, MDB_txn *txn, const char *name, uint64_t value, rh_diag_t *diag);
+int rp__mark_name_ok(const char *name);
+
 /* The transaction's cursor on a database (opened on first use, freed with the transaction). */
 static inline MDB_cursor *rp__txn_cursor(rp_txn_t *t, int dbi)
 {

@@ -107,6 +107,8 @@ typedef struct add_ctx {
     const rp_stats_item_t *items;
     size_t n;
     const bool *ok; /* ok[i]: row i passed validation */
+    const char *mark; /* rp_stats_add_marked: also this mark, in the same transaction */
+    uint64_t mark_val;
 } add_ctx_t;
 
 #define RES_SHIFT 56
@@ -197,6 +199,8 @@ static int add_fn(rp_db_t *db, MDB_txn *txn, void *ud, rh_diag_t *diag)
 {
     add_ctx_t *a = ud;
     int rc = rollup_mark(db, txn, diag);
+    if (rc == RH_OK && a->mark)
+        rc = rp__put_mark(db, txn, a->mark, a->mark_val, diag);
     if (rc)
         return rc;
     static const rp_agg_t res[3] = {RP_AGG_MINUTE, RP_AGG_HOUR, RP_AGG_DAY};
@@ -237,15 +241,19 @@ static int check_row(const rp_stats_item_t *it, size_t i, rh_diag_t *diag)
     return RH_OK;
 }
 
-int rp_stats_add(rp_db_t *db, const rp_stats_item_t *items, size_t n, rh_diag_t *diag)
+int rp_stats_add_marked(rp_db_t *db, const rp_stats_item_t *items, size_t n, const char *mark,
+                        uint64_t mark_val, rh_diag_t *diag)
 {
     if (!db || (n && !items))
         return rh_diag_fail(diag, RH_EINVAL, "rp_stats_add: db and items are required");
-    if (n == 0)
+    if (mark && !rp__mark_name_ok(mark))
+        return rh_diag_fail(diag, RH_EINVAL, "mark name: 1..%d characters [a-z0-9_-]",
+                            RP_MARK_NAME_MAX);
+    if (n == 0 && !mark)
         return RH_OK;
     /* Validate every row first; bad rows are skipped and counted, never allowed to hold back the
      * rest of the batch (a refused batch used to be re-queued and refused again forever). */
-    bool *ok = malloc(n * sizeof *ok);
+    bool *ok = malloc((n ? n : 1) * sizeof *ok);
     if (!ok)
         return rh_diag_fail(diag, RH_ENOMEM, "stats: out of memory");
     size_t bad = 0;
@@ -255,8 +263,8 @@ int rp_stats_add(rp_db_t *db, const rp_stats_item_t *items, size_t n, rh_diag_t 
         bad += !ok[i];
     }
     int rc = RH_OK;
-    if (bad < n) {
-        add_ctx_t a = {items, n, ok};
+    if (bad < n || mark) {
+        add_ctx_t a = {items, n, ok, mark, mark_val};
         rc = raw_write(db, add_fn, &a, diag);
     }
     free(ok);
@@ -264,6 +272,11 @@ int rp_stats_add(rp_db_t *db, const rp_stats_item_t *items, size_t n, rh_diag_t 
         rc = rh_diag_fail(diag, RH_EINVAL, "%zu of %zu statistics rows skipped: %s", bad, n,
                           first.text);
     return rc;
+}
+
+int rp_stats_add(rp_db_t *db, const rp_stats_item_t *items, size_t n, rh_diag_t *diag)
+{
+    return rp_stats_add_marked(db, items, n, NULL, 0, diag);
 }
 
 /* ---- query --------------------------------------------------------------------------------- */

@@ -295,15 +295,8 @@ int rp_txn_commit(rp_txn_t *t, rh_diag_t *diag)
                      (unsigned long long)t->n_clear);
             rc = rp__audit(t, "import", "batch", txt, NULL, 0, NULL, 0, diag);
         }
-        if (rc == RH_OK && t->mark_name[0]) {
-            char key[8 + RP_MARK_NAME_MAX];
-            int kl = snprintf(key, sizeof key, "mark:%s", t->mark_name);
-            uint8_t b[8];
-            rh_put_be64(b, t->mark_val);
-            MDB_val k = {(size_t)kl, key}, v = {8, b};
-            int m = mdb_put(t->txn, t->db->dbi[RP_DBI_META], &k, &v, 0);
-            rc = m == MDB_MAP_FULL ? RP_EMAPFULL : m ? rp__lmdb_err(m, diag, "mark") : RH_OK;
-        }
+        if (rc == RH_OK && t->mark_name[0])
+            rc = rp__put_mark(t->db, t->txn, t->mark_name, t->mark_val, diag);
         if (rc == RH_OK && t->dirty) {
             if (t->delta) {
                 t->delta->gen_before = rp__read_gen(t->txn, t->db->dbi[RP_DBI_META]);
@@ -342,7 +335,18 @@ int rp_txn_commit(rp_txn_t *t, rh_diag_t *diag)
     }
 }
 
-static int mark_name_ok(const char *name)
+int rp__put_mark(rp_db_t *db, MDB_txn *txn, const char *name, uint64_t value, rh_diag_t *diag)
+{
+    char key[8 + RP_MARK_NAME_MAX];
+    int kl = snprintf(key, sizeof key, "mark:%s", name);
+    uint8_t b[8];
+    rh_put_be64(b, value);
+    MDB_val k = {(size_t)kl, key}, v = {8, b};
+    int m = mdb_put(txn, db->dbi[RP_DBI_META], &k, &v, 0);
+    return m == MDB_MAP_FULL ? RP_EMAPFULL : m ? rp__lmdb_err(m, diag, "mark") : RH_OK;
+}
+
+int rp__mark_name_ok(const char *name)
 {
     size_t n = name ? strlen(name) : 0;
     if (n < 1 || n > RP_MARK_NAME_MAX)
@@ -358,7 +362,7 @@ int rp_txn_set_mark(rp_txn_t *t, const char *name, uint64_t value, rh_diag_t *di
 {
     if (!t)
         return rh_diag_fail(diag, RH_EINVAL, "no transaction");
-    if (!mark_name_ok(name))
+    if (!rp__mark_name_ok(name))
         return rh_diag_fail(diag, RH_EINVAL, "mark name: 1..%d characters [a-z0-9_-]",
                             RP_MARK_NAME_MAX);
     snprintf(t->mark_name, sizeof t->mark_name, "%s", name);
@@ -371,7 +375,7 @@ int rp_get_mark(rp_db_t *db, const char *name, uint64_t *value, int *found, rh_d
     *value = 0;
     if (found)
         *found = 0;
-    if (!mark_name_ok(name))
+    if (!rp__mark_name_ok(name))
         return rh_diag_fail(diag, RH_EINVAL, "mark name: 1..%d characters [a-z0-9_-]",
                             RP_MARK_NAME_MAX);
     rp_reader_t *r;

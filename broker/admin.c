@@ -18,14 +18,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void serve_metrics(admin_api_t *a, hs_req_t *req)
+char *admin_metrics_text(hub_t *hub)
 {
-    hub_t *hub = a->hub;
     metrics_t **all = calloc(hub->nworkers, sizeof *all);
-    if (!all) {
-        hs_reply(req, 503, "text/plain", "out of memory\n", 14);
-        return;
-    }
+    if (!all)
+        return NULL;
     for (unsigned i = 0; i < hub->nworkers; i++)
         all[i] = hub->workers[i].metrics;
     unsigned long txns = 0; /* live relay transactions: a leak shows as a gauge that never falls */
@@ -52,6 +49,19 @@ static void serve_metrics(admin_api_t *a, hs_req_t *req)
     peer_registry_view_release(&v);
     char *text = metrics_render(all, hub->nworkers, &g);
     free(all);
+    return text;
+}
+
+static char *metrics_text_cb(void *hub) { return admin_metrics_text(hub); }
+
+void admin_cluster_metrics_source(hub_t *hub)
+{
+    cluster_view_set_metrics(hub->cview, metrics_text_cb, hub);
+}
+
+static void serve_metrics(admin_api_t *a, hs_req_t *req)
+{
+    char *text = admin_metrics_text(a->hub);
     if (!text) {
         hs_reply(req, 503, "text/plain", "out of memory\n", 14);
         return;
@@ -101,6 +111,8 @@ static void handle(hs_req_t *req, void *arg)
         serve_readyz(a, req);
     } else if (get && !strcmp(path, "/metrics")) {
         serve_metrics(a, req);
+    } else if (get && !strcmp(path, "/metrics/cluster")) {
+        admin_cluster_metrics_serve(a, req);
     } else if (!strncmp(path, "/api/v1/", 8)) {
         admin_api_handle(a, req);
     } else if (!strcmp(path, "/healthz") || !strcmp(path, "/metrics")) {
@@ -260,6 +272,7 @@ void admin_free(admin_api_t *a)
     admin_capture_fini(a);
     admin_capture_follow_fini(a);
     admin_stats_fini(a);
+    admin_cluster_metrics_fini(a);
     admin_registry_fini(a);
     hs_server_free(a->srv);
     admin_console_free(a->console);

@@ -75,4 +75,8 @@ void admin_reload_abort(admin_reload_t *state);
  * Packet Broker data plane verifies its tokens with it (pb_auth.h). Valid until admin_free. */
 const struct admin_jwt *admin_jwt_of(const admin_api_t *a);
 
+/* A cluster node's metrics text for the other nodes' GET /metrics/cluster
+ * (cluster_view_set_metrics): hub.c calls it once hub->cview exists. */
+void admin_cluster_metrics_source(hub_t *hub);
+
 #endif

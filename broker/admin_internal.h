@@ -50,6 +50,8 @@ struct admin_api {
                                    * freed) when a reload disables it: a worker may still hold
                                    * the pointer. Freed by admin_free after the workers stop. */
     admin_stats_t *stats;         /* statistics thread and its queue (admin_stats.c), lazy */
+    struct offload *cluster_metrics; /* GET /metrics/cluster's helper thread, lazy */
+    unsigned cluster_metrics_queued; /* its requests waiting or running (listener loop) */
 };
 
 typedef struct admin_req {
@@ -209,7 +211,12 @@ void admin_time_text(int64_t ms, char out[ADMIN_TIME_TEXT]);
 void admin_resources_handle(admin_req_t *r);   /* networks ... keys, import, catalog, routes,
                                                   audit, policies/effective */
 void admin_stats_handle(admin_req_t *r);       /* GET /stats (answered later, off this loop) */
-void admin_stats_fini(admin_api_t *a);         /* stops the statistics thread (shutdown) */
+void admin_stats_fini(admin_api_t *a);
+/* GET /metrics/cluster (admin_cluster_metrics.c) and its shutdown. */
+void admin_cluster_metrics_serve(admin_api_t *a, hs_req_t *req);
+void admin_cluster_metrics_fini(admin_api_t *a);
+/* This node's /metrics text (admin.c): malloc'd, NULL on ENOMEM; any thread. */
+char *admin_metrics_text(hub_t *hub);         /* stops the statistics thread (shutdown) */
 void admin_capture_handle(admin_req_t *r);     /* GET /capture */
 void admin_capture_fini(admin_api_t *a);       /* ends captures in progress (shutdown) */
 /* GET /capture?follow=true: the live stream (SSE or chunked JSON lines), admin_capture_stream.c.

@@ -61,7 +61,7 @@ struct cluster_view {
     pthread_cond_t cv;
     int stop;                                  /* under mu */
     natsSubscription *stats_sub;               /* view thread only */
-    natsSubscription *core[3];                 /* alive, want, events: core NATS */
+    natsSubscription *core[4];                 /* alive, want, events, metrics: core NATS */
     int stream_ok;                             /* view thread only */
     uint64_t stats_applied;                    /* under mu: last stats stream sequence applied */
     int64_t last_seen_ms[CLUSTER_VIEW_NODES];  /* under mu: real ms, 0 = never heard from */
@@ -73,6 +73,9 @@ struct cluster_view {
     size_t pq_head, pq_len;
     unsigned long long pq_seq;
     atomic_int busy;                           /* NATS callbacks running (free waits for 0) */
+    cluster_metrics_fn metrics_fn;             /* set once before the subscriptions */
+    void *metrics_arg;
+    char metrics_subject[128];
     atomic_uint_least64_t not_shared;
 };
 
@@ -371,6 +374,147 @@ void cluster_view_nodes(cluster_view_t *v, cluster_nodes_t *out)
     pthread_mutex_unlock(&v->mu);
 }
 
+/* ---- metrics --------------------------------------------------------------------------------- */
+
+static void on_metrics(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *arg);
+
+void cluster_view_set_metrics(cluster_view_t *v, cluster_metrics_fn fn, void *arg)
+{
+    if (!v)
+        return;
+    v->metrics_arg = arg;
+    v->metrics_fn = fn;
+    if (!v->core[3] && natsConnection_Subscribe(&v->core[3], v->nc, v->metrics_subject,
+                                                 on_metrics, v) != NATS_OK)
+        v->core[3] = NULL; /* this node's metrics stay out of the others' views */
+}
+
+/* Another node asks for this node's metrics text: "NODE\n" + the text. */
+static void on_metrics_run(cluster_view_t *v, natsMsg *msg)
+{
+    const char *reply = natsMsg_GetReply(msg);
+    char *text = reply && v->metrics_fn ? v->metrics_fn(v->metrics_arg) : NULL;
+    if (text) {
+        size_t tl = strlen(text);
+        int64_t max = natsConnection_GetMaxPayload(v->nc);
+        if ((int64_t)tl + 16 > max) /* larger than NATS carries: its samples stay out */
+            tl = 0;
+        char *buf = malloc(tl + 16);
+        if (buf) {
+            int hl = snprintf(buf, 16, "%u\n", v->node);
+            memcpy(buf + hl, text, tl);
+            natsConnection_Publish(v->nc, reply, buf, hl + (int)tl);
+            free(buf);
+        }
+        free(text);
+    }
+    natsMsg_Destroy(msg);
+}
+
+static void on_metrics(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *arg)
+{
+    (void)nc;
+    (void)sub;
+    cluster_view_t *v = arg;
+    atomic_fetch_add(&v->busy, 1);
+    on_metrics_run(v, msg);
+    atomic_fetch_sub(&v->busy, 1);
+}
+
+int cluster_view_metrics(cluster_view_t *v, unsigned timeout_ms, char **out, rh_diag_t *d)
+{
+    *out = NULL;
+    cluster_nodes_t cn;
+    cluster_view_nodes(v, &cn);
+    size_t cap = CLUSTER_VIEW_NODES;
+    char **texts = calloc(cap, sizeof *texts);
+    unsigned *nodes = calloc(cap, sizeof *nodes);
+    natsMsg **msgs = calloc(cap, sizeof *msgs);
+    size_t n = 0;
+    if (!texts || !nodes || !msgs)
+        goto oom;
+    texts[0] = v->metrics_fn ? v->metrics_fn(v->metrics_arg) : strdup("");
+    if (!texts[0])
+        goto oom;
+    nodes[n++] = v->node;
+    natsInbox *inbox = NULL;
+    natsSubscription *sub = NULL;
+    if (natsInbox_Create(&inbox) == NATS_OK &&
+        natsConnection_SubscribeSync(&sub, v->nc, inbox) == NATS_OK &&
+        natsConnection_PublishRequest(v->nc, v->metrics_subject, inbox, "", 0) == NATS_OK) {
+        uint64_t deadline = rh_mono_ms() + timeout_ms;
+        while (n < cn.n_reporting && n < cap) {
+            uint64_t now = rh_mono_ms();
+            if (now >= deadline)
+                break;
+            natsMsg *m = NULL;
+            if (natsSubscription_NextMsg(&m, sub, (int64_t)(deadline - now)) != NATS_OK)
+                break;
+            const char *data = natsMsg_GetData(m), *nl = memchr(data, '\n',
+                                                                 (size_t)natsMsg_GetDataLength(m));
+            unsigned node = nl ? (unsigned)strtoul(data, NULL, 10) : 0;
+            int dup = 0;
+            for (size_t i = 0; i < n; i++)
+                dup |= nodes[i] == node;
+            if (!nl || node == 0 || dup) {
+                natsMsg_Destroy(m);
+                continue;
+            }
+            msgs[n] = m;
+            texts[n] = (char *)nl + 1; /* NATS messages end with a NUL the client adds */
+            nodes[n++] = node;
+        }
+    }
+    if (sub) {
+        natsSubscription_Unsubscribe(sub);
+        natsSubscription_Destroy(sub);
+    }
+    natsInbox_Destroy(inbox);
+    char *merged = metrics_text_merge((const char *const *)texts, nodes, n);
+    free(texts[0]);
+    for (size_t i = 1; i < n; i++)
+        natsMsg_Destroy(msgs[i]);
+    if (!merged)
+        goto oom_freed;
+    /* every node known: up when its text is in, down (missing or late) otherwise */
+    size_t ml = strlen(merged), room = ml + 256 + 40 * (cn.n_reporting + cn.n_missing + n);
+    char *all = realloc(merged, room);
+    if (!all) {
+        free(merged);
+        goto oom_freed;
+    }
+    size_t len = ml;
+    len += (size_t)snprintf(all + len, room - len,
+                            "# HELP roamhub_cluster_node_up Whether the cluster node answered "
+                            "this view's request in time (1) or not (0).\n"
+                            "# TYPE roamhub_cluster_node_up gauge\n");
+    for (unsigned id = 1; id < CLUSTER_VIEW_NODES; id++) {
+        int in = 0, known = 0;
+        for (size_t i = 0; i < n; i++)
+            in |= nodes[i] == id;
+        for (size_t i = 0; i < cn.n_reporting; i++)
+            known |= cn.reporting[i] == id;
+        for (size_t i = 0; i < cn.n_missing; i++)
+            known |= cn.missing[i] == id;
+        if (in || known)
+            len += (size_t)snprintf(all + len, room - len, "roamhub_cluster_node_up{node=\"%u\"} %d\n",
+                                    id, in);
+    }
+    free(texts);
+    free(nodes);
+    free(msgs);
+    *out = all;
+    return RH_OK;
+oom:
+    if (texts)
+        free(texts[0]);
+oom_freed:
+    free(texts);
+    free(nodes);
+    free(msgs);
+    return rh_diag_fail(d, RH_ENOMEM, "cluster metrics: out of memory");
+}
+
 /* ---- capture --------------------------------------------------------------------------------- */
 
 int cluster_view_capture_open(cluster_view_t *v, capture_t *cap)
@@ -665,6 +809,7 @@ int cluster_view_start(cluster_t *c, const rh_config_t *cfg, rp_db_t *db, metric
     snprintf(v->alive_filter, sizeof v->alive_filter, "%s.alive.*", p);
     snprintf(v->want_subject, sizeof v->want_subject, "%s.capture.want", p);
     snprintf(v->ev_subject, sizeof v->ev_subject, "%s.capture.ev", p);
+    snprintf(v->metrics_subject, sizeof v->metrics_subject, "%s.metrics", p);
     rh_diag_t md;
     if (rp_get_mark(db, STATS_MARK, &v->stats_applied, NULL, &md) != RH_OK) {
         free(v);
@@ -710,7 +855,7 @@ void cluster_view_free(cluster_view_t *v)
         if (v->stream_ok && natsConnection_Status(v->nc) == NATS_CONN_STATUS_CONNECTED)
             publish_queued(v); /* the last flush (stops at the first failure) */
     }
-    for (size_t i = 0; i < 3; i++)
+    for (size_t i = 0; i < 4; i++)
         if (v->core[i]) {
             natsSubscription_Unsubscribe(v->core[i]);
             natsSubscription_Destroy(v->core[i]);

@@ -80,4 +80,19 @@ void cluster_view_nodes(cluster_view_t *v, cluster_nodes_t *out);
 int cluster_view_capture_open(cluster_view_t *v, capture_t *cap);
 void cluster_view_capture_close(cluster_view_t *v, capture_t *cap);
 
+/* The cluster view of /metrics: fn(arg) renders this node's metrics text (malloc'd, NULL on
+ * ENOMEM; called from a NATS thread when another node asks, so it must be thread-safe). Set it
+ * once, before any node can ask (hub.c, right after cluster_view_start). */
+typedef char *(*cluster_metrics_fn)(void *arg);
+void cluster_view_set_metrics(cluster_view_t *v, cluster_metrics_fn fn, void *arg);
+
+/* Asks every node for its metrics text (core NATS request to PREFIX.metrics, answers gathered
+ * until every node reporting now answered or timeout_ms passed) and merges them with this
+ * node's (metrics_text_merge: label node="N"), followed by roamhub_cluster_node_up{node} — 1
+ * for the nodes in the text, 0 for those missing or not answering in time. Blocks up to
+ * timeout_ms: call it off the event loops (admin_cluster_metrics.c uses the offload thread).
+ * *out malloc'd (caller frees). Errors: RH_ENOMEM. A NATS failure is no error: the answer then
+ * holds this node alone and says the others are down. */
+int cluster_view_metrics(cluster_view_t *v, unsigned timeout_ms, char **out, rh_diag_t *diag);
+
 #endif

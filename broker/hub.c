@@ -579,6 +579,7 @@ int hub_run(rh_config_t *cfg)
             exit_code = 1;
             goto out;
         }
+        admin_cluster_metrics_source(hub);
     }
     if (cfg->admin_enabled) {
         admin_registry_hooks_t hooks = {registry_changed, registry_prepare, registry_commit,

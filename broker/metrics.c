@@ -659,3 +659,114 @@ void metrics_restore_deltas(metrics_t *m, const rp_stats_item_t *items, size_t n
     }
     pthread_mutex_unlock(&m->mu);
 }
+
+/* --- the cluster view: several nodes' texts as one --- */
+
+static void sb_init(sbuf_t *b)
+{
+    b->len = 0;
+    b->cap = 256;
+    b->p = malloc(b->cap);
+    b->oom = !b->p;
+    if (b->p)
+        b->p[0] = '\0';
+}
+
+typedef struct family {
+    char name[128];
+    size_t owner;   /* 1 + index of the text whose HELP/TYPE lines are kept */
+    sbuf_t head;    /* HELP and TYPE lines (from the first text that has them) */
+    sbuf_t samples; /* every text's samples, labelled */
+} family_t;
+
+/* The family a line belongs to: the name after "# HELP " / "# TYPE ", else the sample's metric
+ * name; "" for other comments. */
+static void line_family(const char *l, size_t n, char *out, size_t cap, int *is_head)
+{
+    *is_head = 0;
+    size_t i = 0, k = 0;
+    if (n && l[0] == '#') {
+        if (n > 7 && (!strncmp(l, "# HELP ", 7) || !strncmp(l, "# TYPE ", 7))) {
+            *is_head = 1;
+            i = 7;
+        } else {
+            out[0] = '\0';
+            return;
+        }
+    }
+    while (i < n && l[i] != ' ' && l[i] != '{' && k + 1 < cap)
+        out[k++] = l[i++];
+    out[k] = '\0';
+}
+
+char *metrics_text_merge(const char *const *texts, const unsigned *nodes, size_t n)
+{
+    family_t *fam = NULL;
+    size_t nf = 0, capf = 0;
+    int oom = 0;
+    for (size_t t = 0; t < n && !oom; t++) {
+        family_t *cur = NULL;
+        for (const char *l = texts[t]; l && *l && !oom;) {
+            const char *e = strchr(l, '\n');
+            size_t len = e ? (size_t)(e - l) : strlen(l);
+            char name[128];
+            int head;
+            line_family(l, len, name, sizeof name, &head);
+            if (name[0] && (!cur || (head && strcmp(cur->name, name)))) {
+                cur = NULL;
+                for (size_t f = 0; f < nf && !cur; f++)
+                    if (!strcmp(fam[f].name, name))
+                        cur = &fam[f];
+                /* a histogram's _bucket/_sum/_count samples stay in the family whose head came
+                 * before them (cur unchanged when the sample is not a head) */
+                if (!cur) {
+                    if (nf == capf) {
+                        size_t nc = capf ? capf * 2 : 64;
+                        family_t *nfam = realloc(fam, nc * sizeof *fam);
+                        if (!nfam) {
+                            oom = 1;
+                            break;
+                        }
+                        fam = nfam;
+                        capf = nc;
+                    }
+                    cur = &fam[nf++];
+                    memset(cur, 0, sizeof *cur);
+                    snprintf(cur->name, sizeof cur->name, "%s", name);
+                    sb_init(&cur->head);
+                    sb_init(&cur->samples);
+                    cur->owner = t + 1;
+                }
+            }
+            if (cur && head && cur->owner == t + 1) {
+                sb_printf(&cur->head, "%.*s\n", (int)len, l);
+            } else if (cur && !head && len && l[0] != '#') {
+                size_t nl = strcspn(l, " {");
+                if (nl < len && l[nl] == '{')
+                    sb_printf(&cur->samples, "%.*s{node=\"%u\",%.*s\n", (int)nl, l, nodes[t],
+                              (int)(len - nl - 1), l + nl + 1);
+                else
+                    sb_printf(&cur->samples, "%.*s{node=\"%u\"}%.*s\n", (int)nl, l, nodes[t],
+                              (int)(len - nl), l + nl);
+            }
+            l = e ? e + 1 : l + len;
+        }
+    }
+    sbuf_t out;
+    sb_init(&out);
+    for (size_t f = 0; f < nf; f++) {
+        oom |= fam[f].head.oom | fam[f].samples.oom;
+        if (fam[f].head.p)
+            sb_printf(&out, "%s", fam[f].head.p);
+        if (fam[f].samples.p)
+            sb_printf(&out, "%s", fam[f].samples.p);
+        free(fam[f].head.p);
+        free(fam[f].samples.p);
+    }
+    free(fam);
+    if (oom || out.oom) {
+        free(out.p);
+        return NULL;
+    }
+    return out.p;
+}

@@ -63,6 +63,13 @@ typedef struct metrics_hub_gauges {
  * Returns a malloc'd string (caller frees) or NULL on ENOMEM. Main thread (admin listener). */
 char *metrics_render(metrics_t *const *all, size_t n, const metrics_hub_gauges_t *g);
 
+/* The cluster view (GET /metrics/cluster): n texts in the format metrics_render writes (one per
+ * cluster node, nodes[i] its cluster.node_id) as one valid text: each family's HELP and TYPE
+ * once (the first text's), then every text's samples of it with the label node="N" added.
+ * Comments other than HELP/TYPE are dropped. Returns a malloc'd string (caller frees) or NULL
+ * on ENOMEM. Any thread. */
+char *metrics_text_merge(const char *const *texts, const unsigned *nodes, size_t n);
+
 /* Caps the forwarder x home label pairs of roamhub_messages_total (the family grows with the
  * square of the members): the first `max_pairs` pairs a scrape sees keep their labels for the
  * life of the process (so counters stay monotonic); later pairs are summed into

@@ -9,6 +9,8 @@ import gzip
 import io
 import json
 import os
+import re
+import subprocess
 import sys
 import threading
 import time
@@ -94,6 +96,20 @@ class ViewTest(NodesTest):
                 return got, data, hd
             time.sleep(0.1)
 
+    def metrics(self, h, path):
+        st, data, hd = h.api.raw("GET", path)
+        self.assertEqual(st, 200, data)
+        return data.decode()
+
+    @staticmethod
+    def forwarded(text):
+        """{node label (None without): uplink_app forwarded count} of roamhub_relay_outcomes_total."""
+        out = {}
+        for m in re.finditer(r'^roamhub_relay_outcomes_total\{(node="(\d+)",)?class="uplink_app",'
+                             r'outcome="forwarded"\} (\d+)$', text, re.M):
+            out[m.group(2)] = out.get(m.group(2), 0) + int(m.group(3))
+        return out
+
     def test_stats_and_capture_on_node2_cover_nodes_1_and_3_then_node3_missing(self):
         n1, n2, n3 = self.n1, self.n2, self.n3
         self.relay(n1, self.a, A, 5)   # A's traffic through node 1
@@ -116,6 +132,16 @@ class ViewTest(NodesTest):
                          {(A, "forwarded"): 5})
         # node 1's own figures are not counted twice
         self.assertEqual(self.counts(n1, n1.op)[0], want)
+
+        # /metrics per node, and the cluster view: every node's samples labelled by node
+        text = self.metrics(n2, "/metrics/cluster")
+        r = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True,
+                           text=True, timeout=60)
+        self.assertEqual((r.returncode, (r.stdout + r.stderr).strip()), (0, ""), text[:3000])
+        self.assertEqual(self.forwarded(text), {"1": 5, "2": 0, "3": 3})
+        for node in "123":
+            self.assertIn('roamhub_cluster_node_up{node="%s"} 1\n' % node, text)
+        self.assertEqual(self.forwarded(self.metrics(n3, "/metrics")), {None: 3})
 
         # a capture held on node 2 gets what node 1 and node 3 relay meanwhile
         res = {}
@@ -158,6 +184,9 @@ class ViewTest(NodesTest):
                                            "partial": True})
         _, _, hd = self.counts(n2, n2.op, fmt="csv")
         self.assertEqual(hd.get("x-cluster-nodes-missing"), "3")
+        text = self.metrics(n2, "/metrics/cluster")
+        self.assertIn('roamhub_cluster_node_up{node="3"} 0\n', text)
+        self.assertEqual(self.forwarded(text), {"1": 7, "2": 0})
         # what node 3 relayed before is still counted
         self.assertEqual(self.counts(n2, n2.op)[0], {(A, "forwarded"): 7, (C, "forwarded"): 4})
 

@@ -1,6 +1,8 @@
 /* cluster.c — NATS connection and JetStream stream set-up of a cluster node. See cluster.h. */
 #include "cluster.h"
 
+#include "cluster_snapshot.h"
+
 #include "rh_fs.h"
 #include "rh_log.h"
 #include "rh_time.h"
@@ -55,6 +57,9 @@ struct cluster {
     size_t qhead, qlen;
     int qstop;                /* under qmu */
     int seq_file_gone;        /* applier only: the legacy sequence file was removed */
+    int snap_checked;         /* watch thread: an empty node looked for a snapshot */
+    pthread_t snap_thread;    /* snap_main: cluster.snapshot_every > 0 only */
+    int snap_running;
     atomic_int resub;         /* 1: recreate the consumer (reconnected, heartbeats missed, or a
                                  stored write not applied in time) */
     pthread_cond_t cv;      /* watch thread sleeps; writers wait for their sequence */
@@ -419,6 +424,72 @@ static int subscribe(cluster_t *c, char *why, size_t cap)
     return 0;
 }
 
+/* A node with nothing applied (empty database) loads the latest table snapshot, if any, and
+ * then applies only the stream past it. -1 (retry) when the snapshot cannot be read now; a
+ * snapshot that is not valid is skipped (the whole stream is applied instead). */
+static int load_snapshot(cluster_t *c, char *why, size_t cap)
+{
+    pthread_mutex_lock(&c->mu);
+    int skip = c->snap_checked || c->applied > 0;
+    pthread_mutex_unlock(&c->mu);
+    if (skip)
+        return 0;
+    uint64_t seq = 0;
+    rh_diag_t d;
+    int rc = cluster_snapshot_load(c->nc, c->js, c->cfg, c->db, CLUSTER_MARK, c->reg, c->reg_arg,
+                                   &seq, &d);
+    if (rc == RH_EAGAIN) {
+        snprintf(why, cap, "loading the table snapshot: %.150s", d.text);
+        return -1;
+    }
+    if (rc)
+        RH_LOG(RH_LOG_WARN, "cluster", "table snapshot not loaded, applying the whole stream "
+               "err=\"%s\"", d.text);
+    pthread_mutex_lock(&c->mu);
+    if (rc == RH_OK && seq > c->applied) {
+        c->applied = seq;
+        c->st.applied = seq;
+    }
+    c->snap_checked = 1;
+    pthread_mutex_unlock(&c->mu);
+    return 0;
+}
+
+/* cluster.snapshot_every > 0: writes a table snapshot each time this node has applied that many
+ * changes past the latest one (read from the object store first). Runs beside the applier: the
+ * dump reads one LMDB snapshot and its sequence, whatever the applier does meanwhile. */
+static void *snap_main(void *arg)
+{
+    cluster_t *c = arg;
+    uint64_t last = 0, every = c->cfg->cluster_snapshot_every;
+    int known = 0;
+    pthread_mutex_lock(&c->mu);
+    while (!c->stop) {
+        int go = c->st.connected && c->st.ready;
+        uint64_t applied = c->applied;
+        pthread_mutex_unlock(&c->mu);
+        rh_diag_t d;
+        if (go && !known)
+            known = cluster_snapshot_seq(c->js, c->cfg, &last, &d) == RH_OK;
+        if (go && known && applied >= last + every) {
+            uint64_t seq = 0;
+            if (cluster_snapshot_write(c->js, c->cfg, c->db, CLUSTER_MARK, &seq, &d) == RH_OK)
+                last = seq;
+            else
+                RH_LOG(RH_LOG_WARN, "cluster", "table snapshot not written err=\"%s\"", d.text);
+        }
+        pthread_mutex_lock(&c->mu);
+        if (c->stop)
+            break;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += 1;
+        pthread_cond_timedwait(&c->cv, &c->mu, &ts);
+    }
+    pthread_mutex_unlock(&c->mu);
+    return NULL;
+}
+
 static void *watch_main(void *arg)
 {
     cluster_t *c = arg;
@@ -438,7 +509,8 @@ static void *watch_main(void *arg)
             set_state(c, 0, 0, why);
         } else if (!ready) {
             why[0] = '\0';
-            if (ensure_stream(c, why, sizeof why) == 0 && subscribe(c, why, sizeof why) == 0)
+            if (ensure_stream(c, why, sizeof why) == 0 && load_snapshot(c, why, sizeof why) == 0 &&
+                subscribe(c, why, sizeof why) == 0)
                 set_state(c, 1, 1, NULL);
             else
                 set_state(c, 1, 0, why);
@@ -616,6 +688,13 @@ int cluster_start(const rh_config_t *cfg, rp_db_t *db, table_registry_fn reg, vo
         return RH_ENOMEM;
     }
     c->thread_running = 1;
+    if (cfg->cluster_snapshot_every) {
+        if (pthread_create(&c->snap_thread, NULL, snap_main, c) != 0) {
+            cluster_free(c);
+            return RH_ENOMEM;
+        }
+        c->snap_running = 1;
+    }
     RH_LOG(RH_LOG_INFO, "cluster", "starting node_id=%u servers=%zu stream=%s subject=%s",
            cfg->cluster_node_id, cfg->n_cluster_nats_urls, cfg->cluster_stream, c->subject);
     *out = c;
@@ -629,10 +708,12 @@ void cluster_free(cluster_t *c)
     if (c->thread_running) {
         pthread_mutex_lock(&c->mu);
         c->stop = 1;
-        pthread_cond_signal(&c->cv);
+        pthread_cond_broadcast(&c->cv);
         pthread_mutex_unlock(&c->mu);
         pthread_join(c->thread, NULL);
     }
+    if (c->snap_running) /* stop is set: it ends after a snapshot in progress */
+        pthread_join(c->snap_thread, NULL);
     pthread_mutex_lock(&c->qmu); /* the applier ends; a blocked or later callback drops */
     c->qstop = 1;
     pthread_cond_broadcast(&c->qwork);

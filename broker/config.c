@@ -109,6 +109,7 @@ static const key_t_ keys[] = {
     {"cluster", "replicas", K_UINT, OFF(cluster_replicas), 1, 5},
     {"cluster", "write_timeout_ms", K_UINT, OFF(cluster_write_timeout_ms), 100, 60000},
     {"cluster", "nodes", K_UINT, OFF(cluster_nodes), 1, 255},
+    {"cluster", "snapshot_every", K_UINT, OFF(cluster_snapshot_every), 0, 100000000},
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 

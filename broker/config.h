@@ -106,6 +106,9 @@ typedef struct rh_config {
     unsigned cluster_write_timeout_ms; /* admin write: longest wait for JetStream's ack */
     unsigned cluster_nodes;       /* roamhubd nodes sharing the traffic: each member's rate
                                      limit per node is 1/cluster_nodes of it (1..255, default 1) */
+    unsigned cluster_snapshot_every; /* this node writes a table snapshot to the JetStream object
+                                        store after this many changes (0 = never: set it on one
+                                        node); cluster_snapshot.h */
 } rh_config_t;
 
 /* Fills `cfg` with the embedded defaults (no file). Never fails except RH_ENOMEM. */

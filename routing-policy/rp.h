@@ -341,6 +341,16 @@ int rp_txn_set_mark(rp_txn_t *t, const char *name, uint64_t value, rh_diag_t *di
  * (found may be NULL). Errors: RH_EINVAL (bad name), RH_EIO. */
 int rp_get_mark(rp_db_t *db, const char *name, uint64_t *value, int *found, rh_diag_t *diag);
 
+/* Every record of every kind (networks ... API keys; not audit, statistics or indexes), packed
+ * as stored, from one read snapshot, in kind then key order — with the mark `mark` of the same
+ * snapshot in *mark_val (0 when never written): a cluster node's table snapshot at the stream
+ * sequence it had applied. cb gets each packed record (valid during the call); a non-zero
+ * return stops the dump (RH_EIO). Memory: none beyond the callback's. Any thread.
+ * Errors: RH_EINVAL (bad mark name, no callback), RH_EIO. */
+typedef int (*rp_dump_cb)(void *ud, rp_kind_t kind, const void *packed, size_t len);
+int rp_dump(rp_db_t *db, const char *mark, uint64_t *mark_val, rp_dump_cb cb, void *ud,
+            rh_diag_t *diag);
+
 /* One-shot write: begin + put + commit. Errors: as rp_txn_begin/put/commit. */
 int rp_put(rp_db_t *db, const char *actor, rp_kind_t kind, const ProtobufCMessage *msg,
            rp_put_mode_t mode, rh_diag_t *diag);

@@ -7,6 +7,8 @@
 
 #include "rh_hex.h"
 
+#include <stdio.h>
+
 int rp_get(rp_db_t *db, rp_kind_t kind, const ProtobufCMessage *keymsg, ProtobufCMessage **out,
            rh_diag_t *diag)
 {
@@ -154,4 +156,39 @@ int rp_audit_list(rp_db_t *db, int64_t since_ms, size_t limit, rp_audit_cb cb, v
     if (rc && rc != MDB_NOTFOUND)
         return rp__lmdb_err(rc, diag, "audit list");
     return RH_OK;
+}
+
+int rp_dump(rp_db_t *db, const char *mark, uint64_t *mark_val, rp_dump_cb cb, void *ud,
+            rh_diag_t *diag)
+{
+    *mark_val = 0;
+    if (!rp__mark_name_ok(mark) || !cb)
+        return rh_diag_fail(diag, RH_EINVAL, "rp_dump: bad mark name or callback");
+    rp_reader_t *r;
+    int rc = rp__temp_reader(db, &r, diag);
+    if (rc)
+        return rc;
+    char key[8 + RP_MARK_NAME_MAX];
+    int kl = snprintf(key, sizeof key, "mark:%s", mark);
+    MDB_val k = {(size_t)kl, key}, v;
+    int m = mdb_get(rp__reader_txn(r), db->dbi[RP_DBI_META], &k, &v);
+    if (m == 0 && v.mv_size == 8)
+        *mark_val = rh_get_be64(v.mv_data);
+    else if (m != MDB_NOTFOUND)
+        rc = rp__lmdb_err(m ? m : MDB_CORRUPTED, diag, "rp_dump: mark");
+    for (int kind = 0; kind < RP_KIND_COUNT && rc == RH_OK; kind++) {
+        MDB_cursor *c = rp__reader_cursor(r, kind);
+        if (!c) {
+            rc = rh_diag_fail(diag, RH_EIO, "rp_dump: cursor");
+            break;
+        }
+        m = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+        for (; m == 0 && rc == RH_OK; m = mdb_cursor_get(c, &k, &v, MDB_NEXT))
+            if (cb(ud, (rp_kind_t)kind, v.mv_data, v.mv_size))
+                rc = rh_diag_fail(diag, RH_EIO, "rp_dump: stopped by the callback");
+        if (rc == RH_OK && m != MDB_NOTFOUND)
+            rc = rp__lmdb_err(m, diag, "rp_dump");
+    }
+    rp__temp_reader_done(r);
+    return rc;
 }

@@ -1,7 +1,9 @@
 """roamhubd cluster (issue 13): a node started empty against a table of 100,000 DevAddr blocks
-catches up (the stream applied in batches, many changes per LMDB commit) and becomes ready with
+catches up — from the table snapshot node 1 wrote to the JetStream object store
+(cluster.snapshot_every) plus the stream's tail, applied in batches — and becomes ready with
 the same answers as the node that was there: admin GETs, a relayed message routed by one of the
-last blocks, and — both nodes stopped — the same table record for record (roamdb export).
+last blocks, changes written after the snapshot, and — both nodes stopped — the same table
+record for record (roamdb export).
 
 The table is built fast: the members and policy through node 1's admin API, then the 100,000
 block creates published straight into the stream (cluster_harness.fill_table_stream, as
@@ -13,36 +15,60 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cluster_harness import FILL_NET, fill_table_stream, wait_readyz  # noqa: E402
+from cluster_harness import FILL_NET, cluster_section, fill_table_stream, wait_readyz  # noqa: E402
 from test_cluster import A, B, AdminNodes  # noqa: E402
-from roamhub_harness import pr_start_req  # noqa: E402
+from roamhub_harness import AdminClient, Hub, admin_config, pr_start_req  # noqa: E402
 
 N = 100000
+MARK_W = 'msg="table snapshot written" seq='
 
 
 class CatchUpTest(AdminNodes):
+    def node(self, node_id, nats=None, wait=True, **cluster):
+        urls = self.nats.urls()
+        h = Hub({}, config={"cluster": cluster_section(node_id, urls[node_id % 3:] + urls[:node_id % 3],
+                                                       **dict(self.stream, **cluster)),
+                            "admin": admin_config()})
+        self.hubs.append(h)
+        h.api = AdminClient(h)
+        if wait:
+            wait_readyz(h, 200, "ready\n")
+            h.op = h.api.token(h.api.operator_key())
+        return h
+
     def test_node_started_empty_against_100k_blocks_is_ready_with_the_same_answers(self):
         self.assertEqual("%06X" % FILL_NET, B)  # the blocks are B's: A's uplinks route by them
-        n1 = self.node(1)
+        n1 = self.node(1, snapshot_every=60000)
         self.seed(n1)  # members, endpoints, B's /7 block, the policy A -> B
         sent = fill_table_stream(self.nats.client_ports[0], self.stream["subject_prefix"] + ".table",
                                  N, network=False)
         self.assertEqual(sent, N)
         last = "/devaddr-blocks/%08X/32" % (0x0A000000 + N - 1)
         self.wait_record(n1, last, timeout=120.0)  # node 1 applied the whole stream
+        deadline = time.time() + 60
+        while MARK_W not in n1.logs():
+            self.assertLess(time.time(), deadline, n1.logs()[-3000:])
+            time.sleep(0.1)
+        snap_seq = int(n1.logs().split(MARK_W)[1].split()[0])
+        self.assertGreaterEqual(snap_seq, 60000)
+        # the tail past the snapshot: a delete and a create
+        self.write(n1, "DELETE", "/devaddr-blocks/0A000000/32", expect=(204,))
+        self.write(n1, "POST", "/devaddr-blocks", {"prefix": "0B000000/16", "net_id": B})
 
         n2 = self.node(2, wait=False)
         wait_readyz(n2, 200, "ready\n", timeout=120.0)
         n2.op = n2.api.token(n2.api.operator_key())
+        self.assertIn('msg="table snapshot loaded" seq=%d ' % snap_seq, n2.logs())
         # ready means caught up: every record is there at once, without waiting
-        for path in ("/devaddr-blocks/0A000000/32", "/devaddr-blocks/%08X/32" % (0x0A000000 + N // 2),
-                     last, "/members/netA", "/policies/%s/%s" % (A, B)):
+        for path in ("/devaddr-blocks/0A000001/32", "/devaddr-blocks/%08X/32" % (0x0A000000 + N // 2),
+                     last, "/members/netA", "/policies/%s/%s" % (A, B), "/devaddr-blocks/0B000000/16"):
             st1, d1, _ = n1.api.call("GET", path, token=n1.op)
             st2, d2, _ = n2.api.call("GET", path, token=n2.op)
             self.assertEqual((st1, st2), (200, 200), (path, d1, d2))
             self.assertEqual(d2, d1, path)
-        st, d, _ = n2.api.call("GET", "/devaddr-blocks/%08X/32" % (0x0A000000 + N), token=n2.op)
-        self.assertEqual(st, 404, d)
+        for path in ("/devaddr-blocks/%08X/32" % (0x0A000000 + N), "/devaddr-blocks/0A000000/32"):
+            st, d, _ = n2.api.call("GET", path, token=n2.op)
+            self.assertEqual(st, 404, (path, d))
         for h in (n1, n2):  # DevAddr 0A01869F (in the last /32 block): A -> B, relayed by each
             devaddr = "%08x" % (0x0A000000 + N - 1)
             phy = "40" + "".join(reversed([devaddr[i:i + 2] for i in range(0, 8, 2)])) + \
@@ -59,7 +85,7 @@ class CatchUpTest(AdminNodes):
             self.assertEqual(r.returncode, 0, r.stderr)
             doc = json.loads(r.stdout)
             exports.append({k: v for k, v in doc.items() if k not in ("api_keys",)})
-        self.assertEqual(len(exports[0]["devaddr_blocks"]), N + 1)
+        self.assertEqual(len(exports[0]["devaddr_blocks"]), N + 1)  # /7, N - 1 /32s, the /16
         self.assertEqual(exports[1], exports[0])
 
 

@@ -553,6 +553,65 @@ static void test_member_scope_import(void **state)
     assert_int_equal(n, 1);
 }
 
+static int count_dump(void *ud, rp_kind_t kind, const void *packed, size_t len)
+{
+    size_t *n = ud;
+    (void)packed;
+    (void)len;
+    n[kind]++;
+    return 0;
+}
+
+/* Named marks (a cluster node's applied stream sequence) go with their transaction's records:
+ * committed together, or neither; rp_dump reads records and mark from one snapshot. */
+static void test_marks(void **state)
+{
+    fx_t *f = *state;
+    rh_diag_t d;
+    uint64_t v = 7;
+    int found = 1;
+    assert_int_equal(rp_get_mark(f->db, "cluster_applied", &v, &found, &d), RH_OK);
+    assert_int_equal(v, 0);
+    assert_false(found);
+    assert_int_equal(rp_get_mark(f->db, "Bad Name", &v, NULL, &d), RH_EINVAL);
+    rp_txn_t *t;
+    Roamhub__V1__DevAddrBlock b = ROAMHUB__V1__DEV_ADDR_BLOCK__INIT;
+    b.prefix = 0x26000000;
+    b.length = 8;
+    b.net_id = 0x13;
+    /* aborted: neither the block nor the mark */
+    assert_int_equal(rp_txn_begin(f->db, "cluster", 0, &t, &d), RH_OK);
+    assert_int_equal(rp_txn_put(t, RP_KIND_BLOCK, &b.base, RP_PUT_CREATE, &d), RH_OK);
+    assert_int_equal(rp_txn_set_mark(t, "x y", 1, &d), RH_EINVAL);
+    assert_int_equal(rp_txn_set_mark(t, "cluster_applied", 41, &d), RH_OK);
+    rp_txn_abort(t);
+    assert_int_equal(rp_get_mark(f->db, "cluster_applied", &v, &found, &d), RH_OK);
+    assert_false(found);
+    assert_false(fx_lookup(f, 0x26000001).found);
+    /* committed: both; the last value set in the transaction wins */
+    assert_int_equal(rp_txn_begin(f->db, "cluster", 0, &t, &d), RH_OK);
+    assert_int_equal(rp_txn_put(t, RP_KIND_BLOCK, &b.base, RP_PUT_CREATE, &d), RH_OK);
+    assert_int_equal(rp_txn_set_mark(t, "cluster_applied", 41, &d), RH_OK);
+    assert_int_equal(rp_txn_set_mark(t, "cluster_applied", 42, &d), RH_OK);
+    assert_int_equal(rp_txn_commit(t, &d), RH_OK);
+    assert_int_equal(rp_get_mark(f->db, "cluster_applied", &v, &found, &d), RH_OK);
+    assert_int_equal(v, 42);
+    assert_true(found);
+    assert_true(fx_lookup(f, 0x26000001).found);
+    /* statistics rows with their own mark, also alone (n = 0) */
+    assert_int_equal(rp_stats_add_marked(f->db, NULL, 0, "cluster_stats", 9, &d), RH_OK);
+    assert_int_equal(rp_get_mark(f->db, "cluster_stats", &v, NULL, &d), RH_OK);
+    assert_int_equal(v, 9);
+    assert_int_equal(rp_get_mark(f->db, "cluster_applied", &v, NULL, &d), RH_OK);
+    assert_int_equal(v, 42);
+    /* the dump: every record, and the mark of the same snapshot */
+    size_t n[RP_KIND_COUNT] = {0};
+    assert_int_equal(rp_dump(f->db, "cluster_applied", &v, count_dump, n, &d), RH_OK);
+    assert_int_equal(v, 42);
+    assert_int_equal(n[RP_KIND_BLOCK], 1);
+    assert_int_equal(n[RP_KIND_NETWORK], 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -566,6 +625,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_json_roundtrip, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_json_errors_atomic, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_member_scope_import, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_marks, fx_setup, fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -28,6 +28,19 @@ typedef struct pubq {
     char msg_id[64];
 } pubq_t;
 
+/* The NATS callback NAME around NAME_run(v, msg): counted in v->busy while it runs, so
+ * cluster_view_free can wait for a callback still running after its subscription ended. */
+#define NATS_CALLBACK(name)                                                                      \
+    static void name(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *arg)        \
+    {                                                                                            \
+        (void)nc;                                                                                \
+        (void)sub;                                                                               \
+        cluster_view_t *v = arg;                                                                 \
+        atomic_fetch_add(&v->busy, 1);                                                           \
+        name##_run(v, msg);                                                                      \
+        atomic_fetch_sub(&v->busy, 1);                                                           \
+    }
+
 typedef struct sink { /* a capture of this node that other nodes feed */
     uint64_t id;
     capture_t *cap;
@@ -328,15 +341,7 @@ static uint64_t stats_last(cluster_view_t *v)
     return last;
 }
 
-static void on_stats(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *arg)
-{
-    (void)nc;
-    (void)sub;
-    cluster_view_t *v = arg;
-    atomic_fetch_add(&v->busy, 1);
-    on_stats_run(v, msg);
-    atomic_fetch_sub(&v->busy, 1);
-}
+NATS_CALLBACK(on_stats)
 
 /* ---- nodes ----------------------------------------------------------------------------------- */
 
@@ -348,15 +353,7 @@ static void on_alive_run(cluster_view_t *v, natsMsg *msg)
     seen(v, (unsigned)node, rh_real_ms());
 }
 
-static void on_alive(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *arg)
-{
-    (void)nc;
-    (void)sub;
-    cluster_view_t *v = arg;
-    atomic_fetch_add(&v->busy, 1);
-    on_alive_run(v, msg);
-    atomic_fetch_sub(&v->busy, 1);
-}
+NATS_CALLBACK(on_alive)
 
 void cluster_view_nodes(cluster_view_t *v, cluster_nodes_t *out)
 {
@@ -411,15 +408,7 @@ static void on_metrics_run(cluster_view_t *v, natsMsg *msg)
     natsMsg_Destroy(msg);
 }
 
-static void on_metrics(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *arg)
-{
-    (void)nc;
-    (void)sub;
-    cluster_view_t *v = arg;
-    atomic_fetch_add(&v->busy, 1);
-    on_metrics_run(v, msg);
-    atomic_fetch_sub(&v->busy, 1);
-}
+NATS_CALLBACK(on_metrics)
 
 int cluster_view_metrics(cluster_view_t *v, unsigned timeout_ms, char **out, rh_diag_t *d)
 {
@@ -592,15 +581,7 @@ static void on_want_run(cluster_view_t *v, natsMsg *msg)
     roamhub__v1__cluster_capture_want__free_unpacked(w, NULL);
 }
 
-static void on_want(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *arg)
-{
-    (void)nc;
-    (void)sub;
-    cluster_view_t *v = arg;
-    atomic_fetch_add(&v->busy, 1);
-    on_want_run(v, msg);
-    atomic_fetch_sub(&v->busy, 1);
-}
+NATS_CALLBACK(on_want)
 
 /* Events another node relayed for one of this node's captures. */
 static void on_events_run(cluster_view_t *v, natsMsg *msg)
@@ -639,15 +620,7 @@ static void on_events_run(cluster_view_t *v, natsMsg *msg)
     roamhub__v1__cluster_capture_events__free_unpacked(m, NULL);
 }
 
-static void on_events(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *arg)
-{
-    (void)nc;
-    (void)sub;
-    cluster_view_t *v = arg;
-    atomic_fetch_add(&v->busy, 1);
-    on_events_run(v, msg);
-    atomic_fetch_sub(&v->busy, 1);
-}
+NATS_CALLBACK(on_events)
 
 /* View thread: sends what each relayed capture caught; stops those whose lease ended. */
 static void relay_tick(cluster_view_t *v, capture_event_t *buf, size_t cap,

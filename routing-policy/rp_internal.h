@@ -213,6 +213,10 @@ struct rp_txn {
  * rp__mark_name_ok) = value in txn's meta database. RP_EMAPFULL, RH_EIO. */
 int rp__put_mark(rp_db_t *db, MDB_txn *txn, const char *name, uint64_t value, rh_diag_t *diag);
 int rp__mark_name_ok(const char *name);
+/* Reads mark `name` (checked) in txn: *value 0 and *found 0 (found may be NULL) when absent.
+ * RH_EIO. */
+int rp__read_mark(rp_db_t *db, MDB_txn *txn, const char *name, uint64_t *value, int *found,
+                  rh_diag_t *diag);
 
 /* The transaction's cursor on a database (opened on first use, freed with the transaction). */
 static inline MDB_cursor *rp__txn_cursor(rp_txn_t *t, int dbi)

@@ -7,8 +7,6 @@
 
 #include "rh_hex.h"
 
-#include <stdio.h>
-
 int rp_get(rp_db_t *db, rp_kind_t kind, const ProtobufCMessage *keymsg, ProtobufCMessage **out,
            rh_diag_t *diag)
 {
@@ -168,14 +166,9 @@ int rp_dump(rp_db_t *db, const char *mark, uint64_t *mark_val, rp_dump_cb cb, vo
     int rc = rp__temp_reader(db, &r, diag);
     if (rc)
         return rc;
-    char key[8 + RP_MARK_NAME_MAX];
-    int kl = snprintf(key, sizeof key, "mark:%s", mark);
-    MDB_val k = {(size_t)kl, key}, v;
-    int m = mdb_get(rp__reader_txn(r), db->dbi[RP_DBI_META], &k, &v);
-    if (m == 0 && v.mv_size == 8)
-        *mark_val = rh_get_be64(v.mv_data);
-    else if (m != MDB_NOTFOUND)
-        rc = rp__lmdb_err(m ? m : MDB_CORRUPTED, diag, "rp_dump: mark");
+    rc = rp__read_mark(db, rp__reader_txn(r), mark, mark_val, NULL, diag);
+    MDB_val k, v;
+    int m;
     for (int kind = 0; kind < RP_KIND_COUNT && rc == RH_OK; kind++) {
         MDB_cursor *c = rp__reader_cursor(r, kind);
         if (!c) {

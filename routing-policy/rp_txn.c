@@ -370,6 +370,26 @@ int rp_txn_set_mark(rp_txn_t *t, const char *name, uint64_t value, rh_diag_t *di
     return RH_OK;
 }
 
+int rp__read_mark(rp_db_t *db, MDB_txn *txn, const char *name, uint64_t *value, int *found,
+                  rh_diag_t *diag)
+{
+    *value = 0;
+    if (found)
+        *found = 0;
+    char key[8 + RP_MARK_NAME_MAX];
+    int kl = snprintf(key, sizeof key, "mark:%s", name);
+    MDB_val k = {(size_t)kl, key}, v;
+    int m = mdb_get(txn, db->dbi[RP_DBI_META], &k, &v);
+    if (m == MDB_NOTFOUND)
+        return RH_OK;
+    if (m || v.mv_size != 8)
+        return rp__lmdb_err(m ? m : MDB_CORRUPTED, diag, "mark");
+    *value = rh_get_be64(v.mv_data);
+    if (found)
+        *found = 1;
+    return RH_OK;
+}
+
 int rp_get_mark(rp_db_t *db, const char *name, uint64_t *value, int *found, rh_diag_t *diag)
 {
     *value = 0;
@@ -382,17 +402,7 @@ int rp_get_mark(rp_db_t *db, const char *name, uint64_t *value, int *found, rh_d
     int rc = rp__temp_reader(db, &r, diag);
     if (rc)
         return rc;
-    char key[8 + RP_MARK_NAME_MAX];
-    int kl = snprintf(key, sizeof key, "mark:%s", name);
-    MDB_val k = {(size_t)kl, key}, v;
-    int m = mdb_get(rp__reader_txn(r), db->dbi[RP_DBI_META], &k, &v);
-    if (m == 0 && v.mv_size == 8) {
-        *value = rh_get_be64(v.mv_data);
-        if (found)
-            *found = 1;
-    } else if (m != MDB_NOTFOUND) {
-        rc = rp__lmdb_err(m ? m : MDB_CORRUPTED, diag, "mark");
-    }
+    rc = rp__read_mark(db, rp__reader_txn(r), name, value, found, diag);
     rp__temp_reader_done(r);
     return rc;
 }

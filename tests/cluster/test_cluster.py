@@ -195,10 +195,11 @@ class AdminNodes(NodesTest):
     """Nodes start with an empty table; every record is written through one node's admin API
     (helpers only: the tests are in the subclasses)."""
 
-    def node(self, node_id, nats=None, wait=True):
+    def node(self, node_id, nats=None, wait=True, **cluster):
+        """Node node_id (its own order of the NATS URLs), `cluster` keys added to its section."""
         urls = (nats or self.nats).urls()
         h = Hub({}, config={"cluster": cluster_section(node_id, urls[node_id % 3:] + urls[:node_id % 3],
-                                                       **self.stream),
+                                                       **dict(self.stream, **cluster)),
                             "admin": admin_config()})
         self.hubs.append(h)
         h.api = AdminClient(h)

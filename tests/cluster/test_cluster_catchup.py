@@ -15,27 +15,15 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cluster_harness import FILL_NET, cluster_section, fill_table_stream, wait_readyz  # noqa: E402
+from cluster_harness import FILL_NET, fill_table_stream, wait_readyz  # noqa: E402
 from test_cluster import A, B, AdminNodes  # noqa: E402
-from roamhub_harness import AdminClient, Hub, admin_config, pr_start_req  # noqa: E402
+from roamhub_harness import pr_start_req  # noqa: E402
 
 N = 100000
 MARK_W = 'msg="table snapshot written" seq='
 
 
 class CatchUpTest(AdminNodes):
-    def node(self, node_id, nats=None, wait=True, **cluster):
-        urls = self.nats.urls()
-        h = Hub({}, config={"cluster": cluster_section(node_id, urls[node_id % 3:] + urls[:node_id % 3],
-                                                       **dict(self.stream, **cluster)),
-                            "admin": admin_config()})
-        self.hubs.append(h)
-        h.api = AdminClient(h)
-        if wait:
-            wait_readyz(h, 200, "ready\n")
-            h.op = h.api.token(h.api.operator_key())
-        return h
-
     def test_node_started_empty_against_100k_blocks_is_ready_with_the_same_answers(self):
         self.assertEqual("%06X" % FILL_NET, B)  # the blocks are B's: A's uplinks route by them
         n1 = self.node(1, snapshot_every=60000)

@@ -8,6 +8,10 @@ hand by tests/cluster/cluster_harness.fill_table_stream; JetStream-acknowledged)
 has applied the stream up to its last sequence); its LMDB must then hold the N blocks (roamdb
 count). Reference, same run: a single node (no cluster) started with the same N blocks as its
 `import` file, timed until /healthz answers (the import is done before the listeners open).
+Then, same run, the snapshot path: a node with cluster.snapshot_every = N applies the stream and
+writes the table snapshot to the JetStream object store, and is stopped; another empty node is
+timed until ready (it loads the snapshot, nothing left in the stream's tail).
+SNAPSHOT=0 skips that (a build without snapshots, e.g. to measure an older version's catch-up).
 Usage: tools/bench/cluster_catchup.py [BUILD_DIR] [RUNS] [N ...]   (default: build 3 100000)
 """
 import json
@@ -105,10 +109,33 @@ def one_run(run, n):
         got = blocks(node)
         if got != n:
             raise RuntimeError("caught-up node holds %d blocks, not %d" % (got, n))
+        snap = float("nan")
+        if os.environ.get("SNAPSHOT", "1") != "0":
+            writer = Hub({}, config={"cluster": dict(sec, node_id=3, snapshot_every=n),
+                                     "log_level": "info", "database": {"map_size_mb": 256}})
+            hubs.append(writer)
+            deadline = time.time() + 3600
+            while 'msg="table snapshot written"' not in writer.logs():
+                if time.time() > deadline or writer.proc.poll() is not None:
+                    raise RuntimeError(writer.logs()[-3000:])
+                time.sleep(0.1)
+            writer.stop()
+            t0 = time.time()
+            empty = Hub({}, config={"cluster": dict(sec, node_id=4), "log_level": "info",
+                                    "database": {"map_size_mb": 256}})
+            hubs.append(empty)
+            while readyz(empty)[0] != 200:
+                if empty.proc.poll() is not None:
+                    raise RuntimeError(empty.logs())
+                time.sleep(0.02)
+            snap = time.time() - t0
+            if 'msg="table snapshot loaded"' not in empty.logs() or blocks(empty) != n:
+                raise RuntimeError("the empty node did not load the snapshot:\n" + empty.logs())
         ref = reference(n)
-        print("run %d N=%d: fill %.1f s, catch-up %.2f s (%.0f changes/s), reference import %.2f s"
-              % (run, n, fill_s, catchup, (n + 1) / catchup, ref), flush=True)
-        return catchup, ref
+        print("run %d N=%d: fill %.1f s, catch-up %.2f s (%.0f changes/s), from the snapshot %.2f s, "
+              "reference import %.2f s" % (run, n, fill_s, catchup, (n + 1) / catchup, snap, ref),
+              flush=True)
+        return catchup, ref, snap
     finally:
         for h in hubs:
             h.cleanup()
@@ -121,8 +148,9 @@ def main():
         res = [one_run(r, n) for r in range(RUNS)]
         c = statistics.median(r[0] for r in res)
         ref = statistics.median(r[1] for r in res)
-        print("N=%d: catch-up %.2f s (%.0f changes/s); single-node import reference %.2f s"
-              % (n, c, (n + 1) / c, ref))
+        snap = statistics.median(r[2] for r in res)
+        print("N=%d: catch-up %.2f s (%.0f changes/s); from the snapshot %.2f s; single-node import "
+              "reference %.2f s" % (n, c, (n + 1) / c, snap, ref))
 
 
 if __name__ == "__main__":

@@ -9,11 +9,15 @@
  * PREFIX.table, file storage). Its state answers the readiness endpoint (/readyz, admin.h): a
  * node is ready once the stream was reached; afterwards losing NATS does not take it out of the
  * load balancer (it keeps relaying on its table). Admin writes go through cluster_write (the
- * stream) and every node applies the stream to its LMDB (cluster_table.h); the last applied
- * sequence is kept in DB_PATH/cluster-applied-seq so a restarted node replays only the rest.
+ * stream) and every node applies the stream to its LMDB (cluster_table.h) in batches — many
+ * changes per LMDB transaction, the last applied sequence written by the same commit (rp mark
+ * "cluster_applied"), so a crash never applies a change twice or loses one and a restarted node
+ * applies only the rest. A node with an empty database first loads the latest table snapshot
+ * (cluster_snapshot.h); the node with cluster.snapshot_every > 0 writes them.
  *
- * Threads: the NATS client's own threads plus one thread of this module (connection watch and
- * stream set-up); cluster_status() may be called from any thread.
+ * Threads: the NATS client's own threads plus the threads of this module: connection watch and
+ * stream set-up, the applier (the consumer's callback only queues, at most 8,192 messages), and
+ * with snapshot_every the snapshot writer; cluster_status() may be called from any thread.
  */
 #ifndef RH_CLUSTER_H
 #define RH_CLUSTER_H

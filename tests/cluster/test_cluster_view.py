@@ -149,8 +149,12 @@ class ViewTest(NodesTest):
         def cap(name, h, token):
             res[name] = h.api.raw("GET", "/api/v1/capture?seconds=3&download=true",
                                   headers={"Authorization": "Bearer " + token}, timeout=15)
+        def follow(name, h, token):  # the live form (chunked JSON lines), as the console reads it
+            res[name] = h.api.raw("GET", "/api/v1/capture?follow=true&seconds=3",
+                                  headers={"Authorization": "Bearer " + token}, timeout=15)
         threads = [threading.Thread(target=cap, args=("op", n2, n2.op)),
-                   threading.Thread(target=cap, args=("a", n2, tok_a))]
+                   threading.Thread(target=cap, args=("a", n2, tok_a)),
+                   threading.Thread(target=follow, args=("live", n2, n2.op))]
         for t in threads:
             t.start()
         time.sleep(1.0)  # the captures announced (at once) and started on nodes 1 and 3
@@ -158,10 +162,16 @@ class ViewTest(NodesTest):
         self.relay(n3, self.c, C, 1)
         for t in threads:
             t.join(15)
-        for name, expect in (("op", {(1, A): 2, (3, C): 1}), ("a", {(1, A): 2})):
+        for name, expect in (("op", {(1, A): 2, (3, C): 1}), ("a", {(1, A): 2}),
+                             ("live", {(1, A): 2, (3, C): 1})):
             st, data, _ = res[name]
             self.assertEqual(st, 200)
-            lines = [json.loads(x) for x in gzip.decompress(data).decode().splitlines()]
+            if name == "live":
+                lines = [json.loads(x) for x in data.decode().splitlines() if x.strip()]
+                self.assertIn("start", lines[0])
+                lines = lines[1:]
+            else:
+                lines = [json.loads(x) for x in gzip.decompress(data).decode().splitlines()]
             events = lines[:-1]
             self.assertEqual(lines[-1]["summary"]["events"], len(events))
             got = {}

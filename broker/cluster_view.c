@@ -77,6 +77,7 @@ struct cluster_view {
     natsSubscription *core[4];                 /* alive, want, events, metrics: core NATS */
     int stream_ok;                             /* view thread only */
     uint64_t stats_applied;                    /* under mu: last stats stream sequence applied */
+    int stats_resub;                           /* under mu: a gap seen: recreate the consumer */
     int64_t last_seen_ms[CLUSTER_VIEW_NODES];  /* under mu: real ms, 0 = never heard from */
     sink_t sinks[CAPTURE_MAX_ACTIVE];          /* under mu (cap NULL = free) */
     relay_t relays[CAPTURE_MAX_ACTIVE];        /* under mu (cap NULL = free) */
@@ -216,7 +217,12 @@ static void on_stats_run(cluster_view_t *v, natsMsg *msg)
     int64_t at_ms = meta->Timestamp / 1000000;
     jsMsgMetaData_Destroy(meta);
     pthread_mutex_lock(&v->mu);
-    int old = seq <= v->stats_applied;
+    /* strictly in order: applied already (an old and a new consumer both delivering), or past
+     * a batch that could not be added (storage full, I/O) — then the watchdog recreates the
+     * consumer from the first batch missing, so none is ever skipped */
+    int old = seq != v->stats_applied + 1;
+    if (seq > v->stats_applied + 1)
+        v->stats_resub = 1;
     pthread_mutex_unlock(&v->mu);
     if (old) {
         natsMsg_Destroy(msg);
@@ -262,7 +268,7 @@ static void on_stats_run(cluster_view_t *v, natsMsg *msg)
     free(items);
     if (m)
         roamhub__v1__cluster_stats__free_unpacked(m, NULL);
-    if (rc == RH_OK || rc == RH_EINVAL || !m) {
+    if (rc == RH_OK || rc == RH_EINVAL || !m) { /* else: retried, the next one is a gap */
         pthread_mutex_lock(&v->mu);
         if (seq > v->stats_applied)
             v->stats_applied = seq;
@@ -309,7 +315,15 @@ static int stats_subscribe(cluster_view_t *v)
         natsSubscription_Destroy(v->stats_sub);
         v->stats_sub = NULL;
     }
+    jsStreamInfo *si = NULL;
+    jsErrCode jerr = 0;
+    if (js_GetStreamInfo(&si, v->js, v->stream, NULL, &jerr) != NATS_OK)
+        return -1;
+    uint64_t first = si->State.FirstSeq;
+    jsStreamInfo_Destroy(si);
     pthread_mutex_lock(&v->mu);
+    if (first > v->stats_applied + 1) /* older batches expired (max age): nothing to wait for */
+        v->stats_applied = first - 1;
     uint64_t from = v->stats_applied + 1;
     pthread_mutex_unlock(&v->mu);
     jsSubOptions so;
@@ -319,7 +333,6 @@ static int stats_subscribe(cluster_view_t *v)
     so.Config.DeliverPolicy = js_DeliverByStartSequence;
     so.Config.OptStartSeq = from;
     so.Config.Heartbeat = 1000LL * 1000000LL;
-    jsErrCode jerr = 0;
     natsStatus s = js_Subscribe(&v->stats_sub, v->js, v->stats_filter, on_stats, v, NULL, &so,
                                 &jerr);
     if (s != NATS_OK) {
@@ -728,9 +741,11 @@ static void *view_main(void *arg)
              * a NATS server (ordered consumers are not replicated), a new one from here */
             pthread_mutex_lock(&v->mu);
             uint64_t applied = v->stats_applied;
+            int stalled = v->stats_resub;
+            v->stats_resub = 0;
             pthread_mutex_unlock(&v->mu);
             uint64_t last = stats_last(v);
-            if (last > applied && applied == watch_applied)
+            if (stalled || (last > applied && applied == watch_applied))
                 v->stream_ok = stats_subscribe(v) == 0;
             watch_applied = applied;
             next_watch = now + WATCHDOG_MS;

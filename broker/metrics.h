@@ -60,7 +60,9 @@ typedef struct metrics_hub_gauges {
  * hub identified that network (not for malformed, unauthorized or no_route). Known series (every
  * event name, every class x outcome of roamhub_relay_outcomes_total) are present from the start,
  * at 0. Histogram bounds are the exact integer-µs bounds of rp_stats_hist_index, in seconds.
- * Returns a malloc'd string (caller frees) or NULL on ENOMEM. Main thread (admin listener). */
+ * Returns a malloc'd string (caller frees) or NULL on ENOMEM. Any thread (the admin listener's;
+ * on a cluster node also a NATS thread for /metrics/cluster): each worker's metrics are read under
+ * its lock. */
 char *metrics_render(metrics_t *const *all, size_t n, const metrics_hub_gauges_t *g);
 
 /* The cluster view (GET /metrics/cluster): n texts in the format metrics_render writes (one per

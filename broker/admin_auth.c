@@ -1,6 +1,8 @@
 /* admin_auth.c — API keys, token exchange, request authentication (see admin_auth.h). */
 #include "admin_auth.h"
 
+#include "cluster_table.h"
+
 #include "pb_auth.h"
 
 #include "rh_fs.h"
@@ -196,7 +198,7 @@ static int store_operator_key(rp_db_t *db, const char *id, const char *secret, s
     k.rights = &admin;
     k.n_rights = 1;
     k.created_at = rh_real_ms();
-    k.name = "bootstrap operator key";
+    k.name = TABLE_LOCAL_KEY_NAME; /* local to this node (cluster_table.h) */
     rc = admin_key_set_secret(&k, &m, secret, len);
     if (rc)
         return rh_diag_fail(d, rc, "admin.operator_key_file: secret must be 16..256 bytes");

@@ -50,6 +50,8 @@ struct cluster {
     int thread_running;
     pthread_mutex_t mu;
     pthread_t applier;        /* apply_main: the only thread writing the stream to LMDB */
+    pthread_mutex_t apply_mu; /* held by the applier per run, and while a snapshot replaces the
+                                 table (the stream trimmed past this node) */
     int applier_running;
     pthread_mutex_t qmu;      /* the queue from the consumer's callback to the applier */
     pthread_cond_t qwork, qspace;
@@ -362,7 +364,9 @@ static void *apply_main(void *arg)
         }
         pthread_cond_broadcast(&c->qspace);
         pthread_mutex_unlock(&c->qmu);
+        pthread_mutex_lock(&c->apply_mu);
         apply_run(c, q, n, b);
+        pthread_mutex_unlock(&c->apply_mu);
         pthread_mutex_lock(&c->qmu);
     }
     pthread_mutex_unlock(&c->qmu);
@@ -390,12 +394,42 @@ static int subscribe(cluster_t *c, char *why, size_t cap)
         snprintf(why, cap, "stream %s: %s", c->cfg->cluster_stream, natsStatus_GetText(s));
         return -1;
     }
-    uint64_t last = si->State.LastSeq;
+    uint64_t last = si->State.LastSeq, first = si->State.FirstSeq;
     jsStreamInfo_Destroy(si);
     pthread_mutex_lock(&c->mu);
     uint64_t from = c->applied + 1;
     c->target = last;
     pthread_mutex_unlock(&c->mu);
+    if (first > 1 && from < first) {
+        /* the changes this node misses were trimmed (the writer of snapshots keeps only
+         * snapshot_every before its latest): the table becomes the snapshot's */
+        uint64_t seq = 0;
+        rh_diag_t d;
+        pthread_mutex_lock(&c->apply_mu);
+        int rc = cluster_snapshot_load(c->nc, c->js, c->cfg, c->db, CLUSTER_MARK, 1, c->reg,
+                                       c->reg_arg, &seq, &d);
+        if (rc == RH_OK && seq + 1 >= first) {
+            pthread_mutex_lock(&c->mu);
+            c->applied = seq;
+            c->st.applied = seq;
+            from = seq + 1;
+            pthread_mutex_unlock(&c->mu);
+        }
+        pthread_mutex_unlock(&c->apply_mu);
+        if (rc) {
+            snprintf(why, cap, "the stream starts at %llu, past this node's %llu: snapshot: "
+                     "%.100s", (unsigned long long)first, (unsigned long long)(from - 1), d.text);
+            return -1;
+        }
+        if (seq + 1 < first) {
+            snprintf(why, cap, "the stream starts at %llu, past this node's %llu, and no "
+                     "snapshot covers the gap (latest: %llu)", (unsigned long long)first,
+                     (unsigned long long)(from - 1), (unsigned long long)seq);
+            return -1;
+        }
+        RH_LOG(RH_LOG_INFO, "cluster", "table replaced by the snapshot (stream trimmed) seq=%llu "
+               "first=%llu", (unsigned long long)seq, (unsigned long long)first);
+    }
     if (from > last + 1)
         RH_LOG(RH_LOG_WARN, "cluster", "applied sequence past the stream's end (stream "
                "recreated?) applied=%llu last=%llu", (unsigned long long)(from - 1),
@@ -436,8 +470,8 @@ static int load_snapshot(cluster_t *c, char *why, size_t cap)
         return 0;
     uint64_t seq = 0;
     rh_diag_t d;
-    int rc = cluster_snapshot_load(c->nc, c->js, c->cfg, c->db, CLUSTER_MARK, c->reg, c->reg_arg,
-                                   &seq, &d);
+    int rc = cluster_snapshot_load(c->nc, c->js, c->cfg, c->db, CLUSTER_MARK, 0, c->reg,
+                                   c->reg_arg, &seq, &d);
     if (rc == RH_EAGAIN) {
         snprintf(why, cap, "loading the table snapshot: %.150s", d.text);
         return -1;
@@ -453,6 +487,27 @@ static int load_snapshot(cluster_t *c, char *why, size_t cap)
     c->snap_checked = 1;
     pthread_mutex_unlock(&c->mu);
     return 0;
+}
+
+/* After a snapshot at `seq`: the stream keeps the snapshot_every changes before it and what
+ * follows (a node that far behind still catches up from the stream; one further behind loads
+ * the snapshot over its table, see subscribe). */
+static void trim_stream(cluster_t *c, uint64_t seq)
+{
+    uint64_t every = c->cfg->cluster_snapshot_every;
+    if (seq + 1 <= every)
+        return;
+    jsOptions o;
+    jsOptions_Init(&o);
+    o.Stream.Purge.Sequence = seq + 1 - every; /* up to, not including */
+    jsErrCode jerr = 0;
+    natsStatus s = js_PurgeStream(c->js, c->cfg->cluster_stream, &o, &jerr);
+    if (s != NATS_OK)
+        RH_LOG(RH_LOG_WARN, "cluster", "table stream not trimmed err=\"%s\" jserr=%d",
+               natsStatus_GetText(s), (int)jerr);
+    else
+        RH_LOG(RH_LOG_INFO, "cluster", "table stream trimmed below seq=%llu",
+               (unsigned long long)(seq + 1 - every));
 }
 
 /* cluster.snapshot_every > 0: writes a table snapshot each time this node has applied that many
@@ -473,9 +528,10 @@ static void *snap_main(void *arg)
             known = cluster_snapshot_seq(c->js, c->cfg, &last, &d) == RH_OK;
         if (go && known && applied >= last + every) {
             uint64_t seq = 0;
-            if (cluster_snapshot_write(c->js, c->cfg, c->db, CLUSTER_MARK, &seq, &d) == RH_OK)
+            if (cluster_snapshot_write(c->js, c->cfg, c->db, CLUSTER_MARK, &seq, &d) == RH_OK) {
                 last = seq;
-            else
+                trim_stream(c, seq);
+            } else
                 RH_LOG(RH_LOG_WARN, "cluster", "table snapshot not written err=\"%s\"", d.text);
         }
         pthread_mutex_lock(&c->mu);
@@ -653,6 +709,7 @@ int cluster_start(const rh_config_t *cfg, rp_db_t *db, table_registry_fn reg, vo
     c->boot_id = (unsigned long long)rh_real_ms();
     pthread_mutex_init(&c->mu, NULL);
     pthread_mutex_init(&c->qmu, NULL);
+    pthread_mutex_init(&c->apply_mu, NULL);
     pthread_cond_init(&c->qwork, NULL);
     pthread_cond_init(&c->qspace, NULL);
     pthread_cond_init(&c->cv, NULL);
@@ -736,6 +793,7 @@ void cluster_free(cluster_t *c)
     pthread_cond_destroy(&c->qspace);
     pthread_cond_destroy(&c->qwork);
     pthread_mutex_destroy(&c->qmu);
+    pthread_mutex_destroy(&c->apply_mu);
     pthread_mutex_destroy(&c->mu);
     free(c);
     nats_CloseAndWait(2000); /* the client library's threads and memory (LSan clean) */

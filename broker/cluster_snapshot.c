@@ -165,9 +165,23 @@ static int put_bytes(writer_t *w, const void *p, size_t n)
     return w->failed;
 }
 
+/* Whether a packed record is an API key local to its node (TABLE_LOCAL_KEY_NAME). */
+static int local_key(rp_kind_t kind, const void *packed, size_t len)
+{
+    if (kind != RP_KIND_API_KEY)
+        return 0;
+    Roamhub__V1__ApiKey *k = roamhub__v1__api_key__unpack(NULL, len, packed);
+    int local = k && k->name && !strcmp(k->name, TABLE_LOCAL_KEY_NAME);
+    if (k)
+        roamhub__v1__api_key__free_unpacked(k, NULL);
+    return local;
+}
+
 static int dump_cb(void *ud, rp_kind_t kind, const void *packed, size_t len)
 {
     writer_t *w = ud;
+    if (local_key(kind, packed, len))
+        return 0; /* this node's own: never in another node's table */
     uint8_t h[5] = {(uint8_t)kind};
     rh_put_be32(h + 1, (uint32_t)len);
     return put_bytes(w, h, sizeof h) || put_bytes(w, packed, len);
@@ -279,18 +293,51 @@ int cluster_snapshot_write(jsCtx *js, const rh_config_t *cfg, rp_db_t *db, const
 
 /* ---- loading --------------------------------------------------------------------------------- */
 
-/* Applies the records of buf[off..len) in batches; the last commit sets the mark. */
+/* This node's local API keys (TABLE_LOCAL_KEY_NAME), kept across a replacing load. */
+typedef struct local_keys {
+    ProtobufCMessage *keys[16];
+    size_t n;
+} local_keys_t;
+
+static int keep_cb(void *ud, rp_kind_t kind, const ProtobufCMessage *msg)
+{
+    local_keys_t *k = ud;
+    const Roamhub__V1__ApiKey *key = (const Roamhub__V1__ApiKey *)msg;
+    if (kind != RP_KIND_API_KEY || !key->name || strcmp(key->name, TABLE_LOCAL_KEY_NAME) ||
+        k->n == sizeof k->keys / sizeof k->keys[0])
+        return 0;
+    size_t l = protobuf_c_message_get_packed_size(msg);
+    uint8_t *b = malloc(l ? l : 1);
+    if (!b)
+        return 1;
+    protobuf_c_message_pack(msg, b);
+    k->keys[k->n] = protobuf_c_message_unpack(&roamhub__v1__api_key__descriptor, NULL, l, b);
+    free(b);
+    if (!k->keys[k->n])
+        return 1;
+    k->n++;
+    return 0;
+}
+
+/* Applies the records of buf[off..len) in batches; the last commit sets the mark. replace: one
+ * transaction that first clears every record kind (the table becomes the snapshot's at once:
+ * readers see the old table until the commit), run again when the map had to grow. */
 static int load_records(rp_db_t *db, const uint8_t *buf, size_t len, size_t off, const char *mark,
-                        uint64_t seq, size_t *count, rh_diag_t *d)
+                        uint64_t seq, int replace, const local_keys_t *keep, size_t *count,
+                        rh_diag_t *d)
 {
     *count = 0;
+    const size_t start = off;
     do { /* at least one transaction: an empty table's snapshot still sets the mark */
         rp_txn_t *t = NULL;
-        int rc = rp_txn_begin(db, "snapshot", RP_TXN_AUDIT_SUMMARY, &t, d);
+        int rc = rp_txn_begin(db, "snapshot",
+                              RP_TXN_AUDIT_SUMMARY | (replace ? RP_TXN_NO_OP_LOG : 0u), &t, d);
         if (rc)
             return rc;
+        for (int k = 0; replace && k < RP_KIND_COUNT && rc == RH_OK; k++)
+            rc = rp_txn_clear(t, (rp_kind_t)k, d);
         size_t in_batch = 0;
-        while (off < len && in_batch < LOAD_BATCH && rc == RH_OK) {
+        while (off < len && (replace || in_batch < LOAD_BATCH) && rc == RH_OK) {
             if (len - off < 5) {
                 rc = rh_diag_fail(d, RH_EINVAL, "snapshot: record header cut at byte %zu", off);
                 break;
@@ -314,13 +361,20 @@ static int load_records(rp_db_t *db, const uint8_t *buf, size_t len, size_t off,
             off += 5 + rl;
             in_batch++;
         }
+        for (size_t i = 0; replace && off >= len && rc == RH_OK && i < keep->n; i++)
+            rc = rp_txn_put(t, RP_KIND_API_KEY, keep->keys[i], RP_PUT_UPSERT, d);
         if (rc == RH_OK && off >= len)
             rc = rp_txn_set_mark(t, mark, seq, d);
-        if (rc) {
+        if (rc == RH_OK)
+            rc = rp_txn_commit(t, d);
+        else
             rp_txn_abort(t);
-            return rc;
+        if (rc == RH_EAGAIN && replace) { /* the map grew (no op log): the whole load again */
+            off = start;
+            *count = 0;
+            continue;
         }
-        if ((rc = rp_txn_commit(t, d)))
+        if (rc)
             return rc;
         *count += in_batch;
     } while (off < len);
@@ -328,8 +382,8 @@ static int load_records(rp_db_t *db, const uint8_t *buf, size_t len, size_t off,
 }
 
 int cluster_snapshot_load(natsConnection *nc, jsCtx *js, const rh_config_t *cfg, rp_db_t *db,
-                          const char *mark, table_registry_fn reg, void *reg_arg, uint64_t *seq,
-                          rh_diag_t *d)
+                          const char *mark, int replace, table_registry_fn reg, void *reg_arg,
+                          uint64_t *seq, rh_diag_t *d)
 {
     (void)nc;
     *seq = 0;
@@ -407,7 +461,15 @@ int cluster_snapshot_load(natsConnection *nc, jsCtx *js, const rh_config_t *cfg,
     }
     uint64_t t0 = rh_mono_ms();
     size_t count = 0;
-    rc = load_records(db, buf, size, 8, mark, want_seq, &count, d);
+    local_keys_t keep = {{0}, 0};
+    if (replace) {
+        char next[RP_PAGE_TOKEN_MAX];
+        rc = rp_list(db, RP_KIND_API_KEY, NULL, 0, keep_cb, &keep, next, sizeof next, d);
+    }
+    if (rc == RH_OK)
+        rc = load_records(db, buf, size, 8, mark, want_seq, replace, &keep, &count, d);
+    for (size_t i = 0; i < keep.n; i++)
+        protobuf_c_message_free_unpacked(keep.keys[i], NULL);
     free(buf);
     if (rc)
         return rc;

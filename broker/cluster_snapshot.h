@@ -15,8 +15,9 @@
  *
  * Who writes: the node configured with cluster.snapshot_every = N (> 0), after every N changes it
  * applied (docs/SCALING.md: one node should); the previous snapshot's chunks are purged once
- * the new one is described. Who reads: a node whose applied sequence is 0 (empty database) before
- * it subscribes to the stream.
+ * the new one is described, and cluster.c trims the table stream to the N changes before it.
+ * Who reads: a node whose applied sequence is 0 (empty database), or older than the trimmed
+ * stream's first change (replace), before it subscribes to the stream.
  */
 #ifndef RH_CLUSTER_SNAPSHOT_H
 #define RH_CLUSTER_SNAPSHOT_H
@@ -42,14 +43,16 @@ int cluster_snapshot_write(jsCtx *js, const rh_config_t *cfg, rp_db_t *db, const
 int cluster_snapshot_seq(jsCtx *js, const rh_config_t *cfg, uint64_t *seq, rh_diag_t *diag);
 
 /* Loads the latest snapshot into db: every record upserted (batches of 50,000 per transaction),
- * the mark `mark` set to its sequence by the last commit, then reg(reg_arg, 0, NULL, NULL, ...)
- * — the registry rebuilt from LMDB. *seq = its sequence, 0 (nothing done) when there is none.
- * A crash part-way leaves the mark unset: the next start loads it again (upserts). Blocks while
- * it reads; call it before the node subscribes to the stream. Errors: RH_EAGAIN (not readable
- * now: retry), RH_EINVAL (not a snapshot, digest or size wrong: diag says which), RH_EFULL,
- * RH_EIO, RH_ENOMEM. */
+ * the mark `mark` set to its sequence by the last commit, then reg(reg_arg, RP_KIND_MEMBER,
+ * NULL, NULL, ...) — the registry rebuilt from LMDB. replace = 1 (a node whose table is older
+ * than the trimmed stream's first change): one transaction that clears every record first, so
+ * the table is the snapshot's, and readers see the old one until the commit. *seq = its
+ * sequence, 0 (nothing done) when there is none. A crash part-way leaves the mark unset: the
+ * next start loads it again. Blocks while it reads; call it before the node subscribes to the
+ * stream, with the applier held. Errors: RH_EAGAIN (not readable now: retry), RH_EINVAL (not a
+ * snapshot, digest or size wrong: diag says which), RH_EFULL, RH_EIO, RH_ENOMEM. */
 int cluster_snapshot_load(natsConnection *nc, jsCtx *js, const rh_config_t *cfg, rp_db_t *db,
-                          const char *mark, table_registry_fn reg, void *reg_arg, uint64_t *seq,
-                          rh_diag_t *diag);
+                          const char *mark, int replace, table_registry_fn reg, void *reg_arg,
+                          uint64_t *seq, rh_diag_t *diag);
 
 #endif

@@ -20,6 +20,11 @@
 
 typedef enum table_op { TABLE_OP_PUT = 1, TABLE_OP_DELETE = 2 } table_op_t;
 
+/* The name of an API key local to its node: the bootstrap operator key (admin_auth.c) is stored
+ * directly, never through the stream, so table snapshots (cluster_snapshot.h) leave such keys
+ * out and a node loading one keeps its own. */
+#define TABLE_LOCAL_KEY_NAME "bootstrap operator key"
+
 typedef struct table_change {
     table_op_t op;
     rp_kind_t kind;

@@ -76,6 +76,45 @@ class CatchUpTest(AdminNodes):
         self.assertEqual(len(exports[0]["devaddr_blocks"]), N + 1)  # /7, N - 1 /32s, the /16
         self.assertEqual(exports[1], exports[0])
 
+    def test_node_behind_the_trimmed_stream_takes_the_snapshot_over_its_table(self):
+        """Snapshots every 1,000 changes trim the stream to the 1,000 before the latest: node 3,
+        down meanwhile, is further behind; it replaces its table by the snapshot (a policy
+        deleted while it was down is gone there too) and applies the rest."""
+        n1 = self.node(1, snapshot_every=1000)
+        n3 = self.node(3)
+        self.seed(n1)
+        self.wait_record(n3, "/policies/%s/%s" % (A, B))
+        key_a, _ = n1.api.create_key(n1.op, net_id=A, rights=["RIGHT_READ_TRAFFIC"])
+        self.wait_record(n3, "/keys")
+        n3.stop()
+        self.write(n1, "DELETE", "/policies/%s/%s" % (A, B), expect=(204,))
+        fill_table_stream(self.nats.client_ports[0], self.stream["subject_prefix"] + ".table",
+                          2500, network=False)
+        self.wait_record(n1, "/devaddr-blocks/%08X/32" % (0x0A000000 + 2499), timeout=60.0)
+        deadline = time.time() + 60
+        while "table stream trimmed below" not in n1.logs():
+            self.assertLess(time.time(), deadline, n1.logs()[-3000:])
+            time.sleep(0.1)
+        n3.start()
+        wait_readyz(n3, 200, "ready\n", timeout=60.0)
+        self.assertIn('msg="table replaced by the snapshot (stream trimmed)"', n3.logs())
+        n3.op = n3.api.token(n3.api.operator_key())  # its own operator key still works
+        self.assertEqual(n3.api.call("GET", "/policies/%s/%s" % (A, B), token=n3.op)[0], 404)
+        self.assertEqual(self.relay(n3), "NoRoamingAgreement")
+        n3.api.token(key_a)  # a key written through the stream is in the snapshot
+        n1.stop()
+        n3.stop()
+        ex = []
+        for h in (n1, n3):
+            r = h.roamdb("export")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            doc = json.loads(r.stdout)
+            doc["api_keys"] = sorted(k["id"] for k in doc.get("api_keys", [])
+                                     if k.get("name") != "bootstrap operator key")
+            ex.append(doc)
+        self.assertEqual(len(ex[0]["devaddr_blocks"]), 2501)
+        self.assertEqual(ex[1], ex[0])
+
 
 if __name__ == "__main__":
     unittest.main()

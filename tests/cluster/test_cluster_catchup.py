@@ -24,6 +24,20 @@ MARK_W = 'msg="table snapshot written" seq='
 
 
 class CatchUpTest(AdminNodes):
+    def exports(self, *hubs):
+        """Each node's whole table, record for record (the nodes stopped: roamdb reads the LMDB
+        offline); API keys by ID, without the nodes' own bootstrap operator keys."""
+        out = []
+        for h in hubs:
+            h.stop()
+            r = h.roamdb("export")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            doc = json.loads(r.stdout)
+            doc["api_keys"] = sorted(k["id"] for k in doc.get("api_keys", [])
+                                     if k.get("name") != "bootstrap operator key")
+            out.append(doc)
+        return out
+
     def test_node_started_empty_against_100k_blocks_is_ready_with_the_same_answers(self):
         self.assertEqual("%06X" % FILL_NET, B)  # the blocks are B's: A's uplinks route by them
         n1 = self.node(1, snapshot_every=60000)
@@ -64,15 +78,7 @@ class CatchUpTest(AdminNodes):
             st, ans, _ = h.post(pr_start_req(A, B, phy), self.a.key)
             self.assertEqual((st, ans["Result"]["ResultCode"]), (200, "Success"), h.logs()[-2000:])
             self.b.get()
-        # record for record (both stopped: roamdb reads the LMDB offline)
-        n1.stop()
-        n2.stop()
-        exports = []
-        for h in (n1, n2):
-            r = h.roamdb("export")
-            self.assertEqual(r.returncode, 0, r.stderr)
-            doc = json.loads(r.stdout)
-            exports.append({k: v for k, v in doc.items() if k not in ("api_keys",)})
+        exports = self.exports(n1, n2)
         self.assertEqual(len(exports[0]["devaddr_blocks"]), N + 1)  # /7, N - 1 /32s, the /16
         self.assertEqual(exports[1], exports[0])
 
@@ -102,16 +108,7 @@ class CatchUpTest(AdminNodes):
         self.assertEqual(n3.api.call("GET", "/policies/%s/%s" % (A, B), token=n3.op)[0], 404)
         self.assertEqual(self.relay(n3), "NoRoamingAgreement")
         n3.api.token(key_a)  # a key written through the stream is in the snapshot
-        n1.stop()
-        n3.stop()
-        ex = []
-        for h in (n1, n3):
-            r = h.roamdb("export")
-            self.assertEqual(r.returncode, 0, r.stderr)
-            doc = json.loads(r.stdout)
-            doc["api_keys"] = sorted(k["id"] for k in doc.get("api_keys", [])
-                                     if k.get("name") != "bootstrap operator key")
-            ex.append(doc)
+        ex = self.exports(n1, n3)
         self.assertEqual(len(ex[0]["devaddr_blocks"]), 2501)
         self.assertEqual(ex[1], ex[0])
 

@@ -15,6 +15,7 @@
 
 #include "lw_netid.h"
 #include "metrics.h"
+#include "pb_bridge.h"
 #include "pb_filter.h"
 #include "pb_routed.h"
 #include "rh_log.h"
@@ -137,15 +138,22 @@ void pb_fwd_publish(grpc_call_t *call, const uint8_t *msg, size_t len, void *arg
         grpc_call_finish(call, GRPC_RESOURCE_EXHAUSTED, "out of memory");
         goto out;
     }
+    if (n == 0 && d.recv_ep) {
+        /* a TS002 home network: bridged through the relay core (pb_bridge.h), which counts */
+        rh_diag_t bd = {{0}};
+        int rc = pb_bridge_uplink(w, req, &fwd, member, recv_ns, &bd);
+        if (rc == RH_OK) {
+            pb_call_reply(call, &resp.base);
+            goto out;
+        }
+        metrics_event(w->metrics, "pb_bridge_unavailable");
+        RH_LOG(RH_LOG_INFO, "pb", "uplink not bridged id=%s reason=\"%s\"", mid, bd.text);
+    }
     if (n == 0) {
-        /* no gRPC subscription of the home network; a TS002 home network (d.recv_ep) is
-         * reached through the relay core's bridge, not part of this step */
-        if (d.recv_ep)
-            metrics_event(w->metrics, "pb_bridge_unavailable");
         char h[7];
         lw_netid_format(d.home.net_id, h, 0);
         RH_LOG(RH_LOG_DEBUG, "pb", "uplink not routed id=%s home=%s reason=\"%s\"", mid, h,
-               d.recv_ep ? "home network is reached over TS002" : "no subscription");
+               d.recv_ep ? "not bridged to the TS002 home network" : "no subscription");
         pb_count(w, fwd.net_id, d.home.net_id, d.cls, RP_OUT_NO_ROUTE, NULL, recv_ns, sender);
     }
     pb_call_reply(call, &resp.base);

@@ -30,6 +30,7 @@
 #include "grpc_server.h"
 #include "pb_claims.h"
 #include "pb_router.h"
+#include "pb_token.h"
 #include "worker.h"
 
 #include <protobuf-c/protobuf-c.h>
@@ -42,6 +43,7 @@ typedef struct pb_service {
     pb_router_t *router;
     const admin_jwt_t *jwt; /* the admin API's verifier/signer; NULL = admin off: no tokens */
     char agent[64];         /* RouteHop.receiver_agent: "roamhub/<version>" */
+    pb_token_key_t token_key; /* sealed bridge tokens (pb_token.h) */
 } pb_service_t;
 
 /* The methods (grpc_opts.methods, arg = the worker_t) and their count. */

@@ -1,0 +1,43 @@
+/*
+ * pb_bridge.h — the relay core's Packet Broker front end for bridged traffic (issue 12,
+ * "Bridging"; docs/PEERING.md): a gRPC forwarder's uplink whose home network is a TS002 member
+ * becomes a relay transaction (relay.h) — the same routing, policy, statistics, capture, rate
+ * limits and answer deadline as TS002 traffic — sent with the TS002 receiver side
+ * (relay_ts002_send) as a PRStartReq:
+ *
+ *   PublishUplinkMessageRequest            -> PRStartReq (SenderID = forwarder_net_id,
+ *                                             ReceiverID = the home network's NetID)
+ *   message.phy_payload.plain              -> PHYPayload
+ *   message.* and gateway metadata         -> ULMetaData / GWInfo (pb_xlate_ulmeta: units)
+ *   forwarder ids + both forwarder tokens  -> a sealed BridgeToken (pb_token.h, KIND_GRPC_FORWARDER,
+ *                                             AAD "NNNNNN::" of the forwarder's NetID) in
+ *                                             ULMetaData.FNSULToken and GWInfo.ULToken (hex)
+ *
+ * The answer comes back to the forwarder's Subscribe stream: a downlink in PRStartAns (a
+ * join-accept) as a RoutedDownlinkMessage with the forwarder's forwarder_net_id/tenant_id/
+ * cluster_id byte for byte as published and its gateway_uplink_token / forwarder_uplink_token
+ * exactly; the Result has no place to go (Packet Broker's v1 API gives a forwarder no uplink
+ * delivery state): it is counted as the transaction's outcome and logged.
+ *
+ * Threads: the worker of the Publish call; transactions stay on it (relay.h).
+ */
+#ifndef RH_PB_BRIDGE_H
+#define RH_PB_BRIDGE_H
+
+#include "pb_router.h"
+#include "peer_registry.h"
+#include "worker.h"
+
+#include "packetbroker/routing_v1.pb-c.h"
+
+/* Bridges req (already authenticated, its forwarder identity checked into fwd, its frame
+ * decoded) to the TS002 home network routing decides (relay_txn_route: the decision, the
+ * outcome and its count are the core's). member: the forwarder's member record (required: a
+ * transaction has a sender). Returns RH_OK when a transaction took the uplink; RH_EPERM (no
+ * member record), RH_EINVAL (d names the field: data rate, frequency), RH_ENOMEM,
+ * RH_ECRYPTO — then nothing was counted. */
+int pb_bridge_uplink(worker_t *w, const Org__Packetbroker__Routing__V1__PublishUplinkMessageRequest *req,
+                     const pb_ids_t *fwd, const peer_member_t *member, uint64_t recv_ns,
+                     rh_diag_t *d);
+
+#endif

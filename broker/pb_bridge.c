@@ -25,6 +25,8 @@ typedef struct pbb_ctx {
     bi_msg_t *msg;         /* the PRStartReq sent */
     pb_ids_t fwd;          /* the forwarder's IDs as published (byte for byte) */
     bi_region_t region;    /* the uplink's region (downlink data rates) */
+    bool downlink;         /* an XmitDataReq from a Packet Broker home network */
+    pb_bridge_sync_t *sync; /* while routing: where a synchronous answer goes */
     size_t gw_tok_len, fwd_tok_len;
     uint8_t toks[];        /* gateway_uplink_token then forwarder_uplink_token, exactly */
 } pbb_ctx_t;
@@ -100,7 +102,13 @@ static int pbb_forward(relay_txn_t *t, void *ctx, const relay_forward_t *f)
 static void pbb_answer(relay_txn_t *t, void *ctx, const relay_answer_t *a)
 {
     pbb_ctx_t *c = ctx;
-    if (a->phy && a->phy_len && a->dl && !a->downlink_refused)
+    if (c->sync) {
+        c->sync->answered = true;
+        c->sync->code = a->code;
+        snprintf(c->sync->description, sizeof c->sync->description, "%s",
+                 a->description ? a->description : "");
+    }
+    if (!c->downlink && a->phy && a->phy_len && a->dl && !a->downlink_refused)
         downlink_to_forwarder(t, c, a);
     /* Packet Broker has no uplink delivery state for a forwarder: the Result is the
      * transaction's counted outcome, and a debug line */
@@ -203,6 +211,8 @@ int pb_bridge_uplink(worker_t *w, const Org__Packetbroker__Routing__V1__PublishU
     c->msg = msg;
     c->fwd = *fwd;
     c->region = (bi_region_t)bt.region;
+    c->downlink = false;
+    c->sync = NULL;
     c->gw_tok_len = um->gateway_uplink_token.len;
     c->fwd_tok_len = um->forwarder_uplink_token.len;
     if (c->gw_tok_len)
@@ -226,6 +236,78 @@ int pb_bridge_uplink(worker_t *w, const Org__Packetbroker__Routing__V1__PublishU
     };
     metrics_event(w->metrics, "pb_bridged_uplink");
     relay_txn_route(t, &v); /* consumes the reference; counts the outcome */
+    arena_enter(prev);
+    return RH_OK;
+}
+
+int pb_bridge_downlink(worker_t *w, const pb_ids_t *home, const peer_member_t *member,
+                       uint32_t fwd_net_id, const uint8_t *phy, size_t phy_len,
+                       const bi_dlmeta_t *dl, uint64_t recv_ns, pb_bridge_sync_t *sync,
+                       rh_diag_t *d)
+{
+    if (!member)
+        return rh_diag_fail(d, RH_EPERM, "home_network_net_id: no member record for this NetID "
+                            "(bridging needs one)");
+    rh_arena_t *arena = arena_new();
+    rh_arena_t *prev = arena_enter(arena);
+    bi_msg_t *msg = NULL;
+    bi_id_t sender = {BI_ID_NETID, home->net_id}, receiver = {BI_ID_NETID, fwd_net_id};
+    uint32_t txid = atomic_fetch_add_explicit(&txid_seq, 1, memory_order_relaxed) + 1;
+    bi_error_t err;
+    int rc = bi_msg_new(BI_MT_XMIT_DATA_REQ, BI_VERSION_1_0, sender, receiver, txid, &msg);
+    if (!rc)
+        rc = bi_msg_set_downlink(msg, phy, phy_len, dl, &err);
+    if (rc) {
+        bi_msg_free(msg);
+        arena_enter(prev);
+        arena_free(arena);
+        return rh_diag_fail(d, rc == RH_ENOMEM ? RH_ENOMEM : RH_EINVAL, "message: %s",
+                            rc == RH_ENOMEM ? "out of memory"
+                            : rc == RH_ESIZE ? "phy_payload: empty or longer than 255 bytes"
+                                             : err.description);
+    }
+    relay_txn_params_t p = {0};
+    p.sender = member;
+    p.sender_id.kind = RP_STATS_ID_NETID;
+    p.sender_id.id = home->net_id;
+    p.req_type = BI_MT_XMIT_DATA_REQ;
+    p.ans_type = BI_MT_XMIT_DATA_ANS;
+    p.sender_txid = txid;
+    p.recv_ns = recv_ns;
+    relay_txn_t *t = relay_txn_create(w, worker_registry(w), &p, &pbb_ops, sizeof(pbb_ctx_t));
+    if (!t) {
+        bi_msg_free(msg);
+        arena_enter(prev);
+        arena_free(arena);
+        return rh_diag_fail(d, RH_ENOMEM, "out of memory");
+    }
+    pbb_ctx_t *c = relay_txn_ctx(t);
+    memset(c, 0, sizeof *c);
+    c->out.arena = arena;
+    c->w = w;
+    c->msg = msg;
+    c->downlink = true;
+    c->sync = sync;
+    rp_party_t party;
+    rp_party_set(&party, home->net_id, home->tenant, NULL);
+    size_t pl;
+    const uint8_t *pp = bi_msg_phy_payload(msg, &pl);
+    route_msg_t v = {
+        .kind = ROUTE_DOWNLINK,
+        .sender = member,
+        .sender_party = party,
+        .receiver_is_eui = false,
+        .receiver = fwd_net_id,
+        .phy = pp,
+        .phy_len = pl,
+        .malformed = BI_RC_MALFORMED_REQUEST,
+        .any_transport = false,
+    };
+    metrics_event(w->metrics, "pb_bridged_downlink");
+    relay_txn_ref(t); /* to clear c->sync after routing */
+    relay_txn_route(t, &v);
+    c->sync = NULL;
+    relay_txn_unref(t);
     arena_enter(prev);
     return RH_OK;
 }

@@ -24,6 +24,7 @@
 #ifndef RH_PB_BRIDGE_H
 #define RH_PB_BRIDGE_H
 
+#include "bi_msg.h"
 #include "pb_router.h"
 #include "peer_registry.h"
 #include "worker.h"
@@ -39,5 +40,26 @@
 int pb_bridge_uplink(worker_t *w, const Org__Packetbroker__Routing__V1__PublishUplinkMessageRequest *req,
                      const pb_ids_t *fwd, const peer_member_t *member, uint64_t recv_ns,
                      rh_diag_t *d);
+
+/* What a synchronous answer of a downlink transaction said (pb_bridge_downlink): filled when the
+ * transaction was refused or answered while it was being routed. */
+typedef struct pb_bridge_sync {
+    bool answered;
+    bi_result_code_t code;
+    char description[200];
+} pb_bridge_sync_t;
+
+/* A Packet Broker home network's Publish of a downlink for a TS002 forwarder that no longer
+ * waits on its request (a class A data downlink, or a join-accept after the wait): an XmitDataReq
+ * (SenderID = the home network, ReceiverID = bt's forwarder NetID, PHYPayload = phy, DLMetaData
+ * dl with the forwarder's tokens restored: pb_bridge_ts002_dlmeta) through the relay core and
+ * relay_ts002_send. The XmitDataAns is the transaction's counted outcome (Packet Broker's v1 API
+ * has no downlink state for a home network). member: the home network's member record
+ * (required). *sync tells an answer given during routing (a refusal). Returns RH_OK when a
+ * transaction took it; RH_EPERM (no member record), RH_ENOMEM, RH_EINVAL (d naming the field). */
+int pb_bridge_downlink(worker_t *w, const pb_ids_t *home, const peer_member_t *member,
+                       uint32_t fwd_net_id, const uint8_t *phy, size_t phy_len,
+                       const bi_dlmeta_t *dl, uint64_t recv_ns, pb_bridge_sync_t *sync,
+                       rh_diag_t *d);
 
 #endif

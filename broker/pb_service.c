@@ -205,6 +205,8 @@ void pb_count(worker_t *w, uint32_t fwd_net_id, uint32_t home_net_id, rp_class_t
 static void hook_sent(worker_t *w, const pb_item_meta_t *m)
 {
     metrics_event(w->metrics, "pb_delivered");
+    if (m->bridged)
+        return; /* the relay transaction counts its outcome */
     pb_count(w, m->fwd_net_id, m->home_net_id, m->cls, RP_OUT_FORWARDED, NULL, m->recv_ns, NULL);
 }
 
@@ -216,6 +218,8 @@ static void hook_fail(worker_t *w, const pb_item_meta_t *m, rp_outcome_t outcome
     lw_netid_format(m->home_net_id, h, 0);
     RH_LOG(RH_LOG_INFO, "pb", "message failed id=%s forwarder=%s home=%s reason=\"%s\"", m->id,
            f, h, why);
+    if (m->bridged)
+        return; /* the transaction's answer deadline fails it and counts */
     pb_count(w, m->fwd_net_id, m->home_net_id, m->cls, outcome, NULL, m->recv_ns, NULL);
 }
 

@@ -20,6 +20,7 @@
 #include "bi_msg.h"
 #include "cluster_txn.h"
 #include "gateways.h"
+#include "pb_bridge_ts002.h"
 #include "peer_tls.h"
 #include "relay.h"
 #include "rh_log.h"
@@ -181,10 +182,25 @@ static void ts002_answer(relay_txn_t *t, void *ctx, const relay_answer_t *a)
         deliver_answer(w, &c->req, c->sender_ep, c->sender_async, ra->ans, ra->raw, ra->raw_len,
                        version, &back);
     } else {
-        /* A downlink (a->phy, a->dl) can only reach a TS002 sender inside the receiver's own
-         * TS002 answer today: no receiver of another protocol exists yet (issue 12's bridge). */
+        /* a downlink from a receiver of another protocol (a Packet Broker home network's
+         * join-accept, pb_bridge_ts002.h) goes into the answer through the codec */
         bi_msg_t *ans = NULL;
-        if (bi_answer_new(c->msg, a->code, a->description, &ans) != RH_OK) {
+        bool dl_bad = false;
+        if (bi_answer_new(c->msg, a->code, a->description, &ans) == RH_OK && a->phy && a->dl &&
+            !a->downlink_refused) {
+            bi_error_t derr;
+            derr.description[0] = '\0';
+            if (bi_msg_set_downlink(ans, a->phy, a->phy_len, a->dl, &derr) != RH_OK) {
+                RH_LOG(RH_LOG_INFO, "relay", "bridged downlink not answered reason=\"%s\"",
+                       derr.description);
+                bi_msg_free(ans);
+                ans = NULL;
+                dl_bad = bi_answer_new(c->msg, BI_RC_OTHER,
+                                       "the home network's downlink could not be translated",
+                                       &ans) != RH_OK;
+            }
+        }
+        if (!ans || dl_bad) {
             /* a notification or answer: nothing to answer, acknowledge */
             if (c->req)
                 hs_reply(c->req, 200, NULL, NULL, 0);
@@ -391,6 +407,8 @@ int relay_ts002_send(relay_txn_t *t, bi_msg_t *msg, const char *raw, size_t raw_
 static int ts002_forward(relay_txn_t *t, void *ctx, const relay_forward_t *f)
 {
     ts002_ctx_t *c = ctx;
+    if (!f->ep) /* a Packet Broker party (route_msg_t.any_transport): pb_bridge_ts002.h */
+        return pb_bridge_ts002_send(t, c->msg, f);
     return relay_ts002_send(t, c->msg, c->raw, c->raw_len, f);
 }
 
@@ -873,6 +891,7 @@ static void handle_request(worker_t *w, hs_req_t *req, rh_arena_t **arena)
 
     route_msg_t view;
     view_of(msg, member, &party, &view);
+    view.any_transport = w->pb != NULL; /* Packet Broker parties too (pb_bridge_ts002.h) */
     gateways_seen(party.net_id, bi_msg_fields(msg)); /* console map (gateways.h) */
     relay_txn_route(t, &view); /* consumes our reference */
 }

@@ -2,6 +2,8 @@
  * (see pb_bridge.h). */
 #include "pb_bridge.h"
 
+#include "pb_bridge_ts002.h"
+
 #include "lw_frame.h"
 #include "metrics.h"
 #include "pb_service.h"
@@ -47,46 +49,15 @@ static void downlink_to_forwarder(relay_txn_t *t, pbb_ctx_t *c, const relay_answ
     x.dm.gateway_uplink_token.len = c->gw_tok_len;
     x.dm.forwarder_uplink_token.data = c->toks + c->gw_tok_len;
     x.dm.forwarder_uplink_token.len = c->fwd_tok_len;
-    char mid[40];
-    pb_router_new_id(w->pb->router, mid);
-    uint8_t dl_token[8];
-    size_t tl = 0;
-    rh_hex_decode(mid + 16, 16, dl_token, sizeof dl_token, &tl, "id", NULL); /* our own hex */
-    x.dm.downlink_token.data = dl_token;
-    x.dm.downlink_token.len = 8;
-    Google__Protobuf__Timestamp now;
-    pb_timestamp_now(&now);
-    const route_decision_t *rd = relay_txn_decision(t);
-    Org__Packetbroker__V3__RoutedDownlinkMessage r;
-    org__packetbroker__v3__routed_downlink_message__init(&r);
-    r.time = &now;
-    r.id = mid;
-    r.home_network_net_id = rd->home.net_id;
-    r.home_network_tenant_id = (char *)rd->home.tenant_id;
-    r.home_network_cluster_id = (char *)"";
-    r.forwarder_net_id = c->fwd.net_id;
-    r.forwarder_tenant_id = c->fwd.tenant;
-    r.forwarder_cluster_id = c->fwd.cluster;
-    r.message = &x.dm;
-    size_t n = protobuf_c_message_get_packed_size(&r.base);
-    uint8_t *buf = malloc(n ? n : 1);
-    if (!buf)
-        return;
-    protobuf_c_message_pack(&r.base, buf);
     lw_frame_t fr;
     rp_class_t cls = RP_CLASS_OTHER;
     if (lw_frame_decode(a->phy, a->phy_len, &fr, NULL) == RH_OK)
         cls = route_class_of(lw_frame_class(&fr));
-    pb_item_meta_t meta = {.fwd_net_id = c->fwd.net_id, .home_net_id = rd->home.net_id,
-                           .cls = cls, .recv_ns = rh_mono_ns()};
-    memcpy(meta.id, mid, sizeof meta.id);
-    int q = pb_router_route_downlink(w->pb->router, w, &c->fwd, buf, n, &meta);
-    free(buf);
-    if (q <= 0) {
+    const route_decision_t *rd = relay_txn_decision(t);
+    /* its own count (pb_router hooks), as every downlink handed to a forwarder */
+    if (pb_bridge_route_downlink(w, &x.dm, rd->home.net_id, rd->home.tenant_id, &c->fwd, cls,
+                                 false) <= 0)
         metrics_event(w->metrics, "pb_bridge_downlink_unrouted");
-        RH_LOG(RH_LOG_INFO, "pb", "bridged downlink not sent id=%s reason=\"%s\"", mid,
-               q < 0 ? "out of memory" : "the forwarder has no downlink subscription");
-    }
 }
 
 /* ops.forward: the PRStartReq to the TS002 home network. */
@@ -128,7 +99,117 @@ static void pbb_release(void *ctx)
 
 static const relay_fe_ops_t pbb_ops = {pbb_forward, pbb_answer, pbb_release};
 
-static _Atomic uint32_t txid_seq; /* TransactionIDs of the PRStartReqs this front end builds */
+static _Atomic uint32_t txid_seq; /* TransactionIDs of the requests this front end builds */
+
+/* What one bridged request is. */
+typedef struct pbb_req {
+    bi_msg_type_t type, ans_type;
+    uint32_t sender_net_id;     /* the Packet Broker party sending */
+    const char *sender_tenant;
+    route_kind_t kind;          /* ROUTE_UPLINK: routed by the frame; ROUTE_DOWNLINK: to receiver */
+    uint32_t receiver;          /* ReceiverID NetID (0 for an uplink: the core names the home) */
+    const uint8_t *phy;
+    size_t phy_len;
+    const bi_ulmeta_t *ul;      /* exactly one of ul / dl */
+    const bi_dlmeta_t *dl;
+    uint64_t recv_ns;
+    size_t extra;               /* bytes of pbb_ctx_t.toks the fill callback writes */
+} pbb_req_t;
+
+/* Builds the TS002 request r through the codec and routes it as a relay transaction sent by
+ * member; fill (may be NULL) completes the context before routing. *sync (may be NULL) gets an
+ * answer given while routing. Returns RH_OK when the transaction took it, else an error with d. */
+static int pbb_start(worker_t *w, const peer_member_t *member, const pbb_req_t *r,
+                     void (*fill)(pbb_ctx_t *c, const void *arg), const void *arg,
+                     pb_bridge_sync_t *sync, rh_diag_t *d)
+{
+    rh_arena_t *arena = arena_new();
+    rh_arena_t *prev = arena_enter(arena);
+    bi_msg_t *msg = NULL;
+    bi_id_t sender = {BI_ID_NETID, r->sender_net_id}, receiver = {BI_ID_NETID, r->receiver};
+    uint32_t txid = atomic_fetch_add_explicit(&txid_seq, 1, memory_order_relaxed) + 1;
+    bi_error_t err;
+    err.description[0] = '\0';
+    int rc = bi_msg_new(r->type, BI_VERSION_1_0, sender, receiver, txid, &msg);
+    if (!rc)
+        rc = r->ul ? bi_msg_set_uplink(msg, r->phy, r->phy_len, r->ul, &err)
+                   : bi_msg_set_downlink(msg, r->phy, r->phy_len, r->dl, &err);
+    relay_txn_params_t p = {0};
+    p.sender = member;
+    p.sender_id.kind = RP_STATS_ID_NETID;
+    p.sender_id.id = r->sender_net_id;
+    p.sender_waits = false; /* the gRPC call was answered on acceptance */
+    p.req_type = r->type;
+    p.ans_type = r->ans_type;
+    p.sender_txid = txid;
+    p.recv_ns = r->recv_ns;
+    if (r->ul && (r->ul->present & BI_UL_RECV_TIME)) {
+        p.has_ul_recv_time = true;
+        p.ul_recv_ms = r->ul->recv_time.sec * 1000 + r->ul->recv_time.nsec / 1000000;
+    }
+    relay_txn_t *t = rc ? NULL
+                        : relay_txn_create(w, worker_registry(w), &p, &pbb_ops,
+                                           sizeof(pbb_ctx_t) + r->extra);
+    if (!t) {
+        bi_msg_free(msg);
+        arena_enter(prev);
+        arena_free(arena);
+        return rh_diag_fail(d, rc == RH_EINVAL || rc == RH_ESIZE ? RH_EINVAL : RH_ENOMEM,
+                            "message: %s",
+                            rc == RH_ESIZE ? "phy_payload: empty or longer than 255 bytes"
+                            : rc && rc != RH_ENOMEM ? err.description
+                                                    : "out of memory");
+    }
+    pbb_ctx_t *c = relay_txn_ctx(t);
+    memset(c, 0, sizeof *c);
+    c->out.arena = arena;
+    c->w = w;
+    c->msg = msg;
+    c->downlink = r->kind == ROUTE_DOWNLINK;
+    c->sync = sync;
+    if (fill)
+        fill(c, arg);
+    rp_party_t party;
+    rp_party_set(&party, r->sender_net_id, r->sender_tenant, NULL);
+    size_t pl;
+    const uint8_t *pp = bi_msg_phy_payload(msg, &pl);
+    route_msg_t v = {
+        .kind = r->kind,
+        .sender = member,
+        .sender_party = party,
+        .receiver_is_eui = r->kind == ROUTE_UPLINK, /* an uplink: the frame decides */
+        .receiver = r->receiver,
+        .phy = pp,
+        .phy_len = pl,
+        .malformed = BI_RC_MALFORMED_REQUEST,
+        .any_transport = false, /* only TS002 receivers here */
+    };
+    relay_txn_ref(t); /* to clear c->sync after routing */
+    relay_txn_route(t, &v); /* consumes the creator's reference; counts the outcome */
+    c->sync = NULL;
+    relay_txn_unref(t);
+    arena_enter(prev);
+    return RH_OK;
+}
+
+typedef struct up_fill {
+    const pb_ids_t *fwd;
+    const Org__Packetbroker__V3__UplinkMessage *um;
+    bi_region_t region;
+} up_fill_t;
+
+static void fill_uplink(pbb_ctx_t *c, const void *arg)
+{
+    const up_fill_t *f = arg;
+    c->fwd = *f->fwd;
+    c->region = f->region;
+    c->gw_tok_len = f->um->gateway_uplink_token.len;
+    c->fwd_tok_len = f->um->forwarder_uplink_token.len;
+    if (c->gw_tok_len)
+        memcpy(c->toks, f->um->gateway_uplink_token.data, c->gw_tok_len);
+    if (c->fwd_tok_len)
+        memcpy(c->toks + c->gw_tok_len, f->um->forwarder_uplink_token.data, c->fwd_tok_len);
+}
 
 int pb_bridge_uplink(worker_t *w, const Org__Packetbroker__Routing__V1__PublishUplinkMessageRequest *req,
                      const pb_ids_t *fwd, const peer_member_t *member, uint64_t recv_ns,
@@ -138,7 +219,6 @@ int pb_bridge_uplink(worker_t *w, const Org__Packetbroker__Routing__V1__PublishU
         return rh_diag_fail(d, RH_EPERM, "forwarder_net_id: no member record for this NetID "
                             "(bridging needs one)");
     const Org__Packetbroker__V3__UplinkMessage *um = req->message;
-    peer_registry_t *reg = worker_registry(w);
     /* the sealed token: forwarder IDs and tokens, exactly */
     Roamhub__V1__BridgeToken bt = ROAMHUB__V1__BRIDGE_TOKEN__INIT;
     bt.kind = ROAMHUB__V1__BRIDGE_TOKEN__KIND__KIND_GRPC_FORWARDER;
@@ -161,83 +241,22 @@ int pb_bridge_uplink(worker_t *w, const Org__Packetbroker__Routing__V1__PublishU
     rh_hex_encode(tok, tl, hex, 0);
     bi_ulmeta_t ul;
     bi_gwinfo_t gw;
-    /* a gateway may take a downlink only when the forwarder gave a token for it */
     rc = pb_xlate_ulmeta(um, hex, &ul, &gw, d);
     if (rc)
         return rc;
     if (um->gateway_uplink_token.len == 0)
-        gw.dl_allowed = false;
-    rh_arena_t *arena = arena_new();
-    rh_arena_t *prev = arena_enter(arena);
-    bi_msg_t *msg = NULL;
-    bi_id_t sender = {BI_ID_NETID, fwd->net_id}, receiver = {BI_ID_NETID, 0};
-    uint32_t txid = atomic_fetch_add_explicit(&txid_seq, 1, memory_order_relaxed) + 1;
-    bi_error_t err;
-    rc = bi_msg_new(BI_MT_PR_START_REQ, BI_VERSION_1_0, sender, receiver, txid, &msg);
-    if (!rc)
-        rc = bi_msg_set_uplink(msg, um->phy_payload->plain.data, um->phy_payload->plain.len, &ul,
-                               &err);
-    if (rc) {
-        bi_msg_free(msg);
-        arena_enter(prev);
-        arena_free(arena);
-        return rh_diag_fail(d, rc == RH_ENOMEM ? RH_ENOMEM : RH_EINVAL, "message: %s",
-                            rc == RH_ENOMEM ? "out of memory" : err.description);
-    }
-    relay_txn_params_t p = {0};
-    p.sender = member;
-    p.sender_id.kind = RP_STATS_ID_NETID;
-    p.sender_id.id = fwd->net_id;
-    p.sender_waits = false; /* the Publish was answered on acceptance */
-    p.req_type = BI_MT_PR_START_REQ;
-    p.ans_type = BI_MT_PR_START_ANS;
-    p.sender_txid = txid;
-    p.recv_ns = recv_ns;
-    if (ul.present & BI_UL_RECV_TIME) {
-        p.has_ul_recv_time = true;
-        p.ul_recv_ms = ul.recv_time.sec * 1000 + ul.recv_time.nsec / 1000000;
-    }
-    size_t toks = um->gateway_uplink_token.len + um->forwarder_uplink_token.len;
-    relay_txn_t *t = relay_txn_create(w, reg, &p, &pbb_ops, sizeof(pbb_ctx_t) + toks);
-    if (!t) {
-        bi_msg_free(msg);
-        arena_enter(prev);
-        arena_free(arena);
-        return rh_diag_fail(d, RH_ENOMEM, "out of memory");
-    }
-    pbb_ctx_t *c = relay_txn_ctx(t);
-    c->out.arena = arena;
-    c->w = w;
-    c->msg = msg;
-    c->fwd = *fwd;
-    c->region = (bi_region_t)bt.region;
-    c->downlink = false;
-    c->sync = NULL;
-    c->gw_tok_len = um->gateway_uplink_token.len;
-    c->fwd_tok_len = um->forwarder_uplink_token.len;
-    if (c->gw_tok_len)
-        memcpy(c->toks, um->gateway_uplink_token.data, c->gw_tok_len);
-    if (c->fwd_tok_len)
-        memcpy(c->toks + c->gw_tok_len, um->forwarder_uplink_token.data, c->fwd_tok_len);
-    rp_party_t party;
-    rp_party_set(&party, fwd->net_id, fwd->tenant, NULL);
-    size_t phy_len;
-    const uint8_t *phy = bi_msg_phy_payload(msg, &phy_len);
-    route_msg_t v = {
-        .kind = ROUTE_UPLINK,
-        .sender = member,
-        .sender_party = party,
-        .receiver_is_eui = true, /* no ReceiverID: the frame decides */
-        .receiver = 0,
-        .phy = phy,
-        .phy_len = phy_len,
-        .malformed = BI_RC_MALFORMED_REQUEST,
-        .any_transport = false, /* only TS002 receivers here */
-    };
-    metrics_event(w->metrics, "pb_bridged_uplink");
-    relay_txn_route(t, &v); /* consumes the reference; counts the outcome */
-    arena_enter(prev);
-    return RH_OK;
+        gw.dl_allowed = false; /* a gateway takes a downlink only with the forwarder's token */
+    pbb_req_t r = {.type = BI_MT_PR_START_REQ, .ans_type = BI_MT_PR_START_ANS,
+                   .sender_net_id = fwd->net_id, .sender_tenant = fwd->tenant,
+                   .kind = ROUTE_UPLINK, .receiver = 0,
+                   .phy = um->phy_payload->plain.data, .phy_len = um->phy_payload->plain.len,
+                   .ul = &ul, .recv_ns = recv_ns,
+                   .extra = um->gateway_uplink_token.len + um->forwarder_uplink_token.len};
+    up_fill_t f = {fwd, um, (bi_region_t)bt.region};
+    rc = pbb_start(w, member, &r, fill_uplink, &f, NULL, d);
+    if (rc == RH_OK)
+        metrics_event(w->metrics, "pb_bridged_uplink");
+    return rc;
 }
 
 int pb_bridge_downlink(worker_t *w, const pb_ids_t *home, const peer_member_t *member,
@@ -248,66 +267,12 @@ int pb_bridge_downlink(worker_t *w, const pb_ids_t *home, const peer_member_t *m
     if (!member)
         return rh_diag_fail(d, RH_EPERM, "home_network_net_id: no member record for this NetID "
                             "(bridging needs one)");
-    rh_arena_t *arena = arena_new();
-    rh_arena_t *prev = arena_enter(arena);
-    bi_msg_t *msg = NULL;
-    bi_id_t sender = {BI_ID_NETID, home->net_id}, receiver = {BI_ID_NETID, fwd_net_id};
-    uint32_t txid = atomic_fetch_add_explicit(&txid_seq, 1, memory_order_relaxed) + 1;
-    bi_error_t err;
-    int rc = bi_msg_new(BI_MT_XMIT_DATA_REQ, BI_VERSION_1_0, sender, receiver, txid, &msg);
-    if (!rc)
-        rc = bi_msg_set_downlink(msg, phy, phy_len, dl, &err);
-    if (rc) {
-        bi_msg_free(msg);
-        arena_enter(prev);
-        arena_free(arena);
-        return rh_diag_fail(d, rc == RH_ENOMEM ? RH_ENOMEM : RH_EINVAL, "message: %s",
-                            rc == RH_ENOMEM ? "out of memory"
-                            : rc == RH_ESIZE ? "phy_payload: empty or longer than 255 bytes"
-                                             : err.description);
-    }
-    relay_txn_params_t p = {0};
-    p.sender = member;
-    p.sender_id.kind = RP_STATS_ID_NETID;
-    p.sender_id.id = home->net_id;
-    p.req_type = BI_MT_XMIT_DATA_REQ;
-    p.ans_type = BI_MT_XMIT_DATA_ANS;
-    p.sender_txid = txid;
-    p.recv_ns = recv_ns;
-    relay_txn_t *t = relay_txn_create(w, worker_registry(w), &p, &pbb_ops, sizeof(pbb_ctx_t));
-    if (!t) {
-        bi_msg_free(msg);
-        arena_enter(prev);
-        arena_free(arena);
-        return rh_diag_fail(d, RH_ENOMEM, "out of memory");
-    }
-    pbb_ctx_t *c = relay_txn_ctx(t);
-    memset(c, 0, sizeof *c);
-    c->out.arena = arena;
-    c->w = w;
-    c->msg = msg;
-    c->downlink = true;
-    c->sync = sync;
-    rp_party_t party;
-    rp_party_set(&party, home->net_id, home->tenant, NULL);
-    size_t pl;
-    const uint8_t *pp = bi_msg_phy_payload(msg, &pl);
-    route_msg_t v = {
-        .kind = ROUTE_DOWNLINK,
-        .sender = member,
-        .sender_party = party,
-        .receiver_is_eui = false,
-        .receiver = fwd_net_id,
-        .phy = pp,
-        .phy_len = pl,
-        .malformed = BI_RC_MALFORMED_REQUEST,
-        .any_transport = false,
-    };
-    metrics_event(w->metrics, "pb_bridged_downlink");
-    relay_txn_ref(t); /* to clear c->sync after routing */
-    relay_txn_route(t, &v);
-    c->sync = NULL;
-    relay_txn_unref(t);
-    arena_enter(prev);
-    return RH_OK;
+    pbb_req_t r = {.type = BI_MT_XMIT_DATA_REQ, .ans_type = BI_MT_XMIT_DATA_ANS,
+                   .sender_net_id = home->net_id, .sender_tenant = home->tenant,
+                   .kind = ROUTE_DOWNLINK, .receiver = fwd_net_id, .phy = phy,
+                   .phy_len = phy_len, .dl = dl, .recv_ns = recv_ns};
+    int rc = pbb_start(w, member, &r, NULL, NULL, sync, d);
+    if (rc == RH_OK)
+        metrics_event(w->metrics, "pb_bridged_downlink");
+    return rc;
 }

@@ -201,40 +201,57 @@ static int send_downlink(relay_txn_t *t, worker_t *w, bi_msg_t *msg)
         dl_token[4 + i] = (uint8_t)(txid >> (24 - 8 * i));
     x.dm.downlink_token.data = dl_token;
     x.dm.downlink_token.len = 8;
-    char mid[40];
-    pb_router_new_id(w->pb->router, mid);
-    Google__Protobuf__Timestamp now;
-    pb_timestamp_now(&now);
-    Org__Packetbroker__V3__RoutedDownlinkMessage r;
-    org__packetbroker__v3__routed_downlink_message__init(&r);
-    r.time = &now;
-    r.id = mid;
-    r.home_network_net_id = rd->home.net_id;
-    r.home_network_tenant_id = (char *)rd->home.tenant_id;
-    r.home_network_cluster_id = (char *)"";
-    r.forwarder_net_id = fwd.net_id;
-    r.forwarder_tenant_id = fwd.tenant;
-    r.forwarder_cluster_id = fwd.cluster;
-    r.message = &x.dm;
-    size_t n = protobuf_c_message_get_packed_size(&r.base);
-    uint8_t *buf = malloc(n ? n : 1);
-    if (!buf) {
-        roamhub__v1__bridge_token__free_unpacked(bt, NULL);
-        return RH_ENOMEM;
-    }
-    protobuf_c_message_pack(&r.base, buf);
+    int q = pb_bridge_route_downlink(w, &x.dm, rd->home.net_id, rd->home.tenant_id, &fwd,
+                                     rd->cls, true);
     roamhub__v1__bridge_token__free_unpacked(bt, NULL);
-    pb_item_meta_t meta = {.fwd_net_id = fwd.net_id, .home_net_id = rd->home.net_id,
-                           .cls = rd->cls, .recv_ns = rh_mono_ns(), .bridged = true};
-    memcpy(meta.id, mid, sizeof meta.id);
-    int q = pb_router_route_downlink(w->pb->router, w, &fwd, buf, n, &meta);
-    free(buf);
     if (q < 0)
         return RH_ENOMEM;
     if (q == 0)
         return RH_ENOTFOUND;
     metrics_event(w->metrics, "pb_bridged_downlink");
     return RH_OK;
+}
+
+int pb_bridge_route_downlink(worker_t *w, Org__Packetbroker__V3__DownlinkMessage *dm,
+                             uint32_t home_net_id, const char *home_tenant, const pb_ids_t *fwd,
+                             rp_class_t cls, bool bridged)
+{
+    char mid[40];
+    pb_router_new_id(w->pb->router, mid);
+    uint8_t dl_token[8];
+    if (dm->downlink_token.len == 0) { /* the router's, as pb_home.c mints them */
+        size_t tl = 0;
+        rh_hex_decode(mid + 16, 16, dl_token, sizeof dl_token, &tl, "id", NULL); /* our hex */
+        dm->downlink_token.data = dl_token;
+        dm->downlink_token.len = 8;
+    }
+    Google__Protobuf__Timestamp now;
+    pb_timestamp_now(&now);
+    Org__Packetbroker__V3__RoutedDownlinkMessage r;
+    org__packetbroker__v3__routed_downlink_message__init(&r);
+    r.time = &now;
+    r.id = mid;
+    r.home_network_net_id = home_net_id;
+    r.home_network_tenant_id = (char *)home_tenant;
+    r.home_network_cluster_id = (char *)"";
+    r.forwarder_net_id = fwd->net_id;
+    r.forwarder_tenant_id = (char *)fwd->tenant;
+    r.forwarder_cluster_id = (char *)fwd->cluster;
+    r.message = dm;
+    size_t n = protobuf_c_message_get_packed_size(&r.base);
+    uint8_t *buf = malloc(n ? n : 1);
+    if (!buf)
+        return RH_ENOMEM;
+    protobuf_c_message_pack(&r.base, buf);
+    pb_item_meta_t meta = {.fwd_net_id = fwd->net_id, .home_net_id = home_net_id, .cls = cls,
+                           .recv_ns = rh_mono_ns(), .bridged = bridged};
+    memcpy(meta.id, mid, sizeof meta.id);
+    int q = pb_router_route_downlink(w->pb->router, w, fwd, buf, n, &meta);
+    free(buf);
+    if (q == 0)
+        RH_LOG(RH_LOG_INFO, "pb", "bridged downlink not sent id=%s reason=\"the forwarder has no "
+               "downlink subscription\"", mid);
+    return q;
 }
 
 int pb_bridge_ts002_send(relay_txn_t *t, bi_msg_t *msg, const relay_forward_t *f)

@@ -13,6 +13,7 @@
 
 #include <string.h>
 
+#include "pb_bridge_ts002.h"
 #include "pb_xlate.h"
 
 static void test_regions_and_rates(void **state)
@@ -203,6 +204,42 @@ static void test_uplink_from_ts002(void **state)
     assert_non_null(strstr(d.text, "ULMetaData.RFRegion"));
 }
 
+/* a TS002 forwarder's own tokens come back exactly from the sealed token's plaintext */
+static void test_tokens_restored(void **state)
+{
+    (void)state;
+    Roamhub__V1__BridgeToken bt = ROAMHUB__V1__BRIDGE_TOKEN__INIT;
+    char *uls[2] = {"0A0B0C0D", "1a1b"};
+    bt.region = BI_REGION_EU868;
+    bt.has_fns_ul_token = true;
+    bt.fns_ul_token = "";
+    bt.n_gw_ul_tokens = 2;
+    bt.gw_ul_tokens = uls;
+    Org__Packetbroker__V3__DownlinkMessage dm = ORG__PACKETBROKER__V3__DOWNLINK_MESSAGE__INIT;
+    Org__Packetbroker__V3__DownlinkMessage__RXSettings rx2 =
+        ORG__PACKETBROKER__V3__DOWNLINK_MESSAGE__RXSETTINGS__INIT;
+    rx2.frequency = 869525000;
+    dm.rx2 = &rx2;
+    dm.class_ = ORG__PACKETBROKER__V3__DOWNLINK_MESSAGE_CLASS__CLASS_C;
+    bi_dlmeta_t dl;
+    bi_gwinfo_t gw[4];
+    rh_diag_t d = {{0}};
+    assert_int_equal(pb_bridge_ts002_dlmeta(&bt, &dm, &dl, gw, 4, &d), RH_OK);
+    assert_true(dl.present & BI_DL_FNS_UL_TOKEN);
+    assert_string_equal(dl.fns_ul_token, ""); /* present though empty: kept */
+    assert_int_equal(dl.gw_count, 2);
+    assert_string_equal(dl.gw[0].ul_token, "0A0B0C0D"); /* case and all, exactly */
+    assert_string_equal(dl.gw[1].ul_token, "1a1b");
+    assert_true(dl.dl_freq2 == 869.525);
+    assert_false(dl.present & BI_DL_DL_FREQ1);
+    assert_int_equal(dl.class_mode, 'C');
+    assert_int_equal(dl.rx_delay1, 1);
+    bt.has_fns_ul_token = false;
+    bt.n_gw_ul_tokens = 0;
+    assert_int_equal(pb_bridge_ts002_dlmeta(&bt, &dm, &dl, gw, 4, &d), RH_OK);
+    assert_false(dl.present & (BI_DL_FNS_UL_TOKEN | BI_DL_GW_INFO));
+}
+
 static void test_report_result(void **state)
 {
     (void)state;
@@ -221,7 +258,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_regions_and_rates), cmocka_unit_test(test_ulmeta),
         cmocka_unit_test(test_downlink_both_ways), cmocka_unit_test(test_uplink_from_ts002),
-        cmocka_unit_test(test_report_result),
+        cmocka_unit_test(test_tokens_restored), cmocka_unit_test(test_report_result),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,8 +1,8 @@
 /*
  * relay.h — the relay core: protocol-neutral transactions, shared by every front end.
  *
- * A front end (relay_ts002.c: TS002 JSON over HTTP today; Packet Broker's gRPC data plane and
- * other hub nodes next, issues 12 and 13) authenticates the caller, decodes its wire format and
+ * A front end (relay_ts002.c: TS002 JSON over HTTP; pb_bridge.c: Packet Broker's gRPC data plane
+ * toward TS002 members, issue 12) authenticates the caller, decodes its wire format and
  * answers what it refuses before a transaction exists. For each request it accepts it creates a
  * transaction here, hands the core a protocol-neutral view of the message (route_msg_t), and from
  * then on the core decides and acts:

@@ -24,7 +24,8 @@
  *      sync/async answers back to the sender (ops.answer) in the mode the sender's endpoint asks
  *      for its role (answer_mode / js_answer_mode), mapped back to the sender's TransactionID
  *      and IDs. Any 2xx that is not a TS002 answer acknowledges; a malformed answer whose header
- *      can be read fails the transaction at once.
+ *      can be read fails the transaction at once. With a gRPC listener, a receiver without a
+ *      TS002 endpoint that is a Packet Broker party is reached through pb_bridge_ts002.h.
  * TS002 POSTs are accepted on any path (docs/PEERING.md).
  * Failures always produce a TS002 answer for the sender: no route -> UnknownDevAddr /
  * UnknownDevEUI / UnknownReceiver; policy -> NoRoamingAgreement naming the flag; receiver

@@ -110,7 +110,7 @@ static int send_uplink(relay_txn_t *t, worker_t *w, bi_msg_t *msg, const relay_f
     Org__Packetbroker__V3__RouteHop hop, *hops[1] = {&hop};
     org__packetbroker__v3__route_hop__init(&hop);
     hop.received_at = &now;
-    hop.sender_name = (char *)"ts002";
+    hop.sender_name = (char *)relay_txn_sender(t)->id; /* the TS002 member */
     hop.sender_address = (char *)"";
     hop.receiver_name = (char *)"roamhub";
     hop.receiver_agent = w->pb->agent;

@@ -139,6 +139,11 @@ worker_t *relay_txn_worker(const relay_txn_t *t)
     return t->w;
 }
 
+const peer_member_t *relay_txn_sender(const relay_txn_t *t)
+{
+    return t->sender;
+}
+
 const route_decision_t *relay_txn_decision(const relay_txn_t *t)
 {
     return &t->route;

@@ -171,6 +171,8 @@ bool relay_txn_done(const relay_txn_t *t);
 /* The owning worker, the routing decision (valid after relay_txn_route) and the expected answer
  * type of t. */
 worker_t *relay_txn_worker(const relay_txn_t *t);
+/* The authenticated member that sent t (borrowed from t's registry: valid for t's life). */
+const peer_member_t *relay_txn_sender(const relay_txn_t *t);
 const route_decision_t *relay_txn_decision(const relay_txn_t *t);
 bi_msg_type_t relay_txn_ans_type(const relay_txn_t *t);
 

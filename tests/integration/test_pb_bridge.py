@@ -374,6 +374,7 @@ class BridgeWorld(unittest.TestCase):
         self.assertGreater(len(um.gateway_uplink_token), 16, "the agent downlinks only with a token")
         self.assertNotIn(b"0a0b0c0d", um.gateway_uplink_token)
         self.assertEqual(r.hops[0].protocol, v3.TS002_V1_0)
+        self.assertEqual((r.hops[0].sender_name, r.hops[0].receiver_name), ("chirpfwd", "roamhub"))
         self.home_report(r)  # PROCESSED: a join-request keeps waiting for its join-accept
         time.sleep(0.2)
         self.assertIsNone(res.result(timeout=0.01))

@@ -212,8 +212,8 @@ static void fill_uplink(pbb_ctx_t *c, const void *arg)
 }
 
 int pb_bridge_uplink(worker_t *w, const Org__Packetbroker__Routing__V1__PublishUplinkMessageRequest *req,
-                     const pb_ids_t *fwd, const peer_member_t *member, uint64_t recv_ns,
-                     rh_diag_t *d)
+                     const pb_ids_t *fwd, const peer_member_t *member, uint32_t home_net_id,
+                     uint64_t recv_ns, rh_diag_t *d)
 {
     if (!member)
         return rh_diag_fail(d, RH_EPERM, "forwarder_net_id: no member record for this NetID "
@@ -228,6 +228,7 @@ int pb_bridge_uplink(worker_t *w, const Org__Packetbroker__Routing__V1__PublishU
     bt.gateway_uplink_token = um->gateway_uplink_token;
     bt.forwarder_uplink_token = um->forwarder_uplink_token;
     bt.region = (uint32_t)pb_xlate_region_to_bi(um->gateway_region);
+    bt.home_net_id = home_net_id;
     uint8_t tok[PB_TOKEN_MAX];
     size_t tl = 0;
     char aad[16];

@@ -34,12 +34,13 @@
 /* Bridges req (already authenticated, its forwarder identity checked into fwd, its frame
  * decoded) to the TS002 home network routing decides (relay_txn_route: the decision, the
  * outcome and its count are the core's). member: the forwarder's member record (required: a
- * transaction has a sender). Returns RH_OK when a transaction took the uplink; RH_EPERM (no
+ * transaction has a sender); home_net_id: the home network the caller's decision found (sealed
+ * into the token: only that network's downlinks may use it). Returns RH_OK when a transaction took the uplink; RH_EPERM (no
  * member record), RH_EINVAL (d names the field: data rate, frequency), RH_ENOMEM,
  * RH_ECRYPTO — then nothing was counted. */
 int pb_bridge_uplink(worker_t *w, const Org__Packetbroker__Routing__V1__PublishUplinkMessageRequest *req,
-                     const pb_ids_t *fwd, const peer_member_t *member, uint64_t recv_ns,
-                     rh_diag_t *d);
+                     const pb_ids_t *fwd, const peer_member_t *member, uint32_t home_net_id,
+                     uint64_t recv_ns, rh_diag_t *d);
 
 /* What a synchronous answer of a downlink transaction said (pb_bridge_downlink): filled when the
  * transaction was refused or answered while it was being routed. */

@@ -171,6 +171,9 @@ static int send_downlink(relay_txn_t *t, worker_t *w, bi_msg_t *msg)
     if (rc == RH_OK && bt->kind != ROAMHUB__V1__BRIDGE_TOKEN__KIND__KIND_GRPC_FORWARDER) {
         rc = RH_EINVAL;
         snprintf(d.text, sizeof d.text, "not a token of a Packet Broker forwarder's uplink");
+    } else if (rc == RH_OK && bt->home_net_id != rd->home.net_id) {
+        rc = RH_EPERM; /* another member's token: it may not send downlinks with it */
+        snprintf(d.text, sizeof d.text, "sealed for another home network");
     }
     pb_ids_t fwd = {0};
     if (rc == RH_OK && (strlen(bt->forwarder_tenant_id) > PB_ID_MAX ||

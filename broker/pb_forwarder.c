@@ -123,7 +123,7 @@ void pb_fwd_publish(grpc_call_t *call, const uint8_t *msg, size_t len, void *arg
     if (n == 0 && d.recv_ep) {
         /* a TS002 home network: bridged through the relay core (pb_bridge.h), which counts */
         rh_diag_t bd = {{0}};
-        int rc = pb_bridge_uplink(w, req, &fwd, member, recv_ns, &bd);
+        int rc = pb_bridge_uplink(w, req, &fwd, member, d.home.net_id, recv_ns, &bd);
         if (rc == RH_OK) {
             pb_call_reply(call, &resp.base);
             goto out;

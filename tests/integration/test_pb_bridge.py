@@ -119,7 +119,8 @@ class BridgeWorld(unittest.TestCase):
             "join_routes": [{"join_eui": "70B3D57ED0000000/56", "home_net_id": HOME},
                             {"join_eui": "70B3D57ED0001000/56", "home_net_id": PBHOME}],
             "policies": [{"forwarder_net_id": f, "home_net_id": h, "uplink": dict(ALL_UP),
-                          "downlink": dict(ALL_DOWN)} for f, h in ((FWD, HOME), (TSFWD, PBHOME))]}
+                          "downlink": dict(ALL_DOWN)}
+                         for f, h in ((FWD, HOME), (TSFWD, PBHOME), (FWD, TSFWD))]}
         cls.hub = Hub(table, workers=2, config={
             "admin": admin_config(cls.dir),
             "grpc": {"address": "127.0.0.1", "port": 0, "hold_ms": 2000, "queue_max": 40}})
@@ -348,6 +349,15 @@ class BridgeWorld(unittest.TestCase):
         st, ans, _ = self.hub.post(self.xmit_data_req("zz", 4713), self.home.key)
         self.assertEqual(ans["Result"]["ResultCode"], "MalformedRequest", ans)
         self.assertIn("DLMetaData.FNSULToken: malformed token", ans["Result"]["Description"])
+        # another member (allowed to send downlinks to this forwarder) with the home's token
+        before = len(self.fwd_stream.msgs)
+        foreign = self.xmit_data_req(token, 4714)
+        foreign["SenderID"] = TSFWD
+        st, ans, _ = self.hub.post(foreign, self.tsfwd.key)
+        self.assertEqual(ans["Result"]["ResultCode"], "MalformedRequest", ans)
+        self.assertIn("sealed for another home network", ans["Result"]["Description"])
+        time.sleep(0.2)
+        self.assertEqual(len(self.fwd_stream.msgs), before, "nothing sent with a foreign token")
 
     # ---------------------------------------------------------------- TS002 forwarder -> gRPC home
 

@@ -34,6 +34,7 @@ static const struct {
     {ORG__PACKETBROKER__V3__REGION__WW_2G4, BI_REGION_ISM2400},
 };
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
+#define MAX_FREQ_HZ 10000000000ull /* TS002's frequency fields allow up to 10000 MHz */
 
 bi_region_t pb_xlate_region_to_bi(Org__Packetbroker__V3__Region r)
 {
@@ -170,8 +171,9 @@ int pb_xlate_ulmeta(const Org__Packetbroker__V3__UplinkMessage *um, const char *
                             "of region %s", um->data_rate->lora->spreading_factor,
                             um->data_rate->lora->bandwidth,
                             region ? bi_region_name(region, BI_REGION_NAMES_RP002) : "unknown");
-    if (um->frequency == 0)
-        return rh_diag_fail(d, RH_EINVAL, "message.frequency: missing");
+    if (um->frequency == 0 || um->frequency > MAX_FREQ_HZ)
+        return rh_diag_fail(d, RH_EINVAL, "message.frequency: %s",
+                            um->frequency ? "above 10 GHz" : "missing");
     ul->present = BI_UL_DATA_RATE | BI_UL_UL_FREQ | BI_UL_RF_REGION | BI_UL_GW_CNT |
                   BI_UL_GW_INFO;
     ul->ul_freq = (double)um->frequency / 1e6;
@@ -233,7 +235,8 @@ int pb_xlate_ulmeta(const Org__Packetbroker__V3__UplinkMessage *um, const char *
                       (v->snr == best->snr && v->channel_rssi > best->channel_rssi)))
                 best = v;
         }
-        if (best) {
+        if (best && isfinite(best->channel_rssi) && fabsf(best->channel_rssi) < 32767.0f &&
+            isfinite(best->snr) && fabsf(best->snr) <= 1000.0f) {
             gw->present |= BI_GW_RSSI | BI_GW_SNR;
             gw->rssi = (int32_t)lroundf(best->channel_rssi);
             gw->snr = best->snr;
@@ -250,8 +253,9 @@ int pb_xlate_ulmeta(const Org__Packetbroker__V3__UplinkMessage *um, const char *
         for (size_t i = 0; i < t->n_antennas; i++) {
             const Org__Packetbroker__V3__GatewayMetadataLocalization__Terrestrial__Antenna *a =
                 t->antennas[i];
-            if (!a->location)
-                continue;
+            if (!a->location || !(fabs(a->location->latitude) <= 90.0) ||
+                !(fabs(a->location->longitude) <= 180.0))
+                continue; /* none, or not a place on Earth (NaN included) */
             gw->present |= BI_GW_LAT | BI_GW_LON;
             gw->lat = a->location->latitude;
             gw->lon = a->location->longitude;
@@ -331,6 +335,8 @@ int pb_xlate_downlink(const uint8_t *phy, size_t phy_len, const bi_dlmeta_t *dl,
 static int dl_window(const Org__Packetbroker__V3__DownlinkMessage__RXSettings *rx, bi_region_t r,
                      double *mhz, uint32_t *dr, bool *has_dr, const char *field, rh_diag_t *d)
 {
+    if (rx->frequency > MAX_FREQ_HZ)
+        return rh_diag_fail(d, RH_EINVAL, "message.%s.frequency: above 10 GHz", field);
     *mhz = (double)rx->frequency / 1e6;
     *has_dr = false;
     if (!rx->data_rate)

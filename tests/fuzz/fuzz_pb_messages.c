@@ -13,6 +13,7 @@
  */
 #include "bi_msg.h"
 #include "pb_filter.h"
+#include "pb_service.h"
 #include "pb_xlate.h"
 #include "route.h"
 
@@ -36,6 +37,11 @@ static void uplink(const uint8_t *p, size_t n)
         org__packetbroker__routing__v1__publish_uplink_message_request__unpack(NULL, n, p);
     if (!r)
         return;
+    char why[160];
+    if (!pb_message_valid(&r->base, why, sizeof why)) { /* refused by pb_call_begin */
+        protobuf_c_message_free_unpacked(&r->base, NULL);
+        return;
+    }
     Org__Packetbroker__V3__UplinkMessage *m = r->message;
     if (m && m->phy_payload &&
         m->phy_payload->value_case == ORG__PACKETBROKER__V3__UPLINK_MESSAGE__PHYPAYLOAD__VALUE_PLAIN) {

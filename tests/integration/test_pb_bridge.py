@@ -54,6 +54,21 @@ def ts002_uplink(phy, txid):
                         "Lat": 48.5, "Lon": 2.25, "ULToken": "1a1b1c1d", "DLAllowed": True}]}}
 
 
+# A Publish whose gateway_receive_time holds a field numbered 0 (written as the two-byte varint
+# 80 00): protobuf-c accepts it as an unknown field and writes it back as a tag it refuses itself
+# (found by fuzz_pb_messages; tests/fuzz/corpus/pb_messages/regress-field-number-0).
+FIELD_ZERO_PUBLISH = bytes.fromhex(
+    "081412036575311a0874656e616e742d6122810312560a3b0a209ab300b1742df190c6192f87fc242aaba4a3fbc5b585"
+    "3532101d23412c2f4ed2121509000000d07ed5b3701130051c000ba3040018b42420171a1700000000d07eddb3703005"
+    "1c000ba3040034127c9840e61a0b08fcddc8b1061080e59a77220b08fcddc8b11080008bd66d280a38a084919e034292"
+    "010a040a0210011a3d0a3b0a1e121c0d0000c2c212050d0000c7c225000050c028d0f6ffffffffffffff010a19080112"
+    "150d0000cac2250000d8c028e4f6ffffffffffffff012a4b0a490a471220093b014d840d2f4a40112041f163cc9d1340"
+    "2500ff7e40290000ffffffffd7bfe5fa08959aef3a221c0d0000c2c212050d0000c7c225000050c028d0f6ffffffffff"
+    "ffff0152460a360fffff30fe1e1485dd6b3c557a325d576d816543c27b29db18e449ce0ddbd659383d8e1a351ea34205"
+    "cd068d99953e60cfc335ced287120c0c0d0e0f101112131415161762190a0b08d6e8c8f0fffffa93b801120a6d792d67"
+    "6174657761796a0d0a0b080a10c8d0071a03342f35")
+
+
 def uplink(phy):
     m = v3.UplinkMessage()
     m.phy_payload.plain = phy
@@ -461,6 +476,18 @@ class BridgeWorld(unittest.TestCase):
         self.next_routed_uplink(before)
         self.assertEqual(ans["Result"]["ResultCode"], "Other", ans)
         self.assertLess(el, 6.0, "answered within the join-accept window")
+
+    def test_10_field_number_zero_refused(self):
+        publish = self.ch.unary_unary("/org.packetbroker.routing.v1.ForwarderData/Publish",
+                                      request_serializer=lambda b: b,
+                                      response_deserializer=lambda b: b)
+        before = len(self.home_stream.msgs)
+        with self.assertRaises(grpc.RpcError) as e:
+            publish(FIELD_ZERO_PUBLISH, metadata=self.md, timeout=3)
+        self.assertEqual(e.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+        self.assertIn("field number 0 in Timestamp", e.exception.details())
+        time.sleep(0.2)
+        self.assertEqual(len(self.home_stream.msgs), before)
 
 
 if __name__ == "__main__":

@@ -87,6 +87,7 @@ static const key_t_ keys[] = {
     {"grpc", "max_streams", K_UINT, OFF(grpc_max_streams), 100, 100000},
     {"grpc", "queue_max", K_UINT, OFF(grpc_queue_max), 1, 1000000},
     {"grpc", "hold_ms", K_UINT, OFF(grpc_hold_ms), 100, 600000},
+    {"grpc", "token_key_file", K_STR, OFF(grpc_token_key_file), 0, 0},
     {"relay", "request_timeout_ms", K_UINT, OFF(request_timeout_ms), 50, 60000},
     {"relay", "drain_ms", K_UINT, OFF(drain_ms), 0, 600000},
     {"relay", "stats_flush_ms", K_UINT, OFF(stats_flush_ms), 100, 60000},
@@ -589,6 +590,8 @@ int config_check(const rh_config_t *c, rh_diag_t *d)
         rc = check_readable("import", c->import_file, d);
     if (!rc && c->admin_enabled)
         rc = check_readable("admin.jwt_secret_file", c->jwt_secret_file, d);
+    if (!rc && c->grpc_enabled)
+        rc = check_readable("grpc.token_key_file", c->grpc_token_key_file, d);
     if (!rc && c->admin_enabled)
         rc = check_readable("admin.jwt_public_key_file", c->jwt_public_key_file, d);
     if (!rc && c->admin_enabled)
@@ -761,6 +764,7 @@ void config_fini(rh_config_t *c)
     listener_fini(&c->grpc);
     free(c->jwt_alg);
     free(c->jwt_secret_file);
+    free(c->grpc_token_key_file);
     free(c->jwt_public_key_file);
     free(c->jwt_private_key_file);
     free(c->jwt_issuer);

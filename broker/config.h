@@ -57,6 +57,8 @@ typedef struct rh_config {
     unsigned grpc_max_streams;    /* SETTINGS_MAX_CONCURRENT_STREAMS per connection, >= 100 */
     unsigned grpc_queue_max;      /* messages per Packet Broker subscription group (pb_router.h) */
     unsigned grpc_hold_ms;        /* a queued message fails after waiting this long */
+    char *grpc_token_key_file;    /* 64 hex digits: the sealed bridge tokens' key (pb_token.h);
+                                     NULL: random at start */
 
     /* relay */
     unsigned request_timeout_ms;  /* default receiver timeout when an endpoint sets none */

@@ -542,6 +542,14 @@ int hub_run(rh_config_t *cfg)
             hub->pb->router = pb_router_new(cfg->grpc_queue_max, cfg->grpc_hold_ms,
                                             &pb_router_hooks);
             snprintf(hub->pb->agent, sizeof hub->pb->agent, "roamhub/%s", rh_version());
+            /* the sealed bridge tokens' key (pb_token.h): never logged */
+            if (pb_token_key_init(&hub->pb->token_key, cfg->grpc_token_key_file, &d) != RH_OK) {
+                RH_LOG(RH_LOG_ERR, "hub", "grpc token key err=\"%s\"", d.text);
+                goto out;
+            }
+            if (!cfg->grpc_token_key_file)
+                RH_LOG(RH_LOG_INFO, "hub", "no grpc.token_key_file: bridge tokens are sealed "
+                       "with a random key and die with this process");
         }
         if (!hub->pb || !hub->pb->router) {
             RH_LOG(RH_LOG_ERR, "hub", "out of memory at start");

@@ -15,6 +15,8 @@
 
 #include "lw_netid.h"
 #include "metrics.h"
+#include "pb_bridge.h"
+#include "pb_bridge_ts002.h"
 #include "pb_filter.h"
 #include "pb_routed.h"
 #include "rh_log.h"
@@ -26,26 +28,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-
-/* What the encoder needs to build one group's RoutedUplinkMessage. */
-typedef struct up_ctx {
-    Org__Packetbroker__V3__RoutedUplinkMessage *routed;
-} up_ctx_t;
-
-static uint8_t *encode_uplink(bool with_metadata, void *arg, size_t *len)
-{
-    up_ctx_t *c = arg;
-    Org__Packetbroker__V3__UplinkMessage *um = c->routed->message;
-    Org__Packetbroker__V3__UplinkMessage__GatewayMetadata *keep = um->gateway_metadata;
-    if (!with_metadata)
-        um->gateway_metadata = NULL; /* the subscriber's filter asks for none */
-    *len = protobuf_c_message_get_packed_size(&c->routed->base);
-    uint8_t *buf = malloc(*len ? *len : 1);
-    if (buf)
-        protobuf_c_message_pack(&c->routed->base, buf);
-    um->gateway_metadata = keep;
-    return buf;
-}
 
 void pb_fwd_publish(grpc_call_t *call, const uint8_t *msg, size_t len, void *arg)
 {
@@ -127,25 +109,33 @@ void pb_fwd_publish(grpc_call_t *call, const uint8_t *msg, size_t len, void *arg
     Org__Packetbroker__V3__RoutedUplinkMessage routed;
     pb_route_stamp_t stamp = {.id = mid, .time = &now, .hops = hops, .n_hops = 1};
     pb_routed_uplink(&routed, req, d.home.net_id, d.home.tenant_id, &stamp);
-    up_ctx_t ctx = {.routed = &routed};
+
     pb_item_meta_t meta = {.fwd_net_id = fwd.net_id, .home_net_id = d.home.net_id,
                            .cls = d.cls, .recv_ns = recv_ns};
     memcpy(meta.id, mid, sizeof meta.id);
     int n = pb_router_route_uplink(w->pb->router, w, d.home.net_id, d.home.tenant_id, &facts,
-                                   encode_uplink, &ctx, &meta);
+                                   pb_routed_encode_uplink, &routed,
+                                   &meta);
     if (n < 0) {
         grpc_call_finish(call, GRPC_RESOURCE_EXHAUSTED, "out of memory");
         goto out;
     }
+    if (n == 0 && d.recv_ep) {
+        /* a TS002 home network: bridged through the relay core (pb_bridge.h), which counts */
+        rh_diag_t bd = {{0}};
+        int rc = pb_bridge_uplink(w, req, &fwd, member, d.home.net_id, recv_ns, &bd);
+        if (rc == RH_OK) {
+            pb_call_reply(call, &resp.base);
+            goto out;
+        }
+        metrics_event(w->metrics, "pb_bridge_unavailable");
+        RH_LOG(RH_LOG_INFO, "pb", "uplink not bridged id=%s reason=\"%s\"", mid, bd.text);
+    }
     if (n == 0) {
-        /* no gRPC subscription of the home network; a TS002 home network (d.recv_ep) is
-         * reached through the relay core's bridge, not part of this step */
-        if (d.recv_ep)
-            metrics_event(w->metrics, "pb_bridge_unavailable");
         char h[7];
         lw_netid_format(d.home.net_id, h, 0);
         RH_LOG(RH_LOG_DEBUG, "pb", "uplink not routed id=%s home=%s reason=\"%s\"", mid, h,
-               d.recv_ep ? "home network is reached over TS002" : "no subscription");
+               d.recv_ep ? "not bridged to the TS002 home network" : "no subscription");
         pb_count(w, fwd.net_id, d.home.net_id, d.cls, RP_OUT_NO_ROUTE, NULL, recv_ns, sender);
     }
     pb_call_reply(call, &resp.base);
@@ -200,6 +190,11 @@ void pb_fwd_report(grpc_call_t *call, const uint8_t *msg, size_t len, void *arg)
                       &org__packetbroker__v3__downlink_message_processing_error__descriptor,
                       sc->error)
                 : NULL;
+        /* a downlink a TS002 home network sent: its XmitDataAns (pb_bridge_ts002.h) */
+        if (pb_bridge_ts002_dl_report(w, fwd.net_id, sc->downlink_token.data,
+                                      sc->downlink_token.len, err,
+                                      err ? (ev ? ev->name : "unknown") : NULL))
+            metrics_event(w->metrics, "pb_bridged_report");
         pb_report_done(call, w, "downlink", sc->id, err ? (ev ? ev->name : "unknown") : NULL);
     }
     protobuf_c_message_free_unpacked(&req->base, NULL);

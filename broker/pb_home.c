@@ -4,6 +4,10 @@
  * reports. See pb_service.h for authentication, routing and statistics; pb_router.h for
  * subscriptions; pb_filter.h for the filters.
  *
+ * A downlink for a TS002 forwarder (and a report on its uplink) is bridged: its sealed token
+ * (pb_bridge_ts002.h) says which request it answers; a token that does not open is
+ * INVALID_ARGUMENT naming the field.
+ *
  * Publish routes the downlink through route_decide (ROUTE_DOWNLINK: the forwarder named by
  * forwarder_net_id, the forwarder's routing policy for the downlink class) and hands a
  * RoutedDownlinkMessage to the forwarder-role groups whose forwarder_net_id / tenant_id /
@@ -17,6 +21,8 @@
 
 #include "lw_netid.h"
 #include "metrics.h"
+#include "pb_bridge.h"
+#include "pb_bridge_ts002.h"
 #include "pb_filter.h"
 #include "pb_routed.h"
 #include "rh_hex.h"
@@ -73,6 +79,89 @@ static grpc_status_t refusal_status(rp_outcome_t o)
     }
 }
 
+/* The gRPC status for a TS002 Result a bridged downlink was refused with. */
+static grpc_status_t result_status(bi_result_code_t rc)
+{
+    switch (rc) {
+    case BI_RC_NO_ROAMING_AGREEMENT:
+        return GRPC_FAILED_PRECONDITION;
+    case BI_RC_MALFORMED_REQUEST:
+    case BI_RC_MALFORMED_MESSAGE:
+    case BI_RC_FRAME_SIZE_ERROR:
+        return GRPC_INVALID_ARGUMENT;
+    case BI_RC_UNKNOWN_RECEIVER:
+    case BI_RC_UNKNOWN_DEV_ADDR:
+    case BI_RC_UNKNOWN_DEV_EUI:
+        return GRPC_NOT_FOUND;
+    default:
+        return GRPC_UNAVAILABLE;
+    }
+}
+
+/* A downlink for a TS002 forwarder: its sealed token says which uplink (and request) it answers;
+ * the join-accept a forwarder still waits for completes its PRStartReq, anything else becomes an
+ * XmitDataReq. */
+static void bridge_downlink(grpc_call_t *call, worker_t *w,
+                            const Org__Packetbroker__Routing__V1__PublishDownlinkMessageRequest *req,
+                            const pb_ids_t *home, const pb_ids_t *fwd, const peer_member_t *member,
+                            uint64_t recv_ns)
+{
+    const Org__Packetbroker__V3__DownlinkMessage *dm = req->message;
+    const char *field = "message.gateway_uplink_token";
+    ProtobufCBinaryData tok = dm->gateway_uplink_token;
+    if (tok.len == 0) {
+        field = "message.forwarder_uplink_token";
+        tok = dm->forwarder_uplink_token;
+    }
+    if (tok.len == 0) {
+        pb_call_invalid(call, "message.gateway_uplink_token",
+                        "missing (a downlink for a TS002 forwarder needs its uplink's token)");
+        return;
+    }
+    Roamhub__V1__BridgeToken *bt = NULL;
+    rh_diag_t d = {{0}};
+    if (pb_bridge_ts002_open(w, tok.data, tok.len, req->forwarder_net_id,
+                             req->forwarder_tenant_id, req->forwarder_cluster_id, home->net_id,
+                             &bt, &d) != RH_OK) {
+        metrics_event(w->metrics, "pb_bridge_token_refused");
+        pb_call_invalid(call, field, d.text);
+        return;
+    }
+    bi_dlmeta_t dl;
+    bi_gwinfo_t gw[16];
+    if (pb_bridge_ts002_dlmeta(bt, dm, &dl, gw, 16, &d) != RH_OK) {
+        grpc_call_finish(call, GRPC_INVALID_ARGUMENT, d.text);
+        roamhub__v1__bridge_token__free_unpacked(bt, NULL);
+        return;
+    }
+    char mid[40];
+    pb_router_new_id(w->pb->router, mid);
+    Org__Packetbroker__Routing__V1__PublishDownlinkMessageResponse resp =
+        ORG__PACKETBROKER__ROUTING__V1__PUBLISH_DOWNLINK_MESSAGE_RESPONSE__INIT;
+    resp.id = mid;
+    if (bt->join && pb_bridge_ts002_answer(w, home->net_id, bt, dm->phy_payload.data,
+                                           dm->phy_payload.len, &dl)) {
+        /* the forwarder's PRStartReq is answered with it (counted there) */
+        metrics_event(w->metrics, "pb_bridged_answer");
+        roamhub__v1__bridge_token__free_unpacked(bt, NULL);
+        pb_call_reply(call, &resp.base);
+        return;
+    }
+    pb_bridge_sync_t sync = {0};
+    int rc = pb_bridge_downlink(w, home, member, bt->forwarder_net_id, dm->phy_payload.data,
+                                dm->phy_payload.len, &dl, recv_ns, &sync, &d);
+    roamhub__v1__bridge_token__free_unpacked(bt, NULL);
+    (void)fwd;
+    if (rc != RH_OK)
+        grpc_call_finish(call, rc == RH_ENOMEM ? GRPC_RESOURCE_EXHAUSTED
+                               : rc == RH_EPERM ? GRPC_FAILED_PRECONDITION
+                                                : GRPC_INVALID_ARGUMENT, d.text);
+    else if (sync.answered && sync.code != BI_RC_SUCCESS)
+        grpc_call_finish(call, result_status(sync.code), sync.description);
+    else
+        pb_call_reply(call, &resp.base);
+}
+
 void pb_home_publish(grpc_call_t *call, const uint8_t *msg, size_t len, void *arg)
 {
     worker_t *w = arg;
@@ -120,6 +209,10 @@ void pb_home_publish(grpc_call_t *call, const uint8_t *msg, size_t len, void *ar
     if (d.action != ROUTE_FORWARD) {
         pb_count(w, fwd.net_id, home.net_id, d.cls, d.outcome, NULL, recv_ns, sender);
         grpc_call_finish(call, refusal_status(d.outcome), d.description);
+        goto out;
+    }
+    if (d.recv_ep) { /* a TS002 forwarder: bridged (pb_bridge_ts002.h, pb_bridge.h) */
+        bridge_downlink(call, w, req, &home, &fwd, member, recv_ns);
         goto out;
     }
     char mid[40];
@@ -173,6 +266,35 @@ out:
     protobuf_c_message_free_unpacked(&req->base, NULL);
 }
 
+/* A report carrying a forwarder_uplink_token: when it is the hub's sealed token of a TS002
+ * forwarder's uplink, the report becomes that forwarder's Result. Returns false when the call was
+ * finished (a token of a TS002 forwarder that does not open: INVALID_ARGUMENT naming it). */
+static bool bridge_report(grpc_call_t *call, worker_t *w,
+                          const Org__Packetbroker__V3__UplinkMessageDeliveryStateChange *sc,
+                          const pb_ids_t *home, const char *error_name)
+{
+    Roamhub__V1__BridgeToken *bt = NULL;
+    rh_diag_t d = {{0}};
+    if (pb_bridge_ts002_open(w, sc->forwarder_uplink_token.data, sc->forwarder_uplink_token.len,
+                             sc->forwarder_net_id, sc->forwarder_tenant_id,
+                             sc->forwarder_cluster_id, home->net_id, &bt, &d) != RH_OK) {
+        /* another forwarder's own token (gRPC to gRPC) passes; a TS002 forwarder's is ours */
+        const peer_endpoint_t *ep = NULL;
+        peer_registry_endpoint_by_netid(worker_registry(w), sc->forwarder_net_id & 0xFFFFFFu,
+                                        NULL, &ep);
+        if (!ep)
+            return true;
+        metrics_event(w->metrics, "pb_bridge_token_refused");
+        pb_call_invalid(call, "state_change.forwarder_uplink_token", d.text);
+        return false;
+    }
+    if (pb_bridge_ts002_report(w, home->net_id, bt, sc->error != NULL,
+                               sc->error ? (int)sc->error->value : 0, error_name))
+        metrics_event(w->metrics, "pb_bridged_report");
+    roamhub__v1__bridge_token__free_unpacked(bt, NULL);
+    return true;
+}
+
 void pb_home_report(grpc_call_t *call, const uint8_t *msg, size_t len, void *arg)
 {
     worker_t *w = arg;
@@ -193,14 +315,19 @@ void pb_home_report(grpc_call_t *call, const uint8_t *msg, size_t len, void *arg
                                 sc->home_network_tenant_id, sc->home_network_cluster_id,
                                 PB_RIGHT_WRITE_TRAFFIC, &home)) {
         /* the home network's verdict on an uplink (error is a wrapper: UPLINK_UNKNOWN_ERROR = 0
-         * is a real error); the v1 API gives a forwarder no stream for it, so it ends here */
+         * is a real error); the v1 API gives a Packet Broker forwarder no stream for it, so it
+         * ends here — a TS002 forwarder's uplink gets it as its Result (bridge_report) */
         const ProtobufCEnumValue *ev =
             sc->error ? protobuf_c_enum_descriptor_get_value(
                             &org__packetbroker__v3__uplink_message_processing_error__descriptor,
                             sc->error->value)
                       : NULL;
+        if (sc->forwarder_uplink_token.len > 0 &&
+            !bridge_report(call, w, sc, &home, ev ? ev->name : "unknown"))
+            goto done;
         pb_report_done(call, w, "uplink", sc->id,
                        sc->error ? (ev ? ev->name : "unknown") : NULL);
     }
+done:
     protobuf_c_message_free_unpacked(&req->base, NULL);
 }

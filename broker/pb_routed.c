@@ -1,6 +1,7 @@
 /* pb_routed.c — routed Packet Broker messages from published requests (see pb_routed.h). */
 #include "pb_routed.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 void pb_routed_uplink(Org__Packetbroker__V3__RoutedUplinkMessage *out,
@@ -39,4 +40,19 @@ void pb_routed_downlink(Org__Packetbroker__V3__RoutedDownlinkMessage *out,
     out->message = msg;
     out->n_hops = st->n_hops;
     out->hops = st->hops;
+}
+
+uint8_t *pb_routed_encode_uplink(bool with_metadata, void *arg, size_t *len)
+{
+    Org__Packetbroker__V3__RoutedUplinkMessage *routed = arg;
+    Org__Packetbroker__V3__UplinkMessage *um = routed->message;
+    Org__Packetbroker__V3__UplinkMessage__GatewayMetadata *keep = um->gateway_metadata;
+    if (!with_metadata)
+        um->gateway_metadata = NULL;
+    *len = protobuf_c_message_get_packed_size(&routed->base);
+    uint8_t *buf = malloc(*len ? *len : 1);
+    if (buf)
+        protobuf_c_message_pack(&routed->base, buf);
+    um->gateway_metadata = keep;
+    return buf;
 }

@@ -21,6 +21,7 @@
 
 #include "packetbroker/routing_v1.pb-c.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -44,5 +45,10 @@ void pb_routed_downlink(Org__Packetbroker__V3__RoutedDownlinkMessage *out,
                         const Org__Packetbroker__Routing__V1__PublishDownlinkMessageRequest *req,
                         Org__Packetbroker__V3__DownlinkMessage *msg,
                         const uint8_t downlink_token[8], const pb_route_stamp_t *st);
+
+/* pb_router_route_uplink's encoder for a RoutedUplinkMessage (arg): its packed bytes (malloc'd,
+ * *len; NULL when out of memory), without the uplink's gateway_metadata when with_metadata is
+ * false (the subscriber's filter asks for none). The message is left as it was. */
+uint8_t *pb_routed_encode_uplink(bool with_metadata, void *arg, size_t *len);
 
 #endif

@@ -54,6 +54,8 @@ typedef struct pb_item_meta {
     rp_class_t cls;
     uint64_t recv_ns; /* rh_mono_ns() when the Publish arrived */
     char id[40];      /* router-assigned message ID */
+    bool bridged;     /* part of a relay transaction, which counts its own outcome: the hooks
+                         record events only */
 } pb_item_meta_t;
 
 typedef struct pb_router pb_router_t;

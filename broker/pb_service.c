@@ -118,9 +118,46 @@ ProtobufCMessage *pb_call_begin(grpc_call_t *call, worker_t *w,
     if (!pb_call_auth(call, w, id, sub))
         return NULL;
     ProtobufCMessage *m = protobuf_c_message_unpack(desc, NULL, len, msg);
-    if (!m)
+    char why[160];
+    if (!m) {
         pb_call_invalid(call, desc->short_name, "does not decode");
+    } else if (!pb_message_valid(m, why, sizeof why)) {
+        pb_call_invalid(call, desc->short_name, why);
+        protobuf_c_message_free_unpacked(m, NULL);
+        m = NULL;
+    }
     return m;
+}
+
+bool pb_message_valid(const ProtobufCMessage *m, char *why, size_t cap)
+{
+    const ProtobufCMessageDescriptor *d = m->descriptor;
+    for (unsigned i = 0; i < m->n_unknown_fields; i++)
+        if (m->unknown_fields[i].tag == 0) {
+            snprintf(why, cap, "field number 0 in %s", d->short_name);
+            return false;
+        }
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &d->fields[i];
+        if (f->type != PROTOBUF_C_TYPE_MESSAGE)
+            continue;
+        const char *base = (const char *)m;
+        if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+            size_t n = *(const size_t *)(base + f->quantifier_offset);
+            ProtobufCMessage *const *a = *(ProtobufCMessage *const *const *)(base + f->offset);
+            for (size_t k = 0; k < n; k++)
+                if (a[k] && !pb_message_valid(a[k], why, cap))
+                    return false;
+            continue;
+        }
+        if ((f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
+            *(const uint32_t *)(base + f->quantifier_offset) != f->id)
+            continue; /* another member of the oneof holds the union */
+        const ProtobufCMessage *sub = *(ProtobufCMessage *const *)(base + f->offset);
+        if (sub && !pb_message_valid(sub, why, cap))
+            return false;
+    }
+    return true;
 }
 
 bool pb_call_identity(grpc_call_t *call, worker_t *w, const pb_identity_t *id, const char *sub,
@@ -205,6 +242,8 @@ void pb_count(worker_t *w, uint32_t fwd_net_id, uint32_t home_net_id, rp_class_t
 static void hook_sent(worker_t *w, const pb_item_meta_t *m)
 {
     metrics_event(w->metrics, "pb_delivered");
+    if (m->bridged)
+        return; /* the relay transaction counts its outcome */
     pb_count(w, m->fwd_net_id, m->home_net_id, m->cls, RP_OUT_FORWARDED, NULL, m->recv_ns, NULL);
 }
 
@@ -216,6 +255,8 @@ static void hook_fail(worker_t *w, const pb_item_meta_t *m, rp_outcome_t outcome
     lw_netid_format(m->home_net_id, h, 0);
     RH_LOG(RH_LOG_INFO, "pb", "message failed id=%s forwarder=%s home=%s reason=\"%s\"", m->id,
            f, h, why);
+    if (m->bridged)
+        return; /* the transaction's answer deadline fails it and counts */
     pb_count(w, m->fwd_net_id, m->home_net_id, m->cls, outcome, NULL, m->recv_ns, NULL);
 }
 

@@ -30,6 +30,7 @@
 #include "grpc_server.h"
 #include "pb_claims.h"
 #include "pb_router.h"
+#include "pb_token.h"
 #include "worker.h"
 
 #include <protobuf-c/protobuf-c.h>
@@ -42,6 +43,7 @@ typedef struct pb_service {
     pb_router_t *router;
     const admin_jwt_t *jwt; /* the admin API's verifier/signer; NULL = admin off: no tokens */
     char agent[64];         /* RouteHop.receiver_agent: "roamhub/<version>" */
+    pb_token_key_t token_key; /* sealed bridge tokens (pb_token.h) */
 } pb_service_t;
 
 /* The methods (grpc_opts.methods, arg = the worker_t) and their count. */
@@ -56,10 +58,17 @@ extern const pb_router_hooks_t pb_router_hooks;
 /* The start of every method: verifies the bearer token (pb_call_auth) and decodes the request
  * of type `desc`. Returns the request (free with protobuf_c_message_free_unpacked(m, NULL)), or
  * NULL when the call was finished (UNAUTHENTICATED, or INVALID_ARGUMENT "<Type>: does not
- * decode"). */
+ * decode" / "<Type>: field number 0 in <sub-type>", pb_message_valid). */
 ProtobufCMessage *pb_call_begin(grpc_call_t *call, worker_t *w,
                                 const ProtobufCMessageDescriptor *desc, const uint8_t *msg,
                                 size_t len, pb_identity_t *id, char sub[129]);
+
+/* Whether a decoded message is one protobuf-c can encode back into something it decodes:
+ * protobuf-c 1.4 keeps a field numbered 0 (invalid in protobuf) as an unknown field and writes
+ * it back as a tag it then refuses, so a forwarder could make the hub route messages no
+ * subscriber can read. Walks every sub-message (the schema is not recursive). false with the
+ * offending message type in why (cap bytes). */
+bool pb_message_valid(const ProtobufCMessage *m, char *why, size_t cap);
 
 /* pb_call_ids + pb_call_covers: the request's `field` identity into *out, checked against the
  * token. false when the call was finished. */

@@ -139,6 +139,11 @@ worker_t *relay_txn_worker(const relay_txn_t *t)
     return t->w;
 }
 
+const peer_member_t *relay_txn_sender(const relay_txn_t *t)
+{
+    return t->sender;
+}
+
 const route_decision_t *relay_txn_decision(const relay_txn_t *t)
 {
     return &t->route;
@@ -285,6 +290,13 @@ void relay_txn_fail(relay_txn_t *t, rp_outcome_t outcome, const char *what)
     txn_refuse(t, t->route.kind == ROUTE_DOWNLINK ? BI_RC_XMIT_FAILED : BI_RC_OTHER, desc, outcome);
 }
 
+void relay_txn_refuse(relay_txn_t *t, bi_result_code_t code, const char *description,
+                      rp_outcome_t outcome)
+{
+    if (txn_finish(t))
+        txn_refuse(t, code, description, outcome);
+}
+
 void relay_txn_complete(relay_txn_t *t, relay_answer_t *a)
 {
     if (!txn_finish(t))
@@ -347,6 +359,11 @@ static bi_id_t sent_receiver_of(const relay_txn_t *t, const route_msg_t *v)
     const peer_endpoint_t *ep = t->route.recv_ep;
     if (t->route.kind != ROUTE_UPLINK && t->route.kind != ROUTE_HOME_NS)
         return id;
+    if (!ep) { /* a party reached over its own transport: its NetID */
+        id.kind = BI_ID_NETID;
+        id.value = t->route.home.net_id;
+        return id;
+    }
     if (id.kind == BI_ID_EUI64 && ep->join_eui)
         return id; /* a Join Server addressed by the device's JoinEUI */
     if (ep->net_id == 0) {
@@ -383,7 +400,9 @@ static bi_id_t sent_receiver_of(const relay_txn_t *t, const route_msg_t *v)
  * RECV_TIME_SANE_MS of the hub's clock). 0: the window has already passed. */
 static uint32_t answer_wait_ms(relay_txn_t *t)
 {
-    uint32_t wait = t->route.recv_ep->timeout_ms;
+    uint32_t wait = t->route.recv_ep   ? t->route.recv_ep->timeout_ms
+                    : t->phy_mtype == 0 ? RELAY_GRPC_WAIT_JOIN_MS
+                                        : RELAY_GRPC_WAIT_MS;
     t->rx_limited = false;
     if (t->route.kind != ROUTE_UPLINK || !t->has_ul_recv_time)
         return wait;
@@ -442,7 +461,10 @@ static void txn_forward(relay_txn_t *t, const route_msg_t *v)
         return;
     }
     if (t->ans_type != BI_MT_UNKNOWN) {
-        t->pkey.peer = answerer_id(w, t->reg, ep);
+        t->pkey.peer = ep ? answerer_id(w, t->reg, ep)
+                          : relay_party_answerer(t->route.kind == ROUTE_DOWNLINK
+                                                     ? t->route.fwd.net_id
+                                                     : t->route.home.net_id);
         t->pkey.ans_type = (uint32_t)t->ans_type;
         int rc = pending_put_fresh(w->pending, &t->pkey, t);
         if (rc != RH_OK) {
@@ -459,7 +481,7 @@ static void txn_forward(relay_txn_t *t, const route_msg_t *v)
              * window cut it. Ownership rule of the answer timer: it holds one reference exactly
              * while it is pending, released by whoever makes it non-pending: its own callback
              * (answer_timeout_cb) or txn_finish, which cancels it. No other code deletes it. */
-            uint32_t ms = t->wait_ms + (ep->async_answers || t->rx_limited ? 0 : 50);
+            uint32_t ms = t->wait_ms + (!ep || ep->async_answers || t->rx_limited ? 0 : 50);
             struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
             relay_txn_ref(t);
             evtimer_add(t->timer, &tv);
@@ -467,15 +489,22 @@ static void txn_forward(relay_txn_t *t, const route_msg_t *v)
     }
     relay_forward_t f = {ep, t->route.strip, t->ans_type != BI_MT_UNKNOWN, t->pkey.txid,
                          t->sent_receiver, t->wait_ms};
+    t->t_fwd_ns = rh_mono_ns(); /* before: a forward may complete at once */
     int rc = t->ops->forward(t, t->ctx, &f); /* under the caller's reference */
-    if (rc != RH_OK) {
+    if (rc == RH_ENOTFOUND) {
+        char n[7], desc[160];
+        uint32_t to = t->route.kind == ROUTE_DOWNLINK ? t->route.fwd.net_id : t->route.home.net_id;
+        snprintf(desc, sizeof desc, "network %s has no endpoint or subscription at this hub",
+                 netid_text(to, n));
+        if (txn_finish(t))
+            txn_refuse(t, t->route.code, desc, RP_OUT_NO_ROUTE);
+    } else if (rc != RH_OK) {
         relay_txn_fail(t, RP_OUT_UNREACHABLE,
                        rc == RH_ENOMEM   ? "hub out of memory"
                        : rc == RH_EAGAIN ? "receiver unavailable (backing off or at its in-flight "
                                            "limit)"
                                          : "receiver unreachable");
     } else {
-        t->t_fwd_ns = rh_mono_ns();
         metrics_observe_forward(w->metrics, (t->t_fwd_ns - t->t_recv_ns) / 1000u);
     }
     relay_txn_unref(t);
@@ -511,6 +540,19 @@ relay_txn_t *relay_txn_claim(worker_t *w, const peer_member_t *from, uint32_t hu
 {
     pending_key_t key = {
         .peer = peer_hash_str(from->id), .txid = hub_txid, .ans_type = (uint32_t)ans_type};
+    return pending_take(w->pending, &key);
+}
+
+uint64_t relay_party_answerer(uint32_t net_id)
+{
+    return 0x5042000000000000ull | net_id; /* "PB" + NetID: no member-ID hash is this sparse */
+}
+
+relay_txn_t *relay_txn_claim_party(worker_t *w, uint32_t net_id, uint32_t hub_txid,
+                                   bi_msg_type_t ans_type)
+{
+    pending_key_t key = {
+        .peer = relay_party_answerer(net_id), .txid = hub_txid, .ans_type = (uint32_t)ans_type};
     return pending_take(w->pending, &key);
 }
 

@@ -1,8 +1,8 @@
 /*
  * relay.h — the relay core: protocol-neutral transactions, shared by every front end.
  *
- * A front end (relay_ts002.c: TS002 JSON over HTTP today; Packet Broker's gRPC data plane and
- * other hub nodes next, issues 12 and 13) authenticates the caller, decodes its wire format and
+ * A front end (relay_ts002.c: TS002 JSON over HTTP; pb_bridge.c: Packet Broker's gRPC data plane
+ * toward TS002 members, issue 12) authenticates the caller, decodes its wire format and
  * answers what it refuses before a transaction exists. For each request it accepts it creates a
  * transaction here, hands the core a protocol-neutral view of the message (route_msg_t), and from
  * then on the core decides and acts:
@@ -88,7 +88,10 @@ typedef struct relay_answer {
 
 /* What ops.forward must send, decided by the core. */
 typedef struct relay_forward {
-    const peer_endpoint_t *ep; /* the receiver's endpoint (route decision) */
+    const peer_endpoint_t *ep; /* the receiver's endpoint (route decision); NULL: a receiver
+                                  without a TS002 endpoint, reached over its own transport
+                                  (Packet Broker gRPC, route_msg_t.any_transport) — its answer is
+                                  claimed with relay_txn_claim_party */
     unsigned strip;            /* ROUTE_STRIP_*: gateway metadata to remove first */
     bool set_txid;             /* an answer is expected: send under hub_txid */
     uint32_t hub_txid;         /* the hub-owned TransactionID toward the receiver */
@@ -104,7 +107,9 @@ typedef struct relay_fe_ops {
      * relay_txn_complete / relay_txn_fail / relay_txn_fail_malformed_answer /
      * relay_txn_delivered (any may be skipped if relay_txn_done) and drops it (relay_txn_unref).
      * Errors (the core fails the transaction toward the sender): RH_EAGAIN (receiver backing off
-     * or at its in-flight limit), RH_ENOMEM (hub out of memory), other (receiver unreachable). */
+     * or at its in-flight limit), RH_ENOMEM (hub out of memory), RH_ENOTFOUND (f->ep NULL and the
+     * receiver's own transport has no way to it: refused with the route's no-route code, outcome
+     * no_route), other (receiver unreachable). */
     int (*forward)(relay_txn_t *t, void *ctx, const relay_forward_t *f);
     /* Delivers a to the sender (called at most once per transaction, after the outcome was
      * counted). For a request without an answer type it acknowledges instead. a->fe_msg is
@@ -145,6 +150,13 @@ void relay_txn_complete(relay_txn_t *t, relay_answer_t *a);
  * "what (endpoint)", and counts outcome. No-op when t is already done. */
 void relay_txn_fail(relay_txn_t *t, rp_outcome_t outcome, const char *what);
 
+/* Refuses t at once with (code, description) and counts outcome: for a front end whose
+ * ops.forward finds the request cannot be translated for its receiver (e.g. a sealed token that
+ * does not open: MalformedRequest naming the field). ops.forward may call it and return RH_OK
+ * without taking a reference. No-op when t is already done. */
+void relay_txn_refuse(relay_txn_t *t, bi_result_code_t code, const char *description,
+                      rp_outcome_t outcome);
+
 /* Fails t at once because the receiver's answer is malformed (why: the decoder's sentence):
  * counted receiver_error, logged at info (at most one line per request the hub sent), metrics
  * event "malformed_answer". No-op when t is already done. */
@@ -159,6 +171,8 @@ bool relay_txn_done(const relay_txn_t *t);
 /* The owning worker, the routing decision (valid after relay_txn_route) and the expected answer
  * type of t. */
 worker_t *relay_txn_worker(const relay_txn_t *t);
+/* The authenticated member that sent t (borrowed from t's registry: valid for t's life). */
+const peer_member_t *relay_txn_sender(const relay_txn_t *t);
 const route_decision_t *relay_txn_decision(const relay_txn_t *t);
 bi_msg_type_t relay_txn_ans_type(const relay_txn_t *t);
 
@@ -178,6 +192,23 @@ bi_id_t relay_txn_sent_receiver(const relay_txn_t *t);
  * Thread-safe (any worker). */
 relay_txn_t *relay_txn_claim(worker_t *w, const peer_member_t *from, uint32_t hub_txid,
                              bi_msg_type_t ans_type);
+
+/* The deadline of the answer of a receiver without a TS002 endpoint (relay_forward_t.ep NULL, a
+ * Packet Broker gRPC party), before the cut to the device's receive window: a join-request's
+ * join-accept can come up to JOIN_ACCEPT_DELAY2 (6 s) minus the forwarder's scheduling margin
+ * after the uplink; anything else is answered by the party's delivery report, which a Packet
+ * Broker agent sends within its own 3 s publish deadline. */
+#define RELAY_GRPC_WAIT_JOIN_MS 5700
+#define RELAY_GRPC_WAIT_MS 3000
+
+/* The pending-table identity of the party with NetID net_id when it answers over its own
+ * transport (relay_forward_t.ep NULL): the uplink's home network, a downlink's forwarder. */
+uint64_t relay_party_answerer(uint32_t net_id);
+
+/* relay_txn_claim for a party without a TS002 endpoint that answers with NetID net_id (already
+ * authenticated for it by the caller). Same returns and obligations as relay_txn_claim. */
+relay_txn_t *relay_txn_claim_party(worker_t *w, uint32_t net_id, uint32_t hub_txid,
+                                   bi_msg_type_t ans_type);
 
 /* Runs fn(t, arg) on t's owning worker (at once when that is the calling thread, worker_self),
  * after marking the claimed entry taken; the entry's reference is dropped after fn returns.

@@ -20,6 +20,7 @@
 #include "bi_msg.h"
 #include "cluster_txn.h"
 #include "gateways.h"
+#include "pb_bridge_ts002.h"
 #include "peer_tls.h"
 #include "relay.h"
 #include "rh_log.h"
@@ -33,11 +34,11 @@
 
 /* What this front end keeps per transaction (the core's relay_txn_ctx). */
 typedef struct ts002_ctx {
+    relay_ts002_out_t out;            /* first: the receiver side's part (relay_ts002_send) */
     worker_t *w;                      /* the owning worker */
     hs_req_t *req;                    /* held HTTP request of a sync sender, else NULL */
     const peer_endpoint_t *sender_ep; /* sender's endpoint (async answers, dialect), may be NULL */
     bool sender_async;                /* answer by POSTing to sender_ep */
-    rh_arena_t *arena;                /* cJSON memory of msg and of its answers (may be NULL) */
     bi_msg_t *msg;                    /* the request as received (possibly stripped) */
     size_t raw_len;
     char raw[]; /* received body (forwarded as-is when canonical), NUL-terminated */
@@ -172,7 +173,7 @@ static void ts002_answer(relay_txn_t *t, void *ctx, const relay_answer_t *a)
     ts002_ctx_t *c = ctx;
     worker_t *w = c->w;
     bi_version_t version = bi_msg_header(c->msg)->version;
-    rh_arena_t *prev = arena_enter(c->arena);
+    rh_arena_t *prev = arena_enter(c->out.arena);
     const ts002_answer_t *ra = a->fe_msg;
     if (ra) {
         if (a->downlink_refused && bi_msg_drop_downlink(ra->ans) >= 0)
@@ -181,10 +182,25 @@ static void ts002_answer(relay_txn_t *t, void *ctx, const relay_answer_t *a)
         deliver_answer(w, &c->req, c->sender_ep, c->sender_async, ra->ans, ra->raw, ra->raw_len,
                        version, &back);
     } else {
-        /* A downlink (a->phy, a->dl) can only reach a TS002 sender inside the receiver's own
-         * TS002 answer today: no receiver of another protocol exists yet (issue 12's bridge). */
+        /* a downlink from a receiver of another protocol (a Packet Broker home network's
+         * join-accept, pb_bridge_ts002.h) goes into the answer through the codec */
         bi_msg_t *ans = NULL;
-        if (bi_answer_new(c->msg, a->code, a->description, &ans) != RH_OK) {
+        bool dl_bad = false;
+        if (bi_answer_new(c->msg, a->code, a->description, &ans) == RH_OK && a->phy && a->dl &&
+            !a->downlink_refused) {
+            bi_error_t derr;
+            derr.description[0] = '\0';
+            if (bi_msg_set_downlink(ans, a->phy, a->phy_len, a->dl, &derr) != RH_OK) {
+                RH_LOG(RH_LOG_INFO, "relay", "bridged downlink not answered reason=\"%s\"",
+                       derr.description);
+                bi_msg_free(ans);
+                ans = NULL;
+                dl_bad = bi_answer_new(c->msg, BI_RC_OTHER,
+                                       "the home network's downlink could not be translated",
+                                       &ans) != RH_OK;
+            }
+        }
+        if (!ans || dl_bad) {
             /* a notification or answer: nothing to answer, acknowledge */
             if (c->req)
                 hs_reply(c->req, 200, NULL, NULL, 0);
@@ -213,10 +229,10 @@ static void ts002_release(void *ctx)
     ts002_ctx_t *c = ctx;
     if (c->req)
         hs_reply(c->req, 500, "text/plain", "internal error", 14);
-    rh_arena_t *prev = arena_enter(c->arena);
+    rh_arena_t *prev = arena_enter(c->out.arena);
     bi_msg_free(c->msg);
-    arena_enter(prev == c->arena ? NULL : prev);
-    arena_free(c->arena);
+    arena_enter(prev == c->out.arena ? NULL : prev);
+    arena_free(c->out.arena);
 }
 
 /* Answers a request refused before a transaction exists (sender refused, rate limit) in its HTTP
@@ -298,7 +314,7 @@ static void forward_done(int status, int http_status, const uint8_t *body, size_
         relay_txn_unref(t);
         return;
     }
-    ts002_ctx_t *c = relay_txn_ctx(t);
+    relay_ts002_out_t *c = relay_txn_ctx(t); /* the context starts with it (relay_ts002.h) */
     arena_enter(c->arena); /* the answer's JSON tree lives as long as the transaction */
     if (status == RH_ETIMEDOUT) {
         relay_txn_fail(t, RP_OUT_TIMEOUT, "receiver timed out");
@@ -336,16 +352,13 @@ static void forward_done(int status, int http_status, const uint8_t *body, size_
     relay_txn_unref(t);
 }
 
-/* ops.forward: sends the (stripped) request to f->ep under the hub-owned TransactionID and the
- * ReceiverID the core chose. The request's own header is restored after encoding: answers to the
- * sender are built from it. */
-static int ts002_forward(relay_txn_t *t, void *ctx, const relay_forward_t *f)
+int relay_ts002_send(relay_txn_t *t, bi_msg_t *msg, const char *raw, size_t raw_len,
+                     const relay_forward_t *f)
 {
-    ts002_ctx_t *c = ctx;
     if (f->strip)
-        bi_msg_strip_gwinfo(c->msg, f->strip);
+        bi_msg_strip_gwinfo(msg, f->strip);
     bi_dialect_t d = relay_dialect(f->ep);
-    const bi_header_t *h = bi_msg_header(c->msg);
+    const bi_header_t *h = bi_msg_header(msg);
     uint32_t orig_txid = h->transaction_id;
     bi_id_t orig_receiver = h->receiver_id;
     bi_header_edit_t e = {0};
@@ -357,21 +370,22 @@ static int ts002_forward(relay_txn_t *t, void *ctx, const relay_forward_t *f)
     size_t len = 0;
     char *enc = NULL;
     int rc = RH_EAGAIN;
-    if (!edits_any(&e) && bi_msg_is_canonical_for(c->msg, &d)) {
-        body = c->raw; /* forwarded byte for byte */
-        len = c->raw_len;
+    if (raw && !edits_any(&e) && bi_msg_is_canonical_for(msg, &d)) {
+        body = raw; /* forwarded byte for byte */
+        len = raw_len;
         rc = RH_OK;
     } else {
         /* canonical received bytes: only the edited header values are spliced in */
-        rc = bi_msg_splice_header(c->msg, c->raw, c->raw_len, &d, &e, &enc, &len);
+        if (raw)
+            rc = bi_msg_splice_header(msg, raw, raw_len, &d, &e, &enc, &len);
         if (rc == RH_EAGAIN) {
-            rc = bi_msg_apply_header_edit(c->msg, &e);
+            rc = bi_msg_apply_header_edit(msg, &e);
             if (rc == RH_OK)
-                rc = bi_msg_encode(c->msg, &d, &enc, &len);
+                rc = bi_msg_encode(msg, &d, &enc, &len);
             /* the sender's own header again, for every answer built from the request */
             bi_header_edit_t back = {e.set_txid, orig_txid, false, {BI_ID_NONE, 0},
                                      e.set_receiver, orig_receiver};
-            bi_msg_apply_header_edit(c->msg, &back);
+            bi_msg_apply_header_edit(msg, &back);
         }
         body = enc;
     }
@@ -379,12 +393,23 @@ static int ts002_forward(relay_txn_t *t, void *ctx, const relay_forward_t *f)
         bi_buf_free(enc);
         return RH_ENOMEM;
     }
-    rc = peer_client_post(c->w->client, f->ep, NULL, body, len, NULL, 0, forward_done, t);
+    worker_t *w = relay_txn_worker(t);
+    rc = peer_client_post(w->client, f->ep, NULL, body, len, NULL, 0, forward_done, t);
     bi_buf_free(enc);
     if (rc != RH_OK)
         return rc == RH_EAGAIN ? RH_EAGAIN : RH_EIO;
     relay_txn_ref(t); /* forward_done's (peer_client never calls back inside the post) */
     return RH_OK;
+}
+
+/* ops.forward: sends the (stripped) request to f->ep under the hub-owned TransactionID and the
+ * ReceiverID the core chose; its received bytes unchanged when they can be. */
+static int ts002_forward(relay_txn_t *t, void *ctx, const relay_forward_t *f)
+{
+    ts002_ctx_t *c = ctx;
+    if (!f->ep) /* a Packet Broker party (route_msg_t.any_transport): pb_bridge_ts002.h */
+        return pb_bridge_ts002_send(t, c->msg, f);
+    return relay_ts002_send(t, c->msg, c->raw, c->raw_len, f);
 }
 
 static const relay_fe_ops_t ts002_ops = {ts002_forward, ts002_answer, ts002_release};
@@ -846,7 +871,7 @@ static void handle_request(worker_t *w, hs_req_t *req, rh_arena_t **arena)
     c->w = w;
     c->req = req;
     c->msg = msg;
-    c->arena = *arena; /* the transaction owns the request's arena from here */
+    c->out.arena = *arena; /* the transaction owns the request's arena from here */
     *arena = NULL;
     memcpy(c->raw, body, blen);
     c->raw[blen] = '\0';
@@ -866,6 +891,7 @@ static void handle_request(worker_t *w, hs_req_t *req, rh_arena_t **arena)
 
     route_msg_t view;
     view_of(msg, member, &party, &view);
+    view.any_transport = w->pb != NULL; /* Packet Broker parties too (pb_bridge_ts002.h) */
     gateways_seen(party.net_id, bi_msg_fields(msg)); /* console map (gateways.h) */
     relay_txn_route(t, &view); /* consumes our reference */
 }

@@ -24,7 +24,8 @@
  *      sync/async answers back to the sender (ops.answer) in the mode the sender's endpoint asks
  *      for its role (answer_mode / js_answer_mode), mapped back to the sender's TransactionID
  *      and IDs. Any 2xx that is not a TS002 answer acknowledges; a malformed answer whose header
- *      can be read fails the transaction at once.
+ *      can be read fails the transaction at once. With a gRPC listener, a receiver without a
+ *      TS002 endpoint that is a Packet Broker party is reached through pb_bridge_ts002.h.
  * TS002 POSTs are accepted on any path (docs/PEERING.md).
  * Failures always produce a TS002 answer for the sender: no route -> UnknownDevAddr /
  * UnknownDevEUI / UnknownReceiver; policy -> NoRoamingAgreement naming the flag; receiver
@@ -33,7 +34,10 @@
 #ifndef RH_RELAY_TS002_H
 #define RH_RELAY_TS002_H
 
+#include "arena.h"
+#include "bi_msg.h"
 #include "http_server.h"
+#include "relay.h"
 #include "worker.h"
 
 #include <stdbool.h>
@@ -52,5 +56,24 @@ void relay_ts002_handle_request(hs_req_t *req, void *arg);
  * "unmatched_answer"), its member is unknown here, or it is not an answer. */
 bool relay_ts002_answer_from_node(worker_t *w, const char *member_id, const char *remote,
                                   const char *body, size_t len);
+
+/* The TS002 receiver side, for any front end whose transactions reach TS002 receivers (this one,
+ * and the Packet Broker bridge, pb_bridge.c): the front end's context (relay_txn_ctx) must begin
+ * with a relay_ts002_out_t, whose arena (may be NULL) holds the receiver's answer while it is
+ * decoded and completed. */
+typedef struct relay_ts002_out {
+    rh_arena_t *arena;
+} relay_ts002_out_t;
+
+/* Sends msg to f->ep as ops.forward must (relay.h): the policy's stripping, the hub-owned
+ * TransactionID and the ReceiverID the core chose (msg's own header restored after encoding), in
+ * the receiver endpoint's dialect — raw (raw_len bytes, the received body; NULL for a message the
+ * front end built) unchanged or with only the header values spliced in when it is canonical.
+ * The receiver's response completes t (relay_txn_complete with relay_answer_t.fe_msg a TS002
+ * answer only this file reads; other front ends use its code, phy and dl), fails it, or
+ * acknowledges it; an async answer arrives through the TS002 listener. Returns as ops.forward
+ * (RH_OK with the reference taken; RH_EAGAIN, RH_ENOMEM, RH_EIO). */
+int relay_ts002_send(relay_txn_t *t, bi_msg_t *msg, const char *raw, size_t raw_len,
+                     const relay_forward_t *f);
 
 #endif

@@ -103,6 +103,7 @@ static bool pick_receiver(const route_msg_t *m, const peer_registry_t *reg, rout
     peer_registry_endpoint_by_netid(reg, to->net_id, to->tenant_id, &ep);
     if (!ep && m->any_transport) {
         d->recv_ep = NULL; /* the front end finds the party's own transport */
+        d->code = no_route_code; /* what to answer if that transport has no way there */
         return true;
     }
     if (!ep)

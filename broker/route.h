@@ -80,7 +80,9 @@ typedef struct route_decision {
                                        NULL only with route_msg_t.any_transport */
     unsigned strip;                 /* ROUTE_FORWARD: ROUTE_STRIP_* */
     uint32_t hnet_id;               /* ROUTE_ANSWER: the home network's NetID */
-    bi_result_code_t code;          /* ROUTE_REFUSE */
+    bi_result_code_t code;          /* ROUTE_REFUSE; ROUTE_FORWARD with recv_ep NULL: the no-route
+                                       code (UnknownDevAddr / UnknownDevEUI / UnknownReceiver)
+                                       for when the party's own transport cannot take it */
     rp_outcome_t outcome;           /* ROUTE_REFUSE */
     char description[256];          /* ROUTE_REFUSE: one sentence for the sender and the log */
 } route_decision_t;

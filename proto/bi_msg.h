@@ -364,6 +364,21 @@ int bi_msg_refresh(bi_msg_t *m, bi_error_t *err);
 int bi_msg_new(bi_msg_type_t type, bi_version_t version, bi_id_t sender, bi_id_t receiver,
                uint32_t txid, bi_msg_t **out);
 
+/* Typed setters (bi_build.c) for front ends that translate another protocol into TS002 (the
+ * Packet Broker bridge): they write PHYPayload (phy, 1..BI_MAX_PHY bytes, as hex; phy NULL
+ * removes it) and the whole ULMetaData / DLMetaData object from the fields whose present bit is
+ * set (DevEUI/DevAddr/GWInfo.ID as hex, frequencies in MHz rounded to 1 Hz, RecvTime RFC 3339
+ * UTC, RFRegion in RP002 names, tokens verbatim; GWInfo elements from gw[0..gw_count)), replacing
+ * what the message had, then re-validate the message once (bi_msg_refresh: a PRStartReq needs
+ * both PHYPayload and ULMetaData, DLMetaData needs DLFreq1 or DLFreq2, ranges as on decode).
+ * Strings are copied. Errors: RH_ESIZE (phy empty or longer than BI_MAX_PHY; nothing changed),
+ * RH_ENOMEM, or bi_msg_refresh's error with err (may be NULL) naming the field — then the tree
+ * holds the new values but the typed view is undefined: free the message. */
+int bi_msg_set_uplink(bi_msg_t *m, const uint8_t *phy, size_t phy_len, const bi_ulmeta_t *ul,
+                      bi_error_t *err);
+int bi_msg_set_downlink(bi_msg_t *m, const uint8_t *phy, size_t phy_len,
+                        const bi_dlmeta_t *dl, bi_error_t *err);
+
 /* The answer to request `req`: ProtocolVersion of the request, SenderID/ReceiverID swapped, same
  * TransactionID, the matching *Ans type, Result {code, description (omitted when NULL or "")},
  * ReceiverToken = the request's SenderToken when it had one, and for 1.1 ReceiverNSID = the

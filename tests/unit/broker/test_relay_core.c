@@ -43,7 +43,7 @@ static int fe_forward(relay_txn_t *t, void *ctx, const relay_forward_t *f)
     assert_int_equal(((fe_ctx_t *)ctx)->magic, 42);
     L.forwards++;
     L.fwd = *f;
-    snprintf(L.fwd_ep, sizeof L.fwd_ep, "%s", f->ep->id);
+    snprintf(L.fwd_ep, sizeof L.fwd_ep, "%s", f->ep ? f->ep->id : "(own transport)");
     if (L.forward_rc != RH_OK)
         return L.forward_rc;
     relay_txn_ref(t);
@@ -516,6 +516,76 @@ static void test_worker_fini(void **state)
     assert_int_equal(L.releases, 1);
 }
 
+/* A party without a TS002 endpoint (route_msg_t.any_transport; a Packet Broker subscriber): the
+ * core forwards with ep NULL, waits RELAY_GRPC_WAIT_MS, and takes the answer from
+ * relay_txn_claim_party by the party's NetID; a front end that finds no way there gets the
+ * route's no-route code; relay_txn_refuse ends a forwarded transaction at once. */
+static void test_party_without_endpoint(void **state)
+{
+    core_t *c = *state;
+    uint8_t buf[64];
+    assert_int_equal(fx_policy(c->w->f, A, NULL, 1, 0x000909, NULL, 0xff), RH_OK);
+    relay_txn_t *t = create(c, c->w->a, BI_MT_PR_START_REQ, BI_MT_PR_START_ANS, 91);
+    route_msg_t v = msg(c->w->a, ROUTE_UPLINK, 0, false, UP_APP("01000012"), buf);
+    v.any_transport = true;
+    relay_txn_route(t, &v);
+    assert_int_equal(L.forwards, 1);
+    assert_null(L.fwd.ep);
+    assert_int_equal(L.fwd.wait_ms, RELAY_GRPC_WAIT_MS);
+    assert_int_equal(L.fwd.receiver.kind, BI_ID_NETID);
+    assert_int_equal(L.fwd.receiver.value, 0x000909);
+    assert_int_equal(pending_count(c->pending), 1);
+    /* a member's claim does not match; the party's by NetID does (and only with its type) */
+    assert_null(relay_txn_claim(&c->wk, c->w->b, L.fwd.hub_txid, BI_MT_PR_START_ANS));
+    assert_null(relay_txn_claim_party(&c->wk, 0x000505, L.fwd.hub_txid, BI_MT_PR_START_ANS));
+    assert_null(relay_txn_claim_party(&c->wk, 0x000909, L.fwd.hub_txid, BI_MT_XMIT_DATA_ANS));
+    relay_txn_t *claimed = relay_txn_claim_party(&c->wk, 0x000909, L.fwd.hub_txid,
+                                                 BI_MT_PR_START_ANS);
+    assert_ptr_equal(claimed, t);
+    answer_job_t job = {{.code = BI_RC_UNKNOWN_DEV_ADDR, .description = "home network reported NOT_FOUND"}};
+    assert_int_equal(relay_txn_post_claimed(claimed, deliver_answer, &job), RH_OK);
+    assert_int_equal(L.answers, 1);
+    assert_int_equal(L.ans.code, BI_RC_UNKNOWN_DEV_ADDR);
+    rp_stats_item_t r = one_row(c);
+    check_row(&r, A, 0x000909, RP_CLASS_UPLINK_APP, RP_OUT_RECEIVER_ERROR, "UnknownDevAddr", true);
+    one_event(c);
+    fe_forward_ends();
+
+    /* the front end finds no way to the party: refused with the route's no-route code */
+    memset(&L, 0, sizeof L);
+    L.forward_rc = RH_ENOTFOUND;
+    t = create(c, c->w->a, BI_MT_PR_START_REQ, BI_MT_PR_START_ANS, 92);
+    v = msg(c->w->a, ROUTE_UPLINK, 0, false, UP_APP("01000012"), buf);
+    v.any_transport = true;
+    relay_txn_route(t, &v);
+    assert_int_equal(L.answers, 1);
+    assert_int_equal(L.ans.code, BI_RC_UNKNOWN_DEV_ADDR);
+    assert_string_equal(L.ans_desc, "network 000909 has no endpoint or subscription at this hub");
+    assert_int_equal(pending_count(c->pending), 0);
+    r = one_row(c);
+    check_row(&r, A, 0x000909, RP_CLASS_UPLINK_APP, RP_OUT_NO_ROUTE, NULL, true);
+    one_event(c);
+
+    /* relay_txn_refuse ends a forwarded transaction: answered once, the entry gone */
+    memset(&L, 0, sizeof L);
+    t = create(c, c->w->a, BI_MT_PR_START_REQ, BI_MT_PR_START_ANS, 93);
+    v = msg(c->w->a, ROUTE_UPLINK, 0, false, UP_APP("01000012"), buf);
+    v.any_transport = true;
+    relay_txn_route(t, &v);
+    uint32_t txid = L.fwd.hub_txid;
+    relay_txn_refuse(t, BI_RC_MALFORMED_REQUEST, "DLMetaData.FNSULToken: bad", RP_OUT_MALFORMED);
+    assert_int_equal(L.answers, 1);
+    assert_int_equal(L.ans.code, BI_RC_MALFORMED_REQUEST);
+    assert_string_equal(L.ans_desc, "DLMetaData.FNSULToken: bad");
+    relay_txn_refuse(t, BI_RC_OTHER, "again", RP_OUT_MALFORMED);
+    assert_int_equal(L.answers, 1);
+    assert_null(relay_txn_claim_party(&c->wk, 0x000909, txid, BI_MT_PR_START_ANS));
+    r = one_row(c);
+    check_row(&r, A, 0x000909, RP_CLASS_UPLINK_APP, RP_OUT_MALFORMED, NULL, true);
+    one_event(c);
+    fe_forward_ends();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -526,6 +596,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_refusals_and_hub_answers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_count_without_transaction, setup, teardown),
         cmocka_unit_test_setup_teardown(test_worker_fini, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_party_without_endpoint, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

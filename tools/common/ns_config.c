@@ -39,11 +39,83 @@ void ns_config_fini(ns_config_t *c)
     free(c->ts002_authorization);
     free(c->hub_url);
     free(c->hub_api_key);
+    free(c->pb_host);
+    free(c->pb_token_url);
+    free(c->pb_client_id);
+    if (c->pb_client_secret)
+        memset(c->pb_client_secret, 0, strlen(c->pb_client_secret));
+    free(c->pb_client_secret);
+    free(c->pb_tenant_id);
+    free(c->pb_cluster_id);
     free(c->devs);
     free(c->downlinks_file);
     free(c->output);
     free(c->log_level);
     memset(c, 0, sizeof *c);
+}
+
+/* config.packet_broker: the Packet Broker Agent mode (docs/roamns.md). */
+static int pb_section(const cJSON *o, ns_config_t *c, rh_diag_t *diag)
+{
+    static const char *const keys[] = {"data_plane_address", "token_url", "client_id",
+                                       "client_secret", "tenant_id", "cluster_id", "forwarder",
+                                       "home_network", "token_key", "insecure", NULL};
+    const char *w = "config.packet_broker";
+    if (!o || cJSON_IsNull(o))
+        return RH_OK;
+    if (!cJSON_IsObject(o))
+        return rh_diag_fail(diag, RH_EINVAL, "%s: expected an object", w);
+    const char *addr = NULL, *url = NULL, *id = NULL, *secret = NULL, *tenant = "", *cluster = "",
+               *tkey = NULL;
+    bool insecure = false;
+    c->pb_forwarder = c->pb_home = true;
+    int rc = tl_check_keys(o, keys, w, diag);
+    if (rc < 0 || (rc = tl_get_str(o, "data_plane_address", w, &addr, diag)) < 0 ||
+        (rc = tl_get_str(o, "token_url", w, &url, diag)) < 0 ||
+        (rc = tl_get_str(o, "client_id", w, &id, diag)) < 0 ||
+        (rc = tl_get_str(o, "client_secret", w, &secret, diag)) < 0 ||
+        (rc = tl_get_str(o, "tenant_id", w, &tenant, diag)) < 0 ||
+        (rc = tl_get_str(o, "cluster_id", w, &cluster, diag)) < 0 ||
+        (rc = tl_get_bool(o, "forwarder", w, &c->pb_forwarder, diag)) < 0 ||
+        (rc = tl_get_bool(o, "home_network", w, &c->pb_home, diag)) < 0 ||
+        (rc = tl_get_str(o, "token_key", w, &tkey, diag)) < 0 ||
+        (rc = tl_get_bool(o, "insecure", w, &insecure, diag)) < 0)
+        return rc;
+    const char *colon = addr ? strrchr(addr, ':') : NULL;
+    char *end = NULL;
+    unsigned long port = colon ? strtoul(colon + 1, &end, 10) : 0;
+    if (!colon || colon == addr || !end || *end || port == 0 || port > 65535)
+        return rh_diag_fail(diag, RH_EINVAL, "%s.data_plane_address: expected \"host:port\"", w);
+    if (!insecure)
+        return rh_diag_fail(diag, RH_EINVAL,
+                            "%s.insecure: must be true (roamns speaks h2c only, on loopback)", w);
+    if (!url || strncmp(url, "http://", 7) != 0)
+        return rh_diag_fail(diag, RH_EINVAL, "%s.token_url: expected an http:// URL", w);
+    if (!id || !*id)
+        return rh_diag_fail(diag, RH_EINVAL, "%s.client_id: missing", w);
+    if (!secret || !*secret)
+        return rh_diag_fail(diag, RH_EINVAL, "%s.client_secret: missing", w);
+    if (!c->pb_forwarder && !c->pb_home)
+        return rh_diag_fail(diag, RH_EINVAL, "%s: neither forwarder nor home_network enabled", w);
+    if (tkey) {
+        size_t n = 0;
+        if (rh_hex_decode(tkey, strlen(tkey), c->pb_token_key, sizeof c->pb_token_key, &n,
+                          "token_key", NULL) < 0 || (n != 16 && n != 32))
+            return rh_diag_fail(diag, RH_EINVAL, "%s.token_key: expected 32 or 64 hex digits", w);
+        c->pb_token_key_len = n;
+    }
+    c->pb_host = strndup(addr, (size_t)(colon - addr));
+    c->pb_port = (uint16_t)port;
+    c->pb_token_url = strdup(url);
+    c->pb_client_id = strdup(id);
+    c->pb_client_secret = strdup(secret);
+    c->pb_tenant_id = strdup(tenant ? tenant : "");
+    c->pb_cluster_id = strdup(cluster ? cluster : "");
+    if (!c->pb_host || !c->pb_token_url || !c->pb_client_id || !c->pb_client_secret ||
+        !c->pb_tenant_id || !c->pb_cluster_id)
+        return rh_diag_fail(diag, RH_ENOMEM, "%s: out of memory", w);
+    c->has_pb = true;
+    return RH_OK;
 }
 
 static int listener(const cJSON *o, const char *where, const char **addr, uint64_t *port,
@@ -70,7 +142,8 @@ int ns_config_from_json(const cJSON *root, const char *base_dir, ns_config_t *c,
     static const char *const keys[] = {"net_id", "dev_addr_blocks", "join_euis", "region",
                                        "rx1_dr_offset", "gwmp", "ts002", "hub", "devices",
                                        "generate", "downlinks_file", "output", "log_level",
-                                       "dedup_window_ms", "downlink_margin_ms", "tx_power", NULL};
+                                       "dedup_window_ms", "downlink_margin_ms", "tx_power",
+                                       "packet_broker", NULL};
     memset(c, 0, sizeof *c);
     if (!cJSON_IsObject(root))
         return rh_diag_fail(diag, RH_EINVAL, "config: expected a JSON object");
@@ -176,6 +249,9 @@ int ns_config_from_json(const cJSON *root, const char *base_dir, ns_config_t *c,
     }
     c->hub_timeout_ms = (unsigned)(tmo ? tmo : 3000);
     c->hub_receiver_id = (uint32_t)recv_id;
+
+    if ((rc = pb_section(cJSON_GetObjectItemCaseSensitive(root, "packet_broker"), c, diag)) < 0)
+        goto fail;
 
     const char *dl = NULL, *out = NULL, *lvl = "info";
     uint64_t dedup = 100, margin = 50, power = 0;

@@ -44,6 +44,20 @@ typedef struct ns_config {
                                   (hub_receiver_set); else data frames of DevAddr types 0..2 get
                                   the NetID derived from the DevAddr and the rest 000000 */
     bool hub_receiver_set;
+    /* packet_broker (docs/roamns.md "Packet Broker mode"): has_pb false = none. roamns then
+       connects to the hub as The Things Stack's Packet Broker Agent (gRPC, OAuth2 token). */
+    bool has_pb;
+    char *pb_host;             /* data_plane_address "host:port" split */
+    uint16_t pb_port;
+    char *pb_token_url;        /* http://host:port/path of the hub's token endpoint */
+    char *pb_client_id;        /* oauth2 client ID = the hub API key's ID */
+    char *pb_client_secret;    /* oauth2 client secret (never logged) */
+    char *pb_tenant_id;        /* "" = none */
+    char *pb_cluster_id;       /* "" = none; the subscription group is it, or "default" */
+    bool pb_forwarder;         /* publish uplinks of our gateways, subscribe for downlinks */
+    bool pb_home;              /* subscribe for uplinks of our DevAddr blocks / JoinEUIs */
+    uint8_t pb_token_key[32];  /* AES-GCM key of the gateway uplink tokens (16 or 32 bytes) */
+    size_t pb_token_key_len;   /* 0 = random at start (tokens die with the process, as TTS's) */
     devcfg_t *devs;
     size_t n_devs;
     char *downlinks_file;      /* JSON lines of downlinks to queue (read at start, then tailed) */

@@ -25,7 +25,8 @@ static void usage(FILE *f)
     fprintf(f, "Usage: roamns -c CONFIG.json [--ports-file FILE] [--output FILE|-] "
                "[--log-level err|warn|info|debug]\n"
                "Minimal LoRaWAN network server for tests and demos: GWMP gateways, OTAA/ABP\n"
-               "devices, TS002 passive roaming through a hub.\n"
+               "devices, TS002 passive roaming through a hub, or Packet Broker's gRPC data plane\n"
+               "as The Things Stack's Packet Broker Agent.\n"
                "\n"
                "Options:\n"
                "  -c, --config FILE  the JSON configuration (see docs/roamns.md)\n"
@@ -172,6 +173,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "roamns: hub: %s\n", d.text);
         goto done;
     }
+    rh_diag_clear(&d);
+    if (rn_pb_start(ns, &d) < 0) {
+        fprintf(stderr, "roamns: packet_broker: %s\n", d.text);
+        goto done;
+    }
     if (ns->cfg.downlinks_file) {
         dl_file_poll(ns);
         ns->dl_ev = event_new(ns->base, -1, EV_PERSIST, dl_timer_cb, ns);
@@ -188,9 +194,12 @@ int main(int argc, char **argv)
     uint16_t http_port = hs_server_port(ns->http);
     char net[7];
     lw_netid_format(ns->cfg.net_id, net, 0);
-    RH_LOG(RH_LOG_INFO, "roamns", "listening netid=%s gwmp=%s:%u ts002=%s:%u devices=%zu hub=%s", net,
+    RH_LOG(RH_LOG_INFO, "roamns", "listening netid=%s gwmp=%s:%u ts002=%s:%u devices=%zu hub=%s pb=%s", net,
            ns->cfg.gwmp_address, ns->gwmp_port, ns->cfg.ts002_address, http_port,
-           ns_registry_count(ns->reg), ns->cfg.has_hub ? (ns->cfg.hub_async ? "async" : "sync") : "none");
+           ns_registry_count(ns->reg), ns->cfg.has_hub ? (ns->cfg.hub_async ? "async" : "sync") : "none",
+           !ns->cfg.has_pb ? "none"
+           : ns->cfg.pb_forwarder && ns->cfg.pb_home ? "forwarder+home"
+           : ns->cfg.pb_forwarder ? "forwarder" : "home");
     if (ports_file) {
         char buf[64];
         int n = snprintf(buf, sizeof buf, "{\"gwmp\":%u,\"ts002\":%u}\n", ns->gwmp_port, http_port);
@@ -202,6 +211,7 @@ int main(int argc, char **argv)
     event_base_dispatch(ns->base);
     status = 0;
 done:
+    rn_pb_stop(ns);
     rn_hub_stop(ns);
     rn_http_stop(ns);
     rn_gw_stop(ns);

@@ -5,6 +5,7 @@
  *   data uplink for an own DevAddr / known device -> MIC, FCnt, decryption, output line, then at
  *                                                  once the downlink decision (ACK, queued data)
  *                                                  for RX1 (RECEIVE_DELAY1 1 s) or RX2
+ *   anything else, in Packet Broker mode          -> ForwarderData/Publish per gateway (rn_pb.c)
  *   anything else, when a hub is configured       -> PRStartReq to the hub (stateless fNS) with
  *                                                  tokens that find the gateway and tmst again
  * Decisions are logged once, here.
@@ -298,6 +299,10 @@ void rn_uplink(roamns_t *ns, rn_up_t *up)
         break;
     default:
         RH_LOG(RH_LOG_DEBUG, "uplink", "frame dropped mtype=%s", lw_mtype_name(f.mtype));
+        return;
+    }
+    if (rn_pb_forwards(ns)) {
+        rn_pb_publish_uplink(ns, up, &f);
         return;
     }
     if (ns->cfg.has_hub) {

@@ -10,6 +10,9 @@
  *               forwarder, async answers), POST /downlink, GET /stats, GET /healthz.
  *   rn_hub.c    outbound TS002 POSTs to the hub through peers/peer_client (sync or async),
  *               the pending-transaction table.
+ *   rn_pb.c     Packet Broker mode: the hub's gRPC data plane as The Things Stack's Packet
+ *               Broker Agent uses it (OAuth2 token, Publish/Subscribe/Report as forwarder and
+ *               as home network), on tools/common/grpc_client and pb_token.
  *   main.c      options, configuration, output file, downlinks file, signals, ports file.
  */
 #ifndef ROAMNS_H
@@ -18,6 +21,7 @@
 #include "bi_msg.h"
 #include "gwmp.h"
 #include "http_server.h"
+#include "lw_frame.h"
 #include "ns_config.h"
 #include "ns_core.h"
 #include "ns_sched.h"
@@ -79,7 +83,13 @@ typedef struct rn_stats {
     uint64_t roaming_forwarded, roaming_forward_errors, roaming_answers;
     uint64_t roaming_home_uplinks, roaming_home_joins, roaming_home_refused;
     uint64_t xmit_req_sent, xmit_req_received, xmit_failed;
+    /* Packet Broker mode */
+    uint64_t pb_tokens, pb_token_errors, pb_connects, pb_subscribe_ends, pb_call_errors;
+    uint64_t pb_published, pb_downlinks_received, pb_downlink_failures;
+    uint64_t pb_uplinks_received, pb_downlinks_published, pb_reports_sent;
 } rn_stats_t;
+
+typedef struct rn_pb rn_pb_t;
 
 typedef struct roamns {
     struct event_base *base;
@@ -101,6 +111,8 @@ typedef struct roamns {
     peer_endpoint_t *hub_ep;
     uint32_t next_txid;
     tl_map_t pending;       /* TransactionID -> rn_pending_t* */
+    /* Packet Broker mode (NULL without config.packet_broker) */
+    rn_pb_t *pb;
     /* output */
     FILE *out;
     /* downlinks file tail */
@@ -169,5 +181,18 @@ void rn_hub_sweep(roamns_t *ns);
 bool rn_hub_pending(roamns_t *ns, uint32_t txid, bool take);
 /* The dialect used towards the hub. */
 bi_dialect_t rn_hub_dialect(const roamns_t *ns);
+
+/* ---- rn_pb.c ---- */
+/* Starts the Packet Broker mode when configured: token request, then connection and the
+ * subscriptions (all asynchronous, retried with back-off). Errors: RH_EINVAL (token_url),
+ * RH_ENOMEM, RH_ECRYPTO (no random token key). */
+int rn_pb_start(roamns_t *ns, rh_diag_t *diag);
+/* Closes the connection and frees the mode's state. No-op without it. */
+void rn_pb_stop(roamns_t *ns);
+/* Whether uplinks not handled here are published to Packet Broker (forwarder role on). */
+bool rn_pb_forwards(const roamns_t *ns);
+/* Forwarder: publishes one PublishUplinkMessageRequest per gateway reception of up (f: its
+ * decoded frame). Failures are counted (pb_call_errors) and logged. */
+void rn_pb_publish_uplink(roamns_t *ns, const rn_up_t *up, const lw_frame_t *f);
 
 #endif

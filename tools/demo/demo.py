@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""roamhub demo: two member networks roam through the hub, end to end, on this machine.
+"""roamhub demo: member networks roam through the hub, end to end, on this machine.
 
   - roamhubd on its embedded defaults (LMDB under ./var, loopback listeners 4270/4271), started
     in the demo's own directory (demo-out/), with one configuration line: the member networks
@@ -12,6 +12,10 @@
     networks and gives each an admin key; each member then configures its own endpoint, DevAddr
     block, join route and routing policy with its own key;
   - roamsim plays B's devices (OTAA and ABP, confirmed and unconfirmed) heard only by A's gateways;
+  - networks C (NetID 000707) and D (NetID 000909) are The Things Stack-like members: each runs
+    roamns in Packet Broker mode and connects to the hub's gRPC listener as a TTS Packet Broker
+    Agent does (OAuth2 token from a data-plane API key, then Publish/Subscribe/Report); at the
+    same time a second roamsim plays C's devices heard only by D's gateways;
   - a live summary, then the hub's statistics, and a report in demo-out/REPORT.md.
 It stops by itself in well under a minute.
 
@@ -47,6 +51,7 @@ ROAMSIM = os.path.join(BUILD, "tools", "roamsim")
 ROAMCTL = os.path.join(BUILD, "tools", "roamctl")
 OUT = os.path.abspath(args.out)
 HUB_TS002, HUB_ADMIN = 4270, 4271   # roamhubd's embedded defaults (docs/CONFIG.md)
+HUB_GRPC = free_port()   # the hub's gRPC listener (h2c on loopback) for the Packet Broker members
 T0 = time.time()
 procs = []
 
@@ -133,6 +138,14 @@ def metrics():
     return out
 
 
+def gauge(name):
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % HUB_ADMIN, timeout=5) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+    return 0.0
+
+
 def lines(path):
     try:
         with open(path) as f:
@@ -156,16 +169,19 @@ print("roamhub demo: gateway -> network A -> roamhub -> network B -> downlink ->
 print("  output and logs in %s" % OUT)
 print()
 say("1. roamhubd on its embedded defaults (LMDB under %s/var, 127.0.0.1:%d TS002, :%d admin),"
-    " loopback endpoints allowed" % (os.path.basename(OUT), HUB_TS002, HUB_ADMIN))
+    " loopback endpoints allowed, gRPC (Packet Broker API) on :%d" % (
+        os.path.basename(OUT), HUB_TS002, HUB_ADMIN, HUB_GRPC))
 with open(os.path.join(OUT, "roamhub.json"), "w") as f:
-    json.dump({"relay": {"endpoint_allow_ranges": ["127.0.0.0/8"]}}, f)
+    json.dump({"relay": {"endpoint_allow_ranges": ["127.0.0.0/8"]},
+               "grpc": {"address": "127.0.0.1", "port": HUB_GRPC}}, f)
 hub = start("roamhubd", [ROAMHUBD, "-c", "roamhub.json"])
 op_key = os.path.join(OUT, "var", "operator.key")
 wait_for(lambda: os.path.exists(op_key) and port_busy(HUB_ADMIN), "roamhubd to listen")
 
 # Each network's TS002 credential towards the hub (Bearer key; the hub stores only its hash).
 ts002_key = {"A": "ts002-A-" + secrets.token_hex(16), "B": "ts002-B-" + secrets.token_hex(16)}
-net = {"A": "000013", "B": "000505"}
+net = {"A": "000013", "B": "000505", "C": "000707", "D": "000909"}
+block = {"A": "26000000/7", "B": "0A000000/7", "C": "0E000000/7", "D": "12000000/7"}
 ports = {"A": free_port(), "B": free_port()}
 NAMED = [
     {"name": "b-otaa-1", "dev_eui": "0505050505050511", "join_eui": "70b3d57ed0000505",
@@ -177,6 +193,15 @@ NAMED = [
     {"name": "b-abp-2", "dev_eui": "0505050505050502", "dev_addr": "0a000102",
      "nwk_s_key": "101112131415161718191a1b1c1d1e1f", "app_s_key": "1f1e1d1c1b1a19181716151413121110"},
 ]
+C_NAMED = [
+    {"name": "c-otaa-1", "dev_eui": "0707070707070711", "join_eui": "70b3d57ed0000707",
+     "app_key": "707172737475767778797a7b7c7d7e7f"},
+    {"name": "c-abp-1", "dev_eui": "0707070707070701", "dev_addr": "0e000101",
+     "nwk_s_key": "202122232425262728292a2b2c2d2e2f", "app_s_key": "2f2e2d2c2b2a29282726252423222120"},
+]
+C_GENERATE = {"count": max(2, args.devices // 4), "activation": "otaa",
+              "dev_eui_start": "0707070700000001", "join_eui": "70b3d57ed0000707",
+              "seed": "roamhub-demo-c"}
 GENERATE = {"count": args.devices, "activation": "otaa", "dev_eui_start": "0505050500000001",
             "join_eui": "70b3d57ed0000505", "seed": "roamhub-demo"}
 for n in ("A", "B"):
@@ -214,6 +239,17 @@ for n, name in (("A", "Network A (community)"), ("B", "Network B (private)")):
     doc = json.loads(out)
     member_key[n] = doc["api_key"]   # "id:secret", shown once
 
+pb_key = {}
+for n, name in (("C", "Network C (The Things Stack-like)"), ("D", "Network D (The Things Stack-like)")):
+    roamctl("networks", "create", json.dumps({"net_id": net[n], "name": name, "listed": True}), **opk)
+    doc = json.loads(roamctl("--json", "keys", "create", "--net-id", net[n], "--rights", "admin",
+                             "--name", "network %s admin" % n, **opk))
+    member_key[n] = doc["api_key"]
+    # the agent's oauth2.client-id / client-secret: a key with the data-plane right
+    doc = json.loads(roamctl("--json", "keys", "create", "--net-id", net[n], "--rights", "data_plane",
+                             "--name", "network %s packet broker agent" % n, **opk))
+    pb_key[n] = doc["api_key"]
+
 say("4. each member configures itself with its own key (self-service)")
 bk = dict(key=member_key["B"])
 roamctl("endpoints", "create", json.dumps({
@@ -228,9 +264,45 @@ roamctl("endpoints", "create", json.dumps({
 roamctl("policy", "set", net["A"], net["B"], "--allow",
         "join_request,mac_data,application_data,signal_quality,localization",
         "--down", "join_accept,mac_data,application_data", **ak)
+for n, other, je in (("C", "D", "70b3d57ed0000707"), ("D", "C", "70b3d57ed0000909")):
+    k = dict(key=member_key[n])
+    roamctl("devaddr-blocks", "create", json.dumps({"prefix": block[n], "net_id": net[n]}), **k)
+    roamctl("join-routes", "create", json.dumps({"join_eui": je + "/64", "home_net_id": net[n]}), **k)
+    roamctl("policy", "set", net[n], net[other], "--allow",
+            "join_request,mac_data,application_data,signal_quality,localization",
+            "--down", "join_accept,mac_data,application_data", **k)
 print()
 print(roamctl("routes", "--devaddr", "0a000101", **opk, quiet=True).rstrip())
 print()
+
+say("4b. networks C and D start roamns in Packet Broker mode: token from their data-plane key, "
+    "then 4 subscription streams per role on the hub's gRPC listener")
+for n in ("C", "D"):
+    kid, secret = pb_key[n].split(":", 1)
+    cfg = {"net_id": net[n], "dev_addr_blocks": [block[n]],
+           "gwmp": {"address": "127.0.0.1", "port": 0}, "ts002": {"address": "127.0.0.1", "port": 0},
+           "packet_broker": {
+               "data_plane_address": "127.0.0.1:%d" % HUB_GRPC,
+               "token_url": "http://127.0.0.1:%d/api/v1/oauth/token" % HUB_ADMIN,
+               "client_id": kid, "client_secret": secret, "cluster_id": n.lower() + "-eu1",
+               "forwarder": True, "home_network": True, "insecure": True,
+               "token_key": secrets.token_hex(16)},
+           "devices": C_NAMED if n == "C" else [], "output": "uplinks-%s.jsonl" % n,
+           "dedup_window_ms": 50}
+    if n == "C":
+        cfg["generate"] = C_GENERATE
+        cfg["join_euis"] = ["70b3d57ed0000707/64"]
+    with open(os.path.join(OUT, "roamns-%s.json" % n), "w") as f:
+        json.dump(cfg, f, indent=1)
+    start("roamns-" + n, [ROAMNS, "-c", "roamns-%s.json" % n, "--ports-file", "ports-%s.json" % n])
+wait_for(lambda: all(os.path.exists(os.path.join(OUT, "ports-%s.json" % n)) for n in "CD"),
+         "roamns C and D to start")
+with open(os.path.join(OUT, "ports-D.json")) as f:
+    gwmp_d = json.load(f)["gwmp"]
+with open(os.path.join(OUT, "ports-C.json")) as f:
+    http_c = json.load(f)["ts002"]
+wait_for(lambda: gauge("roamhub_pb_subscription_streams") >= 16,
+         "C and D to subscribe (4 streams per role each)")
 
 n_dev = len(NAMED) + args.devices
 say("5. roamsim: %d devices of B (%d OTAA, 2 ABP), %d uplinks each, half confirmed, heard only by "
@@ -241,7 +313,17 @@ sim = start("roamsim", [ROAMSIM, "--ns", "127.0.0.1:%d" % gwmp_a, "--devices-fro
                         "--lon", "4.89", "--uplinks", str(args.uplinks), "--interval", "2500",
                         "--start-spread", "2000", "--confirmed-ratio", "0.5", "--duration", "40",
                         "--json", sim_json, "--quiet"])
-print("        time   B received   joins   ACKs sent   hub: forwarded  denied  failed")
+n_dev_c = len(C_NAMED) + C_GENERATE["count"]
+say("5b. roamsim: %d devices of C (Packet Broker member; %d OTAA, 1 ABP), heard only by 2 gateways "
+    "of D (Packet Broker member), at the same time" % (n_dev_c, n_dev_c - 1))
+sim_c_json = os.path.join(OUT, "roamsim-C-summary.json")
+sim_c = start("roamsim-C", [ROAMSIM, "--ns", "127.0.0.1:%d" % gwmp_d, "--devices-from-ns",
+                            os.path.join(OUT, "roamns-C.json"), "--gateways", "2", "--lat", "48.85",
+                            "--lon", "2.35", "--uplinks", str(args.uplinks), "--interval", "2500",
+                            "--start-spread", "2000", "--confirmed-ratio", "0.5", "--duration", "40",
+                            "--json", sim_c_json, "--quiet"])
+print("        time   B received   joins   ACKs sent   hub: forwarded  denied  failed"
+      "   C received (via PB)")
 last = ""
 while sim.poll() is None:
     time.sleep(1.0)
@@ -254,14 +336,23 @@ while sim.poll() is None:
             st = json.loads(r.read())
     except OSError:
         st = {}
-    row = "      %5.1fs   %10d   %5d   %9d   %14d  %6d  %6d" % (
+    row = "      %5.1fs   %10d   %5d   %9d   %14d  %6d  %6d   %10d" % (
         time.time() - T0, len(lines(os.path.join(OUT, "uplinks-B.jsonl"))),
-        st.get("joins_accepted", 0), st.get("acks_sent", 0), fwd, den, bad)
+        st.get("joins_accepted", 0), st.get("acks_sent", 0), fwd, den, bad,
+        len(lines(os.path.join(OUT, "uplinks-C.jsonl"))))
     if row.split()[1:] != last.split()[1:]:
         print(row, flush=True)
     last = row
 with open(sim_json) as f:
     s = json.load(f)
+try:
+    sim_c.wait(timeout=60)
+except subprocess.TimeoutExpired:
+    fail("roamsim for C did not finish")
+with open(sim_c_json) as f:
+    sc = json.load(f)
+with urllib.request.urlopen("http://127.0.0.1:%d/stats" % http_c, timeout=5) as r:
+    st_c = json.loads(r.read())
 
 say("6. A turns localization off in its policy; the next uplinks reach B without gateway position")
 roamctl("policy", "set", net["A"], net["B"], "--allow", "join_request,mac_data,application_data,signal_quality",
@@ -291,17 +382,20 @@ stop_all()
 ok = (s.get("ok") and s["joins_accepted"] == n_dev - 2
       and s["acks"] == s["confirmed_sent"] and s["downlinks"]["late"] == 0
       and s["downlinks"]["wrong"] == 0 and loc_before.get("lat") is not None
-      and after and loc_after.get("lat") is None and not unclean)
+      and after and loc_after.get("lat") is None and not unclean
+      and sc.get("ok") and sc["joins_accepted"] == n_dev_c - 1 and sc["acks"] == sc["confirmed_sent"]
+      and sc["downlinks"]["late"] == 0 and sc["downlinks"]["wrong"] == 0)
 for u in unclean:
     say("FAILED: " + u)
 received = [u for u in b_lines if u["via"] == "roaming"]
+c_received = [u for u in lines(os.path.join(OUT, "uplinks-C.jsonl")) if u["via"] == "roaming"]
 report = """# roamhub demo report
 
 Generated {when} by `tools/demo/demo.py` (all processes on 127.0.0.1).
 
 | | |
 |---|---|
-| networks | A = NetID 000013 (forwarder, gateways, sync), B = NetID 000505 (home, async) |
+| networks | A = NetID 000013 (forwarder, gateways, sync), B = NetID 000505 (home, async), C = NetID 000707 and D = NetID 000909 (Packet Broker API members, as The Things Stack) |
 | devices | {ndev} of B ({notaa} OTAA, 2 ABP), heard only by 2 gateways of A |
 | uplinks sent by devices | {sent} ({conf} confirmed) |
 | uplinks B decrypted (roamed through the hub) | {recv} |
@@ -309,6 +403,7 @@ Generated {when} by `tools/demo/demo.py` (all processes on 127.0.0.1).
 | ACKs for confirmed uplinks | {acks} of {conf}, all in RX1: on time {ontime}, late {late}, wrong {wrong} |
 | gateway round trip (PUSH_DATA -> ACK PULL_RESP) | p50 {p50} ms, p99 {p99} ms (includes A's 50 ms deduplication window) |
 | policy change (A drops localization) | gateway position at B before: {lb}, after: {la} |
+| Packet Broker members: C's devices heard by D's gateways | {cn} devices, {csent} uplinks ({cconf} confirmed), {crecv} decrypted at C, {cjoins}/{cjreq} joins, {cacks}/{cconf} ACKs (late {clate}, wrong {cwrong}); C's delivery reports {crep} |
 | result | {result} |
 
 ## Hub statistics (roamctl stats)
@@ -317,8 +412,9 @@ Generated {when} by `tools/demo/demo.py` (all processes on 127.0.0.1).
 {stats}
 ```
 
-Logs: roamhubd.log, roamns-A.log, roamns-B.log, roamsim.log; B's application output:
-uplinks-B.jsonl; the hub's LMDB: var/roamhub-db.
+Logs: roamhubd.log, roamns-A.log, roamns-B.log, roamns-C.log, roamns-D.log, roamsim.log,
+roamsim-C.log; the application output of B and C: uplinks-B.jsonl, uplinks-C.jsonl; the hub's
+LMDB: var/roamhub-db.
 """.format(when=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), ndev=n_dev, notaa=n_dev - 2,
            sent=s["uplinks_sent"], conf=s["confirmed_sent"], recv=len(received),
            joins=s["joins_accepted"], jreq=s["join_requests"], acks=s["acks"],
@@ -326,7 +422,11 @@ uplinks-B.jsonl; the hub's LMDB: var/roamhub-db.
            p50=s["rtt_ms"]["p50"], p99=s["rtt_ms"]["p99"],
            lb="%s, %s" % (loc_before.get("lat"), loc_before.get("lon")),
            la="%s, %s" % (loc_after.get("lat"), loc_after.get("lon")),
-           result="OK" if ok else "FAILED: " + json.dumps(s.get("failures") or unclean), stats=stats_txt.rstrip())
+           cn=n_dev_c, csent=sc["uplinks_sent"], cconf=sc["confirmed_sent"], crecv=len(c_received),
+           cjoins=sc["joins_accepted"], cjreq=sc["join_requests"], cacks=sc["acks"],
+           clate=sc["downlinks"]["late"], cwrong=sc["downlinks"]["wrong"], crep=st_c.get("pb_reports_sent"),
+           result="OK" if ok else "FAILED: " + json.dumps(s.get("failures") or sc.get("failures") or unclean),
+           stats=stats_txt.rstrip())
 with open(os.path.join(OUT, "REPORT.md"), "w") as f:
     f.write(report)
 print()
@@ -335,5 +435,9 @@ print("roamsim: %d uplinks sent (%d confirmed), %d decrypted at B, %d/%d joins, 
           s["uplinks_sent"], s["confirmed_sent"], len(received), s["joins_accepted"], s["join_requests"],
           s["acks"], s["confirmed_sent"], s["rtt_ms"]["p50"],
           s["rtt_ms"]["p99"]))
+print("roamsim (Packet Broker members): %d uplinks of C's devices via D's gateways (%d confirmed), "
+      "%d decrypted at C, %d/%d joins, %d/%d ACKs on time" % (
+          sc["uplinks_sent"], sc["confirmed_sent"], len(c_received), sc["joins_accepted"],
+          sc["join_requests"], sc["acks"], sc["confirmed_sent"]))
 say("demo %s; report: %s" % ("OK" if ok else "FAILED", os.path.join(OUT, "REPORT.md")))
 sys.exit(0 if ok else 1)

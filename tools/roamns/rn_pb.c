@@ -2,7 +2,7 @@
  * rn_pb.c — roamns's Packet Broker mode: it connects to the hub as The Things Stack's Packet
  * Broker Agent does (docs/roamns.md "Packet Broker mode"; behaviour taken from TTS
  * pkg/packetbrokeragent as summarised in shared/reference/packet-broker-api.md):
- *   - OAuth2 client credentials first (form POST to the token URL, pb_token.h), refreshed 10 s
+ *   - OAuth2 client credentials first (form POST to the token URL, pba_token.h), refreshed 10 s
  *     before expiry; every RPC carries "authorization: Bearer <token>";
  *   - one h2c connection (grpc_client.h) to the data-plane address, re-dialled with back-off
  *     0.1 s, 1 s, 10 s (the agent's task restart delays) when it fails;
@@ -26,7 +26,7 @@
 #include "grpc_client.h"
 #include "lw_frame.h"
 #include "lw_netid.h"
-#include "pb_token.h"
+#include "pba_token.h"
 #include "region.h"
 #include "rh_hex.h"
 #include "rh_log.h"
@@ -115,7 +115,7 @@ static void token_cb(struct evhttp_request *req, void *arg)
     uint64_t exp = 0;
     rh_diag_t d;
     rh_diag_clear(&d);
-    int rc = pb_token_parse((const char *)evbuffer_pullup(in, -1), n, &tok, &exp, &d);
+    int rc = pba_token_parse((const char *)evbuffer_pullup(in, -1), n, &tok, &exp, &d);
     if (rc < 0) {
         pb->ns->st.pb_token_errors++;
         RH_LOG(RH_LOG_WARN, "pb", "token answer refused err=\"%s\"", d.text);
@@ -143,7 +143,7 @@ static void token_fetch(rn_pb_t *pb)
     if (pb->token_pending)
         return;
     struct evhttp_request *req = evhttp_request_new(token_cb, pb);
-    char *body = pb_token_form(c->pb_client_id, c->pb_client_secret, "networks", c->pb_host);
+    char *body = pba_token_form(c->pb_client_id, c->pb_client_secret, "networks", c->pb_host);
     if (!req || !body) {
         if (req)
             evhttp_request_free(req);
@@ -358,13 +358,13 @@ void rn_pb_publish_uplink(roamns_t *ns, const rn_up_t *up, const lw_frame_t *f)
             gm.plain_localization = &gl;
         }
         /* gateway uplink token: only for a gateway that can take a downlink (T leaves it empty) */
-        uint8_t tok[NS_TOKEN_HEX + PB_GWTOKEN_OVERHEAD];
+        uint8_t tok[NS_TOKEN_HEX + PBA_GWTOKEN_OVERHEAD];
         size_t toklen = 0;
         if (gw && gw->has_pull) {
             char hex[NS_TOKEN_HEX + 1];
             ns_token_t t = {(uint8_t)c->region, r->gw_eui, r->tmst, r->freq_hz, r->dr, r->rx_ms};
             ns_token_encode(&t, hex);
-            if (pb_gwtoken_seal(pb->key, pb->keylen, c->net_id, c->pb_tenant_id, c->pb_cluster_id,
+            if (pba_gwtoken_seal(pb->key, pb->keylen, c->net_id, c->pb_tenant_id, c->pb_cluster_id,
                                 (const uint8_t *)hex, NS_TOKEN_HEX, tok, sizeof tok, &toklen) < 0)
                 toklen = 0;
         }
@@ -453,7 +453,7 @@ static void on_downlink(rn_pb_t *pb, const uint8_t *buf, size_t len)
     if (!m || !m->phy_payload.len || m->phy_payload.len > LW_PHY_MAX) {
         err = ORG__PACKETBROKER__V3__DOWNLINK_MESSAGE_PROCESSING_ERROR__DOWNLINK_INTERNAL;
         why = "no PHYPayload";
-    } else if (pb_gwtoken_open(pb->key, pb->keylen, rd->forwarder_net_id, rd->forwarder_tenant_id,
+    } else if (pba_gwtoken_open(pb->key, pb->keylen, rd->forwarder_net_id, rd->forwarder_tenant_id,
                                rd->forwarder_cluster_id, m->gateway_uplink_token.data,
                                m->gateway_uplink_token.len, plain, sizeof plain - 1, &pl) < 0 ||
                pl != NS_TOKEN_HEX) {

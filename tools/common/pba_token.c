@@ -1,7 +1,7 @@
 /*
- * pb_token.c — the agent's token request form and answer (see pb_token.h).
+ * pba_token.c — the agent's token request form and answer (see pba_token.h).
  */
-#include "pb_token.h"
+#include "pba_token.h"
 
 #include "rh_json.h"
 
@@ -34,7 +34,7 @@ static size_t form_enc(char *out, size_t n, const char *s)
     return n;
 }
 
-char *pb_token_form(const char *client_id, const char *client_secret, const char *scope,
+char *pba_token_form(const char *client_id, const char *client_secret, const char *scope,
                     const char *audience)
 {
     const char *names[] = {"grant_type", "client_id", "client_secret", "scope", "audience"};
@@ -60,7 +60,7 @@ char *pb_token_form(const char *client_id, const char *client_secret, const char
     return out;
 }
 
-int pb_token_parse(const char *body, size_t len, char **token, uint64_t *expires_in_s,
+int pba_token_parse(const char *body, size_t len, char **token, uint64_t *expires_in_s,
                    rh_diag_t *diag)
 {
     *token = NULL;
@@ -120,11 +120,11 @@ static void identity(char *out, size_t cap, uint32_t net_id, const char *tenant,
              cluster ? cluster : "");
 }
 
-int pb_gwtoken_seal(const uint8_t *key, size_t keylen, uint32_t net_id, const char *tenant,
+int pba_gwtoken_seal(const uint8_t *key, size_t keylen, uint32_t net_id, const char *tenant,
                     const char *cluster, const uint8_t *plain, size_t n, uint8_t *out, size_t cap,
                     size_t *outlen)
 {
-    if ((keylen != 16 && keylen != 32) || cap < n + PB_GWTOKEN_OVERHEAD)
+    if ((keylen != 16 && keylen != 32) || cap < n + PBA_GWTOKEN_OVERHEAD)
         return RH_EINVAL;
     char aad[320];
     identity(aad, sizeof aad, net_id, tenant, cluster);
@@ -132,18 +132,18 @@ int pb_gwtoken_seal(const uint8_t *key, size_t keylen, uint32_t net_id, const ch
         return RH_ECRYPTO;
     int rc = gcm(true, key, keylen, aad, out, plain, n, out + 12, out + 12 + n);
     if (rc == RH_OK)
-        *outlen = n + PB_GWTOKEN_OVERHEAD;
+        *outlen = n + PBA_GWTOKEN_OVERHEAD;
     return rc;
 }
 
-int pb_gwtoken_open(const uint8_t *key, size_t keylen, uint32_t net_id, const char *tenant,
+int pba_gwtoken_open(const uint8_t *key, size_t keylen, uint32_t net_id, const char *tenant,
                     const char *cluster, const uint8_t *tok, size_t len, uint8_t *plain,
                     size_t cap, size_t *plainlen)
 {
-    if ((keylen != 16 && keylen != 32) || len < PB_GWTOKEN_OVERHEAD ||
-        cap < len - PB_GWTOKEN_OVERHEAD)
+    if ((keylen != 16 && keylen != 32) || len < PBA_GWTOKEN_OVERHEAD ||
+        cap < len - PBA_GWTOKEN_OVERHEAD)
         return RH_EINVAL;
-    size_t n = len - PB_GWTOKEN_OVERHEAD;
+    size_t n = len - PBA_GWTOKEN_OVERHEAD;
     uint8_t tag[16];
     memcpy(tag, tok + 12 + n, 16);
     char aad[320];

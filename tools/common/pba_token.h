@@ -1,5 +1,5 @@
 /*
- * pb_token.h — the two tokens of The Things Stack's Packet Broker Agent, as pure functions
+ * pba_token.h — the two tokens of The Things Stack's Packet Broker Agent, as pure functions
  * (roamns's Packet Broker mode does the I/O; docs/roamns.md):
  *   - the OAuth2 client-credentials exchange (access token for every RPC);
  *   - the sealed gateway uplink token a forwarder puts in each published uplink and gets back
@@ -10,8 +10,8 @@
  * client_secret=..&scope=networks&audience=<hosts>` (credentials in the body, not Basic); the
  * answer is JSON {"access_token","token_type":"bearer","expires_in"} (RFC 6749 section 5.1).
  */
-#ifndef TOOLS_PB_TOKEN_H
-#define TOOLS_PB_TOKEN_H
+#ifndef TOOLS_PBA_TOKEN_H
+#define TOOLS_PBA_TOKEN_H
 
 #include "rh_err.h"
 
@@ -24,7 +24,7 @@
  * audience: space-separated host names (may be ""). Returns a malloc'd NUL-terminated string
  * (the caller frees it, after wiping it: it holds the secret), or NULL when out of memory.
  */
-char *pb_token_form(const char *client_id, const char *client_secret, const char *scope,
+char *pba_token_form(const char *client_id, const char *client_secret, const char *scope,
                     const char *audience);
 
 /*
@@ -34,7 +34,7 @@ char *pb_token_form(const char *client_id, const char *client_secret, const char
  * Errors: RH_EINVAL with diag naming the field ("access_token: missing", "token_type: ..."),
  * RH_ENOMEM.
  */
-int pb_token_parse(const char *body, size_t len, char **token, uint64_t *expires_in_s,
+int pba_token_parse(const char *body, size_t len, char **token, uint64_t *expires_in_s,
                    rh_diag_t *diag);
 
 /*
@@ -45,18 +45,18 @@ int pb_token_parse(const char *body, size_t len, char **token, uint64_t *expires
  * not open. Wire form here: nonce (12) || ciphertext || tag (16) (the agent wraps the same parts
  * in a protobuf; the token is opaque to everyone but its maker).
  */
-#define PB_GWTOKEN_OVERHEAD (12u + 16u)
+#define PBA_GWTOKEN_OVERHEAD (12u + 16u)
 
-/* Seals n bytes of plain into out (cap >= n + PB_GWTOKEN_OVERHEAD); *outlen the token length.
+/* Seals n bytes of plain into out (cap >= n + PBA_GWTOKEN_OVERHEAD); *outlen the token length.
  * Errors: RH_EINVAL (key length, cap), RH_ECRYPTO (OpenSSL). */
-int pb_gwtoken_seal(const uint8_t *key, size_t keylen, uint32_t net_id, const char *tenant,
+int pba_gwtoken_seal(const uint8_t *key, size_t keylen, uint32_t net_id, const char *tenant,
                     const char *cluster, const uint8_t *plain, size_t n, uint8_t *out, size_t cap,
                     size_t *outlen);
 
-/* Opens a token sealed by pb_gwtoken_seal under the same key and identity; plain gets
- * len - PB_GWTOKEN_OVERHEAD bytes (cap must allow it). Errors: RH_EINVAL (too short, cap, key
+/* Opens a token sealed by pba_gwtoken_seal under the same key and identity; plain gets
+ * len - PBA_GWTOKEN_OVERHEAD bytes (cap must allow it). Errors: RH_EINVAL (too short, cap, key
  * length), RH_EMIC (authentication failed: other key, other identity, tampered). */
-int pb_gwtoken_open(const uint8_t *key, size_t keylen, uint32_t net_id, const char *tenant,
+int pba_gwtoken_open(const uint8_t *key, size_t keylen, uint32_t net_id, const char *tenant,
                     const char *cluster, const uint8_t *tok, size_t len, uint8_t *plain,
                     size_t cap, size_t *plainlen);
 

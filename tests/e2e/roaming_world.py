@@ -221,12 +221,18 @@ class World:
 
     def close(self):
         """Stops every process, then raises the first unclean exit (all are stopped first)."""
-        errors = []
-        for stop in [n.stop for n in self.networks()] + [self.hub.cleanup]:
-            try:
-                stop()
-            except AssertionError as e:
-                errors.append(e)
-        shutil.rmtree(self.dir, ignore_errors=True)
-        if errors:
-            raise errors[0]
+        close_world(self.networks(), self.hub, self.dir)
+
+
+def close_world(networks, hub, directory):
+    """Stops the networks' roamns and the hub, removes the world's directory, then raises the
+    first unclean exit (every process is stopped first)."""
+    errors = []
+    for stop in [n.stop for n in networks] + [hub.cleanup]:
+        try:
+            stop()
+        except AssertionError as e:
+            errors.append(e)
+    shutil.rmtree(directory, ignore_errors=True)
+    if errors:
+        raise errors[0]

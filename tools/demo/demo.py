@@ -204,19 +204,28 @@ C_GENERATE = {"count": max(2, args.devices // 4), "activation": "otaa",
               "seed": "roamhub-demo-c"}
 GENERATE = {"count": args.devices, "activation": "otaa", "dev_eui_start": "0505050500000001",
             "join_eui": "70b3d57ed0000505", "seed": "roamhub-demo"}
-for n in ("A", "B"):
-    cfg = {"net_id": net[n], "dev_addr_blocks": ["26000000/7" if n == "A" else "0A000000/7"],
+
+
+def write_ns_config(n, roaming, devices=(), generate=None, join_eui=None, http_port=0):
+    """roamns-<n>.json: network n with `roaming` ({"hub": ...} or {"packet_broker": ...})."""
+    cfg = {"net_id": net[n], "dev_addr_blocks": [block[n]],
            "gwmp": {"address": "127.0.0.1", "port": 0},
-           "ts002": {"address": "127.0.0.1", "port": ports[n]},
-           "hub": {"url": "http://127.0.0.1:%d/" % HUB_TS002, "api_key": ts002_key[n],
-                   "async": n == "B", "timeout_ms": 2500, "receiver_id": net["B"]},
-           "devices": NAMED if n == "B" else [], "output": "uplinks-%s.jsonl" % n,
-           "dedup_window_ms": 50}
-    if n == "B":
-        cfg["generate"] = GENERATE
-        cfg["join_euis"] = ["70b3d57ed0000505/64"]
+           "ts002": {"address": "127.0.0.1", "port": http_port},
+           "devices": list(devices), "output": "uplinks-%s.jsonl" % n, "dedup_window_ms": 50}
+    cfg.update(roaming)
+    if generate:
+        cfg["generate"] = generate
+    if join_eui:
+        cfg["join_euis"] = [join_eui + "/64"]
     with open(os.path.join(OUT, "roamns-%s.json" % n), "w") as f:
         json.dump(cfg, f, indent=1)
+
+
+for n in ("A", "B"):
+    write_ns_config(n, {"hub": {"url": "http://127.0.0.1:%d/" % HUB_TS002, "api_key": ts002_key[n],
+                                "async": n == "B", "timeout_ms": 2500, "receiver_id": net["B"]}},
+                    devices=NAMED if n == "B" else (), generate=GENERATE if n == "B" else None,
+                    join_eui="70b3d57ed0000505" if n == "B" else None, http_port=ports[n])
 
 say("2. network A (NetID 000013, sync) and network B (NetID 000505, async) start their roamns")
 for n in ("A", "B"):
@@ -279,21 +288,14 @@ say("4b. networks C and D start roamns in Packet Broker mode: token from their d
     "then 4 subscription streams per role on the hub's gRPC listener")
 for n in ("C", "D"):
     kid, secret = pb_key[n].split(":", 1)
-    cfg = {"net_id": net[n], "dev_addr_blocks": [block[n]],
-           "gwmp": {"address": "127.0.0.1", "port": 0}, "ts002": {"address": "127.0.0.1", "port": 0},
-           "packet_broker": {
-               "data_plane_address": "127.0.0.1:%d" % HUB_GRPC,
-               "token_url": "http://127.0.0.1:%d/api/v1/oauth/token" % HUB_ADMIN,
-               "client_id": kid, "client_secret": secret, "cluster_id": n.lower() + "-eu1",
-               "forwarder": True, "home_network": True, "insecure": True,
-               "token_key": secrets.token_hex(16)},
-           "devices": C_NAMED if n == "C" else [], "output": "uplinks-%s.jsonl" % n,
-           "dedup_window_ms": 50}
-    if n == "C":
-        cfg["generate"] = C_GENERATE
-        cfg["join_euis"] = ["70b3d57ed0000707/64"]
-    with open(os.path.join(OUT, "roamns-%s.json" % n), "w") as f:
-        json.dump(cfg, f, indent=1)
+    write_ns_config(n, {"packet_broker": {
+        "data_plane_address": "127.0.0.1:%d" % HUB_GRPC,
+        "token_url": "http://127.0.0.1:%d/api/v1/oauth/token" % HUB_ADMIN,
+        "client_id": kid, "client_secret": secret, "cluster_id": n.lower() + "-eu1",
+        "forwarder": True, "home_network": True, "insecure": True,
+        "token_key": secrets.token_hex(16)}},
+        devices=C_NAMED if n == "C" else (), generate=C_GENERATE if n == "C" else None,
+        join_eui="70b3d57ed0000707" if n == "C" else None)
     start("roamns-" + n, [ROAMNS, "-c", "roamns-%s.json" % n, "--ports-file", "ports-%s.json" % n])
 wait_for(lambda: all(os.path.exists(os.path.join(OUT, "ports-%s.json" % n)) for n in "CD"),
          "roamns C and D to start")

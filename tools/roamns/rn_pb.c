@@ -719,36 +719,19 @@ static void on_uplink(rn_pb_t *pb, const uint8_t *buf, size_t len)
         goto report;
     }
     ns_up_t u;
-    int rc = ns_data_up(ns->reg, phy, plen, &u, &d);
+    ns_rxinfo_t gw;
+    rxinfo_pb(um, &gw);
+    int rc = rn_home_data(ns, phy, plen, &gw, 1, fwd, &u, &d);
     char a[9];
     lw_devaddr_format(fr.u.data.devaddr, a, 0);
     if (rc < 0) {
-        ns->st.roaming_home_refused++;
-        if (rc == RH_EEXIST) {
-            ns->st.replays++;
-            err = ORG__PACKETBROKER__V3__UPLINK_MESSAGE_PROCESSING_ERROR__DUPLICATE_PAYLOAD;
-        } else if (rc == RH_ENOTFOUND || rc == RH_EMIC) {
-            if (rc == RH_EMIC)
-                ns->st.mic_failures++;
-            else
-                ns->st.unknown_devaddr++;
-            err = ORG__PACKETBROKER__V3__UPLINK_MESSAGE_PROCESSING_ERROR__NOT_FOUND;
-        } else {
-            err = ORG__PACKETBROKER__V3__UPLINK_MESSAGE_PROCESSING_ERROR__UPLINK_UNKNOWN_ERROR;
-        }
+        /* the agent's mapping of its NS's answer */
+        err = rc == RH_EEXIST ? ORG__PACKETBROKER__V3__UPLINK_MESSAGE_PROCESSING_ERROR__DUPLICATE_PAYLOAD
+              : rc == RH_ENOTFOUND || rc == RH_EMIC
+                  ? ORG__PACKETBROKER__V3__UPLINK_MESSAGE_PROCESSING_ERROR__NOT_FOUND
+                  : ORG__PACKETBROKER__V3__UPLINK_MESSAGE_PROCESSING_ERROR__UPLINK_UNKNOWN_ERROR;
         RH_LOG(RH_LOG_WARN, "pb", "uplink refused devaddr=%s forwarder=%s err=\"%s\"", a, fwd, d.text);
         goto report;
-    }
-    ns->st.data_up++;
-    ns->st.roaming_home_uplinks++;
-    if (u.has_fport && u.fport > 0) {
-        ns_rxinfo_t gw;
-        rxinfo_pb(um, &gw);
-        char *line = ns_uplink_json(&u, &gw, 1, true, fwd, rh_real_ms());
-        if (line) {
-            rn_output_line(ns, line);
-            cJSON_free(line);
-        }
     }
     char e[17];
     rh_eui64_format(u.dev->cfg.dev_eui, e);
@@ -756,12 +739,7 @@ static void on_uplink(rn_pb_t *pb, const uint8_t *buf, size_t len)
            e, a, (unsigned)u.fcnt, u.has_fport ? u.fport : -1, u.confirmed, fwd, ru->id);
     if ((u.confirmed || u.dev->dlq) && can_dl) {
         /* The downlink decision at once: RX1 opens 1 s after the uplink at the gateway. */
-        region_win_t w1, w2 = region_rx2(ns->cfg.region);
-        size_t maxp = ns_max_payload(ns->cfg.region, w2.dr);
-        if (region_rx1(ns->cfg.region, (uint32_t)um->frequency, ul_dr, ns->cfg.core.rx1_dr_offset,
-                       &w1) == RH_OK &&
-            ns_max_payload(ns->cfg.region, w1.dr) < maxp)
-            maxp = ns_max_payload(ns->cfg.region, w1.dr);
+        size_t maxp = rn_dl_max_payload(ns, (uint32_t)um->frequency, ul_dr);
         ns_dl_frame_t f;
         bool built;
         size_t dropped;

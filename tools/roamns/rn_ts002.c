@@ -293,56 +293,41 @@ bi_msg_t *rn_home_uplink(roamns_t *ns, bi_msg_t *req)
                              "PHYPayload: not an uplink this network server handles");
     }
     ns_up_t u;
-    int rc = ns_data_up(ns->reg, f->phy_payload, f->phy_payload_len, &u, &d);
-    char a[9], snd[17];
+    ns_rxinfo_t gw[RN_MAX_GW_PER_UPLINK];
+    size_t n = 0;
+    for (size_t i = 0; i < f->ul.gw_count && n < RN_MAX_GW_PER_UPLINK; i++) {
+        const bi_gwinfo_t *g = &f->ul.gw[i];
+        ns_rxinfo_t *o = &gw[n++];
+        memset(o, 0, sizeof *o);
+        if (g->present & BI_GW_ID)
+            rh_hex_format_be(g->id, g->id_len == 8 ? 8 : 4, o->id, 0);
+        o->rssi = g->rssi;
+        o->snr = g->snr;
+        o->has_rssi = (g->present & BI_GW_RSSI) != 0;
+        o->has_snr = (g->present & BI_GW_SNR) != 0;
+        if ((g->present & BI_GW_LAT) && (g->present & BI_GW_LON)) {
+            o->has_loc = true;
+            o->lat = g->lat;
+            o->lon = g->lon;
+        }
+    }
+    char a[9], snd[17], fwd[7];
     lw_devaddr_format(fr.u.data.devaddr, a, 0);
     fmt_netid_id(f->hdr.sender_id, snd);
+    lw_netid_format((uint32_t)f->hdr.sender_id.value & 0xFFFFFF, fwd, 0);
+    int rc = rn_home_data(ns, f->phy_payload, f->phy_payload_len, gw, n,
+                          f->hdr.sender_id.kind == BI_ID_NETID ? fwd : snd, &u, &d);
     if (rc < 0) {
-        ns->st.roaming_home_refused++;
         bi_result_code_t code = BI_RC_OTHER;
-        if (rc == RH_ENOTFOUND) {
+        if (rc == RH_ENOTFOUND)
             code = BI_RC_UNKNOWN_DEV_ADDR;
-            ns->st.unknown_devaddr++;
-        } else if (rc == RH_EMIC) {
+        else if (rc == RH_EMIC)
             code = BI_RC_MIC_FAILED;
-            ns->st.mic_failures++;
-        } else if (rc == RH_EEXIST) {
+        else if (rc == RH_EEXIST)
             code = f->hdr.version == BI_VERSION_1_1 ? BI_RC_FRAME_REPLAYED : BI_RC_MIC_FAILED;
-            ns->st.replays++;
-        }
         RH_LOG(RH_LOG_WARN, "home", "roaming uplink refused devaddr=%s forwarder=%s txid=%u err=\"%s\"",
                a, snd, f->hdr.transaction_id, d.text);
         return simple_answer(req, code, d.text);
-    }
-    ns->st.data_up++;
-    ns->st.roaming_home_uplinks++;
-    if (u.has_fport && u.fport > 0) {
-        ns_rxinfo_t gw[RN_MAX_GW_PER_UPLINK];
-        size_t n = 0;
-        for (size_t i = 0; i < f->ul.gw_count && n < RN_MAX_GW_PER_UPLINK; i++) {
-            const bi_gwinfo_t *g = &f->ul.gw[i];
-            ns_rxinfo_t *o = &gw[n++];
-            memset(o, 0, sizeof *o);
-            if (g->present & BI_GW_ID)
-                rh_hex_format_be(g->id, g->id_len == 8 ? 8 : 4, o->id, 0);
-            o->rssi = g->rssi;
-            o->snr = g->snr;
-            o->has_rssi = (g->present & BI_GW_RSSI) != 0;
-            o->has_snr = (g->present & BI_GW_SNR) != 0;
-            if ((g->present & BI_GW_LAT) && (g->present & BI_GW_LON)) {
-                o->has_loc = true;
-                o->lat = g->lat;
-                o->lon = g->lon;
-            }
-        }
-        char fwd[7];
-        lw_netid_format((uint32_t)f->hdr.sender_id.value & 0xFFFFFF, fwd, 0);
-        char *line = ns_uplink_json(&u, gw, n, true,
-                                    f->hdr.sender_id.kind == BI_ID_NETID ? fwd : snd, rh_real_ms());
-        if (line) {
-            rn_output_line(ns, line);
-            cJSON_free(line);
-        }
     }
     char e[17];
     rh_eui64_format(u.dev->cfg.dev_eui, e);

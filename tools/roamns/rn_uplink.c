@@ -90,6 +90,42 @@ static void rxinfo_local(roamns_t *ns, const rn_up_t *up, ns_rxinfo_t *out, size
     }
 }
 
+size_t rn_dl_max_payload(const roamns_t *ns, uint32_t ul_freq_hz, uint8_t ul_dr)
+{
+    region_win_t w1, w2 = region_rx2(ns->cfg.region);
+    size_t maxp = ns_max_payload(ns->cfg.region, w2.dr);
+    if (region_rx1(ns->cfg.region, ul_freq_hz, ul_dr, ns->cfg.core.rx1_dr_offset, &w1) == RH_OK &&
+        ns_max_payload(ns->cfg.region, w1.dr) < maxp)
+        maxp = ns_max_payload(ns->cfg.region, w1.dr);
+    return maxp;
+}
+
+int rn_home_data(roamns_t *ns, const uint8_t *phy, size_t len, const ns_rxinfo_t *gw, size_t ngw,
+                 const char *fwd, ns_up_t *u, rh_diag_t *d)
+{
+    int rc = ns_data_up(ns->reg, phy, len, u, d);
+    if (rc < 0) {
+        ns->st.roaming_home_refused++;
+        if (rc == RH_ENOTFOUND)
+            ns->st.unknown_devaddr++;
+        else if (rc == RH_EMIC)
+            ns->st.mic_failures++;
+        else if (rc == RH_EEXIST)
+            ns->st.replays++;
+        return rc;
+    }
+    ns->st.data_up++;
+    ns->st.roaming_home_uplinks++;
+    if (u->has_fport && u->fport > 0) {
+        char *line = ns_uplink_json(u, gw, ngw, true, fwd, rh_real_ms());
+        if (line) {
+            rn_output_line(ns, line);
+            cJSON_free(line);
+        }
+    }
+    return RH_OK;
+}
+
 static void local_join(roamns_t *ns, rn_up_t *up)
 {
     ns_join_result_t jr;
@@ -161,11 +197,7 @@ static void local_data(roamns_t *ns, rn_up_t *up)
         RH_LOG(RH_LOG_WARN, "downlink", "no gateway with a downlink path deveui=%s", e);
         return;
     }
-    region_win_t w1, w2 = region_rx2(ns->cfg.region);
-    size_t maxp = ns_max_payload(ns->cfg.region, w2.dr);
-    if (region_rx1(ns->cfg.region, rx->freq_hz, rx->dr, ns->cfg.core.rx1_dr_offset, &w1) == RH_OK &&
-        ns_max_payload(ns->cfg.region, w1.dr) < maxp)
-        maxp = ns_max_payload(ns->cfg.region, w1.dr);
+    size_t maxp = rn_dl_max_payload(ns, rx->freq_hz, rx->dr);
     ns_dl_frame_t f;
     bool built;
     size_t dropped;

@@ -147,6 +147,15 @@ void rn_output_line(roamns_t *ns, const char *line);
  * rx_delay_s 1 (data) or 5 (join-accept). Returns the window used (1/2) or a negative error. */
 int rn_send_class_a(roamns_t *ns, const rn_rx_t *rx, unsigned rx_delay_s, const uint8_t *phy,
                     size_t len, region_win_t *used);
+/* The largest application payload a class A downlink answering an uplink on ul_freq_hz / ul_dr
+ * may carry in both RX1 and RX2 (bytes). */
+size_t rn_dl_max_payload(const roamns_t *ns, uint32_t ul_freq_hz, uint8_t ul_dr);
+/* Home network: verifies and decrypts a roaming data uplink (ns_data_up), counts it (data_up +
+ * roaming_home_uplinks, or roaming_home_refused + unknown_devaddr / mic_failures / replays) and
+ * writes its output line (via "roaming", forwarder NetID `fwd`, gateways gw[0..ngw)). Returns
+ * ns_data_up's result: RH_OK with u filled, or its error with d saying why. */
+int rn_home_data(roamns_t *ns, const uint8_t *phy, size_t len, const ns_rxinfo_t *gw, size_t ngw,
+                 const char *fwd, ns_up_t *u, rh_diag_t *d);
 /* Queues a downlink from a JSON object {"dev_eui","fport","payload_hex","confirmed"}.
  * Errors: RH_EINVAL (field named in diag), RH_ENOTFOUND (unknown DevEUI), RH_EFULL, RH_ERANGE. */
 int rn_queue_downlink_json(roamns_t *ns, const cJSON *o, rh_diag_t *diag);

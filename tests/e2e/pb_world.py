@@ -59,7 +59,7 @@ class PBNetwork(Network):
         """Points the member at a running hub with its data-plane key ("id:secret")."""
         self.config["packet_broker"] = pb_member_config(
             self.net_id, hub.admin_port, hub.grpc_port, api_key, self.cluster,
-            token_key=os.urandom(16).hex())
+            token_key=os.urandom(32).hex())
 
     def records(self):
         recs = {"networks": [{"net_id": self.net_id, "name": "Network " + self.name, "listed": True}],

@@ -100,8 +100,8 @@ static int pb_section(const cJSON *o, ns_config_t *c, rh_diag_t *diag)
     if (tkey) {
         size_t n = 0;
         if (rh_hex_decode(tkey, strlen(tkey), c->pb_token_key, sizeof c->pb_token_key, &n,
-                          "token_key", NULL) < 0 || (n != 16 && n != 32))
-            return rh_diag_fail(diag, RH_EINVAL, "%s.token_key: expected 32 or 64 hex digits", w);
+                          "token_key", NULL) < 0 || n != 32)
+            return rh_diag_fail(diag, RH_EINVAL, "%s.token_key: expected 64 hex digits", w);
         c->pb_token_key_len = n;
     }
     c->pb_host = strndup(addr, (size_t)(colon - addr));

@@ -56,8 +56,8 @@ typedef struct ns_config {
     char *pb_cluster_id;       /* "" = none; the subscription group is it, or "default" */
     bool pb_forwarder;         /* publish uplinks of our gateways, subscribe for downlinks */
     bool pb_home;              /* subscribe for uplinks of our DevAddr blocks / JoinEUIs */
-    uint8_t pb_token_key[32];  /* AES-GCM key of the gateway uplink tokens (16 or 32 bytes) */
-    size_t pb_token_key_len;   /* 0 = random at start (tokens die with the process, as TTS's) */
+    uint8_t pb_token_key[32];  /* AES-256-GCM key of the gateway uplink tokens (pb_token.h) */
+    size_t pb_token_key_len;   /* 32, or 0 = random at start (tokens die with the process) */
     devcfg_t *devs;
     size_t n_devs;
     char *downlinks_file;      /* JSON lines of downlinks to queue (read at start, then tailed) */

@@ -293,7 +293,7 @@ for n in ("C", "D"):
         "token_url": "http://127.0.0.1:%d/api/v1/oauth/token" % HUB_ADMIN,
         "client_id": kid, "client_secret": secret, "cluster_id": n.lower() + "-eu1",
         "forwarder": True, "home_network": True, "insecure": True,
-        "token_key": secrets.token_hex(16)}},
+        "token_key": secrets.token_hex(32)}},
         devices=C_NAMED if n == "C" else (), generate=C_GENERATE if n == "C" else None,
         join_eui="70b3d57ed0000707" if n == "C" else None)
     start("roamns-" + n, [ROAMNS, "-c", "roamns-%s.json" % n, "--ports-file", "ports-%s.json" % n])

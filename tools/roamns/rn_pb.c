@@ -26,6 +26,7 @@
 #include "grpc_client.h"
 #include "lw_frame.h"
 #include "lw_netid.h"
+#include "pb_token.h"
 #include "pba_token.h"
 #include "region.h"
 #include "rh_hex.h"
@@ -74,8 +75,7 @@ struct rn_pb {
     unsigned backoff;                /* index into delays_ms */
     pb_slot_t slots[2 * PB_STREAMS]; /* forwarder streams, then home streams */
     tl_map_t seen;                   /* home: FNV-64 of PHYPayload -> expiry ms (as pointer) */
-    uint8_t key[32];
-    size_t keylen;
+    pb_token_key_t key;              /* gateway uplink tokens (broker/pb_token.h) */
     char group[128];
 };
 
@@ -358,14 +358,15 @@ void rn_pb_publish_uplink(roamns_t *ns, const rn_up_t *up, const lw_frame_t *f)
             gm.plain_localization = &gl;
         }
         /* gateway uplink token: only for a gateway that can take a downlink (T leaves it empty) */
-        uint8_t tok[NS_TOKEN_HEX + PBA_GWTOKEN_OVERHEAD];
+        uint8_t tok[NS_TOKEN_HEX + PB_TOKEN_OVERHEAD];
         size_t toklen = 0;
         if (gw && gw->has_pull) {
-            char hex[NS_TOKEN_HEX + 1];
+            char hex[NS_TOKEN_HEX + 1], aad[320];
             ns_token_t t = {(uint8_t)c->region, r->gw_eui, r->tmst, r->freq_hz, r->dr, r->rx_ms};
             ns_token_encode(&t, hex);
-            if (pba_gwtoken_seal(pb->key, pb->keylen, c->net_id, c->pb_tenant_id, c->pb_cluster_id,
-                                (const uint8_t *)hex, NS_TOKEN_HEX, tok, sizeof tok, &toklen) < 0)
+            pb_token_aad(aad, sizeof aad, c->net_id, c->pb_tenant_id, c->pb_cluster_id);
+            if (pb_token_seal(&pb->key, (const uint8_t *)hex, NS_TOKEN_HEX, aad,
+                              rh_real_ms() / 1000 + PB_TOKEN_TTL_S, tok, sizeof tok, &toklen) < 0)
                 toklen = 0;
         }
         UplinkMessage m = ORG__PACKETBROKER__V3__UPLINK_MESSAGE__INIT;
@@ -431,6 +432,19 @@ static void report_downlink(rn_pb_t *pb, const RoutedDownlink *rd, const char *g
         pb->ns->st.pb_reports_sent++;
 }
 
+/* Opens the routed downlink's gateway_uplink_token with the forwarder identity the message names
+ * (it must be the one we published with, byte for byte, as in TTS). */
+static int open_gwtoken(rn_pb_t *pb, const RoutedDownlink *rd, uint8_t *pt, size_t cap, size_t *len,
+                        rh_diag_t *d)
+{
+    char aad[320];
+    pb_token_aad(aad, sizeof aad, rd->forwarder_net_id, rd->forwarder_tenant_id,
+                 rd->forwarder_cluster_id);
+    return pb_token_open(&pb->key, rd->message->gateway_uplink_token.data,
+                         rd->message->gateway_uplink_token.len, aad, rh_real_ms() / 1000, pt, cap,
+                         len, d);
+}
+
 /* A RoutedDownlinkMessage on a forwarder stream: schedule it on our gateway, report. */
 static void on_downlink(rn_pb_t *pb, const uint8_t *buf, size_t len)
 {
@@ -453,13 +467,10 @@ static void on_downlink(rn_pb_t *pb, const uint8_t *buf, size_t len)
     if (!m || !m->phy_payload.len || m->phy_payload.len > LW_PHY_MAX) {
         err = ORG__PACKETBROKER__V3__DOWNLINK_MESSAGE_PROCESSING_ERROR__DOWNLINK_INTERNAL;
         why = "no PHYPayload";
-    } else if (pba_gwtoken_open(pb->key, pb->keylen, rd->forwarder_net_id, rd->forwarder_tenant_id,
-                               rd->forwarder_cluster_id, m->gateway_uplink_token.data,
-                               m->gateway_uplink_token.len, plain, sizeof plain - 1, &pl) < 0 ||
-               pl != NS_TOKEN_HEX) {
+    } else if (open_gwtoken(pb, rd, plain, sizeof plain - 1, &pl, &d) < 0 || pl != NS_TOKEN_HEX) {
         /* T: token/conversion error -> DOWNLINK_INTERNAL */
         err = ORG__PACKETBROKER__V3__DOWNLINK_MESSAGE_PROCESSING_ERROR__DOWNLINK_INTERNAL;
-        why = "gateway_uplink_token does not open with our key and this forwarder identity";
+        why = d.text[0] ? d.text : "gateway_uplink_token: not ours";
     } else if ((plain[pl] = 0, ns_token_decode((const char *)plain, &t, "gateway_uplink_token", &d)) < 0) {
         err = ORG__PACKETBROKER__V3__DOWNLINK_MESSAGE_PROCESSING_ERROR__DOWNLINK_INTERNAL;
         why = d.text;
@@ -917,12 +928,9 @@ int rn_pb_start(roamns_t *ns, rh_diag_t *diag)
     pb->ns = ns;
     const ns_config_t *c = &ns->cfg;
     if (c->pb_token_key_len) {
-        memcpy(pb->key, c->pb_token_key, c->pb_token_key_len);
-        pb->keylen = c->pb_token_key_len;
-    } else { /* T: a random key at start when forwarder.token-key is unset */
-        pb->keylen = 32;
-        if (RAND_bytes(pb->key, 32) != 1)
-            return rh_diag_fail(diag, RH_ECRYPTO, "packet_broker.token_key: no random bytes");
+        memcpy(pb->key.k, c->pb_token_key, sizeof pb->key.k);
+    } else if (pb_token_key_init(&pb->key, NULL, diag) < 0) { /* T: random when token-key unset */
+        return RH_ECRYPTO;
     }
     snprintf(pb->group, sizeof pb->group, "%s", c->pb_cluster_id[0] ? c->pb_cluster_id : "default");
     for (size_t i = 0; i < 2 * PB_STREAMS; i++)
@@ -972,7 +980,7 @@ void rn_pb_stop(roamns_t *ns)
         memset(pb->token, 0, strlen(pb->token));
         free(pb->token);
     }
-    memset(pb->key, 0, sizeof pb->key);
+    memset(&pb->key, 0, sizeof pb->key);
     free(pb);
     ns->pb = NULL;
 }

@@ -1,7 +1,6 @@
 /* Unit tests for tools/common/pba_token: the Packet Broker Agent's token request form (the fields,
- * order and encoding golang.org/x/oauth2 sends with AuthStyleInParams), the token answer (every
- * refusal names the field), and the sealed gateway uplink token (AES-GCM with the forwarder
- * identity as associated data: any other identity, key or a flipped bit does not open). */
+ * order and encoding golang.org/x/oauth2 sends with AuthStyleInParams) and the token answer (every
+ * refusal names the field). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -65,52 +64,11 @@ static void test_answer(void **state)
     }
 }
 
-static void test_gwtoken(void **state)
-{
-    (void)state;
-    uint8_t key[32], other[32], tok[64 + PBA_GWTOKEN_OVERHEAD], pt[64];
-    for (int i = 0; i < 32; i++) {
-        key[i] = (uint8_t)i;
-        other[i] = (uint8_t)(i + 1);
-    }
-    const uint8_t msg[] = "0001020304050607080910111213141516171819202122";
-    size_t n = sizeof msg - 1, tl, pl;
-    for (size_t kl = 16; kl <= 32; kl += 16) {
-        assert_int_equal(pba_gwtoken_seal(key, kl, 0x000013, "ttn", "eu1", msg, n, tok, sizeof tok, &tl), RH_OK);
-        assert_int_equal(tl, n + PBA_GWTOKEN_OVERHEAD);
-        assert_int_equal(pba_gwtoken_open(key, kl, 0x000013, "ttn", "eu1", tok, tl, pt, sizeof pt, &pl), RH_OK);
-        assert_int_equal(pl, n);
-        assert_memory_equal(pt, msg, n);
-        /* another identity (NetID, tenant, cluster; "" differs from a value), another key,
-         * a flipped bit anywhere: refused */
-        assert_int_equal(pba_gwtoken_open(key, kl, 0x000014, "ttn", "eu1", tok, tl, pt, sizeof pt, &pl), RH_EMIC);
-        assert_int_equal(pba_gwtoken_open(key, kl, 0x000013, "", "eu1", tok, tl, pt, sizeof pt, &pl), RH_EMIC);
-        assert_int_equal(pba_gwtoken_open(key, kl, 0x000013, "ttn", "", tok, tl, pt, sizeof pt, &pl), RH_EMIC);
-        assert_int_equal(pba_gwtoken_open(other, kl, 0x000013, "ttn", "eu1", tok, tl, pt, sizeof pt, &pl), RH_EMIC);
-        for (size_t i = 0; i < tl; i += 7) {
-            tok[i] ^= 0x01;
-            assert_int_equal(pba_gwtoken_open(key, kl, 0x000013, "ttn", "eu1", tok, tl, pt, sizeof pt, &pl),
-                             RH_EMIC);
-            tok[i] ^= 0x01;
-        }
-        /* two seals of the same token differ (random nonce) */
-        uint8_t tok2[sizeof tok];
-        size_t tl2;
-        assert_int_equal(pba_gwtoken_seal(key, kl, 0x000013, "ttn", "eu1", msg, n, tok2, sizeof tok2, &tl2), RH_OK);
-        assert_memory_not_equal(tok, tok2, tl);
-    }
-    assert_int_equal(pba_gwtoken_seal(key, 24, 1, "", "", msg, n, tok, sizeof tok, &tl), RH_EINVAL);
-    assert_int_equal(pba_gwtoken_seal(key, 16, 1, "", "", msg, n, tok, n, &tl), RH_EINVAL);
-    assert_int_equal(pba_gwtoken_open(key, 16, 1, "", "", tok, PBA_GWTOKEN_OVERHEAD - 1, pt, sizeof pt, &pl),
-                     RH_EINVAL);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_form),
         cmocka_unit_test(test_answer),
-        cmocka_unit_test(test_gwtoken),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

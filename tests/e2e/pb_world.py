@@ -11,7 +11,7 @@ import tempfile
 import time
 import urllib.request
 
-from roaming_world import ROAMSIM, Hub, Network, World, close_world
+from roaming_world import B_DEVICES, ROAMSIM, Hub, Network, World, close_world, free_port
 from roamhub_harness import AdminClient, admin_config, assert_no_sanitizer_report
 
 # Network C: a The Things Stack-like member (Packet Broker API), devices of its own.
@@ -63,6 +63,7 @@ class PBNetwork(Network):
 
     def records(self):
         recs = {"networks": [{"net_id": self.net_id, "name": "Network " + self.name, "listed": True}],
+                "members": [{"id": "net" + self.name, "net_ids": [self.net_id]}],
                 "devaddr_blocks": [{"prefix": self.block, "net_id": self.net_id}],
                 "join_routes": []}
         if self.join_eui:
@@ -106,22 +107,32 @@ def write_json(path, doc):
 
 class PBWorld:
     """roamhubd with its gRPC listener + two Packet Broker members C and D (roamns in PB mode),
-    each with gateways and devices; policies C<->D allow everything. Keys with RIGHT_DATA_PLANE
-    are created by the operator through the admin API, as docs/PEERING.md says."""
+    each with gateways and devices, and with ts002=True also the TS002 networks A (forwarder,
+    gateways, sync) and B (home, devices, async) of roaming_world; policies between every pair
+    allow everything. Keys with RIGHT_DATA_PLANE are created by the operator through the admin
+    API, as docs/PEERING.md says. C and D have member records (no TS002 key): a bridged
+    transaction needs its sender's record."""
 
-    def __init__(self):
+    def __init__(self, ts002=False):
         self.dir = tempfile.mkdtemp(prefix="roamhub-pbe2e-")
-        self.hub_port, self.home_hint = 0, C_NET
+        self.hub_port, self.home_hint = free_port(), "000505"
         self.c = PBNetwork(self, "C", C_NET, C_BLOCK, C_JOIN_EUI, PB_C_DEVICES, "c-eu1")
         self.d = PBNetwork(self, "D", D_NET, D_BLOCK, D_JOIN_EUI, PB_D_DEVICES, "d-eu1")
+        self.a = self.b = None
+        if ts002:
+            self.a = Network(self, "A", "000013", "26000000/7", None, [], hub_async=False)
+            self.b = Network(self, "B", "000505", "0A000000/7", "70b3d57ed0000505", B_DEVICES,
+                             hub_async=True)
         table = {}
-        for n in (self.c, self.d):
+        for n in self.networks():
             for k, v in n.records().items():
                 table.setdefault(k, []).extend(v)
-        table["policies"] = [World.policy(C_NET, D_NET), World.policy(D_NET, C_NET)]
+        table["policies"] = [World.policy(f.net_id, h.net_id)
+                             for f in self.networks() for h in self.networks() if f is not h]
         hub_dir = os.path.join(self.dir, "hub")
         os.makedirs(hub_dir)
         self.hub = Hub(table, config={"admin": admin_config(hub_dir),
+                                      "ts002": {"port": self.hub_port},
                                       "grpc": {"address": "127.0.0.1", "port": 0}})
         adm = AdminClient(self.hub)
         op = adm.token(adm.operator_key())
@@ -129,8 +140,12 @@ class PBWorld:
             key, _ = adm.create_key(op, net_id=n.net_id, rights=["RIGHT_DATA_PLANE"],
                                     name="tts " + n.name)
             n.attach(self.hub, key)
+        for n in self.networks():
             n.start()
         wait_subscribed(self.hub, 16)
+
+    def networks(self):
+        return [n for n in (self.a, self.b, self.c, self.d) if n]
 
     def roamsim(self, net, devices, uplinks=3, confirmed_ratio=1.0, timeout=90):
         """roamsim with `devices` heard only by 2 gateways of `net`; (exit code, summary)."""
@@ -148,4 +163,4 @@ class PBWorld:
 
     def close(self):
         """Stops everything; raises the first unclean exit."""
-        close_world((self.c, self.d), self.hub, self.dir)
+        close_world(self.networks(), self.hub, self.dir)

@@ -44,6 +44,8 @@ class PBMemberTest(unittest.TestCase):
         self.assertGreater(fs["pb_published"], 0)
         self.assertGreaterEqual(fs["pb_downlinks_received"], s["acks"] + s["joins_accepted"])
         self.assertEqual(fs["pb_downlink_failures"], 0)
+        # every routed downlink went out on a gateway once (counted once)
+        self.assertEqual(fs["downlinks_sent"], fs["pb_downlinks_received"], fs)
         self.assertEqual(hs["pb_call_errors"] + fs["pb_call_errors"], 0, msg)
 
     def test_1_c_devices_through_d_gateways(self):

@@ -522,7 +522,6 @@ static void on_downlink(rn_pb_t *pb, const uint8_t *buf, size_t len)
         ns->st.pb_downlink_failures++;
         RH_LOG(RH_LOG_WARN, "pb", "downlink not sent id=%s home=%s err=\"%s\"", rd->id, hn, why);
     } else {
-        ns->st.downlinks_sent++;
         RH_LOG(RH_LOG_INFO, "pb", "downlink sent id=%s home=%s gw=%s rx=%d", rd->id, hn, gwid, window);
     }
     report_downlink(pb, rd, gwid[0] ? gwid : NULL, window, err);

@@ -1,6 +1,7 @@
 """The README's main job: tools/demo/demo.py runs to completion, every check in it passes, and it
 leaves a readable report (run in a temporary directory)."""
 import fcntl
+import re
 import os
 import shutil
 import subprocess
@@ -42,6 +43,11 @@ class DemoTest(unittest.TestCase):
             self.assertIn("| result | OK |", report)
             self.assertRegex(report, r"OTAA joins through the hub \| (\d+) accepted of \1 ")
             self.assertIn("downlink_mac", report)   # the hub's statistics made it into the report
+            # the Packet Broker members' runs: every join, every ACK
+            for label in ("C's devices heard by D's gateways", "B's devices heard by C's gateways"):
+                self.assertRegex(report, r"\| %s [^|]*\| [1-9]\d* uplinks \((\d+) confirmed\), "
+                                         r"([1-9]\d*)/\2 joins, \1/\1 ACKs \(late 0, wrong 0\) \|"
+                                 % re.escape(label))
         finally:
             lock.close()
             shutil.rmtree(out, ignore_errors=True)

@@ -15,7 +15,8 @@
   - networks C (NetID 000707) and D (NetID 000909) are The Things Stack-like members: each runs
     roamns in Packet Broker mode and connects to the hub's gRPC listener as a TTS Packet Broker
     Agent does (OAuth2 token from a data-plane API key, then Publish/Subscribe/Report); at the
-    same time a second roamsim plays C's devices heard only by D's gateways;
+    same time more roamsim runs play C's devices heard only by D's gateways, and B's devices heard
+    only by C's gateways (the hub bridges Packet Broker -> TS002);
   - a live summary, then the hub's statistics, and a report in demo-out/REPORT.md.
 It stops by itself in well under a minute.
 
@@ -193,6 +194,12 @@ NAMED = [
     {"name": "b-abp-2", "dev_eui": "0505050505050502", "dev_addr": "0a000102",
      "nwk_s_key": "101112131415161718191a1b1c1d1e1f", "app_s_key": "1f1e1d1c1b1a19181716151413121110"},
 ]
+B_VIA_C = [   # B's devices that roam through C's gateways (Packet Broker forwarder -> TS002 home)
+    {"name": "b-otaa-via-c", "dev_eui": "0505050505050521", "join_eui": "70b3d57ed0000505",
+     "app_key": "a0a1a2a3a4a5a6a7a8a9aaabacadaeaf"},
+    {"name": "b-abp-via-c", "dev_eui": "0505050505050503", "dev_addr": "0a000121",
+     "nwk_s_key": "b0b1b2b3b4b5b6b7b8b9babbbcbdbebf", "app_s_key": "bfbebdbcbbbab9b8b7b6b5b4b3b2b1b0"},
+]
 C_NAMED = [
     {"name": "c-otaa-1", "dev_eui": "0707070707070711", "join_eui": "70b3d57ed0000707",
      "app_key": "707172737475767778797a7b7c7d7e7f"},
@@ -224,7 +231,8 @@ def write_ns_config(n, roaming, devices=(), generate=None, join_eui=None, http_p
 for n in ("A", "B"):
     write_ns_config(n, {"hub": {"url": "http://127.0.0.1:%d/" % HUB_TS002, "api_key": ts002_key[n],
                                 "async": n == "B", "timeout_ms": 2500, "receiver_id": net["B"]}},
-                    devices=NAMED if n == "B" else (), generate=GENERATE if n == "B" else None,
+                    devices=NAMED + B_VIA_C if n == "B" else (),
+                    generate=GENERATE if n == "B" else None,
                     join_eui="70b3d57ed0000505" if n == "B" else None, http_port=ports[n])
 
 say("2. network A (NetID 000013, sync) and network B (NetID 000505, async) start their roamns")
@@ -251,6 +259,8 @@ for n, name in (("A", "Network A (community)"), ("B", "Network B (private)")):
 pb_key = {}
 for n, name in (("C", "Network C (The Things Stack-like)"), ("D", "Network D (The Things Stack-like)")):
     roamctl("networks", "create", json.dumps({"net_id": net[n], "name": name, "listed": True}), **opk)
+    # a member record without TS002 credentials: traffic the hub bridges to TS002 has a sender
+    roamctl("members", "create", json.dumps({"id": "net" + n, "net_ids": [net[n]]}), **opk)
     doc = json.loads(roamctl("--json", "keys", "create", "--net-id", net[n], "--rights", "admin",
                              "--name", "network %s admin" % n, **opk))
     member_key[n] = doc["api_key"]
@@ -273,13 +283,14 @@ roamctl("endpoints", "create", json.dumps({
 roamctl("policy", "set", net["A"], net["B"], "--allow",
         "join_request,mac_data,application_data,signal_quality,localization",
         "--down", "join_accept,mac_data,application_data", **ak)
-for n, other, je in (("C", "D", "70b3d57ed0000707"), ("D", "C", "70b3d57ed0000909")):
+for n, homes, je in (("C", "DB", "70b3d57ed0000707"), ("D", "C", "70b3d57ed0000909")):
     k = dict(key=member_key[n])
     roamctl("devaddr-blocks", "create", json.dumps({"prefix": block[n], "net_id": net[n]}), **k)
     roamctl("join-routes", "create", json.dumps({"join_eui": je + "/64", "home_net_id": net[n]}), **k)
-    roamctl("policy", "set", net[n], net[other], "--allow",
-            "join_request,mac_data,application_data,signal_quality,localization",
-            "--down", "join_accept,mac_data,application_data", **k)
+    for home in homes:   # C's gateways also serve B's devices
+        roamctl("policy", "set", net[n], net[home], "--allow",
+                "join_request,mac_data,application_data,signal_quality,localization",
+                "--down", "join_accept,mac_data,application_data", **k)
 print()
 print(roamctl("routes", "--devaddr", "0a000101", **opk, quiet=True).rstrip())
 print()
@@ -306,24 +317,49 @@ with open(os.path.join(OUT, "ports-C.json")) as f:
 wait_for(lambda: gauge("roamhub_pb_subscription_streams") >= 16,
          "C and D to subscribe (4 streams per role each)")
 
+
+
+def start_sim(name, gw_port, device_args, confirmed, lat, lon):
+    """roamsim with device_args against 2 gateways at gw_port; returns (process, summary path)."""
+    path = os.path.join(OUT, "%s-summary.json" % name)
+    p = start(name, [ROAMSIM, "--ns", "127.0.0.1:%d" % gw_port] + device_args + [
+        "--gateways", "2", "--lat", lat, "--lon", lon, "--uplinks", str(args.uplinks),
+        "--interval", "2500", "--start-spread", "2000", "--confirmed-ratio", confirmed,
+        "--duration", "40", "--json", path, "--quiet"])
+    return p, path
+
+
+def device_file(name, devices):
+    path = os.path.join(OUT, name + ".json")
+    with open(path, "w") as f:
+        json.dump(devices, f, indent=1)
+    return path
+
+
+with open(os.path.join(OUT, "ports-C.json")) as f:
+    gwmp_c = json.load(f)["gwmp"]
 n_dev = len(NAMED) + args.devices
 say("5. roamsim: %d devices of B (%d OTAA, 2 ABP), %d uplinks each, half confirmed, heard only by "
     "2 gateways of A" % (n_dev, n_dev - 2, args.uplinks))
-sim_json = os.path.join(OUT, "roamsim-summary.json")
-sim = start("roamsim", [ROAMSIM, "--ns", "127.0.0.1:%d" % gwmp_a, "--devices-from-ns",
-                        os.path.join(OUT, "roamns-B.json"), "--gateways", "2", "--lat", "52.37",
-                        "--lon", "4.89", "--uplinks", str(args.uplinks), "--interval", "2500",
-                        "--start-spread", "2000", "--confirmed-ratio", "0.5", "--duration", "40",
-                        "--json", sim_json, "--quiet"])
+sim, sim_json = start_sim("roamsim", gwmp_a, [
+    "--devices", device_file("devices-B", NAMED), "--gen-otaa", str(GENERATE["count"]),
+    "--dev-eui-start", GENERATE["dev_eui_start"], "--join-eui", GENERATE["join_eui"],
+    "--seed-keys", GENERATE["seed"]], "0.5", "52.37", "4.89")
+# The other runs, at the same time: (name, label, process, summary, OTAA devices, confirmed?)
+runs = []
 n_dev_c = len(C_NAMED) + C_GENERATE["count"]
 say("5b. roamsim: %d devices of C (Packet Broker member; %d OTAA, 1 ABP), heard only by 2 gateways "
     "of D (Packet Broker member), at the same time" % (n_dev_c, n_dev_c - 1))
-sim_c_json = os.path.join(OUT, "roamsim-C-summary.json")
-sim_c = start("roamsim-C", [ROAMSIM, "--ns", "127.0.0.1:%d" % gwmp_d, "--devices-from-ns",
-                            os.path.join(OUT, "roamns-C.json"), "--gateways", "2", "--lat", "48.85",
-                            "--lon", "2.35", "--uplinks", str(args.uplinks), "--interval", "2500",
-                            "--start-spread", "2000", "--confirmed-ratio", "0.5", "--duration", "40",
-                            "--json", sim_c_json, "--quiet"])
+p, path = start_sim("roamsim-C-via-D", gwmp_d, ["--devices-from-ns", os.path.join(OUT, "roamns-C.json")],
+                    "0.5", "48.85", "2.35")
+runs.append(("C's devices heard by D's gateways (Packet Broker <-> Packet Broker)", p, path,
+              n_dev_c - 1))
+say("5c. roamsim: 2 devices of B (TS002 home network) heard only by 2 gateways of C (Packet Broker "
+    "forwarder): the hub bridges gRPC -> TS002 (unconfirmed: the hub does not bridge B's later "
+    "XmitDataReq downlinks to a Packet Broker forwarder yet)")
+p, path = start_sim("roamsim-B-via-C", gwmp_c, ["--devices", device_file("devices-B-via-C", B_VIA_C)],
+                    "0", "50.11", "8.68")
+runs.append(("B's devices heard by C's gateways (Packet Broker forwarder -> TS002 home)", p, path, 1))
 print("        time   B received   joins   ACKs sent   hub: forwarded  denied  failed"
       "   C received (via PB)")
 last = ""
@@ -347,12 +383,17 @@ while sim.poll() is None:
     last = row
 with open(sim_json) as f:
     s = json.load(f)
-try:
-    sim_c.wait(timeout=60)
-except subprocess.TimeoutExpired:
-    fail("roamsim for C did not finish")
-with open(sim_c_json) as f:
-    sc = json.load(f)
+run_results = []
+for label, p, path, n_otaa in runs:
+    try:
+        p.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        fail("roamsim (%s) did not finish" % label)
+    with open(path) as f:
+        r = json.load(f)
+    r_ok = (r.get("ok") and r["joins_accepted"] == n_otaa and r["acks"] == r["confirmed_sent"]
+            and r["downlinks"]["late"] == 0 and r["downlinks"]["wrong"] == 0)
+    run_results.append((label, r, bool(r_ok)))
 with urllib.request.urlopen("http://127.0.0.1:%d/stats" % http_c, timeout=5) as r:
     st_c = json.loads(r.read())
 
@@ -385,12 +426,10 @@ ok = (s.get("ok") and s["joins_accepted"] == n_dev - 2
       and s["acks"] == s["confirmed_sent"] and s["downlinks"]["late"] == 0
       and s["downlinks"]["wrong"] == 0 and loc_before.get("lat") is not None
       and after and loc_after.get("lat") is None and not unclean
-      and sc.get("ok") and sc["joins_accepted"] == n_dev_c - 1 and sc["acks"] == sc["confirmed_sent"]
-      and sc["downlinks"]["late"] == 0 and sc["downlinks"]["wrong"] == 0)
+      and all(r_ok for _, _, r_ok in run_results))
 for u in unclean:
     say("FAILED: " + u)
-received = [u for u in b_lines if u["via"] == "roaming"]
-c_received = [u for u in lines(os.path.join(OUT, "uplinks-C.jsonl")) if u["via"] == "roaming"]
+received = [u for u in b_lines if u["via"] == "roaming" and u["forwarder_net_id"] == net["A"]]
 report = """# roamhub demo report
 
 Generated {when} by `tools/demo/demo.py` (all processes on 127.0.0.1).
@@ -405,7 +444,7 @@ Generated {when} by `tools/demo/demo.py` (all processes on 127.0.0.1).
 | ACKs for confirmed uplinks | {acks} of {conf}, all in RX1: on time {ontime}, late {late}, wrong {wrong} |
 | gateway round trip (PUSH_DATA -> ACK PULL_RESP) | p50 {p50} ms, p99 {p99} ms (includes A's 50 ms deduplication window) |
 | policy change (A drops localization) | gateway position at B before: {lb}, after: {la} |
-| Packet Broker members: C's devices heard by D's gateways | {cn} devices, {csent} uplinks ({cconf} confirmed), {crecv} decrypted at C, {cjoins}/{cjreq} joins, {cacks}/{cconf} ACKs (late {clate}, wrong {cwrong}); C's delivery reports {crep} |
+{runs}| C's delivery reports to the hub (Packet Broker API) | {crep} |
 | result | {result} |
 
 ## Hub statistics (roamctl stats)
@@ -414,8 +453,8 @@ Generated {when} by `tools/demo/demo.py` (all processes on 127.0.0.1).
 {stats}
 ```
 
-Logs: roamhubd.log, roamns-A.log, roamns-B.log, roamns-C.log, roamns-D.log, roamsim.log,
-roamsim-C.log; the application output of B and C: uplinks-B.jsonl, uplinks-C.jsonl; the hub's
+Logs: roamhubd.log, roamns-A.log, roamns-B.log, roamns-C.log, roamns-D.log, roamsim*.log; the
+application output of B and C: uplinks-B.jsonl, uplinks-C.jsonl; the hub's
 LMDB: var/roamhub-db.
 """.format(when=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), ndev=n_dev, notaa=n_dev - 2,
            sent=s["uplinks_sent"], conf=s["confirmed_sent"], recv=len(received),
@@ -424,10 +463,14 @@ LMDB: var/roamhub-db.
            p50=s["rtt_ms"]["p50"], p99=s["rtt_ms"]["p99"],
            lb="%s, %s" % (loc_before.get("lat"), loc_before.get("lon")),
            la="%s, %s" % (loc_after.get("lat"), loc_after.get("lon")),
-           cn=n_dev_c, csent=sc["uplinks_sent"], cconf=sc["confirmed_sent"], crecv=len(c_received),
-           cjoins=sc["joins_accepted"], cjreq=sc["join_requests"], cacks=sc["acks"],
-           clate=sc["downlinks"]["late"], cwrong=sc["downlinks"]["wrong"], crep=st_c.get("pb_reports_sent"),
-           result="OK" if ok else "FAILED: " + json.dumps(s.get("failures") or sc.get("failures") or unclean),
+           runs="".join("| %s | %d uplinks (%d confirmed), %d/%d joins, %d/%d ACKs (late %d, wrong %d)%s |\n" % (
+               label, r["uplinks_sent"], r["confirmed_sent"], r["joins_accepted"], r["join_requests"],
+               r["acks"], r["confirmed_sent"], r["downlinks"]["late"], r["downlinks"]["wrong"],
+               "" if r_ok else " FAILED") for label, r, r_ok in run_results),
+           crep=st_c.get("pb_reports_sent"),
+           result="OK" if ok else "FAILED: " + json.dumps(
+               s.get("failures") or [r.get("failures") for _, r, r_ok in run_results if not r_ok]
+               or unclean),
            stats=stats_txt.rstrip())
 with open(os.path.join(OUT, "REPORT.md"), "w") as f:
     f.write(report)
@@ -437,9 +480,9 @@ print("roamsim: %d uplinks sent (%d confirmed), %d decrypted at B, %d/%d joins, 
           s["uplinks_sent"], s["confirmed_sent"], len(received), s["joins_accepted"], s["join_requests"],
           s["acks"], s["confirmed_sent"], s["rtt_ms"]["p50"],
           s["rtt_ms"]["p99"]))
-print("roamsim (Packet Broker members): %d uplinks of C's devices via D's gateways (%d confirmed), "
-      "%d decrypted at C, %d/%d joins, %d/%d ACKs on time" % (
-          sc["uplinks_sent"], sc["confirmed_sent"], len(c_received), sc["joins_accepted"],
-          sc["join_requests"], sc["acks"], sc["confirmed_sent"]))
+for label, r, r_ok in run_results:
+    print("roamsim, %s: %d uplinks (%d confirmed), %d/%d joins, %d/%d ACKs on time%s" % (
+        label, r["uplinks_sent"], r["confirmed_sent"], r["joins_accepted"], r["join_requests"],
+        r["acks"], r["confirmed_sent"], "" if r_ok else " FAILED"))
 say("demo %s; report: %s" % ("OK" if ok else "FAILED", os.path.join(OUT, "REPORT.md")))
 sys.exit(0 if ok else 1)

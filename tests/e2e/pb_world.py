@@ -113,7 +113,7 @@ class PBWorld:
     API, as docs/PEERING.md says. C and D have member records (no TS002 key): a bridged
     transaction needs its sender's record."""
 
-    def __init__(self, ts002=False):
+    def __init__(self, ts002=False, hub_config=None):
         self.dir = tempfile.mkdtemp(prefix="roamhub-pbe2e-")
         self.hub_port, self.home_hint = free_port(), "000505"
         self.c = PBNetwork(self, "C", C_NET, C_BLOCK, C_JOIN_EUI, PB_C_DEVICES, "c-eu1")
@@ -131,9 +131,11 @@ class PBWorld:
                              for f in self.networks() for h in self.networks() if f is not h]
         hub_dir = os.path.join(self.dir, "hub")
         os.makedirs(hub_dir)
-        self.hub = Hub(table, config={"admin": admin_config(hub_dir),
-                                      "ts002": {"port": self.hub_port},
-                                      "grpc": {"address": "127.0.0.1", "port": 0}})
+        cfg = {"admin": admin_config(hub_dir), "ts002": {"port": self.hub_port},
+               "grpc": {"address": "127.0.0.1", "port": 0}}
+        for k, v in (hub_config or {}).items():
+            cfg.setdefault(k, {}).update(v)
+        self.hub = Hub(table, config=cfg)
         adm = AdminClient(self.hub)
         op = adm.token(adm.operator_key())
         for n in (self.c, self.d):

@@ -6,10 +6,12 @@ forwarder's gateway token), confirmed uplinks and their ACKs, judged by roamsim 
 window, tmst, MIC, decryption)."""
 import os
 import sys
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from pb_world import PB_C_DEVICES, PB_D_DEVICES, PBWorld, hub_metric  # noqa: E402
+from pb_world import PB_C_DEVICES, PB_D_DEVICES, PBWorld, hub_metric, wait_subscribed  # noqa: E402
+from roaming_world import free_port  # noqa: E402
 
 
 class PBMemberTest(unittest.TestCase):
@@ -62,6 +64,56 @@ class PBMemberTest(unittest.TestCase):
                                       {"event": "pb_uplink_report_ok"}), 0)
         self.assertGreater(hub_metric(self.w.hub, "roamhub_events_total",
                                       {"event": "pb_downlink_report_ok"}), 0)
+
+
+
+class PBMemberResilienceTest(unittest.TestCase):
+    """The agent's behaviour over time: tokens refreshed before they expire (admin.jwt_ttl_s 10),
+    and a hub restart: every stream ends, the member re-dials with back-off and re-subscribes,
+    and traffic flows again (same ports: the hub's configuration is unchanged)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.w = PBWorld(hub_config={"admin": {"jwt_ttl_s": 10, "port": free_port()},
+                                    "grpc": {"port": free_port()}})
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.w.close()
+
+    def wait_stat(self, net, key, at_least, timeout):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if net.stats()[key] >= at_least:
+                return
+            time.sleep(0.2)
+        self.fail("%s: %s stayed below %d: %s\n%s" % (net.name, key, at_least, net.stats(),
+                                                       net.logs()[-3000:]))
+
+    def test_1_token_refreshed_before_expiry(self):
+        # a 10 s token is fetched again after 6 s, then again: calls never went out unauthenticated
+        self.wait_stat(self.w.c, "pb_tokens", 3, 20)
+        rc, s = self.w.roamsim(self.w.d, PB_C_DEVICES[2:], uplinks=2)   # the ABP device
+        self.assertTrue(rc == 0 and s["ok"] and s["acks"] == s["confirmed_sent"] > 0, s)
+        for n in (self.w.c, self.w.d):
+            st = n.stats()
+            self.assertEqual(st["pb_call_errors"], 0, st)
+            self.assertEqual(st["pb_token_errors"], 0, st)
+            self.assertEqual(st["pb_subscribe_ends"], 0, st)
+
+    def test_2_hub_restart(self):
+        before = {n.name: n.stats() for n in (self.w.c, self.w.d)}
+        self.w.hub.stop()
+        self.w.hub.start()
+        wait_subscribed(self.w.hub, 16, timeout=30)
+        for n in (self.w.c, self.w.d):
+            st = n.stats()
+            self.assertGreater(st["pb_connects"], before[n.name]["pb_connects"], st)
+            self.assertGreaterEqual(st["pb_subscribe_ends"], 8, st)   # its 4 + 4 streams ended
+        # the ABP device again, with counters above those of test_1 (C refuses replays)
+        rc, s = self.w.roamsim(self.w.d, [dict(PB_C_DEVICES[2], fcnt_up=100)], uplinks=2)
+        self.assertTrue(rc == 0 and s["ok"] and s["acks"] == s["confirmed_sent"] > 0,
+                        "%s\n%s" % (s, self.w.c.logs()[-3000:]))
 
 
 if __name__ == "__main__":

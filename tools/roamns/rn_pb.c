@@ -88,8 +88,12 @@ static void schedule_ensure(rn_pb_t *pb, unsigned ms)
         evtimer_add(pb->ensure_ev, &tv);
 }
 
+/* After a failure: the next attempt in 0.1 s, 1 s, then 10 s (reset by any success). Several
+ * failures at once (every stream of a lost connection) count as one. */
 static void schedule_retry(rn_pb_t *pb)
 {
+    if (!pb->ensure_ev || evtimer_pending(pb->ensure_ev, NULL))
+        return;
     unsigned i = pb->backoff < 2 ? pb->backoff : 2;
     if (pb->backoff < 2)
         pb->backoff++;

@@ -121,6 +121,9 @@ class PBWorld:
         self.a = self.b = None
         if ts002:
             self.a = Network(self, "A", "000013", "26000000/7", None, [], hub_async=False)
+            # A's PRStartReqs name no ReceiverID (joins 000000, data the DevAddr's NetID, which
+            # is unknown here): the hub routes by join route / DevAddr block, to B or to C
+            del self.a.config["hub"]["receiver_id"]
             self.b = Network(self, "B", "000505", "0A000000/7", "70b3d57ed0000505", B_DEVICES,
                              hub_async=True)
         table = {}

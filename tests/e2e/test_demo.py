@@ -43,8 +43,9 @@ class DemoTest(unittest.TestCase):
             self.assertIn("| result | OK |", report)
             self.assertRegex(report, r"OTAA joins through the hub \| (\d+) accepted of \1 ")
             self.assertIn("downlink_mac", report)   # the hub's statistics made it into the report
-            # the Packet Broker members' runs: every join, every ACK
-            for label in ("C's devices heard by D's gateways", "B's devices heard by C's gateways"):
+            # the Packet Broker members' runs, bridged both ways to TS002: every join, every ACK
+            for label in ("C's devices heard by D's gateways", "B's devices heard by C's gateways",
+                          "C's devices heard by A's gateways"):
                 self.assertRegex(report, r"\| %s [^|]*\| [1-9]\d* uplinks \((\d+) confirmed\), "
                                          r"([1-9]\d*)/\2 joins, \1/\1 ACKs \(late 0, wrong 0\) \|"
                                  % re.escape(label))

@@ -1,15 +1,19 @@
 """A Packet Broker member (roamns in Packet Broker mode, as The Things Stack) and TS002 members
-(roamns over TS002) in one world, bridged by the hub (issue 12, "Bridging"): B's devices (TS002
-home network, asynchronous) heard only by C's gateways (Packet Broker forwarder) join through the
-hub — the PRStartReq built from C's Publish, B's PRStartAns with the join-accept routed back on
-C's Subscribe stream with C's identity and gateway token — and their uplinks reach B with C's
-NetID as forwarder; roamsim judges every join-accept (RX1, tmst, MIC)."""
+(roamns over TS002) in one world, bridged by the hub (issue 12, "Bridging"), both ways:
+  - B's devices (TS002 home network, asynchronous) heard only by C's gateways (Packet Broker
+    forwarder): the PRStartReq built from C's Publish, B's PRStartAns with the join-accept and
+    B's XmitDataReq ACKs routed back on C's Subscribe stream with C's identity and gateway token;
+  - C's devices (Packet Broker home network) heard only by A's gateways (TS002 forwarder, sync):
+    A's PRStartReq routed to C's subscription as a RoutedUplinkMessage, C's Publish of the
+    join-accept / ACK answered to A as PRStartAns / XmitDataReq, C's report as A's Result.
+Joins and confirmed uplinks in each direction; roamsim judges every downlink (RX1, tmst, MIC,
+decryption)."""
 import os
 import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from pb_world import C_NET, PBWorld, hub_metric  # noqa: E402
+from pb_world import PB_C_DEVICES, PBWorld, hub_metric  # noqa: E402
 from roaming_world import B_DEVICES  # noqa: E402
 
 
@@ -23,28 +27,42 @@ class PBBridgeTest(unittest.TestCase):
         cls.w.close()
 
     def logs(self):
-        return "\n".join("%s:\n%s" % (n.name, n.logs()[-3000:]) for n in (self.w.b, self.w.c)) + \
+        return "\n".join("%s:\n%s" % (n.name, n.logs()[-3000:]) for n in (self.w.a, self.w.b, self.w.c)) + \
             "\nhub:\n" + self.w.hub.logs()[-3000:]
 
-    def test_b_devices_join_and_uplink_through_c_gateways(self):
-        otaa = [d for d in B_DEVICES if "app_key" in d]
-        rc, s = self.w.roamsim(self.w.c, B_DEVICES, uplinks=2, confirmed_ratio=0.0)
+    def check(self, home, forwarder, devices, rc, s):
+        otaa = [d for d in devices if "app_key" in d]
         msg = "%s\n%s" % (s, self.logs())
         self.assertEqual(rc, 0, msg)
         self.assertTrue(s["ok"], msg)
         self.assertEqual(s["joins_accepted"], len(otaa), msg)
+        self.assertGreater(s["confirmed_sent"], 0, msg)
+        self.assertEqual(s["acks"], s["confirmed_sent"], msg)
         self.assertEqual(s["downlinks"]["late"] + s["downlinks"]["wrong"], 0, msg)
-        ups = [u for u in self.w.b.uplinks() if u["forwarder_net_id"] == C_NET]
+        ups = [u for u in home.uplinks() if u["dev_eui"] in {d["dev_eui"] for d in devices}]
         self.assertEqual(len(ups), s["uplinks_sent"], msg)
-        self.assertTrue(all(u["via"] == "roaming" for u in ups))
-        self.assertGreaterEqual(self.w.b.stats()["roaming_home_joins"], len(otaa))
-        self.assertGreaterEqual(self.w.c.stats()["pb_downlinks_received"], len(otaa))
+        self.assertTrue(all(u["via"] == "roaming" and u["forwarder_net_id"] == forwarder.net_id
+                            for u in ups), ups)
+
+    def test_1_b_devices_through_c_gateways(self):
+        """Packet Broker forwarder -> TS002 home network (async)."""
+        rc, s = self.w.roamsim(self.w.c, B_DEVICES, uplinks=3, confirmed_ratio=1.0)
+        self.check(self.w.b, self.w.c, B_DEVICES, rc, s)
         cs = self.w.c.stats()
-        self.assertEqual(cs["pb_downlink_failures"], 0, msg)
+        self.assertGreaterEqual(self.w.b.stats()["xmit_req_sent"], s["acks"])
+        self.assertEqual(cs["pb_downlink_failures"], 0, cs)
         self.assertEqual(cs["downlinks_sent"], cs["pb_downlinks_received"], cs)
         self.assertGreater(hub_metric(self.w.hub, "roamhub_events_total",
                                       {"event": "pb_bridged_uplink"}), 0)
 
+    def test_2_c_devices_through_a_gateways(self):
+        """TS002 forwarder (sync) -> Packet Broker home network."""
+        rc, s = self.w.roamsim(self.w.a, PB_C_DEVICES, uplinks=3, confirmed_ratio=1.0)
+        self.check(self.w.c, self.w.a, PB_C_DEVICES, rc, s)
+        cs, as_ = self.w.c.stats(), self.w.a.stats()
+        self.assertGreaterEqual(cs["pb_downlinks_published"], s["acks"] + s["joins_accepted"])
+        self.assertGreaterEqual(as_["roaming_forwarded"], s["uplinks_sent"] + s["join_requests"])
+        self.assertEqual(as_["roaming_forward_errors"], 0, as_)
 
 if __name__ == "__main__":
     unittest.main()

@@ -15,8 +15,9 @@
   - networks C (NetID 000707) and D (NetID 000909) are The Things Stack-like members: each runs
     roamns in Packet Broker mode and connects to the hub's gRPC listener as a TTS Packet Broker
     Agent does (OAuth2 token from a data-plane API key, then Publish/Subscribe/Report); at the
-    same time more roamsim runs play C's devices heard only by D's gateways, and B's devices heard
-    only by C's gateways (the hub bridges Packet Broker -> TS002);
+    same time more roamsim runs play C's devices heard only by D's gateways, B's devices heard
+    only by C's gateways and C's devices heard only by A's gateways (the hub bridges Packet
+    Broker <-> TS002 both ways);
   - a live summary, then the hub's statistics, and a report in demo-out/REPORT.md.
 It stops by itself in well under a minute.
 
@@ -206,6 +207,12 @@ C_NAMED = [
     {"name": "c-abp-1", "dev_eui": "0707070707070701", "dev_addr": "0e000101",
      "nwk_s_key": "202122232425262728292a2b2c2d2e2f", "app_s_key": "2f2e2d2c2b2a29282726252423222120"},
 ]
+C_VIA_A = [   # C's devices that roam through A's gateways (TS002 forwarder -> Packet Broker home)
+    {"name": "c-otaa-via-a", "dev_eui": "0707070707070721", "join_eui": "70b3d57ed0000707",
+     "app_key": "c0c1c2c3c4c5c6c7c8c9cacbcccdcecf"},
+    {"name": "c-abp-via-a", "dev_eui": "0707070707070703", "dev_addr": "0e000121",
+     "nwk_s_key": "d0d1d2d3d4d5d6d7d8d9dadbdcdddedf", "app_s_key": "dfdedddcdbdad9d8d7d6d5d4d3d2d1d0"},
+]
 C_GENERATE = {"count": max(2, args.devices // 4), "activation": "otaa",
               "dev_eui_start": "0707070700000001", "join_eui": "70b3d57ed0000707",
               "seed": "roamhub-demo-c"}
@@ -230,7 +237,7 @@ def write_ns_config(n, roaming, devices=(), generate=None, join_eui=None, http_p
 
 for n in ("A", "B"):
     write_ns_config(n, {"hub": {"url": "http://127.0.0.1:%d/" % HUB_TS002, "api_key": ts002_key[n],
-                                "async": n == "B", "timeout_ms": 2500, "receiver_id": net["B"]}},
+                                "async": n == "B", "timeout_ms": 2500}},
                     devices=NAMED + B_VIA_C if n == "B" else (),
                     generate=GENERATE if n == "B" else None,
                     join_eui="70b3d57ed0000505" if n == "B" else None, http_port=ports[n])
@@ -280,9 +287,10 @@ ak = dict(key=member_key["A"])
 roamctl("endpoints", "create", json.dumps({
     "id": "netA", "net_id": net["A"], "url": "http://127.0.0.1:%d/" % ports["A"],
     "protocol_version": "PROTOCOL_VERSION_1_0", "async_answers": False, "timeout_ms": 1500}), **ak)
-roamctl("policy", "set", net["A"], net["B"], "--allow",
-        "join_request,mac_data,application_data,signal_quality,localization",
-        "--down", "join_accept,mac_data,application_data", **ak)
+for home in ("B", "C"):   # A's gateways also serve C's devices (C speaks Packet Broker's API)
+    roamctl("policy", "set", net["A"], net[home], "--allow",
+            "join_request,mac_data,application_data,signal_quality,localization",
+            "--down", "join_accept,mac_data,application_data", **ak)
 for n, homes, je in (("C", "DB", "70b3d57ed0000707"), ("D", "C", "70b3d57ed0000909")):
     k = dict(key=member_key[n])
     roamctl("devaddr-blocks", "create", json.dumps({"prefix": block[n], "net_id": net[n]}), **k)
@@ -305,7 +313,7 @@ for n in ("C", "D"):
         "client_id": kid, "client_secret": secret, "cluster_id": n.lower() + "-eu1",
         "forwarder": True, "home_network": True, "insecure": True,
         "token_key": secrets.token_hex(32)}},
-        devices=C_NAMED if n == "C" else (), generate=C_GENERATE if n == "C" else None,
+        devices=C_NAMED + C_VIA_A if n == "C" else (), generate=C_GENERATE if n == "C" else None,
         join_eui="70b3d57ed0000707" if n == "C" else None)
     start("roamns-" + n, [ROAMNS, "-c", "roamns-%s.json" % n, "--ports-file", "ports-%s.json" % n])
 wait_for(lambda: all(os.path.exists(os.path.join(OUT, "ports-%s.json" % n)) for n in "CD"),
@@ -319,11 +327,12 @@ wait_for(lambda: gauge("roamhub_pb_subscription_streams") >= 16,
 
 
 
-def start_sim(name, gw_port, device_args, confirmed, lat, lon):
-    """roamsim with device_args against 2 gateways at gw_port; returns (process, summary path)."""
+def start_sim(name, gw_port, device_args, confirmed, lat, lon, gw_eui):
+    """roamsim with device_args against 2 gateways at gw_port (EUIs from gw_eui: runs against one
+    network server need their own gateways); returns (process, summary path)."""
     path = os.path.join(OUT, "%s-summary.json" % name)
     p = start(name, [ROAMSIM, "--ns", "127.0.0.1:%d" % gw_port] + device_args + [
-        "--gateways", "2", "--lat", lat, "--lon", lon, "--uplinks", str(args.uplinks),
+        "--gateways", "2", "--gateway-eui-start", gw_eui, "--lat", lat, "--lon", lon, "--uplinks", str(args.uplinks),
         "--interval", "2500", "--start-spread", "2000", "--confirmed-ratio", confirmed,
         "--duration", "40", "--json", path, "--quiet"])
     return p, path
@@ -344,22 +353,27 @@ say("5. roamsim: %d devices of B (%d OTAA, 2 ABP), %d uplinks each, half confirm
 sim, sim_json = start_sim("roamsim", gwmp_a, [
     "--devices", device_file("devices-B", NAMED), "--gen-otaa", str(GENERATE["count"]),
     "--dev-eui-start", GENERATE["dev_eui_start"], "--join-eui", GENERATE["join_eui"],
-    "--seed-keys", GENERATE["seed"]], "0.5", "52.37", "4.89")
+    "--seed-keys", GENERATE["seed"]], "0.5", "52.37", "4.89", "00000000000a0001")
 # The other runs, at the same time: (name, label, process, summary, OTAA devices, confirmed?)
 runs = []
 n_dev_c = len(C_NAMED) + C_GENERATE["count"]
 say("5b. roamsim: %d devices of C (Packet Broker member; %d OTAA, 1 ABP), heard only by 2 gateways "
     "of D (Packet Broker member), at the same time" % (n_dev_c, n_dev_c - 1))
-p, path = start_sim("roamsim-C-via-D", gwmp_d, ["--devices-from-ns", os.path.join(OUT, "roamns-C.json")],
-                    "0.5", "48.85", "2.35")
+p, path = start_sim("roamsim-C-via-D", gwmp_d, [
+    "--devices", device_file("devices-C", C_NAMED), "--gen-otaa", str(C_GENERATE["count"]),
+    "--dev-eui-start", C_GENERATE["dev_eui_start"], "--join-eui", C_GENERATE["join_eui"],
+    "--seed-keys", C_GENERATE["seed"]], "0.5", "48.85", "2.35", "00000000000d0001")
 runs.append(("C's devices heard by D's gateways (Packet Broker <-> Packet Broker)", p, path,
               n_dev_c - 1))
 say("5c. roamsim: 2 devices of B (TS002 home network) heard only by 2 gateways of C (Packet Broker "
-    "forwarder): the hub bridges gRPC -> TS002 (unconfirmed: the hub does not bridge B's later "
-    "XmitDataReq downlinks to a Packet Broker forwarder yet)")
+    "forwarder), and 2 devices of C heard only by A's gateways (TS002 forwarder): the hub bridges "
+    "TS002 <-> gRPC both ways")
 p, path = start_sim("roamsim-B-via-C", gwmp_c, ["--devices", device_file("devices-B-via-C", B_VIA_C)],
-                    "0", "50.11", "8.68")
+                    "0.5", "50.11", "8.68", "00000000000c0001")
 runs.append(("B's devices heard by C's gateways (Packet Broker forwarder -> TS002 home)", p, path, 1))
+p, path = start_sim("roamsim-C-via-A", gwmp_a, ["--devices", device_file("devices-C-via-A", C_VIA_A)],
+                    "0.5", "52.37", "4.89", "00000000000a0101")
+runs.append(("C's devices heard by A's gateways (TS002 forwarder -> Packet Broker home)", p, path, 1))
 print("        time   B received   joins   ACKs sent   hub: forwarded  denied  failed"
       "   C received (via PB)")
 last = ""

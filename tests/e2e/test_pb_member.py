@@ -12,6 +12,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from pb_world import PB_C_DEVICES, PB_D_DEVICES, PBWorld, hub_metric, wait_subscribed  # noqa: E402
 from roaming_world import free_port  # noqa: E402
+from roamhub_harness import AdminClient  # noqa: E402
 
 
 class PBMemberTest(unittest.TestCase):
@@ -65,6 +66,22 @@ class PBMemberTest(unittest.TestCase):
         self.assertGreater(hub_metric(self.w.hub, "roamhub_events_total",
                                       {"event": "pb_downlink_report_ok"}), 0)
 
+
+    def test_4_gateways_reported_to_the_mapper(self):
+        # the forwarders' gateways reached the hub's gateway store through Mapper/UpdateGateway:
+        # position (roamsim's stat) and online state
+        adm = AdminClient(self.w.hub)
+        op = adm.token(adm.operator_key())
+        for fwd, lat in ((self.w.d, 52.37), (self.w.c, 52.37)):
+            self.assertGreaterEqual(fwd.stats()["pb_gateway_updates"], 2)
+            st, doc, _ = adm.call("GET", "/gateways?net_id=" + fwd.net_id, token=op)
+            self.assertEqual(st, 200, doc)
+            gws = [g for g in doc["gateways"] if g.get("id", "").startswith("00800000a000000")]
+            self.assertEqual(len(gws), 2, doc)
+            for g in gws:
+                self.assertAlmostEqual(g["lat"], lat, places=1)
+                self.assertAlmostEqual(g["lon"], 4.89, places=1)
+                self.assertTrue(g["online"], g)
 
 
 class PBMemberResilienceTest(unittest.TestCase):

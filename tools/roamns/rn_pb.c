@@ -12,6 +12,9 @@
  *     group (cluster ID, or "default"); each RoutedDownlinkMessage is scheduled on the gateway
  *     (RX1/RX2 as roamns schedules any downlink) and answered with
  *     ForwarderData/ReportDownlinkMessageDeliveryState (PROCESSED + success{rx1,rx2} or an error);
+ *   - forwarder, gateways: Mapper/UpdateGateway for each connected gateway (location when known,
+ *     online with a 10 min TTL), again every 10 min +-20 % and when it goes silent, as TTS's
+ *     Gateway Server does through the agent;
  *   - home network: HomeNetworkData/Subscribe with 4 streams in one group and the agent's two
  *     filters (mac: our DevAddr blocks; join_request: all), each RoutedUplinkMessage processed as
  *     a roaming uplink (embedded join server, data, ACK / queued downlink), the downlink published
@@ -33,6 +36,7 @@
 #include "rh_log.h"
 #include "rh_time.h"
 
+#include "packetbroker/mapping_v2.pb-c.h"
 #include "packetbroker/routing_v1.pb-c.h"
 
 #include <event2/buffer.h>
@@ -49,6 +53,10 @@
 #define PB_SEEN_HOLD_MS 2000         /* home side: copies of one uplink within this are merged */
 #define P_FWD "/org.packetbroker.routing.v1.ForwarderData/"
 #define P_HOME "/org.packetbroker.routing.v1.HomeNetworkData/"
+#define P_MAPPER "/org.packetbroker.mapping.v2.Mapper/UpdateGateway"
+#define PB_GW_UPDATE_MS 600000u      /* T: UpdateGateway every 10 min +-20 % per gateway */
+#define PB_GW_ONLINE_TTL_S 600       /* T: forwarder.gateway-online-ttl default 10m */
+#define PB_GW_ONLINE_MS 30000u       /* a gateway heard from within this is online */
 
 typedef Org__Packetbroker__V3__UplinkMessage UplinkMessage;
 typedef Org__Packetbroker__V3__DownlinkMessage DownlinkMessage;
@@ -75,11 +83,18 @@ struct rn_pb {
     unsigned backoff;                /* index into delays_ms */
     pb_slot_t slots[2 * PB_STREAMS]; /* forwarder streams, then home streams */
     tl_map_t seen;                   /* home: FNV-64 of PHYPayload -> expiry ms (as pointer) */
+    tl_map_t gw_due;                 /* forwarder: gateway EUI -> pb_gw_due_t* (Mapper updates) */
     pb_token_key_t key;              /* gateway uplink tokens (broker/pb_token.h) */
     char group[128];
 };
 
 static const unsigned delays_ms[] = {100, 1000, 10000};
+
+/* When a gateway's next Mapper/UpdateGateway is due, and what the last one said. */
+typedef struct pb_gw_due {
+    uint64_t due_ms;
+    bool loc_sent, online_sent;
+} pb_gw_due_t;
 
 static void schedule_ensure(rn_pb_t *pb, unsigned ms)
 {
@@ -904,6 +919,87 @@ static void ensure_cb(evutil_socket_t fd, short ev, void *arg)
     }
 }
 
+/* Forwarder: Mapper/UpdateGateway for a gateway (its EUI and plain ID, location when known,
+ * online with the TTL), as TTS's Gateway Server does through the agent for each connected
+ * gateway. */
+static bool update_gateway(rn_pb_t *pb, const rn_gw_t *g, bool online)
+{
+    const ns_config_t *c = &pb->ns->cfg;
+    char gwid[24];
+    snprintf(gwid, sizeof gwid, "eui-%016llx", (unsigned long long)g->eui);
+    Google__Protobuf__UInt64Value eui = GOOGLE__PROTOBUF__UINT64_VALUE__INIT;
+    eui.value = g->eui;
+    Org__Packetbroker__V3__GatewayIdentifier gid = ORG__PACKETBROKER__V3__GATEWAY_IDENTIFIER__INIT;
+    gid.eui = &eui;
+    gid.id_case = ORG__PACKETBROKER__V3__GATEWAY_IDENTIFIER__ID_PLAIN;
+    gid.plain = gwid;
+    Org__Packetbroker__V3__Location loc = ORG__PACKETBROKER__V3__LOCATION__INIT;
+    Org__Packetbroker__V3__GatewayLocation__Terrestrial t =
+        ORG__PACKETBROKER__V3__GATEWAY_LOCATION__TERRESTRIAL__INIT;
+    Org__Packetbroker__V3__GatewayLocation gl = ORG__PACKETBROKER__V3__GATEWAY_LOCATION__INIT;
+    Org__Packetbroker__V3__GatewayLocationValue glv = ORG__PACKETBROKER__V3__GATEWAY_LOCATION_VALUE__INIT;
+    Google__Protobuf__BoolValue on = GOOGLE__PROTOBUF__BOOL_VALUE__INIT;
+    Google__Protobuf__Duration ttl = GOOGLE__PROTOBUF__DURATION__INIT;
+    Org__Packetbroker__Mapping__V2__UpdateGatewayRequest req =
+        ORG__PACKETBROKER__MAPPING__V2__UPDATE_GATEWAY_REQUEST__INIT;
+    req.forwarder_net_id = c->net_id;
+    req.forwarder_tenant_id = c->pb_tenant_id;
+    req.forwarder_cluster_id = c->pb_cluster_id;
+    req.forwarder_gateway_id = &gid;
+    if (g->has_loc) {
+        loc.latitude = g->lat;
+        loc.longitude = g->lon;
+        t.location = &loc;
+        gl.value_case = ORG__PACKETBROKER__V3__GATEWAY_LOCATION__VALUE_TERRESTRIAL;
+        gl.terrestrial = &t;
+        glv.location = &gl;
+        req.gateway_location = &glv;
+    }
+    on.value = online;
+    req.online = &on;
+    if (online) {
+        ttl.seconds = PB_GW_ONLINE_TTL_S;
+        req.online_ttl = &ttl;
+    }
+    bool ok = unary(pb, P_MAPPER, &req.base);
+    if (ok)
+        pb->ns->st.pb_gateway_updates++;
+    return ok;
+}
+
+/* Sends the Mapper updates that are due: a gateway newly online, a location newly known, a
+ * gateway gone silent, or 10 min +-20 % after the last one. */
+static void mapper_sweep(rn_pb_t *pb, uint64_t now)
+{
+    roamns_t *ns = pb->ns;
+    if (!ns->cfg.pb_forwarder || !pb->token || !grpc_client_alive(pb->conn))
+        return;
+    for (size_t i = 0; i < ns->ngws; i++) {
+        const rn_gw_t *g = &ns->gws[i];
+        pb_gw_due_t *due = tl_map_get(&pb->gw_due, g->eui);
+        if (!due) {
+            if (!(due = calloc(1, sizeof *due)))
+                return;
+            if (tl_map_put(&pb->gw_due, g->eui, due) < 0) {
+                free(due);
+                return;
+            }
+        }
+        bool online = g->has_pull && now - g->last_seen_ms < PB_GW_ONLINE_MS;
+        bool send = online ? !due->online_sent || (g->has_loc && !due->loc_sent) || now >= due->due_ms
+                           : due->online_sent; /* went silent: say so once */
+        if (!send)
+            continue;
+        if (!update_gateway(pb, g, online))
+            return;
+        uint32_t r;
+        RAND_bytes((unsigned char *)&r, sizeof r);
+        due->due_ms = now + PB_GW_UPDATE_MS * 4 / 5 + (uint64_t)(r % (PB_GW_UPDATE_MS * 2 / 5));
+        due->loc_sent = due->loc_sent || g->has_loc;
+        due->online_sent = online;
+    }
+}
+
 static void sweep_cb(evutil_socket_t fd, short ev, void *arg)
 {
     (void)fd;
@@ -916,6 +1012,7 @@ static void sweep_cb(evutil_socket_t fd, short ev, void *arg)
             kill[n++] = pb->seen.keys[i];
     for (size_t i = 0; i < n; i++)
         tl_map_del(&pb->seen, kill[i]);
+    mapper_sweep(pb, now);
 }
 
 /* ------------------------------------------------------------------ start / stop */
@@ -979,6 +1076,10 @@ void rn_pb_stop(roamns_t *ns)
     if (pb->sweep_ev)
         event_free(pb->sweep_ev);
     tl_map_fini(&pb->seen);
+    for (size_t i = 0; i < pb->gw_due.cap; i++)
+        if (pb->gw_due.vals && pb->gw_due.vals[i])
+            free(pb->gw_due.vals[i]);
+    tl_map_fini(&pb->gw_due);
     if (pb->token) {
         memset(pb->token, 0, strlen(pb->token));
         free(pb->token);

@@ -582,7 +582,7 @@ static void stats(roamns_t *ns, hs_req_t *req)
     S(xmit_req_sent); S(xmit_req_received); S(xmit_failed);
     S(pb_tokens); S(pb_token_errors); S(pb_connects); S(pb_subscribe_ends); S(pb_call_errors);
     S(pb_published); S(pb_downlinks_received); S(pb_downlink_failures);
-    S(pb_uplinks_received); S(pb_downlinks_published); S(pb_reports_sent);
+    S(pb_uplinks_received); S(pb_downlinks_published); S(pb_reports_sent); S(pb_gateway_updates);
 #undef S
     cJSON_AddNumberToObject(o, "gateways", (double)ns->ngws);
     cJSON_AddNumberToObject(o, "devices", (double)ns_registry_count(ns->reg));

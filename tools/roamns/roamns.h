@@ -86,7 +86,7 @@ typedef struct rn_stats {
     /* Packet Broker mode */
     uint64_t pb_tokens, pb_token_errors, pb_connects, pb_subscribe_ends, pb_call_errors;
     uint64_t pb_published, pb_downlinks_received, pb_downlink_failures;
-    uint64_t pb_uplinks_received, pb_downlinks_published, pb_reports_sent;
+    uint64_t pb_uplinks_received, pb_downlinks_published, pb_reports_sent, pb_gateway_updates;
 } rn_stats_t;
 
 typedef struct rn_pb rn_pb_t;

@@ -13,6 +13,7 @@ import urllib.request
 
 from roaming_world import B_DEVICES, ROAMSIM, Hub, Network, World, close_world, free_port
 from roamhub_harness import AdminClient, admin_config, assert_no_sanitizer_report
+from test_grpc_listener import make_cert
 
 # Network C: a The Things Stack-like member (Packet Broker API), devices of its own.
 C_NET, C_BLOCK, C_JOIN_EUI = "000707", "0E000000/7", "70b3d57ed0000707"
@@ -35,13 +36,16 @@ PB_D_DEVICES = [
 
 
 def pb_member_config(net, hub_admin_port, hub_grpc_port, api_key, cluster, tenant="",
-                     token_key=None):
-    """roamns's packet_broker section: the pba.* settings of a TTS deployment pointed at the hub."""
+                     token_key=None, ca_file=None):
+    """roamns's packet_broker section: the pba.* settings of a TTS deployment pointed at the hub
+    (h2c as pba.insecure, or TLS trusting ca_file)."""
     kid, secret = api_key.split(":", 1)
     cfg = {"data_plane_address": "127.0.0.1:%d" % hub_grpc_port,
            "token_url": "http://127.0.0.1:%d/api/v1/oauth/token" % hub_admin_port,
            "client_id": kid, "client_secret": secret, "tenant_id": tenant, "cluster_id": cluster,
-           "forwarder": True, "home_network": True, "insecure": True}
+           "forwarder": True, "home_network": True, "insecure": ca_file is None}
+    if ca_file:
+        cfg["tls_ca_file"] = ca_file
     if token_key:
         cfg["token_key"] = token_key
     return cfg
@@ -55,11 +59,11 @@ class PBNetwork(Network):
         del self.config["hub"]
         self.cluster = cluster
 
-    def attach(self, hub, api_key):
+    def attach(self, hub, api_key, ca_file=None):
         """Points the member at a running hub with its data-plane key ("id:secret")."""
         self.config["packet_broker"] = pb_member_config(
             self.net_id, hub.admin_port, hub.grpc_port, api_key, self.cluster,
-            token_key=os.urandom(32).hex())
+            token_key=os.urandom(32).hex(), ca_file=ca_file)
 
     def records(self):
         recs = {"networks": [{"net_id": self.net_id, "name": "Network " + self.name, "listed": True}],
@@ -111,9 +115,10 @@ class PBWorld:
     gateways, sync) and B (home, devices, async) of roaming_world; policies between every pair
     allow everything. Keys with RIGHT_DATA_PLANE are created by the operator through the admin
     API, as docs/PEERING.md says. C and D have member records (no TS002 key): a bridged
-    transaction needs its sender's record."""
+    transaction needs its sender's record. tls=True: the gRPC listener speaks TLS (ALPN h2) and
+    the members verify its certificate, as a production agent does."""
 
-    def __init__(self, ts002=False, hub_config=None):
+    def __init__(self, ts002=False, hub_config=None, tls=False):
         self.dir = tempfile.mkdtemp(prefix="roamhub-pbe2e-")
         self.hub_port, self.home_hint = free_port(), "000505"
         self.c = PBNetwork(self, "C", C_NET, C_BLOCK, C_JOIN_EUI, PB_C_DEVICES, "c-eu1")
@@ -136,6 +141,11 @@ class PBWorld:
         os.makedirs(hub_dir)
         cfg = {"admin": admin_config(hub_dir), "ts002": {"port": self.hub_port},
                "grpc": {"address": "127.0.0.1", "port": 0}}
+        ca = None
+        if tls:   # the hub's gRPC listener with TLS (ALPN h2), the members trusting its certificate
+            make_cert(hub_dir)
+            ca = os.path.join(hub_dir, "hub.pem")
+            cfg["grpc"].update({"tls_cert": ca, "tls_key": os.path.join(hub_dir, "hub.key")})
         for k, v in (hub_config or {}).items():
             cfg.setdefault(k, {}).update(v)
         self.hub = Hub(table, config=cfg)
@@ -144,7 +154,7 @@ class PBWorld:
         for n in (self.c, self.d):
             key, _ = adm.create_key(op, net_id=n.net_id, rights=["RIGHT_DATA_PLANE"],
                                     name="tts " + n.name)
-            n.attach(self.hub, key)
+            n.attach(self.hub, key, ca_file=ca)
         for n in self.networks():
             n.start()
         wait_subscribed(self.hub, 16)

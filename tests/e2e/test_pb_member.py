@@ -85,14 +85,15 @@ class PBMemberTest(unittest.TestCase):
 
 
 class PBMemberResilienceTest(unittest.TestCase):
-    """The agent's behaviour over time: tokens refreshed before they expire (admin.jwt_ttl_s 10),
-    and a hub restart: every stream ends, the member re-dials with back-off and re-subscribes,
-    and traffic flows again (same ports: the hub's configuration is unchanged)."""
+    """The agent's behaviour over time, over TLS (ALPN h2, the hub's certificate verified) as in
+    production: tokens refreshed before they expire (admin.jwt_ttl_s 10), and a hub restart:
+    every stream ends, the member re-dials with back-off and re-subscribes, and traffic flows
+    again (same ports: the hub's configuration is unchanged)."""
 
     @classmethod
     def setUpClass(cls):
         cls.w = PBWorld(hub_config={"admin": {"jwt_ttl_s": 10, "port": free_port()},
-                                    "grpc": {"port": free_port()}})
+                                    "grpc": {"port": free_port()}}, tls=True)
 
     @classmethod
     def tearDownClass(cls):
@@ -106,6 +107,13 @@ class PBMemberResilienceTest(unittest.TestCase):
             time.sleep(0.2)
         self.fail("%s: %s stayed below %d: %s\n%s" % (net.name, key, at_least, net.stats(),
                                                        net.logs()[-3000:]))
+
+    def test_0_tls(self):
+        self.assertIn("tls=h2", self.w.hub.logs())   # the listener's start line
+        for n in (self.w.c, self.w.d):
+            self.assertIn("tls_ca_file", n.config["packet_broker"])
+            self.assertFalse(n.config["packet_broker"]["insecure"])
+            self.assertGreaterEqual(n.stats()["pb_connects"], 1)
 
     def test_1_token_refreshed_before_expiry(self):
         # a 10 s token is fetched again after 6 s, then again: calls never went out unauthenticated

@@ -10,10 +10,14 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <nghttp2/nghttp2.h>
 
+#include <arpa/inet.h>
 #include <netdb.h>
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +53,8 @@ struct grpc_client {
     unsigned ncalls;
     size_t max_msg;
     char authority[300];
+    SSL_CTX *tls;               /* a reference, or NULL for h2c */
+    SSL *ssl;                   /* owned by the bufferevent */
     bool dead;
     bool in_recv;               /* inside nghttp2_session_mem_recv: do not send */
 };
@@ -253,12 +259,33 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     (void)bev;
     grpc_client_t *c = arg;
     if (what & BEV_EVENT_CONNECTED) {
+        if (c->ssl) { /* grpc-go >= 1.67: a server that does not select h2 is refused */
+            const unsigned char *proto = NULL;
+            unsigned len = 0;
+            SSL_get0_alpn_selected(c->ssl, &proto, &len);
+            if (len != 2 || memcmp(proto, "h2", 2) != 0) {
+                fail_all(c, "TLS: the server did not select ALPN h2");
+                return;
+            }
+        }
         flush(c);
         return;
     }
-    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
-        fail_all(c, (what & BEV_EVENT_EOF) ? "connection closed by the server"
-                                           : "connection failed");
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+        char why[200];
+        unsigned long e = c->ssl ? bufferevent_get_openssl_error(c->bev) : 0;
+        if (e) {
+            char buf[160];
+            ERR_error_string_n(e, buf, sizeof buf);
+            snprintf(why, sizeof why, "TLS: %s", buf);
+            while (bufferevent_get_openssl_error(c->bev))
+                ;
+        } else {
+            snprintf(why, sizeof why, "%s", (what & BEV_EVENT_EOF) ? "connection closed by the server"
+                                                                     : "connection failed");
+        }
+        fail_all(c, why);
+    }
 }
 
 static void on_deadline(evutil_socket_t fd, short ev, void *arg)
@@ -275,8 +302,57 @@ static void on_deadline(evutil_socket_t fd, short ev, void *arg)
 
 /* ---- public ---- */
 
+SSL_CTX *grpc_client_tls_ctx(const char *ca_file, const char *what, rh_diag_t *diag)
+{
+    ERR_clear_error();
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    if (!ctx) {
+        rh_diag_fail(diag, RH_ENOMEM, "%s: out of memory", what);
+        return NULL;
+    }
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    int ok = ca_file ? SSL_CTX_load_verify_locations(ctx, ca_file, NULL)
+                     : SSL_CTX_set_default_verify_paths(ctx);
+    if (ok != 1) {
+        char buf[160];
+        ERR_error_string_n(ERR_get_error(), buf, sizeof buf);
+        ERR_clear_error();
+        SSL_CTX_free(ctx);
+        rh_diag_fail(diag, RH_ECRYPTO, "%s: cannot load %s (%s)", what,
+                     ca_file ? ca_file : "the system trust store", buf);
+        return NULL;
+    }
+    return ctx;
+}
+
+/* A new SSL for host: ALPN h2 only, SNI for names, the certificate checked against the name or
+ * the IP address. NULL on failure. */
+static SSL *new_ssl(SSL_CTX *ctx, const char *host)
+{
+    SSL *ssl = SSL_new(ctx);
+    if (!ssl)
+        return NULL;
+    unsigned char a4[4], a6[16];
+    bool ip = inet_pton(AF_INET, host, a4) == 1 || inet_pton(AF_INET6, host, a6) == 1;
+    static const unsigned char alpn[] = {2, 'h', '2'};
+    int ok = SSL_set_alpn_protos(ssl, alpn, sizeof alpn) == 0;
+    if (ip) {
+        ok = ok && X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host) == 1;
+    } else {
+        ok = ok && SSL_set_tlsext_host_name(ssl, host) == 1 && SSL_set1_host(ssl, host) == 1;
+        SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+    }
+    if (!ok) {
+        SSL_free(ssl);
+        return NULL;
+    }
+    return ssl;
+}
+
 grpc_client_t *grpc_client_new(struct event_base *base, const char *host, uint16_t port,
-                               size_t max_msg, rh_diag_t *diag)
+                               SSL_CTX *tls, size_t max_msg, rh_diag_t *diag)
 {
     struct addrinfo hints = {0}, *ai = NULL;
     hints.ai_socktype = SOCK_STREAM;
@@ -305,7 +381,20 @@ grpc_client_t *grpc_client_new(struct event_base *base, const char *host, uint16
     nghttp2_session_callbacks_set_on_frame_recv_callback(cb, on_frame_recv);
     int rc = nghttp2_session_client_new(&c->h2, cb, c);
     nghttp2_session_callbacks_del(cb);
-    c->bev = rc == 0 ? bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE) : NULL;
+    if (rc == 0 && tls) {
+        c->tls = tls;
+        SSL_CTX_up_ref(tls);
+        c->ssl = new_ssl(tls, host);
+        c->bev = c->ssl ? bufferevent_openssl_socket_new(base, -1, c->ssl, BUFFEREVENT_SSL_CONNECTING,
+                                                         BEV_OPT_CLOSE_ON_FREE)
+                        : NULL;
+        if (!c->bev && c->ssl) {
+            SSL_free(c->ssl);
+            c->ssl = NULL;
+        }
+    } else if (rc == 0) {
+        c->bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+    }
     if (!c->bev) {
         freeaddrinfo(ai);
         grpc_client_free(c);
@@ -359,7 +448,7 @@ grpc_ccall_t *grpc_client_call(grpc_client_t *c, const char *path, const uint8_t
     k->local_status = -1;
     grpc_deframer_init(&k->in, c->max_msg, on_msg, k);
     char auth[2200], tmo[16];
-    nghttp2_nv nv[9] = {NV(":method", "POST"), NV(":scheme", "http"), NV(":path", path),
+    nghttp2_nv nv[9] = {NV(":method", "POST"), NV(":scheme", c->ssl ? "https" : "http"), NV(":path", path),
                         NV(":authority", c->authority), NV("content-type", "application/grpc"),
                         NV("te", "trailers"),
                         NV("user-agent", "roamns-pba grpc-c/nghttp2")};
@@ -420,6 +509,7 @@ void grpc_client_free(grpc_client_t *c)
     if (c->h2)
         nghttp2_session_del(c->h2);
     if (c->bev)
-        bufferevent_free(c->bev);
+        bufferevent_free(c->bev); /* frees the SSL too */
+    SSL_CTX_free(c->tls);
     free(c);
 }

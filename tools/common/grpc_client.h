@@ -3,13 +3,15 @@
  * event_base: what roamns needs to speak to the hub as The Things Stack's Packet Broker Agent
  * does (docs/roamns.md "Packet Broker mode"; shared/reference/packet-broker-api.md section 2).
  *
- * One grpc_client_t is one HTTP/2 connection, plaintext h2c with prior knowledge (the agent's
- * `pba.insecure` mode; TLS is not implemented here: roamns runs on loopback). Calls are unary or server-streaming: exactly one request message, any
+ * One grpc_client_t is one HTTP/2 connection: plaintext h2c with prior knowledge (the agent's
+ * `pba.insecure` mode), or TLS (bufferevent_openssl) offering ALPN "h2" only and refusing a
+ * server that does not select it, as grpc-go >= 1.67 does; the server's certificate is checked
+ * against the host name or IP address (the trust store is the caller's SSL_CTX). Calls are unary or server-streaming: exactly one request message, any
  * number of reply messages, then the status from the trailers (grpc-status, percent-decoded
  * grpc-message). Framing, status codes and grpc-message coding are broker/grpc_frame.h, shared
  * with the hub's server; HTTP/2 (HPACK, SETTINGS, PING answers, flow control) is nghttp2's.
  *
- * Request headers as grpc-go sends them: :method POST, :scheme http, :path, :authority
+ * Request headers as grpc-go sends them: :method POST, :scheme http|https, :path, :authority
  * host:port, content-type application/grpc, te trailers, user-agent, authorization
  * "Bearer <token>" when a token is given, grpc-timeout when the call has a deadline.
  *
@@ -25,6 +27,7 @@
 #include "grpc_frame.h"
 #include "rh_err.h"
 
+#include <openssl/ssl.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -44,12 +47,21 @@ typedef void (*grpc_done_fn)(void *arg, int status, const char *message);
 
 /*
  * Connects to host:port (numeric IPv4/IPv6 address or a name resolved here, blocking, once) and
- * starts the HTTP/2 session (h2c); calls may be started at once (they are sent when connected).
- * max_msg: the largest reply message accepted (0 = 16 MiB, the agent's limit).
+ * starts the HTTP/2 session; calls may be started at once (they are sent when connected).
+ * tls: NULL = h2c; else a client context (see grpc_client_tls_ctx) the client keeps a reference
+ * to. max_msg: the largest reply message accepted (0 = 16 MiB, the agent's limit). A TLS
+ * handshake failure, a certificate that does not verify or a server that selects no "h2" fails
+ * the connection: its calls end GRPC_UNAVAILABLE with the reason.
  * Errors: NULL with diag ("host: ...", socket or allocation failure).
  */
 grpc_client_t *grpc_client_new(struct event_base *base, const char *host, uint16_t port,
-                               size_t max_msg, rh_diag_t *diag);
+                               SSL_CTX *tls, size_t max_msg, rh_diag_t *diag);
+
+/* A client TLS context for grpc_client_new: TLS 1.2+, peer verification against ca_file (PEM), or
+ * the system trust store when ca_file is NULL (as the agent's Go client: system roots plus
+ * `tls.root-ca`). Returns a new context (SSL_CTX_free) or NULL with diag naming `what`
+ * ("packet_broker.tls_ca_file: cannot load ..."). */
+SSL_CTX *grpc_client_tls_ctx(const char *ca_file, const char *what, rh_diag_t *diag);
 
 /* Whether the connection is usable (not failed, not closed by the server). */
 bool grpc_client_alive(const grpc_client_t *c);

@@ -41,6 +41,7 @@ void ns_config_fini(ns_config_t *c)
     free(c->hub_api_key);
     free(c->pb_host);
     free(c->pb_token_url);
+    free(c->pb_tls_ca_file);
     free(c->pb_client_id);
     if (c->pb_client_secret)
         memset(c->pb_client_secret, 0, strlen(c->pb_client_secret));
@@ -55,18 +56,19 @@ void ns_config_fini(ns_config_t *c)
 }
 
 /* config.packet_broker: the Packet Broker Agent mode (docs/roamns.md). */
-static int pb_section(const cJSON *o, ns_config_t *c, rh_diag_t *diag)
+static int pb_section(const cJSON *o, const char *base_dir, ns_config_t *c, rh_diag_t *diag)
 {
     static const char *const keys[] = {"data_plane_address", "token_url", "client_id",
                                        "client_secret", "tenant_id", "cluster_id", "forwarder",
-                                       "home_network", "token_key", "insecure", NULL};
+                                       "home_network", "token_key", "insecure", "tls_ca_file",
+                                       NULL};
     const char *w = "config.packet_broker";
     if (!o || cJSON_IsNull(o))
         return RH_OK;
     if (!cJSON_IsObject(o))
         return rh_diag_fail(diag, RH_EINVAL, "%s: expected an object", w);
     const char *addr = NULL, *url = NULL, *id = NULL, *secret = NULL, *tenant = "", *cluster = "",
-               *tkey = NULL;
+               *tkey = NULL, *ca = NULL;
     bool insecure = false;
     c->pb_forwarder = c->pb_home = true;
     int rc = tl_check_keys(o, keys, w, diag);
@@ -79,16 +81,17 @@ static int pb_section(const cJSON *o, ns_config_t *c, rh_diag_t *diag)
         (rc = tl_get_bool(o, "forwarder", w, &c->pb_forwarder, diag)) < 0 ||
         (rc = tl_get_bool(o, "home_network", w, &c->pb_home, diag)) < 0 ||
         (rc = tl_get_str(o, "token_key", w, &tkey, diag)) < 0 ||
-        (rc = tl_get_bool(o, "insecure", w, &insecure, diag)) < 0)
+        (rc = tl_get_bool(o, "insecure", w, &insecure, diag)) < 0 ||
+        (rc = tl_get_str(o, "tls_ca_file", w, &ca, diag)) < 0)
         return rc;
     const char *colon = addr ? strrchr(addr, ':') : NULL;
     char *end = NULL;
     unsigned long port = colon ? strtoul(colon + 1, &end, 10) : 0;
     if (!colon || colon == addr || !end || *end || port == 0 || port > 65535)
         return rh_diag_fail(diag, RH_EINVAL, "%s.data_plane_address: expected \"host:port\"", w);
-    if (!insecure)
-        return rh_diag_fail(diag, RH_EINVAL,
-                            "%s.insecure: must be true (roamns speaks h2c only, on loopback)", w);
+    if (insecure && ca)
+        return rh_diag_fail(diag, RH_EINVAL, "%s.tls_ca_file: not with insecure (h2c)", w);
+    c->pb_insecure = insecure;
     if (!url || strncmp(url, "http://", 7) != 0)
         return rh_diag_fail(diag, RH_EINVAL, "%s.token_url: expected an http:// URL", w);
     if (!id || !*id)
@@ -107,6 +110,9 @@ static int pb_section(const cJSON *o, ns_config_t *c, rh_diag_t *diag)
     c->pb_host = strndup(addr, (size_t)(colon - addr));
     c->pb_port = (uint16_t)port;
     c->pb_token_url = strdup(url);
+    c->pb_tls_ca_file = ca ? resolve(base_dir, ca) : NULL;
+    if (ca && !c->pb_tls_ca_file)
+        return rh_diag_fail(diag, RH_ENOMEM, "%s: out of memory", w);
     c->pb_client_id = strdup(id);
     c->pb_client_secret = strdup(secret);
     c->pb_tenant_id = strdup(tenant ? tenant : "");
@@ -250,7 +256,7 @@ int ns_config_from_json(const cJSON *root, const char *base_dir, ns_config_t *c,
     c->hub_timeout_ms = (unsigned)(tmo ? tmo : 3000);
     c->hub_receiver_id = (uint32_t)recv_id;
 
-    if ((rc = pb_section(cJSON_GetObjectItemCaseSensitive(root, "packet_broker"), c, diag)) < 0)
+    if ((rc = pb_section(cJSON_GetObjectItemCaseSensitive(root, "packet_broker"), base_dir, c, diag)) < 0)
         goto fail;
 
     const char *dl = NULL, *out = NULL, *lvl = "info";

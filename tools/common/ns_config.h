@@ -50,6 +50,8 @@ typedef struct ns_config {
     char *pb_host;             /* data_plane_address "host:port" split */
     uint16_t pb_port;
     char *pb_token_url;        /* http://host:port/path of the hub's token endpoint */
+    bool pb_insecure;          /* h2c (pba.insecure) instead of TLS with ALPN h2 */
+    char *pb_tls_ca_file;      /* PEM roots for the hub's gRPC certificate; NULL = system store */
     char *pb_client_id;        /* oauth2 client ID = the hub API key's ID */
     char *pb_client_secret;    /* oauth2 client secret (never logged) */
     char *pb_tenant_id;        /* "" = none */

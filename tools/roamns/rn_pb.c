@@ -4,7 +4,8 @@
  * pkg/packetbrokeragent as summarised in shared/reference/packet-broker-api.md):
  *   - OAuth2 client credentials first (form POST to the token URL, pba_token.h), refreshed 10 s
  *     before expiry; every RPC carries "authorization: Bearer <token>";
- *   - one h2c connection (grpc_client.h) to the data-plane address, re-dialled with back-off
+ *   - one HTTP/2 connection (grpc_client.h; TLS with ALPN h2, or h2c with `insecure`) to the
+ *     data-plane address, re-dialled with back-off
  *     0.1 s, 1 s, 10 s (the agent's task restart delays) when it fails;
  *   - forwarder: ForwarderData/Publish of each gateway's copy of an uplink roamns does not handle
  *     itself (one request per gateway, 3 s deadline), with the gateway uplink token sealed under
@@ -85,6 +86,7 @@ struct rn_pb {
     tl_map_t seen;                   /* home: FNV-64 of PHYPayload -> expiry ms (as pointer) */
     tl_map_t gw_due;                 /* forwarder: gateway EUI -> pb_gw_due_t* (Mapper updates) */
     pb_token_key_t key;              /* gateway uplink tokens (broker/pb_token.h) */
+    SSL_CTX *tls;                    /* NULL with insecure (h2c) */
     char group[128];
 };
 
@@ -896,7 +898,7 @@ static void ensure_cb(evutil_socket_t fd, short ev, void *arg)
             pb->slots[i].call = NULL;
         rh_diag_t d;
         rh_diag_clear(&d);
-        pb->conn = grpc_client_new(ns->base, ns->cfg.pb_host, ns->cfg.pb_port, 0, &d);
+        pb->conn = grpc_client_new(ns->base, ns->cfg.pb_host, ns->cfg.pb_port, pb->tls, 0, &d);
         if (!pb->conn) {
             RH_LOG(RH_LOG_WARN, "pb", "data plane not reachable err=\"%s\"", d.text);
             schedule_retry(pb);
@@ -1033,6 +1035,9 @@ int rn_pb_start(roamns_t *ns, rh_diag_t *diag)
         return RH_ECRYPTO;
     }
     snprintf(pb->group, sizeof pb->group, "%s", c->pb_cluster_id[0] ? c->pb_cluster_id : "default");
+    if (!c->pb_insecure &&
+        !(pb->tls = grpc_client_tls_ctx(c->pb_tls_ca_file, "packet_broker.tls_ca_file", diag)))
+        return RH_ECRYPTO;
     for (size_t i = 0; i < 2 * PB_STREAMS; i++)
         pb->slots[i] = (pb_slot_t){pb, i >= PB_STREAMS, NULL};
     struct evhttp_uri *u = evhttp_uri_parse(c->pb_token_url);
@@ -1067,6 +1072,7 @@ void rn_pb_stop(roamns_t *ns)
     if (!pb)
         return;
     grpc_client_free(pb->conn); /* open calls dropped without callbacks */
+    SSL_CTX_free(pb->tls);
     if (pb->tok_conn)
         evhttp_connection_free(pb->tok_conn); /* a pending token request is cancelled */
     if (pb->ensure_ev)

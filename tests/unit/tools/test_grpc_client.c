@@ -2,7 +2,8 @@
  * the hub's own server (broker/grpc_server) on 127.0.0.1, both on one event_base: request headers
  * as grpc-go sends them, unary and server-streaming replies, status and percent-decoded
  * grpc-message from trailers (and trailers-only refusals), UNIMPLEMENTED paths, deadlines, cancel,
- * a refused connection, the server going away under an open call. */
+ * a refused connection, the server going away under an open call; TLS with ALPN h2 (a server
+ * certificate made here), an untrusted certificate and a server that selects no ALPN refused. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,6 +13,10 @@
 
 #include <cmocka.h>
 #include <event2/event.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+#include <unistd.h>
 
 #include "grpc_client.h"
 #include "grpc_server.h"
@@ -149,7 +154,7 @@ static void run_until(fx_t *f, const int *flag, int want)
 static grpc_client_t *connect_fx(fx_t *f)
 {
     rh_diag_t d;
-    grpc_client_t *c = grpc_client_new(f->base, "127.0.0.1", grpc_server_port(f->srv), 0, &d);
+    grpc_client_t *c = grpc_client_new(f->base, "127.0.0.1", grpc_server_port(f->srv), NULL, 0, &d);
     assert_non_null(c);
     return c;
 }
@@ -254,13 +259,130 @@ static void test_server_gone(void **state)
     uint16_t port = grpc_server_port(f->srv);
     grpc_server_free(f->srv);
     f->srv = NULL;
-    c = grpc_client_new(f->base, "127.0.0.1", port, 0, &d);
+    c = grpc_client_new(f->base, "127.0.0.1", port, NULL, 0, &d);
     assert_non_null(c);
     result_t z = {0};
     assert_non_null(grpc_client_call(c, "/t.S/Echo", NULL, 0, "t", 0, on_reply, on_done, &z));
     run_until(f, &z.done, 1);
     assert_int_equal(z.status, GRPC_UNAVAILABLE);
     grpc_client_free(c);
+}
+
+/* ---- TLS: a self-signed P-256 certificate for IP 127.0.0.1 ---- */
+
+typedef struct tls_fx {
+    EVP_PKEY *key;
+    X509 *cert;
+    char ca_path[64];
+    SSL_CTX *srv_ctx;
+} tls_fx_t;
+
+static tls_fx_t tlsfx;
+
+static void make_cert(void)
+{
+    tlsfx.key = EVP_EC_gen("P-256");
+    assert_non_null(tlsfx.key);
+    X509 *x = X509_new();
+    X509_set_version(x, 2);
+    ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+    X509_gmtime_adj(X509_getm_notBefore(x), -60);
+    X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+    X509_set_pubkey(x, tlsfx.key);
+    X509_NAME *n = X509_get_subject_name(x);
+    X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC, (const unsigned char *)"hub", -1, -1, 0);
+    X509_set_issuer_name(x, n);
+    X509V3_CTX v3;
+    X509V3_set_ctx_nodb(&v3);
+    X509V3_set_ctx(&v3, x, x, NULL, NULL, 0);
+    X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, &v3, NID_subject_alt_name, "IP:127.0.0.1");
+    assert_non_null(ext);
+    X509_add_ext(x, ext, -1);
+    X509_EXTENSION_free(ext);
+    ext = X509V3_EXT_conf_nid(NULL, &v3, NID_basic_constraints, "critical,CA:TRUE");
+    X509_add_ext(x, ext, -1);
+    X509_EXTENSION_free(ext);
+    assert_true(X509_sign(x, tlsfx.key, EVP_sha256()) > 0);
+    tlsfx.cert = x;
+    snprintf(tlsfx.ca_path, sizeof tlsfx.ca_path, "/tmp/rh-grpcc-ca-%d.pem", (int)getpid());
+    FILE *f = fopen(tlsfx.ca_path, "w");
+    assert_non_null(f);
+    PEM_write_X509(f, x);
+    fclose(f);
+}
+
+static SSL_CTX *server_ctx(bool alpn)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    assert_int_equal(SSL_CTX_use_certificate(ctx, tlsfx.cert), 1);
+    assert_int_equal(SSL_CTX_use_PrivateKey(ctx, tlsfx.key), 1);
+    return alpn ? grpc_server_tls_prepare(ctx) : ctx;
+}
+
+static SSL_CTX *tls_ctx_cb(void *arg)
+{
+    SSL_CTX *ctx = arg;
+    SSL_CTX_up_ref(ctx);
+    return ctx;
+}
+
+static void tls_call(fx_t *f, SSL_CTX *srv_ctx, SSL_CTX *cli_ctx, result_t *r)
+{
+    grpc_opts_t o = {.bind_addr = "127.0.0.1", .methods = methods,
+                     .n_methods = sizeof methods / sizeof methods[0], .arg = &f->seen,
+                     .tls_ctx = tls_ctx_cb, .tls_ctx_arg = srv_ctx};
+    rh_diag_t d;
+    grpc_server_free(f->srv);
+    f->srv = grpc_server_new(f->base, &o, &d);
+    assert_non_null(f->srv);
+    grpc_client_t *c = grpc_client_new(f->base, "127.0.0.1", grpc_server_port(f->srv), cli_ctx, 0, &d);
+    assert_non_null(c);
+    const uint8_t req[] = {1, 2, 3};
+    assert_non_null(grpc_client_call(c, "/t.S/Echo", req, sizeof req, "t", 3000, on_reply, on_done, r));
+    run_until(f, &r->done, 1);
+    assert_int_equal(r->done, 1);
+    grpc_client_free(c);
+}
+
+static void test_tls(void **state)
+{
+    fx_t *f = *state;
+    make_cert();
+    rh_diag_t d;
+    SSL_CTX *trusting = grpc_client_tls_ctx(tlsfx.ca_path, "tls_ca_file", &d);
+    assert_non_null(trusting);
+    /* TLS with ALPN h2, the certificate checked against 127.0.0.1 */
+    SSL_CTX *srv = server_ctx(true);
+    result_t r = {0};
+    tls_call(f, srv, trusting, &r);
+    assert_int_equal(r.status, GRPC_OK);
+    assert_int_equal(r.nreplies, 1);
+    assert_memory_equal(r.replies[0], "\x01\x02\x03", 3);
+    assert_string_equal(f->seen.auth, "Bearer t");
+    /* a certificate the client does not trust (system store only): refused */
+    SSL_CTX *system = grpc_client_tls_ctx(NULL, "tls_ca_file", &d);
+    assert_non_null(system);
+    result_t u = {0};
+    tls_call(f, srv, system, &u);
+    assert_int_equal(u.status, GRPC_UNAVAILABLE);
+    assert_true(strncmp(u.msg, "TLS: ", 5) == 0);
+    /* a server that selects no ALPN protocol: refused, as grpc-go >= 1.67 does */
+    SSL_CTX *no_alpn = server_ctx(false);
+    result_t a = {0};
+    tls_call(f, no_alpn, trusting, &a);
+    assert_int_equal(a.status, GRPC_UNAVAILABLE);
+    assert_non_null(strstr(a.msg, "ALPN h2"));
+    /* a CA file that does not exist: the diagnostic names the setting */
+    rh_diag_clear(&d);
+    assert_null(grpc_client_tls_ctx("/nonexistent/ca.pem", "packet_broker.tls_ca_file", &d));
+    assert_true(strncmp(d.text, "packet_broker.tls_ca_file: cannot load", 38) == 0);
+    SSL_CTX_free(trusting);
+    SSL_CTX_free(system);
+    SSL_CTX_free(srv);
+    SSL_CTX_free(no_alpn);
+    unlink(tlsfx.ca_path);
+    X509_free(tlsfx.cert);
+    EVP_PKEY_free(tlsfx.key);
 }
 
 int main(void)
@@ -270,6 +392,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_stream_refusal_unknown, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deadline_and_cancel, setup, teardown),
         cmocka_unit_test_setup_teardown(test_server_gone, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tls, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

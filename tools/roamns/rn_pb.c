@@ -12,7 +12,9 @@
  *     the token key and the forwarder identity; ForwarderData/Subscribe with 4 streams in one
  *     group (cluster ID, or "default"); each RoutedDownlinkMessage is scheduled on the gateway
  *     (RX1/RX2 as roamns schedules any downlink) and answered with
- *     ForwarderData/ReportDownlinkMessageDeliveryState (PROCESSED + success{rx1,rx2} or an error);
+ *     ForwarderData/ReportDownlinkMessageDeliveryState (PROCESSED + success{rx1,rx2}, or the
+ *     agent's errors: DOWNLINK_INTERNAL for what does not convert or open, GATEWAY_NOT_CONNECTED,
+ *     DOWNLINK_UNKNOWN_ERROR for a failed scheduling such as too late);
  *   - forwarder, gateways: Mapper/UpdateGateway for each connected gateway (location when known,
  *     online with a 10 min TTL), again every 10 min +-20 % and when it goes silent, as TTS's
  *     Gateway Server does through the agent;
@@ -414,8 +416,8 @@ void rn_pb_publish_uplink(roamns_t *ns, const rn_up_t *up, const lw_frame_t *f)
            f->mtype == LW_MTYPE_JOIN_REQUEST ? "join-request" : "data", up->nrx, sent);
 }
 
-static void report_downlink(rn_pb_t *pb, const RoutedDownlink *rd, const char *gwid, int window,
-                            int error)
+static void report_downlink(rn_pb_t *pb, const RoutedDownlink *rd, uint64_t gw_eui,
+                            const char *gwid, int window, int error)
 {
     Org__Packetbroker__V3__DownlinkMessageDeliveryStateChange sc =
         ORG__PACKETBROKER__V3__DOWNLINK_MESSAGE_DELIVERY_STATE_CHANGE__INIT;
@@ -431,7 +433,10 @@ static void report_downlink(rn_pb_t *pb, const RoutedDownlink *rd, const char *g
     sc.forwarder_tenant_id = rd->forwarder_tenant_id;
     if (rd->message)
         sc.downlink_token = rd->message->downlink_token;
-    if (gwid) {
+    Google__Protobuf__UInt64Value eui = GOOGLE__PROTOBUF__UINT64_VALUE__INIT;
+    if (gwid) { /* T: the gateway's EUI and ID, once the message converted */
+        eui.value = gw_eui;
+        gid.eui = &eui;
         gid.id_case = ORG__PACKETBROKER__V3__GATEWAY_IDENTIFIER__ID_PLAIN;
         gid.plain = (char *)gwid;
         sc.forwarder_gateway_id = &gid;
@@ -477,15 +482,19 @@ static void on_downlink(rn_pb_t *pb, const uint8_t *buf, size_t len)
     }
     ns->st.pb_downlinks_received++;
     const DownlinkMessage *m = rd->message;
+    if (!m) { /* T: nothing to do and nothing reported */
+        org__packetbroker__v3__routed_downlink_message__free_unpacked(rd, NULL);
+        return;
+    }
     char gwid[24] = "";
     uint8_t plain[NS_TOKEN_HEX + 1];
     size_t pl = 0;
-    ns_token_t t;
+    ns_token_t t = {0};
     rh_diag_t d;
     rh_diag_clear(&d);
     int err = -1, window = 0;
     const char *why = "";
-    if (!m || !m->phy_payload.len || m->phy_payload.len > LW_PHY_MAX) {
+    if (!m->phy_payload.len || m->phy_payload.len > LW_PHY_MAX) {
         err = ORG__PACKETBROKER__V3__DOWNLINK_MESSAGE_PROCESSING_ERROR__DOWNLINK_INTERNAL;
         why = "no PHYPayload";
     } else if (open_gwtoken(pb, rd, plain, sizeof plain - 1, &pl, &d) < 0 || pl != NS_TOKEN_HEX) {
@@ -523,11 +532,13 @@ static void on_downlink(rn_pb_t *pb, const uint8_t *buf, size_t len)
             err = ORG__PACKETBROKER__V3__DOWNLINK_MESSAGE_PROCESSING_ERROR__GATEWAY_NOT_CONNECTED;
             why = "gateway not connected";
         } else if (!o.rx1_ok && !o.rx2_ok) {
-            err = ORG__PACKETBROKER__V3__DOWNLINK_MESSAGE_PROCESSING_ERROR__TX_FREQUENCY;
+            /* T: a message that does not convert (no known data rate) -> DOWNLINK_INTERNAL */
+            err = ORG__PACKETBROKER__V3__DOWNLINK_MESSAGE_PROCESSING_ERROR__DOWNLINK_INTERNAL;
             why = "neither rx1 nor rx2 has a frequency and a LoRa data rate of the region";
         } else if ((rc = ns_dl_choose(t.tmst, t.rx_ms, rn_now_ms32(), &o, ns->cfg.dl_margin_ms, &p)) < 0) {
             ns->st.downlinks_too_late++;
-            err = ORG__PACKETBROKER__V3__DOWNLINK_MESSAGE_PROCESSING_ERROR__TOO_LATE;
+            /* T: any ScheduleDownlink failure is reported DOWNLINK_UNKNOWN_ERROR */
+            err = ORG__PACKETBROKER__V3__DOWNLINK_MESSAGE_PROCESSING_ERROR__DOWNLINK_UNKNOWN_ERROR;
             why = "too late for RX1 and RX2";
         } else if ((rc = rn_send_txpk(ns, t.gw_eui, p.tmst, p.freq_hz, p.dr, m->phy_payload.data,
                                       m->phy_payload.len)) < 0) {
@@ -545,7 +556,7 @@ static void on_downlink(rn_pb_t *pb, const uint8_t *buf, size_t len)
     } else {
         RH_LOG(RH_LOG_INFO, "pb", "downlink sent id=%s home=%s gw=%s rx=%d", rd->id, hn, gwid, window);
     }
-    report_downlink(pb, rd, gwid[0] ? gwid : NULL, window, err);
+    report_downlink(pb, rd, t.gw_eui, gwid[0] ? gwid : NULL, window, err);
     org__packetbroker__v3__routed_downlink_message__free_unpacked(rd, NULL);
 }
 
@@ -684,6 +695,10 @@ static void on_uplink(rn_pb_t *pb, const uint8_t *buf, size_t len)
     }
     ns->st.pb_uplinks_received++;
     const UplinkMessage *um = ru->message;
+    if (!um) { /* T: nothing to do and nothing reported */
+        org__packetbroker__v3__routed_uplink_message__free_unpacked(ru, NULL);
+        return;
+    }
     char fwd[7];
     lw_netid_format(ru->forwarder_net_id, fwd, 0);
     int err = -1; /* UplinkMessageProcessingError, -1 = none */
@@ -691,7 +706,7 @@ static void on_uplink(rn_pb_t *pb, const uint8_t *buf, size_t len)
     rh_diag_clear(&d);
     lw_frame_t fr;
     uint8_t ul_dr = 0;
-    if (!um || !um->phy_payload ||
+    if (!um->phy_payload ||
         um->phy_payload->value_case != ORG__PACKETBROKER__V3__UPLINK_MESSAGE__PHYPAYLOAD__VALUE_PLAIN ||
         lw_frame_decode(um->phy_payload->plain.data, um->phy_payload->plain.len, &fr, &d) < 0 ||
         dr_index(ns->cfg.region, um->data_rate, true, &ul_dr) < 0) {

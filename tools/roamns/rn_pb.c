@@ -79,6 +79,7 @@ struct rn_pb {
     grpc_client_t *conn;
     char *token;                     /* current access token (never logged) */
     bool token_pending;
+    bool token_stale;                /* a new one is wanted (refresh due, or a fetch failed) */
     struct evhttp_connection *tok_conn;
     char tok_host[256], tok_path[512];
     uint16_t tok_port;
@@ -150,6 +151,7 @@ static void token_cb(struct evhttp_request *req, void *arg)
         free(pb->token);
     }
     pb->token = tok;
+    pb->token_stale = false;
     pb->ns->st.pb_tokens++;
     RH_LOG(RH_LOG_INFO, "pb", "token received expires_in=%llu", (unsigned long long)exp);
     if (exp) { /* refresh ~10 s before expiry, as x/oauth2 does */
@@ -194,7 +196,9 @@ static void refresh_cb(evutil_socket_t fd, short ev, void *arg)
 {
     (void)fd;
     (void)ev;
-    token_fetch(arg);
+    rn_pb_t *pb = arg;
+    pb->token_stale = true; /* until a new one arrives: a failed fetch is retried by ensure_cb */
+    token_fetch(pb);
 }
 
 /* ------------------------------------------------------------------ calls */
@@ -206,8 +210,10 @@ static void unary_done(void *arg, int status, const char *msg)
     if (status != GRPC_OK) {
         pb->ns->st.pb_call_errors++;
         RH_LOG(RH_LOG_WARN, "pb", "call failed status=%s msg=\"%s\"", grpc_status_name(status), msg);
-        if (status == GRPC_UNAUTHENTICATED)
+        if (status == GRPC_UNAUTHENTICATED) {
+            pb->token_stale = true;
             token_fetch(pb);
+        }
     } else {
         pb->backoff = 0;
     }
@@ -823,8 +829,10 @@ static void sub_done(void *arg, int status, const char *msg)
     s->pb->ns->st.pb_subscribe_ends++;
     RH_LOG(RH_LOG_INFO, "pb", "subscription ended role=%s status=%s msg=\"%s\"",
            s->home ? "home" : "forwarder", grpc_status_name(status), msg);
-    if (status == GRPC_UNAUTHENTICATED)
+    if (status == GRPC_UNAUTHENTICATED) {
+        s->pb->token_stale = true;
         token_fetch(s->pb);
+    }
     schedule_retry(s->pb); /* T: any stream end makes the agent re-subscribe with back-off */
 }
 
@@ -900,10 +908,10 @@ static void ensure_cb(evutil_socket_t fd, short ev, void *arg)
     roamns_t *ns = pb->ns;
     if (ns->stopping)
         return;
-    if (!pb->token) {
-        token_fetch(pb);
+    if (!pb->token || pb->token_stale)
+        token_fetch(pb); /* the current token (if any) serves until the new one arrives */
+    if (!pb->token)
         return;
-    }
     if (pb->conn && !grpc_client_alive(pb->conn) && grpc_client_calls(pb->conn) == 0) {
         grpc_client_free(pb->conn);
         pb->conn = NULL;

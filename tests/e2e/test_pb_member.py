@@ -42,6 +42,8 @@ class PBMemberTest(unittest.TestCase):
         self.assertTrue(all(u["via"] == "roaming" and u["forwarder_net_id"] == forwarder.net_id
                             for u in ups), ups)
         self.assertTrue(all(u["gateways"] and u["gateways"][0]["lat"] is not None for u in ups), ups)
+        # the copies from both gateways were merged into one uplink (deduplication window)
+        self.assertTrue(all(len(u["gateways"]) == 2 for u in ups), ups)
         hs, fs = home.stats(), forwarder.stats()
         self.assertGreaterEqual(hs["pb_uplinks_received"], s["uplinks_sent"] + s["join_requests"])
         self.assertGreater(fs["pb_published"], 0)

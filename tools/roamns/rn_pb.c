@@ -24,8 +24,10 @@
  *     with HomeNetworkData/Publish carrying the forwarder's identity and both uplink tokens
  *     unchanged, then HomeNetworkData/ReportUplinkMessageDeliveryState (PROCESSED, error
  *     NOT_FOUND / DUPLICATE_PAYLOAD / UPLINK_UNKNOWN_ERROR / UPLINK_INTERNAL as the agent maps
- *     its NS's answer). Copies of one uplink from several gateways: the first is processed, the
- *     later ones (same PHYPayload within 2 s) are reported without error, as an NS merges them.
+ *     its NS's answer). Copies of one uplink from several gateways are collected for
+ *     dedup_window_ms as a Network Server deduplicates: the copy with a gateway uplink token and
+ *     the best SNR answers, the output line lists every gateway, the merged copies (also those
+ *     up to 2 s late) are reported without error.
  */
 #include "roamns.h"
 
@@ -53,7 +55,7 @@
 
 #define PB_STREAMS 4                 /* per role, as the agent opens */
 #define PB_UNARY_TIMEOUT_MS 3000     /* the agent's publishMessageTimeout */
-#define PB_SEEN_HOLD_MS 2000         /* home side: copies of one uplink within this are merged */
+#define PB_SEEN_HOLD_MS 2000         /* home side: copies this late after the window are merged */
 #define P_FWD "/org.packetbroker.routing.v1.ForwarderData/"
 #define P_HOME "/org.packetbroker.routing.v1.HomeNetworkData/"
 #define P_MAPPER "/org.packetbroker.mapping.v2.Mapper/UpdateGateway"
@@ -86,7 +88,7 @@ struct rn_pb {
     struct event *ensure_ev, *refresh_ev, *sweep_ev;
     unsigned backoff;                /* index into delays_ms */
     pb_slot_t slots[2 * PB_STREAMS]; /* forwarder streams, then home streams */
-    tl_map_t seen;                   /* home: FNV-64 of PHYPayload -> expiry ms (as pointer) */
+    tl_map_t seen;                   /* home: FNV-64 of PHYPayload -> pb_up_t* (deduplication) */
     tl_map_t gw_due;                 /* forwarder: gateway EUI -> pb_gw_due_t* (Mapper updates) */
     pb_token_key_t key;              /* gateway uplink tokens (broker/pb_token.h) */
     SSL_CTX *tls;                    /* NULL with insecure (h2c) */
@@ -690,55 +692,48 @@ static uint64_t fnv64(const uint8_t *p, size_t n)
     return h ? h : 1;
 }
 
-/* A RoutedUplinkMessage on a home stream: join / data as roamns's home network, then report. */
-static void on_uplink(rn_pb_t *pb, const uint8_t *buf, size_t len)
+/* Copies of one uplink (same PHYPayload) from several gateways or forwarders, collected for
+ * dedup_window_ms as a Network Server deduplicates; kept PB_SEEN_HOLD_MS after processing so
+ * that late copies are recognised. */
+typedef struct pb_up {
+    rn_pb_t *pb;
+    uint64_t key;
+    RoutedUplink *copies[RN_MAX_GW_PER_UPLINK];
+    size_t n;
+    struct event *timer;
+    bool done;
+    uint64_t expires_ms;
+} pb_up_t;
+
+static double copy_snr(const UplinkMessage *um)
+{
+    ns_rxinfo_t g;
+    rxinfo_pb(um, &g);
+    return g.has_snr ? g.snr : -1000.0;
+}
+
+/* Processes the uplink through copy `ru` (the one whose gateway answers), with the gateways of
+ * every copy for the output line. Returns the UplinkMessageProcessingError to report, -1 = none. */
+static int process_uplink(rn_pb_t *pb, const RoutedUplink *ru, const ns_rxinfo_t *gws, size_t ngw)
 {
     roamns_t *ns = pb->ns;
-    RoutedUplink *ru = org__packetbroker__v3__routed_uplink_message__unpack(NULL, len, buf);
-    if (!ru) {
-        RH_LOG(RH_LOG_WARN, "pb", "undecodable RoutedUplinkMessage dropped len=%zu", len);
-        return;
-    }
-    ns->st.pb_uplinks_received++;
     const UplinkMessage *um = ru->message;
-    if (!um) { /* T: nothing to do and nothing reported */
-        org__packetbroker__v3__routed_uplink_message__free_unpacked(ru, NULL);
-        return;
-    }
+    const uint8_t *phy = um->phy_payload->plain.data;
+    size_t plen = um->phy_payload->plain.len;
     char fwd[7];
     lw_netid_format(ru->forwarder_net_id, fwd, 0);
-    int err = -1; /* UplinkMessageProcessingError, -1 = none */
     rh_diag_t d;
     rh_diag_clear(&d);
     lw_frame_t fr;
     uint8_t ul_dr = 0;
-    if (!um->phy_payload ||
-        um->phy_payload->value_case != ORG__PACKETBROKER__V3__UPLINK_MESSAGE__PHYPAYLOAD__VALUE_PLAIN ||
-        lw_frame_decode(um->phy_payload->plain.data, um->phy_payload->plain.len, &fr, &d) < 0 ||
-        dr_index(ns->cfg.region, um->data_rate, true, &ul_dr) < 0) {
-        /* T: conversion failure (no plain PHYPayload, unknown data rate) -> UPLINK_INTERNAL */
-        err = ORG__PACKETBROKER__V3__UPLINK_MESSAGE_PROCESSING_ERROR__UPLINK_INTERNAL;
-        RH_LOG(RH_LOG_WARN, "pb", "routed uplink not usable id=%s forwarder=%s err=\"%s\"", ru->id,
-               fwd, d.text[0] ? d.text : "PHYPayload.plain or LoRa data_rate missing");
-        goto report;
-    }
-    const uint8_t *phy = um->phy_payload->plain.data;
-    size_t plen = um->phy_payload->plain.len;
-    uint64_t key = fnv64(phy, plen), now = rh_mono_ms();
-    uintptr_t exp = (uintptr_t)tl_map_get(&pb->seen, key);
-    if (exp && exp > now) {
-        ns->st.duplicates++; /* another gateway's copy: merged, as the NS's deduplication does */
-        goto report;
-    }
-    tl_map_put(&pb->seen, key, (void *)(uintptr_t)(now + PB_SEEN_HOLD_MS));
+    if (lw_frame_decode(phy, plen, &fr, &d) < 0 || dr_index(ns->cfg.region, um->data_rate, true, &ul_dr) < 0)
+        return ORG__PACKETBROKER__V3__UPLINK_MESSAGE_PROCESSING_ERROR__UPLINK_INTERNAL; /* checked before */
     bool can_dl = um->gateway_uplink_token.len > 0;
     if (fr.mtype == LW_MTYPE_JOIN_REQUEST) {
         ns_join_result_t jr;
         char e[17], a[9];
-        if (!ns_serves_join_eui(ns->reg, fr.u.join_request.join_eui)) {
-            err = ORG__PACKETBROKER__V3__UPLINK_MESSAGE_PROCESSING_ERROR__NOT_FOUND;
-            goto report;
-        }
+        if (!ns_serves_join_eui(ns->reg, fr.u.join_request.join_eui))
+            return ORG__PACKETBROKER__V3__UPLINK_MESSAGE_PROCESSING_ERROR__NOT_FOUND;
         int rc = ns_join(ns->reg, phy, plen, &jr, &d);
         rh_eui64_format(jr.dev_eui, e);
         if (rc < 0) {
@@ -746,13 +741,12 @@ static void on_uplink(rn_pb_t *pb, const uint8_t *buf, size_t len)
             ns->st.roaming_home_refused++;
             if (rc == RH_EEXIST)
                 ns->st.dev_nonce_replays++;
-            err = rc == RH_EEXIST      ? ORG__PACKETBROKER__V3__UPLINK_MESSAGE_PROCESSING_ERROR__DUPLICATE_PAYLOAD
-                  : rc == RH_ENOTFOUND || rc == RH_EMIC
-                      ? ORG__PACKETBROKER__V3__UPLINK_MESSAGE_PROCESSING_ERROR__NOT_FOUND
-                      : ORG__PACKETBROKER__V3__UPLINK_MESSAGE_PROCESSING_ERROR__UPLINK_UNKNOWN_ERROR;
             RH_LOG(RH_LOG_WARN, "pb", "join-request refused deveui=%s forwarder=%s err=\"%s\"", e,
                    fwd, d.text);
-            goto report;
+            return rc == RH_EEXIST ? ORG__PACKETBROKER__V3__UPLINK_MESSAGE_PROCESSING_ERROR__DUPLICATE_PAYLOAD
+                   : rc == RH_ENOTFOUND || rc == RH_EMIC
+                       ? ORG__PACKETBROKER__V3__UPLINK_MESSAGE_PROCESSING_ERROR__NOT_FOUND
+                       : ORG__PACKETBROKER__V3__UPLINK_MESSAGE_PROCESSING_ERROR__UPLINK_UNKNOWN_ERROR;
         }
         lw_devaddr_format(jr.devaddr, a, 0);
         if (!can_dl) {
@@ -764,31 +758,26 @@ static void on_uplink(rn_pb_t *pb, const uint8_t *buf, size_t len)
             RH_LOG(RH_LOG_INFO, "pb", "join accepted deveui=%s devaddr=%s forwarder=%s id=%s", e,
                    a, fwd, ru->id);
         }
-        goto report;
+        return -1;
     }
-    if (fr.mtype != LW_MTYPE_UNCONFIRMED_UP && fr.mtype != LW_MTYPE_CONFIRMED_UP) {
-        err = ORG__PACKETBROKER__V3__UPLINK_MESSAGE_PROCESSING_ERROR__NOT_FOUND;
-        goto report;
-    }
+    if (fr.mtype != LW_MTYPE_UNCONFIRMED_UP && fr.mtype != LW_MTYPE_CONFIRMED_UP)
+        return ORG__PACKETBROKER__V3__UPLINK_MESSAGE_PROCESSING_ERROR__NOT_FOUND;
     ns_up_t u;
-    ns_rxinfo_t gw;
-    rxinfo_pb(um, &gw);
-    int rc = rn_home_data(ns, phy, plen, &gw, 1, fwd, &u, &d);
+    int rc = rn_home_data(ns, phy, plen, gws, ngw, fwd, &u, &d);
     char a[9];
     lw_devaddr_format(fr.u.data.devaddr, a, 0);
     if (rc < 0) {
-        /* the agent's mapping of its NS's answer */
-        err = rc == RH_EEXIST ? ORG__PACKETBROKER__V3__UPLINK_MESSAGE_PROCESSING_ERROR__DUPLICATE_PAYLOAD
-              : rc == RH_ENOTFOUND || rc == RH_EMIC
-                  ? ORG__PACKETBROKER__V3__UPLINK_MESSAGE_PROCESSING_ERROR__NOT_FOUND
-                  : ORG__PACKETBROKER__V3__UPLINK_MESSAGE_PROCESSING_ERROR__UPLINK_UNKNOWN_ERROR;
         RH_LOG(RH_LOG_WARN, "pb", "uplink refused devaddr=%s forwarder=%s err=\"%s\"", a, fwd, d.text);
-        goto report;
+        /* the agent's mapping of its NS's answer */
+        return rc == RH_EEXIST ? ORG__PACKETBROKER__V3__UPLINK_MESSAGE_PROCESSING_ERROR__DUPLICATE_PAYLOAD
+               : rc == RH_ENOTFOUND || rc == RH_EMIC
+                   ? ORG__PACKETBROKER__V3__UPLINK_MESSAGE_PROCESSING_ERROR__NOT_FOUND
+                   : ORG__PACKETBROKER__V3__UPLINK_MESSAGE_PROCESSING_ERROR__UPLINK_UNKNOWN_ERROR;
     }
     char e[17];
     rh_eui64_format(u.dev->cfg.dev_eui, e);
-    RH_LOG(RH_LOG_INFO, "pb", "uplink deveui=%s devaddr=%s fcnt=%u fport=%d confirmed=%d forwarder=%s id=%s",
-           e, a, (unsigned)u.fcnt, u.has_fport ? u.fport : -1, u.confirmed, fwd, ru->id);
+    RH_LOG(RH_LOG_INFO, "pb", "uplink deveui=%s devaddr=%s fcnt=%u fport=%d confirmed=%d forwarder=%s id=%s gws=%zu",
+           e, a, (unsigned)u.fcnt, u.has_fport ? u.fport : -1, u.confirmed, fwd, ru->id, ngw);
     if ((u.confirmed || u.dev->dlq) && can_dl) {
         /* The downlink decision at once: RX1 opens 1 s after the uplink at the gateway. */
         size_t maxp = rn_dl_max_payload(ns, (uint32_t)um->frequency, ul_dr);
@@ -805,9 +794,113 @@ static void on_uplink(rn_pb_t *pb, const uint8_t *buf, size_t len)
                    (unsigned)f.fcnt, f.ack, f.has_fport ? f.fport : -1);
         }
     }
-report:
-    report_uplink(pb, ru, err);
-    org__packetbroker__v3__routed_uplink_message__free_unpacked(ru, NULL);
+    return -1;
+}
+
+static void free_copies(pb_up_t *e)
+{
+    for (size_t i = 0; i < e->n; i++)
+        org__packetbroker__v3__routed_uplink_message__free_unpacked(e->copies[i], NULL);
+    e->n = 0;
+}
+
+/* The window closed: the copy with a downlink path and the best SNR answers; every copy is
+ * reported (the merged ones without error, as the NS accepts a duplicate it merges). */
+static void window_done(evutil_socket_t fd, short ev, void *arg)
+{
+    (void)fd;
+    (void)ev;
+    pb_up_t *e = arg;
+    rn_pb_t *pb = e->pb;
+    size_t best = 0;
+    for (size_t i = 1; i < e->n; i++) {
+        const UplinkMessage *a = e->copies[i]->message, *b = e->copies[best]->message;
+        bool da = a->gateway_uplink_token.len > 0, db = b->gateway_uplink_token.len > 0;
+        if ((da && !db) || (da == db && copy_snr(a) > copy_snr(b)))
+            best = i;
+    }
+    ns_rxinfo_t gws[RN_MAX_GW_PER_UPLINK];
+    for (size_t i = 0; i < e->n; i++)
+        rxinfo_pb(e->copies[i]->message, &gws[i]);
+    int err = process_uplink(pb, e->copies[best], gws, e->n);
+    for (size_t i = 0; i < e->n; i++)
+        report_uplink(pb, e->copies[i], i == best ? err : -1);
+    free_copies(e);
+    e->done = true;
+    e->expires_ms = rh_mono_ms() + PB_SEEN_HOLD_MS;
+}
+
+static void up_free(pb_up_t *e)
+{
+    if (!e)
+        return;
+    free_copies(e);
+    if (e->timer)
+        event_free(e->timer);
+    free(e);
+}
+
+/* A RoutedUplinkMessage on a home stream: checked, then deduplicated with its copies from other
+ * gateways; window_done processes it as roamns's home network and reports. */
+static void on_uplink(rn_pb_t *pb, const uint8_t *buf, size_t len)
+{
+    roamns_t *ns = pb->ns;
+    RoutedUplink *ru = org__packetbroker__v3__routed_uplink_message__unpack(NULL, len, buf);
+    if (!ru) {
+        RH_LOG(RH_LOG_WARN, "pb", "undecodable RoutedUplinkMessage dropped len=%zu", len);
+        return;
+    }
+    ns->st.pb_uplinks_received++;
+    const UplinkMessage *um = ru->message;
+    if (!um) { /* T: nothing to do and nothing reported */
+        org__packetbroker__v3__routed_uplink_message__free_unpacked(ru, NULL);
+        return;
+    }
+    rh_diag_t d;
+    rh_diag_clear(&d);
+    lw_frame_t fr;
+    uint8_t ul_dr = 0;
+    if (!um->phy_payload ||
+        um->phy_payload->value_case != ORG__PACKETBROKER__V3__UPLINK_MESSAGE__PHYPAYLOAD__VALUE_PLAIN ||
+        lw_frame_decode(um->phy_payload->plain.data, um->phy_payload->plain.len, &fr, &d) < 0 ||
+        dr_index(ns->cfg.region, um->data_rate, true, &ul_dr) < 0) {
+        /* T: conversion failure (no plain PHYPayload, unknown data rate) -> UPLINK_INTERNAL */
+        char fwd[7];
+        lw_netid_format(ru->forwarder_net_id, fwd, 0);
+        RH_LOG(RH_LOG_WARN, "pb", "routed uplink not usable id=%s forwarder=%s err=\"%s\"", ru->id,
+               fwd, d.text[0] ? d.text : "PHYPayload.plain or LoRa data_rate missing");
+        report_uplink(pb, ru, ORG__PACKETBROKER__V3__UPLINK_MESSAGE_PROCESSING_ERROR__UPLINK_INTERNAL);
+        org__packetbroker__v3__routed_uplink_message__free_unpacked(ru, NULL);
+        return;
+    }
+    uint64_t key = fnv64(um->phy_payload->plain.data, um->phy_payload->plain.len);
+    pb_up_t *e = tl_map_get(&pb->seen, key);
+    if (e && (e->done || e->n == RN_MAX_GW_PER_UPLINK)) {
+        ns->st.duplicates++; /* a copy after the window: merged, as the NS's deduplication does */
+        report_uplink(pb, ru, -1);
+        org__packetbroker__v3__routed_uplink_message__free_unpacked(ru, NULL);
+        return;
+    }
+    if (e) {
+        ns->st.duplicates++;
+        e->copies[e->n++] = ru;
+        return;
+    }
+    e = calloc(1, sizeof *e);
+    if (e)
+        e->timer = evtimer_new(ns->base, window_done, e);
+    if (!e || !e->timer || tl_map_put(&pb->seen, key, e) < 0) {
+        up_free(e);
+        report_uplink(pb, ru, ORG__PACKETBROKER__V3__UPLINK_MESSAGE_PROCESSING_ERROR__UPLINK_INTERNAL);
+        org__packetbroker__v3__routed_uplink_message__free_unpacked(ru, NULL);
+        return;
+    }
+    e->pb = pb;
+    e->key = key;
+    e->copies[e->n++] = ru;
+    unsigned w = ns->cfg.dedup_window_ms;
+    struct timeval tv = {w / 1000, (w % 1000) * 1000};
+    evtimer_add(e->timer, &tv);
 }
 
 /* ------------------------------------------------------------------ subscriptions */
@@ -1032,11 +1125,16 @@ static void sweep_cb(evutil_socket_t fd, short ev, void *arg)
     rn_pb_t *pb = arg;
     uint64_t now = rh_mono_ms(), kill[64];
     size_t n = 0;
-    for (size_t i = 0; i < pb->seen.cap && n < 64; i++)
-        if (pb->seen.vals && pb->seen.vals[i] && (uintptr_t)pb->seen.vals[i] <= now)
+    for (size_t i = 0; i < pb->seen.cap && n < 64; i++) {
+        const pb_up_t *e = pb->seen.vals ? pb->seen.vals[i] : NULL;
+        if (e && e->done && e->expires_ms <= now)
             kill[n++] = pb->seen.keys[i];
-    for (size_t i = 0; i < n; i++)
+    }
+    for (size_t i = 0; i < n; i++) {
+        pb_up_t *e = tl_map_get(&pb->seen, kill[i]);
         tl_map_del(&pb->seen, kill[i]);
+        up_free(e);
+    }
     mapper_sweep(pb, now);
 }
 
@@ -1104,6 +1202,9 @@ void rn_pb_stop(roamns_t *ns)
         event_free(pb->refresh_ev);
     if (pb->sweep_ev)
         event_free(pb->sweep_ev);
+    for (size_t i = 0; i < pb->seen.cap; i++) /* copies in a window: dropped unreported */
+        if (pb->seen.vals && pb->seen.vals[i])
+            up_free(pb->seen.vals[i]);
     tl_map_fini(&pb->seen);
     for (size_t i = 0; i < pb->gw_due.cap; i++)
         if (pb->gw_due.vals && pb->gw_due.vals[i])

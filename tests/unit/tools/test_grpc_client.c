@@ -273,7 +273,7 @@ static void test_server_gone(void **state)
 typedef struct tls_fx {
     EVP_PKEY *key;
     X509 *cert;
-    char ca_path[64];
+    char ca_path[512];
     SSL_CTX *srv_ctx;
 } tls_fx_t;
 
@@ -304,7 +304,9 @@ static void make_cert(void)
     X509_EXTENSION_free(ext);
     assert_true(X509_sign(x, tlsfx.key, EVP_sha256()) > 0);
     tlsfx.cert = x;
-    snprintf(tlsfx.ca_path, sizeof tlsfx.ca_path, "/tmp/rh-grpcc-ca-%d.pem", (int)getpid());
+    const char *tmp = getenv("TMPDIR");
+    snprintf(tlsfx.ca_path, sizeof tlsfx.ca_path, "%s/rh-grpcc-ca-%d.pem", tmp && *tmp ? tmp : "/tmp",
+             (int)getpid());
     FILE *f = fopen(tlsfx.ca_path, "w");
     assert_non_null(f);
     PEM_write_X509(f, x);

@@ -21,6 +21,7 @@ Usage: tools/bench/pb_publish.py [BUILD_DIR] [--runs 5] [--requests 40000] [--ra
 Needs: h2load (nghttp2-client), nginx (nginx-light has grpc_pass), python3-grpcio and
 python3-grpc-tools (deploy/bootstrap.sh installs them)."""
 import argparse
+import hashlib
 import json
 import os
 import re
@@ -48,6 +49,8 @@ os.environ["ROAMHUB_BUILD"] = os.path.abspath(args.build)
 
 from roamhub_harness import ALL_DOWN, ALL_UP, AdminClient, Hub, admin_config, free_port  # noqa: E402
 import test_pb_dataplane as pbt  # noqa: E402  (generates the grpcio classes from proto/)
+sys.path.insert(0, os.path.join(ROOT, "tools", "reliability"))
+from rel_common import rss_kb  # noqa: E402
 from test_pb_dataplane import rt, rtg, v3  # noqa: E402
 
 grpc = pbt.grpc
@@ -102,20 +105,10 @@ def h2load(url, body_file, headers, h1=False):
     return rps, int(m.group(2)), mean
 
 
-def rss_kb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
-def metric(hub, name):
-    total = 0.0
-    for line in hub.get_admin("/metrics")[1].splitlines():
-        if line.startswith(name):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
+def failed(hub):
+    """Routed messages the hub failed so far (a full group queue, or the hold time passed)."""
+    return (hub.metric('roamhub_events_total{event="pb_queue_full"}') +
+            hub.metric('roamhub_events_total{event="pb_hold_expired"}'))
 
 
 class Drain:
@@ -165,7 +158,7 @@ def main():
           "application/grpc; add_trailer grpc-status 0; return 200 ''; } }" % gstub)
     nginx("grelay", 2, "upstream g { server 127.0.0.1:%d; keepalive 128; }\n server { listen "
           "127.0.0.1:%d http2; location / { grpc_pass grpc://g; } }" % (gstub, relay))
-    import hashlib
+
     table = {
         "networks": [{"net_id": n, "name": "net" + n} for n in (FWD, HOME, TS_FWD, TS_HOME)],
         "tenants": [{"net_id": FWD, "tenant_id": "tenant-a", "name": "A"}],
@@ -225,8 +218,7 @@ def run_all(hub, stub, relay):
         for what in ("nginx", "grpc", "ts002"):  # interleaved: the machine's load hits all three
             if what == "grpc":
                 c0 = drain.count
-                f0 = metric(hub, "roamhub_events_total{event=\"pb_queue_full\"}") + \
-                    metric(hub, "roamhub_events_total{event=\"pb_hold_expired\"}")
+                f0 = failed(hub)
                 t0 = time.monotonic()
                 rps, ok, mean = h2load("http://" + target + url, body, gh)
                 deadline = time.monotonic() + 10
@@ -234,8 +226,7 @@ def run_all(hub, stub, relay):
                     time.sleep(0.01)
                 el = time.monotonic() - t0
                 res["recv"].append((drain.count - c0) / el)
-                res["failed"].append(metric(hub, "roamhub_events_total{event=\"pb_queue_full\"}") +
-                                     metric(hub, "roamhub_events_total{event=\"pb_hold_expired\"}") - f0)
+                res["failed"].append(failed(hub) - f0)
             elif what == "ts002":
                 rps, ok, mean = h2load("http://127.0.0.1:%d/" % hub.port, ts_body,
                                        ["content-type: application/json",
@@ -319,7 +310,7 @@ def memory(hub, target, fwd_tok, home_tok):
                                                  home_network_cluster_id="bench", group="m")
             calls.append(stub.Subscribe(req, metadata=(("authorization", "Bearer " + home_tok),)))
     time.sleep(2.0)
-    streams = metric(hub, "roamhub_pb_subscription_streams")
+    streams = hub.metric("roamhub_pb_subscription_streams")
     r1 = rss_kb(pid)
     for c in calls:
         c.cancel()
@@ -338,8 +329,8 @@ def memory(hub, target, fwd_tok, home_tok):
     futs = [stub.Publish.future(req, metadata=md, timeout=10) for _ in range(20000)]
     for f in futs:
         f.result()
-    queued = metric(hub, "roamhub_pb_queued_messages")
-    qbytes = metric(hub, "roamhub_pb_queued_bytes")
+    queued = hub.metric("roamhub_pb_queued_messages")
+    qbytes = hub.metric("roamhub_pb_queued_bytes")
     r3 = rss_kb(pid)
     ch.close()
     print("\nmemory (VmRSS of roamhubd; allocator slack included):")

@@ -2,8 +2,11 @@
  * http_server.c — HTTP/1.1 server on bufferevents + http_parser (see http_server.h).
  *
  * Invariants:
- *  - a connection has at most one request awaiting a reply (conn->pending); reading is disabled
- *    meanwhile and bytes already received stay in the input buffer until the reply is sent;
+ *  - a connection has at most one request awaiting a reply (conn->pending); reading stays on
+ *    meanwhile and bytes already received stay in the input buffer (at most HS_PIPELINE_MAX
+ *    read ahead) until the reply is sent;
+ *  - a connection's transport is a plain bufferevent (c->bev) or a TLS connection of our own
+ *    (c->tls, tls_conn.c), never both; conn_in/conn_send/conn_read_enable hide which;
  *  - conn->timer enforces exactly one deadline at a time: header (from accept or end of previous
  *    reply), body (from headers complete), idle (keep-alive, before the first byte of the next
  *    request); it is off while a request awaits its reply;
@@ -19,12 +22,12 @@
 #include "rh_io.h"
 #include "rh_log.h"
 #include "rh_time.h"
+#include "tls_conn.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
 #include <event2/listener.h>
 #include <http_parser.h>
 #include <limits.h>
@@ -67,7 +70,8 @@ struct hs_req {
 
 struct hs_conn {
     hs_server_t *srv;
-    struct bufferevent *bev;
+    struct bufferevent *bev; /* plain connections */
+    tls_conn_t *tls;         /* TLS connections (tls_conn.c: answers written at once) */
     struct event *timer;
     http_parser parser;
     hs_req_t *req;      /* request being parsed or awaiting reply */
@@ -372,13 +376,9 @@ static void conn_close(hs_conn_t *c)
         c->data_free(c->data);
     if (c->timer)
         event_free(c->timer);
-    if (c->bev) {
-        if (c->ssl) {
-            SSL_set_shutdown(c->ssl, SSL_RECEIVED_SHUTDOWN);
-            SSL_shutdown(c->ssl);
-        }
+    if (c->bev)
         bufferevent_free(c->bev);
-    }
+    tls_conn_free(c->tls); /* close_notify, then the socket and the SSL object */
     conn_unlink(c);
     s->nconns--;
     free(c);
@@ -438,10 +438,54 @@ static size_t put_head_end(char *h, size_t n, size_t cap, const char *ctype, con
     return n;
 }
 
+/* ---------- the connection's transport: a plain bufferevent or a tls_conn ---------- */
+
+static struct evbuffer *conn_in(hs_conn_t *c)
+{
+    return c->tls ? tls_conn_input(c->tls) : bufferevent_get_input(c->bev);
+}
+
+static size_t conn_out_len(hs_conn_t *c)
+{
+    return c->tls ? tls_conn_output_len(c->tls) : evbuffer_get_length(bufferevent_get_output(c->bev));
+}
+
+static void conn_read_enable(hs_conn_t *c, int on)
+{
+    if (c->tls)
+        tls_conn_read_enable(c->tls, on);
+    else if (on)
+        bufferevent_enable(c->bev, EV_READ);
+    else
+        bufferevent_disable(c->bev, EV_READ);
+}
+
+/* Sends the n (<= 3) buffers in order. now != 0 with nothing queued: at once — plain: one
+ * sendmsg; TLS: one SSL_write (one record) — instead of queueing for the next loop turn, which
+ * costs two epoll_ctl (write event on, off) and an epoll_wait per answer and under load delays
+ * every answer of a loop turn until the turn's other callbacks have run (issue #15). What the
+ * socket does not take now (or an error, which the transport then reports) is queued. now == 0:
+ * queued, and the write-done callback follows. */
+static void conn_send(hs_conn_t *c, const struct iovec *iov, int n, int now)
+{
+    if (c->tls) {
+        tls_conn_send(c->tls, iov, n, now);
+        return;
+    }
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    if (now && n <= 2) {
+        int fd = evbuffer_get_length(out) == 0 ? bufferevent_getfd(c->bev) : -1;
+        rh_send_now(fd, out, iov[0].iov_base, iov[0].iov_len, n > 1 ? iov[1].iov_base : NULL,
+                    n > 1 ? iov[1].iov_len : 0);
+        return;
+    }
+    for (int i = 0; i < n; i++)
+        evbuffer_add(out, iov[i].iov_base, iov[i].iov_len);
+}
+
 static void write_response(hs_conn_t *c, int status, const char *ctype, const char *extra,
                            const void *body, size_t len, int keep_alive)
 {
-    struct evbuffer *out = bufferevent_get_output(c->bev);
     char h[512];
     const size_t cap = sizeof h - 2;
     size_t n = put_status_line(h, cap, status);
@@ -451,15 +495,10 @@ static void write_response(hs_conn_t *c, int status, const char *ctype, const ch
     if (!keep_alive)
         n = put(h, n, cap, "Connection: close\r\n", 19);
     n = put_head_end(h, n, cap, ctype, extra);
-    /* Plain keep-alive answer with nothing queued: one sendmsg now, head and body together,
-     * instead of queueing for the next loop turn. Queueing costs two epoll_ctl (write event on,
-     * off) and an epoll_wait per answer, and under load delays every answer of a loop turn until
-     * the turn's other callbacks have run (issue #15). Whatever the socket does not take now
-     * (or an error, which the bufferevent then reports) goes through the bufferevent as before.
-     * Closing answers keep the bufferevent path: close_after_write needs its write callback. */
-    int fd = !c->ssl && keep_alive && evbuffer_get_length(out) == 0 ? bufferevent_getfd(c->bev)
-                                                                     : -1;
-    rh_send_now(fd, out, h, n, body, len);
+    /* Keep-alive answer: sent now (see conn_send). Closing answers are queued: close_after_write
+     * needs the write-done callback. */
+    struct iovec iov[2] = {{h, n}, {(void *)body, len}};
+    conn_send(c, iov, len ? 2 : 1, keep_alive);
 }
 
 static void send_error_and_close(hs_conn_t *c, int status)
@@ -478,7 +517,7 @@ static void send_error_and_close(hs_conn_t *c, int status)
     c->close_after_write = 1;
     c->closing = 1;
     c->phase = PH_CLOSING;
-    bufferevent_disable(c->bev, EV_READ);
+    conn_read_enable(c, 0);
     evtimer_del(c->timer);
     conn_arm(c, 5000); /* bound the time spent flushing to a client that doesn't read */
 }
@@ -495,7 +534,7 @@ static void conn_dispatch(hs_conn_t *c)
 
 static void conn_process_input(hs_conn_t *c)
 {
-    struct evbuffer *in = bufferevent_get_input(c->bev);
+    struct evbuffer *in = conn_in(c);
     while (!c->closing && c->phase != PH_PENDING) {
         size_t avail = evbuffer_get_length(in);
         if (avail == 0)
@@ -536,14 +575,30 @@ static void conn_process_input(hs_conn_t *c)
     }
 }
 
-static void conn_read_cb(struct bufferevent *bev, void *arg)
+static void conn_on_read(hs_conn_t *c)
 {
-    hs_conn_t *c = arg;
     if (c->phase == PH_STREAM) { /* nothing more is expected from a streaming client */
-        evbuffer_drain(bufferevent_get_input(bev), evbuffer_get_length(bufferevent_get_input(bev)));
+        struct evbuffer *in = conn_in(c);
+        evbuffer_drain(in, evbuffer_get_length(in));
         return;
     }
     conn_process_input(c);
+}
+
+/* The client's EOF (eof != 0) or an error: close, except that a client that half-closed after
+ * its request is still answered (reading has stopped; hs_reply_ex turns it on again, which then
+ * reports the EOF again and closes). */
+static void conn_on_end(hs_conn_t *c, int eof)
+{
+    if (eof && c->phase == PH_PENDING)
+        return;
+    conn_close(c);
+}
+
+static void conn_read_cb(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    conn_on_read(arg);
 }
 
 static void conn_write_cb(struct bufferevent *bev, void *arg)
@@ -556,25 +611,37 @@ static void conn_write_cb(struct bufferevent *bev, void *arg)
 
 static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
 {
-    hs_conn_t *c = arg;
     (void)bev;
     if (what & BEV_EVENT_CONNECTED)
         return;
-    if (what == (BEV_EVENT_READING | BEV_EVENT_EOF) && c->phase == PH_PENDING) {
-        /* The client half-closed after its request: still answer it (libevent has stopped
-         * reading; hs_reply_ex turns reading on again, which then sees the EOF and closes). */
-        return;
-    }
-    if (what & BEV_EVENT_ERROR) {
-        unsigned long e;
-        while ((e = bufferevent_get_openssl_error(c->bev)) != 0) {
-            char buf[200];
-            ERR_error_string_n(e, buf, sizeof buf);
-            RH_LOG(RH_LOG_INFO, "tls", "connection error peer=%s err=\"%s\"", c->peer, buf);
-        }
-    }
-    conn_close(c);
+    conn_on_end(arg, what == (BEV_EVENT_READING | BEV_EVENT_EOF));
 }
+
+static void tls_read_cb(tls_conn_t *t, void *arg)
+{
+    (void)t;
+    conn_on_read(arg);
+}
+
+static void tls_drained_cb(tls_conn_t *t, void *arg)
+{
+    (void)t;
+    conn_write_cb(NULL, arg);
+}
+
+static void tls_event_cb(tls_conn_t *t, int what, void *arg)
+{
+    hs_conn_t *c = arg;
+    unsigned long e = tls_conn_error(t);
+    if ((what & TLS_CONN_ERROR) && e) {
+        char buf[200];
+        ERR_error_string_n(e, buf, sizeof buf);
+        RH_LOG(RH_LOG_INFO, "tls", "connection error peer=%s err=\"%s\"", c->peer, buf);
+    }
+    conn_on_end(c, what == TLS_CONN_EOF);
+}
+
+static const tls_conn_cbs_t tls_cbs = {tls_read_cb, tls_drained_cb, tls_event_cb};
 
 static void accept_resume_cb(evutil_socket_t fd, short ev, void *arg)
 {
@@ -646,17 +713,19 @@ static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct soc
             return;
         }
         c->ssl = ssl;
-        c->bev = bufferevent_openssl_socket_new(s->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
-                                                BEV_OPT_CLOSE_ON_FREE);
+        /* Bounds what a client can pipeline behind a pending request: reading pauses at this
+         * many buffered bytes and resumes when parsing has consumed them (both transports). */
+        c->tls = tls_conn_new(s->base, fd, ssl, HS_PIPELINE_MAX, &tls_cbs, c); /* owns fd, ssl */
     } else {
         c->bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
+        if (!c->bev)
+            evutil_closesocket(fd);
     }
     c->timer = evtimer_new(s->base, conn_timer_cb, c);
-    if (!c->bev || !c->timer) {
+    if ((!c->bev && !c->tls) || !c->timer) {
         if (c->bev)
             bufferevent_free(c->bev);
-        else
-            evutil_closesocket(fd);
+        tls_conn_free(c->tls);
         if (c->timer)
             event_free(c->timer);
         free(c);
@@ -665,11 +734,11 @@ static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct soc
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
     c->phase = PH_HEADERS;
-    bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
-    /* Bounds what a client can pipeline behind a pending request: libevent stops reading at
-     * this many buffered bytes and resumes when parsing has consumed them. */
-    bufferevent_setwatermark(c->bev, EV_READ, 0, HS_PIPELINE_MAX);
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    if (c->bev) {
+        bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
+        bufferevent_setwatermark(c->bev, EV_READ, 0, HS_PIPELINE_MAX);
+        bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    }
     conn_arm(c, s->o.header_timeout_ms);
     RH_DLIST_PUSH(s->conns, c);
     s->nconns++;
@@ -929,9 +998,9 @@ void hs_reply_ex(hs_req_t *r, int status, const char *ctype, const char *extra, 
     }
     c->phase = PH_IDLE;
     conn_arm(c, s->o.idle_timeout_ms);
-    bufferevent_enable(c->bev, EV_READ);
+    conn_read_enable(c, 1);
     /* Pipelined bytes may already be waiting. */
-    if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+    if (evbuffer_get_length(conn_in(c)) > 0)
         conn_process_input(c);
 }
 
@@ -942,17 +1011,16 @@ int hs_stream_begin(hs_req_t *r, int status, const char *ctype, const char *extr
         return RH_EIO;
     if (c->phase != PH_PENDING || c->req != r || !r->http11)
         return RH_EINVAL;
-    struct evbuffer *out = bufferevent_get_output(c->bev);
     char h[512];
     const size_t cap = sizeof h - 2;
     size_t n = put_status_line(h, cap, status);
     static const char te[] = "\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n";
     n = put(h, n, cap, te, sizeof te - 1);
     n = put_head_end(h, n, cap, ctype, extra);
-    evbuffer_add(out, h, n);
+    conn_send(c, &(struct iovec){h, n}, 1, 0);
     c->phase = PH_STREAM;
     evtimer_del(c->timer);
-    bufferevent_enable(c->bev, EV_READ); /* to notice the client closing */
+    conn_read_enable(c, 1); /* to notice the client closing */
     return RH_OK;
 }
 
@@ -965,8 +1033,7 @@ int hs_stream_write(hs_req_t *r, const void *data, size_t len, size_t max_buffer
         return RH_EINVAL;
     if (len == 0)
         return RH_OK;
-    struct evbuffer *out = bufferevent_get_output(c->bev);
-    if (evbuffer_get_length(out) > max_buffered)
+    if (conn_out_len(c) > max_buffered)
         return RH_EAGAIN;
     char h[24];
     static const char hexd[] = "0123456789abcdef";
@@ -981,9 +1048,8 @@ int hs_stream_write(hs_req_t *r, const void *data, size_t len, size_t max_buffer
         h[i] = d[n - 1 - i];
     h[n++] = '\r';
     h[n++] = '\n';
-    evbuffer_add(out, h, n);
-    evbuffer_add(out, data, len);
-    evbuffer_add(out, "\r\n", 2);
+    struct iovec iov[3] = {{h, n}, {(void *)data, len}, {"\r\n", 2}};
+    conn_send(c, iov, 3, 0);
     return RH_OK;
 }
 
@@ -998,13 +1064,13 @@ void hs_stream_end(hs_req_t *r)
         hs_reply(r, 204, NULL, NULL, 0);
         return;
     }
-    evbuffer_add(bufferevent_get_output(c->bev), "0\r\n\r\n", 5);
+    conn_send(c, &(struct iovec){"0\r\n\r\n", 5}, 1, 0);
     req_free(r);
     c->req = NULL;
     c->close_after_write = 1;
     c->closing = 1;
     c->phase = PH_CLOSING;
-    bufferevent_disable(c->bev, EV_READ);
+    conn_read_enable(c, 0);
     conn_arm(c, 5000); /* bound the time spent flushing to a client that doesn't read */
 }
 

@@ -13,6 +13,9 @@
 # case: the hub re-encodes every request); VARIANT=strip makes the policy withhold signal quality
 # and location (the hub strips RSSI/SNR/Lat/Lon from GWInfo and re-encodes). Default: the
 # received bytes are canonical and forwarded with the hub's TransactionID spliced in.
+# TLS=1 puts TLS (1.3, an ECDSA P-256 certificate made here, as relay.sh TLS=1) in front of the
+# hub: the client's keep-alive connection is https (one handshake per run, cancelled out by the
+# difference); the leg to the stub stays plain.
 # CLUSTER=1 runs the hub as a cluster node (issue 13): a `cluster` section and one nats-server
 # with JetStream started by this script (stream R1, the hub applies it but nothing is written
 # during the run): the difference to CLUSTER=0 is what the cluster adds per relayed message
@@ -43,6 +46,14 @@ VARIANT=${VARIANT:-plain}
 case $VARIANT in plain|reencode) GW=true;; strip) GW=false;; *) echo "VARIANT: plain, reencode or strip" >&2; exit 1;; esac
 relay_table "$W/table.json" "$STUB" "$GW"
 
+HUB_TLS=""
+if [ "${TLS:-0}" = 1 ]; then
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+    -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
+    -keyout "$W/tls.key" -out "$W/tls.pem" 2>/dev/null
+  HUB_TLS=',"tls_cert":"'$W/tls.pem'","tls_key":"'$W/tls.key'"'
+fi
+
 CLUSTER_SECTION=""
 if [ "${CLUSTER:-0}" = 1 ]; then
   NATSP=$(port)
@@ -58,7 +69,7 @@ run() { # $1 = number of messages -> prints total Ir of the hub process
   mkdir -p "$d"
   cat > "$d/hub.json" <<JSON
 {"workers":1,"log_level":"warn","import":"$W/table.json","database":{"path":"$d/db"},
- "ts002":{"address":"127.0.0.1","port":0},"admin":{"address":"127.0.0.1","port":0},
+ "ts002":{"address":"127.0.0.1","port":0$HUB_TLS},"admin":{"address":"127.0.0.1","port":0},
  "relay":{"pending_max":100000,"stats_flush_ms":60000,"endpoint_allow_ranges":["127.0.0.0/8"]}${CLUSTER_SECTION//RUN/$n}}
 JSON
   if [ "$TOOL" = strace ]; then
@@ -78,10 +89,16 @@ JSON
     curl -fs "http://127.0.0.1:$admin/readyz" >/dev/null || { echo "cluster node not ready:" >&2; cat "$d/hub.log" >&2; exit 1; }
   fi
   set +e
-  python3 - "$d/ports.json" "$n" "$VARIANT" <<'PY'
-import http.client, json, sys
+  python3 - "$d/ports.json" "$n" "$VARIANT" "${TLS:-0}" <<'PY'
+import http.client, json, ssl, sys
 port = json.load(open(sys.argv[1]))["ts002"]
-c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+if sys.argv[4] == "1":
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    c = http.client.HTTPSConnection("127.0.0.1", port, timeout=60, context=ctx)
+else:
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
 t1 = '{"ProtocolVersion":"1.0","SenderID":"000202","ReceiverID":"000505","TransactionID":'
 t2 = (',"MessageType":"PRStartReq","PHYPayload":"400100000a800100016b5ed0ec2e5c4f9f09f2bd7b",'
       '"ULMetaData":{"DataRate":5,"ULFreq":868.1,"RecvTime":"2026-11-21T12:00:00.123Z","RFRegion":"EU868",'

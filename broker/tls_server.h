@@ -1,6 +1,7 @@
 /*
  * tls_server.h — server-side TLS contexts for the hub's listeners (OpenSSL 3).
- * TLS 1.2 minimum, renegotiation off, session resumption on (tickets + server cache), optional
+ * TLS 1.2 minimum, renegotiation off, session resumption on (tickets — one per TLS 1.3 handshake —
+ * + server cache), optional
  * client certificates verified against a configured CA (mTLS member authentication; the member is
  * then found by certificate fingerprint or subject, see peers/).
  * A tls_holder_t lets SIGHUP swap certificates while connections are being accepted on other

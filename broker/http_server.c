@@ -1,5 +1,6 @@
 /*
- * http_server.c — HTTP/1.1 server on bufferevents + http_parser (see http_server.h).
+ * http_server.c — HTTP/1.1 server on bufferevents (plain) or tls_conn (TLS) + http_parser (see
+ * http_server.h).
  *
  * Invariants:
  *  - a connection has at most one request awaiting a reply (conn->pending); reading stays on

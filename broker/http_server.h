@@ -1,7 +1,8 @@
 /*
- * http_server.h — the hub's HTTP/1.1 server: libevent bufferevents (plain or OpenSSL) with the
- * http_parser library (Debian libhttp-parser-dev) for parsing; TLS connections on tls_conn.h. One hs_server_t per worker thread
- * and event_base; every worker binds the same port with SO_REUSEPORT.
+ * http_server.h — the hub's HTTP/1.1 server: plain connections on libevent bufferevents, TLS
+ * connections on tls_conn.h's own I/O (OpenSSL), with the http_parser library (Debian
+ * libhttp-parser-dev) for parsing. One hs_server_t per worker thread and event_base; every worker
+ * binds the same port with SO_REUSEPORT.
  *
  * Why not evhttp: libevent 2.1's evhttp has only an idle timeout (a sender trickling one byte at a
  * time holds a connection forever), no connection cap, and no per-connection hook before the first

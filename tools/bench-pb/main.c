@@ -26,8 +26,9 @@
  *                 [-w WARMUP_SECONDS]
  * Output, one line of key=value: mode= due= (counted publishes) sent= acked= (OK answers) failed=
  * (other answers) received= (distinct counted messages the subscriber got) dup= (copies received
- * more than once) lost= (acked, counted and never received: 0 without subscriber) elapsed_s=
- * pub_rate= recv_rate= (per second over the run) p50_us= p99_us= p999_us= max_us= (one way)
+ * more than once) lost= (acked, counted and never received: 0 without subscriber) stray= (routed
+ * messages that are not this run's) elapsed_s= pub_rate= (OK answers/s from the first publish to
+ * the last answer) recv_rate= (receipts/s from the first publish to the last receipt) p50_us= p99_us= p999_us= max_us= (one way)
  * ack_p50_us= ack_p99_us= ack_p999_us= late_us= (p99 of how late the client wrote a publish after
  * it was due: when it grows, the client is the bottleneck).
  * Exit status: 0 when the run completed (the caller judges the counts), 1 on usage, token or
@@ -80,7 +81,7 @@ static struct {
     uint8_t *conn_of;             /* closed loop: the connection of each seq */
     uint64_t next;                /* next seq to publish */
     uint64_t sent, acked, failed, done, received, dup, stray;
-    uint64_t last_ns;             /* time of the last answer or receipt */
+    uint64_t last_ack, last_recv; /* time of the last OK answer, of the last receipt */
     uint64_t *late;
     size_t nlate;
     struct event *tick, *stop_ev;
@@ -108,7 +109,7 @@ static void *xcalloc(size_t n, size_t sz)
 
 typedef struct {
     char *token;
-    char err[256];
+    char err[320];
     bool done;
 } tok_res_t;
 
@@ -203,7 +204,7 @@ static void sub_reply(void *arg, const uint8_t *msg, size_t len)
         } else {
             B.recv[seq] = t;
             B.received++;
-            B.last_ns = t;
+            B.last_recv = t;
         }
     }
     if (m)
@@ -250,7 +251,7 @@ static void pub_done(void *arg, int status, const char *msg)
     if (status == GRPC_OK) {
         B.ack[seq] = t;
         B.acked++;
-        B.last_ns = t > B.last_ns ? t : B.last_ns;
+        B.last_ack = t;
     } else {
         if (B.failed++ < 5)
             fprintf(stderr, "bench-pb: publish %llu: %s %s\n", (unsigned long long)seq,
@@ -511,7 +512,7 @@ int main(int argc, char **argv)
     }
     if (!B.error)
         event_base_dispatch(B.base);
-    uint64_t end = B.last_ns > B.t0 ? B.last_ns : now_ns();
+    uint64_t t_end = now_ns();
 
     /* figures over the counted publishes */
     uint64_t *lat = xcalloc(B.total, sizeof *lat), *alat = xcalloc(B.total, sizeof *alat);
@@ -530,14 +531,17 @@ int main(int argc, char **argv)
     qsort(lat, nl, sizeof *lat, cmp_u64);
     qsort(alat, na, sizeof *alat, cmp_u64);
     qsort(B.late, B.nlate, sizeof *B.late, cmp_u64);
-    double el = (double)(end - B.t0) / 1e9;
+    /* rates over the time from the first publish to the last answer / the last receipt */
+    double el_ack = (double)((B.last_ack > B.t0 ? B.last_ack : t_end) - B.t0) / 1e9;
+    double el_recv = (double)((B.last_recv > B.t0 ? B.last_recv : t_end) - B.t0) / 1e9;
+    double el = el_ack > el_recv ? el_ack : el_recv;
     printf("mode=%s due=%llu sent=%llu acked=%llu failed=%llu received=%llu dup=%llu lost=%llu "
            "stray=%llu elapsed_s=%.3f pub_rate=%.0f recv_rate=%.0f p50_us=%.1f p99_us=%.1f "
            "p999_us=%.1f max_us=%.1f ack_p50_us=%.1f ack_p99_us=%.1f ack_p999_us=%.1f late_us=%.1f\n",
            B.closed ? "closed" : "open", (unsigned long long)(B.total - B.counted_from),
            (unsigned long long)B.sent, (unsigned long long)B.acked, (unsigned long long)B.failed,
            (unsigned long long)counted_recv, (unsigned long long)B.dup, (unsigned long long)lost,
-           (unsigned long long)B.stray, el, (double)B.acked / el, (double)B.received / el,
+           (unsigned long long)B.stray, el, (double)B.acked / el_ack, (double)B.received / el_recv,
            pct(lat, nl, 0.50), pct(lat, nl, 0.99), pct(lat, nl, 0.999),
            nl ? (double)lat[nl - 1] / 1000.0 : 0.0, pct(alat, na, 0.50), pct(alat, na, 0.99),
            pct(alat, na, 0.999), pct(B.late, B.nlate, 0.99));

@@ -29,6 +29,7 @@ class BenchPBSmoke(unittest.TestCase):
     def assert_all_received(self, r, n):
         self.assertEqual((r["sent"], r["acked"], r["failed"]), (n, n, 0), r)
         self.assertEqual((r["received"], r["lost"], r["dup"], r["stray"]), (n, 0, 0, 0), r)
+        self.assertEqual(r["reconnects"], 0, r)
 
     def test_closed_loop_every_message_received_once(self):
         f0 = self.world.failed()
@@ -43,7 +44,9 @@ class BenchPBSmoke(unittest.TestCase):
         self.assertEqual(r["mode"], "open")
         self.assertEqual(r["due"], 300)
         self.assertEqual((r["sent"], r["acked"], r["failed"]), (360, 360, 0), r)
-        self.assertEqual((r["received"], r["lost"], r["dup"], r["stray"]), (300, 0, 0, 0), r)
+        self.assertEqual((r["received"], r["answered"], r["lost"], r["dup"], r["stray"]),
+                         (300, 300, 0, 0, 0), r)
+        self.assertEqual(r["reconnects"], 0, r)
         self.assertGreater(r["p50_us"], 0)
 
     def test_bad_key_fails_cleanly(self):

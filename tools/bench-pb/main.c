@@ -27,7 +27,9 @@
  * Output, one line of key=value: mode= due= (counted publishes) sent= acked= (OK answers) failed=
  * (other answers) received= (distinct counted messages the subscriber got) dup= (copies received
  * more than once) lost= (acked, counted and never received: 0 without subscriber) stray= (routed
- * messages that are not this run's) elapsed_s= pub_rate= (OK answers/s from the first publish to
+ * messages that are not this run's) reconnects= (publishing connections re-dialled after the
+ * server closed or reset them; a failed publish is not retried) answered= (counted publishes
+ * answered OK) elapsed_s= pub_rate= (OK answers/s from the first publish to
  * the last answer) recv_rate= (receipts/s from the first publish to the last receipt) p50_us= p99_us= p999_us= max_us= (one way)
  * ack_p50_us= ack_p99_us= ack_p999_us= late_us= (p99 of how late the client wrote a publish after
  * it was due: when it grows, the client is the bottleneck).
@@ -84,7 +86,11 @@ static struct {
     uint64_t last_ack, last_recv; /* time of the last OK answer, of the last receipt */
     uint64_t *late;
     size_t nlate;
-    struct event *tick, *stop_ev;
+    struct event *tick, *stop_ev, *redial_ev;
+    char host[256];               /* the publishing target */
+    uint16_t port;
+    uint64_t owed;                /* closed loop: publishes waiting for a live connection */
+    unsigned reconnects;
     bool error;
 } B;
 
@@ -242,7 +248,60 @@ static int subscribe(uint32_t home_net_id, const char *group)
 /* ------------------------------------------------------------------ publisher */
 
 static void maybe_finish(void);
-static bool publish(uint64_t seq, unsigned conn);
+static void issue_next(unsigned conn);
+
+/* A live publishing connection, conn if it is, else the next live one; -1 when none is (a
+ * re-dial is then scheduled). */
+static int live_conn(unsigned conn)
+{
+    for (unsigned i = 0; i < B.nconns; i++) {
+        unsigned c = (conn + i) % B.nconns;
+        if (grpc_client_alive(B.pub[c]))
+            return (int)c;
+    }
+    if (!evtimer_pending(B.redial_ev, NULL)) {
+        struct timeval tv = {0, 10000};
+        evtimer_add(B.redial_ev, &tv);
+    }
+    return -1;
+}
+
+/* Replaces the publishing connections that failed (GOAWAY, reset) once their calls have ended,
+ * as a gRPC client re-dials, then issues the closed loop's publishes that had no connection. */
+static void redial_cb(evutil_socket_t fd, short ev, void *arg)
+{
+    (void)fd;
+    (void)ev;
+    (void)arg;
+    bool waiting = false;
+    for (unsigned i = 0; i < B.nconns; i++) {
+        if (grpc_client_alive(B.pub[i]))
+            continue;
+        if (grpc_client_calls(B.pub[i])) {
+            waiting = true;
+            continue;
+        }
+        rh_diag_t d;
+        rh_diag_clear(&d);
+        grpc_client_free(B.pub[i]);
+        if (!(B.pub[i] = grpc_client_new(B.base, B.host, B.port, NULL, 0, &d))) {
+            fprintf(stderr, "bench-pb: publisher: %s\n", d.text);
+            B.error = true;
+            event_base_loopbreak(B.base);
+            return;
+        }
+        B.reconnects++;
+    }
+    while (B.owed && live_conn(0) >= 0) {
+        B.owed--;
+        issue_next(0);
+    }
+    if (waiting && !evtimer_pending(B.redial_ev, NULL)) {
+        struct timeval tv = {0, 10000};
+        evtimer_add(B.redial_ev, &tv);
+    }
+    maybe_finish();
+}
 
 static void pub_done(void *arg, int status, const char *msg)
 {
@@ -257,15 +316,13 @@ static void pub_done(void *arg, int status, const char *msg)
             fprintf(stderr, "bench-pb: publish %llu: %s %s\n", (unsigned long long)seq,
                     grpc_status_name(status), msg);
     }
-    if (B.closed && B.next < B.total) {
-        uint64_t s = B.next++;
-        B.due[s] = now_ns();
-        publish(s, B.conn_of[seq]);
-    }
+    if (B.closed && B.next < B.total)
+        issue_next(B.conn_of[seq]);
     maybe_finish();
 }
 
-/* Publishes uplink number seq on connection conn; its due time is already set. */
+/* Publishes uplink number seq (its due time set) on connection conn or another live one; a
+ * publish no connection takes fails at once (false). */
 static bool publish(uint64_t seq, unsigned conn)
 {
     B.phy[6] = (uint8_t)(seq & 0xff); /* FCnt, little-endian */
@@ -284,18 +341,35 @@ static bool publish(uint64_t seq, unsigned conn)
         exit(1);
     }
     protobuf_c_message_pack(&B.tmpl->base, buf);
+    int c = live_conn(conn);
     if (B.conn_of)
-        B.conn_of[seq] = (uint8_t)conn;
-    grpc_ccall_t *k = grpc_client_call(B.pub[conn], P_PUBLISH, buf, n, B.fwd_token,
-                                       PUBLISH_TIMEOUT_MS, NULL, pub_done, (void *)(uintptr_t)(seq + 1));
-    if (!k) {
-        fprintf(stderr, "bench-pb: publish on connection %u refused (connection down?)\n", conn);
-        B.error = true;
-        event_base_loopbreak(B.base);
+        B.conn_of[seq] = (uint8_t)(c < 0 ? conn : (unsigned)c);
+    B.sent++;
+    if (c < 0 || !grpc_client_call(B.pub[c], P_PUBLISH, buf, n, B.fwd_token, PUBLISH_TIMEOUT_MS,
+                                   NULL, pub_done, (void *)(uintptr_t)(seq + 1))) {
+        B.done++;
+        if (B.failed++ < 5)
+            fprintf(stderr, "bench-pb: publish %llu: no connection takes it\n",
+                    (unsigned long long)seq);
         return false;
     }
-    B.sent++;
     return true;
+}
+
+/* Closed loop: the next publish, due now, on connection conn (or another live one); when none
+ * is live, it waits for the re-dial. */
+static void issue_next(unsigned conn)
+{
+    while (B.next < B.total) {
+        if (live_conn(conn) < 0) {
+            B.owed++;
+            return;
+        }
+        uint64_t s = B.next++;
+        B.due[s] = now_ns();
+        if (publish(s, conn))
+            return; /* else it failed at once: its slot takes the next one */
+    }
 }
 
 /* Open loop: sends everything due by now, then sleeps until the next due time. */
@@ -309,8 +383,7 @@ static void tick_cb(evutil_socket_t fd, short ev, void *arg)
     while (B.next < B.total && B.t0 + (uint64_t)((double)B.next * step) <= t) {
         uint64_t s = B.next++;
         B.due[s] = B.t0 + (uint64_t)((double)s * step);
-        if (!publish(s, (unsigned)(s % B.nconns)))
-            return;
+        publish(s, (unsigned)(s % B.nconns));
         if (s >= B.counted_from)
             B.late[B.nlate++] = now_ns() - B.due[s];
     }
@@ -407,10 +480,10 @@ int main(int argc, char **argv)
         default: usage();
         }
     }
-    char host[256], shost[256];
-    uint16_t port = 0, sport = 0;
+    char *host = B.host, shost[256];
+    uint16_t sport = 0;
     bool with_sub = !sub_target || strcmp(sub_target, "-") != 0;
-    if (!hostport(target, host, sizeof host, &port) || !tmpl_file || (n > 0) == (B.rate > 0) ||
+    if (!hostport(target, B.host, sizeof B.host, &B.port) || !tmpl_file || (n > 0) == (B.rate > 0) ||
         B.nconns == 0 || B.nconns > MAX_CONNS || B.inflight_per_conn == 0 || secs <= 0 ||
         warm < 0 || home_net > 0xffffff ||
         (with_sub && !hostport(sub_target ? sub_target : target, shost, sizeof shost, &sport)))
@@ -478,6 +551,7 @@ int main(int argc, char **argv)
         B.conn_of = xcalloc(B.total, 1);
     B.tick = evtimer_new(B.base, tick_cb, NULL);
     B.stop_ev = evtimer_new(B.base, stop_cb, NULL);
+    B.redial_ev = evtimer_new(B.base, redial_cb, NULL);
 
     /* connections, subscriptions, then a pause so that the streams are open at the hub */
     if (with_sub) {
@@ -488,7 +562,7 @@ int main(int argc, char **argv)
         }
     }
     for (unsigned i = 0; i < B.nconns; i++)
-        if (!(B.pub[i] = grpc_client_new(B.base, host, port, NULL, 0, &d))) {
+        if (!(B.pub[i] = grpc_client_new(B.base, host, B.port, NULL, 0, &d))) {
             fprintf(stderr, "bench-pb: publisher: %s\n", d.text);
             return 1;
         }
@@ -501,12 +575,8 @@ int main(int argc, char **argv)
     B.t0 = now_ns();
     if (B.closed) {
         for (unsigned i = 0; i < B.nconns; i++)
-            for (unsigned j = 0; j < B.inflight_per_conn && B.next < B.total; j++) {
-                uint64_t s = B.next++;
-                B.due[s] = now_ns();
-                if (!publish(s, i))
-                    break;
-            }
+            for (unsigned j = 0; j < B.inflight_per_conn; j++)
+                issue_next(i);
     } else {
         tick_cb(-1, 0, NULL);
     }
@@ -536,12 +606,12 @@ int main(int argc, char **argv)
     double el_recv = (double)((B.last_recv > B.t0 ? B.last_recv : t_end) - B.t0) / 1e9;
     double el = el_ack > el_recv ? el_ack : el_recv;
     printf("mode=%s due=%llu sent=%llu acked=%llu failed=%llu received=%llu dup=%llu lost=%llu "
-           "stray=%llu elapsed_s=%.3f pub_rate=%.0f recv_rate=%.0f p50_us=%.1f p99_us=%.1f "
+           "stray=%llu reconnects=%u answered=%zu elapsed_s=%.3f pub_rate=%.0f recv_rate=%.0f p50_us=%.1f p99_us=%.1f "
            "p999_us=%.1f max_us=%.1f ack_p50_us=%.1f ack_p99_us=%.1f ack_p999_us=%.1f late_us=%.1f\n",
            B.closed ? "closed" : "open", (unsigned long long)(B.total - B.counted_from),
            (unsigned long long)B.sent, (unsigned long long)B.acked, (unsigned long long)B.failed,
            (unsigned long long)counted_recv, (unsigned long long)B.dup, (unsigned long long)lost,
-           (unsigned long long)B.stray, el, (double)B.acked / el_ack, (double)B.received / el_recv,
+           (unsigned long long)B.stray, B.reconnects, na, el, (double)B.acked / el_ack, (double)B.received / el_recv,
            pct(lat, nl, 0.50), pct(lat, nl, 0.99), pct(lat, nl, 0.999),
            nl ? (double)lat[nl - 1] / 1000.0 : 0.0, pct(alat, na, 0.50), pct(alat, na, 0.99),
            pct(alat, na, 0.999), pct(B.late, B.nlate, 0.99));
@@ -552,6 +622,7 @@ int main(int argc, char **argv)
     grpc_client_free(B.sub);
     event_free(B.tick);
     event_free(B.stop_ev);
+    event_free(B.redial_ev);
     event_base_free(B.base);
     p->plain.data = NULL; /* B.phy is not the unpacker's */
     p->plain.len = 0;

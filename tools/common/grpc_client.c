@@ -15,6 +15,8 @@
 #include <nghttp2/nghttp2.h>
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <netdb.h>
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
@@ -256,9 +258,12 @@ static void on_read(struct bufferevent *bev, void *arg)
 
 static void on_event(struct bufferevent *bev, short what, void *arg)
 {
-    (void)bev;
     grpc_client_t *c = arg;
     if (what & BEV_EVENT_CONNECTED) {
+        /* as grpc-go (Go's TCP connections default to TCP_NODELAY): a request or a
+         * WINDOW_UPDATE written while an earlier segment is unacknowledged goes out at once */
+        int one = 1;
+        setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         if (c->ssl) { /* grpc-go >= 1.67: a server that does not select h2 is refused */
             const unsigned char *proto = NULL;
             unsigned len = 0;

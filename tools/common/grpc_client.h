@@ -3,11 +3,12 @@
  * event_base: what roamns needs to speak to the hub as The Things Stack's Packet Broker Agent
  * does (docs/roamns.md "Packet Broker mode"; shared/reference/packet-broker-api.md section 2).
  *
- * One grpc_client_t is one HTTP/2 connection: plaintext h2c with prior knowledge (the agent's
- * `pba.insecure` mode), or TLS (bufferevent_openssl) offering ALPN "h2" only and refusing a
- * server that does not select it, as grpc-go >= 1.67 does; the server's certificate is checked
- * against the host name or IP address (the trust store is the caller's SSL_CTX). Calls are unary or server-streaming: exactly one request message, any
- * number of reply messages, then the status from the trailers (grpc-status, percent-decoded
+ * One grpc_client_t is one HTTP/2 connection (TCP_NODELAY, as grpc-go's): plaintext h2c with
+ * prior knowledge (the agent's `pba.insecure` mode), or TLS (bufferevent_openssl) offering ALPN
+ * "h2" only and refusing a server that does not select it, as grpc-go >= 1.67 does; the server's
+ * certificate is checked against the host name or IP address (the trust store is the caller's
+ * SSL_CTX). Calls are unary or server-streaming: exactly one request message, any number of
+ * reply messages, then the status from the trailers (grpc-status, percent-decoded
  * grpc-message). Framing, status codes and grpc-message coding are broker/grpc_frame.h, shared
  * with the hub's server; HTTP/2 (HPACK, SETTINGS, PING answers, flow control) is nghttp2's.
  *

@@ -96,6 +96,21 @@ def uplink(phy):
                                           forwarder_cluster_id="eu1", message=m)
 
 
+def gateway_copies(phy, gws):
+    """The agent's Publish requests of one uplink, one per gateway (eui, snr, rssi, token)."""
+    reqs = []
+    for eui, snr, rssi, tok in gws:
+        r = uplink(phy)
+        r.message.gateway_id.eui.value = eui
+        sq = r.message.gateway_metadata.plain_signal_quality.terrestrial
+        del sq.antennas[:]
+        a = sq.antennas.add(index=0)
+        a.value.channel_rssi, a.value.snr = rssi, snr
+        r.message.gateway_uplink_token = tok
+        reqs.append(r)
+    return reqs
+
+
 class BridgeWorld(unittest.TestCase):
     seen_phy = set()
     join_gw = 0  # the GWInfo a join-accept's DLMetaData names
@@ -535,16 +550,7 @@ class BridgeWorld(unittest.TestCase):
         gws = [(0x1111111111111111, -5.0, -115.0, b"gateway-one"),
                (0x2222222222222222, 8.5, -90.0, b"gateway-two"),
                (0x3333333333333333, 2.0, -100.0, b"gateway-three")]
-        reqs = []
-        for eui, snr, rssi, tok in gws:
-            r = uplink(phy)
-            r.message.gateway_id.eui.value = eui
-            sq = r.message.gateway_metadata.plain_signal_quality.terrestrial
-            del sq.antennas[:]
-            a = sq.antennas.add(index=0)
-            a.value.channel_rssi, a.value.snr = rssi, snr
-            r.message.gateway_uplink_token = tok
-            reqs.append(r)
+        reqs = gateway_copies(phy, gws)
         errors0 = self.receiver_errors()
         fwd0 = self.forwarded()
         merged0 = self.hub.metric('roamhub_events_total{event="pb_bridge_merged"}')
@@ -604,16 +610,8 @@ class BridgeWorld(unittest.TestCase):
         """A join-request heard by two gateways: one PRStartReq; the join-accept's DLMetaData
         names the 2nd GWInfo, and the RoutedDownlinkMessage carries that gateway's token."""
         jr = join_request(JOIN_EUI + 1)
-        reqs = []
-        for eui, snr, tok in ((0xAAAA, 9.0, b"join-gw-a"), (0xBBBB, -2.0, b"join-gw-b")):
-            r = uplink(jr)
-            r.message.gateway_id.eui.value = eui
-            sq = r.message.gateway_metadata.plain_signal_quality.terrestrial
-            del sq.antennas[:]
-            a = sq.antennas.add(index=0)
-            a.value.channel_rssi, a.value.snr = -100.0, snr
-            r.message.gateway_uplink_token = tok
-            reqs.append(r)
+        reqs = gateway_copies(jr, [(0xAAAA, 9.0, -100.0, b"join-gw-a"),
+                                   (0xBBBB, -2.0, -100.0, b"join-gw-b")])
         before = len(self.fwd_stream.msgs)
         type(self).join_gw = 1  # answer_home: the join-accept names GWInfo[1]
         try:

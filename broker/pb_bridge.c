@@ -34,6 +34,15 @@ typedef struct pbb_ctx {
     uint8_t toks[];        /* gateway_uplink_token then forwarder_uplink_token, exactly */
 } pbb_ctx_t;
 
+/* The statistics class of a frame (RP_CLASS_OTHER when it does not decode). */
+static rp_class_t frame_class(const uint8_t *phy, size_t len)
+{
+    lw_frame_t fr;
+    if (lw_frame_decode(phy, len, &fr, NULL) != RH_OK)
+        return RP_CLASS_OTHER;
+    return route_class_of(lw_frame_class(&fr));
+}
+
 /* Packs and queues a RoutedDownlinkMessage for the forwarder of c: the downlink (phy + dl of a
  * TS002 answer) with the forwarder's own tokens. */
 static void downlink_to_forwarder(relay_txn_t *t, pbb_ctx_t *c, const relay_answer_t *a)
@@ -64,10 +73,7 @@ static void downlink_to_forwarder(relay_txn_t *t, pbb_ctx_t *c, const relay_answ
         x.dm.forwarder_uplink_token.data = c->toks + c->gw_tok_len;
         x.dm.forwarder_uplink_token.len = c->fwd_tok_len;
     }
-    lw_frame_t fr;
-    rp_class_t cls = RP_CLASS_OTHER;
-    if (lw_frame_decode(a->phy, a->phy_len, &fr, NULL) == RH_OK)
-        cls = route_class_of(lw_frame_class(&fr));
+    rp_class_t cls = frame_class(a->phy, a->phy_len);
     /* its own count (pb_router hooks), as every downlink handed to a forwarder */
     if (pb_bridge_route_downlink(w, &x.dm, rd->home.net_id, rd->home.tenant_id, &c->fwd, cls,
                                  false) <= 0)
@@ -213,6 +219,7 @@ static int pbb_start(worker_t *w, const peer_member_t *member, const pbb_req_t *
  * of a join-accept whose DLMetaData names no gateway. Also what pb_merge keeps of a first copy. */
 typedef struct up_first {
     bi_region_t region;
+    uint32_t home_net_id; /* routing's decision for the first copy (statistics) */
     uint64_t recv_ns;
     size_t gw_tok_len, fwd_tok_len;
     uint8_t toks[];
@@ -268,14 +275,10 @@ static void flush_merged(void *arg, const pb_merged_t *m)
     if (rc == RH_OK)
         return;
     metrics_event(w->metrics, "pb_bridge_unavailable");
-    lw_frame_t fr;
-    rp_class_t cls = RP_CLASS_OTHER;
-    if (lw_frame_decode(m->phy, m->phy_len, &fr, NULL) == RH_OK)
-        cls = route_class_of(lw_frame_class(&fr));
     RH_LOG(RH_LOG_INFO, "pb", "merged uplink not bridged copies=%zu reason=\"%s\"", m->copies,
            d.text);
-    pb_count(w, m->fwd->net_id, 0, cls, RP_OUT_NO_ROUTE, NULL, first->recv_ns,
-             member ? member->id : NULL);
+    pb_count(w, m->fwd->net_id, first->home_net_id, frame_class(m->phy, m->phy_len),
+             RP_OUT_NO_ROUTE, NULL, first->recv_ns, member ? member->id : NULL);
 }
 
 int pb_bridge_worker_start(worker_t *w)
@@ -339,6 +342,7 @@ int pb_bridge_uplink(worker_t *w, const Org__Packetbroker__Routing__V1__PublishU
         return rh_diag_fail(d, RH_EINVAL, "message.gateway_uplink_token: too large to bridge");
     first->region = (bi_region_t)bt.region;
     first->recv_ns = recv_ns;
+    first->home_net_id = home_net_id;
     first->gw_tok_len = um->gateway_uplink_token.len;
     first->fwd_tok_len = um->forwarder_uplink_token.len;
     if (first->gw_tok_len)

@@ -13,7 +13,8 @@ token does not carry the forwarder's token in clear; statistics count the bridge
 Copies of one uplink (the agent publishes one per gateway) become ONE PRStartReq with a GWInfo
 per gateway, each with its own token, best signal first; the home network (refusing replays as
 ChirpStack does) counts no receiver_error; its downlink (XmitDataReq, or the join-accept in
-PRStartAns) naming the 2nd GWInfo goes out with that gateway's own gateway_uplink_token."""
+PRStartAns) naming the 2nd GWInfo goes out with that gateway's own gateway_uplink_token; a
+policy withholding signal quality and location strips it from every merged GWInfo."""
 import json
 import threading
 import os
@@ -627,6 +628,34 @@ class BridgeWorld(unittest.TestCase):
         m = self.fwd_stream.msgs[before]
         self.assertEqual(m.message.phy_payload, JOIN_ACCEPT)
         self.assertEqual(m.message.gateway_uplink_token, b"join-gw-b")
+
+
+    def test_13_policy_strips_every_gwinfo(self):
+        """The forwarder's policy withholds signal quality and location: the merged PRStartReq
+        has a GWInfo per gateway, none with RSSI/SNR/Lat/Lon, each still with its own token."""
+        def policy(up):
+            st, body, _ = self.adm.call("PUT", "/policies/%s/%s" % (FWD, HOME),
+                                        {"uplink": up, "downlink": dict(ALL_DOWN)}, self.op)
+            self.assertIn(st, (200, 201), body)
+        policy(dict(ALL_UP, signal_quality=False, localization=False))
+        try:
+            reqs = gateway_copies(data_up(0x0A001241, fcnt=8),
+                                  [(0x4444, 1.0, -100.0, b"strip-a"), (0x5555, 5.0, -95.0, b"strip-b")])
+            stub = rtg.ForwarderDataStub(self.ch)
+            for f in [stub.Publish.future(r, metadata=self.md, timeout=3) for r in reqs]:
+                f.result()
+            up = self.home.get(timeout=3, mtype="PRStartReq")
+            self.home.assert_nothing(0.5)
+        finally:
+            policy(dict(ALL_UP))
+        gws = up["ULMetaData"]["GWInfo"]
+        self.assertEqual(len(gws), 2)
+        for g in gws:
+            for k in ("RSSI", "SNR", "Lat", "Lon"):
+                self.assertNotIn(k, g)
+        self.assertEqual(len({g["ULToken"] for g in gws}), 2)
+        self.assertEqual(sorted(g["ID"].lower() for g in gws),
+                         ["0000000000004444", "0000000000005555"])
 
 
 if __name__ == "__main__":

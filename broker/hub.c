@@ -147,6 +147,8 @@ static void worker_drain(worker_t *w, void *arg)
     (void)arg;
     if (w->grpc)
         grpc_server_shutdown(w->grpc); /* open calls end with UNAVAILABLE, GOAWAY */
+    if (w->pb)
+        pb_bridge_worker_drain(w); /* merges waiting for more copies: sent now */
     hs_server_drain(w->ts002, ((hub_t *)w->hub)->cfg.drain_ms, worker_drained, w);
 }
 

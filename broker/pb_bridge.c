@@ -290,6 +290,14 @@ int pb_bridge_worker_start(worker_t *w)
     return w->pb_merge ? RH_OK : RH_ENOMEM;
 }
 
+void pb_bridge_worker_drain(worker_t *w)
+{
+    size_t n = pb_merge_flush_all(w->pb_merge);
+    if (n)
+        RH_LOG(RH_LOG_INFO, "pb", "draining: merged uplinks sent before their window ended "
+               "merges=%zu", n);
+}
+
 void pb_bridge_worker_stop(worker_t *w)
 {
     size_t dropped = pb_merge_free(w->pb_merge);

@@ -56,6 +56,10 @@ int pb_bridge_uplink(worker_t *w, const Org__Packetbroker__Routing__V1__PublishU
  * Errors: RH_ENOMEM. */
 int pb_bridge_worker_start(worker_t *w);
 
+/* SIGTERM's drain on w (before the relay's drain): every open merge is sent now, so its copies
+ * are a transaction the drain answers or fails and counts, not dropped. On w's thread. */
+void pb_bridge_worker_drain(worker_t *w);
+
 /* Frees w's merge table (copies still in their window are dropped, logged with their count).
  * On w's thread or after it stopped. */
 void pb_bridge_worker_stop(worker_t *w);

@@ -159,6 +159,18 @@ size_t pb_merge_free(pb_merge_t *m)
     return dropped;
 }
 
+size_t pb_merge_flush_all(pb_merge_t *m)
+{
+    size_t n = 0;
+    for (size_t b = 0; m && b < m->nbuckets; b++) {
+        while (m->buckets[b]) {
+            flush_entry(m, m->buckets[b]); /* unlinks it */
+            n++;
+        }
+    }
+    return n;
+}
+
 size_t pb_merge_pending(const pb_merge_t *m)
 {
     return m ? m->pending : 0;

@@ -83,6 +83,11 @@ pb_merge_res_t pb_merge_add(pb_merge_t *m, const pb_ids_t *fwd, const uint8_t *p
                             size_t phy_len, const bi_ulmeta_t *ul, const void *first,
                             size_t first_len);
 
+/* Sends every open merge now (the flush callback runs for each; their timers are cancelled):
+ * the hub's drain, so the copies become transactions the drain then handles. Returns how many
+ * merges were sent. NULL is a no-op. */
+size_t pb_merge_flush_all(pb_merge_t *m);
+
 /* Open merges (for /metrics and tests). */
 size_t pb_merge_pending(const pb_merge_t *m);
 

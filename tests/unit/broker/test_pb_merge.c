@@ -269,10 +269,18 @@ static void test_cap_and_full_merge(void **state)
     uint8_t big[BI_MAX_PHY + 1] = {0x40};
     assert_int_equal(pb_merge_add(m, &f1, big, sizeof big, &ul, NULL, 0), PB_MERGE_INVALID);
     assert_int_equal(pb_merge_add(m, &f1, PHY, 0, &ul, NULL, 0), PB_MERGE_INVALID);
-    /* freed with open merges: their copies dropped, not sent */
+    /* the drain: every open merge sent now */
     assert_int_equal(pb_merge_add(m, &f2, PHY, sizeof PHY, &ul, NULL, 0), PB_MERGE_JOINED);
-    assert_int_equal(pb_merge_free(m), 3);
-    assert_int_equal(s.n, 1);
+    assert_int_equal(pb_merge_flush_all(m), 2);
+    assert_int_equal(s.n, 3);
+    assert_int_equal(s.f[1].copies + s.f[2].copies, 3); /* f2's two, f3's one */
+    assert_int_equal(pb_merge_pending(m), 0);
+    assert_int_equal(pb_merge_flush_all(m), 0);
+    /* freed with open merges: their copies dropped, not sent */
+    assert_int_equal(pb_merge_add(m, &f1, PHY, sizeof PHY, &ul, NULL, 0), PB_MERGE_OPENED);
+    assert_int_equal(pb_merge_add(m, &f1, PHY, sizeof PHY, &ul, NULL, 0), PB_MERGE_JOINED);
+    assert_int_equal(pb_merge_free(m), 2);
+    assert_int_equal(s.n, 3);
     /* arguments */
     assert_null(pb_merge_new(b, 0, 8, on_flush, &s));
     assert_null(pb_merge_new(b, PB_MERGE_WINDOW_MAX_MS + 1, 8, on_flush, &s));

@@ -87,6 +87,8 @@ static const key_t_ keys[] = {
     {"grpc", "max_streams", K_UINT, OFF(grpc_max_streams), 100, 100000},
     {"grpc", "queue_max", K_UINT, OFF(grpc_queue_max), 1, 1000000},
     {"grpc", "hold_ms", K_UINT, OFF(grpc_hold_ms), 100, 600000},
+    {"grpc", "merge_window_ms", K_UINT, OFF(grpc_merge_window_ms), 0, 1000},
+    {"grpc", "merge_max", K_UINT, OFF(grpc_merge_max), 1, 1000000},
     {"grpc", "token_key_file", K_STR, OFF(grpc_token_key_file), 0, 0},
     {"relay", "request_timeout_ms", K_UINT, OFF(request_timeout_ms), 50, 60000},
     {"relay", "drain_ms", K_UINT, OFF(drain_ms), 0, 600000},
@@ -227,6 +229,8 @@ int config_defaults(rh_config_t *c)
     c->grpc_max_streams = 100;
     c->grpc_queue_max = 1024;
     c->grpc_hold_ms = 5000;
+    c->grpc_merge_window_ms = 200; /* ChirpStack's and The Things Stack's deduplication delay */
+    c->grpc_merge_max = 1024;
     c->admin_enabled = 1;
     c->db_map_size_mb = 256;
     c->request_timeout_ms = 3000;

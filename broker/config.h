@@ -57,6 +57,9 @@ typedef struct rh_config {
     unsigned grpc_max_streams;    /* SETTINGS_MAX_CONCURRENT_STREAMS per connection, >= 100 */
     unsigned grpc_queue_max;      /* messages per Packet Broker subscription group (pb_router.h) */
     unsigned grpc_hold_ms;        /* a queued message fails after waiting this long */
+    unsigned grpc_merge_window_ms; /* copies of one uplink merged for TS002 homes (pb_merge.h);
+                                      0 = off */
+    unsigned grpc_merge_max;      /* open merges per worker; beyond: sent un-merged */
     char *grpc_token_key_file;    /* 64 hex digits: the sealed bridge tokens' key (pb_token.h);
                                      NULL: random at start */
 

@@ -8,6 +8,7 @@
 #include "hub.h"
 
 #include "admin.h"
+#include "pb_bridge.h"
 #include "pb_service.h"
 #include "relay.h"
 #include "relay_ts002.h"
@@ -146,6 +147,8 @@ static void worker_drain(worker_t *w, void *arg)
     (void)arg;
     if (w->grpc)
         grpc_server_shutdown(w->grpc); /* open calls end with UNAVAILABLE, GOAWAY */
+    if (w->pb)
+        pb_bridge_worker_drain(w); /* merges waiting for more copies: sent now */
     hs_server_drain(w->ts002, ((hub_t *)w->hub)->cfg.drain_ms, worker_drained, w);
 }
 
@@ -228,6 +231,8 @@ static int worker_init(hub_t *hub, worker_t *w, unsigned index, rh_diag_t *diag)
         w->pb = hub->pb;
         if (pb_router_worker_start(hub->pb->router, w) != RH_OK)
             return rh_diag_fail(diag, RH_ENOMEM, "worker %u: Packet Broker sweep", index);
+        if (pb_bridge_worker_start(w) != RH_OK)
+            return rh_diag_fail(diag, RH_ENOMEM, "worker %u: Packet Broker merge table", index);
         w->grpc = grpc_server_new(w->base, &go, diag);
         if (!w->grpc)
             return RH_EIO;
@@ -265,8 +270,10 @@ static void worker_fini(worker_t *w)
     rp_reader_free(w->reader);
     peer_registry_view_release(&w->view);
     worker_inbox_fini(w);
-    if (w->pb)
+    if (w->pb) {
+        pb_bridge_worker_stop(w);
         pb_router_worker_stop(w->pb->router, w);
+    }
     if (w->stop_ev)
         event_free(w->stop_ev);
     metrics_free(w->metrics);
@@ -542,6 +549,8 @@ int hub_run(rh_config_t *cfg)
             hub->pb->router = pb_router_new(cfg->grpc_queue_max, cfg->grpc_hold_ms,
                                             &pb_router_hooks);
             snprintf(hub->pb->agent, sizeof hub->pb->agent, "roamhub/%s", rh_version());
+            hub->pb->merge_window_ms = cfg->grpc_merge_window_ms;
+            hub->pb->merge_max = cfg->grpc_merge_max;
             /* the sealed bridge tokens' key (pb_token.h): never logged */
             if (pb_token_key_init(&hub->pb->token_key, cfg->grpc_token_key_file, &d) != RH_OK) {
                 RH_LOG(RH_LOG_ERR, "hub", "grpc token key err=\"%s\"", d.text);

@@ -3,6 +3,7 @@
 #include "pb_bridge.h"
 
 #include "pb_bridge_ts002.h"
+#include "pb_merge.h"
 
 #include "lw_frame.h"
 #include "metrics.h"
@@ -33,6 +34,15 @@ typedef struct pbb_ctx {
     uint8_t toks[];        /* gateway_uplink_token then forwarder_uplink_token, exactly */
 } pbb_ctx_t;
 
+/* The statistics class of a frame (RP_CLASS_OTHER when it does not decode). */
+static rp_class_t frame_class(const uint8_t *phy, size_t len)
+{
+    lw_frame_t fr;
+    if (lw_frame_decode(phy, len, &fr, NULL) != RH_OK)
+        return RP_CLASS_OTHER;
+    return route_class_of(lw_frame_class(&fr));
+}
+
 /* Packs and queues a RoutedDownlinkMessage for the forwarder of c: the downlink (phy + dl of a
  * TS002 answer) with the forwarder's own tokens. */
 static void downlink_to_forwarder(relay_txn_t *t, pbb_ctx_t *c, const relay_answer_t *a)
@@ -45,19 +55,31 @@ static void downlink_to_forwarder(relay_txn_t *t, pbb_ctx_t *c, const relay_answ
         RH_LOG(RH_LOG_INFO, "pb", "bridged downlink not sent reason=\"%s\"", d.text);
         return;
     }
-    x.dm.gateway_uplink_token.data = c->toks;
-    x.dm.gateway_uplink_token.len = c->gw_tok_len;
-    x.dm.forwarder_uplink_token.data = c->toks + c->gw_tok_len;
-    x.dm.forwarder_uplink_token.len = c->fwd_tok_len;
-    lw_frame_t fr;
-    rp_class_t cls = RP_CLASS_OTHER;
-    if (lw_frame_decode(a->phy, a->phy_len, &fr, NULL) == RH_OK)
-        cls = route_class_of(lw_frame_class(&fr));
+    /* the gateway the home network chose (its DLMetaData token: one of the merged copies'),
+     * else the first copy's */
     const route_decision_t *rd = relay_txn_decision(t);
+    Roamhub__V1__BridgeToken *bt = NULL;
+    const char *field;
+    if (pb_bridge_ts002_dl_token(w, a->dl, c->fwd.net_id, rd->home.net_id, &bt, &field, &d) ==
+            RH_OK &&
+        bt->forwarder_net_id == c->fwd.net_id &&
+        strcmp(bt->forwarder_tenant_id, c->fwd.tenant) == 0 &&
+        strcmp(bt->forwarder_cluster_id, c->fwd.cluster) == 0) {
+        x.dm.gateway_uplink_token = bt->gateway_uplink_token;
+        x.dm.forwarder_uplink_token = bt->forwarder_uplink_token;
+    } else {
+        x.dm.gateway_uplink_token.data = c->toks;
+        x.dm.gateway_uplink_token.len = c->gw_tok_len;
+        x.dm.forwarder_uplink_token.data = c->toks + c->gw_tok_len;
+        x.dm.forwarder_uplink_token.len = c->fwd_tok_len;
+    }
+    rp_class_t cls = frame_class(a->phy, a->phy_len);
     /* its own count (pb_router hooks), as every downlink handed to a forwarder */
     if (pb_bridge_route_downlink(w, &x.dm, rd->home.net_id, rd->home.tenant_id, &c->fwd, cls,
                                  false) <= 0)
         metrics_event(w->metrics, "pb_bridge_downlink_unrouted");
+    if (bt)
+        roamhub__v1__bridge_token__free_unpacked(bt, NULL);
 }
 
 /* ops.forward: the PRStartReq to the TS002 home network. */
@@ -192,23 +214,97 @@ static int pbb_start(worker_t *w, const peer_member_t *member, const pbb_req_t *
     return RH_OK;
 }
 
+/* What a bridged uplink's transaction keeps of its (first) copy: the region and the
+ * forwarder's two tokens (toks: gateway_uplink_token then forwarder_uplink_token), the fallback
+ * of a join-accept whose DLMetaData names no gateway. Also what pb_merge keeps of a first copy. */
+typedef struct up_first {
+    bi_region_t region;
+    uint32_t home_net_id; /* routing's decision for the first copy (statistics) */
+    uint64_t recv_ns;
+    size_t gw_tok_len, fwd_tok_len;
+    uint8_t toks[];
+} up_first_t;
+
 typedef struct up_fill {
     const pb_ids_t *fwd;
-    const Org__Packetbroker__V3__UplinkMessage *um;
-    bi_region_t region;
+    const up_first_t *first;
 } up_fill_t;
 
 static void fill_uplink(pbb_ctx_t *c, const void *arg)
 {
     const up_fill_t *f = arg;
     c->fwd = *f->fwd;
-    c->region = f->region;
-    c->gw_tok_len = f->um->gateway_uplink_token.len;
-    c->fwd_tok_len = f->um->forwarder_uplink_token.len;
-    if (c->gw_tok_len)
-        memcpy(c->toks, f->um->gateway_uplink_token.data, c->gw_tok_len);
-    if (c->fwd_tok_len)
-        memcpy(c->toks + c->gw_tok_len, f->um->forwarder_uplink_token.data, c->fwd_tok_len);
+    c->region = f->first->region;
+    c->gw_tok_len = f->first->gw_tok_len;
+    c->fwd_tok_len = f->first->fwd_tok_len;
+    if (c->gw_tok_len + c->fwd_tok_len)
+        memcpy(c->toks, f->first->toks, c->gw_tok_len + c->fwd_tok_len);
+}
+
+/* Sends one bridged uplink (a single copy, or the copies pb_merge gathered: ul carries their
+ * GWInfo) as a PRStartReq transaction. */
+static int send_uplink(worker_t *w, const peer_member_t *member, const pb_ids_t *fwd,
+                       const uint8_t *phy, size_t phy_len, const bi_ulmeta_t *ul,
+                       const up_first_t *first, rh_diag_t *d)
+{
+    pbb_req_t r = {.type = BI_MT_PR_START_REQ, .ans_type = BI_MT_PR_START_ANS,
+                   .sender_net_id = fwd->net_id, .sender_tenant = fwd->tenant,
+                   .kind = ROUTE_UPLINK, .receiver = 0, .phy = phy, .phy_len = phy_len,
+                   .ul = ul, .recv_ns = first->recv_ns,
+                   .extra = first->gw_tok_len + first->fwd_tok_len};
+    up_fill_t f = {fwd, first};
+    int rc = pbb_start(w, member, &r, fill_uplink, &f, NULL, d);
+    if (rc == RH_OK)
+        metrics_event(w->metrics, "pb_bridged_uplink");
+    return rc;
+}
+
+/* pb_merge's flush: the gathered copies of one uplink, as one PRStartReq. The member record is
+ * looked up again (the registry may have been rebuilt during the window); when the uplink
+ * cannot be bridged now it is counted no_route for the pair, as pb_fwd_publish counts a copy it
+ * could not bridge. */
+static void flush_merged(void *arg, const pb_merged_t *m)
+{
+    worker_t *w = arg;
+    const up_first_t *first = m->first;
+    const peer_member_t *member = pb_member_of(w, m->fwd->net_id, m->fwd->tenant);
+    rh_diag_t d = {{0}};
+    int rc = member ? send_uplink(w, member, m->fwd, m->phy, m->phy_len, m->ul, first, &d)
+                    : rh_diag_fail(&d, RH_EPERM, "forwarder_net_id: no member record for this "
+                                   "NetID (bridging needs one)");
+    if (rc == RH_OK)
+        return;
+    metrics_event(w->metrics, "pb_bridge_unavailable");
+    RH_LOG(RH_LOG_INFO, "pb", "merged uplink not bridged copies=%zu reason=\"%s\"", m->copies,
+           d.text);
+    pb_count(w, m->fwd->net_id, first->home_net_id, frame_class(m->phy, m->phy_len),
+             RP_OUT_NO_ROUTE, NULL, first->recv_ns, member ? member->id : NULL);
+}
+
+int pb_bridge_worker_start(worker_t *w)
+{
+    if (!w->pb || w->pb->merge_window_ms == 0)
+        return RH_OK; /* merging off: every copy is its own PRStartReq */
+    w->pb_merge = pb_merge_new(w->base, w->pb->merge_window_ms, w->pb->merge_max, flush_merged,
+                               w);
+    return w->pb_merge ? RH_OK : RH_ENOMEM;
+}
+
+void pb_bridge_worker_drain(worker_t *w)
+{
+    size_t n = pb_merge_flush_all(w->pb_merge);
+    if (n)
+        RH_LOG(RH_LOG_INFO, "pb", "draining: merged uplinks sent before their window ended "
+               "merges=%zu", n);
+}
+
+void pb_bridge_worker_stop(worker_t *w)
+{
+    size_t dropped = pb_merge_free(w->pb_merge);
+    w->pb_merge = NULL;
+    if (dropped)
+        RH_LOG(RH_LOG_INFO, "pb", "stopping: uplink copies still in their merge window dropped "
+               "copies=%zu", dropped);
 }
 
 int pb_bridge_uplink(worker_t *w, const Org__Packetbroker__Routing__V1__PublishUplinkMessageRequest *req,
@@ -247,17 +343,42 @@ int pb_bridge_uplink(worker_t *w, const Org__Packetbroker__Routing__V1__PublishU
         return rc;
     if (um->gateway_uplink_token.len == 0)
         gw.dl_allowed = false; /* a gateway takes a downlink only with the forwarder's token */
-    pbb_req_t r = {.type = BI_MT_PR_START_REQ, .ans_type = BI_MT_PR_START_ANS,
-                   .sender_net_id = fwd->net_id, .sender_tenant = fwd->tenant,
-                   .kind = ROUTE_UPLINK, .receiver = 0,
-                   .phy = um->phy_payload->plain.data, .phy_len = um->phy_payload->plain.len,
-                   .ul = &ul, .recv_ns = recv_ns,
-                   .extra = um->gateway_uplink_token.len + um->forwarder_uplink_token.len};
-    up_fill_t f = {fwd, um, (bi_region_t)bt.region};
-    rc = pbb_start(w, member, &r, fill_uplink, &f, NULL, d);
-    if (rc == RH_OK)
-        metrics_event(w->metrics, "pb_bridged_uplink");
-    return rc;
+    size_t tl2 = um->gateway_uplink_token.len + um->forwarder_uplink_token.len;
+    _Alignas(up_first_t) uint8_t fbuf[sizeof(up_first_t) + 2 * PB_TOKEN_MAX];
+    up_first_t *first = (up_first_t *)fbuf;
+    if (tl2 > 2 * PB_TOKEN_MAX) /* the sealed token holds both: it would have refused */
+        return rh_diag_fail(d, RH_EINVAL, "message.gateway_uplink_token: too large to bridge");
+    first->region = (bi_region_t)bt.region;
+    first->recv_ns = recv_ns;
+    first->home_net_id = home_net_id;
+    first->gw_tok_len = um->gateway_uplink_token.len;
+    first->fwd_tok_len = um->forwarder_uplink_token.len;
+    if (first->gw_tok_len)
+        memcpy(first->toks, um->gateway_uplink_token.data, first->gw_tok_len);
+    if (first->fwd_tok_len)
+        memcpy(first->toks + first->gw_tok_len, um->forwarder_uplink_token.data,
+               first->fwd_tok_len);
+    const uint8_t *phy = um->phy_payload->plain.data;
+    size_t phy_len = um->phy_payload->plain.len;
+    if (w->pb_merge) {
+        /* copies of one uplink from several gateways: one PRStartReq (pb_merge.h) */
+        switch (pb_merge_add(w->pb_merge, fwd, phy, phy_len, &ul, first,
+                             sizeof *first + tl2)) {
+        case PB_MERGE_OPENED:
+            return RH_OK;
+        case PB_MERGE_JOINED:
+        case PB_MERGE_SENT:
+            metrics_event(w->metrics, "pb_bridge_merged");
+            return RH_OK;
+        case PB_MERGE_FULL:
+            metrics_event(w->metrics, "pb_bridge_merge_full");
+            break; /* sent alone, rather than holding more */
+        case PB_MERGE_NOMEM:
+        case PB_MERGE_INVALID:
+            break; /* sent alone: pbb_start names what is wrong with it */
+        }
+    }
+    return send_uplink(w, member, fwd, phy, phy_len, &ul, first, d);
 }
 
 int pb_bridge_downlink(worker_t *w, const pb_ids_t *home, const peer_member_t *member,

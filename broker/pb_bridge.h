@@ -19,7 +19,15 @@
  * exactly; the Result has no place to go (Packet Broker's v1 API gives a forwarder no uplink
  * delivery state): it is counted as the transaction's outcome and logged.
  *
- * Threads: the worker of the Publish call; transactions stay on it (relay.h).
+ * Copies of one uplink (the agent publishes one per gateway) from the same forwarder identity
+ * with the same PHYPayload, published within grpc.merge_window_ms on one worker, become ONE
+ * PRStartReq whose ULMetaData carries a GWInfo per copy, each with its own sealed ULToken
+ * (pb_merge.h). Each copy's Publish is answered at once with its own ID; the merged uplink is
+ * counted once (the relay core's outcome); each copy that joined another is the /metrics event
+ * pb_bridge_merged. A TS002 downlink then names its gateway: the first DLMetaData.GWInfo ULToken,
+ * else FNSULToken (pb_bridge_ts002_dl_token).
+ *
+ * Threads: the worker of the Publish call; transactions and merges stay on it (relay.h).
  */
 #ifndef RH_PB_BRIDGE_H
 #define RH_PB_BRIDGE_H
@@ -35,12 +43,26 @@
  * decoded) to the TS002 home network routing decides (relay_txn_route: the decision, the
  * outcome and its count are the core's). member: the forwarder's member record (required: a
  * transaction has a sender); home_net_id: the home network the caller's decision found (sealed
- * into the token: only that network's downlinks may use it). Returns RH_OK when a transaction took the uplink; RH_EPERM (no
- * member record), RH_EINVAL (d names the field: data rate, frequency), RH_ENOMEM,
- * RH_ECRYPTO — then nothing was counted. */
+ * into the token: only that network's downlinks may use it). Returns RH_OK when a transaction
+ * took the uplink or it joined (or opened) a merge of its copies, whose flush then counts it (as
+ * no_route when it cannot be sent then); RH_EPERM (no member record), RH_EINVAL (d names the
+ * field: data rate, frequency), RH_ENOMEM, RH_ECRYPTO — then nothing was counted. */
 int pb_bridge_uplink(worker_t *w, const Org__Packetbroker__Routing__V1__PublishUplinkMessageRequest *req,
                      const pb_ids_t *fwd, const peer_member_t *member, uint32_t home_net_id,
                      uint64_t recv_ns, rh_diag_t *d);
+
+/* Worker w's merge table for copies of one uplink (pb_merge.h) with w->pb's merge_window_ms and
+ * merge_max; none when the window is 0 (or w has no Packet Broker service). Call before w runs.
+ * Errors: RH_ENOMEM. */
+int pb_bridge_worker_start(worker_t *w);
+
+/* SIGTERM's drain on w (before the relay's drain): every open merge is sent now, so its copies
+ * are a transaction the drain answers or fails and counts, not dropped. On w's thread. */
+void pb_bridge_worker_drain(worker_t *w);
+
+/* Frees w's merge table (copies still in their window are dropped, logged with their count).
+ * On w's thread or after it stopped. */
+void pb_bridge_worker_stop(worker_t *w);
 
 /* What a synchronous answer of a downlink transaction said (pb_bridge_downlink): filled when the
  * transaction was refused or answered while it was being routed. */

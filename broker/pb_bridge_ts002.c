@@ -144,48 +144,71 @@ static int send_uplink(relay_txn_t *t, worker_t *w, bi_msg_t *msg, const relay_f
 
 /* ---------------------------------------------------------------- downlink -> gRPC forwarder */
 
+int pb_bridge_ts002_dl_token(worker_t *w, const bi_dlmeta_t *dl, uint32_t fwd_net_id,
+                             uint32_t home_net_id, Roamhub__V1__BridgeToken **out,
+                             const char **field, rh_diag_t *d)
+{
+    *out = NULL;
+    static const char *const gw_field[] = {"DLMetaData.GWInfo[0].ULToken",
+                                           "DLMetaData.GWInfo[1].ULToken",
+                                           "DLMetaData.GWInfo[2].ULToken",
+                                           "DLMetaData.GWInfo[3].ULToken"};
+    const char *hex = NULL;
+    *field = "DLMetaData.FNSULToken";
+    for (size_t i = 0; dl->gw && i < dl->gw_count && !hex; i++) {
+        if ((dl->gw[i].present & BI_GW_UL_TOKEN) && dl->gw[i].ul_token) {
+            hex = dl->gw[i].ul_token;
+            *field = i < 4 ? gw_field[i] : "DLMetaData.GWInfo[].ULToken";
+        }
+    }
+    if (!hex && (dl->present & BI_DL_FNS_UL_TOKEN))
+        hex = dl->fns_ul_token;
+    if (!hex)
+        return rh_diag_fail(d, RH_ENOTFOUND, "missing (a Packet Broker forwarder's downlink "
+                            "needs the token of its uplink)");
+    char aad[16];
+    pb_token_aad(aad, sizeof aad, fwd_net_id, NULL, NULL);
+    Roamhub__V1__BridgeToken *bt = NULL;
+    int rc = pb_token_open_bridge_hex(&w->pb->token_key, hex, aad, now_s(), &bt, d);
+    if (rc)
+        return rc;
+    if (bt->kind != ROAMHUB__V1__BRIDGE_TOKEN__KIND__KIND_GRPC_FORWARDER)
+        rc = rh_diag_fail(d, RH_EINVAL, "not a token of a Packet Broker forwarder's uplink");
+    else if (bt->home_net_id != home_net_id) /* another member's: no downlinks with it */
+        rc = rh_diag_fail(d, RH_EPERM, "sealed for another home network");
+    else if (strlen(bt->forwarder_tenant_id) > PB_ID_MAX ||
+             strlen(bt->forwarder_cluster_id) > PB_ID_MAX)
+        rc = rh_diag_fail(d, RH_EINVAL, "forwarder identity too long");
+    if (rc) {
+        roamhub__v1__bridge_token__free_unpacked(bt, NULL);
+        return rc;
+    }
+    *out = bt;
+    return RH_OK;
+}
+
 static int send_downlink(relay_txn_t *t, worker_t *w, bi_msg_t *msg)
 {
     const route_decision_t *rd = relay_txn_decision(t);
     const bi_fields_t *fl = bi_msg_fields(msg);
     const bi_dlmeta_t *dl = &fl->dl;
-    const char *field = "DLMetaData.FNSULToken", *hex = dl->fns_ul_token;
-    if (!(dl->present & BI_DL_FNS_UL_TOKEN) && dl->gw_count > 0 &&
-        (dl->gw[0].present & BI_GW_UL_TOKEN)) {
-        field = "DLMetaData.GWInfo[0].ULToken";
-        hex = dl->gw[0].ul_token;
-    }
-    if (!hex)
-        return refuse(t, msg, "%s: %s", field,
-                      "missing (a Packet Broker forwarder's downlink needs the token of its "
-                      "uplink)");
-    if (!(fl->present & BI_F_PHY_PAYLOAD))
-        return refuse(t, msg, "%s: %s", "PHYPayload", "missing");
+    const char *field;
     Roamhub__V1__BridgeToken *bt = NULL;
     rh_diag_t d = {{0}};
-    char aad[16];
-    pb_token_aad(aad, sizeof aad, rd->fwd.net_id, NULL, NULL);
-    int rc = pb_token_open_bridge_hex(&w->pb->token_key, hex, aad, now_s(), &bt, &d);
+    int rc = pb_bridge_ts002_dl_token(w, dl, rd->fwd.net_id, rd->home.net_id, &bt, &field, &d);
     if (rc == RH_ENOMEM)
         return RH_ENOMEM;
-    if (rc == RH_OK && bt->kind != ROAMHUB__V1__BRIDGE_TOKEN__KIND__KIND_GRPC_FORWARDER) {
-        rc = RH_EINVAL;
-        snprintf(d.text, sizeof d.text, "not a token of a Packet Broker forwarder's uplink");
-    } else if (rc == RH_OK && bt->home_net_id != rd->home.net_id) {
-        rc = RH_EPERM; /* another member's token: it may not send downlinks with it */
-        snprintf(d.text, sizeof d.text, "sealed for another home network");
-    }
-    pb_ids_t fwd = {0};
-    if (rc == RH_OK && (strlen(bt->forwarder_tenant_id) > PB_ID_MAX ||
-                        strlen(bt->forwarder_cluster_id) > PB_ID_MAX)) {
-        rc = RH_EINVAL;
-        snprintf(d.text, sizeof d.text, "forwarder identity too long");
+    if (rc == RH_ENOTFOUND)
+        return refuse(t, msg, "%s: %s", field, d.text);
+    if (rc == RH_OK && !(fl->present & BI_F_PHY_PAYLOAD)) {
+        roamhub__v1__bridge_token__free_unpacked(bt, NULL);
+        return refuse(t, msg, "%s: %s", "PHYPayload", "missing");
     }
     if (rc) {
         metrics_event(w->metrics, "pb_bridge_token_refused");
-        roamhub__v1__bridge_token__free_unpacked(bt, NULL);
         return refuse(t, msg, "%s: %s", field, d.text);
     }
+    pb_ids_t fwd = {0};
     fwd.net_id = bt->forwarder_net_id;
     snprintf(fwd.tenant, sizeof fwd.tenant, "%s", bt->forwarder_tenant_id);
     snprintf(fwd.cluster, sizeof fwd.cluster, "%s", bt->forwarder_cluster_id);

@@ -52,6 +52,17 @@ int pb_bridge_route_downlink(worker_t *w, Org__Packetbroker__V3__DownlinkMessage
                              uint32_t home_net_id, const char *home_tenant, const pb_ids_t *fwd,
                              rp_class_t cls, bool bridged);
 
+/* The sealed token a TS002 home network's downlink for a Packet Broker forwarder names its
+ * gateway with: the first DLMetaData.GWInfo element carrying a ULToken (the home network's
+ * choice among the merged copies' gateways, pb_merge.h), else DLMetaData.FNSULToken. Opened for
+ * forwarder NetID fwd_net_id; it must be a gRPC forwarder's uplink token sealed for home_net_id,
+ * with a forwarder identity of at most PB_ID_MAX bytes. *field names the element used (static
+ * text). Returns RH_OK with *out (free with roamhub__v1__bridge_token__free_unpacked);
+ * RH_ENOTFOUND (no token at all), RH_EINVAL / RH_EPERM / RH_ETIMEDOUT (d says why), RH_ENOMEM. */
+int pb_bridge_ts002_dl_token(worker_t *w, const bi_dlmeta_t *dl, uint32_t fwd_net_id,
+                             uint32_t home_net_id, Roamhub__V1__BridgeToken **out,
+                             const char **field, rh_diag_t *d);
+
 /* Opens the sealed BridgeToken of a TS002 forwarder's uplink that a Packet Broker home network
  * returns (tok/n: gateway_uplink_token or forwarder_uplink_token), for the forwarder IDs the
  * request names (the AAD) and the home network home_net_id (the token's own). *out: free with

@@ -44,6 +44,9 @@ typedef struct pb_service {
     const admin_jwt_t *jwt; /* the admin API's verifier/signer; NULL = admin off: no tokens */
     char agent[64];         /* RouteHop.receiver_agent: "roamhub/<version>" */
     pb_token_key_t token_key; /* sealed bridge tokens (pb_token.h) */
+    unsigned merge_window_ms; /* grpc.merge_window_ms: copies of one uplink gathered for a
+                                 TS002 home network (pb_merge.h); 0 = off */
+    size_t merge_max;         /* grpc.merge_max: open merges per worker */
 } pb_service_t;
 
 /* The methods (grpc_opts.methods, arg = the worker_t) and their count. */

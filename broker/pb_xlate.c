@@ -395,18 +395,21 @@ int pb_xlate_dlmeta(const Org__Packetbroker__V3__DownlinkMessage *dm, bi_region_
 
 /* ---------------------------------------------------------------- uplink: TS002 -> PB */
 
+bool pb_xlate_gw_better(const bi_gwinfo_t *a, const bi_gwinfo_t *b)
+{
+    bool as = a->present & BI_GW_SNR, bs = b->present & BI_GW_SNR;
+    return (as && !bs) || (as && bs && (a->snr > b->snr ||
+                                        (a->snr == b->snr && a->rssi > b->rssi)));
+}
+
 int pb_xlate_best_gw(const bi_ulmeta_t *ul)
 {
     if (!(ul->present & BI_UL_GW_INFO) || ul->gw_count == 0)
         return -1;
     int best = 0;
-    for (size_t i = 1; i < ul->gw_count; i++) {
-        const bi_gwinfo_t *a = &ul->gw[i], *b = &ul->gw[best];
-        bool as = a->present & BI_GW_SNR, bs = b->present & BI_GW_SNR;
-        if ((as && !bs) || (as && bs && (a->snr > b->snr ||
-                                         (a->snr == b->snr && a->rssi > b->rssi))))
+    for (size_t i = 1; i < ul->gw_count; i++)
+        if (pb_xlate_gw_better(&ul->gw[i], &ul->gw[best]))
             best = (int)i;
-    }
     return best;
 }
 

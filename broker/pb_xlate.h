@@ -93,6 +93,11 @@ typedef struct pb_xlate_up {
     Org__Packetbroker__V3__GatewayMetadataTeaser__Terrestrial teaser_t;
 } pb_xlate_up_t;
 
+/* Whether GWInfo a has the better signal than b: a has an SNR and b none, or both have one and
+ * a's is higher (equal: the higher RSSI). Used to pick a bridged uplink's gateway
+ * (pb_xlate_best_gw) and to order merged copies (pb_merge.h). */
+bool pb_xlate_gw_better(const bi_gwinfo_t *a, const bi_gwinfo_t *b);
+
 /* The index of the GWInfo element a bridged uplink is sent with: the best signal (SNR, then
  * RSSI) among the elements, 0 when none has signal quality; -1 when there is no GWInfo. */
 int pb_xlate_best_gw(const bi_ulmeta_t *ul);

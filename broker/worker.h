@@ -40,6 +40,8 @@ struct worker {
     grpc_server_t *grpc; /* Packet Broker gRPC listener (grpc_server.h); NULL when off */
     struct pb_service *pb;    /* Packet Broker data plane (pb_service.h, shared); NULL when off */
     void *pb_sweep;           /* this worker's pb_router sweep (pb_router.c) */
+    struct pb_merge *pb_merge; /* this worker's copies of uplinks being merged for the TS002
+                                  bridge (pb_merge.h, pb_bridge.c); NULL when merging is off */
     peer_client_t *client;
     rp_reader_t *reader;
     peer_registry_view_t view;

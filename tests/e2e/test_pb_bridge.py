@@ -54,6 +54,14 @@ class PBBridgeTest(unittest.TestCase):
         self.assertEqual(cs["downlinks_sent"], cs["pb_downlinks_received"], cs)
         self.assertGreater(hub_metric(self.w.hub, "roamhub_events_total",
                                       {"event": "pb_bridged_uplink"}), 0)
+        # C publishes each uplink once per gateway (2): the hub merges the copies into one
+        # PRStartReq, so B (as ChirpStack would) refuses none as a replay
+        bs = self.w.b.stats()
+        self.assertEqual((bs["replays"], bs["mic_failures"]), (0, 0), bs)
+        self.assertGreater(hub_metric(self.w.hub, "roamhub_events_total",
+                                      {"event": "pb_bridge_merged"}), 0)
+        self.assertEqual(hub_metric(self.w.hub, "roamhub_relay_outcomes_total",
+                                    {"outcome": "receiver_error"}), 0)
 
     def test_2_c_devices_through_a_gateways(self):
         """TS002 forwarder (sync) -> Packet Broker home network."""

@@ -9,7 +9,12 @@ RecvTime, GWInfo.ID from the gateway EUI, a sealed ULToken/FNSULToken, DLAllowed
 PRStartAns's join-accept comes back on the forwarder's stream as a RoutedDownlinkMessage with
 its forwarder_net_id/tenant_id/cluster_id and gateway_uplink_token exactly as sent and the RX
 window in Packet Broker's units; a data uplink is answered Success with no downlink; the sealed
-token does not carry the forwarder's token in clear; statistics count the bridged traffic."""
+token does not carry the forwarder's token in clear; statistics count the bridged traffic.
+Copies of one uplink (the agent publishes one per gateway) become ONE PRStartReq with a GWInfo
+per gateway, each with its own token, best signal first; the home network (refusing replays as
+ChirpStack does) counts no receiver_error; its downlink (XmitDataReq, or the join-accept in
+PRStartAns) naming the 2nd GWInfo goes out with that gateway's own gateway_uplink_token; a
+policy withholding signal quality and location strips it from every merged GWInfo."""
 import json
 import threading
 import os
@@ -92,18 +97,41 @@ def uplink(phy):
                                           forwarder_cluster_id="eu1", message=m)
 
 
+def gateway_copies(phy, gws):
+    """The agent's Publish requests of one uplink, one per gateway (eui, snr, rssi, token)."""
+    reqs = []
+    for eui, snr, rssi, tok in gws:
+        r = uplink(phy)
+        r.message.gateway_id.eui.value = eui
+        sq = r.message.gateway_metadata.plain_signal_quality.terrestrial
+        del sq.antennas[:]
+        a = sq.antennas.add(index=0)
+        a.value.channel_rssi, a.value.snr = rssi, snr
+        r.message.gateway_uplink_token = tok
+        reqs.append(r)
+    return reqs
+
+
 class BridgeWorld(unittest.TestCase):
+    seen_phy = set()
+    join_gw = 0  # the GWInfo a join-accept's DLMetaData names
+
     @classmethod
     def answer_home(cls, req):
-        """ChirpStack as home network: a join-accept in PRStartAns, Success for data."""
+        """ChirpStack as home network: a join-accept in PRStartAns, Success for data; a data
+        uplink it already had (same PHYPayload: another gateway's copy in its own PRStartReq) is
+        a replay, refused MICFailed as ChirpStack does (chirpstack issue 813)."""
         phy = bytes.fromhex(req["PHYPayload"])
+        if phy[0] >> 5 != 0 and phy in cls.seen_phy:
+            return answer(req, "MICFailed", "frame-counter reset or rollover / replay")
+        cls.seen_phy.add(phy)
         if phy[0] >> 5 == 0:
             ul = req["ULMetaData"]
             return answer(req, "Success", PHYPayload=JOIN_ACCEPT.hex(), DLMetaData={
                 "DevEUI": "%016x" % DEV_EUI, "DLFreq1": ul["ULFreq"], "DataRate1": ul["DataRate"],
                 "DLFreq2": 869.525, "DataRate2": 0, "RXDelay1": 5, "ClassMode": "A",
                 "FNSULToken": ul["FNSULToken"],
-                "GWInfo": [{"ULToken": ul["GWInfo"][0]["ULToken"]}]})
+                "GWInfo": [{"ULToken": ul["GWInfo"][cls.join_gw]["ULToken"]}]})
         return answer(req, "Success")
 
     @classmethod
@@ -141,8 +169,9 @@ class BridgeWorld(unittest.TestCase):
             "grpc": {"address": "127.0.0.1", "port": 0, "hold_ms": 2000, "queue_max": 40}})
         cls.home.hub = cls.hub
         cls.tsfwd.hub = cls.hub
-        adm = AdminClient(cls.hub)
-        op = adm.token(adm.operator_key())
+        cls.t0 = int(time.time()) - 120
+        cls.adm = adm = AdminClient(cls.hub)
+        cls.op = op = adm.token(adm.operator_key())
         cls.tok = cls.agent_token(adm, op, FWD)
         cls.home_tok = cls.agent_token(adm, op, PBHOME)
         cls.ch = grpc.insecure_channel("127.0.0.1:%d" % cls.hub.grpc_port)
@@ -359,9 +388,15 @@ class BridgeWorld(unittest.TestCase):
         st, ans, _ = self.hub.post(self.xmit_data_req(bad, 4712), self.home.key)
         self.assertEqual(st, 200)
         self.assertEqual(ans["Result"]["ResultCode"], "MalformedRequest", ans)
-        self.assertIn("DLMetaData.FNSULToken", ans["Result"]["Description"])
+        # the GWInfo ULToken names the gateway (FNSULToken only when no GWInfo carries one)
+        self.assertIn("DLMetaData.GWInfo[0].ULToken", ans["Result"]["Description"])
         self.assertIn("does not authenticate", ans["Result"]["Description"])
         st, ans, _ = self.hub.post(self.xmit_data_req("zz", 4713), self.home.key)
+        self.assertEqual(ans["Result"]["ResultCode"], "MalformedRequest", ans)
+        self.assertIn("DLMetaData.GWInfo[0].ULToken: malformed token", ans["Result"]["Description"])
+        only_fns = self.xmit_data_req("zz", 4715)
+        del only_fns["DLMetaData"]["GWInfo"]
+        st, ans, _ = self.hub.post(only_fns, self.home.key)
         self.assertEqual(ans["Result"]["ResultCode"], "MalformedRequest", ans)
         self.assertIn("DLMetaData.FNSULToken: malformed token", ans["Result"]["Description"])
         # another member (allowed to send downlinks to this forwarder) with the home's token
@@ -488,6 +523,139 @@ class BridgeWorld(unittest.TestCase):
         self.assertIn("field number 0 in Timestamp", e.exception.details())
         time.sleep(0.2)
         self.assertEqual(len(self.home_stream.msgs), before)
+
+    # ---------------------------------------------------------------- copies of one uplink
+
+    def receiver_errors(self):
+        """receiver_error outcomes: /metrics (every class) and the statistics rows for the pair."""
+        _, text = self.hub.get_admin("/metrics")
+        n = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                if line.startswith("roamhub_relay_outcomes_total{") and
+                'outcome="receiver_error"' in line)
+        st, body, _ = self.adm.call("GET", "/stats?from=%d&outcome=receiver_error" % self.t0,
+                                    token=self.op)
+        self.assertEqual(st, 200, body)
+        return n, sum(it["count"] for it in body["items"])
+
+    def forwarded(self):
+        _, text = self.hub.get_admin("/metrics")
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith("roamhub_relay_outcomes_total{") and
+                   'outcome="forwarded"' in line)
+
+    def test_11_gateway_copies_become_one_prstartreq(self):
+        """The agent publishes an uplink once per gateway: the TS002 home network gets ONE
+        PRStartReq with a GWInfo per gateway (each its own token), and its downlink choosing
+        the 2nd GWInfo goes out on that gateway's token."""
+        phy = data_up(0x0A001240, fcnt=7)
+        gws = [(0x1111111111111111, -5.0, -115.0, b"gateway-one"),
+               (0x2222222222222222, 8.5, -90.0, b"gateway-two"),
+               (0x3333333333333333, 2.0, -100.0, b"gateway-three")]
+        reqs = gateway_copies(phy, gws)
+        errors0 = self.receiver_errors()
+        fwd0 = self.forwarded()
+        merged0 = self.hub.metric('roamhub_events_total{event="pb_bridge_merged"}')
+        stub = rtg.ForwarderDataStub(self.ch)
+        futs = [stub.Publish.future(r, metadata=self.md, timeout=3) for r in reqs]
+        ids = [f.result().id for f in futs]
+        self.assertEqual(len(set(ids)), 3, "every copy's Publish answered with its own ID")
+        up = self.home.get(timeout=3, mtype="PRStartReq")
+        self.home.assert_nothing(0.6)  # exactly one PRStartReq
+        self.assertEqual(self.home.violations, [])
+        self.assertEqual(bytes.fromhex(up["PHYPayload"]), phy)
+        ul = up["ULMetaData"]
+        self.assertEqual(ul["GWCnt"], 3)
+        self.assertEqual(len(ul["GWInfo"]), 3)
+        # best signal first (SNR): gateway two, three, one
+        self.assertEqual([g["ID"].lower() for g in ul["GWInfo"]],
+                         ["2222222222222222", "3333333333333333", "1111111111111111"])
+        self.assertEqual([(g["RSSI"], g["SNR"]) for g in ul["GWInfo"]],
+                         [(-90, 8.5), (-100, 2.0), (-115, -5.0)])
+        toks = [g["ULToken"] for g in ul["GWInfo"]]
+        self.assertEqual(len(set(toks)), 3, "each gateway its own sealed token")
+        self.assertEqual(ul["FNSULToken"], toks[0])
+        self.assertTrue(all(g["DLAllowed"] for g in ul["GWInfo"]))
+        # the home network's downlink chooses the 2nd GWInfo: gateway three's token
+        before = len(self.fwd_stream.msgs)
+        x = self.xmit_data_req(ul["FNSULToken"], 4720)
+        x["PHYPayload"] = (bytes([0x60]) + (0x0A001240).to_bytes(4, "little") +
+                           b"\x00\x01\x00\x01\xaa\x01\x02\x03\x04").hex()
+        x["DLMetaData"]["GWInfo"] = [{"ULToken": toks[1]}]
+        res = self.post_async(x, self.home.key)
+        self.assertTrue(self.wait_msgs(before + 1), "no RoutedDownlinkMessage")
+        m = self.fwd_stream.msgs[before]
+        self.assertEqual(m.message.gateway_uplink_token, b"gateway-three")
+        self.assertEqual((m.forwarder_net_id, m.forwarder_tenant_id, m.forwarder_cluster_id),
+                         (0x14, "", "eu1"))
+        sc = v3.DownlinkMessageDeliveryStateChange(
+            id=m.id, home_network_net_id=m.home_network_net_id, forwarder_net_id=0x14,
+            forwarder_tenant_id="", forwarder_cluster_id="eu1",
+            downlink_token=m.message.downlink_token, state=v3.PROCESSED)
+        sc.success.rx1 = True
+        stub.ReportDownlinkMessageDeliveryState(
+            rt.DownlinkMessageDeliveryStateChangeRequest(state_change=sc), metadata=self.md,
+            timeout=3)
+        st, ans = res.result()
+        self.assertEqual(ans["Result"]["ResultCode"], "Success", ans)
+        # counted once, no replays refused; the two other copies counted as merged
+        t0 = time.time()
+        while time.time() - t0 < 4 and self.forwarded() < fwd0 + 2:
+            time.sleep(0.1)
+        self.assertEqual(self.forwarded(), fwd0 + 2)  # the PRStartReq and the XmitDataReq
+        time.sleep(1.2)  # statistics rows are flushed every second
+        self.assertEqual(self.receiver_errors(), errors0)
+        self.assertEqual(self.hub.metric('roamhub_events_total{event="pb_bridge_merged"}'),
+                         merged0 + 2)
+
+    def test_12_join_accept_on_the_chosen_gateway(self):
+        """A join-request heard by two gateways: one PRStartReq; the join-accept's DLMetaData
+        names the 2nd GWInfo, and the RoutedDownlinkMessage carries that gateway's token."""
+        jr = join_request(JOIN_EUI + 1)
+        reqs = gateway_copies(jr, [(0xAAAA, 9.0, -100.0, b"join-gw-a"),
+                                   (0xBBBB, -2.0, -100.0, b"join-gw-b")])
+        before = len(self.fwd_stream.msgs)
+        type(self).join_gw = 1  # answer_home: the join-accept names GWInfo[1]
+        try:
+            stub = rtg.ForwarderDataStub(self.ch)
+            for f in [stub.Publish.future(r, metadata=self.md, timeout=3) for r in reqs]:
+                f.result()
+            up = self.home.get(timeout=3, mtype="PRStartReq")
+            self.home.assert_nothing(0.5)
+            self.assertEqual(len(up["ULMetaData"]["GWInfo"]), 2)
+            self.assertTrue(self.wait_msgs(before + 1), "no join-accept")
+        finally:
+            type(self).join_gw = 0
+        m = self.fwd_stream.msgs[before]
+        self.assertEqual(m.message.phy_payload, JOIN_ACCEPT)
+        self.assertEqual(m.message.gateway_uplink_token, b"join-gw-b")
+
+
+    def test_13_policy_strips_every_gwinfo(self):
+        """The forwarder's policy withholds signal quality and location: the merged PRStartReq
+        has a GWInfo per gateway, none with RSSI/SNR/Lat/Lon, each still with its own token."""
+        def policy(up):
+            st, body, _ = self.adm.call("PUT", "/policies/%s/%s" % (FWD, HOME),
+                                        {"uplink": up, "downlink": dict(ALL_DOWN)}, self.op)
+            self.assertIn(st, (200, 201), body)
+        policy(dict(ALL_UP, signal_quality=False, localization=False))
+        try:
+            reqs = gateway_copies(data_up(0x0A001241, fcnt=8),
+                                  [(0x4444, 1.0, -100.0, b"strip-a"), (0x5555, 5.0, -95.0, b"strip-b")])
+            stub = rtg.ForwarderDataStub(self.ch)
+            for f in [stub.Publish.future(r, metadata=self.md, timeout=3) for r in reqs]:
+                f.result()
+            up = self.home.get(timeout=3, mtype="PRStartReq")
+            self.home.assert_nothing(0.5)
+        finally:
+            policy(dict(ALL_UP))
+        gws = up["ULMetaData"]["GWInfo"]
+        self.assertEqual(len(gws), 2)
+        for g in gws:
+            for k in ("RSSI", "SNR", "Lat", "Lon"):
+                self.assertNotIn(k, g)
+        self.assertEqual(len({g["ULToken"] for g in gws}), 2)
+        self.assertEqual(sorted(g["ID"].lower() for g in gws),
+                         ["0000000000004444", "0000000000005555"])
 
 
 if __name__ == "__main__":

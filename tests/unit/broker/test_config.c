@@ -36,6 +36,8 @@ static void test_defaults(void **state)
     assert_string_equal(c.db_path, "var/roamhub-db");
     assert_string_equal(c.log_format, "logfmt");
     assert_null(c.ts002.tls.cert_file);
+    assert_int_equal(c.grpc_merge_window_ms, 200); /* ChirpStack's / TTS's dedup delay */
+    assert_int_equal(c.grpc_merge_max, 1024);
     config_fini(&c);
 }
 
@@ -82,6 +84,11 @@ static void test_overrides(void **state)
     assert_int_equal(c.cluster_nodes, 3);
     assert_null(c.cluster_creds_file);
     config_fini(&c);
+    write_cfg("{\"grpc\": {\"merge_window_ms\": 0, \"merge_max\": 8}}");
+    assert_int_equal(config_load(path, &c, &d), RH_OK);
+    assert_int_equal(c.grpc_merge_window_ms, 0); /* merging off */
+    assert_int_equal(c.grpc_merge_max, 8);
+    config_fini(&c);
     unlink(path);
 }
 
@@ -105,6 +112,9 @@ static void test_refusals(void **state)
         {"{\"log_format\": \"xml\"}", "log_format: expected logfmt or json"},
         {"{\"admin\": {\"jwt_alg\": \"none\"}}", "admin.jwt_alg: expected HS256, ES256 or RS256"},
         {"[1]", "not a JSON object"},
+        {"{\"grpc\": {\"merge_window_ms\": 1001}}",
+         "grpc.merge_window_ms: expected an integer in 0..1000"},
+        {"{\"grpc\": {\"merge_max\": 0}}", "grpc.merge_max: expected an integer in 1..1000000"},
         {"{", ":1:"},
         {"{\n  \"workers\": 1,\n  \"ts002\": {,}\n}", ":3:14: JSON syntax error"},
         {"{\"ts002\": {\"tls_client_ca\": \"ca.pem\"}}",

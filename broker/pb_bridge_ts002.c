@@ -428,13 +428,21 @@ bool pb_bridge_ts002_report(worker_t *w, uint32_t home_net_id,
     return hand_over(t, h);
 }
 
-bool pb_bridge_ts002_dl_report(worker_t *w, uint32_t fwd_net_id, const uint8_t *dl_token,
-                               size_t len, bool has_error, const char *error_name)
+bool pb_bridge_ts002_dl_token_txid(const uint8_t *dl_token, size_t len, uint32_t *txid)
 {
     if (len != 8 || memcmp(dl_token, DL_TOKEN_MAGIC, 4) != 0)
         return false;
-    uint32_t txid = (uint32_t)dl_token[4] << 24 | (uint32_t)dl_token[5] << 16 |
-                    (uint32_t)dl_token[6] << 8 | dl_token[7];
+    *txid = (uint32_t)dl_token[4] << 24 | (uint32_t)dl_token[5] << 16 |
+            (uint32_t)dl_token[6] << 8 | dl_token[7];
+    return true;
+}
+
+bool pb_bridge_ts002_dl_report(worker_t *w, uint32_t fwd_net_id, const uint8_t *dl_token,
+                               size_t len, bool has_error, const char *error_name)
+{
+    uint32_t txid;
+    if (!pb_bridge_ts002_dl_token_txid(dl_token, len, &txid))
+        return false;
     handoff_t *h = calloc(1, sizeof *h);
     if (!h)
         return false;

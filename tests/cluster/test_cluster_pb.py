@@ -1,0 +1,316 @@
+"""Packet Broker data plane across roamhubd cluster nodes (issue 13 "PB-API subscriptions span
+the cluster", issue 12 bridging; broker/cluster_pb.c): subscription groups are NATS queue
+groups, so a message routed on one node reaches each group once, wherever its streams are; a
+Packet Broker home network's answer to a TS002 forwarder's transaction held by another node is
+handed to that node. Against 3 real nats-server processes (JetStream cluster) and 3 real roamhubd
+nodes on 127.0.0.1 with gRPC listeners, played by Python grpcio clients (the stubs of
+tests/integration/test_pb_dataplane.py)."""
+import json
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+import unittest
+import urllib.parse
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
+from cluster_harness import cluster_section, wait_readyz  # noqa: E402
+from roamhub_harness import (ALL_DOWN, ALL_UP, AdminClient, Hub, Member, admin_config,  # noqa: E402
+                             answer, sha256_hex)
+from test_cluster import NodesTest  # noqa: E402
+from test_pb_bridge import (JOIN_ACCEPT, PB_JOIN_EUI, join_request, ts002_uplink,  # noqa: E402
+                            uplink)
+from test_pb_dataplane import Collector, data_up, grpc, rt, rtg, v3  # noqa: E402
+
+FWD, TSFWD, PBHOME = "000014", "000202", "000013"
+EVENT = 'roamhub_events_total{event="%s"}'
+
+
+class PBClusterTest(NodesTest):
+    def setUp(self):
+        super().setUp()
+        self.dir = tempfile.mkdtemp(prefix="roamhub-cpb-")
+        self.secret = os.path.join(self.dir, "jwt.secret")
+        with open(self.secret, "w") as f:
+            f.write("s" * 16 + os.urandom(24).hex())
+        self.token_key = os.path.join(self.dir, "token.key")  # the cluster's sealed-token key
+        with open(self.token_key, "w") as f:
+            f.write(os.urandom(32).hex())
+        self.tsfwd = Member("chirpfwd", TSFWD, "key-tsfwd-0123456789", mode="sync",
+                            behaviour="chirpstack", answer_fn=lambda req: answer(req, "Success"))
+        self.calls = []
+        self.channels = []
+
+    def tearDown(self):
+        for c in self.calls:
+            c.cancel()
+        for ch in self.channels:
+            ch.close()
+        self.tsfwd.stop()
+        super().tearDown()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def table(self):
+        return {
+            "networks": [{"net_id": n, "name": "net" + n, "listed": True}
+                         for n in (FWD, TSFWD, PBHOME)],
+            "members": [{"id": "tts", "net_ids": [FWD],
+                         "api_key_hashes": [sha256_hex("unused-tts-key-000")]},
+                        {"id": "ttshome", "net_ids": [PBHOME],
+                         "api_key_hashes": [sha256_hex("unused-tts-key-001")]},
+                        {"id": "chirpfwd", "net_ids": [TSFWD],
+                         "api_key_hashes": [sha256_hex(self.tsfwd.key)]}],
+            "endpoints": [{"id": "chirpfwd", "net_id": TSFWD, "url": self.tsfwd.url,
+                           "protocol_version": "PROTOCOL_VERSION_1_0", "timeout_ms": 1500,
+                           "strict_enums": True, "js_answer_mode": "ANSWER_MODE_SYNC"}],
+            "devaddr_blocks": [{"prefix": "26000000/7", "net_id": PBHOME}],
+            "join_routes": [{"join_eui": "70B3D57ED0001000/56", "home_net_id": PBHOME}],
+            "policies": [{"forwarder_net_id": f, "home_net_id": PBHOME, "uplink": dict(ALL_UP),
+                          "downlink": dict(ALL_DOWN)} for f in (FWD, TSFWD)]}
+
+    def start(self, n=3):
+        urls = self.nats.urls()
+        nodes = []
+        for i in range(1, n + 1):
+            d = os.path.join(self.dir, "n%d" % i)
+            os.makedirs(d, exist_ok=True)
+            h = Hub(self.table(), workers=2, config={
+                "admin": admin_config(d, jwt_secret_file=self.secret),
+                "grpc": {"address": "127.0.0.1", "port": 0, "hold_ms": 2000, "queue_max": 40,
+                         "token_key_file": self.token_key},
+                "cluster": cluster_section(i, urls[i % 3:] + urls[:i % 3], **self.stream)})
+            self.hubs.append(h)
+            nodes.append(h)
+        for h in nodes:
+            wait_readyz(h, 200, "ready\n")
+        self.tsfwd.hub = nodes[0]
+        # data-plane keys written on node 1 (replicated); tokens signed with the shared secret
+        adm = AdminClient(nodes[0])
+        op = adm.token(adm.operator_key())
+        self.fwd_md = self.agent_md(adm, op, FWD)
+        self.home_md = self.agent_md(adm, op, PBHOME)
+        time.sleep(0.3)  # the keys applied on every node
+        return nodes
+
+    @staticmethod
+    def agent_md(adm, op, net_id):
+        key, _ = adm.create_key(op, net_id=net_id, rights=["RIGHT_DATA_PLANE"])
+        kid, secret = key.split(":", 1)
+        body = urllib.parse.urlencode({"grant_type": "client_credentials", "client_id": kid,
+                                       "client_secret": secret, "scope": "networks"}).encode()
+        st, data, _ = adm.raw("POST", "/api/v1/oauth/token", body=body,
+                              headers={"Content-Type": "application/x-www-form-urlencoded"})
+        assert st == 200, data
+        return (("authorization", "Bearer " + json.loads(data)["access_token"]),)
+
+    def channel(self, hub):
+        ch = grpc.insecure_channel("127.0.0.1:%d" % hub.grpc_port)
+        self.channels.append(ch)
+        return ch
+
+    def home_streams(self, hub, group, n):
+        ch = self.channel(hub)
+        out = []
+        for _ in range(n):
+            c = Collector(rtg.HomeNetworkDataStub(ch).Subscribe(
+                rt.SubscribeHomeNetworkRequest(home_network_net_id=0x13,
+                                               home_network_cluster_id="nam1", group=group),
+                metadata=self.home_md), v3.RoutedUplinkMessage)
+            self.calls.append(c)
+            out.append(c)
+        return out
+
+    def wait_subscribed(self, hub, streams):
+        deadline = time.time() + 5
+        while hub.metric("roamhub_pb_subscription_streams") < streams:
+            self.assertLess(time.time(), deadline, hub.logs()[-2000:])
+            time.sleep(0.05)
+        time.sleep(0.2)  # the node's queue subscription reached the NATS servers
+
+    def publish(self, hub, phy):
+        return rtg.ForwarderDataStub(self.channel(hub)).Publish(uplink(phy), metadata=self.fwd_md,
+                                                                timeout=3)
+
+    def wait_total(self, streams, n, timeout=5.0, settle=0.5):
+        deadline = time.time() + timeout
+        while sum(len(s.msgs) for s in streams) < n and time.time() < deadline:
+            time.sleep(0.02)
+        time.sleep(settle)  # no more than n: one copy per group
+        return sum(len(s.msgs) for s in streams)
+
+    def events(self, h, name):
+        return h.metric(EVENT % name)
+
+    def wait_event(self, h, name, value, timeout=5.0):
+        deadline = time.time() + timeout
+        while self.events(h, name) < value:
+            self.assertLess(time.time(), deadline, "%s never %s:\n%s" % (name, value,
+                                                                         h.logs()[-3000:]))
+            time.sleep(0.05)
+
+    # ---------------------------------------------------------------- subscriptions
+
+    def test_uplink_on_node1_reaches_one_group_of_4_streams_on_node3_once(self):
+        n1, n2, n3 = self.start()
+        streams = self.home_streams(n3, "nam1", 4)
+        self.wait_subscribed(n3, 4)
+        for i in range(8):
+            self.assertTrue(self.publish(n1, data_up(0x26000100 + i, fcnt=i)).id)
+        self.assertEqual(self.wait_total(streams, 8), 8, n3.logs()[-2000:])
+        ids = [m.id for s in streams for m in s.msgs]
+        self.assertEqual(len(set(ids)), 8)
+        self.assertGreaterEqual(sum(1 for s in streams if s.msgs), 2, "balanced over the streams")
+        for s in streams:
+            for m in s.msgs:
+                self.assertEqual((m.forwarder_net_id, m.forwarder_cluster_id), (0x14, "eu1"))
+                self.assertEqual(m.message.gateway_uplink_token, uplink(b"").message
+                                 .gateway_uplink_token)
+        self.assertEqual(self.events(n1, "pb_to_nodes"), 8)
+        self.assertEqual(self.events(n3, "pb_from_node"), 8)
+        self.assertEqual(self.events(n2, "pb_from_node"), 0)
+
+    def test_two_groups_on_nodes_2_and_3_each_get_one_copy(self):
+        n1, n2, n3 = self.start()
+        a = self.home_streams(n2, "groupA", 2)
+        b = self.home_streams(n3, "groupB", 2) + self.home_streams(n2, "groupB", 2)
+        self.wait_subscribed(n2, 4)
+        self.wait_subscribed(n3, 2)
+        for i in range(6):
+            self.publish(n1, data_up(0x26000200 + i, fcnt=i))
+        self.assertEqual(self.wait_total(a, 6), 6)
+        self.assertEqual(self.wait_total(b, 6), 6)  # streams on 2 nodes, still one copy
+        # routed on node 3, where groupB has streams: B's copy stays local, A's goes to node 2
+        before = self.events(n3, "pb_from_node")
+        for i in range(4):
+            self.publish(n3, data_up(0x26000300 + i, fcnt=i))
+        self.assertEqual(self.wait_total(a, 10), 10)
+        self.assertEqual(self.wait_total(b, 10), 10)
+        self.assertEqual(sum(len(s.msgs) for s in b[:2]) >= 4, True)
+        self.assertEqual(self.events(n3, "pb_from_node"), before)  # nothing came back to 3
+
+    def test_downlink_on_node3_reaches_the_forwarders_stream_on_node2(self):
+        n1, n2, n3 = self.start()
+        fs = Collector(rtg.ForwarderDataStub(self.channel(n2)).Subscribe(
+            rt.SubscribeForwarderRequest(forwarder_net_id=0x14, forwarder_tenant_id="",
+                                         forwarder_cluster_id="eu1", group="eu1"),
+            metadata=self.fwd_md), v3.RoutedDownlinkMessage)
+        self.calls.append(fs)
+        self.wait_subscribed(n2, 1)
+        dm = v3.DownlinkMessage(phy_payload=bytes([0x60]) + bytes(11),
+                                gateway_uplink_token=b"gw-token", region=v3.EU_863_870)
+        dm.rx1.frequency = 868100000
+        dm.rx1.data_rate.lora.spreading_factor = 7
+        dm.rx1.data_rate.lora.bandwidth = 125000
+        dm.rx1_delay.seconds = 1
+        resp = rtg.HomeNetworkDataStub(self.channel(n3)).Publish(rt.PublishDownlinkMessageRequest(
+            home_network_net_id=0x13, home_network_cluster_id="nam1", forwarder_net_id=0x14,
+            forwarder_tenant_id="", forwarder_cluster_id="eu1", message=dm),
+            metadata=self.home_md, timeout=3)
+        self.assertTrue(resp.id)
+        self.assertEqual(self.wait_total([fs], 1), 1, n2.logs()[-2000:])
+        m = fs.msgs[0]
+        self.assertEqual((m.forwarder_net_id, m.forwarder_cluster_id), (0x14, "eu1"))
+        self.assertEqual(m.message.gateway_uplink_token, b"gw-token")
+
+    # ---------------------------------------------------------------- bridged answers
+
+    def post_async(self, hub, msg, key):
+        box = {}
+
+        def run():
+            box["t0"] = time.time()
+            st, ans, _ = hub.post(msg, key, timeout=10)
+            box["r"] = (st, ans, time.time() - box["t0"])
+        th = threading.Thread(target=run, daemon=True)
+        th.start()
+        return th, box
+
+    def home_on(self, hub):
+        return rtg.HomeNetworkDataStub(self.channel(hub))
+
+    def test_ts002_prstartreq_on_node1_answered_by_the_home_on_node3(self):
+        n1, n2, n3 = self.start()
+        streams = self.home_streams(n2, "nam1", 4)
+        self.wait_subscribed(n2, 4)
+        # a join-request: the report waits, the join-accept published on node 3 answers it
+        th, box = self.post_async(n1, ts002_uplink(join_request(PB_JOIN_EUI), 911), self.tsfwd.key)
+        self.assertEqual(self.wait_total(streams, 1, settle=0), 1, n2.logs()[-2000:])
+        r = [m for s in streams for m in s.msgs][0]
+        dm = v3.DownlinkMessage(phy_payload=JOIN_ACCEPT,
+                                gateway_uplink_token=r.message.gateway_uplink_token,
+                                forwarder_uplink_token=r.message.forwarder_uplink_token,
+                                priority=v3.HIGHEST, region=v3.EU_863_870)
+        dm.rx1.frequency = 868300000
+        dm.rx1.data_rate.lora.spreading_factor = 7
+        dm.rx1.data_rate.lora.bandwidth = 125000
+        dm.rx2.frequency = 869525000
+        dm.rx2.data_rate.lora.spreading_factor = 12
+        dm.rx2.data_rate.lora.bandwidth = 125000
+        dm.rx1_delay.seconds = 5
+        self.home_on(n3).Publish(rt.PublishDownlinkMessageRequest(
+            home_network_net_id=0x13, home_network_cluster_id="nam1",
+            forwarder_net_id=r.forwarder_net_id, forwarder_tenant_id=r.forwarder_tenant_id,
+            forwarder_cluster_id=r.forwarder_cluster_id, message=dm),
+            metadata=self.home_md, timeout=3)
+        th.join(10)
+        st, ans, _ = box["r"]
+        self.assertEqual(st, 200)
+        self.assertEqual((ans["MessageType"], ans["Result"]["ResultCode"]),
+                         ("PRStartAns", "Success"), (ans, n1.logs()[-2000:]))
+        self.assertEqual(bytes.fromhex(ans["PHYPayload"]), JOIN_ACCEPT)
+        self.assertEqual(ans["DLMetaData"]["FNSULToken"], "f0f1f2f3")  # restored on node 1
+        self.assertEqual(self.events(n3, "answer_handed_to_node"), 1)
+        self.wait_event(n1, "pb_bridged_answer_from_node", 1)
+        # a data uplink: the home's report NOT_FOUND on node 3 is the forwarder's Result
+        th, box = self.post_async(n1, ts002_uplink(data_up(0x26000042, fcnt=1), 912),
+                                  self.tsfwd.key)
+        self.assertEqual(self.wait_total(streams, 2, settle=0), 2)
+        r = [m for s in streams for m in s.msgs if m.message.phy_payload.plain[0] == 0x40][0]
+        sc = v3.UplinkMessageDeliveryStateChange(
+            id=r.id, home_network_net_id=0x13, home_network_cluster_id="nam1",
+            forwarder_net_id=r.forwarder_net_id, forwarder_tenant_id=r.forwarder_tenant_id,
+            forwarder_cluster_id=r.forwarder_cluster_id,
+            forwarder_uplink_token=r.message.forwarder_uplink_token, state=v3.PROCESSED)
+        sc.error.value = v3.NOT_FOUND
+        self.home_on(n3).ReportUplinkMessageDeliveryState(
+            rt.UplinkMessageDeliveryStateChangeRequest(state_change=sc), metadata=self.home_md,
+            timeout=3)
+        th.join(10)
+        st, ans, el = box["r"]
+        self.assertEqual(ans["Result"]["ResultCode"], "UnknownDevAddr", ans)
+        self.assertIn("NOT_FOUND", ans["Result"].get("Description", ""))
+        self.assertLess(el, 1.4, "answered by the report, not at the deadline")
+        self.assertEqual(self.events(n3, "answer_handed_to_node"), 2)
+        self.wait_event(n1, "pb_bridged_answer_from_node", 2)
+
+    def test_no_stream_anywhere_fails_in_time(self):
+        n1, n2, n3 = self.start()
+        # a group that had streams on node 2 and closed them: node 2 left its NATS queue
+        gone = self.home_streams(n2, "nam1", 2)
+        self.wait_subscribed(n2, 2)
+        for c in gone:
+            c.cancel()
+        deadline = time.time() + 5
+        while n2.metric("roamhub_pb_subscription_streams") > 0:
+            self.assertLess(time.time(), deadline)
+            time.sleep(0.05)
+        time.sleep(0.3)
+        t0 = time.time()
+        st, ans, _ = n1.post(ts002_uplink(join_request(PB_JOIN_EUI), 913), self.tsfwd.key,
+                             timeout=10)
+        el = time.time() - t0
+        self.assertEqual(st, 200)
+        self.assertNotEqual(ans["Result"]["ResultCode"], "Success", ans)
+        self.assertLess(el, 6.0, "answered within the join-accept window")
+        self.wait_event(n1, "pb_no_subscriber_in_cluster", 1)
+        # a Packet Broker forwarder's uplink: accepted, counted unrouted
+        self.publish(n1, data_up(0x26000400, fcnt=1))
+        self.wait_event(n1, "pb_no_subscriber_in_cluster", 2)
+        self.assertEqual(self.events(n2, "pb_from_node"), 0)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -25,7 +25,7 @@ from test_pb_bridge import (JOIN_ACCEPT, PB_JOIN_EUI, join_request, ts002_uplink
                             uplink)
 from test_pb_dataplane import Collector, data_up, grpc, rt, rtg, v3  # noqa: E402
 
-FWD, TSFWD, PBHOME = "000014", "000202", "000013"
+FWD, TSFWD, PBHOME, HOME = "000014", "000202", "000013", "000505"
 EVENT = 'roamhub_events_total{event="%s"}'
 
 
@@ -41,6 +41,8 @@ class PBClusterTest(NodesTest):
             f.write(os.urandom(32).hex())
         self.tsfwd = Member("chirpfwd", TSFWD, "key-tsfwd-0123456789", mode="sync",
                             behaviour="chirpstack", answer_fn=lambda req: answer(req, "Success"))
+        self.home = Member("chirp", HOME, "key-home-0123456789", mode="sync",
+                           behaviour="chirpstack", answer_fn=lambda req: answer(req, "Success"))
         self.calls = []
         self.channels = []
 
@@ -50,26 +52,33 @@ class PBClusterTest(NodesTest):
         for ch in self.channels:
             ch.close()
         self.tsfwd.stop()
+        self.home.stop()
         super().tearDown()
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def table(self):
         return {
             "networks": [{"net_id": n, "name": "net" + n, "listed": True}
-                         for n in (FWD, TSFWD, PBHOME)],
+                         for n in (FWD, TSFWD, PBHOME, HOME)],
             "members": [{"id": "tts", "net_ids": [FWD],
                          "api_key_hashes": [sha256_hex("unused-tts-key-000")]},
                         {"id": "ttshome", "net_ids": [PBHOME],
                          "api_key_hashes": [sha256_hex("unused-tts-key-001")]},
                         {"id": "chirpfwd", "net_ids": [TSFWD],
-                         "api_key_hashes": [sha256_hex(self.tsfwd.key)]}],
-            "endpoints": [{"id": "chirpfwd", "net_id": TSFWD, "url": self.tsfwd.url,
+                         "api_key_hashes": [sha256_hex(self.tsfwd.key)]},
+                        {"id": "chirp", "net_ids": [HOME],
+                         "api_key_hashes": [sha256_hex(self.home.key)]}],
+            "endpoints": [{"id": m.name, "net_id": m.net_id, "url": m.url,
                            "protocol_version": "PROTOCOL_VERSION_1_0", "timeout_ms": 1500,
-                           "strict_enums": True, "js_answer_mode": "ANSWER_MODE_SYNC"}],
-            "devaddr_blocks": [{"prefix": "26000000/7", "net_id": PBHOME}],
+                           "strict_enums": True, "js_answer_mode": "ANSWER_MODE_SYNC"}
+                          for m in (self.tsfwd, self.home)],
+            "devaddr_blocks": [{"prefix": "26000000/7", "net_id": PBHOME},
+                               {"prefix": "0a000000/7", "net_id": HOME}],
             "join_routes": [{"join_eui": "70B3D57ED0001000/56", "home_net_id": PBHOME}],
             "policies": [{"forwarder_net_id": f, "home_net_id": PBHOME, "uplink": dict(ALL_UP),
-                          "downlink": dict(ALL_DOWN)} for f in (FWD, TSFWD)]}
+                          "downlink": dict(ALL_DOWN)} for f in (FWD, TSFWD)] +
+                        [{"forwarder_net_id": FWD, "home_net_id": HOME, "uplink": dict(ALL_UP),
+                          "downlink": dict(ALL_DOWN)}]}
 
     def start(self, n=3):
         urls = self.nats.urls()
@@ -87,6 +96,7 @@ class PBClusterTest(NodesTest):
         for h in nodes:
             wait_readyz(h, 200, "ready\n")
         self.tsfwd.hub = nodes[0]
+        self.home.hub = nodes[0]
         # data-plane keys written on node 1 (replicated); tokens signed with the shared secret
         adm = AdminClient(nodes[0])
         op = adm.token(adm.operator_key())
@@ -285,6 +295,42 @@ class PBClusterTest(NodesTest):
         self.assertLess(el, 1.4, "answered by the report, not at the deadline")
         self.assertEqual(self.events(n3, "answer_handed_to_node"), 2)
         self.wait_event(n1, "pb_bridged_answer_from_node", 2)
+
+    def test_ts002_home_xmitdatareq_on_node1_completed_by_the_forwarders_report_on_node3(self):
+        n1, n2, n3 = self.start()
+        fs = Collector(rtg.ForwarderDataStub(self.channel(n2)).Subscribe(
+            rt.SubscribeForwarderRequest(forwarder_net_id=0x14, forwarder_tenant_id="",
+                                         forwarder_cluster_id="eu1", group="eu1"),
+            metadata=self.fwd_md), v3.RoutedDownlinkMessage)
+        self.calls.append(fs)
+        self.wait_subscribed(n2, 1)
+        self.publish(n1, data_up(0x0A001236, fcnt=5))  # to the TS002 home network
+        token = self.home.get(timeout=3, mtype="PRStartReq")["ULMetaData"]["FNSULToken"]
+        xmit = {"ProtocolVersion": "1.0", "SenderID": HOME, "ReceiverID": FWD,
+                "TransactionID": 4711, "MessageType": "XmitDataReq",
+                "PHYPayload": (bytes([0x60]) + (0x0A001236).to_bytes(4, "little") +
+                               b"\x00\x01\x00\x01\xaa\x01\x02\x03\x04").hex(),
+                "DLMetaData": {"DLFreq1": 868.1, "DataRate1": 5, "RXDelay1": 1,
+                               "ClassMode": "A", "FNSULToken": token}}
+        th, box = self.post_async(n1, xmit, self.home.key)  # held by node 1
+        self.assertEqual(self.wait_total([fs], 1, settle=0), 1, n2.logs()[-2000:])
+        m = fs.msgs[0]
+        self.assertEqual(m.message.gateway_uplink_token, uplink(b"").message.gateway_uplink_token)
+        sc = v3.DownlinkMessageDeliveryStateChange(
+            id=m.id, home_network_net_id=m.home_network_net_id, forwarder_net_id=0x14,
+            forwarder_tenant_id="", forwarder_cluster_id="eu1",
+            downlink_token=m.message.downlink_token, state=v3.PROCESSED)
+        sc.error = v3.TOO_LATE
+        rtg.ForwarderDataStub(self.channel(n3)).ReportDownlinkMessageDeliveryState(
+            rt.DownlinkMessageDeliveryStateChangeRequest(state_change=sc), metadata=self.fwd_md,
+            timeout=3)
+        th.join(10)
+        st, ans, el = box["r"]
+        self.assertEqual((ans["MessageType"], ans["TransactionID"]), ("XmitDataAns", 4711))
+        self.assertEqual(ans["Result"]["ResultCode"], "XmitFailed", (ans, n1.logs()[-2000:]))
+        self.assertIn("TOO_LATE", ans["Result"].get("Description", ""))
+        self.assertEqual(self.events(n3, "answer_handed_to_node"), 1)
+        self.wait_event(n1, "pb_bridged_answer_from_node", 1)
 
     def test_no_stream_anywhere_fails_in_time(self):
         n1, n2, n3 = self.start()

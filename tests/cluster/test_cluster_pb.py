@@ -5,15 +5,14 @@ Packet Broker home network's answer to a TS002 forwarder's transaction held by a
 handed to that node. Against 3 real nats-server processes (JetStream cluster) and 3 real roamhubd
 nodes on 127.0.0.1 with gRPC listeners, played by Python grpcio clients (the stubs of
 tests/integration/test_pb_dataplane.py)."""
-import json
 import os
 import shutil
 import sys
 import tempfile
 import threading
 import time
+import types
 import unittest
-import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
@@ -21,6 +20,7 @@ from cluster_harness import cluster_section, wait_readyz  # noqa: E402
 from roamhub_harness import (ALL_DOWN, ALL_UP, AdminClient, Hub, Member, admin_config,  # noqa: E402
                              answer, sha256_hex)
 from test_cluster import NodesTest  # noqa: E402
+import test_pb_bridge  # noqa: E402  (its helpers; not its TestCase, which would run here)
 from test_pb_bridge import (JOIN_ACCEPT, PB_JOIN_EUI, join_request, ts002_uplink,  # noqa: E402
                             uplink)
 from test_pb_dataplane import Collector, data_up, grpc, rt, rtg, v3  # noqa: E402
@@ -107,14 +107,8 @@ class PBClusterTest(NodesTest):
 
     @staticmethod
     def agent_md(adm, op, net_id):
-        key, _ = adm.create_key(op, net_id=net_id, rights=["RIGHT_DATA_PLANE"])
-        kid, secret = key.split(":", 1)
-        body = urllib.parse.urlencode({"grant_type": "client_credentials", "client_id": kid,
-                                       "client_secret": secret, "scope": "networks"}).encode()
-        st, data, _ = adm.raw("POST", "/api/v1/oauth/token", body=body,
-                              headers={"Content-Type": "application/x-www-form-urlencoded"})
-        assert st == 200, data
-        return (("authorization", "Bearer " + json.loads(data)["access_token"]),)
+        token = test_pb_bridge.BridgeWorld.agent_token(adm, op, net_id)
+        return (("authorization", "Bearer " + token),)
 
     def channel(self, hub):
         ch = grpc.insecure_channel("127.0.0.1:%d" % hub.grpc_port)
@@ -132,6 +126,15 @@ class PBClusterTest(NodesTest):
             self.calls.append(c)
             out.append(c)
         return out
+
+    def fwd_stream(self, hub):
+        fs = Collector(rtg.ForwarderDataStub(self.channel(hub)).Subscribe(
+            rt.SubscribeForwarderRequest(forwarder_net_id=0x14, forwarder_tenant_id="",
+                                         forwarder_cluster_id="eu1", group="eu1"),
+            metadata=self.fwd_md), v3.RoutedDownlinkMessage)
+        self.calls.append(fs)
+        self.wait_subscribed(hub, 1)
+        return fs
 
     def wait_subscribed(self, hub, streams):
         deadline = time.time() + 5
@@ -203,12 +206,7 @@ class PBClusterTest(NodesTest):
 
     def test_downlink_on_node3_reaches_the_forwarders_stream_on_node2(self):
         n1, n2, n3 = self.start()
-        fs = Collector(rtg.ForwarderDataStub(self.channel(n2)).Subscribe(
-            rt.SubscribeForwarderRequest(forwarder_net_id=0x14, forwarder_tenant_id="",
-                                         forwarder_cluster_id="eu1", group="eu1"),
-            metadata=self.fwd_md), v3.RoutedDownlinkMessage)
-        self.calls.append(fs)
-        self.wait_subscribed(n2, 1)
+        fs = self.fwd_stream(n2)
         dm = v3.DownlinkMessage(phy_payload=bytes([0x60]) + bytes(11),
                                 gateway_uplink_token=b"gw-token", region=v3.EU_863_870)
         dm.rx1.frequency = 868100000
@@ -238,8 +236,9 @@ class PBClusterTest(NodesTest):
         th.start()
         return th, box
 
-    def home_on(self, hub):
-        return rtg.HomeNetworkDataStub(self.channel(hub))
+    def as_home(self, hub):
+        """What test_pb_bridge's home_publish/home_report use: the home on this node."""
+        return types.SimpleNamespace(ch=self.channel(hub), home_md=self.home_md)
 
     def test_ts002_prstartreq_on_node1_answered_by_the_home_on_node3(self):
         n1, n2, n3 = self.start()
@@ -249,22 +248,8 @@ class PBClusterTest(NodesTest):
         th, box = self.post_async(n1, ts002_uplink(join_request(PB_JOIN_EUI), 911), self.tsfwd.key)
         self.assertEqual(self.wait_total(streams, 1, settle=0), 1, n2.logs()[-2000:])
         r = [m for s in streams for m in s.msgs][0]
-        dm = v3.DownlinkMessage(phy_payload=JOIN_ACCEPT,
-                                gateway_uplink_token=r.message.gateway_uplink_token,
-                                forwarder_uplink_token=r.message.forwarder_uplink_token,
-                                priority=v3.HIGHEST, region=v3.EU_863_870)
-        dm.rx1.frequency = 868300000
-        dm.rx1.data_rate.lora.spreading_factor = 7
-        dm.rx1.data_rate.lora.bandwidth = 125000
-        dm.rx2.frequency = 869525000
-        dm.rx2.data_rate.lora.spreading_factor = 12
-        dm.rx2.data_rate.lora.bandwidth = 125000
-        dm.rx1_delay.seconds = 5
-        self.home_on(n3).Publish(rt.PublishDownlinkMessageRequest(
-            home_network_net_id=0x13, home_network_cluster_id="nam1",
-            forwarder_net_id=r.forwarder_net_id, forwarder_tenant_id=r.forwarder_tenant_id,
-            forwarder_cluster_id=r.forwarder_cluster_id, message=dm),
-            metadata=self.home_md, timeout=3)
+        # test_pb_bridge's helpers, as the home network on node 3
+        test_pb_bridge.BridgeWorld.home_publish(self.as_home(n3), r, JOIN_ACCEPT)
         th.join(10)
         st, ans, _ = box["r"]
         self.assertEqual(st, 200)
@@ -279,15 +264,7 @@ class PBClusterTest(NodesTest):
                                   self.tsfwd.key)
         self.assertEqual(self.wait_total(streams, 2, settle=0), 2)
         r = [m for s in streams for m in s.msgs if m.message.phy_payload.plain[0] == 0x40][0]
-        sc = v3.UplinkMessageDeliveryStateChange(
-            id=r.id, home_network_net_id=0x13, home_network_cluster_id="nam1",
-            forwarder_net_id=r.forwarder_net_id, forwarder_tenant_id=r.forwarder_tenant_id,
-            forwarder_cluster_id=r.forwarder_cluster_id,
-            forwarder_uplink_token=r.message.forwarder_uplink_token, state=v3.PROCESSED)
-        sc.error.value = v3.NOT_FOUND
-        self.home_on(n3).ReportUplinkMessageDeliveryState(
-            rt.UplinkMessageDeliveryStateChangeRequest(state_change=sc), metadata=self.home_md,
-            timeout=3)
+        test_pb_bridge.BridgeWorld.home_report(self.as_home(n3), r, error=v3.NOT_FOUND)
         th.join(10)
         st, ans, el = box["r"]
         self.assertEqual(ans["Result"]["ResultCode"], "UnknownDevAddr", ans)
@@ -298,12 +275,7 @@ class PBClusterTest(NodesTest):
 
     def test_ts002_home_xmitdatareq_on_node1_completed_by_the_forwarders_report_on_node3(self):
         n1, n2, n3 = self.start()
-        fs = Collector(rtg.ForwarderDataStub(self.channel(n2)).Subscribe(
-            rt.SubscribeForwarderRequest(forwarder_net_id=0x14, forwarder_tenant_id="",
-                                         forwarder_cluster_id="eu1", group="eu1"),
-            metadata=self.fwd_md), v3.RoutedDownlinkMessage)
-        self.calls.append(fs)
-        self.wait_subscribed(n2, 1)
+        fs = self.fwd_stream(n2)
         self.publish(n1, data_up(0x0A001236, fcnt=5))  # to the TS002 home network
         token = self.home.get(timeout=3, mtype="PRStartReq")["ULMetaData"]["FNSULToken"]
         xmit = {"ProtocolVersion": "1.0", "SenderID": HOME, "ReceiverID": FWD,

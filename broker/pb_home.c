@@ -15,7 +15,9 @@
  * them); the DownlinkMessage, gateway_uplink_token included, is passed on as sent. Unlike an
  * uplink, a downlink that cannot be routed is refused, so the home network knows at once:
  * NOT_FOUND (no route, or no subscription of that forwarder), FAILED_PRECONDITION (routing
- * policy), INVALID_ARGUMENT (frame).
+ * policy), INVALID_ARGUMENT (frame). On a cluster node the downlink is also handed to the
+ * forwarder's groups on the other nodes (cluster_pb.h), so it is accepted even without a group
+ * here; when no node has one, it is counted no_route there (NATS no responders).
  */
 #include "pb_service.h"
 

@@ -3,9 +3,11 @@
 
 #include "cluster_txn.h"
 #include "hub_txid.h"
+#include "lw_netid.h"
 #include "metrics.h"
 #include "pb_bridge_ts002.h"
 #include "pb_service.h"
+#include "relay.h"
 #include "rh_err.h"
 #include "rh_log.h"
 #include "rh_time.h"
@@ -232,10 +234,12 @@ static bool publish(void *arg, worker_t *w, const pb_remote_msg_t *m)
     char subj[96], reply[160];
     snprintf(subj, sizeof subj, "%s.pb.%s.%06X", x->prefix, role_token(m->role),
              m->net_id & 0xFFFFFFu);
-    /* where NATS says "no responders": what the routing node counts then */
-    snprintf(reply, sizeof reply, "%s.pb.none.%u.%06X.%06X.%u.%u", x->prefix, x->node,
-             mt->fwd_net_id & 0xFFFFFFu, mt->home_net_id & 0xFFFFFFu, (unsigned)mt->cls,
-             mt->bridged ? 1u : 0u);
+    /* where NATS says "no responders": what the routing node counts, and the transaction it
+     * refuses when no group here took a copy either */
+    snprintf(reply, sizeof reply, "%s.pb.none.%u.%s.%06X.%06X.%u.%u.%u.%u.%u", x->prefix, x->node,
+             role_token(m->role), mt->fwd_net_id & 0xFFFFFFu, mt->home_net_id & 0xFFFFFFu,
+             (unsigned)mt->cls, mt->bridged ? 1u : 0u, (unsigned)mt->hub_txid,
+             (unsigned)mt->ans_type, m->nskip ? 1u : 0u);
     natsStatus st = natsConnection_PublishRequest(x->nc, subj, reply, buf, (int)n);
     free(buf);
     if (st != NATS_OK) {
@@ -249,19 +253,41 @@ static bool publish(void *arg, worker_t *w, const pb_remote_msg_t *m)
 /* ------------------------------------------------------------------ no responders */
 
 typedef struct none {
-    uint32_t fwd, home;
+    bool home;     /* role: an uplink for a home network (else a downlink for a forwarder) */
+    uint32_t fwd, home_net;
     unsigned cls;
     bool bridged;
+    uint32_t txid, ans_type;
+    bool served_here; /* a group of this node took a copy (held there) */
 } none_t;
+
+/* The bridged transaction's refusal on its worker: nobody subscribes anywhere. */
+static void refuse_run(relay_txn_t *t, void *arg)
+{
+    (void)arg;
+    const route_decision_t *rd = relay_txn_decision(t);
+    char n[7], desc[160];
+    lw_netid_format(rd->kind == ROUTE_DOWNLINK ? rd->fwd.net_id : rd->home.net_id, n, 0);
+    snprintf(desc, sizeof desc, "network %s has no endpoint or subscription at this hub", n);
+    relay_txn_refuse(t, rd->code, desc, RP_OUT_NO_ROUTE);
+}
 
 static void none_run(worker_t *w, void *arg)
 {
     none_t *n = arg;
     if (worker_self() == w) {
         metrics_event(w->metrics, "pb_no_subscriber_in_cluster");
-        if (!n->bridged) /* a bridged transaction fails at its deadline and counts there */
-            pb_count(w, n->fwd, n->home, (rp_class_t)n->cls, RP_OUT_NO_ROUTE, NULL, rh_mono_ns(),
-                     NULL);
+        if (!n->bridged) {
+            pb_count(w, n->fwd, n->home_net, (rp_class_t)n->cls, RP_OUT_NO_ROUTE, NULL,
+                     rh_mono_ns(), NULL);
+        } else if (n->txid && !n->served_here) {
+            /* the transaction waits on this node (it routed the message): refused now, as a
+             * single node refuses a party without a subscription, not at its deadline */
+            relay_txn_t *t = relay_txn_claim_party(w, n->home ? n->home_net : n->fwd, n->txid,
+                                                   (bi_msg_type_t)n->ans_type);
+            if (t && relay_txn_post_claimed(t, refuse_run, NULL) == RH_OK)
+                metrics_event(w->metrics, "pb_refused_no_subscriber");
+        }
     }
     free(n);
 }
@@ -274,12 +300,16 @@ static void on_none(natsConnection *nc, natsSubscription *sub, natsMsg *msg, voi
     cluster_pb_t *x = arg;
     const char *subj = natsMsg_GetSubject(msg);
     size_t pl = strlen(x->prefix);
-    unsigned node, fwd, home, cls, bridged;
+    unsigned node, fwd, home, cls, bridged, txid, ans, served;
+    char role[2];
     none_t *n = NULL;
     if (natsMsg_IsNoResponders(msg) && subj && strlen(subj) > pl &&
-        sscanf(subj + pl, ".pb.none.%u.%x.%x.%u.%u", &node, &fwd, &home, &cls, &bridged) == 5 &&
+        sscanf(subj + pl, ".pb.none.%u.%1[hf].%x.%x.%u.%u.%u.%u.%u", &node, role, &fwd, &home,
+               &cls, &bridged, &txid, &ans, &served) == 9 &&
         (n = malloc(sizeof *n))) {
-        *n = (none_t){.fwd = fwd, .home = home, .cls = cls, .bridged = bridged != 0};
+        *n = (none_t){.home = role[0] == 'h', .fwd = fwd, .home_net = home, .cls = cls,
+                      .bridged = bridged != 0, .txid = txid, .ans_type = ans,
+                      .served_here = served != 0};
         if (worker_post(next_worker(x), none_run, n) != RH_OK)
             free(n);
     }

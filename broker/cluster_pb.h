@@ -19,11 +19,13 @@
  * Outcomes are counted where they are decided — the node that hands a copy to a stream, or
  * fails it (queue full, hold time): statistics cover every node (cluster_view.h), so nothing
  * flows back. A message for which no node subscribes the subject at all comes back as NATS "no
- * responders" on PREFIX.pb.none.NODE.<fwd>.<home>.<class>.<bridged>: the routing node counts
- * the event pb_no_subscriber_in_cluster and, for a message not part of a relay transaction, the
- * pair's no_route outcome. A bridged TS002 transaction whose message reaches no stream fails at
- * its answer deadline on its holder (the same as a group without streams on a single node), so
- * a TS002 forwarder always gets its failure answer in time.
+ * responders" on PREFIX.pb.none.NODE.<h|f>.<fwd>.<home>.<class>.<bridged>.<hub TransactionID>.
+ * <answer type>.<served here>: the routing node counts the event pb_no_subscriber_in_cluster
+ * and, for a message not part of a relay transaction, the pair's no_route outcome; a bridged
+ * TS002 transaction (it waits on the routing node) is refused at once with the route's no-route
+ * code, as a single node refuses it (pb_refused_no_subscriber) — unless a group of the routing
+ * node holds a copy (then, as a copy that reaches no stream, it fails at its answer deadline).
+ * Either way a TS002 sender gets its failure answer in time.
  * Bounds: each group subscription's NATS pending limits (PB_NATS_PENDING_MSGS messages,
  * PB_NATS_PENDING_BYTES bytes: beyond that the NATS client drops, a slow consumer), then the
  * group's queue_max / hold_ms. A group whose record still exists here without open streams

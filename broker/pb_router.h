@@ -66,6 +66,8 @@ typedef struct pb_item_meta {
                          record events only */
     bool local_only;  /* not handed to the other cluster nodes (a home network with a TS002
                          endpoint: bridged when no group here takes it) */
+    uint32_t hub_txid; /* bridged: the relay transaction's hub TransactionID (0: none) and its */
+    uint32_t ans_type; /* answer type, refused at once when no cluster node subscribes */
 } pb_item_meta_t;
 
 typedef struct pb_router pb_router_t;

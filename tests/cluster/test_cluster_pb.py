@@ -10,9 +10,11 @@ import shutil
 import sys
 import tempfile
 import threading
+import json
 import time
 import types
 import unittest
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
@@ -134,6 +136,7 @@ class PBClusterTest(NodesTest):
             metadata=self.fwd_md), v3.RoutedDownlinkMessage)
         self.calls.append(fs)
         self.wait_subscribed(hub, 1)
+        self.wait_interest("f", 0x14, 1)
         return fs
 
     def wait_subscribed(self, hub, streams):
@@ -141,7 +144,29 @@ class PBClusterTest(NodesTest):
         while hub.metric("roamhub_pb_subscription_streams") < streams:
             self.assertLess(time.time(), deadline, hub.logs()[-2000:])
             time.sleep(0.05)
-        time.sleep(0.2)  # the node's queue subscription reached the NATS servers
+
+    def interest(self, role, net_id):
+        """The NATS queue groups (= subscription groups) each NATS server routes
+        PREFIX.pb.<role>.<NetID> to: its own clients' and those its routes told it about."""
+        subject = "%s.pb.%s.%06X" % (self.stream["subject_prefix"], role, net_id)
+        out = []
+        for port in self.nats.http_ports:
+            def subs(path, key):
+                with urllib.request.urlopen("http://127.0.0.1:%d/%s" % (port, path),
+                                            timeout=2) as r:
+                    return [x for c in json.load(r)[key] for x in
+                            c.get("subscriptions_list_detail") or []]
+            out.append(sorted({x.get("qgroup") for x in subs("routez?subs=detail", "routes") +
+                               subs("connz?subs=detail", "connections")
+                               if x.get("subject") == subject}))
+        return out
+
+    def wait_interest(self, role, net_id, n):
+        """Until every NATS server routes PREFIX.pb.<role>.<NetID> to n groups' queues."""
+        deadline = time.time() + 5
+        while [len(q) for q in self.interest(role, net_id)] != [n] * len(self.nats.http_ports):
+            self.assertLess(time.time(), deadline, self.interest(role, net_id))
+            time.sleep(0.05)
 
     def publish(self, hub, phy):
         return rtg.ForwarderDataStub(self.channel(hub)).Publish(uplink(phy), metadata=self.fwd_md,
@@ -170,6 +195,7 @@ class PBClusterTest(NodesTest):
         n1, n2, n3 = self.start()
         streams = self.home_streams(n3, "nam1", 4)
         self.wait_subscribed(n3, 4)
+        self.wait_interest("h", 0x13, 1)
         for i in range(8):
             self.assertTrue(self.publish(n1, data_up(0x26000100 + i, fcnt=i)).id)
         self.assertEqual(self.wait_total(streams, 8), 8, n3.logs()[-2000:])
@@ -191,6 +217,7 @@ class PBClusterTest(NodesTest):
         b = self.home_streams(n3, "groupB", 2) + self.home_streams(n2, "groupB", 2)
         self.wait_subscribed(n2, 4)
         self.wait_subscribed(n3, 2)
+        self.wait_interest("h", 0x13, 2)  # A (node 2), B (nodes 2 and 3)
         for i in range(6):
             self.publish(n1, data_up(0x26000200 + i, fcnt=i))
         self.assertEqual(self.wait_total(a, 6), 6)
@@ -244,6 +271,7 @@ class PBClusterTest(NodesTest):
         n1, n2, n3 = self.start()
         streams = self.home_streams(n2, "nam1", 4)
         self.wait_subscribed(n2, 4)
+        self.wait_interest("h", 0x13, 1)
         # a join-request: the report waits, the join-accept published on node 3 answers it
         th, box = self.post_async(n1, ts002_uplink(join_request(PB_JOIN_EUI), 911), self.tsfwd.key)
         self.assertEqual(self.wait_total(streams, 1, settle=0), 1, n2.logs()[-2000:])
@@ -309,13 +337,10 @@ class PBClusterTest(NodesTest):
         # a group that had streams on node 2 and closed them: node 2 left its NATS queue
         gone = self.home_streams(n2, "nam1", 2)
         self.wait_subscribed(n2, 2)
+        self.wait_interest("h", 0x13, 1)
         for c in gone:
             c.cancel()
-        deadline = time.time() + 5
-        while n2.metric("roamhub_pb_subscription_streams") > 0:
-            self.assertLess(time.time(), deadline)
-            time.sleep(0.05)
-        time.sleep(0.3)
+        self.wait_interest("h", 0x13, 0)  # node 2 left the group's queue
         t0 = time.time()
         st, ans, _ = n1.post(ts002_uplink(join_request(PB_JOIN_EUI), 913), self.tsfwd.key,
                              timeout=10)

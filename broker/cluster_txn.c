@@ -23,6 +23,7 @@ struct cluster_txn {
     worker_t *workers;
     unsigned nworkers;
     cluster_txn_match_fn match;
+    cluster_txn_match_pb_fn match_pb; /* Packet Broker answers (cluster_pb.h); NULL: unmatched */
     atomic_uint next; /* round robin over the workers */
 };
 
@@ -30,6 +31,7 @@ struct cluster_txn {
 typedef struct handed {
     cluster_txn_t *x;
     const char *member_id, *remote, *reply;
+    bool pb; /* body is a PbAnswerHandoff */
     size_t len;
     char *body;
     char mem[];
@@ -43,7 +45,8 @@ static void handed_run(worker_t *w, void *arg)
     if (worker_self() == w) {
         cluster_txn_t *x = h->x;
         metrics_event(w->metrics, "answer_from_node");
-        bool matched = x->match(w, h->member_id, h->remote, h->body, h->len);
+        bool matched = h->pb ? x->match_pb && x->match_pb(w, (const uint8_t *)h->body, h->len)
+                             : x->match(w, h->member_id, h->remote, h->body, h->len);
         if (h->reply[0])
             natsConnection_PublishString(x->nc, h->reply, matched ? REPLY_MATCHED
                                                                   : REPLY_UNMATCHED);
@@ -81,6 +84,7 @@ static void on_handed(natsConnection *nc, natsSubscription *sub, natsMsg *msg, v
     if (h) {
         char *at = h->mem;
         h->x = x;
+        h->pb = a->packet_broker;
         h->member_id = put_str(&at, a->member_id, lm);
         h->remote = put_str(&at, a->remote, lr);
         h->reply = put_str(&at, reply, lp);
@@ -138,8 +142,13 @@ int cluster_txn_start(cluster_t *c, const rh_config_t *cfg, worker_t *workers, u
     return RH_OK;
 }
 
-int cluster_txn_handoff(cluster_txn_t *x, uint32_t txid, const char *member_id,
-                        const char *remote, const char *body, size_t len)
+void cluster_txn_set_pb(cluster_txn_t *x, cluster_txn_match_pb_fn match)
+{
+    x->match_pb = match;
+}
+
+static int handoff(cluster_txn_t *x, uint32_t txid, const char *member_id, const char *remote,
+                   const char *body, size_t len, bool pb)
 {
     uint8_t node = hub_txid_node(txid);
     if (!x || node == 0 || node == x->node)
@@ -150,6 +159,7 @@ int cluster_txn_handoff(cluster_txn_t *x, uint32_t txid, const char *member_id,
     a.body.data = (uint8_t *)body;
     a.body.len = len;
     a.from_node = x->node;
+    a.packet_broker = pb;
     size_t n = roamhub__v1__answer_handoff__get_packed_size(&a);
     uint8_t *buf = malloc(n ? n : 1);
     if (!buf)
@@ -160,6 +170,18 @@ int cluster_txn_handoff(cluster_txn_t *x, uint32_t txid, const char *member_id,
     natsStatus s = natsConnection_PublishRequest(x->nc, subj, x->reply_subj, buf, (int)n);
     free(buf);
     return s == NATS_OK ? RH_OK : RH_EAGAIN;
+}
+
+int cluster_txn_handoff(cluster_txn_t *x, uint32_t txid, const char *member_id,
+                        const char *remote, const char *body, size_t len)
+{
+    return handoff(x, txid, member_id, remote, body, len, false);
+}
+
+int cluster_txn_handoff_pb(cluster_txn_t *x, uint32_t txid, const char *member_id,
+                           const uint8_t *msg, size_t len)
+{
+    return handoff(x, txid, member_id, "", (const char *)msg, len, true);
 }
 
 /* Stops a subscription and waits until its callback is no longer running (drained), so x can

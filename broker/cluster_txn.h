@@ -55,6 +55,22 @@ int cluster_txn_start(cluster_t *c, const rh_config_t *cfg, worker_t *workers, u
 int cluster_txn_handoff(cluster_txn_t *x, uint32_t txid, const char *member_id,
                         const char *remote, const char *body, size_t len);
 
+/* Matches a Packet Broker member's answer handed over from another node on worker w (its
+ * thread): msg/len a packed PbAnswerHandoff (roamhub.proto). Returns true when a waiting
+ * transaction of this node took it. cluster_pb.c's cluster_pb_answer_from_node. */
+typedef bool (*cluster_txn_match_pb_fn)(worker_t *w, const uint8_t *msg, size_t len);
+
+/* Sets the matcher of Packet Broker answers (before the workers' threads start; without one
+ * they are answered "unmatched"). */
+void cluster_txn_set_pb(cluster_txn_t *x, cluster_txn_match_pb_fn match);
+
+/* Hands a Packet Broker member's answer (msg/len: a packed PbAnswerHandoff, copied) to the node
+ * holding transaction txid, through the same subject, reply and counters as
+ * cluster_txn_handoff (AnswerHandoff.packet_broker set; member_id the answering member, for the
+ * holder's log lines). Same returns. */
+int cluster_txn_handoff_pb(cluster_txn_t *x, uint32_t txid, const char *member_id,
+                           const uint8_t *msg, size_t len);
+
 /* Stops the subscriptions (waits for a callback running) and frees. Call after the workers'
  * threads stopped (a handed answer left in an inbox is then dropped unmatched) and before the
  * workers are finalized and cluster_free. NULL is a no-op. */

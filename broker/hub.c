@@ -589,6 +589,16 @@ int hub_run(rh_config_t *cfg)
         }
         for (unsigned i = 0; i < nw; i++)
             hub->workers[i].xnode = hub->xnode;
+        if (hub->pb) { /* Packet Broker across the nodes (cluster_pb.h) */
+            cluster_txn_set_pb(hub->xnode, cluster_pb_answer_from_node);
+            if (cluster_pb_start(hub->cluster, &hub->cfg, hub->workers, nw, hub->pb->router,
+                                 &hub->xpb, &d) != RH_OK) {
+                RH_LOG(RH_LOG_ERR, "hub", "cannot start the cluster's Packet Broker routing "
+                       "err=\"%s\"", d.text);
+                exit_code = 1;
+                goto out;
+            }
+        }
         if (cluster_view_start(hub->cluster, &hub->cfg, hub->db, hub->workers[0].metrics,
                                &hub->cview, &d) != RH_OK) {
             RH_LOG(RH_LOG_ERR, "hub", "cannot start the cluster's statistics and capture view "
@@ -675,6 +685,7 @@ out:
     }
     admin_free(hub->admin_api);
     cluster_view_free(hub->cview); /* publishes the last statistics flush when it can */
+    cluster_pb_free(hub->xpb);
     cluster_txn_free(hub->xnode);
     cluster_free(hub->cluster);
     for (unsigned i = 0; hub->workers && i < nw; i++)

@@ -130,7 +130,8 @@ static int send_uplink(relay_txn_t *t, worker_t *w, bi_msg_t *msg, const relay_f
     r.n_hops = 1;
     r.hops = hops;
     pb_item_meta_t meta = {.fwd_net_id = rd->fwd.net_id, .home_net_id = rd->home.net_id,
-                           .cls = rd->cls, .recv_ns = rh_mono_ns(), .bridged = true};
+                           .cls = rd->cls, .recv_ns = rh_mono_ns(), .bridged = true,
+                           .hub_txid = bt.hub_txid, .ans_type = bt.ans_type};
     memcpy(meta.id, mid, sizeof meta.id);
     int n = pb_router_route_uplink(w->pb->router, w, rd->home.net_id, rd->home.tenant_id, &facts,
                                    pb_routed_encode_uplink, &r, &meta);
@@ -271,6 +272,9 @@ int pb_bridge_route_downlink(worker_t *w, Org__Packetbroker__V3__DownlinkMessage
     protobuf_c_message_pack(&r.base, buf);
     pb_item_meta_t meta = {.fwd_net_id = fwd->net_id, .home_net_id = home_net_id, .cls = cls,
                            .recv_ns = rh_mono_ns(), .bridged = bridged};
+    if (bridged && pb_bridge_ts002_dl_token_txid(dm->downlink_token.data, dm->downlink_token.len,
+                                                 &meta.hub_txid))
+        meta.ans_type = BI_MT_XMIT_DATA_ANS; /* a TS002 home network's XmitDataReq */
     memcpy(meta.id, mid, sizeof meta.id);
     int q = pb_router_route_downlink(w->pb->router, w, fwd, buf, n, &meta);
     free(buf);
@@ -451,13 +455,21 @@ bool pb_bridge_ts002_report(worker_t *w, uint32_t home_net_id,
     return hand_over(t, h);
 }
 
-bool pb_bridge_ts002_dl_report(worker_t *w, uint32_t fwd_net_id, const uint8_t *dl_token,
-                               size_t len, bool has_error, const char *error_name)
+bool pb_bridge_ts002_dl_token_txid(const uint8_t *dl_token, size_t len, uint32_t *txid)
 {
     if (len != 8 || memcmp(dl_token, DL_TOKEN_MAGIC, 4) != 0)
         return false;
-    uint32_t txid = (uint32_t)dl_token[4] << 24 | (uint32_t)dl_token[5] << 16 |
-                    (uint32_t)dl_token[6] << 8 | dl_token[7];
+    *txid = (uint32_t)dl_token[4] << 24 | (uint32_t)dl_token[5] << 16 |
+            (uint32_t)dl_token[6] << 8 | dl_token[7];
+    return true;
+}
+
+bool pb_bridge_ts002_dl_report(worker_t *w, uint32_t fwd_net_id, const uint8_t *dl_token,
+                               size_t len, bool has_error, const char *error_name)
+{
+    uint32_t txid;
+    if (!pb_bridge_ts002_dl_token_txid(dl_token, len, &txid))
+        return false;
     handoff_t *h = calloc(1, sizeof *h);
     if (!h)
         return false;

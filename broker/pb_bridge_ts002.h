@@ -98,6 +98,11 @@ bool pb_bridge_ts002_report(worker_t *w, uint32_t home_net_id,
                             const Roamhub__V1__BridgeToken *bt, bool has_error, int error,
                             const char *error_name);
 
+/* The hub TransactionID (its node bits name the holder, hub_txid.h) of a downlink_token this
+ * side minted (8 bytes: "RH", 0, 1, TransactionID big-endian) into *txid; false for any other
+ * token. */
+bool pb_bridge_ts002_dl_token_txid(const uint8_t *dl_token, size_t len, uint32_t *txid);
+
 /* A Packet Broker forwarder's downlink delivery report whose downlink_token is one this side
  * minted (8 bytes: "RH", 0, 1, hub TransactionID): completes the TS002 home network's
  * XmitDataReq with Success or XmitFailed (description the error's name). fwd_net_id: the

@@ -13,6 +13,7 @@
  */
 #include "pb_service.h"
 
+#include "cluster_pb.h"
 #include "lw_netid.h"
 #include "metrics.h"
 #include "pb_bridge.h"
@@ -111,7 +112,9 @@ void pb_fwd_publish(grpc_call_t *call, const uint8_t *msg, size_t len, void *arg
     pb_routed_uplink(&routed, req, d.home.net_id, d.home.tenant_id, &stamp);
 
     pb_item_meta_t meta = {.fwd_net_id = fwd.net_id, .home_net_id = d.home.net_id,
-                           .cls = d.cls, .recv_ns = recv_ns};
+                           .cls = d.cls, .recv_ns = recv_ns,
+                           /* a TS002 home network is bridged unless a group here takes it */
+                           .local_only = d.recv_ep != NULL};
     memcpy(meta.id, mid, sizeof meta.id);
     int n = pb_router_route_uplink(w->pb->router, w, d.home.net_id, d.home.tenant_id, &facts,
                                    pb_routed_encode_uplink, &routed,
@@ -191,9 +194,11 @@ void pb_fwd_report(grpc_call_t *call, const uint8_t *msg, size_t len, void *arg)
                       sc->error)
                 : NULL;
         /* a downlink a TS002 home network sent: its XmitDataAns (pb_bridge_ts002.h) */
-        if (pb_bridge_ts002_dl_report(w, fwd.net_id, sc->downlink_token.data,
-                                      sc->downlink_token.len, err,
-                                      err ? (ev ? ev->name : "unknown") : NULL))
+        const char *en = err ? (ev ? ev->name : "unknown") : NULL;
+        if (cluster_pb_hand_downlink_report(w, fwd.net_id, sc->downlink_token.data,
+                                            sc->downlink_token.len, err, en) ||
+            pb_bridge_ts002_dl_report(w, fwd.net_id, sc->downlink_token.data,
+                                      sc->downlink_token.len, err, en))
             metrics_event(w->metrics, "pb_bridged_report");
         pb_report_done(call, w, "downlink", sc->id, err ? (ev ? ev->name : "unknown") : NULL);
     }

@@ -15,10 +15,13 @@
  * them); the DownlinkMessage, gateway_uplink_token included, is passed on as sent. Unlike an
  * uplink, a downlink that cannot be routed is refused, so the home network knows at once:
  * NOT_FOUND (no route, or no subscription of that forwarder), FAILED_PRECONDITION (routing
- * policy), INVALID_ARGUMENT (frame).
+ * policy), INVALID_ARGUMENT (frame). On a cluster node the downlink is also handed to the
+ * forwarder's groups on the other nodes (cluster_pb.h), so it is accepted even without a group
+ * here; when no node has one, it is counted no_route there (NATS no responders).
  */
 #include "pb_service.h"
 
+#include "cluster_pb.h"
 #include "lw_netid.h"
 #include "metrics.h"
 #include "pb_bridge.h"
@@ -139,8 +142,13 @@ static void bridge_downlink(grpc_call_t *call, worker_t *w,
     Org__Packetbroker__Routing__V1__PublishDownlinkMessageResponse resp =
         ORG__PACKETBROKER__ROUTING__V1__PUBLISH_DOWNLINK_MESSAGE_RESPONSE__INIT;
     resp.id = mid;
-    if (bt->join && pb_bridge_ts002_answer(w, home->net_id, bt, dm->phy_payload.data,
-                                           dm->phy_payload.len, &dl)) {
+    pb_ids_t tok_fwd = {.net_id = req->forwarder_net_id};
+    snprintf(tok_fwd.tenant, sizeof tok_fwd.tenant, "%s", req->forwarder_tenant_id);
+    snprintf(tok_fwd.cluster, sizeof tok_fwd.cluster, "%s", req->forwarder_cluster_id);
+    if (bt->join && (cluster_pb_hand_join_accept(w, home->net_id, bt, tok.data, tok.len, &tok_fwd,
+                                                 dm) || /* another node holds it */
+                     pb_bridge_ts002_answer(w, home->net_id, bt, dm->phy_payload.data,
+                                            dm->phy_payload.len, &dl))) {
         /* the forwarder's PRStartReq is answered with it (counted there) */
         metrics_event(w->metrics, "pb_bridged_answer");
         roamhub__v1__bridge_token__free_unpacked(bt, NULL);
@@ -288,8 +296,11 @@ static bool bridge_report(grpc_call_t *call, worker_t *w,
         pb_call_invalid(call, "state_change.forwarder_uplink_token", d.text);
         return false;
     }
-    if (pb_bridge_ts002_report(w, home->net_id, bt, sc->error != NULL,
-                               sc->error ? (int)sc->error->value : 0, error_name))
+    bool err = sc->error != NULL;
+    int ev = sc->error ? (int)sc->error->value : 0;
+    if ((!(bt->join && !err) && /* a join-request waits for its join-accept */
+         cluster_pb_hand_uplink_report(w, home->net_id, bt, err, ev, error_name)) ||
+        pb_bridge_ts002_report(w, home->net_id, bt, err, ev, error_name))
         metrics_event(w->metrics, "pb_bridged_report");
     roamhub__v1__bridge_token__free_unpacked(bt, NULL);
     return true;

@@ -49,6 +49,8 @@ struct pb_group {
     pb_stream_t *rr; /* where the round-robin resumes */
     uint64_t idle_since_ms;
     size_t live; /* stream records pointing here (open or closed with a wake pending) */
+    char qname[PB_QNAME_LEN]; /* the group's NATS queue name (cluster_pb.h) */
+    void *xsub;               /* the cluster side's handle while streams are open here */
 };
 
 struct pb_router {
@@ -60,7 +62,50 @@ struct pb_router {
     pb_router_hooks_t hooks;
     uint64_t id_prefix;
     atomic_uint_fast64_t id_ctr;
+    pb_router_cluster_t cl; /* cl.publish NULL: a single node */
 };
+
+/* The skip list of a routed message: queue names of the local groups of its party. */
+typedef struct skip_list {
+    char (*q)[PB_QNAME_LEN];
+    const char **p;
+    size_t n, cap;
+    bool oom;
+} skip_list_t;
+
+static void skip_add(skip_list_t *sl, const char *q)
+{
+    if (sl->n == sl->cap) {
+        size_t cap = sl->cap ? sl->cap * 2 : 8;
+        char(*nq)[PB_QNAME_LEN] = realloc(sl->q, cap * sizeof *nq);
+        if (!nq) {
+            sl->oom = true;
+            return;
+        }
+        sl->q = nq;
+        sl->cap = cap;
+    }
+    memcpy(sl->q[sl->n++], q, PB_QNAME_LEN);
+}
+
+/* The group's NATS queue name: FNV-1a 64 of its key (role, NetID, tenant, cluster, name). */
+static void qname_of(const pb_group_key_t *k, char out[PB_QNAME_LEN])
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    uint8_t head[5] = {(uint8_t)k->role, (uint8_t)(k->ids.net_id >> 24),
+                       (uint8_t)(k->ids.net_id >> 16), (uint8_t)(k->ids.net_id >> 8),
+                       (uint8_t)k->ids.net_id};
+    for (size_t i = 0; i < sizeof head; i++)
+        h = (h ^ head[i]) * 0x100000001b3ull;
+    const char *parts[3] = {k->ids.tenant, k->ids.cluster, k->name};
+    for (int j = 0; j < 3; j++)
+        for (const char *c = parts[j];; c++) { /* the NUL separates the parts */
+            h = (h ^ (uint8_t)*c) * 0x100000001b3ull;
+            if (!*c)
+                break;
+        }
+    snprintf(out, PB_QNAME_LEN, "g%016llx", (unsigned long long)h);
+}
 
 /* A stream to wake after the lock is released. */
 typedef struct wake_list {
@@ -99,8 +144,10 @@ static void item_free(pb_item_t *it)
     free(it);
 }
 
-static void group_free(pb_group_t *g)
+static void group_free(pb_router_t *r, pb_group_t *g)
 {
+    if (g->xsub && r->cl.group_down)
+        r->cl.group_down(r->cl.arg, g->xsub);
     for (pb_item_t *it = g->head, *n; it; it = n) {
         n = it->next;
         item_free(it);
@@ -119,7 +166,7 @@ void pb_router_free(pb_router_t *r)
         return;
     for (pb_group_t *g = r->groups, *n; g; g = n) {
         n = g->next;
-        group_free(g);
+        group_free(r, g);
     }
     pthread_mutex_destroy(&r->mu);
     free(r);
@@ -318,6 +365,9 @@ int pb_router_subscribe(pb_router_t *r, worker_t *w, grpc_call_t *call, pb_role_
         g->role = role;
         g->ids = *ids;
         snprintf(g->name, sizeof g->name, "%s", group);
+        pb_group_key_t k = {.role = role, .ids = *ids};
+        snprintf(k.name, sizeof k.name, "%s", group);
+        qname_of(&k, g->qname);
         g->next = r->groups;
         r->groups = g;
         r->ngroups++;
@@ -330,6 +380,11 @@ int pb_router_subscribe(pb_router_t *r, worker_t *w, grpc_call_t *call, pb_role_
     }
     s->g = g;
     g->live++;
+    if (!g->streams && !g->xsub && r->cl.group_up) { /* the first open stream here */
+        pb_group_key_t k = {.role = g->role, .ids = g->ids};
+        memcpy(k.name, g->name, sizeof k.name);
+        g->xsub = r->cl.group_up(r->cl.arg, &k, g->qname);
+    }
     s->next = g->streams;
     g->streams = s;
     g->idle_since_ms = 0;
@@ -355,6 +410,11 @@ void pb_router_stream_closed(pb_router_t *r, pb_stream_t *s)
     }
     if (g->rr == s)
         g->rr = NULL;
+    if (!g->streams && g->xsub) { /* the last open stream here: leave the group's queue */
+        if (r->cl.group_down)
+            r->cl.group_down(r->cl.arg, g->xsub);
+        g->xsub = NULL;
+    }
     s->next = NULL;
     s->tokens = 0;
     dispatch_missing(g, &wl); /* its share goes to the other streams */
@@ -408,6 +468,36 @@ static int offer(pb_router_t *r, worker_t *w, pb_group_t *g, uint8_t *data, size
     return 1;
 }
 
+/* Whether uplink-role group g is for home network (net_id, tenant). */
+static bool home_match(const pb_group_t *g, uint32_t net_id, const char *tenant)
+{
+    return g->role == PB_ROLE_HOME && g->ids.net_id == net_id &&
+           (!g->ids.tenant[0] || !strcmp(g->ids.tenant, tenant ? tenant : ""));
+}
+
+/* Whether forwarder-role group g is for the forwarder fwd (byte for byte). */
+static bool fwd_match(const pb_group_t *g, const pb_ids_t *fwd)
+{
+    return g->role == PB_ROLE_FORWARDER && g->ids.net_id == fwd->net_id &&
+           !strcmp(g->ids.tenant, fwd->tenant) && !strcmp(g->ids.cluster, fwd->cluster);
+}
+
+/* Hands m to the other nodes (the cluster side), with the skip list. Returns 1 when handed. */
+static int publish_remote(pb_router_t *r, worker_t *w, pb_remote_msg_t *m, skip_list_t *sl)
+{
+    int handed = 0;
+    if (!sl->oom && (sl->p = malloc((sl->n ? sl->n : 1) * sizeof *sl->p))) {
+        for (size_t i = 0; i < sl->n; i++)
+            sl->p[i] = sl->q[i];
+        m->skip = sl->p;
+        m->nskip = sl->n;
+        handed = r->cl.publish(r->cl.arg, w, m) ? 1 : 0;
+    }
+    free(sl->p);
+    free(sl->q);
+    return handed;
+}
+
 int pb_router_route_uplink(pb_router_t *r, worker_t *w, uint32_t home_net_id,
                            const char *home_tenant, const pb_uplink_facts_t *facts,
                            uint8_t *(*encode)(bool with_metadata, void *arg, size_t *len),
@@ -417,12 +507,14 @@ int pb_router_route_uplink(pb_router_t *r, worker_t *w, uint32_t home_net_id,
     int queued = 0, full = 0, rc = RH_OK;
     uint8_t *enc[2] = {NULL, NULL};
     size_t enc_len[2] = {0, 0};
+    bool remote = r->cl.publish && !meta->local_only;
+    skip_list_t sl = {0};
     pthread_mutex_lock(&r->mu);
     for (pb_group_t *g = r->groups; g && rc == RH_OK; g = g->next) {
-        if (g->role != PB_ROLE_HOME || g->ids.net_id != home_net_id)
+        if (!home_match(g, home_net_id, home_tenant))
             continue;
-        if (g->ids.tenant[0] && strcmp(g->ids.tenant, home_tenant ? home_tenant : ""))
-            continue;
+        if (remote) /* this group's copy is decided here, whatever the filters say */
+            skip_add(&sl, g->qname);
         bool meta_on = true;
         if (!pb_filter_set_pass(g->filters, facts, &meta_on))
             continue;
@@ -441,12 +533,27 @@ int pb_router_route_uplink(pb_router_t *r, worker_t *w, uint32_t home_net_id,
             queued += o;
     }
     pthread_mutex_unlock(&r->mu);
+    post_wakes(r, &wl);
+    int handed = 0;
+    if (remote && rc == RH_OK) {
+        for (int k = 0; k < 2 && rc == RH_OK; k++)
+            if (!enc[k] && !(enc[k] = encode(k == 1, arg, &enc_len[k])))
+                rc = RH_ENOMEM;
+        if (rc == RH_OK) {
+            pb_remote_msg_t m = {.role = PB_ROLE_HOME, .net_id = home_net_id,
+                                 .tenant = home_tenant ? home_tenant : "", .cluster = "",
+                                 .enc = {enc[0], enc[1]}, .enc_len = {enc_len[0], enc_len[1]},
+                                 .facts = facts, .meta = meta};
+            handed = publish_remote(r, w, &m, &sl);
+            sl.q = NULL;
+        }
+    }
+    free(sl.q);
     free(enc[0]);
     free(enc[1]);
-    post_wakes(r, &wl);
     for (int i = 0; i < full && r->hooks.on_fail; i++)
         r->hooks.on_fail(w, meta, RP_OUT_UNREACHABLE, "subscription queue full");
-    return rc ? rc : queued + full;
+    return rc ? rc : queued + full + handed;
 }
 
 int pb_router_route_downlink(pb_router_t *r, worker_t *w, const pb_ids_t *fwd, const uint8_t *msg,
@@ -454,11 +561,14 @@ int pb_router_route_downlink(pb_router_t *r, worker_t *w, const pb_ids_t *fwd, c
 {
     wake_list_t wl = {.n = 0};
     int queued = 0, full = 0, rc = RH_OK;
+    bool remote = r->cl.publish && !meta->local_only;
+    skip_list_t sl = {0};
     pthread_mutex_lock(&r->mu);
     for (pb_group_t *g = r->groups; g && rc == RH_OK; g = g->next) {
-        if (g->role != PB_ROLE_FORWARDER || g->ids.net_id != fwd->net_id ||
-            strcmp(g->ids.tenant, fwd->tenant) || strcmp(g->ids.cluster, fwd->cluster))
+        if (!fwd_match(g, fwd))
             continue;
+        if (remote)
+            skip_add(&sl, g->qname);
         uint8_t *copy = malloc(len ? len : 1);
         if (copy)
             memcpy(copy, msg, len);
@@ -470,9 +580,74 @@ int pb_router_route_downlink(pb_router_t *r, worker_t *w, const pb_ids_t *fwd, c
     }
     pthread_mutex_unlock(&r->mu);
     post_wakes(r, &wl);
+    int handed = 0;
+    if (remote && rc == RH_OK) {
+        pb_remote_msg_t m = {.role = PB_ROLE_FORWARDER, .net_id = fwd->net_id,
+                             .tenant = fwd->tenant, .cluster = fwd->cluster,
+                             .enc = {msg, msg}, .enc_len = {len, len}, .meta = meta};
+        handed = publish_remote(r, w, &m, &sl);
+        sl.q = NULL;
+    }
+    free(sl.q);
     for (int i = 0; i < full && r->hooks.on_fail; i++)
         r->hooks.on_fail(w, meta, RP_OUT_UNREACHABLE, "subscription queue full");
-    return rc ? rc : queued + full;
+    return rc ? rc : queued + full + handed;
+}
+
+void pb_router_set_cluster(pb_router_t *r, const pb_router_cluster_t *c)
+{
+    pthread_mutex_lock(&r->mu);
+    if (c) {
+        r->cl = *c;
+    } else {
+        memset(&r->cl, 0, sizeof r->cl);
+        for (pb_group_t *g = r->groups; g; g = g->next)
+            g->xsub = NULL;
+    }
+    pthread_mutex_unlock(&r->mu);
+}
+
+int pb_router_deliver(pb_router_t *r, worker_t *w, const pb_group_key_t *k,
+                      const pb_remote_msg_t *m)
+{
+    wake_list_t wl = {.n = 0};
+    int rc = 0, full = 0;
+    pthread_mutex_lock(&r->mu);
+    pb_group_t *g = r->groups;
+    for (; g; g = g->next)
+        if (g->role == k->role && g->ids.net_id == k->ids.net_id &&
+            !strcmp(g->ids.tenant, k->ids.tenant) && !strcmp(g->ids.cluster, k->ids.cluster) &&
+            !strcmp(g->name, k->name))
+            break;
+    for (size_t i = 0; g && i < m->nskip; i++)
+        if (!strcmp(m->skip[i], g->qname))
+            g = NULL; /* the routing node served this group */
+    bool meta_on = true;
+    if (g && m->role == PB_ROLE_HOME &&
+        (!home_match(g, m->net_id, m->tenant) || !m->facts ||
+         !pb_filter_set_pass(g->filters, m->facts, &meta_on)))
+        g = NULL;
+    if (g && m->role == PB_ROLE_FORWARDER) {
+        pb_ids_t fwd = {.net_id = m->net_id};
+        snprintf(fwd.tenant, sizeof fwd.tenant, "%s", m->tenant);
+        snprintf(fwd.cluster, sizeof fwd.cluster, "%s", m->cluster);
+        if (!fwd_match(g, &fwd))
+            g = NULL;
+    }
+    if (g) {
+        int k2 = meta_on ? 1 : 0;
+        uint8_t *copy = malloc(m->enc_len[k2] ? m->enc_len[k2] : 1);
+        if (copy)
+            memcpy(copy, m->enc[k2], m->enc_len[k2]);
+        rc = offer(r, w, g, copy, m->enc_len[k2], m->meta, &wl, &full);
+        if (rc == 0 && full)
+            rc = 1;
+    }
+    pthread_mutex_unlock(&r->mu);
+    post_wakes(r, &wl);
+    if (full && r->hooks.on_fail)
+        r->hooks.on_fail(w, m->meta, RP_OUT_UNREACHABLE, "subscription queue full");
+    return rc;
 }
 
 /* ------------------------------------------------------------------ sweep */
@@ -512,7 +687,7 @@ static void sweep_cb(evutil_socket_t fd, short ev, void *arg)
             } else if (now - g->idle_since_ms > r->hold_ms) {
                 *pg = g->next;
                 r->ngroups--;
-                group_free(g);
+                group_free(r, g);
                 continue;
             }
         }

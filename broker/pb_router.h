@@ -18,6 +18,14 @@
  * queue_max messages, for at most hold_ms. A group without streams and messages is removed
  * after hold_ms.
  *
+ * Cluster (issue 13, cluster_pb.h): with pb_router_set_cluster, a group's open streams on this
+ * node are announced to the cluster (group_up when its first stream opens, group_down when its
+ * last closes: the node joins / leaves the group's NATS queue), and a message routed here is
+ * also handed to `publish` for the groups of the other nodes, with the queue names of the
+ * groups this node served itself (every local group of the party, with or without open
+ * streams: such a group keeps its copy here, held as above) — one copy per group cluster-wide.
+ * A copy another node published is put into the named local group by pb_router_deliver.
+ *
  * Threads: every function may be called from any worker thread (one mutex per router); the
  * stream functions belong to the stream's worker. pb_router_free after the workers stopped.
  */
@@ -56,6 +64,10 @@ typedef struct pb_item_meta {
     char id[40];      /* router-assigned message ID */
     bool bridged;     /* part of a relay transaction, which counts its own outcome: the hooks
                          record events only */
+    bool local_only;  /* not handed to the other cluster nodes (a home network with a TS002
+                         endpoint: bridged when no group here takes it) */
+    uint32_t hub_txid; /* bridged: the relay transaction's hub TransactionID (0: none) and its */
+    uint32_t ans_type; /* answer type, refused at once when no cluster node subscribes */
 } pb_item_meta_t;
 
 typedef struct pb_router pb_router_t;
@@ -105,8 +117,10 @@ grpc_call_t *pb_stream_call(const pb_stream_t *s);
  * group of that NetID whose tenant is the home's (or whose tenant is "": the whole NetID) and
  * whose filters pass `facts`. encode(with_metadata, arg) produces the bytes for one group
  * (malloc'd; called at most twice, then freed here). Returns the number of groups the message
- * was for (queued, or refused by a full queue: that outcome is reported through on_fail); 0 = no
- * group of that home network, or every group's filter refused it. Errors: negative RH_ENOMEM.
+ * was for (queued, or refused by a full queue: that outcome is reported through on_fail), plus 1
+ * when it was handed to the other cluster nodes (pb_router_set_cluster; not with
+ * meta->local_only); 0 = no group of that home network here, every local group's filter refused
+ * it, and no cluster. Errors: negative RH_ENOMEM.
  */
 int pb_router_route_uplink(pb_router_t *r, worker_t *w, uint32_t home_net_id,
                            const char *home_tenant, const pb_uplink_facts_t *facts,
@@ -117,6 +131,53 @@ int pb_router_route_uplink(pb_router_t *r, worker_t *w, uint32_t home_net_id,
  * byte. Same returns as pb_router_route_uplink (msg is copied). */
 int pb_router_route_downlink(pb_router_t *r, worker_t *w, const pb_ids_t *fwd, const uint8_t *msg,
                              size_t len, const pb_item_meta_t *meta);
+
+/* ------------------------------------------------------------------ cluster (cluster_pb.h) */
+
+/* A subscription group's identity (what pb_router_subscribe groups streams by). */
+typedef struct pb_group_key {
+    pb_role_t role;
+    pb_ids_t ids;
+    char name[PB_ID_MAX + 1];
+} pb_group_key_t;
+
+#define PB_QNAME_LEN 18 /* "g" + 16 hex digits + NUL: a group's NATS queue name */
+
+/* A routed message for the groups of other nodes (pointers valid during the call only). */
+typedef struct pb_remote_msg {
+    pb_role_t role;
+    uint32_t net_id;        /* the party the message is for */
+    const char *tenant;     /* home: its tenant in the routing table; forwarder: exact */
+    const char *cluster;    /* forwarder: exact ("" for a home) */
+    const char *const *skip; /* queue names of the groups served by the routing node */
+    size_t nskip;
+    const uint8_t *enc[2];  /* [1] with gateway metadata (a downlink: the message), [0] without */
+    size_t enc_len[2];
+    const pb_uplink_facts_t *facts; /* home: the filters' facts; NULL for a downlink */
+    const pb_item_meta_t *meta;
+} pb_remote_msg_t;
+
+/* The cluster's side (cluster_pb.c). group_up/group_down run under the router's lock (they
+ * must not call back into the router); publish runs on the routing worker w, unlocked, and
+ * returns true when the message was handed to the cluster. */
+typedef struct pb_router_cluster {
+    void *arg;
+    void *(*group_up)(void *arg, const pb_group_key_t *k, const char *qname); /* handle or NULL */
+    void (*group_down)(void *arg, void *handle);
+    bool (*publish)(void *arg, worker_t *w, const pb_remote_msg_t *m);
+} pb_router_cluster_t;
+
+/* Sets (c copied) or clears (NULL) the cluster side. Set it before the workers run; clear it
+ * before the cluster side is freed (the groups then forget their handles: cluster_pb_free
+ * releases them). */
+void pb_router_set_cluster(pb_router_t *r, const pb_router_cluster_t *c);
+
+/* A message another node routed, for local group k (m as published; meta.recv_ns is this
+ * node's receive time): checked against the group's tenant and filters as a local route would,
+ * then queued (a full queue is reported through on_fail). Returns 1 queued or refused by a full
+ * queue, 0 not for this group (gone, another tenant, filtered out, or skipped), RH_ENOMEM. */
+int pb_router_deliver(pb_router_t *r, worker_t *w, const pb_group_key_t *k,
+                      const pb_remote_msg_t *m);
 
 /* Counters for /metrics and tests: groups, open streams, queued messages and bytes. */
 typedef struct pb_router_stats {

@@ -4,7 +4,10 @@
  * Checked: one copy per group balanced round-robin over its streams; a congested stream is
  * skipped without losing messages; filters and tenant scoping choose the home groups; downlinks
  * reach only the forwarder groups with identical IDs; a full queue fails at once and a held
- * message fails after the hold time; a closed stream's share goes to the others. */
+ * message fails after the hold time; a closed stream's share goes to the others; the cluster
+ * hooks (cluster_pb.h): a group's queue joined on its first stream and left on its last, a routed
+ * message handed on with the local groups named as served, a copy from another node delivered
+ * into its group unless that group was served. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,6 +15,7 @@
 
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -323,6 +327,117 @@ static void test_ids_unique(void **st)
     assert_memory_equal(a, b, 16); /* one process prefix */
 }
 
+/* ------------------------------------------------------------------ cluster hooks */
+
+static struct {
+    int up, down, published;
+    char qname[4][PB_QNAME_LEN];
+    pb_group_key_t key;
+    char skip[4][PB_QNAME_LEN];
+    size_t nskip;
+    bool local_only_seen;
+    char enc0[16], enc1[16];
+} cl;
+
+static void *cl_up(void *arg, const pb_group_key_t *k, const char *qname)
+{
+    (void)arg;
+    snprintf(cl.qname[cl.up % 4], PB_QNAME_LEN, "%s", qname);
+    cl.key = *k;
+    cl.up++;
+    return &cl; /* any non-NULL handle */
+}
+
+static void cl_down(void *arg, void *handle)
+{
+    (void)arg;
+    assert_ptr_equal(handle, &cl);
+    cl.down++;
+}
+
+static bool cl_publish(void *arg, worker_t *w, const pb_remote_msg_t *m)
+{
+    (void)arg;
+    (void)w;
+    cl.published++;
+    cl.nskip = m->nskip;
+    for (size_t i = 0; i < m->nskip && i < 4; i++)
+        snprintf(cl.skip[i], PB_QNAME_LEN, "%s", m->skip[i]);
+    snprintf(cl.enc0, sizeof cl.enc0, "%s", (const char *)m->enc[0]);
+    snprintf(cl.enc1, sizeof cl.enc1, "%s", (const char *)m->enc[1]);
+    cl.local_only_seen = m->meta->local_only;
+    return true;
+}
+
+static void test_cluster_hooks_skip_and_deliver(void **st)
+{
+    world_t *x = *st;
+    memset(&cl, 0, sizeof cl);
+    pb_router_cluster_t ops = {.group_up = cl_up, .group_down = cl_down, .publish = cl_publish};
+    pb_router_set_cluster(x->r, &ops);
+    grpc_call_t c[3];
+    memset(c, 0, sizeof c);
+    pb_ids_t h = ids(0x13, "", "nam1");
+    /* the first open stream of a group joins its queue; the second does not */
+    pb_stream_t *s0 = sub(x, &c[0], PB_ROLE_HOME, h, "nam1", NULL);
+    pb_stream_t *s1 = sub(x, &c[1], PB_ROLE_HOME, h, "nam1", NULL);
+    assert_int_equal(cl.up, 1);
+    assert_string_equal(cl.key.name, "nam1");
+    assert_int_equal(cl.key.ids.net_id, 0x13);
+    assert_int_equal(strlen(cl.qname[0]), PB_QNAME_LEN - 1);
+    char q_nam1[PB_QNAME_LEN];
+    memcpy(q_nam1, cl.qname[0], sizeof q_nam1);
+    /* routed here: the local group takes a copy, and it is handed to the cluster with the
+     * local group named as served (skipped there) and both encodings */
+    assert_int_equal(up(x, 0x13, "", &DATA, "msg"), 2); /* 1 local group + the cluster */
+    assert_int_equal(cl.published, 1);
+    assert_int_equal(cl.nskip, 1);
+    assert_string_equal(cl.skip[0], q_nam1);
+    assert_string_equal(cl.enc1, "msg");
+    assert_string_equal(cl.enc0, "-sg");
+    /* a home network bridged when no local group takes it: not handed to the cluster */
+    pb_item_meta_t lo = {.fwd_net_id = 0x14, .home_net_id = 0x77, .local_only = true};
+    assert_int_equal(pb_router_route_uplink(x->r, &x->w, 0x77, "", &DATA, enc, "m", &lo), 0);
+    assert_int_equal(cl.published, 1);
+    /* no local group: only the cluster */
+    pb_item_meta_t m = {.fwd_net_id = 0x14, .home_net_id = 0x55};
+    assert_int_equal(pb_router_route_uplink(x->r, &x->w, 0x55, "", &DATA, enc, "m", &m), 1);
+    assert_int_equal(cl.nskip, 0);
+    run(x, 50);
+    assert_int_equal(c[0].sent + c[1].sent, 1);
+
+    /* a copy another node routed: delivered into the named group, unless skipped there or
+     * for another tenant */
+    const char *skip_none[1] = {"gffffffffffffffff"};
+    const char *skip_it[1] = {q_nam1};
+    pb_item_meta_t rm = {.fwd_net_id = 0x14, .home_net_id = 0x13, .local_only = true};
+    pb_remote_msg_t r = {.role = PB_ROLE_HOME, .net_id = 0x13, .tenant = "t1", .cluster = "",
+                         .skip = skip_none, .nskip = 1,
+                         .enc = {(const uint8_t *)"-emote", (const uint8_t *)"remote"},
+                         .enc_len = {7, 7}, .facts = &DATA, .meta = &rm};
+    assert_int_equal(pb_router_deliver(x->r, &x->w, &cl.key, &r), 1);
+    r.skip = skip_it;
+    assert_int_equal(pb_router_deliver(x->r, &x->w, &cl.key, &r), 0);
+    pb_group_key_t gone = cl.key;
+    strcpy(gone.name, "gone");
+    r.skip = skip_none;
+    assert_int_equal(pb_router_deliver(x->r, &x->w, &gone, &r), 0);
+    run(x, 50);
+    assert_int_equal(c[0].sent + c[1].sent, 2);
+    assert_true(!strcmp((char *)c[0].last, "remote") || !strcmp((char *)c[1].last, "remote"));
+    /* the last open stream closing leaves the queue */
+    pb_router_stream_closed(x->r, s0);
+    assert_int_equal(cl.down, 0);
+    pb_router_stream_closed(x->r, s1);
+    assert_int_equal(cl.down, 1);
+    /* a stream of another group on the same NetID gets another queue name */
+    sub(x, &c[2], PB_ROLE_HOME, h, "other", NULL);
+    assert_int_equal(cl.up, 2);
+    assert_string_not_equal(cl.qname[1], q_nam1);
+    pb_router_set_cluster(x->r, NULL); /* the groups forget their handles: no down at free */
+    assert_int_equal(cl.down, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -333,6 +448,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_queue_full_and_hold_time, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idle_group_forgotten, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ids_unique, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cluster_hooks_skip_and_deliver, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -9,7 +9,10 @@ RecvTime, GWInfo.ID from the gateway EUI, a sealed ULToken/FNSULToken, DLAllowed
 PRStartAns's join-accept comes back on the forwarder's stream as a RoutedDownlinkMessage with
 its forwarder_net_id/tenant_id/cluster_id and gateway_uplink_token exactly as sent and the RX
 window in Packet Broker's units; a data uplink is answered Success with no downlink; the sealed
-token does not carry the forwarder's token in clear; statistics count the bridged traffic."""
+token does not carry the forwarder's token in clear; statistics count the bridged traffic, each
+row naming the protocol each side spoke (JSON, CSV, the protocol filters)."""
+import csv
+import io
 import json
 import threading
 import os
@@ -488,6 +491,63 @@ class BridgeWorld(unittest.TestCase):
         self.assertIn("field number 0 in Timestamp", e.exception.details())
         time.sleep(0.2)
         self.assertEqual(len(self.home_stream.msgs), before)
+
+    def test_11_statistics_name_each_sides_protocol(self):
+        """Bridged rows say which protocol each side spoke, both ways; filters and CSV too."""
+        t0 = int(time.time()) - 60
+        self.publish(uplink(data_up(0x0A001240, fcnt=9)))                 # gRPC -> TS002
+        self.home.get(timeout=3, mtype="PRStartReq")
+        before = len(self.home_stream.msgs)
+        res = self.post_async(ts002_uplink(data_up(0x26000044, fcnt=1), 906), self.tsfwd.key)
+        self.home_report(self.next_routed_uplink(before))               # TS002 -> gRPC
+        self.assertEqual(res.result()[1]["Result"]["ResultCode"], "Success")
+        adm = AdminClient(self.hub)
+        op = adm.token(adm.operator_key())
+        want = {(FWD, HOME, "packet_broker", "ts002"), (TSFWD, PBHOME, "ts002", "packet_broker")}
+
+        def rows(query=""):
+            st, body, _ = adm.call("GET", "/stats?from=%d%s" % (t0, query), token=op)
+            self.assertEqual(st, 200, body)
+            return body["items"]
+        deadline = time.time() + 8
+        while True:
+            got = {(it["forwarder"], it["home"], it["forwarder_protocol"], it["home_protocol"])
+                   for it in rows() if it["class"] == "uplink_app" and it["outcome"] == "forwarded"}
+            if want <= got or time.time() > deadline:
+                break
+            time.sleep(0.2)
+        self.assertLessEqual(want, got)
+        for it in rows():
+            if it["outcome"] != "forwarded":
+                continue  # a refusal counts the side never reached as the sender's protocol
+            # in this world FWD and PBHOME speak only gRPC, HOME and TSFWD only TS002
+            side = {FWD: "packet_broker", PBHOME: "packet_broker", HOME: "ts002", TSFWD: "ts002"}
+            self.assertEqual(it["forwarder_protocol"], side[it["forwarder"]], it)
+            self.assertEqual(it["home_protocol"], side[it["home"]], it)
+        # filters: either side, one side, both
+        pb = rows("&protocol=packet_broker")
+        self.assertTrue(pb)
+        self.assertTrue(all("packet_broker" in (it["forwarder_protocol"], it["home_protocol"])
+                            for it in pb))
+        t2p = rows("&forwarder_protocol=ts002&home_protocol=packet_broker")
+        self.assertIn((TSFWD, PBHOME), {(it["forwarder"], it["home"]) for it in t2p})
+        self.assertEqual({(it["forwarder_protocol"], it["home_protocol"]) for it in t2p},
+                         {("ts002", "packet_broker")})
+        p2t = rows("&forwarder_protocol=packet_broker&home_protocol=ts002&class=uplink_app")
+        self.assertEqual({(it["forwarder"], it["home"]) for it in p2t}, {(FWD, HOME)})
+        st, body, _ = adm.call("GET", "/stats?protocol=grpc", token=op)
+        self.assertEqual(st, 400)
+        self.assertIn("protocol: expected ts002 or packet_broker", json.dumps(body))
+        # the CSV's last two columns
+        st, data, hd = adm.raw("GET", "/api/v1/stats?format=csv&from=%d" % t0,
+                               headers={"Authorization": "Bearer " + op})
+        self.assertEqual(st, 200)
+        table = list(csv.DictReader(io.StringIO(data.decode())))
+        self.assertEqual(data.decode().splitlines()[0].split(",")[-2:],
+                         ["forwarder_protocol", "home_protocol"])
+        self.assertIn((TSFWD, PBHOME, "ts002", "packet_broker"),
+                      {(r["forwarder"], r["home"], r["forwarder_protocol"], r["home_protocol"])
+                       for r in table})
 
 
 if __name__ == "__main__":

@@ -247,7 +247,8 @@ int pb_bridge_route_downlink(worker_t *w, Org__Packetbroker__V3__DownlinkMessage
         return RH_ENOMEM;
     protobuf_c_message_pack(&r.base, buf);
     pb_item_meta_t meta = {.fwd_net_id = fwd->net_id, .home_net_id = home_net_id, .cls = cls,
-                           .recv_ns = rh_mono_ns(), .bridged = bridged};
+                           .recv_ns = rh_mono_ns(), .bridged = bridged,
+                           .home_ts002 = true}; /* always a TS002 party's downlink */
     memcpy(meta.id, mid, sizeof meta.id);
     int q = pb_router_route_downlink(w->pb->router, w, fwd, buf, n, &meta);
     free(buf);

@@ -56,6 +56,8 @@ typedef struct pb_item_meta {
     char id[40];      /* router-assigned message ID */
     bool bridged;     /* part of a relay transaction, which counts its own outcome: the hooks
                          record events only */
+    bool home_ts002;  /* the home network is a TS002 party (a downlink of its answer bridged to
+                         a Packet Broker forwarder): counted with home protocol TS002 */
 } pb_item_meta_t;
 
 typedef struct pb_router pb_router_t;

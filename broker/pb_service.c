@@ -246,7 +246,8 @@ static void hook_sent(worker_t *w, const pb_item_meta_t *m)
     metrics_event(w->metrics, "pb_delivered");
     if (m->bridged)
         return; /* the relay transaction counts its outcome */
-    pb_count(w, m->fwd_net_id, m->home_net_id, RP_PROTO_PACKET_BROKER, m->cls, RP_OUT_FORWARDED,
+    pb_count(w, m->fwd_net_id, m->home_net_id,
+             m->home_ts002 ? RP_PROTO_TS002 : RP_PROTO_PACKET_BROKER, m->cls, RP_OUT_FORWARDED,
              NULL, m->recv_ns, NULL);
 }
 
@@ -260,7 +261,8 @@ static void hook_fail(worker_t *w, const pb_item_meta_t *m, rp_outcome_t outcome
            f, h, why);
     if (m->bridged)
         return; /* the transaction's answer deadline fails it and counts */
-    pb_count(w, m->fwd_net_id, m->home_net_id, RP_PROTO_PACKET_BROKER, m->cls, outcome, NULL,
+    pb_count(w, m->fwd_net_id, m->home_net_id,
+             m->home_ts002 ? RP_PROTO_TS002 : RP_PROTO_PACKET_BROKER, m->cls, outcome, NULL,
              m->recv_ns, NULL);
 }
 

@@ -497,13 +497,19 @@ class BridgeWorld(unittest.TestCase):
         t0 = int(time.time()) - 60
         self.publish(uplink(data_up(0x0A001240, fcnt=9)))                 # gRPC -> TS002
         self.home.get(timeout=3, mtype="PRStartReq")
+        down = len(self.fwd_stream.msgs)  # and a join-accept back: TS002 -> the gRPC forwarder
+        self.publish(uplink(join_request()))
+        self.home.get(timeout=3, mtype="PRStartReq")
+        self.assertTrue(self.wait_msgs(down + 1), "no RoutedDownlinkMessage")
         before = len(self.home_stream.msgs)
         res = self.post_async(ts002_uplink(data_up(0x26000044, fcnt=1), 906), self.tsfwd.key)
         self.home_report(self.next_routed_uplink(before))               # TS002 -> gRPC
         self.assertEqual(res.result()[1]["Result"]["ResultCode"], "Success")
         adm = AdminClient(self.hub)
         op = adm.token(adm.operator_key())
-        want = {(FWD, HOME, "packet_broker", "ts002"), (TSFWD, PBHOME, "ts002", "packet_broker")}
+        want = {(FWD, HOME, "uplink_app", "packet_broker", "ts002"),
+                (FWD, HOME, "join_accept", "packet_broker", "ts002"),  # the forwarder transmits
+                (TSFWD, PBHOME, "uplink_app", "ts002", "packet_broker")}
 
         def rows(query=""):
             st, body, _ = adm.call("GET", "/stats?from=%d%s" % (t0, query), token=op)
@@ -511,8 +517,8 @@ class BridgeWorld(unittest.TestCase):
             return body["items"]
         deadline = time.time() + 8
         while True:
-            got = {(it["forwarder"], it["home"], it["forwarder_protocol"], it["home_protocol"])
-                   for it in rows() if it["class"] == "uplink_app" and it["outcome"] == "forwarded"}
+            got = {(it["forwarder"], it["home"], it["class"], it["forwarder_protocol"],
+                    it["home_protocol"]) for it in rows() if it["outcome"] == "forwarded"}
             if want <= got or time.time() > deadline:
                 break
             time.sleep(0.2)

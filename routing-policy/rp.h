@@ -401,7 +401,7 @@ typedef enum rp_stats_id_kind {
 /* The protocol one side of a statistics row spoke with the hub (issue 12): TS002 JSON over HTTP
  * or Packet Broker's gRPC data plane. Stored in bucket keys and cluster rows: never renumber.
  * TS002 is 0, so zero-initialised rows and every row written before the protocol was a dimension
- * read as TS002. Each side of a row has one: the forwarder's is the protocol of the forwarder
+ * read as TS002 (Packet Broker traffic counted then included: it was not recorded). Each side of a row has one: the forwarder's is the protocol of the forwarder
  * network (the uplink's sender, a downlink's receiver), the home's that of the home network.
  * The sending side's is the protocol it sent with; the receiving side's the one the hub forwarded
  * with (a TS002 endpoint, or a Packet Broker subscription); when the hub refused the message

@@ -371,7 +371,7 @@ static int match_set(unsigned set, rp_protocol_t p)
  * version(1) forwarder kind(1) forwarder JoinEUI(8) forwarder protocol(1) home protocol(1).
  * flag 0: resume after that row of the period; 1: resume at the period's start. Version 1
  * tokens (65 bytes, written before the protocols were a dimension) are still accepted: their
- * row's protocols are TS002, which is what every row of that time was. */
+ * row's protocols are TS002, as every row stored then reads (rows in the original key layout). */
 #define TOK_BYTES_V1 65
 #define TOK_BYTES 67
 

@@ -88,7 +88,7 @@ export function aggregate(items, range) {
     const o = OUTCOMES.find(([, , f]) => f(it.outcome));
     if (c) e.cls[c[0]] += it.count;
     if (o) e.out[o[0]] += it.count;
-    // rows counted before the protocol was a dimension have none: TS002, as they all were
+    // rows counted before the protocol was a dimension have none: they read as TS002
     const p = PATHS.find(([, , f]) => f(it.forwarder_protocol || 'ts002', it.home_protocol || 'ts002'));
     if (p) e.path[p[0]] += it.count;
     e.total += it.count;

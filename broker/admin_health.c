@@ -143,6 +143,8 @@ static int stats_cb(void *ud, const rp_stats_item_t *it)
     if (it->outcome != RP_OUT_FORWARDED && !failed)
         return 0; /* refused before anything was sent to an endpoint */
     uint32_t receiver = is_downlink(it->cls) ? it->forwarder_net_id : it->home_net_id;
+    if ((is_downlink(it->cls) ? it->forwarder_protocol : it->home_protocol) != RP_PROTO_TS002)
+        return 0; /* sent to the receiver's Packet Broker subscription, not to an endpoint */
     for (size_t i = 0; i < u->n; i++) {
         if (u->ep[i].js || u->ep[i].net_id != receiver)
             continue;
@@ -191,7 +193,7 @@ static void answer(health_req_t *h)
         return;
     }
     int64_t now_min = rh_real_ms() / 60000;
-    rp_stats_filter_t f = {RP_ANY, RP_ANY, RP_ANY, RP_ANY, false, 0};
+    rp_stats_filter_t f = {RP_ANY, RP_ANY, RP_ANY, RP_ANY, false, 0, 0, 0, 0};
     pthread_mutex_lock(&g->mu); /* late workers may still be merging */
     stats_ud_t u = {g->ep, t, g->n};
     rp_stats_query(r->a->db, now_min - h->minutes + 1, now_min + 1, &f, RP_AGG_MINUTE, stats_cb, &u,

@@ -1,7 +1,11 @@
 /* admin_stats.c — GET /api/v1/stats: the relay's statistics buckets (rp_stats_query_page) by
  * time range, per minute/hour/day (hour/day read the roll-ups), filtered by forwarder, home,
- * class and outcome, with latency mean and percentiles estimated from the log2 histograms; JSON
- * or CSV (gzip when accepted). A member sees only rows whose forwarder or home NetID is its own.
+ * class, outcome and protocol (`forwarder_protocol`, `home_protocol`, `protocol` = either side;
+ * ts002 or packet_broker), with latency mean and percentiles estimated from the log2 histograms;
+ * JSON or CSV (gzip when accepted). Every row names the protocol each side spoke
+ * (forwarder_protocol, home_protocol; the CSV's last two columns, so positional readers of the
+ * earlier columns are unaffected). A member sees only rows whose forwarder or home NetID is its
+ * own.
  *
  * Paging: at most `limit` rows per response (default 10,000, at most 100,000); when there is
  * more, JSON carries "next_page_token" (else "") and both JSON and CSV carry the header
@@ -162,10 +166,12 @@ static int stats_cb(void *ud, const rp_stats_item_t *it)
            p99 = admin_stats_pct_ms(it, 0.99);
     if (c->csv) {
         char line[400];
-        int n = snprintf(line, sizeof line, "%s,%s,%s,%s,%s,%s,%llu,%.3f,%.3f,%.3f,%.3f\n", per, f,
-                         h, rp_class_name(it->cls), rp_outcome_name(it->outcome),
+        int n = snprintf(line, sizeof line, "%s,%s,%s,%s,%s,%s,%llu,%.3f,%.3f,%.3f,%.3f,%s,%s\n",
+                         per, f, h, rp_class_name(it->cls), rp_outcome_name(it->outcome),
                          it->result_code ? it->result_code : "",
-                         (unsigned long long)it->count, mean, p50, p90, p99);
+                         (unsigned long long)it->count, mean, p50, p90, p99,
+                         rp_protocol_name(it->forwarder_protocol),
+                         rp_protocol_name(it->home_protocol));
         append(c, line, (size_t)n);
         return c->oom;
     }
@@ -174,8 +180,10 @@ static int stats_cb(void *ud, const rp_stats_item_t *it)
     char line[640];
     int n = snprintf(line, sizeof line,
                      "%s{\"period_start\":\"%s\",\"forwarder\":\"%s\",\"home\":\"%s\","
+                     "\"forwarder_protocol\":\"%s\",\"home_protocol\":\"%s\","
                      "\"class\":\"%s\",\"outcome\":\"%s\",",
-                     c->rows ? "," : "", per, f, h, rp_class_name(it->cls),
+                     c->rows ? "," : "", per, f, h, rp_protocol_name(it->forwarder_protocol),
+                     rp_protocol_name(it->home_protocol), rp_class_name(it->cls),
                      rp_outcome_name(it->outcome));
     append(c, line, (size_t)n);
     if (it->result_code) {
@@ -225,7 +233,8 @@ struct admin_stats {
 };
 
 static const char CSV_HEADER[] = "period_start,forwarder,home,class,outcome,result_code,count,"
-                                 "latency_mean_ms,latency_p50_ms,latency_p90_ms,latency_p99_ms\n";
+                                 "latency_mean_ms,latency_p50_ms,latency_p90_ms,latency_p99_ms,"
+                                 "forwarder_protocol,home_protocol\n";
 
 /* "1,3": node IDs joined by commas ("" for none). */
 static void node_list(const unsigned *ids, size_t n, char *out, size_t cap)
@@ -407,7 +416,7 @@ void admin_stats_handle(admin_req_t *r)
             return;
         }
     }
-    rp_stats_filter_t f = {RP_ANY, RP_ANY, RP_ANY, RP_ANY, false, 0};
+    rp_stats_filter_t f = {RP_ANY, RP_ANY, RP_ANY, RP_ANY, false, 0, 0, 0, 0};
     if (admin_query_netid(r, "forwarder", &f.forwarder_net_id) ||
         admin_query_netid(r, "home", &f.home_net_id))
         return;
@@ -420,15 +429,27 @@ void admin_stats_handle(admin_req_t *r)
         f.cls = c;
     }
     if (admin_query(r, "outcome", b, sizeof b) == 1) {
-        unsigned o;
-        for (o = 0; o < RP_OUT_COUNT; o++)
-            if (!strcmp(rp_outcome_name((rp_outcome_t)o), b))
-                break;
-        if (o == RP_OUT_COUNT) {
+        rp_outcome_t o;
+        if (rp_outcome_parse(b, &o) != RH_OK) {
             admin_reply_error(r, 400, "outcome: unknown (forwarded, policy_denied, ...)");
             return;
         }
         f.outcome = o;
+    }
+    static const char *const proto_params[3] = {"forwarder_protocol", "home_protocol",
+                                                "protocol"};
+    unsigned *proto_sets[3] = {&f.forwarder_protocols, &f.home_protocols, &f.either_protocols};
+    for (unsigned i = 0; i < 3; i++) {
+        rp_protocol_t p;
+        int got = admin_query(r, proto_params[i], b, sizeof b);
+        if (got == 1 && rp_protocol_parse(b, &p) != RH_OK)
+            got = -1;
+        if (got < 0) {
+            admin_reply_error(r, 400, "%s: expected ts002 or packet_broker", proto_params[i]);
+            return;
+        }
+        if (got == 1)
+            *proto_sets[i] = 1u << p;
     }
     int csv = 0;
     if (admin_query(r, "format", b, sizeof b) == 1) {

@@ -132,6 +132,8 @@ void cluster_view_publish_stats(cluster_view_t *v, const rp_stats_item_t *items,
         rows[i].bucket = &b[i];
         rows[i].forwarder_kind = (uint32_t)it->forwarder_kind;
         rows[i].forwarder_join_eui = it->forwarder_join_eui;
+        rows[i].forwarder_protocol = (uint32_t)it->forwarder_protocol;
+        rows[i].home_protocol = (uint32_t)it->home_protocol;
         rp[i] = &rows[i];
     }
     Roamhub__V1__ClusterStats m = ROAMHUB__V1__CLUSTER_STATS__INIT;
@@ -253,6 +255,8 @@ static void on_stats_run(cluster_view_t *v, natsMsg *msg)
                 it->latency_hist[k] = r->bucket->latency_hist[k];
             it->forwarder_kind = (rp_stats_id_kind_t)r->forwarder_kind;
             it->forwarder_join_eui = r->forwarder_join_eui;
+            it->forwarder_protocol = (rp_protocol_t)r->forwarder_protocol; /* checked by */
+            it->home_protocol = (rp_protocol_t)r->home_protocol;           /* rp_stats_add */
         }
     }
     if (m)

@@ -1,5 +1,6 @@
 /* metrics.c — per-worker counters (see metrics.h). Cells live in an open-addressing table that
- * only grows; the key includes the ResultCode text (bounded by RP_RESULT_MAX). */
+ * only grows; the key includes the ResultCode text (bounded by RP_RESULT_MAX) and the two sides'
+ * protocols (packed into one byte, PROTOS). */
 #include "metrics.h"
 
 #include "lw_netid.h"
@@ -20,6 +21,7 @@ typedef struct cell {
     uint64_t fwd;
     uint32_t home;
     uint8_t cls, outcome;
+    uint8_t protos; /* PROTOS(forwarder protocol, home protocol) */
     char result[RP_RESULT_MAX + 1];
     uint64_t total;
     uint64_t d_count, d_sum;
@@ -27,6 +29,11 @@ typedef struct cell {
 } cell_t;
 
 #define MAX_EVENTS 32
+
+/* The forwarder's and the home network's rp_protocol_t in one byte, and back. */
+#define PROTOS(fp, hp) ((uint8_t)((unsigned)(fp) | (unsigned)(hp) << 4))
+#define PROTO_FWD(b) ((rp_protocol_t)((b) & 15u))
+#define PROTO_HOME(b) ((rp_protocol_t)((b) >> 4))
 
 struct metrics {
     pthread_mutex_t mu;
@@ -64,26 +71,26 @@ void metrics_free(metrics_t *m)
     free(m);
 }
 
-static uint64_t cell_hash(unsigned fk, uint64_t fwd, uint32_t home, unsigned cls, unsigned out,
-                          const char *r)
+static uint64_t cell_hash(unsigned fk, uint64_t fwd, uint32_t home, unsigned pr, unsigned cls,
+                          unsigned out, const char *r)
 {
     /* a JoinEUI's high bits only collide (equality compares everything) */
     uint64_t h = ((fwd << 32) ^ ((uint64_t)fk << 31) ^ home) * 0x9E3779B97F4A7C15ull;
-    h ^= (cls << 8 | out) * 0xC2B2AE3D27D4EB4Full;
+    h ^= (pr << 16 | cls << 8 | out) * 0xC2B2AE3D27D4EB4Full;
     for (; r && *r; r++)
         h = (h ^ (unsigned char)*r) * 0x100000001B3ull;
     return h ^ (h >> 31);
 }
 
 static cell_t *find_cell(cell_t *cells, size_t cap, unsigned fk, uint64_t fwd, uint32_t home,
-                         unsigned cls, unsigned out, const char *r)
+                         unsigned pr, unsigned cls, unsigned out, const char *r)
 {
-    size_t i = cell_hash(fk, fwd, home, cls, out, r) & (cap - 1);
+    size_t i = cell_hash(fk, fwd, home, pr, cls, out, r) & (cap - 1);
     for (;;) {
         cell_t *c = &cells[i];
         if (!c->used ||
-            (c->fwd_kind == fk && c->fwd == fwd && c->home == home && c->cls == cls &&
-             c->outcome == out &&
+            (c->fwd_kind == fk && c->fwd == fwd && c->home == home && c->protos == pr &&
+             c->cls == cls && c->outcome == out &&
              strcmp(c->result, r ? r : "") == 0))
             return c;
         i = (i + 1) & (cap - 1);
@@ -100,7 +107,8 @@ static int grow(metrics_t *m)
         cell_t *o = &m->cells[i];
         if (!o->used)
             continue;
-        *find_cell(n, ncap, o->fwd_kind, o->fwd, o->home, o->cls, o->outcome, o->result) = *o;
+        *find_cell(n, ncap, o->fwd_kind, o->fwd, o->home, o->protos, o->cls, o->outcome,
+                   o->result) = *o;
     }
     free(m->cells);
     m->cells = n;
@@ -108,17 +116,18 @@ static int grow(metrics_t *m)
     return RH_OK;
 }
 
-static cell_t *get_cell(metrics_t *m, unsigned fk, uint64_t fwd, uint32_t home, unsigned cls,
-                        unsigned out, const char *r)
+static cell_t *get_cell(metrics_t *m, unsigned fk, uint64_t fwd, uint32_t home, unsigned pr,
+                        unsigned cls, unsigned out, const char *r)
 {
     if ((m->used + 1) * 4 > m->cap * 3 && grow(m) != RH_OK)
         return NULL;
-    cell_t *c = find_cell(m->cells, m->cap, fk, fwd, home, cls, out, r);
+    cell_t *c = find_cell(m->cells, m->cap, fk, fwd, home, pr, cls, out, r);
     if (!c->used) {
         c->used = 1;
         c->fwd_kind = (uint8_t)fk;
         c->fwd = fwd;
         c->home = home;
+        c->protos = (uint8_t)pr;
         c->cls = (uint8_t)cls;
         c->outcome = (uint8_t)out;
         snprintf(c->result, sizeof c->result, "%s", r ? r : "");
@@ -128,11 +137,12 @@ static cell_t *get_cell(metrics_t *m, unsigned fk, uint64_t fwd, uint32_t home, 
 }
 
 void metrics_count(metrics_t *m, rp_stats_id_kind_t fwd_kind, uint64_t fwd, uint32_t home,
-                   rp_class_t cls, rp_outcome_t outcome, const char *result_code,
-                   uint64_t total_us)
+                   rp_protocol_t fwd_proto, rp_protocol_t home_proto, rp_class_t cls,
+                   rp_outcome_t outcome, const char *result_code, uint64_t total_us)
 {
     pthread_mutex_lock(&m->mu);
-    cell_t *c = get_cell(m, fwd_kind, fwd, home, cls, outcome, result_code);
+    cell_t *c = get_cell(m, fwd_kind, fwd, home, PROTOS(fwd_proto, home_proto), cls, outcome,
+                         result_code);
     if (c) {
         c->total++;
         c->d_count++;
@@ -404,7 +414,7 @@ static void render_messages(sbuf_t *b, metrics_t *sum)
             p.fwd = 0;
             p.home = HOME_OTHER;
         }
-        cell_t *o = get_cell(out, p.kind, p.fwd, p.home, c->cls, c->outcome, c->result);
+        cell_t *o = get_cell(out, p.kind, p.fwd, p.home, c->protos, c->cls, c->outcome, c->result);
         if (o)
             o->total += c->total;
         else
@@ -418,8 +428,9 @@ static void render_messages(sbuf_t *b, metrics_t *sum)
         distinct += i == 0 || pair_cmp(&folded[i], &folded[i - 1]) != 0;
     free(folded);
 
-    sb_printf(b, "# HELP roamhub_messages_total TS002 messages handled, by forwarder, home "
-                 "network, message class, outcome and the receiver's ResultCode.\n"
+    sb_printf(b, "# HELP roamhub_messages_total Messages handled, by forwarder, home network, "
+                 "message class, outcome, the receiver's ResultCode and the protocol each side "
+                 "spoke (ts002, packet_broker).\n"
                  "# TYPE roamhub_messages_total counter\n");
     for (size_t i = 0; i < out->cap; i++) {
         cell_t *c = &out->cells[i];
@@ -432,7 +443,9 @@ static void render_messages(sbuf_t *b, metrics_t *sum)
                   rp_outcome_name((rp_outcome_t)c->outcome));
         if (c->result[0])
             sb_printf(b, ",result=\"%s\"", c->result);
-        sb_printf(b, "} %llu\n", (unsigned long long)c->total);
+        sb_printf(b, ",forwarder_protocol=\"%s\",home_protocol=\"%s\"} %llu\n",
+                  rp_protocol_name(PROTO_FWD(c->protos)), rp_protocol_name(PROTO_HOME(c->protos)),
+                  (unsigned long long)c->total);
     }
     metrics_free(out);
     sb_printf(b, "# HELP roamhub_relay_outcomes_total TS002 messages handled, by message class "
@@ -501,7 +514,8 @@ char *metrics_render(metrics_t *const *all, size_t n, const metrics_hub_gauges_t
             cell_t *c = &m->cells[i];
             if (!c->used)
                 continue;
-            cell_t *s = get_cell(sum, c->fwd_kind, c->fwd, c->home, c->cls, c->outcome, c->result);
+            cell_t *s = get_cell(sum, c->fwd_kind, c->fwd, c->home, c->protos, c->cls, c->outcome,
+                                 c->result);
             if (s)
                 s->total += c->total;
             else
@@ -624,6 +638,8 @@ int metrics_take_deltas(metrics_t *m, int64_t minute, rp_stats_item_t **items, s
         else
             it->forwarder_net_id = (uint32_t)c->fwd;
         it->home_net_id = c->home;
+        it->forwarder_protocol = PROTO_FWD(c->protos);
+        it->home_protocol = PROTO_HOME(c->protos);
         it->cls = (rp_class_t)c->cls;
         it->outcome = (rp_outcome_t)c->outcome;
         memcpy(res[j], c->result, sizeof res[j]);
@@ -649,7 +665,8 @@ void metrics_restore_deltas(metrics_t *m, const rp_stats_item_t *items, size_t n
         cell_t *c = get_cell(m, it->forwarder_kind,
                              it->forwarder_kind == RP_STATS_ID_JOIN_EUI ? it->forwarder_join_eui
                                                                          : it->forwarder_net_id,
-                             it->home_net_id, it->cls, it->outcome, it->result_code);
+                             it->home_net_id, PROTOS(it->forwarder_protocol, it->home_protocol),
+                             it->cls, it->outcome, it->result_code);
         if (!c)
             continue;
         c->d_count += it->count;

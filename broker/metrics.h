@@ -2,7 +2,8 @@
  * metrics.h — relay counters and latency histograms, kept per worker thread and read by the
  * /metrics endpoint and the statistics flusher.
  *
- * A cell is one (forwarder NetID or JoinEUI, home NetID, message class, outcome, ResultCode) tuple; it holds
+ * A cell is one (forwarder NetID or JoinEUI, home NetID, the protocol each of them spoke, message
+ * class, outcome, ResultCode) tuple; it holds
  * a lifetime total (Prometheus counters never go down) and a delta since the last flush to the
  * routing-policy statistics buckets (rp_stats_add, per minute). Two latency histograms per
  * worker: receive -> forward (hub processing) and forward -> answer (receiver), log2 µs buckets
@@ -25,12 +26,13 @@ metrics_t *metrics_new(void);
 void metrics_free(metrics_t *m);
 
 /* Counts one message. fwd_kind/fwd: the forwarder's identity, a NetID (24 bits) or a JoinEUI
- * (64 bits, a Join Server or a sender claiming one), never truncated. result_code: the
+ * (64 bits, a Join Server or a sender claiming one), never truncated. fwd_proto/home_proto: the
+ * protocol each side spoke (rp_protocol_t, rp.h says which side is which). result_code: the
  * receiver's TS002 ResultCode for RP_OUT_RECEIVER_ERROR (<= 32 chars), else NULL. total_us:
  * receive -> answer sent back (or decision), µs. */
 void metrics_count(metrics_t *m, rp_stats_id_kind_t fwd_kind, uint64_t fwd, uint32_t home_net_id,
-                   rp_class_t cls, rp_outcome_t outcome, const char *result_code,
-                   uint64_t total_us);
+                   rp_protocol_t fwd_proto, rp_protocol_t home_proto, rp_class_t cls,
+                   rp_outcome_t outcome, const char *result_code, uint64_t total_us);
 
 /* Hub processing time (receive -> forward) and receiver time (forward -> answer), µs. */
 void metrics_observe_forward(metrics_t *m, uint64_t us);
@@ -57,7 +59,9 @@ typedef struct metrics_hub_gauges {
  * workers' metrics (summed), the hub gauges `g` (may be NULL), roamhub_build_info{version} and
  * the process_* family (metrics_process.h). Every family has HELP and TYPE; label values are
  * never empty: `result` appears only for outcome receiver_error, `forwarder`/`home` only when the
- * hub identified that network (not for malformed, unauthorized or no_route). Known series (every
+ * hub identified that network (not for malformed, unauthorized or no_route);
+ * roamhub_messages_total always has `forwarder_protocol` and `home_protocol` (ts002 or
+ * packet_broker: at most 4 series per pair, class, outcome and result). Known series (every
  * event name, every class x outcome of roamhub_relay_outcomes_total) are present from the start,
  * at 0. Histogram bounds are the exact integer-µs bounds of rp_stats_hist_index, in seconds.
  * Returns a malloc'd string (caller frees) or NULL on ENOMEM. Any thread (the admin listener's;

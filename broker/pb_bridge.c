@@ -160,6 +160,7 @@ static int pbb_start(worker_t *w, const peer_member_t *member, const pbb_req_t *
     p.sender = member;
     p.sender_id.kind = RP_STATS_ID_NETID;
     p.sender_id.id = r->sender_net_id;
+    p.sender_protocol = RP_PROTO_PACKET_BROKER;
     p.sender_waits = false; /* the gRPC call was answered on acceptance */
     p.req_type = r->type;
     p.ans_type = r->ans_type;

@@ -271,7 +271,8 @@ int pb_bridge_route_downlink(worker_t *w, Org__Packetbroker__V3__DownlinkMessage
         return RH_ENOMEM;
     protobuf_c_message_pack(&r.base, buf);
     pb_item_meta_t meta = {.fwd_net_id = fwd->net_id, .home_net_id = home_net_id, .cls = cls,
-                           .recv_ns = rh_mono_ns(), .bridged = bridged};
+                           .recv_ns = rh_mono_ns(), .bridged = bridged,
+                           .home_ts002 = true}; /* always a TS002 party's downlink */
     if (bridged && pb_bridge_ts002_dl_token_txid(dm->downlink_token.data, dm->downlink_token.len,
                                                  &meta.hub_txid))
         meta.ans_type = BI_MT_XMIT_DATA_ANS; /* a TS002 home network's XmitDataReq */

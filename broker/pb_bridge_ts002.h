@@ -46,7 +46,8 @@ int pb_bridge_ts002_send(relay_txn_t *t, bi_msg_t *msg, const relay_forward_t *f
 /* Packs a RoutedDownlinkMessage — the router's id and time, home network (home_net_id,
  * home_tenant, cluster ""), the forwarder IDs fwd (byte for byte), dm (its downlink_token, when
  * empty, set to the router's: the last 8 bytes of the id) — and queues it for fwd's groups
- * (pb_router_route_downlink; meta.bridged = bridged: the transaction counts the outcome).
+ * (pb_router_route_downlink; meta.bridged = bridged: the transaction counts the outcome; else the
+ * router's hooks count it with the home network's protocol TS002: meta.home_ts002).
  * Returns the number of groups (0: the forwarder has no subscription, logged), RH_ENOMEM. */
 int pb_bridge_route_downlink(worker_t *w, Org__Packetbroker__V3__DownlinkMessage *dm,
                              uint32_t home_net_id, const char *home_tenant, const pb_ids_t *fwd,

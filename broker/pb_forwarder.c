@@ -65,7 +65,8 @@ void pb_fwd_publish(grpc_call_t *call, const uint8_t *msg, size_t len, void *arg
     pb_uplink_facts_t facts;
     rh_diag_t dg = {{0}};
     if (pb_uplink_facts(phy, phy_len, &facts, &dg) != RH_OK) {
-        pb_count(w, fwd.net_id, 0, RP_CLASS_OTHER, RP_OUT_MALFORMED, NULL, recv_ns, NULL);
+        pb_count(w, fwd.net_id, 0, RP_PROTO_PACKET_BROKER, RP_CLASS_OTHER, RP_OUT_MALFORMED, NULL,
+                 recv_ns, NULL);
         pb_call_invalid(call, "message.phy_payload.plain", dg.text);
         goto out;
     }
@@ -92,7 +93,8 @@ void pb_fwd_publish(grpc_call_t *call, const uint8_t *msg, size_t len, void *arg
     pb_router_new_id(w->pb->router, mid);
     resp.id = mid;
     if (d.action != ROUTE_FORWARD) {
-        pb_count(w, fwd.net_id, d.home.net_id, d.cls, d.outcome, NULL, recv_ns, sender);
+        pb_count(w, fwd.net_id, d.home.net_id, RP_PROTO_PACKET_BROKER, d.cls, d.outcome, NULL,
+                 recv_ns, sender);
         if (d.outcome == RP_OUT_MALFORMED) {
             pb_call_invalid(call, "message.phy_payload.plain", d.description);
             goto out;
@@ -139,7 +141,8 @@ void pb_fwd_publish(grpc_call_t *call, const uint8_t *msg, size_t len, void *arg
         lw_netid_format(d.home.net_id, h, 0);
         RH_LOG(RH_LOG_DEBUG, "pb", "uplink not routed id=%s home=%s reason=\"%s\"", mid, h,
                d.recv_ep ? "not bridged to the TS002 home network" : "no subscription");
-        pb_count(w, fwd.net_id, d.home.net_id, d.cls, RP_OUT_NO_ROUTE, NULL, recv_ns, sender);
+        pb_count(w, fwd.net_id, d.home.net_id, d.recv_ep ? RP_PROTO_TS002 : RP_PROTO_PACKET_BROKER,
+                 d.cls, RP_OUT_NO_ROUTE, NULL, recv_ns, sender);
     }
     pb_call_reply(call, &resp.base);
 out:

@@ -215,7 +215,8 @@ void pb_home_publish(grpc_call_t *call, const uint8_t *msg, size_t len, void *ar
     route_decide(&v, w->reader, worker_registry(w), &d);
     const char *sender = member ? member->id : sub;
     if (d.action != ROUTE_FORWARD) {
-        pb_count(w, fwd.net_id, home.net_id, d.cls, d.outcome, NULL, recv_ns, sender);
+        pb_count(w, fwd.net_id, home.net_id, RP_PROTO_PACKET_BROKER, d.cls, d.outcome, NULL,
+                 recv_ns, sender);
         grpc_call_finish(call, refusal_status(d.outcome), d.description);
         goto out;
     }
@@ -262,7 +263,8 @@ void pb_home_publish(grpc_call_t *call, const uint8_t *msg, size_t len, void *ar
         lw_netid_format(fwd.net_id, f, 0);
         snprintf(m, sizeof m, "forwarder %s tenant \"%s\" cluster \"%s\" has no downlink "
                  "subscription at this hub", f, fwd.tenant, fwd.cluster);
-        pb_count(w, fwd.net_id, home.net_id, d.cls, RP_OUT_NO_ROUTE, NULL, recv_ns, sender);
+        pb_count(w, fwd.net_id, home.net_id, RP_PROTO_PACKET_BROKER, d.cls, RP_OUT_NO_ROUTE, NULL,
+                 recv_ns, sender);
         grpc_call_finish(call, GRPC_NOT_FOUND, m);
         goto out;
     }

@@ -68,6 +68,8 @@ typedef struct pb_item_meta {
                          endpoint: bridged when no group here takes it) */
     uint32_t hub_txid; /* bridged: the relay transaction's hub TransactionID (0: none) and its */
     uint32_t ans_type; /* answer type, refused at once when no cluster node subscribes */
+    bool home_ts002;  /* the home network is a TS002 party (a downlink of its answer bridged to
+                         a Packet Broker forwarder): counted with home protocol TS002 */
 } pb_item_meta_t;
 
 typedef struct pb_router pb_router_t;

@@ -231,12 +231,14 @@ void pb_call_reply(grpc_call_t *call, const ProtobufCMessage *msg)
 
 /* ------------------------------------------------------------------ statistics */
 
-void pb_count(worker_t *w, uint32_t fwd_net_id, uint32_t home_net_id, rp_class_t cls,
-              rp_outcome_t outcome, const char *result_code, uint64_t recv_ns, const char *sender)
+void pb_count(worker_t *w, uint32_t fwd_net_id, uint32_t home_net_id, rp_protocol_t home_proto,
+              rp_class_t cls, rp_outcome_t outcome, const char *result_code, uint64_t recv_ns,
+              const char *sender)
 {
     /* the relay core's one counting site: same statistics and capture semantics as TS002 */
     relay_count(w, (relay_fwd_t){.kind = RP_STATS_ID_NETID, .id = fwd_net_id}, home_net_id,
-                BI_MT_UNKNOWN, 0, cls, outcome, result_code, recv_ns, sender);
+                RP_PROTO_PACKET_BROKER, home_proto, BI_MT_UNKNOWN, 0, cls, outcome, result_code,
+                recv_ns, sender);
 }
 
 static void hook_sent(worker_t *w, const pb_item_meta_t *m)
@@ -244,7 +246,9 @@ static void hook_sent(worker_t *w, const pb_item_meta_t *m)
     metrics_event(w->metrics, "pb_delivered");
     if (m->bridged)
         return; /* the relay transaction counts its outcome */
-    pb_count(w, m->fwd_net_id, m->home_net_id, m->cls, RP_OUT_FORWARDED, NULL, m->recv_ns, NULL);
+    pb_count(w, m->fwd_net_id, m->home_net_id,
+             m->home_ts002 ? RP_PROTO_TS002 : RP_PROTO_PACKET_BROKER, m->cls, RP_OUT_FORWARDED,
+             NULL, m->recv_ns, NULL);
 }
 
 static void hook_fail(worker_t *w, const pb_item_meta_t *m, rp_outcome_t outcome, const char *why)
@@ -257,7 +261,9 @@ static void hook_fail(worker_t *w, const pb_item_meta_t *m, rp_outcome_t outcome
            f, h, why);
     if (m->bridged)
         return; /* the transaction's answer deadline fails it and counts */
-    pb_count(w, m->fwd_net_id, m->home_net_id, m->cls, outcome, NULL, m->recv_ns, NULL);
+    pb_count(w, m->fwd_net_id, m->home_net_id,
+             m->home_ts002 ? RP_PROTO_TS002 : RP_PROTO_PACKET_BROKER, m->cls, outcome, NULL,
+             m->recv_ns, NULL);
 }
 
 const pb_router_hooks_t pb_router_hooks = {.on_sent = hook_sent, .on_fail = hook_fail};

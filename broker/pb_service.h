@@ -115,10 +115,15 @@ void pb_call_invalid(grpc_call_t *call, const char *what, const char *why);
 void pb_call_reply(grpc_call_t *call, const ProtobufCMessage *msg);
 
 /* Counts one terminal outcome of a Packet Broker message through relay_count (relay.h): the
- * same statistics and capture as TS002 traffic. recv_ns: rh_mono_ns() at receipt (0: unknown);
- * result_code: ResultCode name or NULL; sender: member ID or NULL. */
-void pb_count(worker_t *w, uint32_t fwd_net_id, uint32_t home_net_id, rp_class_t cls,
-              rp_outcome_t outcome, const char *result_code, uint64_t recv_ns, const char *sender);
+ * same statistics and capture as TS002 traffic. The forwarder spoke Packet Broker (bridged
+ * traffic toward a TS002 forwarder is counted by its relay transaction, not here); home_proto is
+ * the home network's protocol (rp_protocol_t: Packet Broker when it is the sender, was routed to
+ * a subscription or the message was refused; TS002 when the route chose a TS002 endpoint).
+ * recv_ns: rh_mono_ns() at receipt (0: unknown); result_code: ResultCode name or NULL; sender:
+ * member ID or NULL. */
+void pb_count(worker_t *w, uint32_t fwd_net_id, uint32_t home_net_id, rp_protocol_t home_proto,
+              rp_class_t cls, rp_outcome_t outcome, const char *result_code, uint64_t recv_ns,
+              const char *sender);
 
 /* A Timestamp of the real time now (fields filled into *ts). */
 void pb_timestamp_now(Google__Protobuf__Timestamp *ts);

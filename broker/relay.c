@@ -36,6 +36,7 @@ struct relay_txn {
     peer_registry_t *reg;         /* own reference for the transaction's lifetime */
     const peer_member_t *sender;  /* authenticated member */
     relay_fwd_t sender_id;        /* the sender's own identity (statistics) */
+    rp_protocol_t sender_protocol; /* the protocol the sender spoke (statistics) */
     bool sender_waits;            /* sync sender: a failure's latency is counted */
     route_decision_t route;       /* where it goes, parties, class (route.c's decision) */
     bi_msg_type_t req_type;       /* the request's MessageType (statistics, capture, log) */
@@ -88,6 +89,7 @@ relay_txn_t *relay_txn_create(worker_t *w, peer_registry_t *reg, const relay_txn
     t->reg = peer_registry_ref(reg);
     t->sender = p->sender;
     t->sender_id = p->sender_id;
+    t->sender_protocol = p->sender_protocol;
     t->sender_waits = p->sender_waits;
     t->req_type = p->req_type;
     t->ans_type = p->ans_type;
@@ -187,14 +189,15 @@ static bool txn_finish(relay_txn_t *t)
 
 /* ---------------------------------------------------------------- outcomes */
 
-void relay_count(worker_t *w, relay_fwd_t fwd, uint32_t home_net_id, bi_msg_type_t req_type,
-                 uint32_t txid, rp_class_t cls, rp_outcome_t outcome, const char *result_code,
-                 uint64_t recv_ns, const char *sender)
+void relay_count(worker_t *w, relay_fwd_t fwd, uint32_t home_net_id, rp_protocol_t fwd_proto,
+                 rp_protocol_t home_proto, bi_msg_type_t req_type, uint32_t txid, rp_class_t cls,
+                 rp_outcome_t outcome, const char *result_code, uint64_t recv_ns,
+                 const char *sender)
 {
     /* A forwarder named by a JoinEUI is counted as such; the capture tap, keyed by NetID, gets a
      * value no NetID can have (an EUI must never be cut down to a NetID some member owns). */
-    metrics_count(w->metrics, fwd.kind, fwd.id, home_net_id, cls, outcome, result_code,
-                  recv_ns ? elapsed_us(recv_ns) : 0);
+    metrics_count(w->metrics, fwd.kind, fwd.id, home_net_id, fwd_proto, home_proto, cls, outcome,
+                  result_code, recv_ns ? elapsed_us(recv_ns) : 0);
     capture_tap(w->index, fwd.kind == RP_STATS_ID_NETID ? (uint32_t)fwd.id : UINT32_MAX,
                 home_net_id, req_type, txid, cls, outcome, result_code, recv_ns, sender);
 }
@@ -207,6 +210,30 @@ static relay_fwd_t txn_fwd(const relay_txn_t *t)
         return t->sender_id;
     relay_fwd_t f = {RP_STATS_ID_NETID, t->route.fwd.net_id};
     return f;
+}
+
+/* The protocols of t's forwarder and home network (rp_protocol_t): the sender's is the one it
+ * spoke; the receiver's is the one the route decision chose (a TS002 endpoint, or the party's
+ * own transport: Packet Broker), or the sender's when the hub did not forward (a refusal, an
+ * answer of the hub's own). A downlink's sender is the home network. */
+static void txn_protocols(const relay_txn_t *t, rp_protocol_t *fwd, rp_protocol_t *home)
+{
+    rp_protocol_t recv = t->route.action != ROUTE_FORWARD ? t->sender_protocol
+                         : t->route.recv_ep                ? RP_PROTO_TS002
+                                                           : RP_PROTO_PACKET_BROKER;
+    bool down = t->route.kind == ROUTE_DOWNLINK;
+    *fwd = down ? recv : t->sender_protocol;
+    *home = down ? t->sender_protocol : recv;
+}
+
+/* relay_count for t's terminal outcome. */
+static void txn_count(const relay_txn_t *t, rp_outcome_t outcome, const char *result_code,
+                      uint64_t recv_ns, const char *sender)
+{
+    rp_protocol_t fp, hp;
+    txn_protocols(t, &fp, &hp);
+    relay_count(t->w, txn_fwd(t), t->route.home.net_id, fp, hp, t->req_type, t->sender_txid,
+                t->route.cls, outcome, result_code, recv_ns, sender);
 }
 
 static rp_outcome_t outcome_of(bi_result_code_t rc)
@@ -256,9 +283,8 @@ static void txn_answer(relay_txn_t *t, relay_answer_t *a)
 {
     char desc[160];
     check_answer_downlink(t, a, desc, sizeof desc);
-    relay_count(t->w, txn_fwd(t), t->route.home.net_id, t->req_type, t->sender_txid, t->route.cls,
-                outcome_of(a->code), a->code == BI_RC_SUCCESS ? NULL : rc_name(a->code),
-                t->t_recv_ns, t->sender->id);
+    txn_count(t, outcome_of(a->code), a->code == BI_RC_SUCCESS ? NULL : rc_name(a->code),
+              t->t_recv_ns, t->sender->id);
     log_relayed(t, outcome_of(a->code), rc_name(a->code));
     fe_answer(t, a);
 }
@@ -274,9 +300,8 @@ static void txn_refuse(relay_txn_t *t, bi_result_code_t code, const char *descri
            description, t->sender->id, netid_text(t->route.fwd.net_id, fwd),
            netid_text(t->route.home.net_id, home), t->sender_txid);
     log_relayed(t, outcome, rc_name(code));
-    relay_count(t->w, txn_fwd(t), t->route.home.net_id, t->req_type, t->sender_txid, t->route.cls,
-                outcome, outcome == RP_OUT_RECEIVER_ERROR ? rc_name(code) : NULL,
-                t->sender_waits ? t->t_recv_ns : 0, NULL);
+    txn_count(t, outcome, outcome == RP_OUT_RECEIVER_ERROR ? rc_name(code) : NULL,
+              t->sender_waits ? t->t_recv_ns : 0, NULL);
     relay_answer_t a = {.code = code, .description = description};
     fe_answer(t, &a);
 }
@@ -321,8 +346,7 @@ void relay_txn_delivered(relay_txn_t *t)
 {
     if (!txn_finish(t))
         return;
-    relay_count(t->w, txn_fwd(t), t->route.home.net_id, t->req_type, t->sender_txid, t->route.cls,
-                RP_OUT_FORWARDED, NULL, t->t_recv_ns, t->sender->id);
+    txn_count(t, RP_OUT_FORWARDED, NULL, t->t_recv_ns, t->sender->id);
     log_relayed(t, RP_OUT_FORWARDED, "-");
 }
 

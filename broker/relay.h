@@ -59,6 +59,7 @@ typedef struct relay_fwd {
 typedef struct relay_txn_params {
     const peer_member_t *sender; /* authenticated member (required) */
     relay_fwd_t sender_id;       /* the sender's own identity (SenderID): NetID or JoinEUI */
+    rp_protocol_t sender_protocol; /* the protocol the sender spoke (statistics; 0: TS002) */
     bool sender_waits;           /* the sender waits for the answer on its own request (TS002
                                     sync HTTP): only then is a failure's latency counted */
     bi_msg_type_t req_type;      /* statistics, capture and log: the request's MessageType */
@@ -228,12 +229,14 @@ void relay_txn_unref(relay_txn_t *t);
 
 /* Counts one terminal outcome in w's statistics (metrics_count) and the capture tap: what every
  * transaction records, for a front end's refusals made before a transaction exists (sender not
- * one of the member's NetIDs, rate limit). req_type/txid: the request's MessageType and
- * TransactionID (capture); result_code: the ResultCode name or NULL; recv_ns: 0 when unknown;
- * sender: member ID or NULL. */
-void relay_count(worker_t *w, relay_fwd_t fwd, uint32_t home_net_id, bi_msg_type_t req_type,
-                 uint32_t txid, rp_class_t cls, rp_outcome_t outcome, const char *result_code,
-                 uint64_t recv_ns, const char *sender);
+ * one of the member's NetIDs, rate limit). fwd_proto/home_proto: the protocol the forwarder and
+ * the home network spoke (rp_protocol_t says which for a message the hub refused);
+ * req_type/txid: the request's MessageType and TransactionID (capture); result_code: the
+ * ResultCode name or NULL; recv_ns: 0 when unknown; sender: member ID or NULL. */
+void relay_count(worker_t *w, relay_fwd_t fwd, uint32_t home_net_id, rp_protocol_t fwd_proto,
+                 rp_protocol_t home_proto, bi_msg_type_t req_type, uint32_t txid, rp_class_t cls,
+                 rp_outcome_t outcome, const char *result_code, uint64_t recv_ns,
+                 const char *sender);
 
 /* Fails every transaction owned by worker w that is not done ("hub shutting down"). */
 void relay_worker_fini(worker_t *w);

@@ -241,7 +241,8 @@ static void ts002_release(void *ctx)
 static void reply_refusal(worker_t *w, hs_req_t *req, const bi_msg_t *msg, bi_result_code_t code,
                           const char *description, rp_outcome_t outcome, relay_fwd_t fwd)
 {
-    relay_count(w, fwd, 0, bi_msg_type(msg), bi_msg_transaction_id(msg), RP_CLASS_OTHER, outcome,
+    relay_count(w, fwd, 0, RP_PROTO_TS002, RP_PROTO_TS002, bi_msg_type(msg),
+                bi_msg_transaction_id(msg), RP_CLASS_OTHER, outcome,
                 outcome == RP_OUT_RECEIVER_ERROR ? bi_result_code_name(code, BI_VERSION_1_0, true)
                                                  : NULL,
                 hs_req_received_ns(req), NULL);

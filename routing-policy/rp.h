@@ -251,6 +251,8 @@ int rp_policy_check(rp_reader_t *r, rp_class_t cls, const rp_party_t *fwd,
 const char *rp_class_name(rp_class_t c);     /* "join_request", ...; "?" out of range */
 int rp_class_parse(const char *s, rp_class_t *out); /* RH_EINVAL on unknown names */
 const char *rp_outcome_name(rp_outcome_t o); /* "forwarded", ... */
+/* Parses an outcome name ("forwarded", ...). Errors: RH_EINVAL on unknown names. */
+int rp_outcome_parse(const char *s, rp_outcome_t *out);
 const char *rp_deny_name(rp_deny_t d);       /* "allowed", "no_policy", "class_denied" */
 const char *rp_source_name(rp_policy_source_t s);
 
@@ -386,7 +388,7 @@ int rp_audit_list(rp_db_t *db, int64_t since_ms, size_t limit, rp_audit_cb cb, v
 int rp_count(rp_db_t *db, rp_kind_t kind, size_t *n);
 
 /* ------------------------------------------------------------------------------------------ */
-/* Statistics buckets (per minute, per forwarder NetID, home NetID, class, outcome)            */
+/* Statistics buckets (per minute, forwarder, home, their protocols, class, outcome)            */
 
 /* Identity kind of a statistics row's forwarder (the party that sent the request): a NetID, or
  * a Join Server (or a sender claiming to be one) named by its JoinEUI, as TS002's SenderID is
@@ -395,6 +397,25 @@ typedef enum rp_stats_id_kind {
     RP_STATS_ID_NETID = 0,    /* forwarder_net_id (24 bits) */
     RP_STATS_ID_JOIN_EUI = 1, /* forwarder_join_eui (64 bits); forwarder_net_id is ignored */
 } rp_stats_id_kind_t;
+
+/* The protocol one side of a statistics row spoke with the hub (issue 12): TS002 JSON over HTTP
+ * or Packet Broker's gRPC data plane. Stored in bucket keys and cluster rows: never renumber.
+ * TS002 is 0, so zero-initialised rows and every row written before the protocol was a dimension
+ * read as TS002 (Packet Broker traffic counted then included: it was not recorded). Each side of a row has one: the forwarder's is the protocol of the forwarder
+ * network (the uplink's sender, a downlink's receiver), the home's that of the home network.
+ * The sending side's is the protocol it sent with; the receiving side's the one the hub forwarded
+ * with (a TS002 endpoint, or a Packet Broker subscription); when the hub refused the message
+ * before choosing a receiver (no route, policy, malformed, unauthorized, rate limit) the
+ * receiving side counts as the sender's protocol, so refused traffic is never shown as bridged. */
+typedef enum rp_protocol {
+    RP_PROTO_TS002 = 0,          /* "ts002": LoRaWAN Backend Interfaces JSON over HTTP */
+    RP_PROTO_PACKET_BROKER = 1,  /* "packet_broker": Packet Broker's routing v1 gRPC API */
+    RP_PROTO_COUNT
+} rp_protocol_t;
+
+const char *rp_protocol_name(rp_protocol_t p); /* "ts002", "packet_broker"; "?" out of range */
+/* Parses "ts002" / "packet_broker". Errors: RH_EINVAL on anything else. */
+int rp_protocol_parse(const char *s, rp_protocol_t *out);
 
 typedef struct rp_stats_item {
     int64_t minute;              /* Unix minutes */
@@ -408,6 +429,8 @@ typedef struct rp_stats_item {
     uint64_t latency_hist[RP_STATS_HIST]; /* log2 µs buckets (rp_stats_hist_index) */
     rp_stats_id_kind_t forwarder_kind;    /* 0 (NetID) when zero-initialised */
     uint64_t forwarder_join_eui;          /* forwarder_kind RP_STATS_ID_JOIN_EUI */
+    rp_protocol_t forwarder_protocol;     /* 0 (TS002) when zero-initialised */
+    rp_protocol_t home_protocol;          /* 0 (TS002) when zero-initialised */
 } rp_stats_item_t;
 
 /* Histogram bucket of a latency in µs: 0 for 0, else 1 + floor(log2(us)), capped. */
@@ -415,7 +438,7 @@ unsigned rp_stats_hist_index(uint64_t latency_us);
 
 /* Merges a batch into the minute buckets and their hour and day roll-ups in one write
  * transaction (counts, sums and histograms add).
- * Not audited. A row that is invalid (class/outcome/identity kind out of range, NetID >
+ * Not audited. A row that is invalid (class/outcome/identity kind/protocol out of range, NetID >
  * 0xFFFFFF, negative or too large minute, result_code too long) is skipped and counted, and the
  * others are still written: one bad row never blocks a batch. Returns RH_OK when every row was
  * written; RH_EINVAL when rows were skipped — the valid ones ARE written, and diag says how many
@@ -440,6 +463,11 @@ typedef struct rp_stats_filter {
     bool has_party;              /* only rows whose forwarder or home is party_net_id (a member's
                                     view); false (zero) = no such condition */
     uint32_t party_net_id;
+    /* Protocols, as sets: bit (1u << rp_protocol_t) set = kept; 0 (zero-initialised) = any. */
+    unsigned forwarder_protocols; /* the forwarder side spoke one of these */
+    unsigned home_protocols;      /* the home side spoke one of these */
+    unsigned either_protocols;    /* either side spoke one of these (e.g. all Packet Broker
+                                     traffic, bridged or not) */
 } rp_stats_filter_t;
 
 /* One page of a statistics query: what the caller bounds, and what the query reports. */
@@ -459,8 +487,8 @@ typedef struct rp_stats_page {
 
 /* Statistics of the periods of length `agg` that overlap [from_minute, to_minute): `from` rounds
  * down and `to` up to whole periods (an hourly query from 10:30 includes 10:00-10:59). Rows are
- * summed per period (item.minute = period start) and per (forwarder, home, class, outcome,
- * result code), delivered in (period, forwarder, home, class, outcome, result) order. Hourly and
+ * summed per period (item.minute = period start) and per (forwarder, home, forwarder protocol,
+ * home protocol, class, outcome, result code), delivered in that order (period first). Hourly and
  * daily queries read the hour/day roll-ups (one bucket per series and period), or the minute
  * buckets for periods older than the roll-ups (databases written by an older version).
  * Paging: the page stops after page->max_rows rows, or at the first period boundary after

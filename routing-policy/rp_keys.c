@@ -52,19 +52,52 @@ const char *rp_class_name(rp_class_t c)
     return (unsigned)c < RP_CLASS_COUNT ? class_names[c] : "?";
 }
 
+/* Index of s in names[0..n), or -1 (also for NULL). */
+static int name_index(const char *const *names, unsigned n, const char *s)
+{
+    for (unsigned i = 0; s && i < n; i++)
+        if (strcmp(s, names[i]) == 0)
+            return (int)i;
+    return -1;
+}
+
 int rp_class_parse(const char *s, rp_class_t *out)
 {
-    for (unsigned i = 0; s && i < RP_CLASS_COUNT; i++)
-        if (strcmp(s, class_names[i]) == 0) {
-            *out = (rp_class_t)i;
-            return RH_OK;
-        }
-    return RH_EINVAL;
+    int i = name_index(class_names, RP_CLASS_COUNT, s);
+    if (i < 0)
+        return RH_EINVAL;
+    *out = (rp_class_t)i;
+    return RH_OK;
 }
 
 const char *rp_outcome_name(rp_outcome_t o)
 {
     return (unsigned)o < RP_OUT_COUNT ? outcome_names[o] : "?";
+}
+
+int rp_outcome_parse(const char *s, rp_outcome_t *out)
+{
+    int i = name_index(outcome_names, RP_OUT_COUNT, s);
+    if (i < 0)
+        return RH_EINVAL;
+    *out = (rp_outcome_t)i;
+    return RH_OK;
+}
+
+static const char *const protocol_names[RP_PROTO_COUNT] = {"ts002", "packet_broker"};
+
+const char *rp_protocol_name(rp_protocol_t p)
+{
+    return (unsigned)p < RP_PROTO_COUNT ? protocol_names[p] : "?";
+}
+
+int rp_protocol_parse(const char *s, rp_protocol_t *out)
+{
+    int i = name_index(protocol_names, RP_PROTO_COUNT, s);
+    if (i < 0)
+        return RH_EINVAL;
+    *out = (rp_protocol_t)i;
+    return RH_OK;
 }
 
 const char *rp_deny_name(rp_deny_t d)

@@ -2,7 +2,11 @@
  * rp_stats.c — traffic statistics buckets (StatsBucket values) at three resolutions, keyed by
  *   time(8, big-endian: resolution << 56 | period start in Unix minutes) | forwarder NetID(4) |
  *   home NetID(4) | class(1) | outcome(1) | result code(32, NUL-padded) [| forwarder JoinEUI(8)]
- * (a forwarder named by its JoinEUI has FFFFFFFF in the NetID slot and the EUI appended);
+ *   [| forwarder protocol(1) | home protocol(1)]
+ * (a forwarder named by its JoinEUI has FFFFFFFF in the NetID slot and the EUI appended; a row
+ * where either side spoke another protocol than TS002 has the two protocols appended, so rows
+ * of TS002 traffic keep the original layout and rows written before the protocol was a
+ * dimension read as TS002 on both sides: the key's length tells the layout, 50/52/58/60 bytes);
  * resolution 0 = minute (the original layout: existing databases read unchanged), 1 = hour,
  * 2 = day. Every rp_stats_add merges each item into its minute, hour and day bucket in the same
  * transaction, so the roll-ups are exact and a 30-day view reads 720 (hourly) or 30 (daily)
@@ -80,11 +84,14 @@ static int raw_write(rp_db_t *db, raw_fn fn, void *ud, rh_diag_t *diag)
 
 /* Key of a bucket: time · forwarder NetID · home NetID · class · outcome · result code, and for
  * a forwarder named by its JoinEUI the forwarder slot holds STATS_FWD_EUI (no NetID is wider than
- * 24 bits) and the JoinEUI follows as 8 more bytes. NetID rows keep the original layout, so
- * existing databases need no migration. `time` is resolution << 56 | period start minute.
- * Returns the key length. */
+ * 24 bits) and the JoinEUI follows as 8 more bytes; then, unless both sides spoke TS002, the
+ * forwarder's and the home's protocol (1 byte each). NetID rows of TS002 traffic keep the
+ * original layout, so existing databases need no migration. `time` is resolution << 56 | period
+ * start minute. Returns the key length. */
 #define STATS_FWD_EUI 0xFFFFFFFFu
-#define STATS_KEY_MAX (RP_KEY_STATS + 8)
+#define STATS_KEY_EUI (RP_KEY_STATS + 8)
+#define STATS_PROTOS 2
+#define STATS_KEY_MAX (STATS_KEY_EUI + STATS_PROTOS)
 
 static size_t stats_key(uint8_t k[STATS_KEY_MAX], uint64_t time, const rp_stats_item_t *it)
 {
@@ -97,10 +104,39 @@ static size_t stats_key(uint8_t k[STATS_KEY_MAX], uint64_t time, const rp_stats_
     memset(k + 18, 0, RP_RESULT_MAX);
     if (it->result_code)
         memcpy(k + 18, it->result_code, strlen(it->result_code));
-    if (!eui)
-        return RP_KEY_STATS;
-    rh_put_be64(k + RP_KEY_STATS, it->forwarder_join_eui);
-    return STATS_KEY_MAX;
+    size_t len = RP_KEY_STATS;
+    if (eui) {
+        rh_put_be64(k + len, it->forwarder_join_eui);
+        len += 8;
+    }
+    if (it->forwarder_protocol != RP_PROTO_TS002 || it->home_protocol != RP_PROTO_TS002) {
+        k[len++] = (uint8_t)it->forwarder_protocol;
+        k[len++] = (uint8_t)it->home_protocol;
+    }
+    return len;
+}
+
+/* Reads the identity and protocols of a key of length klen (one of the four layouts) into *it;
+ * false for a length no layout has. */
+static bool stats_key_parse(const uint8_t *k, size_t klen, rp_stats_item_t *it)
+{
+    bool eui = klen == STATS_KEY_EUI || klen == STATS_KEY_EUI + STATS_PROTOS;
+    bool protos = klen == RP_KEY_STATS + STATS_PROTOS || klen == STATS_KEY_MAX;
+    if (!eui && !protos && klen != RP_KEY_STATS)
+        return false;
+    if (eui) {
+        it->forwarder_kind = RP_STATS_ID_JOIN_EUI;
+        it->forwarder_join_eui = rh_get_be64(k + RP_KEY_STATS);
+    } else {
+        it->forwarder_kind = RP_STATS_ID_NETID;
+        it->forwarder_net_id = rh_get_be32(k + 8);
+    }
+    it->home_net_id = rh_get_be32(k + 12);
+    it->cls = (rp_class_t)k[16];
+    it->outcome = (rp_outcome_t)k[17];
+    it->forwarder_protocol = protos ? (rp_protocol_t)k[klen - 2] : RP_PROTO_TS002;
+    it->home_protocol = protos ? (rp_protocol_t)k[klen - 1] : RP_PROTO_TS002;
+    return true;
 }
 
 typedef struct add_ctx {
@@ -230,6 +266,12 @@ static int check_row(const rp_stats_item_t *it, size_t i, rh_diag_t *diag)
     if ((unsigned)it->forwarder_kind > RP_STATS_ID_JOIN_EUI)
         return rh_diag_fail(diag, RH_EINVAL, "stats[%zu].forwarder_kind: %d out of range", i,
                             (int)it->forwarder_kind);
+    if ((unsigned)it->forwarder_protocol >= RP_PROTO_COUNT)
+        return rh_diag_fail(diag, RH_EINVAL, "stats[%zu].forwarder_protocol: %d out of range", i,
+                            (int)it->forwarder_protocol);
+    if ((unsigned)it->home_protocol >= RP_PROTO_COUNT)
+        return rh_diag_fail(diag, RH_EINVAL, "stats[%zu].home_protocol: %d out of range", i,
+                            (int)it->home_protocol);
     if ((it->forwarder_kind == RP_STATS_ID_NETID && it->forwarder_net_id > 0xFFFFFF) ||
         it->home_net_id > 0xFFFFFF)
         return rh_diag_fail(diag, RH_EINVAL, "stats[%zu]: NetID wider than 24 bits", i);
@@ -297,6 +339,10 @@ static int row_cmp(const void *a, const void *b)
         return x->forwarder_net_id < y->forwarder_net_id ? -1 : 1;
     if (x->home_net_id != y->home_net_id)
         return x->home_net_id < y->home_net_id ? -1 : 1;
+    if (x->forwarder_protocol != y->forwarder_protocol)
+        return x->forwarder_protocol < y->forwarder_protocol ? -1 : 1;
+    if (x->home_protocol != y->home_protocol)
+        return x->home_protocol < y->home_protocol ? -1 : 1;
     if (x->cls != y->cls)
         return x->cls < y->cls ? -1 : 1;
     if (x->outcome != y->outcome)
@@ -309,16 +355,25 @@ static int match(uint32_t f, uint32_t v)
     return f == RP_ANY || f == v;
 }
 
+/* A protocol set of rp_stats_filter_t (0 = any) holds p. */
+static int match_set(unsigned set, rp_protocol_t p)
+{
+    return set == 0 || (set >> p & 1u);
+}
+
 /* Rows of one period kept in memory before they are sorted and merged in place. */
 #define COMPACT_AT 65536
-/* Distinct (forwarder, home, class, outcome, ResultCode) series one period may hold: bounds a
- * query's memory (~290 bytes per series). */
+/* Distinct (forwarder, home, protocols, class, outcome, ResultCode) series one period may hold:
+ * bounds a query's memory (~290 bytes per series). */
 #define PERIOD_SERIES_MAX 131072
 
 /* Page token: hex of period(8) f(4) h(4) class(1) outcome(1) result(32) flag(1) query hash(4)
- * version(1) forwarder kind(1) forwarder JoinEUI(8). flag 0: resume after that row of the
- * period; 1: resume at the period's start. */
-#define TOK_BYTES 65
+ * version(1) forwarder kind(1) forwarder JoinEUI(8) forwarder protocol(1) home protocol(1).
+ * flag 0: resume after that row of the period; 1: resume at the period's start. Version 1
+ * tokens (65 bytes, written before the protocols were a dimension) are still accepted: their
+ * row's protocols are TS002, as every row stored then reads (rows in the original key layout). */
+#define TOK_BYTES_V1 65
+#define TOK_BYTES 67
 
 typedef struct qstate {
     rp_stats_cb cb;
@@ -359,10 +414,12 @@ static void token_make(qstate_t *q, int64_t period, const row_t *after)
         memcpy(t + 18, after->rc, strlen(after->rc));
         t[56] = (uint8_t)after->it.forwarder_kind;
         rh_put_be64(t + 57, after->it.forwarder_join_eui);
+        t[65] = (uint8_t)after->it.forwarder_protocol;
+        t[66] = (uint8_t)after->it.home_protocol;
     }
     t[50] = after ? 0 : 1;
     rh_put_be32(t + 51, q->qhash);
-    t[55] = 1;
+    t[55] = 2;
     rh_hex_encode(t, TOK_BYTES, q->pg->next, 0);
     q->done = 1;
 }
@@ -370,10 +427,12 @@ static void token_make(qstate_t *q, int64_t period, const row_t *after)
 static int token_parse(qstate_t *q, const char *tok, int64_t from_p, int64_t to_p,
                        int64_t *start)
 {
-    uint8_t t[TOK_BYTES];
-    size_t n = 0;
-    if (strlen(tok) != 2 * TOK_BYTES || rh_hex_decode(tok, 2 * TOK_BYTES, t, sizeof t, &n, "page_token", NULL) != RH_OK ||
-        n != TOK_BYTES || t[55] != 1 || t[50] > 1 || t[56] > RP_STATS_ID_JOIN_EUI)
+    uint8_t t[TOK_BYTES] = {0};
+    size_t n = 0, hl = strlen(tok);
+    if ((hl != 2 * TOK_BYTES && hl != 2 * TOK_BYTES_V1) ||
+        rh_hex_decode(tok, hl, t, sizeof t, &n, "page_token", NULL) != RH_OK ||
+        n != hl / 2 || t[55] != (n == TOK_BYTES ? 2 : 1) || t[50] > 1 ||
+        t[56] > RP_STATS_ID_JOIN_EUI || t[65] >= RP_PROTO_COUNT || t[66] >= RP_PROTO_COUNT)
         return rh_diag_fail(q->diag, RH_EINVAL, "page_token: malformed");
     if (rh_get_be32(t + 51) != q->qhash)
         return rh_diag_fail(q->diag, RH_EINVAL,
@@ -395,6 +454,8 @@ static int token_parse(qstate_t *q, const char *tok, int64_t from_p, int64_t to_
         q->after.rc[RP_RESULT_MAX] = '\0';
         q->after.it.forwarder_kind = (rp_stats_id_kind_t)t[56];
         q->after.it.forwarder_join_eui = rh_get_be64(t + 57);
+        q->after.it.forwarder_protocol = (rp_protocol_t)t[65];
+        q->after.it.home_protocol = (rp_protocol_t)t[66];
     }
     return RH_OK;
 }
@@ -478,15 +539,7 @@ static int add_row(qstate_t *q, int64_t p, const uint8_t *kk, size_t klen, const
     row_t *w = &q->rows[q->n++];
     memset(w, 0, sizeof *w);
     w->it.minute = p;
-    if (klen == STATS_KEY_MAX) {
-        w->it.forwarder_kind = RP_STATS_ID_JOIN_EUI;
-        w->it.forwarder_join_eui = rh_get_be64(kk + RP_KEY_STATS);
-    } else {
-        w->it.forwarder_net_id = rh_get_be32(kk + 8);
-    }
-    w->it.home_net_id = rh_get_be32(kk + 12);
-    w->it.cls = (rp_class_t)kk[16];
-    w->it.outcome = (rp_outcome_t)kk[17];
+    stats_key_parse(kk, klen, &w->it); /* walk() passed only keys of a known layout */
     memcpy(w->rc, kk + 18, RP_RESULT_MAX);
     w->it.count = b->count;
     w->it.latency_us_sum = b->latency_us_sum;
@@ -506,7 +559,8 @@ static int walk(qstate_t *q, MDB_cursor *c, unsigned res, int64_t start, int64_t
     int rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
     const rp_stats_filter_t *f = q->f;
     for (; rc == 0 && !q->done; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-        if (k.mv_size != RP_KEY_STATS && k.mv_size != STATS_KEY_MAX)
+        rp_stats_item_t ki;
+        if (!stats_key_parse(k.mv_data, k.mv_size, &ki))
             continue;
         const uint8_t *kk = k.mv_data;
         uint64_t t = rh_get_be64(kk);
@@ -529,7 +583,11 @@ static int walk(qstate_t *q, MDB_cursor *c, unsigned res, int64_t start, int64_t
         uint32_t fw = rh_get_be32(kk + 8), hm = rh_get_be32(kk + 12);
         if (!match(f->forwarder_net_id, fw) || !match(f->home_net_id, hm) ||
             !match(f->cls, kk[16]) || !match(f->outcome, kk[17]) ||
-            (f->has_party && f->party_net_id != fw && f->party_net_id != hm))
+            (f->has_party && f->party_net_id != fw && f->party_net_id != hm) ||
+            !match_set(f->forwarder_protocols, ki.forwarder_protocol) ||
+            !match_set(f->home_protocols, ki.home_protocol) ||
+            (f->either_protocols && !match_set(f->either_protocols, ki.forwarder_protocol) &&
+             !match_set(f->either_protocols, ki.home_protocol)))
             continue;
         if ((rc = add_row(q, p, kk, k.mv_size, &v)) != RH_OK)
             return rc;
@@ -558,7 +616,7 @@ int rp_stats_query_page(rp_db_t *db, int64_t from_minute, int64_t to_minute,
         return rh_diag_fail(diag, RH_EINVAL, "aggregation: must be minute, hour or day");
     page->scanned = page->rows = 0;
     page->next[0] = '\0';
-    rp_stats_filter_t any = {RP_ANY, RP_ANY, RP_ANY, RP_ANY, false, 0};
+    rp_stats_filter_t any = {RP_ANY, RP_ANY, RP_ANY, RP_ANY, false, 0, 0, 0, 0};
     if (!filter)
         filter = &any;
     int64_t len = (int64_t)agg;
@@ -575,7 +633,14 @@ int rp_stats_query_page(rp_db_t *db, int64_t from_minute, int64_t to_minute,
     h = fnv1a(h, qv, sizeof qv);
     uint32_t fv[6] = {filter->forwarder_net_id, filter->home_net_id, filter->cls,
                       filter->outcome, filter->has_party, filter->party_net_id};
-    q.qhash = fnv1a(h, fv, sizeof fv);
+    h = fnv1a(h, fv, sizeof fv);
+    /* the protocol sets only when set: a query without them hashes as before they existed, so
+     * its tokens handed out by an older version still continue it */
+    uint32_t pv[3] = {filter->forwarder_protocols, filter->home_protocols,
+                      filter->either_protocols};
+    if (pv[0] || pv[1] || pv[2])
+        h = fnv1a(h, pv, sizeof pv);
+    q.qhash = h;
     if (to_p <= from_p)
         return RH_OK;
     int64_t start = from_p;

@@ -2,8 +2,9 @@
 (broker/cluster_view.c) — traffic relayed by node 1 and node 3 is counted in full by node 2's
 GET /api/v1/stats (JSON and CSV), with a member still seeing only its own NetID's rows; a
 capture started on node 2 gets the events node 1 relays; with node 3 killed, node 2's answers
-name it as missing within seconds. Real nats-server (3, JetStream) and roamhubd processes on
-127.0.0.1."""
+name it as missing within seconds; the protocol each side of a row spoke (a Packet Broker gRPC
+forwarder's traffic on one node) reads the same on the others. Real nats-server (3, JetStream)
+and roamhubd processes on 127.0.0.1."""
 import csv
 import gzip
 import io
@@ -26,12 +27,12 @@ C = "000303"
 
 
 class ViewTest(NodesTest):
-    def node(self, node_id):
+    def node(self, node_id, **extra):
         urls = self.nats.urls()
-        h = Hub({}, config={"cluster": cluster_section(node_id, urls[node_id % 3:] + urls[:node_id % 3],
-                                                       **self.stream),
-                            "relay": {"stats_flush_ms": 200},
-                            "admin": admin_config()})
+        h = Hub({}, config=dict({"cluster": cluster_section(node_id, urls[node_id % 3:] + urls[:node_id % 3],
+                                                            **self.stream),
+                                 "relay": {"stats_flush_ms": 200},
+                                 "admin": admin_config()}, **extra))
         self.hubs.append(h)
         h.api = AdminClient(h)
         wait_readyz(h, 200, "ready\n")
@@ -218,6 +219,49 @@ class ViewTest(NodesTest):
         n4.op = n4.api.token(n4.api.operator_key())
         time.sleep(1.0)
         self.assertEqual(self.counts(n4, n4.op)[0], want)
+
+    def test_packet_broker_rows_keep_their_protocol_on_other_nodes(self):
+        """A gRPC forwarder's uplink on node 4 (its gRPC listener): node 2's statistics name
+        Packet Broker on both sides of the row (ClusterStatsRow.forwarder/home_protocol), as
+        node 4's own do; TS002 rows stay TS002."""
+        from test_pb_bridge import BridgeWorld, uplink
+        from test_pb_dataplane import data_up, grpc, rtg
+        pbf = "000014"  # the forwarder NetID test_pb_bridge.uplink() publishes for
+        n4 = self.node(4, grpc={"address": "127.0.0.1", "port": 0})
+        st, data, _ = self.n1.api.call("POST", "/networks", {"net_id": pbf, "name": "tts"},
+                                       self.n1.op, timeout=25.0)
+        self.assertEqual(st, 201, data)
+        n4.op = n4.api.token(n4.api.operator_key())
+        deadline = time.time() + 10
+        while n4.api.call("GET", "/networks/" + pbf, token=n4.op)[0] != 200:
+            self.assertLess(time.time(), deadline)
+            time.sleep(0.05)
+        tok = BridgeWorld.agent_token(n4.api, n4.op, pbf)
+        ch = grpc.insecure_channel("127.0.0.1:%d" % n4.grpc_port)
+        try:
+            for fcnt in (1, 2):  # DevAddr 70000077: in no block, refused no_route
+                rtg.ForwarderDataStub(ch).Publish(uplink(data_up(0x70000077, fcnt=fcnt)),
+                                                  metadata=(("authorization", "Bearer " + tok),),
+                                                  timeout=3)
+        finally:
+            ch.close()
+        self.relay(self.n1, self.a, A, 1)  # and a TS002 row through node 1
+        self.b.get()
+
+        def rows(h, fmt="json"):
+            st, data, _ = h.api.call("GET", "/stats?format=" + fmt, token=h.op)
+            self.assertEqual(st, 200, data)
+            items = list(csv.DictReader(io.StringIO(data.decode()))) if fmt == "csv" else data["items"]
+            return {(r["forwarder"], r["outcome"], r["forwarder_protocol"], r["home_protocol"]):
+                    int(r["count"]) for r in items}
+        want = {(pbf, "no_route", "packet_broker", "packet_broker"): 2,
+                (A, "forwarded", "ts002", "ts002"): 1}
+        for h in (self.n2, n4):
+            deadline = time.time() + 15
+            while rows(h) != want and time.time() < deadline:
+                time.sleep(0.1)
+            self.assertEqual(rows(h), want, h.logs()[-3000:])
+            self.assertEqual(rows(h, "csv"), want)
 
 
 if __name__ == "__main__":

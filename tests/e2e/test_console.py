@@ -207,6 +207,7 @@ class ConsoleInBrowser(unittest.TestCase):
                      "gateway map shows the demo gateways", "member: sees only its own",
                      "hidden gateways disappear", "base map tiles", "rate-limited",
                      "Packet Broker Mapper gateway", "period (hour, day, 30 days)",
+                     "a column per protocol path",
                      "defaults and tenant records", "accessibility", "tenant key",
                      "no CSP violations"):
             self.assertTrue(any(want in n for n in names), want)

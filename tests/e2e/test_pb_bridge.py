@@ -7,10 +7,11 @@
     A's PRStartReq routed to C's subscription as a RoutedUplinkMessage, C's Publish of the
     join-accept / ACK answered to A as PRStartAns / XmitDataReq, C's report as A's Result.
 Joins and confirmed uplinks in each direction; roamsim judges every downlink (RX1, tmst, MIC,
-decryption)."""
+decryption). The hub counts each direction with the protocol each side spoke."""
 import os
 import sys
 import unittest
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from pb_world import PB_C_DEVICES, PBWorld, hub_metric  # noqa: E402
@@ -62,6 +63,25 @@ class PBBridgeTest(unittest.TestCase):
                                       {"event": "pb_bridge_merged"}), 0)
         self.assertEqual(hub_metric(self.w.hub, "roamhub_relay_outcomes_total",
                                     {"outcome": "receiver_error"}), 0)
+        self.check_protocols(self.w.c, self.w.b, "packet_broker", "ts002", s)
+
+    def check_protocols(self, fwd, home, fwd_proto, home_proto, s):
+        """The hub's counters of the pair: uplinks and downlinks forwarded, each side named with
+        its protocol (a downlink's forwarder is still the network whose gateways send it); no
+        forwarded message of the pair with the protocols the other way round."""
+        pair = {"forwarder": fwd.net_id.lower(), "home": home.net_id.lower(), "outcome": "forwarded"}
+        mine = dict(pair, forwarder_protocol=fwd_proto, home_protocol=home_proto)
+        def count(*classes):
+            return sum(hub_metric(self.w.hub, "roamhub_messages_total", dict(mine, **{"class": c}))
+                       for c in classes)
+        self.assertGreaterEqual(count("uplink_app", "uplink_mac"), s["uplinks_sent"], s)
+        self.assertGreaterEqual(count("join_request"), s["joins_accepted"], s)
+        self.assertGreater(count("join_accept", "downlink_mac", "downlink_app"), 0, s)
+        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % self.w.hub.admin_port) as r:
+            text = [x for x in r.read().decode().splitlines()
+                    if x.startswith("roamhub_messages_total")]
+        self.assertEqual(hub_metric(self.w.hub, "roamhub_messages_total", pair),
+                         hub_metric(self.w.hub, "roamhub_messages_total", mine), "\n".join(text))
 
     def test_2_c_devices_through_a_gateways(self):
         """TS002 forwarder (sync) -> Packet Broker home network."""
@@ -71,6 +91,7 @@ class PBBridgeTest(unittest.TestCase):
         self.assertGreaterEqual(cs["pb_downlinks_published"], s["acks"] + s["joins_accepted"])
         self.assertGreaterEqual(as_["roaming_forwarded"], s["uplinks_sent"] + s["join_requests"])
         self.assertEqual(as_["roaming_forward_errors"], 0, as_)
+        self.check_protocols(self.w.a, self.w.c, "ts002", "packet_broker", s)
 
 if __name__ == "__main__":
     unittest.main()

@@ -52,6 +52,12 @@ class PBMemberTest(unittest.TestCase):
         # every routed downlink went out on a gateway once (counted once)
         self.assertEqual(fs["downlinks_sent"], fs["pb_downlinks_received"], fs)
         self.assertEqual(hs["pb_call_errors"] + fs["pb_call_errors"], 0, msg)
+        # the hub counted the pair's traffic with Packet Broker on both sides, nothing else
+        pair = {"forwarder": forwarder.net_id.lower(), "home": home.net_id.lower()}
+        pb = dict(pair, forwarder_protocol="packet_broker", home_protocol="packet_broker")
+        total = hub_metric(self.w.hub, "roamhub_messages_total", pair)
+        self.assertGreaterEqual(total, s["uplinks_sent"] + s["join_requests"] + s["acks"])
+        self.assertEqual(hub_metric(self.w.hub, "roamhub_messages_total", pb), total)
 
     def test_1_c_devices_through_d_gateways(self):
         rc, s = self.w.roamsim(self.w.d, PB_C_DEVICES)

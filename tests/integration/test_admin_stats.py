@@ -100,6 +100,22 @@ class Stats(unittest.TestCase):
         self.assertEqual(self.api.call("GET", "/stats?by=week", token=self.op)[0], 400)
         self.assertEqual(self.api.call("GET", "/stats?from=yesterday", token=self.op)[0], 400)
 
+    def test_1b_protocols_of_ts002_traffic(self):
+        """TS002 members only: every row says TS002 on both sides; the protocol filters."""
+        got, body = self.wait_counts(self.op, SENT)
+        self.assertTrue(body["items"])
+        for it in body["items"]:
+            self.assertEqual((it["forwarder_protocol"], it["home_protocol"]), ("ts002", "ts002"))
+        for q in ("&protocol=ts002", "&forwarder_protocol=ts002", "&home_protocol=ts002"):
+            self.assertEqual(self.counts(self.op, q)[0], got, q)
+        for q in ("&protocol=packet_broker", "&forwarder_protocol=packet_broker",
+                  "&home_protocol=packet_broker&outcome=forwarded"):
+            self.assertEqual(self.counts(self.op, q)[0], {}, q)
+        for q in ("protocol=TS002", "home_protocol=", "forwarder_protocol=grpc"):
+            st, err, _ = self.api.call("GET", "/stats?" + q, token=self.op)
+            self.assertEqual(st, 400, q)
+            self.assertIn(q.split("=")[0] + ": expected ts002 or packet_broker", json.dumps(err))
+
     def test_2_csv_and_gzip(self):
         self.wait_counts(self.op, SENT)
         st, data, hd = self.api.raw("GET", "/api/v1/stats?format=csv&from=%d" % self.t0,
@@ -111,6 +127,8 @@ class Stats(unittest.TestCase):
         rows = list(csv.DictReader(io.StringIO(gzip.decompress(data).decode())))
         self.assertEqual(sum(int(r["count"]) for r in rows), sum(SENT.values()))
         self.assertIn("latency_p99_ms", rows[0])
+        self.assertEqual({(r["forwarder_protocol"], r["home_protocol"]) for r in rows},
+                         {("ts002", "ts002")})
         st, data, hd = self.api.raw("GET", "/api/v1/stats?from=%d" % self.t0,
                                     headers={"Authorization": "Bearer " + self.op,
                                              "Accept-Encoding": "gzip;q=0"})

@@ -123,13 +123,18 @@ class MetricsTest(unittest.TestCase):
             self.assertEqual(len(got), 1, "%s%s: %s" % (name, labels, got))
             return got[0]
 
-        # the relay counters, labelled by what the hub knew
+        # the relay counters, labelled by what the hub knew and the protocol each side spoke
+        ts = {"forwarder_protocol": "ts002", "home_protocol": "ts002"}
         self.assertEqual(value("roamhub_messages_total", forwarder=A, home=B, **{
-            "class": "uplink_app", "outcome": "forwarded"}), 3)
+            "class": "uplink_app", "outcome": "forwarded"}, **ts), 3)
         self.assertEqual(value("roamhub_messages_total", forwarder=A, **{
-            "class": "uplink_app", "outcome": "no_route"}), 1)
+            "class": "uplink_app", "outcome": "no_route"}, **ts), 1)
         self.assertEqual(value("roamhub_messages_total", forwarder=A, home=B, result="UnknownDevAddr",
-                               **{"class": "uplink_app", "outcome": "receiver_error"}), 1)
+                               **{"class": "uplink_app", "outcome": "receiver_error"}, **ts), 1)
+        for n, l, v in samples:
+            if n == "roamhub_messages_total":
+                self.assertIn(l.get("forwarder_protocol"), ("ts002", "packet_broker"), l)
+                self.assertIn(l.get("home_protocol"), ("ts002", "packet_broker"), l)
         self.assertEqual(value("roamhub_relay_outcomes_total", **{"class": "uplink_app",
                                                                  "outcome": "forwarded"}), 3)
         # known series existed at 0 before any traffic

@@ -14,7 +14,10 @@ Copies of one uplink (the agent publishes one per gateway) become ONE PRStartReq
 per gateway, each with its own token, best signal first; the home network (refusing replays as
 ChirpStack does) counts no receiver_error; its downlink (XmitDataReq, or the join-accept in
 PRStartAns) naming the 2nd GWInfo goes out with that gateway's own gateway_uplink_token; a
-policy withholding signal quality and location strips it from every merged GWInfo."""
+policy withholding signal quality and location strips it from every merged GWInfo. Statistics rows
+name the protocol each side spoke (JSON, CSV, the protocol filters)."""
+import csv
+import io
 import json
 import threading
 import os
@@ -656,6 +659,69 @@ class BridgeWorld(unittest.TestCase):
         self.assertEqual(len({g["ULToken"] for g in gws}), 2)
         self.assertEqual(sorted(g["ID"].lower() for g in gws),
                          ["0000000000004444", "0000000000005555"])
+
+    def test_14_statistics_name_each_sides_protocol(self):
+        """Bridged rows say which protocol each side spoke, both ways; filters and CSV too."""
+        t0 = int(time.time()) - 60
+        self.publish(uplink(data_up(0x0A001240, fcnt=9)))                 # gRPC -> TS002
+        self.home.get(timeout=3, mtype="PRStartReq")
+        down = len(self.fwd_stream.msgs)  # and a join-accept back: TS002 -> the gRPC forwarder
+        self.publish(uplink(join_request()))
+        self.home.get(timeout=3, mtype="PRStartReq")
+        self.assertTrue(self.wait_msgs(down + 1), "no RoutedDownlinkMessage")
+        before = len(self.home_stream.msgs)
+        res = self.post_async(ts002_uplink(data_up(0x26000044, fcnt=1), 906), self.tsfwd.key)
+        self.home_report(self.next_routed_uplink(before))               # TS002 -> gRPC
+        self.assertEqual(res.result()[1]["Result"]["ResultCode"], "Success")
+        adm = AdminClient(self.hub)
+        op = adm.token(adm.operator_key())
+        want = {(FWD, HOME, "uplink_app", "packet_broker", "ts002"),
+                (FWD, HOME, "join_accept", "packet_broker", "ts002"),  # the forwarder transmits
+                (TSFWD, PBHOME, "uplink_app", "ts002", "packet_broker")}
+
+        def rows(query=""):
+            st, body, _ = adm.call("GET", "/stats?from=%d%s" % (t0, query), token=op)
+            self.assertEqual(st, 200, body)
+            return body["items"]
+        deadline = time.time() + 8
+        while True:
+            got = {(it["forwarder"], it["home"], it["class"], it["forwarder_protocol"],
+                    it["home_protocol"]) for it in rows() if it["outcome"] == "forwarded"}
+            if want <= got or time.time() > deadline:
+                break
+            time.sleep(0.2)
+        self.assertLessEqual(want, got)
+        for it in rows():
+            if it["outcome"] != "forwarded":
+                continue  # a refusal counts the side never reached as the sender's protocol
+            # in this world FWD and PBHOME speak only gRPC, HOME and TSFWD only TS002
+            side = {FWD: "packet_broker", PBHOME: "packet_broker", HOME: "ts002", TSFWD: "ts002"}
+            self.assertEqual(it["forwarder_protocol"], side[it["forwarder"]], it)
+            self.assertEqual(it["home_protocol"], side[it["home"]], it)
+        # filters: either side, one side, both
+        pb = rows("&protocol=packet_broker")
+        self.assertTrue(pb)
+        self.assertTrue(all("packet_broker" in (it["forwarder_protocol"], it["home_protocol"])
+                            for it in pb))
+        t2p = rows("&forwarder_protocol=ts002&home_protocol=packet_broker")
+        self.assertIn((TSFWD, PBHOME), {(it["forwarder"], it["home"]) for it in t2p})
+        self.assertEqual({(it["forwarder_protocol"], it["home_protocol"]) for it in t2p},
+                         {("ts002", "packet_broker")})
+        p2t = rows("&forwarder_protocol=packet_broker&home_protocol=ts002&class=uplink_app")
+        self.assertEqual({(it["forwarder"], it["home"]) for it in p2t}, {(FWD, HOME)})
+        st, body, _ = adm.call("GET", "/stats?protocol=grpc", token=op)
+        self.assertEqual(st, 400)
+        self.assertIn("protocol: expected ts002 or packet_broker", json.dumps(body))
+        # the CSV's last two columns
+        st, data, hd = adm.raw("GET", "/api/v1/stats?format=csv&from=%d" % t0,
+                               headers={"Authorization": "Bearer " + op})
+        self.assertEqual(st, 200)
+        table = list(csv.DictReader(io.StringIO(data.decode())))
+        self.assertEqual(data.decode().splitlines()[0].split(",")[-2:],
+                         ["forwarder_protocol", "home_protocol"])
+        self.assertIn((TSFWD, PBHOME, "ts002", "packet_broker"),
+                      {(r["forwarder"], r["home"], r["forwarder_protocol"], r["home_protocol"])
+                       for r in table})
 
 
 if __name__ == "__main__":

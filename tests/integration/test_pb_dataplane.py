@@ -300,6 +300,14 @@ class PBWorld(unittest.TestCase):
             time.sleep(0.2)
         self.assertIn((FWD, HOME, "uplink_app", "forwarded"), rows)
         self.assertIn("no_route", {r[3] for r in rows if r[0] == FWD})
+        # gRPC to gRPC: Packet Broker on both sides, also for the refusal (no TS002 side reached)
+        protos = {(it["outcome"], it["forwarder_protocol"], it["home_protocol"])
+                  for it in body["items"] if it["forwarder"] == FWD}
+        self.assertIn(("forwarded", "packet_broker", "packet_broker"), protos)
+        self.assertIn(("no_route", "packet_broker", "packet_broker"), protos)
+        st, ts, _ = AdminClient(self.hub).call(
+            "GET", "/stats?from=%d&protocol=ts002&forwarder=%s" % (t0, FWD), token=self.operator_token)
+        self.assertEqual((st, ts["items"]), (200, []))
         home.cancel()
 
     def test_filters(self):

@@ -87,6 +87,15 @@ class Roamctl(unittest.TestCase):
         rc, out, _ = self.run_ctl("stats", "--by", "hour", "--format", "csv")
         self.assertEqual(rc, 0)
         self.assertTrue(out.startswith("period_start,forwarder,home,class,outcome"))
+        self.assertTrue(out.splitlines()[0].endswith(",forwarder_protocol,home_protocol"), out)
+        rc, out, err = self.run_ctl("--json", "stats", "--protocol", "packet_broker",
+                                    "--forwarder-protocol", "ts002", "--home-protocol",
+                                    "packet_broker")
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(json.loads(out)["items"], [])
+        rc, out, err = self.run_ctl("stats", "--home-protocol", "grpc")
+        self.assertNotEqual(rc, 0)
+        self.assertIn("home_protocol: expected ts002 or packet_broker", err)
         cap = os.path.join(self.home, "cap.jsonl.gz")
         rc, out, err = self.run_ctl("capture", "--seconds", "1", "-o", cap)
         self.assertEqual(rc, 0, err)
@@ -222,6 +231,7 @@ class CliConventions(unittest.TestCase):
             self.assertIn(cmd, help_text)
         self.assertEqual(complete("roamctl", "st"), ["stats"])
         self.assertIn("--forwarder", complete("roamctl", "stats", "--"))
+        self.assertIn("--forwarder-protocol", complete("roamctl", "stats", "--"))
         self.assertIn("--page-token", complete("roamctl", "networks", "list", "--p"))
         rc, zsh, _ = self.ctl("completion", "zsh")
         self.assertEqual(rc, 0)

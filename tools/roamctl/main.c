@@ -85,11 +85,15 @@ static const cmd_info_t commands[] = {
      (const char *const[]){"--since", "--page-size", "--page-token", "--limit", NULL}},
     {"stats",
      "stats [--from T] [--to T] [--by minute|hour|day] [--forwarder N] [--home N] [--class C]\n"
-     "      [--outcome O] [--format json|csv] [--limit ROWS_PER_PAGE] [--max-pages N]",
-     "Traffic statistics; T is RFC 3339 UTC or Unix seconds. Follows the pages: prints every\n"
-     "row of the range (--max-pages stops early and says so).",
+     "      [--outcome O] [--protocol P] [--forwarder-protocol P] [--home-protocol P]\n"
+     "      [--format json|csv] [--limit ROWS_PER_PAGE] [--max-pages N]",
+     "Traffic statistics; T is RFC 3339 UTC or Unix seconds; P is ts002 or packet_broker\n"
+     "(--protocol: either side spoke it). Every row names the protocol its forwarder and its\n"
+     "home network spoke. Follows the pages: prints every row of the range (--max-pages stops\n"
+     "early and says so).",
      (const char *const[]){"--from", "--to", "--by", "--forwarder", "--home", "--class",
-                           "--outcome", "--format", "--limit", "--max-pages", NULL}},
+                           "--outcome", "--protocol", "--forwarder-protocol", "--home-protocol",
+                           "--format", "--limit", "--max-pages", NULL}},
     {"capture",
      "capture [--seconds N] [--max-events M] -o FILE.jsonl.gz\n"
      "capture --follow [--seconds N] [--max-events M]",
@@ -1335,8 +1339,9 @@ int main(int argc, char **argv)
         return rc;
     static const char *const stats_map[] = {
         "--from", "from", "--to", "to", "--by", "by", "--forwarder", "forwarder", "--home",
-        "home", "--class", "class", "--outcome", "outcome", "--format", "format", "--limit",
-        "limit", NULL};
+        "home", "--class", "class", "--outcome", "outcome", "--protocol", "protocol",
+        "--forwarder-protocol", "forwarder_protocol", "--home-protocol", "home_protocol",
+        "--format", "format", "--limit", "limit", NULL};
     static const char *const routes_map[] = {"--devaddr", "devaddr", "--join-eui", "join_eui",
                                              "--dev-eui", "dev_eui", NULL};
     static const char *const audit_map[] = {"--since",     "since",      "--page-size",

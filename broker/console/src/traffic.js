@@ -1,6 +1,7 @@
 // traffic.js — Traffic page: per-minute charts (uPlot) of relayed messages by class and by
-// outcome, and latency p50/p99, for a period and a pair of networks; the same figures as a table
-// and as CSV (from GET /api/v1/stats).
+// outcome, and latency p50/p99, for a period, a pair of networks and the protocols they spoke
+// (TS002, Packet Broker, bridged either way); the same figures as a table (with a column per
+// protocol path) and as CSV (from GET /api/v1/stats).
 import uPlot from 'uplot';
 import * as api from './api.js';
 import { h, clear, table, select } from './dom.js';
@@ -20,10 +21,25 @@ const OUTCOMES = [
   ['refused', 'refused (malformed, unauthorized)', (o) => o === 'malformed' || o === 'unauthorized'],
   ['rate_limited', 'rate-limited', (o) => o === 'rate_limited'],
 ];
+// Which protocols the two sides spoke (the rows' forwarder_protocol -> home_protocol): the
+// table's columns, and the choices of the protocol filter (the API's query parameters).
+const PATHS = [
+  ['ts002', 'TS002', (f, h) => f === 'ts002' && h === 'ts002'],
+  ['packet_broker', 'Packet Broker', (f, h) => f === 'packet_broker' && h === 'packet_broker'],
+  ['bridged', 'bridged', (f, h) => f !== h],
+];
+const PROTOCOLS = [
+  ['', 'any', {}],
+  ['ts002', 'TS002 only', { forwarder_protocol: 'ts002', home_protocol: 'ts002' }],
+  ['packet_broker', 'Packet Broker only', { forwarder_protocol: 'packet_broker', home_protocol: 'packet_broker' }],
+  ['ts002-pb', 'bridged TS002 → Packet Broker', { forwarder_protocol: 'ts002', home_protocol: 'packet_broker' }],
+  ['pb-ts002', 'bridged Packet Broker → TS002', { forwarder_protocol: 'packet_broker', home_protocol: 'ts002' }],
+  ['any-pb', 'any with Packet Broker', { protocol: 'packet_broker' }],
+];
 const COLORS = ['#0b4fa8', '#c0392b', '#1e8449', '#8e44ad', '#b9770e', '#34495e'];
 const PERIODS = [['hour', 'last hour'], ['day', 'last day'], ['30d', 'last 30 days']];
 
-const state = { period: 'hour', forwarder: '', home: '' };
+const state = { period: 'hour', forwarder: '', home: '', protocol: '' };
 let timer = null;
 let plots = [];
 let drawn = 0; // the latest draw started: an older one finishing later must not overwrite it
@@ -40,19 +56,22 @@ function query(extra) {
   const q = new URLSearchParams({ from: String(p.from), to: String(p.to), by: p.by });
   if (state.forwarder) q.set('forwarder', state.forwarder);
   if (state.home) q.set('home', state.home);
+  const proto = PROTOCOLS.find(([v]) => v === state.protocol);
+  for (const [k, v] of Object.entries(proto ? proto[2] : {})) q.set(k, v);
   for (const [k, v] of Object.entries(extra || {})) q.set(k, v);
   return q;
 }
 
 function emptyEntry(t) {
-  const e = { t, cls: {}, out: {}, total: 0, p50w: 0, p50n: 0, p99: 0 };
+  const e = { t, cls: {}, out: {}, path: {}, total: 0, p50w: 0, p50n: 0, p99: 0 };
   for (const [k] of CLASSES) e.cls[k] = 0;
   for (const [k] of OUTCOMES) e.out[k] = 0;
+  for (const [k] of PATHS) e.path[k] = 0;
   return e;
 }
 
 // Rows of /stats -> one entry per period of the range (zeros where nothing flowed): counts by
-// class and by outcome, latency.
+// class, by outcome and by protocol path, latency.
 export function aggregate(items, range) {
   const by = new Map();
   if (range) {
@@ -69,6 +88,9 @@ export function aggregate(items, range) {
     const o = OUTCOMES.find(([, , f]) => f(it.outcome));
     if (c) e.cls[c[0]] += it.count;
     if (o) e.out[o[0]] += it.count;
+    // rows counted before the protocol was a dimension have none: they read as TS002
+    const p = PATHS.find(([, , f]) => f(it.forwarder_protocol || 'ts002', it.home_protocol || 'ts002'));
+    if (p) e.path[p[0]] += it.count;
     e.total += it.count;
     if (it.latency_ms && it.count) {
       e.p50w += it.latency_ms.p50 * it.count;
@@ -119,6 +141,7 @@ async function draw(root) {
   const cols = [{ label: 'period start (UTC)', get: (r) => new Date(r.t * 1000).toISOString().replace('.000Z', 'Z') }]
     .concat(CLASSES.map(([k, l]) => ({ label: l, num: true, get: (r) => r.cls[k] })))
     .concat(OUTCOMES.map(([k, l]) => ({ label: l, num: true, get: (r) => r.out[k] })))
+    .concat(PATHS.map(([k, l]) => ({ label: l, num: true, get: (r) => r.path[k] })))
     .concat([{ label: 'p50 ms', num: true, get: (r) => (r.p50n ? r.p50.toFixed(3) : '') },
       { label: 'p99 ms (max of rows)', num: true, get: (r) => (r.p50n ? r.p99.toFixed(3) : '') }]);
   // the table lists the periods in which something flowed (all of them would be mostly zeros)
@@ -143,6 +166,7 @@ export async function render(root) {
     select('period', 'Period', PERIODS, state.period),
     select('forwarder', 'Forwarder', [['', 'any']].concat(nets), state.forwarder),
     select('home', 'Home network', [['', 'any']].concat(nets), state.home),
+    select('protocol', 'Protocol', PROTOCOLS.map(([v, l]) => [v, l]), state.protocol),
     h('button', { type: 'button', id: 'csv', class: 'secondary' }, 'Download CSV'));
   root.append(h('h1', {}, 'Traffic'),
     h('p', { class: 'muted' }, me.operator ? 'All traffic relayed by the hub.' : 'Only traffic where your network ' + me.net_id + ' is the forwarder or the home network is counted.'),

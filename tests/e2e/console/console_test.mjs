@@ -219,6 +219,28 @@ try {
   await op.locator('#home').selectOption('');
   pass('traffic: the period (hour, day, 30 days) and the pair of networks choose the figures', { application_data_by_period: chosen, a_to_b: pairAB });
 
+  // the protocols (this world's members all speak TS002): a table column per protocol path,
+  // and the protocol filter chooses the figures
+  const pathCells = async () => {
+    const hs = await op.locator('#traffic-table thead th').allTextContents();
+    const out = {};
+    for (const name of ['TS002', 'Packet Broker', 'bridged']) {
+      const c = hs.indexOf(name);
+      assert(c > 0, 'a ' + name + ' column: ' + hs);
+      const v = await op.locator('#traffic-table tbody tr').evaluateAll((trs, i) => trs.map((t) => Number(t.children[i].textContent)), c);
+      out[name] = v.reduce((a, b) => a + b, 0);
+    }
+    return out;
+  };
+  const paths = await until('traffic counted as TS002', async () => { const p = await pathCells(); return p.TS002 > 0 ? p : null; }, 15000, 300);
+  assert(paths['Packet Broker'] === 0 && paths.bridged === 0, 'TS002 members only: ' + JSON.stringify(paths));
+  await op.locator('#protocol').selectOption('packet_broker');
+  await until('Packet Broker only: nothing', async () => ((await rendered())[0].startsWith('0 messages') ? true : null), 15000, 300);
+  await op.locator('#protocol').selectOption('ts002');
+  const tsOnly = await until('TS002 only: the traffic', async () => { const [s, t] = await rendered(); return !s.startsWith('0 messages') && outcomeSum(t) > 0 ? outcomeSum(t) : null; }, 15000, 300);
+  await op.locator('#protocol').selectOption('');
+  pass('traffic: a column per protocol path (TS002, Packet Broker, bridged) and the protocol filter', { paths, ts002_only: tsOnly });
+
   // hostile names are text, never markup
   await go(op, 'networks');
   const netText = await op.locator('#networks-table').textContent();

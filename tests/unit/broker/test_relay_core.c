@@ -5,7 +5,8 @@
  * Each case creates a transaction as a front end would, lets the core route it, plays the
  * receiver's part (answer, silence, refusal) and checks what the TS002 front end relies on: what
  * the core asks the front end to forward and to answer, the outcome, the statistics row
- * (metrics_take_deltas: forwarder, home, class, outcome, ResultCode, count, latency) and the
+ * (metrics_take_deltas: forwarder, home, their protocols, class, outcome, ResultCode, count,
+ * latency) and the
  * capture event (forwarder, home, MessageType, TransactionID, class, outcome, ResultCode,
  * sender) — the same facts the TS002 path records (tests/integration/test_admin_stats.py checks
  * them end to end).
@@ -120,12 +121,13 @@ static int teardown(void **state)
     return 0;
 }
 
-/* Creates a transaction from member `from` (SenderID its NetID) as a TS002 front end would for
- * a request of type req (answer ans), sender waiting synchronously. */
-static relay_txn_t *create(core_t *c, const peer_member_t *from, bi_msg_type_t req,
-                           bi_msg_type_t ans, uint32_t txid)
+/* Creates a transaction from member `from` (SenderID its NetID) as a front end speaking proto
+ * would for a request of type req (answer ans), sender waiting synchronously. */
+static relay_txn_t *create_proto(core_t *c, const peer_member_t *from, rp_protocol_t proto,
+                                 bi_msg_type_t req, bi_msg_type_t ans, uint32_t txid)
 {
     relay_txn_params_t p = {0};
+    p.sender_protocol = proto;
     p.sender = from;
     p.sender_id.kind = RP_STATS_ID_NETID;
     p.sender_id.id = from->net_ids[0];
@@ -138,6 +140,13 @@ static relay_txn_t *create(core_t *c, const peer_member_t *from, bi_msg_type_t r
     assert_non_null(t);
     ((fe_ctx_t *)relay_txn_ctx(t))->magic = 42;
     return t;
+}
+
+/* create_proto as the TS002 front end. */
+static relay_txn_t *create(core_t *c, const peer_member_t *from, bi_msg_type_t req,
+                           bi_msg_type_t ans, uint32_t txid)
+{
+    return create_proto(c, from, RP_PROTO_TS002, req, ans, txid);
 }
 
 /* The one statistics row counted since the last call. */
@@ -181,6 +190,13 @@ static void check_row(const rp_stats_item_t *r, uint32_t fwd, uint32_t home, rp_
         assert_true(r->latency_us_sum >= 2000);
     else
         assert_int_equal(r->latency_us_sum, 0);
+}
+
+/* The protocols of a row's forwarder and home network. */
+static void check_protocols(const rp_stats_item_t *r, rp_protocol_t fwd, rp_protocol_t home)
+{
+    assert_string_equal(rp_protocol_name(r->forwarder_protocol), rp_protocol_name(fwd));
+    assert_string_equal(rp_protocol_name(r->home_protocol), rp_protocol_name(home));
 }
 
 static void check_event(const capture_event_t *e, uint32_t fwd, uint32_t home,
@@ -264,6 +280,7 @@ static void test_forward_then_async_answer(void **state)
 
     rp_stats_item_t r = one_row(c);
     check_row(&r, A, B, RP_CLASS_UPLINK_APP, RP_OUT_FORWARDED, NULL, true);
+    check_protocols(&r, RP_PROTO_TS002, RP_PROTO_TS002);
     capture_event_t e = one_event(c);
     check_event(&e, A, B, BI_MT_PR_START_REQ, 77, RP_CLASS_UPLINK_APP, RP_OUT_FORWARDED, "",
                 "A");
@@ -423,6 +440,7 @@ static void test_refusals_and_hub_answers(void **state)
     assert_int_equal(L.releases, 1);
     rp_stats_item_t r = one_row(c);
     check_row(&r, A, 0, RP_CLASS_UPLINK_APP, RP_OUT_NO_ROUTE, NULL, true);
+    check_protocols(&r, RP_PROTO_TS002, RP_PROTO_TS002);
     capture_event_t e = one_event(c);
     check_event(&e, A, 0, BI_MT_PR_START_REQ, 21, RP_CLASS_UPLINK_APP, RP_OUT_NO_ROUTE, "", "");
 
@@ -475,16 +493,17 @@ static void test_count_without_transaction(void **state)
 {
     core_t *c = *state;
     relay_fwd_t who = {RP_STATS_ID_NETID, A};
-    relay_count(&c->wk, who, 0, BI_MT_PR_START_REQ, 31, RP_CLASS_OTHER, RP_OUT_UNAUTHORIZED, NULL,
-                rh_mono_ns() - 2000000, NULL);
+    relay_count(&c->wk, who, 0, RP_PROTO_PACKET_BROKER, RP_PROTO_TS002, BI_MT_PR_START_REQ, 31,
+                RP_CLASS_OTHER, RP_OUT_UNAUTHORIZED, NULL, rh_mono_ns() - 2000000, NULL);
     rp_stats_item_t r = one_row(c);
     check_row(&r, A, 0, RP_CLASS_OTHER, RP_OUT_UNAUTHORIZED, NULL, true);
+    check_protocols(&r, RP_PROTO_PACKET_BROKER, RP_PROTO_TS002);
     capture_event_t e = one_event(c);
     check_event(&e, A, 0, BI_MT_PR_START_REQ, 31, RP_CLASS_OTHER, RP_OUT_UNAUTHORIZED, "", "");
     /* a Join Server forwarder is counted by its JoinEUI, never cut down to a NetID */
     relay_fwd_t js = {RP_STATS_ID_JOIN_EUI, EUI_JS};
-    relay_count(&c->wk, js, B, BI_MT_HOME_NS_REQ, 32, RP_CLASS_OTHER, RP_OUT_FORWARDED, NULL, 0,
-                "J");
+    relay_count(&c->wk, js, B, RP_PROTO_TS002, RP_PROTO_TS002, BI_MT_HOME_NS_REQ, 32,
+                RP_CLASS_OTHER, RP_OUT_FORWARDED, NULL, 0, "J");
     rp_stats_item_t *items = NULL;
     size_t n = 0;
     assert_int_equal(metrics_take_deltas(c->wk.metrics, 1, &items, &n), RH_OK);
@@ -494,6 +513,52 @@ static void test_count_without_transaction(void **state)
     free(items);
     e = one_event(c);
     assert_int_equal(e.fwd_net_id, UINT32_MAX);
+}
+
+/* A Packet Broker front end's transactions (pb_bridge.c: sender_protocol Packet Broker) toward
+ * TS002 endpoints: the protocols of each side of the row follow the message's direction; a
+ * refusal before any receiver was chosen counts the receiving side as the sender's protocol. */
+static void test_protocols_of_bridged_rows(void **state)
+{
+    core_t *c = *state;
+    uint8_t buf[64];
+    /* a Packet Broker forwarder's uplink to B's TS002 endpoint */
+    relay_txn_t *t = create_proto(c, c->w->a, RP_PROTO_PACKET_BROKER, BI_MT_PR_START_REQ,
+                                  BI_MT_PR_START_ANS, 61);
+    route_msg_t v = msg(c->w->a, ROUTE_UPLINK, 0, false, UP_APP("0100000a"), buf);
+    relay_txn_route(t, &v);
+    assert_string_equal(L.fwd_ep, "epB");
+    relay_answer_t a = {.code = BI_RC_SUCCESS};
+    relay_txn_complete(t, &a);
+    rp_stats_item_t r = one_row(c);
+    check_row(&r, A, B, RP_CLASS_UPLINK_APP, RP_OUT_FORWARDED, NULL, true);
+    check_protocols(&r, RP_PROTO_PACKET_BROKER, RP_PROTO_TS002);
+    one_event(c);
+    fe_forward_ends();
+    /* a Packet Broker home network's downlink to forwarder A's TS002 endpoint: the forwarder
+     * side is the receiver */
+    t = create_proto(c, c->w->b, RP_PROTO_PACKET_BROKER, BI_MT_XMIT_DATA_REQ, BI_MT_XMIT_DATA_ANS,
+                     62);
+    v = msg(c->w->b, ROUTE_DOWNLINK, A, false, DOWN_APP, buf);
+    relay_txn_route(t, &v);
+    assert_string_equal(L.fwd_ep, "epA");
+    relay_txn_complete(t, &a);
+    r = one_row(c);
+    check_row(&r, A, B, RP_CLASS_DOWNLINK_APP, RP_OUT_FORWARDED, NULL, true);
+    check_protocols(&r, RP_PROTO_TS002, RP_PROTO_PACKET_BROKER);
+    one_event(c);
+    fe_forward_ends();
+    /* refused before a receiver was chosen (no DevAddr block): Packet Broker on both sides */
+    t = create_proto(c, c->w->a, RP_PROTO_PACKET_BROKER, BI_MT_PR_START_REQ, BI_MT_PR_START_ANS,
+                     63);
+    v = msg(c->w->a, ROUTE_UPLINK, B, false, UP_APP("01000016"), buf);
+    relay_txn_route(t, &v);
+    assert_int_equal(L.forwards, 2);
+    r = one_row(c);
+    check_row(&r, A, 0, RP_CLASS_UPLINK_APP, RP_OUT_NO_ROUTE, NULL, true);
+    check_protocols(&r, RP_PROTO_PACKET_BROKER, RP_PROTO_PACKET_BROKER);
+    one_event(c);
+    assert_int_equal(L.releases, 3);
 }
 
 /* Shutdown fails what is still pending and frees it once the front end lets go. */
@@ -548,6 +613,7 @@ static void test_party_without_endpoint(void **state)
     assert_int_equal(L.ans.code, BI_RC_UNKNOWN_DEV_ADDR);
     rp_stats_item_t r = one_row(c);
     check_row(&r, A, 0x000909, RP_CLASS_UPLINK_APP, RP_OUT_RECEIVER_ERROR, "UnknownDevAddr", true);
+    check_protocols(&r, RP_PROTO_TS002, RP_PROTO_PACKET_BROKER); /* bridged to its own transport */
     one_event(c);
     fe_forward_ends();
 
@@ -596,6 +662,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_refusals_and_hub_answers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_count_without_transaction, setup, teardown),
         cmocka_unit_test_setup_teardown(test_worker_fini, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_protocols_of_bridged_rows, setup, teardown),
         cmocka_unit_test_setup_teardown(test_party_without_endpoint, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

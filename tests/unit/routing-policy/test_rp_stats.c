@@ -9,7 +9,11 @@
  *   - a database written by the version before roll-ups (minute buckets only, no META mark):
  *     periods before the roll-ups started are summed from minutes, later ones from roll-ups, and
  *     the totals are exact across the boundary;
- *   - the member ("party") filter and bounded pruning.
+ *   - the member ("party") filter and bounded pruning;
+ *   - the protocols as a dimension (issue 12): rows differing only in the forwarder's or the home
+ *     network's protocol stay separate at every resolution and page like the others, the
+ *     protocol filters, rows and page tokens written before the protocols existed (the original
+ *     key layout, version-1 tokens) read as TS002.
  */
 #include "rp_fixture.h"
 
@@ -78,6 +82,9 @@ static void fill(rp_db_t *db, int days, int pairs, size_t *n_items)
             it->outcome = rnd() % 4 ? RP_OUT_FORWARDED : RP_OUT_RECEIVER_ERROR;
             it->result_code = it->outcome == RP_OUT_RECEIVER_ERROR ? codes[1 + rnd() % 2] : NULL;
             it->count = 1 + rnd() % 50;
+            unsigned pr = (unsigned)(rnd() % 8); /* mostly TS002 on both sides, some bridged */
+            it->forwarder_protocol = pr == 1 || pr == 3 ? RP_PROTO_PACKET_BROKER : RP_PROTO_TS002;
+            it->home_protocol = pr == 2 || pr == 3 ? RP_PROTO_PACKET_BROKER : RP_PROTO_TS002;
             for (uint64_t c = 0; c < it->count; c++) {
                 uint64_t us = 100 + rnd() % 100000;
                 it->latency_us_sum += us;
@@ -99,7 +106,9 @@ static int same_series(const rows_t *a, size_t i, const rows_t *b, size_t j)
 {
     const rp_stats_item_t *x = &a->v[i], *y = &b->v[j];
     return x->forwarder_net_id == y->forwarder_net_id && x->home_net_id == y->home_net_id &&
-           x->cls == y->cls && x->outcome == y->outcome && !strcmp(a->rc[i], b->rc[j]);
+           x->forwarder_protocol == y->forwarder_protocol &&
+           x->home_protocol == y->home_protocol && x->cls == y->cls && x->outcome == y->outcome &&
+           !strcmp(a->rc[i], b->rc[j]);
 }
 
 /* Sums the rows of `fine` into periods of `len` and compares with `coarse` row by row. */
@@ -269,7 +278,7 @@ static void test_page_tokens_refused(void **state)
     assert_non_null(strstr(d.text, "page_token"));
     assert_int_equal(rp_stats_query_page(f->db, T0 + 60, T0 + 2 * 1440, NULL, RP_AGG_HOUR, &p2,
                                          collect, &got, &d), RH_EINVAL);
-    rp_stats_filter_t flt = {RP_ANY, 0x500, RP_ANY, RP_ANY, false, 0};
+    rp_stats_filter_t flt = {RP_ANY, 0x500, RP_ANY, RP_ANY, false, 0, 0, 0, 0};
     assert_int_equal(rp_stats_query_page(f->db, T0, T0 + 2 * 1440, &flt, RP_AGG_HOUR, &p2, collect,
                                          &got, &d), RH_EINVAL);
     p2.page_token = "zz";
@@ -299,7 +308,7 @@ static void test_party_filter(void **state)
     rh_diag_t d;
     rows_t all = {0}, mine = {0}, paged = {0};
     assert_int_equal(rp_stats_query(f->db, T0, T0 + 1440, NULL, RP_AGG_HOUR, collect, &all, &d), RH_OK);
-    rp_stats_filter_t flt = {RP_ANY, RP_ANY, RP_ANY, RP_ANY, true, 0x11};
+    rp_stats_filter_t flt = {RP_ANY, RP_ANY, RP_ANY, RP_ANY, true, 0x11, 0, 0, 0};
     assert_int_equal(rp_stats_query(f->db, T0, T0 + 1440, &flt, RP_AGG_HOUR, collect, &mine, &d), RH_OK);
     size_t expect = 0;
     for (size_t i = 0; i < all.n; i++)
@@ -458,6 +467,236 @@ static void test_pages_with_join_eui_forwarders(void **state)
     }
 }
 
+/* ---- the protocols as a dimension (issue 12) ------------------------------------------------ */
+
+static rp_stats_item_t proto_row(int64_t minute, rp_protocol_t fp, rp_protocol_t hp,
+                                 uint64_t count)
+{
+    rp_stats_item_t it = {.minute = minute, .forwarder_net_id = 0x13, .home_net_id = 0x707,
+                          .cls = RP_CLASS_UPLINK_APP, .outcome = RP_OUT_FORWARDED,
+                          .count = count, .latency_us_sum = count * 1000,
+                          .forwarder_protocol = fp, .home_protocol = hp};
+    it.latency_hist[rp_stats_hist_index(1000)] = count;
+    return it;
+}
+
+/* Count of the row with protocols (fp, hp) in r (asserting there is at most one). */
+static uint64_t proto_count(const rows_t *r, rp_protocol_t fp, rp_protocol_t hp)
+{
+    uint64_t c = 0;
+    int seen = 0;
+    for (size_t i = 0; i < r->n; i++)
+        if (r->v[i].forwarder_protocol == fp && r->v[i].home_protocol == hp) {
+            c += r->v[i].count;
+            seen++;
+        }
+    assert_true(seen <= 1);
+    return c;
+}
+
+#define TS RP_PROTO_TS002
+#define PB RP_PROTO_PACKET_BROKER
+
+static void test_rows_differing_only_in_protocol(void **state)
+{
+    fx_t *f = *state;
+    rh_diag_t d;
+    /* one pair, class, outcome and minute: four protocol combinations, twice each */
+    rp_stats_item_t b[8] = {proto_row(T0 + 5, TS, TS, 1), proto_row(T0 + 5, PB, TS, 2),
+                            proto_row(T0 + 5, TS, PB, 4), proto_row(T0 + 5, PB, PB, 8),
+                            proto_row(T0 + 65, TS, TS, 16), proto_row(T0 + 65, PB, TS, 32),
+                            proto_row(T0 + 65, TS, PB, 64), proto_row(T0 + 65, PB, PB, 128)};
+    assert_int_equal(rp_stats_add(f->db, b, 8, &d), RH_OK);
+    static const rp_agg_t aggs[3] = {RP_AGG_MINUTE, RP_AGG_HOUR, RP_AGG_DAY};
+    for (unsigned a = 0; a < 3; a++) {
+        rows_t r = {0};
+        assert_int_equal(rp_stats_query(f->db, T0, T0 + 1440, NULL, aggs[a], collect, &r, &d),
+                         RH_OK);
+        assert_int_equal(r.n, aggs[a] == RP_AGG_DAY ? 4 : 8);
+        if (aggs[a] == RP_AGG_DAY) { /* the day sums both minutes */
+            assert_int_equal(proto_count(&r, TS, TS), 17);
+            assert_int_equal(proto_count(&r, PB, TS), 34);
+            assert_int_equal(proto_count(&r, TS, PB), 68);
+            assert_int_equal(proto_count(&r, PB, PB), 136);
+        }
+        /* delivered in (period, forwarder, home, forwarder protocol, home protocol) order */
+        for (size_t i = 1; i < r.n; i++)
+            if (r.v[i].minute == r.v[i - 1].minute)
+                assert_true(r.v[i].forwarder_protocol * 2 + r.v[i].home_protocol >
+                            r.v[i - 1].forwarder_protocol * 2 + r.v[i - 1].home_protocol);
+        /* one row per page: the token carries the protocols, every row comes once */
+        rows_t paged = {0};
+        char tok[RP_STATS_TOKEN_MAX] = "";
+        do {
+            rp_stats_page_t pg = {.page_token = tok, .max_rows = 1};
+            assert_int_equal(rp_stats_query_page(f->db, T0, T0 + 1440, NULL, aggs[a], &pg,
+                                                 collect, &paged, &d), RH_OK);
+            snprintf(tok, sizeof tok, "%s", pg.next);
+        } while (tok[0]);
+        assert_rows_equal(&r, &paged);
+        rows_free(&r);
+        rows_free(&paged);
+    }
+    /* filters: the forwarder's, the home's, either side's protocol */
+    struct {
+        unsigned fwd, home, either;
+        uint64_t want; /* sum of the counts of the kept combinations, over both minutes */
+        size_t rows;   /* hourly rows */
+    } cases[] = {
+        {1u << PB, 0, 0, 34 + 136, 4},
+        {0, 1u << PB, 0, 68 + 136, 4},
+        {1u << TS, 1u << TS, 0, 17, 2},
+        {0, 0, 1u << PB, 34 + 68 + 136, 6},
+        {0, 0, 1u << TS, 17 + 34 + 68, 6},
+        {1u << TS, 1u << PB, 0, 68, 2},
+        {(1u << TS) | (1u << PB), 0, 0, 255, 8},
+    };
+    for (unsigned c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        rp_stats_filter_t flt = {RP_ANY, RP_ANY, RP_ANY, RP_ANY, false, 0, cases[c].fwd,
+                                 cases[c].home, cases[c].either};
+        rows_t r = {0};
+        assert_int_equal(rp_stats_query(f->db, T0, T0 + 1440, &flt, RP_AGG_HOUR, collect, &r, &d),
+                         RH_OK);
+        assert_int_equal(r.n, cases[c].rows);
+        assert_int_equal(total_count(&r), cases[c].want);
+        /* a token of the filtered query is not one of the unfiltered query */
+        rp_stats_page_t pg = {.max_rows = 1};
+        rows_t one = {0};
+        assert_int_equal(rp_stats_query_page(f->db, T0, T0 + 1440, &flt, RP_AGG_HOUR, &pg,
+                                             collect, &one, &d), RH_OK);
+        assert_true(pg.next[0]);
+        rp_stats_page_t p2 = {.page_token = pg.next};
+        assert_int_equal(rp_stats_query_page(f->db, T0, T0 + 1440, NULL, RP_AGG_HOUR, &p2,
+                                             collect, &one, &d), RH_EINVAL);
+        rows_free(&r);
+        rows_free(&one);
+    }
+    /* a protocol out of range is skipped and named, the valid rows of the batch are written */
+    rp_stats_item_t bad[2] = {proto_row(T0 + 7, TS, TS, 1000), proto_row(T0 + 7, TS, TS, 1)};
+    bad[0].home_protocol = (rp_protocol_t)RP_PROTO_COUNT;
+    assert_int_equal(rp_stats_add(f->db, bad, 2, &d), RH_EINVAL);
+    assert_non_null(strstr(d.text, "stats[0].home_protocol: 2 out of range"));
+    rows_t r = {0};
+    assert_int_equal(rp_stats_query(f->db, T0, T0 + 1440, NULL, RP_AGG_DAY, collect, &r, &d), RH_OK);
+    assert_int_equal(total_count(&r), 255 + 1);
+    rows_free(&r);
+}
+
+/* The FNV-1a query hash of a version-1 page token (the format before the protocols): over
+ * int64 {from period, to period, period length} then uint32 {forwarder, home, class, outcome,
+ * has_party, party}. Written here independently of rp_stats.c. */
+static uint32_t v1_query_hash(int64_t from_p, int64_t to_p, int64_t len, const uint32_t fv[6])
+{
+    uint32_t h = 2166136261u;
+    int64_t qv[3] = {from_p, to_p, len};
+    const uint8_t *p = (const uint8_t *)qv;
+    for (size_t i = 0; i < sizeof qv; i++)
+        h = (h ^ p[i]) * 16777619u;
+    p = (const uint8_t *)fv;
+    for (size_t i = 0; i < 6 * sizeof *fv; i++)
+        h = (h ^ p[i]) * 16777619u;
+    return h;
+}
+
+/* A minute bucket in the key layout written before the protocols were a dimension (50 bytes for
+ * a NetID forwarder, 58 with a JoinEUI): every such row reads as TS002 on both sides, merges with
+ * the TS002 rows this version writes, and stays apart from Packet Broker rows. A page token of
+ * the version before (65 bytes, version 1) still continues its query. */
+static void test_old_rows_and_tokens_read_as_ts002(void **state)
+{
+    fx_t *f = *state;
+    rh_diag_t d;
+    legacy_put(f->db, T0 + 1, 0x13, 0x707, 5);
+    legacy_put(f->db, T0 + 2, 0x13, 0x707, 6);
+    { /* a JoinEUI forwarder's row in the old layout */
+        uint8_t k[RP_KEY_STATS + 8] = {0};
+        rh_put_be64(k, (uint64_t)(T0 + 1));
+        rh_put_be32(k + 8, 0xFFFFFFFFu);
+        rh_put_be32(k + 12, 0x707);
+        k[16] = RP_CLASS_JOIN_REQUEST;
+        k[17] = RP_OUT_FORWARDED;
+        rh_put_be64(k + RP_KEY_STATS, 0x70B3D57ED0000001ull);
+        Roamhub__V1__StatsBucket b = ROAMHUB__V1__STATS_BUCKET__INIT;
+        b.count = 7;
+        uint8_t buf[64];
+        size_t len = roamhub__v1__stats_bucket__pack(&b, buf);
+        MDB_txn *txn;
+        assert_int_equal(mdb_txn_begin(f->db->env, NULL, 0, &txn), 0);
+        MDB_val kv = {sizeof k, k}, vv = {len, buf};
+        assert_int_equal(mdb_put(txn, f->db->dbi[RP_DBI_STATS], &kv, &vv, 0), 0);
+        assert_int_equal(mdb_txn_commit(txn), 0);
+    }
+    rows_t r = {0};
+    assert_int_equal(rp_stats_query(f->db, T0, T0 + 60, NULL, RP_AGG_MINUTE, collect, &r, &d), RH_OK);
+    assert_int_equal(r.n, 3);
+    for (size_t i = 0; i < r.n; i++) {
+        assert_int_equal(r.v[i].forwarder_protocol, TS);
+        assert_int_equal(r.v[i].home_protocol, TS);
+    }
+    rows_free(&r);
+    /* this version adds to the same minute: TS002 merges into the old bucket, PB stays apart */
+    rp_stats_item_t b[3] = {proto_row(T0 + 1, TS, TS, 100), proto_row(T0 + 1, PB, TS, 1000),
+                            proto_row(T0 + 1, TS, PB, 10000)};
+    assert_int_equal(rp_stats_add(f->db, b, 3, &d), RH_OK);
+    assert_int_equal(rp_stats_query(f->db, T0 + 1, T0 + 2, NULL, RP_AGG_MINUTE, collect, &r, &d),
+                     RH_OK);
+    assert_int_equal(r.n, 4); /* NetID TS/TS (old + new merged), PB/TS, TS/PB; the JoinEUI row */
+    uint64_t ts = 0;
+    for (size_t i = 0; i < r.n; i++)
+        if (r.v[i].forwarder_kind == RP_STATS_ID_NETID && r.v[i].forwarder_protocol == TS &&
+            r.v[i].home_protocol == TS)
+            ts += r.v[i].count;
+    assert_int_equal(ts, 105);
+    rows_free(&r);
+    rp_stats_filter_t pbf = {RP_ANY, RP_ANY, RP_ANY, RP_ANY, false, 0, 0, 0, 1u << PB};
+    assert_int_equal(rp_stats_query(f->db, T0, T0 + 60, &pbf, RP_AGG_MINUTE, collect, &r, &d), RH_OK);
+    assert_int_equal(r.n, 2);
+    assert_int_equal(total_count(&r), 11000);
+    rows_free(&r);
+
+    /* a version-1 token: the page after the first row of the minute query [T0, T0+60) */
+    rows_t all = {0}, rest = {0};
+    assert_int_equal(rp_stats_query(f->db, T0, T0 + 60, NULL, RP_AGG_MINUTE, collect, &all, &d),
+                     RH_OK);
+    assert_int_equal(all.n, 5);
+    rp_stats_page_t pg = {.max_rows = 1};
+    rows_t first = {0};
+    assert_int_equal(rp_stats_query_page(f->db, T0, T0 + 60, NULL, RP_AGG_MINUTE, &pg, collect,
+                                         &first, &d), RH_OK);
+    assert_int_equal(first.n, 1);
+    assert_int_equal(first.v[0].forwarder_protocol, TS); /* the old row sorts first */
+    uint8_t t[67];
+    size_t tn = 0;
+    assert_int_equal(strlen(pg.next), 2 * 67);
+    assert_int_equal(rh_hex_decode(pg.next, 2 * 67, t, sizeof t, &tn, "t", NULL), RH_OK);
+    assert_int_equal(t[55], 2);
+    uint32_t fv[6] = {RP_ANY, RP_ANY, RP_ANY, RP_ANY, 0, 0};
+    assert_int_equal(rh_get_be32(t + 51), v1_query_hash(T0, T0 + 60, 1, fv)); /* unchanged */
+    t[55] = 1; /* what the version before wrote: the same 65 bytes, version 1 */
+    char v1[2 * 65 + 1];
+    rh_hex_encode(t, 65, v1, 0);
+    rp_stats_page_t p2 = {.page_token = v1};
+    assert_int_equal(rp_stats_query_page(f->db, T0, T0 + 60, NULL, RP_AGG_MINUTE, &p2, collect,
+                                         &rest, &d), RH_OK);
+    assert_int_equal(rest.n, all.n - 1);
+    for (size_t i = 0; i < rest.n; i++) {
+        assert_int_equal(rest.v[i].minute, all.v[i + 1].minute);
+        assert_int_equal(rest.v[i].count, all.v[i + 1].count);
+    }
+    /* a version-1 token cannot name a protocol; a version-2 token with one out of range fails */
+    t[55] = 2;
+    t[66] = RP_PROTO_COUNT;
+    char bad[2 * 67 + 1];
+    rh_hex_encode(t, 67, bad, 0);
+    rp_stats_page_t p3 = {.page_token = bad};
+    assert_int_equal(rp_stats_query_page(f->db, T0, T0 + 60, NULL, RP_AGG_MINUTE, &p3, collect,
+                                         &rest, &d), RH_EINVAL);
+    assert_non_null(strstr(d.text, "page_token: malformed"));
+    rows_free(&all);
+    rows_free(&first);
+    rows_free(&rest);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -467,6 +706,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_party_filter, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_upgraded_database, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_pages_with_join_eui_forwarders, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_rows_differing_only_in_protocol, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_old_rows_and_tokens_read_as_ts002, fx_setup, fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -89,7 +89,7 @@ static void test_join_eui_forwarder_round_trip(void **state)
     assert_int_equal(out[3].count, 0);
     /* a NetID filter for the EUI's low 24 bits (or anything else) does not match EUI rows */
     memset(out, 0, sizeof out);
-    rp_stats_filter_t flt = {0xaaaa, RP_ANY, RP_ANY, RP_ANY, false, 0};
+    rp_stats_filter_t flt = {0xaaaa, RP_ANY, RP_ANY, RP_ANY, false, 0, 0, 0, 0};
     assert_int_equal(rp_stats_query(f->db, 0, 1000, &flt, RP_AGG_HOUR, collect, out, &d), RH_OK);
     assert_int_equal(out[0].count, 4);
     assert_int_equal(out[0].forwarder_kind, RP_STATS_ID_NETID);

@@ -400,7 +400,7 @@ static void test_stats(void **state)
     assert_int_equal(out[2].minute, 1001);
     assert_int_equal(out[3].count, 0);
     memset(out, 0, sizeof out);
-    rp_stats_filter_t flt = {RP_ANY, RP_ANY, RP_ANY, RP_OUT_FORWARDED, false, 0};
+    rp_stats_filter_t flt = {RP_ANY, RP_ANY, RP_ANY, RP_OUT_FORWARDED, false, 0, 0, 0, 0};
     assert_int_equal(rp_stats_query(f->db, 0, 2000, &flt, RP_AGG_HOUR, stats_cb, out, &d), RH_OK);
     assert_int_equal(out[0].minute, 960);
     assert_int_equal(out[0].count, 9);

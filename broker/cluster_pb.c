@@ -278,8 +278,8 @@ static void none_run(worker_t *w, void *arg)
     if (worker_self() == w) {
         metrics_event(w->metrics, "pb_no_subscriber_in_cluster");
         if (!n->bridged) {
-            pb_count(w, n->fwd, n->home_net, (rp_class_t)n->cls, RP_OUT_NO_ROUTE, NULL,
-                     rh_mono_ns(), NULL);
+            pb_count(w, n->fwd, n->home_net, RP_PROTO_PACKET_BROKER, (rp_class_t)n->cls,
+                     RP_OUT_NO_ROUTE, NULL, rh_mono_ns(), NULL);
         } else if (n->txid && !n->served_here) {
             /* the transaction waits on this node (it routed the message): refused now, as a
              * single node refuses a party without a subscription, not at its deadline */

@@ -278,8 +278,9 @@ static void flush_merged(void *arg, const pb_merged_t *m)
     metrics_event(w->metrics, "pb_bridge_unavailable");
     RH_LOG(RH_LOG_INFO, "pb", "merged uplink not bridged copies=%zu reason=\"%s\"", m->copies,
            d.text);
-    pb_count(w, m->fwd->net_id, first->home_net_id, frame_class(m->phy, m->phy_len),
-             RP_OUT_NO_ROUTE, NULL, first->recv_ns, member ? member->id : NULL);
+    pb_count(w, m->fwd->net_id, first->home_net_id, RP_PROTO_PACKET_BROKER, /* refused */
+             frame_class(m->phy, m->phy_len), RP_OUT_NO_ROUTE, NULL, first->recv_ns,
+             member ? member->id : NULL);
 }
 
 int pb_bridge_worker_start(worker_t *w)

@@ -596,6 +596,15 @@ int hub_run(rh_config_t *cfg)
             exit_code = 1;
             goto out;
         }
+        if (cluster_inflight_start(hub->cluster, &hub->cfg, hub->cview, hub->workers, nw,
+                                   relay_ts002_answer_orphan, &hub->inflight, &d) != RH_OK) {
+            RH_LOG(RH_LOG_ERR, "hub", "cannot start the cluster's in-flight transactions "
+                   "err=\"%s\"", d.text);
+            exit_code = 1;
+            goto out;
+        }
+        for (unsigned i = 0; i < nw; i++) /* the workers' threads start below */
+            hub->workers[i].relay_hooks = cluster_inflight_hooks(hub->inflight);
         admin_cluster_metrics_source(hub);
     }
     if (cfg->admin_enabled) {
@@ -673,7 +682,10 @@ out:
             hub->workers[i].running = false;
         }
     }
+    for (unsigned i = 0; hub->workers && i < nw; i++) /* what worker_fini fails stays open */
+        hub->workers[i].relay_hooks = NULL;
     admin_free(hub->admin_api);
+    cluster_inflight_free(hub->inflight); /* before the view: it asks the view for presence */
     cluster_view_free(hub->cview); /* publishes the last statistics flush when it can */
     cluster_txn_free(hub->xnode);
     cluster_free(hub->cluster);

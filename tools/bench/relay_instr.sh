@@ -20,6 +20,10 @@
 # with JetStream started by this script (stream R1, the hub applies it but nothing is written
 # during the run): the difference to CLUSTER=0 is what the cluster adds per relayed message
 # (tools/bench/cluster_instr.sh runs both).
+# ASYNC=1 makes the forwarder an async sender (its endpoint, the same nginx stub, gets each
+# answer as a POST; the client's request is acknowledged with an empty 200): on a cluster node
+# each such transaction is published to the other nodes, started and ended
+# (broker/cluster_inflight.c) — tools/bench/cluster_instr.sh ASYNC=1 measures that cost.
 # Needs: valgrind (or strace), nginx (nginx-light); nats-server with CLUSTER=1.
 set -euo pipefail
 . "$(dirname "$0")/relay_world.sh"
@@ -45,6 +49,15 @@ stub_start "$W" "$STUB"
 VARIANT=${VARIANT:-plain}
 case $VARIANT in plain|reencode) GW=true;; strip) GW=false;; *) echo "VARIANT: plain, reencode or strip" >&2; exit 1;; esac
 relay_table "$W/table.json" "$STUB" "$GW"
+if [ "${ASYNC:-0}" = 1 ]; then # the forwarder's own endpoint: answers are POSTed to it
+  python3 - "$W/table.json" "$STUB" <<'PY'
+import json, sys
+t = json.load(open(sys.argv[1]))
+t["endpoints"].append({"id": "fwd", "net_id": "000202", "url": "http://127.0.0.1:%s/" % sys.argv[2],
+                       "async_answers": True, "timeout_ms": 3000, "max_in_flight": 4096})
+json.dump(t, open(sys.argv[1], "w"))
+PY
+fi
 
 HUB_TLS=""
 if [ "${TLS:-0}" = 1 ]; then
@@ -109,7 +122,12 @@ if sys.argv[3] == "reencode":
 h = {"Content-Type": "application/json", "Authorization": "Bearer bench-key-0123456789"}
 for i in range(int(sys.argv[2])):
     c.request("POST", "/", t1 + str(i + 1) + t2, h)
-    a = json.loads(c.getresponse().read())
+    r = c.getresponse()
+    body = r.read()
+    if not body:  # ASYNC=1: acknowledged, the answer goes to the forwarder's endpoint
+        assert r.status == 200, r.status
+        continue
+    a = json.loads(body)
     assert a["Result"]["ResultCode"] == "Success", a
 PY
   local client=$?

@@ -641,6 +641,9 @@ static int options_new(cluster_t *c, const rh_config_t *cfg, natsOptions **out, 
         s = natsOptions_SetReconnectWait(o, 250);
     if (s == NATS_OK)
         s = natsOptions_SetTimeout(o, 2000);
+    if (s == NATS_OK) /* a node's own core messages never come back to it: every module deals
+                         with its own node locally (cluster_view, cluster_inflight) */
+        s = natsOptions_SetNoEcho(o, true);
     if (s == NATS_OK)
         s = natsOptions_SetRetryOnFailedConnect(o, true, connected_cb, NULL);
     if (s == NATS_OK)

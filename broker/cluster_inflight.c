@@ -201,6 +201,7 @@ size_t cluster_inflight_table_count(const cluster_inflight_table_t *t, unsigned 
 /* A record waiting for the publisher: a start (with its strings) or an end. */
 typedef struct queued {
     bool ended;
+    bool cancelled; /* a start whose end came before it was published: neither is */
     relay_inflight_t i; /* i.sender unused: sender[] */
     char sender[RH_ID_MAX + 1];
 } queued_t;
@@ -229,12 +230,27 @@ struct cluster_inflight {
     atomic_int busy;     /* subscription callbacks running */
 };
 
+/* How far back an end looks for its own start still queued (a transaction that ended within the
+ * same batch window is not published at all). */
+#define CANCEL_SCAN 64
+
 static void enqueue(cluster_inflight_t *x, const relay_inflight_t *i, bool ended)
 {
     size_t len = ended ? 0 : strlen(i->sender);
     if (len > RH_ID_MAX)
         len = RH_ID_MAX; /* member IDs are at most RH_ID_MAX bytes (rh_id.h) */
     pthread_mutex_lock(&x->mu);
+    if (ended) {
+        for (size_t k = x->qn, n = 0; k > 0 && n < CANCEL_SCAN; k--, n++) {
+            queued_t *q = &x->q[k - 1];
+            if (!q->ended && !q->cancelled && q->i.hub_txid == i->hub_txid &&
+                q->i.sender_txid == i->sender_txid) {
+                q->cancelled = true;
+                pthread_mutex_unlock(&x->mu);
+                return;
+            }
+        }
+    }
     if (x->qn >= CLUSTER_INFLIGHT_QUEUE) {
         pthread_mutex_unlock(&x->mu);
         metrics_event(x->workers[0].metrics, "inflight_not_published");
@@ -242,6 +258,7 @@ static void enqueue(cluster_inflight_t *x, const relay_inflight_t *i, bool ended
     }
     queued_t *e = &x->q[x->qn++];
     e->ended = ended;
+    e->cancelled = false;
     e->i = *i;
     memcpy(e->sender, i->sender, len);
     e->sender[len] = '\0';
@@ -265,8 +282,10 @@ const relay_hooks_t *cluster_inflight_hooks(cluster_inflight_t *x)
     return x ? &x->hooks : NULL;
 }
 
-/* Publisher thread: q[0..n) as one InflightBatch (n may be 0: a heartbeat). */
-static void publish(cluster_inflight_t *x, const queued_t *q, size_t n)
+/* Publisher thread: q[0..n) as one InflightBatch, without the cancelled starts; n == 0: an
+ * empty one (a heartbeat). Returns false when there was nothing to publish (every record
+ * cancelled). */
+static bool publish(cluster_inflight_t *x, const queued_t *q, size_t n)
 {
     Roamhub__V1__InflightTxn *m = n ? malloc(n * sizeof *m) : NULL;
     Roamhub__V1__InflightTxn **pm = n ? malloc(n * sizeof *pm) : NULL;
@@ -274,43 +293,53 @@ static void publish(cluster_inflight_t *x, const queued_t *q, size_t n)
         free(m);
         free(pm);
         metrics_event(x->workers[0].metrics, "inflight_not_published");
-        return;
+        return true;
     }
+    size_t out = 0;
     for (size_t k = 0; k < n; k++) {
+        if (q[k].cancelled)
+            continue;
         const relay_inflight_t *i = &q[k].i;
-        roamhub__v1__inflight_txn__init(&m[k]);
-        m[k].hub_txid = i->hub_txid;
-        m[k].sender_txid = i->sender_txid;
+        Roamhub__V1__InflightTxn *o = &m[out];
+        roamhub__v1__inflight_txn__init(o);
+        o->hub_txid = i->hub_txid;
+        o->sender_txid = i->sender_txid;
         if (q[k].ended) {
-            m[k].ended = true;
+            o->ended = true;
         } else {
-            m[k].sender = (char *)q[k].sender;
-            m[k].sender_id_kind = (uint32_t)i->sender_id.kind;
-            m[k].sender_id = i->sender_id.id;
-            m[k].receiver_is_eui = i->receiver_is_eui;
-            m[k].receiver = i->receiver;
-            m[k].req_type = (uint32_t)i->req_type;
-            m[k].ans_type = (uint32_t)i->ans_type;
-            m[k].fail_code = (uint32_t)i->fail_code;
-            m[k].deadline_ms = i->deadline_ms;
+            o->sender = (char *)q[k].sender;
+            o->sender_id_kind = (uint32_t)i->sender_id.kind;
+            o->sender_id = i->sender_id.id;
+            o->receiver_is_eui = i->receiver_is_eui;
+            o->receiver = i->receiver;
+            o->req_type = (uint32_t)i->req_type;
+            o->ans_type = (uint32_t)i->ans_type;
+            o->fail_code = (uint32_t)i->fail_code;
+            o->deadline_ms = i->deadline_ms;
         }
-        pm[k] = &m[k];
+        pm[out++] = o;
+    }
+    if (n && !out) {
+        free(m);
+        free(pm);
+        return false;
     }
     Roamhub__V1__InflightBatch b = ROAMHUB__V1__INFLIGHT_BATCH__INIT;
     b.node_id = x->node;
     b.run_id = x->run;
-    b.n_txns = n;
+    b.n_txns = out;
     b.txns = pm;
     size_t len = roamhub__v1__inflight_batch__get_packed_size(&b);
     uint8_t *buf = malloc(len ? len : 1);
     if (buf) {
         roamhub__v1__inflight_batch__pack(&b, buf);
-        if (natsConnection_Publish(x->nc, x->subject, buf, (int)len) != NATS_OK && n)
+        if (natsConnection_Publish(x->nc, x->subject, buf, (int)len) != NATS_OK && out)
             metrics_event(x->workers[0].metrics, "inflight_not_published");
     }
     free(buf);
     free(m);
     free(pm);
+    return true;
 }
 
 /* PREFIX.inflight.NODE of another node (NATS thread): its records into the table. */
@@ -452,11 +481,13 @@ static void *inflight_main(void *arg)
             x->qn = 0;
             bool stop = x->stop;
             pthread_mutex_unlock(&x->mu);
-            if (natsConnection_Status(x->nc) == NATS_CONN_STATUS_CONNECTED)
-                publish(x, q, n);
-            else if (n)
-                metrics_event(x->workers[0].metrics, "inflight_not_published");
-            next_beat = rh_mono_ms() + HEARTBEAT_MS;
+            if (natsConnection_Status(x->nc) != NATS_CONN_STATUS_CONNECTED) {
+                if (n)
+                    metrics_event(x->workers[0].metrics, "inflight_not_published");
+                next_beat = rh_mono_ms() + HEARTBEAT_MS;
+            } else if (publish(x, q, n)) {
+                next_beat = rh_mono_ms() + HEARTBEAT_MS;
+            }
             pthread_mutex_lock(&x->mu);
             if (stop)
                 break;

@@ -17,8 +17,8 @@
  * it ended. The records are queued (at most CLUSTER_INFLIGHT_QUEUE; beyond, counted
  * `inflight_not_published`, as is a batch NATS did not take) and this module's thread publishes
  * them in batches (proto InflightBatch, core NATS, PREFIX.inflight.NODE) at most
- * CLUSTER_INFLIGHT_FLUSH_MS after the first one, and an empty batch every second as a heartbeat: each batch carries the holder's
- * run ID (random at start). A transaction that ends while its start is still queued (a receiver
+ * CLUSTER_INFLIGHT_FLUSH_MS after the first one, and an empty batch every second as a
+ * heartbeat: each batch carries the holder's run ID (random at start). A transaction that ends while its start is still queued (a receiver
  * answering within the batch window) is not published at all.
  *
  * The other nodes keep the records of each holder in a table (cluster_inflight_table_t: at most

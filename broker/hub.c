@@ -685,9 +685,13 @@ out:
     for (unsigned i = 0; hub->workers && i < nw; i++) /* what worker_fini fails stays open */
         hub->workers[i].relay_hooks = NULL;
     admin_free(hub->admin_api);
+    /* the cluster modules publish and drain what they still have while the connection is open;
+     * then it is closed, and only then are subscriptions and JetStream contexts destroyed */
     cluster_inflight_free(hub->inflight); /* before the view: it asks the view for presence */
-    cluster_view_free(hub->cview); /* publishes the last statistics flush when it can */
+    cluster_view_stop(hub->cview); /* publishes the last statistics flush when it can */
     cluster_txn_free(hub->xnode);
+    cluster_close(hub->cluster);
+    cluster_view_free(hub->cview);
     cluster_free(hub->cluster);
     for (unsigned i = 0; hub->workers && i < nw; i++)
         worker_fini(&hub->workers[i]);

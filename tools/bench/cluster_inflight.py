@@ -51,6 +51,9 @@ def one_run(wait_ms):
     nats = NatsCluster(3)
     a = Member("netA", A, "key-A-0123456789", mode="async", answer_fn=lambda req: None)
     b = Member("netB", B, "key-B-0123456789", mode="async", answer_fn=lambda req: None)
+    # the answers due at one moment arrive together: Python's default listen backlog (5) would
+    # drop connection attempts (each retried by TCP after 1 s, 3 s...) and time that, not the hub
+    a.server.socket.listen(256)
     hubs = []
     try:
         nats.wait_jetstream()

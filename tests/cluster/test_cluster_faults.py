@@ -189,6 +189,35 @@ class InflightTest(NodesTest):
         self.assertEqual(n2.metric(EVENT % "inflight_failed_for_node"), 3, n2.logs()[-3000:])
         self.assertEqual(n3.metric(EVENT % "inflight_failed_for_node"), 0, n3.logs()[-3000:])
 
+    def test_holder_restarted_at_once_its_earlier_transactions_fail_at_deadline(self):
+        """kill -9 and an immediate restart (as systemd's Restart= would): the holder is never
+        seen missing, but its new run ID orphans the transactions of its earlier run, which the
+        lowest-numbered other node answers at their deadlines."""
+        n1, n2, n3 = self.node(1), self.node(2), self.node(3)
+        for n in (n1, n2, n3):
+            wait_readyz(n, 200, "ready\n")
+        time.sleep(1.5)  # presence and runs heard
+        pr = pr_start_req(A, B, uplink(7))
+        t_sent = time.time()
+        st, body, _ = n1.post(pr, self.a.key)
+        self.assertEqual((st, body), (200, None), n1.logs()[-2000:])
+        self.b.get(timeout=5, mtype="PRStartReq")
+        time.sleep(0.3)
+        n1.kill()
+        n1.start()  # back at once, a new run: it knows nothing of the transaction
+        wait_readyz(n1, 200, "ready\n")
+        deadline = t_sent + self.WAIT_MS / 1000.0
+        got = self.answers((self.a,), 1, deadline + 5.0)
+        self.assertEqual(len(got), 1, n2.logs()[-3000:])
+        t, m = got[0]
+        self.assertEqual((m["MessageType"], m["TransactionID"], m["Result"]["ResultCode"]),
+                         ("PRStartAns", pr["TransactionID"], "Other"), m)
+        self.assertGreaterEqual(t, deadline - 0.05, t - t_sent)
+        self.assertIn("node 1 restarted", n2.logs())
+        time.sleep(1.0)
+        self.a.assert_nothing(0.1)  # once
+        self.assertEqual(n2.metric(EVENT % "inflight_failed_for_node"), 1, n2.logs()[-3000:])
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -168,6 +168,14 @@ bi_id_t relay_txn_sent_receiver(const relay_txn_t *t)
     return t->sent_receiver;
 }
 
+/* The ResultCode of a failure because of the receiver (relay_txn_fail, and what another node
+ * answers for a dead holder: relay_inflight_t.fail_code): XmitFailed for a downlink (TS002
+ * 1.0 §11.3.2: not transmitted), Other otherwise. */
+static bi_result_code_t fail_code(const relay_txn_t *t)
+{
+    return t->route.kind == ROUTE_DOWNLINK ? BI_RC_XMIT_FAILED : BI_RC_OTHER;
+}
+
 /* Tells the worker's observer (relay_hooks_t) that t started (v: its view, for the ReceiverID
  * the sender named) or, v NULL, ended. */
 static void txn_hook(relay_txn_t *t, const route_msg_t *v)
@@ -178,8 +186,7 @@ static void txn_hook(relay_txn_t *t, const route_msg_t *v)
         .receiver_is_eui = v && v->receiver_is_eui, .receiver = v ? v->receiver : 0,
         .sender_txid = t->sender_txid, .hub_txid = t->pkey.txid, .req_type = t->req_type,
         .ans_type = t->ans_type,
-        .fail_code = t->route.kind == ROUTE_DOWNLINK ? BI_RC_XMIT_FAILED : BI_RC_OTHER,
-        .deadline_ms = t->deadline_ms};
+        .fail_code = fail_code(t), .deadline_ms = t->deadline_ms};
     (v ? h->started : h->ended)(h->arg, &i);
 }
 
@@ -308,7 +315,7 @@ void relay_txn_fail(relay_txn_t *t, rp_outcome_t outcome, const char *what)
         return;
     char desc[160];
     snprintf(desc, sizeof desc, "%s (%s)", what, t->route.recv_ep ? t->route.recv_ep->id : "-");
-    txn_refuse(t, t->route.kind == ROUTE_DOWNLINK ? BI_RC_XMIT_FAILED : BI_RC_OTHER, desc, outcome);
+    txn_refuse(t, fail_code(t), desc, outcome);
 }
 
 void relay_txn_refuse(relay_txn_t *t, bi_result_code_t code, const char *description,
@@ -506,7 +513,8 @@ static void txn_forward(relay_txn_t *t, const route_msg_t *v)
             struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
             relay_txn_ref(t);
             evtimer_add(t->timer, &tv);
-            t->deadline_ms = rh_real_ms() + ms;
+            if (t->sender_async)
+                t->deadline_ms = rh_real_ms() + ms; /* for the hooks */
         }
     }
     relay_forward_t f = {ep, t->route.strip, t->ans_type != BI_MT_UNKNOWN, t->pkey.txid,

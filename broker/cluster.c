@@ -66,6 +66,7 @@ struct cluster {
                                  stored write not applied in time) */
     pthread_cond_t cv;      /* watch thread sleeps; writers wait for their sequence */
     int stop;               /* under mu */
+    int closed;             /* cluster_close ran (main thread) */
     cluster_status_t st;    /* under mu */
     uint64_t applied;       /* under mu: last stream sequence applied to the local LMDB */
     uint64_t target;        /* under mu: stream's last sequence at subscription (catch-up goal) */
@@ -641,6 +642,9 @@ static int options_new(cluster_t *c, const rh_config_t *cfg, natsOptions **out, 
         s = natsOptions_SetReconnectWait(o, 250);
     if (s == NATS_OK)
         s = natsOptions_SetTimeout(o, 2000);
+    if (s == NATS_OK) /* a node's own core messages never come back to it: every module deals
+                         with its own node locally (cluster_view, cluster_inflight) */
+        s = natsOptions_SetNoEcho(o, true);
     if (s == NATS_OK)
         s = natsOptions_SetRetryOnFailedConnect(o, true, connected_cb, NULL);
     if (s == NATS_OK)
@@ -758,35 +762,52 @@ int cluster_start(const rh_config_t *cfg, rp_db_t *db, table_registry_fn reg, vo
     return RH_OK;
 }
 
-void cluster_free(cluster_t *c)
+void cluster_close(cluster_t *c)
 {
-    if (!c)
+    if (!c || c->closed)
         return;
+    c->closed = 1;
     if (c->thread_running) {
         pthread_mutex_lock(&c->mu);
         c->stop = 1;
         pthread_cond_broadcast(&c->cv);
         pthread_mutex_unlock(&c->mu);
         pthread_join(c->thread, NULL);
+        c->thread_running = 0;
     }
-    if (c->snap_running) /* stop is set: it ends after a snapshot in progress */
+    if (c->snap_running) { /* stop is set: it ends after a snapshot in progress */
         pthread_join(c->snap_thread, NULL);
+        c->snap_running = 0;
+    }
     pthread_mutex_lock(&c->qmu); /* the applier ends; a blocked or later callback drops */
     c->qstop = 1;
     pthread_cond_broadcast(&c->qwork);
     pthread_cond_broadcast(&c->qspace);
     pthread_mutex_unlock(&c->qmu);
-    if (c->applier_running)
+    if (c->applier_running) {
         pthread_join(c->applier, NULL);
+        c->applier_running = 0;
+    }
+    if (c->nc) { /* what was published leaves; then no client thread (reader, reconnect, an
+                    ordered consumer's reset) touches a subscription or context again */
+        if (natsConnection_Status(c->nc) == NATS_CONN_STATUS_CONNECTED)
+            natsConnection_FlushTimeout(c->nc, 1000);
+        natsConnection_Close(c->nc);
+    }
+}
+
+void cluster_free(cluster_t *c)
+{
+    if (!c)
+        return;
+    cluster_close(c);
     if (c->sub) {
         natsSubscription_Unsubscribe(c->sub);
         natsSubscription_Destroy(c->sub);
     }
     jsCtx_Destroy(c->js);
-    if (c->nc) {
-        natsConnection_Close(c->nc);
+    if (c->nc)
         natsConnection_Destroy(c->nc);
-    }
     for (; c->qlen; c->qlen--, c->qhead = (c->qhead + 1) % APPLY_QUEUE)
         natsMsg_Destroy(c->queue[c->qhead].msg); /* delivered, never applied: not recorded */
     pthread_cond_destroy(&c->cv);

@@ -40,7 +40,15 @@ typedef struct cluster cluster_t;
 int cluster_start(const rh_config_t *cfg, rp_db_t *db, table_registry_fn reg, void *reg_arg,
                   cluster_t **out, rh_diag_t *diag);
 
-/* Stops the thread, closes the NATS connection, frees. NULL is a no-op. */
+/* Stops this module's threads, flushes what was published (up to 1 s) and closes the NATS
+ * connection: afterwards no thread of the NATS client uses a subscription or JetStream context
+ * any more, so the other cluster modules may destroy theirs (cluster_view_free). Call after
+ * the modules that still publish or drain on the connection stopped (cluster_inflight_free,
+ * cluster_view_stop, cluster_txn_free). Idempotent; NULL is a no-op. */
+void cluster_close(cluster_t *c);
+
+/* cluster_close, then frees the subscription, context and connection and the NATS library's
+ * threads. NULL is a no-op. */
 void cluster_free(cluster_t *c);
 
 typedef struct cluster_status {

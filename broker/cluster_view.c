@@ -834,19 +834,25 @@ int cluster_view_start(cluster_t *c, const rh_config_t *cfg, rp_db_t *db, metric
     return RH_OK;
 }
 
+void cluster_view_stop(cluster_view_t *v)
+{
+    if (!v || !v->thread_running)
+        return;
+    pthread_mutex_lock(&v->mu);
+    v->stop = 1;
+    pthread_cond_broadcast(&v->cv);
+    pthread_mutex_unlock(&v->mu);
+    pthread_join(v->thread, NULL);
+    v->thread_running = 0;
+    if (v->stream_ok && natsConnection_Status(v->nc) == NATS_CONN_STATUS_CONNECTED)
+        publish_queued(v); /* the last flush (stops at the first failure) */
+}
+
 void cluster_view_free(cluster_view_t *v)
 {
     if (!v)
         return;
-    if (v->thread_running) {
-        pthread_mutex_lock(&v->mu);
-        v->stop = 1;
-        pthread_cond_broadcast(&v->cv);
-        pthread_mutex_unlock(&v->mu);
-        pthread_join(v->thread, NULL);
-        if (v->stream_ok && natsConnection_Status(v->nc) == NATS_CONN_STATUS_CONNECTED)
-            publish_queued(v); /* the last flush (stops at the first failure) */
-    }
+    cluster_view_stop(v);
     for (size_t i = 0; i < 4; i++)
         if (v->core[i]) {
             natsSubscription_Unsubscribe(v->core[i]);

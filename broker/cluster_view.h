@@ -54,8 +54,14 @@ typedef struct cluster_view cluster_view_t;
 int cluster_view_start(cluster_t *c, const rh_config_t *cfg, rp_db_t *db, metrics_t *metrics,
                        cluster_view_t **out, rh_diag_t *diag);
 
-/* Stops its thread and subscriptions (every relayed capture stopped), frees. NULL is a no-op.
- * Call before cluster_free. */
+/* Stops its thread and publishes the last statistics flush (when connected): call while the
+ * connection is open, before cluster_close. Idempotent; NULL is a no-op. */
+void cluster_view_stop(cluster_view_t *v);
+
+/* cluster_view_stop, then ends its subscriptions (every relayed capture stopped), destroys its
+ * JetStream context and frees. Call after cluster_close (a JetStream subscription destroyed
+ * while the client may still reset its ordered consumer, on a reconnection, is not safe) and
+ * before cluster_free. NULL is a no-op. */
 void cluster_view_free(cluster_view_t *v);
 
 /* Publishes this node's statistics rows just added to its LMDB (hub.c's flush, main loop):

@@ -606,6 +606,15 @@ int hub_run(rh_config_t *cfg)
             exit_code = 1;
             goto out;
         }
+        if (cluster_inflight_start(hub->cluster, &hub->cfg, hub->cview, hub->workers, nw,
+                                   relay_ts002_answer_orphan, &hub->inflight, &d) != RH_OK) {
+            RH_LOG(RH_LOG_ERR, "hub", "cannot start the cluster's in-flight transactions "
+                   "err=\"%s\"", d.text);
+            exit_code = 1;
+            goto out;
+        }
+        for (unsigned i = 0; i < nw; i++) /* the workers' threads start below */
+            hub->workers[i].relay_hooks = cluster_inflight_hooks(hub->inflight);
         admin_cluster_metrics_source(hub);
     }
     if (cfg->admin_enabled) {
@@ -683,10 +692,17 @@ out:
             hub->workers[i].running = false;
         }
     }
+    for (unsigned i = 0; hub->workers && i < nw; i++) /* what worker_fini fails stays open */
+        hub->workers[i].relay_hooks = NULL;
     admin_free(hub->admin_api);
-    cluster_view_free(hub->cview); /* publishes the last statistics flush when it can */
+    /* the cluster modules publish and drain what they still have while the connection is open;
+     * then it is closed, and only then are subscriptions and JetStream contexts destroyed */
+    cluster_inflight_free(hub->inflight); /* before the view: it asks the view for presence */
+    cluster_view_stop(hub->cview); /* publishes the last statistics flush when it can */
     cluster_pb_free(hub->xpb);
     cluster_txn_free(hub->xnode);
+    cluster_close(hub->cluster);
+    cluster_view_free(hub->cview);
     cluster_free(hub->cluster);
     for (unsigned i = 0; hub->workers && i < nw; i++)
         worker_fini(&hub->workers[i]);

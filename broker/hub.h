@@ -15,6 +15,7 @@
 #define RH_HUB_H
 
 #include "cluster.h"
+#include "cluster_inflight.h"
 #include "cluster_pb.h"
 #include "cluster_txn.h"
 #include "cluster_view.h"
@@ -55,6 +56,8 @@ struct hub {
     cluster_txn_t *xnode; /* answers for other nodes' transactions (cluster_txn.h); or NULL */
     cluster_pb_t *xpb;    /* Packet Broker groups and answers across nodes (cluster_pb.h); or NULL */
     cluster_view_t *cview; /* statistics and capture across nodes (cluster_view.h); or NULL */
+    cluster_inflight_t *inflight; /* a dead node's async transactions answered at their
+                                     deadlines (cluster_inflight.h); or NULL */
     atomic_int draining;
     uint64_t started_mono_ms;
 };

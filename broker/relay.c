@@ -38,6 +38,9 @@ struct relay_txn {
     relay_fwd_t sender_id;        /* the sender's own identity (statistics) */
     rp_protocol_t sender_protocol; /* the protocol the sender spoke (statistics) */
     bool sender_waits;            /* sync sender: a failure's latency is counted */
+    bool sender_async;            /* answered by a later request to its endpoint (hooks) */
+    bool hooked;                  /* worker's relay_hooks told `started`: `ended` is owed */
+    int64_t deadline_ms;          /* Unix ms: the answer deadline (hooked transactions) */
     route_decision_t route;       /* where it goes, parties, class (route.c's decision) */
     bi_msg_type_t req_type;       /* the request's MessageType (statistics, capture, log) */
     bi_msg_type_t ans_type;       /* expected answer type (BI_MT_UNKNOWN: none, notification) */
@@ -91,6 +94,7 @@ relay_txn_t *relay_txn_create(worker_t *w, peer_registry_t *reg, const relay_txn
     t->sender_id = p->sender_id;
     t->sender_protocol = p->sender_protocol;
     t->sender_waits = p->sender_waits;
+    t->sender_async = p->sender_async;
     t->req_type = p->req_type;
     t->ans_type = p->ans_type;
     t->sender_txid = p->sender_txid;
@@ -166,6 +170,28 @@ bi_id_t relay_txn_sent_receiver(const relay_txn_t *t)
     return t->sent_receiver;
 }
 
+/* The ResultCode of a failure because of the receiver (relay_txn_fail, and what another node
+ * answers for a dead holder: relay_inflight_t.fail_code): XmitFailed for a downlink (TS002
+ * 1.0 §11.3.2: not transmitted), Other otherwise. */
+static bi_result_code_t fail_code(const relay_txn_t *t)
+{
+    return t->route.kind == ROUTE_DOWNLINK ? BI_RC_XMIT_FAILED : BI_RC_OTHER;
+}
+
+/* Tells the worker's observer (relay_hooks_t) that t started (v: its view, for the ReceiverID
+ * the sender named) or, v NULL, ended. */
+static void txn_hook(relay_txn_t *t, const route_msg_t *v)
+{
+    const relay_hooks_t *h = t->w->relay_hooks;
+    relay_inflight_t i = {
+        .sender = t->sender->id, .sender_id = t->sender_id,
+        .receiver_is_eui = v && v->receiver_is_eui, .receiver = v ? v->receiver : 0,
+        .sender_txid = t->sender_txid, .hub_txid = t->pkey.txid, .req_type = t->req_type,
+        .ans_type = t->ans_type,
+        .fail_code = fail_code(t), .deadline_ms = t->deadline_ms};
+    (v ? h->started : h->ended)(h->arg, &i);
+}
+
 /* Marks the transaction complete; returns false if it already was. Drops the references that
  * the completion ends: the answer timer's (if the timer is still pending, it is cancelled here
  * and its reference goes with it — see the ownership rule in txn_forward) and the pending
@@ -176,6 +202,8 @@ static bool txn_finish(relay_txn_t *t)
     if (t->done)
         return false;
     t->done = true;
+    if (t->hooked && t->w->relay_hooks)
+        txn_hook(t, NULL);
     if (t->timer && evtimer_pending(t->timer, NULL)) {
         evtimer_del(t->timer);
         relay_txn_unref(t); /* the timer's reference (callers hold another) */
@@ -312,7 +340,7 @@ void relay_txn_fail(relay_txn_t *t, rp_outcome_t outcome, const char *what)
         return;
     char desc[160];
     snprintf(desc, sizeof desc, "%s (%s)", what, t->route.recv_ep ? t->route.recv_ep->id : "-");
-    txn_refuse(t, t->route.kind == ROUTE_DOWNLINK ? BI_RC_XMIT_FAILED : BI_RC_OTHER, desc, outcome);
+    txn_refuse(t, fail_code(t), desc, outcome);
 }
 
 void relay_txn_refuse(relay_txn_t *t, bi_result_code_t code, const char *description,
@@ -509,6 +537,8 @@ static void txn_forward(relay_txn_t *t, const route_msg_t *v)
             struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
             relay_txn_ref(t);
             evtimer_add(t->timer, &tv);
+            if (t->sender_async)
+                t->deadline_ms = rh_real_ms() + ms; /* for the hooks */
         }
     }
     relay_forward_t f = {ep, t->route.strip, t->ans_type != BI_MT_UNKNOWN, t->pkey.txid,
@@ -530,6 +560,10 @@ static void txn_forward(relay_txn_t *t, const route_msg_t *v)
                                          : "receiver unreachable");
     } else {
         metrics_observe_forward(w->metrics, (t->t_fwd_ns - t->t_recv_ns) / 1000u);
+        if (t->sender_async && t->deadline_ms && !t->done && w->relay_hooks) {
+            t->hooked = true; /* another node can answer the sender if this one dies */
+            txn_hook(t, v);
+        }
     }
     relay_txn_unref(t);
 }

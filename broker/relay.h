@@ -62,6 +62,9 @@ typedef struct relay_txn_params {
     rp_protocol_t sender_protocol; /* the protocol the sender spoke (statistics; 0: TS002) */
     bool sender_waits;           /* the sender waits for the answer on its own request (TS002
                                     sync HTTP): only then is a failure's latency counted */
+    bool sender_async;           /* the answer reaches the sender as a later request of the hub
+                                    to the sender's own endpoint (TS002 async answers), which
+                                    another node could send too: relay_hooks_t observes it */
     bi_msg_type_t req_type;      /* statistics, capture and log: the request's MessageType */
     bi_msg_type_t ans_type;      /* expected answer (BI_MT_UNKNOWN: a notification, none) */
     uint32_t sender_txid;        /* the sender's TransactionID (capture, log) */
@@ -237,6 +240,35 @@ void relay_count(worker_t *w, relay_fwd_t fwd, uint32_t home_net_id, rp_protocol
                  rp_protocol_t home_proto, bi_msg_type_t req_type, uint32_t txid, rp_class_t cls,
                  rp_outcome_t outcome, const char *result_code, uint64_t recv_ns,
                  const char *sender);
+
+/* What an observer of async transactions (relay_hooks_t) is told: enough for another party
+ * (another cluster node, cluster_inflight.h) to answer the sender with the failure the holder
+ * would answer at the deadline, and nothing more (no payload, no keys). Borrowed for the call. */
+typedef struct relay_inflight {
+    const char *sender;         /* the sending member's ID */
+    relay_fwd_t sender_id;      /* its SenderID: a NetID or a JoinEUI */
+    bool receiver_is_eui;       /* the ReceiverID the sender named (route_msg_t.receiver) */
+    uint64_t receiver;
+    uint32_t sender_txid;       /* the sender's own TransactionID */
+    uint32_t hub_txid;          /* the hub-owned TransactionID toward the receiver (hub_txid.h) */
+    bi_msg_type_t req_type;     /* the request's MessageType */
+    bi_msg_type_t ans_type;     /* the answer the sender waits for */
+    bi_result_code_t fail_code; /* the holder's failure at the deadline (relay_txn_fail):
+                                   XmitFailed for a downlink, Other otherwise */
+    int64_t deadline_ms;        /* Unix ms at which the holder's answer deadline ends */
+} relay_inflight_t;
+
+/* An observer of the transactions whose sender is answered asynchronously
+ * (relay_txn_params_t.sender_async) and that wait for an answer: `started` once the request
+ * is on its way and its deadline armed, `ended` when the transaction completes (answered,
+ * failed, timed out; not called at shutdown when worker_t.relay_hooks was cleared first).
+ * Called on the owning worker's thread; they must not block. worker_t.relay_hooks (NULL: none)
+ * is set before the worker threads start. */
+typedef struct relay_hooks {
+    void (*started)(void *arg, const relay_inflight_t *i);
+    void (*ended)(void *arg, const relay_inflight_t *i);
+    void *arg;
+} relay_hooks_t;
 
 /* Fails every transaction owned by worker w that is not done ("hub shutting down"). */
 void relay_worker_fini(worker_t *w);

@@ -556,6 +556,41 @@ bool relay_ts002_answer_from_node(worker_t *w, const char *member_id, const char
     return matched;
 }
 
+int relay_ts002_answer_orphan(worker_t *w, const relay_inflight_t *i, const char *description)
+{
+    peer_registry_t *reg = worker_registry(w);
+    const peer_member_t *member = NULL;
+    if (!reg || peer_registry_member_by_id(reg, i->sender, &member) != RH_OK || !member)
+        return RH_ENOTFOUND;
+    const peer_endpoint_t *ep = NULL;
+    if (i->sender_id.kind == RP_STATS_ID_NETID) {
+        peer_registry_endpoint_by_netid(reg, (uint32_t)i->sender_id.id, tenant_of(member), &ep);
+    } else {
+        peer_registry_endpoint_by_join_eui(reg, i->sender_id.id, &ep);
+        if (ep && !peer_member_may_send_as(member, ep->net_id, NULL))
+            ep = NULL;
+    }
+    if (!ep)
+        return RH_ENOTFOUND;
+    bi_dialect_t d = relay_dialect(ep);
+    bi_id_t sender = {i->sender_id.kind == RP_STATS_ID_JOIN_EUI ? BI_ID_EUI64 : BI_ID_NETID,
+                      i->sender_id.id};
+    bi_id_t receiver = {i->receiver_is_eui ? BI_ID_EUI64 : BI_ID_NETID, i->receiver};
+    rh_arena_t *arena = arena_new(); /* NULL: cJSON falls back to malloc */
+    rh_arena_t *prev = arena_enter(arena);
+    bi_msg_t *req = NULL, *ans = NULL;
+    int rc = bi_msg_new(i->req_type, d.version, sender, receiver, i->sender_txid, &req);
+    if (rc == RH_OK)
+        rc = bi_answer_new(req, i->fail_code, description, &ans);
+    if (rc == RH_OK) /* async: no held request; deliver counts a POST it could not send */
+        deliver_answer(w, NULL, ep, true, ans, NULL, 0, d.version, NULL);
+    bi_msg_free(ans);
+    bi_msg_free(req);
+    arena_enter(prev);
+    arena_free(arena);
+    return rc == RH_OK ? RH_OK : RH_ENOMEM;
+}
+
 /* ---------------------------------------------------------------- intake */
 
 /* Per-connection authentication cache: the TLS identity is extracted once per connection; the
@@ -684,6 +719,7 @@ static relay_txn_params_t params_of(const bi_msg_t *msg, const peer_member_t *me
     p.req_type = h->type;
     p.ans_type = bi_msg_type_is_request(h->type) ? bi_msg_type_answer_for(h->type) : BI_MT_UNKNOWN;
     p.sender_waits = !sender_async && p.ans_type != BI_MT_UNKNOWN;
+    p.sender_async = sender_async && p.ans_type != BI_MT_UNKNOWN;
     p.sender_txid = h->transaction_id;
     p.recv_ns = recv_ns;
     if ((f->present & BI_F_UL_META) && (f->ul.present & BI_UL_RECV_TIME)) {

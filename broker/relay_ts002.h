@@ -57,6 +57,16 @@ void relay_ts002_handle_request(hs_req_t *req, void *arg);
 bool relay_ts002_answer_from_node(worker_t *w, const char *member_id, const char *remote,
                                   const char *body, size_t len);
 
+/* Answers the async sender of another node's transaction that node can no longer answer
+ * (cluster_inflight.h; a cluster_inflight_answer_fn), on worker w's thread: the TS002 answer of
+ * type i->ans_type to i's request (SenderID = the ReceiverID the sender named, ReceiverID = its
+ * SenderID, its TransactionID, Result i->fail_code with description) POSTed to the sender's
+ * endpoint (its NetID's endpoint of the member's tenant, or its Join Server endpoint) in that
+ * endpoint's dialect — the path of every async answer (relay_ts002.c deliver). Returns RH_OK
+ * when on its way; RH_ENOTFOUND when the member or its endpoint is not in w's registry;
+ * RH_ENOMEM. */
+int relay_ts002_answer_orphan(worker_t *w, const relay_inflight_t *i, const char *description);
+
 /* The TS002 receiver side, for any front end whose transactions reach TS002 receivers (this one,
  * and the Packet Broker bridge, pb_bridge.c): the front end's context (relay_txn_ctx) must begin
  * with a relay_ts002_out_t, whose arena (may be NULL) holds the receiver's answer while it is

@@ -53,6 +53,8 @@ struct worker {
     bool dev_loopback;              /* configuration: development loopback identity allowed */
     struct cluster_txn *xnode;      /* cluster: hands answers to the node holding their
                                        transaction (cluster_txn.h); NULL on a single node */
+    const struct relay_hooks *relay_hooks; /* observer of async transactions (relay.h,
+                                              cluster_inflight.h); NULL: none */
     /* inbox */
     pthread_mutex_t inbox_mu;
     inbox_item_t *inbox_head, *inbox_tail;

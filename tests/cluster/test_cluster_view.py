@@ -128,7 +128,16 @@ class ViewTest(NodesTest):
                          ("1,2,3", ""))
         # a member sees its own NetID's rows only, whichever node relayed them
         key_a, _ = n1.api.create_key(n1.op, net_id=A, rights=["RIGHT_READ_TRAFFIC"])
-        tok_a = n2.api.token(key_a)
+        # acknowledged once node 1 applied it; node 2 applies it a moment later
+        deadline = time.time() + 5.0
+        while True:
+            try:
+                tok_a = n2.api.token(key_a)
+                break
+            except AssertionError:
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.05)
         self.assertEqual(self.wait_counts(n2, tok_a, {(A, "forwarded"): 5})[0],
                          {(A, "forwarded"): 5})
         # node 1's own figures are not counted twice

@@ -3,6 +3,8 @@
 # tools/bench/relay_instr.sh (callgrind, the hub's every thread) on a single node and on a cluster
 # node (CLUSTER=1: a `cluster` section, its NATS connection, stream consumer and heartbeats),
 # alternately, RUNS times each in the same session; prints each run and the medians.
+# ASYNC=1 (passed to relay_instr.sh): the forwarder is an async sender, whose transactions a
+# cluster node publishes to the other nodes (broker/cluster_inflight.c).
 # Usage: tools/bench/cluster_instr.sh [BUILD_DIR] [RUNS] [N1] [N2]
 set -euo pipefail
 BUILD=${1:-build}

@@ -20,6 +20,13 @@
 # with JetStream started by this script (stream R1, the hub applies it but nothing is written
 # during the run): the difference to CLUSTER=0 is what the cluster adds per relayed message
 # (tools/bench/cluster_instr.sh runs both).
+# ASYNC=1 makes the forwarder an async sender (its endpoint, the same nginx stub, gets each
+# answer as a POST; the client's request is acknowledged with an empty 200): on a cluster node
+# each such transaction is published to the other nodes, started and ended
+# (broker/cluster_inflight.c) — tools/bench/cluster_instr.sh ASYNC=1 measures that cost.
+# SLOW_MS=N (with ASYNC=1): the home network answers N ms after each request (a threaded Python
+# stub instead of nginx; its CPU is not the hub's), so a transaction outlives the cluster's
+# 10 ms publication batch and its start and end are both published.
 # Needs: valgrind (or strace), nginx (nginx-light); nats-server with CLUSTER=1.
 set -euo pipefail
 . "$(dirname "$0")/relay_world.sh"
@@ -34,6 +41,7 @@ W=$(mktemp -d /tmp/roamhub-instr.XXXXXX)
 cleanup() {
   [ -f "$W/stub.pid" ] && kill "$(cat "$W/stub.pid")" 2>/dev/null || true
   [ -n "${NATS_PID:-}" ] && kill "$NATS_PID" 2>/dev/null || true
+  [ -n "${SLOW_PID:-}" ] && kill "$SLOW_PID" 2>/dev/null || true
   sleep 0.2; rm -rf "$W"
 }
 trap cleanup EXIT
@@ -45,6 +53,43 @@ stub_start "$W" "$STUB"
 VARIANT=${VARIANT:-plain}
 case $VARIANT in plain|reencode) GW=true;; strip) GW=false;; *) echo "VARIANT: plain, reencode or strip" >&2; exit 1;; esac
 relay_table "$W/table.json" "$STUB" "$GW"
+HOME_PORT=$STUB
+if [ -n "${SLOW_MS:-}" ]; then # a home network answering SLOW_MS ms after each request
+  HOME_PORT=$(port)
+  python3 - "$HOME_PORT" "$SLOW_MS" "$ANS" <<'PY' &
+import http.server, socketserver, sys, time
+port, delay, ans = int(sys.argv[1]), int(sys.argv[2]) / 1000.0, sys.argv[3].encode()
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *a):
+        pass
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        time.sleep(delay)
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(ans)))
+        self.end_headers()
+        self.wfile.write(ans)
+class S(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+    request_queue_size = 1024
+S(("127.0.0.1", port), H).serve_forever()
+PY
+  SLOW_PID=$!
+  sleep 0.5
+fi
+if [ "${ASYNC:-0}" = 1 ]; then # the forwarder's own endpoint: answers are POSTed to it
+  python3 - "$W/table.json" "$STUB" "$HOME_PORT" <<'PY'
+import json, sys
+t = json.load(open(sys.argv[1]))
+for e in t["endpoints"]:
+    e["url"] = "http://127.0.0.1:%s/" % sys.argv[3]  # the home network (SLOW_MS: the slow stub)
+t["endpoints"].append({"id": "fwd", "net_id": "000202", "url": "http://127.0.0.1:%s/" % sys.argv[2],
+                       "async_answers": True, "timeout_ms": 3000, "max_in_flight": 4096})
+json.dump(t, open(sys.argv[1], "w"))
+PY
+fi
 
 HUB_TLS=""
 if [ "${TLS:-0}" = 1 ]; then
@@ -109,7 +154,12 @@ if sys.argv[3] == "reencode":
 h = {"Content-Type": "application/json", "Authorization": "Bearer bench-key-0123456789"}
 for i in range(int(sys.argv[2])):
     c.request("POST", "/", t1 + str(i + 1) + t2, h)
-    a = json.loads(c.getresponse().read())
+    r = c.getresponse()
+    body = r.read()
+    if not body:  # ASYNC=1: acknowledged, the answer goes to the forwarder's endpoint
+        assert r.status == 200, r.status
+        continue
+    a = json.loads(body)
     assert a["Result"]["ResultCode"] == "Success", a
 PY
   local client=$?

@@ -423,6 +423,103 @@ static void test_receiver_unreachable_downlink(void **state)
     assert_int_equal(L.releases, 1);
 }
 
+/* ---------------------------------------------------------------- hooks (cluster_inflight.h) */
+
+typedef struct hook_log {
+    int started, ended;
+    relay_inflight_t last; /* sender valid only during the call */
+    char sender[32];
+} hook_log_t;
+
+static void hook_started(void *arg, const relay_inflight_t *i)
+{
+    hook_log_t *h = arg;
+    h->started++;
+    h->last = *i;
+    snprintf(h->sender, sizeof h->sender, "%s", i->sender);
+}
+
+static void hook_ended(void *arg, const relay_inflight_t *i)
+{
+    hook_log_t *h = arg;
+    h->ended++;
+    assert_int_equal(i->hub_txid, h->last.hub_txid); /* the same transaction's IDs */
+    assert_int_equal(i->sender_txid, h->last.sender_txid);
+}
+
+/* Only async senders waiting for an answer are observed: started once forwarded with the
+ * deadline and the failure the holder would answer, ended once when done (however it ends). */
+static void test_hooks_observe_async_senders_only(void **state)
+{
+    core_t *c = *state;
+    uint8_t buf[64];
+    hook_log_t hl = {0};
+    relay_hooks_t hooks = {hook_started, hook_ended, &hl};
+    c->wk.relay_hooks = &hooks;
+    /* a sync sender: not observed */
+    relay_txn_t *t = create(c, c->w->a, BI_MT_PR_START_REQ, BI_MT_PR_START_ANS, 5);
+    route_msg_t v = msg(c->w->a, ROUTE_UPLINK, 0, false, UP_APP("0100000a"), buf);
+    relay_txn_route(t, &v);
+    relay_txn_fail(L.t, RP_OUT_UNREACHABLE, "gone");
+    fe_forward_ends();
+    assert_int_equal(hl.started, 0);
+    assert_int_equal(hl.ended, 0);
+    /* an async sender's uplink: started with its facts, ended by the receiver's answer */
+    relay_txn_params_t p = {0};
+    p.sender = c->w->a;
+    p.sender_id.kind = RP_STATS_ID_NETID;
+    p.sender_id.id = A;
+    p.sender_async = true;
+    p.req_type = BI_MT_PR_START_REQ;
+    p.ans_type = BI_MT_PR_START_ANS;
+    p.sender_txid = 66;
+    p.recv_ns = rh_mono_ns();
+    t = relay_txn_create(&c->wk, c->w->reg, &p, &test_ops, sizeof(fe_ctx_t));
+    ((fe_ctx_t *)relay_txn_ctx(t))->magic = 42;
+    int64_t before = rh_real_ms();
+    v = msg(c->w->a, ROUTE_UPLINK, 0x000777, false, UP_APP("0100000a"), buf);
+    relay_txn_route(t, &v);
+    assert_int_equal(hl.started, 1);
+    assert_int_equal(hl.ended, 0);
+    assert_string_equal(hl.sender, "A");
+    assert_int_equal(hl.last.sender_id.id, A);
+    assert_false(hl.last.receiver_is_eui);
+    assert_int_equal(hl.last.receiver, 0x000777); /* the ReceiverID the sender named */
+    assert_int_equal(hl.last.sender_txid, 66);
+    assert_int_equal(hl.last.hub_txid, L.fwd.hub_txid);
+    assert_int_equal(hl.last.ans_type, BI_MT_PR_START_ANS);
+    assert_int_equal(hl.last.fail_code, BI_RC_OTHER);
+    assert_true(hl.last.deadline_ms >= before + L.fwd.wait_ms);
+    assert_true(hl.last.deadline_ms <= rh_real_ms() + L.fwd.wait_ms + 100);
+    relay_answer_t a = {.code = BI_RC_SUCCESS};
+    relay_txn_complete(t, &a);
+    relay_txn_complete(t, &a); /* a second completion: no second end */
+    assert_int_equal(hl.ended, 1);
+    fe_forward_ends();
+    /* an async sender's downlink: XmitFailed is what the holder answers at the deadline */
+    p.sender = c->w->b;
+    p.sender_id.id = B;
+    p.req_type = BI_MT_XMIT_DATA_REQ;
+    p.ans_type = BI_MT_XMIT_DATA_ANS;
+    t = relay_txn_create(&c->wk, c->w->reg, &p, &test_ops, sizeof(fe_ctx_t));
+    ((fe_ctx_t *)relay_txn_ctx(t))->magic = 42;
+    v = msg(c->w->b, ROUTE_DOWNLINK, A, false, DOWN_APP, buf);
+    relay_txn_route(t, &v);
+    assert_int_equal(hl.started, 2);
+    assert_int_equal(hl.last.fail_code, BI_RC_XMIT_FAILED);
+    relay_txn_fail(t, RP_OUT_TIMEOUT, "timed out");
+    assert_int_equal(hl.ended, 2);
+    fe_forward_ends();
+    /* a forward that fails at once never started: no end either */
+    L.forward_rc = RH_EAGAIN;
+    t = relay_txn_create(&c->wk, c->w->reg, &p, &test_ops, sizeof(fe_ctx_t));
+    ((fe_ctx_t *)relay_txn_ctx(t))->magic = 42;
+    relay_txn_route(t, &v);
+    assert_int_equal(hl.started, 2);
+    assert_int_equal(hl.ended, 2);
+    c->wk.relay_hooks = NULL;
+}
+
 /* ---------------------------------------------------------------- refusal, hub answer, notice */
 
 static void test_refusals_and_hub_answers(void **state)
@@ -664,6 +761,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_worker_fini, setup, teardown),
         cmocka_unit_test_setup_teardown(test_protocols_of_bridged_rows, setup, teardown),
         cmocka_unit_test_setup_teardown(test_party_without_endpoint, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hooks_observe_async_senders_only, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

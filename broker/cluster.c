@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #define CLUSTER_WATCH_MS 250 /* how often the watch thread looks at the connection */
+#define CLUSTER_PROBE_TURNS 4 /* every 4th turn (1 s): is the table consumer making progress */
 #define JS_ATTEMPT_MS 1000   /* one JetStream request's wait; retried while time remains */
 #define OUTCOMES 256         /* outcomes of this node's last applied writes, for their writers */
 #define APPLY_QUEUE 8192     /* stream messages delivered and not yet applied (bounded memory) */
@@ -58,12 +59,13 @@ struct cluster {
     queued_t queue[APPLY_QUEUE]; /* under qmu: ring of qlen messages from qhead */
     size_t qhead, qlen;
     int qstop;                /* under qmu */
+    uint64_t delivered;       /* under qmu: highest stream sequence the consumer delivered */
     int seq_file_gone;        /* applier only: the legacy sequence file was removed */
     int snap_checked;         /* watch thread: an empty node looked for a snapshot */
     pthread_t snap_thread;    /* snap_main: cluster.snapshot_every > 0 only */
     int snap_running;
-    atomic_int resub;         /* 1: recreate the consumer (reconnected, heartbeats missed, or a
-                                 stored write not applied in time) */
+    atomic_int resub;         /* 1: recreate the consumer (reconnected, heartbeats missed, a
+                                 stored write not applied in time, or stalled) */
     pthread_cond_t cv;      /* watch thread sleeps; writers wait for their sequence */
     int stop;               /* under mu */
     int closed;             /* cluster_close ran (main thread) */
@@ -175,6 +177,8 @@ static void on_change(natsConnection *nc, natsSubscription *sub, natsMsg *msg, v
     q->msg = msg;
     q->seq = seq;
     c->qlen++;
+    if (seq > c->delivered)
+        c->delivered = seq;
     pthread_cond_signal(&c->qwork);
     pthread_mutex_unlock(&c->qmu);
 }
@@ -547,10 +551,50 @@ static void *snap_main(void *arg)
     return NULL;
 }
 
+/* The consumer's progress check (watch thread, every CLUSTER_PROBE_TURNS turns, ~1 s). A
+ * change stored in the stream past what this node has, and still not delivered one check
+ * later with nothing delivered meanwhile, is a stalled consumer (seen on a loaded 2-core machine:
+ * one change left undelivered for 10 s while the client reset its ordered consumer); the consumer
+ * is then recreated from the applied sequence, so a stall lasts 1-2 s. One JetStream request per
+ * check while idle, none while changes arrive. `seen`/`pending`: the check's state between calls
+ * (what this node had; the stream's last sequence found past it, 0 if none). Returns 1 when the
+ * consumer must be recreated. */
+static int consumer_stalled(cluster_t *c, uint64_t *seen, uint64_t *pending)
+{
+    pthread_mutex_lock(&c->qmu);
+    uint64_t have = c->delivered;
+    pthread_mutex_unlock(&c->qmu);
+    pthread_mutex_lock(&c->mu);
+    if (c->applied > have)
+        have = c->applied;
+    pthread_mutex_unlock(&c->mu);
+    if (have != *seen) { /* progress: the consumer works (or catches up) */
+        *seen = have;
+        *pending = 0;
+        return 0;
+    }
+    if (*pending > have) {
+        RH_LOG(RH_LOG_WARN, "cluster", "table consumer stalled, recreating it applied=%llu "
+               "stream_last=%llu", (unsigned long long)have, (unsigned long long)*pending);
+        *pending = 0;
+        return 1;
+    }
+    jsErrCode jerr = 0;
+    jsStreamInfo *si = NULL;
+    if (js_GetStreamInfo(&si, c->js, c->cfg->cluster_stream, NULL, &jerr) != NATS_OK)
+        return 0; /* the stream cannot be asked now: the next check will */
+    uint64_t last = si->State.LastSeq;
+    jsStreamInfo_Destroy(si);
+    *pending = last > have ? last : 0;
+    return 0;
+}
+
 static void *watch_main(void *arg)
 {
     cluster_t *c = arg;
     char why[192];
+    unsigned turn = 0;
+    uint64_t probe_seen = 0, probe_pending = 0;
     pthread_mutex_lock(&c->mu);
     while (!c->stop) {
         int ready = c->st.stream_ready;
@@ -575,6 +619,9 @@ static void *watch_main(void *arg)
             pthread_mutex_lock(&c->mu);
             int have_sub = c->sub != NULL;
             pthread_mutex_unlock(&c->mu);
+            if (have_sub && ++turn % CLUSTER_PROBE_TURNS == 0 && consumer_stalled(c, &probe_seen,
+                                                                           &probe_pending))
+                atomic_store(&c->resub, 1);
             if (!have_sub || atomic_exchange(&c->resub, 0)) {
                 why[0] = '\0';
                 if (subscribe(c, why, sizeof why) != 0) {

@@ -1,13 +1,11 @@
 /*
- * http_server.c — HTTP/1.1 server on bufferevents (plain) or tls_conn (TLS) + http_parser (see
- * http_server.h).
+ * http_server.c — HTTP/1.1 server on conn_io (plain or TLS) + http_parser (see http_server.h).
  *
  * Invariants:
  *  - a connection has at most one request awaiting a reply (conn->pending); reading stays on
  *    meanwhile and bytes already received stay in the input buffer (at most HS_PIPELINE_MAX
  *    read ahead) until the reply is sent;
- *  - a connection's transport is a plain bufferevent (c->bev) or a TLS connection of our own
- *    (c->tls, tls_conn.c), never both; conn_in/conn_send/conn_read_enable hide which;
+ *  - a connection's transport is conn_io (c->io: plain, or TLS when c->ssl is set);
  *  - conn->timer enforces exactly one deadline at a time: header (from accept or end of previous
  *    reply), body (from headers complete), idle (keep-alive, before the first byte of the next
  *    request); it is off while a request awaits its reply;
@@ -23,12 +21,11 @@
 #include "rh_io.h"
 #include "rh_log.h"
 #include "rh_time.h"
-#include "tls_conn.h"
+#include "conn_io.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/listener.h>
 #include <http_parser.h>
 #include <limits.h>
@@ -71,8 +68,7 @@ struct hs_req {
 
 struct hs_conn {
     hs_server_t *srv;
-    struct bufferevent *bev; /* plain connections */
-    tls_conn_t *tls;         /* TLS connections (tls_conn.c: answers written at once) */
+    conn_io_t *io;           /* plain or TLS (conn_io.c: answers written at once) */
     struct event *timer;
     http_parser parser;
     hs_req_t *req;      /* request being parsed or awaiting reply */
@@ -377,9 +373,7 @@ static void conn_close(hs_conn_t *c)
         c->data_free(c->data);
     if (c->timer)
         event_free(c->timer);
-    if (c->bev)
-        bufferevent_free(c->bev);
-    tls_conn_free(c->tls); /* close_notify, then the socket and the SSL object */
+    conn_io_free(c->io); /* TLS: close_notify; then the socket (and the SSL object) */
     conn_unlink(c);
     s->nconns--;
     free(c);
@@ -439,49 +433,23 @@ static size_t put_head_end(char *h, size_t n, size_t cap, const char *ctype, con
     return n;
 }
 
-/* ---------- the connection's transport: a plain bufferevent or a tls_conn ---------- */
+/* ---------- the connection's transport: conn_io ---------- */
 
-static struct evbuffer *conn_in(hs_conn_t *c)
-{
-    return c->tls ? tls_conn_input(c->tls) : bufferevent_get_input(c->bev);
-}
+static struct evbuffer *conn_in(hs_conn_t *c) { return conn_io_input(c->io); }
 
-static size_t conn_out_len(hs_conn_t *c)
-{
-    return c->tls ? tls_conn_output_len(c->tls) : evbuffer_get_length(bufferevent_get_output(c->bev));
-}
+static size_t conn_out_len(hs_conn_t *c) { return conn_io_output_len(c->io); }
 
-static void conn_read_enable(hs_conn_t *c, int on)
-{
-    if (c->tls)
-        tls_conn_read_enable(c->tls, on);
-    else if (on)
-        bufferevent_enable(c->bev, EV_READ);
-    else
-        bufferevent_disable(c->bev, EV_READ);
-}
+static void conn_read_enable(hs_conn_t *c, int on) { conn_io_read_enable(c->io, on); }
 
-/* Sends the n (<= 3) buffers in order. now != 0 with nothing queued: at once — plain: one
- * sendmsg; TLS: one SSL_write (one record) — instead of queueing for the next loop turn, which
- * costs two epoll_ctl (write event on, off) and an epoll_wait per answer and under load delays
- * every answer of a loop turn until the turn's other callbacks have run (issue #15). What the
- * socket does not take now (or an error, which the transport then reports) is queued. now == 0:
- * queued, and the write-done callback follows. */
+/* Sends the n buffers in order. now != 0 with nothing queued: at once — plain: one sendmsg; TLS:
+ * one SSL_write (one record) — instead of queueing for the next loop turn, which costs two
+ * epoll_ctl (write event on, off) and an epoll_wait per answer and under load delays every answer
+ * of a loop turn until the turn's other callbacks have run (issue #15). What the socket does not
+ * take now (or an error, which the transport then reports) is queued. now == 0: queued, and the
+ * write-done callback follows. */
 static void conn_send(hs_conn_t *c, const struct iovec *iov, int n, int now)
 {
-    if (c->tls) {
-        tls_conn_send(c->tls, iov, n, now);
-        return;
-    }
-    struct evbuffer *out = bufferevent_get_output(c->bev);
-    if (now && n <= 2) {
-        int fd = evbuffer_get_length(out) == 0 ? bufferevent_getfd(c->bev) : -1;
-        rh_send_now(fd, out, iov[0].iov_base, iov[0].iov_len, n > 1 ? iov[1].iov_base : NULL,
-                    n > 1 ? iov[1].iov_len : 0);
-        return;
-    }
-    for (int i = 0; i < n; i++)
-        evbuffer_add(out, iov[i].iov_base, iov[i].iov_len);
+    conn_io_send(c->io, iov, n, now);
 }
 
 static void write_response(hs_conn_t *c, int status, const char *ctype, const char *extra,
@@ -596,53 +564,33 @@ static void conn_on_end(hs_conn_t *c, int eof)
     conn_close(c);
 }
 
-static void conn_read_cb(struct bufferevent *bev, void *arg)
+static void io_read_cb(conn_io_t *t, void *arg)
 {
-    (void)bev;
+    (void)t;
     conn_on_read(arg);
 }
 
-static void conn_write_cb(struct bufferevent *bev, void *arg)
+static void io_drained_cb(conn_io_t *t, void *arg)
 {
     hs_conn_t *c = arg;
-    (void)bev;
+    (void)t;
     if (c->close_after_write)
         conn_close(c);
 }
 
-static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
-{
-    (void)bev;
-    if (what & BEV_EVENT_CONNECTED)
-        return;
-    conn_on_end(arg, what == (BEV_EVENT_READING | BEV_EVENT_EOF));
-}
-
-static void tls_read_cb(tls_conn_t *t, void *arg)
-{
-    (void)t;
-    conn_on_read(arg);
-}
-
-static void tls_drained_cb(tls_conn_t *t, void *arg)
-{
-    (void)t;
-    conn_write_cb(NULL, arg);
-}
-
-static void tls_event_cb(tls_conn_t *t, int what, void *arg)
+static void io_event_cb(conn_io_t *t, int what, void *arg)
 {
     hs_conn_t *c = arg;
-    unsigned long e = tls_conn_error(t);
-    if ((what & TLS_CONN_ERROR) && e) {
+    unsigned long e = conn_io_error(t);
+    if ((what & CONN_IO_ERROR) && e) {
         char buf[200];
         ERR_error_string_n(e, buf, sizeof buf);
         RH_LOG(RH_LOG_INFO, "tls", "connection error peer=%s err=\"%s\"", c->peer, buf);
     }
-    conn_on_end(c, what == TLS_CONN_EOF);
+    conn_on_end(c, what == CONN_IO_EOF);
 }
 
-static const tls_conn_cbs_t tls_cbs = {tls_read_cb, tls_drained_cb, tls_event_cb};
+static const conn_io_cbs_t io_cbs = {io_read_cb, io_drained_cb, io_event_cb};
 
 static void accept_resume_cb(evutil_socket_t fd, short ev, void *arg)
 {
@@ -703,9 +651,10 @@ static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct soc
     }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    SSL *ssl = NULL;
     if (s->o.tls_ctx) {
         SSL_CTX *ctx = s->o.tls_ctx(s->o.tls_ctx_arg);
-        SSL *ssl = ctx ? SSL_new(ctx) : NULL;
+        ssl = ctx ? SSL_new(ctx) : NULL;
         if (ctx)
             SSL_CTX_free(ctx); /* SSL_new holds its own reference */
         if (!ssl) {
@@ -714,19 +663,13 @@ static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct soc
             return;
         }
         c->ssl = ssl;
-        /* Bounds what a client can pipeline behind a pending request: reading pauses at this
-         * many buffered bytes and resumes when parsing has consumed them (both transports). */
-        c->tls = tls_conn_new(s->base, fd, ssl, HS_PIPELINE_MAX, &tls_cbs, c); /* owns fd, ssl */
-    } else {
-        c->bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
-        if (!c->bev)
-            evutil_closesocket(fd);
     }
+    /* HS_PIPELINE_MAX bounds what a client can pipeline behind a pending request: reading pauses
+     * at this many buffered bytes and resumes when parsing has consumed them. */
+    c->io = conn_io_new(s->base, fd, ssl, HS_PIPELINE_MAX, &io_cbs, c); /* owns fd, ssl */
     c->timer = evtimer_new(s->base, conn_timer_cb, c);
-    if ((!c->bev && !c->tls) || !c->timer) {
-        if (c->bev)
-            bufferevent_free(c->bev);
-        tls_conn_free(c->tls);
+    if (!c->io || !c->timer) {
+        conn_io_free(c->io);
         if (c->timer)
             event_free(c->timer);
         free(c);
@@ -735,11 +678,6 @@ static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct soc
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
     c->phase = PH_HEADERS;
-    if (c->bev) {
-        bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
-        bufferevent_setwatermark(c->bev, EV_READ, 0, HS_PIPELINE_MAX);
-        bufferevent_enable(c->bev, EV_READ | EV_WRITE);
-    }
     conn_arm(c, s->o.header_timeout_ms);
     RH_DLIST_PUSH(s->conns, c);
     s->nconns++;

@@ -1,7 +1,6 @@
 /*
- * http_server.h — the hub's HTTP/1.1 server: plain connections on libevent bufferevents, TLS
- * connections on tls_conn.h's own I/O (OpenSSL), with the http_parser library (Debian
- * libhttp-parser-dev) for parsing. One hs_server_t per worker thread and event_base; every worker
+ * http_server.h — the hub's HTTP/1.1 server: plain and TLS connections on conn_io.h's own I/O
+ * (TLS: OpenSSL), with the http_parser library (Debian libhttp-parser-dev) for parsing. One hs_server_t per worker thread and event_base; every worker
  * binds the same port with SO_REUSEPORT.
  *
  * Why not evhttp: libevent 2.1's evhttp has only an idle timeout (a sender trickling one byte at a
@@ -25,7 +24,7 @@
  * awaits its reply, so they are answered in order; a client that half-closes after its request
  * is still answered (on TLS too: a TCP EOF without close_notify counts as the client's EOF). A
  * keep-alive reply is written at once when nothing is queued — plain: one sendmsg of head + body;
- * TLS: one SSL_write through tls_conn.h's own I/O (not bufferevent_openssl) — and queued otherwise.
+ * TLS: one SSL_write (conn_io.h, not libevent's bufferevents) — and queued otherwise.
  *
  * Lifetime: an hs_req_t belongs to the server until the handler calls hs_reply*() exactly once;
  * the reply frees it. If the client goes away first, the request is orphaned (hs_req_gone() is

@@ -1,7 +1,7 @@
 """roamhubd's TS002 listener over TLS: members authenticated by client certificate (mapped by
 exact SHA-256 fingerprint) or by Bearer key without a certificate; certificates from an unknown
 CA refused at the handshake; SIGHUP swaps the server certificate without dropping connections.
-The hub's own TLS connection I/O (broker/tls_conn.c): pipelined requests in one record, a request
+The hub's own TLS connection I/O (broker/conn_io.c): pipelined requests in one record, a request
 split over many records and over TCP segments that end inside a record, a client that half-closes
 after its request, and a large answer to a client that does not read at first (the admin listener
 over TLS serving a console file).
@@ -165,7 +165,7 @@ class TlsTest(unittest.TestCase):
         self.assertNotEqual(conn2.sock.getpeercert()["serialNumber"], serial_before)
         conn2.close()
 
-    # ---- the TLS connection's own I/O (broker/tls_conn.c) ----
+    # ---- the TLS connection's own I/O (broker/conn_io.c) ----
 
     def raw_request(self, msg):
         body = json.dumps(msg).encode()

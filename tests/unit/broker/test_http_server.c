@@ -94,6 +94,8 @@ static void start_stream(hs_req_t *req, int forever, int flood)
     evtimer_add(st->ev, &tv);
 }
 
+#define BIG_REPLY (6 * 1024 * 1024) /* more than a loopback socket takes at once */
+
 /* Echo handler: replies 200 with "<method> <path>?<query> h=<X-Test> body=<body>". */
 static void later_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -114,6 +116,13 @@ static void echo(hs_req_t *req, void *arg)
     if (!strncmp(hs_req_path(req), "/stream", 7)) {
         start_stream(req, !strcmp(hs_req_path(req), "/stream-forever"),
                      !strcmp(hs_req_path(req), "/stream-flood"));
+        return;
+    }
+    if (!strcmp(hs_req_path(req), "/big")) { /* BIG_REPLY bytes: byte i is 'a' + i % 23 */
+        static char big[BIG_REPLY];
+        for (size_t i = 0; i < sizeof big; i++)
+            big[i] = (char)('a' + i % 23);
+        hs_reply(req, 200, "text/plain", big, sizeof big);
         return;
     }
     size_t len;
@@ -241,6 +250,51 @@ static void test_post_and_keepalive(void **state)
     send_all(fd, req, strlen(req));
     recv_until(fd, buf, sizeof buf, "body=hello", 2000);
     assert_non_null(strstr(buf, "body=hello"));
+    close(fd);
+    stop(f);
+}
+
+/* A keep-alive reply larger than the socket takes at once (the client reads only after 300 ms):
+ * the part sent at once and the part queued arrive complete and in order, and the connection
+ * then serves the next request (conn_io: sendmsg now, the rest written when writable). */
+static void test_big_reply_partly_queued_then_keepalive(void **state)
+{
+    (void)state;
+    fixture_t *f = start(2000, 2000, 16);
+    int fd = dial(f->port);
+    const char *req = "GET /big HTTP/1.1\r\n\r\n";
+    send_all(fd, req, strlen(req));
+    usleep(300000);
+    size_t cap = BIG_REPLY + 4096, n = 0;
+    char *buf = malloc(cap);
+    assert_non_null(buf);
+    char *body = NULL;
+    uint64_t end = rh_mono_ms() + 10000;
+    while (rh_mono_ms() < end) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, 50) <= 0)
+            continue;
+        ssize_t r = recv(fd, buf + n, cap - 1 - n, 0);
+        assert_true(r > 0);
+        n += (size_t)r;
+        buf[n] = 0;
+        if (!body && (body = strstr(buf, "\r\n\r\n")) != NULL)
+            body += 4;
+        if (body && (size_t)(buf + n - body) >= BIG_REPLY)
+            break;
+    }
+    assert_non_null(body);
+    assert_non_null(strstr(buf, "Content-Length: 6291456\r\n"));
+    assert_int_equal((size_t)(buf + n - body), BIG_REPLY);
+    for (size_t i = 0; i < BIG_REPLY; i++)
+        if (body[i] != (char)('a' + i % 23))
+            fail_msg("byte %zu of the reply is %d", i, body[i]);
+    free(buf);
+    const char *next = "POST /next HTTP/1.1\r\nContent-Length: 2\r\n\r\nok";
+    send_all(fd, next, strlen(next));
+    char small[4096];
+    recv_until(fd, small, sizeof small, "body=ok", 2000);
+    assert_non_null(strstr(small, "POST /next? h=- body=ok"));
     close(fd);
     stop(f);
 }
@@ -521,6 +575,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_post_and_keepalive), cmocka_unit_test(test_pipelined_in_order),
+        cmocka_unit_test(test_big_reply_partly_queued_then_keepalive),
         cmocka_unit_test(test_half_close_still_answered), cmocka_unit_test(test_size_caps),          cmocka_unit_test(test_deadlines),
         cmocka_unit_test(test_connection_cap),     cmocka_unit_test(test_stream_chunked),
         cmocka_unit_test(test_stream_client_gone),

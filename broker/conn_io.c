@@ -1,5 +1,5 @@
 /*
- * tls_conn.c — a server-side TLS connection's I/O on our own events (see tls_conn.h).
+ * conn_io.c — a server-side connection's I/O, plain or TLS, on our own events (see conn_io.h).
  *
  * Invariants:
  *  - the read event is added iff reading can progress: the handshake waits for the client, a
@@ -10,39 +10,44 @@
  *    (hs_wants_write, read_wants_write, wblocked); a write with nothing blocked is tried at once
  *    or from an event_active turn, never by adding the event (no epoll_ctl per answer);
  *  - the output buffer starts with the bytes of the last SSL_write that wanted a retry, and a
- *    retry passes at least as many (<= TLS_CONN_CHUNK, pulled up contiguous): OpenSSL's retry
+ *    retry passes at least as many (<= CONN_IO_CHUNK, pulled up contiguous): OpenSSL's retry
  *    rule with SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER;
- *  - user callbacks run only from deliver() at the end of an event handler; tls_conn_free inside
+ *  - plain (ssl == NULL): handshaken from the start; reads go straight into the input buffer
+ *    (one recv per readable event, sized to the buffer's free space, no ioctl(FIONREAD) as
+ *    libevent's evbuffer_read does), answers with nothing queued leave with one sendmsg, and
+ *    what the socket does not take is queued and written with writev when writable;
+ *  - user callbacks run only from deliver() at the end of an event handler; conn_io_free inside
  *    one marks the connection dead and the handler frees it when it unwinds (busy == 0).
  */
-#include "tls_conn.h"
+#include "conn_io.h"
 
 #include <errno.h>
 #include <openssl/err.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
-#define TLS_CONN_CHUNK 16384 /* plaintext bytes per SSL_write: one TLS record */
+#define CONN_IO_CHUNK 16384 /* plaintext bytes per SSL_write (one TLS record); plain: per recv */
 
-struct tls_conn {
+struct conn_io {
     struct event_base *base;
     int fd;
     SSL *ssl;
     struct event *rev, *wev;
     struct evbuffer *in, *out;
     size_t read_max;
-    tls_conn_cbs_t cbs;
+    conn_io_cbs_t cbs;
     void *arg;
     unsigned long err;
     int busy;
     unsigned handshaken : 1, read_on : 1, wm_paused : 1, eof : 1, failed : 1, dead : 1;
     unsigned hs_wants_write : 1, read_wants_write : 1, write_wants_read : 1, wblocked : 1;
     unsigned rev_on : 1, wev_on : 1, got : 1, drained : 1;
-    int report; /* TLS_CONN_EOF / TLS_CONN_ERROR not yet delivered */
+    int report; /* CONN_IO_EOF / CONN_IO_ERROR not yet delivered */
 };
 
-static void update_events(tls_conn_t *t)
+static void update_events(conn_io_t *t)
 {
     int live = !t->dead && !t->failed;
     int want_w = live && (t->hs_wants_write || t->read_wants_write || t->wblocked);
@@ -64,39 +69,65 @@ static void update_events(tls_conn_t *t)
     }
 }
 
-static void fail(tls_conn_t *t, unsigned long code)
+static void fail(conn_io_t *t, unsigned long code)
 {
     if (!t->failed) {
         t->failed = 1;
         t->err = code;
-        t->report |= TLS_CONN_ERROR;
+        t->report |= CONN_IO_ERROR;
     }
     ERR_clear_error();
 }
 
 /* Classifies a failed SSL call that is neither WANT_READ nor WANT_WRITE: the client's EOF (TCP
  * EOF without close_notify included) or an error. */
-static void fail_or_eof(tls_conn_t *t, int e, int r)
+static void fail_or_eof(conn_io_t *t, int e, int r)
 {
     unsigned long code = ERR_peek_error();
     if (e == SSL_ERROR_ZERO_RETURN || (e == SSL_ERROR_SYSCALL && code == 0 && r == 0) ||
         (e == SSL_ERROR_SSL && ERR_GET_REASON(code) == SSL_R_UNEXPECTED_EOF_WHILE_READING)) {
         t->eof = 1;
-        t->report |= TLS_CONN_EOF;
+        t->report |= CONN_IO_EOF;
         ERR_clear_error();
         return;
     }
     fail(t, code);
 }
 
-static void do_write(tls_conn_t *t)
+/* Plain: writes what is queued (writev through the buffer's chains) until the socket is full. */
+static void do_write_plain(conn_io_t *t)
 {
+    t->wblocked = 0;
+    while (!t->failed && evbuffer_get_length(t->out)) {
+        int r = evbuffer_write(t->out, t->fd);
+        if (r > 0) {
+            if (evbuffer_get_length(t->out) == 0)
+                t->drained = 1;
+            continue;
+        }
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r == 0 || errno == EAGAIN || errno == EWOULDBLOCK)
+            t->wblocked = 1;
+        else
+            fail(t, 0);
+        break;
+    }
+    update_events(t);
+}
+
+static void do_write(conn_io_t *t)
+{
+    if (!t->ssl) {
+        do_write_plain(t);
+        return;
+    }
     t->wblocked = 0;
     while (!t->failed && !t->write_wants_read) {
         size_t len = evbuffer_get_length(t->out);
         if (len == 0)
             break;
-        size_t n = len < TLS_CONN_CHUNK ? len : TLS_CONN_CHUNK;
+        size_t n = len < CONN_IO_CHUNK ? len : CONN_IO_CHUNK;
         unsigned char *p = evbuffer_pullup(t->out, (ev_ssize_t)n);
         if (!p) {
             fail(t, 0);
@@ -122,9 +153,49 @@ static void do_write(tls_conn_t *t)
     update_events(t);
 }
 
-static void do_read(tls_conn_t *t)
+/* Plain: one recv into the input buffer's free space; a full read leaves the rest to the next
+ * (level-triggered) event, so one connection cannot hold the loop. */
+static void do_read_plain(conn_io_t *t)
 {
-    unsigned char buf[TLS_CONN_CHUNK];
+    while (!t->eof && !t->failed && t->read_on) {
+        if (evbuffer_get_length(t->in) >= t->read_max) {
+            t->wm_paused = 1;
+            break;
+        }
+        struct evbuffer_iovec v;
+        if (evbuffer_reserve_space(t->in, CONN_IO_CHUNK, &v, 1) < 1) {
+            fail(t, 0);
+            break;
+        }
+        size_t want = v.iov_len > CONN_IO_CHUNK ? CONN_IO_CHUNK : v.iov_len;
+        ssize_t r = recv(t->fd, v.iov_base, want, 0);
+        if (r > 0) {
+            v.iov_len = (size_t)r;
+            evbuffer_commit_space(t->in, &v, 1);
+            t->got = 1;
+            break;
+        }
+        evbuffer_commit_space(t->in, &v, 0);
+        if (r == 0) {
+            t->eof = 1;
+            t->report |= CONN_IO_EOF;
+        } else if (errno == EINTR) {
+            continue;
+        } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
+            fail(t, 0);
+        }
+        break;
+    }
+    update_events(t);
+}
+
+static void do_read(conn_io_t *t)
+{
+    if (!t->ssl) {
+        do_read_plain(t);
+        return;
+    }
+    unsigned char buf[CONN_IO_CHUNK];
     while (!t->eof && !t->failed && t->read_on && !t->read_wants_write) {
         if (evbuffer_get_length(t->in) >= t->read_max) {
             t->wm_paused = 1;
@@ -158,7 +229,7 @@ static void do_read(tls_conn_t *t)
     update_events(t);
 }
 
-static void do_handshake(tls_conn_t *t)
+static void do_handshake(conn_io_t *t)
 {
     ERR_clear_error();
     int r = SSL_do_handshake(t->ssl);
@@ -178,17 +249,19 @@ static void do_handshake(tls_conn_t *t)
     update_events(t);
 }
 
-static void destroy(tls_conn_t *t)
+static void destroy(conn_io_t *t)
 {
     event_free(t->rev);
     event_free(t->wev);
-    if (t->handshaken && !t->failed) {
+    if (t->ssl && t->handshaken && !t->failed) {
         /* close_notify, best effort and without waiting for the client's */
         SSL_set_shutdown(t->ssl, SSL_RECEIVED_SHUTDOWN);
         SSL_shutdown(t->ssl);
     }
-    ERR_clear_error();
-    SSL_free(t->ssl);
+    if (t->ssl) {
+        ERR_clear_error();
+        SSL_free(t->ssl);
+    }
     close(t->fd);
     evbuffer_free(t->in);
     evbuffer_free(t->out);
@@ -197,7 +270,7 @@ static void destroy(tls_conn_t *t)
 
 /* Runs the owner's callbacks for what the handler found, then frees a connection the owner
  * released meanwhile. */
-static void deliver(tls_conn_t *t)
+static void deliver(conn_io_t *t)
 {
     if (t->got && !t->dead) {
         t->got = 0;
@@ -219,7 +292,7 @@ static void deliver(tls_conn_t *t)
 
 static void on_read(evutil_socket_t fd, short what, void *arg)
 {
-    tls_conn_t *t = arg;
+    conn_io_t *t = arg;
     (void)fd;
     (void)what;
     t->busy++;
@@ -239,7 +312,7 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 
 static void on_write(evutil_socket_t fd, short what, void *arg)
 {
-    tls_conn_t *t = arg;
+    conn_io_t *t = arg;
     (void)fd;
     (void)what;
     t->busy++;
@@ -262,7 +335,7 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
  * OpenSSL may already hold (the socket may not become readable for it). */
 static void in_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
 {
-    tls_conn_t *t = arg;
+    conn_io_t *t = arg;
     if (info->n_deleted && t->wm_paused && evbuffer_get_length(buf) < t->read_max) {
         t->wm_paused = 0;
         update_events(t);
@@ -271,10 +344,10 @@ static void in_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, voi
     }
 }
 
-tls_conn_t *tls_conn_new(struct event_base *base, int fd, SSL *ssl, size_t read_max,
-                         const tls_conn_cbs_t *cbs, void *arg)
+conn_io_t *conn_io_new(struct event_base *base, int fd, SSL *ssl, size_t read_max,
+                         const conn_io_cbs_t *cbs, void *arg)
 {
-    tls_conn_t *t = calloc(1, sizeof *t);
+    conn_io_t *t = calloc(1, sizeof *t);
     if (!t) {
         SSL_free(ssl);
         close(fd);
@@ -287,11 +360,12 @@ tls_conn_t *tls_conn_new(struct event_base *base, int fd, SSL *ssl, size_t read_
     t->cbs = *cbs;
     t->arg = arg;
     t->read_on = 1;
+    t->handshaken = ssl == NULL;
     t->rev = event_new(base, fd, EV_READ | EV_PERSIST, on_read, t);
     t->wev = event_new(base, fd, EV_WRITE | EV_PERSIST, on_write, t);
     t->in = evbuffer_new();
     t->out = evbuffer_new();
-    if (!t->rev || !t->wev || !t->in || !t->out || SSL_set_fd(ssl, fd) != 1 ||
+    if (!t->rev || !t->wev || !t->in || !t->out || (ssl && SSL_set_fd(ssl, fd) != 1) ||
         !evbuffer_add_cb(t->in, in_cb, t)) {
         if (t->rev)
             event_free(t->rev);
@@ -307,6 +381,10 @@ tls_conn_t *tls_conn_new(struct event_base *base, int fd, SSL *ssl, size_t read_
         free(t);
         return NULL;
     }
+    if (!ssl) {
+        update_events(t);
+        return t;
+    }
     SSL_set_accept_state(ssl);
     SSL_set_mode(ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     SSL_set_read_ahead(ssl, 1);
@@ -318,23 +396,51 @@ tls_conn_t *tls_conn_new(struct event_base *base, int fd, SSL *ssl, size_t read_
     return t;
 }
 
-struct evbuffer *tls_conn_input(tls_conn_t *t) { return t->in; }
+struct evbuffer *conn_io_input(conn_io_t *t) { return t->in; }
 
-size_t tls_conn_output_len(const tls_conn_t *t) { return evbuffer_get_length(t->out); }
+size_t conn_io_output_len(const conn_io_t *t) { return evbuffer_get_length(t->out); }
 
-unsigned long tls_conn_error(const tls_conn_t *t) { return t->err; }
+unsigned long conn_io_error(const conn_io_t *t) { return t->err; }
 
-int tls_conn_send(tls_conn_t *t, const struct iovec *iov, int n, int now)
+int conn_io_send(conn_io_t *t, const struct iovec *iov, int n, int now)
 {
     size_t total = 0;
     for (int i = 0; i < n; i++)
         total += iov[i].iov_len;
     if (total == 0)
         return 0;
-    if (now && t->handshaken && !t->failed && !t->dead && !t->wblocked && !t->write_wants_read &&
-        evbuffer_get_length(t->out) == 0 && total <= TLS_CONN_CHUNK) {
+    if (!t->ssl && now && !t->failed && !t->dead && !t->wblocked &&
+        evbuffer_get_length(t->out) == 0) {
+        /* One sendmsg of every buffer, now; what the socket does not take is queued. */
+        struct msghdr mh = {.msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)n};
+        ssize_t r;
+        do
+            r = sendmsg(t->fd, &mh, MSG_NOSIGNAL);
+        while (r < 0 && errno == EINTR);
+        if (r == (ssize_t)total)
+            return 0;
+        int err = r < 0 ? errno : 0;
+        size_t done = r > 0 ? (size_t)r : 0;
+        for (int i = 0; i < n; i++) {
+            size_t len = iov[i].iov_len, skip = done < len ? done : len;
+            done -= skip;
+            if (len > skip && evbuffer_add(t->out, (const char *)iov[i].iov_base + skip,
+                                           len - skip) != 0)
+                return -1;
+        }
+        if (r >= 0 || err == EAGAIN || err == EWOULDBLOCK) {
+            t->wblocked = 1; /* the socket is full: the write event takes the rest */
+        } else {
+            fail(t, 0);
+            event_active(t->wev, EV_WRITE, 0); /* reports the error from the loop */
+        }
+        update_events(t);
+        return 0;
+    }
+    if (t->ssl && now && t->handshaken && !t->failed && !t->dead && !t->wblocked && !t->write_wants_read &&
+        evbuffer_get_length(t->out) == 0 && total <= CONN_IO_CHUNK) {
         /* One record, one write(2), now. */
-        unsigned char tmp[TLS_CONN_CHUNK];
+        unsigned char tmp[CONN_IO_CHUNK];
         const unsigned char *p = iov[0].iov_base;
         if (n > 1) {
             size_t at = 0;
@@ -378,7 +484,7 @@ int tls_conn_send(tls_conn_t *t, const struct iovec *iov, int n, int now)
     return 0;
 }
 
-void tls_conn_read_enable(tls_conn_t *t, int on)
+void conn_io_read_enable(conn_io_t *t, int on)
 {
     if (t->dead)
         return;
@@ -390,16 +496,16 @@ void tls_conn_read_enable(tls_conn_t *t, int on)
     int was = t->read_on;
     t->read_on = 1;
     if (t->eof) { /* tell the owner again: it turned reading back on after the EOF */
-        t->report |= TLS_CONN_EOF;
+        t->report |= CONN_IO_EOF;
         event_active(t->rev, EV_READ, 0);
         return;
     }
     update_events(t);
-    if (!was && t->handshaken && SSL_has_pending(t->ssl))
+    if (!was && t->ssl && t->handshaken && SSL_has_pending(t->ssl))
         event_active(t->rev, EV_READ, 0);
 }
 
-void tls_conn_free(tls_conn_t *t)
+void conn_io_free(conn_io_t *t)
 {
     if (!t)
         return;

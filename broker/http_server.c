@@ -53,6 +53,7 @@ struct hs_req {
     const char *query;
     unsigned nheaders;
     const char *hname[HS_MAX_HEADERS];
+    size_t hname_len[HS_MAX_HEADERS]; /* strlen(hname[i]): lookups compare lengths first */
     const char *hvalue[HS_MAX_HEADERS];
     size_t name_off[HS_MAX_HEADERS], value_off[HS_MAX_HEADERS]; /* into hdrbuf while parsing */
     enum { HST_URL, HST_FIELD, HST_VALUE } hst;
@@ -278,16 +279,19 @@ static int on_headers_complete(http_parser *p)
     r->target = r->hdrbuf;
     for (unsigned i = 0; i < r->nheaders; i++) {
         r->hname[i] = r->hdrbuf + r->name_off[i];
+        r->hname_len[i] = strlen(r->hname[i]);
         r->hvalue[i] = r->hdrbuf + r->value_off[i];
     }
     /* A header that must appear once (RFC 9110 §5.3): two Authorization values (or Hosts,
      * Content-Types) would let a proxy and this server act on different ones. http_parser
      * already refuses two Content-Lengths; these get the same 400. */
     static const char *const single[] = {"authorization", "host", "content-type"};
+    static const size_t single_len[] = {13, 4, 12};
     unsigned seen[sizeof single / sizeof single[0]] = {0};
     for (unsigned i = 0; i < r->nheaders; i++)
         for (unsigned s = 0; s < sizeof single / sizeof single[0]; s++)
-            if (!strcasecmp(r->hname[i], single[s]) && seen[s]++)
+            if (r->hname_len[i] == single_len[s] && !strcasecmp(r->hname[i], single[s]) &&
+                seen[s]++)
                 return -1; /* HPE_CB_headers_complete: 400 and close */
     char *q = strchr(r->target, '?');
     if (q) {
@@ -296,7 +300,12 @@ static int on_headers_complete(http_parser *p)
     } else {
         r->query = "";
     }
-    snprintf(r->method, sizeof r->method, "%s", http_method_str((enum http_method)p->method));
+    const char *method = http_method_str((enum http_method)p->method);
+    size_t mlen = strlen(method); /* http_parser's names: at most 11 characters */
+    if (mlen >= sizeof r->method)
+        mlen = sizeof r->method - 1;
+    memcpy(r->method, method, mlen);
+    r->method[mlen] = '\0';
     if (p->content_length != ULLONG_MAX && p->content_length > c->srv->o.max_body_bytes) {
         r->body_incomplete = 1;
         return -2; /* 413 */
@@ -881,8 +890,9 @@ const char *hs_req_query(const hs_req_t *r) { return r->query; }
 
 const char *hs_req_header(const hs_req_t *r, const char *name)
 {
+    size_t len = strlen(name);
     for (unsigned i = 0; i < r->nheaders; i++) {
-        if (strcasecmp(r->hname[i], name) == 0)
+        if (r->hname_len[i] == len && strcasecmp(r->hname[i], name) == 0)
             return r->hvalue[i];
     }
     return NULL;

@@ -200,6 +200,7 @@ static int hex_field(dctx_t *c, const path_t *p, const cJSON *v, size_t minb, si
         n -= 2;
         c->m->canon |= BI_CANON_HEX_PREFIX;
     }
+    unsigned lower = 0, upper = 0; /* letters seen (canon flags set once, after the loop) */
     for (size_t i = 0; i < n; i++) {
         int ch = (unsigned char)s[i];
         if (rh_hex_nibble(ch) < 0) {
@@ -209,11 +210,13 @@ static int hex_field(dctx_t *c, const path_t *p, const cJSON *v, size_t minb, si
             return fail(c, p, MALFORMED, RH_EINVAL, "invalid hex digit 0x%02x at position %zu",
                         ch, i);
         }
-        if (ch >= 'a')
-            c->m->canon |= BI_CANON_HEX_LOWER;
-        else if (ch >= 'A')
-            c->m->canon |= BI_CANON_HEX_UPPER;
+        lower |= ch >= 'a';
+        upper |= ch >= 'A' && ch < 'a';
     }
+    if (lower)
+        c->m->canon |= BI_CANON_HEX_LOWER;
+    if (upper)
+        c->m->canon |= BI_CANON_HEX_UPPER;
     if (n % 2)
         return fail(c, p, MALFORMED, RH_EINVAL, "odd number of hex digits (%zu)", n);
     size_t nb = n / 2;

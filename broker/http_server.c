@@ -6,9 +6,12 @@
  *    meanwhile and bytes already received stay in the input buffer (at most HS_PIPELINE_MAX
  *    read ahead) until the reply is sent;
  *  - a connection's transport is conn_io (c->io: plain, or TLS when c->ssl is set);
- *  - conn->timer enforces exactly one deadline at a time: header (from accept or end of previous
+ *  - conn->deadline_ms is exactly one deadline at a time: header (from accept or end of previous
  *    reply), body (from headers complete), idle (keep-alive, before the first byte of the next
- *    request); it is off while a request awaits its reply;
+ *    request); none (0) while a request awaits its reply. conn->timer is armed lazily: only when
+ *    it is not armed or would fire after the new deadline; firing early re-arms it for the rest.
+ *    A keep-alive connection's deadlines move forward with every message without a timer
+ *    operation (three event_add and an event_del per message before, issue #15);
  *  - srv->nconns counts open connections; the listener is disabled at max_connections;
  *  - when accept() fails (EMFILE/ENFILE when out of descriptors, ENOBUFS, ...) the listener is
  *    disabled for pause_ms (100 ms, doubling to 1 s while it keeps failing, reset by the next
@@ -70,7 +73,9 @@ struct hs_req {
 struct hs_conn {
     hs_server_t *srv;
     conn_io_t *io;           /* plain or TLS (conn_io.c: answers written at once) */
-    struct event *timer;
+    struct event *timer;     /* fires at timer_at_ms (0: not armed), see conn_arm */
+    uint64_t deadline_ms;    /* monotonic ms of the current deadline, 0: none */
+    uint64_t timer_at_ms;
     http_parser parser;
     hs_req_t *req;      /* request being parsed or awaiting reply */
     enum conn_phase phase;
@@ -139,17 +144,39 @@ const char *hs_status_text(int status)
 
 /* ---------- timers ---------- */
 
+static void timer_add_ms(hs_conn_t *c, uint64_t now, uint64_t at)
+{
+    uint64_t ms = at > now ? at - now : 0;
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
+    evtimer_add(c->timer, &tv);
+    c->timer_at_ms = at;
+}
+
+/* The connection's one deadline, ms from now (replaces the previous one). */
 static void conn_arm(hs_conn_t *c, unsigned ms)
 {
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-    evtimer_add(c->timer, &tv);
+    uint64_t now = rh_mono_ms();
+    c->deadline_ms = now + ms;
+    if (!c->timer_at_ms || c->timer_at_ms > c->deadline_ms)
+        timer_add_ms(c, now, c->deadline_ms);
 }
+
+/* No deadline (a request awaits its reply, or a stream runs); the armed timer finds none. */
+static void conn_disarm(hs_conn_t *c) { c->deadline_ms = 0; }
 
 static void conn_timer_cb(evutil_socket_t fd, short ev, void *arg)
 {
     hs_conn_t *c = arg;
     (void)fd;
     (void)ev;
+    c->timer_at_ms = 0;
+    if (!c->deadline_ms)
+        return;
+    uint64_t now = rh_mono_ms();
+    if (now < c->deadline_ms) { /* the deadline moved on since the timer was armed */
+        timer_add_ms(c, now, c->deadline_ms);
+        return;
+    }
     if (c->phase == PH_HEADERS || c->phase == PH_BODY)
         RH_LOG(RH_LOG_INFO, "http", "deadline missed, closing phase=%s peer=%s",
                c->phase == PH_HEADERS ? "headers" : "body", c->peer);
@@ -496,14 +523,13 @@ static void send_error_and_close(hs_conn_t *c, int status)
     c->closing = 1;
     c->phase = PH_CLOSING;
     conn_read_enable(c, 0);
-    evtimer_del(c->timer);
     conn_arm(c, 5000); /* bound the time spent flushing to a client that doesn't read */
 }
 
 static void conn_dispatch(hs_conn_t *c)
 {
     hs_req_t *r = c->req;
-    evtimer_del(c->timer);
+    conn_disarm(c);
     /* Reading stays on while the request is pending (turning it off and on again cost two
      * epoll_ctl per message): pipelined bytes wait in the input buffer, bounded by the read
      * high-water mark set at accept, and conn_process_input parses nothing while PH_PENDING. */
@@ -968,7 +994,7 @@ int hs_stream_begin(hs_req_t *r, int status, const char *ctype, const char *extr
     n = put_head_end(h, n, cap, ctype, extra);
     conn_send(c, &(struct iovec){h, n}, 1, 0);
     c->phase = PH_STREAM;
-    evtimer_del(c->timer);
+    conn_disarm(c);
     conn_read_enable(c, 1); /* to notice the client closing */
     return RH_OK;
 }

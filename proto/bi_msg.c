@@ -200,22 +200,28 @@ static int hex_field(dctx_t *c, const path_t *p, const cJSON *v, size_t minb, si
         n -= 2;
         c->m->canon |= BI_CANON_HEX_PREFIX;
     }
-    unsigned lower = 0, upper = 0; /* letters seen (canon flags set once, after the loop) */
+    /* Class of each byte: 1 digit, 2 upper-case letter, 4 lower-case letter, 0 not hex. The
+     * classes seen are OR-ed and the canonical-form flags set once, after the loop. */
+    static const uint8_t cls[256] = {
+        ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1,
+        ['8'] = 1, ['9'] = 1, ['A'] = 2, ['B'] = 2, ['C'] = 2, ['D'] = 2, ['E'] = 2, ['F'] = 2,
+        ['a'] = 4, ['b'] = 4, ['c'] = 4, ['d'] = 4, ['e'] = 4, ['f'] = 4};
+    unsigned seen = 0;
     for (size_t i = 0; i < n; i++) {
         int ch = (unsigned char)s[i];
-        if (rh_hex_nibble(ch) < 0) {
+        unsigned k = cls[ch];
+        seen |= k;
+        if (!k) {
             if (ch > 0x20 && ch < 0x7f)
                 return fail(c, p, MALFORMED, RH_EINVAL, "invalid hex digit '%c' at position %zu",
                             ch, i);
             return fail(c, p, MALFORMED, RH_EINVAL, "invalid hex digit 0x%02x at position %zu",
                         ch, i);
         }
-        lower |= ch >= 'a';
-        upper |= ch >= 'A' && ch < 'a';
     }
-    if (lower)
+    if (seen & 4)
         c->m->canon |= BI_CANON_HEX_LOWER;
-    if (upper)
+    if (seen & 2)
         c->m->canon |= BI_CANON_HEX_UPPER;
     if (n % 2)
         return fail(c, p, MALFORMED, RH_EINVAL, "odd number of hex digits (%zu)", n);

@@ -399,6 +399,35 @@ static void test_deadlines(void **state)
     stop(f);
 }
 
+/* Deadlines on a keep-alive connection move with every message (the timer is armed lazily):
+ * requests every 100 ms for 1.5 s, across several firings of the 300 ms header/body timer while
+ * the 60 s idle deadline was the current one, are all answered; then a request that stops
+ * half-way through its headers still meets the 300 ms header deadline (earlier than the armed
+ * idle timer: re-armed), not the idle one. */
+static void test_deadlines_move_with_keepalive(void **state)
+{
+    (void)state;
+    fixture_t *f = start(300, 300, 16);
+    int fd = dial(f->port);
+    const char *req = "POST /k HTTP/1.1\r\nContent-Length: 1\r\n\r\nk";
+    char buf[4096];
+    for (int i = 0; i < 15; i++) {
+        send_all(fd, req, strlen(req));
+        recv_until(fd, buf, sizeof buf, "body=k", 2000);
+        assert_non_null(strstr(buf, "POST /k? h=- body=k"));
+        usleep(100000);
+    }
+    usleep(400000); /* idle: the 60 s idle deadline is the current one, the timer re-armed */
+    send_all(fd, "POST /k HTTP/1.1\r\nX-A: b", 24);
+    uint64_t t0 = rh_mono_ms();
+    assert_true(closed_within(fd, 3000));
+    uint64_t took = rh_mono_ms() - t0;
+    assert_true(took >= 250);
+    assert_true(took < 2000);
+    close(fd);
+    stop(f);
+}
+
 static void test_connection_cap(void **state)
 {
     (void)state;
@@ -576,7 +605,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_post_and_keepalive), cmocka_unit_test(test_pipelined_in_order),
         cmocka_unit_test(test_big_reply_partly_queued_then_keepalive),
-        cmocka_unit_test(test_half_close_still_answered), cmocka_unit_test(test_size_caps),          cmocka_unit_test(test_deadlines),
+        cmocka_unit_test(test_half_close_still_answered), cmocka_unit_test(test_size_caps),          cmocka_unit_test(test_deadlines), cmocka_unit_test(test_deadlines_move_with_keepalive),
         cmocka_unit_test(test_connection_cap),     cmocka_unit_test(test_stream_chunked),
         cmocka_unit_test(test_stream_client_gone),
         cmocka_unit_test(test_stream_bounded_for_a_client_not_reading),

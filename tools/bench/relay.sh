@@ -14,6 +14,10 @@
 # made by this script; the legs to the stub stay plain) and adds the new-connection table: wrk
 # with `Connection: close`, so every request pays a full TLS handshake (wrk does not resume
 # sessions), against the hub and nginx.
+# HUB_WORKERS=N sets the hub's `workers` (default: the hub's own, one per core). The script
+# prints how the nginx relay's workers share the client's connections (nginx accepts from one
+# queue: on an idle 2-core machine one worker takes almost all; the hub's SO_REUSEPORT workers
+# get an even share), measured during the first run.
 # Usage: tools/bench/relay.sh [BUILD_DIR] [RUNS] [SECONDS] [CONNECTIONS]
 # Needs: nginx (nginx-light) and wrk from Debian (deploy/bootstrap.sh installs both).
 set -euo pipefail
@@ -70,8 +74,10 @@ nginx -c "$W/stub.conf" -p "$W"
 nginx -c "$W/relay.conf" -p "$W"
 
 relay_table "$W/table.json" "$STUB"
+WORKERS_JSON=""
+[ -n "${HUB_WORKERS:-}" ] && WORKERS_JSON="\"workers\":$HUB_WORKERS,"
 cat > "$W/hub.json" <<JSON
-{"log_level":"warn","import":"$W/table.json","database":{"path":"$W/db"},
+{"log_level":"warn",$WORKERS_JSON"import":"$W/table.json","database":{"path":"$W/db"},
  "ts002":{"address":"127.0.0.1","port":0$HUB_TLS},"admin":{"address":"127.0.0.1","port":0},
  "relay":{"pending_max":1000000,"endpoint_allow_ranges":["127.0.0.0/8"]}}
 JSON
@@ -127,6 +133,11 @@ for target in hub nginx stub; do
   : > "$W/$target.runs"
   for r in $(seq "$RUNS"); do
     if [ "$target" = hub ]; then c0=$(cpu_ticks "$HUB_PID"); fi
+    if [ "$target" = nginx ] && [ "$r" = 1 ]; then # the relay workers' share of the connections
+      ( sleep "$(python3 -c "print($SECS / 2)")"
+        ss -tnpH state established "( sport = :$RELAY )" | grep -o 'pid=[0-9]*' | sort | uniq -c |
+          awk '{printf "%s%d", NR > 1 ? " + " : "", $1} END {print ""}' > "$W/nginx.dist" ) &
+    fi
     read -r rps p50 p99 req non2xx < <(run_wrk "$P" "$S")
     cpu_us=0
     if [ "$target" = hub ]; then
@@ -156,6 +167,7 @@ echo "| nginx stub alone (plain HTTP) | ${RPS[stub]} | ${P50[stub]} | ${P99[stub
 echo
 python3 -c "print('throughput ratio roamhubd/nginx-relay: %.2f; p99 ratio: %.2f' % (${RPS[hub]}/${RPS[nginx]}, ${P99[hub]}/${P99[nginx]}))"
 echo "roamhubd CPU time per relayed message: ${CPU[hub]} us (user+system, all worker threads)"
+echo "nginx relay: the client's $CONNS connections per worker process: $(cat "$W/nginx.dist" 2>/dev/null)"
 echo "hub outcomes:"; cat "$W/metrics.txt"
 
 if [ "${TLS:-0}" = 1 ]; then

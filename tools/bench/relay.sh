@@ -135,8 +135,8 @@ for target in hub nginx stub; do
     if [ "$target" = hub ]; then c0=$(cpu_ticks "$HUB_PID"); fi
     if [ "$target" = nginx ] && [ "$r" = 1 ]; then # the relay workers' share of the connections
       ( sleep "$(python3 -c "print($SECS / 2)")"
-        ss -tnpH state established "( sport = :$RELAY )" | grep -o 'pid=[0-9]*' | sort | uniq -c |
-          awk '{printf "%s%d", NR > 1 ? " + " : "", $1} END {print ""}' > "$W/nginx.dist" ) &
+        ss -tnpH state established "( sport = :$RELAY )" | grep -o "pid=[0-9]*" | sort | uniq -c |
+          awk '{printf "%s%d", (NR > 1 ? " + " : ""), $1} END {print ""}' > "$W/nginx.dist" ) &
     fi
     read -r rps p50 p99 req non2xx < <(run_wrk "$P" "$S")
     cpu_us=0

@@ -15,9 +15,9 @@
 # with `Connection: close`, so every request pays a full TLS handshake (wrk does not resume
 # sessions), against the hub and nginx.
 # HUB_WORKERS=N sets the hub's `workers` (default: the hub's own, one per core). The script
-# prints how the nginx relay's workers share the client's connections (nginx accepts from one
-# queue: on an idle 2-core machine one worker takes almost all; the hub's SO_REUSEPORT workers
-# get an even share), measured during the first run.
+# prints how the nginx relay's workers share the client's connections, measured during its first
+# run (nginx accepts from one queue and its split varies from run to run; the hub's SO_REUSEPORT
+# workers get about even shares).
 # Usage: tools/bench/relay.sh [BUILD_DIR] [RUNS] [SECONDS] [CONNECTIONS]
 # Needs: nginx (nginx-light) and wrk from Debian (deploy/bootstrap.sh installs both).
 set -euo pipefail

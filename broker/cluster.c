@@ -551,15 +551,42 @@ static void *snap_main(void *arg)
     return NULL;
 }
 
-/* The consumer's progress check (watch thread, every CLUSTER_PROBE_TURNS turns, ~1 s). A
- * change stored in the stream past what this node has, and still not delivered one check
- * later with nothing delivered meanwhile, is a stalled consumer (seen on a loaded 2-core machine:
- * one change left undelivered for 10 s while the client reset its ordered consumer); the consumer
- * is then recreated from the applied sequence, so a stall lasts 1-2 s. One JetStream request per
- * check while idle, none while changes arrive. `seen`/`pending`: the check's state between calls
- * (what this node had; the stream's last sequence found past it, 0 if none). Returns 1 when the
- * consumer must be recreated. */
-static int consumer_stalled(cluster_t *c, uint64_t *seen, uint64_t *pending)
+int cluster_progress_check(cluster_progress_t *p, uint64_t have,
+                           int (*ask_last)(void *arg, uint64_t *last), void *arg)
+{
+    if (have != p->seen) { /* progress: the consumer works (or catches up) */
+        p->seen = have;
+        p->pending = 0;
+        return 0;
+    }
+    if (p->pending > have) {
+        p->pending = 0;
+        return 1;
+    }
+    uint64_t last = 0;
+    if (ask_last(arg, &last) != 0)
+        return 0; /* the stream cannot be asked now: the next check will */
+    p->pending = last > have ? last : 0;
+    return 0;
+}
+
+static int stream_last(void *arg, uint64_t *last)
+{
+    cluster_t *c = arg;
+    jsErrCode jerr = 0;
+    jsStreamInfo *si = NULL;
+    if (js_GetStreamInfo(&si, c->js, c->cfg->cluster_stream, NULL, &jerr) != NATS_OK)
+        return -1;
+    *last = si->State.LastSeq;
+    jsStreamInfo_Destroy(si);
+    return 0;
+}
+
+/* The watch thread's progress check of the table consumer (cluster_progress_check): a stall
+ * (seen on a loaded 2-core machine: one change left undelivered for 10 s while the client reset
+ * its ordered consumer) lasts 1-2 s, then the consumer is recreated from the applied sequence.
+ * One JetStream request per check while idle, none while changes arrive. */
+static int consumer_stalled(cluster_t *c, cluster_progress_t *p)
 {
     pthread_mutex_lock(&c->qmu);
     uint64_t have = c->delivered;
@@ -568,25 +595,12 @@ static int consumer_stalled(cluster_t *c, uint64_t *seen, uint64_t *pending)
     if (c->applied > have)
         have = c->applied;
     pthread_mutex_unlock(&c->mu);
-    if (have != *seen) { /* progress: the consumer works (or catches up) */
-        *seen = have;
-        *pending = 0;
+    uint64_t pending = p->pending;
+    if (!cluster_progress_check(p, have, stream_last, c))
         return 0;
-    }
-    if (*pending > have) {
-        RH_LOG(RH_LOG_WARN, "cluster", "table consumer stalled, recreating it applied=%llu "
-               "stream_last=%llu", (unsigned long long)have, (unsigned long long)*pending);
-        *pending = 0;
-        return 1;
-    }
-    jsErrCode jerr = 0;
-    jsStreamInfo *si = NULL;
-    if (js_GetStreamInfo(&si, c->js, c->cfg->cluster_stream, NULL, &jerr) != NATS_OK)
-        return 0; /* the stream cannot be asked now: the next check will */
-    uint64_t last = si->State.LastSeq;
-    jsStreamInfo_Destroy(si);
-    *pending = last > have ? last : 0;
-    return 0;
+    RH_LOG(RH_LOG_WARN, "cluster", "table consumer stalled, recreating it applied=%llu "
+           "stream_last=%llu", (unsigned long long)have, (unsigned long long)pending);
+    return 1;
 }
 
 static void *watch_main(void *arg)
@@ -594,7 +608,7 @@ static void *watch_main(void *arg)
     cluster_t *c = arg;
     char why[192];
     unsigned turn = 0;
-    uint64_t probe_seen = 0, probe_pending = 0;
+    cluster_progress_t progress = {0, 0};
     pthread_mutex_lock(&c->mu);
     while (!c->stop) {
         int ready = c->st.stream_ready;
@@ -619,8 +633,7 @@ static void *watch_main(void *arg)
             pthread_mutex_lock(&c->mu);
             int have_sub = c->sub != NULL;
             pthread_mutex_unlock(&c->mu);
-            if (have_sub && ++turn % CLUSTER_PROBE_TURNS == 0 && consumer_stalled(c, &probe_seen,
-                                                                           &probe_pending))
+            if (have_sub && ++turn % CLUSTER_PROBE_TURNS == 0 && consumer_stalled(c, &progress))
                 atomic_store(&c->resub, 1);
             if (!have_sub || atomic_exchange(&c->resub, 0)) {
                 why[0] = '\0';

@@ -32,6 +32,22 @@
 
 typedef struct cluster cluster_t;
 
+/* The table consumer's progress check, run by the watch thread about once a second (cluster.c):
+ * state kept between checks. */
+typedef struct cluster_progress {
+    uint64_t seen;    /* the highest sequence delivered or applied at the previous check */
+    uint64_t pending; /* the stream's last sequence found past `seen`, 0 if none */
+} cluster_progress_t;
+
+/* One check. have: the highest stream sequence this node delivered or applied; ask_last: reads
+ * the stream's last sequence into *last and returns 0, or non-zero when the stream cannot be asked
+ * now (the check then waits for the next one). A change stored past what the node has and still
+ * not delivered one check later, with nothing delivered meanwhile, is a stalled consumer: returns
+ * 1 (recreate the consumer from the applied sequence), else 0. ask_last is called only when
+ * nothing was delivered since the previous check and no stall is pending. */
+int cluster_progress_check(cluster_progress_t *p, uint64_t have,
+                           int (*ask_last)(void *arg, uint64_t *last), void *arg);
+
 /* Starts connecting to cfg->cluster_nats_urls with the cluster section's credentials and TLS
  * (cfg must outlive the cluster). Does not wait for a connection: an unreachable NATS is
  * retried for ever and shows in cluster_status(). Errors: RH_ENOMEM; RH_EINVAL when the NATS

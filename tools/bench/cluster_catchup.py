@@ -23,13 +23,9 @@ import tempfile
 import time
 import urllib.request
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-BUILD = os.path.abspath(sys.argv[1]) if len(sys.argv) > 1 else os.path.join(ROOT, "build")
-RUNS = int(sys.argv[2]) if len(sys.argv) > 2 else 3
+from cluster_bench import arg  # noqa: E402 (sets ROAMHUB_BUILD and sys.path)
+RUNS = arg(2, 3)
 SIZES = [int(a) for a in sys.argv[3:]] or [100000]
-os.environ["ROAMHUB_BUILD"] = BUILD
-sys.path.insert(0, os.path.join(ROOT, "tests", "cluster"))
-sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 from cluster_harness import (NatsCluster, cluster_section, fill_table_stream, readyz,  # noqa: E402
                              wait_readyz)
 from roamhub_harness import ROAMHUBD, Daemon, Hub  # noqa: E402

@@ -21,12 +21,8 @@ import statistics
 import sys
 import time
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-BUILD = os.path.abspath(sys.argv[1]) if len(sys.argv) > 1 else os.path.join(ROOT, "build")
-RUNS = int(sys.argv[2]) if len(sys.argv) > 2 else 5
-os.environ["ROAMHUB_BUILD"] = BUILD
-sys.path.insert(0, os.path.join(ROOT, "tests", "cluster"))
-sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+from cluster_bench import arg  # noqa: E402 (sets ROAMHUB_BUILD and sys.path)
+RUNS = arg(2, 5)
 from deploy_example import ExampleCluster  # noqa: E402
 from roamhub_harness import ALL_DOWN, ALL_UP, AdminClient, Hub, Member, pr_start_req  # noqa: E402
 from test_cluster import A, B, DATA_APP_B as DATA, table  # noqa: E402  (members A, B and their table)

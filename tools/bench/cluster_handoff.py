@@ -14,21 +14,12 @@ import statistics
 import sys
 import time
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-BUILD = os.path.abspath(sys.argv[1]) if len(sys.argv) > 1 else os.path.join(ROOT, "build")
-RUNS = int(sys.argv[2]) if len(sys.argv) > 2 else 3
-N = int(sys.argv[3]) if len(sys.argv) > 3 else 200
-os.environ["ROAMHUB_BUILD"] = BUILD
-sys.path.insert(0, os.path.join(ROOT, "tests", "cluster"))
-sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+from cluster_bench import arg, pct  # noqa: E402 (sets ROAMHUB_BUILD and sys.path)
+RUNS = arg(2, 3)
+N = arg(3, 200)
 from cluster_harness import NatsCluster, cluster_section, wait_readyz  # noqa: E402
 from roamhub_harness import Hub, Member, pr_start_req  # noqa: E402
 from test_cluster import A, B, DATA_APP_B, table  # noqa: E402
-
-
-def pct(xs, p):
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(round(p / 100.0 * (len(xs) - 1))))]
 
 
 def one_run():

@@ -21,14 +21,10 @@ import statistics
 import sys
 import time
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-BUILD = os.path.abspath(sys.argv[1]) if len(sys.argv) > 1 else os.path.join(ROOT, "build")
-RUNS = int(sys.argv[2]) if len(sys.argv) > 2 else 3
-N = int(sys.argv[3]) if len(sys.argv) > 3 else 50
+from cluster_bench import arg  # noqa: E402 (sets ROAMHUB_BUILD and sys.path)
+RUNS = arg(2, 3)
+N = arg(3, 50)
 KILL_AFTER = 0.8
-os.environ["ROAMHUB_BUILD"] = BUILD
-sys.path.insert(0, os.path.join(ROOT, "tests", "cluster"))
-sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 from cluster_harness import NatsCluster, cluster_section, wait_readyz  # noqa: E402
 from roamhub_harness import Hub, Member, member_records, merge, pr_start_req  # noqa: E402
 from test_cluster import A, B, DATA_APP_B, table  # noqa: E402

@@ -19,19 +19,10 @@ import sys
 import threading
 import time
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-BUILD = os.path.abspath(sys.argv[1]) if len(sys.argv) > 1 else os.path.join(ROOT, "build")
-RUNS = int(sys.argv[2]) if len(sys.argv) > 2 else 3
-N = int(sys.argv[3]) if len(sys.argv) > 3 else 200
-os.environ["ROAMHUB_BUILD"] = BUILD
-sys.path.insert(0, os.path.join(ROOT, "tests", "cluster"))
-sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+from cluster_bench import arg, pct  # noqa: E402 (sets ROAMHUB_BUILD and sys.path)
+RUNS = arg(2, 3)
+N = arg(3, 200)
 from test_cluster_pb import PBClusterTest, data_up, rtg, uplink  # noqa: E402
-
-
-def pct(xs, p):
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(round(p / 100.0 * (len(xs) - 1))))]
 
 
 def one_run():

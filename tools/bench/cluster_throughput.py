@@ -24,15 +24,11 @@ import sys
 import tempfile
 import time
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+from cluster_bench import arg  # noqa: E402 (sets ROAMHUB_BUILD and sys.path)
 BENCH = os.path.dirname(os.path.abspath(__file__))
-BUILD = os.path.abspath(sys.argv[1]) if len(sys.argv) > 1 else os.path.join(ROOT, "build")
-RUNS = int(sys.argv[2]) if len(sys.argv) > 2 else 3
-SECS = int(sys.argv[3]) if len(sys.argv) > 3 else 10
-CONNS = int(sys.argv[4]) if len(sys.argv) > 4 else 64
-os.environ["ROAMHUB_BUILD"] = BUILD
-sys.path.insert(0, os.path.join(ROOT, "tests", "cluster"))
-sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+RUNS = arg(2, 3)
+SECS = arg(3, 10)
+CONNS = arg(4, 64)
 from deploy_example import ExampleCluster  # noqa: E402
 from roamhub_harness import ROAMHUBD, Daemon, free_port  # noqa: E402
 

@@ -15,8 +15,14 @@
  *  - srv->nconns counts open connections; the listener is disabled at max_connections;
  *  - when accept() fails (EMFILE/ENFILE when out of descriptors, ENOBUFS, ...) the listener is
  *    disabled for pause_ms (100 ms, doubling to 1 s while it keeps failing, reset by the next
- *    accepted connection) instead of libevent retrying at once in a busy loop; nothing re-enables
- *    it during the pause (srv->accept_paused).
+ *    accepted connection) instead of retrying at once in a busy loop; nothing re-enables it
+ *    during the pause (srv->accept_paused);
+ *  - one connection is accepted per readiness of the listening socket (srv->accept_ev, level
+ *    triggered: the next loop turn accepts the next one), as nginx's default `multi_accept off`:
+ *    connections already open are served before a burst of new ones is let in. libevent's
+ *    evconnlistener (which only creates and binds the socket here, never enabled) accepts until
+ *    EAGAIN, and a burst of TLS handshakes accepted at once delayed every request behind them
+ *    (issue #15: new-connection requests p50 20 ms against nginx's 10-12 ms).
  */
 #include "http_server.h"
 
@@ -92,8 +98,9 @@ struct hs_conn {
 struct hs_server {
     struct event_base *base;
     hs_opts_t o;
-    struct evconnlistener *lev;
-    int listening;
+    struct evconnlistener *lev;  /* the listening socket (created and bound; never enabled) */
+    struct event *accept_ev;     /* readiness of lev's socket: accepts one connection */
+    int listening;               /* accept_ev is added */
     unsigned nconns;
     hs_conn_t *conns;
     uint16_t port;
@@ -108,6 +115,9 @@ struct hs_server {
 };
 
 static http_parser_settings parser_settings;
+
+static void listen_on(hs_server_t *s) { event_add(s->accept_ev, NULL); }
+static void listen_off(hs_server_t *s) { event_del(s->accept_ev); }
 
 static void conn_close(hs_conn_t *c);
 static void conn_process_input(hs_conn_t *c);
@@ -415,7 +425,7 @@ static void conn_close(hs_conn_t *c)
     free(c);
     if (!s->draining && !s->listening && !s->accept_paused && s->lev &&
         s->nconns < s->o.max_connections) {
-        evconnlistener_enable(s->lev);
+        listen_on(s);
         s->listening = 1;
     }
     if (s->draining)
@@ -634,21 +644,19 @@ static void accept_resume_cb(evutil_socket_t fd, short ev, void *arg)
     (void)ev;
     s->accept_paused = 0;
     if (!s->draining && !s->listening && s->nconns < s->o.max_connections) {
-        evconnlistener_enable(s->lev);
+        listen_on(s);
         s->listening = 1;
     }
 }
 
-/* accept() failed with an error libevent does not retry (EMFILE, ENFILE, ENOBUFS, ENOMEM, ...):
- * without this callback libevent logs and retries at once, and the pending connection keeps the
- * listener readable, so the loop spins at 100 % CPU. Pause instead (see the invariants above). */
-static void accept_error_cb(struct evconnlistener *lev, void *arg)
+/* accept() failed with an error that retrying does not cure (EMFILE, ENFILE, ENOBUFS, ENOMEM,
+ * ...): retrying at once would spin at 100 % CPU, as the pending connection keeps the listener
+ * readable. Pause instead (see the invariants above). */
+static void accept_error(hs_server_t *s, int err)
 {
-    hs_server_t *s = arg;
-    int err = EVUTIL_SOCKET_ERROR();
     s->accept_errors++;
     if (s->listening) {
-        evconnlistener_disable(lev);
+        listen_off(s);
         s->listening = 0;
     }
     s->pause_ms = s->pause_ms ? (s->pause_ms >= 500 ? 1000 : s->pause_ms * 2) : 100;
@@ -659,11 +667,8 @@ static void accept_error_cb(struct evconnlistener *lev, void *arg)
     evtimer_add(s->accept_pause_timer, &tv);
 }
 
-static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa, int salen,
-                      void *arg)
+static void accept_conn(hs_server_t *s, evutil_socket_t fd, const struct sockaddr *sa)
 {
-    hs_server_t *s = arg;
-    (void)salen;
     s->pause_ms = 0;
     if (s->draining) {
         evutil_closesocket(fd);
@@ -676,11 +681,11 @@ static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct soc
     }
     c->srv = s;
     if (sa->sa_family == AF_INET) {
-        struct sockaddr_in *in = (struct sockaddr_in *)sa;
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
         c->loopback = (ntohl(in->sin_addr.s_addr) >> 24) == 127;
         inet_ntop(AF_INET, &in->sin_addr, c->peer, sizeof c->peer);
     } else if (sa->sa_family == AF_INET6) {
-        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)sa;
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
         c->loopback = IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr);
         inet_ntop(AF_INET6, &in6->sin6_addr, c->peer, sizeof c->peer);
     }
@@ -717,7 +722,7 @@ static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct soc
     RH_DLIST_PUSH(s->conns, c);
     s->nconns++;
     if (s->nconns >= s->o.max_connections && s->listening) {
-        evconnlistener_disable(lev);
+        listen_off(s);
         s->listening = 0;
         RH_LOG(RH_LOG_WARN, "http", "connection cap reached, pausing accept conns=%u",
                s->nconns);
@@ -726,9 +731,30 @@ static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct soc
 
 /* ---------- public API ---------- */
 
+/* The listening socket is readable: one connection (see the invariants above). */
+static void accept_cb(evutil_socket_t lfd, short what, void *arg)
+{
+    hs_server_t *s = arg;
+    (void)what;
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    int fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+        int err = errno;
+        if (err != EAGAIN && err != EWOULDBLOCK && err != EINTR && err != ECONNABORTED)
+            accept_error(s, err);
+        return;
+    }
+    if (sl == 0) { /* seen on old kernels in answer to port scans */
+        close(fd);
+        return;
+    }
+    accept_conn(s, fd, (struct sockaddr *)&ss);
+}
+
 void hs_server_adopt(hs_server_t *srv, evutil_socket_t fd, const struct sockaddr *peer)
 {
-    accept_cb(srv->lev, fd, (struct sockaddr *)peer, 0, srv);
+    accept_conn(srv, fd, peer);
 }
 
 void hs_server_set_limits(hs_server_t *s, const hs_limits_t *l)
@@ -745,10 +771,10 @@ void hs_server_set_limits(hs_server_t *s, const hs_limits_t *l)
 #undef SET
     if (!s->draining && s->lev) {
         if (!s->listening && s->nconns < s->o.max_connections) {
-            evconnlistener_enable(s->lev);
+            listen_on(s);
             s->listening = 1;
         } else if (s->listening && s->nconns >= s->o.max_connections) {
-            evconnlistener_disable(s->lev);
+            listen_off(s);
             s->listening = 0;
         }
     }
@@ -780,9 +806,9 @@ hs_server_t *hs_server_new(struct event_base *base, const hs_opts_t *opts)
     if (!s->o.max_body_bytes) s->o.max_body_bytes = 65536;
     if (!s->o.max_connections) s->o.max_connections = 4096;
 
-    unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE;
+    unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_DISABLED;
     if (opts->listen_fd >= 0) {
-        s->lev = evconnlistener_new(base, accept_cb, s, flags, -1, opts->listen_fd);
+        s->lev = evconnlistener_new(base, NULL, NULL, flags, -1, opts->listen_fd);
     } else {
         struct sockaddr_storage ss;
         memset(&ss, 0, sizeof ss);
@@ -807,20 +833,26 @@ hs_server_t *hs_server_new(struct event_base *base, const hs_opts_t *opts)
         }
         if (opts->reuse_port)
             flags |= LEV_OPT_REUSEABLE_PORT;
-        s->lev = evconnlistener_new_bind(base, accept_cb, s, flags, 1024,
+        s->lev = evconnlistener_new_bind(base, NULL, NULL, flags, 1024,
                                          (struct sockaddr *)&ss, sl);
         if (!s->lev)
             RH_LOG(RH_LOG_ERR, "http", "cannot listen addr=%s err=\"%s\"", spec,
                    strerror(errno));
     }
     s->accept_pause_timer = s->lev ? evtimer_new(base, accept_resume_cb, s) : NULL;
-    if (!s->lev || !s->accept_pause_timer) {
+    s->accept_ev = s->accept_pause_timer ? event_new(base, evconnlistener_get_fd(s->lev),
+                                                     EV_READ | EV_PERSIST, accept_cb, s)
+                                         : NULL;
+    if (!s->accept_ev || event_add(s->accept_ev, NULL) != 0) {
+        if (s->accept_ev)
+            event_free(s->accept_ev);
+        if (s->accept_pause_timer)
+            event_free(s->accept_pause_timer);
         if (s->lev)
             evconnlistener_free(s->lev);
         free(s);
         return NULL;
     }
-    evconnlistener_set_error_cb(s->lev, accept_error_cb);
     s->listening = 1;
     struct sockaddr_storage bound;
     socklen_t bl = sizeof bound;
@@ -874,7 +906,7 @@ void hs_server_drain(hs_server_t *s, unsigned drain_ms, void (*done)(void *), vo
     s->drain_done = done;
     s->drain_arg = arg;
     if (s->lev && s->listening) {
-        evconnlistener_disable(s->lev);
+        listen_off(s);
         s->listening = 0;
     }
     /* Close idle connections now; busy ones close after their reply. */
@@ -905,6 +937,8 @@ void hs_server_free(hs_server_t *s)
         event_free(s->drain_timer);
     if (s->accept_pause_timer)
         event_free(s->accept_pause_timer);
+    if (s->accept_ev)
+        event_free(s->accept_ev);
     if (s->lev)
         evconnlistener_free(s->lev);
     free(s);

@@ -105,9 +105,22 @@ static void later_cb(evutil_socket_t fd, short what, void *arg)
     hs_reply(req, 200, "text/plain", "later", 5);
 }
 
+static hs_server_t *count_srv; /* GET /count answers this server's open connections */
+
 static void echo(hs_req_t *req, void *arg)
 {
     (void)arg;
+    if (!strcmp(hs_req_path(req), "/block")) { /* holds the loop for 300 ms, then answers */
+        usleep(300000);
+        hs_reply(req, 200, "text/plain", "blocked", 7);
+        return;
+    }
+    if (!strcmp(hs_req_path(req), "/count")) {
+        char b[32];
+        int n = snprintf(b, sizeof b, "conns=%u", hs_server_connections(count_srv));
+        hs_reply(req, 200, "text/plain", b, (size_t)n);
+        return;
+    }
     if (!strcmp(hs_req_path(req), "/later")) { /* answered 200 ms after dispatch */
         struct timeval tv = {0, 200000};
         event_base_once(hs_req_base_for_test, -1, EV_TIMEOUT, later_cb, req, &tv);
@@ -448,6 +461,48 @@ static void test_connection_cap(void **state)
     stop(f);
 }
 
+/* Connections already open are served before a burst of new ones is let in: one accept per
+ * readiness of the listener (as nginx's `multi_accept off`). While the loop is held, 20 clients
+ * connect (the kernel completes their handshakes) and then an open connection sends a request:
+ * the listener became ready first, so accepting until EAGAIN would have taken all 20 before that
+ * request (it would count 22 connections); then every new connection is still served. */
+static void test_open_connections_before_a_burst_of_new_ones(void **state)
+{
+    (void)state;
+    fixture_t *f = start(3000, 3000, 64);
+    count_srv = f->srv;
+    int a = dial(f->port), b = dial(f->port), burst[20];
+    char buf[1024];
+    const char *blk = "GET /block HTTP/1.1\r\n\r\n", *cnt = "GET /count HTTP/1.1\r\n\r\n";
+    send_all(b, cnt, strlen(cnt)); /* both accepted and served before the loop is held */
+    recv_until(b, buf, sizeof buf, "conns=", 2000);
+    assert_non_null(strstr(buf, "conns=2"));
+    send_all(a, blk, strlen(blk));
+    usleep(100000); /* the loop is in the /block handler */
+    for (int i = 0; i < 20; i++)
+        burst[i] = dial(f->port);
+    send_all(b, cnt, strlen(cnt));
+    recv_until(a, buf, sizeof buf, "blocked", 3000);
+    assert_non_null(strstr(buf, "blocked"));
+    recv_until(b, buf, sizeof buf, "conns=", 3000);
+    char *at = strstr(buf, "conns=");
+    assert_non_null(at);
+    unsigned n = (unsigned)atoi(at + 6);
+    assert_true(n >= 2 && n <= 3); /* a, b and at most the one new connection of that turn */
+    for (int i = 0; i < 20; i++) {
+        const char *req = "POST /n HTTP/1.1\r\nContent-Length: 0\r\n\r\n";
+        send_all(burst[i], req, strlen(req));
+    }
+    for (int i = 0; i < 20; i++) {
+        recv_until(burst[i], buf, sizeof buf, "body=", 3000);
+        assert_non_null(strstr(buf, "POST /n"));
+        close(burst[i]);
+    }
+    close(a);
+    close(b);
+    stop(f);
+}
+
 static void test_stream_chunked(void **state)
 {
     (void)state;
@@ -607,6 +662,7 @@ int main(void)
         cmocka_unit_test(test_big_reply_partly_queued_then_keepalive),
         cmocka_unit_test(test_half_close_still_answered), cmocka_unit_test(test_size_caps),          cmocka_unit_test(test_deadlines), cmocka_unit_test(test_deadlines_move_with_keepalive),
         cmocka_unit_test(test_connection_cap),     cmocka_unit_test(test_stream_chunked),
+        cmocka_unit_test(test_open_connections_before_a_burst_of_new_ones),
         cmocka_unit_test(test_stream_client_gone),
         cmocka_unit_test(test_stream_bounded_for_a_client_not_reading),
         cmocka_unit_test(test_accept_pauses_when_out_of_descriptors),

@@ -39,16 +39,19 @@ typedef struct fctx {
 } fctx_t;
 
 /* The array `arr` (*cap elements of `size` bytes) with room for element `n` (0-based): arr
- * itself, or a copy of twice the size with the added part zeroed. NULL when out of memory (arr
- * is then unchanged and still the caller's). */
-static void *room(void *arr, size_t *cap, size_t n, size_t size)
+ * itself, or a heap copy of twice the size with the added part zeroed. `inl`: the message's
+ * inline storage arr starts in (copied, never freed or reallocated here), or NULL. NULL when out
+ * of memory (arr is then unchanged and still the caller's). */
+static inline void *room(void *arr, size_t *cap, size_t n, size_t size, const void *inl)
 {
     if (n < *cap)
         return arr;
     size_t ncap = *cap ? 2 * *cap : 4;
-    char *g = realloc(arr, ncap * size);
+    char *g = arr && arr == inl ? malloc(ncap * size) : realloc(arr, ncap * size);
     if (!g)
         return NULL;
+    if (arr && arr == inl)
+        memcpy(g, arr, *cap * size);
     memset(g + *cap * size, 0, (ncap - *cap) * size);
     *cap = ncap;
     return g;
@@ -58,7 +61,7 @@ static void *room(void *arr, size_t *cap, size_t n, size_t size)
 static int record_member(fctx_t *c, size_t key_off)
 {
     bi_msg_t *m = c->dc.m;
-    bi_gw_member_t *g = room(m->gwm, &c->gwm_cap, m->gwm_n, sizeof *g);
+    bi_gw_member_t *g = room(m->gwm, &c->gwm_cap, m->gwm_n, sizeof *g, m->gwm_small);
     if (!g)
         return DEFER;
     m->gwm = g;
@@ -72,10 +75,15 @@ typedef struct fval {
     cJSON node;
     char kind; /* 's' string, 'n' number, 't'/'f' booleans, 'z' null, '{' '[' containers (not
                   consumed: the caller reads them) */
+    bool frac; /* a number written with a fraction or an exponent (bi_scan's integer-written-as-
+                  float check is the caller's: it knows whether the key is an integer field) */
 } fval_t;
 
 static inline void ws(fctx_t *c)
 {
+    /* the common case, no whitespace: p[n] is the NUL, so the first byte needs no bound check */
+    if ((unsigned char)c->p[c->i] > ' ')
+        return;
     while (c->i < c->n) {
         char ch = c->p[c->i];
         if (ch != ' ' && ch != '\n' && ch != '\r' && ch != '\t')
@@ -259,18 +267,15 @@ static int literal(fctx_t *c, const char *word, size_t len)
     return RH_OK;
 }
 
-/* Reads a scalar (or notes a container without consuming it). `key`: the member's key (NULL in
- * an array), for bi_scan's integer-written-as-float flag. */
-static int read_value(fctx_t *c, fval_t *v, const char *key, size_t keylen)
+/* Reads a scalar (or notes a container without consuming it). */
+static int read_value(fctx_t *c, fval_t *v)
 {
     memset(v, 0, sizeof *v);
     c->vstart = c->i;
     if (c->i >= c->n)
         return DEFER;
     char ch = c->p[c->i];
-    int r;
     size_t len;
-    bool frac;
     switch (ch) {
     case '"':
         v->kind = 's';
@@ -295,11 +300,7 @@ static int read_value(fctx_t *c, fval_t *v, const char *key, size_t keylen)
     default:
         v->kind = 'n';
         v->node.type = cJSON_Number;
-        if ((r = read_number(c, &v->node.valuedouble, &frac)))
-            return r;
-        if (frac && key && bi_is_int_key(key, keylen))
-            c->dc.m->canon |= BI_CANON_INT_AS_FLOAT;
-        return RH_OK;
+        return read_number(c, &v->node.valuedouble, &v->frac);
     }
 }
 
@@ -402,9 +403,11 @@ static int skip_member(fctx_t *c, void *arg, const char *key, size_t keylen)
 static int skip_value(fctx_t *c, const char *key, size_t keylen)
 {
     fval_t v;
-    int r = read_value(c, &v, key, keylen);
+    int r = read_value(c, &v);
     if (r)
         return r;
+    if (v.frac && key && bi_is_int_key(key, keylen))
+        c->dc.m->canon |= BI_CANON_INT_AS_FLOAT;
     if (v.kind == '{') {
         keyset_t ks;
         ks.n = 0;
@@ -431,6 +434,7 @@ static int skip_value(fctx_t *c, const char *key, size_t keylen)
  * error reporting). */
 typedef struct tobj {
     const bi_tab_t *tab;
+    unsigned t; /* tab's index in tabs[] (its key index) */
     void *base;
     uint64_t seen;
     keyset_t unknown;
@@ -452,7 +456,7 @@ static int read_gwarray(fctx_t *c, bi_gwinfo_t **out, size_t *count, bool ul)
         ws(c);
         if (c->i >= c->n || c->p[c->i] != '{')
             return DEFER;
-        bi_gwinfo_t *g = room(*out, &cap, *count, sizeof *g);
+        bi_gwinfo_t *g = room(*out, &cap, *count, sizeof *g, NULL);
         if (!g)
             return DEFER;
         *out = g;
@@ -460,7 +464,7 @@ static int read_gwarray(fctx_t *c, bi_gwinfo_t **out, size_t *count, bool ul)
         size_t obj_off = c->i;
         if (ul) {
             bi_msg_t *m = c->dc.m;
-            bi_span_t *o = room(m->gwobj, &c->gwobj_cap, *count - 1, sizeof *o);
+            bi_span_t *o = room(m->gwobj, &c->gwobj_cap, *count - 1, sizeof *o, m->gwobj_small);
             if (!o)
                 return DEFER;
             m->gwobj = o;
@@ -487,6 +491,8 @@ static int read_gwarray(fctx_t *c, bi_gwinfo_t **out, size_t *count, bool ul)
 typedef struct keyindex {
     int8_t slot[KEY_BUCKETS][KEY_SLOTS]; /* field indexes, -1 = empty */
     uint8_t len[64];
+    char head[64][16];   /* the names' first 16 bytes, zero-padded: one 16-byte compare */
+    uint64_t int_key;    /* bit i: bi_is_int_key(name of field i) */
 } keyindex_t;
 
 static const bi_tab_t *const tabs[] = {&bi_tab_top, &bi_tab_result, &bi_tab_ul,
@@ -505,12 +511,16 @@ static void key_index_build(void)
     bool ok = true;
     for (size_t t = 0; t < sizeof tabs / sizeof tabs[0]; t++) {
         keyindex_t *x = &key_index[t];
+        memset(x, 0, sizeof *x);
         memset(x->slot, -1, sizeof x->slot);
         ok = ok && tabs[t]->n <= 64;
         for (size_t i = 0; i < tabs[t]->n && i < 64; i++) {
             const char *name = tabs[t]->f[i].name;
             size_t n = strlen(name);
             x->len[i] = (uint8_t)n;
+            memcpy(x->head[i], name, n < 16 ? n : 16);
+            if (bi_is_int_key(name, n))
+                x->int_key |= 1ull << i;
             int8_t *b = x->slot[key_hash(name, n)];
             int j = 0;
             while (j < KEY_SLOTS && b[j] >= 0)
@@ -524,25 +534,46 @@ static void key_index_build(void)
     key_index_ok = ok;
 }
 
-static int find_key(const bi_tab_t *tab, const char *key, size_t len)
+static unsigned tab_index(const bi_tab_t *tab)
 {
-    size_t t = 0;
+    unsigned t = 0;
     while (tabs[t] != tab)
         t++;
+    return t;
+}
+
+/* `key` is in the working copy: at least FAST_PAD bytes follow its NUL, so 16 bytes from its
+ * start can be loaded. */
+static inline int find_key(const bi_tab_t *tab, unsigned t, const char *key, size_t len)
+{
     if (!key_index_ok || len == 0)
         return bi_find_field(tab->f, tab->n, key);
     const keyindex_t *x = &key_index[t];
     const int8_t *b = x->slot[key_hash(key, len)];
-    for (int j = 0; j < KEY_SLOTS && b[j] >= 0; j++)
-        if (x->len[b[j]] == len && memcmp(tab->f[b[j]].name, key, len) == 0)
-            return b[j];
+    for (int j = 0; j < KEY_SLOTS && b[j] >= 0; j++) {
+        int k = b[j];
+        if (x->len[k] != len)
+            continue;
+#if defined(__SSE2__)
+        if (len <= 16) {
+            __m128i a = _mm_loadu_si128((const __m128i *)(const void *)key),
+                    h = _mm_loadu_si128((const __m128i *)(const void *)x->head[k]);
+            unsigned eq = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(a, h));
+            if ((~eq & ((1u << len) - 1)) == 0)
+                return k;
+            continue;
+        }
+#endif
+        if (memcmp(tab->f[k].name, key, len) == 0)
+            return k;
+    }
     return -1;
 }
 
 static int typed_member(fctx_t *c, void *arg, const char *key, size_t keylen)
 {
     tobj_t *o = arg;
-    int k = find_key(o->tab, key, keylen);
+    int k = find_key(o->tab, o->t, key, keylen);
     c->last_k = k;
     if (k < 0)
         return skip_member(c, &o->unknown, key, keylen);
@@ -551,9 +582,12 @@ static int typed_member(fctx_t *c, void *arg, const char *key, size_t keylen)
     o->seen |= 1ull << k;
     const fdesc_t *fd = &o->tab->f[k];
     fval_t v;
-    int r = read_value(c, &v, key, keylen);
+    int r = read_value(c, &v);
     if (r)
         return r;
+    if (v.frac && ((!key_index_ok && bi_is_int_key(key, keylen)) ||
+                   (key_index_ok && (key_index[o->t].int_key >> k & 1))))
+        c->dc.m->canon |= BI_CANON_INT_AS_FLOAT;
     if (v.kind == 'z')
         return RH_OK; /* null = absent */
     if (o->tab == &bi_tab_top && (fd->type == FT_ID || (fd->type == FT_U32 && fd->off == offsetof(bi_fields_t, hdr.transaction_id)))) {
@@ -618,6 +652,7 @@ static int read_typed(fctx_t *c, const bi_tab_t *tab, void *base)
 {
     tobj_t o;
     o.tab = tab;
+    o.t = tab_index(tab);
     o.base = base;
     o.seen = 0;
     o.unknown.n = 0;
@@ -637,6 +672,8 @@ int bi_fast_decode(const char *body, size_t len, bi_msg_t **out)
         return DEFER;
     }
     memset(m, 0, offsetof(bi_msg_t, phy));
+    m->gwm = m->gwm_small;
+    m->gwobj = m->gwobj_small;
     memcpy(text, body, len);
     text[len] = '\0';
     memcpy(text + len + 1, body, len);
@@ -644,6 +681,8 @@ int bi_fast_decode(const char *body, size_t len, bi_msg_t **out)
     m->text = text;
     m->text_len = len;
     fctx_t c = {.p = text + len + 1, .n = len, .i = 0, .depth = 0,
+                .gwm_cap = sizeof m->gwm_small / sizeof m->gwm_small[0],
+                .gwobj_cap = sizeof m->gwobj_small / sizeof m->gwobj_small[0],
                 .dc = {.m = m, .err = NULL, .rc = RH_OK, .from_tree = false}};
     pthread_once(&key_once, key_index_build);
     ws(&c);

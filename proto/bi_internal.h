@@ -86,6 +86,10 @@ struct bi_msg {
                          bi_msg_splice_header writes the elements without them, bi_msg_tree drops
                          them from the tree */
     uint8_t phy[BI_MAX_PHY];
+    /* bi_fast_decode: gwm and gwobj start here and move to the heap past these sizes (one
+     * GWInfo element of up to 16 members and 4 elements need no allocation). Not zeroed. */
+    bi_gw_member_t gwm_small[16];
+    bi_span_t gwobj_small[4];
 };
 
 /* The field tables of the typed pass (bi_msg.c): one entry per known member of an object. */

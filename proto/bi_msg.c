@@ -831,8 +831,10 @@ void bi_msg_free(bi_msg_t *m)
     free(m->f.dl.gw);
     cJSON_Delete(m->root);
     free(m->text);
-    free(m->gwm);
-    free(m->gwobj);
+    if (m->gwm != m->gwm_small)
+        free(m->gwm);
+    if (m->gwobj != m->gwobj_small)
+        free(m->gwobj);
     free(m);
 }
 

@@ -148,12 +148,55 @@ static void test_tree_on_demand(void **state)
     bi_msg_free(m);
 }
 
+/* More GWInfo members and elements than the message holds inline (16 members, 4 elements):
+ * the recorded spans move to the heap and stay right — every element is stripped in the bytes. */
+static void test_many_gwinfo_elements(void **state)
+{
+    (void)state;
+    char body[4096];
+    size_t n = (size_t)snprintf(body, sizeof body,
+        "{\"ProtocolVersion\":\"1.0\",\"SenderID\":\"000505\",\"ReceiverID\":\"000013\","
+        "\"TransactionID\":42,\"MessageType\":\"PRStartReq\",\"PHYPayload\":\"40040302018000010001a2b3c4d5\","
+        "\"ULMetaData\":{\"DevAddr\":\"01020304\",\"DataRate\":5,\"ULFreq\":868.1,\"GWCnt\":6,\"GWInfo\":[");
+    for (int i = 0; i < 6; i++)
+        n += (size_t)snprintf(body + n, sizeof body - n,
+                              "%s{\"ID\":\"01020304050607%02x\",\"RSSI\":-%d,\"SNR\":7.5,\"Lat\":52.1,"
+                              "\"Lon\":4.3,\"ULToken\":\"t%d\",\"DLAllowed\":true}",
+                              i ? "," : "", i, 60 + i, i);
+    n += (size_t)snprintf(body + n, sizeof body - n, "]}}");
+    assert_int_equal(bi_fast_differential(body, n), 1);
+    bi_msg_t *m = NULL;
+    assert_int_equal(bi_fast_decode(body, n, &m), RH_OK);
+    const bi_fields_t *f = bi_msg_fields(m);
+    assert_int_equal(f->ul.gw_count, 6);
+    assert_int_equal(f->ul.gw[5].rssi, -65);
+    assert_string_equal(f->ul.gw[5].ul_token, "t5");
+    assert_int_equal(bi_msg_strip_gwinfo(m, BI_STRIP_SIGNAL), 12);
+    bi_dialect_t cs = BI_DIALECT_CHIRPSTACK;
+    bi_header_edit_t e = {true, 7, false, {BI_ID_NONE, 0}, false, {BI_ID_NONE, 0}};
+    char *sp = NULL;
+    size_t sl = 0;
+    assert_int_equal(bi_msg_splice_header(m, body, n, &cs, &e, &sp, &sl), RH_OK);
+    assert_null(strstr(sp, "RSSI"));
+    assert_null(strstr(sp, "SNR"));
+    for (int i = 0; i < 6; i++) {
+        char el[128];
+        snprintf(el, sizeof el, "{\"ID\":\"01020304050607%02x\",\"Lat\":52.1,\"Lon\":4.3,"
+                 "\"ULToken\":\"t%d\",\"DLAllowed\":true}", i, i);
+        assert_non_null(strstr(sp, el));
+    }
+    assert_int_equal(bi_fast_differential(sp, sl), 1);
+    bi_buf_free(sp);
+    bi_msg_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_vectors_take_the_one_pass),
         cmocka_unit_test(test_deferred_spellings),
         cmocka_unit_test(test_tree_on_demand),
+        cmocka_unit_test(test_many_gwinfo_elements),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

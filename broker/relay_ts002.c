@@ -115,7 +115,8 @@ static bool edits_any(const bi_header_edit_t *e)
 
 /* Encodes `ans` with the header edits e (may be NULL) for the sender and delivers it. raw/raw_len:
  * the answer's received bytes, used unchanged — or with only the edited header values spliced
- * in — when already canonical for the sender's dialect. */
+ * in and hex digits respelled (bi_msg_splice_header) — when already canonical for the sender's
+ * dialect or differing from it only in hex case. */
 static void deliver_answer(worker_t *w, hs_req_t **req, const peer_endpoint_t *sender_ep,
                            bool sender_async, bi_msg_t *ans, const char *raw, size_t raw_len,
                            bi_version_t req_version, const bi_header_edit_t *e)
@@ -129,7 +130,9 @@ static void deliver_answer(worker_t *w, hs_req_t **req, const peer_endpoint_t *s
         deliver(w, req, sender_ep, sender_async, raw, raw_len);
         return;
     }
-    int rc = raw && e ? bi_msg_splice_header(ans, raw, raw_len, &d, e, &out, &len) : RH_EAGAIN;
+    bi_header_edit_t none = {0};
+    int rc = raw ? bi_msg_splice_header(ans, raw, raw_len, &d, e ? e : &none, &out, &len)
+                 : RH_EAGAIN;
     if (rc == RH_EAGAIN && (!e || bi_msg_apply_header_edit(ans, e) == RH_OK))
         rc = bi_msg_encode(ans, &d, &out, &len);
     if (rc != RH_OK) {

@@ -46,6 +46,12 @@ int bi_fail(bi_error_t *err, bi_result_code_t code, int errcode, const char *fmt
 typedef struct bi_span {
     size_t off, len;
 } bi_span_t;
+/* A typed hex field's digits in received bytes (offset, length). */
+typedef struct bi_hex_span {
+    uint32_t off, len;
+} bi_hex_span_t;
+#define BI_HEX_SPANS 48
+
 typedef struct bi_hdr_spans {
     bi_span_t txid, sender, receiver;
 } bi_hdr_spans_t;
@@ -85,11 +91,16 @@ struct bi_msg {
     bool raw_strip;   /* members were dropped from the bytes (gwm[].dropped): not canonical,
                          bi_msg_splice_header writes the elements without them, bi_msg_tree drops
                          them from the tree */
+    uint32_t hex_n;   /* bi_fast_decode: typed hex fields seen (hex[] holds BI_HEX_SPANS) */
     uint8_t phy[BI_MAX_PHY];
     /* bi_fast_decode: gwm and gwobj start here and move to the heap past these sizes (one
      * GWInfo element of up to 16 members and 4 elements need no allocation). Not zeroed. */
     bi_gw_member_t gwm_small[16];
     bi_span_t gwobj_small[4];
+    /* bi_fast_decode: every typed hex field's digits as they stand in the body, in body order,
+     * so bi_msg_splice_header can respell their case in the bytes; hex_n > BI_HEX_SPANS: more
+     * than recorded (no respelling in the bytes). Not zeroed. */
+    bi_hex_span_t hex[BI_HEX_SPANS];
 };
 
 /* The field tables of the typed pass (bi_msg.c): one entry per known member of an object. */

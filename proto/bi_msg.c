@@ -1686,8 +1686,19 @@ int bi_msg_splice_header(const bi_msg_t *m, const char *raw, size_t raw_len, con
     if (!d)
         d = &def;
     *out = NULL;
-    if (!raw || !canonical(m, d, true))
+    if (!raw)
         return RH_EAGAIN;
+    /* Canonical for d but for the case of hex digits: respelled in a copy of the bytes when
+     * bi_fast_decode recorded where every typed hex field stands in them (same length). */
+    bool respell = false;
+    if (!canonical(m, d, true)) {
+        bi_dialect_t other = *d;
+        other.hex_case = d->hex_case == BI_HEX_UPPER ? BI_HEX_LOWER : BI_HEX_UPPER;
+        if (m->spans_body_len != raw_len || m->hex_n > BI_HEX_SPANS ||
+            (m->canon & BI_CANON_HEX_PREFIX) || !canonical(m, &other, true))
+            return RH_EAGAIN;
+        respell = true;
+    }
     /* GWInfo members dropped from the bytes (bi_msg_strip_gwinfo on a message from
      * bi_fast_decode): those elements are written again without them. */
     if (m->raw_strip && m->spans_body_len != raw_len)
@@ -1732,11 +1743,31 @@ int bi_msg_splice_header(const bi_msg_t *m, const char *raw, size_t raw_len, con
             sp[b] = sp[b - 1];
             sp[b - 1] = t;
         }
+    char *copy = NULL;
+    if (respell) {
+        if (!(copy = malloc(raw_len)))
+            return RH_ENOMEM;
+        memcpy(copy, raw, raw_len);
+        bool upper = d->hex_case == BI_HEX_UPPER;
+        for (uint32_t h = 0; h < m->hex_n; h++) {
+            char *x = copy + m->hex[h].off;
+            if (m->hex[h].off + m->hex[h].len > raw_len) {
+                free(copy);
+                return RH_EAGAIN;
+            }
+            for (uint32_t j = 0; j < m->hex[h].len; j++) /* the digits were checked: 0-9 a-f A-F */
+                if (x[j] >= 'A')
+                    x[j] = upper ? (char)(x[j] & ~0x20) : (char)(x[j] | 0x20);
+        }
+        raw = copy;
+    }
     /* Element rewrites only shorten the text. */
     size_t cap = raw_len + 3 * sizeof sp[0].text + 1;
     char *buf = cJSON_malloc(cap);
-    if (!buf)
+    if (!buf) {
+        free(copy);
         return RH_ENOMEM;
+    }
     size_t o = 0, from = 0, gj = 0, ge = 0;
     int k = 0;
     for (;;) {
@@ -1753,6 +1784,7 @@ int bi_msg_splice_header(const bi_msg_t *m, const char *raw, size_t raw_len, con
         size_t span = eoff < hoff ? m->gwobj[ge].len : sp[k].at.len;
         if (at < from || at + span > raw_len) {
             cJSON_free(buf);
+            free(copy);
             return RH_EAGAIN;
         }
         memcpy(buf + o, raw + from, at - from);
@@ -1786,6 +1818,7 @@ int bi_msg_splice_header(const bi_msg_t *m, const char *raw, size_t raw_len, con
     memcpy(buf + o, raw + from, raw_len - from);
     o += raw_len - from;
     buf[o] = '\0';
+    free(copy);
     *out = buf;
     if (len)
         *len = o;

@@ -424,7 +424,9 @@ typedef struct bi_header_edit {
  * written in place of the received TransactionID / SenderID / ReceiverID values — what
  * bi_msg_encode would produce after bi_msg_apply_header_edit, without re-encoding — when m is
  * canonical for d (bi_msg_is_canonical_for; d NULL = BI_DIALECT_CHIRPSTACK) and each edited
- * field was received at the top level. GWInfo members bi_msg_strip_gwinfo dropped from the
+ * field was received at the top level. A message from bi_fast_decode that differs from d only in
+ * the case of its typed hex fields' digits (no "0x"; at most 48 such fields) has them respelled
+ * in d's case in the bytes (opaque strings such as ULToken are left as received). GWInfo members bi_msg_strip_gwinfo dropped from the
  * bytes of a message from bi_fast_decode are left out (their elements written as
  * {"Key":value,...} with the remaining members as received); that alone does not make m
  * non-canonical here. m is not changed. *out: NUL-terminated, free with

@@ -190,6 +190,88 @@ static void test_many_gwinfo_elements(void **state)
     bi_msg_free(m);
 }
 
+/* Bytes canonical for a dialect but for hex case (Helium/TTS upper case to ChirpStack's lower
+ * case) are respelled in place of a re-encoding: typed hex fields change case, opaque strings
+ * (ULToken) and everything else stay as received, and the result decodes to the same values
+ * as bi_msg_encode's. Mixed case, "0x" and more hex fields than recorded are re-encoded. */
+static void test_hex_case_respelled_in_the_bytes(void **state)
+{
+    (void)state;
+    const char *up =
+        "{\"ProtocolVersion\":\"1.0\",\"SenderID\":\"00000A\",\"ReceiverID\":\"0000BC\","
+        "\"TransactionID\":42,\"MessageType\":\"PRStartReq\",\"PHYPayload\":\"40040302018000010001A2B3C4D5\","
+        "\"ULMetaData\":{\"DevAddr\":\"0102030F\",\"DataRate\":5,\"ULFreq\":868.1,"
+        "\"RFRegion\":\"EU868\",\"GWCnt\":1,"
+        "\"GWInfo\":[{\"ID\":\"0102030405060AEF\",\"RSSI\":-60,\"SNR\":7.5,"
+        "\"ULToken\":\"ABCDEF\",\"DLAllowed\":true}]}}";
+    bi_dialect_t cs = BI_DIALECT_CHIRPSTACK, he = BI_DIALECT_HELIUM;
+    bi_msg_t *m = NULL;
+    assert_int_equal(bi_fast_decode(up, strlen(up), &m), RH_OK);
+    assert_true(bi_msg_is_canonical_for(m, &he));
+    assert_false(bi_msg_is_canonical_for(m, &cs));
+    bi_header_edit_t e = {true, 7, false, {BI_ID_NONE, 0}, false, {BI_ID_NONE, 0}};
+    char *sp = NULL, *enc = NULL;
+    size_t sl = 0, el = 0;
+    assert_int_equal(bi_msg_splice_header(m, up, strlen(up), &cs, &e, &sp, &sl), RH_OK);
+    assert_int_equal(sl, strlen(up) - 1); /* "42" -> "7" */
+    assert_non_null(strstr(sp, "\"SenderID\":\"00000a\",\"ReceiverID\":\"0000bc\",\"TransactionID\":7,"));
+    assert_non_null(strstr(sp, "\"PHYPayload\":\"40040302018000010001a2b3c4d5\""));
+    assert_non_null(strstr(sp, "\"DevAddr\":\"0102030f\""));
+    assert_non_null(strstr(sp, "\"ID\":\"0102030405060aef\""));
+    assert_non_null(strstr(sp, "\"ULToken\":\"ABCDEF\"")); /* opaque: as received */
+    assert_non_null(strstr(sp, "\"RFRegion\":\"EU868\""));
+    /* the same message as the re-encoding gives */
+    assert_int_equal(bi_msg_apply_header_edit(m, &e), RH_OK);
+    assert_int_equal(bi_msg_encode(m, &cs, &enc, &el), RH_OK);
+    bi_msg_t *a = NULL, *b = NULL;
+    bi_error_t err;
+    assert_int_equal(bi_msg_decode(sp, sl, &a, &err), RH_OK);
+    assert_int_equal(bi_msg_decode(enc, el, &b, &err), RH_OK);
+    assert_true(bi_msg_is_canonical_for(a, &cs));
+    const bi_fields_t *fa = bi_msg_fields(a), *fb = bi_msg_fields(b);
+    assert_int_equal(fa->hdr.transaction_id, 7);
+    assert_int_equal(fa->hdr.sender_id.value, fb->hdr.sender_id.value);
+    assert_int_equal(fa->hdr.receiver_id.value, fb->hdr.receiver_id.value);
+    assert_int_equal(fa->phy_payload_len, fb->phy_payload_len);
+    assert_memory_equal(fa->phy_payload, fb->phy_payload, fa->phy_payload_len);
+    assert_int_equal(fa->ul.dev_addr, 0x0102030F);
+    assert_int_equal(fa->ul.dev_addr, fb->ul.dev_addr);
+    assert_int_equal(fa->ul.gw[0].id, fb->ul.gw[0].id);
+    assert_string_equal(fa->ul.gw[0].ul_token, fb->ul.gw[0].ul_token);
+    bi_msg_free(a);
+    bi_msg_free(b);
+    bi_buf_free(sp);
+    bi_buf_free(enc);
+    bi_msg_free(m);
+
+    /* mixed case, or a "0x" prefix: not respelled */
+    static const char *const refused[][2] = {{"\"00000A\"", "\"00000a\""}, {"\"00000A\"", "\"0x00000A\""}};
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        char body[1024];
+        const char *at = strstr(up, refused[i][0]);
+        size_t pre = (size_t)(at - up);
+        snprintf(body, sizeof body, "%.*s%s%s", (int)pre, up, refused[i][1], at + strlen(refused[i][0]));
+        assert_int_equal(bi_msg_decode_fast(body, strlen(body), &m, &err), RH_OK);
+        assert_int_equal(bi_msg_splice_header(m, body, strlen(body), &cs, &e, &sp, &sl), RH_EAGAIN);
+        bi_msg_free(m);
+    }
+    /* more typed hex fields than recorded (50 GWInfo IDs): re-encoded instead */
+    char big[8192];
+    size_t n = (size_t)snprintf(big, sizeof big,
+        "{\"ProtocolVersion\":\"1.0\",\"SenderID\":\"00000A\",\"ReceiverID\":\"0000BC\","
+        "\"TransactionID\":42,\"MessageType\":\"PRStartReq\",\"PHYPayload\":\"40040302018000010001A2B3C4D5\","
+        "\"ULMetaData\":{\"DataRate\":5,\"ULFreq\":868.1,\"GWCnt\":50,\"GWInfo\":[");
+    for (int i = 0; i < 50; i++)
+        n += (size_t)snprintf(big + n, sizeof big - n, "%s{\"ID\":\"0102030405060A%02X\"}", i ? "," : "", i);
+    n += (size_t)snprintf(big + n, sizeof big - n, "]}}");
+    assert_int_equal(bi_fast_decode(big, n, &m), RH_OK);
+    assert_true(bi_msg_is_canonical_for(m, &he));
+    assert_int_equal(bi_msg_splice_header(m, big, n, &cs, &e, &sp, &sl), RH_EAGAIN);
+    assert_int_equal(bi_msg_splice_header(m, big, n, &he, &e, &sp, &sl), RH_OK); /* same case */
+    bi_buf_free(sp);
+    bi_msg_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -197,6 +279,7 @@ int main(void)
         cmocka_unit_test(test_deferred_spellings),
         cmocka_unit_test(test_tree_on_demand),
         cmocka_unit_test(test_many_gwinfo_elements),
+        cmocka_unit_test(test_hex_case_respelled_in_the_bytes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

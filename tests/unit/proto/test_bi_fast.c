@@ -148,22 +148,30 @@ static void test_tree_on_demand(void **state)
     bi_msg_free(m);
 }
 
+/* A PRStartReq of `count` GWInfo elements into buf: `head` up to and including "GWInfo":[, each
+ * element printed with `elem` given (separator, i, i, i), then "]}}". Returns its length. */
+static size_t with_gwinfo(char *buf, size_t cap, const char *head, int count, const char *elem)
+{
+    size_t n = (size_t)snprintf(buf, cap, "%s", head);
+    for (int i = 0; i < count; i++)
+        n += (size_t)snprintf(buf + n, cap - n, elem, i ? "," : "", i, i, i);
+    n += (size_t)snprintf(buf + n, cap - n, "]}}");
+    assert_true(n < cap);
+    return n;
+}
+
 /* More GWInfo members and elements than the message holds inline (16 members, 4 elements):
  * the recorded spans move to the heap and stay right — every element is stripped in the bytes. */
 static void test_many_gwinfo_elements(void **state)
 {
     (void)state;
     char body[4096];
-    size_t n = (size_t)snprintf(body, sizeof body,
+    size_t n = with_gwinfo(body, sizeof body,
         "{\"ProtocolVersion\":\"1.0\",\"SenderID\":\"000505\",\"ReceiverID\":\"000013\","
         "\"TransactionID\":42,\"MessageType\":\"PRStartReq\",\"PHYPayload\":\"40040302018000010001a2b3c4d5\","
-        "\"ULMetaData\":{\"DevAddr\":\"01020304\",\"DataRate\":5,\"ULFreq\":868.1,\"GWCnt\":6,\"GWInfo\":[");
-    for (int i = 0; i < 6; i++)
-        n += (size_t)snprintf(body + n, sizeof body - n,
-                              "%s{\"ID\":\"01020304050607%02x\",\"RSSI\":-%d,\"SNR\":7.5,\"Lat\":52.1,"
-                              "\"Lon\":4.3,\"ULToken\":\"t%d\",\"DLAllowed\":true}",
-                              i ? "," : "", i, 60 + i, i);
-    n += (size_t)snprintf(body + n, sizeof body - n, "]}}");
+        "\"ULMetaData\":{\"DevAddr\":\"01020304\",\"DataRate\":5,\"ULFreq\":868.1,\"GWCnt\":6,\"GWInfo\":[",
+        6, "%s{\"ID\":\"01020304050607%02x\",\"RSSI\":-6%d,\"SNR\":7.5,\"Lat\":52.1,"
+           "\"Lon\":4.3,\"ULToken\":\"t%d\",\"DLAllowed\":true}");
     assert_int_equal(bi_fast_differential(body, n), 1);
     bi_msg_t *m = NULL;
     assert_int_equal(bi_fast_decode(body, n, &m), RH_OK);
@@ -257,13 +265,11 @@ static void test_hex_case_respelled_in_the_bytes(void **state)
     }
     /* more typed hex fields than recorded (50 GWInfo IDs): re-encoded instead */
     char big[8192];
-    size_t n = (size_t)snprintf(big, sizeof big,
+    size_t n = with_gwinfo(big, sizeof big,
         "{\"ProtocolVersion\":\"1.0\",\"SenderID\":\"00000A\",\"ReceiverID\":\"0000BC\","
         "\"TransactionID\":42,\"MessageType\":\"PRStartReq\",\"PHYPayload\":\"40040302018000010001A2B3C4D5\","
-        "\"ULMetaData\":{\"DataRate\":5,\"ULFreq\":868.1,\"GWCnt\":50,\"GWInfo\":[");
-    for (int i = 0; i < 50; i++)
-        n += (size_t)snprintf(big + n, sizeof big - n, "%s{\"ID\":\"0102030405060A%02X\"}", i ? "," : "", i);
-    n += (size_t)snprintf(big + n, sizeof big - n, "]}}");
+        "\"ULMetaData\":{\"DataRate\":5,\"ULFreq\":868.1,\"GWCnt\":50,\"GWInfo\":[",
+        50, "%s{\"ID\":\"0102030405060A%02X\"}");
     assert_int_equal(bi_fast_decode(big, n, &m), RH_OK);
     assert_true(bi_msg_is_canonical_for(m, &he));
     assert_int_equal(bi_msg_splice_header(m, big, n, &cs, &e, &sp, &sl), RH_EAGAIN);

@@ -16,8 +16,10 @@
  * the server, is the bottleneck). Requests due during the warm-up are sent but not counted.
  * Exit status 1 on usage or connection errors.
  *
- * One thread, epoll + an absolute timerfd; responses framed with http_parser (the project's HTTP
- * framing library). Every socket has TCP_NODELAY.
+ * One thread, epoll_pwait2 with a nanosecond timeout to the next due time (no timer file
+ * descriptor: two system calls fewer per request than a timerfd re-armed each time, so the
+ * client takes less of the CPU it shares with what it measures); responses framed with
+ * http_parser (the project's HTTP framing library). Every socket has TCP_NODELAY.
  */
 #define _GNU_SOURCE
 #include "rh_fs.h"
@@ -36,7 +38,6 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
-#include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -204,9 +205,6 @@ int main(int argc, char **argv)
         struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
         epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev);
     }
-    int tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK);
-    struct epoll_event tev = {.events = EPOLLIN, .data.ptr = NULL};
-    epoll_ctl(ep, EPOLL_CTL_ADD, tfd, &tev);
 
     uint64_t total = (uint64_t)((secs + warm) * rate);
     lat_cap = (size_t)total + 1;
@@ -274,21 +272,16 @@ int main(int argc, char **argv)
             pending = !cs[i].closed && cs[i].head != cs[i].tail;
         if (k >= total && (!pending || t > end + 2000000000u))
             break;
-        /* Sleep until the next due time (absolute timerfd: ns precision) or an event. */
+        /* Sleep until the next due time (ns precision) or an event. */
+        struct timespec to = {0, 100000000}; /* after the last one: 100 ms for the answers */
         if (k < total) {
-            uint64_t next = t0 + (uint64_t)((double)k * step);
-            struct itimerspec its = {{0, 0}, {(time_t)(next / 1000000000u), (long)(next % 1000000000u)}};
-            timerfd_settime(tfd, TFD_TIMER_ABSTIME, &its, NULL);
+            uint64_t next = t0 + (uint64_t)((double)k * step), now = now_ns();
+            uint64_t d = next > now ? next - now : 0;
+            to = (struct timespec){(time_t)(d / 1000000000u), (long)(d % 1000000000u)};
         }
-        int ne = epoll_wait(ep, evs, 64, k < total ? -1 : 100);
+        int ne = epoll_pwait2(ep, evs, 64, &to, NULL);
         for (int e = 0; e < ne; e++) {
             conn_t *c = evs[e].data.ptr;
-            if (!c) {
-                uint64_t x;
-                while (read(tfd, &x, sizeof x) > 0) {
-                }
-                continue;
-            }
             if (evs[e].events & EPOLLOUT)
                 flush(c);
             if (evs[e].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {

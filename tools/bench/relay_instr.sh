@@ -27,6 +27,10 @@
 # SLOW_MS=N (with ASYNC=1): the home network answers N ms after each request (a threaded Python
 # stub instead of nginx; its CPU is not the hub's), so a transaction outlives the cluster's
 # 10 ms publication batch and its start and end are both published.
+# REFERENCE=nginx measures the reference instead of the hub: nginx as the protocol-blind proxy_pass relay
+# of tools/bench/relay.sh (one worker process, no master, keep-alive upstream to the same stub;
+# TLS=1: the same certificate and TLS 1.3), with the same client and messages — the instructions
+# and system calls of a relay that only copies bytes.
 # Needs: valgrind (or strace), nginx (nginx-light); nats-server with CLUSTER=1.
 set -euo pipefail
 . "$(dirname "$0")/relay_world.sh"
@@ -117,12 +121,38 @@ run() { # $1 = number of messages -> prints total Ir of the hub process
  "ts002":{"address":"127.0.0.1","port":0$HUB_TLS},"admin":{"address":"127.0.0.1","port":0},
  "relay":{"pending_max":100000,"stats_flush_ms":60000,"endpoint_allow_ranges":["127.0.0.0/8"]}${CLUSTER_SECTION//RUN/$n}}
 JSON
+  local RUN=("$HUBD" -c "$d/hub.json" --ports-file "$d/ports.json")
+  if [ "${REFERENCE:-hub}" = nginx ]; then # the reference relay on a port of its own
+    local rp ssl=""
+    rp=$(port)
+    [ "${TLS:-0}" = 1 ] && ssl=" ssl; ssl_certificate $W/tls.pem; ssl_certificate_key $W/tls.key; ssl_protocols TLSv1.3"
+    mkdir -p "$d/ngx"
+    cat > "$d/relay.conf" <<NGX
+worker_processes 1; master_process off; daemon off;
+pid $d/relay.pid;
+error_log $d/ngx/error.log crit;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $d/ngx; proxy_temp_path $d/ngx; fastcgi_temp_path $d/ngx;
+  uwsgi_temp_path $d/ngx; scgi_temp_path $d/ngx;
+  keepalive_requests 1000000;
+  upstream home { server 127.0.0.1:$STUB; keepalive 128; }
+  server { listen 127.0.0.1:$rp$ssl; location / { proxy_pass http://home; proxy_http_version 1.1; proxy_set_header Connection ""; } }
+}
+NGX
+    RUN=(nginx -c "$d/relay.conf" -p "$d")
+    ( for _ in $(seq 600); do
+        if python3 -c "import socket,sys; socket.create_connection(('127.0.0.1', int(sys.argv[1])), 1)" "$rp" 2>/dev/null; then
+          echo "{\"ts002\": $rp}" > "$d/ports.json"; break
+        fi
+        sleep 0.1
+      done ) &
+  fi
   if [ "$TOOL" = strace ]; then
-    strace -f -c -o "$d/st.out" "$HUBD" -c "$d/hub.json" --ports-file "$d/ports.json" \
-      > "$d/hub.log" 2>&1 &
+    strace -f -c -o "$d/st.out" "${RUN[@]}" > "$d/hub.log" 2>&1 &
   else
-    valgrind --tool=callgrind --callgrind-out-file="$d/cg.out" "$HUBD" -c "$d/hub.json" \
-      --ports-file "$d/ports.json" > "$d/hub.log" 2>&1 &
+    valgrind --tool=callgrind --callgrind-out-file="$d/cg.out" "${RUN[@]}" > "$d/hub.log" 2>&1 &
   fi
   local pid=$!
   for _ in $(seq 600); do [ -f "$d/ports.json" ] && break; sleep 0.1; done
@@ -164,7 +194,9 @@ for i in range(int(sys.argv[2])):
 PY
   local client=$?
   set -e
-  if [ "$TOOL" = strace ]; then kill -TERM "$(pgrep -P "$pid")"; else kill -TERM "$pid"; fi
+  local sig=-TERM
+  [ "${REFERENCE:-hub}" = nginx ] && sig=-QUIT # nginx's graceful stop (TERM is its fast one)
+  if [ "$TOOL" = strace ]; then kill $sig "$(pgrep -P "$pid")"; else kill $sig "$pid"; fi
   wait "$pid" || true
   # A client that stopped early (e.g. an answer timed out on a loaded machine) makes the count
   # meaningless: fail the run instead of printing it.

@@ -15,6 +15,8 @@
  *     the body, and while reading chunked bodies), malformed requests (400), then close.
  *   - connection cap per worker: at the cap the listener stops accepting (the kernel backlog holds
  *     new connections) until a connection closes.
+ *   - one connection accepted per event-loop turn (as nginx's multi_accept off): requests on open
+ *     connections are served before a burst of new connections (TLS handshakes) is let in.
  *   - accept() failures (out of file descriptors: EMFILE/ENFILE, ENOBUFS, ...) pause accepting for
  *     100 ms, doubling up to 1 s while they continue, instead of a busy retry loop; logged
  *     (rate-limited) and counted (hs_server_accept_errors).

@@ -10,7 +10,9 @@
  * the same per-MessageType mandatory-field check; the tree is parsed later, only if a mutation
  * or an encoding needs it (bi_msg_strip_gwinfo with something to strip, bi_msg_set_*,
  * bi_msg_encode, bi_msg_json ...). bi_msg_is_canonical_for and bi_msg_splice_header work
- * without it, so a message forwarded as received never gets a tree.
+ * without it, so a message forwarded as received never gets a tree. The pass also records where
+ * the header values and every typed hex field stand in the bytes, so bi_msg_splice_header can
+ * write the relay's header values and respell hex case there (bi_msg.h).
  *
  * Contract: bi_fast_decode accepts a body only when bi_msg_decode accepts it, and then with the
  * same typed view and the same representation flags (so the same bi_msg_is_canonical_for answers

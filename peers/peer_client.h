@@ -27,7 +27,9 @@
  *     connection (SSL_set_session), so reconnects resume instead of doing a full handshake.
  *   - Deadline: each request has a total deadline of the endpoint's timeout_ms from
  *     peer_client_post (connect + TLS + send + response). At the deadline the request is
- *     cancelled, its connection closed, and the callback gets RH_ETIMEDOUT.
+ *     cancelled, its connection closed, and the callback gets RH_ETIMEDOUT (within a few ms:
+ *     one timer per pool, armed for the earliest deadline; posting or completing a request does
+ *     no timer operation).
  *   - Failures that count (consecutive, reset by any response): connect/TLS/HTTP errors
  *     (RH_EIO) and timeouts (RH_ETIMEDOUT) — transport failures only. Any HTTP response,
  *     5xx included, shows a live peer: a 5xx is its refusal of one message (ChirpStack answers
@@ -55,7 +57,7 @@
  * does) into a per-connection body buffer, at most opts.max_body bytes (more fails the request
  * with RH_EIO). A connection is not reused after a response with "Connection: close", bytes
  * following a response, an error or a timeout. Per request the pool allocates nothing of its own
- * (request slots with their timers and connection slots are preallocated per pool) except the
+ * (request slots with their completion events and connection slots are preallocated per pool) except the
  * evbuffer of a waiting request; only libevent's buffers and the body buffer grow with the bytes
  * sent and received.
  * Headers sent: Host, Content-Type: application/json, Connection: keep-alive, Content-Length,

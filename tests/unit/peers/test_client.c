@@ -226,6 +226,42 @@ static void test_timeout_isolation(void **state)
     fx_server_stop(&ok);
 }
 
+/* Deadlines posted at different times each end at their own time: one pool timer armed for the
+ * earliest, re-armed when it fires early (the request it was armed for completed) and after
+ * timing out one request (the next, posted later, is not taken with it). */
+static void test_staggered_deadlines(void **state)
+{
+    fixture_t *f = *state;
+    fx_server_t s;
+    fx_server_start(&s, f->base, 0, NULL, NULL, NULL);
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/", s.port);
+    peer_endpoint_t *ep = make_ep("staggered", url, 600, 8, NULL);
+    result_t r = {0};
+    int never = 0;
+    /* A completes at once: the timer armed for A's deadline stays armed */
+    assert_int_equal(peer_client_post(f->client, ep, NULL, "{}", 2, NULL, 0, on_done, &r), RH_OK);
+    assert_true(fx_run_until(f->base, &r.done, 1, 5000));
+    assert_int_equal(r.status[0], RH_OK);
+    s.mode = FX_HANG;
+    fx_run_until(f->base, &never, 1, 300);
+    /* B and C, 300 ms apart, hang: the timer fires early for B (A's deadline), then for B, then
+     * for C — each times out 600 ms after its post */
+    uint64_t tb = fx_now_ms();
+    assert_int_equal(peer_client_post(f->client, ep, NULL, "{}", 2, NULL, 0, on_done, &r), RH_OK);
+    fx_run_until(f->base, &never, 1, 300);
+    uint64_t tc = fx_now_ms();
+    assert_int_equal(peer_client_post(f->client, ep, NULL, "{}", 2, NULL, 0, on_done, &r), RH_OK);
+    assert_true(fx_run_until(f->base, &r.done, 3, 5000));
+    assert_int_equal(r.status[1], RH_ETIMEDOUT);
+    assert_int_equal(r.status[2], RH_ETIMEDOUT);
+    assert_true(r.at_ms[1] - tb >= 590 && r.at_ms[1] - tb < 600 + 400);
+    assert_true(r.at_ms[2] - tc >= 590 && r.at_ms[2] - tc < 600 + 400);
+    assert_true(r.at_ms[2] >= r.at_ms[1] + 200);
+    peer_endpoint_free(ep);
+    fx_server_stop(&s);
+}
+
 /* Connection refused: back-off opens after 3 failures, fails fast, probes, recovers. */
 static void test_backoff_and_recovery(void **state)
 {
@@ -586,6 +622,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_roundtrip_keepalive, setup, teardown),
         cmocka_unit_test_setup_teardown(test_inflight_bound, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timeout_isolation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_staggered_deadlines, setup, teardown),
         cmocka_unit_test_setup_teardown(test_backoff_and_recovery, setup, teardown),
         cmocka_unit_test_setup_teardown(test_5xx_not_counted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_config_change_retires_pool, setup, teardown),

@@ -77,7 +77,6 @@ typedef struct fval {
                   consumed: the caller reads them) */
     bool frac; /* a number written with a fraction or an exponent (bi_scan's integer-written-as-
                   float check is the caller's: it knows whether the key is an integer field) */
-    size_t slen; /* a string's length */
 } fval_t;
 
 static inline void ws(fctx_t *c)
@@ -276,11 +275,12 @@ static int read_value(fctx_t *c, fval_t *v)
     if (c->i >= c->n)
         return DEFER;
     char ch = c->p[c->i];
+    size_t len;
     switch (ch) {
     case '"':
         v->kind = 's';
         v->node.type = cJSON_String;
-        return read_string(c, &v->node.valuestring, &v->slen);
+        return read_string(c, &v->node.valuestring, &len);
     case '{':
     case '[':
         v->kind = ch;
@@ -570,19 +570,6 @@ static inline int find_key(const bi_tab_t *tab, unsigned t, const char *key, siz
     return -1;
 }
 
-/* The field types whose digits bi_msg.c's hex_field reads (and whose case it records in
- * BI_CANON_HEX_LOWER / _UPPER). */
-static bool is_hex_type(unsigned t)
-{
-    switch ((enum ftype)t) {
-    case FT_ID: case FT_EUI: case FT_NSID: case FT_NETID: case FT_DEVADDR: case FT_GWID:
-    case FT_PHY: case FT_FRM: case FT_HEX64: case FT_HEXU8: case FT_HEX16: case FT_AESKEY:
-        return true;
-    default:
-        return false;
-    }
-}
-
 static int typed_member(fctx_t *c, void *arg, const char *key, size_t keylen)
 {
     tobj_t *o = arg;
@@ -649,14 +636,7 @@ static int typed_member(fctx_t *c, void *arg, const char *key, size_t keylen)
         if (v.kind == '{' || v.kind == '[')
             return DEFER; /* a leaf field with a container value is refused */
         if (bi_decode_value(&c->dc, fd, &v.node, o->base, NULL))
-            return DEFER;
-        if (is_hex_type(fd->type)) { /* (a valid hex string: bi_decode_value checked it) */
-            bi_msg_t *m = c->dc.m;
-            if (m->hex_n < BI_HEX_SPANS)
-                m->hex[m->hex_n] = (bi_hex_span_t){(uint32_t)(v.node.valuestring - c->p),
-                                                        (uint32_t)v.slen};
-            m->hex_n++;
-        }
+            return DEFER; /* (hex fields note where they stand: bi_msg.c's hex_field) */
         break;
     }
     switch (fd->where) {

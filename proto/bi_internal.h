@@ -97,9 +97,10 @@ struct bi_msg {
      * GWInfo element of up to 16 members and 4 elements need no allocation). Not zeroed. */
     bi_gw_member_t gwm_small[16];
     bi_span_t gwobj_small[4];
-    /* bi_fast_decode: every typed hex field's digits as they stand in the body, in body order,
-     * so bi_msg_splice_header can respell their case in the bytes; hex_n > BI_HEX_SPANS: more
-     * than recorded (no respelling in the bytes). Not zeroed. */
+    /* bi_fast_decode: every typed hex field's digits as they stand in the body, in body order
+     * (noted by bi_msg.c's hex_field, which sets the case flags), so bi_msg_splice_header can
+     * respell their case in the bytes; hex_n > BI_HEX_SPANS: more than recorded (no respelling
+     * in the bytes). Not zeroed. */
     bi_hex_span_t hex[BI_HEX_SPANS];
 };
 

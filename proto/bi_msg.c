@@ -186,6 +186,22 @@ static int fail(dctx_t *c, const path_t *p, bi_result_code_t code, int e, const 
 
 /* ================================================================== leaf decoders */
 
+/* A message from bi_fast_decode before its tree exists (m->text is the received body, then the
+ * working copy the view's strings point into): where the typed hex field's digits s (n bytes)
+ * stand in the body, for bi_msg_splice_header's respelling. Recorded here, next to the case flags
+ * they go with, so every field whose case counts has its span. */
+static void note_hex_span(bi_msg_t *m, const char *s, size_t n)
+{
+    if (m->root || !m->text)
+        return;
+    const char *copy = m->text + m->text_len + 1;
+    if (s < copy || s + n > copy + m->text_len)
+        return;
+    if (m->hex_n < BI_HEX_SPANS)
+        m->hex[m->hex_n] = (bi_hex_span_t){(uint32_t)(s - copy), (uint32_t)n};
+    m->hex_n++;
+}
+
 /* Decodes a hex string of minb..maxb bytes into out (NULL: validate only). For `sizes` != 0 the
  * byte count must be one of the two sizes packed as (a | b << 8). */
 static int hex_field(dctx_t *c, const path_t *p, const cJSON *v, size_t minb, size_t maxb,
@@ -246,6 +262,7 @@ static int hex_field(dctx_t *c, const path_t *p, const cJSON *v, size_t minb, si
             out[i] = (uint8_t)(rh_hex_nibble((unsigned char)s[2 * i]) << 4 | rh_hex_nibble((unsigned char)s[2 * i + 1]));
     if (outlen)
         *outlen = nb;
+    note_hex_span(c->m, s, n);
     return RH_OK;
 }
 

@@ -74,21 +74,7 @@ port() { python3 "$ROOT/tools/common/free_port.py"; }
 median() { sort -g | awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)]; else print "nan"}'; }
 HASH=$(printf %s "$KEY" | sha256sum | cut -d' ' -f1)
 STUB=$(port)
-mkdir -p "$RUN/stub"
-cat > "$RUN/stub.conf" <<NGX
-worker_processes 1;
-pid $RUN/stub.pid;
-error_log $RUN/stub/error.log crit;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $RUN/stub; proxy_temp_path $RUN/stub; fastcgi_temp_path $RUN/stub;
-  uwsgi_temp_path $RUN/stub; scgi_temp_path $RUN/stub;
-  keepalive_requests 1000000;
-  server { listen 127.0.0.1:$STUB; location / { default_type application/json; return 200 '$ANS'; } }
-}
-NGX
-nginx -c "$RUN/stub.conf" -p "$RUN"
+stub_start "$RUN" "$STUB"
 
 # gen_table SIZE FILE: the table described at the top (endpoint URL filled in at start-up).
 gen_table() {

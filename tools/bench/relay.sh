@@ -51,26 +51,8 @@ if [ "${TLS:-0}" = 1 ]; then
   HUB_TLS=',"tls_cert":"'$W/tls.pem'","tls_key":"'$W/tls.key'"'
 fi
 
-nginx_conf() { # $1 name, $2 workers, $3 server block
-  mkdir -p "$W/$1"
-  cat > "$W/$1.conf" <<NGX
-worker_processes $2;
-pid $W/$1.pid;
-error_log $W/$1/error.log crit;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $W/$1; proxy_temp_path $W/$1; fastcgi_temp_path $W/$1;
-  uwsgi_temp_path $W/$1; scgi_temp_path $W/$1;
-  keepalive_requests 1000000;
-  $3
-}
-NGX
-}
-nginx_conf stub 1 "server { listen 127.0.0.1:$STUB; location / { default_type application/json; return 200 '$ANS'; } }"
-nginx_conf relay auto "upstream home { server 127.0.0.1:$STUB; keepalive 128; }
-  server { listen 127.0.0.1:$RELAY$RELAY_TLS; location / { proxy_pass http://home; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }"
-nginx -c "$W/stub.conf" -p "$W"
+stub_start "$W" "$STUB"
+nginx_conf "$W" relay auto "$(relay_block "$RELAY" "$STUB" "$RELAY_TLS")"
 nginx -c "$W/relay.conf" -p "$W"
 
 relay_table "$W/table.json" "$STUB"

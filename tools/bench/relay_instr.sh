@@ -126,21 +126,7 @@ JSON
     local rp ssl=""
     rp=$(port)
     [ "${TLS:-0}" = 1 ] && ssl=" ssl; ssl_certificate $W/tls.pem; ssl_certificate_key $W/tls.key; ssl_protocols TLSv1.3"
-    mkdir -p "$d/ngx"
-    cat > "$d/relay.conf" <<NGX
-worker_processes 1; master_process off; daemon off;
-pid $d/relay.pid;
-error_log $d/ngx/error.log crit;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $d/ngx; proxy_temp_path $d/ngx; fastcgi_temp_path $d/ngx;
-  uwsgi_temp_path $d/ngx; scgi_temp_path $d/ngx;
-  keepalive_requests 1000000;
-  upstream home { server 127.0.0.1:$STUB; keepalive 128; }
-  server { listen 127.0.0.1:$rp$ssl; location / { proxy_pass http://home; proxy_http_version 1.1; proxy_set_header Connection ""; } }
-}
-NGX
+    nginx_conf "$d" relay 1 "$(relay_block "$rp" "$STUB" "$ssl")" "master_process off; daemon off;"
     RUN=(nginx -c "$d/relay.conf" -p "$d")
     ( for _ in $(seq 600); do
         if python3 -c "import socket,sys; socket.create_connection(('127.0.0.1', int(sys.argv[1])), 1)" "$rp" 2>/dev/null; then

@@ -6,6 +6,11 @@
 # gateways' signal quality and location, so the relay strips them from every GWInfo).
 # stub_start DIR PORT: the stub home network, nginx answering ANS on 127.0.0.1:PORT (pid in
 # DIR/stub.pid, files under DIR/stub).
+# nginx_conf DIR NAME WORKERS SERVER_BLOCK [MAIN]: writes DIR/NAME.conf for `nginx -c
+# DIR/NAME.conf -p DIR` (pid DIR/NAME.pid, log and temp files under DIR/NAME, no access log,
+# unlimited keep-alive requests); MAIN: more main-context directives.
+# relay_block PORT STUB_PORT [TLS_DIRECTIVES]: the server block of the reference relay, nginx as
+# a protocol-blind proxy_pass relay with a keep-alive upstream to the stub.
 ANS='{"ProtocolVersion":"1.0","SenderID":"000505","ReceiverID":"000202","TransactionID":1,"MessageType":"PRStartAns","Result":{"ResultCode":"Success"},"DevEUI":"0102030405060708","FCntUp":1,"Lifetime":0}'
 KEY="bench-key-0123456789"
 relay_table() {
@@ -21,20 +26,27 @@ relay_table() {
               "downlink":{"join_accept":true,"mac_data":true,"application_data":true}}]}
 JSON
 }
-stub_start() {
-  mkdir -p "$1/stub"
-  cat > "$1/stub.conf" <<NGX
-worker_processes 1;
-pid $1/stub.pid;
-error_log $1/stub/error.log crit;
+nginx_conf() {
+  mkdir -p "$1/$2"
+  cat > "$1/$2.conf" <<NGX
+worker_processes $3; ${5:-}
+pid $1/$2.pid;
+error_log $1/$2/error.log crit;
 events { worker_connections 4096; }
 http {
   access_log off;
-  client_body_temp_path $1/stub; proxy_temp_path $1/stub; fastcgi_temp_path $1/stub;
-  uwsgi_temp_path $1/stub; scgi_temp_path $1/stub;
+  client_body_temp_path $1/$2; proxy_temp_path $1/$2; fastcgi_temp_path $1/$2;
+  uwsgi_temp_path $1/$2; scgi_temp_path $1/$2;
   keepalive_requests 1000000;
-  server { listen 127.0.0.1:$2; location / { default_type application/json; return 200 '$ANS'; } }
+  $4
 }
 NGX
+}
+relay_block() {
+  printf '%s\n  %s' "upstream home { server 127.0.0.1:$2; keepalive 128; }" \
+    "server { listen 127.0.0.1:$1${3:-}; location / { proxy_pass http://home; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }"
+}
+stub_start() {
+  nginx_conf "$1" stub 1 "server { listen 127.0.0.1:$2; location / { default_type application/json; return 200 '$ANS'; } }"
   nginx -c "$1/stub.conf" -p "$1"
 }

@@ -261,13 +261,13 @@ def bench_stats():
             for label, hub, times, worst, rows_l, scan_t in (hubs if rnd % 2 == 0 else hubs[::-1]):
                 probe = HealthProbe(hub)
                 probe.start()
-                took = 0.0
+                spent = 0.0
                 rows, token, pages = 0, "", 0
                 while True:
                     extra = ("&limit=100000&page_token=" + token) if label == "NEW" else ""
                     t0 = time.perf_counter()
                     st, data = hub.req("GET", q + extra, headers={"Accept-Encoding": "identity"})
-                    took += time.perf_counter() - t0  # the answer, not our JSON parsing
+                    spent += time.perf_counter() - t0  # the answer, not our JSON parsing
                     assert st == 200, data[:300]
                     body = json.loads(data)
                     rows += len(body["items"])
@@ -275,7 +275,7 @@ def bench_stats():
                     token = body.get("next_page_token", "")
                     if not token:
                         break
-                times.append(took)
+                times.append(spent)
                 worst.append(probe.finish())
                 rows_l.append((rows, pages))
                 # scan only: a filter that matches no bucket (the data is uplink_app)

@@ -270,7 +270,15 @@ static int literal(fctx_t *c, const char *word, size_t len)
 /* Reads a scalar (or notes a container without consuming it). */
 static int read_value(fctx_t *c, fval_t *v)
 {
-    memset(v, 0, sizeof *v);
+    /* what the leaf decoders read of the node (bi_decode_value: type, valuestring, valuedouble)
+     * and nothing else: no memset of the whole cJSON struct per value */
+    v->node.type = 0;
+    v->node.valuestring = NULL;
+    v->node.valuedouble = 0;
+    v->node.valueint = 0;
+    v->node.child = NULL;
+    v->node.string = NULL;
+    v->frac = false;
     c->vstart = c->i;
     if (c->i >= c->n)
         return DEFER;

@@ -315,6 +315,15 @@ int bi_time_parse(const char *s, bi_time_t *t, const char *what, rh_diag_t *diag
     return RH_OK;
 }
 
+bool bi_time_text_canonical(const char *s)
+{
+    /* Accepted by bi_time_parse, 24 characters with '.' at 19 and 'Z' at 23 leave no other
+     * shape than "YYYY-MM-DDTHH:MM:SS.mmmZ" (or 't', ' ' at 10): its fields are fixed-width
+     * digits and the fraction runs up to the zone. */
+    return strnlen(s, 25) == 24 && s[10] == 'T' && s[19] == '.' && s[23] == 'Z' &&
+           !(s[17] == '6' && s[18] == '0');
+}
+
 size_t bi_time_format(bi_time_t t, char out[BI_TIME_MAX])
 {
     int64_t days = t.sec / 86400, rem = t.sec % 86400;

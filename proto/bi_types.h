@@ -159,5 +159,9 @@ int bi_time_parse(const char *s, bi_time_t *t, const char *what, rh_diag_t *diag
  * 0000..9999 are clamped. */
 #define BI_TIME_MAX 32
 size_t bi_time_format(bi_time_t t, char out[BI_TIME_MAX]);
+/* True when s (NUL-terminated), a text bi_time_parse accepted, is already what bi_time_format
+ * writes for its value: "YYYY-MM-DDTHH:MM:SS.mmmZ" exactly (upper-case 'T' and 'Z', three fraction
+ * digits, no leap second). False says nothing: compare with bi_time_format's text. */
+bool bi_time_text_canonical(const char *s);
 
 #endif

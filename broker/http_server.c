@@ -84,6 +84,7 @@ struct hs_conn {
     uint64_t timer_at_ms;
     http_parser parser;
     hs_req_t *req;      /* request being parsed or awaiting reply */
+    hs_req_t *spare;    /* the last request replied to, reset for the next one (req_recycle) */
     enum conn_phase phase;
     int close_after_write;
     int closing;
@@ -195,8 +196,18 @@ static void conn_timer_cb(evutil_socket_t fd, short ev, void *arg)
 
 /* ---------- request buffer helpers ---------- */
 
+/* Largest body buffer a connection keeps between requests: bigger ones (up to max_body_bytes)
+ * are freed with their request, so an idle keep-alive connection holds about 5 KiB. */
+#define HS_SPARE_BODY_MAX 4096
+
 static hs_req_t *req_new(hs_conn_t *c)
 {
+    if (c->spare) { /* the previous request's object and buffers, already reset */
+        hs_req_t *r = c->spare;
+        c->spare = NULL;
+        r->conn = c;
+        return r;
+    }
     hs_req_t *r = calloc(1, sizeof *r);
     if (!r)
         return NULL;
@@ -217,6 +228,30 @@ static void req_free(hs_req_t *r)
     free(r->hdrbuf);
     free(r->body);
     free(r);
+}
+
+/* After the reply to r on its live connection c: r becomes c's spare, reset to what req_new
+ * gives (its header buffer and a small body buffer kept), instead of a calloc of ~2 KiB and two
+ * buffers per request (issue #15). */
+static void req_recycle(hs_conn_t *c, hs_req_t *r)
+{
+    if (c->spare || r->bodycap > HS_SPARE_BODY_MAX || r->hdrcap > 1024) {
+        req_free(r);
+        return;
+    }
+    r->conn = NULL;
+    r->method[0] = '\0';
+    r->target = NULL;
+    r->query = NULL;
+    r->nheaders = 0;
+    r->hst = HST_URL;
+    r->hdrlen = 0;
+    r->bodylen = 0;
+    r->keep_alive = 0;
+    r->http11 = 0;
+    r->body_incomplete = 0;
+    r->received_ns = 0;
+    c->spare = r;
 }
 
 /* Appends to hdrbuf; returns offset of the appended data or -1 when the header cap is hit. */
@@ -415,6 +450,8 @@ static void conn_close(hs_conn_t *c)
         }
         c->req = NULL;
     }
+    req_free(c->spare);
+    c->spare = NULL;
     if (c->data && c->data_free)
         c->data_free(c->data);
     if (c->timer)
@@ -997,8 +1034,11 @@ void hs_reply_ex(hs_req_t *r, int status, const char *ctype, const char *extra, 
     hs_server_t *s = c->srv;
     int keep = r->keep_alive && !r->body_incomplete && !s->draining;
     write_response(c, status, ctype, extra, body, len, keep);
-    req_free(r);
     c->req = NULL;
+    if (keep)
+        req_recycle(c, r); /* (body and headers are the caller's no more) */
+    else
+        req_free(r);
     if (!keep) {
         c->close_after_write = 1;
         c->phase = PH_CLOSING;

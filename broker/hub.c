@@ -276,6 +276,7 @@ static void worker_fini(worker_t *w)
     }
     if (w->stop_ev)
         event_free(w->stop_ev);
+    relay_worker_free(w);
     metrics_free(w->metrics);
     event_base_free(w->base);
 }

@@ -16,6 +16,7 @@
 
 #include "capture.h"
 #include "lw_netid.h"
+#include "rh_deadlines.h"
 #include "rh_io.h"
 #include "rh_log.h"
 #include "rh_time.h"
@@ -49,7 +50,9 @@ struct relay_txn {
     int64_t ul_recv_ms;           /* uplink RecvTime, Unix ms */
     int phy_mtype;                /* the PHYPayload's MType, -1 when there is none */
     uint64_t t_recv_ns, t_fwd_ns;
-    struct event *timer;          /* the answer deadline */
+    rh_deadline_t dl;             /* the answer deadline on a worker list (relay_deadlines_t) */
+    uint8_t dl_list;              /* which list, while dl.on */
+    struct event *timer;          /* the answer deadline when no list takes it, or NULL */
     pending_key_t pkey;           /* pkey.txid: the hub-owned TransactionID toward the receiver */
     bi_id_t sent_receiver;        /* the receiver identity the request was forwarded to */
     uint32_t wait_ms;             /* the answer deadline armed at forward, ms after forwarding */
@@ -60,6 +63,19 @@ struct relay_txn {
     struct relay_txn *prev, *next; /* the worker's list (shutdown) */
     alignas(max_align_t) unsigned char ctx[];
 };
+
+/* A worker's answer deadlines (issue #15): one FIFO on one lazily armed timer per answer wait
+ * (rh_deadlines.h) — the receivers' configured timeouts are few, and transactions waiting as long
+ * expire in the order they were forwarded — instead of an event_new, event_add, event_del and
+ * event_free per transaction. A wait cut to the device's receive window varies from one
+ * transaction to the next, and a wait beyond RELAY_DL_LISTS distinct ones finds no list: those
+ * get a timer of their own (t->timer). */
+#define RELAY_DL_LISTS 4
+typedef struct relay_deadlines {
+    rh_deadlines_t list[RELAY_DL_LISTS];
+    uint32_t wait_ms[RELAY_DL_LISTS]; /* each list's answer wait */
+    unsigned n;
+} relay_deadlines_t;
 
 static const char *netid_text(uint32_t netid, char out[7])
 {
@@ -204,7 +220,11 @@ static bool txn_finish(relay_txn_t *t)
     t->done = true;
     if (t->hooked && t->w->relay_hooks)
         txn_hook(t, NULL);
-    if (t->timer && evtimer_pending(t->timer, NULL)) {
+    if (t->dl.on) {
+        relay_deadlines_t *d = t->w->relay_deadlines;
+        rh_deadlines_remove(&d->list[t->dl_list], &t->dl);
+        relay_txn_unref(t); /* the deadline's reference (callers hold another) */
+    } else if (t->timer && evtimer_pending(t->timer, NULL)) {
         evtimer_del(t->timer);
         relay_txn_unref(t); /* the timer's reference (callers hold another) */
     }
@@ -380,11 +400,9 @@ void relay_txn_delivered(relay_txn_t *t)
 
 /* ---------------------------------------------------------------- forwarding */
 
-static void answer_timeout_cb(evutil_socket_t fd, short ev, void *arg)
+/* The answer deadline passed (its list's or its own timer): holds the deadline's reference. */
+static void answer_timeout(relay_txn_t *t)
 {
-    relay_txn_t *t = arg;
-    (void)fd;
-    (void)ev;
     if (t->pending && !pending_take(t->w->pending, &t->pkey)) {
         /* an answer claimed the entry on another worker and is on its way with the entry's
          * reference: only the timer's reference goes */
@@ -399,6 +417,42 @@ static void answer_timeout_cb(evutil_socket_t fd, short ev, void *arg)
                    t->rx_limited ? "receiver did not answer before the device's receive window"
                                  : "receiver did not answer in time");
     relay_txn_unref(t);
+}
+
+static void answer_timeout_cb(evutil_socket_t fd, short ev, void *arg)
+{
+    (void)fd;
+    (void)ev;
+    answer_timeout(arg);
+}
+
+static void answer_deadline_cb(rh_deadline_t *d, void *arg)
+{
+    (void)arg;
+    answer_timeout((relay_txn_t *)(void *)((char *)d - offsetof(relay_txn_t, dl)));
+}
+
+/* Puts t on w's list for answer waits of ms (made on first use). False when no list takes it:
+ * a wait cut to the receive window, every list taken by other waits, or out of memory. */
+static bool deadline_add(worker_t *w, relay_txn_t *t, uint32_t ms)
+{
+    if (t->rx_limited)
+        return false;
+    relay_deadlines_t *d = w->relay_deadlines;
+    if (!d && !(d = w->relay_deadlines = calloc(1, sizeof *d)))
+        return false;
+    unsigned i = 0;
+    while (i < d->n && d->wait_ms[i] != ms)
+        i++;
+    if (i == d->n) {
+        if (d->n == RELAY_DL_LISTS ||
+            rh_deadlines_init(&d->list[i], w->base, answer_deadline_cb, w) != RH_OK)
+            return false;
+        d->wait_ms[i] = ms;
+        d->n++;
+    }
+    t->dl_list = (uint8_t)i;
+    return rh_deadlines_add(&d->list[i], &t->dl, rh_mono_ms() + ms);
 }
 
 /* The receiver identity to name in the forwarded request (issue #11 item 10): when the hub
@@ -526,17 +580,20 @@ static void txn_forward(relay_txn_t *t, const route_msg_t *v)
         }
         t->pending = true;
         relay_txn_ref(t); /* the pending entry's reference, inherited by whoever takes it */
-        t->timer = evtimer_new(w->base, answer_timeout_cb, t);
-        if (t->timer) {
-            /* The deadline of the answer, sync or async (a sync receiver may acknowledge and
-             * answer later). A sync receiver's own HTTP deadline ends first unless the receive
-             * window cut it. Ownership rule of the answer timer: it holds one reference exactly
-             * while it is pending, released by whoever makes it non-pending: its own callback
-             * (answer_timeout_cb) or txn_finish, which cancels it. No other code deletes it. */
-            uint32_t ms = t->wait_ms + (!ep || ep->async_answers || t->rx_limited ? 0 : 50);
+        /* The deadline of the answer, sync or async (a sync receiver may acknowledge and
+         * answer later). A sync receiver's own HTTP deadline ends first unless the receive
+         * window cut it. Ownership rule of the answer deadline (on a list, or t->timer): it
+         * holds one reference exactly while it is pending, released by whoever ends it: its
+         * expiry (answer_timeout) or txn_finish, which cancels it. No other code removes it. */
+        uint32_t ms = t->wait_ms + (!ep || ep->async_answers || t->rx_limited ? 0 : 50);
+        bool armed = deadline_add(w, t, ms);
+        if (!armed && (t->timer = evtimer_new(w->base, answer_timeout_cb, t))) {
             struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-            relay_txn_ref(t);
             evtimer_add(t->timer, &tv);
+            armed = true;
+        }
+        if (armed) {
+            relay_txn_ref(t);
             if (t->sender_async)
                 t->deadline_ms = rh_real_ms() + ms; /* for the hooks */
         }
@@ -660,6 +717,17 @@ void relay_txn_unclaim(relay_txn_t *t)
 }
 
 /* ---------------------------------------------------------------- shutdown */
+
+void relay_worker_free(worker_t *w)
+{
+    relay_deadlines_t *d = w->relay_deadlines;
+    if (!d)
+        return;
+    for (unsigned i = 0; i < d->n; i++)
+        rh_deadlines_fini(&d->list[i]);
+    free(d);
+    w->relay_deadlines = NULL;
+}
 
 void relay_worker_fini(worker_t *w)
 {

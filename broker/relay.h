@@ -273,4 +273,8 @@ typedef struct relay_hooks {
 /* Fails every transaction owned by worker w that is not done ("hub shutting down"). */
 void relay_worker_fini(worker_t *w);
 
+/* Frees what relay.c keeps per worker (its answer-deadline lists and their timers): after
+ * relay_worker_fini, before w->base is freed. A no-op when there is nothing. */
+void relay_worker_free(worker_t *w);
+
 #endif

@@ -63,6 +63,7 @@ struct worker {
     atomic_uint in_flight; /* relay transactions owned by this worker (alive, not yet freed);
                               written by the worker, read by /metrics */
     void *relay_txns;      /* relay.c's list of those transactions (for shutdown) */
+    void *relay_deadlines; /* relay.c's answer-deadline lists (relay_worker_free), or NULL */
     struct {                   /* relay.c's answerer identities for the registry of view.gen */
         uint64_t gen;          /* 0: empty */
         const void *ep[16];    /* endpoint (direct-mapped by address) */

@@ -19,8 +19,10 @@
  */
 #include "peer_client.h"
 
+#include "rh_deadlines.h"
 #include "rh_io.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,9 +74,7 @@ struct peer_req {
     peer_pool_t *pool;
     peer_conn_t *conn;
     struct event *timer;         /* deferred completion (event_active only, never added) */
-    uint64_t deadline_ms;        /* monotonic ms: the request times out then */
-    peer_req_t *dl_prev, *dl_next; /* the pool's deadline list while on it (on_dl) */
-    bool on_dl;
+    rh_deadline_t dl;            /* on the pool's deadline list while active */
     peer_response_cb cb;
     void *arg;
     enum req_state state;
@@ -104,14 +104,10 @@ struct peer_pool {
     int sa_len;
     uint16_t port;
     uint32_t timeout_ms;
-    /* Deadlines: every request of a pool has the same duration, so the active requests in the
-     * order they were posted are also in deadline order (dl_head earliest). One timer per pool,
-     * armed lazily: at the head's deadline when it is not armed; firing early (the head it was
-     * armed for completed) re-arms it for the new head. A request posted or completed costs no
-     * timer operation (an event_add and an event_del per request before, issue #15). */
-    peer_req_t *dl_head, *dl_tail;
-    struct event *dl_timer;
-    bool dl_armed, dl_firing;
+    /* Deadlines: every request of a pool has the same duration, so the active requests form
+     * one FIFO on one lazily armed timer (rh_deadlines.h): a request posted or completed costs
+     * no timer operation (an event_add and an event_del per request before, issue #15). */
+    rh_deadlines_t dl;
     SSL_CTX *ssl_ctx;            /* reference (SSL_CTX_up_ref) */
     SSL_SESSION *session;        /* last session ticket, for resumption */
     unsigned limit, n_conn_slots;
@@ -256,8 +252,7 @@ static void pool_free(peer_pool_t *p)
     }
     if (p->reap_ev)
         event_free(p->reap_ev);
-    if (p->dl_timer)
-        event_free(p->dl_timer);
+    rh_deadlines_fini(&p->dl);
     SSL_SESSION_free(p->session);
     SSL_CTX_free(p->ssl_ctx);
     free(p->conns);
@@ -436,44 +431,11 @@ static void circuit_result(peer_pool_t *p, peer_req_t *r, bool failure, int err)
 
 /* ---- deadlines ----------------------------------------------------------------------------- */
 
-static void dl_arm(peer_pool_t *p, uint64_t at_ms)
-{
-    uint64_t now = rh_mono_ms(), d = at_ms > now ? at_ms - now : 0;
-    struct timeval tv = {(time_t)(d / 1000), (suseconds_t)(d % 1000) * 1000};
-    evtimer_add(p->dl_timer, &tv);
-    p->dl_armed = true;
-}
-
-/* Puts an active request on the deadline list, timing out timeout_ms from now. */
+/* Puts an active request on the pool's deadline list, timing out timeout_ms from now (the
+ * pool's requests all wait as long, so the FIFO always takes it). */
 static void dl_push(peer_pool_t *p, peer_req_t *r)
 {
-    r->deadline_ms = rh_mono_ms() + p->timeout_ms;
-    r->dl_next = NULL;
-    r->dl_prev = p->dl_tail;
-    if (p->dl_tail)
-        p->dl_tail->dl_next = r;
-    else
-        p->dl_head = r;
-    p->dl_tail = r;
-    r->on_dl = true;
-    if (!p->dl_armed && !p->dl_firing)
-        dl_arm(p, r->deadline_ms);
-}
-
-static void dl_remove(peer_pool_t *p, peer_req_t *r)
-{
-    if (!r->on_dl)
-        return;
-    if (r->dl_prev)
-        r->dl_prev->dl_next = r->dl_next;
-    else
-        p->dl_head = r->dl_next;
-    if (r->dl_next)
-        r->dl_next->dl_prev = r->dl_prev;
-    else
-        p->dl_tail = r->dl_prev;
-    r->dl_prev = r->dl_next = NULL;
-    r->on_dl = false;
+    rh_deadlines_add(&p->dl, &r->dl, rh_mono_ms() + p->timeout_ms);
 }
 
 /* ---- completion --------------------------------------------------------------------------- */
@@ -484,7 +446,7 @@ static void req_finish(peer_req_t *r, int status, int http_status, const uint8_t
     peer_pool_t *p = r->pool;
     peer_response_cb cb = r->cb;
     void *arg = r->arg;
-    dl_remove(p, r);
+    rh_deadlines_remove(&p->dl, &r->dl);
     if (r->deferred_status != DEFERRED_NONE)
         event_del(r->timer); /* a deferred completion other than the one running, if any */
     if (!r->conn)
@@ -572,25 +534,13 @@ static void req_timeout(peer_req_t *r)
     req_finish(r, RH_ETIMEDOUT, 0, NULL, 0);
 }
 
-/* The pool's deadline timer: times out every request whose deadline passed (completions may post
- * new requests meanwhile: they wait for the re-arm below), then re-arms for the new head. */
-static void dl_timer_cb(evutil_socket_t fd, short what, void *arg)
+/* A request's deadline passed (rh_deadlines calls this off the list, oldest first). */
+static void dl_timeout(rh_deadline_t *d, void *arg)
 {
-    (void)fd;
-    (void)what;
-    peer_pool_t *p = arg;
-    p->dl_armed = false;
-    p->dl_firing = true;
-    uint64_t now = rh_mono_ms();
-    while (p->dl_head && p->dl_head->deadline_ms <= now) {
-        peer_req_t *r = p->dl_head;
-        dl_remove(p, r);
-        if (r->state == REQ_ACTIVE && r->deferred_status == DEFERRED_NONE)
-            req_timeout(r); /* (a deferred completion already due ends it through its timer) */
-    }
-    p->dl_firing = false;
-    if (p->dl_head && !p->dl_armed)
-        dl_arm(p, p->dl_head->deadline_ms);
+    (void)arg;
+    peer_req_t *r = (peer_req_t *)(void *)((char *)d - offsetof(peer_req_t, dl));
+    if (r->state == REQ_ACTIVE && r->deferred_status == DEFERRED_NONE)
+        req_timeout(r); /* (a deferred completion already due ends it through its timer) */
 }
 
 static void log_conn_failure(peer_req_t *r)
@@ -835,11 +785,11 @@ static peer_pool_t *pool_new(peer_client_t *c, const peer_endpoint_t *ep)
     p->conns = calloc(p->n_conn_slots, sizeof *p->conns);
     p->reqs = calloc(p->limit, sizeof *p->reqs);
     p->reap_ev = event_new(c->base, -1, 0, reap_cb, p);
-    p->dl_timer = evtimer_new(c->base, dl_timer_cb, p);
+    int dl_err = rh_deadlines_init(&p->dl, c->base, dl_timeout, p);
     p->circuit = PEER_CIRCUIT_CLOSED;
     if (!p->id || !p->host || !p->addr || !p->path || !p->host_header ||
         (ep->authorization && !p->authz) || !p->head || !p->conns || !p->reqs || !p->reap_ev ||
-        !p->dl_timer)
+        dl_err != RH_OK)
         goto fail;
     if (ep->tls && ep->ssl_ctx) {
         if (!SSL_CTX_up_ref(ep->ssl_ctx))
@@ -1203,7 +1153,7 @@ static void pool_abort(peer_pool_t *p)
         if (r->state == REQ_FREE)
             continue;
         evtimer_del(r->timer);
-        dl_remove(p, r);
+        rh_deadlines_remove(&p->dl, &r->dl);
         peer_response_cb cb = r->cb;
         void *arg = r->arg;
         r->state = REQ_FREE;

@@ -96,6 +96,7 @@ static void cleanup(void)
     pending_free(w.pending);
     rp_reader_free(w.reader);
     rp_db_close(db);
+    relay_worker_free(&w);
     event_base_free(base);
     char p[128];
     snprintf(p, sizeof p, "%s/data.mdb", dir);

@@ -14,6 +14,7 @@
 #include "capture.h"
 #include "metrics.h"
 #include "pending.h"
+#include "peer_endpoint.h"
 #include "relay.h"
 #include "rh_time.h"
 
@@ -113,6 +114,7 @@ static int teardown(void **state)
     capture_stop(c->cap);
     metrics_free(c->wk.metrics);
     pending_free(c->pending);
+    relay_worker_free(&c->wk);
     event_base_free(c->wk.base);
     worker_set_self(NULL);
     void *ws = c->w;
@@ -236,6 +238,16 @@ static void deliver_answer(relay_txn_t *t, void *arg)
     relay_txn_complete(t, &((answer_job_t *)arg)->a);
 }
 
+
+/* The transaction's answer deadline ended with it: the transaction was freed (the deadline held
+ * a reference), and the only event left is at most the deadline list's lazily armed timer
+ * (rh_deadlines.h: it fires once, finds nothing due, and is not re-armed). */
+static void no_deadline_left(core_t *c)
+{
+    assert_int_equal(atomic_load(&c->wk.in_flight), 0);
+    assert_true(event_base_get_num_events(c->wk.base, EVENT_BASE_COUNT_ADDED) <= 1);
+}
+
 static void test_forward_then_async_answer(void **state)
 {
     core_t *c = *state;
@@ -289,7 +301,7 @@ static void test_forward_then_async_answer(void **state)
     assert_int_equal(L.releases, 0); /* the front end's forward still holds it */
     fe_forward_ends();
     assert_int_equal(L.releases, 1);
-    assert_int_equal(event_base_get_num_events(c->wk.base, EVENT_BASE_COUNT_ADDED), 0);
+    no_deadline_left(c);
 }
 
 /* The receiver answers with an error ResultCode; then a downlink the policy refuses. */
@@ -334,6 +346,62 @@ static void test_answer_result_and_refused_downlink(void **state)
                 "NoRoamingAgreement", "A");
     fe_forward_ends();
     assert_int_equal(L.releases, 2);
+}
+
+/* ---------------------------------------------------------------- answer deadlines on a list */
+
+/* The world's endpoints wait 60 ms for answers (the registry reads the default when it is made). */
+static int setup_short_wait(void **state)
+{
+    peer_endpoint_set_default_timeout_ms(60);
+    return setup(state);
+}
+
+static int teardown_short_wait(void **state)
+{
+    peer_endpoint_set_default_timeout_ms(0);
+    return teardown(state);
+}
+
+/* Transactions waiting as long share the worker's deadline list (rh_deadlines.h): one answered
+ * is off it, the others time out in order, on the list's one timer. */
+static void test_answer_deadlines_on_one_timer(void **state)
+{
+    core_t *c = *state;
+    uint8_t buf[3][64];
+    relay_txn_t *t[3];
+    uint32_t txid[3];
+    for (int i = 0; i < 3; i++) {
+        t[i] = create(c, c->w->a, BI_MT_PR_START_REQ, BI_MT_PR_START_ANS, 200 + (uint32_t)i);
+        route_msg_t v = msg(c->w->a, ROUTE_UPLINK, B, false, UP_APP("0100000a"), buf[i]);
+        relay_txn_route(t[i], &v);
+        assert_int_equal(L.fwd.wait_ms, 60);
+        txid[i] = L.fwd.hub_txid;
+        fe_forward_ends();
+    }
+    assert_int_equal(L.forwards, 3);
+    assert_int_equal(pending_count(c->pending), 3);
+    /* one timer for the three deadlines */
+    assert_int_equal(event_base_get_num_events(c->wk.base, EVENT_BASE_COUNT_ADDED), 1);
+    /* the second is answered: its deadline ends with it */
+    relay_txn_t *claimed = relay_txn_claim(&c->wk, c->w->b, txid[1], BI_MT_PR_START_ANS);
+    assert_ptr_equal(claimed, t[1]);
+    static int receiver_msg;
+    answer_job_t job = {{.code = BI_RC_SUCCESS, .fe_msg = &receiver_msg}};
+    assert_int_equal(relay_txn_post_claimed(claimed, deliver_answer, &job), RH_OK);
+    assert_int_equal(L.answers, 1);
+    assert_int_equal(L.ans.code, BI_RC_SUCCESS);
+    uint64_t t0 = rh_mono_ns();
+    event_base_dispatch(c->wk.base); /* returns once no deadline is left */
+    assert_true(rh_mono_ns() - t0 >= 40 * 1000000ull);
+    assert_int_equal(L.answers, 3);
+    assert_int_equal(L.ans.code, BI_RC_OTHER);
+    assert_string_equal(L.ans_desc, "receiver did not answer in time (epB)");
+    assert_int_equal(pending_count(c->pending), 0);
+    assert_int_equal(atomic_load(&c->wk.in_flight), 0);
+    /* late answers find nothing */
+    assert_null(relay_txn_claim(&c->wk, c->w->b, txid[0], BI_MT_PR_START_ANS));
+    assert_null(relay_txn_claim(&c->wk, c->w->b, txid[2], BI_MT_PR_START_ANS));
 }
 
 /* ---------------------------------------------------------------- create -> forward -> timeout */
@@ -414,7 +482,7 @@ static void test_receiver_unreachable_downlink(void **state)
     assert_string_equal(L.ans_desc,
                         "receiver unavailable (backing off or at its in-flight limit) (epA)");
     assert_int_equal(pending_count(c->pending), 0);
-    assert_int_equal(event_base_get_num_events(c->wk.base, EVENT_BASE_COUNT_ADDED), 0);
+    no_deadline_left(c);
     rp_stats_item_t r = one_row(c);
     check_row(&r, A, B, RP_CLASS_DOWNLINK_APP, RP_OUT_UNREACHABLE, NULL, true);
     capture_event_t e = one_event(c);
@@ -755,6 +823,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_forward_then_async_answer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_answer_result_and_refused_downlink, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timeout_in_receive_window, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_answer_deadlines_on_one_timer, setup_short_wait,
+                                        teardown_short_wait),
         cmocka_unit_test_setup_teardown(test_receiver_unreachable_downlink, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refusals_and_hub_answers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_count_without_transaction, setup, teardown),

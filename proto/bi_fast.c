@@ -364,9 +364,15 @@ static int enter(fctx_t *c, char close, bool *empty)
 }
 
 typedef int (*member_fn)(fctx_t *c, void *arg, const char *key, size_t keylen);
+typedef struct tobj tobj_t;
+static int predicted_key(fctx_t *c, tobj_t *o);
+static int typed_known(fctx_t *c, tobj_t *o, int k, const char *key, size_t keylen);
 
-/* At '{': calls fn for each member with i at the member's value; fn consumes the value. */
-static int read_object(fctx_t *c, member_fn fn, void *arg)
+/* At '{': calls fn for each member with i at the member's value; fn consumes the value. A typed
+ * object (`typed`: fn is typed_member with it as arg) first tries the key its table's previous
+ * member was followed by last time (predicted_key): on a match the member goes straight to
+ * typed_known, without reading the key as a string and looking it up. */
+static int read_object(fctx_t *c, member_fn fn, void *arg, tobj_t *typed)
 {
     bool empty;
     int members = 0, r = enter(c, '}', &empty);
@@ -379,16 +385,24 @@ static int read_object(fctx_t *c, member_fn fn, void *arg)
         if (c->i >= c->n || c->p[c->i] != '"')
             return DEFER;
         size_t key_off = c->i;
-        char *key;
-        size_t keylen;
-        if ((r = read_string(c, &key, &keylen)))
-            return r;
-        ws(c);
-        if (c->i >= c->n || c->p[c->i] != ':')
-            return DEFER;
-        c->i++;
-        ws(c);
-        if ((r = fn(c, arg, key, keylen)))
+        int k = typed ? predicted_key(c, typed) : -1;
+        if (k >= 0) {
+            size_t keylen = c->i - key_off - 3; /* i is past "Name": */
+            ws(c);
+            r = typed_known(c, typed, k, c->p + key_off + 1, keylen);
+        } else {
+            char *key;
+            size_t keylen;
+            if ((r = read_string(c, &key, &keylen)))
+                return r;
+            ws(c);
+            if (c->i >= c->n || c->p[c->i] != ':')
+                return DEFER;
+            c->i++;
+            ws(c);
+            r = fn(c, arg, key, keylen);
+        }
+        if (r)
             return r;
         if (c->depth == c->rec_depth && (r = record_member(c, key_off)))
             return r;
@@ -419,7 +433,7 @@ static int skip_value(fctx_t *c, const char *key, size_t keylen)
     if (v.kind == '{') {
         keyset_t ks;
         ks.n = 0;
-        return read_object(c, skip_member, &ks);
+        return read_object(c, skip_member, &ks, NULL);
     }
     if (v.kind != '[')
         return RH_OK;
@@ -440,13 +454,14 @@ static int skip_value(fctx_t *c, const char *key, size_t keylen)
 
 /* A typed object: the members of one field table (bi_msg.c's decode_object, without its
  * error reporting). */
-typedef struct tobj {
+struct tobj {
     const bi_tab_t *tab;
     unsigned t; /* tab's index in tabs[] (its key index) */
     void *base;
     uint64_t seen;
+    int prev_k; /* field index of the previous member (-1: none yet, or unknown) */
     keyset_t unknown;
-} tobj_t;
+};
 
 static int read_typed(fctx_t *c, const bi_tab_t *tab, void *base);
 
@@ -578,13 +593,60 @@ static inline int find_key(const bi_tab_t *tab, unsigned t, const char *key, siz
     return -1;
 }
 
+/* The key order a table's members came in last time on this thread: next[t][k + 1] is 1 + the
+ * field that followed field k (next[t][0]: the first member), 0 when unknown. Senders write
+ * their members in a fixed order, so after the first message nearly every key is predicted. */
+static _Thread_local int8_t next_field[6][65];
+
+/* At a member's opening quote: when the bytes are "Name": for the field its table predicts
+ * (the same bytes read_string and find_key would find that field from), i moves past the ':'
+ * and the field index is returned; otherwise -1 and nothing moved. The name is NUL-terminated
+ * in place as read_string does (the closing quote). */
+static int predicted_key(fctx_t *c, tobj_t *o)
+{
+    int k = next_field[o->t][o->prev_k + 1] - 1;
+    if (k < 0 || !key_index_ok)
+        return -1;
+    const keyindex_t *x = &key_index[o->t];
+    size_t len = x->len[k], at = c->i + 1;
+    if (len > 16 || at + len + 2 > c->n)
+        return -1;
+#if defined(__SSE2__)
+    __m128i a = _mm_loadu_si128((const __m128i *)(const void *)(c->p + at)),
+            h = _mm_loadu_si128((const __m128i *)(const void *)x->head[k]);
+    unsigned eq = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(a, h));
+    if ((~eq & ((1u << len) - 1)) != 0)
+        return -1;
+#else
+    if (memcmp(c->p + at, x->head[k], len) != 0)
+        return -1;
+#endif
+    if (c->p[at + len] != '"' || c->p[at + len + 1] != ':')
+        return -1;
+    c->p[at + len] = '\0';
+    c->i = at + len + 2;
+    return k;
+}
+
 static int typed_member(fctx_t *c, void *arg, const char *key, size_t keylen)
 {
     tobj_t *o = arg;
     int k = find_key(o->tab, o->t, key, keylen);
-    c->last_k = k;
-    if (k < 0)
+    if (k < 0) {
+        c->last_k = -1;
+        o->prev_k = -1;
         return skip_member(c, &o->unknown, key, keylen);
+    }
+    if (key_index_ok)
+        next_field[o->t][o->prev_k + 1] = (int8_t)(k + 1);
+    return typed_known(c, o, k, key, keylen);
+}
+
+/* A member of a known field k (key: its name, keylen bytes) with i at its value. */
+static int typed_known(fctx_t *c, tobj_t *o, int k, const char *key, size_t keylen)
+{
+    c->last_k = k;
+    o->prev_k = k;
     if (o->seen & (1ull << k))
         return DEFER; /* duplicate key */
     o->seen |= 1ull << k;
@@ -663,8 +725,9 @@ static int read_typed(fctx_t *c, const bi_tab_t *tab, void *base)
     o.t = tab_index(tab);
     o.base = base;
     o.seen = 0;
+    o.prev_k = -1;
     o.unknown.n = 0;
-    return read_object(c, typed_member, &o);
+    return read_object(c, typed_member, &o, &o);
 }
 
 int bi_fast_decode(const char *body, size_t len, bi_msg_t **out)

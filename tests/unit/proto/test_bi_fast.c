@@ -50,6 +50,44 @@ static void test_vectors_take_the_one_pass(void **state)
     assert_int_equal(bi_fast_differential(prstart, strlen(prstart)), 1);
 }
 
+/* Keys are predicted from the order the previous message on this thread used (bi_fast.c
+ * predicted_key): another order, a longer key starting with a predicted one, a duplicate of a
+ * predicted key and a predicted key written with an escape all give the full decoder's answer. */
+static void test_predicted_key_order(void **state)
+{
+    (void)state;
+    static const char *const variants[] = {
+        /* the learned order */
+        "{\"ProtocolVersion\":\"1.0\",\"SenderID\":\"000505\",\"ReceiverID\":\"000013\","
+        "\"TransactionID\":7,\"MessageType\":\"PRStartReq\",\"PHYPayload\":\"40040302018000010001a2b3c4d5\","
+        "\"ULMetaData\":{\"DataRate\":5,\"ULFreq\":868.1,\"RFRegion\":\"EU868\"}}",
+        /* reversed */
+        "{\"ULMetaData\":{\"RFRegion\":\"EU868\",\"ULFreq\":868.1,\"DataRate\":5},"
+        "\"PHYPayload\":\"40040302018000010001a2b3c4d5\",\"MessageType\":\"PRStartReq\","
+        "\"TransactionID\":7,\"ReceiverID\":\"000013\",\"SenderID\":\"000505\",\"ProtocolVersion\":\"1.0\"}",
+        /* "ULFreqX" where ULFreq is predicted: an unknown member, skipped */
+        "{\"ProtocolVersion\":\"1.0\",\"SenderID\":\"000505\",\"ReceiverID\":\"000013\","
+        "\"TransactionID\":7,\"MessageType\":\"PRStartReq\",\"PHYPayload\":\"40040302018000010001a2b3c4d5\","
+        "\"ULMetaData\":{\"DataRate\":5,\"ULFreqX\":1,\"ULFreq\":868.1,\"RFRegion\":\"EU868\"}}",
+    };
+    static const int one_pass[] = {1, 1, 1};
+    for (int round = 0; round < 2; round++) /* the second round starts from a learned order */
+        for (size_t i = 0; i < sizeof variants / sizeof variants[0]; i++)
+            if (bi_fast_differential(variants[i], strlen(variants[i])) != one_pass[i])
+                fail_msg("round %d, variant %zu: one pass %d", round, i, !one_pass[i]);
+    /* with SenderID predicted after ProtocolVersion: a duplicate, and an escaped spelling */
+    static const char *const deferred[] = {
+        "{\"ProtocolVersion\":\"1.0\",\"ProtocolVersion\":\"1.0\",\"SenderID\":\"000505\","
+        "\"ReceiverID\":\"000013\",\"TransactionID\":7,\"MessageType\":\"PRStartReq\"}",
+        "{\"ProtocolVersion\":\"1.0\",\"Sender\\u0049D\":\"000505\",\"ReceiverID\":\"000013\","
+        "\"TransactionID\":7,\"MessageType\":\"PRStartReq\"}",
+    };
+    for (size_t i = 0; i < sizeof deferred / sizeof deferred[0]; i++) {
+        assert_int_equal(bi_fast_differential(variants[0], strlen(variants[0])), 1);
+        assert_int_equal(bi_fast_differential(deferred[i], strlen(deferred[i])), 0);
+    }
+}
+
 /* Variants of one PRStartReq: those the one pass takes give the full decoder's view; those it
  * hands to bi_msg_decode are decided (accepted or refused) exactly as bi_msg_decode does. */
 static void test_deferred_spellings(void **state)
@@ -282,6 +320,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_vectors_take_the_one_pass),
+        cmocka_unit_test(test_predicted_key_order),
         cmocka_unit_test(test_deferred_spellings),
         cmocka_unit_test(test_tree_on_demand),
         cmocka_unit_test(test_many_gwinfo_elements),

@@ -55,10 +55,13 @@ struct worker {
                                        transaction (cluster_txn.h); NULL on a single node */
     const struct relay_hooks *relay_hooks; /* observer of async transactions (relay.h,
                                               cluster_inflight.h); NULL: none */
-    /* inbox */
+    /* inbox: other threads append under inbox_mu and, when it was empty, write inbox_fd (an
+     * eventfd) — the only thing they do to the worker's event_base, which has no lock of its own
+     * (EVENT_BASE_FLAG_NOLOCK, hub.c; issue #15) */
     pthread_mutex_t inbox_mu;
     inbox_item_t *inbox_head, *inbox_tail;
-    struct event *inbox_ev;
+    int inbox_fd;
+    struct event *inbox_ev; /* inbox_fd readable (persistent) */
     struct event *stop_ev;
     atomic_uint in_flight; /* relay transactions owned by this worker (alive, not yet freed);
                               written by the worker, read by /metrics */
@@ -71,7 +74,8 @@ struct worker {
     } relay_answerers;
 };
 
-/* Creates the inbox (mutex + event on w->base). Errors: RH_ENOMEM. */
+/* Creates the inbox (mutex, eventfd and its persistent read event on w->base). Errors: RH_ENOMEM
+ * (or RH_EIO: no eventfd). */
 int worker_inbox_init(worker_t *w);
 
 /* Runs what is left in the inbox (so hand-offs free their payloads), then frees the inbox.
@@ -81,8 +85,9 @@ void worker_inbox_fini(worker_t *w);
 /* Marks the calling thread as worker w's thread (worker_self). */
 void worker_set_self(worker_t *w);
 
-/* Runs `fn(w, arg)` on worker w's thread, soon. Safe from any thread. Errors: RH_ENOMEM (fn is
- * not called; the caller still owns arg). */
+/* Runs `fn(w, arg)` on worker w's thread, soon. Safe from any thread: the one way another thread
+ * may act on a worker (its event_base has no lock). Errors: RH_ENOMEM (fn is not called; the
+ * caller still owns arg). */
 int worker_post(worker_t *w, void (*fn)(worker_t *w, void *arg), void *arg);
 
 /* The calling thread's worker, or NULL on the main thread. */

@@ -460,6 +460,7 @@ struct tobj {
     void *base;
     uint64_t seen;
     int prev_k; /* field index of the previous member (-1: none yet, or unknown) */
+    int8_t *next; /* this thread's next_field[t] */
     keyset_t unknown;
 };
 
@@ -596,7 +597,7 @@ static inline int find_key(const bi_tab_t *tab, unsigned t, const char *key, siz
 /* The key order a table's members came in last time on this thread: next[t][k + 1] is 1 + the
  * field that followed field k (next[t][0]: the first member), 0 when unknown. Senders write
  * their members in a fixed order, so after the first message nearly every key is predicted. */
-static _Thread_local int8_t next_field[6][65];
+static _Thread_local int8_t next_field[6][65] __attribute__((tls_model("initial-exec")));
 
 /* At a member's opening quote: when the bytes are "Name": for the field its table predicts
  * (the same bytes read_string and find_key would find that field from), i moves past the ':'
@@ -604,7 +605,7 @@ static _Thread_local int8_t next_field[6][65];
  * in place as read_string does (the closing quote). */
 static int predicted_key(fctx_t *c, tobj_t *o)
 {
-    int k = next_field[o->t][o->prev_k + 1] - 1;
+    int k = o->next[o->prev_k + 1] - 1;
     if (k < 0 || !key_index_ok)
         return -1;
     const keyindex_t *x = &key_index[o->t];
@@ -638,7 +639,7 @@ static int typed_member(fctx_t *c, void *arg, const char *key, size_t keylen)
         return skip_member(c, &o->unknown, key, keylen);
     }
     if (key_index_ok)
-        next_field[o->t][o->prev_k + 1] = (int8_t)(k + 1);
+        o->next[o->prev_k + 1] = (int8_t)(k + 1);
     return typed_known(c, o, k, key, keylen);
 }
 
@@ -726,6 +727,7 @@ static int read_typed(fctx_t *c, const bi_tab_t *tab, void *base)
     o.base = base;
     o.seen = 0;
     o.prev_k = -1;
+    o.next = next_field[o.t];
     o.unknown.n = 0;
     return read_object(c, typed_member, &o, &o);
 }

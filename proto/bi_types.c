@@ -57,10 +57,11 @@ bi_msg_type_t bi_msg_type_parse(const char *s)
     return BI_MT_UNKNOWN;
 }
 
-static size_t name_suffix_is(const char *name, const char *suffix)
+/* True when name ends in the three characters suffix (and has more before them). */
+static bool name_suffix_is(const char *name, const char suffix[4])
 {
-    size_t n = strlen(name), k = strlen(suffix);
-    return n > k && strcmp(name + n - k, suffix) == 0;
+    size_t n = strlen(name);
+    return n > 3 && memcmp(name + n - 3, suffix, 3) == 0;
 }
 
 bool bi_msg_type_is_request(bi_msg_type_t t)

@@ -156,11 +156,12 @@ static int read_string(fctx_t *c, char **s, size_t *len)
  * exponent within 10^-22..10^22 (Clinger's fast path: the digits and the power of ten are exact
  * doubles, and one IEEE multiplication or division rounds correctly, as glibc's strtod does).
  * False when the number is outside that range (the caller uses strtod). */
+static const double pow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                               1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                               1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
 static bool exact_number(const char *p, size_t n, double *out)
 {
-    static const double pow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
-                                   1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
-                                   1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
     size_t i = 0;
     bool neg = p[0] == '-';
     if (neg)
@@ -205,21 +206,27 @@ static bool exact_number(const char *p, size_t n, double *out)
     return true;
 }
 
-/* A number in the strict JSON grammar, converted as cJSON does (strtod of the same characters). */
+/* A number in the strict JSON grammar, converted as cJSON does (strtod of the same characters).
+ * Without an exponent the digits are accumulated while the grammar is checked: up to 15
+ * significant digits and 22 fraction digits, exact_number's one rounding (Clinger's fast path)
+ * gives the value at once. */
 static int read_number(fctx_t *c, double *d, bool *frac)
 {
     const char *p = c->p;
     size_t i = c->i, n = c->n, start = i;
     *frac = false;
-    if (i < n && p[i] == '-')
+    bool neg = i < n && p[i] == '-';
+    if (neg)
         i++;
     if (i >= n)
         return DEFER;
+    uint64_t m = 0;  /* the digits (meaningful while digits <= 15) */
+    int digits = 0, scale = 0;
     if (p[i] == '0')
         i++;
     else if (p[i] >= '1' && p[i] <= '9')
-        while (i < n && p[i] >= '0' && p[i] <= '9')
-            i++;
+        for (; i < n && p[i] >= '0' && p[i] <= '9'; i++, digits++)
+            m = m * 10 + (uint64_t)(p[i] - '0');
     else
         return DEFER;
     if (i < n && p[i] == '.') {
@@ -227,8 +234,19 @@ static int read_number(fctx_t *c, double *d, bool *frac)
         i++;
         if (i >= n || p[i] < '0' || p[i] > '9')
             return DEFER;
-        while (i < n && p[i] >= '0' && p[i] <= '9')
-            i++;
+        for (; i < n && p[i] >= '0' && p[i] <= '9'; i++, scale--) {
+            if (m || p[i] != '0')
+                digits++;
+            m = m * 10 + (uint64_t)(p[i] - '0');
+        }
+    }
+    if (!(i < n && (p[i] == 'e' || p[i] == 'E')) && digits <= 15 && scale >= -22) {
+        if (i - start > FAST_MAX_NUMBER)
+            return DEFER;
+        double v = scale < 0 ? (double)m / pow10[-scale] : (double)m;
+        *d = neg ? -v : v;
+        c->i = i;
+        return RH_OK;
     }
     if (i < n && (p[i] == 'e' || p[i] == 'E')) {
         *frac = true;

@@ -50,6 +50,28 @@ static void test_vectors_take_the_one_pass(void **state)
     assert_int_equal(bi_fast_differential(prstart, strlen(prstart)), 1);
 }
 
+/* Number spellings: the one pass's own conversion (no exponent, up to 15 significant digits and
+ * 22 fraction digits) and its strtod fallback give the full decoder's values bit for bit. */
+static void test_number_spellings(void **state)
+{
+    (void)state;
+    static const char *const freq[] = {"868.1", "868.10", "868.100000000000001", "8681e-1",
+                                       "0.8681e3", "868.0999999999998", "868.1000000000000000000001",
+                                       "868", "868.000000000000000000001"};
+    static const char *const rate[] = {"5", "5.0", "0", "-0", "5.00000000000000000000"};
+    char body[1024];
+    for (size_t i = 0; i < sizeof freq / sizeof freq[0]; i++)
+        for (size_t j = 0; j < sizeof rate / sizeof rate[0]; j++) {
+            snprintf(body, sizeof body,
+                     "{\"ProtocolVersion\":\"1.0\",\"SenderID\":\"000505\",\"ReceiverID\":\"000013\","
+                     "\"TransactionID\":7,\"MessageType\":\"PRStartReq\",\"PHYPayload\":\"40040302018000010001a2b3c4d5\","
+                     "\"ULMetaData\":{\"DataRate\":%s,\"ULFreq\":%s,\"RFRegion\":\"EU868\"}}",
+                     rate[j], freq[i]);
+            if (bi_fast_differential(body, strlen(body)) != 1)
+                fail_msg("ULFreq %s, DataRate %s: not taken in one pass", freq[i], rate[j]);
+        }
+}
+
 /* Keys are predicted from the order the previous message on this thread used (bi_fast.c
  * predicted_key): another order, a longer key starting with a predicted one, a duplicate of a
  * predicted key and a predicted key written with an escape all give the full decoder's answer. */
@@ -320,6 +342,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_vectors_take_the_one_pass),
+        cmocka_unit_test(test_number_spellings),
         cmocka_unit_test(test_predicted_key_order),
         cmocka_unit_test(test_deferred_spellings),
         cmocka_unit_test(test_tree_on_demand),

@@ -28,8 +28,8 @@
  *   - Deadline: each request has a total deadline of the endpoint's timeout_ms from
  *     peer_client_post (connect + TLS + send + response). At the deadline the request is
  *     cancelled, its connection closed, and the callback gets RH_ETIMEDOUT (within a few ms:
- *     one timer per pool, armed for the earliest deadline; posting or completing a request does
- *     no timer operation).
+ *     one timer per pool, armed for the earliest deadline — rh_deadlines.h; posting or
+ *     completing a request does no timer operation).
  *   - Failures that count (consecutive, reset by any response): connect/TLS/HTTP errors
  *     (RH_EIO) and timeouts (RH_ETIMEDOUT) — transport failures only. Any HTTP response,
  *     5xx included, shows a live peer: a 5xx is its refusal of one message (ChirpStack answers

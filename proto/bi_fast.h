@@ -27,8 +27,16 @@
  * contract (replayed by ctest as fuzz_replay_bi_fast; unit_proto_bi_fast runs it on the shared
  * vectors).
  *
+ * Speed: each thread remembers, per field table, which member followed which in the previous
+ * message it decoded, and first compares the bytes with the predicted key ("Name":) before
+ * reading and looking up the key; senders write their members in a fixed order. A miss takes
+ * the ordinary path, so the prediction changes no decision and no value. Numbers without an
+ * exponent are converted while their grammar is checked (up to 15 significant digits; others
+ * through strtod, as cJSON).
+ *
  * Memory: the message keeps two copies of the body (one to parse the tree from, one holding the
- * view's strings); free with bi_msg_free. Threads: as bi_msg.h.
+ * view's strings); free with bi_msg_free. Threads: as bi_msg.h (the key-order memory is
+ * thread-local: 390 bytes per thread).
  */
 #ifndef BI_FAST_H
 #define BI_FAST_H

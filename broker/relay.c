@@ -7,8 +7,9 @@
  *
  * References (relay.h): the creator's (consumed by relay_txn_route); the front end's while a
  * request is on the wire (taken in ops.forward); the pending-table entry's, inherited by whoever
- * takes the entry (txn_forward, relay_txn_post_claimed, answer_timeout_cb, txn_finish); the
- * answer timer's exactly while it is pending (txn_forward, answer_timeout_cb, txn_finish). Every
+ * takes the entry (txn_forward, relay_txn_post_claimed, answer_timeout, txn_finish); the
+ * answer deadline's exactly while it is pending — on the worker's deadline list for its wait, or
+ * on a timer of its own (txn_forward, answer_timeout, txn_finish). Every
  * call into the front end is made under one of these (or the creator's), never with none.
  * `done` is set by the first completion; later events only drop their reference.
  */

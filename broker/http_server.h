@@ -140,7 +140,9 @@ uint64_t hs_req_received_ns(const hs_req_t *req);
 /* Whether the client has gone away (the reply will be discarded). */
 int hs_req_gone(const hs_req_t *req);
 
-/* Sends the response and frees the request. `extra_headers` is NULL or CRLF-terminated header
+/* Sends the response; req (its headers and body included) is no longer the caller's: on a
+ * keep-alive connection it is reset and kept for the connection's next request, otherwise freed.
+ * `extra_headers` is NULL or CRLF-terminated header
  * lines ("Content-Encoding: gzip\r\n"). content_type may be NULL when len == 0. After a reply
  * with status >= 400 to a request whose body was not fully read, the connection closes. */
 void hs_reply(hs_req_t *req, int status, const char *content_type, const void *body, size_t len);

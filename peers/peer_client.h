@@ -57,8 +57,8 @@
  * does) into a per-connection body buffer, at most opts.max_body bytes (more fails the request
  * with RH_EIO). A connection is not reused after a response with "Connection: close", bytes
  * following a response, an error or a timeout. Per request the pool allocates nothing of its own
- * (request slots with their completion events and connection slots are preallocated per pool) except the
- * evbuffer of a waiting request; only libevent's buffers and the body buffer grow with the bytes
+ * (request slots with their completion events and connection slots are preallocated per pool)
+ * except the evbuffer of a waiting request; only libevent's buffers and the body buffer grow with the bytes
  * sent and received.
  * Headers sent: Host, Content-Type: application/json, Connection: keep-alive, Content-Length,
  * Authorization (the endpoint's configured value, never logged), plus caller extras.

@@ -240,15 +240,8 @@ static int read_number(fctx_t *c, double *d, bool *frac)
             m = m * 10 + (uint64_t)(p[i] - '0');
         }
     }
-    if (!(i < n && (p[i] == 'e' || p[i] == 'E')) && digits <= 15 && scale >= -22) {
-        if (i - start > FAST_MAX_NUMBER)
-            return DEFER;
-        double v = scale < 0 ? (double)m / pow10[-scale] : (double)m;
-        *d = neg ? -v : v;
-        c->i = i;
-        return RH_OK;
-    }
-    if (i < n && (p[i] == 'e' || p[i] == 'E')) {
+    bool exponent = i < n && (p[i] == 'e' || p[i] == 'E');
+    if (exponent) {
         *frac = true;
         i++;
         if (i < n && (p[i] == '+' || p[i] == '-'))
@@ -262,6 +255,12 @@ static int read_number(fctx_t *c, double *d, bool *frac)
      * grammar error anyway, so this length is the scan's. */
     if (i - start > FAST_MAX_NUMBER)
         return DEFER;
+    if (!exponent && digits <= 15 && scale >= -22) {
+        double v = scale < 0 ? (double)m / pow10[-scale] : (double)m;
+        *d = neg ? -v : v;
+        c->i = i;
+        return RH_OK;
+    }
     if (exact_number(p + start, i - start, d)) {
         c->i = i;
         return RH_OK;
@@ -384,14 +383,16 @@ static int enter(fctx_t *c, char close, bool *empty)
 typedef int (*member_fn)(fctx_t *c, void *arg, const char *key, size_t keylen);
 typedef struct tobj tobj_t;
 static int predicted_key(fctx_t *c, tobj_t *o);
+static int typed_member(fctx_t *c, void *arg, const char *key, size_t keylen);
 static int typed_known(fctx_t *c, tobj_t *o, int k, const char *key, size_t keylen);
 
 /* At '{': calls fn for each member with i at the member's value; fn consumes the value. A typed
- * object (`typed`: fn is typed_member with it as arg) first tries the key its table's previous
- * member was followed by last time (predicted_key): on a match the member goes straight to
- * typed_known, without reading the key as a string and looking it up. */
-static int read_object(fctx_t *c, member_fn fn, void *arg, tobj_t *typed)
+ * object (fn typed_member, arg its tobj_t) first tries the key its table's previous member was
+ * followed by last time (predicted_key): on a match the member goes straight to typed_known,
+ * without reading the key as a string and looking it up. */
+static int read_object(fctx_t *c, member_fn fn, void *arg)
 {
+    tobj_t *typed = fn == typed_member ? arg : NULL;
     bool empty;
     int members = 0, r = enter(c, '}', &empty);
     if (r || empty)
@@ -451,7 +452,7 @@ static int skip_value(fctx_t *c, const char *key, size_t keylen)
     if (v.kind == '{') {
         keyset_t ks;
         ks.n = 0;
-        return read_object(c, skip_member, &ks, NULL);
+        return read_object(c, skip_member, &ks);
     }
     if (v.kind != '[')
         return RH_OK;
@@ -747,7 +748,7 @@ static int read_typed(fctx_t *c, const bi_tab_t *tab, void *base)
     o.prev_k = -1;
     o.next = next_field[o.t];
     o.unknown.n = 0;
-    return read_object(c, typed_member, &o, &o);
+    return read_object(c, typed_member, &o);
 }
 
 int bi_fast_decode(const char *body, size_t len, bi_msg_t **out)

@@ -28,8 +28,8 @@ static void fire(evutil_socket_t fd, short what, void *arg)
         rh_deadlines_remove(l, d);
         l->expire(d, l->arg);
     }
-    l->firing = false;
-    if (l->head && !l->armed)
+    l->firing = false; /* (nothing armed the timer meanwhile: rh_deadlines_add waits for this) */
+    if (l->head)
         arm(l, l->head->at_ms);
 }
 

@@ -2,6 +2,7 @@
  * cluster_inflight.h. */
 #include "cluster_inflight.h"
 
+#include "rh_dlist.h"
 #include "rh_err.h"
 #include "rh_log.h"
 #include "rh_time.h"
@@ -74,14 +75,7 @@ static void unlink_ent(cluster_inflight_table_t *t, ent_t *e)
         pp = &(*pp)->hnext;
     if (*pp)
         *pp = e->hnext;
-    if (e->prev)
-        e->prev->next = e->next;
-    else
-        h->head = e->next;
-    if (e->next)
-        e->next->prev = e->prev;
-    else
-        h->tail = e->prev;
+    RH_QUEUE_UNLINK(h->head, h->tail, e, prev, next);
     h->n--;
 }
 
@@ -126,13 +120,7 @@ int cluster_inflight_table_put(cluster_inflight_table_t *t, const cluster_inflig
     size_t b = bucket_of(t, r->node, r->i.hub_txid, r->i.sender_txid);
     e->hnext = t->buckets[b];
     t->buckets[b] = e;
-    e->next = NULL;
-    e->prev = h->tail;
-    if (h->tail)
-        h->tail->next = e;
-    else
-        h->head = e;
-    h->tail = e;
+    RH_QUEUE_APPEND(h->head, h->tail, e, prev, next);
     h->n++;
     return dropped;
 }

@@ -10,7 +10,7 @@
  */
 #include "grpc_server.h"
 
-#include "rh_io.h"
+#include "rh_dlist.h"
 #include "rh_log.h"
 
 #include <event2/buffer.h>

@@ -27,7 +27,7 @@
 #include "http_server.h"
 
 #include "rh_err.h"
-#include "rh_io.h"
+#include "rh_dlist.h"
 #include "rh_log.h"
 #include "rh_time.h"
 #include "conn_io.h"

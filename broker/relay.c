@@ -18,7 +18,7 @@
 #include "capture.h"
 #include "lw_netid.h"
 #include "rh_deadlines.h"
-#include "rh_io.h"
+#include "rh_dlist.h"
 #include "rh_log.h"
 #include "rh_time.h"
 

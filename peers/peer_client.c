@@ -20,6 +20,7 @@
 #include "peer_client.h"
 
 #include "rh_deadlines.h"
+#include "rh_dlist.h"
 #include "rh_io.h"
 
 #include <stddef.h>
@@ -174,15 +175,7 @@ static void idle_remove(peer_conn_t *k)
     if (!k->in_idle)
         return;
     peer_client_t *c = k->pool->client;
-    if (k->idle_prev)
-        k->idle_prev->idle_next = k->idle_next;
-    else
-        c->idle_head = k->idle_next;
-    if (k->idle_next)
-        k->idle_next->idle_prev = k->idle_prev;
-    else
-        c->idle_tail = k->idle_prev;
-    k->idle_prev = k->idle_next = NULL;
+    RH_QUEUE_UNLINK(c->idle_head, c->idle_tail, k, idle_prev, idle_next);
     k->in_idle = false;
 }
 
@@ -190,13 +183,7 @@ static void idle_push(peer_conn_t *k)
 {
     peer_client_t *c = k->pool->client;
     idle_remove(k);
-    k->idle_prev = c->idle_tail;
-    k->idle_next = NULL;
-    if (c->idle_tail)
-        c->idle_tail->idle_next = k;
-    else
-        c->idle_head = k;
-    c->idle_tail = k;
+    RH_QUEUE_APPEND(c->idle_head, c->idle_tail, k, idle_prev, idle_next);
     k->in_idle = true;
 }
 

@@ -1,6 +1,7 @@
 /* rh_deadlines.c — see rh_deadlines.h. */
 #include "rh_deadlines.h"
 
+#include "rh_dlist.h"
 #include "rh_err.h"
 #include "rh_time.h"
 
@@ -53,13 +54,7 @@ bool rh_deadlines_add(rh_deadlines_t *l, rh_deadline_t *d, uint64_t at_ms)
     if (l->tail && at_ms < l->tail->at_ms)
         return false;
     d->at_ms = at_ms;
-    d->next = NULL;
-    d->prev = l->tail;
-    if (l->tail)
-        l->tail->next = d;
-    else
-        l->head = d;
-    l->tail = d;
+    RH_QUEUE_APPEND(l->head, l->tail, d, prev, next);
     d->on = true;
     if (!l->armed && !l->firing) /* (firing: re-armed for the head once the expired are done) */
         arm(l, at_ms);
@@ -70,14 +65,6 @@ void rh_deadlines_remove(rh_deadlines_t *l, rh_deadline_t *d)
 {
     if (!d->on)
         return;
-    if (d->prev)
-        d->prev->next = d->next;
-    else
-        l->head = d->next;
-    if (d->next)
-        d->next->prev = d->prev;
-    else
-        l->tail = d->prev;
-    d->prev = d->next = NULL;
+    RH_QUEUE_UNLINK(l->head, l->tail, d, prev, next);
     d->on = false;
 }

@@ -1,12 +1,9 @@
 /*
- * rh_io.h — two small pieces of socket plumbing the HTTP server (broker/http_server.c), the gRPC
- * server (broker/grpc_server.c), the outbound client pool (peers/peer_client.c) and the relay
- * share: header-only, so only the files that include it need libevent's headers.
- *
- *  - rh_send_now: a message's head and body sent at once in one sendmsg on an idle socket, the
- *    rest queued (issue #15: no epoll_ctl on/off and no wait for the next loop turn per message);
- *  - RH_DLIST_PUSH / RH_DLIST_UNLINK: an intrusive doubly-linked list (nodes with prev/next
- *    pointers, a head pointer), e.g. a server's connections.
+ * rh_io.h — socket plumbing for the outbound client pool (peers/peer_client.c), header-only so
+ * only the files that include it need libevent's headers: rh_send_now, a message's head and body
+ * sent at once in one sendmsg on an idle socket, the rest queued (issue #15: no epoll_ctl on/off
+ * and no wait for the next loop turn per message). (The intrusive lists that lived here are in
+ * rh_dlist.h.)
  */
 #ifndef RH_IO_H
 #define RH_IO_H
@@ -40,27 +37,5 @@ static inline int rh_send_now(int fd, struct evbuffer *out, const void *head, si
         bad |= evbuffer_add(out, (const char *)body + bsent, len - bsent) != 0;
     return bad ? -1 : 0;
 }
-
-/* Inserts node n at the front of the list whose first node is `head` (an lvalue). */
-#define RH_DLIST_PUSH(head, n)                                                                     \
-    do {                                                                                           \
-        (n)->prev = NULL;                                                                          \
-        (n)->next = (head);                                                                        \
-        if (head)                                                                                  \
-            (head)->prev = (n);                                                                    \
-        (head) = (n);                                                                              \
-    } while (0)
-
-/* Removes node n (on the list `head`) and clears its links. */
-#define RH_DLIST_UNLINK(head, n)                                                                   \
-    do {                                                                                           \
-        if ((n)->prev)                                                                             \
-            (n)->prev->next = (n)->next;                                                           \
-        else                                                                                       \
-            (head) = (n)->next;                                                                    \
-        if ((n)->next)                                                                             \
-            (n)->next->prev = (n)->prev;                                                           \
-        (n)->prev = (n)->next = NULL;                                                              \
-    } while (0)
 
 #endif

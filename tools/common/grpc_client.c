@@ -5,7 +5,7 @@
  */
 #include "grpc_client.h"
 
-#include "rh_io.h"
+#include "rh_dlist.h"
 #include "rh_log.h"
 
 #include <event2/buffer.h>

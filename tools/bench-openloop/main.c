@@ -7,13 +7,15 @@
  * the figures instead of silently lowering the offered rate (no coordinated omission).
  *
  * Usage: bench-openloop -p PORT -r RATE [-d SECONDS] [-c CONNECTIONS] [-w WARMUP_SECONDS]
- *                       [-a AUTHORIZATION] [-b BODY_FILE]
+ *                       [-a AUTHORIZATION] [-b BODY_FILE] [-s SERIES_FILE]
  *   127.0.0.1 only. The body is a TS002 PRStartReq (relay.sh's) or BODY_FILE's text, in which
  *   every "{TXID}" becomes the request number (a fresh TransactionID per request).
  * Output (one line, key=value): due= sent= ok= bad= (non-2xx) lost= (unanswered at the end or
  * on a closed connection) rate= (achieved sends/s) p50_us= p99_us= p999_us= max_us= late_us=
  * (p99 of how late the client wrote a request after it was due: if this grows, the client, not
  * the server, is the bottleneck). Requests due during the warm-up are sent but not counted.
+ * -s SERIES_FILE also writes, per 100 ms of due time after the warm-up, "ms answered max_us"
+ * (one line each): a stall shows as one window's maximum, a queue that builds as a rising run.
  * Exit status 1 on usage or connection errors.
  *
  * One thread, epoll_pwait2 with a nanosecond timeout to the next due time (no timer file
@@ -64,6 +66,10 @@ static uint64_t *late; /* how late each counted request was written (ns) */
 static size_t nlat, nlate, lat_cap;
 static uint64_t count_from; /* due times before this are warm-up */
 static unsigned long ok, bad, lost;
+static uint64_t *win_max; /* -s: the largest latency (ns) per 100 ms window of due time */
+static uint32_t *win_n;   /* -s: answers counted per window */
+static size_t nwin;
+#define WINDOW_NS 100000000u
 
 static uint64_t now_ns(void)
 {
@@ -96,6 +102,14 @@ static int on_complete(http_parser *p)
     else
         bad++;
     lat[nlat++] = t - due;
+    if (win_max) {
+        size_t w = (size_t)((due - count_from) / WINDOW_NS);
+        if (w < nwin) {
+            win_n[w]++;
+            if (t - due > win_max[w])
+                win_max[w] = t - due;
+        }
+    }
     return 0;
 }
 
@@ -149,9 +163,9 @@ int main(int argc, char **argv)
 {
     int port = 0, conns = 16;
     double rate = 0, secs = 10, warm = 1;
-    const char *auth = "Bearer bench-key-0123456789", *body_file = NULL;
+    const char *auth = "Bearer bench-key-0123456789", *body_file = NULL, *series = NULL;
     int opt;
-    while ((opt = getopt(argc, argv, "p:r:d:c:w:a:b:")) != -1) {
+    while ((opt = getopt(argc, argv, "p:r:d:c:w:a:b:s:")) != -1) {
         switch (opt) {
         case 'p': port = atoi(optarg); break;
         case 'r': rate = atof(optarg); break;
@@ -160,13 +174,14 @@ int main(int argc, char **argv)
         case 'w': warm = atof(optarg); break;
         case 'a': auth = optarg; break;
         case 'b': body_file = optarg; break;
+        case 's': series = optarg; break;
         default: goto usage;
         }
     }
     if (port <= 0 || port > 65535 || rate <= 0 || secs <= 0 || conns <= 0 || warm < 0) {
     usage:
         fprintf(stderr, "usage: bench-openloop -p PORT -r RATE [-d SECONDS] [-c CONNECTIONS] "
-                        "[-w WARMUP_SECONDS] [-a AUTHORIZATION] [-b BODY_FILE]\n");
+                        "[-w WARMUP_SECONDS] [-a AUTHORIZATION] [-b BODY_FILE] [-s SERIES_FILE]\n");
         return 1;
     }
     char *tmpl = NULL;
@@ -210,6 +225,11 @@ int main(int argc, char **argv)
     lat_cap = (size_t)total + 1;
     lat = calloc(lat_cap, sizeof *lat);
     late = calloc(lat_cap, sizeof *late);
+    if (series) {
+        nwin = (size_t)(secs * 10.0) + 1;
+        win_max = calloc(nwin, sizeof *win_max);
+        win_n = calloc(nwin, sizeof *win_n);
+    }
     uint64_t t0 = now_ns() + 50000000u; /* 50 ms to settle */
     double step = 1e9 / rate;
     count_from = t0 + (uint64_t)(warm * 1e9);
@@ -325,5 +345,15 @@ int main(int argc, char **argv)
            (double)sent / (secs + warm), pct(lat, nlat, 0.50), pct(lat, nlat, 0.99),
            pct(lat, nlat, 0.999), nlat ? (double)lat[nlat - 1] / 1000.0 : 0.0,
            pct(late, nlate, 0.99));
+    if (series) {
+        FILE *f = fopen(series, "w");
+        if (!f) {
+            perror(series);
+            return 1;
+        }
+        for (size_t w = 0; w < nwin; w++)
+            fprintf(f, "%zu %u %.1f\n", w * 100, win_n[w], (double)win_max[w] / 1000.0);
+        fclose(f);
+    }
     return 0;
 }

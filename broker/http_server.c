@@ -43,6 +43,7 @@
 #include <openssl/err.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stddef.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
@@ -56,24 +57,29 @@
 enum conn_phase { PH_HEADERS, PH_BODY, PH_PENDING, PH_STREAM, PH_IDLE, PH_CLOSING };
 
 struct hs_req {
+    /* Per request: req_recycle zeroes everything up to `hname` (HST_URL is 0). */
     hs_conn_t *conn; /* NULL once the connection is gone */
     char method[16];
     char *target;    /* path NUL query, inside hdrbuf */
     const char *query;
     unsigned nheaders;
-    const char *hname[HS_MAX_HEADERS];
-    size_t hname_len[HS_MAX_HEADERS]; /* strlen(hname[i]): lookups compare lengths first */
-    const char *hvalue[HS_MAX_HEADERS];
-    size_t name_off[HS_MAX_HEADERS], value_off[HS_MAX_HEADERS]; /* into hdrbuf while parsing */
     enum { HST_URL, HST_FIELD, HST_VALUE } hst;
-    char *hdrbuf;    /* URL + header names/values, NUL-separated */
-    size_t hdrlen, hdrcap;
-    char *body;
-    size_t bodylen, bodycap;
+    size_t hdrlen;
+    size_t bodylen;
     int keep_alive;
     int http11;          /* HTTP/1.1 or later (chunked responses allowed) */
     int body_incomplete; /* replied before the body was read: must close */
     uint64_t received_ns;
+    /* Valid up to nheaders: not cleared between requests. */
+    const char *hname[HS_MAX_HEADERS];
+    size_t hname_len[HS_MAX_HEADERS]; /* strlen(hname[i]): lookups compare lengths first */
+    const char *hvalue[HS_MAX_HEADERS];
+    size_t name_off[HS_MAX_HEADERS], value_off[HS_MAX_HEADERS]; /* into hdrbuf while parsing */
+    /* Buffers a recycled request keeps. */
+    char *hdrbuf; /* URL + header names/values, NUL-separated */
+    size_t hdrcap;
+    char *body;
+    size_t bodycap;
 };
 
 struct hs_conn {
@@ -239,18 +245,7 @@ static void req_recycle(hs_conn_t *c, hs_req_t *r)
         req_free(r);
         return;
     }
-    r->conn = NULL;
-    r->method[0] = '\0';
-    r->target = NULL;
-    r->query = NULL;
-    r->nheaders = 0;
-    r->hst = HST_URL;
-    r->hdrlen = 0;
-    r->bodylen = 0;
-    r->keep_alive = 0;
-    r->http11 = 0;
-    r->body_incomplete = 0;
-    r->received_ns = 0;
+    memset(r, 0, offsetof(hs_req_t, hname)); /* the per-request fields; buffers kept */
     c->spare = r;
 }
 

@@ -63,9 +63,18 @@ cat > "$W/hub.json" <<JSON
  "ts002":{"address":"127.0.0.1","port":0$HUB_TLS},"admin":{"address":"127.0.0.1","port":0},
  "relay":{"pending_max":1000000,"endpoint_allow_ranges":["127.0.0.0/8"]}}
 JSON
-"$HUBD" -c "$W/hub.json" --ports-file "$W/ports.json" > "$W/hub.log" 2>&1 &
+# In its own session, as the nginx daemons are (they setsid when they daemonize): with the
+# kernel's autogroup scheduling on (Debian's default), each session is one group sharing the CPUs
+# fairly, and a hub left in this script's session would share its group with the load client
+# while nginx has one to itself. HUB_SESSION=shared keeps the old placement for comparison.
+if [ "${HUB_SESSION:-own}" = own ]; then SETSID=setsid; else SETSID=; fi
+$SETSID "$HUBD" -c "$W/hub.json" --ports-file "$W/ports.json" > "$W/hub.log" 2>&1 &
 HUB_PID=$!
 for _ in $(seq 100); do [ -f "$W/ports.json" ] && break; sleep 0.05; done
+if [ "$(cat /proc/sys/kernel/sched_autogroup_enabled 2>/dev/null)" = 1 ]; then
+  ag() { sed 's/ nice.*//; s|/autogroup-||' "/proc/$1/autogroup"; }
+  echo "autogroups: hub $(ag $HUB_PID), nginx relay $(ag "$(cat "$W/relay.pid")"), stub $(ag "$(cat "$W/stub.pid")"), load client $(ag $$)" >&2
+fi
 HUB=$(python3 -c "import json;print(json.load(open('$W/ports.json'))['ts002'])")
 
 # A realistic ChirpStack-style PRStartReq (1 GWInfo), TransactionID varied per request.

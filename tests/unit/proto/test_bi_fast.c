@@ -57,7 +57,11 @@ static void test_number_spellings(void **state)
     (void)state;
     static const char *const freq[] = {"868.1", "868.10", "868.100000000000001", "8681e-1",
                                        "0.8681e3", "868.1000000000000", "868.1000000000000000000001",
-                                       "868", "868.000000000000000000001"};
+                                       "868", "868.000000000000000000001",
+                                       /* not whole Hz: the sender's digits stay in bytes
+                                        * forwarded as received, an encoding rounds to whole Hz */
+                                       "868.0999999999999", "868.1000004", "868.1000005",
+                                       "867.9999995"};
     static const char *const rate[] = {"5", "5.0", "0", "-0", "5.00000000000000000000"};
     char body[1024];
     for (size_t i = 0; i < sizeof freq / sizeof freq[0]; i++)

@@ -6,8 +6,12 @@
  *
  *   - Transport: a request is the pool's precomputed head ("POST path HTTP/1.1", Host,
  *     Content-Type, Connection, Authorization) + Content-Length + extra headers + body, written
- *     into the connection's bufferevent; the response is parsed incrementally from its input
- *     buffer. (The first version used evhttp; measured per relayed message, evhttp's request
+ *     into the connection's bufferevent; the response is parsed incrementally as it arrives. A
+ *     plain connection, once connected, reads with its own event and one recv per readiness
+ *     into a stack buffer (conn_plain_read_cb): the bufferevent's read path costs an
+ *     ioctl(FIONREAD), an evbuffer chain and its callbacks per response (issue #15); the
+ *     bufferevent keeps connecting and writing, and TLS connections read through it. (The first
+ *     version used evhttp; measured per relayed message, evhttp's request
  *     objects, header lists and its own parser cost more than the whole TS002 decode.)
  *   - A connection is never reused after it failed or closed (an SSL object cannot be reused
  *     after an error). Dead connections are freed from a per-pool "reap" event (never from
@@ -23,6 +27,7 @@
 #include "rh_dlist.h"
 #include "rh_io.h"
 
+#include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,6 +64,7 @@ struct peer_conn {
     peer_conn_t *idle_prev, *idle_next; /* the client's idle list (LRU first), when idle */
     bool in_idle;
     struct bufferevent *bev; /* socket or TLS bufferevent, owned */
+    struct event *rd;        /* plain and connected: our read event (bev reads off), owned */
     bool is_tls;
     enum conn_state state;
     peer_req_t *req;         /* outstanding request, or NULL when idle */
@@ -209,6 +215,10 @@ static void conn_free(peer_conn_t *k)
             SSL_set_shutdown(ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
     }
     idle_remove(k);
+    if (k->rd) {
+        event_free(k->rd); /* before bufferevent_free closes the socket */
+        k->rd = NULL;
+    }
     k->bev = NULL;
     k->req = NULL;
     k->uses = 0;
@@ -498,6 +508,15 @@ static void req_finish(peer_req_t *r, int status, int http_status, const uint8_t
     cb(status, http_status, body, len, arg);
 }
 
+/* Stops reading and writing on a connection (it will not be used again). */
+static void conn_io_off(peer_conn_t *k)
+{
+    if (k->bev)
+        bufferevent_disable(k->bev, EV_READ | EV_WRITE);
+    if (k->rd)
+        event_del(k->rd);
+}
+
 static void req_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -513,7 +532,7 @@ static void req_timeout(peer_req_t *r)
 {
     r->state = REQ_CANCELLING;
     if (r->conn) {
-        bufferevent_disable(r->conn->bev, EV_READ | EV_WRITE);
+        conn_io_off(r->conn);
         conn_mark_dead(r->conn);
     }
     RH_LOG(RH_LOG_DEBUG, "peers", "request timed out peer=%s timeout_ms=%u", r->pool->id,
@@ -557,8 +576,7 @@ static void conn_fail(peer_conn_t *k, int status)
 {
     peer_req_t *r = k->req;
     conn_mark_dead(k);
-    if (k->bev)
-        bufferevent_disable(k->bev, EV_READ | EV_WRITE);
+    conn_io_off(k);
     if (!r || r->state != REQ_ACTIVE)
         return;
     r->err = status;
@@ -602,8 +620,8 @@ static int on_resp_complete(http_parser *hp)
     return 0;
 }
 
-/* Delivers a complete response to the connection's request. */
-static void conn_response(peer_conn_t *k)
+/* Delivers a complete response to the connection's request; extra: bytes followed it. */
+static void conn_response(peer_conn_t *k, bool extra)
 {
     peer_req_t *r = k->req;
     int code = k->parser.status_code;
@@ -623,13 +641,29 @@ static void conn_response(peer_conn_t *k)
         if (ssl && SSL_session_reused(ssl))
             k->pool->resumed++;
     }
-    if (!keep || evbuffer_get_length(bufferevent_get_input(k->bev)) > 0)
+    if (!keep || extra)
         conn_mark_dead(k); /* closing, or bytes beyond the response: do not reuse */
     if (r && r->state == REQ_ACTIVE)
         req_finish(r, RH_OK, code, k->body_len ? k->body : NULL, k->body_len);
     k->body_len = 0;
 }
 
+/* Feeds len bytes to the response parser. Returns the bytes it took (fewer when the response
+ * completed: k->done), or -1 after failing the connection on a malformed response. */
+static long conn_feed(peer_conn_t *k, const char *data, size_t len)
+{
+    size_t n = http_parser_execute(&k->parser, &resp_settings, data, len);
+    enum http_errno e = HTTP_PARSER_ERRNO(&k->parser);
+    if (e != HPE_OK && e != HPE_PAUSED) {
+        RH_LOG(RH_LOG_DEBUG, "peers", "bad HTTP response peer=%s err=%s", k->pool->id,
+               k->body_too_large ? "body too large" : http_errno_name(e));
+        conn_fail(k, RH_EIO);
+        return -1;
+    }
+    return (long)n;
+}
+
+/* The bufferevent's input (TLS connections, and plain ones until connected). */
 static void conn_parse(peer_conn_t *k)
 {
     struct evbuffer *in = bufferevent_get_input(k->bev);
@@ -637,22 +671,13 @@ static void conn_parse(peer_conn_t *k)
         struct evbuffer_iovec v;
         if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
             break;
-        size_t n = http_parser_execute(&k->parser, &resp_settings, v.iov_base, v.iov_len);
-        enum http_errno e = HTTP_PARSER_ERRNO(&k->parser);
-        if (e == HPE_PAUSED) {
-            evbuffer_drain(in, n);
-            break;
-        }
-        if (e != HPE_OK) {
-            RH_LOG(RH_LOG_DEBUG, "peers", "bad HTTP response peer=%s err=%s", k->pool->id,
-                   k->body_too_large ? "body too large" : http_errno_name(e));
-            conn_fail(k, RH_EIO);
+        long n = conn_feed(k, v.iov_base, v.iov_len);
+        if (n < 0)
             return;
-        }
-        evbuffer_drain(in, n);
+        evbuffer_drain(in, (size_t)n);
     }
     if (k->done)
-        conn_response(k);
+        conn_response(k, evbuffer_get_length(in) > 0);
 }
 
 static void conn_read_cb(struct bufferevent *bev, void *arg)
@@ -667,6 +692,49 @@ static void conn_read_cb(struct bufferevent *bev, void *arg)
     conn_parse(k);
 }
 
+/* The connection ended (what: BEV_EVENT_EOF, _ERROR or _TIMEOUT; input_left: unparsed bytes were
+ * still buffered): a response delimited by connection close completes, else the request fails. */
+static void conn_closed(peer_conn_t *k, short what, bool input_left)
+{
+    if ((what & BEV_EVENT_EOF) && k->req && !k->done && !input_left) {
+        http_parser_execute(&k->parser, &resp_settings, NULL, 0);
+        if (k->done) {
+            conn_mark_dead(k);
+            conn_response(k, false);
+            return;
+        }
+    }
+    conn_fail(k, (what & BEV_EVENT_TIMEOUT) && k->req ? RH_ETIMEDOUT : RH_EIO);
+}
+
+/* Read size of a plain connection: a TS002 answer fits many times; a longer one takes more reads. */
+#define PLAIN_READ 16384
+
+/* A plain connection's own read event (EV_PERSIST, with the idle timeout the bufferevent had). */
+static void conn_plain_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+    peer_conn_t *k = arg;
+    if (what & EV_TIMEOUT) {
+        conn_closed(k, BEV_EVENT_READING | BEV_EVENT_TIMEOUT, false);
+        return;
+    }
+    char buf[PLAIN_READ];
+    ssize_t n = recv(fd, buf, sizeof buf, 0);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return;
+    if (n <= 0) {
+        conn_closed(k, n == 0 ? BEV_EVENT_EOF : BEV_EVENT_ERROR, false);
+        return;
+    }
+    if (!k->req || k->done) {
+        conn_fail(k, RH_EIO); /* bytes on an idle connection: the peer is confused */
+        return;
+    }
+    long used = conn_feed(k, buf, (size_t)n);
+    if (used >= 0 && k->done)
+        conn_response(k, (size_t)used < (size_t)n);
+}
+
 static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
 {
     peer_conn_t *k = arg;
@@ -675,19 +743,22 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
         evutil_socket_t fd = bufferevent_getfd(bev);
         if (fd >= 0)
             setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        if (!k->is_tls && fd >= 0 && evbuffer_get_length(bufferevent_get_input(bev)) == 0) {
+            /* from now on this connection reads with its own event (see the file comment); if
+             * it cannot be made, the bufferevent goes on reading */
+            struct timeval idle = {IDLE_S, 0};
+            k->rd = event_new(k->pool->client->base, fd, EV_READ | EV_PERSIST,
+                              conn_plain_read_cb, k);
+            if (k->rd && event_add(k->rd, &idle) == 0) {
+                bufferevent_disable(bev, EV_READ);
+            } else if (k->rd) {
+                event_free(k->rd);
+                k->rd = NULL;
+            }
+        }
         return;
     }
-    if ((what & BEV_EVENT_EOF) && k->req && !k->done &&
-        evbuffer_get_length(bufferevent_get_input(bev)) == 0) {
-        /* a response delimited by connection close completes at EOF */
-        http_parser_execute(&k->parser, &resp_settings, NULL, 0);
-        if (k->done) {
-            conn_mark_dead(k);
-            conn_response(k);
-            return;
-        }
-    }
-    conn_fail(k, (what & BEV_EVENT_TIMEOUT) && k->req ? RH_ETIMEDOUT : RH_EIO);
+    conn_closed(k, what, evbuffer_get_length(bufferevent_get_input(bev)) > 0);
 }
 
 /* ---- TLS session cache -------------------------------------------------------------------- */

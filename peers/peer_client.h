@@ -54,7 +54,8 @@
  * request that waits for a connection, into an evbuffer of its own that moves onto the
  * connection later; either way the caller's path, headers and body may be freed as soon as it
  * returns. The response is parsed incrementally with http_parser (as the hub's own HTTP server
- * does) into a per-connection body buffer, at most opts.max_body bytes (more fails the request
+ * does; a plain connection reads it with its own event and recv, not through the bufferevent)
+ * into a per-connection body buffer, at most opts.max_body bytes (more fails the request
  * with RH_EIO). A connection is not reused after a response with "Connection: close", bytes
  * following a response, an error or a timeout. Per request the pool allocates nothing of its own
  * (request slots with their completion events and connection slots are preallocated per pool)

@@ -2,10 +2,14 @@
  * Unit tests for the outbound client pool (peers/peer_client.c) against in-process evhttp
  * servers on 127.0.0.1 in the same event_base: keep-alive reuse, headers, in-flight bound,
  * total deadline with isolation of a healthy endpoint, circuit breaker (open, fail-fast,
- * half-open probe, doubling, recovery), 5xx counting, retirement on configuration change.
+ * half-open probe, doubling, recovery), 5xx counting, retirement on configuration change; and
+ * a scripted raw server for the plain read path (answers in pieces, stray bytes after one).
  * Deadlines are generous (ASan/valgrind) but every assertion can fail.
  */
+#define _GNU_SOURCE /* memmem */
 #include "peer_fixture.h"
+
+#include <event2/listener.h>
 
 #include "peer_client.h"
 #include "peer_endpoint.h"
@@ -615,6 +619,148 @@ static void test_total_connection_bound(void **state)
     event_base_free(base);
 }
 
+/* ---- a scripted raw server: answers each request with fixed bytes, possibly in two writes ---- */
+
+typedef struct raw_server {
+    struct event_base *base;
+    struct evconnlistener *lev;
+    uint16_t port;
+    int accepted, requests;
+    const char *first, *second; /* the answer: first at once, second (if any) 30 ms later */
+    struct bufferevent *pending; /* the connection waiting for `second` */
+    struct event *later;
+    struct bufferevent *conns[4]; /* open server sides, freed by raw_stop */
+} raw_server_t;
+
+static void raw_later(evutil_socket_t fd, short w, void *arg)
+{
+    (void)fd;
+    (void)w;
+    raw_server_t *s = arg;
+    if (s->pending)
+        bufferevent_write(s->pending, s->second, strlen(s->second));
+}
+
+static void raw_read(struct bufferevent *bev, void *arg)
+{
+    raw_server_t *s = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    for (;;) { /* one whole request (head + Content-Length body) at a time */
+        size_t len = evbuffer_get_length(in);
+        char *text = (char *)evbuffer_pullup(in, -1);
+        char *end = len ? memmem(text, len, "\r\n\r\n", 4) : NULL;
+        if (!end)
+            return;
+        char *cl = memmem(text, (size_t)(end - text), "Content-Length: ", 16);
+        size_t body = cl ? strtoul(cl + 16, NULL, 10) : 0;
+        size_t need = (size_t)(end - text) + 4 + body;
+        if (len < need)
+            return;
+        evbuffer_drain(in, need);
+        s->requests++;
+        bufferevent_write(bev, s->first, strlen(s->first));
+        if (s->second) {
+            s->pending = bev;
+            struct timeval tv = {0, 30000};
+            event_add(s->later, &tv);
+        }
+    }
+}
+
+static void raw_event(struct bufferevent *bev, short what, void *arg)
+{
+    raw_server_t *s = arg;
+    (void)what;
+    if (s->pending == bev)
+        s->pending = NULL;
+    for (int i = 0; i < 4; i++)
+        if (s->conns[i] == bev)
+            s->conns[i] = NULL;
+    bufferevent_free(bev);
+}
+
+static void raw_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int n,
+                       void *arg)
+{
+    (void)l;
+    (void)sa;
+    (void)n;
+    raw_server_t *s = arg;
+    s->accepted++;
+    struct bufferevent *bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    assert_non_null(bev);
+    assert_true(s->accepted <= 4);
+    s->conns[s->accepted - 1] = bev;
+    bufferevent_setcb(bev, raw_read, NULL, raw_event, s);
+    bufferevent_enable(bev, EV_READ | EV_WRITE);
+}
+
+static void raw_start(raw_server_t *s, struct event_base *base, const char *first,
+                      const char *second)
+{
+    memset(s, 0, sizeof *s);
+    s->base = base;
+    s->first = first;
+    s->second = second;
+    struct sockaddr_in sin = {.sin_family = AF_INET};
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    s->lev = evconnlistener_new_bind(base, raw_accept, s, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE,
+                                     16, (struct sockaddr *)&sin, sizeof sin);
+    assert_non_null(s->lev);
+    struct sockaddr_in got;
+    socklen_t gl = sizeof got;
+    assert_int_equal(getsockname(evconnlistener_get_fd(s->lev), (struct sockaddr *)&got, &gl), 0);
+    s->port = ntohs(got.sin_port);
+    s->later = evtimer_new(base, raw_later, s);
+}
+
+static void raw_stop(raw_server_t *s)
+{
+    for (int i = 0; i < 4; i++)
+        if (s->conns[i])
+            bufferevent_free(s->conns[i]);
+    evconnlistener_free(s->lev);
+    event_free(s->later);
+}
+
+/* Runs `n` sequential requests against a raw server; each must complete with 200 and `body`. */
+static void raw_requests(fixture_t *f, raw_server_t *s, int n, const char *body)
+{
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/", s->port);
+    peer_endpoint_t *ep = make_ep("raw", url, 5000, 8, NULL);
+    result_t r = {0};
+    for (int i = 0; i < n; i++) {
+        assert_int_equal(peer_client_post(f->client, ep, NULL, "{}", 2, NULL, 0, on_done, &r),
+                         RH_OK);
+        assert_true(fx_run_until(f->base, &r.done, i + 1, 10000));
+        assert_int_equal(r.status[i], RH_OK);
+        assert_int_equal(r.http[i], 200);
+        assert_string_equal(r.body[i], body);
+    }
+    peer_endpoint_free(ep);
+}
+
+/* A plain connection reads with its own event (peer_client.c conn_plain_read_cb): an answer in
+ * two writes 30 ms apart (two reads) completes once and the connection is reused; an answer
+ * followed by stray bytes completes, and the next request takes a new connection. */
+static void test_plain_reads(void **state)
+{
+    fixture_t *f = *state;
+    raw_server_t s;
+    raw_start(&s, f->base, "HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\n{\"a\":", "12345}");
+    raw_requests(f, &s, 3, "{\"a\":12345}");
+    assert_int_equal(s.requests, 3);
+    assert_int_equal(s.accepted, 1);
+    raw_stop(&s);
+
+    raw_start(&s, f->base, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}HTTP/1.1 200 OK\r\n", NULL);
+    raw_requests(f, &s, 2, "{}");
+    assert_int_equal(s.requests, 2);
+    assert_int_equal(s.accepted, 2); /* not reused after the stray bytes */
+    raw_stop(&s);
+}
+
 int main(void)
 {
     rh_log_set_level_name("err");
@@ -630,6 +776,7 @@ int main(void)
         cmocka_unit_test(test_free_with_outstanding),
         cmocka_unit_test(test_connection_bound_queues),
         cmocka_unit_test(test_total_connection_bound),
+        cmocka_unit_test_setup_teardown(test_plain_reads, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -152,64 +152,15 @@ static int read_string(fctx_t *c, char **s, size_t *len)
     return RH_OK;
 }
 
-/* The value strtod gives for a strict JSON number of at most 15 significant digits and a decimal
- * exponent within 10^-22..10^22 (Clinger's fast path: the digits and the power of ten are exact
- * doubles, and one IEEE multiplication or division rounds correctly, as glibc's strtod does).
- * False when the number is outside that range (the caller uses strtod). */
+/* The powers of ten that are exact doubles (10^0..10^22): read_number's fast path. */
 static const double pow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
                                1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
                                1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
 
-static bool exact_number(const char *p, size_t n, double *out)
-{
-    size_t i = 0;
-    bool neg = p[0] == '-';
-    if (neg)
-        i++;
-    uint64_t m = 0;
-    int digits = 0, scale = 0;
-    for (; i < n && p[i] >= '0' && p[i] <= '9'; i++) {
-        if (m || p[i] != '0')
-            digits++;
-        m = m * 10 + (uint64_t)(p[i] - '0');
-        if (digits > 15)
-            return false;
-    }
-    if (i < n && p[i] == '.') {
-        for (i++; i < n && p[i] >= '0' && p[i] <= '9'; i++) {
-            if (m || p[i] != '0')
-                digits++;
-            m = m * 10 + (uint64_t)(p[i] - '0');
-            scale--;
-            if (digits > 15)
-                return false;
-        }
-    }
-    if (i < n) { /* exponent */
-        i++;
-        bool eneg = false;
-        if (p[i] == '+' || p[i] == '-')
-            eneg = p[i++] == '-';
-        int e = 0;
-        for (; i < n; i++) {
-            e = e * 10 + (p[i] - '0');
-            if (e > 400)
-                return false;
-        }
-        scale += eneg ? -e : e;
-    }
-    double v = (double)m;
-    if (scale < -22 || scale > 22)
-        return false;
-    v = scale < 0 ? v / pow10[-scale] : v * pow10[scale];
-    *out = neg ? -v : v;
-    return true;
-}
-
 /* A number in the strict JSON grammar, converted as cJSON does (strtod of the same characters).
- * Without an exponent the digits are accumulated while the grammar is checked: up to 15
- * significant digits and 22 fraction digits, exact_number's one rounding (Clinger's fast path)
- * gives the value at once. */
+ * The digits and the exponent are accumulated while the grammar is checked: with at most 15
+ * significant digits and a power of ten within 10^-22..10^22, one exact IEEE multiplication or
+ * division gives strtod's correctly rounded value (Clinger's fast path); otherwise strtod. */
 static int read_number(fctx_t *c, double *d, bool *frac)
 {
     const char *p = c->p;
@@ -240,28 +191,27 @@ static int read_number(fctx_t *c, double *d, bool *frac)
             m = m * 10 + (uint64_t)(p[i] - '0');
         }
     }
-    bool exponent = i < n && (p[i] == 'e' || p[i] == 'E');
-    if (exponent) {
+    if (i < n && (p[i] == 'e' || p[i] == 'E')) {
         *frac = true;
         i++;
         if (i < n && (p[i] == '+' || p[i] == '-'))
             i++;
+        bool eneg = p[i - 1] == '-';
         if (i >= n || p[i] < '0' || p[i] > '9')
             return DEFER;
-        while (i < n && p[i] >= '0' && p[i] <= '9')
-            i++;
+        int e = 0;
+        for (; i < n && p[i] >= '0' && p[i] <= '9'; i++)
+            if (e <= 400) /* beyond any fast-path power: only "too large" matters */
+                e = e * 10 + (p[i] - '0');
+        scale += eneg ? -e : e;
     }
     /* bi_scan measures the run of number characters: a longer run than the grammar's token is a
      * grammar error anyway, so this length is the scan's. */
     if (i - start > FAST_MAX_NUMBER)
         return DEFER;
-    if (!exponent && digits <= 15 && scale >= -22) {
-        double v = scale < 0 ? (double)m / pow10[-scale] : (double)m;
+    if (digits <= 15 && scale >= -22 && scale <= 22) {
+        double v = scale < 0 ? (double)m / pow10[-scale] : (double)m * pow10[scale];
         *d = neg ? -v : v;
-        c->i = i;
-        return RH_OK;
-    }
-    if (exact_number(p + start, i - start, d)) {
         c->i = i;
         return RH_OK;
     }

@@ -538,7 +538,7 @@ int hub_run(rh_config_t *cfg)
         RH_LOG(RH_LOG_ERR, "hub", "cannot build the endpoint address policy err=\"%s\"", d.text);
         goto out;
     }
-    hub->pending = pending_new((size_t)cfg->pending_max * nw);
+    hub->pending = pending_new((size_t)cfg->pending_max, nw); /* a lane per worker */
     if (hub->pending && cfg->cluster_enabled) /* TransactionIDs name their node (hub_txid.h) */
         pending_set_node(hub->pending, (uint8_t)cfg->cluster_node_id);
     if (cfg->ts002.tls.cert_file) {

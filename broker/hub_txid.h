@@ -15,10 +15,13 @@
  *    writes its cluster.node_id here, hub.c -> pending_set_node), so an answer arriving at any
  *    node is handed to the node that holds the transaction (cluster_txn.h) by reading these
  *    bits alone — no lookup, no broadcast;
- *  - sequence: a per-node counter, wrapping at 2^24. The pending table refuses a value still in
- *    use for the same receiver and takes the next one, so an ID is unique per receiver while its
- *    transaction is pending (pending_put_fresh, broker/pending.h). 2^24 exceeds every configured
- *    pending_max, so a free value is always found within a bounded number of steps.
+ *  - sequence: per node, split into one range per worker (the pending table's lanes): its top
+ *    bits name the worker whose lane holds the transaction (none with one worker; 1 bit for
+ *    two, 2 for three or four, ...), the rest is that lane's counter, wrapping within the
+ *    range. The pending table refuses a value still in use for the same receiver and takes the
+ *    next one, so an ID is unique per receiver while its transaction is pending
+ *    (pending_put_fresh, broker/pending.h); a range (2^24 / workers rounded up to a power of
+ *    two) exceeds the default pending_max per worker (65536) for up to 128 workers.
  *
  * Only the hub interprets these bits: receivers see an opaque 32-bit number, as TS002 requires.
  */

@@ -573,7 +573,7 @@ static void txn_forward(relay_txn_t *t, const route_msg_t *v)
                                                      ? t->route.fwd.net_id
                                                      : t->route.home.net_id);
         t->pkey.ans_type = (uint32_t)t->ans_type;
-        int rc = pending_put_fresh(w->pending, &t->pkey, t);
+        int rc = pending_put_fresh(w->pending, w->index, &t->pkey, t);
         if (rc != RH_OK) {
             relay_txn_fail(t, RP_OUT_UNREACHABLE, "hub overloaded: too many pending transactions");
             relay_txn_unref(t);

@@ -191,7 +191,7 @@ static void init(void)
         die("event_base_new", NULL);
     w.base = base;
     w.index = 0;
-    w.pending = pending_new(1024);
+    w.pending = pending_new(1024, 1);
     w.metrics = metrics_new();
     w.draining = &draining;
     w.dev_loopback = true;

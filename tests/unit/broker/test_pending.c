@@ -1,5 +1,6 @@
-/* Unit tests for broker/pending: keyed by (peer, TransactionID, answer type), bounded, and
- * safe when several threads put and take concurrently. */
+/* Unit tests for broker/pending: keyed by (peer, TransactionID, answer type), bounded per lane,
+ * fresh IDs naming their lane, and safe when several threads put and take concurrently (also
+ * across lanes). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,7 +17,7 @@
 static void test_key_parts_all_matter(void **state)
 {
     (void)state;
-    pending_table_t *t = pending_new(100);
+    pending_table_t *t = pending_new(100, 1);
     int v = 1;
     pending_key_t k = {.peer = 0x000505, .txid = 7, .ans_type = 3};
     assert_int_equal(pending_put(t, &k, &v), RH_OK);
@@ -40,15 +41,15 @@ static void test_key_parts_all_matter(void **state)
 static void test_fresh_ids(void **state)
 {
     (void)state;
-    pending_table_t *t = pending_new(100);
+    pending_table_t *t = pending_new(100, 1);
     pending_set_node(t, 5);
     int v = 1;
     /* a value the next fresh ID would take is already pending for this receiver */
     pending_key_t taken = {.peer = 9, .txid = hub_txid_make(5, 0), .ans_type = 3};
     assert_int_equal(pending_put(t, &taken, &v), RH_OK);
     pending_key_t a = {.peer = 9, .txid = 0, .ans_type = 3}, b = a;
-    assert_int_equal(pending_put_fresh(t, &a, &v), RH_OK);
-    assert_int_equal(pending_put_fresh(t, &b, &v), RH_OK);
+    assert_int_equal(pending_put_fresh(t, 0, &a, &v), RH_OK);
+    assert_int_equal(pending_put_fresh(t, 0, &b, &v), RH_OK);
     assert_int_equal(hub_txid_node(a.txid), 5);
     assert_int_equal(hub_txid_node(b.txid), 5);
     assert_int_not_equal(a.txid, taken.txid);
@@ -62,7 +63,7 @@ static void test_fresh_ids(void **state)
 static void test_bounded(void **state)
 {
     (void)state;
-    pending_table_t *t = pending_new(10);
+    pending_table_t *t = pending_new(10, 1);
     int v;
     for (uint32_t i = 0; i < 10; i++) {
         pending_key_t k = {.peer = 1, .txid = i, .ans_type = 1};
@@ -76,7 +77,58 @@ static void test_bounded(void **state)
     pending_free(t);
 }
 
+/* A lane per worker: fresh IDs carry their lane in the top bits of the sequence, any holder of the
+ * key finds the entry, and each lane has its own bound. */
+static void test_lanes(void **state)
+{
+    (void)state;
+    assert_null(pending_new(10, 0));
+    assert_null(pending_new(10, PENDING_MAX_LANES + 1));
+    pending_table_t *t = pending_new(3, 4);
+    assert_non_null(t);
+    pending_set_node(t, 7);
+    int v[4][3];
+    pending_key_t k[4][3];
+    for (unsigned lane = 0; lane < 4; lane++) {
+        for (int i = 0; i < 3; i++) {
+            k[lane][i] = (pending_key_t){.peer = 0x000505, .txid = 0, .ans_type = 3};
+            assert_int_equal(pending_put_fresh(t, lane, &k[lane][i], &v[lane][i]), RH_OK);
+            assert_int_equal(hub_txid_node(k[lane][i].txid), 7);
+            /* 4 lanes: the top 2 bits of the 24-bit sequence name the lane */
+            assert_int_equal(hub_txid_seq(k[lane][i].txid) >> 22, lane);
+        }
+        /* this lane is full; the others are not affected */
+        pending_key_t more = {.peer = 0x000505, .txid = 0, .ans_type = 3};
+        assert_int_equal(pending_put_fresh(t, lane, &more, &v[0][0]), RH_EAGAIN);
+    }
+    assert_int_equal(pending_count(t), 12);
+    /* a plain put lands in the lane its TransactionID names (lane 1, full until one is taken) */
+    pending_key_t named = {.peer = 1, .txid = hub_txid_make(7, 1u << 22), .ans_type = 3};
+    assert_int_equal(pending_put(t, &named, &v[0][0]), RH_EAGAIN);
+    assert_ptr_equal(pending_take(t, &k[1][2]), &v[1][2]);
+    assert_int_equal(pending_put(t, &named, &v[0][0]), RH_OK);
+    assert_ptr_equal(pending_take(t, &named), &v[0][0]);
+    /* the same key taken twice, or with another peer: nothing */
+    assert_null(pending_take(t, &k[1][2]));
+    pending_key_t wrong = k[3][0];
+    wrong.peer = 0x000202;
+    assert_null(pending_take(t, &wrong));
+    for (unsigned lane = 0; lane < 4; lane++)
+        for (int i = 0; i < 3; i++)
+            if (lane != 1 || i != 2)
+                assert_ptr_equal(pending_take(t, &k[lane][i]), &v[lane][i]);
+    assert_int_equal(pending_count(t), 0);
+    /* a lane count that is not a power of two still maps every ID to a lane */
+    pending_table_t *t3 = pending_new(4, 3);
+    pending_key_t odd = {.peer = 2, .txid = hub_txid_make(0, 3u << 22), .ans_type = 1};
+    assert_int_equal(pending_put(t3, &odd, &v[0][0]), RH_OK);
+    assert_ptr_equal(pending_take(t3, &odd), &v[0][0]);
+    pending_free(t3);
+    pending_free(t);
+}
+
 static pending_table_t *shared;
+static pending_key_t handed[4][64]; /* keys each thread leaves for the next one to take */
 
 static void *worker(void *arg)
 {
@@ -87,17 +139,43 @@ static void *worker(void *arg)
             return (void *)1;
         if (pending_take(shared, &k) != (void *)(uintptr_t)(i + 1))
             return (void *)1;
+        pending_key_t f = {.peer = id, .txid = 0, .ans_type = 5};
+        if (pending_put_fresh(shared, (unsigned)id, &f, (void *)(uintptr_t)(i + 1)) != RH_OK ||
+            pending_take(shared, &f) != (void *)(uintptr_t)(i + 1))
+            return (void *)1;
     }
+    for (int i = 0; i < 64; i++) {
+        handed[id][i] = (pending_key_t){.peer = 100 + id, .txid = 0, .ans_type = 4};
+        if (pending_put_fresh(shared, (unsigned)id, &handed[id][i], &handed[id][i]) != RH_OK)
+            return (void *)1;
+    }
+    return NULL;
+}
+
+static void *taker(void *arg)
+{
+    uintptr_t id = (uintptr_t)arg, from = (id + 1) % 4; /* another lane's entries */
+    for (int i = 0; i < 64; i++)
+        if (pending_take(shared, &handed[from][i]) != &handed[from][i])
+            return (void *)1;
     return NULL;
 }
 
 static void test_concurrent(void **state)
 {
     (void)state;
-    shared = pending_new(1000);
+    shared = pending_new(1000, 4);
     pthread_t th[4];
     for (uintptr_t i = 0; i < 4; i++)
         pthread_create(&th[i], NULL, worker, (void *)i);
+    for (int i = 0; i < 4; i++) {
+        void *r;
+        pthread_join(th[i], &r);
+        assert_null(r);
+    }
+    assert_int_equal(pending_count(shared), 4 * 64);
+    for (uintptr_t i = 0; i < 4; i++)
+        pthread_create(&th[i], NULL, taker, (void *)i);
     for (int i = 0; i < 4; i++) {
         void *r;
         pthread_join(th[i], &r);
@@ -113,6 +191,7 @@ int main(void)
         cmocka_unit_test(test_key_parts_all_matter),
         cmocka_unit_test(test_bounded),
         cmocka_unit_test(test_fresh_ids),
+        cmocka_unit_test(test_lanes),
         cmocka_unit_test(test_concurrent),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -89,7 +89,7 @@ static int setup(void **state)
     c->wk.index = 3;
     c->wk.base = event_base_new();
     c->wk.metrics = metrics_new();
-    c->pending = pending_new(16);
+    c->pending = pending_new(16, 1);
     c->wk.pending = c->pending;
     c->wk.reader = c->w->f->r;
     /* the worker's registry view is the transactions' registry (as worker_registry hands it out):

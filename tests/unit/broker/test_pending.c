@@ -161,26 +161,26 @@ static void *taker(void *arg)
     return NULL;
 }
 
+/* Runs fn on four threads (argument 0..3) and checks each returned NULL. */
+static void run4(void *(*fn)(void *))
+{
+    pthread_t th[4];
+    for (uintptr_t i = 0; i < 4; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, fn, (void *)i), 0);
+    for (int i = 0; i < 4; i++) {
+        void *r;
+        pthread_join(th[i], &r);
+        assert_null(r);
+    }
+}
+
 static void test_concurrent(void **state)
 {
     (void)state;
     shared = pending_new(1000, 4);
-    pthread_t th[4];
-    for (uintptr_t i = 0; i < 4; i++)
-        pthread_create(&th[i], NULL, worker, (void *)i);
-    for (int i = 0; i < 4; i++) {
-        void *r;
-        pthread_join(th[i], &r);
-        assert_null(r);
-    }
+    run4(worker);
     assert_int_equal(pending_count(shared), 4 * 64);
-    for (uintptr_t i = 0; i < 4; i++)
-        pthread_create(&th[i], NULL, taker, (void *)i);
-    for (int i = 0; i < 4; i++) {
-        void *r;
-        pthread_join(th[i], &r);
-        assert_null(r);
-    }
+    run4(taker);
     assert_int_equal(pending_count(shared), 0);
     pending_free(shared);
 }

@@ -4,7 +4,8 @@
 #   1. roamhubd relaying to a stub home network (nginx answering a fixed PRStartAns), sync, keep-alive;
 #   2. nginx as a protocol-blind proxy_pass relay (keepalive upstream) to the same stub;
 #   3. the stub alone.
-# Prints a markdown table (median of RUNS runs each) plus CPU time per relayed message.
+# Prints a markdown table (median of RUNS rounds; each round runs the three targets one after the
+# other) plus CPU time per relayed message of both relays.
 # LATENCY=1 adds the fixed-rate latency table: build/tools/bench-openloop (open loop: requests
 # sent on a fixed schedule, latency counted from the scheduled time) at 10 %, 50 % and 80 % of the
 # hub's peak measured above (or PEAK=msg/s), against the hub, the nginx relay and the stub alone,
@@ -119,25 +120,28 @@ assert a["Result"]["ResultCode"] == "Success", a
 PY
 
 declare -A RPS P50 P99 CPU
-for target in hub nginx stub; do
-  case $target in hub) P=$HUB; S=$SCHEME;; nginx) P=$RELAY; S=$SCHEME;; stub) P=$STUB; S=http;; esac
-  : > "$W/$target.runs"
-  for r in $(seq "$RUNS"); do
-    if [ "$target" = hub ]; then c0=$(cpu_ticks "$HUB_PID"); fi
+for target in hub nginx stub; do : > "$W/$target.runs"; done
+# Rounds, not blocks: each round runs the hub, the nginx relay and the stub once, so a slow
+# minute of a shared machine falls on all three alike instead of on whichever ran then.
+RELAY_WORKERS=$(pgrep -d' ' -P "$(cat "$W/relay.pid")"); STUB_WORKER=$(pgrep -d' ' -P "$(cat "$W/stub.pid")")
+for r in $(seq "$RUNS"); do
+  for target in hub nginx stub; do
+    case $target in hub) P=$HUB; S=$SCHEME; PIDS=$HUB_PID;; nginx) P=$RELAY; S=$SCHEME; PIDS=$RELAY_WORKERS;;
+      stub) P=$STUB; S=http; PIDS=$STUB_WORKER;; esac
+    c0=0; for p in $PIDS; do c0=$((c0 + $(cpu_ticks "$p"))); done
     if [ "$target" = nginx ] && [ "$r" = 1 ]; then # the relay workers' share of the connections
       ( sleep "$(python3 -c "print($SECS / 2)")"
         ss -tnpH state established "( sport = :$RELAY )" | grep -o "pid=[0-9]*" | sort | uniq -c |
           awk '{printf "%s%d", (NR > 1 ? " + " : ""), $1} END {print ""}' > "$W/nginx.dist" ) &
     fi
     read -r rps p50 p99 req non2xx < <(run_wrk "$P" "$S")
-    cpu_us=0
-    if [ "$target" = hub ]; then
-      c1=$(cpu_ticks "$HUB_PID"); tck=$(getconf CLK_TCK)
-      cpu_us=$(python3 -c "print(round(($c1-$c0)/$tck*1e6/$req, 2))")
-    fi
+    c1=0; for p in $PIDS; do c1=$((c1 + $(cpu_ticks "$p"))); done
+    cpu_us=$(python3 -c "print(round(($c1-$c0)/$(getconf CLK_TCK)*1e6/$req, 2))")
     [ "$non2xx" = 0 ] || echo "warning: $target returned $non2xx non-2xx responses" >&2
     echo "$rps $p50 $p99 $cpu_us" >> "$W/$target.runs"
   done
+done
+for target in hub nginx stub; do
   RPS[$target]=$(cut -d' ' -f1 "$W/$target.runs" | median)
   P50[$target]=$(cut -d' ' -f2 "$W/$target.runs" | median)
   P99[$target]=$(cut -d' ' -f3 "$W/$target.runs" | median)
@@ -157,7 +161,8 @@ echo "| nginx proxy_pass relay -> nginx stub | ${RPS[nginx]} | ${P50[nginx]} | $
 echo "| nginx stub alone (plain HTTP) | ${RPS[stub]} | ${P50[stub]} | ${P99[stub]} |"
 echo
 python3 -c "print('throughput ratio roamhubd/nginx-relay: %.2f; p99 ratio: %.2f' % (${RPS[hub]}/${RPS[nginx]}, ${P99[hub]}/${P99[nginx]}))"
-echo "roamhubd CPU time per relayed message: ${CPU[hub]} us (user+system, all worker threads)"
+echo "CPU time per relayed message (user+system, from /proc, median): roamhubd ${CPU[hub]} us (all threads), nginx relay ${CPU[nginx]} us (its worker processes); the stub per answer: ${CPU[stub]} us"
+echo "per round (requests/s hub nginx stub): $(paste -d' ' <(cut -d' ' -f1 "$W/hub.runs") <(cut -d' ' -f1 "$W/nginx.runs") <(cut -d' ' -f1 "$W/stub.runs") | awk '{printf "%s%.0f/%.0f/%.0f", (NR > 1 ? ", " : ""), $1, $2, $3} END {print ""}')"
 echo "nginx relay: the client's $CONNS connections per worker process: $(cat "$W/nginx.dist" 2>/dev/null)"
 echo "hub outcomes:"; cat "$W/metrics.txt"
 
@@ -193,19 +198,21 @@ echo "| load | target | rate msg/s | p50 µs | p99 µs | p99.9 µs | lost+non-2x
 echo "|---|---|---:|---:|---:|---:|---:|---:|"
 for pct in 10 50 80; do
   rate=$(python3 -c "print(int($PEAK * $pct / 100))")
-  for target in stub nginx hub; do
-    case $target in hub) P=$HUB;; nginx) P=$RELAY;; stub) P=$STUB;; esac
-    : > "$W/lat.runs"
-    for r in $(seq "$LAT_RUNS"); do
+  for target in stub nginx hub; do : > "$W/lat.$target"; done
+  for r in $(seq "$LAT_RUNS"); do # rounds, as above
+    for target in stub nginx hub; do
+      case $target in hub) P=$HUB;; nginx) P=$RELAY;; stub) P=$STUB;; esac
       "$OPENLOOP" -p "$P" -r "$rate" -d "$LAT_SECS" -c "$CONNS" > "$W/ol.out"
-      python3 - "$W/ol.out" >> "$W/lat.runs" <<'PY'
+      python3 - "$W/ol.out" >> "$W/lat.$target" <<'PY'
 import sys
 kv = dict(x.split("=") for x in open(sys.argv[1]).read().split())
 print(kv["p50_us"], kv["p99_us"], kv["p999_us"], int(kv["lost"]) + int(kv["bad"]), kv["late_us"])
 PY
     done
+  done
+  for target in stub nginx hub; do
     row=""
-    for col in 1 2 3 4 5; do row="$row | $(cut -d' ' -f$col "$W/lat.runs" | median)"; done
+    for col in 1 2 3 4 5; do row="$row | $(cut -d' ' -f$col "$W/lat.$target" | median)"; done
     echo "| $pct % | $target | $rate$row |"
   done
 done

@@ -41,6 +41,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/err.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <stddef.h>
@@ -88,6 +89,8 @@ struct hs_conn {
     struct event *timer;     /* fires at timer_at_ms (0: not armed), see conn_arm */
     uint64_t deadline_ms;    /* monotonic ms of the current deadline, 0: none */
     uint64_t timer_at_ms;
+    uint64_t input_ns;       /* monotonic ns when conn_process_input began parsing: the one
+                                clock read of a pass (deadlines armed and received_ns in it) */
     http_parser parser;
     hs_req_t *req;      /* request being parsed or awaiting reply */
     hs_req_t *spare;    /* the last request replied to, reset for the next one (req_recycle) */
@@ -169,14 +172,16 @@ static void timer_add_ms(hs_conn_t *c, uint64_t now, uint64_t at)
     c->timer_at_ms = at;
 }
 
-/* The connection's one deadline, ms from now (replaces the previous one). */
-static void conn_arm(hs_conn_t *c, unsigned ms)
+/* The connection's one deadline, ms after monotonic time `now` (ms; replaces the previous one). */
+static void conn_arm_at(hs_conn_t *c, uint64_t now, unsigned ms)
 {
-    uint64_t now = rh_mono_ms();
     c->deadline_ms = now + ms;
     if (!c->timer_at_ms || c->timer_at_ms > c->deadline_ms)
         timer_add_ms(c, now, c->deadline_ms);
 }
+
+/* The connection's one deadline, ms from now. */
+static void conn_arm(hs_conn_t *c, unsigned ms) { conn_arm_at(c, rh_mono_ms(), ms); }
 
 /* No deadline (a request awaits its reply, or a stream runs); the armed timer finds none. */
 static void conn_disarm(hs_conn_t *c) { c->deadline_ms = 0; }
@@ -378,7 +383,7 @@ static int on_headers_complete(http_parser *p)
         return -2; /* 413 */
     }
     c->phase = PH_BODY;
-    conn_arm(c, c->srv->o.body_timeout_ms);
+    conn_arm_at(c, c->input_ns / 1000000u, c->srv->o.body_timeout_ms);
     return 0;
 }
 
@@ -419,7 +424,7 @@ static int on_message_complete(http_parser *p)
     r->body[r->bodylen] = '\0';
     r->keep_alive = http_should_keep_alive(p);
     r->http11 = p->http_major > 1 || (p->http_major == 1 && p->http_minor >= 1);
-    r->received_ns = rh_mono_ns();
+    r->received_ns = c->input_ns;
     c->phase = PH_PENDING;
     http_parser_pause(p, 1); /* one request at a time */
     return 0;
@@ -581,13 +586,18 @@ static void conn_dispatch(hs_conn_t *c)
 static void conn_process_input(hs_conn_t *c)
 {
     struct evbuffer *in = conn_in(c);
+    bool clock_read = false;
     while (!c->closing && c->phase != PH_PENDING) {
         size_t avail = evbuffer_get_length(in);
         if (avail == 0)
             return;
+        if (!clock_read) { /* callbacks of this pass use it (issue #15: fewer clock reads) */
+            c->input_ns = rh_mono_ns();
+            clock_read = true;
+        }
         if (c->phase == PH_IDLE) {
             c->phase = PH_HEADERS;
-            conn_arm(c, c->srv->o.header_timeout_ms);
+            conn_arm_at(c, c->input_ns / 1000000u, c->srv->o.header_timeout_ms);
         }
         struct evbuffer_iovec v;
         if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)

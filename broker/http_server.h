@@ -134,7 +134,9 @@ const char *hs_req_peer_addr(const hs_req_t *req);
 void *hs_req_conn_data(const hs_req_t *req);
 void hs_req_set_conn_data(hs_req_t *req, void *data, void (*free_fn)(void *));
 
-/* Monotonic time (ns) when the request was complete, for latency accounting. */
+/* Monotonic time (ns, rh_mono_ns) of the request's arrival: read when the server began parsing
+ * the bytes that completed it (one clock read per read event), for latency accounting and the
+ * members' rate limits. */
 uint64_t hs_req_received_ns(const hs_req_t *req);
 
 /* Whether the client has gone away (the reply will be discarded). */

@@ -817,7 +817,7 @@ static void handle_request(worker_t *w, hs_req_t *req, rh_arena_t **arena)
             /* a malformed answer whose header can be read fails its transaction at once; the
              * answering peer gets the reason (an answer is not answered in TS002). Nothing may
              * allocate after handle_answer: the hand-off owns this request's arena. */
-            if (peer_member_rate_allow(member, rh_mono_ns()))
+            if (peer_member_rate_allow(member, hs_req_received_ns(req)))
                 handle_answer(w, NULL, eh, err.description, body, blen, member, reg,
                               hs_req_peer_addr(req), arena);
             char text[300];
@@ -846,7 +846,7 @@ static void handle_request(worker_t *w, hs_req_t *req, rh_arena_t **arena)
      * TransactionID), then their SenderID is checked against what the request was sent to; the
      * HTTP response only acknowledges */
     if (bi_msg_type_is_answer(h->type)) {
-        if (!peer_member_rate_allow(member, rh_mono_ns())) {
+        if (!peer_member_rate_allow(member, hs_req_received_ns(req))) {
             metrics_event(w->metrics, "rate_limited");
             bi_msg_free(msg);
             hs_reply(req, 429, "text/plain", "rate limit exceeded: retry later\n", 33);
@@ -889,7 +889,7 @@ static void handle_request(worker_t *w, hs_req_t *req, rh_arena_t **arena)
         bi_msg_free(msg);
         return;
     }
-    if (!peer_member_rate_allow(member, rh_mono_ns())) {
+    if (!peer_member_rate_allow(member, hs_req_received_ns(req))) {
         metrics_event(w->metrics, "rate_limited");
         relay_fwd_t who = {h->sender_id.kind == BI_ID_EUI64 ? RP_STATS_ID_JOIN_EUI
                                                             : RP_STATS_ID_NETID,

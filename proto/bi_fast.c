@@ -706,13 +706,11 @@ int bi_fast_decode(const char *body, size_t len, bi_msg_t **out)
     *out = NULL;
     if (!body || len == 0 || len > BI_MAX_BODY)
         return DEFER;
-    bi_msg_t *m = malloc(sizeof *m);
-    char *text = malloc(2 * len + 2 + FAST_PAD);
-    if (!m || !text) {
-        free(m);
-        free(text);
+    /* the message and its working text in one allocation (BI_MSG_TEXT_INLINE) */
+    bi_msg_t *m = malloc(sizeof *m + 2 * len + 2 + FAST_PAD);
+    if (!m)
         return DEFER;
-    }
+    char *text = BI_MSG_TEXT_INLINE(m);
     memset(m, 0, offsetof(bi_msg_t, phy));
     m->gwm = m->gwm_small;
     m->gwobj = m->gwobj_small;

@@ -79,8 +79,11 @@ struct bi_msg {
     bool valid;     /* typed view matches the tree */
     char *text;     /* bi_fast_decode: the received bytes (text_len + NUL), then a copy holding the
                        view's strings, NUL-terminated in place; root is parsed from it on first
-                       need (bi_msg_tree). NULL for messages decoded by bi_msg_decode. */
+                       need (bi_msg_tree). NULL for messages decoded by bi_msg_decode. Lives
+                       in the same allocation, right after the bi_msg_t (BI_MSG_TEXT_INLINE):
+                       never freed on its own. */
     size_t text_len;
+#define BI_MSG_TEXT_INLINE(m) ((char *)((m) + 1))
     bi_hdr_spans_t spans; /* bi_fast_decode: where the header values stand in the body */
     size_t spans_body_len; /* the body's length when spans is set, else 0 */
     /* bi_fast_decode: every member of every ULMetaData.GWInfo element as it stands in the body,

@@ -878,7 +878,6 @@ void bi_msg_free(bi_msg_t *m)
     free(m->f.ul.gw);
     free(m->f.dl.gw);
     cJSON_Delete(m->root);
-    free(m->text);
     if (m->gwm != m->gwm_small)
         free(m->gwm);
     if (m->gwobj != m->gwobj_small)
@@ -903,8 +902,7 @@ int bi_msg_tree(bi_msg_t *m)
         m->root = NULL;
         return r;
     }
-    free(m->text);
-    m->text = NULL;
+    m->text = NULL; /* (its bytes stay in m's allocation, unused) */
     if (m->raw_strip) { /* members dropped from the bytes: drop them from the tree too */
         cJSON *arr = cJSON_GetObjectItemCaseSensitive(
             cJSON_GetObjectItemCaseSensitive(m->root, "ULMetaData"), "GWInfo");

@@ -47,10 +47,10 @@ int pending_put(pending_table_t *t, const pending_key_t *key, void *value);
 
 /* Inserts key -> value into lane `lane` (the calling worker's index; taken modulo the number of
  * lanes) under a fresh hub-owned TransactionID (layout in hub_txid.h): key->txid is ignored on
- * input and set on success to hub_txid_make(node, sequence), the sequence's top bits naming the
- * lane (2^24 / lanes rounded up to a power of two IDs per lane) and the rest the lane's next
- * counter value, skipping values already pending for the same (peer, ans_type), so the ID is
- * unique per receiver while pending. Thread-safe. Errors: RH_EAGAIN (the lane full),
+ * input and set on success to hub_txid_make(node, sequence): the sequence's top bits name the
+ * lane, the rest is the lane's next counter value (each lane has 2^24 IDs divided by the lane
+ * count rounded up to a power of two), skipping values already pending for the same (peer,
+ * ans_type), so the ID is unique per receiver while pending. Thread-safe. Errors: RH_EAGAIN (the lane full),
  * RH_ENOMEM, RH_EEXIST (no free sequence within 64 tries: only possible when one receiver has
  * nearly the lane's whole ID range pending). */
 int pending_put_fresh(pending_table_t *t, unsigned lane, pending_key_t *key, void *value);

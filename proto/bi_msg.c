@@ -694,7 +694,9 @@ static int need_in(dctx_t *c, bool ok, const char *field, const char *why, const
     path_t p = {NULL, field, 0};
     if (why_type)
         return fail(c, &p, MALFORMED, RH_EINVAL, "missing (mandatory in %s)", why_type);
-    return fail(c, &p, MALFORMED, RH_EINVAL, "missing (mandatory %s)", why);
+    /* why is NULL when a caller passed bi_msg_type_name's NULL (a type it does not name) as
+     * why_type: never %s of NULL */
+    return fail(c, &p, MALFORMED, RH_EINVAL, "missing (mandatory %s)", why ? why : "here");
 }
 
 static int need(dctx_t *c, bool ok, const char *field, const char *why)

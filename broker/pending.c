@@ -133,13 +133,22 @@ static int insert_locked(pending_table_t *t, lane_t *l, entry_t *e)
     return RH_OK;
 }
 
-int pending_put(pending_table_t *t, const pending_key_t *key, void *value)
+/* A new entry for key -> value (not linked), or NULL when out of memory. */
+static entry_t *entry_new(const pending_key_t *key, void *value)
 {
     entry_t *e = malloc(sizeof *e);
+    if (e) {
+        e->key = *key;
+        e->value = value;
+    }
+    return e;
+}
+
+int pending_put(pending_table_t *t, const pending_key_t *key, void *value)
+{
+    entry_t *e = entry_new(key, value);
     if (!e)
         return RH_ENOMEM;
-    e->key = *key;
-    e->value = value;
     lane_t *l = lane_of(t, key->txid);
     pthread_mutex_lock(&l->mu);
     int rc = insert_locked(t, l, e);
@@ -151,13 +160,12 @@ int pending_put(pending_table_t *t, const pending_key_t *key, void *value)
 
 int pending_put_fresh(pending_table_t *t, unsigned lane, pending_key_t *key, void *value)
 {
-    entry_t *e = malloc(sizeof *e);
+    entry_t *e = entry_new(key, value);
     if (!e)
         return RH_ENOMEM;
-    e->key = *key;
-    e->value = value;
-    lane_t *l = &t->lane[lane % t->lanes];
-    uint32_t base = (lane % t->lanes) << t->lane_shift, span = 1u << t->lane_shift;
+    lane %= t->lanes;
+    lane_t *l = &t->lane[lane];
+    uint32_t base = lane << t->lane_shift, span = 1u << t->lane_shift;
     int rc = RH_EEXIST;
     pthread_mutex_lock(&l->mu);
     for (int i = 0; i < 64 && rc == RH_EEXIST; i++) {

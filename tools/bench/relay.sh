@@ -81,7 +81,7 @@ HUB=$(python3 -c "import json;print(json.load(open('$W/ports.json'))['ts002'])")
 # A realistic ChirpStack-style PRStartReq (1 GWInfo), TransactionID varied per request.
 cp "$(dirname "$0")/relay_post.lua" "$W/post.lua"
 
-cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
+cpu_ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{print $14+$15}' "/proc/$p/stat"))); done; echo "$t"; } # utime+stime of PIDs
 run_wrk() { # $1 port [$2 scheme] [more wrk options] -> "rps p50_ms p99_ms requests non2xx"
   local p=$1 sch=${2:-http}
   shift; [ $# -gt 0 ] && shift
@@ -128,14 +128,14 @@ for r in $(seq "$RUNS"); do
   for target in hub nginx stub; do
     case $target in hub) P=$HUB; S=$SCHEME; PIDS=$HUB_PID;; nginx) P=$RELAY; S=$SCHEME; PIDS=$RELAY_WORKERS;;
       stub) P=$STUB; S=http; PIDS=$STUB_WORKER;; esac
-    c0=0; for p in $PIDS; do c0=$((c0 + $(cpu_ticks "$p"))); done
+    c0=$(cpu_ticks $PIDS)
     if [ "$target" = nginx ] && [ "$r" = 1 ]; then # the relay workers' share of the connections
       ( sleep "$(python3 -c "print($SECS / 2)")"
         ss -tnpH state established "( sport = :$RELAY )" | grep -o "pid=[0-9]*" | sort | uniq -c |
           awk '{printf "%s%d", (NR > 1 ? " + " : ""), $1} END {print ""}' > "$W/nginx.dist" ) &
     fi
     read -r rps p50 p99 req non2xx < <(run_wrk "$P" "$S")
-    c1=0; for p in $PIDS; do c1=$((c1 + $(cpu_ticks "$p"))); done
+    c1=$(cpu_ticks $PIDS)
     cpu_us=$(python3 -c "print(round(($c1-$c0)/$(getconf CLK_TCK)*1e6/$req, 2))")
     [ "$non2xx" = 0 ] || echo "warning: $target returned $non2xx non-2xx responses" >&2
     echo "$rps $p50 $p99 $cpu_us" >> "$W/$target.runs"

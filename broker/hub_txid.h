@@ -20,8 +20,10 @@
  *    two, 2 for three or four, ...), the rest is that lane's counter, wrapping within the
  *    range. The pending table refuses a value still in use for the same receiver and takes the
  *    next one, so an ID is unique per receiver while its transaction is pending
- *    (pending_put_fresh, broker/pending.h); a range (2^24 divided by the worker count rounded
- *    up to a power of two) exceeds the default pending_max per worker (65536) for up to 128 workers.
+ *    (pending_put_fresh, broker/pending.h). TransactionID 0 (node 0, sequence 0) is never issued:
+ *    the fronts use 0 for "no hub TransactionID". A range (2^24 divided by the worker count
+ *    rounded up to a power of two) exceeds the default pending_max per worker (65536) for up to
+ *    128 workers.
  *
  * Only the hub interprets these bits: receivers see an opaque 32-bit number, as TS002 requires.
  */

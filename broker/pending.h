@@ -50,9 +50,10 @@ int pending_put(pending_table_t *t, const pending_key_t *key, void *value);
  * input and set on success to hub_txid_make(node, sequence): the sequence's top bits name the
  * lane, the rest is the lane's next counter value (each lane has 2^24 IDs divided by the lane
  * count rounded up to a power of two), skipping values already pending for the same (peer,
- * ans_type), so the ID is unique per receiver while pending. Thread-safe. Errors: RH_EAGAIN (the lane full),
- * RH_ENOMEM, RH_EEXIST (no free sequence within 64 tries: only possible when one receiver has
- * nearly the lane's whole ID range pending). */
+ * ans_type), so the ID is unique per receiver while pending, and never 0 (the fronts' "none",
+ * e.g. a Packet Broker bridge token without a transaction). Thread-safe. Errors: RH_EAGAIN (the
+ * lane full), RH_ENOMEM, RH_EEXIST (no free sequence within 64 tries: only possible when one
+ * receiver has nearly the lane's whole ID range pending). */
 int pending_put_fresh(pending_table_t *t, unsigned lane, pending_key_t *key, void *value);
 
 /* Sets the node number (0 .. HUB_TXID_MAX_NODE) that pending_put_fresh writes into the IDs it

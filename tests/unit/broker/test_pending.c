@@ -58,6 +58,19 @@ static void test_fresh_ids(void **state)
     assert_ptr_equal(pending_take(t, &b), &v);
     assert_int_equal(hub_txid_seq(hub_txid_make(1, 0x1234567)), 0x234567);
     pending_free(t);
+    /* node 0, lane 0: TransactionID 0 (the fronts' "none") is never issued, neither first nor
+     * when the lane's range (2^16 IDs with 256 lanes) wraps */
+    t = pending_new(4, PENDING_MAX_LANES);
+    assert_non_null(t);
+    uint32_t lowest = UINT32_MAX;
+    for (uint32_t i = 0; i < (1u << 16) + 2; i++) {
+        pending_key_t k = {.peer = 9, .txid = 0, .ans_type = 3};
+        assert_int_equal(pending_put_fresh(t, 0, &k, &v), RH_OK);
+        lowest = k.txid < lowest ? k.txid : lowest;
+        assert_ptr_equal(pending_take(t, &k), &v);
+    }
+    assert_int_equal(lowest, 1);
+    pending_free(t);
 }
 
 static void test_bounded(void **state)

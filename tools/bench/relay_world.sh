@@ -1,5 +1,5 @@
-# Sourced by tools/bench/relay.sh, relay_instr.sh and cluster_throughput.py: the one relay
-# benchmark world they measure.
+# Sourced by tools/bench/relay.sh, relay_instr.sh, relay_rate.sh and cluster_throughput.py: the
+# one relay benchmark world they measure.
 # ANS: the stub home network's fixed PRStartAns; KEY: the forwarder's Bearer key;
 # relay_table FILE STUB_PORT [GW]: writes the routing table (forwarder 000202 -> home 000505 at the
 # stub, DevAddr block 0A000000/7, an allow-all policy; GW=false: the policy withholds the

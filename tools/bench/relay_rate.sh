@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# What a relayed message costs at a fixed rate (issue #15, docs/PERFORMANCE.md step 24): the hub
+# and the nginx proxy_pass relay of tools/bench/relay.sh (same world: relay_world.sh), driven in
+# turn by build/tools/bench-openloop at RATE msg/s for SECS s (+1 s warm-up), ROUNDS rounds.
+# Per target and round it prints one line:
+#   p50/p99 latency (µs, from the due time), CPU µs per message (user+system of the hub's threads
+#   or the nginx relay's worker processes, from /proc), voluntary and involuntary context switches
+#   per message (summed over their threads, from /proc/PID/task/*/status), system calls per
+#   message (perf stat raw_syscalls:sys_enter; "-" without perf or when perf_event_paranoid
+#   forbids it), and the count of 100 ms windows of due time whose largest latency is >= 3 ms
+#   and >= 10 ms (bench-openloop -s: a periodic stall would show as evenly spaced windows; SERIES=DIR
+#   keeps the series files, "ms answered max_us" per window).
+# Unlike relay.sh's table (wrk, saturation) this shows the cost per message when each wake-up
+# carries few messages, where involuntary context switches (the relay preempted by the client or
+# the stub it just woke) add to the latency tail.
+# Usage: tools/bench/relay_rate.sh [BUILD_DIR] [RATE] [SECS] [ROUNDS]
+# Needs: nginx (nginx-light); perf (linux-perf) for the system-call column.
+set -euo pipefail
+BUILD=${1:-build}
+RATE=${2:-14000}
+SECS=${3:-8}
+ROUNDS=${4:-3}
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+. "$(dirname "$0")/relay_world.sh"
+HUBD="$BUILD/broker/roamhubd"
+OPENLOOP="$BUILD/tools/bench-openloop"
+[ -x "$HUBD" ] && [ -x "$OPENLOOP" ] || { echo "no $HUBD or $OPENLOOP: build first" >&2; exit 1; }
+command -v nginx >/dev/null || { echo "needs nginx" >&2; exit 1; }
+W=$(mktemp -d /tmp/roamhub-rate.XXXXXX)
+cleanup() {
+  [ -f "$W/stub.pid" ] && kill "$(cat "$W/stub.pid")" 2>/dev/null || true
+  [ -f "$W/relay.pid" ] && kill "$(cat "$W/relay.pid")" 2>/dev/null || true
+  [ -n "${HUB_PID:-}" ] && kill "$HUB_PID" 2>/dev/null || true
+  if [ -n "${SERIES:-}" ]; then mkdir -p "$SERIES" && cp "$W"/*.series "$SERIES"/ 2>/dev/null || true; fi
+  sleep 0.3; rm -rf "$W"
+}
+trap cleanup EXIT
+port() { python3 "$ROOT/tools/common/free_port.py"; }
+STUB=$(port); RELAY=$(port)
+stub_start "$W" "$STUB"
+nginx_conf "$W" relay auto "$(relay_block "$RELAY" "$STUB")"
+nginx -c "$W/relay.conf" -p "$W"
+relay_table "$W/table.json" "$STUB"
+cat > "$W/hub.json" <<JSON
+{"log_level":"warn","import":"$W/table.json","database":{"path":"$W/db"},
+ "ts002":{"address":"127.0.0.1","port":0},"admin":{"address":"127.0.0.1","port":0},
+ "relay":{"pending_max":1000000,"endpoint_allow_ranges":["127.0.0.0/8"]}}
+JSON
+setsid "$HUBD" -c "$W/hub.json" --ports-file "$W/ports.json" > "$W/hub.log" 2>&1 &
+HUB_PID=$!
+for _ in $(seq 100); do [ -f "$W/ports.json" ] && break; sleep 0.05; done
+HUB=$(python3 -c "import json;print(json.load(open('$W/ports.json'))['ts002'])")
+for _ in $(seq 50); do [ -f "$W/relay.pid" ] && break; sleep 0.05; done
+RELAY_PIDS=$(pgrep -d' ' -P "$(cat "$W/relay.pid")")
+
+ticks() { local s=0; for p in "$@"; do s=$((s + $(awk '{print $14+$15}' "/proc/$p/stat"))); done; echo "$s"; }
+switches() { for p in "$@"; do cat /proc/"$p"/task/*/status; done |
+  awk '/^voluntary_ctxt/ {v += $2} /^nonvoluntary_ctxt/ {n += $2} END {print v, n}'; }
+HZ=$(getconf CLK_TCK)
+PERF=0
+if command -v perf >/dev/null &&
+   perf stat -e raw_syscalls:sys_enter -o /dev/null -- true 2>/dev/null; then PERF=1; fi
+
+echo "fixed rate $RATE msg/s, bench-openloop -c64, ${SECS}s + 1s warm-up, $ROUNDS rounds ($(nproc) cores)"
+echo
+echo "| round | target | p50 µs | p99 µs | CPU µs/msg | voluntary / involuntary switches per msg | syscalls/msg | windows ≥ 3 ms / ≥ 10 ms |"
+echo "|---|---|---:|---:|---:|---|---:|---|"
+for r in $(seq "$ROUNDS"); do
+  for t in hub nginx; do
+    case $t in hub) P=$HUB; PIDS=$HUB_PID;; nginx) P=$RELAY; PIDS=$RELAY_PIDS;; esac
+    # shellcheck disable=SC2086
+    c0=$(ticks $PIDS); read -r v0 n0 <<<"$(switches $PIDS)"
+    if [ "$PERF" = 1 ]; then
+      perf stat -e raw_syscalls:sys_enter -p "${PIDS// /,}" -o "$W/perf.out" -- \
+        sleep "$(python3 -c "print($SECS + 1)")" 2>/dev/null &
+      PERF_PID=$!
+    fi
+    out=$("$OPENLOOP" -p "$P" -r "$RATE" -d "$SECS" -w 1 -c 64 -s "$W/$t.$r.series")
+    [ "$PERF" = 1 ] && { wait "$PERF_PID" || true; }
+    # shellcheck disable=SC2086
+    c1=$(ticks $PIDS); read -r v1 n1 <<<"$(switches $PIDS)"
+    sent=$(sed -n 's/.*sent=\([0-9]*\).*/\1/p' <<<"$out")
+    p50=$(sed -n 's/.*p50_us=\([0-9.]*\).*/\1/p' <<<"$out")
+    p99=$(sed -n 's/.*p99_us=\([0-9.]*\).*/\1/p' <<<"$out")
+    sys="-"
+    [ "$PERF" = 1 ] && sys=$(awk -v n="$sent" '/raw_syscalls/ {gsub(",", "", $1); printf "%.2f", $1 / n}' "$W/perf.out")
+    slow=$(awk '$3 >= 3000 {a++} $3 >= 10000 {b++} END {printf "%d / %d of %d", a, b, NR}' "$W/$t.$r.series")
+    python3 - "$r" "$t" "$p50" "$p99" "$c0" "$c1" "$HZ" "$sent" "$v0" "$v1" "$n0" "$n1" "$sys" "$slow" <<'PY'
+import sys
+r, t, p50, p99, c0, c1, hz, sent, v0, v1, n0, n1, sysc, slow = sys.argv[1:]
+sent = int(sent)
+cpu = (int(c1) - int(c0)) / int(hz) * 1e6 / sent
+print("| %s | %s | %.0f | %.0f | %.1f | %.2f / %.2f | %s | %s |" % (
+    r, t, float(p50), float(p99), cpu, (int(v1) - int(v0)) / sent, (int(n1) - int(n0)) / sent,
+    sysc, slow))
+PY
+  done
+done

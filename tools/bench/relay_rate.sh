@@ -13,6 +13,7 @@
 # Unlike relay.sh's table (wrk, saturation) this shows the cost per message when each wake-up
 # carries few messages, where involuntary context switches (the relay preempted by the client or
 # the stub it just woke) add to the latency tail.
+# HUB_WORKERS=N sets the hub's `workers` (default: one per core), as in relay.sh.
 # Usage: tools/bench/relay_rate.sh [BUILD_DIR] [RATE] [SECS] [ROUNDS]
 # Needs: nginx (nginx-light); perf (linux-perf) for the system-call column.
 set -euo pipefail
@@ -41,8 +42,10 @@ stub_start "$W" "$STUB"
 nginx_conf "$W" relay auto "$(relay_block "$RELAY" "$STUB")"
 nginx -c "$W/relay.conf" -p "$W"
 relay_table "$W/table.json" "$STUB"
+WORKERS_JSON=""
+[ -n "${HUB_WORKERS:-}" ] && WORKERS_JSON="\"workers\":$HUB_WORKERS,"
 cat > "$W/hub.json" <<JSON
-{"log_level":"warn","import":"$W/table.json","database":{"path":"$W/db"},
+{"log_level":"warn",$WORKERS_JSON"import":"$W/table.json","database":{"path":"$W/db"},
  "ts002":{"address":"127.0.0.1","port":0},"admin":{"address":"127.0.0.1","port":0},
  "relay":{"pending_max":1000000,"endpoint_allow_ranges":["127.0.0.0/8"]}}
 JSON

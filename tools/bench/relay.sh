@@ -26,22 +26,14 @@ BUILD=${1:-build}
 RUNS=${2:-3}
 SECS=${3:-10}
 CONNS=${4:-64}
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 . "$(dirname "$0")/relay_world.sh"
 HUBD="$BUILD/broker/roamhubd"
 [ -x "$HUBD" ] || { echo "no $HUBD: build first" >&2; exit 1; }
 command -v wrk >/dev/null && command -v nginx >/dev/null || { echo "needs wrk and nginx" >&2; exit 1; }
 W=$(mktemp -d /tmp/roamhub-bench.XXXXXX)
-cleanup() {
-  [ -f "$W/stub.pid" ] && kill "$(cat "$W/stub.pid")" 2>/dev/null || true
-  [ -f "$W/relay.pid" ] && kill "$(cat "$W/relay.pid")" 2>/dev/null || true
-  [ -n "${HUB_PID:-}" ] && kill "$HUB_PID" 2>/dev/null || true
-  sleep 0.3; rm -rf "$W"
-}
+cleanup() { relay_world_down "$W"; sleep 0.3; rm -rf "$W"; }
 trap cleanup EXIT
 
-port() { python3 "$ROOT/tools/common/free_port.py"; }
-STUB=$(port); RELAY=$(port)
 SCHEME=http; RELAY_TLS=""; HUB_TLS=""
 if [ "${TLS:-0}" = 1 ]; then
   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
@@ -51,37 +43,20 @@ if [ "${TLS:-0}" = 1 ]; then
   RELAY_TLS=" ssl; ssl_certificate $W/tls.pem; ssl_certificate_key $W/tls.key; ssl_protocols TLSv1.3"
   HUB_TLS=',"tls_cert":"'$W/tls.pem'","tls_key":"'$W/tls.key'"'
 fi
-
-stub_start "$W" "$STUB"
-nginx_conf "$W" relay auto "$(relay_block "$RELAY" "$STUB" "$RELAY_TLS")"
-nginx -c "$W/relay.conf" -p "$W"
-
-relay_table "$W/table.json" "$STUB"
-WORKERS_JSON=""
-[ -n "${HUB_WORKERS:-}" ] && WORKERS_JSON="\"workers\":$HUB_WORKERS,"
-cat > "$W/hub.json" <<JSON
-{"log_level":"warn",$WORKERS_JSON"import":"$W/table.json","database":{"path":"$W/db"},
- "ts002":{"address":"127.0.0.1","port":0$HUB_TLS},"admin":{"address":"127.0.0.1","port":0},
- "relay":{"pending_max":1000000,"endpoint_allow_ranges":["127.0.0.0/8"]}}
-JSON
+relay_world_up "$W" "$RELAY_TLS"
 # In its own session, as the nginx daemons are (they setsid when they daemonize): with the
 # kernel's autogroup scheduling on (Debian's default), each session is one group sharing the CPUs
 # fairly, and a hub left in this script's session would share its group with the load client
 # while nginx has one to itself. HUB_SESSION=shared keeps the old placement for comparison.
-if [ "${HUB_SESSION:-own}" = own ]; then SETSID=setsid; else SETSID=; fi
-$SETSID "$HUBD" -c "$W/hub.json" --ports-file "$W/ports.json" > "$W/hub.log" 2>&1 &
-HUB_PID=$!
-for _ in $(seq 100); do [ -f "$W/ports.json" ] && break; sleep 0.05; done
+relay_hub_start "$W" "$HUBD" "$HUB_TLS" "${HUB_SESSION:-own}"
 if [ "$(cat /proc/sys/kernel/sched_autogroup_enabled 2>/dev/null)" = 1 ]; then
   ag() { sed 's/ nice.*//; s|/autogroup-||' "/proc/$1/autogroup"; }
   echo "autogroups: hub $(ag $HUB_PID), nginx relay $(ag "$(cat "$W/relay.pid")"), stub $(ag "$(cat "$W/stub.pid")"), load client $(ag $$)" >&2
 fi
-HUB=$(python3 -c "import json;print(json.load(open('$W/ports.json'))['ts002'])")
 
 # A realistic ChirpStack-style PRStartReq (1 GWInfo), TransactionID varied per request.
 cp "$(dirname "$0")/relay_post.lua" "$W/post.lua"
 
-cpu_ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{print $14+$15}' "/proc/$p/stat"))); done; echo "$t"; } # utime+stime of PIDs
 run_wrk() { # $1 port [$2 scheme] [more wrk options] -> "rps p50_ms p99_ms requests non2xx"
   local p=$1 sch=${2:-http}
   shift; [ $# -gt 0 ] && shift

@@ -21,7 +21,6 @@ BUILD=${1:-build}
 RATE=${2:-14000}
 SECS=${3:-8}
 ROUNDS=${4:-3}
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 . "$(dirname "$0")/relay_world.sh"
 HUBD="$BUILD/broker/roamhubd"
 OPENLOOP="$BUILD/tools/bench-openloop"
@@ -29,34 +28,16 @@ OPENLOOP="$BUILD/tools/bench-openloop"
 command -v nginx >/dev/null || { echo "needs nginx" >&2; exit 1; }
 W=$(mktemp -d /tmp/roamhub-rate.XXXXXX)
 cleanup() {
-  [ -f "$W/stub.pid" ] && kill "$(cat "$W/stub.pid")" 2>/dev/null || true
-  [ -f "$W/relay.pid" ] && kill "$(cat "$W/relay.pid")" 2>/dev/null || true
-  [ -n "${HUB_PID:-}" ] && kill "$HUB_PID" 2>/dev/null || true
+  relay_world_down "$W"
   if [ -n "${SERIES:-}" ]; then mkdir -p "$SERIES" && cp "$W"/*.series "$SERIES"/ 2>/dev/null || true; fi
   sleep 0.3; rm -rf "$W"
 }
 trap cleanup EXIT
-port() { python3 "$ROOT/tools/common/free_port.py"; }
-STUB=$(port); RELAY=$(port)
-stub_start "$W" "$STUB"
-nginx_conf "$W" relay auto "$(relay_block "$RELAY" "$STUB")"
-nginx -c "$W/relay.conf" -p "$W"
-relay_table "$W/table.json" "$STUB"
-WORKERS_JSON=""
-[ -n "${HUB_WORKERS:-}" ] && WORKERS_JSON="\"workers\":$HUB_WORKERS,"
-cat > "$W/hub.json" <<JSON
-{"log_level":"warn",$WORKERS_JSON"import":"$W/table.json","database":{"path":"$W/db"},
- "ts002":{"address":"127.0.0.1","port":0},"admin":{"address":"127.0.0.1","port":0},
- "relay":{"pending_max":1000000,"endpoint_allow_ranges":["127.0.0.0/8"]}}
-JSON
-setsid "$HUBD" -c "$W/hub.json" --ports-file "$W/ports.json" > "$W/hub.log" 2>&1 &
-HUB_PID=$!
-for _ in $(seq 100); do [ -f "$W/ports.json" ] && break; sleep 0.05; done
-HUB=$(python3 -c "import json;print(json.load(open('$W/ports.json'))['ts002'])")
+relay_world_up "$W"
+relay_hub_start "$W" "$HUBD"
 for _ in $(seq 50); do [ -f "$W/relay.pid" ] && break; sleep 0.05; done
 RELAY_PIDS=$(pgrep -d' ' -P "$(cat "$W/relay.pid")")
 
-ticks() { local s=0; for p in "$@"; do s=$((s + $(awk '{print $14+$15}' "/proc/$p/stat"))); done; echo "$s"; }
 switches() { for p in "$@"; do cat /proc/"$p"/task/*/status; done |
   awk '/^voluntary_ctxt/ {v += $2} /^nonvoluntary_ctxt/ {n += $2} END {print v, n}'; }
 HZ=$(getconf CLK_TCK)
@@ -72,7 +53,7 @@ for r in $(seq "$ROUNDS"); do
   for t in hub nginx; do
     case $t in hub) P=$HUB; PIDS=$HUB_PID;; nginx) P=$RELAY; PIDS=$RELAY_PIDS;; esac
     # shellcheck disable=SC2086
-    c0=$(ticks $PIDS); read -r v0 n0 <<<"$(switches $PIDS)"
+    c0=$(cpu_ticks $PIDS); read -r v0 n0 <<<"$(switches $PIDS)"
     if [ "$PERF" = 1 ]; then
       perf stat -e raw_syscalls:sys_enter -p "${PIDS// /,}" -o "$W/perf.out" -- \
         sleep "$(python3 -c "print($SECS + 1)")" 2>/dev/null &
@@ -81,7 +62,7 @@ for r in $(seq "$ROUNDS"); do
     out=$("$OPENLOOP" -p "$P" -r "$RATE" -d "$SECS" -w 1 -c 64 -s "$W/$t.$r.series")
     [ "$PERF" = 1 ] && { wait "$PERF_PID" || true; }
     # shellcheck disable=SC2086
-    c1=$(ticks $PIDS); read -r v1 n1 <<<"$(switches $PIDS)"
+    c1=$(cpu_ticks $PIDS); read -r v1 n1 <<<"$(switches $PIDS)"
     sent=$(sed -n 's/.*sent=\([0-9]*\).*/\1/p' <<<"$out")
     p50=$(sed -n 's/.*p50_us=\([0-9.]*\).*/\1/p' <<<"$out")
     p99=$(sed -n 's/.*p99_us=\([0-9.]*\).*/\1/p' <<<"$out")

@@ -11,6 +11,13 @@
 # unlimited keep-alive requests); MAIN: more main-context directives.
 # relay_block PORT STUB_PORT [TLS_DIRECTIVES]: the server block of the reference relay, nginx as
 # a protocol-blind proxy_pass relay with a keep-alive upstream to the stub.
+# relay_world_up DIR [TLS_DIRECTIVES]: sets STUB and RELAY to free ports, starts the stub and the
+# nginx relay (DIR/relay.pid) and writes DIR/table.json.
+# relay_hub_start DIR HUBD [TS002_FIELDS] [SESSION]: writes DIR/hub.json for the table (HUB_WORKERS
+# sets `workers`; TS002_FIELDS are more "ts002" members, e.g. ',"tls_cert":...'), starts HUBD in
+# its own session (SESSION=shared: in this script's) and waits for its ports: sets HUB_PID and
+# HUB (the TS002 port). relay_world_down DIR stops the stub, the nginx relay and the hub.
+# relay_port: a free TCP port on 127.0.0.1. cpu_ticks PID...: their utime+stime (clock ticks).
 ANS='{"ProtocolVersion":"1.0","SenderID":"000505","ReceiverID":"000202","TransactionID":1,"MessageType":"PRStartAns","Result":{"ResultCode":"Success"},"DevEUI":"0102030405060708","FCntUp":1,"Lifetime":0}'
 KEY="bench-key-0123456789"
 relay_table() {
@@ -49,4 +56,32 @@ relay_block() {
 stub_start() {
   nginx_conf "$1" stub 1 "server { listen 127.0.0.1:$2; location / { default_type application/json; return 200 '$ANS'; } }"
   nginx -c "$1/stub.conf" -p "$1"
+}
+relay_port() { python3 "$(dirname "${BASH_SOURCE[0]}")/../common/free_port.py"; }
+cpu_ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{print $14+$15}' "/proc/$p/stat"))); done; echo "$t"; }
+relay_world_up() {
+  STUB=$(relay_port); RELAY=$(relay_port)
+  stub_start "$1" "$STUB"
+  nginx_conf "$1" relay auto "$(relay_block "$RELAY" "$STUB" "${2:-}")"
+  nginx -c "$1/relay.conf" -p "$1"
+  relay_table "$1/table.json" "$STUB"
+}
+relay_hub_start() {
+  local workers="" setsid=setsid
+  [ -n "${HUB_WORKERS:-}" ] && workers="\"workers\":$HUB_WORKERS,"
+  [ "${4:-own}" = own ] || setsid=
+  cat > "$1/hub.json" <<JSON
+{"log_level":"warn",$workers"import":"$1/table.json","database":{"path":"$1/db"},
+ "ts002":{"address":"127.0.0.1","port":0${3:-}},"admin":{"address":"127.0.0.1","port":0},
+ "relay":{"pending_max":1000000,"endpoint_allow_ranges":["127.0.0.0/8"]}}
+JSON
+  $setsid "$2" -c "$1/hub.json" --ports-file "$1/ports.json" > "$1/hub.log" 2>&1 &
+  HUB_PID=$!
+  for _ in $(seq 100); do [ -f "$1/ports.json" ] && break; sleep 0.05; done
+  HUB=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['ts002'])" "$1/ports.json")
+}
+relay_world_down() {
+  [ -f "$1/stub.pid" ] && kill "$(cat "$1/stub.pid")" 2>/dev/null || true
+  [ -f "$1/relay.pid" ] && kill "$(cat "$1/relay.pid")" 2>/dev/null || true
+  [ -n "${HUB_PID:-}" ] && kill "$HUB_PID" 2>/dev/null || true
 }

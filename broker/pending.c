@@ -169,9 +169,9 @@ int pending_put_fresh(pending_table_t *t, unsigned lane, pending_key_t *key, voi
     int rc = RH_EEXIST;
     pthread_mutex_lock(&l->mu);
     for (int i = 0; i < 64 && rc == RH_EEXIST; i++) {
-        e->key.txid = hub_txid_make(t->node, base | (l->next++ & (span - 1)));
-        if (e->key.txid == 0) /* 0 means "no hub TransactionID" to the fronts: never issued */
+        do /* 0 means "no hub TransactionID" to the fronts: never issued */
             e->key.txid = hub_txid_make(t->node, base | (l->next++ & (span - 1)));
+        while (e->key.txid == 0);
         rc = insert_locked(t, l, e);
     }
     pthread_mutex_unlock(&l->mu);

@@ -68,12 +68,11 @@ cleanup() {
 trap cleanup EXIT
 
 # ------------------------------------------------------------------------------ common helpers
-port() { python3 "$ROOT/tools/common/free_port.py"; }
-# ANS (the stub's PRStartAns), KEY (the forwarder's Bearer key), relay_table FILE STUB_PORT
+# ANS (the stub's PRStartAns), KEY (the forwarder's Bearer key), relay_table FILE STUB_PORT, relay_port
 . "$ROOT/tools/bench/relay_world.sh"
 median() { sort -g | awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)]; else print "nan"}'; }
 HASH=$(printf %s "$KEY" | sha256sum | cut -d' ' -f1)
-STUB=$(port)
+STUB=$(relay_port)
 stub_start "$RUN" "$STUB"
 
 # gen_table SIZE FILE: the table described at the top (endpoint URL filled in at start-up).

@@ -10,11 +10,13 @@
 # sent on a fixed schedule, latency counted from the scheduled time) at 10 %, 50 % and 80 % of the
 # hub's peak measured above (or PEAK=msg/s), against the hub, the nginx relay and the stub alone,
 # p50/p99/p99.9 in µs, median of LAT_RUNS (3) runs of LAT_SECS (8) s, same connections (plain
-# HTTP only: not with TLS=1).
+# HTTP only: not with TLS=1). APPARATUS=batch|core0 keeps the stub, wrk and bench-openloop from
+# taking the relays' CPU (relay_world.sh: SCHED_BATCH, or CPU 0 for them and the rest for the
+# relays).
 # TLS=1 puts TLS 1.3 in front of the hub and the nginx relay (the same ECDSA P-256 certificate,
 # made by this script; the legs to the stub stay plain) and adds the new-connection table: wrk
 # with `Connection: close`, so every request pays a full TLS handshake (wrk does not resume
-# sessions), against the hub and nginx.
+# sessions), against the hub and nginx in rounds, with the CPU time each relay spends per connection.
 # HUB_WORKERS=N sets the hub's `workers` (default: the hub's own, one per core). The script
 # prints how the nginx relay's workers share the client's connections, measured during its first
 # run (nginx accepts from one queue and its split varies from run to run; the hub's SO_REUSEPORT
@@ -60,7 +62,7 @@ cp "$(dirname "$0")/relay_post.lua" "$W/post.lua"
 run_wrk() { # $1 port [$2 scheme] [more wrk options] -> "rps p50_ms p99_ms requests non2xx"
   local p=$1 sch=${2:-http}
   shift; [ $# -gt 0 ] && shift
-  wrk -t2 -c"$CONNS" -d"${SECS}s" --latency -s "$W/post.lua" "$@" "$sch://127.0.0.1:$p/" > "$W/wrk.out" 2>&1
+  apparatus wrk -t2 -c"$CONNS" -d"${SECS}s" --latency -s "$W/post.lua" "$@" "$sch://127.0.0.1:$p/" > "$W/wrk.out" 2>&1
   python3 - "$W/wrk.out" <<'PY'
 import re, sys
 t = open(sys.argv[1]).read()
@@ -143,18 +145,24 @@ echo "hub outcomes:"; cat "$W/metrics.txt"
 
 if [ "${TLS:-0}" = 1 ]; then
   echo
-  echo "new TLS connection per request (wrk -H 'Connection: close', full handshakes), median of $RUNS runs"
+  echo "new TLS connection per request (wrk -H 'Connection: close', full handshakes), median of $RUNS rounds"
   echo
-  echo "| target | requests/s | p50 ms | p99 ms |"
-  echo "|---|---:|---:|---:|"
-  for target in hub nginx; do
-    case $target in hub) P=$HUB;; nginx) P=$RELAY;; esac
-    : > "$W/$target.nc"
-    for r in $(seq "$RUNS"); do
-      run_wrk "$P" https -H "Connection: close" >> "$W/$target.nc"
+  echo "| target | requests/s | p50 ms | p99 ms | CPU µs per connection |"
+  echo "|---|---:|---:|---:|---:|"
+  for target in hub nginx; do : > "$W/$target.nc"; done
+  for r in $(seq "$RUNS"); do # rounds, as above
+    for target in hub nginx; do
+      case $target in hub) P=$HUB; PIDS=$HUB_PID;; nginx) P=$RELAY; PIDS=$RELAY_WORKERS;; esac
+      c0=$(cpu_ticks $PIDS)
+      read -r rps p50 p99 req non2xx < <(run_wrk "$P" https -H "Connection: close")
+      c1=$(cpu_ticks $PIDS)
+      echo "$rps $p50 $p99 $(python3 -c "print(round(($c1-$c0)/$(getconf CLK_TCK)*1e6/$req, 1))")" >> "$W/$target.nc"
     done
-    echo "| $target | $(cut -d' ' -f1 "$W/$target.nc" | median) | $(cut -d' ' -f2 "$W/$target.nc" | median) | $(cut -d' ' -f3 "$W/$target.nc" | median) |"
   done
+  for target in hub nginx; do
+    echo "| $target | $(cut -d' ' -f1 "$W/$target.nc" | median) | $(cut -d' ' -f2 "$W/$target.nc" | median) | $(cut -d' ' -f3 "$W/$target.nc" | median) | $(cut -d' ' -f4 "$W/$target.nc" | median) |"
+  done
+  echo "per round (new connections/s hub nginx): $(paste -d' ' <(cut -d' ' -f1 "$W/hub.nc") <(cut -d' ' -f1 "$W/nginx.nc") | awk '{printf "%s%.0f/%.0f", (NR > 1 ? ", " : ""), $1, $2} END {print ""}')"
 fi
 
 [ -n "${LATENCY:-}" ] || exit 0
@@ -177,7 +185,7 @@ for pct in 10 50 80; do
   for r in $(seq "$LAT_RUNS"); do # rounds, as above
     for target in stub nginx hub; do
       case $target in hub) P=$HUB;; nginx) P=$RELAY;; stub) P=$STUB;; esac
-      "$OPENLOOP" -p "$P" -r "$rate" -d "$LAT_SECS" -c "$CONNS" > "$W/ol.out"
+      apparatus "$OPENLOOP" -p "$P" -r "$rate" -d "$LAT_SECS" -c "$CONNS" > "$W/ol.out"
       python3 - "$W/ol.out" >> "$W/lat.$target" <<'PY'
 import sys
 kv = dict(x.split("=") for x in open(sys.argv[1]).read().split())

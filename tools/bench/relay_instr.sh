@@ -50,8 +50,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-port() { python3 "$(dirname "$0")/../common/free_port.py"; }
-STUB=$(port)
+STUB=$(relay_port)
 stub_start "$W" "$STUB"
 
 VARIANT=${VARIANT:-plain}
@@ -59,7 +58,7 @@ case $VARIANT in plain|reencode) GW=true;; strip) GW=false;; *) echo "VARIANT: p
 relay_table "$W/table.json" "$STUB" "$GW"
 HOME_PORT=$STUB
 if [ -n "${SLOW_MS:-}" ]; then # a home network answering SLOW_MS ms after each request
-  HOME_PORT=$(port)
+  HOME_PORT=$(relay_port)
   python3 - "$HOME_PORT" "$SLOW_MS" "$ANS" <<'PY' &
 import http.server, socketserver, sys, time
 port, delay, ans = int(sys.argv[1]), int(sys.argv[2]) / 1000.0, sys.argv[3].encode()
@@ -105,7 +104,7 @@ fi
 
 CLUSTER_SECTION=""
 if [ "${CLUSTER:-0}" = 1 ]; then
-  NATSP=$(port)
+  NATSP=$(relay_port)
   mkdir -p "$W/nats"
   nats-server -a 127.0.0.1 -p "$NATSP" -js -sd "$W/nats" > "$W/nats.log" 2>&1 &
   NATS_PID=$!
@@ -124,7 +123,7 @@ JSON
   local RUN=("$HUBD" -c "$d/hub.json" --ports-file "$d/ports.json")
   if [ "${REFERENCE:-hub}" = nginx ]; then # the reference relay on a port of its own
     local rp ssl=""
-    rp=$(port)
+    rp=$(relay_port)
     [ "${TLS:-0}" = 1 ] && ssl=" ssl; ssl_certificate $W/tls.pem; ssl_certificate_key $W/tls.key; ssl_protocols TLSv1.3"
     nginx_conf "$d" relay 1 "$(relay_block "$rp" "$STUB" "$ssl")" "master_process off; daemon off;"
     RUN=(nginx -c "$d/relay.conf" -p "$d")

@@ -13,6 +13,8 @@
 # Unlike relay.sh's table (wrk, saturation) this shows the cost per message when each wake-up
 # carries few messages, where involuntary context switches (the relay preempted by the client or
 # the stub it just woke) add to the latency tail.
+# APPARATUS=batch|core0 keeps the stub and bench-openloop from taking the relays' CPU
+# (relay_world.sh): the involuntary switches they cause disappear, for the hub and nginx alike.
 # HUB_WORKERS=N sets the hub's `workers` (default: one per core), as in relay.sh.
 # Usage: tools/bench/relay_rate.sh [BUILD_DIR] [RATE] [SECS] [ROUNDS]
 # Needs: nginx (nginx-light); perf (linux-perf) for the system-call column.
@@ -59,7 +61,7 @@ for r in $(seq "$ROUNDS"); do
         sleep "$(python3 -c "print($SECS + 1)")" 2>/dev/null &
       PERF_PID=$!
     fi
-    out=$("$OPENLOOP" -p "$P" -r "$RATE" -d "$SECS" -w 1 -c 64 -s "$W/$t.$r.series")
+    out=$(apparatus "$OPENLOOP" -p "$P" -r "$RATE" -d "$SECS" -w 1 -c 64 -s "$W/$t.$r.series")
     [ "$PERF" = 1 ] && { wait "$PERF_PID" || true; }
     # shellcheck disable=SC2086
     c1=$(cpu_ticks $PIDS); read -r v1 n1 <<<"$(switches $PIDS)"

@@ -18,6 +18,14 @@
 # its own session (SESSION=shared: in this script's) and waits for its ports: sets HUB_PID and
 # HUB (the TS002 port). relay_world_down DIR stops the stub, the nginx relay and the hub.
 # relay_port: a free TCP port on 127.0.0.1. cpu_ticks PID...: their utime+stime (clock ticks).
+# APPARATUS (docs/PERFORMANCE.md step 25) keeps the measuring processes — the stub and, through
+# `apparatus CMD...`, the scripts' load clients — from taking the relay's CPU:
+#   batch  they run under SCHED_BATCH (chrt -b 0): a batch task that wakes never preempts the
+#          running one, so the relay under test (hub or nginx alike) is not preempted by the
+#          processes its own writes wake;
+#   core0  they run on CPU 0 and both relays on the other CPUs (taskset; `relay_pin` prints the
+#          prefix), with one worker per CPU left (the hub's `workers` unless HUB_WORKERS is set, nginx's
+#          worker_processes): each relay has cores of its own, as on a machine that is only a hub.
 ANS='{"ProtocolVersion":"1.0","SenderID":"000505","ReceiverID":"000202","TransactionID":1,"MessageType":"PRStartAns","Result":{"ResultCode":"Success"},"DevEUI":"0102030405060708","FCntUp":1,"Lifetime":0}'
 KEY="bench-key-0123456789"
 relay_table() {
@@ -55,27 +63,41 @@ relay_block() {
 }
 stub_start() {
   nginx_conf "$1" stub 1 "server { listen 127.0.0.1:$2; location / { default_type application/json; return 200 '$ANS'; } }"
-  nginx -c "$1/stub.conf" -p "$1"
+  apparatus nginx -c "$1/stub.conf" -p "$1"
 }
+apparatus() {
+  case ${APPARATUS:-} in
+    "") "$@" ;;
+    batch) chrt -b 0 "$@" ;;
+    core0) taskset -c 0 "$@" ;;
+    *) echo "APPARATUS: batch, core0 or empty, not '$APPARATUS'" >&2; return 1 ;;
+  esac
+}
+relay_cpus() { echo $(($(nproc) - 1)); }
+relay_pin() { [ "${APPARATUS:-}" = core0 ] && echo taskset -c "1-$(relay_cpus)"; return 0; }
 relay_port() { python3 "$(dirname "${BASH_SOURCE[0]}")/../common/free_port.py"; }
 cpu_ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{print $14+$15}' "/proc/$p/stat"))); done; echo "$t"; }
 relay_world_up() {
   STUB=$(relay_port); RELAY=$(relay_port)
   stub_start "$1" "$STUB"
-  nginx_conf "$1" relay auto "$(relay_block "$RELAY" "$STUB" "${2:-}")"
-  nginx -c "$1/relay.conf" -p "$1"
+  local n=auto
+  [ "${APPARATUS:-}" = core0 ] && n=$(relay_cpus)
+  nginx_conf "$1" relay "$n" "$(relay_block "$RELAY" "$STUB" "${2:-}")"
+  $(relay_pin) nginx -c "$1/relay.conf" -p "$1"
   relay_table "$1/table.json" "$STUB"
 }
 relay_hub_start() {
   local workers="" setsid=setsid
-  [ -n "${HUB_WORKERS:-}" ] && workers="\"workers\":$HUB_WORKERS,"
+  local nw=${HUB_WORKERS:-}
+  [ -z "$nw" ] && [ "${APPARATUS:-}" = core0 ] && nw=$(relay_cpus)
+  [ -n "$nw" ] && workers="\"workers\":$nw,"
   [ "${4:-own}" = own ] || setsid=
   cat > "$1/hub.json" <<JSON
 {"log_level":"warn",$workers"import":"$1/table.json","database":{"path":"$1/db"},
  "ts002":{"address":"127.0.0.1","port":0${3:-}},"admin":{"address":"127.0.0.1","port":0},
  "relay":{"pending_max":1000000,"endpoint_allow_ranges":["127.0.0.0/8"]}}
 JSON
-  $setsid "$2" -c "$1/hub.json" --ports-file "$1/ports.json" > "$1/hub.log" 2>&1 &
+  $(relay_pin) $setsid "$2" -c "$1/hub.json" --ports-file "$1/ports.json" > "$1/hub.log" 2>&1 &
   HUB_PID=$!
   for _ in $(seq 100); do [ -f "$1/ports.json" ] && break; sleep 0.05; done
   HUB=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['ts002'])" "$1/ports.json")

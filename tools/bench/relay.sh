@@ -16,7 +16,8 @@
 # TLS=1 puts TLS 1.3 in front of the hub and the nginx relay (the same ECDSA P-256 certificate,
 # made by this script; the legs to the stub stay plain) and adds the new-connection table: wrk
 # with `Connection: close`, so every request pays a full TLS handshake (wrk does not resume
-# sessions), against the hub and nginx in rounds, with the CPU time each relay spends per connection.
+# sessions), against the hub and nginx in rounds, with the CPU time each relay spends per
+# connection.
 # HUB_WORKERS=N sets the hub's `workers` (default: the hub's own, one per core). The script
 # prints how the nginx relay's workers share the client's connections, measured during its first
 # run (nginx accepts from one queue and its split varies from run to run; the hub's SO_REUSEPORT

@@ -24,8 +24,9 @@
 #          running one, so the relay under test (hub or nginx alike) is not preempted by the
 #          processes its own writes wake;
 #   core0  they run on CPU 0 and both relays on the other CPUs (taskset; `relay_pin` prints the
-#          prefix), with one worker per CPU left (the hub's `workers` unless HUB_WORKERS is set, nginx's
-#          worker_processes): each relay has cores of its own, as on a machine that is only a hub.
+#          prefix), with one worker per CPU left (the hub's `workers` unless HUB_WORKERS is set,
+#          nginx's worker_processes): each relay has cores of its own, as on a machine that is
+#          only a hub. Needs at least 2 CPUs.
 ANS='{"ProtocolVersion":"1.0","SenderID":"000505","ReceiverID":"000202","TransactionID":1,"MessageType":"PRStartAns","Result":{"ResultCode":"Success"},"DevEUI":"0102030405060708","FCntUp":1,"Lifetime":0}'
 KEY="bench-key-0123456789"
 relay_table() {
@@ -73,7 +74,11 @@ apparatus() {
     *) echo "APPARATUS: batch, core0 or empty, not '$APPARATUS'" >&2; return 1 ;;
   esac
 }
-relay_cpus() { echo $(($(nproc) - 1)); }
+relay_cpus() {
+  local n=$(($(nproc) - 1))
+  [ "$n" -ge 1 ] || { echo "APPARATUS=core0 needs at least 2 CPUs" >&2; return 1; }
+  echo "$n"
+}
 relay_pin() { [ "${APPARATUS:-}" = core0 ] && echo taskset -c "1-$(relay_cpus)"; return 0; }
 relay_port() { python3 "$(dirname "${BASH_SOURCE[0]}")/../common/free_port.py"; }
 cpu_ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{print $14+$15}' "/proc/$p/stat"))); done; echo "$t"; }

@@ -177,10 +177,10 @@ PY
 # relayed message in us, over the run (less sensitive to other load on the machine than msg/s)
 cpu_run() {
   local t0 t1 out
-  t0=$(awk '{print $14+$15}' "/proc/$1/stat")
+  t0=$(cpu_ticks "$1")
   out=$(run_wrk "$2")
-  t1=$(awk '{print $14+$15}' "/proc/$1/stat")
-  echo "$out $(python3 -c "print(round(($t1-$t0)/$(getconf CLK_TCK)*1e6/max(1,${out##* }), 2))")"
+  t1=$(cpu_ticks "$1")
+  echo "$out $(cpu_us_per "$t0" "$t1" "${out##* }")"
 }
 
 # admin_writer ADMIN_PORT KEYFILE MODE ARG...: the admin API client used by the sections.

@@ -101,7 +101,7 @@ declare -A RPS P50 P99 CPU
 for target in hub nginx stub; do : > "$W/$target.runs"; done
 # Rounds, not blocks: each round runs the hub, the nginx relay and the stub once, so a slow
 # minute of a shared machine falls on all three alike instead of on whichever ran then.
-RELAY_WORKERS=$(pgrep -d' ' -P "$(cat "$W/relay.pid")"); STUB_WORKER=$(pgrep -d' ' -P "$(cat "$W/stub.pid")")
+RELAY_WORKERS=$(relay_workers "$W"); STUB_WORKER=$(pgrep -d' ' -P "$(cat "$W/stub.pid")")
 for r in $(seq "$RUNS"); do
   for target in hub nginx stub; do
     case $target in hub) P=$HUB; S=$SCHEME; PIDS=$HUB_PID;; nginx) P=$RELAY; S=$SCHEME; PIDS=$RELAY_WORKERS;;
@@ -114,7 +114,7 @@ for r in $(seq "$RUNS"); do
     fi
     read -r rps p50 p99 req non2xx < <(run_wrk "$P" "$S")
     c1=$(cpu_ticks $PIDS)
-    cpu_us=$(python3 -c "print(round(($c1-$c0)/$(getconf CLK_TCK)*1e6/$req, 2))")
+    cpu_us=$(cpu_us_per "$c0" "$c1" "$req")
     [ "$non2xx" = 0 ] || echo "warning: $target returned $non2xx non-2xx responses" >&2
     echo "$rps $p50 $p99 $cpu_us" >> "$W/$target.runs"
   done
@@ -157,7 +157,7 @@ if [ "${TLS:-0}" = 1 ]; then
       c0=$(cpu_ticks $PIDS)
       read -r rps p50 p99 req non2xx < <(run_wrk "$P" https -H "Connection: close")
       c1=$(cpu_ticks $PIDS)
-      echo "$rps $p50 $p99 $(python3 -c "print(round(($c1-$c0)/$(getconf CLK_TCK)*1e6/$req, 1))")" >> "$W/$target.nc"
+      echo "$rps $p50 $p99 $(cpu_us_per "$c0" "$c1" "$req" 1)" >> "$W/$target.nc"
     done
   done
   for target in hub nginx; do

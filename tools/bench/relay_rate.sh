@@ -37,8 +37,7 @@ cleanup() {
 trap cleanup EXIT
 relay_world_up "$W"
 relay_hub_start "$W" "$HUBD"
-for _ in $(seq 50); do [ -f "$W/relay.pid" ] && break; sleep 0.05; done
-RELAY_PIDS=$(pgrep -d' ' -P "$(cat "$W/relay.pid")")
+RELAY_PIDS=$(relay_workers "$W")
 
 switches() { for p in "$@"; do cat /proc/"$p"/task/*/status; done |
   awk '/^voluntary_ctxt/ {v += $2} /^nonvoluntary_ctxt/ {n += $2} END {print v, n}'; }

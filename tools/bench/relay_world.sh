@@ -18,6 +18,8 @@
 # its own session (SESSION=shared: in this script's) and waits for its ports: sets HUB_PID and
 # HUB (the TS002 port). relay_world_down DIR stops the stub, the nginx relay and the hub.
 # relay_port: a free TCP port on 127.0.0.1. cpu_ticks PID...: their utime+stime (clock ticks).
+# cpu_us_per T0 T1 N [DIGITS]: µs of CPU per item, N items between two cpu_ticks readings.
+# relay_workers DIR: the PIDs of the nginx relay's worker processes (waits for its pid file).
 # APPARATUS (docs/PERFORMANCE.md step 25) keeps the measuring processes — the stub and, through
 # `apparatus CMD...`, the scripts' load clients — from taking the relay's CPU:
 #   batch  they run under SCHED_BATCH (chrt -b 0): a batch task that wakes never preempts the
@@ -82,6 +84,13 @@ relay_cpus() {
 relay_pin() { [ "${APPARATUS:-}" = core0 ] && echo taskset -c "1-$(relay_cpus)"; return 0; }
 relay_port() { python3 "$(dirname "${BASH_SOURCE[0]}")/../common/free_port.py"; }
 cpu_ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{print $14+$15}' "/proc/$p/stat"))); done; echo "$t"; }
+cpu_us_per() {
+  python3 -c "print(round(($2 - $1) / $(getconf CLK_TCK) * 1e6 / max(1, $3), ${4:-2}))"
+}
+relay_workers() {
+  for _ in $(seq 50); do [ -f "$1/relay.pid" ] && break; sleep 0.05; done
+  pgrep -d' ' -P "$(cat "$1/relay.pid")"
+}
 relay_world_up() {
   STUB=$(relay_port); RELAY=$(relay_port)
   stub_start "$1" "$STUB"

@@ -81,6 +81,12 @@ print(rps, p50, p99, req, non2xx.group(1) if non2xx else 0)
 PY
 }
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+# per_round FILE...: the first column of the FILEs side by side, one round per line of them:
+# "a/b/c, a/b/c, ..." (rounded to whole numbers).
+per_round() {
+  awk 'FNR == 1 {f++} {v[FNR] = v[FNR] (f > 1 ? "/" : "") sprintf("%.0f", $1); if (FNR > n) n = FNR}
+       END {for (i = 1; i <= n; i++) printf "%s%s", (i > 1 ? ", " : ""), v[i]; print ""}' "$@"
+}
 
 # sanity: the hub really relays (Success from the stub through the hub)
 python3 - "$HUB" "$SCHEME" <<'PY'
@@ -140,7 +146,7 @@ echo "| nginx stub alone (plain HTTP) | ${RPS[stub]} | ${P50[stub]} | ${P99[stub
 echo
 python3 -c "print('throughput ratio roamhubd/nginx-relay: %.2f; p99 ratio: %.2f' % (${RPS[hub]}/${RPS[nginx]}, ${P99[hub]}/${P99[nginx]}))"
 echo "CPU time per relayed message (user+system, from /proc, median): roamhubd ${CPU[hub]} us (all threads), nginx relay ${CPU[nginx]} us (its worker processes); the stub per answer: ${CPU[stub]} us"
-echo "per round (requests/s hub nginx stub): $(paste -d' ' <(cut -d' ' -f1 "$W/hub.runs") <(cut -d' ' -f1 "$W/nginx.runs") <(cut -d' ' -f1 "$W/stub.runs") | awk '{printf "%s%.0f/%.0f/%.0f", (NR > 1 ? ", " : ""), $1, $2, $3} END {print ""}')"
+echo "per round (requests/s hub nginx stub): $(per_round "$W/hub.runs" "$W/nginx.runs" "$W/stub.runs")"
 echo "nginx relay: the client's $CONNS connections per worker process: $(cat "$W/nginx.dist" 2>/dev/null)"
 echo "hub outcomes:"; cat "$W/metrics.txt"
 
@@ -163,7 +169,7 @@ if [ "${TLS:-0}" = 1 ]; then
   for target in hub nginx; do
     echo "| $target | $(cut -d' ' -f1 "$W/$target.nc" | median) | $(cut -d' ' -f2 "$W/$target.nc" | median) | $(cut -d' ' -f3 "$W/$target.nc" | median) | $(cut -d' ' -f4 "$W/$target.nc" | median) |"
   done
-  echo "per round (new connections/s hub nginx): $(paste -d' ' <(cut -d' ' -f1 "$W/hub.nc") <(cut -d' ' -f1 "$W/nginx.nc") | awk '{printf "%s%.0f/%.0f", (NR > 1 ? ", " : ""), $1, $2} END {print ""}')"
+  echo "per round (new connections/s hub nginx): $(per_round "$W/hub.nc" "$W/nginx.nc")"
 fi
 
 [ -n "${LATENCY:-}" ] || exit 0

@@ -41,7 +41,6 @@ RELAY_PIDS=$(relay_workers "$W")
 
 switches() { for p in "$@"; do cat /proc/"$p"/task/*/status; done |
   awk '/^voluntary_ctxt/ {v += $2} /^nonvoluntary_ctxt/ {n += $2} END {print v, n}'; }
-HZ=$(getconf CLK_TCK)
 PERF=0
 if command -v perf >/dev/null &&
    perf stat -e raw_syscalls:sys_enter -o /dev/null -- true 2>/dev/null; then PERF=1; fi
@@ -70,14 +69,11 @@ for r in $(seq "$ROUNDS"); do
     sys="-"
     [ "$PERF" = 1 ] && sys=$(awk -v n="$sent" '/raw_syscalls/ {gsub(",", "", $1); printf "%.2f", $1 / n}' "$W/perf.out")
     slow=$(awk '$3 >= 3000 {a++} $3 >= 10000 {b++} END {printf "%d / %d of %d", a, b, NR}' "$W/$t.$r.series")
-    python3 - "$r" "$t" "$p50" "$p99" "$c0" "$c1" "$HZ" "$sent" "$v0" "$v1" "$n0" "$n1" "$sys" "$slow" <<'PY'
-import sys
-r, t, p50, p99, c0, c1, hz, sent, v0, v1, n0, n1, sysc, slow = sys.argv[1:]
-sent = int(sent)
-cpu = (int(c1) - int(c0)) / int(hz) * 1e6 / sent
-print("| %s | %s | %.0f | %.0f | %.1f | %.2f / %.2f | %s | %s |" % (
-    r, t, float(p50), float(p99), cpu, (int(v1) - int(v0)) / sent, (int(n1) - int(n0)) / sent,
-    sysc, slow))
-PY
+    cpu=$(cpu_us_per "$c0" "$c1" "$sent" 1)
+    awk -v r="$r" -v t="$t" -v p50="$p50" -v p99="$p99" -v cpu="$cpu" -v n="$sent" -v v0="$v0" \
+        -v v1="$v1" -v n0="$n0" -v n1="$n1" -v sysc="$sys" -v slow="$slow" 'BEGIN {
+      if (n <= 0) n = 1
+      printf "| %s | %s | %.0f | %.0f | %s | %.2f / %.2f | %s | %s |\n", r, t, p50, p99, cpu,
+             (v1 - v0) / n, (n1 - n0) / n, sysc, slow }'
   done
 done

@@ -1,12 +1,13 @@
 /*
  * bi_fast.c — one-pass TS002 decoding (see bi_fast.h): a recursive-descent reader of strict JSON
- * over a copy of the body that types known members through bi_msg.c's field tables and leaf
- * decoders as it meets them, skips unknown members (checking them as bi_scan and the tree pass
- * would), and answers RH_EAGAIN — "let bi_msg_decode decide" — at the first thing it does not
- * handle. Nothing here produces a refusal, so refusals keep bi_msg_decode's exact wording.
+ * over a copy of the body that types known members through bi_msg.c's field tables and the leaf
+ * decoders of bi_leaf.h as it meets them, skips unknown members (checking them as bi_scan and the
+ * tree pass would), and answers RH_EAGAIN — "let bi_msg_decode decide" — at the first thing it does
+ * not handle. Nothing here produces a refusal, so refusals keep bi_msg_decode's exact wording.
  */
 #include "bi_fast.h"
 #include "bi_internal.h"
+#include "bi_leaf.h"
 
 #if defined(__SSE2__)
 #include <emmintrin.h>
@@ -70,9 +71,9 @@ static int record_member(fctx_t *c, size_t key_off)
     return RH_OK;
 }
 
-/* A parsed JSON value: the fields the leaf decoders read, as a stack cJSON node. */
+/* A parsed JSON value: what the leaf decoders read (bi_val_t, without a tree node). */
 typedef struct fval {
-    cJSON node;
+    bi_val_t v;
     char kind; /* 's' string, 'n' number, 't'/'f' booleans, 'z' null, '{' '[' containers (not
                   consumed: the caller reads them) */
     bool frac; /* a number written with a fraction or an exponent (bi_scan's integer-written-as-
@@ -94,7 +95,7 @@ static inline void ws(fctx_t *c)
 
 /* At '"': the string's bytes, NUL-terminated in place; i after the closing quote. Only
  * printable ASCII without escapes is handled (what cJSON keeps byte for byte). */
-static int read_string(fctx_t *c, char **s, size_t *len)
+static int read_string(fctx_t *c, const char **s, size_t *len)
 {
     size_t start = ++c->i, i = start;
     const unsigned char *p = (const unsigned char *)c->p;
@@ -164,43 +165,42 @@ static const double pow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
 static int read_number(fctx_t *c, double *d, bool *frac)
 {
     const char *p = c->p;
-    size_t i = c->i, n = c->n, start = i;
+    size_t i = c->i, start = i;
     *frac = false;
-    bool neg = i < n && p[i] == '-';
+    /* p[n] is the working copy's NUL, which ends every run of digits: no bound checks */
+    bool neg = p[i] == '-';
     if (neg)
         i++;
-    if (i >= n)
-        return DEFER;
     uint64_t m = 0;  /* the digits (meaningful while digits <= 15) */
     int digits = 0, scale = 0;
     if (p[i] == '0')
         i++;
     else if (p[i] >= '1' && p[i] <= '9')
-        for (; i < n && p[i] >= '0' && p[i] <= '9'; i++, digits++)
+        for (; p[i] >= '0' && p[i] <= '9'; i++, digits++)
             m = m * 10 + (uint64_t)(p[i] - '0');
     else
         return DEFER;
-    if (i < n && p[i] == '.') {
+    if (p[i] == '.') {
         *frac = true;
         i++;
-        if (i >= n || p[i] < '0' || p[i] > '9')
+        if (p[i] < '0' || p[i] > '9')
             return DEFER;
-        for (; i < n && p[i] >= '0' && p[i] <= '9'; i++, scale--) {
+        for (; p[i] >= '0' && p[i] <= '9'; i++, scale--) {
             if (m || p[i] != '0')
                 digits++;
             m = m * 10 + (uint64_t)(p[i] - '0');
         }
     }
-    if (i < n && (p[i] == 'e' || p[i] == 'E')) {
+    if (p[i] == 'e' || p[i] == 'E') {
         *frac = true;
         i++;
-        if (i < n && (p[i] == '+' || p[i] == '-'))
+        if (p[i] == '+' || p[i] == '-')
             i++;
         bool eneg = p[i - 1] == '-';
-        if (i >= n || p[i] < '0' || p[i] > '9')
+        if (p[i] < '0' || p[i] > '9')
             return DEFER;
         int e = 0;
-        for (; i < n && p[i] >= '0' && p[i] <= '9'; i++)
+        for (; p[i] >= '0' && p[i] <= '9'; i++)
             if (e <= 400) /* beyond any fast-path power: only "too large" matters */
                 e = e * 10 + (p[i] - '0');
         scale += eneg ? -e : e;
@@ -235,47 +235,41 @@ static int literal(fctx_t *c, const char *word, size_t len)
 }
 
 /* Reads a scalar (or notes a container without consuming it). */
-static int read_value(fctx_t *c, fval_t *v)
+static inline __attribute__((always_inline)) int read_value(fctx_t *c, fval_t *v)
 {
-    /* what the leaf decoders read of the node (bi_decode_value: type, valuestring, valuedouble)
-     * and nothing else: no memset of the whole cJSON struct per value */
-    v->node.type = 0;
-    v->node.valuestring = NULL;
-    v->node.valuedouble = 0;
-    v->node.valueint = 0;
-    v->node.child = NULL;
-    v->node.string = NULL;
+    /* each kind sets what the leaf decoders read of it (bi_val_t: type, then s/len or d) */
     v->frac = false;
+    v->v.node = NULL;
     c->vstart = c->i;
     if (c->i >= c->n)
         return DEFER;
     char ch = c->p[c->i];
-    size_t len;
     switch (ch) {
     case '"':
         v->kind = 's';
-        v->node.type = cJSON_String;
-        return read_string(c, &v->node.valuestring, &len);
+        v->v.type = cJSON_String;
+        return read_string(c, &v->v.s, &v->v.len);
     case '{':
     case '[':
         v->kind = ch;
+        v->v.type = ch == '{' ? cJSON_Object : cJSON_Array;
         return RH_OK;
     case 't':
         v->kind = 't';
-        v->node.type = cJSON_True;
+        v->v.type = cJSON_True;
         return literal(c, "true", 4);
     case 'f':
         v->kind = 'f';
-        v->node.type = cJSON_False;
+        v->v.type = cJSON_False;
         return literal(c, "false", 5);
     case 'n':
         v->kind = 'z';
-        v->node.type = cJSON_NULL;
+        v->v.type = cJSON_NULL;
         return literal(c, "null", 4);
     default:
         v->kind = 'n';
-        v->node.type = cJSON_Number;
-        return read_number(c, &v->node.valuedouble, &v->frac);
+        v->v.type = cJSON_Number;
+        return read_number(c, &v->v.d, &v->frac);
     }
 }
 
@@ -360,7 +354,7 @@ static int read_object(fctx_t *c, member_fn fn, void *arg)
             ws(c);
             r = typed_known(c, typed, k, c->p + key_off + 1, keylen);
         } else {
-            char *key;
+            const char *key;
             size_t keylen;
             if ((r = read_string(c, &key, &keylen)))
                 return r;
@@ -430,6 +424,7 @@ struct tobj {
     uint64_t seen;
     int prev_k; /* field index of the previous member (-1: none yet, or unknown) */
     int8_t *next; /* this thread's next_field[t] */
+    const struct keyindex *x; /* key_index[t] */
     keyset_t unknown;
 };
 
@@ -486,6 +481,7 @@ typedef struct keyindex {
     uint8_t len[64];
     char head[64][16];   /* the names' first 16 bytes, zero-padded: one 16-byte compare */
     uint64_t int_key;    /* bit i: bi_is_int_key(name of field i) */
+    uint64_t span_key;   /* bit i: field i is a header value bi_msg_splice_header rewrites */
 } keyindex_t;
 
 static const bi_tab_t *const tabs[] = {&bi_tab_top, &bi_tab_result, &bi_tab_ul,
@@ -514,6 +510,11 @@ static void key_index_build(void)
             memcpy(x->head[i], name, n < 16 ? n : 16);
             if (bi_is_int_key(name, n))
                 x->int_key |= 1ull << i;
+            const fdesc_t *fd = &tabs[t]->f[i];
+            if (tabs[t] == &bi_tab_top &&
+                (fd->type == FT_ID ||
+                 (fd->type == FT_U32 && fd->off == offsetof(bi_fields_t, hdr.transaction_id))))
+                x->span_key |= 1ull << i;
             int8_t *b = x->slot[key_hash(name, n)];
             int j = 0;
             while (j < KEY_SLOTS && b[j] >= 0)
@@ -577,7 +578,7 @@ static int predicted_key(fctx_t *c, tobj_t *o)
     int k = o->next[o->prev_k + 1] - 1;
     if (k < 0 || !key_index_ok)
         return -1;
-    const keyindex_t *x = &key_index[o->t];
+    const keyindex_t *x = o->x;
     size_t len = x->len[k], at = c->i + 1;
     if (len > 16 || at + len + 2 > c->n)
         return -1;
@@ -613,7 +614,8 @@ static int typed_member(fctx_t *c, void *arg, const char *key, size_t keylen)
 }
 
 /* A member of a known field k (key: its name, keylen bytes) with i at its value. */
-static int typed_known(fctx_t *c, tobj_t *o, int k, const char *key, size_t keylen)
+static inline __attribute__((always_inline)) int typed_known(fctx_t *c, tobj_t *o, int k,
+                                                             const char *key, size_t keylen)
 {
     c->last_k = k;
     o->prev_k = k;
@@ -626,14 +628,14 @@ static int typed_known(fctx_t *c, tobj_t *o, int k, const char *key, size_t keyl
     if (r)
         return r;
     if (v.frac && ((!key_index_ok && bi_is_int_key(key, keylen)) ||
-                   (key_index_ok && (key_index[o->t].int_key >> k & 1))))
+                   (key_index_ok && (o->x->int_key >> k & 1))))
         c->dc.m->canon |= BI_CANON_INT_AS_FLOAT;
     if (v.kind == 'z')
         return RH_OK; /* null = absent */
-    if (o->tab == &bi_tab_top && (fd->type == FT_ID || (fd->type == FT_U32 && fd->off == offsetof(bi_fields_t, hdr.transaction_id)))) {
+    if (o->x->span_key >> k & 1) {
         /* The header values bi_msg_splice_header rewrites: strings with their quotes. */
         bi_hdr_spans_t *sp = &c->dc.m->spans;
-        size_t end = c->i, off = v.kind == 's' ? (size_t)(v.node.valuestring - c->p) - 1 : c->vstart;
+        size_t end = c->i, off = v.kind == 's' ? (size_t)(v.v.s - c->p) - 1 : c->vstart;
         bi_span_t *at = fd->type != FT_ID ? &sp->txid
                         : fd->off == offsetof(bi_fields_t, hdr.sender_id) ? &sp->sender
                                                                           : &sp->receiver;
@@ -675,7 +677,7 @@ static int typed_known(fctx_t *c, tobj_t *o, int k, const char *key, size_t keyl
     default:
         if (v.kind == '{' || v.kind == '[')
             return DEFER; /* a leaf field with a container value is refused */
-        if (bi_decode_value(&c->dc, fd, &v.node, o->base, NULL))
+        if (bi_decode_leaf(&c->dc, fd, &v.v, o->base, NULL))
             return DEFER; /* (hex fields note where they stand: bi_msg.c's hex_field) */
         break;
     }
@@ -697,6 +699,7 @@ static int read_typed(fctx_t *c, const bi_tab_t *tab, void *base)
     o.seen = 0;
     o.prev_k = -1;
     o.next = next_field[o.t];
+    o.x = &key_index[o.t];
     o.unknown.n = 0;
     return read_object(c, typed_member, &o);
 }

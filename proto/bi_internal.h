@@ -178,11 +178,30 @@ typedef struct dctx {
     bool from_tree; /* bi_msg_from_json: the byte scan did not run */
 } dctx_t;
 
+/* Records the first error of a decode in c (later ones are ignored): c->rc = e and, when c->err
+ * is set, its code and a description "<path>: <printf fmt>" (path "body" when p is NULL).
+ * Returns c->rc (e, or the earlier error). */
+int bi_fail_at(dctx_t *c, const path_t *p, bi_result_code_t code, int e, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+/* One member value as the leaf decoders read it: a tree node's (bi_val_of) or, in bi_fast.c,
+ * straight from the bytes. type: the cJSON type (cJSON_String, cJSON_Number, cJSON_True ...; 0
+ * for a string node without a valuestring); s: a string's NUL-terminated bytes, len of them
+ * (strings with "\u0000" end at it, as cJSON's do); d: a number's value; node: the tree node, which
+ * container types (objects, arrays) walk — NULL from bi_fast.c, which reads containers itself. */
+typedef struct bi_val {
+    int type;
+    const char *s;
+    size_t len;
+    double d;
+    const cJSON *node;
+} bi_val_t;
+
 /* Decodes one member value v of descriptor fd into base (+ fd->off) and m->f / m->canon, with
- * the field's type, range and size checks. Leaf types read only v's type, valuestring and
- * valuedouble, so bi_fast.c passes a stack node; container types walk v's children. Returns
- * RH_OK or the first error (recorded in c). */
-int bi_decode_value(dctx_t *c, const fdesc_t *fd, const cJSON *v, void *base, const path_t *p);
+ * the field's type, range and size checks. Leaf types read v's type, s/len and d; container
+ * types walk v->node's children (v->node must be set for them). Returns RH_OK or the first
+ * error (recorded in c). */
+int bi_decode_value(dctx_t *c, const fdesc_t *fd, const bi_val_t *v, void *base, const path_t *p);
 
 /* The per-MessageType mandatory fields of a filled view (bi_msg_decode's list). */
 int bi_validate(dctx_t *c);

@@ -4,15 +4,13 @@
  * docs/ARCHITECTURE.md, "TS002 JSON codec").
  *
  * The message struct and its invariants are in bi_internal.h (shared with bi_fast.c, the
- * one-pass decoder, which fills the typed view through bi_decode_value and leaves the tree to
- * bi_msg_tree: every function here that reads or edits m->root calls it first).
+ * one-pass decoder, which fills the typed view through bi_leaf.h's leaf decoders and leaves the
+ * tree to bi_msg_tree: every function here that reads or edits m->root calls it first).
  */
 #include "bi_internal.h"
+#include "bi_leaf.h"
 #include "rh_hex.h"
 
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#endif
 #include <math.h> /* isfinite (a macro: no libm needed) */
 #include <stdbool.h>
 #include <stddef.h>
@@ -162,9 +160,7 @@ static size_t fmt_path(const path_t *p, char *out, size_t cap)
     return w < 0 ? o : o + (size_t)w;
 }
 
-static int fail(dctx_t *c, const path_t *p, bi_result_code_t code, int e, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
-static int fail(dctx_t *c, const path_t *p, bi_result_code_t code, int e, const char *fmt, ...)
+int bi_fail_at(dctx_t *c, const path_t *p, bi_result_code_t code, int e, const char *fmt, ...)
 {
     if (c->rc != RH_OK)
         return c->rc;
@@ -186,146 +182,19 @@ static int fail(dctx_t *c, const path_t *p, bi_result_code_t code, int e, const 
     return e;
 }
 
-#define MALFORMED BI_RC_MALFORMED_REQUEST /* respelt per version at the end of build() */
-
-/* cJSON_IsString and its kin without a call into the shared library: the same test of the type's
- * low byte (the leaf decoders run for every member of every message). */
-static inline bool is_type(const cJSON *v, int type)
+/* A tree node as the leaf decoders read it (bi_val_t). */
+static bi_val_t val_of(const cJSON *v)
 {
-    return v && (v->type & 0xFF) == type;
-}
-
-/* ================================================================== leaf decoders */
-
-/* A message from bi_fast_decode before its tree exists (m->text is the received body, then the
- * working copy the view's strings point into): where the typed hex field's digits s (n bytes)
- * stand in the body, for bi_msg_splice_header's respelling. Recorded here, next to the case flags
- * they go with, so every field whose case counts has its span. */
-static void note_hex_span(bi_msg_t *m, const char *s, size_t n)
-{
-    if (m->root || !m->text)
-        return;
-    const char *copy = m->text + m->text_len + 1;
-    if (s < copy || s + n > copy + m->text_len)
-        return;
-    if (m->hex_n < BI_HEX_SPANS)
-        m->hex[m->hex_n] = (bi_hex_span_t){(uint32_t)(s - copy), (uint32_t)n};
-    m->hex_n++;
-}
-
-/* Decodes a hex string of minb..maxb bytes into out (NULL: validate only). For `sizes` != 0 the
- * byte count must be one of the two sizes packed as (a | b << 8). */
-static int hex_field(dctx_t *c, const path_t *p, const cJSON *v, size_t minb, size_t maxb,
-                     unsigned sizes, uint8_t *out, size_t *outlen, bi_result_code_t size_code)
-{
-    if (!is_type(v, cJSON_String))
-        return fail(c, p, MALFORMED, RH_EINVAL, "expected a hex string");
-    const char *s = v->valuestring;
-    size_t n = strlen(s);
-    if (n >= 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
-        s += 2;
-        n -= 2;
-        c->m->canon |= BI_CANON_HEX_PREFIX;
-    }
-    /* Class of each byte: 1 digit, 2 upper-case letter, 4 lower-case letter, 0 not hex. The
-     * classes seen are OR-ed and the canonical-form flags set once, after the loop. */
-    static const uint8_t cls[256] = {
-        ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1,
-        ['8'] = 1, ['9'] = 1, ['A'] = 2, ['B'] = 2, ['C'] = 2, ['D'] = 2, ['E'] = 2, ['F'] = 2,
-        ['a'] = 4, ['b'] = 4, ['c'] = 4, ['d'] = 4, ['e'] = 4, ['f'] = 4};
-    unsigned seen = 0;
-    size_t i = 0;
-#if defined(__SSE2__)
-    /* 16 digits at a time: each byte in '0'..'9', 'A'..'F' or 'a'..'f' (signed compares: bytes
-     * >= 0x80 are in no range); a chunk with anything else is left to the loop below, which
-     * names the byte. */
-    for (; i + 16 <= n; i += 16) {
-        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
-#define IN_RANGE(lo, hi) \
-    _mm_and_si128(_mm_cmpgt_epi8(x, _mm_set1_epi8((lo) - 1)), _mm_cmplt_epi8(x, _mm_set1_epi8((hi) + 1)))
-        unsigned digit = (unsigned)_mm_movemask_epi8(IN_RANGE('0', '9')),
-                 upper = (unsigned)_mm_movemask_epi8(IN_RANGE('A', 'F')),
-                 lower = (unsigned)_mm_movemask_epi8(IN_RANGE('a', 'f'));
-#undef IN_RANGE
-        if ((digit | upper | lower) != 0xFFFFu)
-            break;
-        seen |= (upper ? 2u : 0u) | (lower ? 4u : 0u);
-    }
-#endif
-    for (; i < n; i++) {
-        int ch = (unsigned char)s[i];
-        unsigned k = cls[ch];
-        seen |= k;
-        if (!k) {
-            if (ch > 0x20 && ch < 0x7f)
-                return fail(c, p, MALFORMED, RH_EINVAL, "invalid hex digit '%c' at position %zu",
-                            ch, i);
-            return fail(c, p, MALFORMED, RH_EINVAL, "invalid hex digit 0x%02x at position %zu",
-                        ch, i);
+    bi_val_t x = {v->type & 0xFF, NULL, 0, v->valuedouble, v};
+    if (x.type == cJSON_String) {
+        if (v->valuestring) {
+            x.s = v->valuestring;
+            x.len = strlen(x.s);
+        } else {
+            x.type = 0; /* a caller-built node: "expected string" */
         }
     }
-    if (seen & 4)
-        c->m->canon |= BI_CANON_HEX_LOWER;
-    if (seen & 2)
-        c->m->canon |= BI_CANON_HEX_UPPER;
-    if (n % 2)
-        return fail(c, p, MALFORMED, RH_EINVAL, "odd number of hex digits (%zu)", n);
-    size_t nb = n / 2;
-    if (sizes) {
-        unsigned a = sizes & 0xff, b = sizes >> 8;
-        if (nb != a && nb != b) {
-            if (a == 3 && b == 8)
-                return fail(c, p, size_code, RH_EINVAL,
-                            "expected a NetID (3 bytes) or an EUI-64 (8 bytes), got %zu bytes", nb);
-            return fail(c, p, size_code, RH_EINVAL, "expected %u or %u bytes, got %zu", a, b, nb);
-        }
-    } else if (minb == maxb && nb != minb) {
-        return fail(c, p, size_code, size_code == MALFORMED ? RH_EINVAL : RH_ESIZE,
-                    "expected %zu bytes (%zu hex digits), got %zu", minb, 2 * minb, nb);
-    } else if (nb < minb || nb > maxb) {
-        return fail(c, p, size_code, size_code == MALFORMED ? RH_ERANGE : RH_ESIZE,
-                    "%zu bytes is outside %zu..%zu", nb, minb, maxb);
-    }
-    if (out)
-        for (size_t j = 0; j < nb; j++)
-            out[j] = (uint8_t)(rh_hex_nibble((unsigned char)s[2 * j]) << 4 | rh_hex_nibble((unsigned char)s[2 * j + 1]));
-    if (outlen)
-        *outlen = nb;
-    note_hex_span(c->m, s, n);
-    return RH_OK;
-}
-
-static int hex_be(dctx_t *c, const path_t *p, const cJSON *v, unsigned sizes, size_t fixed,
-                  uint64_t *val, size_t *nb)
-{
-    uint8_t b[8];
-    size_t n = 0;
-    int r = hex_field(c, p, v, fixed, fixed, sizes, b, &n, MALFORMED);
-    if (r)
-        return r;
-    uint64_t x = 0;
-    for (size_t i = 0; i < n; i++)
-        x = x << 8 | b[i];
-    *val = x;
-    if (nb)
-        *nb = n;
-    return RH_OK;
-}
-
-static int int_field(dctx_t *c, const path_t *p, const cJSON *v, double min, double max, double *out)
-{
-    if (!is_type(v, cJSON_Number))
-        return fail(c, p, MALFORMED, RH_EINVAL, "expected integer");
-    double d = v->valuedouble;
-    if (!isfinite(d))
-        return fail(c, p, MALFORMED, RH_ERANGE, "number out of range");
-    double ad = d < 0 ? -d : d;
-    if (ad < 9007199254740992.0 && d != (double)(int64_t)d) /* >= 2^53 is always integral */
-        return fail(c, p, MALFORMED, RH_EINVAL, "expected integer, got %.17g", d);
-    if (d < min || d > max)
-        return fail(c, p, MALFORMED, RH_ERANGE, "%.15g is out of range %.15g..%.15g", d, min, max);
-    *out = d;
-    return RH_OK;
+    return x;
 }
 
 /* ================================================================== objects */
@@ -338,23 +207,24 @@ static int decode_object(dctx_t *c, const cJSON *obj, const fdesc_t *tab, size_t
 static int check_generic(dctx_t *c, const cJSON *v, const path_t *p, int depth)
 {
     if (depth > BI_MAX_DEPTH)
-        return fail(c, p, MALFORMED, RH_ERANGE, "nesting deeper than %d levels", BI_MAX_DEPTH);
-    if (is_type(v, cJSON_Number) && !isfinite(v->valuedouble))
-        return fail(c, p, MALFORMED, RH_ERANGE, "number out of range");
+        return bi_fail_at(c, p, MALFORMED, RH_ERANGE, "nesting deeper than %d levels",
+                          BI_MAX_DEPTH);
+    if (cJSON_IsNumber(v) && !isfinite(v->valuedouble))
+        return bi_fail_at(c, p, MALFORMED, RH_ERANGE, "number out of range");
     if (!cJSON_IsObject(v) && !cJSON_IsArray(v))
         return RH_OK;
     int i = 0;
     for (const cJSON *ch = v->child; ch; ch = ch->next, i++) {
         if (i >= (cJSON_IsArray(v) ? BI_MAX_ARRAY : BI_MAX_MEMBERS))
-            return fail(c, p, MALFORMED, RH_ERANGE, "more than %d %s", i,
-                        cJSON_IsArray(v) ? "elements" : "members");
+            return bi_fail_at(c, p, MALFORMED, RH_ERANGE, "more than %d %s", i,
+                              cJSON_IsArray(v) ? "elements" : "members");
         path_t cp = {p, cJSON_IsObject(v) ? ch->string : NULL, i};
         if (cJSON_IsObject(v)) {
             if (!ch->string)
-                return fail(c, p, MALFORMED, RH_EINVAL, "member without a key");
+                return bi_fail_at(c, p, MALFORMED, RH_EINVAL, "member without a key");
             for (const cJSON *prev = v->child; prev != ch; prev = prev->next)
                 if (strcmp(prev->string, ch->string) == 0)
-                    return fail(c, &cp, MALFORMED, RH_EEXIST, "duplicate key");
+                    return bi_fail_at(c, &cp, MALFORMED, RH_EEXIST, "duplicate key");
         }
         int r = check_generic(c, ch, &cp, depth + 1);
         if (r)
@@ -372,23 +242,23 @@ static int decode_gwarray(dctx_t *c, const cJSON *v, bi_gwinfo_t **out, size_t *
                           const path_t *p)
 {
     if (!cJSON_IsArray(v))
-        return fail(c, p, MALFORMED, RH_EINVAL, "expected array");
+        return bi_fail_at(c, p, MALFORMED, RH_EINVAL, "expected array");
     size_t n = 0;
     for (const cJSON *e = v->child; e; e = e->next)
         if (++n > BI_MAX_GWINFO)
-            return fail(c, p, MALFORMED, RH_ERANGE, "more than %d elements", BI_MAX_GWINFO);
+            return bi_fail_at(c, p, MALFORMED, RH_ERANGE, "more than %d elements", BI_MAX_GWINFO);
     if (n == 0)
         return RH_OK;
     bi_gwinfo_t *gw = calloc(n, sizeof *gw);
     if (!gw)
-        return fail(c, p, BI_RC_OTHER, RH_ENOMEM, "out of memory");
+        return bi_fail_at(c, p, BI_RC_OTHER, RH_ENOMEM, "out of memory");
     *out = gw;
     *count = n;
     int i = 0;
     for (const cJSON *e = v->child; e; e = e->next, i++) {
         path_t ep = {p, NULL, i};
         if (!cJSON_IsObject(e))
-            return fail(c, &ep, MALFORMED, RH_EINVAL, "expected object");
+            return bi_fail_at(c, &ep, MALFORMED, RH_EINVAL, "expected object");
         int r = decode_object(c, e, bi_gw_tab, NELEM(bi_gw_tab), &gw[i], &ep, false);
         if (r)
             return r;
@@ -396,230 +266,57 @@ static int decode_gwarray(dctx_t *c, const cJSON *v, bi_gwinfo_t **out, size_t *
     return RH_OK;
 }
 
-int bi_decode_value(dctx_t *c, const fdesc_t *fd, const cJSON *v, void *base, const path_t *p)
+int bi_decode_value(dctx_t *c, const fdesc_t *fd, const bi_val_t *v, void *base, const path_t *p)
 {
     char *dst = (char *)base + fd->off;
     bi_fields_t *f = &c->m->f;
-    double d;
     int r;
     switch ((enum ftype)fd->type) {
-    case FT_VERSION: {
-        if (!is_type(v, cJSON_String))
-            return fail(c, p, MALFORMED, RH_EINVAL, "expected string");
-        bi_version_t ver = bi_version_parse(v->valuestring, strlen(v->valuestring));
-        if (ver == BI_VERSION_UNKNOWN)
-            return fail(c, p, BI_RC_INVALID_PROTOCOL_VERSION, RH_EVERSION,
-                        "unsupported version \"%.16s\" (expected \"1.0\" or \"1.1\")",
-                        v->valuestring);
-        *(bi_version_t *)dst = ver;
-        return RH_OK;
-    }
-    case FT_MSGTYPE: {
-        if (!is_type(v, cJSON_String))
-            return fail(c, p, MALFORMED, RH_EINVAL, "expected string");
-        bi_msg_type_t t = bi_msg_type_parse(v->valuestring);
-        if (t == BI_MT_UNKNOWN)
-            return fail(c, p, MALFORMED, RH_EINVAL, "unknown message type \"%.32s\"",
-                        v->valuestring);
-        *(bi_msg_type_t *)dst = t;
-        return RH_OK;
-    }
-    case FT_ID: {
-        bi_id_t *id = (bi_id_t *)dst;
-        size_t nb;
-        if ((r = hex_be(c, p, v, 3 | 8 << 8, 0, &id->value, &nb)))
-            return r;
-        id->kind = nb == 3 ? BI_ID_NETID : BI_ID_EUI64;
-        return RH_OK;
-    }
-    case FT_NSID:
-        c->m->canon |= BI_CANON_NSID;
-        /* fall through */
-    case FT_EUI:
-        return hex_be(c, p, v, 0, 8, (uint64_t *)dst, NULL);
-    case FT_NETID: {
-        uint64_t x;
-        if ((r = hex_be(c, p, v, 0, 3, &x, NULL)))
-            return r;
-        *(uint32_t *)dst = (uint32_t)x;
-        return RH_OK;
-    }
-    case FT_DEVADDR: {
-        uint64_t x;
-        if ((r = hex_be(c, p, v, 0, 4, &x, NULL)))
-            return r;
-        *(uint32_t *)dst = (uint32_t)x;
-        return RH_OK;
-    }
-    case FT_GWID: {
-        bi_gwinfo_t *g = (bi_gwinfo_t *)base;
-        size_t nb;
-        if ((r = hex_be(c, p, v, 4 | 8 << 8, 0, &g->id, &nb)))
-            return r;
-        g->id_len = (uint8_t)nb;
-        return RH_OK;
-    }
-    case FT_PHY: {
-        size_t n;
-        if ((r = hex_field(c, p, v, 1, BI_MAX_PHY, 0, c->m->phy, &n, BI_RC_FRAME_SIZE_ERROR)))
-            return r;
-        f->phy_payload = c->m->phy;
-        f->phy_payload_len = n;
-        return RH_OK;
-    }
-    case FT_FRM:
-        return hex_field(c, p, v, 0, BI_MAX_PHY, 0, NULL, NULL, BI_RC_FRAME_SIZE_ERROR);
-    case FT_HEX64:
-        return hex_field(c, p, v, 0, 64, 0, NULL, NULL, MALFORMED);
-    case FT_HEXU8:
-        return hex_field(c, p, v, 1, 1, 0, (uint8_t *)dst, NULL, MALFORMED);
-    case FT_HEX16:
-        return hex_field(c, p, v, 16, 16, 0, (uint8_t *)dst, NULL, MALFORMED);
-    case FT_AESKEY: {
-        bi_key_envelope_t *k = (bi_key_envelope_t *)base;
-        size_t n;
-        if ((r = hex_field(c, p, v, 0, 0, 16 | 24 << 8, k->aes_key, &n, MALFORMED)))
-            return r;
-        k->aes_key_len = (uint8_t)n;
-        return RH_OK;
-    }
-    case FT_TOKEN:
-    case FT_STR:
-        if (!is_type(v, cJSON_String))
-            return fail(c, p, MALFORMED, RH_EINVAL, "expected string");
-        *(const char **)dst = v->valuestring;
-        return RH_OK;
-    case FT_CLASS:
-        if (!is_type(v, cJSON_String))
-            return fail(c, p, MALFORMED, RH_EINVAL, "expected string");
-        if (strcmp(v->valuestring, "A") && strcmp(v->valuestring, "B") &&
-            strcmp(v->valuestring, "C"))
-            return fail(c, p, MALFORMED, RH_EINVAL, "expected \"A\", \"B\" or \"C\"");
-        *dst = v->valuestring[0];
-        return RH_OK;
-    case FT_RCODE: {
-        if (!is_type(v, cJSON_String))
-            return fail(c, p, MALFORMED, RH_EINVAL, "expected string");
-        bool exact;
-        const char *s = v->valuestring;
-        bi_result_code_t rc = bi_result_code_parse(s, &exact);
-        f->result_code = rc;
-        f->result_code_text = s;
-        if (rc == BI_RC_UNKNOWN_RECEIVER && exact)
-            c->m->canon |= strcmp(s, "UnkownReceiver") == 0 ? BI_CANON_RC_UNKOWN
-                                                            : BI_CANON_RC_UNKNOWN;
-        else if ((rc == BI_RC_MALFORMED_REQUEST || rc == BI_RC_MALFORMED_MESSAGE) && exact)
-            c->m->canon |= rc == BI_RC_MALFORMED_REQUEST ? BI_CANON_RC_MALFORMED_REQ
-                                                         : BI_CANON_RC_MALFORMED_MSG;
-        else if (!exact && (rc != BI_RC_OTHER || strcasecmp(s, "Other") == 0))
-            c->m->canon |= BI_CANON_RC_ALIAS;
-        return RH_OK;
-    }
-    case FT_U32:
-        if ((r = int_field(c, p, v, fd->min, fd->max, &d)))
-            return r;
-        *(uint32_t *)dst = (uint32_t)d;
-        return RH_OK;
-    case FT_U8:
-        if ((r = int_field(c, p, v, fd->min, fd->max, &d)))
-            return r;
-        *(uint8_t *)dst = (uint8_t)d;
-        return RH_OK;
-    case FT_I32:
-        if ((r = int_field(c, p, v, fd->min, fd->max, &d)))
-            return r;
-        *(int32_t *)dst = (int32_t)d;
-        return RH_OK;
-    case FT_U64:
-        if ((r = int_field(c, p, v, fd->min, fd->max, &d)))
-            return r;
-        *(uint64_t *)dst = (uint64_t)d;
-        return RH_OK;
-    case FT_DOUBLE:
-        if (!is_type(v, cJSON_Number))
-            return fail(c, p, MALFORMED, RH_EINVAL, "expected number");
-        d = v->valuedouble;
-        if (!isfinite(d) || d < fd->min || d > fd->max)
-            return fail(c, p, MALFORMED, RH_ERANGE, "%.17g is out of range %.15g..%.15g", d,
-                        fd->min, fd->max);
-        *(double *)dst = d;
-        return RH_OK;
-    case FT_BOOL:
-        if (!(is_type(v, cJSON_True) || is_type(v, cJSON_False)))
-            return fail(c, p, MALFORMED, RH_EINVAL, "expected boolean");
-        *(bool *)dst = is_type(v, cJSON_True);
-        return RH_OK;
-    case FT_REGION: {
-        if (!is_type(v, cJSON_String))
-            return fail(c, p, MALFORMED, RH_EINVAL, "expected string");
-        bi_region_t rg = bi_region_parse(v->valuestring);
-        *(bi_region_t *)dst = rg;
-        if (rg != BI_REGION_UNKNOWN) {
-            if (strcmp(v->valuestring, bi_region_name(rg, BI_REGION_NAMES_RP002)))
-                c->m->canon |= BI_CANON_REGION_NOT_RP002;
-            if (strcmp(v->valuestring, bi_region_name(rg, BI_REGION_NAMES_SPEC)))
-                c->m->canon |= BI_CANON_REGION_NOT_SPEC;
-        }
-        return RH_OK;
-    }
-    case FT_TIME: {
-        if (!is_type(v, cJSON_String))
-            return fail(c, p, MALFORMED, RH_EINVAL, "expected string");
-        rh_diag_t diag;
-        bi_time_t *t = (bi_time_t *)dst;
-        if (bi_time_parse(v->valuestring, t, "x", &diag))
-            return fail(c, p, MALFORMED, RH_EINVAL, "%s", diag.text + 3);
-        if (!bi_time_text_canonical(v->valuestring)) {
-            char canon[BI_TIME_MAX];
-            bi_time_format(*t, canon);
-            if (strcmp(canon, v->valuestring))
-                c->m->canon |= BI_CANON_TIME;
-        }
-        return RH_OK;
-    }
     case FT_OBJECT:
-        if (!cJSON_IsObject(v))
-            return fail(c, p, MALFORMED, RH_EINVAL, "expected object");
-        *(const cJSON **)dst = v;
-        return check_generic(c, v, p, 0);
+        if (!cJSON_IsObject(v->node))
+            return bi_fail_at(c, p, MALFORMED, RH_EINVAL, "expected object");
+        *(const cJSON **)dst = v->node;
+        return check_generic(c, v->node, p, 0);
     case FT_RESULT:
-        if (!cJSON_IsObject(v))
-            return fail(c, p, MALFORMED, RH_EINVAL, "expected object");
-        if ((r = decode_object(c, v, bi_result_tab, NELEM(bi_result_tab), f, p, false)))
+        if (!cJSON_IsObject(v->node))
+            return bi_fail_at(c, p, MALFORMED, RH_EINVAL, "expected object");
+        if ((r = decode_object(c, v->node, bi_result_tab, NELEM(bi_result_tab), f, p, false)))
             return r;
         if (!f->result_code_text) {
             path_t rp = {p, "ResultCode", 0};
-            return fail(c, &rp, MALFORMED, RH_EINVAL, "missing");
+            return bi_fail_at(c, &rp, MALFORMED, RH_EINVAL, "missing");
         }
         return RH_OK;
     case FT_UL:
-        if (!cJSON_IsObject(v))
-            return fail(c, p, MALFORMED, RH_EINVAL, "expected object");
-        return decode_object(c, v, bi_ul_tab, NELEM(bi_ul_tab), dst, p, false);
+        if (!cJSON_IsObject(v->node))
+            return bi_fail_at(c, p, MALFORMED, RH_EINVAL, "expected object");
+        return decode_object(c, v->node, bi_ul_tab, NELEM(bi_ul_tab), dst, p, false);
     case FT_DL:
-        if (!cJSON_IsObject(v))
-            return fail(c, p, MALFORMED, RH_EINVAL, "expected object");
-        if ((r = decode_object(c, v, bi_dl_tab, NELEM(bi_dl_tab), dst, p, false)))
+        if (!cJSON_IsObject(v->node))
+            return bi_fail_at(c, p, MALFORMED, RH_EINVAL, "expected object");
+        if ((r = decode_object(c, v->node, bi_dl_tab, NELEM(bi_dl_tab), dst, p, false)))
             return r;
         if (!(((bi_dlmeta_t *)dst)->present & (BI_DL_DL_FREQ1 | BI_DL_DL_FREQ2)))
-            return fail(c, p, MALFORMED, RH_EINVAL, "needs DLFreq1 or DLFreq2");
+            return bi_fail_at(c, p, MALFORMED, RH_EINVAL, "needs DLFreq1 or DLFreq2");
         return RH_OK;
     case FT_KEYENV: {
-        if (!cJSON_IsObject(v))
-            return fail(c, p, MALFORMED, RH_EINVAL, "expected object");
+        if (!cJSON_IsObject(v->node))
+            return bi_fail_at(c, p, MALFORMED, RH_EINVAL, "expected object");
         bi_key_envelope_t *k = (bi_key_envelope_t *)dst;
-        if ((r = decode_object(c, v, bi_keyenv_tab, NELEM(bi_keyenv_tab), k, p, false)))
+        if ((r = decode_object(c, v->node, bi_keyenv_tab, NELEM(bi_keyenv_tab), k, p, false)))
             return r;
         if (k->aes_key_len == 0) {
             path_t kp = {p, "AESKey", 0};
-            return fail(c, &kp, MALFORMED, RH_EINVAL, "missing");
+            return bi_fail_at(c, &kp, MALFORMED, RH_EINVAL, "missing");
         }
         return RH_OK;
     }
     case FT_GWARRAY:
-        return decode_gwarray(c, v, (bi_gwinfo_t **)dst, (size_t *)(dst + sizeof(bi_gwinfo_t *)), p);
+        return decode_gwarray(c, v->node, (bi_gwinfo_t **)dst,
+                              (size_t *)(dst + sizeof(bi_gwinfo_t *)), p);
+    default:
+        return bi_decode_leaf(c, fd, v, base, p);
     }
-    return RH_OK;
 }
 
 /* One pass over an object's members: known keys are typed through the table (a bitmask catches
@@ -635,17 +332,17 @@ static int decode_object(dctx_t *c, const cJSON *obj, const fdesc_t *tab, size_t
         if (c->rc && !top)
             return c->rc;
         if (!ch->string)
-            return fail(c, up, MALFORMED, RH_EINVAL, "member without a key");
+            return bi_fail_at(c, up, MALFORMED, RH_EINVAL, "member without a key");
         path_t p = {up, ch->string, 0};
         if (i >= BI_MAX_MEMBERS && c->from_tree)
-            return fail(c, up, MALFORMED, RH_ERANGE, "more than %d members", BI_MAX_MEMBERS);
+            return bi_fail_at(c, up, MALFORMED, RH_ERANGE, "more than %d members", BI_MAX_MEMBERS);
         int k = bi_find_field(tab, ntab, ch->string);
         if (k < 0) {
             if (c->rc)
                 continue;
             for (const cJSON *prev = obj->child; prev != ch; prev = prev->next)
                 if (strcmp(prev->string, ch->string) == 0)
-                    return fail(c, &p, MALFORMED, RH_EEXIST, "duplicate key");
+                    return bi_fail_at(c, &p, MALFORMED, RH_EEXIST, "duplicate key");
             check_generic(c, ch, &p, 1);
             continue;
         }
@@ -653,7 +350,7 @@ static int decode_object(dctx_t *c, const cJSON *obj, const fdesc_t *tab, size_t
         if (c->rc && fd->where != W_HDR)
             continue;
         if (seen & (1ull << k)) {
-            fail(c, &p, MALFORMED, RH_EEXIST, "duplicate key");
+            bi_fail_at(c, &p, MALFORMED, RH_EEXIST, "duplicate key");
             continue;
         }
         seen |= 1ull << k;
@@ -666,7 +363,8 @@ static int decode_object(dctx_t *c, const cJSON *obj, const fdesc_t *tab, size_t
             c->err = NULL;
             c->rc = RH_OK;
         }
-        int r = bi_decode_value(c, fd, ch, base, &p);
+        bi_val_t v = val_of(ch);
+        int r = bi_decode_value(c, fd, &v, base, &p);
         if (prev_rc) {
             c->err = saved;
             c->rc = prev_rc;
@@ -693,10 +391,10 @@ static int need_in(dctx_t *c, bool ok, const char *field, const char *why, const
         return RH_OK;
     path_t p = {NULL, field, 0};
     if (why_type)
-        return fail(c, &p, MALFORMED, RH_EINVAL, "missing (mandatory in %s)", why_type);
+        return bi_fail_at(c, &p, MALFORMED, RH_EINVAL, "missing (mandatory in %s)", why_type);
     /* why is NULL when a caller passed bi_msg_type_name's NULL (a type it does not name) as
      * why_type: never %s of NULL */
-    return fail(c, &p, MALFORMED, RH_EINVAL, "missing (mandatory %s)", why ? why : "here");
+    return bi_fail_at(c, &p, MALFORMED, RH_EINVAL, "missing (mandatory %s)", why ? why : "here");
 }
 
 static int need(dctx_t *c, bool ok, const char *field, const char *why)
@@ -736,11 +434,11 @@ int bi_validate(dctx_t *c)
             (r = need_in(c, p & (BI_F_UL_META | BI_F_DL_META), "ULMetaData", NULL, tn)))
             return r;
         if ((p & BI_F_PHY_PAYLOAD) && (p & BI_F_FRM_PAYLOAD))
-            return fail(c, NULL, MALFORMED, RH_EINVAL,
-                        "PHYPayload and FRMPayload are mutually exclusive in XmitDataReq");
+            return bi_fail_at(c, NULL, MALFORMED, RH_EINVAL,
+                              "PHYPayload and FRMPayload are mutually exclusive in XmitDataReq");
         if ((p & BI_F_UL_META) && (p & BI_F_DL_META))
-            return fail(c, NULL, MALFORMED, RH_EINVAL,
-                        "ULMetaData and DLMetaData are mutually exclusive in XmitDataReq");
+            return bi_fail_at(c, NULL, MALFORMED, RH_EINVAL,
+                              "ULMetaData and DLMetaData are mutually exclusive in XmitDataReq");
         break;
     case BI_MT_PR_STOP_REQ:
     case BI_MT_PROFILE_REQ:
@@ -782,7 +480,7 @@ static int build(bi_msg_t *m, bi_error_t *err, bool from_tree)
     dctx_t c = {m, err, RH_OK, from_tree};
     clear_view(m);
     if (!cJSON_IsObject(m->root)) {
-        fail(&c, NULL, MALFORMED, RH_EINVAL, "expected a JSON object");
+        bi_fail_at(&c, NULL, MALFORMED, RH_EINVAL, "expected a JSON object");
     } else {
         decode_object(&c, m->root, bi_top_tab, NELEM(bi_top_tab), &m->f, NULL, true);
         if (c.rc == RH_OK)

@@ -103,7 +103,7 @@ a = json.loads(c.getresponse().read())
 assert a["Result"]["ResultCode"] == "Success", a
 PY
 
-declare -A RPS P50 P99 CPU
+declare -A RPS P50 P99 CPU USER
 for target in hub nginx stub; do : > "$W/$target.runs"; done
 # Rounds, not blocks: each round runs the hub, the nginx relay and the stub once, so a slow
 # minute of a shared machine falls on all three alike instead of on whichever ran then.
@@ -112,17 +112,17 @@ for r in $(seq "$RUNS"); do
   for target in hub nginx stub; do
     case $target in hub) P=$HUB; S=$SCHEME; PIDS=$HUB_PID;; nginx) P=$RELAY; S=$SCHEME; PIDS=$RELAY_WORKERS;;
       stub) P=$STUB; S=http; PIDS=$STUB_WORKER;; esac
-    c0=$(cpu_ticks $PIDS)
+    c0=$(cpu_ticks $PIDS); u0=$(user_ticks $PIDS)
     if [ "$target" = nginx ] && [ "$r" = 1 ]; then # the relay workers' share of the connections
       ( sleep "$(python3 -c "print($SECS / 2)")"
         ss -tnpH state established "( sport = :$RELAY )" | grep -o "pid=[0-9]*" | sort | uniq -c |
           awk '{printf "%s%d", (NR > 1 ? " + " : ""), $1} END {print ""}' > "$W/nginx.dist" ) &
     fi
     read -r rps p50 p99 req non2xx < <(run_wrk "$P" "$S")
-    c1=$(cpu_ticks $PIDS)
+    c1=$(cpu_ticks $PIDS); u1=$(user_ticks $PIDS)
     cpu_us=$(cpu_us_per "$c0" "$c1" "$req")
     [ "$non2xx" = 0 ] || echo "warning: $target returned $non2xx non-2xx responses" >&2
-    echo "$rps $p50 $p99 $cpu_us" >> "$W/$target.runs"
+    echo "$rps $p50 $p99 $cpu_us $(cpu_us_per "$u0" "$u1" "$req")" >> "$W/$target.runs"
   done
 done
 for target in hub nginx stub; do
@@ -130,6 +130,7 @@ for target in hub nginx stub; do
   P50[$target]=$(cut -d' ' -f2 "$W/$target.runs" | median)
   P99[$target]=$(cut -d' ' -f3 "$W/$target.runs" | median)
   CPU[$target]=$(cut -d' ' -f4 "$W/$target.runs" | median)
+  USER[$target]=$(cut -d' ' -f5 "$W/$target.runs" | median)
 done
 # hub errors would show as non-Success answers: count them through the hub's metrics
 ADMIN=$(python3 -c "import json;print(json.load(open('$W/ports.json'))['admin'])")
@@ -146,6 +147,7 @@ echo "| nginx stub alone (plain HTTP) | ${RPS[stub]} | ${P50[stub]} | ${P99[stub
 echo
 python3 -c "print('throughput ratio roamhubd/nginx-relay: %.2f; p99 ratio: %.2f' % (${RPS[hub]}/${RPS[nginx]}, ${P99[hub]}/${P99[nginx]}))"
 echo "CPU time per relayed message (user+system, from /proc, median): roamhubd ${CPU[hub]} us (all threads), nginx relay ${CPU[nginx]} us (its worker processes); the stub per answer: ${CPU[stub]} us"
+echo "of which user space: roamhubd ${USER[hub]} us, nginx relay ${USER[nginx]} us, the stub ${USER[stub]} us"
 echo "per round (requests/s hub nginx stub): $(per_round "$W/hub.runs" "$W/nginx.runs" "$W/stub.runs")"
 echo "nginx relay: the client's $CONNS connections per worker process: $(cat "$W/nginx.dist" 2>/dev/null)"
 echo "hub outcomes:"; cat "$W/metrics.txt"

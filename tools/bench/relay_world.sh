@@ -17,7 +17,8 @@
 # sets `workers`; TS002_FIELDS are more "ts002" members, e.g. ',"tls_cert":...'), starts HUBD in
 # its own session (SESSION=shared: in this script's) and waits for its ports: sets HUB_PID and
 # HUB (the TS002 port). relay_world_down DIR stops the stub, the nginx relay and the hub.
-# relay_port: a free TCP port on 127.0.0.1. cpu_ticks PID...: their utime+stime (clock ticks).
+# relay_port: a free TCP port on 127.0.0.1. cpu_ticks PID...: their utime+stime (clock ticks);
+# user_ticks PID...: their utime alone (user space; the rest is the kernel's work for them).
 # cpu_us_per T0 T1 N [DIGITS]: µs of CPU per item, N items between two cpu_ticks readings.
 # relay_workers DIR: the PIDs of the nginx relay's worker processes (waits for its pid file).
 # APPARATUS (docs/PERFORMANCE.md step 25) keeps the measuring processes — the stub and, through
@@ -84,6 +85,7 @@ relay_cpus() {
 relay_pin() { [ "${APPARATUS:-}" = core0 ] && echo taskset -c "1-$(relay_cpus)"; return 0; }
 relay_port() { python3 "$(dirname "${BASH_SOURCE[0]}")/../common/free_port.py"; }
 cpu_ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{print $14+$15}' "/proc/$p/stat"))); done; echo "$t"; }
+user_ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{print $14}' "/proc/$p/stat"))); done; echo "$t"; }
 cpu_us_per() {
   python3 -c "print(round(($2 - $1) / $(getconf CLK_TCK) * 1e6 / max(1, $3), ${4:-2}))"
 }

@@ -47,13 +47,13 @@ if command -v perf >/dev/null &&
 
 echo "fixed rate $RATE msg/s, bench-openloop -c64, ${SECS}s + 1s warm-up, $ROUNDS rounds ($(nproc) cores)"
 echo
-echo "| round | target | p50 µs | p99 µs | CPU µs/msg | voluntary / involuntary switches per msg | syscalls/msg | windows ≥ 3 ms / ≥ 10 ms |"
+echo "| round | target | p50 µs | p99 µs | CPU µs/msg (user) | voluntary / involuntary switches per msg | syscalls/msg | windows ≥ 3 ms / ≥ 10 ms |"
 echo "|---|---|---:|---:|---:|---|---:|---|"
 for r in $(seq "$ROUNDS"); do
   for t in hub nginx; do
     case $t in hub) P=$HUB; PIDS=$HUB_PID;; nginx) P=$RELAY; PIDS=$RELAY_PIDS;; esac
     # shellcheck disable=SC2086
-    c0=$(cpu_ticks $PIDS); read -r v0 n0 <<<"$(switches $PIDS)"
+    c0=$(cpu_ticks $PIDS); u0=$(user_ticks $PIDS); read -r v0 n0 <<<"$(switches $PIDS)"
     if [ "$PERF" = 1 ]; then
       perf stat -e raw_syscalls:sys_enter -p "${PIDS// /,}" -o "$W/perf.out" -- \
         sleep "$(python3 -c "print($SECS + 1)")" 2>/dev/null &
@@ -62,14 +62,14 @@ for r in $(seq "$ROUNDS"); do
     out=$(apparatus "$OPENLOOP" -p "$P" -r "$RATE" -d "$SECS" -w 1 -c 64 -s "$W/$t.$r.series")
     [ "$PERF" = 1 ] && { wait "$PERF_PID" || true; }
     # shellcheck disable=SC2086
-    c1=$(cpu_ticks $PIDS); read -r v1 n1 <<<"$(switches $PIDS)"
+    c1=$(cpu_ticks $PIDS); u1=$(user_ticks $PIDS); read -r v1 n1 <<<"$(switches $PIDS)"
     sent=$(sed -n 's/.*sent=\([0-9]*\).*/\1/p' <<<"$out")
     p50=$(sed -n 's/.*p50_us=\([0-9.]*\).*/\1/p' <<<"$out")
     p99=$(sed -n 's/.*p99_us=\([0-9.]*\).*/\1/p' <<<"$out")
     sys="-"
     [ "$PERF" = 1 ] && sys=$(awk -v n="$sent" '/raw_syscalls/ {gsub(",", "", $1); printf "%.2f", $1 / n}' "$W/perf.out")
     slow=$(awk '$3 >= 3000 {a++} $3 >= 10000 {b++} END {printf "%d / %d of %d", a, b, NR}' "$W/$t.$r.series")
-    cpu=$(cpu_us_per "$c0" "$c1" "$sent" 1)
+    cpu="$(cpu_us_per "$c0" "$c1" "$sent" 1) ($(cpu_us_per "$u0" "$u1" "$sent" 1))"
     awk -v r="$r" -v t="$t" -v p50="$p50" -v p99="$p99" -v cpu="$cpu" -v n="$sent" -v v0="$v0" \
         -v v1="$v1" -v n0="$n0" -v n1="$n1" -v sysc="$sys" -v slow="$slow" 'BEGIN {
       if (n <= 0) n = 1

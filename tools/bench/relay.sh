@@ -5,7 +5,7 @@
 #   2. nginx as a protocol-blind proxy_pass relay (keepalive upstream) to the same stub;
 #   3. the stub alone.
 # Prints a markdown table (median of RUNS rounds; each round runs the three targets one after the
-# other) plus CPU time per relayed message of both relays.
+# other) plus CPU time per relayed message of both relays (total and its user-space part).
 # LATENCY=1 adds the fixed-rate latency table: build/tools/bench-openloop (open loop: requests
 # sent on a fixed schedule, latency counted from the scheduled time) at 10 %, 50 % and 80 % of the
 # hub's peak measured above (or PEAK=msg/s), against the hub, the nginx relay and the stub alone,

@@ -4,7 +4,7 @@
 # turn by build/tools/bench-openloop at RATE msg/s for SECS s (+1 s warm-up), ROUNDS rounds.
 # Per target and round it prints one line:
 #   p50/p99 latency (µs, from the due time), CPU µs per message (user+system of the hub's threads
-#   or the nginx relay's worker processes, from /proc), voluntary and involuntary context switches
+#   or the nginx relay's worker processes, from /proc; in parentheses the user-space part), voluntary and involuntary context switches
 #   per message (summed over their threads, from /proc/PID/task/*/status), system calls per
 #   message (perf stat raw_syscalls:sys_enter; "-" without perf or when perf_event_paranoid
 #   forbids it), and the count of 100 ms windows of due time whose largest latency is >= 3 ms

@@ -678,7 +678,7 @@ static inline __attribute__((always_inline)) int typed_known(fctx_t *c, tobj_t *
         if (v.kind == '{' || v.kind == '[')
             return DEFER; /* a leaf field with a container value is refused */
         if (bi_decode_leaf(&c->dc, fd, &v.v, o->base, NULL))
-            return DEFER; /* (hex fields note where they stand: bi_msg.c's hex_field) */
+            return DEFER; /* (hex fields note where they stand: bi_leaf.h's hex_field) */
         break;
     }
     switch (fd->where) {

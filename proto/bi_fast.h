@@ -6,7 +6,7 @@
  * the typed view; most of a relayed message's CPU went to that tree, which the relay only needs
  * when it re-encodes or edits the message. bi_fast_decode reads the bytes once, checks the JSON
  * grammar and the codec's limits as it goes, and fills the same typed view through the same leaf
- * decoders (bi_decode_value: hex sizes, integer ranges, RecvTime, RFRegion, ResultCode ...) and
+ * decoders (bi_leaf.h: hex sizes, integer ranges, RecvTime, RFRegion, ResultCode ...) and
  * the same per-MessageType mandatory-field check; the tree is parsed later, only if a mutation
  * or an encoding needs it (bi_msg_strip_gwinfo with something to strip, bi_msg_set_*,
  * bi_msg_encode, bi_msg_json ...). bi_msg_is_canonical_for and bi_msg_splice_header work

@@ -101,7 +101,7 @@ struct bi_msg {
     bi_gw_member_t gwm_small[16];
     bi_span_t gwobj_small[4];
     /* bi_fast_decode: every typed hex field's digits as they stand in the body, in body order
-     * (noted by bi_msg.c's hex_field, which sets the case flags), so bi_msg_splice_header can
+     * (noted by bi_leaf.h's hex_field, which sets the case flags), so bi_msg_splice_header can
      * respell their case in the bytes; hex_n > BI_HEX_SPANS: more than recorded (no respelling
      * in the bytes). Not zeroed. */
     bi_hex_span_t hex[BI_HEX_SPANS];
@@ -184,9 +184,9 @@ typedef struct dctx {
 int bi_fail_at(dctx_t *c, const path_t *p, bi_result_code_t code, int e, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 
-/* One member value as the leaf decoders read it: a tree node's (bi_val_of) or, in bi_fast.c,
- * straight from the bytes. type: the cJSON type (cJSON_String, cJSON_Number, cJSON_True ...; 0
- * for a string node without a valuestring); s: a string's NUL-terminated bytes, len of them
+/* One member value as the leaf decoders read it: a tree node's (bi_msg.c's val_of) or, in
+ * bi_fast.c, straight from the bytes. type: the cJSON type (cJSON_String, cJSON_Number, cJSON_True
+ * ...; 0 for a string node without a valuestring); s: a string's NUL-terminated bytes, len of them
  * (strings with "\u0000" end at it, as cJSON's do); d: a number's value; node: the tree node, which
  * container types (objects, arrays) walk — NULL from bi_fast.c, which reads containers itself. */
 typedef struct bi_val {

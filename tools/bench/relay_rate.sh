@@ -4,12 +4,13 @@
 # turn by build/tools/bench-openloop at RATE msg/s for SECS s (+1 s warm-up), ROUNDS rounds.
 # Per target and round it prints one line:
 #   p50/p99 latency (µs, from the due time), CPU µs per message (user+system of the hub's threads
-#   or the nginx relay's worker processes, from /proc; in parentheses the user-space part), voluntary and involuntary context switches
-#   per message (summed over their threads, from /proc/PID/task/*/status), system calls per
-#   message (perf stat raw_syscalls:sys_enter; "-" without perf or when perf_event_paranoid
-#   forbids it), and the count of 100 ms windows of due time whose largest latency is >= 3 ms
-#   and >= 10 ms (bench-openloop -s: a periodic stall would show as evenly spaced windows;
-#   SERIES=DIR keeps the series files, "ms answered max_us" per window).
+#   or the nginx relay's worker processes, from /proc; in parentheses the user-space part),
+#   voluntary and involuntary context switches per message (summed over their threads, from
+#   /proc/PID/task/*/status), system calls per message (perf stat raw_syscalls:sys_enter; "-"
+#   without perf or when perf_event_paranoid forbids it), and the count of 100 ms windows of due
+#   time whose largest latency is >= 3 ms and >= 10 ms (bench-openloop -s: a periodic stall would
+#   show as evenly spaced windows; SERIES=DIR keeps the series files, "ms answered max_us" per
+#   window).
 # Unlike relay.sh's table (wrk, saturation) this shows the cost per message when each wake-up
 # carries few messages, where involuntary context switches (the relay preempted by the client or
 # the stub it just woke) add to the latency tail.

@@ -84,8 +84,10 @@ relay_cpus() {
 }
 relay_pin() { [ "${APPARATUS:-}" = core0 ] && echo taskset -c "1-$(relay_cpus)"; return 0; }
 relay_port() { python3 "$(dirname "${BASH_SOURCE[0]}")/../common/free_port.py"; }
-cpu_ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{print $14+$15}' "/proc/$p/stat"))); done; echo "$t"; }
-user_ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{print $14}' "/proc/$p/stat"))); done; echo "$t"; }
+# proc_ticks AWK_EXPR PID...: AWK_EXPR of /proc/PID/stat ($14 utime, $15 stime) summed over PIDs.
+proc_ticks() { local e=$1 t=0 p; shift; for p in "$@"; do t=$((t + $(awk "{print $e}" "/proc/$p/stat"))); done; echo "$t"; }
+cpu_ticks() { proc_ticks '$14 + $15' "$@"; }
+user_ticks() { proc_ticks '$14' "$@"; }
 cpu_us_per() {
   python3 -c "print(round(($2 - $1) / $(getconf CLK_TCK) * 1e6 / max(1, $3), ${4:-2}))"
 }

@@ -150,8 +150,10 @@ static inline int hex_be(dctx_t *c, const path_t *p, const bi_val_t *v, unsigned
     return RH_OK;
 }
 
-static inline int int_field(dctx_t *c, const path_t *p, const bi_val_t *v, double min, double max,
-                            double *out)
+/* An integer field of descriptor fd (FT_U32, FT_U8, FT_I32 or FT_U64, fd->min..fd->max), stored
+ * at dst in the field's width. */
+static inline int int_field(dctx_t *c, const path_t *p, const bi_val_t *v, const fdesc_t *fd,
+                            char *dst)
 {
     if (!is_type(v, cJSON_Number))
         return bi_fail_at(c, p, MALFORMED, RH_EINVAL, "expected integer");
@@ -161,10 +163,23 @@ static inline int int_field(dctx_t *c, const path_t *p, const bi_val_t *v, doubl
     double ad = d < 0 ? -d : d;
     if (ad < 9007199254740992.0 && d != (double)(int64_t)d) /* >= 2^53 is always integral */
         return bi_fail_at(c, p, MALFORMED, RH_EINVAL, "expected integer, got %.17g", d);
-    if (d < min || d > max)
-        return bi_fail_at(c, p, MALFORMED, RH_ERANGE, "%.15g is out of range %.15g..%.15g", d, min,
-                          max);
-    *out = d;
+    if (d < fd->min || d > fd->max)
+        return bi_fail_at(c, p, MALFORMED, RH_ERANGE, "%.15g is out of range %.15g..%.15g", d,
+                          fd->min, fd->max);
+    switch ((enum ftype)fd->type) {
+    case FT_U8:
+        *(uint8_t *)dst = (uint8_t)d;
+        break;
+    case FT_I32:
+        *(int32_t *)dst = (int32_t)d;
+        break;
+    case FT_U64:
+        *(uint64_t *)dst = (uint64_t)d;
+        break;
+    default: /* FT_U32 */
+        *(uint32_t *)dst = (uint32_t)d;
+        break;
+    }
     return RH_OK;
 }
 
@@ -178,7 +193,7 @@ bi_decode_leaf(dctx_t *c, const fdesc_t *fd, const bi_val_t *v, void *base, cons
 {
     char *dst = (char *)base + fd->off;
     bi_fields_t *f = &c->m->f;
-    double d = 0; /* (set by int_field before use: the initialisers quiet -Wmaybe-uninitialized) */
+    double d;
     int r;
     switch ((enum ftype)fd->type) {
     case FT_VERSION: {
@@ -291,25 +306,10 @@ bi_decode_leaf(dctx_t *c, const fdesc_t *fd, const bi_val_t *v, void *base, cons
         return RH_OK;
     }
     case FT_U32:
-        if ((r = int_field(c, p, v, fd->min, fd->max, &d)))
-            return r;
-        *(uint32_t *)dst = (uint32_t)d;
-        return RH_OK;
     case FT_U8:
-        if ((r = int_field(c, p, v, fd->min, fd->max, &d)))
-            return r;
-        *(uint8_t *)dst = (uint8_t)d;
-        return RH_OK;
     case FT_I32:
-        if ((r = int_field(c, p, v, fd->min, fd->max, &d)))
-            return r;
-        *(int32_t *)dst = (int32_t)d;
-        return RH_OK;
     case FT_U64:
-        if ((r = int_field(c, p, v, fd->min, fd->max, &d)))
-            return r;
-        *(uint64_t *)dst = (uint64_t)d;
-        return RH_OK;
+        return int_field(c, p, v, fd, dst);
     case FT_DOUBLE:
         if (!is_type(v, cJSON_Number))
             return bi_fail_at(c, p, MALFORMED, RH_EINVAL, "expected number");

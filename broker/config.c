@@ -97,6 +97,7 @@ static const key_t_ keys[] = {
     {"relay", "stats_minute_retention_days", K_UINT, OFF(stats_minute_retention_days), 1, 3650},
     {"relay", "pending_max", K_UINT, OFF(pending_max), 16, 10000000},
     {"relay", "rate_limit_per_s", K_UINT, OFF(rate_limit_per_s), 1, 10000000},
+    {"relay", "hub_latency", K_BOOL, OFF(hub_latency), 0, 1},
     {"relay", "endpoint_allow_ranges", K_RANGES, OFF(endpoint_allow), 0, 64},
     {"relay", "outbound_connections_per_endpoint", K_UINT, OFF(outbound_conns_per_endpoint), 1,
      100000},

@@ -73,6 +73,8 @@ typedef struct rh_config {
     unsigned outbound_conns_total;        /* connections to every endpoint, all workers */
     unsigned pending_max;         /* pending transactions per worker */
     unsigned rate_limit_per_s;    /* default per-member request rate */
+    int hub_latency;              /* plain TS002 legs read with kernel receive timestamps:
+                                     roamhub_relay_latency_seconds{stage="hub_added"}; restart */
     char **endpoint_allow;        /* address ranges ("127.0.0.0/8") endpoints may use although
                                      loopback/private/link-local/... (peer_addr.h); restart */
     size_t n_endpoint_allow;

@@ -21,6 +21,8 @@
  */
 #include "conn_io.h"
 
+#include "rh_io.h"
+
 #include <errno.h>
 #include <openssl/err.h>
 #include <stdlib.h>
@@ -43,7 +45,8 @@ struct conn_io {
     int busy;
     unsigned handshaken : 1, read_on : 1, wm_paused : 1, eof : 1, failed : 1, dead : 1;
     unsigned hs_wants_write : 1, read_wants_write : 1, write_wants_read : 1, wblocked : 1;
-    unsigned rev_on : 1, wev_on : 1, got : 1, drained : 1;
+    unsigned rev_on : 1, wev_on : 1, got : 1, drained : 1, stamps : 1;
+    uint64_t rx_ns; /* stamps: receive timestamp of the last bytes read (0: none yet) */
     int report; /* CONN_IO_EOF / CONN_IO_ERROR not yet delivered */
 };
 
@@ -168,7 +171,8 @@ static void do_read_plain(conn_io_t *t)
             break;
         }
         size_t want = v.iov_len > CONN_IO_CHUNK ? CONN_IO_CHUNK : v.iov_len;
-        ssize_t r = recv(t->fd, v.iov_base, want, 0);
+        ssize_t r = t->stamps ? rh_recv_stamped(t->fd, v.iov_base, want, &t->rx_ns)
+                              : recv(t->fd, v.iov_base, want, 0);
         if (r > 0) {
             v.iov_len = (size_t)r;
             evbuffer_commit_space(t->in, &v, 1);
@@ -401,6 +405,19 @@ struct evbuffer *conn_io_input(conn_io_t *t) { return t->in; }
 size_t conn_io_output_len(const conn_io_t *t) { return evbuffer_get_length(t->out); }
 
 unsigned long conn_io_error(const conn_io_t *t) { return t->err; }
+
+int conn_io_rx_stamps(conn_io_t *t)
+{
+    if (t->ssl || rh_rx_stamps_on(t->fd) != 0)
+        return -1;
+    t->stamps = 1;
+    return 0;
+}
+
+uint64_t conn_io_rx_ns(const conn_io_t *t)
+{
+    return t->rx_ns;
+}
 
 int conn_io_send(conn_io_t *t, const struct iovec *iov, int n, int now)
 {

@@ -31,6 +31,7 @@
 #include <event2/event.h>
 #include <openssl/ssl.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/uio.h>
 
 typedef struct conn_io conn_io_t;
@@ -72,6 +73,15 @@ void conn_io_read_enable(conn_io_t *t, int on);
 
 /* The first OpenSSL error code recorded with CONN_IO_ERROR (0: a socket error, plain, or none). */
 unsigned long conn_io_error(const conn_io_t *t);
+
+/* Plain connections: reads from now on also take the kernel's receive timestamp
+ * (rh_rx_stamps_on, rh_recv_stamped in rh_io.h), for conn_io_rx_ns. Returns 0, or -1 for a TLS
+ * connection (OpenSSL reads the socket) or when setsockopt fails (nothing changes then). */
+int conn_io_rx_stamps(conn_io_t *t);
+
+/* With conn_io_rx_stamps: the receive timestamp (CLOCK_REALTIME ns, as rh_real_ns) of the
+ * last packet whose bytes the latest read returned; 0 before the first or without stamps. */
+uint64_t conn_io_rx_ns(const conn_io_t *t);
 
 /* TLS: sends close_notify (best effort, once the handshake is done). Closes the socket and frees
  * everything but the SSL object's owner-visible pointer, which dies with it. NULL is a no-op. */

@@ -71,6 +71,7 @@ struct hs_req {
     int http11;          /* HTTP/1.1 or later (chunked responses allowed) */
     int body_incomplete; /* replied before the body was read: must close */
     uint64_t received_ns;
+    uint64_t arrival_ns; /* hs_req_arrival_ns */
     /* Valid up to nheaders: not cleared between requests. */
     const char *hname[HS_MAX_HEADERS];
     size_t hname_len[HS_MAX_HEADERS]; /* strlen(hname[i]): lookups compare lengths first */
@@ -425,6 +426,7 @@ static int on_message_complete(http_parser *p)
     r->keep_alive = http_should_keep_alive(p);
     r->http11 = p->http_major > 1 || (p->http_major == 1 && p->http_minor >= 1);
     r->received_ns = c->input_ns;
+    r->arrival_ns = conn_io_rx_ns(c->io);
     c->phase = PH_PENDING;
     http_parser_pause(p, 1); /* one request at a time */
     return 0;
@@ -757,6 +759,8 @@ static void accept_conn(hs_server_t *s, evutil_socket_t fd, const struct sockadd
         free(c);
         return;
     }
+    if (s->o.rx_stamps && !ssl)
+        conn_io_rx_stamps(c->io); /* on failure requests carry no arrival time, nothing else */
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
     c->phase = PH_HEADERS;
@@ -1026,6 +1030,12 @@ void hs_req_set_conn_data(hs_req_t *r, void *data, void (*free_fn)(void *))
 }
 
 uint64_t hs_req_received_ns(const hs_req_t *r) { return r->received_ns; }
+
+uint64_t hs_req_arrival_ns(const hs_req_t *r)
+{
+    return r->arrival_ns;
+}
+
 int hs_req_gone(const hs_req_t *r) { return r->conn == NULL; }
 
 void hs_reply_ex(hs_req_t *r, int status, const char *ctype, const char *extra, const void *body,

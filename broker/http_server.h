@@ -68,6 +68,8 @@ typedef struct hs_opts {
     int json_errors;             /* errors the server answers itself (400, 408, 413, 431, 503)
                                     as {"error": {"code": N, "message": "..."}} JSON (the admin
                                     API's shape) instead of text/plain */
+    int rx_stamps;               /* plain connections read with the kernel's receive
+                                    timestamps (conn_io_rx_stamps): hs_req_arrival_ns */
 } hs_opts_t;
 
 /* Creates the server and starts listening. Errors: NULL (logged with the reason: bind failure,
@@ -138,6 +140,12 @@ void hs_req_set_conn_data(hs_req_t *req, void *data, void (*free_fn)(void *));
  * the bytes that completed it (one clock read per read event), for latency accounting and the
  * members' rate limits. */
 uint64_t hs_req_received_ns(const hs_req_t *req);
+
+/* With hs_opts_t.rx_stamps on a plain connection: when the kernel received the request's last
+ * bytes (CLOCK_REALTIME ns, as rh_real_ns; the receive timestamp of the read that completed it),
+ * so the time the request waited in the socket before the server read it is known. 0 on TLS
+ * connections, without rx_stamps, or when the kernel gave no timestamp. */
+uint64_t hs_req_arrival_ns(const hs_req_t *req);
 
 /* Whether the client has gone away (the reply will be discarded). */
 int hs_req_gone(const hs_req_t *req);

@@ -194,6 +194,7 @@ static int worker_init(hub_t *hub, worker_t *w, unsigned index, rh_diag_t *diag)
         .addr_policy = hub->addr_policy,
         .max_conns_per_endpoint = (hub->cfg.outbound_conns_per_endpoint + nw - 1) / nw,
         .max_conns_total = (hub->cfg.outbound_conns_total + nw - 1) / nw,
+        .rx_stamps = hub->cfg.hub_latency,
     };
     if (irc != RH_OK || !w->stop_ev || !w->metrics ||
         peer_client_new(w->base, &po, &w->client) != RH_OK)
@@ -217,6 +218,7 @@ static int worker_init(hub_t *hub, worker_t *w, unsigned index, rh_diag_t *diag)
         .max_connections = (l->max_connections + hub->nworkers - 1) / hub->nworkers,
         .handler = relay_ts002_handle_request,
         .handler_arg = w,
+        .rx_stamps = hub->cfg.hub_latency,
     };
     w->ts002 = hs_server_new(w->base, &o);
     if (!w->ts002)

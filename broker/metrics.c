@@ -39,8 +39,9 @@ struct metrics {
     pthread_mutex_t mu;
     cell_t *cells;
     size_t cap, used;
-    uint64_t fwd_hist[RP_STATS_HIST], ans_hist[RP_STATS_HIST];
-    uint64_t fwd_sum_us, ans_sum_us, fwd_n, ans_n;
+    struct {
+        uint64_t hist[RP_STATS_HIST], sum_us, n;
+    } stage[METRICS_STAGES];
     const char *ev_name[MAX_EVENTS];
     uint64_t ev_count[MAX_EVENTS];
     char (*taken_results)[RP_RESULT_MAX + 1];
@@ -152,21 +153,12 @@ void metrics_count(metrics_t *m, rp_stats_id_kind_t fwd_kind, uint64_t fwd, uint
     pthread_mutex_unlock(&m->mu);
 }
 
-void metrics_observe_forward(metrics_t *m, uint64_t us)
+void metrics_observe(metrics_t *m, metrics_stage_t stage, uint64_t us)
 {
     pthread_mutex_lock(&m->mu);
-    m->fwd_hist[rp_stats_hist_index(us)]++;
-    m->fwd_sum_us += us;
-    m->fwd_n++;
-    pthread_mutex_unlock(&m->mu);
-}
-
-void metrics_observe_answer(metrics_t *m, uint64_t us)
-{
-    pthread_mutex_lock(&m->mu);
-    m->ans_hist[rp_stats_hist_index(us)]++;
-    m->ans_sum_us += us;
-    m->ans_n++;
+    m->stage[stage].hist[rp_stats_hist_index(us)]++;
+    m->stage[stage].sum_us += us;
+    m->stage[stage].n++;
     pthread_mutex_unlock(&m->mu);
 }
 
@@ -521,25 +513,30 @@ char *metrics_render(metrics_t *const *all, size_t n, const metrics_hub_gauges_t
             else
                 b.oom = 1;
         }
-        for (unsigned i = 0; i < RP_STATS_HIST; i++) {
-            sum->fwd_hist[i] += m->fwd_hist[i];
-            sum->ans_hist[i] += m->ans_hist[i];
+        for (unsigned st = 0; st < METRICS_STAGES; st++) {
+            for (unsigned i = 0; i < RP_STATS_HIST; i++)
+                sum->stage[st].hist[i] += m->stage[st].hist[i];
+            sum->stage[st].sum_us += m->stage[st].sum_us;
+            sum->stage[st].n += m->stage[st].n;
         }
-        sum->fwd_sum_us += m->fwd_sum_us;
-        sum->ans_sum_us += m->ans_sum_us;
-        sum->fwd_n += m->fwd_n;
-        sum->ans_n += m->ans_n;
         pthread_mutex_unlock(&m->mu);
     }
     sb_printf(&b, "# HELP roamhub_build_info The roamhub build: version (project version and "
                   "git describe).\n# TYPE roamhub_build_info gauge\n"
                   "roamhub_build_info{version=\"%s\"} 1\n", rh_version());
     render_messages(&b, sum);
-    sb_printf(&b, "# HELP roamhub_relay_latency_seconds Hub processing (receive to forward) and "
-                  "receiver (forward to answer) latency.\n"
+    sb_printf(&b, "# HELP roamhub_relay_latency_seconds Hub processing (receive to forward), "
+                  "receiver (forward to answer) and, with relay.hub_latency, the hub's own part "
+                  "of a relayed message's round trip (hub_added).\n"
                   "# TYPE roamhub_relay_latency_seconds histogram\n");
-    render_hist(&b, "receive_to_forward", sum->fwd_hist, sum->fwd_sum_us, sum->fwd_n);
-    render_hist(&b, "forward_to_answer", sum->ans_hist, sum->ans_sum_us, sum->ans_n);
+    static const char *const stage_names[METRICS_STAGES] = {
+        [METRICS_FORWARD] = "receive_to_forward",
+        [METRICS_ANSWER] = "forward_to_answer",
+        [METRICS_HUB_ADDED] = "hub_added",
+    };
+    for (unsigned st = 0; st < METRICS_STAGES; st++)
+        render_hist(&b, stage_names[st], sum->stage[st].hist, sum->stage[st].sum_us,
+                    sum->stage[st].n);
     sb_printf(&b, "# HELP roamhub_events_total Notable relay events.\n"
                   "# TYPE roamhub_events_total counter\n");
     /* events: sum by name across workers, the known names first (at 0 when never seen) */

@@ -34,9 +34,17 @@ void metrics_count(metrics_t *m, rp_stats_id_kind_t fwd_kind, uint64_t fwd, uint
                    rp_protocol_t fwd_proto, rp_protocol_t home_proto, rp_class_t cls,
                    rp_outcome_t outcome, const char *result_code, uint64_t total_us);
 
-/* Hub processing time (receive -> forward) and receiver time (forward -> answer), µs. */
-void metrics_observe_forward(metrics_t *m, uint64_t us);
-void metrics_observe_answer(metrics_t *m, uint64_t us);
+/* The stages of roamhub_relay_latency_seconds{stage}. */
+typedef enum metrics_stage {
+    METRICS_FORWARD,   /* receive_to_forward: request parsed -> forwarded (monotonic clock) */
+    METRICS_ANSWER,    /* forward_to_answer: forwarded -> receiver's answer parsed */
+    METRICS_HUB_ADDED, /* hub_added (relay.hub_latency): request's arrival in the kernel ->
+                          answer written, less forwarded -> answer's arrival in the kernel */
+    METRICS_STAGES
+} metrics_stage_t;
+
+/* Counts one latency of `us` microseconds in `stage`'s histogram. */
+void metrics_observe(metrics_t *m, metrics_stage_t stage, uint64_t us);
 
 /* Counts an event by name (e.g. "unmatched_answer", "sender_refused", "rate_limited"). The name
  * must be a static string literal. */

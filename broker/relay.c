@@ -51,6 +51,8 @@ struct relay_txn {
     int64_t ul_recv_ms;           /* uplink RecvTime, Unix ms */
     int phy_mtype;                /* the PHYPayload's MType, -1 when there is none */
     uint64_t t_recv_ns, t_fwd_ns;
+    uint64_t arrival_ns, fwd_real_ns; /* CLOCK_REALTIME ns: the request's arrival (params), the
+                                         forward written (only when arrival_ns is known) */
     rh_deadline_t dl;             /* the answer deadline on a worker list (relay_deadlines_t) */
     uint8_t dl_list;              /* which list, while dl.on */
     struct event *timer;          /* the answer deadline when no list takes it, or NULL */
@@ -116,6 +118,8 @@ relay_txn_t *relay_txn_create(worker_t *w, peer_registry_t *reg, const relay_txn
     t->ans_type = p->ans_type;
     t->sender_txid = p->sender_txid;
     t->t_recv_ns = p->recv_ns;
+    t->arrival_ns = p->arrival_ns;
+    t->fwd_real_ns = 0;
     t->has_ul_recv_time = p->has_ul_recv_time;
     t->ul_recv_ms = p->ul_recv_ms;
     t->phy_mtype = -1;
@@ -375,8 +379,16 @@ void relay_txn_complete(relay_txn_t *t, relay_answer_t *a)
 {
     if (!txn_finish(t))
         return;
-    metrics_observe_answer(t->w->metrics, (rh_mono_ns() - t->t_fwd_ns) / 1000u);
+    metrics_observe(t->w->metrics, METRICS_ANSWER, (rh_mono_ns() - t->t_fwd_ns) / 1000u);
     txn_answer(t, a);
+    if (t->arrival_ns && t->fwd_real_ns && a->arrival_ns && t->sender_waits) {
+        /* hub_added: the answer has been written to the sender; the receiver's share is from
+         * the forward written to the answer's arrival. Realtime clock steps give a negative
+         * figure: counted as 0. */
+        int64_t hub = (rh_real_ns() - (int64_t)t->arrival_ns) -
+                      ((int64_t)a->arrival_ns - (int64_t)t->fwd_real_ns);
+        metrics_observe(t->w->metrics, METRICS_HUB_ADDED, hub > 0 ? (uint64_t)hub / 1000u : 0);
+    }
 }
 
 void relay_txn_fail_malformed_answer(relay_txn_t *t, const char *why)
@@ -617,7 +629,9 @@ static void txn_forward(relay_txn_t *t, const route_msg_t *v)
                                            "limit)"
                                          : "receiver unreachable");
     } else {
-        metrics_observe_forward(w->metrics, (t->t_fwd_ns - t->t_recv_ns) / 1000u);
+        if (t->arrival_ns)
+            t->fwd_real_ns = (uint64_t)rh_real_ns(); /* written to the receiver's socket */
+        metrics_observe(w->metrics, METRICS_FORWARD, (t->t_fwd_ns - t->t_recv_ns) / 1000u);
         if (t->sender_async && t->deadline_ms && !t->done && w->relay_hooks) {
             t->hooked = true; /* another node can answer the sender if this one dies */
             txn_hook(t, v);

@@ -69,6 +69,9 @@ typedef struct relay_txn_params {
     bi_msg_type_t ans_type;      /* expected answer (BI_MT_UNKNOWN: a notification, none) */
     uint32_t sender_txid;        /* the sender's TransactionID (capture, log) */
     uint64_t recv_ns;            /* rh_mono_ns() when the request was complete */
+    uint64_t arrival_ns;         /* when the kernel received the request's last bytes
+                                    (CLOCK_REALTIME ns, as rh_real_ns; hs_req_arrival_ns), 0:
+                                    unknown — then no hub_added latency is counted */
     bool has_ul_recv_time;       /* uplink: the gateway RecvTime is known */
     int64_t ul_recv_ms;          /* ... as Unix ms (answer deadline, receive windows) */
 } relay_txn_params_t;
@@ -88,6 +91,9 @@ typedef struct relay_answer {
     void *fe_msg;                /* opaque: the receiver's own message when the receiving front
                                     end is the sender's (TS002 -> TS002 forwards its bytes
                                     unchanged); NULL for a failure or a hub-built answer */
+    uint64_t arrival_ns;         /* relay_txn_complete: when the kernel received the answer's
+                                    last bytes (CLOCK_REALTIME ns,
+                                    peer_client_response_arrival_ns), 0: unknown */
 } relay_answer_t;
 
 /* What ops.forward must send, decided by the core. */

@@ -260,8 +260,10 @@ static void reply_refusal(worker_t *w, hs_req_t *req, const bi_msg_t *msg, bi_re
 
 /* ---------------------------------------------------------------- receivers' answers */
 
-/* Completes t with a receiver's decoded answer (ans, raw: its received bytes); frees ans. */
-static void complete_with(relay_txn_t *t, bi_msg_t *ans, const char *raw, size_t raw_len)
+/* Completes t with a receiver's decoded answer (ans, raw: its received bytes; arrival_ns:
+ * relay_answer_t.arrival_ns); frees ans. */
+static void complete_with(relay_txn_t *t, bi_msg_t *ans, const char *raw, size_t raw_len,
+                          uint64_t arrival_ns)
 {
     const bi_fields_t *f = bi_msg_fields(ans);
     ts002_answer_t ra = {ans, raw, raw_len};
@@ -272,6 +274,7 @@ static void complete_with(relay_txn_t *t, bi_msg_t *ans, const char *raw, size_t
         .phy_len = (f->present & BI_F_PHY_PAYLOAD) ? f->phy_payload_len : 0,
         .dl = (f->present & BI_F_DL_META) ? &f->dl : NULL,
         .fe_msg = &ra,
+        .arrival_ns = arrival_ns,
     };
     relay_txn_complete(t, &a);
     bi_msg_free(ans);
@@ -336,7 +339,8 @@ static void forward_done(int status, int http_status, const uint8_t *body, size_
         memset(&err.hdr, 0, sizeof err.hdr);
         if (len > 0 && bi_msg_decode_fast((const char *)body, len, &ans, &err) == RH_OK) {
             if (answer_matches(t, ans)) {
-                complete_with(t, ans, (const char *)body, len);
+                complete_with(t, ans, (const char *)body, len,
+                              peer_client_response_arrival_ns(relay_txn_worker(t)->client));
             } else {
                 char what[128];
                 snprintf(what, sizeof what, "MessageType %s, expected %s",
@@ -437,7 +441,7 @@ static void handoff_run(relay_txn_t *t, void *arg)
         bi_msg_free(h->ans);
         relay_txn_fail_malformed_answer(t, h->fail);
     } else {
-        complete_with(t, h->ans, h->raw, h->raw_len); /* frees the answer */
+        complete_with(t, h->ans, h->raw, h->raw_len, 0); /* frees the answer */
     }
     arena_enter(NULL);
     arena_free(h->arena);
@@ -901,6 +905,7 @@ static void handle_request(worker_t *w, hs_req_t *req, rh_arena_t **arena)
     }
 
     relay_txn_params_t p = params_of(msg, member, sender_async, hs_req_received_ns(req));
+    p.arrival_ns = hs_req_arrival_ns(req);
     relay_txn_t *t = relay_txn_create(w, reg, &p, &ts002_ops, sizeof(ts002_ctx_t) + blen + 1);
     if (!t) {
         bi_msg_free(msg);

@@ -150,6 +150,8 @@ struct peer_client {
     unsigned n_conns;            /* open or opening connections of every pool */
     peer_conn_t *idle_head, *idle_tail; /* idle live connections, least recently used first */
     peer_pool_t *starved_head, *starved_tail; /* pools with waiters blocked by max_conns_total */
+    uint64_t rx_ns; /* peer_client_response_arrival_ns of the response being
+                       delivered (0 outside a callback or unknown) */
 };
 
 #define DEFERRED_NONE 1
@@ -719,7 +721,10 @@ static void conn_plain_read_cb(evutil_socket_t fd, short what, void *arg)
         return;
     }
     char buf[PLAIN_READ];
-    ssize_t n = recv(fd, buf, sizeof buf, 0);
+    peer_client_t *c = k->pool->client;
+    uint64_t stamp = 0;
+    ssize_t n = c->o.rx_stamps ? rh_recv_stamped(fd, buf, sizeof buf, &stamp)
+                               : recv(fd, buf, sizeof buf, 0);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
         return;
     if (n <= 0) {
@@ -731,8 +736,11 @@ static void conn_plain_read_cb(evutil_socket_t fd, short what, void *arg)
         return;
     }
     long used = conn_feed(k, buf, (size_t)n);
-    if (used >= 0 && k->done)
+    if (used >= 0 && k->done) {
+        c->rx_ns = stamp;
         conn_response(k, (size_t)used < (size_t)n);
+        c->rx_ns = 0;
+    }
 }
 
 static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
@@ -743,6 +751,8 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
         evutil_socket_t fd = bufferevent_getfd(bev);
         if (fd >= 0)
             setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        if (!k->is_tls && fd >= 0 && k->pool->client->o.rx_stamps)
+            rh_rx_stamps_on(fd); /* on failure responses carry no arrival time, nothing else */
         if (!k->is_tls && fd >= 0 && evbuffer_get_length(bufferevent_get_input(bev)) == 0) {
             /* from now on this connection reads with its own event (see the file comment); if
              * it cannot be made, the bufferevent goes on reading */
@@ -1358,6 +1368,11 @@ int peer_client_post(peer_client_t *c, const peer_endpoint_t *ep, const char *pa
         wait_push(p, r);
     }
     return RH_OK;
+}
+
+uint64_t peer_client_response_arrival_ns(const peer_client_t *c)
+{
+    return c->rx_ns;
 }
 
 void peer_client_close_idle(peer_client_t *c)

@@ -96,6 +96,8 @@ typedef struct peer_client_opts {
                                               address (after DNS) is checked with
                                               peer_addr_check and a refused one fails the request
                                               with RH_EIO (counted). Must outlive the client. */
+    bool rx_stamps;                        /* plain connections read with the kernel's receive
+                                              timestamps: peer_client_response_arrival_ns */
 } peer_client_opts_t;
 
 /* One extra request header: "name: value" is written into the request during peer_client_post
@@ -144,6 +146,13 @@ void peer_client_free(peer_client_t *c);
 int peer_client_post(peer_client_t *c, const peer_endpoint_t *ep, const char *path,
                      const void *body, size_t len, const peer_header_t *extra, size_t n_extra,
                      peer_response_cb cb, void *arg);
+
+/* During a response callback (status RH_OK) of a client made with opts.rx_stamps: when the
+ * kernel received the response's last bytes (CLOCK_REALTIME ns, as rh_real_ns; rh_recv_stamped
+ * in rh_io.h), so the time it waited in the socket before the client read it is known. 0 on TLS
+ * connections, for a response read before the connection's own read event took over, without
+ * rx_stamps, outside a callback, or when the kernel gave no timestamp. */
+uint64_t peer_client_response_arrival_ns(const peer_client_t *c);
 
 /* Closes every idle connection now (e.g. after a configuration reload, or to force the next
  * request through a new connection). Outstanding requests are not affected. */

@@ -201,6 +201,53 @@ class MetricsTest(unittest.TestCase):
         self.assertEqual(got, {(None, None): 2})
         self.assertEqual(gauges["labelled"], 0)
 
+    def stage(self, text, name):
+        """(count, sum in s) of roamhub_relay_latency_seconds{stage=name}"""
+        _, samples = parse(text)
+        got = {n: v for n, l, v in samples if l.get("stage") == name and "le" not in l}
+        return (got["roamhub_relay_latency_seconds_count"],
+                got["roamhub_relay_latency_seconds_sum"])
+
+    def test_hub_added_latency(self):
+        """relay.hub_latency: each answered relayed message counts the hub's own part of its round
+        trip (kernel arrival of the request -> answer written, less forward -> kernel arrival of
+        the answer): a home network that takes 150 ms is not counted as the hub's."""
+        h = Hub(table(self.a, self.b), config={"relay": {"hub_latency": True}})
+        self.hubs.append(h)
+        self.assertEqual(self.stage(scrape(h)[2], "hub_added"), (0, 0))
+        # the kernel turns receive timestamps on a moment after the first socket asks (a deferred
+        # work item): a warm-up message, which may or may not carry them
+        self.assertEqual(h.post(pr_start_req(A, B, DATA_APP_B), self.a.key)[0], 200)
+        time.sleep(0.2)
+        n0, total0 = self.stage(scrape(h)[2], "hub_added")
+        self.assertLessEqual(n0, 1)
+
+        def slow(req):
+            time.sleep(0.15)
+            return answer(req, "Success")
+        self.b.answer_fn = slow
+        for _ in range(3):
+            st, _, elapsed = h.post(pr_start_req(A, B, DATA_APP_B), self.a.key)
+            self.assertEqual(st, 200)
+            self.assertGreaterEqual(elapsed, 0.15)
+        h.post(pr_start_req(A, B, DATA_NO_ROUTE), self.a.key)  # refused by the hub: not relayed
+        self.b.answer_fn = None
+        text = scrape(h)[2]
+        n, total = self.stage(text, "hub_added")
+        self.assertEqual(n - n0, 3)
+        self.assertGreater(total - total0, 0)
+        self.assertLess((total - total0) / 3, 0.1, "the home network's 150 ms counted as the hub's")
+        n_ans, ans_total = self.stage(text, "forward_to_answer")
+        self.assertEqual(n_ans, 4)
+        self.assertGreaterEqual(ans_total / n_ans, 0.15 * 3 / 4)
+
+    def test_hub_added_off_by_default(self):
+        hub = self.hub()
+        hub.post(pr_start_req(A, B, DATA_APP_B), self.a.key)
+        text = scrape(hub)[2]
+        self.assertEqual(self.stage(text, "hub_added"), (0, 0))
+        self.assertEqual(self.stage(text, "forward_to_answer")[0], 1)
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -7,7 +7,7 @@
  * the figures instead of silently lowering the offered rate (no coordinated omission).
  *
  * Usage: bench-openloop -p PORT -r RATE [-d SECONDS] [-c CONNECTIONS] [-w WARMUP_SECONDS]
- *                       [-a AUTHORIZATION] [-b BODY_FILE] [-s SERIES_FILE]
+ *                       [-a AUTHORIZATION] [-b BODY_FILE] [-s SERIES_FILE] [-m MARK_FILE]
  *   127.0.0.1 only. The body is a TS002 PRStartReq (relay.sh's) or BODY_FILE's text, in which
  *   every "{TXID}" becomes the request number (a fresh TransactionID per request).
  * Output (one line, key=value): due= sent= ok= bad= (non-2xx) lost= (unanswered at the end or
@@ -16,6 +16,8 @@
  * the server, is the bottleneck). Requests due during the warm-up are sent but not counted.
  * -s SERIES_FILE also writes, per 100 ms of due time after the warm-up, "ms answered max_us"
  * (one line each): a stall shows as one window's maximum, a queue that builds as a rising run.
+ * -m MARK_FILE is created (empty) when the first counted request is due: a script that reads the
+ * server's own counters then (tools/bench/relay_rate.sh, HUB_LATENCY=1) counts what this does.
  * Exit status 1 on usage or connection errors.
  *
  * One thread, epoll_pwait2 with a nanosecond timeout to the next due time (no timer file
@@ -163,9 +165,10 @@ int main(int argc, char **argv)
 {
     int port = 0, conns = 16;
     double rate = 0, secs = 10, warm = 1;
-    const char *auth = "Bearer bench-key-0123456789", *body_file = NULL, *series = NULL;
+    const char *auth = "Bearer bench-key-0123456789", *body_file = NULL, *series = NULL,
+               *mark_file = NULL;
     int opt;
-    while ((opt = getopt(argc, argv, "p:r:d:c:w:a:b:s:")) != -1) {
+    while ((opt = getopt(argc, argv, "p:r:d:c:w:a:b:s:m:")) != -1) {
         switch (opt) {
         case 'p': port = atoi(optarg); break;
         case 'r': rate = atof(optarg); break;
@@ -175,13 +178,17 @@ int main(int argc, char **argv)
         case 'a': auth = optarg; break;
         case 'b': body_file = optarg; break;
         case 's': series = optarg; break;
+        case 'm':
+            mark_file = optarg;
+            break;
         default: goto usage;
         }
     }
     if (port <= 0 || port > 65535 || rate <= 0 || secs <= 0 || conns <= 0 || warm < 0) {
     usage:
         fprintf(stderr, "usage: bench-openloop -p PORT -r RATE [-d SECONDS] [-c CONNECTIONS] "
-                        "[-w WARMUP_SECONDS] [-a AUTHORIZATION] [-b BODY_FILE] [-s SERIES_FILE]\n");
+                        "[-w WARMUP_SECONDS] [-a AUTHORIZATION] [-b BODY_FILE] [-s SERIES_FILE] "
+                        "[-m MARK_FILE]\n");
         return 1;
     }
     char *tmpl = NULL;
@@ -242,6 +249,12 @@ int main(int argc, char **argv)
         /* Everything due by now goes out (late ones too: their latency counts from due). */
         while (k < total && t0 + (uint64_t)((double)k * step) <= t) {
             uint64_t due = t0 + (uint64_t)((double)k * step);
+            if (mark_file && due >= count_from) {
+                int mf = open(mark_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+                if (mf >= 0)
+                    close(mf);
+                mark_file = NULL;
+            }
             conn_t *c = &cs[k % (uint64_t)conns];
             k++;
             if (c->closed) {

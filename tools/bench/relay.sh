@@ -18,6 +18,9 @@
 # with `Connection: close`, so every request pays a full TLS handshake (wrk does not resume
 # sessions), against the hub and nginx in rounds, with the CPU time each relay spends per
 # connection.
+# HUB_LATENCY=1 (with LATENCY=1) turns on the hub's relay.hub_latency and adds, for the hub's
+# rows, the median p99 of the hub's own part of each message's round trip (relay_rate.sh says
+# how it is measured).
 # HUB_WORKERS=N sets the hub's `workers` (default: the hub's own, one per core). The script
 # prints how the nginx relay's workers share the client's connections, measured during its first
 # run (nginx accepts from one queue and its split varies from run to run; the hub's SO_REUSEPORT
@@ -133,7 +136,7 @@ for target in hub nginx stub; do
   USER[$target]=$(cut -d' ' -f5 "$W/$target.runs" | median)
 done
 # hub errors would show as non-Success answers: count them through the hub's metrics
-ADMIN=$(python3 -c "import json;print(json.load(open('$W/ports.json'))['admin'])")
+ADMIN=$HUB_ADMIN
 curl -s "http://127.0.0.1:$ADMIN/metrics" | grep '^roamhub_messages_total' > "$W/metrics.txt" || true
 
 echo
@@ -186,25 +189,37 @@ LAT_SECS=${LAT_SECS:-8}
 echo
 echo "fixed-rate latency (bench-openloop -c$CONNS, ${LAT_SECS}s + 1s warm-up, median of $LAT_RUNS runs; hub peak $PEAK msg/s)"
 echo
-echo "| load | target | rate msg/s | p50 µs | p99 µs | p99.9 µs | lost+non-2xx | client late p99 µs |"
-echo "|---|---|---:|---:|---:|---:|---:|---:|"
+LAT_H="" LAT_S="" NCOL=5
+if [ "${HUB_LATENCY:-0}" = 1 ]; then LAT_H=" hub-added p50 / p99 µs |"; LAT_S="---:|"; NCOL=7; fi
+echo "| load | target | rate msg/s | p50 µs | p99 µs | p99.9 µs | lost+non-2xx | client late p99 µs |$LAT_H"
+echo "|---|---|---:|---:|---:|---:|---:|---:|$LAT_S"
 for pct in 10 50 80; do
   rate=$(python3 -c "print(int($PEAK * $pct / 100))")
   for target in stub nginx hub; do : > "$W/lat.$target"; done
   for r in $(seq "$LAT_RUNS"); do # rounds, as above
     for target in stub nginx hub; do
       case $target in hub) P=$HUB;; nginx) P=$RELAY;; stub) P=$STUB;; esac
-      apparatus "$OPENLOOP" -p "$P" -r "$rate" -d "$LAT_SECS" -c "$CONNS" > "$W/ol.out"
-      python3 - "$W/ol.out" >> "$W/lat.$target" <<'PY'
+      HUB_ADDED_ARGS=()
+      [ -n "$LAT_H" ] && [ $target = hub ] && hub_added_begin "$W" "$ADMIN"
+      apparatus "$OPENLOOP" -p "$P" -r "$rate" -d "$LAT_SECS" -c "$CONNS" "${HUB_ADDED_ARGS[@]}" > "$W/ol.out"
+      added="- -"
+      [ -n "$LAT_H" ] && [ $target = hub ] && added=$(hub_added_end "$W" "$ADMIN" | cut -d' ' -f2,3)
+      python3 - "$W/ol.out" "$added" >> "$W/lat.$target" <<'PY'
 import sys
 kv = dict(x.split("=") for x in open(sys.argv[1]).read().split())
-print(kv["p50_us"], kv["p99_us"], kv["p999_us"], int(kv["lost"]) + int(kv["bad"]), kv["late_us"])
+print(kv["p50_us"], kv["p99_us"], kv["p999_us"], int(kv["lost"]) + int(kv["bad"]), kv["late_us"],
+      sys.argv[2])
 PY
     done
   done
   for target in stub nginx hub; do
     row=""
-    for col in 1 2 3 4 5; do row="$row | $(cut -d' ' -f$col "$W/lat.$target" | median)"; done
+    for col in $(seq 5); do row="$row | $(cut -d' ' -f$col "$W/lat.$target" | median)"; done
+    if [ "$NCOL" = 7 ]; then
+      if [ $target = hub ]; then
+        row="$row | $(cut -d' ' -f6 "$W/lat.$target" | median) / $(cut -d' ' -f7 "$W/lat.$target" | median)"
+      else row="$row | -"; fi
+    fi
     echo "| $pct % | $target | $rate$row |"
   done
 done

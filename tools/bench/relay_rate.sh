@@ -17,6 +17,12 @@
 # APPARATUS=batch|core0 keeps the stub and bench-openloop from taking the relays' CPU
 # (relay_world.sh): the involuntary switches they cause disappear, for the hub and nginx alike.
 # HUB_WORKERS=N sets the hub's `workers` (default: one per core), as in relay.sh.
+# HUB_LATENCY=1 turns on the hub's relay.hub_latency and adds a column for the hub's rows: the
+# hub's own part of each message's round trip (kernel arrival of the request -> answer written,
+# less forward written -> kernel arrival of the answer; roamhub_relay_latency_seconds{stage=
+# "hub_added"} from the end of the warm-up to the end of the round, relay_world.sh
+# hub_added_begin/end), p50 / p99 / p99.9 interpolated within their power-of-two bucket (as
+# Prometheus' histogram_quantile), the p99's bucket in brackets.
 # Usage: tools/bench/relay_rate.sh [BUILD_DIR] [RATE] [SECS] [ROUNDS]
 # Needs: nginx (nginx-light); perf (linux-perf) for the system-call column.
 set -euo pipefail
@@ -48,22 +54,32 @@ if command -v perf >/dev/null &&
 
 echo "fixed rate $RATE msg/s, bench-openloop -c64, ${SECS}s + 1s warm-up, $ROUNDS rounds ($(nproc) cores)"
 echo
-echo "| round | target | p50 µs | p99 µs | CPU µs/msg (user) | voluntary / involuntary switches per msg | syscalls/msg | windows ≥ 3 ms / ≥ 10 ms |"
-echo "|---|---|---:|---:|---:|---|---:|---|"
+LAT_H="" LAT_S=""
+[ "${HUB_LATENCY:-0}" = 1 ] && { LAT_H=" hub-added p50 / p99 / p99.9 µs [p99's bucket] |"; LAT_S="---|"; }
+echo "| round | target | p50 µs | p99 µs | CPU µs/msg (user) | voluntary / involuntary switches per msg | syscalls/msg | windows ≥ 3 ms / ≥ 10 ms |$LAT_H"
+echo "|---|---|---:|---:|---:|---|---:|---|$LAT_S"
 for r in $(seq "$ROUNDS"); do
   for t in hub nginx; do
     case $t in hub) P=$HUB; PIDS=$HUB_PID;; nginx) P=$RELAY; PIDS=$RELAY_PIDS;; esac
     # shellcheck disable=SC2086
     c0=$(cpu_ticks $PIDS); u0=$(user_ticks $PIDS); read -r v0 n0 <<<"$(switches $PIDS)"
+    HUB_ADDED_ARGS=()
+    [ -n "$LAT_H" ] && [ $t = hub ] && hub_added_begin "$W" "$HUB_ADMIN"
     if [ "$PERF" = 1 ]; then
       perf stat -e raw_syscalls:sys_enter -p "${PIDS// /,}" -o "$W/perf.out" -- \
         sleep "$(python3 -c "print($SECS + 1)")" 2>/dev/null &
       PERF_PID=$!
     fi
-    out=$(apparatus "$OPENLOOP" -p "$P" -r "$RATE" -d "$SECS" -w 1 -c 64 -s "$W/$t.$r.series")
+    out=$(apparatus "$OPENLOOP" -p "$P" -r "$RATE" -d "$SECS" -w 1 -c 64 -s "$W/$t.$r.series" "${HUB_ADDED_ARGS[@]}")
     [ "$PERF" = 1 ] && { wait "$PERF_PID" || true; }
     # shellcheck disable=SC2086
     c1=$(cpu_ticks $PIDS); u1=$(user_ticks $PIDS); read -r v1 n1 <<<"$(switches $PIDS)"
+    lat=""
+    if [ -n "$LAT_H" ]; then
+      lat=" - |"
+      [ $t = hub ] && lat=" $(hub_added_end "$W" "$HUB_ADMIN" |
+                              awk '{printf "%s / %s / %s [%s] (of %s)", $2, $3, $4, $5, $1}') |"
+    fi
     sent=$(sed -n 's/.*sent=\([0-9]*\).*/\1/p' <<<"$out")
     p50=$(sed -n 's/.*p50_us=\([0-9.]*\).*/\1/p' <<<"$out")
     p99=$(sed -n 's/.*p99_us=\([0-9.]*\).*/\1/p' <<<"$out")
@@ -72,9 +88,9 @@ for r in $(seq "$ROUNDS"); do
     slow=$(awk '$3 >= 3000 {a++} $3 >= 10000 {b++} END {printf "%d / %d of %d", a, b, NR}' "$W/$t.$r.series")
     cpu="$(cpu_us_per "$c0" "$c1" "$sent" 1) ($(cpu_us_per "$u0" "$u1" "$sent" 1))"
     awk -v r="$r" -v t="$t" -v p50="$p50" -v p99="$p99" -v cpu="$cpu" -v n="$sent" -v v0="$v0" \
-        -v v1="$v1" -v n0="$n0" -v n1="$n1" -v sysc="$sys" -v slow="$slow" 'BEGIN {
+        -v v1="$v1" -v n0="$n0" -v n1="$n1" -v sysc="$sys" -v slow="$slow" -v lat="$lat" 'BEGIN {
       if (n <= 0) n = 1
-      printf "| %s | %s | %.0f | %.0f | %s | %.2f / %.2f | %s | %s |\n", r, t, p50, p99, cpu,
-             (v1 - v0) / n, (n1 - n0) / n, sysc, slow }'
+      printf "| %s | %s | %.0f | %.0f | %s | %.2f / %.2f | %s | %s |%s\n", r, t, p50, p99, cpu,
+             (v1 - v0) / n, (n1 - n0) / n, sysc, slow, lat }'
   done
 done

@@ -16,7 +16,17 @@
 # relay_hub_start DIR HUBD [TS002_FIELDS] [SESSION]: writes DIR/hub.json for the table (HUB_WORKERS
 # sets `workers`; TS002_FIELDS are more "ts002" members, e.g. ',"tls_cert":...'), starts HUBD in
 # its own session (SESSION=shared: in this script's) and waits for its ports: sets HUB_PID and
-# HUB (the TS002 port). relay_world_down DIR stops the stub, the nginx relay and the hub.
+# HUB (the TS002 port) and HUB_ADMIN (the admin port, /metrics); HUB_LATENCY=1 turns the hub's
+# relay.hub_latency on (kernel receive timestamps, roamhub_relay_latency_seconds{stage=
+# "hub_added"}). relay_world_down DIR stops the stub, the nginx relay and the hub.
+# hub_added_hist ADMIN_PORT: the hub_added histogram's cumulative counts, "le:count" per bucket.
+# hub_added_pct H0 H1: from two hub_added_hist readings, "count p50 p99 p99.9 BUCKET" of the
+# messages between them: each percentile in µs interpolated linearly within its power-of-two
+# bucket (Prometheus' histogram_quantile), BUCKET the p99's bucket ("256-511").
+# hub_added_begin DIR ADMIN_PORT / hub_added_end DIR ADMIN_PORT around a bench-openloop run given
+# "${HUB_ADDED_ARGS[@]}": the histogram is read when the client's warm-up ends (bench-openloop -m
+# creates DIR/mark then; polled every 5 ms, so the first few dozen ms of counted messages may be
+# missing) and again after the run; hub_added_end prints hub_added_pct of the two.
 # relay_port: a free TCP port on 127.0.0.1. cpu_ticks PID...: their utime+stime (clock ticks);
 # user_ticks PID...: their utime alone (user space; the rest is the kernel's work for them).
 # cpu_us_per T0 T1 N [DIGITS]: µs of CPU per item, N items between two cpu_ticks readings.
@@ -110,15 +120,57 @@ relay_hub_start() {
   [ -z "$nw" ] && [ "${APPARATUS:-}" = core0 ] && nw=$(relay_cpus)
   [ -n "$nw" ] && workers="\"workers\":$nw,"
   [ "${4:-own}" = own ] || setsid=
+  local lat=""
+  [ "${HUB_LATENCY:-0}" = 1 ] && lat=',"hub_latency":true'
   cat > "$1/hub.json" <<JSON
 {"log_level":"warn",$workers"import":"$1/table.json","database":{"path":"$1/db"},
  "ts002":{"address":"127.0.0.1","port":0${3:-}},"admin":{"address":"127.0.0.1","port":0},
- "relay":{"pending_max":1000000,"endpoint_allow_ranges":["127.0.0.0/8"]}}
+ "relay":{"pending_max":1000000,"endpoint_allow_ranges":["127.0.0.0/8"]$lat}}
 JSON
   $(relay_pin) $setsid "$2" -c "$1/hub.json" --ports-file "$1/ports.json" > "$1/hub.log" 2>&1 &
   HUB_PID=$!
   for _ in $(seq 100); do [ -f "$1/ports.json" ] && break; sleep 0.05; done
   HUB=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['ts002'])" "$1/ports.json")
+  HUB_ADMIN=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['admin'])" "$1/ports.json")
+}
+hub_added_hist() {
+  curl -s "http://127.0.0.1:$1/metrics" |
+    sed -n 's/^roamhub_relay_latency_seconds_bucket{stage="hub_added",le="\([^"]*\)"} \([0-9]*\)$/\1:\2/p' |
+    tr '\n' ' '
+}
+hub_added_begin() {
+  rm -f "$1/mark" "$1/h0" "$1/h0.part"
+  HUB_ADDED_ARGS=(-m "$1/mark")
+  ( for _ in $(seq 2000); do [ -e "$1/mark" ] && break; sleep 0.005; done
+    hub_added_hist "$2" > "$1/h0.part" && mv "$1/h0.part" "$1/h0" ) &
+}
+hub_added_end() { # may run in a subshell: waits for the reading's file, not for the process
+  for _ in $(seq 500); do [ -e "$1/h0" ] && break; sleep 0.01; done
+  hub_added_pct "$(cat "$1/h0")" "$(hub_added_hist "$2")"
+}
+hub_added_pct() {
+  python3 - "$1" "$2" <<'PY'
+import sys
+h0 = dict(x.split(":") for x in sys.argv[1].split())
+h1 = [x.split(":") for x in sys.argv[2].split()]
+d = [(le, int(c) - int(h0.get(le, 0))) for le, c in h1]  # cumulative, bounds 2^i - 1 µs
+n = d[-1][1] if d else 0
+def pct(q):
+    lo, below = 0.0, 0
+    for le, c in d:
+        if le == "+Inf":
+            return lo, "%d-" % lo
+        hi = round(float(le) * 1e6)
+        if c >= q * n and c > below:
+            return lo + (hi - lo) * (q * n - below) / (c - below), "%d-%d" % (lo, hi)
+        lo, below = hi + 1, c
+    return lo, "-"
+if n:
+    (a, _), (b, bucket), (c, _) = pct(0.5), pct(0.99), pct(0.999)
+    print(n, "%.0f" % a, "%.0f" % b, "%.0f" % c, bucket)
+else:
+    print(0, "-", "-", "-", "-")
+PY
 }
 relay_world_down() {
   [ -f "$1/stub.pid" ] && kill "$(cat "$1/stub.pid")" 2>/dev/null || true

@@ -16,8 +16,11 @@
  * the server, is the bottleneck). Requests due during the warm-up are sent but not counted.
  * -s SERIES_FILE also writes, per 100 ms of due time after the warm-up, "ms answered max_us"
  * (one line each): a stall shows as one window's maximum, a queue that builds as a rising run.
- * -m MARK_FILE is created (empty) when the first counted request is due: a script that reads the
- * server's own counters then (tools/bench/relay_rate.sh, HUB_LATENCY=1) counts what this does.
+ * -m MARK_FILE is opened for writing (created if missing) and closed when the first counted
+ * request is due: a script that reads the server's own counters then (tools/bench/relay_world.sh
+ * hub_added_begin, HUB_LATENCY=1) counts what this does. When MARK_FILE is a FIFO, its reader
+ * wakes at that moment (no process started, no polling, while the client measures); a FIFO
+ * without a reader is left alone (O_NONBLOCK: ENXIO).
  * Exit status 1 on usage or connection errors.
  *
  * One thread, epoll_pwait2 with a nanosecond timeout to the next due time (no timer file
@@ -250,7 +253,7 @@ int main(int argc, char **argv)
         while (k < total && t0 + (uint64_t)((double)k * step) <= t) {
             uint64_t due = t0 + (uint64_t)((double)k * step);
             if (mark_file && due >= count_from) {
-                int mf = open(mark_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+                int mf = open(mark_file, O_WRONLY | O_CREAT | O_NONBLOCK | O_CLOEXEC, 0644);
                 if (mf >= 0)
                     close(mf);
                 mark_file = NULL;

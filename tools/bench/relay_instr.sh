@@ -27,6 +27,8 @@
 # SLOW_MS=N (with ASYNC=1): the home network answers N ms after each request (a threaded Python
 # stub instead of nginx; its CPU is not the hub's), so a transaction outlives the cluster's
 # 10 ms publication batch and its start and end are both published.
+# HUB_LATENCY=1 turns the hub's relay.hub_latency on (kernel receive timestamps on both legs):
+# what the option costs per message.
 # REFERENCE=nginx measures the reference instead of the hub: nginx as the protocol-blind proxy_pass relay
 # of tools/bench/relay.sh (one worker process, no master, keep-alive upstream to the same stub;
 # TLS=1: the same certificate and TLS 1.3), with the same client and messages — the instructions
@@ -112,13 +114,15 @@ if [ "${CLUSTER:-0}" = 1 ]; then
   CLUSTER_SECTION=',"cluster":{"node_id":1,"nats_urls":["nats://127.0.0.1:'$NATSP'"],"replicas":1,"stream":"RH_INSTR_RUN","subject_prefix":"roamhub.instr.RUN"}'
 fi
 
+HUB_LAT=""
+[ "${HUB_LATENCY:-0}" = 1 ] && HUB_LAT=',"hub_latency":true'
 run() { # $1 = number of messages -> prints total Ir of the hub process
   local n=$1 d="$W/run$1"
   mkdir -p "$d"
   cat > "$d/hub.json" <<JSON
 {"workers":1,"log_level":"warn","import":"$W/table.json","database":{"path":"$d/db"},
  "ts002":{"address":"127.0.0.1","port":0$HUB_TLS},"admin":{"address":"127.0.0.1","port":0},
- "relay":{"pending_max":100000,"stats_flush_ms":60000,"endpoint_allow_ranges":["127.0.0.0/8"]}${CLUSTER_SECTION//RUN/$n}}
+ "relay":{"pending_max":100000,"stats_flush_ms":60000,"endpoint_allow_ranges":["127.0.0.0/8"]$HUB_LAT}${CLUSTER_SECTION//RUN/$n}}
 JSON
   local RUN=("$HUBD" -c "$d/hub.json" --ports-file "$d/ports.json")
   if [ "${REFERENCE:-hub}" = nginx ]; then # the reference relay on a port of its own

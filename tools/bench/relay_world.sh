@@ -24,9 +24,12 @@
 # messages between them: each percentile in µs interpolated linearly within its power-of-two
 # bucket (Prometheus' histogram_quantile), BUCKET the p99's bucket ("256-511").
 # hub_added_begin DIR ADMIN_PORT / hub_added_end DIR ADMIN_PORT around a bench-openloop run given
-# "${HUB_ADDED_ARGS[@]}": the histogram is read when the client's warm-up ends (bench-openloop -m
-# creates DIR/mark then; polled every 5 ms, so the first few dozen ms of counted messages may be
-# missing) and again after the run; hub_added_end prints hub_added_pct of the two.
+# "${HUB_ADDED_ARGS[@]}": the histogram is read when the client's warm-up ends and again after the
+# run; hub_added_end prints hub_added_pct of the two. The first reading is taken by a Python
+# process started beforehand and blocked on the FIFO DIR/mark, which bench-openloop -m opens at
+# the end of its warm-up (hub_added_begin returns once it is ready): no process starts and
+# nothing polls while the client measures (a polling loop and a curl there, or Python starting
+# during the warm-up, delayed the client's first 100-200 ms of requests by up to 120 ms).
 # relay_port: a free TCP port on 127.0.0.1. cpu_ticks PID...: their utime+stime (clock ticks);
 # user_ticks PID...: their utime alone (user space; the rest is the kernel's work for them).
 # cpu_us_per T0 T1 N [DIGITS]: µs of CPU per item, N items between two cpu_ticks readings.
@@ -139,10 +142,25 @@ hub_added_hist() {
     tr '\n' ' '
 }
 hub_added_begin() {
-  rm -f "$1/mark" "$1/h0" "$1/h0.part"
+  rm -f "$1/mark" "$1/h0" "$1/h0.part" "$1/ready"
+  mkfifo "$1/mark"
   HUB_ADDED_ARGS=(-m "$1/mark")
-  ( for _ in $(seq 2000); do [ -e "$1/mark" ] && break; sleep 0.005; done
-    hub_added_hist "$2" > "$1/h0.part" && mv "$1/h0.part" "$1/h0" ) &
+  python3 - "$1" "$2" <<'PY' &
+import http.client, os, re, select, sys
+d, port = sys.argv[1], int(sys.argv[2])
+conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+fd = os.open(os.path.join(d, "mark"), os.O_RDONLY | os.O_NONBLOCK)
+open(os.path.join(d, "ready"), "w").close()  # from now on bench-openloop's open finds a reader
+if not select.select([fd], [], [], 600)[0]:  # readable (EOF) once bench-openloop opened it
+    sys.exit(1)                              # and closed it; no writer at all: give up
+conn.request("GET", "/metrics")
+text = conn.getresponse().read().decode()
+pat = re.compile(r'^roamhub_relay_latency_seconds_bucket\{stage="hub_added",le="([^"]*)"\} (\d+)$', re.M)
+with open(os.path.join(d, "h0.part"), "w") as f:
+    f.write(" ".join("%s:%s" % m for m in pat.findall(text)))
+os.rename(os.path.join(d, "h0.part"), os.path.join(d, "h0"))
+PY
+  for _ in $(seq 1000); do [ -e "$1/ready" ] && break; sleep 0.01; done
 }
 hub_added_end() { # may run in a subshell: waits for the reading's file, not for the process
   for _ in $(seq 500); do [ -e "$1/h0" ] && break; sleep 0.01; done

@@ -151,8 +151,10 @@ void relay_txn_route(relay_txn_t *t, const route_msg_t *view);
 
 /* Completes t with the receiver's answer a (may be rewritten by the answer policy, see
  * relay_answer_t): counts the outcome (forwarded for Success, receiver_error with the ResultCode
- * otherwise), observes the receiver's latency, logs, calls ops.answer. No-op when t is already
- * done. The caller keeps ownership of a and of a->fe_msg. */
+ * otherwise), observes the receiver's latency, logs, calls ops.answer; then, when the sender
+ * waits and both the request's and a's kernel arrival times are known, observes the hub_added
+ * latency (metrics.h METRICS_HUB_ADDED: ops.answer has written the answer). No-op when t is
+ * already done. The caller keeps ownership of a and of a->fe_msg. */
 void relay_txn_complete(relay_txn_t *t, relay_answer_t *a);
 
 /* Fails t because of its receiver (unreachable, timed out, refused at the HTTP level, answered

@@ -18,9 +18,9 @@
 # with `Connection: close`, so every request pays a full TLS handshake (wrk does not resume
 # sessions), against the hub and nginx in rounds, with the CPU time each relay spends per
 # connection.
-# HUB_LATENCY=1 (with LATENCY=1) turns on the hub's relay.hub_latency and adds, for the hub's
-# rows, the median p99 of the hub's own part of each message's round trip (relay_rate.sh says
-# how it is measured).
+# HUB_LATENCY=1 (with LATENCY=1) turns on the hub's relay.hub_latency (for the whole run, the wrk
+# table too) and adds, for the hub's rows, the medians of the p50 and the p99 of the hub's own
+# part of each message's round trip (relay_rate.sh says how it is measured).
 # HUB_WORKERS=N sets the hub's `workers` (default: the hub's own, one per core). The script
 # prints how the nginx relay's workers share the client's connections, measured during its first
 # run (nginx accepts from one queue and its split varies from run to run; the hub's SO_REUSEPORT

@@ -15,6 +15,9 @@
 #include "peer_endpoint.h"
 #include "rh_err.h"
 #include "rh_log.h"
+#include "rh_time.h"
+
+#include <unistd.h>
 
 typedef struct result {
     int done;
@@ -761,11 +764,66 @@ static void test_plain_reads(void **state)
     raw_stop(&s);
 }
 
+typedef struct stamp_result {
+    peer_client_t *client;
+    int done;
+    uint64_t arrival[8], cb_real[8];
+} stamp_result_t;
+
+static void on_stamped(int status, int http_status, const uint8_t *body, size_t len, void *arg)
+{
+    (void)body, (void)len;
+    stamp_result_t *r = arg;
+    assert_int_equal(status, RH_OK);
+    assert_int_equal(http_status, 200);
+    r->arrival[r->done] = peer_client_response_arrival_ns(r->client);
+    r->cb_real[r->done] = (uint64_t)rh_real_ns();
+    r->done++;
+}
+
+/* opts.rx_stamps: during a response callback the client says when the kernel received the
+ * response (between the post and the callback); 0 outside callbacks and without rx_stamps. */
+static void test_response_arrival_stamps(void **state)
+{
+    fixture_t *f = *state;
+    fx_server_t s;
+    fx_server_start(&s, f->base, 0, NULL, NULL, NULL);
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/bi", s.port);
+    peer_endpoint_t *ep = make_ep("netA", url, 5000, 8, NULL);
+    peer_client_t *stamped = NULL;
+    peer_client_opts_t o = {.rx_stamps = true};
+    assert_int_equal(peer_client_new(f->base, &o, &stamped), RH_OK);
+    stamp_result_t r = {.client = stamped}, plain = {.client = f->client};
+    uint64_t posted[8];
+    for (int i = 0; i < 4; i++) {
+        posted[i] = (uint64_t)rh_real_ns();
+        assert_int_equal(peer_client_post(stamped, ep, NULL, "{}", 2, NULL, 0, on_stamped, &r),
+                         RH_OK);
+        assert_true(fx_run_until(f->base, &r.done, i + 1, 10000));
+        assert_int_equal(peer_client_response_arrival_ns(stamped), 0); /* outside a callback */
+        if (i == 0)
+            usleep(200000); /* the kernel turns timestamping on a moment after it is asked */
+    }
+    for (int i = 1; i < 4; i++) { /* the first response may precede the kernel's timestamps */
+        assert_true(r.arrival[i] >= posted[i]);
+        assert_true(r.arrival[i] <= r.cb_real[i]);
+    }
+    assert_int_equal(peer_client_post(f->client, ep, NULL, "{}", 2, NULL, 0, on_stamped, &plain),
+                     RH_OK);
+    assert_true(fx_run_until(f->base, &plain.done, 1, 10000));
+    assert_int_equal(plain.arrival[0], 0); /* a client without rx_stamps */
+    peer_client_free(stamped);
+    peer_endpoint_free(ep);
+    fx_server_stop(&s);
+}
+
 int main(void)
 {
     rh_log_set_level_name("err");
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_roundtrip_keepalive, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_response_arrival_stamps, setup, teardown),
         cmocka_unit_test_setup_teardown(test_inflight_bound, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timeout_isolation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_staggered_deadlines, setup, teardown),

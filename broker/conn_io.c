@@ -171,9 +171,11 @@ static void do_read_plain(conn_io_t *t)
             break;
         }
         size_t want = v.iov_len > CONN_IO_CHUNK ? CONN_IO_CHUNK : v.iov_len;
-        ssize_t r = t->stamps ? rh_recv_stamped(t->fd, v.iov_base, want, &t->rx_ns)
+        uint64_t stamp = 0;
+        ssize_t r = t->stamps ? rh_recv_stamped(t->fd, v.iov_base, want, &stamp)
                               : recv(t->fd, v.iov_base, want, 0);
         if (r > 0) {
+            t->rx_ns = stamp; /* 0 when this read came without one: never a stale stamp */
             v.iov_len = (size_t)r;
             evbuffer_commit_space(t->in, &v, 1);
             t->got = 1;

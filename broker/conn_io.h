@@ -80,7 +80,8 @@ unsigned long conn_io_error(const conn_io_t *t);
 int conn_io_rx_stamps(conn_io_t *t);
 
 /* With conn_io_rx_stamps: the receive timestamp (CLOCK_REALTIME ns, as rh_real_ns) of the
- * last packet whose bytes the latest read returned; 0 before the first or without stamps. */
+ * last packet whose bytes the latest read returned; 0 before the first read, when that read
+ * came without a timestamp, or without stamps. */
 uint64_t conn_io_rx_ns(const conn_io_t *t);
 
 /* TLS: sends close_notify (best effort, once the handshake is done). Closes the socket and frees

@@ -21,8 +21,7 @@
 # "hub_added"}). relay_world_down DIR stops the stub, the nginx relay and the hub.
 # hub_added_hist ADMIN_PORT: the hub_added histogram's cumulative counts, "le:count" per bucket.
 # hub_added_pct H0 H1: from two hub_added_hist readings, "count p50 p99 p99.9 BUCKET" of the
-# messages between them: each percentile in µs interpolated linearly within its power-of-two
-# bucket (Prometheus' histogram_quantile), BUCKET the p99's bucket ("256-511").
+# messages between them (interpolated within the power-of-two buckets: hub_added.py says how).
 # hub_added_begin DIR ADMIN_PORT / hub_added_end DIR ADMIN_PORT around a bench-openloop run given
 # "${HUB_ADDED_ARGS[@]}": the histogram is read when the client's warm-up ends and again after the
 # run; hub_added_end prints hub_added_pct of the two. The first reading is taken by a Python
@@ -136,60 +135,20 @@ JSON
   HUB=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['ts002'])" "$1/ports.json")
   HUB_ADMIN=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['admin'])" "$1/ports.json")
 }
-hub_added_hist() {
-  curl -s "http://127.0.0.1:$1/metrics" |
-    sed -n 's/^roamhub_relay_latency_seconds_bucket{stage="hub_added",le="\([^"]*\)"} \([0-9]*\)$/\1:\2/p' |
-    tr '\n' ' '
-}
+HUB_ADDED_PY="$(dirname "${BASH_SOURCE[0]}")/hub_added.py"
+hub_added_hist() { python3 "$HUB_ADDED_PY" read "$1"; }
 hub_added_begin() {
   rm -f "$1/mark" "$1/h0" "$1/h0.part" "$1/ready"
   mkfifo "$1/mark"
   HUB_ADDED_ARGS=(-m "$1/mark")
-  python3 - "$1" "$2" <<'PY' &
-import http.client, os, re, select, sys
-d, port = sys.argv[1], int(sys.argv[2])
-conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-fd = os.open(os.path.join(d, "mark"), os.O_RDONLY | os.O_NONBLOCK)
-open(os.path.join(d, "ready"), "w").close()  # from now on bench-openloop's open finds a reader
-if not select.select([fd], [], [], 600)[0]:  # readable (EOF) once bench-openloop opened it
-    sys.exit(1)                              # and closed it; no writer at all: give up
-conn.request("GET", "/metrics")
-text = conn.getresponse().read().decode()
-pat = re.compile(r'^roamhub_relay_latency_seconds_bucket\{stage="hub_added",le="([^"]*)"\} (\d+)$', re.M)
-with open(os.path.join(d, "h0.part"), "w") as f:
-    f.write(" ".join("%s:%s" % m for m in pat.findall(text)))
-os.rename(os.path.join(d, "h0.part"), os.path.join(d, "h0"))
-PY
+  python3 "$HUB_ADDED_PY" wait "$1" "$2" &
   for _ in $(seq 1000); do [ -e "$1/ready" ] && break; sleep 0.01; done
 }
 hub_added_end() { # may run in a subshell: waits for the reading's file, not for the process
   for _ in $(seq 500); do [ -e "$1/h0" ] && break; sleep 0.01; done
   hub_added_pct "$(cat "$1/h0")" "$(hub_added_hist "$2")"
 }
-hub_added_pct() {
-  python3 - "$1" "$2" <<'PY'
-import sys
-h0 = dict(x.split(":") for x in sys.argv[1].split())
-h1 = [x.split(":") for x in sys.argv[2].split()]
-d = [(le, int(c) - int(h0.get(le, 0))) for le, c in h1]  # cumulative, bounds 2^i - 1 µs
-n = d[-1][1] if d else 0
-def pct(q):
-    lo, below = 0.0, 0
-    for le, c in d:
-        if le == "+Inf":
-            return lo, "%d-" % lo
-        hi = round(float(le) * 1e6)
-        if c >= q * n and c > below:
-            return lo + (hi - lo) * (q * n - below) / (c - below), "%d-%d" % (lo, hi)
-        lo, below = hi + 1, c
-    return lo, "-"
-if n:
-    (a, _), (b, bucket), (c, _) = pct(0.5), pct(0.99), pct(0.999)
-    print(n, "%.0f" % a, "%.0f" % b, "%.0f" % c, bucket)
-else:
-    print(0, "-", "-", "-", "-")
-PY
-}
+hub_added_pct() { python3 "$HUB_ADDED_PY" pct "$1" "$2"; }
 relay_world_down() {
   [ -f "$1/stub.pid" ] && kill "$(cat "$1/stub.pid")" 2>/dev/null || true
   [ -f "$1/relay.pid" ] && kill "$(cat "$1/relay.pid")" 2>/dev/null || true

@@ -21,7 +21,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 from roaming_world import B_DEVICES, World  # noqa: E402
-from roamhub_harness import (AdminClient, Hub, Member, admin_config, free_port,  # noqa: E402
+from roamhub_harness import (AdminClient, Hub, Member, admin_config,  # noqa: E402
                              member_records, pr_start_req)
 
 SOURCE = os.environ.get("ROAMHUB_SOURCE", os.path.join(HERE, "..", ".."))
@@ -63,7 +63,7 @@ class TileServer:
                 self.send_header("Content-Length", str(len(tile)))
                 self.end_headers()
                 self.wfile.write(tile)
-        self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), H)
+        self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
         self.port = self.srv.server_address[1]
         threading.Thread(target=self.srv.serve_forever, daemon=True).start()
 

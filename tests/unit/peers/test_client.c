@@ -41,13 +41,17 @@ static void on_done(int status, int http_status, const uint8_t *body, size_t len
     r->done++;
 }
 
-static peer_endpoint_t *make_ep(const char *id, const char *url, uint32_t timeout_ms,
-                                uint32_t max_in_flight, const char *authz)
+/* An endpoint `id` of NetID 000013 at http://127.0.0.1:<port><path> (path starts with '/');
+ * authz NULL = none. The caller frees it (peer_endpoint_free). */
+static peer_endpoint_t *make_ep(const char *id, uint16_t port, const char *path,
+                                uint32_t timeout_ms, uint32_t max_in_flight, const char *authz)
 {
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%u%s", port, path);
     Roamhub__V1__Endpoint rec = ROAMHUB__V1__ENDPOINT__INIT;
     rec.id = (char *)id;
     rec.net_id = 0x000013;
-    rec.url = (char *)url;
+    rec.url = url;
     rec.timeout_ms = timeout_ms;
     rec.max_in_flight = max_in_flight;
     rec.authorization = (char *)(authz ? authz : "");
@@ -89,9 +93,7 @@ static void test_roundtrip_keepalive(void **state)
     fixture_t *f = *state;
     fx_server_t s;
     fx_server_start(&s, f->base, 0, NULL, NULL, NULL);
-    char url[128];
-    snprintf(url, sizeof url, "http://127.0.0.1:%u/bi", s.port);
-    peer_endpoint_t *ep = make_ep("netA", url, 5000, 8, "Bearer s3cret-token");
+    peer_endpoint_t *ep = make_ep("netA", s.port, "/bi", 5000, 8, "Bearer s3cret-token");
     result_t r = {0};
     const int N = 20;
     for (int i = 0; i < N; i++) {
@@ -166,9 +168,7 @@ static void test_inflight_bound(void **state)
     fx_server_t s;
     fx_server_start(&s, f->base, 0, NULL, NULL, NULL);
     s.mode = FX_HANG;
-    char url[128];
-    snprintf(url, sizeof url, "http://127.0.0.1:%u/", s.port);
-    peer_endpoint_t *ep = make_ep("slow", url, 400, 4, NULL);
+    peer_endpoint_t *ep = make_ep("slow", s.port, "/", 400, 4, NULL);
     result_t r = {0};
     for (int i = 0; i < 4; i++)
         assert_int_equal(peer_client_post(f->client, ep, NULL, "{}", 2, NULL, 0, on_done, &r), RH_OK);
@@ -203,11 +203,8 @@ static void test_timeout_isolation(void **state)
     fx_server_start(&hung, f->base, 0, NULL, NULL, NULL);
     fx_server_start(&ok, f->base, 0, NULL, NULL, NULL);
     hung.mode = FX_HANG;
-    char url[128];
-    snprintf(url, sizeof url, "http://127.0.0.1:%u/", hung.port);
-    peer_endpoint_t *slow = make_ep("hung", url, 1000, 8, NULL);
-    snprintf(url, sizeof url, "http://127.0.0.1:%u/", ok.port);
-    peer_endpoint_t *fast = make_ep("ok", url, 5000, 8, NULL);
+    peer_endpoint_t *slow = make_ep("hung", hung.port, "/", 1000, 8, NULL);
+    peer_endpoint_t *fast = make_ep("ok", ok.port, "/", 5000, 8, NULL);
 
     result_t rs = {0}, rf = {0};
     uint64_t t0 = fx_now_ms();
@@ -241,9 +238,7 @@ static void test_staggered_deadlines(void **state)
     fixture_t *f = *state;
     fx_server_t s;
     fx_server_start(&s, f->base, 0, NULL, NULL, NULL);
-    char url[128];
-    snprintf(url, sizeof url, "http://127.0.0.1:%u/", s.port);
-    peer_endpoint_t *ep = make_ep("staggered", url, 600, 8, NULL);
+    peer_endpoint_t *ep = make_ep("staggered", s.port, "/", 600, 8, NULL);
     result_t r = {0};
     int never = 0;
     /* A completes at once: the timer armed for A's deadline stays armed */
@@ -274,9 +269,7 @@ static void test_backoff_and_recovery(void **state)
 {
     fixture_t *f = *state;
     uint16_t port = fx_closed_port();
-    char url[128];
-    snprintf(url, sizeof url, "http://127.0.0.1:%u/", port);
-    peer_endpoint_t *ep = make_ep("dead", url, 2000, 8, NULL);
+    peer_endpoint_t *ep = make_ep("dead", port, "/", 2000, 8, NULL);
     result_t r = {0};
     for (int i = 0; i < 3; i++) {
         assert_int_equal(peer_client_post(f->client, ep, NULL, "{}", 2, NULL, 0, on_done, &r), RH_OK);
@@ -339,9 +332,7 @@ static void test_5xx_not_counted(void **state)
     fx_server_t s;
     fx_server_start(&s, f->base, 0, NULL, NULL, NULL);
     s.mode = FX_503;
-    char url[128];
-    snprintf(url, sizeof url, "http://127.0.0.1:%u/", s.port);
-    peer_endpoint_t *ep = make_ep("e503", url, 5000, 8, NULL);
+    peer_endpoint_t *ep = make_ep("e503", s.port, "/", 5000, 8, NULL);
     result_t r = {0};
     for (int i = 0; i < 3; i++) {
         assert_int_equal(peer_client_post(f->client, ep, NULL, "{}", 2, NULL, 0, on_done, &r), RH_OK);
@@ -372,11 +363,9 @@ static void test_config_change_retires_pool(void **state)
     fixture_t *f = *state;
     fx_server_t s;
     fx_server_start(&s, f->base, 0, NULL, NULL, NULL);
-    char url[128];
-    snprintf(url, sizeof url, "http://127.0.0.1:%u/", s.port);
-    peer_endpoint_t *a = make_ep("chg", url, 5000, 8, "Bearer one");
-    peer_endpoint_t *a_same = make_ep("chg", url, 5000, 8, "Bearer one");
-    peer_endpoint_t *b = make_ep("chg", url, 5000, 8, "Bearer two");
+    peer_endpoint_t *a = make_ep("chg", s.port, "/", 5000, 8, "Bearer one");
+    peer_endpoint_t *a_same = make_ep("chg", s.port, "/", 5000, 8, "Bearer one");
+    peer_endpoint_t *b = make_ep("chg", s.port, "/", 5000, 8, "Bearer two");
     assert_memory_equal(a->digest, a_same->digest, 32);
     assert_memory_not_equal(a->digest, b->digest, 32);
     result_t r = {0};
@@ -406,9 +395,7 @@ static void test_stale_keepalive_not_counted(void **state)
     fixture_t *f = *state;
     fx_server_t s;
     fx_server_start(&s, f->base, 0, NULL, NULL, NULL);
-    char url[128];
-    snprintf(url, sizeof url, "http://127.0.0.1:%u/", s.port);
-    peer_endpoint_t *ep = make_ep("stale", url, 5000, 8, NULL);
+    peer_endpoint_t *ep = make_ep("stale", s.port, "/", 5000, 8, NULL);
     result_t r = {0};
     peer_endpoint_stats_t st;
     bool found;
@@ -442,9 +429,7 @@ static void test_free_with_outstanding(void **state)
     fx_server_t s;
     fx_server_start(&s, base, 0, NULL, NULL, NULL);
     s.mode = FX_HANG;
-    char url[128];
-    snprintf(url, sizeof url, "http://127.0.0.1:%u/", s.port);
-    peer_endpoint_t *ep = make_ep("x", url, 5000, 8, NULL);
+    peer_endpoint_t *ep = make_ep("x", s.port, "/", 5000, 8, NULL);
     result_t r = {0};
     assert_int_equal(peer_client_post(c, ep, NULL, "{}", 2, NULL, 0, on_done, &r), RH_OK);
     assert_int_equal(peer_client_post(c, ep, NULL, "{}", 2, NULL, 0, on_done, &r), RH_OK);
@@ -498,9 +483,7 @@ static void test_connection_bound_queues(void **state)
     fx_server_t s;
     fx_server_start(&s, base, 0, NULL, NULL, NULL);
     s.mode = FX_HANG;
-    char url[128];
-    snprintf(url, sizeof url, "http://127.0.0.1:%u/", s.port);
-    peer_endpoint_t *ep = make_ep("capped", url, 3000, 5, NULL);
+    peer_endpoint_t *ep = make_ep("capped", s.port, "/", 3000, 5, NULL);
     result_t r = {0};
     for (int i = 0; i < 5; i++)
         assert_int_equal(peer_client_post(c, ep, NULL, "{}", 2, NULL, 0, on_done, &r), RH_OK);
@@ -539,7 +522,7 @@ static void test_connection_bound_queues(void **state)
     /* a waiting request that never gets a connection fails at its deadline */
     s.mode = FX_HANG;
     s.n_hung = 0;
-    peer_endpoint_t *slow = make_ep("slow1", url, 300, 4, NULL);
+    peer_endpoint_t *slow = make_ep("slow1", s.port, "/", 300, 4, NULL);
     peer_client_opts_t o1 = {.max_conns_per_endpoint = 1, .no_jitter = true};
     peer_client_t *c1 = NULL;
     assert_int_equal(peer_client_new(base, &o1, &c1), RH_OK);
@@ -571,10 +554,9 @@ static void test_total_connection_bound(void **state)
     fx_server_start(&s, base, 0, NULL, NULL, NULL);
     peer_endpoint_t *ep[3];
     for (int i = 0; i < 3; i++) {
-        char url[128], id[8];
-        snprintf(url, sizeof url, "http://127.0.0.1:%u/e%d", s.port, i);
-        snprintf(id, sizeof id, "e%d", i);
-        ep[i] = make_ep(id, url, 3000, 8, NULL);
+        char path[8];
+        snprintf(path, sizeof path, "/e%d", i);
+        ep[i] = make_ep(path + 1, s.port, path, 3000, 8, NULL);
     }
     result_t r = {0};
     for (int i = 0; i < 3; i++) {
@@ -729,9 +711,7 @@ static void raw_stop(raw_server_t *s)
 /* Runs `n` sequential requests against a raw server; each must complete with 200 and `body`. */
 static void raw_requests(fixture_t *f, raw_server_t *s, int n, const char *body)
 {
-    char url[128];
-    snprintf(url, sizeof url, "http://127.0.0.1:%u/", s->port);
-    peer_endpoint_t *ep = make_ep("raw", url, 5000, 8, NULL);
+    peer_endpoint_t *ep = make_ep("raw", s->port, "/", 5000, 8, NULL);
     result_t r = {0};
     for (int i = 0; i < n; i++) {
         assert_int_equal(peer_client_post(f->client, ep, NULL, "{}", 2, NULL, 0, on_done, &r),
@@ -788,9 +768,7 @@ static void test_response_arrival_stamps(void **state)
     fixture_t *f = *state;
     fx_server_t s;
     fx_server_start(&s, f->base, 0, NULL, NULL, NULL);
-    char url[128];
-    snprintf(url, sizeof url, "http://127.0.0.1:%u/bi", s.port);
-    peer_endpoint_t *ep = make_ep("netA", url, 5000, 8, NULL);
+    peer_endpoint_t *ep = make_ep("netA", s.port, "/bi", 5000, 8, NULL);
     peer_client_t *stamped = NULL;
     peer_client_opts_t o = {.rx_stamps = true};
     assert_int_equal(peer_client_new(f->base, &o, &stamped), RH_OK);

@@ -136,8 +136,7 @@ for target in hub nginx stub; do
   USER[$target]=$(cut -d' ' -f5 "$W/$target.runs" | median)
 done
 # hub errors would show as non-Success answers: count them through the hub's metrics
-ADMIN=$HUB_ADMIN
-curl -s "http://127.0.0.1:$ADMIN/metrics" | grep '^roamhub_messages_total' > "$W/metrics.txt" || true
+curl -s "http://127.0.0.1:$HUB_ADMIN/metrics" | grep '^roamhub_messages_total' > "$W/metrics.txt" || true
 
 echo
 echo "relay benchmark ($SCHEME in front of the hub and the nginx relay): $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), wrk -t2 -c$CONNS -d${SECS}s, median of $RUNS runs"
@@ -200,10 +199,10 @@ for pct in 10 50 80; do
     for target in stub nginx hub; do
       case $target in hub) P=$HUB;; nginx) P=$RELAY;; stub) P=$STUB;; esac
       HUB_ADDED_ARGS=()
-      [ -n "$LAT_H" ] && [ $target = hub ] && hub_added_begin "$W" "$ADMIN"
+      [ -n "$LAT_H" ] && [ $target = hub ] && hub_added_begin "$W" "$HUB_ADMIN"
       apparatus "$OPENLOOP" -p "$P" -r "$rate" -d "$LAT_SECS" -c "$CONNS" "${HUB_ADDED_ARGS[@]}" > "$W/ol.out"
       added="- -"
-      [ -n "$LAT_H" ] && [ $target = hub ] && added=$(hub_added_end "$W" "$ADMIN" | cut -d' ' -f2,3)
+      [ -n "$LAT_H" ] && [ $target = hub ] && added=$(hub_added_end "$W" "$HUB_ADMIN" | cut -d' ' -f2,3)
       python3 - "$W/ol.out" "$added" >> "$W/lat.$target" <<'PY'
 import sys
 kv = dict(x.split("=") for x in open(sys.argv[1]).read().split())

@@ -132,8 +132,8 @@ JSON
   $(relay_pin) $setsid "$2" -c "$1/hub.json" --ports-file "$1/ports.json" > "$1/hub.log" 2>&1 &
   HUB_PID=$!
   for _ in $(seq 100); do [ -f "$1/ports.json" ] && break; sleep 0.05; done
-  HUB=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['ts002'])" "$1/ports.json")
-  HUB_ADMIN=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['admin'])" "$1/ports.json")
+  read -r HUB HUB_ADMIN < <(python3 -c "import json,sys; p = json.load(open(sys.argv[1]))
+print(p['ts002'], p['admin'])" "$1/ports.json")
 }
 HUB_ADDED_PY="$(dirname "${BASH_SOURCE[0]}")/hub_added.py"
 hub_added_hist() { python3 "$HUB_ADDED_PY" read "$1"; }
